@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import type { JsonObject } from '../events/stored-event.js';
+import { initialState, type AccountState, type LedgerState, type TransferRecord } from './state.js';
+import type { Posting } from './types.js';
+
+/** Shape version of serialized snapshot state. */
+export const SNAPSHOT_SCHEMA_VERSION = 1;
+
+const minor = z.string().regex(/^[0-9]{1,40}$/);
+const posting = z.tuple([z.string(), z.enum(['debit', 'credit']), minor, z.string()]);
+const snapshotStateSchema = z.strictObject({
+  version: z.int().nonnegative(),
+  lastRecordedAtMs: z.int().nonnegative(),
+  accounts: z.array(
+    z.strictObject({
+      id: z.string(),
+      currency: z.string(),
+      type: z.enum(['asset', 'liability', 'equity', 'income', 'expense']),
+      normalSide: z.enum(['debit', 'credit']),
+      flags: z.strictObject({ debitsMustNotExceedCredits: z.boolean(), creditsMustNotExceedDebits: z.boolean() }),
+      metadata: z.record(z.string(), z.string()),
+      openedAtVersion: z.int(),
+      openedAtMs: z.int(),
+      status: z.enum(['open', 'frozen', 'closed']),
+      balances: z.tuple([minor, minor, minor, minor]),
+    }),
+  ),
+  holds: z.array(
+    z.strictObject({
+      id: z.string(),
+      postings: z.array(posting),
+      timeoutMs: z.int().optional(),
+      reference: z.string().optional(),
+      metadata: z.record(z.string(), z.string()),
+      ledgerVersion: z.int(),
+      recordedAtMs: z.int(),
+      effectiveAtMs: z.int(),
+    }),
+  ),
+});
+
+/**
+ * Serializes what a writer needs to resume: every account and every unresolved hold. Resolved
+ * and posted transfers are not included; the writer finds them through the store's index.
+ */
+export function serializeState(state: LedgerState, accounts: Iterable<AccountState>, holds: Iterable<TransferRecord>): JsonObject {
+  const accountRows = [];
+  for (const a of accounts) {
+    accountRows.push({
+      id: a.id,
+      currency: a.currency,
+      type: a.type,
+      normalSide: a.normalSide,
+      flags: { ...a.flags },
+      metadata: a.metadata,
+      openedAtVersion: a.openedAtVersion,
+      openedAtMs: a.openedAtMs,
+      status: a.status,
+      balances: [String(a.debitsPosted), String(a.creditsPosted), String(a.debitsPending), String(a.creditsPending)],
+    });
+  }
+  const holdRows = [];
+  for (const h of holds) {
+    if (h.kind !== 'hold' || h.resolution !== 'pending') continue;
+    holdRows.push({
+      id: h.id,
+      postings: h.postings.map((p) => [p.accountId, p.side, String(p.amount), p.currency]),
+      ...(h.timeoutMs === undefined ? {} : { timeoutMs: h.timeoutMs }),
+      ...(h.reference === undefined ? {} : { reference: h.reference }),
+      metadata: h.metadata,
+      ledgerVersion: h.ledgerVersion,
+      recordedAtMs: h.recordedAtMs,
+      effectiveAtMs: h.effectiveAtMs,
+    });
+  }
+  return { version: state.version, lastRecordedAtMs: state.lastRecordedAtMs, accounts: accountRows, holds: holdRows } as JsonObject;
+}
+
+/** Rebuilds a state from {@link serializeState}'s output; `undefined` if the data is not valid. */
+export function restoreState(data: JsonObject): LedgerState | undefined {
+  const parsed = snapshotStateSchema.safeParse(data);
+  if (!parsed.success) return undefined;
+  const state = initialState();
+  state.version = parsed.data.version;
+  state.lastRecordedAtMs = parsed.data.lastRecordedAtMs;
+  for (const a of parsed.data.accounts) {
+    const [dP, cP, dPe, cPe] = a.balances;
+    const account: AccountState = {
+      id: a.id,
+      currency: a.currency,
+      type: a.type,
+      normalSide: a.normalSide,
+      flags: a.flags,
+      metadata: a.metadata,
+      openedAtVersion: a.openedAtVersion,
+      openedAtMs: a.openedAtMs,
+      status: a.status,
+      debitsPosted: BigInt(dP),
+      creditsPosted: BigInt(cP),
+      debitsPending: BigInt(dPe),
+      creditsPending: BigInt(cPe),
+    };
+    state.accounts.set(a.id, account);
+  }
+  for (const h of parsed.data.holds) {
+    const postings: Posting[] = h.postings.map(([accountId, side, amount, currency]) => ({ accountId, side, amount: BigInt(amount), currency }));
+    const hold: TransferRecord = {
+      id: h.id,
+      kind: 'hold',
+      postings,
+      pendingId: undefined,
+      reversalOf: undefined,
+      timeoutMs: h.timeoutMs,
+      timeoutAtMs: h.timeoutMs === undefined ? undefined : h.recordedAtMs + h.timeoutMs,
+      reference: h.reference,
+      metadata: h.metadata,
+      ledgerVersion: h.ledgerVersion,
+      recordedAtMs: h.recordedAtMs,
+      effectiveAtMs: h.effectiveAtMs,
+      resolution: 'pending',
+      reversedBy: undefined,
+    };
+    state.transfers.set(h.id, hold);
+  }
+  return state;
+}

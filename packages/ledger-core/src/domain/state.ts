@@ -1,0 +1,150 @@
+import type { AccountFlags, AccountType, Metadata, Posting, Side } from './types.js';
+
+/** The minimal map interface the state needs; a `Map` satisfies it. */
+export interface Table<V> {
+  get(key: string): V | undefined;
+  set(key: string, value: V): unknown;
+}
+
+/** An account's current state. Balances are minor units of `currency`, never negative. */
+export interface AccountState {
+  readonly id: string;
+  readonly currency: string;
+  readonly type: AccountType;
+  readonly normalSide: Side;
+  readonly flags: AccountFlags;
+  readonly metadata: Metadata;
+  readonly openedAtVersion: number;
+  readonly openedAtMs: number;
+  status: 'open' | 'frozen' | 'closed';
+  debitsPosted: bigint;
+  creditsPosted: bigint;
+  debitsPending: bigint;
+  creditsPending: bigint;
+}
+
+/** What kind of command created a transfer record. */
+export type TransferKind = 'transfer' | 'hold' | 'postPending' | 'voidPending' | 'reversal';
+
+/** A transfer the ledger has recorded: enough to answer retries, resolve holds and reverse. */
+export interface TransferRecord {
+  readonly id: string;
+  readonly kind: TransferKind;
+  /** Posted postings (transfer, reversal, postPending), held postings (hold), none (voidPending). */
+  readonly postings: readonly Posting[];
+  readonly pendingId: string | undefined;
+  readonly reversalOf: string | undefined;
+  readonly timeoutMs: number | undefined;
+  readonly timeoutAtMs: number | undefined;
+  readonly reference: string | undefined;
+  readonly metadata: Metadata;
+  readonly ledgerVersion: number;
+  readonly recordedAtMs: number;
+  readonly effectiveAtMs: number;
+  /** Holds only: `pending` until posted, voided or expired. */
+  resolution: 'pending' | 'posted' | 'voided' | 'expired' | undefined;
+  /** Id of the transfer that reversed this one. */
+  reversedBy: string | undefined;
+}
+
+/**
+ * A ledger's state, folded from its events. The writer owns one and mutates it through
+ * `evolve`; `decide` only reads it.
+ */
+export interface LedgerState {
+  /** Ledger version of the last event applied; 0 for an empty ledger. */
+  version: number;
+  /** Recorded time of the last event applied, epoch ms. */
+  lastRecordedAtMs: number;
+  readonly accounts: Table<AccountState>;
+  /**
+   * Transfer records. The writer keeps every unresolved hold here and a bounded set of recent
+   * transfers; older ones are fetched from the store's index before a command that names them.
+   */
+  readonly transfers: Table<TransferRecord>;
+  /**
+   * Whether `evolve` asserts account limits. True for any prefix of the log (the limits held
+   * when each event was decided); false for views filtered by effective time, where a back-dated
+   * transfer can legitimately appear before the credit that funded it.
+   */
+  readonly limitsAsserted: boolean;
+}
+
+/** An empty ledger's state. */
+export function initialState(options: { limitsAsserted?: boolean } = {}): LedgerState {
+  return {
+    version: 0,
+    lastRecordedAtMs: 0,
+    accounts: new Map<string, AccountState>(),
+    transfers: new Map<string, TransferRecord>(),
+    limitsAsserted: options.limitsAsserted ?? true,
+  };
+}
+
+/**
+ * A copy-on-write view over a table: reads fall through to the base, and the first read of a
+ * key copies its value so writes never reach the base until {@link OverlayTable.commit}.
+ */
+export class OverlayTable<V> implements Table<V> {
+  readonly #base: Table<V>;
+  readonly #copy: (value: V) => V;
+  readonly #local = new Map<string, V>();
+
+  constructor(base: Table<V>, copy: (value: V) => V) {
+    this.#base = base;
+    this.#copy = copy;
+  }
+
+  get(key: string): V | undefined {
+    const local = this.#local.get(key);
+    if (local !== undefined) return local;
+    const base = this.#base.get(key);
+    if (base === undefined) return undefined;
+    const copy = this.#copy(base);
+    this.#local.set(key, copy);
+    return copy;
+  }
+
+  set(key: string, value: V): this {
+    this.#local.set(key, value);
+    return this;
+  }
+
+  /** Keys written or read through this overlay. */
+  keys(): IterableIterator<string> {
+    return this.#local.keys();
+  }
+
+  /** Writes every local value into the base table. */
+  commit(): void {
+    for (const [key, value] of this.#local) this.#base.set(key, value);
+  }
+}
+
+/** A state whose changes stay local until {@link commitOverlay}. */
+export interface OverlayState extends LedgerState {
+  readonly accounts: OverlayTable<AccountState>;
+  readonly transfers: OverlayTable<TransferRecord>;
+}
+
+const copyAccount = (account: AccountState): AccountState => ({ ...account });
+const copyTransfer = (transfer: TransferRecord): TransferRecord => ({ ...transfer });
+
+/** A tentative view of `base`: evolve it freely, then commit or drop it. */
+export function overlayState(base: LedgerState): OverlayState {
+  return {
+    version: base.version,
+    lastRecordedAtMs: base.lastRecordedAtMs,
+    accounts: new OverlayTable(base.accounts, copyAccount),
+    transfers: new OverlayTable(base.transfers, copyTransfer),
+    limitsAsserted: base.limitsAsserted,
+  };
+}
+
+/** Applies an overlay's changes to the state it was made from. */
+export function commitOverlay(overlay: OverlayState, base: LedgerState): void {
+  overlay.accounts.commit();
+  overlay.transfers.commit();
+  base.version = overlay.version;
+  base.lastRecordedAtMs = overlay.lastRecordedAtMs;
+}

@@ -1,0 +1,172 @@
+/**
+ * Typed errors thrown by ledger-core. Every error carries a stable `code` so callers can
+ * branch on it without parsing messages. Business rejections of a command are *not* errors:
+ * they are returned as results with a {@link RejectionCode}.
+ */
+
+/** Stable codes of the errors thrown by the library. */
+export type LedgerErrorCode =
+  | 'invalid_amount'
+  | 'unknown_currency'
+  | 'invalid_input'
+  | 'corrupt_event'
+  | 'version_conflict'
+  | 'duplicate_index_key'
+  | 'overloaded'
+  | 'writer_closed'
+  | 'writer_failed'
+  | 'chain_broken'
+  | 'limit_exceeded'
+  | 'invariant_violated';
+
+/** Base class of every error the library throws. */
+export class LedgerError extends Error {
+  /** Stable, documented code; safe to switch on. */
+  readonly code: LedgerErrorCode;
+  /** Whether retrying the same call later may succeed. */
+  readonly retriable: boolean;
+
+  constructor(code: LedgerErrorCode, message: string, options?: { cause?: unknown; retriable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = options?.retriable ?? false;
+  }
+}
+
+/** Why an amount was refused. */
+export type InvalidAmountReason =
+  | 'not_a_string'
+  | 'empty'
+  | 'malformed'
+  | 'exponent'
+  | 'not_finite'
+  | 'negative'
+  | 'zero'
+  | 'too_many_decimals'
+  | 'too_large';
+
+/** An amount string that is not an exact, in-range decimal for its currency. */
+export class InvalidAmountError extends LedgerError {
+  readonly reason: InvalidAmountReason;
+  /** Path of the offending field in the input, when the amount came from a structured input. */
+  readonly path: readonly (string | number)[];
+  constructor(reason: InvalidAmountReason, message: string, path: readonly (string | number)[] = []) {
+    super('invalid_amount', path.length > 0 ? `${path.join('.')}: ${message}` : message);
+    this.reason = reason;
+    this.path = path;
+  }
+}
+
+/** A currency code that the registry does not know. */
+export class UnknownCurrencyError extends LedgerError {
+  readonly currency: string;
+  constructor(currency: string) {
+    super('unknown_currency', `unknown currency ${JSON.stringify(currency.slice(0, 16))}: declare it in the CurrencyRegistry first`);
+    this.currency = currency;
+  }
+}
+
+/** One problem found in untrusted input: where it is and what is wrong. */
+export interface InputIssue {
+  /** Path to the offending field, e.g. `["postings", 1, "amount"]`. */
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+/** Untrusted input that failed validation. Nothing was written. */
+export class InvalidInputError extends LedgerError {
+  readonly issues: readonly InputIssue[];
+  constructor(issues: readonly InputIssue[]) {
+    const first = issues[0];
+    const where = first && first.path.length > 0 ? ` at ${first.path.join('.')}` : '';
+    super('invalid_input', `invalid input${where}: ${first?.message ?? 'unknown problem'}`);
+    this.issues = issues;
+  }
+}
+
+/** An event read from a store that fails validation, decoding or has an unknown type/version. */
+export class CorruptEventError extends LedgerError {
+  /** Ledger version (stream position) of the bad event, when known. */
+  readonly ledgerVersion: number | undefined;
+  /** Store-specific global position of the bad event, when known. */
+  readonly globalPosition: string | undefined;
+  constructor(message: string, where: { ledgerVersion?: number; globalPosition?: string }, cause?: unknown) {
+    const at = where.ledgerVersion !== undefined ? `ledger version ${where.ledgerVersion}` : `global position ${where.globalPosition ?? '?'}`;
+    super('corrupt_event', `corrupt event at ${at}: ${message}`, { cause });
+    this.ledgerVersion = where.ledgerVersion;
+    this.globalPosition = where.globalPosition;
+  }
+}
+
+/** The stream's version was not the expected one: another writer appended first. */
+export class VersionConflictError extends LedgerError {
+  readonly expectedVersion: number;
+  readonly actualVersion: number | undefined;
+  constructor(expectedVersion: number, actualVersion?: number) {
+    super('version_conflict', `expected ledger version ${expectedVersion}, found ${actualVersion ?? 'a different one'}`, { retriable: true });
+    this.expectedVersion = expectedVersion;
+    this.actualVersion = actualVersion;
+  }
+}
+
+/** An append tried to index a transfer id, resolution or reversal that is already indexed. */
+export class DuplicateIndexKeyError extends LedgerError {
+  readonly key: string;
+  constructor(key: string) {
+    super('duplicate_index_key', `index key ${key} already exists in this ledger`, { retriable: true });
+    this.key = key;
+  }
+}
+
+/** The writer's queue is full; retry after a short back-off. */
+export class OverloadedError extends LedgerError {
+  constructor(queueLengthMax: number) {
+    super('overloaded', `writer queue is full (${queueLengthMax} commands); retry later`, { retriable: true });
+  }
+}
+
+/** The writer was closed before the command could be processed. */
+export class WriterClosedError extends LedgerError {
+  constructor() {
+    super('writer_closed', 'the ledger writer is closed');
+  }
+}
+
+/** The writer could not persist a batch (store unavailable, conflict retries exhausted, ...). */
+export class WriterFailedError extends LedgerError {
+  constructor(message: string, cause: unknown) {
+    super('writer_failed', message, { cause, retriable: true });
+  }
+}
+
+/** A configured or built-in limit was exceeded by a call's arguments. */
+export class LimitExceededError extends LedgerError {
+  constructor(message: string) {
+    super('limit_exceeded', message);
+  }
+}
+
+/**
+ * An invariant the code relies on does not hold: a bug, or a log that was never produced by a
+ * correct writer. The state that raised it must not be used further.
+ */
+export class InvariantViolationError extends LedgerError {
+  constructor(message: string) {
+    super('invariant_violated', `invariant violated: ${message}`);
+  }
+}
+
+/** Throws {@link InvariantViolationError} unless `condition` holds. */
+export function invariant(condition: boolean, message: string | (() => string)): asserts condition {
+  if (!condition) throw new InvariantViolationError(typeof message === 'string' ? message : message());
+}
+
+/** A stream's hash chain does not hold: an event was altered, removed or inserted. */
+export class ChainBrokenError extends LedgerError {
+  readonly ledgerVersion: number;
+  constructor(ledgerVersion: number, reason: string) {
+    super('chain_broken', `hash chain broken at ledger version ${ledgerVersion}: ${reason}`);
+    this.ledgerVersion = ledgerVersion;
+  }
+}

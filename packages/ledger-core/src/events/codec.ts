@@ -1,0 +1,246 @@
+import { CorruptEventError, InvalidAmountError, UnknownCurrencyError } from '../errors.js';
+import type { EventDraft } from '../domain/decide.js';
+import type { EventMeta } from '../domain/evolve.js';
+import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/types.js';
+import { formatAmount, parseAmount } from '../money/amount.js';
+import type { CurrencyRegistry } from '../money/currency.js';
+import { hashEvent } from './canonical.js';
+import { CURRENT_SCHEMA_VERSIONS, eventDataSchemas, storedEventSchema, type WireEventData } from './schemas.js';
+import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
+import { builtInUpcasters, type UpcasterRegistry } from './upcasters.js';
+
+/** Envelope fields the writer supplies for each event it encodes. */
+export interface EnvelopeInput {
+  readonly eventId: string;
+  readonly tenantId: string;
+  readonly ledgerId: string;
+  readonly ledgerVersion: number;
+  readonly recordedAtMs: number;
+  readonly correlationId: string | null;
+  readonly causationId: string | null;
+  readonly metadata: Metadata;
+  readonly previousHash: string;
+}
+
+/** A stored event decoded into the domain: the event, and where and when it happened. */
+export interface DecodedEvent {
+  readonly event: LedgerEvent;
+  readonly meta: EventMeta;
+}
+
+/** Options of an {@link EventCodec}. */
+export interface EventCodecOptions {
+  /** Currencies used to convert amounts; must include every custom asset the ledger uses. */
+  readonly currencies: CurrencyRegistry;
+  /** Upcasters for older schema versions; defaults to the library's built-in ones. */
+  readonly upcasters?: UpcasterRegistry;
+}
+
+/**
+ * Converts between domain events (bigint minor units, epoch ms) and stored events (decimal
+ * strings, ISO-8601), computing the hash chain on the way out and validating everything on the
+ * way in. A stored event that fails validation, has an unknown type or version, or an amount
+ * its currency cannot hold raises a {@link CorruptEventError} naming its ledger version.
+ */
+export class EventCodec {
+  readonly #currencies: CurrencyRegistry;
+  readonly #upcasters: UpcasterRegistry;
+
+  constructor(options: EventCodecOptions) {
+    this.#currencies = options.currencies;
+    this.#upcasters = options.upcasters ?? builtInUpcasters();
+  }
+
+  /** Encodes a decided event with its envelope and computes its hash. */
+  encode(draft: EventDraft, envelope: EnvelopeInput): StoredEvent {
+    const unhashed: Omit<StoredEvent, 'hash'> = {
+      eventId: envelope.eventId,
+      tenantId: envelope.tenantId,
+      ledgerId: envelope.ledgerId,
+      ledgerVersion: envelope.ledgerVersion,
+      type: draft.event.type,
+      schemaVersion: CURRENT_SCHEMA_VERSIONS[draft.event.type],
+      data: this.#encodeData(draft.event),
+      recordedAt: new Date(envelope.recordedAtMs).toISOString(),
+      effectiveAt: new Date(draft.effectiveAtMs).toISOString(),
+      correlationId: envelope.correlationId,
+      causationId: envelope.causationId,
+      metadata: envelope.metadata,
+      previousHash: envelope.previousHash,
+    };
+    return { ...unhashed, hash: hashEvent(unhashed) };
+  }
+
+  /** Validates, upcasts and decodes a stored event. */
+  decode(stored: StoredEvent): DecodedEvent {
+    const where = { ledgerVersion: typeof stored?.ledgerVersion === 'number' ? stored.ledgerVersion : undefined };
+    const envelope = storedEventSchema.safeParse(stored);
+    if (!envelope.success) throw new CorruptEventError(`invalid envelope: ${describeIssue(envelope.error.issues)}`, pick(where));
+    const type = stored.type as LedgerEventType;
+    const current = CURRENT_SCHEMA_VERSIONS[type];
+    if (current === undefined || !Object.hasOwn(CURRENT_SCHEMA_VERSIONS, type)) {
+      throw new CorruptEventError(`unknown event type ${JSON.stringify(stored.type)}`, pick(where));
+    }
+    const data = this.#upcasters.upcast(type, stored.schemaVersion, current, stored.data);
+    if (data === undefined) {
+      throw new CorruptEventError(`no upcaster from ${type} v${stored.schemaVersion} to v${current}`, pick(where));
+    }
+    const recordedAtMs = Date.parse(stored.recordedAt);
+    const effectiveAtMs = Date.parse(stored.effectiveAt);
+    if (effectiveAtMs > recordedAtMs) throw new CorruptEventError('effectiveAt is after recordedAt', pick(where));
+    try {
+      return {
+        event: this.#decodeData(type, data),
+        meta: { ledgerVersion: stored.ledgerVersion, recordedAtMs, effectiveAtMs },
+      };
+    } catch (error) {
+      if (error instanceof CorruptEventError) throw error;
+      const message = error instanceof InvalidAmountError || error instanceof UnknownCurrencyError ? error.message : String(error);
+      throw new CorruptEventError(message, pick(where), error);
+    }
+  }
+
+  #encodeData(event: LedgerEvent): JsonObject {
+    switch (event.type) {
+      case 'AccountOpened':
+        return {
+          accountId: event.accountId,
+          currency: event.currency,
+          accountType: event.accountType,
+          flags: { ...event.flags },
+          metadata: event.metadata,
+        };
+      case 'AccountFrozen':
+        return event.reason === undefined ? { accountId: event.accountId } : { accountId: event.accountId, reason: event.reason };
+      case 'AccountUnfrozen':
+      case 'AccountClosed':
+        return { accountId: event.accountId };
+      case 'TransferPosted':
+        return withOptional(
+          { transferId: event.transferId, postings: this.#encodePostings(event.postings), metadata: event.metadata },
+          { reference: event.reference, reversalOf: event.reversalOf },
+        );
+      case 'TransferPending':
+        return withOptional(
+          { transferId: event.transferId, postings: this.#encodePostings(event.postings), metadata: event.metadata },
+          { timeoutMs: event.timeoutMs, reference: event.reference },
+        );
+      case 'PendingPosted':
+        return {
+          transferId: event.transferId,
+          pendingId: event.pendingId,
+          postings: this.#encodePostings(event.postings),
+          metadata: event.metadata,
+        };
+      case 'PendingVoided':
+        return { transferId: event.transferId, pendingId: event.pendingId, metadata: event.metadata };
+      case 'PendingExpired':
+        return { pendingId: event.pendingId };
+    }
+  }
+
+  #encodePostings(postings: readonly Posting[]): JsonObject[] {
+    return postings.map((posting) => ({
+      accountId: posting.accountId,
+      side: posting.side,
+      amount: formatAmount(posting.amount, this.#currencies.get(posting.currency).scale),
+      currency: posting.currency,
+    }));
+  }
+
+  #decodePostings(postings: readonly { accountId: string; side: 'debit' | 'credit'; amount: string; currency: string }[]): Posting[] {
+    return postings.map((posting) => ({
+      accountId: posting.accountId,
+      side: posting.side,
+      amount: parseAmount(posting.amount, this.#currencies.get(posting.currency)),
+      currency: posting.currency,
+    }));
+  }
+
+  #decodeData(type: LedgerEventType, raw: JsonObject): LedgerEvent {
+    const parsed = eventDataSchemas[type].safeParse(raw);
+    if (!parsed.success) throw new CorruptEventError(`invalid ${type} data: ${describeIssue(parsed.error.issues)}`, {});
+    const data = parsed.data as Record<string, unknown>;
+    // Each branch re-reads the validated fields with their precise types.
+    switch (type) {
+      case 'AccountOpened': {
+        const d = data as WireEventData<'AccountOpened'>;
+        this.#currencies.get(d.currency);
+        return { type, accountId: d.accountId, currency: d.currency, accountType: d.accountType, flags: d.flags, metadata: d.metadata };
+      }
+      case 'AccountFrozen': {
+        const d = data as WireEventData<'AccountFrozen'>;
+        return { type, accountId: d.accountId, reason: d.reason };
+      }
+      case 'AccountUnfrozen':
+      case 'AccountClosed': {
+        const d = data as { accountId: string };
+        return { type, accountId: d.accountId };
+      }
+      case 'TransferPosted': {
+        const d = data as WireEventData<'TransferPosted'>;
+        return {
+          type,
+          transferId: d.transferId,
+          postings: this.#decodePostings(d.postings),
+          reference: d.reference,
+          reversalOf: d.reversalOf,
+          metadata: d.metadata,
+        };
+      }
+      case 'TransferPending': {
+        const d = data as WireEventData<'TransferPending'>;
+        return {
+          type,
+          transferId: d.transferId,
+          postings: this.#decodePostings(d.postings),
+          timeoutMs: d.timeoutMs,
+          reference: d.reference,
+          metadata: d.metadata,
+        };
+      }
+      case 'PendingPosted': {
+        const d = data as WireEventData<'PendingPosted'>;
+        return { type, transferId: d.transferId, pendingId: d.pendingId, postings: this.#decodePostings(d.postings), metadata: d.metadata };
+      }
+      case 'PendingVoided': {
+        const d = data as WireEventData<'PendingVoided'>;
+        return { type, transferId: d.transferId, pendingId: d.pendingId, metadata: d.metadata };
+      }
+      case 'PendingExpired': {
+        const d = data as WireEventData<'PendingExpired'>;
+        return { type, pendingId: d.pendingId };
+      }
+    }
+  }
+}
+
+function withOptional(base: Record<string, JsonValue>, optional: Record<string, string | number | undefined>): JsonObject {
+  const out: Record<string, JsonValue> = { ...base };
+  for (const [key, value] of Object.entries(optional)) if (value !== undefined) out[key] = value;
+  return out;
+}
+
+function pick(where: { ledgerVersion: number | undefined }): { ledgerVersion?: number } {
+  return where.ledgerVersion === undefined ? {} : { ledgerVersion: where.ledgerVersion };
+}
+
+function describeIssue(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
+  const first = issues[0];
+  if (first === undefined) return 'unknown problem';
+  return first.path.length > 0 ? `${first.path.map(String).join('.')}: ${first.message}` : first.message;
+}
+
+/**
+ * The idempotency-index keys an event claims in its ledger: `transfer:<id>` for every transfer
+ * it records, `resolution:<pendingId>` for a hold it resolves, `reversal:<id>` for a transfer it
+ * reverses. Stores keep these unique per ledger and return the claiming event by key.
+ */
+export function indexKeysOf(event: Pick<StoredEvent, 'type' | 'data'>): string[] {
+  const data = event.data as Record<string, unknown>;
+  const keys: string[] = [];
+  if (typeof data['transferId'] === 'string') keys.push(`transfer:${data['transferId']}`);
+  if (typeof data['pendingId'] === 'string') keys.push(`resolution:${data['pendingId']}`);
+  if (typeof data['reversalOf'] === 'string') keys.push(`reversal:${data['reversalOf']}`);
+  return keys;
+}

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import {
+  ID_PATTERN,
+  METADATA_BYTES_MAX,
+  METADATA_KEY_LENGTH_MAX,
+  METADATA_KEYS_MAX,
+  METADATA_VALUE_LENGTH_MAX,
+  POSTINGS_MAX,
+  REASON_LENGTH_MAX,
+  REFERENCE_LENGTH_MAX,
+  HOLD_TIMEOUT_MS_MAX,
+} from '../domain/limits.js';
+import type { LedgerEventType } from '../domain/types.js';
+
+/** An account, transfer, ledger or tenant id. */
+export const idSchema = z.string().regex(ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit');
+
+/** Bounded string-to-string metadata. */
+export const metadataSchema = z
+  .record(z.string().min(1).max(METADATA_KEY_LENGTH_MAX), z.string().max(METADATA_VALUE_LENGTH_MAX))
+  .refine((value) => Object.keys(value).length <= METADATA_KEYS_MAX, `at most ${METADATA_KEYS_MAX} metadata entries`)
+  .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= METADATA_BYTES_MAX, `metadata must encode to at most ${METADATA_BYTES_MAX} bytes`);
+
+/** A plain decimal string (the scale is checked against the currency by the codec). */
+export const decimalStringSchema = z.string().max(64).regex(/^(0|[1-9][0-9]*)(\.[0-9]+)?$/, 'must be a plain decimal string');
+
+/** Currency code. */
+export const currencyCodeSchema = z.string().regex(/^[A-Z][A-Z0-9_]{1,11}$/, 'must be a currency code');
+
+const wirePosting = z.strictObject({
+  accountId: idSchema,
+  side: z.enum(['debit', 'credit']),
+  amount: decimalStringSchema,
+  currency: currencyCodeSchema,
+});
+const wirePostings = z.array(wirePosting).min(1).max(POSTINGS_MAX);
+const flags = z.strictObject({ debitsMustNotExceedCredits: z.boolean(), creditsMustNotExceedDebits: z.boolean() });
+
+/** Wire (stored) shape of each event type's data at its current schema version. */
+export const eventDataSchemas = {
+  AccountOpened: z.strictObject({
+    accountId: idSchema,
+    currency: currencyCodeSchema,
+    accountType: z.enum(['asset', 'liability', 'equity', 'income', 'expense']),
+    flags,
+    metadata: metadataSchema,
+  }),
+  AccountFrozen: z.strictObject({ accountId: idSchema, reason: z.string().max(REASON_LENGTH_MAX).optional() }),
+  AccountUnfrozen: z.strictObject({ accountId: idSchema }),
+  AccountClosed: z.strictObject({ accountId: idSchema }),
+  TransferPosted: z.strictObject({
+    transferId: idSchema,
+    postings: wirePostings,
+    reference: z.string().max(REFERENCE_LENGTH_MAX).optional(),
+    reversalOf: idSchema.optional(),
+    metadata: metadataSchema,
+  }),
+  TransferPending: z.strictObject({
+    transferId: idSchema,
+    postings: wirePostings,
+    timeoutMs: z.int().positive().max(HOLD_TIMEOUT_MS_MAX).optional(),
+    reference: z.string().max(REFERENCE_LENGTH_MAX).optional(),
+    metadata: metadataSchema,
+  }),
+  PendingPosted: z.strictObject({ transferId: idSchema, pendingId: idSchema, postings: wirePostings, metadata: metadataSchema }),
+  PendingVoided: z.strictObject({ transferId: idSchema, pendingId: idSchema, metadata: metadataSchema }),
+  PendingExpired: z.strictObject({ pendingId: idSchema }),
+} as const satisfies Record<LedgerEventType, z.ZodType>;
+
+/** Wire data of one event type. */
+export type WireEventData<T extends LedgerEventType> = z.infer<(typeof eventDataSchemas)[T]>;
+
+/** The schema version every event type is written at. */
+export const CURRENT_SCHEMA_VERSIONS: Readonly<Record<LedgerEventType, number>> = {
+  AccountOpened: 1,
+  AccountFrozen: 1,
+  AccountUnfrozen: 1,
+  AccountClosed: 1,
+  // v1 was the single debit/credit shape of the first design draft; see upcasters.ts.
+  TransferPosted: 2,
+  TransferPending: 1,
+  PendingPosted: 1,
+  PendingVoided: 1,
+  PendingExpired: 1,
+};
+
+const ISO_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const isoTime = z.string().regex(ISO_UTC_MS, 'must be ISO-8601 UTC with milliseconds').refine((value) => Number.isFinite(Date.parse(value)), 'must be a real date');
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
+
+/** The stored envelope: validated on every read before the data is decoded. */
+export const storedEventSchema = z.strictObject({
+  eventId: z.string().min(1).max(64),
+  tenantId: idSchema,
+  ledgerId: idSchema,
+  ledgerVersion: z.int().positive(),
+  type: z.string().min(1).max(64),
+  schemaVersion: z.int().positive(),
+  data: z.record(z.string(), z.unknown()),
+  recordedAt: isoTime,
+  effectiveAt: isoTime,
+  correlationId: z.string().max(128).nullable(),
+  causationId: z.string().max(128).nullable(),
+  metadata: metadataSchema,
+  previousHash: hex64,
+  hash: hex64,
+});

@@ -1,0 +1,243 @@
+import { z } from 'zod';
+import { HOLD_TIMEOUT_MS_MAX, LINKED_COMMANDS_MAX, POSTINGS_MAX, REASON_LENGTH_MAX, REFERENCE_LENGTH_MAX } from '../domain/limits.js';
+import type {
+  CloseAccountCommand,
+  FreezeAccountCommand,
+  LinkedCommand,
+  OpenAccountCommand,
+  Posting,
+  PostPendingCommand,
+  ReverseTransferCommand,
+  TransferCommand,
+  TransferLikeCommand,
+  UnfreezeAccountCommand,
+  VoidPendingCommand,
+} from '../domain/types.js';
+import { InvalidAmountError, InvalidInputError } from '../errors.js';
+import { currencyCodeSchema, idSchema, metadataSchema } from '../events/schemas.js';
+import { parseAmount } from '../money/amount.js';
+import type { CurrencyRegistry } from '../money/currency.js';
+
+const effectiveAt = z.iso.datetime({ offset: true });
+const amount = z.unknown();
+const metadata = metadataSchema.optional();
+const reference = z.string().min(1).max(REFERENCE_LENGTH_MAX).optional();
+
+/** Input of `openAccount`. */
+export const openAccountInputSchema = z.strictObject({
+  accountId: idSchema,
+  currency: currencyCodeSchema,
+  type: z.enum(['asset', 'liability', 'equity', 'income', 'expense']),
+  flags: z
+    .strictObject({ debitsMustNotExceedCredits: z.boolean().optional(), creditsMustNotExceedDebits: z.boolean().optional() })
+    .optional(),
+  metadata,
+});
+
+/** Input of `freezeAccount`. */
+export const freezeAccountInputSchema = z.strictObject({ accountId: idSchema, reason: z.string().max(REASON_LENGTH_MAX).optional() });
+/** Input of `unfreezeAccount` and `closeAccount`. */
+export const accountIdInputSchema = z.strictObject({ accountId: idSchema });
+
+const postingInput = z.strictObject({ accountId: idSchema, side: z.enum(['debit', 'credit']), amount, currency: currencyCodeSchema });
+const transferCommon = { transferId: idSchema, effectiveAt: effectiveAt.optional(), reference, metadata };
+
+/** Simple transfer: one debit account, one credit account, one amount. */
+export const simpleTransferInputSchema = z.strictObject({
+  ...transferCommon,
+  debitAccountId: idSchema,
+  creditAccountId: idSchema,
+  amount,
+  currency: currencyCodeSchema,
+});
+/** Multi-posting transfer: two or more postings that balance per currency. */
+export const multiTransferInputSchema = z.strictObject({
+  ...transferCommon,
+  postings: z.array(postingInput).min(2).max(POSTINGS_MAX),
+});
+/** Input of `transfer`: simple or multi-posting. */
+export const transferInputSchema = z.union([simpleTransferInputSchema, multiTransferInputSchema]);
+
+const timeoutMs = z.int().positive().max(HOLD_TIMEOUT_MS_MAX).optional();
+/** Input of `hold`: a transfer input plus an optional timeout. */
+export const holdInputSchema = z.union([
+  simpleTransferInputSchema.extend({ timeoutMs }),
+  multiTransferInputSchema.extend({ timeoutMs }),
+]);
+
+/** Input of `postPending`. `amount` (with its `currency`) posts part of a two-posting hold. */
+export const postPendingInputSchema = z
+  .strictObject({
+    transferId: idSchema,
+    pendingId: idSchema,
+    amount: amount.optional(),
+    currency: currencyCodeSchema.optional(),
+    effectiveAt: effectiveAt.optional(),
+    metadata,
+  })
+  .refine((value) => (value.amount === undefined) === (value.currency === undefined), {
+    message: 'amount and currency go together',
+    path: ['currency'],
+  });
+
+/** Input of `voidPending`. */
+export const voidPendingInputSchema = z.strictObject({ transferId: idSchema, pendingId: idSchema, effectiveAt: effectiveAt.optional(), metadata });
+
+/** Input of `reverse`. */
+export const reverseInputSchema = z.strictObject({ transferId: idSchema, reversalOf: idSchema, effectiveAt: effectiveAt.optional(), reference, metadata });
+
+/** One member of a linked group: the input of one transfer-like call, tagged with its kind. */
+export const linkedMemberInputSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('transfer'), input: z.unknown() }),
+  z.strictObject({ kind: z.literal('hold'), input: z.unknown() }),
+  z.strictObject({ kind: z.literal('postPending'), input: z.unknown() }),
+  z.strictObject({ kind: z.literal('voidPending'), input: z.unknown() }),
+  z.strictObject({ kind: z.literal('reverse'), input: z.unknown() }),
+]);
+/** Input of `linked`. */
+export const linkedInputSchema = z.array(linkedMemberInputSchema).min(1).max(LINKED_COMMANDS_MAX);
+
+/** Input schema of each kind of linked-group member. */
+export type LinkedMemberInput = z.input<typeof linkedMemberInputSchema>;
+
+function validate<S extends z.ZodType>(schema: S, input: unknown, prefix: readonly (string | number)[] = []): z.output<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    throw new InvalidInputError(
+      result.error.issues.map((issue) => ({ path: [...prefix, ...issue.path.map((p) => (typeof p === 'number' ? p : String(p)))], message: issue.message })),
+    );
+  }
+  return result.data;
+}
+
+function toMs(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : Date.parse(value);
+}
+
+function money(value: unknown, currencies: CurrencyRegistry, code: string, path: readonly (string | number)[]): bigint {
+  try {
+    return parseAmount(value, currencies.get(code));
+  } catch (error) {
+    if (error instanceof InvalidAmountError) throw new InvalidAmountError(error.reason, error.message, path);
+    throw error;
+  }
+}
+
+/**
+ * Turns untrusted input into decider commands. Each function validates shape, ids, limits and
+ * metadata with zod, and amounts exactly against their currency's scale. It throws
+ * `InvalidInputError`, `InvalidAmountError` or `UnknownCurrencyError`; it never returns a
+ * partially valid command.
+ */
+export const parseCommand = {
+  openAccount(input: unknown): OpenAccountCommand {
+    const v = validate(openAccountInputSchema, input);
+    return {
+      kind: 'openAccount',
+      accountId: v.accountId,
+      currency: v.currency,
+      type: v.type,
+      flags: {
+        debitsMustNotExceedCredits: v.flags?.debitsMustNotExceedCredits ?? false,
+        creditsMustNotExceedDebits: v.flags?.creditsMustNotExceedDebits ?? false,
+      },
+      metadata: v.metadata ?? {},
+    };
+  },
+
+  freezeAccount(input: unknown): FreezeAccountCommand {
+    const v = validate(freezeAccountInputSchema, input);
+    return { kind: 'freezeAccount', accountId: v.accountId, reason: v.reason };
+  },
+
+  unfreezeAccount(input: unknown): UnfreezeAccountCommand {
+    return { kind: 'unfreezeAccount', accountId: validate(accountIdInputSchema, input).accountId };
+  },
+
+  closeAccount(input: unknown): CloseAccountCommand {
+    return { kind: 'closeAccount', accountId: validate(accountIdInputSchema, input).accountId };
+  },
+
+  transfer(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = []): TransferCommand {
+    return transferCommand(validate(transferInputSchema, input, prefix), undefined, currencies, prefix);
+  },
+
+  hold(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = []): TransferCommand {
+    const v = validate(holdInputSchema, input, prefix);
+    return transferCommand(v, { timeoutMs: v.timeoutMs }, currencies, prefix);
+  },
+
+  postPending(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = []): PostPendingCommand {
+    const v = validate(postPendingInputSchema, input, prefix);
+    return {
+      kind: 'postPending',
+      transferId: v.transferId,
+      pendingId: v.pendingId,
+      amount: v.currency === undefined ? undefined : money(v.amount, currencies, v.currency, [...prefix, 'amount']),
+      effectiveAtMs: toMs(v.effectiveAt),
+      metadata: v.metadata ?? {},
+    };
+  },
+
+  voidPending(input: unknown, _currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = []): VoidPendingCommand {
+    const v = validate(voidPendingInputSchema, input, prefix);
+    return { kind: 'voidPending', transferId: v.transferId, pendingId: v.pendingId, effectiveAtMs: toMs(v.effectiveAt), metadata: v.metadata ?? {} };
+  },
+
+  reverse(input: unknown, _currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = []): ReverseTransferCommand {
+    const v = validate(reverseInputSchema, input, prefix);
+    return {
+      kind: 'reverseTransfer',
+      transferId: v.transferId,
+      reversalOf: v.reversalOf,
+      effectiveAtMs: toMs(v.effectiveAt),
+      reference: v.reference,
+      metadata: v.metadata ?? {},
+    };
+  },
+
+  linked(input: unknown, currencies: CurrencyRegistry): LinkedCommand {
+    const members = validate(linkedInputSchema, input);
+    const commands: TransferLikeCommand[] = members.map((member, index) => parseCommand[member.kind](member.input, currencies, [index, 'input']));
+    const ids = new Set<string>();
+    commands.forEach((command, index) => {
+      if (ids.has(command.transferId)) {
+        throw new InvalidInputError([{ path: [index, 'input', 'transferId'], message: `transfer id ${command.transferId} appears twice in the group` }]);
+      }
+      ids.add(command.transferId);
+    });
+    return { kind: 'linked', commands };
+  },
+};
+
+function transferCommand(
+  v: z.output<typeof transferInputSchema>,
+  pending: TransferCommand['pending'],
+  currencies: CurrencyRegistry,
+  prefix: readonly (string | number)[],
+): TransferCommand {
+  let postings: Posting[];
+  if ('postings' in v) {
+    postings = v.postings.map((p, index) => ({
+      accountId: p.accountId,
+      side: p.side,
+      amount: money(p.amount, currencies, p.currency, [...prefix, 'postings', index, 'amount']),
+      currency: p.currency,
+    }));
+  } else {
+    const minor = money(v.amount, currencies, v.currency, [...prefix, 'amount']);
+    postings = [
+      { accountId: v.debitAccountId, side: 'debit', amount: minor, currency: v.currency },
+      { accountId: v.creditAccountId, side: 'credit', amount: minor, currency: v.currency },
+    ];
+  }
+  return {
+    kind: 'transfer',
+    transferId: v.transferId,
+    postings,
+    pending,
+    effectiveAtMs: toMs(v.effectiveAt),
+    reference: v.reference,
+    metadata: v.metadata ?? {},
+  };
+}

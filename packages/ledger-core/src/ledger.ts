@@ -1,0 +1,187 @@
+import type { AccountState } from './domain/state.js';
+import { parseCommand, type LinkedMemberInput } from './input/parse-command.js';
+import { CurrencyRegistry } from './money/currency.js';
+import { formatAmount } from './money/amount.js';
+import { replayAccountEntries, replayLedger, readLedger, type AsOf, type LedgerSource } from './query/replay.js';
+import { balanceOf, trialBalanceOf, type Balance, type TrialBalance } from './query/views.js';
+import { verifyChain, type ChainVerification } from './events/verify-chain.js';
+import { LedgerWriter, type CommandContext, type CommandResult, type LedgerWriterOptions } from './writer/ledger-writer.js';
+import { InvalidInputError } from './errors.js';
+import { idSchema } from './events/schemas.js';
+
+/** A statement line with amounts as decimal strings. */
+export interface HistoryEntry {
+  readonly ledgerVersion: number;
+  readonly eventType: string;
+  readonly transferId: string;
+  readonly side: 'debit' | 'credit';
+  readonly bucket: 'posted' | 'pending';
+  readonly amount: string;
+  /** Posted balance on the account's normal side after this entry. */
+  readonly balanceAfter: string;
+  readonly recordedAt: string;
+  readonly effectiveAt: string;
+}
+
+/** A page of an account's history. */
+export interface HistoryPage {
+  readonly accountId: string;
+  readonly entries: HistoryEntry[];
+  /** Pass as `afterVersion` to read the next page; `null` at the end. */
+  readonly nextAfterVersion: number | null;
+}
+
+/**
+ * One ledger of one tenant: the public facade a product team uses. Commands take untrusted
+ * input (validated, amounts as decimal strings) and resolve with a `CommandResult`: `ok`, or a
+ * rejection with a stable code. Reads of the current state are served from memory; reads "as of"
+ * a past point replay the event log, the auditable path.
+ *
+ * ```ts
+ * const ledger = await Ledger.open({ store: new InMemoryEventStore(), tenantId: 'acme', ledgerId: 'main' });
+ * await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+ * await ledger.openAccount({ accountId: 'alice', currency: 'EUR', type: 'liability', flags: { debitsMustNotExceedCredits: true } });
+ * await ledger.transfer({ transferId: 't1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '100.00', currency: 'EUR' });
+ * ledger.balance('alice')?.posted; // '100.00'
+ * ```
+ */
+export class Ledger {
+  readonly #writer: LedgerWriter;
+  readonly #currencies: CurrencyRegistry;
+  readonly #source: LedgerSource;
+
+  private constructor(writer: LedgerWriter, currencies: CurrencyRegistry, source: LedgerSource) {
+    this.#writer = writer;
+    this.#currencies = currencies;
+    this.#source = source;
+  }
+
+  /** Opens a ledger (creating it on its first event) and starts its writer. */
+  static async open(options: LedgerWriterOptions): Promise<Ledger> {
+    for (const [field, value] of [['tenantId', options.tenantId], ['ledgerId', options.ledgerId]] as const) {
+      if (!idSchema.safeParse(value).success) throw new InvalidInputError([{ path: [field], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : -' }]);
+    }
+    const currencies = options.currencies ?? new CurrencyRegistry();
+    const writer = await LedgerWriter.open({ ...options, currencies });
+    return new Ledger(writer, currencies, { store: options.store, codec: writer.codec, tenantId: options.tenantId, ledgerId: options.ledgerId });
+  }
+
+  /** The writer behind this facade, for batching tools and metrics. */
+  get writer(): LedgerWriter {
+    return this.#writer;
+  }
+
+  /** Current ledger version (number of events). */
+  get version(): number {
+    return this.#writer.version;
+  }
+
+  /** Opens an account: `{ accountId, currency, type, flags?, metadata? }`. */
+  openAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.openAccount(input), context);
+  }
+
+  /** Freezes an account: `{ accountId, reason? }`. */
+  freezeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.freezeAccount(input), context);
+  }
+
+  /** Unfreezes an account: `{ accountId }`. */
+  unfreezeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.unfreezeAccount(input), context);
+  }
+
+  /** Closes an account with zero balance and nothing pending: `{ accountId }`. */
+  closeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.closeAccount(input), context);
+  }
+
+  /**
+   * Moves money: `{ transferId, debitAccountId, creditAccountId, amount, currency }` or
+   * `{ transferId, postings: [{ accountId, side, amount, currency }, ...] }`, with optional
+   * `effectiveAt`, `reference` and `metadata`. Retrying the same `transferId` with the same
+   * content returns the original outcome.
+   */
+  transfer(input: unknown, context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.transfer(input, this.#currencies), context);
+  }
+
+  /** Places a hold: the same input as `transfer`, plus an optional `timeoutMs`. */
+  hold(input: unknown, context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.hold(input, this.#currencies), context);
+  }
+
+  /** Posts a hold: `{ transferId, pendingId, amount?, currency? }` (partial amount for two-posting holds). */
+  postPending(input: unknown, context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.postPending(input, this.#currencies), context);
+  }
+
+  /** Voids a hold: `{ transferId, pendingId }`. */
+  voidPending(input: unknown, context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.voidPending(input), context);
+  }
+
+  /** Reverses a posted transfer with a new one: `{ transferId, reversalOf, reference? }`. */
+  reverse(input: unknown, context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.reverse(input), context);
+  }
+
+  /** Applies transfer-like commands all together or not at all: `[{ kind: 'transfer' | 'hold' | ..., input }]`. */
+  linked(members: readonly LinkedMemberInput[], context?: CommandContext): Promise<CommandResult> {
+    return this.#writer.submit(parseCommand.linked(members, this.#currencies), context);
+  }
+
+  /** An account's current balance, from memory: O(1). `undefined` if it does not exist. */
+  balance(accountId: string): Balance | undefined {
+    const account = this.#writer.account(accountId);
+    return account === undefined ? undefined : balanceOf(account, this.#currencies);
+  }
+
+  /** An account's balance as of a ledger version, recorded time or effective time, by replay. */
+  async balanceAt(accountId: string, asOf: AsOf): Promise<Balance | undefined> {
+    const state = await replayLedger(this.#source, asOf);
+    const account = state.accounts.get(accountId);
+    return account === undefined ? undefined : balanceOf(account, this.#currencies);
+  }
+
+  /** Every account's net posted balance with per-currency totals, now or as of a point (by replay). */
+  async trialBalance(asOf?: AsOf): Promise<TrialBalance> {
+    if (asOf === undefined) return trialBalanceOf(this.#writer.accounts(), this.#currencies);
+    const state = await replayLedger(this.#source, asOf);
+    return trialBalanceOf((state.accounts as Map<string, AccountState>).values(), this.#currencies);
+  }
+
+  /** An account's entries with running balance, by replay, keyset-paginated by ledger version. */
+  async history(accountId: string, options: { afterVersion?: number; limit?: number } = {}): Promise<HistoryPage> {
+    const account = this.#writer.account(accountId);
+    // Accounts are never deleted, so one unknown now never had entries.
+    if (account === undefined) return { accountId, entries: [], nextAfterVersion: null };
+    const scale = this.#currencies.get(account.currency).scale;
+    const page = await replayAccountEntries(this.#source, accountId, options);
+    return {
+      accountId,
+      entries: page.entries.map((entry) => ({
+        ledgerVersion: entry.ledgerVersion,
+        eventType: entry.eventType,
+        transferId: entry.transferId,
+        side: entry.side,
+        bucket: entry.bucket,
+        amount: formatAmount(entry.amountMinor, scale),
+        balanceAfter: formatAmount(entry.postedBalanceMinor, scale),
+        recordedAt: new Date(entry.recordedAtMs).toISOString(),
+        effectiveAt: new Date(entry.effectiveAtMs).toISOString(),
+      })),
+      nextAfterVersion: page.nextAfterVersion,
+    };
+  }
+
+  /** Recomputes the ledger's whole hash chain from the store and reports the first broken link. */
+  verifyChain(): Promise<ChainVerification> {
+    return verifyChain(readLedger(this.#source, { verify: false }));
+  }
+
+  /** Drains queued commands and stops the writer. */
+  close(): Promise<void> {
+    return this.#writer.close();
+  }
+}

@@ -1,0 +1,128 @@
+import { Decimal } from 'decimal.js';
+import { InvalidAmountError } from '../errors.js';
+import type { Currency } from './currency.js';
+
+/**
+ * Most significant digits an amount may have, whatever its scale. 10^36 minor units is far above
+ * any real balance and keeps every sum of a ledger's amounts exact in a bigint.
+ */
+export const AMOUNT_DIGITS_MAX = 36;
+/** Largest amount in minor units: 10^36 - 1. */
+export const AMOUNT_MINOR_MAX = 10n ** BigInt(AMOUNT_DIGITS_MAX) - 1n;
+/** Longest amount string accepted before any parsing (guards against huge inputs). */
+export const AMOUNT_STRING_LENGTH_MAX = 64;
+
+const DECIMAL = /^(0|[1-9][0-9]*)(?:\.([0-9]+))?$/;
+
+/** Options for {@link parseAmount}. */
+export interface ParseAmountOptions {
+  /** Accept `"0"`. Default `false`: transfers need a positive amount. */
+  readonly allowZero?: boolean;
+}
+
+/**
+ * Parses an untrusted decimal string into exact minor units of `currency`.
+ *
+ * Accepts only plain decimals (`"12"`, `"12.5"`, `"0.05"`); rejects, with an
+ * {@link InvalidAmountError}: non-strings, empty strings, signs, spaces, exponent notation,
+ * `NaN`/`Infinity`, leading zeros, more decimals than the currency's scale (never rounds),
+ * zero unless allowed, and anything above {@link AMOUNT_MINOR_MAX}.
+ */
+export function parseAmount(input: unknown, currency: Currency, options: ParseAmountOptions = {}): bigint {
+  if (typeof input !== 'string') {
+    throw new InvalidAmountError('not_a_string', `amount must be a decimal string, got ${typeof input}`);
+  }
+  if (input.length === 0) throw new InvalidAmountError('empty', 'amount is empty');
+  if (input.length > AMOUNT_STRING_LENGTH_MAX) {
+    throw new InvalidAmountError('too_large', `amount is longer than ${AMOUNT_STRING_LENGTH_MAX} characters`);
+  }
+  const match = DECIMAL.exec(input);
+  if (match === null) throw new InvalidAmountError(classifyMalformed(input), `amount ${JSON.stringify(input)} is not a plain decimal`);
+  const whole = match[1] ?? '0';
+  const fraction = match[2] ?? '';
+  if (fraction.length > currency.scale) {
+    throw new InvalidAmountError(
+      'too_many_decimals',
+      `amount ${input} has ${fraction.length} decimals; ${currency.code} allows ${currency.scale}`,
+    );
+  }
+  const minor = BigInt(whole + fraction.padEnd(currency.scale, '0'));
+  if (minor > AMOUNT_MINOR_MAX) {
+    throw new InvalidAmountError('too_large', `amount ${input} is above the maximum of ${AMOUNT_DIGITS_MAX} digits`);
+  }
+  if (minor === 0n && options.allowZero !== true) throw new InvalidAmountError('zero', 'amount must be greater than zero');
+  return minor;
+}
+
+function classifyMalformed(input: string): 'negative' | 'exponent' | 'not_finite' | 'malformed' {
+  const trimmed = input.trim();
+  if (/^-/.test(trimmed)) return 'negative';
+  if (/^[+-]?(nan|infinity|inf)$/i.test(trimmed)) return 'not_finite';
+  if (/^[+-]?[0-9.]+e[+-]?[0-9]+$/i.test(trimmed)) return 'exponent';
+  return 'malformed';
+}
+
+/**
+ * Formats minor units as a decimal string with exactly `scale` decimals: 150n at scale 2 is
+ * `"1.50"`, -5n is `"-0.05"`. Exact for any bigint.
+ */
+export function formatAmount(minor: bigint, scale: number): string {
+  const negative = minor < 0n;
+  const digits = (negative ? -minor : minor).toString();
+  if (scale === 0) return negative ? `-${digits}` : digits;
+  const padded = digits.padStart(scale + 1, '0');
+  const cut = padded.length - scale;
+  const text = `${padded.slice(0, cut)}.${padded.slice(cut)}`;
+  return negative ? `-${text}` : text;
+}
+
+/** How to round when a result has more decimals than the target scale. */
+export type RoundingMode = 'up' | 'down' | 'ceil' | 'floor' | 'half-up' | 'half-down' | 'half-even';
+
+const ROUNDING: Record<RoundingMode, Decimal.Rounding> = {
+  up: Decimal.ROUND_UP,
+  down: Decimal.ROUND_DOWN,
+  ceil: Decimal.ROUND_CEIL,
+  floor: Decimal.ROUND_FLOOR,
+  'half-up': Decimal.ROUND_HALF_UP,
+  'half-down': Decimal.ROUND_HALF_DOWN,
+  'half-even': Decimal.ROUND_HALF_EVEN,
+};
+
+// Enough precision that no intermediate product of two in-range amounts or rates is rounded.
+const Exact = Decimal.clone({ precision: 100, rounding: Decimal.ROUND_HALF_EVEN, toExpNeg: -100, toExpPos: 100 });
+
+/** Minor units as an exact decimal.js value in major units (150n, scale 2 → 1.5). */
+export function toDecimal(minor: bigint, scale: number): Decimal {
+  return new Exact(minor.toString()).dividedBy(new Exact(10).pow(scale));
+}
+
+/**
+ * Rounds a decimal.js value in major units to minor units of `scale` with an explicit rounding
+ * mode. Throws {@link InvalidAmountError} if the result is outside ±{@link AMOUNT_MINOR_MAX}.
+ */
+export function fromDecimal(value: Decimal.Value, scale: number, rounding: RoundingMode): bigint {
+  const scaled = new Exact(value).times(new Exact(10).pow(scale)).toDecimalPlaces(0, ROUNDING[rounding]);
+  if (!scaled.isFinite()) throw new InvalidAmountError('not_finite', 'value is not finite');
+  const minor = BigInt(scaled.toFixed(0));
+  if (minor > AMOUNT_MINOR_MAX || minor < -AMOUNT_MINOR_MAX) {
+    throw new InvalidAmountError('too_large', `value is above the maximum of ${AMOUNT_DIGITS_MAX} digits`);
+  }
+  return minor;
+}
+
+/**
+ * Converts an amount between currencies at an explicit rate (`1 from = rate to`), rounding once,
+ * at the end, with the given mode. The rate is a decimal string, never a float:
+ * ```ts
+ * convert(10_000n, EUR, USD, '1.0842', 'half-even'); // 10842n (108.42 USD)
+ * ```
+ */
+export function convert(minor: bigint, from: Currency, to: Currency, rate: string, rounding: RoundingMode): bigint {
+  if (typeof rate !== 'string' || !/^(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(rate) || rate.length > AMOUNT_STRING_LENGTH_MAX) {
+    throw new InvalidAmountError('malformed', `rate ${JSON.stringify(rate)} must be a positive plain decimal string`);
+  }
+  const rateValue = new Exact(rate);
+  if (rateValue.isZero()) throw new InvalidAmountError('zero', 'rate must be greater than zero');
+  return fromDecimal(toDecimal(minor, from.scale).times(rateValue), to.scale, rounding);
+}

@@ -1,0 +1,147 @@
+import { DuplicateIndexKeyError, LimitExceededError, VersionConflictError } from '../errors.js';
+import { indexKeysOf } from '../events/codec.js';
+import type { GlobalEvent, StoredEvent } from '../events/stored-event.js';
+import {
+  APPEND_EVENTS_MAX,
+  INDEX_KEYS_MAX,
+  READ_LIMIT_MAX,
+  type AppendRequest,
+  type EventStore,
+  type FindByIndexKeysRequest,
+  type ReadAllRequest,
+  type ReadStreamRequest,
+  type Snapshot,
+} from './event-store.js';
+
+interface LedgerStream {
+  readonly events: StoredEvent[];
+  readonly index: Map<string, StoredEvent>;
+}
+
+interface TenantLog {
+  readonly global: GlobalEvent[];
+  readonly ledgers: Map<string, LedgerStream>;
+  readonly snapshots: Map<string, Snapshot>;
+}
+
+const POSITION_DIGITS = 16;
+
+/**
+ * An `EventStore` in process memory: for tests, demos and single-process tools. Appends are
+ * atomic because they run synchronously; stored events are deep-copied and frozen, so callers
+ * can neither alter what was written nor be surprised by later changes.
+ */
+export class InMemoryEventStore implements EventStore {
+  readonly #tenants = new Map<string, TenantLog>();
+  #position = 0;
+
+  async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
+    checkLimit(request.events.length, APPEND_EVENTS_MAX, 'events per append');
+    const stream = this.#stream(request.tenantId, request.ledgerId);
+    const current = stream.events.length;
+    if (current !== request.expectedVersion) throw new VersionConflictError(request.expectedVersion, current);
+    const claimed = new Set<string>();
+    request.events.forEach((event, offset) => {
+      if (event.tenantId !== request.tenantId || event.ledgerId !== request.ledgerId) {
+        throw new LimitExceededError(`event ${offset} belongs to another tenant or ledger`);
+      }
+      if (event.ledgerVersion !== request.expectedVersion + offset + 1) {
+        throw new LimitExceededError(`event ${offset} has version ${event.ledgerVersion}, expected ${request.expectedVersion + offset + 1}`);
+      }
+      for (const key of indexKeysOf(event)) {
+        if (stream.index.has(key) || claimed.has(key)) throw new DuplicateIndexKeyError(key);
+        claimed.add(key);
+      }
+    });
+    const tenant = this.#tenant(request.tenantId);
+    for (const original of request.events) {
+      const event = deepFreeze(structuredClone(original));
+      stream.events.push(event);
+      for (const key of indexKeysOf(event)) stream.index.set(key, event);
+      this.#position += 1;
+      tenant.global.push({ position: String(this.#position).padStart(POSITION_DIGITS, '0'), event });
+    }
+    return { ledgerVersion: stream.events.length };
+  }
+
+  async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
+    checkLimit(request.limit, READ_LIMIT_MAX, 'read limit');
+    const events = this.#tenants.get(request.tenantId)?.ledgers.get(request.ledgerId)?.events ?? [];
+    if (request.direction === 'forward') {
+      const from = Math.max(request.fromVersion ?? 1, 1);
+      return events.slice(from - 1, from - 1 + request.limit);
+    }
+    const from = Math.min(request.fromVersion ?? events.length, events.length);
+    if (from < 1) return [];
+    return events.slice(Math.max(from - request.limit, 0), from).reverse();
+  }
+
+  async readAll(request: ReadAllRequest): Promise<GlobalEvent[]> {
+    checkLimit(request.limit, READ_LIMIT_MAX, 'read limit');
+    const global = this.#tenants.get(request.tenantId)?.global ?? [];
+    let start = 0;
+    if (request.after !== null) {
+      // Positions are fixed-width decimal strings, so string order is numeric order.
+      let low = 0;
+      let high = global.length;
+      while (low < high) {
+        const mid = (low + high) >>> 1;
+        if ((global[mid] as GlobalEvent).position <= request.after) low = mid + 1;
+        else high = mid;
+      }
+      start = low;
+    }
+    return global.slice(start, start + request.limit);
+  }
+
+  async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
+    checkLimit(request.keys.length, INDEX_KEYS_MAX, 'index keys per lookup');
+    const index = this.#tenants.get(request.tenantId)?.ledgers.get(request.ledgerId)?.index;
+    const found = new Map<string, StoredEvent>();
+    if (index === undefined) return found;
+    for (const key of request.keys) {
+      const event = index.get(key);
+      if (event !== undefined) found.set(key, event);
+    }
+    return found;
+  }
+
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    this.#tenant(snapshot.tenantId).snapshots.set(snapshot.ledgerId, deepFreeze(structuredClone(snapshot)));
+  }
+
+  async loadSnapshot(request: { tenantId: string; ledgerId: string }): Promise<Snapshot | null> {
+    return this.#tenants.get(request.tenantId)?.snapshots.get(request.ledgerId) ?? null;
+  }
+
+  #tenant(tenantId: string): TenantLog {
+    let tenant = this.#tenants.get(tenantId);
+    if (tenant === undefined) {
+      tenant = { global: [], ledgers: new Map(), snapshots: new Map() };
+      this.#tenants.set(tenantId, tenant);
+    }
+    return tenant;
+  }
+
+  #stream(tenantId: string, ledgerId: string): LedgerStream {
+    const tenant = this.#tenant(tenantId);
+    let stream = tenant.ledgers.get(ledgerId);
+    if (stream === undefined) {
+      stream = { events: [], index: new Map() };
+      tenant.ledgers.set(ledgerId, stream);
+    }
+    return stream;
+  }
+}
+
+function checkLimit(value: number, max: number, what: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) throw new LimitExceededError(`${what} must be an integer in 0..${max}, got ${value}`);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
+}

@@ -1,0 +1,559 @@
+import { randomUUID } from 'node:crypto';
+import { decide, type Decision, type EventDraft } from '../domain/decide.js';
+import { evolve, transferRecordOf } from '../domain/evolve.js';
+import { BACKDATE_WINDOW_MS_DEFAULT } from '../domain/limits.js';
+import type { RejectionCode } from '../domain/rejections.js';
+import { restoreState, serializeState, SNAPSHOT_SCHEMA_VERSION } from '../domain/snapshot-codec.js';
+import { commitOverlay, initialState, overlayState, type AccountState, type LedgerState, type TransferRecord } from '../domain/state.js';
+import type { LedgerCommand, Metadata, TransferLikeCommand } from '../domain/types.js';
+import {
+  CorruptEventError,
+  DuplicateIndexKeyError,
+  LimitExceededError,
+  OverloadedError,
+  VersionConflictError,
+  WriterClosedError,
+  WriterFailedError,
+} from '../errors.js';
+import { EventCodec } from '../events/codec.js';
+import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
+import type { UpcasterRegistry } from '../events/upcasters.js';
+import { CurrencyRegistry } from '../money/currency.js';
+import { INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
+import { MinHeap } from './min-heap.js';
+
+/** Hard ceiling of `batchSizeMax`. */
+export const BATCH_SIZE_MAX_LIMIT = 8_190;
+/** Hard ceiling of `queueLengthMax`. */
+export const QUEUE_LENGTH_MAX_LIMIT = 1_000_000;
+
+/** Options of {@link LedgerWriter.open}. Every number has a default and a hard limit. */
+export interface LedgerWriterOptions {
+  /** Where events are appended and read back. */
+  readonly store: EventStore;
+  readonly tenantId: string;
+  readonly ledgerId: string;
+  /** Currencies the ledger accepts; default: ISO 4217 only. */
+  readonly currencies?: CurrencyRegistry;
+  /** Upcasters for older stored event versions; default: the built-in ones. */
+  readonly upcasters?: UpcasterRegistry;
+  /** Wall clock in epoch ms; default `Date.now`. Recorded times never go backwards even if it does. */
+  readonly clock?: () => number;
+  /** Most commands decided and appended together: 1..8190, default 1000. */
+  readonly batchSizeMax?: number;
+  /** How long an idle writer waits for more commands before it starts a batch: 0..1000 ms, default 0 (next tick). */
+  readonly batchWaitMs?: number;
+  /** Most commands waiting; beyond it `submit` rejects with `OverloadedError`: 1..1,000,000, default 100,000. */
+  readonly queueLengthMax?: number;
+  /** How far in the past `effectiveAt` may be: default 31 days. */
+  readonly backdateWindowMs?: number;
+  /** Most resolved transfer records kept in memory for fast retries; older ones are read from the store's index. Default 200,000. */
+  readonly transfersCachedMax?: number;
+  /** Save a snapshot after this many events since the last one; 0 never. Default 50,000. */
+  readonly snapshotEveryEvents?: number;
+  /** How many times one batch is re-decided after another writer appended first: 0..100, default 8. */
+  readonly conflictRetriesMax?: number;
+  /** How often expired holds are looked for: 10..60,000 ms, default 1000. */
+  readonly expiryCheckIntervalMs?: number;
+}
+
+/** Request context recorded in each event's envelope. */
+export interface CommandContext {
+  readonly correlationId?: string;
+  readonly causationId?: string;
+  /** Bounded like all metadata; e.g. the acting user or channel. */
+  readonly metadata?: Metadata;
+}
+
+/** A command was applied (or had already been applied: `duplicate`). */
+export interface CommandAccepted {
+  readonly ok: true;
+  /** Ledger version of the command's last event; for a duplicate, the original's. */
+  readonly ledgerVersion: number;
+  /** When it was recorded, ISO-8601; for a duplicate, the original time. */
+  readonly recordedAt: string;
+  readonly duplicate: boolean;
+  /** Results of a linked group's members, in order. */
+  readonly members?: readonly CommandResult[];
+}
+
+/** A command was rejected; nothing was written for it. */
+export interface CommandRejected {
+  readonly ok: false;
+  readonly code: RejectionCode;
+  readonly message: string;
+  /** Results of a linked group's members, in order. */
+  readonly members?: readonly CommandResult[];
+}
+
+/** The outcome of one submitted command. */
+export type CommandResult = CommandAccepted | CommandRejected;
+
+interface QueuedCommand {
+  readonly command: LedgerCommand;
+  readonly context: CommandContext | undefined;
+  readonly resolve: ((result: CommandResult) => void) | undefined;
+  readonly reject: ((error: Error) => void) | undefined;
+}
+
+interface DecidedCommand {
+  readonly item: QueuedCommand;
+  readonly decision: Decision;
+  /** Ledger versions assigned to the decision's events, in order. */
+  readonly versions: readonly number[];
+}
+
+/**
+ * The single writer of one ledger. It queues commands, decides them in batches against its
+ * in-memory state, appends each batch's events atomically with one expected-version-fenced call,
+ * and resolves every command with its own result: one rejected command never fails the others
+ * (a linked group fails as a whole). If another writer appended first it catches up on the tail
+ * and decides the batch again; if the store fails, every command of the batch gets a retriable
+ * `WriterFailedError` and nothing of the batch is applied.
+ */
+export class LedgerWriter {
+  readonly #store: EventStore;
+  readonly #tenantId: string;
+  readonly #ledgerId: string;
+  readonly #codec: EventCodec;
+  readonly #clock: () => number;
+  readonly #batchSizeMax: number;
+  readonly #batchWaitMs: number;
+  readonly #queueLengthMax: number;
+  readonly #backdateWindowMs: number;
+  readonly #transfersCachedMax: number;
+  readonly #snapshotEveryEvents: number;
+  readonly #conflictRetriesMax: number;
+  readonly #expiryTimer: NodeJS.Timeout;
+
+  #state: WriterState;
+  #lastHash = GENESIS_HASH;
+  /** True while the in-memory state holds every transfer ever recorded (no index lookups needed). */
+  #transfersComplete = true;
+  #lastSnapshotVersion = 0;
+  #queue: QueuedCommand[] = [];
+  #expiries = new MinHeap<string>();
+  #flushScheduled = false;
+  #running: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(options: LedgerWriterOptions) {
+    this.#store = options.store;
+    this.#tenantId = options.tenantId;
+    this.#ledgerId = options.ledgerId;
+    this.#codec = new EventCodec({
+      currencies: options.currencies ?? new CurrencyRegistry(),
+      ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }),
+    });
+    this.#clock = options.clock ?? Date.now;
+    this.#batchSizeMax = bounded('batchSizeMax', options.batchSizeMax, 1_000, 1, BATCH_SIZE_MAX_LIMIT);
+    this.#batchWaitMs = bounded('batchWaitMs', options.batchWaitMs, 0, 0, 1_000);
+    this.#queueLengthMax = bounded('queueLengthMax', options.queueLengthMax, 100_000, 1, QUEUE_LENGTH_MAX_LIMIT);
+    this.#backdateWindowMs = bounded('backdateWindowMs', options.backdateWindowMs, BACKDATE_WINDOW_MS_DEFAULT, 0, 10 * 366 * 86_400_000);
+    this.#transfersCachedMax = bounded('transfersCachedMax', options.transfersCachedMax, 200_000, 0, 50_000_000);
+    this.#snapshotEveryEvents = bounded('snapshotEveryEvents', options.snapshotEveryEvents, 50_000, 0, 100_000_000);
+    this.#conflictRetriesMax = bounded('conflictRetriesMax', options.conflictRetriesMax, 8, 0, 100);
+    const expiryCheckIntervalMs = bounded('expiryCheckIntervalMs', options.expiryCheckIntervalMs, 1_000, 10, 60_000);
+    this.#state = freshState();
+    this.#expiryTimer = setInterval(() => this.#enqueueExpiries(), expiryCheckIntervalMs);
+    this.#expiryTimer.unref();
+  }
+
+  /**
+   * Opens the writer of a ledger: loads the latest snapshot (if its hash matches the stream),
+   * then folds the tail of the stream. Start-up time depends on the tail, not on the history.
+   */
+  static async open(options: LedgerWriterOptions): Promise<LedgerWriter> {
+    const writer = new LedgerWriter(options);
+    try {
+      await writer.#load();
+    } catch (error) {
+      clearInterval(writer.#expiryTimer);
+      throw error;
+    }
+    return writer;
+  }
+
+  /** The tenant this writer writes for. */
+  get tenantId(): string {
+    return this.#tenantId;
+  }
+
+  /** The ledger this writer owns. */
+  get ledgerId(): string {
+    return this.#ledgerId;
+  }
+
+  /** Version of the last event applied to the in-memory state. */
+  get version(): number {
+    return this.#state.version;
+  }
+
+  /** Hash of the last event applied. */
+  get lastHash(): string {
+    return this.#lastHash;
+  }
+
+  /** Commands waiting to be decided. */
+  get queueLength(): number {
+    return this.#queue.length;
+  }
+
+  /** The codec this writer encodes with; readers of the same ledger can share it. */
+  get codec(): EventCodec {
+    return this.#codec;
+  }
+
+  /** A copy of an account's current state, or `undefined`. */
+  account(accountId: string): AccountState | undefined {
+    const account = this.#state.accounts.get(accountId);
+    return account === undefined ? undefined : { ...account };
+  }
+
+  /** Copies of every account's current state. */
+  accounts(): AccountState[] {
+    return [...this.#state.accounts.values()].map((account) => ({ ...account }));
+  }
+
+  /** A copy of a hold that is still pending, or `undefined`. */
+  pendingHold(pendingId: string): TransferRecord | undefined {
+    const hold = this.#state.transfers.get(pendingId);
+    return hold !== undefined && hold.kind === 'hold' && hold.resolution === 'pending' ? { ...hold } : undefined;
+  }
+
+  /**
+   * Queues a command and resolves with its own result once its batch is durably appended.
+   * Rejects with `OverloadedError` at once when the queue is full, `WriterClosedError` after
+   * `close()`, and `WriterFailedError` (retriable) when the store could not take its batch.
+   */
+  submit(command: LedgerCommand, context?: CommandContext): Promise<CommandResult> {
+    if (this.#closed) return Promise.reject(new WriterClosedError());
+    if (this.#queue.length >= this.#queueLengthMax) return Promise.reject(new OverloadedError(this.#queueLengthMax));
+    return new Promise<CommandResult>((resolve, reject) => {
+      this.#queue.push({ command, context, resolve, reject });
+      this.#scheduleFlush();
+    });
+  }
+
+  /** Stops accepting commands, waits until every queued command is resolved, stops timers. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#expiryTimer);
+    while (this.#running !== undefined || this.#queue.length > 0) {
+      if (this.#running === undefined) this.#startRun();
+      await this.#running;
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#running !== undefined) return;
+    this.#flushScheduled = true;
+    const start = (): void => {
+      this.#flushScheduled = false;
+      this.#startRun();
+    };
+    if (this.#batchWaitMs === 0 || this.#queue.length >= this.#batchSizeMax) setImmediate(start);
+    else setTimeout(start, this.#batchWaitMs);
+  }
+
+  #startRun(): void {
+    if (this.#running !== undefined) return;
+    this.#running = this.#drain().finally(() => {
+      this.#running = undefined;
+      if (this.#queue.length > 0) this.#scheduleFlush();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#batchSizeMax);
+      await this.#processBatch(batch);
+    }
+  }
+
+  #enqueueExpiries(): void {
+    if (this.#closed) return;
+    const now = this.#clock();
+    let added = 0;
+    while ((this.#expiries.peekKey() ?? Infinity) <= now && this.#queue.length < this.#queueLengthMax) {
+      const pendingId = this.#expiries.pop() as string;
+      const hold = this.#state.transfers.get(pendingId);
+      if (hold === undefined || hold.resolution !== 'pending') continue;
+      this.#queue.push({ command: { kind: 'expirePending', pendingId }, context: undefined, resolve: undefined, reject: undefined });
+      added += 1;
+    }
+    if (added > 0) this.#scheduleFlush();
+  }
+
+  async #processBatch(batch: QueuedCommand[]): Promise<void> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt <= this.#conflictRetriesMax; attempt += 1) {
+      try {
+        await this.#hydrate(batch);
+        const decided = this.#decideBatch(batch);
+        if (decided.events.length > 0) {
+          await this.#store.append({
+            tenantId: this.#tenantId,
+            ledgerId: this.#ledgerId,
+            expectedVersion: this.#state.version,
+            events: decided.events,
+          });
+        }
+        commitOverlay(decided.overlay, this.#state);
+        this.#lastHash = decided.lastHash;
+        for (const entry of decided.results) settle(entry, decided.recordedAt);
+        await this.#afterCommit(decided.events);
+        return;
+      } catch (error) {
+        lastError = error;
+        if (error instanceof VersionConflictError || error instanceof DuplicateIndexKeyError) {
+          try {
+            await this.#catchUp();
+            continue;
+          } catch (catchUpError) {
+            lastError = catchUpError;
+          }
+        }
+        break;
+      }
+    }
+    const failure = new WriterFailedError(`could not append a batch of ${batch.length} commands: ${describe(lastError)}`, lastError);
+    for (const item of batch) item.reject?.(failure);
+  }
+
+  #decideBatch(batch: readonly QueuedCommand[]): {
+    overlay: ReturnType<typeof overlayState>;
+    events: StoredEvent[];
+    lastHash: string;
+    recordedAt: string;
+    results: DecidedCommand[];
+  } {
+    const nowMs = Math.max(this.#clock(), this.#state.lastRecordedAtMs);
+    const context = { nowMs, backdateWindowMs: this.#backdateWindowMs };
+    const overlay = overlayState(this.#state);
+    const events: StoredEvent[] = [];
+    const results: DecidedCommand[] = [];
+    let previousHash = this.#lastHash;
+    for (const item of batch) {
+      const decision = decide(item.command, overlay, context);
+      const versions: number[] = [];
+      if (decision.ok) {
+        for (const draft of decision.events) {
+          const ledgerVersion = overlay.version + 1;
+          evolve(overlay, draft.event, { ledgerVersion, recordedAtMs: nowMs, effectiveAtMs: draft.effectiveAtMs });
+          const stored = this.#encode(draft, ledgerVersion, nowMs, item.context, previousHash);
+          previousHash = stored.hash;
+          events.push(stored);
+          versions.push(ledgerVersion);
+        }
+      }
+      results.push({ item, decision, versions });
+    }
+    return { overlay, events, lastHash: previousHash, recordedAt: new Date(nowMs).toISOString(), results };
+  }
+
+  #encode(draft: EventDraft, ledgerVersion: number, recordedAtMs: number, context: CommandContext | undefined, previousHash: string): StoredEvent {
+    return this.#codec.encode(draft, {
+      eventId: randomUUID(),
+      tenantId: this.#tenantId,
+      ledgerId: this.#ledgerId,
+      ledgerVersion,
+      recordedAtMs,
+      correlationId: context?.correlationId ?? null,
+      causationId: context?.causationId ?? null,
+      metadata: context?.metadata ?? {},
+      previousHash,
+    });
+  }
+
+  async #afterCommit(events: readonly StoredEvent[]): Promise<void> {
+    for (const event of events) {
+      if (event.type === 'TransferPending' && typeof event.data['timeoutMs'] === 'number') {
+        this.#expiries.push(Date.parse(event.recordedAt) + event.data['timeoutMs'], event.data['transferId'] as string);
+      }
+    }
+    this.#evictTransfers();
+    if (this.#snapshotEveryEvents > 0 && this.#state.version - this.#lastSnapshotVersion >= this.#snapshotEveryEvents) {
+      await this.saveSnapshot().catch(() => undefined);
+    }
+  }
+
+  /** Saves a snapshot of the current state now. Snapshots only speed up `open`; losing one loses nothing. */
+  async saveSnapshot(): Promise<void> {
+    const version = this.#state.version;
+    await this.#store.saveSnapshot({
+      tenantId: this.#tenantId,
+      ledgerId: this.#ledgerId,
+      ledgerVersion: version,
+      hash: this.#lastHash,
+      schemaVersion: SNAPSHOT_SCHEMA_VERSION,
+      state: serializeState(this.#state, this.#state.accounts.values(), this.#state.transfers.values()),
+    });
+    this.#lastSnapshotVersion = version;
+  }
+
+  #evictTransfers(): void {
+    const transfers = this.#state.transfers;
+    if (transfers.size <= this.#transfersCachedMax) return;
+    const target = Math.floor(this.#transfersCachedMax * 0.9);
+    for (const [id, record] of transfers) {
+      if (transfers.size <= target) break;
+      if (record.kind === 'hold' && record.resolution === 'pending') continue;
+      transfers.delete(id);
+      this.#transfersComplete = false;
+    }
+  }
+
+  /** Loads the transfer records the batch's commands name but memory no longer holds. */
+  async #hydrate(batch: readonly QueuedCommand[]): Promise<void> {
+    if (this.#transfersComplete) return;
+    const ids = new Set<string>();
+    const want = (id: string | undefined): void => {
+      if (id !== undefined && !this.#state.transfers.has(id)) ids.add(id);
+    };
+    const visit = (command: TransferLikeCommand): void => {
+      want(command.transferId);
+      if (command.kind === 'postPending' || command.kind === 'voidPending') want(command.pendingId);
+      if (command.kind === 'reverseTransfer') want(command.reversalOf);
+    };
+    for (const { command } of batch) {
+      if (command.kind === 'linked') command.commands.forEach(visit);
+      else if (command.kind !== 'openAccount' && command.kind !== 'freezeAccount' && command.kind !== 'unfreezeAccount' && command.kind !== 'closeAccount' && command.kind !== 'expirePending') visit(command);
+    }
+    if (ids.size === 0) return;
+    const keys = [...ids].flatMap((id) => [`transfer:${id}`, `resolution:${id}`, `reversal:${id}`]);
+    const found = new Map<string, StoredEvent>();
+    for (let start = 0; start < keys.length; start += INDEX_KEYS_MAX) {
+      const page = await this.#store.findByIndexKeys({ tenantId: this.#tenantId, ledgerId: this.#ledgerId, keys: keys.slice(start, start + INDEX_KEYS_MAX) });
+      for (const [key, event] of page) found.set(key, event);
+    }
+    for (const event of found.values()) {
+      // The index is ahead of memory: another writer appended. Fold its events first.
+      if (event.ledgerVersion > this.#state.version) throw new VersionConflictError(this.#state.version, event.ledgerVersion);
+    }
+    for (const id of ids) {
+      const created = found.get(`transfer:${id}`);
+      if (created === undefined) continue;
+      const decoded = this.#codec.decode(created);
+      const record = transferRecordOf(decoded.event, decoded.meta);
+      if (record === undefined) continue;
+      const resolution = found.get(`resolution:${id}`);
+      if (record.kind === 'hold' && resolution !== undefined) {
+        record.resolution = resolution.type === 'PendingPosted' ? 'posted' : resolution.type === 'PendingVoided' ? 'voided' : 'expired';
+      }
+      const reversal = found.get(`reversal:${id}`);
+      if (reversal !== undefined) record.reversedBy = reversal.data['transferId'] as string;
+      this.#state.transfers.set(id, record);
+    }
+  }
+
+  async #load(): Promise<void> {
+    const snapshot = await this.#store.loadSnapshot({ tenantId: this.#tenantId, ledgerId: this.#ledgerId });
+    if (snapshot !== null && snapshot.schemaVersion === SNAPSHOT_SCHEMA_VERSION) {
+      const [atSnapshot] = await this.#store.readStream({
+        tenantId: this.#tenantId,
+        ledgerId: this.#ledgerId,
+        direction: 'forward',
+        fromVersion: snapshot.ledgerVersion,
+        limit: 1,
+      });
+      const restored = restoreState(snapshot.state);
+      if (restored !== undefined && atSnapshot?.hash === snapshot.hash && restored.version === snapshot.ledgerVersion) {
+        this.#state = restored as WriterState;
+        this.#lastHash = snapshot.hash;
+        this.#lastSnapshotVersion = snapshot.ledgerVersion;
+        this.#transfersComplete = false;
+      }
+    }
+    await this.#catchUp();
+    for (const record of this.#state.transfers.values()) {
+      if (record.kind === 'hold' && record.resolution === 'pending' && record.timeoutAtMs !== undefined) {
+        this.#expiries.push(record.timeoutAtMs, record.id);
+      }
+    }
+  }
+
+  /** Folds every event after the in-memory version, checking the hash chain as it goes. */
+  async #catchUp(): Promise<void> {
+    for (;;) {
+      const page = await this.#store.readStream({
+        tenantId: this.#tenantId,
+        ledgerId: this.#ledgerId,
+        direction: 'forward',
+        fromVersion: this.#state.version + 1,
+        limit: READ_LIMIT_MAX,
+      });
+      for (const stored of page) {
+        if (stored.ledgerVersion !== this.#state.version + 1 || stored.previousHash !== this.#lastHash) {
+          throw new CorruptEventError('stream does not continue the hash chain the writer holds', { ledgerVersion: stored.ledgerVersion });
+        }
+        const decoded = this.#codec.decode(stored);
+        evolve(this.#state, decoded.event, decoded.meta);
+        this.#lastHash = stored.hash;
+        if (decoded.event.type === 'TransferPending' && decoded.event.timeoutMs !== undefined) {
+          this.#expiries.push(decoded.meta.recordedAtMs + decoded.event.timeoutMs, decoded.event.transferId);
+        }
+      }
+      if (page.length < READ_LIMIT_MAX) break;
+    }
+    this.#evictTransfers();
+  }
+}
+
+/** The writer's state: the tables are concrete maps so it can evict cached transfers. */
+type WriterState = LedgerState & { readonly accounts: Map<string, AccountState>; readonly transfers: Map<string, TransferRecord> };
+
+function freshState(): WriterState {
+  return initialState() as WriterState;
+}
+
+function settle(entry: DecidedCommand, recordedAt: string): void {
+  entry.item.resolve?.(toResult(entry.decision, entry.versions, recordedAt));
+}
+
+/** Maps a decision and the versions its events got to the caller's result. */
+function toResult(decision: Decision, versions: readonly number[], recordedAt: string): CommandResult {
+  let members: CommandResult[] | undefined;
+  if (decision.members !== undefined) {
+    let offset = 0;
+    members = decision.members.map((member) => {
+      const count = member.ok ? member.events.length : 0;
+      const result = toResult(member, versions.slice(offset, offset + count), recordedAt);
+      offset += count;
+      return result;
+    });
+  }
+  if (!decision.ok) {
+    return { ok: false, code: decision.code, message: decision.message, ...(members === undefined ? {} : { members }) };
+  }
+  if (decision.duplicateOf !== undefined) {
+    return {
+      ok: true,
+      ledgerVersion: decision.duplicateOf.ledgerVersion,
+      recordedAt: new Date(decision.duplicateOf.recordedAtMs).toISOString(),
+      duplicate: true,
+      ...(members === undefined ? {} : { members }),
+    };
+  }
+  const last = versions[versions.length - 1];
+  const memberVersions = members?.filter((m): m is CommandAccepted => m.ok).map((m) => m.ledgerVersion) ?? [];
+  return {
+    ok: true,
+    ledgerVersion: last ?? Math.max(0, ...memberVersions),
+    recordedAt,
+    duplicate: false,
+    ...(members === undefined ? {} : { members }),
+  };
+}
+
+function bounded(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  const chosen = value ?? fallback;
+  if (!Number.isInteger(chosen) || chosen < min || chosen > max) {
+    throw new LimitExceededError(`${name} must be an integer in ${min}..${max}, got ${String(value)}`);
+  }
+  return chosen;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,19 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
+
+// Tests run against the packages' TypeScript sources, so `pnpm test` needs no build step.
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^@ledgerkit\/ledger-core\/testing$/, replacement: here('./packages/ledger-core/src/testing/index.ts') },
+      { find: /^@ledgerkit\/ledger-core$/, replacement: here('./packages/ledger-core/src/index.ts') },
+    ],
+  },
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'benchmarks/test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+  },
+});
