@@ -1,11 +1,9 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  external: ['vitest'],
-});
+const common = { dts: true, sourcemap: true, target: 'node20', external: ['vitest'] } as const;
+
+export default defineConfig([
+  { ...common, entry: { index: 'src/index.ts' }, format: ['esm', 'cjs'] },
+  // The testing entry registers vitest suites, and vitest is ESM-only: no CommonJS build.
+  { ...common, entry: { 'testing/index': 'src/testing/index.ts' }, format: ['esm'] },
+]);

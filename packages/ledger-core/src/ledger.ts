@@ -34,7 +34,8 @@ export interface HistoryPage {
 /**
  * One ledger of one tenant: the public facade a product team uses. Commands take untrusted
  * input (validated, amounts as decimal strings) and resolve with a `CommandResult`: `ok`, or a
- * rejection with a stable code. Reads of the current state are served from memory; reads "as of"
+ * rejection with a stable code. Invalid input rejects the returned promise with a typed error
+ * (`InvalidInputError`, `InvalidAmountError`, `UnknownCurrencyError`) and writes nothing. Reads of the current state are served from memory; reads "as of"
  * a past point replay the event log, the auditable path.
  *
  * ```ts
@@ -77,22 +78,22 @@ export class Ledger {
   }
 
   /** Opens an account: `{ accountId, currency, type, flags?, metadata? }`. */
-  openAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
+  async openAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.openAccount(input), context);
   }
 
   /** Freezes an account: `{ accountId, reason? }`. */
-  freezeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
+  async freezeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.freezeAccount(input), context);
   }
 
   /** Unfreezes an account: `{ accountId }`. */
-  unfreezeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
+  async unfreezeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.unfreezeAccount(input), context);
   }
 
   /** Closes an account with zero balance and nothing pending: `{ accountId }`. */
-  closeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
+  async closeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.closeAccount(input), context);
   }
 
@@ -102,32 +103,32 @@ export class Ledger {
    * `effectiveAt`, `reference` and `metadata`. Retrying the same `transferId` with the same
    * content returns the original outcome.
    */
-  transfer(input: unknown, context?: CommandContext): Promise<CommandResult> {
+  async transfer(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.transfer(input, this.#currencies), context);
   }
 
   /** Places a hold: the same input as `transfer`, plus an optional `timeoutMs`. */
-  hold(input: unknown, context?: CommandContext): Promise<CommandResult> {
+  async hold(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.hold(input, this.#currencies), context);
   }
 
   /** Posts a hold: `{ transferId, pendingId, amount?, currency? }` (partial amount for two-posting holds). */
-  postPending(input: unknown, context?: CommandContext): Promise<CommandResult> {
+  async postPending(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.postPending(input, this.#currencies), context);
   }
 
   /** Voids a hold: `{ transferId, pendingId }`. */
-  voidPending(input: unknown, context?: CommandContext): Promise<CommandResult> {
+  async voidPending(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.voidPending(input), context);
   }
 
   /** Reverses a posted transfer with a new one: `{ transferId, reversalOf, reference? }`. */
-  reverse(input: unknown, context?: CommandContext): Promise<CommandResult> {
+  async reverse(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.reverse(input), context);
   }
 
   /** Applies transfer-like commands all together or not at all: `[{ kind: 'transfer' | 'hold' | ..., input }]`. */
-  linked(members: readonly LinkedMemberInput[], context?: CommandContext): Promise<CommandResult> {
+  async linked(members: readonly LinkedMemberInput[], context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.linked(members, this.#currencies), context);
   }
 

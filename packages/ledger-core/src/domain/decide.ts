@@ -216,6 +216,11 @@ function decidePostPending(command: PostPendingCommand, state: LedgerState, cont
   if (command.amount !== undefined) {
     const full = fullAmountOf(held);
     if (full === undefined) return reject('partial_post_not_supported', `pending transfer ${held.id} has ${held.postings.length} postings`);
+    const heldCurrency = (held.postings[0] as Posting).currency;
+    if (command.currency !== heldCurrency) {
+      return reject('currency_mismatch', `pending transfer ${held.id} is in ${heldCurrency}, amount is in ${command.currency ?? 'no currency'}`);
+    }
+    if (command.amount <= 0n) return reject('amount_not_positive', 'the amount to post must be greater than zero');
     if (command.amount > full) return reject('amount_exceeds_pending', `amount exceeds the ${full} minor units held by ${held.id}`);
     const amount = command.amount;
     postings = held.postings.map((posting) => ({ ...posting, amount }));
@@ -324,7 +329,16 @@ function decideLinked(command: LinkedCommand, state: LedgerState, context: Decid
       events.push(draft);
     }
   }
-  if (failedAt < 0) return { ok: true, events, duplicateOf: undefined, members };
+  if (failedAt < 0) {
+    // A group whose every member repeats a recorded transfer is itself a retry: answer with the
+    // original outcome (the latest member's), as a single command's retry does.
+    const originals = members.map((member) => (member.ok ? member.duplicateOf : undefined));
+    const repeated = originals.length > 0 && originals.every((original) => original !== undefined);
+    const duplicateOf = repeated
+      ? (originals as OriginalOutcome[]).reduce((latest, original) => (original.ledgerVersion > latest.ledgerVersion ? original : latest))
+      : undefined;
+    return { ok: true, events, duplicateOf, members };
+  }
   const failed = members[failedAt] as Rejected;
   const outcome = command.commands.map((_, index): Decision =>
     index === failedAt ? failed : reject('linked_group_failed', `command ${failedAt} of the linked group was rejected: ${failed.code}`),
@@ -350,6 +364,9 @@ function checkEffective(requestedMs: number | undefined, context: DecideContext,
 }
 
 function checkPostingsShape(postings: readonly Posting[]): Rejected | undefined {
+  for (const posting of postings) {
+    if (posting.amount <= 0n) return reject('amount_not_positive', `posting on ${posting.accountId} has a non-positive amount`);
+  }
   if (postings.length === 2) {
     const [a, b] = postings as [Posting, Posting];
     if (a.accountId === b.accountId) return reject('accounts_must_be_different', `account ${a.accountId} appears twice`);
@@ -420,18 +437,20 @@ function compareRetry(
 ): Decision {
   const id = command.transferId;
   if (existing.kind !== kind) return reject('exists_with_different_kind', `transfer ${id} exists as a ${existing.kind}`);
+  // The transfer a retry resolves or reverses is compared before the postings, because the asked
+  // postings are derived from it: naming another hold or original must not read as other accounts.
+  if ((command.kind === 'postPending' || command.kind === 'voidPending') && command.pendingId !== existing.pendingId) {
+    return reject('exists_with_different_pending_id', `transfer ${id} resolves ${existing.pendingId ?? 'another transfer'}`);
+  }
+  if (command.kind === 'reverseTransfer' && command.reversalOf !== existing.reversalOf) {
+    return reject('exists_with_different_reversal_of', `transfer ${id} reverses ${existing.reversalOf ?? 'another transfer'}`);
+  }
   if (postings !== undefined) {
     const different = comparePostings(existing.postings, postings);
     if (different !== undefined) return reject(different, `transfer ${id} exists with different postings`);
   }
   if (command.kind === 'transfer' && command.pending !== undefined && command.pending.timeoutMs !== existing.timeoutMs) {
     return reject('exists_with_different_timeout', `transfer ${id} exists with a different timeout`);
-  }
-  if ((command.kind === 'postPending' || command.kind === 'voidPending') && command.pendingId !== existing.pendingId) {
-    return reject('exists_with_different_pending_id', `transfer ${id} resolves ${existing.pendingId ?? 'another transfer'}`);
-  }
-  if (command.kind === 'reverseTransfer' && command.reversalOf !== existing.reversalOf) {
-    return reject('exists_with_different_reversal_of', `transfer ${id} reverses ${existing.reversalOf ?? 'another transfer'}`);
   }
   if ((command.kind === 'transfer' || command.kind === 'reverseTransfer') && command.reference !== existing.reference) {
     return reject('exists_with_different_reference', `transfer ${id} exists with a different reference`);

@@ -84,8 +84,10 @@ export interface PostPendingCommand {
   readonly kind: 'postPending';
   readonly transferId: string;
   readonly pendingId: string;
-  /** Amount to post in minor units; defaults to the full held amount. */
+  /** Amount to post in minor units of `currency`; defaults to the full held amount. */
   readonly amount: bigint | undefined;
+  /** Currency of `amount`; must be the hold's. Ignored when `amount` is absent. */
+  readonly currency: string | undefined;
   readonly effectiveAtMs: number | undefined;
   readonly metadata: Metadata;
 }

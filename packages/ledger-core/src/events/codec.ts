@@ -81,7 +81,12 @@ export class EventCodec {
     if (current === undefined || !Object.hasOwn(CURRENT_SCHEMA_VERSIONS, type)) {
       throw new CorruptEventError(`unknown event type ${JSON.stringify(stored.type)}`, pick(where));
     }
-    const data = this.#upcasters.upcast(type, stored.schemaVersion, current, stored.data);
+    let data: JsonObject | undefined;
+    try {
+      data = this.#upcasters.upcast(type, stored.schemaVersion, current, stored.data);
+    } catch (error) {
+      throw new CorruptEventError(`upcaster for ${type} v${stored.schemaVersion} failed: ${String(error)}`, pick(where), error);
+    }
     if (data === undefined) {
       throw new CorruptEventError(`no upcaster from ${type} v${stored.schemaVersion} to v${current}`, pick(where));
     }
@@ -90,7 +95,7 @@ export class EventCodec {
     if (effectiveAtMs > recordedAtMs) throw new CorruptEventError('effectiveAt is after recordedAt', pick(where));
     try {
       return {
-        event: this.#decodeData(type, data),
+        event: this.#decodeData(type, data, pick(where)),
         meta: { ledgerVersion: stored.ledgerVersion, recordedAtMs, effectiveAtMs },
       };
     } catch (error) {
@@ -157,9 +162,9 @@ export class EventCodec {
     }));
   }
 
-  #decodeData(type: LedgerEventType, raw: JsonObject): LedgerEvent {
+  #decodeData(type: LedgerEventType, raw: JsonObject, where: { ledgerVersion?: number }): LedgerEvent {
     const parsed = eventDataSchemas[type].safeParse(raw);
-    if (!parsed.success) throw new CorruptEventError(`invalid ${type} data: ${describeIssue(parsed.error.issues)}`, {});
+    if (!parsed.success) throw new CorruptEventError(`invalid ${type} data: ${describeIssue(parsed.error.issues)}`, where);
     const data = parsed.data as Record<string, unknown>;
     // Each branch re-reads the validated fields with their precise types.
     switch (type) {

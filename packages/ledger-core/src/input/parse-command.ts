@@ -174,6 +174,7 @@ export const parseCommand = {
       transferId: v.transferId,
       pendingId: v.pendingId,
       amount: v.currency === undefined ? undefined : money(v.amount, currencies, v.currency, [...prefix, 'amount']),
+      currency: v.currency,
       effectiveAtMs: toMs(v.effectiveAt),
       metadata: v.metadata ?? {},
     };

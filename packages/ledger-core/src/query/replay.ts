@@ -29,9 +29,10 @@ export type AsOf =
 export const REPLAY_PAGE_SIZE = 1_000;
 
 /**
- * Streams a ledger's events in version order, one page at a time, checking that versions are
- * contiguous and, with `verify`, that every hash link holds (a `ChainBrokenError` names the
- * first bad event).
+ * Streams a ledger's events in version order, one page at a time. With `verify` (the default) it
+ * checks that versions are contiguous and that every hash link holds (a `ChainBrokenError` names
+ * the first bad event); with `verify: false` it yields the events as stored, for a caller such as
+ * `verifyChain` that reports broken links, version gaps included, itself.
  */
 export async function* readLedger(
   source: Pick<LedgerSource, 'store' | 'tenantId' | 'ledgerId'>,
@@ -49,8 +50,8 @@ export async function* readLedger(
       limit: pageSize,
     });
     for (const event of page) {
-      if (event.ledgerVersion !== expectedVersion) throw new ChainBrokenError(expectedVersion, `version ${event.ledgerVersion} follows ${expectedVersion - 1}`);
       if (options.verify !== false) {
+        if (event.ledgerVersion !== expectedVersion) throw new ChainBrokenError(expectedVersion, `version ${event.ledgerVersion} follows ${expectedVersion - 1}`);
         if (event.previousHash !== previousHash) throw new ChainBrokenError(event.ledgerVersion, 'previousHash does not match the preceding event');
         if (hashEvent(event) !== event.hash) throw new ChainBrokenError(event.ledgerVersion, 'hash does not match the event content');
       }

@@ -36,7 +36,7 @@ export class InMemoryEventStore implements EventStore {
   #position = 0;
 
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
-    checkLimit(request.events.length, APPEND_EVENTS_MAX, 'events per append');
+    checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
     const stream = this.#stream(request.tenantId, request.ledgerId);
     const current = stream.events.length;
     if (current !== request.expectedVersion) throw new VersionConflictError(request.expectedVersion, current);
@@ -65,7 +65,7 @@ export class InMemoryEventStore implements EventStore {
   }
 
   async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
-    checkLimit(request.limit, READ_LIMIT_MAX, 'read limit');
+    checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
     const events = this.#tenants.get(request.tenantId)?.ledgers.get(request.ledgerId)?.events ?? [];
     if (request.direction === 'forward') {
       const from = Math.max(request.fromVersion ?? 1, 1);
@@ -77,7 +77,7 @@ export class InMemoryEventStore implements EventStore {
   }
 
   async readAll(request: ReadAllRequest): Promise<GlobalEvent[]> {
-    checkLimit(request.limit, READ_LIMIT_MAX, 'read limit');
+    checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
     const global = this.#tenants.get(request.tenantId)?.global ?? [];
     let start = 0;
     if (request.after !== null) {
@@ -95,7 +95,7 @@ export class InMemoryEventStore implements EventStore {
   }
 
   async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
-    checkLimit(request.keys.length, INDEX_KEYS_MAX, 'index keys per lookup');
+    checkLimit(request.keys.length, 0, INDEX_KEYS_MAX, 'index keys per lookup');
     const index = this.#tenants.get(request.tenantId)?.ledgers.get(request.ledgerId)?.index;
     const found = new Map<string, StoredEvent>();
     if (index === undefined) return found;
@@ -134,8 +134,8 @@ export class InMemoryEventStore implements EventStore {
   }
 }
 
-function checkLimit(value: number, max: number, what: string): void {
-  if (!Number.isInteger(value) || value < 0 || value > max) throw new LimitExceededError(`${what} must be an integer in 0..${max}, got ${value}`);
+function checkLimit(value: number, min: number, max: number, what: string): void {
+  if (!Number.isInteger(value) || value < min || value > max) throw new LimitExceededError(`${what} must be an integer in ${min}..${max}, got ${value}`);
 }
 
 function deepFreeze<T>(value: T): T {

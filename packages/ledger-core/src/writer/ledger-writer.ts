@@ -273,13 +273,25 @@ export class LedgerWriter {
 
   #enqueueExpiries(): void {
     if (this.#closed) return;
-    const now = this.#clock();
+    // The time a batch would record: the clock may be behind the last recorded event.
+    const now = Math.max(this.#clock(), this.#state.lastRecordedAtMs);
     let added = 0;
     while ((this.#expiries.peekKey() ?? Infinity) <= now && this.#queue.length < this.#queueLengthMax) {
+      const timeoutAtMs = this.#expiries.peekKey() as number;
       const pendingId = this.#expiries.pop() as string;
       const hold = this.#state.transfers.get(pendingId);
       if (hold === undefined || hold.resolution !== 'pending') continue;
-      this.#queue.push({ command: { kind: 'expirePending', pendingId }, context: undefined, resolve: undefined, reject: undefined });
+      // No caller waits on an expiry to retry it, so the writer does: a failed batch, or a clock
+      // that stepped back before the batch was decided, puts the hold back in the heap.
+      const again = (): void => this.#expiries.push(timeoutAtMs, pendingId);
+      this.#queue.push({
+        command: { kind: 'expirePending', pendingId },
+        context: undefined,
+        resolve: (result) => {
+          if (!result.ok && result.code === 'pending_not_expired') again();
+        },
+        reject: again,
+      });
       added += 1;
     }
     if (added > 0) this.#scheduleFlush();
@@ -418,7 +430,9 @@ export class LedgerWriter {
     };
     for (const { command } of batch) {
       if (command.kind === 'linked') command.commands.forEach(visit);
-      else if (command.kind !== 'openAccount' && command.kind !== 'freezeAccount' && command.kind !== 'unfreezeAccount' && command.kind !== 'closeAccount' && command.kind !== 'expirePending') visit(command);
+      // An expiry of an evicted (so resolved) hold must read as already resolved, not as unknown.
+      else if (command.kind === 'expirePending') want(command.pendingId);
+      else if (command.kind !== 'openAccount' && command.kind !== 'freezeAccount' && command.kind !== 'unfreezeAccount' && command.kind !== 'closeAccount') visit(command);
     }
     if (ids.size === 0) return;
     const keys = [...ids].flatMap((id) => [`transfer:${id}`, `resolution:${id}`, `reversal:${id}`]);

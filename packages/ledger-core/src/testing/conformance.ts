@@ -1,0 +1,809 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { LedgerEvent, Posting } from '../domain/types.js';
+import { LimitExceededError, type LedgerErrorCode } from '../errors.js';
+import { canonicalJson } from '../events/canonical.js';
+import { EventCodec, indexKeysOf } from '../events/codec.js';
+import { GENESIS_HASH, type GlobalEvent, type JsonObject, type JsonValue, type StoredEvent } from '../events/stored-event.js';
+import { verifyChain } from '../events/verify-chain.js';
+import { CurrencyRegistry } from '../money/currency.js';
+import { APPEND_EVENTS_MAX, INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore, type Snapshot } from '../store/event-store.js';
+
+/** A store instance handed to the conformance suite, and how to release it after a test. */
+export interface EventStoreUnderTest {
+  readonly store: EventStore;
+  /** Called after each test, also when it failed: close pools, stop containers, ... */
+  readonly cleanup?: () => Promise<void>;
+}
+
+/** Options of {@link describeEventStoreConformance}. */
+export interface EventStoreConformanceOptions {
+  /**
+   * How many appends race for one expected version in the concurrency tests, and how many
+   * ledgers append side by side while a reader polls the global log: 2 ..{@link CONFORMANCE_CONCURRENCY_MAX}.
+   * Default 8. Keep it within the store's connection pool size if appends hold a connection.
+   */
+  readonly concurrency?: number;
+  /**
+   * Prefix of the tenant and ledger ids the suite generates, so its rows are easy to find (and
+   * delete) in a shared database. Letters, digits and `-`, at most 32 characters. Default `conformance`.
+   */
+  readonly idPrefix?: string;
+  /** Timeout of each test in milliseconds; default: the timeout configured for vitest. */
+  readonly testTimeoutMs?: number;
+}
+
+/** Largest {@link EventStoreConformanceOptions.concurrency}. */
+export const CONFORMANCE_CONCURRENCY_MAX = 64;
+
+const CONCURRENCY_DEFAULT = 8;
+const ID_PREFIX_PATTERN = /^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/;
+/** The suite's events are recorded one second apart from this instant on. */
+const BASE_TIME_MS = Date.UTC(2025, 0, 1);
+/** Upper bound on readAll polls in the concurrent-reader test, so a broken store fails instead of hanging. */
+const POLLS_MAX = 100_000;
+/** Upper bound on pages one full read takes; the suite never writes nearly this many events to one tenant. */
+const READ_PAGES_MAX = 1_000;
+/** Appends each ledger makes in the concurrent-reader test. */
+const APPENDS_PER_LEDGER = 6;
+
+const codec = new EventCodec({ currencies: new CurrencyRegistry() });
+// Keys deliberately out of order and a non-ASCII value: a store must keep content, not spelling.
+const ENVELOPE_METADATA: Readonly<Record<string, string>> = { zone: 'eu-west', channel: 'conformance', actor: 'Zoë ✓' };
+
+/**
+ * Registers a vitest suite that checks an {@link EventStore} against every documented rule of
+ * the port: fenced, atomic appends; version-numbering, tenant, ledger and index-key checks;
+ * stream and global reads; index lookups; snapshots; tenant and ledger isolation; races between
+ * writers; faithful round trips; and read limits. Call it at the top level of a test file:
+ *
+ * ```ts
+ * import { describeEventStoreConformance } from '@ledgerkit/ledger-core/testing';
+ * describeEventStoreConformance('PostgresEventStore', async () => {
+ *   const pool = new Pool({ connectionString: process.env.DATABASE_URL });
+ *   return { store: new PostgresEventStore({ pool }), cleanup: () => pool.end() };
+ * });
+ * ```
+ *
+ * `factory` runs before each test. Every test writes under fresh, randomly named tenants and
+ * ledgers, so the factory may return a store over a shared, non-empty database.
+ */
+export function describeEventStoreConformance(
+  name: string,
+  factory: () => Promise<EventStoreUnderTest>,
+  options: EventStoreConformanceOptions = {},
+): void {
+  const concurrency = options.concurrency ?? CONCURRENCY_DEFAULT;
+  if (!Number.isInteger(concurrency) || concurrency < 2 || concurrency > CONFORMANCE_CONCURRENCY_MAX) {
+    throw new LimitExceededError(`concurrency must be an integer in 2..${CONFORMANCE_CONCURRENCY_MAX}, got ${concurrency}`);
+  }
+  const idPrefix = options.idPrefix ?? 'conformance';
+  if (!ID_PREFIX_PATTERN.test(idPrefix)) throw new LimitExceededError(`idPrefix must match ${ID_PREFIX_PATTERN}`);
+  const timeout = options.testTimeoutMs;
+
+  describe(`EventStore conformance: ${name}`, () => {
+    let underTest: EventStoreUnderTest | undefined;
+    let store: EventStore;
+    let tenantId: string;
+    let otherTenantId: string;
+    let ledgerId: string;
+    let otherLedgerId: string;
+
+    beforeEach(async () => {
+      underTest = await factory();
+      store = underTest.store;
+      const run = randomUUID().slice(0, 13);
+      tenantId = `${idPrefix}-t-${run}-a`;
+      otherTenantId = `${idPrefix}-t-${run}-b`;
+      ledgerId = `${idPrefix}-l-${run}-a`;
+      otherLedgerId = `${idPrefix}-l-${run}-b`;
+    });
+
+    afterEach(async () => {
+      const cleanup = underTest?.cleanup;
+      underTest = undefined;
+      if (cleanup !== undefined) await cleanup();
+    });
+
+    const streamOf = (tenant: string, ledger: string): TestStream => new TestStream(store, tenant, ledger);
+
+    describe('append', () => {
+      it('appending to a new stream with expectedVersion 0 stores the events and resolves with the new version', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const batch = stream.next([accountOpened('cash'), accountOpened('revenue'), transferPosted(uid('t'))]);
+        const result = await store.append({ tenantId, ledgerId, expectedVersion: 0, events: batch });
+        expect(result.ledgerVersion).toBe(3);
+        expect(await readWholeStream(store, tenantId, ledgerId)).toEqual(batch);
+      }, timeout);
+
+      it('appending with expectedVersion equal to the current version continues the stream', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const batch = stream.next([transferPosted(uid('t')), transferPosted(uid('t'))]);
+        const result = await store.append({ tenantId, ledgerId, expectedVersion: 1, events: batch });
+        expect(result.ledgerVersion).toBe(3);
+        expect((await readWholeStream(store, tenantId, ledgerId)).map((event) => event.ledgerVersion)).toEqual([1, 2, 3]);
+      }, timeout);
+
+      it('appending with a stale expectedVersion throws VersionConflictError and writes nothing', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        const stale = encodeChain({ tenantId, ledgerId, version: 1, hash: stream.events[0]!.hash }, [transferPosted(uid('t'))]);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 1, events: stale }), 'version_conflict', { expectedVersion: 1 });
+        await stream.expectUnchanged(stale);
+      }, timeout);
+
+      it('appending with expectedVersion 0 to an existing stream throws VersionConflictError and writes nothing', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const fresh = encodeChain({ tenantId, ledgerId, version: 0, hash: GENESIS_HASH }, [accountOpened('bank')]);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 0, events: fresh }), 'version_conflict', { expectedVersion: 0 });
+        await stream.expectUnchanged(fresh);
+      }, timeout);
+
+      it('appending with an expectedVersion ahead of the stream throws VersionConflictError and writes nothing', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const ahead = encodeChain({ tenantId, ledgerId, version: 5, hash: stream.head.hash }, [transferPosted(uid('t'))]);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 5, events: ahead }), 'version_conflict', { expectedVersion: 5 });
+        await stream.expectUnchanged(ahead);
+      }, timeout);
+
+      it('a batch whose first event is not numbered expectedVersion + 1 is rejected and nothing is written', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const skipping = encodeChain({ tenantId, ledgerId, version: 2, hash: stream.head.hash }, [transferPosted(uid('t')), transferPosted(uid('t'))]);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 1, events: skipping }));
+        await stream.expectUnchanged(skipping);
+      }, timeout);
+
+      it('a batch with a gap in its version numbering is rejected and none of its events is written', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const [first, , third] = stream.next([transferPosted(uid('t')), transferPosted(uid('t')), transferPosted(uid('t'))]);
+        const gapped = [first!, third!];
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 1, events: gapped }));
+        await stream.expectUnchanged(gapped);
+      }, timeout);
+
+      it('a batch with the same version twice is rejected and none of its events is written', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const [first] = stream.next([accountOpened('cash')]);
+        const twin = encodeChain(stream.head, [accountOpened('bank')])[0]!;
+        const doubled = [first!, twin];
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 0, events: doubled }));
+        await stream.expectUnchanged(doubled);
+      }, timeout);
+
+      it('a batch containing an event of another tenant is rejected and none of its events is written', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const [first] = stream.next([transferPosted(uid('t'))]);
+        const foreign = encodeChain({ tenantId: otherTenantId, ledgerId, version: 2, hash: first!.hash }, [transferPosted(uid('t'))])[0]!;
+        const mixed = [first!, foreign];
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 1, events: mixed }));
+        await stream.expectUnchanged(mixed);
+        await streamOf(otherTenantId, ledgerId).expectUnchanged(mixed);
+      }, timeout);
+
+      it('a batch containing an event of another ledger is rejected and none of its events is written', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const [first] = stream.next([transferPosted(uid('t'))]);
+        const foreign = encodeChain({ tenantId, ledgerId: otherLedgerId, version: 2, hash: first!.hash }, [transferPosted(uid('t'))])[0]!;
+        const mixed = [first!, foreign];
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 1, events: mixed }));
+        await stream.expectUnchanged(mixed);
+        await streamOf(tenantId, otherLedgerId).expectUnchanged(mixed);
+      }, timeout);
+
+      it('a batch claiming one index key twice throws DuplicateIndexKeyError and writes nothing', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const transferId = uid('t');
+        const batch = stream.next([transferPosted(uid('t')), transferPosted(transferId), transferPosted(transferId)]);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 1, events: batch }), 'duplicate_index_key', { key: `transfer:${transferId}` });
+        await stream.expectUnchanged(batch);
+      }, timeout);
+
+      for (const kind of ['transfer', 'resolution', 'reversal'] as const) {
+        it(`a batch claiming a ${kind}: key an earlier event holds throws DuplicateIndexKeyError and writes nothing`, async () => {
+          const stream = streamOf(tenantId, ledgerId);
+          const pendingId = uid('hold');
+          const originalId = uid('t');
+          await stream.append([transferPending(pendingId), transferPosted(originalId)]);
+          const claimant = uid('t');
+          const claims = {
+            transfer: { event: transferPosted(originalId), key: `transfer:${originalId}` },
+            resolution: { event: pendingVoided(uid('t'), pendingId), key: `resolution:${pendingId}` },
+            reversal: { event: transferPosted(uid('t'), { reversalOf: originalId }), key: `reversal:${originalId}` },
+          }[kind];
+          await stream.append([
+            kind === 'resolution' ? pendingPosted(claimant, pendingId) : transferPosted(claimant, kind === 'reversal' ? { reversalOf: originalId } : {}),
+          ]);
+          const batch = stream.next([transferPosted(uid('t')), claims.event]);
+          await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: stream.head.version, events: batch }), 'duplicate_index_key', { key: claims.key });
+          await stream.expectUnchanged(batch);
+          const found = await store.findByIndexKeys({ tenantId, ledgerId, keys: [claims.key] });
+          const holder = claims.key.startsWith('transfer:') ? stream.events[1] : stream.events[2];
+          expect(found.get(claims.key)).toEqual(holder);
+        }, timeout);
+      }
+
+      it('index keys are unique per ledger: another ledger or tenant may claim the same key', async () => {
+        const transferId = uid('t');
+        const streams = [streamOf(tenantId, ledgerId), streamOf(tenantId, otherLedgerId), streamOf(otherTenantId, ledgerId)];
+        for (const stream of streams) await stream.append([transferPosted(transferId)]);
+        for (const stream of streams) {
+          const found = await store.findByIndexKeys({ tenantId: stream.tenantId, ledgerId: stream.ledgerId, keys: [`transfer:${transferId}`] });
+          expect(found.get(`transfer:${transferId}`)).toEqual(stream.events[0]);
+        }
+      }, timeout);
+
+      it('after a rejected append the stream accepts a correct append at the unchanged version', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const transferId = uid('t');
+        await stream.append([transferPosted(transferId)]);
+        const duplicate = stream.next([accountOpened('cash'), transferPosted(transferId)]);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 1, events: duplicate }), 'duplicate_index_key');
+        const stale = encodeChain({ tenantId, ledgerId, version: 0, hash: GENESIS_HASH }, [accountOpened('cash')]);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 0, events: stale }), 'version_conflict');
+        await stream.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        expect(await readWholeStream(store, tenantId, ledgerId)).toEqual(stream.events);
+      }, timeout);
+    });
+
+    describe('readStream', () => {
+      const fiveEvents = async (): Promise<StoredEvent[]> => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), accountOpened('revenue')]);
+        await stream.append([transferPosted(uid('t')), transferPosted(uid('t')), transferPosted(uid('t'))]);
+        return stream.events;
+      };
+
+      it('forward reads ascend from version 1 by default', async () => {
+        const events = await fiveEvents();
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', limit: 10 })).toEqual(events);
+      }, timeout);
+
+      it('forward reads start at fromVersion and return at most limit events', async () => {
+        const events = await fiveEvents();
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', fromVersion: 2, limit: 2 })).toEqual(events.slice(1, 3));
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', fromVersion: 4, limit: 10 })).toEqual(events.slice(3));
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', fromVersion: 5, limit: 1 })).toEqual(events.slice(4));
+      }, timeout);
+
+      it('backward reads descend from the last version by default', async () => {
+        const events = await fiveEvents();
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'backward', limit: 2 })).toEqual([events[4], events[3]]);
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'backward', limit: 10 })).toEqual([...events].reverse());
+      }, timeout);
+
+      it('backward reads start at fromVersion and return at most limit events', async () => {
+        const events = await fiveEvents();
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'backward', fromVersion: 4, limit: 2 })).toEqual([events[3], events[2]]);
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'backward', fromVersion: 2, limit: 10 })).toEqual([events[1], events[0]]);
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'backward', fromVersion: 1, limit: 1 })).toEqual([events[0]]);
+      }, timeout);
+
+      it('reading forward past the end returns an empty array', async () => {
+        await fiveEvents();
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', fromVersion: 6, limit: 10 })).toEqual([]);
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', fromVersion: 1_000, limit: 10 })).toEqual([]);
+      }, timeout);
+
+      it('reading a stream that was never written returns an empty array in both directions', async () => {
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', limit: 10 })).toEqual([]);
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'backward', limit: 10 })).toEqual([]);
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', fromVersion: 3, limit: 10 })).toEqual([]);
+      }, timeout);
+
+      it('readStream never returns another ledger’s or another tenant’s events', async () => {
+        const mine = streamOf(tenantId, ledgerId);
+        const sibling = streamOf(tenantId, otherLedgerId);
+        const foreign = streamOf(otherTenantId, ledgerId);
+        await sibling.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        await foreign.append([accountOpened('cash'), transferPosted(uid('t')), transferPosted(uid('t'))]);
+        await mine.append([accountOpened('cash')]);
+        for (const stream of [mine, sibling, foreign]) {
+          expect(await readWholeStream(store, stream.tenantId, stream.ledgerId)).toEqual(stream.events);
+          expect(await store.readStream({ tenantId: stream.tenantId, ledgerId: stream.ledgerId, direction: 'backward', limit: 10 })).toEqual([...stream.events].reverse());
+        }
+      }, timeout);
+    });
+
+    describe('readAll', () => {
+      it('reading from the beginning returns every event of every ledger of the tenant exactly once, in each stream’s version order', async () => {
+        const first = streamOf(tenantId, ledgerId);
+        const second = streamOf(tenantId, otherLedgerId);
+        await first.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        await second.append([accountOpened('cash')]);
+        await first.append([transferPosted(uid('t'))]);
+        await second.append([transferPosted(uid('t')), transferPosted(uid('t'))]);
+        const read = await readWholeLog(store, tenantId, READ_LIMIT_MAX);
+        expectExactlyOnceInStreamOrder(read, [first, second]);
+      }, timeout);
+
+      it('paging with a small limit neither skips nor repeats an event', async () => {
+        const first = streamOf(tenantId, ledgerId);
+        const second = streamOf(tenantId, otherLedgerId);
+        await first.append([accountOpened('cash'), transferPosted(uid('t')), transferPosted(uid('t'))]);
+        await second.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        await first.append([transferPosted(uid('t'))]);
+        const firstPage = await store.readAll({ tenantId, after: null, limit: 2 });
+        expect(firstPage).toHaveLength(2);
+        expectExactlyOnceInStreamOrder(await readWholeLog(store, tenantId, 2), [first, second]);
+      }, timeout);
+
+      it('resuming after the last position seen returns only events appended later', async () => {
+        const first = streamOf(tenantId, ledgerId);
+        const second = streamOf(tenantId, otherLedgerId);
+        await first.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        await second.append([accountOpened('cash')]);
+        const seen = await readWholeLog(store, tenantId, READ_LIMIT_MAX);
+        expect(seen).toHaveLength(3);
+        const last = seen[seen.length - 1]!.position;
+        expect(await store.readAll({ tenantId, after: last, limit: 10 })).toEqual([]);
+        const later = [...(await second.append([transferPosted(uid('t'))])), ...(await first.append([transferPosted(uid('t')), transferPosted(uid('t'))]))];
+        const resumed = await readWholeLog(store, tenantId, READ_LIMIT_MAX, last);
+        expect(resumed.map((entry) => entry.event)).toEqual(later);
+        const positions = new Set([...seen, ...resumed].map((entry) => entry.position));
+        expect(positions.size).toBe(seen.length + resumed.length);
+      }, timeout);
+
+      it('readAll of a tenant without events returns an empty array', async () => {
+        await streamOf(otherTenantId, ledgerId).append([accountOpened('cash')]);
+        expect(await store.readAll({ tenantId, after: null, limit: 10 })).toEqual([]);
+      }, timeout);
+
+      it('readAll never returns another tenant’s events', async () => {
+        const mine = streamOf(tenantId, ledgerId);
+        const foreign = streamOf(otherTenantId, ledgerId);
+        const foreignSibling = streamOf(otherTenantId, otherLedgerId);
+        await foreign.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        await mine.append([accountOpened('cash')]);
+        await foreignSibling.append([accountOpened('cash')]);
+        await mine.append([transferPosted(uid('t'))]);
+        await foreign.append([transferPosted(uid('t'))]);
+        const read = await readWholeLog(store, tenantId, READ_LIMIT_MAX);
+        expect(read.every((entry) => entry.event.tenantId === tenantId)).toBe(true);
+        expectExactlyOnceInStreamOrder(read, [mine]);
+        expectExactlyOnceInStreamOrder(await readWholeLog(store, otherTenantId, 1), [foreign, foreignSibling]);
+      }, timeout);
+
+      it('a reader polling readAll while several ledgers append concurrently sees every event exactly once', async () => {
+        const streams = Array.from({ length: concurrency }, (_, index) => streamOf(tenantId, `${ledgerId}-${index}`));
+        let writing = true;
+        const writers = Promise.all(
+          streams.map(async (stream) => {
+            for (let round = 0; round < APPENDS_PER_LEDGER; round += 1) await stream.append([transferPosted(uid('t')), transferPosted(uid('t'))]);
+          }),
+        ).finally(() => {
+          writing = false;
+        });
+        const seen: GlobalEvent[] = [];
+        let after: string | null = null;
+        let polls = 0;
+        // Keep polling after the writers finish until one read comes back empty: the final drain.
+        for (;;) {
+          polls += 1;
+          expect(polls, 'readAll polls before the log was drained').toBeLessThanOrEqual(POLLS_MAX);
+          const stillWriting = writing;
+          const page = await store.readAll({ tenantId, after, limit: 5 });
+          seen.push(...page);
+          if (page.length > 0) after = page[page.length - 1]!.position;
+          else if (!stillWriting) break;
+          else await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+        await writers;
+        expectExactlyOnceInStreamOrder(seen, streams);
+      }, timeout);
+    });
+
+    describe('findByIndexKeys', () => {
+      it('returns the event that claimed each transfer:, resolution: and reversal: key', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const [pendingId, postId, originalId, reversalId] = [uid('hold'), uid('t'), uid('t'), uid('t')];
+        await stream.append([accountOpened('cash'), transferPending(pendingId), transferPosted(originalId)]);
+        await stream.append([pendingPosted(postId, pendingId), transferPosted(reversalId, { reversalOf: originalId })]);
+        const [, pending, original, post, reversal] = stream.events;
+        const found = await store.findByIndexKeys({
+          tenantId,
+          ledgerId,
+          keys: [`transfer:${pendingId}`, `transfer:${originalId}`, `transfer:${postId}`, `resolution:${pendingId}`, `transfer:${reversalId}`, `reversal:${originalId}`],
+        });
+        expect(found).toEqual(
+          new Map([
+            [`transfer:${pendingId}`, pending],
+            [`transfer:${originalId}`, original],
+            [`transfer:${postId}`, post],
+            [`resolution:${pendingId}`, post],
+            [`transfer:${reversalId}`, reversal],
+            [`reversal:${originalId}`, reversal],
+          ]),
+        );
+      }, timeout);
+
+      it('omits keys that no event claimed', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const transferId = uid('t');
+        await stream.append([transferPosted(transferId)]);
+        const found = await store.findByIndexKeys({
+          tenantId,
+          ledgerId,
+          keys: [`transfer:${uid('missing')}`, `transfer:${transferId}`, `resolution:${transferId}`, `reversal:${transferId}`],
+        });
+        expect([...found.keys()]).toEqual([`transfer:${transferId}`]);
+        expect(found.get(`transfer:${transferId}`)).toEqual(stream.events[0]);
+        expect((await store.findByIndexKeys({ tenantId, ledgerId, keys: [] })).size).toBe(0);
+        expect((await store.findByIndexKeys({ tenantId, ledgerId: otherLedgerId, keys: [`transfer:${transferId}`] })).size).toBe(0);
+      }, timeout);
+
+      it('never returns another ledger’s or another tenant’s events', async () => {
+        const siblingOnly = uid('t');
+        const foreignOnly = uid('t');
+        const shared = uid('t');
+        const mine = streamOf(tenantId, ledgerId);
+        await mine.append([transferPosted(shared)]);
+        await streamOf(tenantId, otherLedgerId).append([transferPosted(siblingOnly), transferPosted(shared)]);
+        await streamOf(otherTenantId, ledgerId).append([transferPosted(foreignOnly), transferPosted(shared)]);
+        const found = await store.findByIndexKeys({
+          tenantId,
+          ledgerId,
+          keys: [`transfer:${siblingOnly}`, `transfer:${foreignOnly}`, `transfer:${shared}`],
+        });
+        expect(found).toEqual(new Map([[`transfer:${shared}`, mine.events[0]]]));
+      }, timeout);
+    });
+
+    describe('snapshots', () => {
+      const snapshotAt = (stream: TestStream, ledgerVersion: number, state: JsonObject): Snapshot => ({
+        tenantId: stream.tenantId,
+        ledgerId: stream.ledgerId,
+        ledgerVersion,
+        hash: stream.events[ledgerVersion - 1]!.hash,
+        schemaVersion: 1,
+        state,
+      });
+
+      it('loadSnapshot returns what saveSnapshot stored', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        const snapshot = snapshotAt(stream, 2, sampleState(2));
+        await store.saveSnapshot(snapshot);
+        const loaded = await store.loadSnapshot({ tenantId, ledgerId });
+        expect(loaded).toEqual(snapshot);
+        expect(canonicalJson(loaded?.state)).toBe(canonicalJson(snapshot.state));
+      }, timeout);
+
+      it('saveSnapshot replaces the ledger’s older snapshot', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), transferPosted(uid('t')), transferPosted(uid('t'))]);
+        await store.saveSnapshot(snapshotAt(stream, 1, sampleState(1)));
+        const newer = snapshotAt(stream, 3, sampleState(3));
+        await store.saveSnapshot(newer);
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(newer);
+      }, timeout);
+
+      it('loadSnapshot of a ledger without a snapshot returns null', async () => {
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toBeNull();
+        await streamOf(tenantId, ledgerId).append([accountOpened('cash')]);
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toBeNull();
+      }, timeout);
+
+      it('snapshots are scoped to their tenant and ledger', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const snapshot = snapshotAt(stream, 1, sampleState(1));
+        await store.saveSnapshot(snapshot);
+        expect(await store.loadSnapshot({ tenantId, ledgerId: otherLedgerId })).toBeNull();
+        expect(await store.loadSnapshot({ tenantId: otherTenantId, ledgerId })).toBeNull();
+        const sibling = streamOf(tenantId, otherLedgerId);
+        await sibling.append([accountOpened('bank')]);
+        await store.saveSnapshot(snapshotAt(sibling, 1, sampleState(7)));
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(snapshot);
+      }, timeout);
+    });
+
+    describe('concurrent appends', () => {
+      const race = async (stream: TestStream): Promise<void> => {
+        const contenders = Array.from({ length: concurrency }, () => stream.next([transferPosted(uid('t')), transferPosted(uid('t'))]));
+        const expectedVersion = stream.head.version;
+        const outcomes = await Promise.allSettled(contenders.map((events) => store.append({ tenantId, ledgerId, expectedVersion, events })));
+        const winners = outcomes.flatMap((outcome, index) => (outcome.status === 'fulfilled' ? [index] : []));
+        expect(winners, 'appends that succeeded').toHaveLength(1);
+        const winner = winners[0]!;
+        expect(outcomes[winner]).toEqual({ status: 'fulfilled', value: { ledgerVersion: expectedVersion + 2 } });
+        for (const outcome of outcomes) {
+          if (outcome.status === 'rejected') expectLedgerErrorValue(outcome.reason, 'version_conflict', { expectedVersion });
+        }
+        stream.events.push(...contenders[winner]!);
+        const read = await readWholeStream(store, tenantId, ledgerId);
+        expect(read.map((event) => event.ledgerVersion)).toEqual(read.map((_, index) => index + 1));
+        expect(read).toEqual(stream.events);
+        expectExactlyOnceInStreamOrder(await readWholeLog(store, tenantId, READ_LIMIT_MAX), [stream]);
+      };
+
+      it('of several appends racing to create a stream with expectedVersion 0, exactly one succeeds and the stream has no gap or duplicate', async () => {
+        await race(streamOf(tenantId, ledgerId));
+      }, timeout);
+
+      it('of several appends racing with the same expectedVersion, exactly one succeeds and the others throw VersionConflictError', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), accountOpened('revenue')]);
+        await race(stream);
+        await race(stream);
+      }, timeout);
+
+      it('concurrent appends to different ledgers all succeed', async () => {
+        const streams = Array.from({ length: concurrency }, (_, index) => streamOf(tenantId, `${ledgerId}-${index}`));
+        await Promise.all(streams.map((stream) => stream.append([accountOpened('cash'), transferPosted(uid('t'))])));
+        for (const stream of streams) expect(await readWholeStream(store, tenantId, stream.ledgerId)).toEqual(stream.events);
+        expectExactlyOnceInStreamOrder(await readWholeLog(store, tenantId, READ_LIMIT_MAX), streams);
+      }, timeout);
+    });
+
+    describe('round trip', () => {
+      it('events read back deep-equal the appended events whatever order their keys were in', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const pendingId = uid('hold');
+        const batch = stream.next([
+          accountOpened('cash', { 'z-key': 'last', 'a-key': 'first', note: 'naïve – “quoted” \\ / \u0001' }),
+          transferPending(pendingId, { timeoutMs: 86_400_000, reference: 'ref ✓' }),
+          pendingPosted(uid('t'), pendingId),
+          { type: 'AccountFrozen', accountId: 'cash', reason: 'audit' },
+        ]);
+        // Same content, keys spelled in reverse: the hash is unchanged because it covers canonical JSON.
+        const reordered = batch.map((event) => reverseKeys(event) as unknown as StoredEvent);
+        await store.append({ tenantId, ledgerId, expectedVersion: 0, events: reordered });
+        const keys = batch.flatMap((event) => indexKeysOf(event));
+        const reads: StoredEvent[][] = [
+          await readWholeStream(store, tenantId, ledgerId),
+          (await store.readStream({ tenantId, ledgerId, direction: 'backward', limit: 10 })).reverse(),
+          (await readWholeLog(store, tenantId, READ_LIMIT_MAX)).map((entry) => entry.event),
+        ];
+        for (const read of reads) {
+          expect(read).toEqual(batch);
+          expect(read.map((event) => canonicalJson(event as unknown as JsonValue))).toEqual(batch.map((event) => canonicalJson(event as unknown as JsonValue)));
+        }
+        const found = await store.findByIndexKeys({ tenantId, ledgerId, keys });
+        for (const key of keys) expect(batch).toContainEqual(found.get(key));
+      }, timeout);
+
+      it('a stream read back still verifies its hash chain', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), accountOpened('revenue')]);
+        await stream.append([transferPosted(uid('t')), transferPosted(uid('t'), { reference: 'invoice 42' })]);
+        const verification = await verifyChain(await readWholeStream(store, tenantId, ledgerId));
+        expect(verification).toEqual({ ok: true, eventCount: 4, lastHash: stream.head.hash, lastVersion: 4 });
+      }, timeout);
+    });
+
+    describe('limits', () => {
+      it(`readStream rejects a limit above READ_LIMIT_MAX (${READ_LIMIT_MAX}) or below 1 with a LedgerError`, async () => {
+        await streamOf(tenantId, ledgerId).append([accountOpened('cash')]);
+        for (const direction of ['forward', 'backward'] as const) {
+          await expectLedgerError(store.readStream({ tenantId, ledgerId, direction, limit: READ_LIMIT_MAX + 1 }), 'limit_exceeded');
+          await expectLedgerError(store.readStream({ tenantId, ledgerId, direction, limit: 0 }), 'limit_exceeded');
+        }
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', limit: READ_LIMIT_MAX })).toHaveLength(1);
+      }, timeout);
+
+      it(`readAll rejects a limit above READ_LIMIT_MAX (${READ_LIMIT_MAX}) or below 1 with a LedgerError`, async () => {
+        await streamOf(tenantId, ledgerId).append([accountOpened('cash')]);
+        await expectLedgerError(store.readAll({ tenantId, after: null, limit: READ_LIMIT_MAX + 1 }), 'limit_exceeded');
+        await expectLedgerError(store.readAll({ tenantId, after: null, limit: 0 }), 'limit_exceeded');
+        expect(await store.readAll({ tenantId, after: null, limit: READ_LIMIT_MAX })).toHaveLength(1);
+      }, timeout);
+
+      it(`findByIndexKeys rejects more than INDEX_KEYS_MAX (${INDEX_KEYS_MAX}) keys with a LedgerError`, async () => {
+        const keys = Array.from({ length: INDEX_KEYS_MAX + 1 }, (_, index) => `transfer:k${index}`);
+        await expectLedgerError(store.findByIndexKeys({ tenantId, ledgerId, keys }), 'limit_exceeded');
+        expect((await store.findByIndexKeys({ tenantId, ledgerId, keys: keys.slice(0, INDEX_KEYS_MAX) })).size).toBe(0);
+      }, timeout);
+
+      it(`append rejects more than APPEND_EVENTS_MAX (${APPEND_EVENTS_MAX}) events with a LedgerError and writes nothing`, async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const events = stream.next(Array.from({ length: APPEND_EVENTS_MAX + 1 }, (_, index) => ({ type: 'AccountUnfrozen', accountId: `a${index}` })));
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 0, events }), 'limit_exceeded');
+        await stream.expectUnchanged([]);
+      }, timeout);
+    });
+  });
+}
+
+/** Where a stream stands: the version and hash the next event continues from. */
+interface StreamHead {
+  readonly tenantId: string;
+  readonly ledgerId: string;
+  readonly version: number;
+  readonly hash: string;
+}
+
+/** One ledger stream as the suite wrote it: the events the store must give back. */
+class TestStream {
+  readonly events: StoredEvent[] = [];
+
+  constructor(
+    readonly store: EventStore,
+    readonly tenantId: string,
+    readonly ledgerId: string,
+  ) {}
+
+  get head(): StreamHead {
+    const last = this.events[this.events.length - 1];
+    return { tenantId: this.tenantId, ledgerId: this.ledgerId, version: this.events.length, hash: last?.hash ?? GENESIS_HASH };
+  }
+
+  /** Encodes events that would continue the stream, without appending them. */
+  next(events: readonly LedgerEvent[]): StoredEvent[] {
+    return encodeChain(this.head, events);
+  }
+
+  /** Appends events at the stream's head and remembers them. */
+  async append(events: readonly LedgerEvent[]): Promise<StoredEvent[]> {
+    const head = this.head;
+    const batch = encodeChain(head, events);
+    const result = await this.store.append({ tenantId: this.tenantId, ledgerId: this.ledgerId, expectedVersion: head.version, events: batch });
+    expect(result.ledgerVersion).toBe(head.version + batch.length);
+    this.events.push(...batch);
+    return batch;
+  }
+
+  /** Checks that the stream holds exactly what was appended, and that no key of `rejected` was indexed. */
+  async expectUnchanged(rejected: readonly StoredEvent[]): Promise<void> {
+    expect(await readWholeStream(this.store, this.tenantId, this.ledgerId)).toEqual(this.events);
+    const keys = [...new Set(rejected.flatMap((event) => indexKeysOf(event)))];
+    const found = await this.store.findByIndexKeys({ tenantId: this.tenantId, ledgerId: this.ledgerId, keys });
+    const rejectedIds = new Set(rejected.map((event) => event.eventId));
+    for (const event of found.values()) expect(rejectedIds.has(event.eventId), `event ${event.eventId} of a rejected batch is indexed`).toBe(false);
+    const logged = await readWholeLog(this.store, this.tenantId, READ_LIMIT_MAX);
+    for (const entry of logged) expect(rejectedIds.has(entry.event.eventId), `event ${entry.event.eventId} of a rejected batch is in the global log`).toBe(false);
+  }
+}
+
+function encodeChain(head: StreamHead, events: readonly LedgerEvent[]): StoredEvent[] {
+  const encoded: StoredEvent[] = [];
+  let previousHash = head.hash;
+  events.forEach((event, offset) => {
+    const ledgerVersion = head.version + offset + 1;
+    const recordedAtMs = BASE_TIME_MS + ledgerVersion * 1_000;
+    const stored = codec.encode(
+      { event, effectiveAtMs: recordedAtMs - 250 },
+      {
+        eventId: randomUUID(),
+        tenantId: head.tenantId,
+        ledgerId: head.ledgerId,
+        ledgerVersion,
+        recordedAtMs,
+        correlationId: ledgerVersion % 2 === 0 ? `corr-${ledgerVersion}` : null,
+        causationId: ledgerVersion % 3 === 0 ? randomUUID() : null,
+        metadata: ENVELOPE_METADATA,
+        previousHash,
+      },
+    );
+    encoded.push(stored);
+    previousHash = stored.hash;
+  });
+  return encoded;
+}
+
+async function readWholeStream(store: EventStore, tenantId: string, ledgerId: string): Promise<StoredEvent[]> {
+  const events: StoredEvent[] = [];
+  for (let pages = 1; pages <= READ_PAGES_MAX; pages += 1) {
+    const fromVersion = events.length + 1;
+    const page = await store.readStream({ tenantId, ledgerId, direction: 'forward', fromVersion, limit: READ_LIMIT_MAX });
+    if (page.length === 0) return events;
+    expect(page[0]?.ledgerVersion, `first version of a forward read from ${fromVersion}`).toBe(fromVersion);
+    events.push(...page);
+  }
+  throw new Error(`readStream did not reach the end of the stream in ${READ_PAGES_MAX} pages`);
+}
+
+async function readWholeLog(store: EventStore, tenantId: string, limit: number, after: string | null = null): Promise<GlobalEvent[]> {
+  const entries: GlobalEvent[] = [];
+  let cursor = after;
+  for (let pages = 1; pages <= READ_PAGES_MAX; pages += 1) {
+    const page = await store.readAll({ tenantId, after: cursor, limit });
+    expect(page.length).toBeLessThanOrEqual(limit);
+    if (page.length === 0) return entries;
+    entries.push(...page);
+    cursor = page[page.length - 1]!.position;
+  }
+  throw new Error(`readAll did not reach the end of the log in ${READ_PAGES_MAX} pages: does resuming repeat events?`);
+}
+
+/** The log holds each stream's events exactly once, each stream's in version order, and nothing else. */
+function expectExactlyOnceInStreamOrder(log: readonly GlobalEvent[], streams: readonly TestStream[]): void {
+  for (const entry of log) expect(typeof entry.position).toBe('string');
+  expect(new Set(log.map((entry) => entry.position)).size, 'distinct positions').toBe(log.length);
+  for (const stream of streams) {
+    const ofStream = log.filter((entry) => entry.event.tenantId === stream.tenantId && entry.event.ledgerId === stream.ledgerId).map((entry) => entry.event);
+    expect(ofStream).toEqual(stream.events);
+  }
+  expect(log).toHaveLength(streams.reduce((count, stream) => count + stream.events.length, 0));
+}
+
+async function expectLedgerError(call: Promise<unknown>, code?: LedgerErrorCode, fields: Record<string, unknown> = {}): Promise<void> {
+  const outcome = await call.then(
+    (value) => ({ rejected: false as const, value }),
+    (reason: unknown) => ({ rejected: true as const, reason }),
+  );
+  expect(outcome.rejected, 'the call was expected to throw a LedgerError').toBe(true);
+  if (outcome.rejected) expectLedgerErrorValue(outcome.reason, code, fields);
+}
+
+// Checked by shape, not `instanceof`: a store may load ledger-core through another bundle entry.
+function expectLedgerErrorValue(error: unknown, code?: LedgerErrorCode, fields: Record<string, unknown> = {}): void {
+  expect(error).toBeInstanceOf(Error);
+  const actual = error as { code?: unknown; retriable?: unknown; message?: unknown };
+  expect(typeof actual.code, `LedgerError code of ${String(actual.message)}`).toBe('string');
+  expect(typeof actual.retriable).toBe('boolean');
+  if (code !== undefined) expect(actual.code, String(actual.message)).toBe(code);
+  expect(error).toMatchObject(fields);
+}
+
+function uid(prefix: string): string {
+  return `${prefix}-${randomUUID()}`;
+}
+
+function eur(accountId: string, side: Posting['side'], amount: bigint): Posting {
+  return { accountId, side, amount, currency: 'EUR' };
+}
+
+function accountOpened(accountId: string, metadata: Readonly<Record<string, string>> = {}): LedgerEvent {
+  return {
+    type: 'AccountOpened',
+    accountId,
+    currency: 'EUR',
+    accountType: 'asset',
+    flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false },
+    metadata,
+  };
+}
+
+function transferPosted(transferId: string, options: { readonly reversalOf?: string; readonly reference?: string } = {}): LedgerEvent {
+  return {
+    type: 'TransferPosted',
+    transferId,
+    postings: [eur('cash', 'debit', 1_050n), eur('revenue', 'credit', 1_050n)],
+    reference: options.reference,
+    reversalOf: options.reversalOf,
+    metadata: { purpose: 'conformance' },
+  };
+}
+
+function transferPending(transferId: string, options: { readonly timeoutMs?: number; readonly reference?: string } = {}): LedgerEvent {
+  return {
+    type: 'TransferPending',
+    transferId,
+    postings: [eur('cash', 'debit', 2_000n), eur('revenue', 'credit', 2_000n)],
+    timeoutMs: options.timeoutMs,
+    reference: options.reference,
+    metadata: {},
+  };
+}
+
+function pendingPosted(transferId: string, pendingId: string): LedgerEvent {
+  return { type: 'PendingPosted', transferId, pendingId, postings: [eur('cash', 'debit', 1_999n), eur('revenue', 'credit', 1_999n)], metadata: {} };
+}
+
+function pendingVoided(transferId: string, pendingId: string): LedgerEvent {
+  return { type: 'PendingVoided', transferId, pendingId, metadata: {} };
+}
+
+function sampleState(version: number): JsonObject {
+  return {
+    version,
+    lastRecordedAtMs: BASE_TIME_MS + version * 1_000,
+    accounts: [{ id: 'cash', currency: 'EUR', balances: ['1050', '0', '0', '0'], metadata: { b: '2', a: '1' } }],
+    holds: [],
+    nested: { empty: {}, flag: true, nothing: null, text: 'ünïcode' },
+  };
+}
+
+function reverseKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reverseKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).reverse().map(([key, item]) => [key, reverseKeys(item)]));
+}

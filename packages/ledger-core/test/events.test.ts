@@ -1,0 +1,408 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import {
+  CURRENT_SCHEMA_VERSIONS,
+  CorruptEventError,
+  CurrencyRegistry,
+  EventCodec,
+  GENESIS_HASH,
+  LimitExceededError,
+  UPCAST_STEPS_MAX,
+  UpcasterRegistry,
+  builtInUpcasters,
+  canonicalEncoding,
+  canonicalJson,
+  hashEvent,
+  verifyChain,
+  type EventDraft,
+  type JsonObject,
+  type JsonValue,
+  type LedgerEvent,
+  type LedgerEventType,
+  type StoredEvent,
+} from '@ledgerkit/ledger-core';
+
+const currencies = new CurrencyRegistry([{ code: 'TOKEN18', scale: 18 }]);
+const codec = new EventCodec({ currencies });
+
+const T0 = Date.parse('2025-03-01T12:00:00.000Z');
+
+/** Encodes `drafts` as one stream starting at version 1, each event chained to the one before. */
+function chain(drafts: readonly EventDraft[], startVersion = 1, startHash = GENESIS_HASH): StoredEvent[] {
+  const stored: StoredEvent[] = [];
+  let previousHash = startHash;
+  drafts.forEach((draft, index) => {
+    const event = codec.encode(draft, {
+      eventId: `evt-${startVersion + index}`,
+      tenantId: 'acme',
+      ledgerId: 'main',
+      ledgerVersion: startVersion + index,
+      recordedAtMs: T0 + index * 1_000,
+      correlationId: index % 2 === 0 ? `req-${index}` : null,
+      causationId: null,
+      metadata: { actor: 'tests' },
+      previousHash,
+    });
+    stored.push(event);
+    previousHash = event.hash;
+  });
+  return stored;
+}
+
+/** A stored event whose hash is recomputed after `change`, so only the change itself is wrong. */
+function rehashed(event: StoredEvent, change: Partial<Omit<StoredEvent, 'hash'>>): StoredEvent {
+  const { hash: _hash, ...rest } = event;
+  const changed = { ...rest, ...change };
+  return { ...changed, hash: hashEvent(changed) };
+}
+
+/** One event of every type, with optional fields both set and unset across the list. */
+const everyEvent: readonly LedgerEvent[] = [
+  { type: 'AccountOpened', accountId: 'alice', currency: 'EUR', accountType: 'liability', flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: false }, metadata: { owner: 'Alice' } },
+  { type: 'AccountOpened', accountId: 'vault', currency: 'TOKEN18', accountType: 'asset', flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, metadata: {} },
+  { type: 'AccountFrozen', accountId: 'alice', reason: 'court order' },
+  { type: 'AccountFrozen', accountId: 'alice', reason: undefined },
+  { type: 'AccountUnfrozen', accountId: 'alice' },
+  { type: 'AccountClosed', accountId: 'alice' },
+  {
+    type: 'TransferPosted',
+    transferId: 't1',
+    postings: [
+      { accountId: 'alice', side: 'debit', amount: 1_050n, currency: 'EUR' },
+      { accountId: 'bob', side: 'credit', amount: 1_050n, currency: 'EUR' },
+    ],
+    reference: 'inv-1',
+    reversalOf: undefined,
+    metadata: { k: 'v' },
+  },
+  {
+    type: 'TransferPosted',
+    transferId: 'r1',
+    postings: [
+      { accountId: 'alice', side: 'credit', amount: 1_050n, currency: 'EUR' },
+      { accountId: 'bob', side: 'debit', amount: 1_050n, currency: 'EUR' },
+      { accountId: 'vault', side: 'debit', amount: 123_456_789_123_456_789_123n, currency: 'TOKEN18' },
+      { accountId: 'pool', side: 'credit', amount: 123_456_789_123_456_789_123n, currency: 'TOKEN18' },
+    ],
+    reference: undefined,
+    reversalOf: 't1',
+    metadata: {},
+  },
+  {
+    type: 'TransferPending',
+    transferId: 'h1',
+    postings: [
+      { accountId: 'alice', side: 'debit', amount: 7n, currency: 'JPY' },
+      { accountId: 'bob', side: 'credit', amount: 7n, currency: 'JPY' },
+    ],
+    timeoutMs: 60_000,
+    reference: 'hold',
+    metadata: {},
+  },
+  {
+    type: 'TransferPending',
+    transferId: 'h2',
+    postings: [
+      { accountId: 'alice', side: 'debit', amount: 1n, currency: 'KWD' },
+      { accountId: 'bob', side: 'credit', amount: 1n, currency: 'KWD' },
+    ],
+    timeoutMs: undefined,
+    reference: undefined,
+    metadata: { why: 'deposit' },
+  },
+  {
+    type: 'PendingPosted',
+    transferId: 'p1',
+    pendingId: 'h1',
+    postings: [
+      { accountId: 'alice', side: 'debit', amount: 5n, currency: 'JPY' },
+      { accountId: 'bob', side: 'credit', amount: 5n, currency: 'JPY' },
+    ],
+    metadata: {},
+  },
+  { type: 'PendingVoided', transferId: 'v2', pendingId: 'h2', metadata: { why: 'cancelled' } },
+  { type: 'PendingExpired', pendingId: 'h3' },
+];
+
+const drafts: EventDraft[] = everyEvent.map((event, index) => ({ event, effectiveAtMs: T0 + index * 1_000 - (index % 3) * 60_000 }));
+const stream = chain(drafts);
+
+/** The CorruptEventError `decode` throws for `stored`; fails the test if it throws anything else. */
+function corruption(stored: unknown): CorruptEventError {
+  try {
+    codec.decode(stored as StoredEvent);
+  } catch (error) {
+    if (error instanceof CorruptEventError) return error;
+    throw error;
+  }
+  throw new Error('expected a CorruptEventError, but the event decoded');
+}
+
+const transferPosted = stream[6] as StoredEvent;
+
+describe('EventCodec', () => {
+  test('the sample stream holds every event type', () => {
+    const types = new Set(everyEvent.map((event) => event.type));
+    expect([...types].sort()).toEqual((Object.keys(CURRENT_SCHEMA_VERSIONS) as LedgerEventType[]).sort());
+  });
+
+  test.each(everyEvent.map((event, index) => [`${event.type} #${index}`, index] as const))('%s decodes to the event and meta it was encoded from', (_, index) => {
+    const stored = stream[index] as StoredEvent;
+    const draft = drafts[index] as EventDraft;
+    const decoded = codec.decode(stored);
+    expect(decoded.event).toEqual(draft.event);
+    expect(decoded.meta).toEqual({ ledgerVersion: index + 1, recordedAtMs: T0 + index * 1_000, effectiveAtMs: draft.effectiveAtMs });
+  });
+
+  test('encoding writes amounts as decimal strings at the currency scale, times as ISO-8601 and the current schema version', () => {
+    expect(transferPosted.type).toBe('TransferPosted');
+    expect(transferPosted.schemaVersion).toBe(CURRENT_SCHEMA_VERSIONS.TransferPosted);
+    expect(transferPosted.data).toEqual({
+      transferId: 't1',
+      postings: [
+        { accountId: 'alice', side: 'debit', amount: '10.50', currency: 'EUR' },
+        { accountId: 'bob', side: 'credit', amount: '10.50', currency: 'EUR' },
+      ],
+      reference: 'inv-1',
+      metadata: { k: 'v' },
+    });
+    expect((stream[7] as StoredEvent).data['postings']).toContainEqual({ accountId: 'vault', side: 'debit', amount: '123.456789123456789123', currency: 'TOKEN18' });
+    expect(transferPosted.recordedAt).toBe(new Date(T0 + 6_000).toISOString());
+    expect(transferPosted.previousHash).toBe((stream[5] as StoredEvent).hash);
+    expect(transferPosted.hash).toBe(hashEvent(transferPosted));
+  });
+
+  test('absent optional fields are left out of the stored data rather than written as null', () => {
+    expect((stream[3] as StoredEvent).data).toEqual({ accountId: 'alice' });
+    expect(Object.keys((stream[9] as StoredEvent).data).sort()).toEqual(['metadata', 'postings', 'transferId']);
+  });
+
+  test('decoding a stored event whose envelope is invalid throws CorruptEventError with its ledger version', () => {
+    const error = corruption({ ...transferPosted, recordedAt: '2025-03-01 12:00' });
+    expect(error.ledgerVersion).toBe(7);
+    expect(error.code).toBe('corrupt_event');
+    expect(error.message).toMatch(/ledger version 7.*invalid envelope.*recordedAt/);
+    expect(corruption({ ...transferPosted, hash: 'not-hex' }).ledgerVersion).toBe(7);
+    expect(corruption({ ...transferPosted, extra: true }).ledgerVersion).toBe(7);
+  });
+
+  test('an envelope without a usable ledger version still throws CorruptEventError, with no version', () => {
+    const error = corruption({ ...transferPosted, ledgerVersion: '7' });
+    expect(error.ledgerVersion).toBeUndefined();
+    expect(corruption(null).ledgerVersion).toBeUndefined();
+  });
+
+  test('decoding an unknown event type throws CorruptEventError, including names inherited by every object', () => {
+    expect(corruption({ ...transferPosted, type: 'AccountRenamed' })).toMatchObject({ ledgerVersion: 7, message: expect.stringMatching(/unknown event type "AccountRenamed"/) });
+    expect(corruption({ ...transferPosted, type: 'toString' }).message).toMatch(/unknown event type/);
+    expect(corruption({ ...transferPosted, type: 'constructor' }).message).toMatch(/unknown event type/);
+  });
+
+  test('decoding data that does not match its type schema throws CorruptEventError', () => {
+    expect(corruption({ ...transferPosted, data: { ...transferPosted.data, postings: [] } }).ledgerVersion).toBe(7);
+    expect(corruption({ ...transferPosted, data: { ...transferPosted.data, surprise: 1 } }).message).toMatch(/ledger version 7: invalid TransferPosted data/);
+    const { accountId: _accountId, ...noAccount } = (stream[0] as StoredEvent).data;
+    expect(corruption({ ...(stream[0] as StoredEvent), data: noAccount }).ledgerVersion).toBe(1);
+  });
+
+  test('decoding an amount with more decimals than its currency allows throws CorruptEventError instead of rounding', () => {
+    const postings = [
+      { accountId: 'alice', side: 'debit', amount: '10.501', currency: 'EUR' },
+      { accountId: 'bob', side: 'credit', amount: '10.501', currency: 'EUR' },
+    ];
+    const error = corruption({ ...transferPosted, data: { ...transferPosted.data, postings } });
+    expect(error.ledgerVersion).toBe(7);
+    expect(error.message).toMatch(/3 decimals/);
+  });
+
+  test('decoding an amount in a currency the registry does not know throws CorruptEventError', () => {
+    const postings = [
+      { accountId: 'alice', side: 'debit', amount: '1', currency: 'XYZ' },
+      { accountId: 'bob', side: 'credit', amount: '1', currency: 'XYZ' },
+    ];
+    expect(corruption({ ...transferPosted, data: { ...transferPosted.data, postings } }).message).toMatch(/unknown currency "XYZ"/);
+    const other = new EventCodec({ currencies: new CurrencyRegistry() });
+    expect(() => other.decode(stream[1] as StoredEvent)).toThrow(CorruptEventError);
+  });
+
+  test('decoding an event whose effectiveAt is after its recordedAt throws CorruptEventError', () => {
+    const error = corruption({ ...transferPosted, effectiveAt: new Date(T0 + 6_001).toISOString() });
+    expect(error.ledgerVersion).toBe(7);
+    expect(error.message).toMatch(/effectiveAt is after recordedAt/);
+  });
+
+  test('decoding a schema version with no upcaster to the current one throws CorruptEventError', () => {
+    expect(corruption({ ...(stream[0] as StoredEvent), schemaVersion: 2 }).message).toMatch(/no upcaster from AccountOpened v2 to v1/);
+    expect(corruption({ ...transferPosted, schemaVersion: 3 }).ledgerVersion).toBe(7);
+    const withoutUpcasters = new EventCodec({ currencies, upcasters: new UpcasterRegistry() });
+    expect(() => withoutUpcasters.decode({ ...transferPosted, schemaVersion: 1 })).toThrow(/no upcaster from TransferPosted v1 to v2/);
+  });
+
+  test('the built-in upcaster reads a v1 TransferPosted (one debit, one credit account) as postings', () => {
+    const v1 = rehashed(transferPosted, {
+      schemaVersion: 1,
+      data: { transferId: 'old-1', debitAccountId: 'alice', creditAccountId: 'bob', amount: '2.50', currency: 'EUR', reference: 'legacy' },
+    });
+    const { event } = codec.decode(v1);
+    expect(event).toEqual({
+      type: 'TransferPosted',
+      transferId: 'old-1',
+      postings: [
+        { accountId: 'alice', side: 'debit', amount: 250n, currency: 'EUR' },
+        { accountId: 'bob', side: 'credit', amount: 250n, currency: 'EUR' },
+      ],
+      reference: 'legacy',
+      reversalOf: undefined,
+      metadata: {},
+    });
+  });
+
+  test('a v1 TransferPosted that lacks its accounts is still refused as corrupt after upcasting', () => {
+    const v1 = { ...transferPosted, schemaVersion: 1, data: { transferId: 'old-1', amount: '2.50', currency: 'EUR' } };
+    expect(corruption(v1)).toMatchObject({ ledgerVersion: 7, message: expect.stringMatching(/invalid TransferPosted data/) });
+  });
+});
+
+describe('UpcasterRegistry', () => {
+  test('registering a second upcaster for the same type and version throws', () => {
+    const registry = new UpcasterRegistry().register('Thing', 1, (data) => data);
+    expect(() => registry.register('Thing', 1, (data) => data)).toThrow(LimitExceededError);
+    expect(() => registry.register('Thing', 2, (data) => data)).not.toThrow();
+    expect(() => builtInUpcasters().register('TransferPosted', 1, (data) => data)).toThrow(/TransferPosted@1 is already registered/);
+  });
+
+  test('upcasting chains one step per version, in order, up to the target', () => {
+    const registry = new UpcasterRegistry()
+      .register('Thing', 1, (data) => ({ ...data, steps: [...((data['steps'] as JsonValue[] | undefined) ?? []), 'v1→v2'] }))
+      .register('Thing', 2, (data) => ({ ...data, steps: [...((data['steps'] as JsonValue[] | undefined) ?? []), 'v2→v3'] }));
+    expect(registry.upcast('Thing', 1, 3, {})).toEqual({ steps: ['v1→v2', 'v2→v3'] });
+    expect(registry.upcast('Thing', 2, 3, { steps: [] })).toEqual({ steps: ['v2→v3'] });
+    expect(registry.upcast('Thing', 3, 3, { same: true })).toEqual({ same: true });
+  });
+
+  test('upcasting returns undefined for a missing step, a downgrade or more than UPCAST_STEPS_MAX steps', () => {
+    const registry = new UpcasterRegistry().register('Thing', 1, (data) => data);
+    expect(registry.upcast('Thing', 1, 3, {})).toBeUndefined();
+    expect(registry.upcast('Other', 1, 2, {})).toBeUndefined();
+    expect(registry.upcast('Thing', 3, 2, {})).toBeUndefined();
+    const long = new UpcasterRegistry();
+    for (let version = 1; version <= UPCAST_STEPS_MAX + 1; version += 1) long.register('Thing', version, (data) => data);
+    expect(long.upcast('Thing', 1, 1 + UPCAST_STEPS_MAX, {})).toEqual({});
+    expect(long.upcast('Thing', 1, 2 + UPCAST_STEPS_MAX, {})).toBeUndefined();
+  });
+});
+
+describe('canonicalJson', () => {
+  test('sorts object keys at every depth and writes no whitespace', () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, { z: true, y: null }], c: 'x' } })).toBe('{"a":{"c":"x","d":[2,{"y":null,"z":true}]},"b":1}');
+  });
+
+  test('is independent of key order', () => {
+    expect(canonicalJson({ a: 1, b: { c: 2, d: 3 } })).toBe(canonicalJson({ b: { d: 3, c: 2 }, a: 1 }));
+  });
+
+  test('property: any reordering of the keys of any JSON object encodes to the same text', () => {
+    const json = fc.letrec<{ value: JsonValue }>((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small' },
+        fc.string(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.maxSafeInteger(),
+        fc.array(tie('value'), { maxLength: 4 }),
+        fc.dictionary(fc.string(), tie('value'), { maxKeys: 5 }),
+      ),
+    })).value;
+    const reverseKeys = (value: JsonValue): JsonValue => {
+      if (value === null || typeof value !== 'object') return value;
+      if (Array.isArray(value)) return value.map(reverseKeys);
+      // fromEntries defines own properties, so even a "__proto__" key stays a plain key.
+      return Object.fromEntries(Object.keys(value).reverse().map((key) => [key, reverseKeys((value as JsonObject)[key] as JsonValue)]));
+    };
+    fc.assert(
+      fc.property(json, (value) => {
+        expect(canonicalJson(reverseKeys(value))).toBe(canonicalJson(value));
+        expect(JSON.parse(canonicalJson(value))).toEqual(value);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('leaves out undefined fields and refuses non-integer numbers', () => {
+    expect(canonicalJson({ a: 1, b: undefined } as unknown as JsonObject)).toBe('{"a":1}');
+    expect(() => canonicalJson({ amount: 10.5 })).toThrow(TypeError);
+    expect(() => canonicalJson(Number.MAX_SAFE_INTEGER + 1)).toThrow(TypeError);
+  });
+
+  test('the event hash does not depend on the key order a store returns', () => {
+    const reordered: StoredEvent = { ...transferPosted, data: { metadata: { k: 'v' }, reference: 'inv-1', postings: transferPosted.data['postings'] as JsonValue, transferId: 't1' } };
+    expect(canonicalEncoding(reordered)).toBe(canonicalEncoding(transferPosted));
+    expect(hashEvent(reordered)).toBe(transferPosted.hash);
+  });
+});
+
+describe('verifyChain', () => {
+  test('a chain written by the codec verifies, reporting its length and last link', async () => {
+    const result = await verifyChain(stream);
+    expect(result).toEqual({ ok: true, eventCount: stream.length, lastHash: (stream.at(-1) as StoredEvent).hash, lastVersion: stream.length });
+  });
+
+  test('a chain streamed as an async iterable verifies the same way', async () => {
+    async function* pages(): AsyncGenerator<StoredEvent> {
+      for (const event of stream) yield event;
+    }
+    expect(await verifyChain(pages())).toMatchObject({ ok: true, eventCount: stream.length });
+  });
+
+  test('verification can start from a trusted version and hash instead of the genesis', async () => {
+    const start = stream[4] as StoredEvent;
+    expect(await verifyChain(stream.slice(5), { version: start.ledgerVersion, hash: start.hash })).toMatchObject({ ok: true, eventCount: stream.length - 5 });
+    expect(await verifyChain(stream.slice(5))).toMatchObject({ ok: false, brokenAt: { ledgerVersion: 6, reason: 'version_gap' } });
+  });
+
+  test('altering an event’s data is reported as hash_mismatch at that event', async () => {
+    const tampered = stream.map((event) => (event.ledgerVersion === 7 ? { ...event, data: { ...event.data, reference: 'inv-2' } } : event));
+    const result = await verifyChain(tampered);
+    expect(result).toMatchObject({ ok: false, eventCount: 6, brokenAt: { ledgerVersion: 7, reason: 'hash_mismatch', actual: transferPosted.hash } });
+  });
+
+  test('altering an envelope field, such as the recorded time, is reported as hash_mismatch', async () => {
+    const tampered = stream.map((event) => (event.ledgerVersion === 3 ? { ...event, recordedAt: new Date(T0 + 2_001).toISOString() } : event));
+    expect(await verifyChain(tampered)).toMatchObject({ ok: false, brokenAt: { ledgerVersion: 3, reason: 'hash_mismatch' } });
+  });
+
+  test('an event re-hashed after being altered breaks the next link with previous_hash_mismatch', async () => {
+    const tampered = stream.map((event) => (event.ledgerVersion === 7 ? rehashed(event, { data: { ...event.data, reference: 'inv-2' } }) : event));
+    const result = await verifyChain(tampered);
+    expect(result).toMatchObject({
+      ok: false,
+      eventCount: 7,
+      brokenAt: { ledgerVersion: 8, reason: 'previous_hash_mismatch', expected: (tampered[6] as StoredEvent).hash, actual: transferPosted.hash },
+    });
+  });
+
+  test('a removed event is reported as version_gap at the event after it', async () => {
+    const result = await verifyChain([...stream.slice(0, 4), ...stream.slice(5)]);
+    expect(result).toMatchObject({ ok: false, eventCount: 4, brokenAt: { ledgerVersion: 6, reason: 'version_gap', expected: '5', actual: '6' } });
+  });
+
+  test('two events swapped are reported at the first one out of place', async () => {
+    const swapped = [...stream];
+    [swapped[2], swapped[3]] = [swapped[3] as StoredEvent, swapped[2] as StoredEvent];
+    expect(await verifyChain(swapped)).toMatchObject({ ok: false, brokenAt: { ledgerVersion: 4, reason: 'version_gap' } });
+  });
+
+  test('an event whose first hash does not start from the genesis is reported as previous_hash_mismatch', async () => {
+    const first = rehashed(stream[0] as StoredEvent, { previousHash: 'f'.repeat(64) });
+    expect(await verifyChain([first])).toMatchObject({ ok: false, brokenAt: { ledgerVersion: 1, reason: 'previous_hash_mismatch', expected: GENESIS_HASH } });
+  });
+
+  test('an event that cannot even be encoded (a float in its data) is reported as hash_mismatch, not thrown', async () => {
+    const tampered = stream.map((event) => (event.ledgerVersion === 2 ? { ...event, data: { ...event.data, amount: 1.5 } } : event));
+    expect(await verifyChain(tampered)).toMatchObject({ ok: false, brokenAt: { ledgerVersion: 2, reason: 'hash_mismatch', expected: '<unencodable>' } });
+  });
+
+  test('an empty stream verifies, ending where it started', async () => {
+    expect(await verifyChain([])).toEqual({ ok: true, eventCount: 0, lastHash: GENESIS_HASH, lastVersion: 0 });
+  });
+});

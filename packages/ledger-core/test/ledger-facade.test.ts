@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CorruptEventError,
+  CurrencyRegistry,
+  EventCodec,
+  InMemoryEventStore,
+  InvalidAmountError,
+  InvalidInputError,
+  Ledger,
+  UnknownCurrencyError,
+  UpcasterRegistry,
+  readLedger,
+  type StoredEvent,
+} from '@ledgerkit/ledger-core';
+
+async function openLedger(): Promise<{ ledger: Ledger; store: InMemoryEventStore }> {
+  const store = new InMemoryEventStore();
+  const ledger = await Ledger.open({ store, tenantId: 'acme', ledgerId: 'eur' });
+  await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+  await ledger.openAccount({ accountId: 'alice', currency: 'EUR', type: 'liability', flags: { debitsMustNotExceedCredits: true } });
+  await ledger.transfer({ transferId: 't1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '10.00', currency: 'EUR' });
+  return { ledger, store };
+}
+
+describe('Ledger facade input handling', () => {
+  it('bad input rejects the returned promise with a typed error and writes nothing', async () => {
+    const { ledger } = await openLedger();
+    const before = ledger.version;
+    const calls: Array<[() => Promise<unknown>, new (...args: never[]) => Error]> = [
+      [() => ledger.transfer({ transferId: 't2', debitAccountId: 'cash', creditAccountId: 'alice', amount: 1.5, currency: 'EUR' }), InvalidAmountError],
+      [() => ledger.transfer({ transferId: 't2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.005', currency: 'EUR' }), InvalidAmountError],
+      [() => ledger.transfer({ transferId: 't2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1', currency: 'ZZZ' }), UnknownCurrencyError],
+      [() => ledger.transfer({ transferId: "t2'; drop table x;--", debitAccountId: 'cash', creditAccountId: 'alice', amount: '1', currency: 'EUR' }), InvalidInputError],
+      [() => ledger.openAccount({ accountId: 'x', currency: 'EUR', type: 'asset', extra: true }), InvalidInputError],
+      [() => ledger.postPending({ transferId: 'p', pendingId: 'h', amount: '1.00' }), InvalidInputError],
+      [() => ledger.linked([{ kind: 'transfer', input: { transferId: 'a' } }]), InvalidInputError],
+    ];
+    for (const [call, type] of calls) {
+      const promise = call();
+      expect(promise).toBeInstanceOf(Promise);
+      await expect(promise).rejects.toBeInstanceOf(type);
+    }
+    expect(ledger.version).toBe(before);
+    await ledger.close();
+  });
+
+  it('an invalid tenant or ledger id is refused before the writer starts', async () => {
+    await expect(Ledger.open({ store: new InMemoryEventStore(), tenantId: 'a b', ledgerId: 'eur' })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(Ledger.open({ store: new InMemoryEventStore(), tenantId: 'acme', ledgerId: '' })).rejects.toBeInstanceOf(InvalidInputError);
+  });
+
+  it('a partial post in another currency than the hold is rejected with currency_mismatch', async () => {
+    const { ledger } = await openLedger();
+    await ledger.hold({ transferId: 'h1', debitAccountId: 'alice', creditAccountId: 'cash', amount: '5.00', currency: 'EUR' });
+    const result = await ledger.postPending({ transferId: 'p1', pendingId: 'h1', amount: '1', currency: 'JPY' });
+    expect(result).toMatchObject({ ok: false, code: 'currency_mismatch' });
+    expect(ledger.balance('alice')?.pending).toBe('5.00');
+    await ledger.close();
+  });
+});
+
+describe('upcasters', () => {
+  it('an upcaster that throws surfaces as a CorruptEventError naming the ledger version', async () => {
+    const { ledger, store } = await openLedger();
+    await ledger.close();
+    const events: StoredEvent[] = [];
+    for await (const event of readLedger({ store, tenantId: 'acme', ledgerId: 'eur' })) events.push(event);
+    const old = { ...(events[2] as StoredEvent), type: 'AccountFrozen', schemaVersion: 0 };
+    const upcasters = new UpcasterRegistry().register('AccountFrozen', 0, () => {
+      throw new Error('boom');
+    });
+    const codec = new EventCodec({ currencies: new CurrencyRegistry(), upcasters });
+    expect(() => codec.decode(old)).toThrow(CorruptEventError);
+    try {
+      codec.decode(old);
+    } catch (error) {
+      expect((error as CorruptEventError).ledgerVersion).toBe(3);
+    }
+  });
+});

@@ -1,0 +1,317 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import {
+  AMOUNT_MINOR_MAX,
+  AMOUNT_STRING_LENGTH_MAX,
+  CURRENCY_SCALE_MAX,
+  CUSTOM_CURRENCIES_MAX,
+  CurrencyRegistry,
+  InvalidAmountError,
+  LimitExceededError,
+  UnknownCurrencyError,
+  convert,
+  formatAmount,
+  fromDecimal,
+  parseAmount,
+  toDecimal,
+  type Currency,
+  type InvalidAmountReason,
+  type RoundingMode,
+} from '@ledgerkit/ledger-core';
+
+const currencies = new CurrencyRegistry([
+  { code: 'POINTS', scale: 0 },
+  { code: 'TOKEN18', scale: 18 },
+]);
+const EUR = currencies.get('EUR');
+const USD = currencies.get('USD');
+const JPY = currencies.get('JPY');
+const KWD = currencies.get('KWD');
+const TOKEN = currencies.get('TOKEN18');
+
+/** The reason `run` fails with; fails the test if it does not throw an InvalidAmountError. */
+function reasonOf(run: () => unknown): InvalidAmountReason {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof InvalidAmountError) return error.reason;
+    throw error;
+  }
+  throw new Error('expected an InvalidAmountError, but nothing was thrown');
+}
+
+describe('CurrencyRegistry', () => {
+  test.each([
+    ['EUR', 2],
+    ['USD', 2],
+    ['JPY', 0],
+    ['KRW', 0],
+    ['KWD', 3],
+    ['BHD', 3],
+    ['CLF', 4],
+  ])('the ISO 4217 currency %s has scale %i', (code, scale) => {
+    expect(new CurrencyRegistry().get(code)).toEqual({ code, scale });
+  });
+
+  test('custom assets are declared with their own scale, from 0 (points) to 18 (tokens)', () => {
+    expect(currencies.get('POINTS').scale).toBe(0);
+    expect(currencies.get('TOKEN18').scale).toBe(18);
+    expect(currencies.list().map((currency) => currency.code)).toEqual(expect.arrayContaining(['EUR', 'POINTS', 'TOKEN18']));
+  });
+
+  test('redefining an ISO code with another scale throws; repeating its own scale is allowed', () => {
+    expect(() => new CurrencyRegistry([{ code: 'EUR', scale: 3 }])).toThrow(LimitExceededError);
+    expect(() => new CurrencyRegistry([{ code: 'JPY', scale: 2 }])).toThrow(/already has scale 0/);
+    expect(new CurrencyRegistry([{ code: 'EUR', scale: 2 }]).get('EUR').scale).toBe(2);
+  });
+
+  test('a custom asset needs an upper-case code and an integer scale within 0..CURRENCY_SCALE_MAX', () => {
+    expect(() => new CurrencyRegistry([{ code: 'points', scale: 0 }])).toThrow(LimitExceededError);
+    expect(() => new CurrencyRegistry([{ code: 'X', scale: 0 }])).toThrow(LimitExceededError);
+    expect(() => new CurrencyRegistry([{ code: 'BIG', scale: CURRENCY_SCALE_MAX + 1 }])).toThrow(LimitExceededError);
+    expect(() => new CurrencyRegistry([{ code: 'NEG', scale: -1 }])).toThrow(LimitExceededError);
+    expect(() => new CurrencyRegistry([{ code: 'HALF', scale: 1.5 }])).toThrow(LimitExceededError);
+  });
+
+  test('a registry accepts at most CUSTOM_CURRENCIES_MAX custom assets', () => {
+    const many: Currency[] = Array.from({ length: CUSTOM_CURRENCIES_MAX + 1 }, (_, index) => ({ code: `A${index}`, scale: 0 }));
+    expect(() => new CurrencyRegistry(many)).toThrow(LimitExceededError);
+    expect(new CurrencyRegistry(many.slice(0, CUSTOM_CURRENCIES_MAX)).get(`A${CUSTOM_CURRENCIES_MAX - 1}`).scale).toBe(0);
+  });
+
+  test('an undeclared currency throws UnknownCurrencyError from get and is undefined from find', () => {
+    expect(() => currencies.get('XYZ')).toThrow(UnknownCurrencyError);
+    let caught: unknown;
+    try {
+      currencies.get('DOGE');
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(UnknownCurrencyError);
+    expect(caught).toMatchObject({ currency: 'DOGE', code: 'unknown_currency' });
+    expect(currencies.find('XYZ')).toBeUndefined();
+    expect(currencies.find('EUR')).toEqual({ code: 'EUR', scale: 2 });
+  });
+
+  test('custom assets of one registry are unknown to another', () => {
+    expect(() => new CurrencyRegistry().get('POINTS')).toThrow(UnknownCurrencyError);
+  });
+});
+
+describe('parseAmount', () => {
+  test('plain decimals parse to exact minor units of the currency', () => {
+    expect(parseAmount('12', EUR)).toBe(1_200n);
+    expect(parseAmount('12.5', EUR)).toBe(1_250n);
+    expect(parseAmount('0.05', EUR)).toBe(5n);
+    expect(parseAmount('1500', JPY)).toBe(1_500n);
+    expect(parseAmount('1.234', KWD)).toBe(1_234n);
+  });
+
+  test('18-decimal token amounts parse exactly, beyond the precision of a float', () => {
+    expect(parseAmount('0.000000000000000001', TOKEN)).toBe(1n);
+    expect(parseAmount('123456789.123456789123456789', TOKEN)).toBe(123_456_789_123_456_789_123_456_789n);
+    expect(parseAmount('1.1', TOKEN)).toBe(1_100_000_000_000_000_000n);
+  });
+
+  test('a number instead of a string is rejected as not_a_string', () => {
+    expect(reasonOf(() => parseAmount(12.5, EUR))).toBe('not_a_string');
+    expect(reasonOf(() => parseAmount(12n, EUR))).toBe('not_a_string');
+    expect(reasonOf(() => parseAmount(undefined, EUR))).toBe('not_a_string');
+  });
+
+  test('an empty string is rejected as empty', () => {
+    expect(reasonOf(() => parseAmount('', EUR))).toBe('empty');
+  });
+
+  test.each(['abc', '1.', '.5', '01', '1,00', ' 1', '1 ', '+1', '1.2.3', '0x10'])('%j is rejected as malformed', (input) => {
+    expect(reasonOf(() => parseAmount(input, EUR))).toBe('malformed');
+  });
+
+  test('exponent notation is rejected as exponent', () => {
+    expect(reasonOf(() => parseAmount('1e5', EUR))).toBe('exponent');
+    expect(reasonOf(() => parseAmount('1.5E-2', EUR))).toBe('exponent');
+  });
+
+  test('NaN and Infinity are rejected as not_finite', () => {
+    expect(reasonOf(() => parseAmount('NaN', EUR))).toBe('not_finite');
+    expect(reasonOf(() => parseAmount('Infinity', EUR))).toBe('not_finite');
+  });
+
+  test('a negative amount is rejected as negative', () => {
+    expect(reasonOf(() => parseAmount('-1', EUR))).toBe('negative');
+    expect(reasonOf(() => parseAmount('-0.01', EUR))).toBe('negative');
+  });
+
+  test('zero is rejected as zero unless allowZero is set', () => {
+    expect(reasonOf(() => parseAmount('0', EUR))).toBe('zero');
+    expect(reasonOf(() => parseAmount('0.00', EUR))).toBe('zero');
+    expect(parseAmount('0', EUR, { allowZero: true })).toBe(0n);
+    expect(parseAmount('0.00', EUR, { allowZero: true })).toBe(0n);
+  });
+
+  test('more decimals than the currency scale are rejected as too_many_decimals, never rounded, even trailing zeros', () => {
+    expect(reasonOf(() => parseAmount('1.001', EUR))).toBe('too_many_decimals');
+    expect(reasonOf(() => parseAmount('1.500', EUR))).toBe('too_many_decimals');
+    expect(reasonOf(() => parseAmount('1.0', JPY))).toBe('too_many_decimals');
+    expect(reasonOf(() => parseAmount('0.0000000000000000001', TOKEN))).toBe('too_many_decimals');
+    expect(parseAmount('1.50', EUR)).toBe(150n);
+  });
+
+  test('an amount above AMOUNT_MINOR_MAX minor units is rejected as too_large', () => {
+    const max = AMOUNT_MINOR_MAX.toString();
+    expect(parseAmount(max, JPY)).toBe(AMOUNT_MINOR_MAX);
+    expect(reasonOf(() => parseAmount((AMOUNT_MINOR_MAX + 1n).toString(), JPY))).toBe('too_large');
+    expect(parseAmount(formatAmount(AMOUNT_MINOR_MAX, 2), EUR)).toBe(AMOUNT_MINOR_MAX);
+    expect(reasonOf(() => parseAmount(max, EUR))).toBe('too_large');
+  });
+
+  test('a string longer than AMOUNT_STRING_LENGTH_MAX is rejected as too_large before it is parsed', () => {
+    expect(reasonOf(() => parseAmount('1'.repeat(AMOUNT_STRING_LENGTH_MAX + 1), EUR))).toBe('too_large');
+    expect(reasonOf(() => parseAmount(`1.${'0'.repeat(AMOUNT_STRING_LENGTH_MAX)}`, EUR))).toBe('too_large');
+  });
+
+  test('InvalidAmountError carries the stable invalid_amount code', () => {
+    try {
+      parseAmount('1e5', EUR);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidAmountError);
+      expect((error as InvalidAmountError).code).toBe('invalid_amount');
+      expect((error as InvalidAmountError).retriable).toBe(false);
+    }
+  });
+});
+
+describe('formatAmount', () => {
+  test('minor units format with exactly the scale number of decimals, zero-padded', () => {
+    expect(formatAmount(150n, 2)).toBe('1.50');
+    expect(formatAmount(5n, 2)).toBe('0.05');
+    expect(formatAmount(0n, 2)).toBe('0.00');
+    expect(formatAmount(1n, 18)).toBe('0.000000000000000001');
+    expect(formatAmount(1_234n, 3)).toBe('1.234');
+  });
+
+  test('scale 0 formats as a plain integer', () => {
+    expect(formatAmount(1_500n, 0)).toBe('1500');
+    expect(formatAmount(0n, 0)).toBe('0');
+  });
+
+  test('negative amounts keep their sign in front of the padded digits', () => {
+    expect(formatAmount(-5n, 2)).toBe('-0.05');
+    expect(formatAmount(-150n, 2)).toBe('-1.50');
+    expect(formatAmount(-7n, 0)).toBe('-7');
+  });
+
+  test('formatting is exact for amounts beyond the float range', () => {
+    expect(formatAmount(AMOUNT_MINOR_MAX, 18)).toBe(`${'9'.repeat(18)}.${'9'.repeat(18)}`);
+  });
+
+  test('property: parseAmount reads back what formatAmount writes, for any valid minor amount and scale', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: AMOUNT_MINOR_MAX }), fc.integer({ min: 0, max: CURRENCY_SCALE_MAX }), (minor, scale) => {
+        const currency: Currency = { code: 'ANY', scale };
+        const text = formatAmount(minor, scale);
+        expect(parseAmount(text, currency)).toBe(minor);
+        expect(formatAmount(parseAmount(text, currency), scale)).toBe(text);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('property: any plain decimal within the scale parses and formats back to itself, padded to the scale', () => {
+    const digits = fc.constantFrom(...'0123456789');
+    const decimal = fc
+      .integer({ min: 0, max: CURRENCY_SCALE_MAX })
+      .chain((scale) => fc.record({ scale: fc.constant(scale), whole: fc.bigInt({ min: 0n, max: 10n ** 15n }), fraction: fc.string({ unit: digits, maxLength: scale }) }))
+      .filter(({ whole, fraction }) => whole > 0n || /[1-9]/.test(fraction));
+    fc.assert(
+      fc.property(decimal, ({ scale, whole, fraction }) => {
+        const text = fraction === '' ? `${whole}` : `${whole}.${fraction}`;
+        const expected = scale === 0 ? text : `${whole}.${fraction.padEnd(scale, '0')}`;
+        expect(formatAmount(parseAmount(text, { code: 'ANY', scale }), scale)).toBe(expected);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('toDecimal, fromDecimal and convert', () => {
+  test('toDecimal gives the exact value in major units', () => {
+    expect(toDecimal(150n, 2).toString()).toBe('1.5');
+    expect(toDecimal(-5n, 2).toString()).toBe('-0.05');
+    expect(toDecimal(1n, 18).toString()).toBe('0.000000000000000001');
+    expect(toDecimal(AMOUNT_MINOR_MAX, 0).toFixed()).toBe(AMOUNT_MINOR_MAX.toString());
+  });
+
+  const modes: readonly [RoundingMode, bigint, bigint, bigint][] = [
+    // mode, 2.345 → , -2.345 → , 2.355 →  (at scale 2)
+    ['up', 235n, -235n, 236n],
+    ['down', 234n, -234n, 235n],
+    ['ceil', 235n, -234n, 236n],
+    ['floor', 234n, -235n, 235n],
+    ['half-up', 235n, -235n, 236n],
+    ['half-down', 234n, -234n, 235n],
+    ['half-even', 234n, -234n, 236n],
+  ];
+  test.each(modes)('fromDecimal rounds with %s', (mode, positive, negative, otherTie) => {
+    expect(fromDecimal('2.345', 2, mode)).toBe(positive);
+    expect(fromDecimal('-2.345', 2, mode)).toBe(negative);
+    expect(fromDecimal('2.355', 2, mode)).toBe(otherTie);
+    expect(fromDecimal('2.34', 2, mode)).toBe(234n);
+  });
+
+  test('fromDecimal rounds values off a tie the same in every nearest mode', () => {
+    for (const mode of ['half-up', 'half-down', 'half-even'] as const) {
+      expect(fromDecimal('2.3451', 2, mode)).toBe(235n);
+      expect(fromDecimal('2.3449', 2, mode)).toBe(234n);
+    }
+  });
+
+  test('fromDecimal is the inverse of toDecimal at the same scale', () => {
+    for (const minor of [0n, 1n, -1n, 123_456_789n, AMOUNT_MINOR_MAX]) {
+      expect(fromDecimal(toDecimal(minor, 18), 18, 'down')).toBe(minor);
+    }
+  });
+
+  test('fromDecimal rejects non-finite values and results beyond AMOUNT_MINOR_MAX', () => {
+    expect(reasonOf(() => fromDecimal('NaN', 2, 'half-even'))).toBe('not_finite');
+    expect(reasonOf(() => fromDecimal('Infinity', 2, 'half-even'))).toBe('not_finite');
+    expect(reasonOf(() => fromDecimal(AMOUNT_MINOR_MAX.toString(), 2, 'half-even'))).toBe('too_large');
+    expect(reasonOf(() => fromDecimal(`-${AMOUNT_MINOR_MAX.toString()}`, 2, 'half-even'))).toBe('too_large');
+    expect(fromDecimal(`-${AMOUNT_MINOR_MAX.toString()}`, 0, 'half-even')).toBe(-AMOUNT_MINOR_MAX);
+  });
+
+  test('convert applies an explicit decimal rate and rounds once, at the end, with the given mode', () => {
+    expect(convert(10_000n, EUR, USD, '1.0842', 'half-even')).toBe(10_842n);
+    // 1.00 EUR at 1.085 is 108.5 US cents: a tie, settled by the mode alone.
+    expect(convert(100n, EUR, USD, '1.085', 'half-even')).toBe(108n);
+    expect(convert(100n, EUR, USD, '1.085', 'half-down')).toBe(108n);
+    expect(convert(100n, EUR, USD, '1.085', 'half-up')).toBe(109n);
+    expect(convert(100n, EUR, USD, '1.085', 'floor')).toBe(108n);
+    expect(convert(100n, EUR, USD, '1.085', 'ceil')).toBe(109n);
+    // 108.45 cents is below the tie, so every nearest mode goes down; only 'up' goes up.
+    expect(convert(100n, EUR, USD, '1.0845', 'half-up')).toBe(108n);
+    expect(convert(100n, EUR, USD, '1.0845', 'up')).toBe(109n);
+  });
+
+  test('convert moves between scales: JPY (0) to EUR (2) to KWD (3)', () => {
+    expect(convert(1_000n, JPY, EUR, '0.0061', 'half-even')).toBe(610n); // ¥1000 → 6.10 EUR
+    expect(convert(12_345n, EUR, KWD, '0.3333', 'down')).toBe(41_145n); // 123.45 × 0.3333 = 41.145885
+    expect(convert(12_345n, EUR, KWD, '0.3333', 'up')).toBe(41_146n);
+    expect(convert(1n, EUR, JPY, '163.9', 'half-even')).toBe(2n); // 0.01 EUR → ¥1.639
+  });
+
+  test('convert is exact with 18-decimal tokens, where a float would lose digits', () => {
+    expect(convert(1n, TOKEN, TOKEN, '1.000000000000000001', 'down')).toBe(1n);
+    expect(convert(10n ** 18n, TOKEN, TOKEN, '1.000000000000000001', 'down')).toBe(10n ** 18n + 1n);
+  });
+
+  test('convert refuses a rate that is not a positive plain decimal string', () => {
+    expect(reasonOf(() => convert(100n, EUR, USD, '1e3', 'half-even'))).toBe('malformed');
+    expect(reasonOf(() => convert(100n, EUR, USD, '-1.1', 'half-even'))).toBe('malformed');
+    expect(reasonOf(() => convert(100n, EUR, USD, '', 'half-even'))).toBe('malformed');
+    expect(reasonOf(() => convert(100n, EUR, USD, '0', 'half-even'))).toBe('zero');
+    expect(reasonOf(() => convert(100n, EUR, USD, '0.000', 'half-even'))).toBe('zero');
+    expect(reasonOf(() => convert(100n, EUR, USD, 1.1 as unknown as string, 'half-even'))).toBe('malformed');
+  });
+});

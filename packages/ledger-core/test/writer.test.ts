@@ -1,0 +1,474 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  InMemoryEventStore,
+  LedgerWriter,
+  OverloadedError,
+  WriterClosedError,
+  WriterFailedError,
+  readLedger,
+  verifyChain,
+  type AccountState,
+  type AppendRequest,
+  type CommandResult,
+  type EventStore,
+  type FindByIndexKeysRequest,
+  type LedgerCommand,
+  type LedgerWriterOptions,
+  type ReadAllRequest,
+  type ReadStreamRequest,
+  type Snapshot,
+  type StoredEvent,
+  type TransferCommand,
+} from '@ledgerkit/ledger-core';
+
+const TENANT = 'acme';
+const LEDGER = 'main';
+const T0 = Date.parse('2025-06-01T12:00:00.000Z');
+
+/** An in-memory store that counts what the writer asks of it and can be told to fail appends. */
+class InstrumentedStore implements EventStore {
+  readonly inner = new InMemoryEventStore();
+  appendCalls = 0;
+  /** Sizes of the appends that succeeded. */
+  readonly appendedBatches: number[] = [];
+  /** How many of the next appends throw `failure`. */
+  failAppends = 0;
+  readonly failure = new Error('store unavailable');
+  indexLookups = 0;
+  eventsRead = 0;
+
+  async append(request: AppendRequest): Promise<{ readonly ledgerVersion: number }> {
+    this.appendCalls += 1;
+    if (this.failAppends > 0) {
+      this.failAppends -= 1;
+      throw this.failure;
+    }
+    const result = await this.inner.append(request);
+    this.appendedBatches.push(request.events.length);
+    return result;
+  }
+
+  async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
+    const events = await this.inner.readStream(request);
+    this.eventsRead += events.length;
+    return events;
+  }
+
+  readAll(request: ReadAllRequest) {
+    return this.inner.readAll(request);
+  }
+
+  findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
+    this.indexLookups += 1;
+    return this.inner.findByIndexKeys(request);
+  }
+
+  saveSnapshot(snapshot: Snapshot): Promise<void> {
+    return this.inner.saveSnapshot(snapshot);
+  }
+
+  loadSnapshot(request: { readonly tenantId: string; readonly ledgerId: string }): Promise<Snapshot | null> {
+    return this.inner.loadSnapshot(request);
+  }
+}
+
+const writers: LedgerWriter[] = [];
+
+async function openWriter(store: EventStore, options: Partial<LedgerWriterOptions> = {}): Promise<LedgerWriter> {
+  const writer = await LedgerWriter.open({ store, tenantId: TENANT, ledgerId: LEDGER, ...options });
+  writers.push(writer);
+  return writer;
+}
+
+afterEach(async () => {
+  await Promise.all(writers.splice(0).map((writer) => writer.close()));
+});
+
+function openAccount(accountId: string, flags: { noOverdraft?: boolean } = {}): LedgerCommand {
+  return {
+    kind: 'openAccount',
+    accountId,
+    currency: 'EUR',
+    type: accountId === 'bank' ? 'asset' : 'liability',
+    flags: { debitsMustNotExceedCredits: flags.noOverdraft ?? false, creditsMustNotExceedDebits: false },
+    metadata: {},
+  };
+}
+
+function transfer(transferId: string, from: string, to: string, amount: bigint, extra: Partial<TransferCommand> = {}): TransferCommand {
+  return {
+    kind: 'transfer',
+    transferId,
+    postings: [
+      { accountId: from, side: 'debit', amount, currency: 'EUR' },
+      { accountId: to, side: 'credit', amount, currency: 'EUR' },
+    ],
+    pending: undefined,
+    effectiveAtMs: undefined,
+    reference: undefined,
+    metadata: {},
+    ...extra,
+  };
+}
+
+const hold = (transferId: string, from: string, to: string, amount: bigint, timeoutMs?: number): TransferCommand =>
+  transfer(transferId, from, to, amount, { pending: { timeoutMs } });
+
+const postPending = (transferId: string, pendingId: string, amount?: bigint): LedgerCommand => ({
+  kind: 'postPending',
+  transferId,
+  pendingId,
+  currency: amount === undefined ? undefined : 'EUR',
+  amount,
+  effectiveAtMs: undefined,
+  metadata: {},
+});
+
+const reverse = (transferId: string, reversalOf: string): LedgerCommand => ({
+  kind: 'reverseTransfer',
+  transferId,
+  reversalOf,
+  effectiveAtMs: undefined,
+  reference: undefined,
+  metadata: {},
+});
+
+/** Opens bank, alice (no overdraft) and bob, and funds alice with `funds`. */
+async function setUp(writer: LedgerWriter, funds = 1_000n): Promise<void> {
+  for (const command of [openAccount('bank'), openAccount('alice', { noOverdraft: true }), openAccount('bob'), transfer('fund-alice', 'bank', 'alice', funds)]) {
+    expect(await writer.submit(command)).toMatchObject({ ok: true });
+  }
+}
+
+async function allEvents(store: EventStore): Promise<StoredEvent[]> {
+  const events: StoredEvent[] = [];
+  for await (const event of readLedger({ store, tenantId: TENANT, ledgerId: LEDGER })) events.push(event);
+  return events;
+}
+
+const sorted = (accounts: AccountState[]): AccountState[] => [...accounts].sort((a, b) => (a.id < b.id ? -1 : 1));
+
+function code(result: CommandResult): string {
+  return result.ok ? 'ok' : result.code;
+}
+
+async function eventually(condition: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('batching', () => {
+  it('concurrent submits are decided and appended together: 200 transfers take one append', async () => {
+    const store = new InstrumentedStore();
+    const writer = await openWriter(store);
+    await setUp(writer);
+    const before = store.appendCalls;
+    const versionBefore = writer.version;
+
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => writer.submit(transfer(`t${i}`, 'bank', 'bob', 1n))));
+
+    expect(results.every((r) => r.ok && !r.duplicate)).toBe(true);
+    expect(store.appendCalls - before).toBe(1);
+    const versions = results.map((r) => (r.ok ? r.ledgerVersion : -1));
+    expect(versions).toEqual(Array.from({ length: 200 }, (_, i) => versionBefore + 1 + i));
+    expect(writer.account('bob')?.creditsPosted).toBe(200n);
+  });
+
+  it('batches never exceed batchSizeMax: 200 concurrent transfers with batchSizeMax 50 take four appends of 50', async () => {
+    const store = new InstrumentedStore();
+    const writer = await openWriter(store, { batchSizeMax: 50 });
+    await setUp(writer);
+    const appendedBefore = store.appendedBatches.length;
+
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => writer.submit(transfer(`t${i}`, 'bank', 'bob', 1n))));
+
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(store.appendedBatches.slice(appendedBefore)).toEqual([50, 50, 50, 50]);
+  });
+
+  it('one rejected command does not fail the others of its batch; a linked group fails only as a whole', async () => {
+    const store = new InstrumentedStore();
+    const writer = await openWriter(store);
+    await setUp(writer, 100n);
+    const before = store.appendCalls;
+    const versionBefore = writer.version;
+
+    const results = await Promise.all([
+      writer.submit(transfer('a', 'bank', 'bob', 5n)),
+      writer.submit(transfer('b', 'nobody', 'bob', 5n)),
+      writer.submit(transfer('c', 'alice', 'bob', 60n)),
+      writer.submit(transfer('d', 'alice', 'bob', 60n)), // only 40 left after c
+      writer.submit({ kind: 'linked', commands: [transfer('e1', 'bank', 'bob', 1n), transfer('e2', 'alice', 'bob', 41n)] }),
+      writer.submit(transfer('f', 'alice', 'bob', 40n)),
+    ]);
+
+    expect(results.map(code)).toEqual(['ok', 'account_not_found', 'ok', 'insufficient_funds', 'insufficient_funds', 'ok']);
+    expect(results[4]?.members?.map(code)).toEqual(['linked_group_failed', 'insufficient_funds']);
+    expect(results.filter((r) => r.ok).map((r) => (r.ok ? r.ledgerVersion : 0))).toEqual([versionBefore + 1, versionBefore + 2, versionBefore + 3]);
+    expect(store.appendCalls - before).toBe(1);
+    expect(writer.account('alice')?.debitsPosted).toBe(100n);
+    // The failed group left nothing behind: its accepted member's id is still free.
+    expect(await writer.submit(transfer('e1', 'bank', 'bob', 1n))).toMatchObject({ ok: true, duplicate: false });
+  });
+
+  it('retrying a whole linked group answers duplicate: true with the original version and writes nothing', async () => {
+    const writer = await openWriter(new InMemoryEventStore());
+    await setUp(writer);
+    const group: LedgerCommand = { kind: 'linked', commands: [transfer('g1', 'alice', 'bob', 10n), hold('g2', 'alice', 'bob', 5n)] };
+    const first = await writer.submit(group);
+    expect(first).toMatchObject({ ok: true, duplicate: false });
+    const version = writer.version;
+
+    const again = await writer.submit(group);
+
+    expect(again).toEqual({ ...first, duplicate: true, members: first.members?.map((member) => ({ ...member, duplicate: true })) });
+    expect(writer.version).toBe(version);
+  });
+});
+
+describe('back-pressure and shutdown', () => {
+  it('a full queue rejects the next submit at once with a retriable OverloadedError, and the queued commands still complete', async () => {
+    const writer = await openWriter(new InMemoryEventStore(), { queueLengthMax: 2 });
+    await setUp(writer);
+    const settled: string[] = [];
+    const first = writer.submit(transfer('q1', 'bank', 'bob', 1n)).then((r) => (settled.push('q1'), r));
+    const second = writer.submit(transfer('q2', 'bank', 'bob', 1n)).then((r) => (settled.push('q2'), r));
+
+    const error = await writer.submit(transfer('q3', 'bank', 'bob', 1n)).catch((e: unknown) => e);
+    settled.push('q3');
+
+    expect(error).toBeInstanceOf(OverloadedError);
+    expect(error).toMatchObject({ code: 'overloaded', retriable: true });
+    expect((await first).ok && (await second).ok).toBe(true);
+    expect(settled).toEqual(['q3', 'q1', 'q2']);
+    // Once the queue drains, the writer takes commands again.
+    expect(await writer.submit(transfer('q3', 'bank', 'bob', 1n))).toMatchObject({ ok: true });
+  });
+
+  it('submit after close rejects with WriterClosedError', async () => {
+    const writer = await openWriter(new InMemoryEventStore());
+    await setUp(writer);
+    await writer.close();
+
+    await expect(writer.submit(transfer('late', 'bank', 'bob', 1n))).rejects.toBeInstanceOf(WriterClosedError);
+    await expect(writer.submit(transfer('late', 'bank', 'bob', 1n))).rejects.toMatchObject({ code: 'writer_closed', retriable: false });
+  });
+
+  it('close() resolves only after every queued command is decided and appended', async () => {
+    const store = new InMemoryEventStore();
+    const writer = await openWriter(store, { batchSizeMax: 3, batchWaitMs: 50 });
+    await setUp(writer);
+    const versionBefore = writer.version;
+    const outcomes: (CommandResult | undefined)[] = Array.from({ length: 10 }, () => undefined);
+    const pending = Array.from({ length: 10 }, (_, i) => writer.submit(transfer(`d${i}`, 'bank', 'bob', 1n)).then((r) => (outcomes[i] = r)));
+
+    await writer.close();
+
+    expect(outcomes.every((r) => r?.ok === true)).toBe(true);
+    expect(writer.version).toBe(versionBefore + 10);
+    expect((await allEvents(store)).length).toBe(versionBefore + 10);
+    await Promise.all(pending);
+  });
+});
+
+describe('store failures', () => {
+  it('when the store append throws, every command of the batch rejects with a retriable WriterFailedError, nothing is written, the state is unchanged, and the next batch succeeds', async () => {
+    const store = new InstrumentedStore();
+    const writer = await openWriter(store);
+    await setUp(writer);
+    expect(await writer.submit(transfer('pay-bob', 'bank', 'bob', 10n))).toMatchObject({ ok: true });
+    const accountsBefore = sorted(writer.accounts());
+    const versionBefore = writer.version;
+    const hashBefore = writer.lastHash;
+    const batch: LedgerCommand[] = [transfer('x1', 'alice', 'bob', 300n), hold('x2', 'alice', 'bob', 200n, 1_000), openAccount('carol'), reverse('x3', 'pay-bob')];
+
+    store.failAppends = 1;
+    const failed = await Promise.all(batch.map((command) => writer.submit(command).then(() => undefined, (error: unknown) => error)));
+
+    for (const error of failed) {
+      expect(error).toBeInstanceOf(WriterFailedError);
+      expect(error).toMatchObject({ code: 'writer_failed', retriable: true, cause: store.failure });
+    }
+    expect((await allEvents(store)).length).toBe(versionBefore);
+    expect(writer.version).toBe(versionBefore);
+    expect(writer.lastHash).toBe(hashBefore);
+    expect(sorted(writer.accounts())).toEqual(accountsBefore);
+    expect(writer.pendingHold('x2')).toBeUndefined();
+    expect(writer.account('carol')).toBeUndefined();
+
+    const retried = await Promise.all(batch.map((command) => writer.submit(command)));
+    expect(retried.map((r) => (r.ok ? [r.ledgerVersion, r.duplicate] : r.code))).toEqual([
+      [versionBefore + 1, false],
+      [versionBefore + 2, false],
+      [versionBefore + 3, false],
+      [versionBefore + 4, false],
+    ]);
+    expect(await verifyChain(await allEvents(store))).toMatchObject({ ok: true, eventCount: versionBefore + 4 });
+  });
+});
+
+describe('two writers on one ledger', () => {
+  it('a stale writer whose append conflicts catches up and re-decides, so the same funds are never spent twice', async () => {
+    const store = new InMemoryEventStore();
+    const first = await openWriter(store);
+    await setUp(first, 100n);
+    const second = await openWriter(store);
+    expect(second.version).toBe(first.version);
+
+    // The second writer appends first; the first still believes alice has 100.
+    expect(await second.submit(transfer('spend-b', 'alice', 'bob', 100n))).toMatchObject({ ok: true });
+    const stale = await first.submit(transfer('spend-a', 'alice', 'bob', 100n));
+
+    expect(stale).toMatchObject({ ok: false, code: 'insufficient_funds' });
+    expect(first.version).toBe(second.version);
+    expect(sorted(first.accounts())).toEqual(sorted(second.accounts()));
+    const spends = (await allEvents(store)).filter((e) => e.type === 'TransferPosted' && String(e.data['transferId']).startsWith('spend'));
+    expect(spends.map((e) => e.data['transferId'])).toEqual(['spend-b']);
+  });
+
+  it('two writers spending the same funds at the same moment: exactly one succeeds', async () => {
+    const store = new InMemoryEventStore();
+    const first = await openWriter(store);
+    await setUp(first, 100n);
+    const second = await openWriter(store);
+
+    const results = await Promise.all([first.submit(transfer('race-a', 'alice', 'bob', 70n)), second.submit(transfer('race-b', 'alice', 'bob', 70n))]);
+
+    expect(results.map(code).sort()).toEqual(['insufficient_funds', 'ok']);
+    expect(sorted(first.accounts())).toEqual(sorted(second.accounts()));
+    expect(first.account('alice')?.debitsPosted).toBe(70n);
+    expect(await verifyChain(await allEvents(store))).toMatchObject({ ok: true });
+  });
+
+  it("a stale writer retrying the other writer's transfer id gets the original outcome as a duplicate", async () => {
+    const store = new InMemoryEventStore();
+    const first = await openWriter(store);
+    await setUp(first);
+    const second = await openWriter(store);
+    const original = await second.submit(transfer('shared', 'alice', 'bob', 10n));
+
+    const retry = await first.submit(transfer('shared', 'alice', 'bob', 10n));
+
+    expect(retry).toEqual({ ...original, duplicate: true });
+    expect((await allEvents(store)).filter((e) => e.data['transferId'] === 'shared')).toHaveLength(1);
+  });
+});
+
+describe('snapshots and restart', () => {
+  it('a writer restarted from a snapshot has the same balances, reads only the tail, answers retries of evicted transfers from the index, and refuses to reverse twice', async () => {
+    const store = new InstrumentedStore();
+    const options = { snapshotEveryEvents: 5, transfersCachedMax: 3 } as const;
+    const writer = await openWriter(store, options);
+    await setUp(writer);
+    const old = await writer.submit(transfer('t-old', 'bank', 'alice', 1_000n));
+    expect(await writer.submit(transfer('t-old2', 'bank', 'alice', 500n))).toMatchObject({ ok: true });
+    const reversal = await writer.submit(reverse('r-old2', 't-old2'));
+    expect(reversal).toMatchObject({ ok: true });
+    for (let i = 0; i < 20; i += 1) expect(await writer.submit(transfer(`filler-${i}`, 'bank', 'bob', 1n))).toMatchObject({ ok: true });
+    expect(await writer.submit(hold('h-open', 'alice', 'bob', 100n))).toMatchObject({ ok: true });
+    expect(await writer.submit(hold('h-timed', 'alice', 'bob', 50n, 3_600_000))).toMatchObject({ ok: true });
+    for (let i = 20; i < 27; i += 1) expect(await writer.submit(transfer(`filler-${i}`, 'bank', 'bob', 1n))).toMatchObject({ ok: true });
+
+    // Even before the restart, an evicted transfer is answered through the index.
+    const lookupsBefore = store.indexLookups;
+    expect(await writer.submit(transfer('t-old', 'bank', 'alice', 1_000n))).toEqual({ ...old, duplicate: true });
+    expect(store.indexLookups).toBeGreaterThan(lookupsBefore);
+
+    const accounts = sorted(writer.accounts());
+    const version = writer.version;
+    const lastHash = writer.lastHash;
+    await writer.close();
+    const snapshot = await store.loadSnapshot({ tenantId: TENANT, ledgerId: LEDGER });
+    expect(snapshot?.ledgerVersion).toBeGreaterThan(version - 5);
+
+    store.eventsRead = 0;
+    const restarted = await openWriter(store, options);
+
+    expect(store.eventsRead).toBeLessThanOrEqual(version - (snapshot?.ledgerVersion ?? 0) + 1);
+    expect(restarted.version).toBe(version);
+    expect(restarted.lastHash).toBe(lastHash);
+    expect(sorted(restarted.accounts())).toEqual(accounts);
+    expect(restarted.pendingHold('h-open')?.postings).toEqual(hold('h-open', 'alice', 'bob', 100n).postings);
+    expect(restarted.pendingHold('h-timed')?.timeoutMs).toBe(3_600_000);
+
+    const lookups = store.indexLookups;
+    expect(await restarted.submit(transfer('t-old', 'bank', 'alice', 1_000n))).toEqual({ ...old, duplicate: true });
+    expect(store.indexLookups).toBeGreaterThan(lookups);
+    expect(await restarted.submit(transfer('t-old', 'bank', 'alice', 999n))).toMatchObject({ ok: false, code: 'exists_with_different_amount' });
+    expect(await restarted.submit(reverse('r-again', 't-old2'))).toMatchObject({ ok: false, code: 'transfer_already_reversed' });
+    expect(await restarted.submit(reverse('r-old2', 't-old2'))).toEqual({ ...reversal, duplicate: true });
+    expect(await restarted.submit(postPending('p-open', 'h-open', 60n))).toMatchObject({ ok: true, duplicate: false });
+    // alice: 500 debited by the reversal of t-old2, 60 by the partial post; 50 still held.
+    expect(restarted.account('alice')).toMatchObject({ debitsPosted: 560n, debitsPending: 50n });
+    expect(restarted.version).toBe(version + 1);
+  });
+});
+
+describe('time', () => {
+  it("holds expire through the writer's own timer once the clock passes their timeout, as a PendingExpired event", async () => {
+    let now = T0;
+    const store = new InMemoryEventStore();
+    const writer = await openWriter(store, { clock: () => now, expiryCheckIntervalMs: 10 });
+    await setUp(writer);
+    expect(await writer.submit(hold('h', 'alice', 'bob', 300n, 1_000))).toMatchObject({ ok: true });
+    const version = writer.version;
+
+    now += 999;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(writer.pendingHold('h')).toBeDefined();
+    expect(writer.version).toBe(version);
+
+    now += 1;
+    await eventually(() => writer.pendingHold('h') === undefined);
+
+    const last = (await allEvents(store)).at(-1);
+    expect(last).toMatchObject({ type: 'PendingExpired', ledgerVersion: version + 1, data: { pendingId: 'h' }, recordedAt: new Date(T0 + 1_000).toISOString() });
+    expect(writer.account('alice')).toMatchObject({ debitsPending: 0n, debitsPosted: 0n, creditsPosted: 1_000n });
+    expect(writer.account('bob')).toMatchObject({ creditsPending: 0n });
+    expect(await writer.submit(postPending('p', 'h'))).toMatchObject({ ok: false, code: 'pending_already_resolved' });
+  });
+
+  it('an expiry whose batch the store fails is retried by the timer, not lost', async () => {
+    let now = T0;
+    const store = new InstrumentedStore();
+    const writer = await openWriter(store, { clock: () => now, expiryCheckIntervalMs: 10 });
+    await setUp(writer);
+    expect(await writer.submit(hold('h', 'alice', 'bob', 300n, 1_000))).toMatchObject({ ok: true });
+    const failedBefore = store.appendCalls;
+
+    store.failAppends = 1;
+    now += 1_000;
+    await eventually(() => writer.pendingHold('h') === undefined);
+
+    expect(store.appendCalls - failedBefore).toBeGreaterThanOrEqual(2);
+    expect((await allEvents(store)).at(-1)).toMatchObject({ type: 'PendingExpired', data: { pendingId: 'h' } });
+    expect(writer.account('alice')?.debitsPending).toBe(0n);
+  });
+
+  it('recorded time never goes backwards, even when the clock does', async () => {
+    let now = T0;
+    const store = new InMemoryEventStore();
+    const writer = await openWriter(store, { clock: () => now });
+    await setUp(writer);
+
+    now = T0 - 60_000;
+    const behind = await writer.submit(transfer('behind', 'bank', 'bob', 1n));
+    now = T0 - 120_000;
+    const further = await writer.submit(hold('further', 'bank', 'bob', 1n, 1_000));
+    now = T0 + 5;
+    const ahead = await writer.submit(transfer('ahead', 'bank', 'bob', 1n));
+
+    expect(behind).toMatchObject({ ok: true, recordedAt: new Date(T0).toISOString() });
+    expect(further).toMatchObject({ ok: true, recordedAt: new Date(T0).toISOString() });
+    expect(ahead).toMatchObject({ ok: true, recordedAt: new Date(T0 + 5).toISOString() });
+    const events = await allEvents(store);
+    for (let i = 1; i < events.length; i += 1) {
+      expect(Date.parse((events[i] as StoredEvent).recordedAt)).toBeGreaterThanOrEqual(Date.parse((events[i - 1] as StoredEvent).recordedAt));
+    }
+    // The hold's timeout counts from its recorded time, not from the clock that was behind.
+    expect(writer.pendingHold('further')?.timeoutAtMs).toBe(T0 + 1_000);
+  });
+});
