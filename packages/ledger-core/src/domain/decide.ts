@@ -400,14 +400,33 @@ function checkPostings(state: LedgerState, postings: readonly Posting[], bucket:
     }
     if (account.status !== 'open') return reject(account.status === 'frozen' ? 'account_frozen' : 'account_closed', `account ${account.id} is ${account.status}`);
     if (effectiveAtMs < account.openedAtMs) return reject('effective_at_before_dependency', `effectiveAt is before account ${account.id} was opened`);
-    const debit = posting.side === 'debit';
-    const limit =
-      bucket === 'posted'
-        ? checkBalances(account, debit ? posting.amount : 0n, debit ? 0n : posting.amount, 0n, 0n)
-        : checkBalances(account, 0n, 0n, debit ? posting.amount : 0n, debit ? 0n : posting.amount);
+    const limit = checkIncrease(account, posting.side, bucket, posting.amount);
     if (limit !== undefined) return limit;
   }
   return undefined;
+}
+
+/** Would adding `amount` to one balance keep the account within its flags and the balance range? */
+function checkIncrease(account: AccountState, side: 'debit' | 'credit', bucket: 'posted' | 'pending', amount: bigint): Rejected | undefined {
+  // bigint arithmetic allocates; the limit sum is computed only for accounts that have the flag.
+  let after: bigint;
+  let limitBroken = false;
+  if (side === 'debit') {
+    after = bucket === 'posted' ? account.debitsPosted + amount : account.debitsPending + amount;
+    if (account.flags.debitsMustNotExceedCredits) {
+      limitBroken = (bucket === 'posted' ? after + account.debitsPending : account.debitsPosted + after) > account.creditsPosted;
+    }
+  } else {
+    after = bucket === 'posted' ? account.creditsPosted + amount : account.creditsPending + amount;
+    if (account.flags.creditsMustNotExceedDebits) {
+      limitBroken = (bucket === 'posted' ? after + account.creditsPending : account.creditsPosted + after) > account.debitsPosted;
+    }
+  }
+  if (after > BALANCE_MINOR_MAX) return reject('balance_overflow', `account ${account.id} would exceed the largest representable balance`);
+  if (!limitBroken) return undefined;
+  return side === 'debit'
+    ? reject('insufficient_funds', `account ${account.id} has insufficient funds`)
+    : reject('limit_exceeded', `account ${account.id} would exceed its credit limit`);
 }
 
 /** Would these balance deltas keep the account within its flags and the balance range? */

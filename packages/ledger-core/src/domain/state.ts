@@ -1,6 +1,9 @@
 import type { AccountFlags, AccountType, Metadata, Posting, Side } from './types.js';
 
-/** The minimal map interface the state needs; a `Map` satisfies it. */
+/**
+ * The minimal map interface the state needs; a `Map` satisfies it. `get` returns the stored
+ * object itself: `evolve` changes an account in place, and an overlay hands out its own copy.
+ */
 export interface Table<V> {
   get(key: string): V | undefined;
   set(key: string, value: V): unknown;

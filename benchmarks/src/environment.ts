@@ -1,0 +1,83 @@
+/** Where and with what a run happened, so results from different machines are never mixed up. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+/** The machine a run measured. */
+export interface MachineInfo {
+  readonly cpus: number;
+  readonly model: string;
+  readonly node: string;
+  readonly platform: string;
+  readonly totalMemoryBytes: number;
+  /** 1-minute load average when the run started: above ~0 on an idle box means shared CPU. */
+  readonly loadAverage1mAtStart: number;
+}
+
+/** Versions of what was measured and of what measured it. */
+export interface VersionInfo {
+  readonly ledgerCore: string;
+  readonly zod: string;
+  readonly hdrHistogramJs: string;
+  readonly node: string;
+  readonly v8: string;
+  /** `HEAD` of the working tree, `null` outside git. */
+  readonly gitCommit: string | null;
+  /** Whether the working tree had uncommitted changes: the measured code may differ from `gitCommit`. */
+  readonly gitDirty: boolean | null;
+}
+
+const benchmarksDir = fileURLToPath(new URL('..', import.meta.url));
+const ledgerCorePackageJson = fileURLToPath(new URL('../../packages/ledger-core/package.json', import.meta.url));
+
+/** The machine this process runs on. */
+export function machineInfo(): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    model: cpus[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    totalMemoryBytes: os.totalmem(),
+    loadAverage1mAtStart: os.loadavg()[0] ?? 0,
+  };
+}
+
+/** Versions of ledger-core, its validation library, the histogram library, Node, V8 and the commit. */
+export function versionInfo(): VersionInfo {
+  return {
+    ledgerCore: packageVersion(() => ledgerCorePackageJson),
+    zod: packageVersion(() => createRequire(ledgerCorePackageJson).resolve('zod/package.json')),
+    hdrHistogramJs: packageVersion(() => createRequire(import.meta.url).resolve('hdr-histogram-js/package.json')),
+    node: process.versions.node,
+    v8: process.versions.v8,
+    gitCommit: git(['rev-parse', 'HEAD']),
+    gitDirty: dirty(),
+  };
+}
+
+function packageVersion(locate: () => string): string {
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(locate(), 'utf8'));
+    if (typeof parsed === 'object' && parsed !== null && 'version' in parsed && typeof parsed.version === 'string') return parsed.version;
+    return 'unknown';
+  } catch {
+    // A missing package only loses a label in the report; the measurement itself is unaffected.
+    return 'unknown';
+  }
+}
+
+function git(args: readonly string[]): string | null {
+  try {
+    return execFileSync('git', args, { cwd: benchmarksDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function dirty(): boolean | null {
+  const status = git(['status', '--porcelain']);
+  return status === null ? null : status.length > 0;
+}
