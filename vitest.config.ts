@@ -9,6 +9,8 @@ export default defineConfig({
     alias: [
       { find: /^@ledgerkit\/ledger-core\/testing$/, replacement: here('./packages/ledger-core/src/testing/index.ts') },
       { find: /^@ledgerkit\/ledger-core$/, replacement: here('./packages/ledger-core/src/index.ts') },
+      { find: /^@ledgerkit\/tenant-rls$/, replacement: here('./packages/tenant-rls/src/index.ts') },
+      { find: /^@ledgerkit\/store-postgres$/, replacement: here('./packages/store-postgres/src/index.ts') },
     ],
   },
   test: {

@@ -1,9 +1,13 @@
 /**
- * The demo behind `pnpm demo`: opens a ledger, moves money through every kind of command,
- * shows a rejection, then reads balances now and as of an earlier instant, an account's
- * statement, the trial balance and the hash-chain verification.
+ * The demo behind `pnpm demo`: on PostgreSQL (an embedded server in a temporary directory when
+ * DATABASE_URL is unset; the given server otherwise, where the data stays for psql), opens a
+ * ledger, moves money through every kind of command, shows a rejection, then reads balances now
+ * and as of an earlier instant, an account's statement, the trial balance and the hash-chain
+ * verification.
  */
-import { InMemoryEventStore, Ledger, type CommandResult } from '@ledgerkit/ledger-core';
+import pg from 'pg';
+import { Ledger, type CommandResult, type EventStore } from '@ledgerkit/ledger-core';
+import { migrate, PostgresEventStore, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
 
 const line = (text = ''): void => {
   process.stdout.write(`${text}\n`);
@@ -12,10 +16,59 @@ const outcome = (label: string, result: CommandResult): void => {
   line(`  ${label.padEnd(44)} ${result.ok ? `ok  v${result.ledgerVersion}${result.duplicate ? ' (duplicate: original outcome)' : ''}` : `rejected: ${result.code}`}`);
 };
 
+// The application role's password: trust-auth servers ignore it; set it for a server that checks.
+const APP_PASSWORD = process.env['LEDGERKIT_APP_PASSWORD'] ?? 'ledgerkit-demo';
+
+interface Database {
+  readonly store: EventStore;
+  readonly where: string;
+  close(): Promise<void>;
+}
+
+async function openDatabase(): Promise<Database> {
+  const given = process.env['DATABASE_URL'];
+  const server: EmbeddedPostgresServer | undefined = given === undefined ? await startEmbeddedPostgres() : undefined;
+  const adminUrl = given ?? (server as EmbeddedPostgresServer).connectionString;
+  const admin = new pg.Pool({ connectionString: adminUrl, max: 2 });
+  const appUrl = new URL(adminUrl);
+  appUrl.username = 'ledgerkit_app';
+  appUrl.password = APP_PASSWORD;
+  const app = new pg.Pool({ connectionString: appUrl.toString(), max: 4 });
+  try {
+    await migrate({ pool: admin, appPassword: APP_PASSWORD });
+    const store = await PostgresEventStore.open({ pool: app });
+    const where = server === undefined ? `PostgreSQL at ${new URL(adminUrl).host}${new URL(adminUrl).pathname} (data kept)` : 'embedded PostgreSQL (temporary, removed at exit)';
+    return {
+      store,
+      where,
+      close: async () => {
+        await app.end();
+        await admin.end();
+        await server?.stop();
+      },
+    };
+  } catch (error) {
+    await app.end().catch(() => undefined);
+    await admin.end().catch(() => undefined);
+    await server?.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
 async function main(): Promise<void> {
-  const store = new InMemoryEventStore();
-  const ledger = await Ledger.open({ store, tenantId: 'demo-bank', ledgerId: 'eur-main' });
-  line('Ledgerkit demo — in-memory store, tenant demo-bank, ledger eur-main');
+  const database = await openDatabase();
+  try {
+    await run(database);
+  } finally {
+    await database.close();
+  }
+}
+
+async function run(database: Database): Promise<void> {
+  // A new ledger each run, so runs against a kept database never collide.
+  const ledgerId = `eur-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 17)}`;
+  const ledger = await Ledger.open({ store: database.store, tenantId: 'demo-bank', ledgerId });
+  line(`Ledgerkit demo — ${database.where}, tenant demo-bank, ledger ${ledgerId}`);
   line();
   line('Accounts');
   outcome('open cash (asset)', await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' }));

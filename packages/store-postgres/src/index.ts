@@ -1,0 +1,13 @@
+/**
+ * @ledgerkit/store-postgres — the PostgreSQL `EventStore` for Ledgerkit: versioned migrations,
+ * fenced batch appends in one statement, global reads in commit order that never skip an event,
+ * the idempotency index and snapshots, all under forced row-level security per tenant.
+ *
+ * Start with {@link migrate} (as an administrator), then {@link PostgresEventStore.open} (as
+ * the application role). {@link startEmbeddedPostgres} runs a throwaway server for demos and tests.
+ * @packageDocumentation
+ */
+export { PostgresEventStore, HORIZON_WAIT_MS_MAX, type PostgresEventStoreOptions, type GlobalReadLag } from './postgres-event-store.js';
+export { migrate, SCHEMA_VERSION, type MigrateOptions, type MigrateResult } from './migrate.js';
+export { MIGRATIONS, SCHEMA, VERSION_CONFLICT_SQLSTATE, DUPLICATE_INDEX_KEY_SQLSTATE, type Migration } from './migrations.js';
+export { startEmbeddedPostgres, type EmbeddedPostgresOptions, type EmbeddedPostgresServer } from './embedded.js';

@@ -1,0 +1,187 @@
+import { appendOnlyFunctionSql, appendOnlySql, quoteName, tenantIsolationSql, type RoleNames } from '@ledgerkit/tenant-rls';
+
+/** The schema every Ledgerkit table and function lives in. */
+export const SCHEMA = 'ledgerkit';
+
+/** SQLSTATE raised by `append_events` when the stream is not at the expected version. */
+export const VERSION_CONFLICT_SQLSTATE = 'LK001';
+/** SQLSTATE raised by `append_events` when an index key is already claimed. */
+export const DUPLICATE_INDEX_KEY_SQLSTATE = 'LK002';
+
+/** One step of the schema's history. Applied in order, once, inside the migration transaction. */
+export interface Migration {
+  /** 1, 2, 3, ...: never reused, never renumbered. */
+  readonly version: number;
+  readonly name: string;
+  /** The SQL to run as the owner role; it may name the roles. */
+  readonly sql: (roles: RoleNames) => string;
+}
+
+const tenantTables = ['ledger_streams', 'events', 'index_keys', 'snapshots'] as const;
+
+/** The append function and its argument types, needed to grant, revoke and find it. */
+const APPEND_FUNCTION = `${SCHEMA}.append_events`;
+export const APPEND_SIGNATURE = `${APPEND_FUNCTION}(text, text, bigint, text[], text[], integer[], jsonb[], text[], text[], text[], text[], jsonb[], text[], text[], text[], bigint[])`;
+
+const initialSchema = (roles: RoleNames): string => {
+  const app = quoteName(roles.app, 'application role');
+  return `
+CREATE DOMAIN ${SCHEMA}.tenant_id AS text CHECK (VALUE ~ '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$');
+
+-- One row per ledger stream: its version is the fence every append is checked against.
+CREATE TABLE ${SCHEMA}.ledger_streams (
+  tenant_id ${SCHEMA}.tenant_id NOT NULL,
+  ledger_id text NOT NULL,
+  version bigint NOT NULL CHECK (version >= 0),
+  -- Transaction of the last append: appends of one stream must come in transaction-id order.
+  last_txid xid8 NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, ledger_id)
+);
+
+CREATE TABLE ${SCHEMA}.events (
+  tenant_id ${SCHEMA}.tenant_id NOT NULL,
+  ledger_id text NOT NULL,
+  ledger_version bigint NOT NULL CHECK (ledger_version > 0),
+  event_id text NOT NULL,
+  type text NOT NULL,
+  schema_version integer NOT NULL,
+  data jsonb NOT NULL,
+  -- Kept as the exact strings the hash chain covers.
+  recorded_at text NOT NULL,
+  effective_at text NOT NULL,
+  correlation_id text,
+  causation_id text,
+  metadata jsonb NOT NULL,
+  previous_hash text NOT NULL,
+  hash text NOT NULL,
+  position bigint GENERATED ALWAYS AS IDENTITY,
+  -- The writing transaction: global reads stop below the oldest one still open.
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  PRIMARY KEY (tenant_id, ledger_id, ledger_version)
+);
+CREATE INDEX events_global_order ON ${SCHEMA}.events (tenant_id, txid, position);
+
+-- The idempotency index: a key (transfer:<id>, resolution:<id>, reversal:<id>) is claimed once per ledger.
+CREATE TABLE ${SCHEMA}.index_keys (
+  tenant_id ${SCHEMA}.tenant_id NOT NULL,
+  ledger_id text NOT NULL,
+  key text NOT NULL,
+  ledger_version bigint NOT NULL,
+  PRIMARY KEY (tenant_id, ledger_id, key)
+);
+
+CREATE TABLE ${SCHEMA}.snapshots (
+  tenant_id ${SCHEMA}.tenant_id NOT NULL,
+  ledger_id text NOT NULL,
+  ledger_version bigint NOT NULL CHECK (ledger_version >= 0),
+  hash text NOT NULL,
+  schema_version integer NOT NULL,
+  state jsonb NOT NULL,
+  saved_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, ledger_id)
+);
+
+${tenantTables.map((table) => tenantIsolationSql({ schema: SCHEMA, table })).join('\n')}
+
+${appendOnlyFunctionSql(SCHEMA)}
+${appendOnlySql({ schema: SCHEMA, table: 'events' })}
+${appendOnlySql({ schema: SCHEMA, table: 'index_keys' })}
+
+-- The fenced batch append, one statement per batch. SECURITY DEFINER so the application role
+-- needs no INSERT or UPDATE on the three tables: every event goes through the fence. The
+-- owner is subject to the tenant policies (FORCE), so the tenant set by the caller still rules.
+CREATE FUNCTION ${APPEND_FUNCTION}(
+  p_tenant_id text, p_ledger_id text, p_expected_version bigint,
+  p_event_ids text[], p_types text[], p_schema_versions integer[], p_data jsonb[],
+  p_recorded_at text[], p_effective_at text[], p_correlation_ids text[], p_causation_ids text[],
+  p_metadata jsonb[], p_previous_hashes text[], p_hashes text[],
+  p_index_keys text[], p_index_key_versions bigint[]
+) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $append$
+DECLARE
+  v_count integer := coalesce(cardinality(p_event_ids), 0);
+  v_key_count integer := coalesce(cardinality(p_index_keys), 0);
+  v_new_version bigint := p_expected_version + v_count;
+  v_rows integer;
+  v_actual bigint;
+  v_key text;
+BEGIN
+  IF p_tenant_id IS DISTINCT FROM current_setting('ledgerkit.tenant_id', true) THEN
+    RAISE EXCEPTION 'append_events: tenant % is not the tenant set for this transaction', p_tenant_id USING ERRCODE = '42501';
+  END IF;
+  IF coalesce(cardinality(p_types), 0) <> v_count OR coalesce(cardinality(p_schema_versions), 0) <> v_count
+     OR coalesce(cardinality(p_data), 0) <> v_count OR coalesce(cardinality(p_recorded_at), 0) <> v_count
+     OR coalesce(cardinality(p_effective_at), 0) <> v_count OR coalesce(cardinality(p_correlation_ids), 0) <> v_count
+     OR coalesce(cardinality(p_causation_ids), 0) <> v_count OR coalesce(cardinality(p_metadata), 0) <> v_count
+     OR coalesce(cardinality(p_previous_hashes), 0) <> v_count OR coalesce(cardinality(p_hashes), 0) <> v_count
+     OR coalesce(cardinality(p_index_key_versions), 0) <> v_key_count THEN
+    RAISE EXCEPTION 'append_events: argument arrays differ in length' USING ERRCODE = '22023';
+  END IF;
+
+  -- The fence: take the stream row (or create it) only if it is at the expected version. A
+  -- concurrent append of the same stream waits here and then finds the version moved.
+  IF v_count = 0 THEN
+    v_rows := 0;
+  ELSIF p_expected_version = 0 THEN
+    INSERT INTO ${SCHEMA}.ledger_streams AS s (tenant_id, ledger_id, version, last_txid)
+    VALUES (p_tenant_id, p_ledger_id, v_new_version, pg_current_xact_id())
+    ON CONFLICT (tenant_id, ledger_id) DO NOTHING;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+  ELSE
+    UPDATE ${SCHEMA}.ledger_streams
+       SET version = v_new_version, last_txid = pg_current_xact_id(), updated_at = now()
+     WHERE tenant_id = p_tenant_id AND ledger_id = p_ledger_id AND version = p_expected_version
+       AND last_txid < pg_current_xact_id();
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+  END IF;
+  IF v_rows = 0 THEN
+    SELECT s.version INTO v_actual FROM ${SCHEMA}.ledger_streams s WHERE s.tenant_id = p_tenant_id AND s.ledger_id = p_ledger_id;
+    v_actual := coalesce(v_actual, 0);
+    IF v_count = 0 AND v_actual = p_expected_version THEN
+      RETURN v_actual;
+    END IF;
+    RAISE EXCEPTION 'expected ledger version %, found %', p_expected_version, v_actual
+      USING ERRCODE = '${VERSION_CONFLICT_SQLSTATE}', DETAIL = v_actual::text;
+  END IF;
+
+  INSERT INTO ${SCHEMA}.events (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
+                                recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash)
+  SELECT p_tenant_id, p_ledger_id, p_expected_version + e.ord, e.event_id, e.type, e.schema_version, e.data,
+         e.recorded_at, e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash
+    FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_recorded_at, p_effective_at,
+                p_correlation_ids, p_causation_ids, p_metadata, p_previous_hashes, p_hashes)
+         WITH ORDINALITY AS e(event_id, type, schema_version, data, recorded_at, effective_at,
+                              correlation_id, causation_id, metadata, previous_hash, hash, ord)
+   ORDER BY e.ord;
+
+  IF v_key_count > 0 THEN
+    INSERT INTO ${SCHEMA}.index_keys (tenant_id, ledger_id, key, ledger_version)
+    SELECT p_tenant_id, p_ledger_id, k.key, k.version FROM unnest(p_index_keys, p_index_key_versions) AS k(key, version)
+    ON CONFLICT (tenant_id, ledger_id, key) DO NOTHING;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    IF v_rows < v_key_count THEN
+      -- Name the first key, in event order, that this batch did not get.
+      SELECT k.key INTO v_key
+        FROM unnest(p_index_keys, p_index_key_versions) WITH ORDINALITY AS k(key, version, ord)
+       WHERE NOT EXISTS (SELECT 1 FROM ${SCHEMA}.index_keys i
+                          WHERE i.tenant_id = p_tenant_id AND i.ledger_id = p_ledger_id AND i.key = k.key AND i.ledger_version = k.version)
+       ORDER BY k.ord LIMIT 1;
+      RAISE EXCEPTION 'index key % already exists in this ledger', coalesce(v_key, p_index_keys[1])
+        USING ERRCODE = '${DUPLICATE_INDEX_KEY_SQLSTATE}', DETAIL = coalesce(v_key, p_index_keys[1]);
+    END IF;
+  END IF;
+  RETURN v_new_version;
+END
+$append$;
+
+REVOKE ALL ON FUNCTION ${APPEND_SIGNATURE} FROM PUBLIC;
+GRANT USAGE ON SCHEMA ${SCHEMA} TO ${app};
+GRANT EXECUTE ON FUNCTION ${APPEND_SIGNATURE} TO ${app};
+GRANT SELECT ON ${SCHEMA}.ledger_streams, ${SCHEMA}.events, ${SCHEMA}.index_keys TO ${app};
+GRANT SELECT, INSERT, UPDATE ON ${SCHEMA}.snapshots TO ${app};
+`;
+};
+
+/** Every migration the package ships, in order. */
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema }];

@@ -1,0 +1,393 @@
+import {
+  APPEND_EVENTS_MAX,
+  DuplicateIndexKeyError,
+  indexKeysOf,
+  INDEX_KEYS_MAX,
+  InvalidInputError,
+  LimitExceededError,
+  READ_LIMIT_MAX,
+  VersionConflictError,
+  type AppendRequest,
+  type EventStore,
+  type FindByIndexKeysRequest,
+  type GlobalEvent,
+  type JsonObject,
+  type ReadAllRequest,
+  type ReadStreamRequest,
+  type Snapshot,
+  type StoredEvent,
+} from '@ledgerkit/ledger-core';
+import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import type { PoolClient } from 'pg';
+import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
+import { APPEND_SIGNATURE, DUPLICATE_INDEX_KEY_SQLSTATE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
+
+/** Longest `horizonWaitMs`. */
+export const HORIZON_WAIT_MS_MAX = 60_000;
+
+/** Options of {@link PostgresEventStore.open}. */
+export interface PostgresEventStoreOptions {
+  /**
+   * Pool that logs in as the application role (see `migrate`). Every call takes one connection
+   * for one short transaction with the tenant set locally.
+   */
+  readonly pool: ClientPool;
+  /**
+   * How long `readAll` may wait, 0..60,000 ms, when committed events after the cursor are held
+   * back because an older transaction is still open; it then returns what is safe. 0 (the
+   * default) returns at once, which suits a subscriber that polls; a caller that wants to read
+   * what it has just written sets a few seconds.
+   */
+  readonly horizonWaitMs?: number;
+}
+
+/** How far the global log's readers are held back, for a tenant, at the moment of the call. */
+export interface GlobalReadLag {
+  /** Oldest transaction id still open in the cluster (`xid8`, decimal), or `null` when none is. Global reads stop below it. */
+  readonly oldestOpenXid: string | null;
+  /** When that transaction started, if this role may see it (own sessions, or `pg_read_all_stats`); else `null`. */
+  readonly oldestOpenXactStartedAt: string | null;
+  /** The tenant's committed events that `readAll` does not return yet because of open transactions. */
+  readonly eventsHeldBack: number;
+  /** Milliseconds since the oldest held-back event was recorded; 0 when none is held back. */
+  readonly heldBackMs: number;
+}
+
+interface EventRow {
+  readonly event_id: string;
+  readonly tenant_id: string;
+  readonly ledger_id: string;
+  readonly ledger_version: string;
+  readonly type: string;
+  readonly schema_version: number;
+  readonly data: JsonObject;
+  readonly recorded_at: string;
+  readonly effective_at: string;
+  readonly correlation_id: string | null;
+  readonly causation_id: string | null;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly previous_hash: string;
+  readonly hash: string;
+}
+
+const EVENT_COLUMNS = `e.event_id, e.tenant_id, e.ledger_id, e.ledger_version, e.type, e.schema_version, e.data,
+  e.recorded_at, e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash`;
+
+const APPEND_SQL = `SELECT ${SCHEMA}.append_events($1, $2, $3, $4::text[], $5::text[], $6::integer[], $7::jsonb[], $8::text[],
+  $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[], $15::text[], $16::bigint[]) AS version`;
+
+const READ_FORWARD_SQL = `SELECT ${EVENT_COLUMNS} FROM ${SCHEMA}.events e
+  WHERE e.tenant_id = $1 AND e.ledger_id = $2 AND e.ledger_version >= $3 ORDER BY e.ledger_version LIMIT $4`;
+
+const READ_BACKWARD_SQL = `SELECT ${EVENT_COLUMNS} FROM ${SCHEMA}.events e
+  WHERE e.tenant_id = $1 AND e.ledger_id = $2 AND e.ledger_version <= $3 ORDER BY e.ledger_version DESC LIMIT $4`;
+
+// Rows come in (txid, position) order; the first one whose transaction is not below the
+// horizon, and every one after it, may still be joined by an older open transaction's rows.
+const READ_ALL_SQL = `SELECT ${EVENT_COLUMNS}, e.txid::text AS txid, e.position::text AS position, e.txid >= h.horizon AS held
+  FROM ${SCHEMA}.events e CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
+  WHERE e.tenant_id = $1 AND (e.txid, e.position) > ($2::xid8, $3::bigint)
+  ORDER BY e.txid, e.position LIMIT $4`;
+
+const FIND_BY_KEYS_SQL = `SELECT k.key, ${EVENT_COLUMNS} FROM ${SCHEMA}.index_keys k
+  JOIN ${SCHEMA}.events e ON e.tenant_id = k.tenant_id AND e.ledger_id = k.ledger_id AND e.ledger_version = k.ledger_version
+  WHERE k.tenant_id = $1 AND k.ledger_id = $2 AND k.key = ANY($3::text[])`;
+
+const SAVE_SNAPSHOT_SQL = `INSERT INTO ${SCHEMA}.snapshots (tenant_id, ledger_id, ledger_version, hash, schema_version, state)
+  VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+  ON CONFLICT (tenant_id, ledger_id) DO UPDATE SET ledger_version = EXCLUDED.ledger_version, hash = EXCLUDED.hash,
+    schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, saved_at = now()`;
+
+const LOAD_SNAPSHOT_SQL = `SELECT tenant_id, ledger_id, ledger_version, hash, schema_version, state FROM ${SCHEMA}.snapshots
+  WHERE tenant_id = $1 AND ledger_id = $2`;
+
+const LAG_SQL = `SELECT CASE WHEN pg_snapshot_xmin(s.snap) < pg_snapshot_xmax(s.snap) THEN pg_snapshot_xmin(s.snap)::text END AS oldest_open_xid,
+    (SELECT min(a.xact_start) FROM pg_stat_activity a WHERE a.backend_xid IS NOT NULL) AS oldest_xact_start,
+    held.count AS held_count,
+    held.oldest AS held_oldest_recorded_at
+  FROM (SELECT pg_current_snapshot() AS snap) s
+  CROSS JOIN LATERAL (SELECT count(*)::int AS count, min(e.recorded_at) AS oldest FROM ${SCHEMA}.events e
+                       WHERE e.tenant_id = $1 AND e.txid >= pg_snapshot_xmin(s.snap)) held`;
+
+const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
+    to_regprocedure('${APPEND_SIGNATURE}') IS NOT NULL AS migrated,
+    EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '${SCHEMA}')
+            AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS owns_tables
+  FROM pg_roles r WHERE r.rolname = current_user`;
+
+/**
+ * The PostgreSQL `EventStore`. Appends are one call of the `append_events` function, fenced by
+ * the stream's version in the same statement; global reads follow commit order through a
+ * transaction-id horizon, so they never skip an event; every query runs as the application
+ * role in a transaction with the tenant set, under forced row-level security.
+ *
+ * ```ts
+ * await migrate({ pool: adminPool, appPassword });
+ * const store = await PostgresEventStore.open({ pool: appPool });
+ * const ledger = await Ledger.open({ store, tenantId: 'acme', ledgerId: 'eur' });
+ * ```
+ */
+export class PostgresEventStore implements EventStore {
+  readonly #pool: ClientPool;
+  readonly #horizonWaitMs: number;
+
+  private constructor(options: PostgresEventStoreOptions) {
+    this.#pool = options.pool;
+    this.#horizonWaitMs = options.horizonWaitMs ?? 0;
+    if (!Number.isInteger(this.#horizonWaitMs) || this.#horizonWaitMs < 0 || this.#horizonWaitMs > HORIZON_WAIT_MS_MAX) {
+      throw new LimitExceededError(`horizonWaitMs must be an integer in 0..${HORIZON_WAIT_MS_MAX}, got ${String(options.horizonWaitMs)}`);
+    }
+  }
+
+  /**
+   * Opens the store after checking the pool's role: it must neither be a superuser nor bypass
+   * row-level security, must not own (or be a member of the owner of) the tables, and the
+   * schema must be migrated. Any of those would silently weaken tenant isolation.
+   */
+  static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
+    const store = new PostgresEventStore(options);
+    const client = await options.pool.connect();
+    try {
+      const { rows } = await client.query<{ bypasses_rls: boolean; migrated: boolean; owns_tables: boolean }>(ROLE_CHECK_SQL);
+      const role = rows[0];
+      if (role === undefined) throw new Error('the connected role is not in pg_roles');
+      if (role.bypasses_rls) throw new Error('the store must connect as the application role: this role is a superuser or has BYPASSRLS');
+      if (!role.migrated) throw new Error(`schema ${SCHEMA} is not migrated (or this role may not see it): run migrate() first`);
+      if (role.owns_tables) throw new Error('the store must connect as the application role: this role owns the tables or is a member of their owner');
+    } finally {
+      client.release();
+    }
+    return store;
+  }
+
+  async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
+    checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
+    const tenantId = checkTenant(request.tenantId);
+    const expected = request.expectedVersion;
+    if (!Number.isSafeInteger(expected) || expected < 0) throw new VersionConflictError(expected);
+    const count = request.events.length;
+    const columns = {
+      eventIds: new Array<string>(count),
+      types: new Array<string>(count),
+      schemaVersions: new Array<number>(count),
+      data: new Array<string>(count),
+      recordedAt: new Array<string>(count),
+      effectiveAt: new Array<string>(count),
+      correlationIds: new Array<string | null>(count),
+      causationIds: new Array<string | null>(count),
+      metadata: new Array<string>(count),
+      previousHashes: new Array<string>(count),
+      hashes: new Array<string>(count),
+    };
+    const keys: string[] = [];
+    const keyVersions: number[] = [];
+    request.events.forEach((event, offset) => {
+      if (event.tenantId !== request.tenantId || event.ledgerId !== request.ledgerId) {
+        throw new LimitExceededError(`event ${offset} belongs to another tenant or ledger`);
+      }
+      if (event.ledgerVersion !== expected + offset + 1) {
+        throw new LimitExceededError(`event ${offset} has version ${event.ledgerVersion}, expected ${expected + offset + 1}`);
+      }
+      columns.eventIds[offset] = event.eventId;
+      columns.types[offset] = event.type;
+      columns.schemaVersions[offset] = event.schemaVersion;
+      columns.data[offset] = JSON.stringify(event.data);
+      columns.recordedAt[offset] = event.recordedAt;
+      columns.effectiveAt[offset] = event.effectiveAt;
+      columns.correlationIds[offset] = event.correlationId;
+      columns.causationIds[offset] = event.causationId;
+      columns.metadata[offset] = JSON.stringify(event.metadata);
+      columns.previousHashes[offset] = event.previousHash;
+      columns.hashes[offset] = event.hash;
+      for (const key of indexKeysOf(event)) {
+        keys.push(key);
+        keyVersions.push(event.ledgerVersion);
+      }
+    });
+    try {
+      const version = await withTenant(this.#pool, tenantId, async (client) => {
+        const { rows } = await client.query<{ version: string }>(APPEND_SQL, [
+          tenantId,
+          request.ledgerId,
+          expected,
+          columns.eventIds,
+          columns.types,
+          columns.schemaVersions,
+          columns.data,
+          columns.recordedAt,
+          columns.effectiveAt,
+          columns.correlationIds,
+          columns.causationIds,
+          columns.metadata,
+          columns.previousHashes,
+          columns.hashes,
+          keys,
+          keyVersions,
+        ]);
+        return Number(rows[0]?.version);
+      });
+      if (version !== expected + count) throw new Error(`append_events returned version ${version}, expected ${expected + count}`);
+      return { ledgerVersion: version };
+    } catch (error) {
+      throw appendError(error, expected);
+    }
+  }
+
+  async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
+    checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
+    const tenantId = checkTenant(request.tenantId);
+    if (request.fromVersion !== undefined && !Number.isSafeInteger(request.fromVersion)) {
+      throw new InvalidInputError([{ path: ['fromVersion'], message: 'must be an integer' }]);
+    }
+    const forward = request.direction === 'forward';
+    const from = forward ? Math.max(request.fromVersion ?? 1, 1) : (request.fromVersion ?? Number.MAX_SAFE_INTEGER);
+    if (from < 1) return [];
+    const rows = await this.#read<EventRow>(tenantId, forward ? READ_FORWARD_SQL : READ_BACKWARD_SQL, [tenantId, request.ledgerId, from, request.limit]);
+    return rows.map(toStoredEvent);
+  }
+
+  async readAll(request: ReadAllRequest): Promise<GlobalEvent[]> {
+    checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
+    const tenantId = checkTenant(request.tenantId);
+    const after = request.after === null ? CURSOR_START : decodeCursor(request.after);
+    const deadline = Date.now() + this.#horizonWaitMs;
+    let pauseMs = 2;
+    for (;;) {
+      const rows = await this.#read<EventRow & { txid: string; position: string; held: boolean }>(tenantId, READ_ALL_SQL, [
+        tenantId,
+        after.txid,
+        after.position,
+        request.limit,
+      ]);
+      const held = rows.findIndex((row) => row.held);
+      const safe = held === -1 ? rows : rows.slice(0, held);
+      const remainingMs = deadline - Date.now();
+      if (held === -1 || remainingMs <= 0) {
+        return safe.map((row) => ({ position: encodeCursor({ txid: row.txid, position: row.position }), event: toStoredEvent(row) }));
+      }
+      await sleep(Math.min(pauseMs, remainingMs));
+      pauseMs = Math.min(pauseMs * 2, 50);
+    }
+  }
+
+  async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
+    checkLimit(request.keys.length, 0, INDEX_KEYS_MAX, 'index keys per lookup');
+    const tenantId = checkTenant(request.tenantId);
+    const found = new Map<string, StoredEvent>();
+    if (request.keys.length === 0) return found;
+    const rows = await this.#read<EventRow & { key: string }>(tenantId, FIND_BY_KEYS_SQL, [tenantId, request.ledgerId, [...request.keys]]);
+    const byKey = new Map(rows.map((row) => [row.key, row]));
+    for (const key of request.keys) {
+      const row = byKey.get(key);
+      if (row !== undefined) found.set(key, toStoredEvent(row));
+    }
+    return found;
+  }
+
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    const tenantId = checkTenant(snapshot.tenantId);
+    await withTenant(this.#pool, tenantId, (client) =>
+      client.query(SAVE_SNAPSHOT_SQL, [tenantId, snapshot.ledgerId, snapshot.ledgerVersion, snapshot.hash, snapshot.schemaVersion, JSON.stringify(snapshot.state)]),
+    );
+  }
+
+  async loadSnapshot(request: { readonly tenantId: string; readonly ledgerId: string }): Promise<Snapshot | null> {
+    const tenantId = checkTenant(request.tenantId);
+    const rows = await this.#read<{ tenant_id: string; ledger_id: string; ledger_version: string; hash: string; schema_version: number; state: JsonObject }>(
+      tenantId,
+      LOAD_SNAPSHOT_SQL,
+      [tenantId, request.ledgerId],
+    );
+    const row = rows[0];
+    if (row === undefined) return null;
+    return {
+      tenantId: row.tenant_id,
+      ledgerId: row.ledger_id,
+      ledgerVersion: Number(row.ledger_version),
+      hash: row.hash,
+      schemaVersion: row.schema_version,
+      state: row.state,
+    };
+  }
+
+  /**
+   * How far `readAll` is held back for a tenant now: the oldest open transaction, and the
+   * tenant's committed events above the horizon with the age of the oldest. Export these as
+   * metrics: a large `heldBackMs` means a long transaction somewhere in the cluster (any
+   * database) is delaying every subscriber.
+   */
+  async globalReadLag(tenantId: string): Promise<GlobalReadLag> {
+    const checked = checkTenant(tenantId);
+    const rows = await this.#read<{ oldest_open_xid: string | null; oldest_xact_start: Date | null; held_count: number; held_oldest_recorded_at: string | null }>(
+      checked,
+      LAG_SQL,
+      [checked],
+    );
+    const row = rows[0];
+    const heldOldestMs = row?.held_oldest_recorded_at == null ? Number.NaN : Date.parse(row.held_oldest_recorded_at);
+    return {
+      oldestOpenXid: row?.oldest_open_xid ?? null,
+      oldestOpenXactStartedAt: row?.oldest_xact_start == null ? null : row.oldest_xact_start.toISOString(),
+      eventsHeldBack: row?.held_count ?? 0,
+      heldBackMs: Number.isFinite(heldOldestMs) ? Math.max(0, Date.now() - heldOldestMs) : 0,
+    };
+  }
+
+  async #read<R extends object>(tenantId: string, text: string, values: readonly unknown[]): Promise<R[]> {
+    return withTenant(this.#pool, tenantId, async (client: PoolClient) => (await client.query<R>(text, [...values])).rows, { readOnly: true });
+  }
+}
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    eventId: row.event_id,
+    tenantId: row.tenant_id,
+    ledgerId: row.ledger_id,
+    ledgerVersion: Number(row.ledger_version),
+    type: row.type,
+    schemaVersion: row.schema_version,
+    data: row.data,
+    recordedAt: row.recorded_at,
+    effectiveAt: row.effective_at,
+    correlationId: row.correlation_id,
+    causationId: row.causation_id,
+    metadata: row.metadata,
+    previousHash: row.previous_hash,
+    hash: row.hash,
+  };
+}
+
+/** Maps the database's refusals of an append to the port's typed errors. */
+function appendError(error: unknown, expectedVersion: number): unknown {
+  if (!isDatabaseError(error)) return error;
+  switch (error.code) {
+    case VERSION_CONFLICT_SQLSTATE: {
+      const actual = Number(error.detail);
+      return new VersionConflictError(expectedVersion, Number.isSafeInteger(actual) ? actual : undefined);
+    }
+    case DUPLICATE_INDEX_KEY_SQLSTATE:
+      return new DuplicateIndexKeyError(error.detail ?? 'unknown');
+    case '40001': // serialization_failure
+    case '40P01': // deadlock_detected
+      return new VersionConflictError(expectedVersion);
+    default:
+      return error;
+  }
+}
+
+function isDatabaseError(error: unknown): error is Error & { code: string; detail?: string } {
+  return error instanceof Error && typeof (error as { code?: unknown }).code === 'string';
+}
+
+function checkTenant(tenantId: string): string {
+  if (!isTenantId(tenantId)) throw new InvalidInputError([{ path: ['tenantId'], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+  return tenantId;
+}
+
+function checkLimit(value: number, min: number, max: number, what: string): void {
+  if (!Number.isInteger(value) || value < min || value > max) throw new LimitExceededError(`${what} must be an integer in ${min}..${max}, got ${value}`);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

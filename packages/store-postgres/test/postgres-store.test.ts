@@ -1,0 +1,350 @@
+import { randomBytes } from 'node:crypto';
+import { InvalidInputError, Ledger, VersionConflictError, type CommandResult, type EventStore, type StoredEvent } from '@ledgerkit/ledger-core';
+import { migrate, MIGRATIONS, PostgresEventStore, SCHEMA_VERSION } from '@ledgerkit/store-postgres';
+import { withTenant } from '@ledgerkit/tenant-rls';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accountOpened, appendCall, emptyHead, encodeAfter, headAfter, transferPosted } from './support/events.js';
+import { dropDatabase, openTestDatabase, withDatabase, type TestDatabase } from './support/test-database.js';
+
+let db: TestDatabase;
+/** Returns at once: for checks of what is and is not visible yet. */
+let store: PostgresEventStore;
+/** Waits out other test files' open transactions on a shared server: for reads after commits. */
+let patientStore: PostgresEventStore;
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+  store = await PostgresEventStore.open({ pool: db.app });
+  patientStore = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000 });
+});
+
+afterAll(async () => {
+  await db?.close();
+});
+
+const fresh = (prefix: string): string => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+async function readAllOf(reader: EventStore, tenantId: string, after: string | null = null): Promise<{ events: StoredEvent[]; last: string | null }> {
+  const events: StoredEvent[] = [];
+  let cursor = after;
+  for (;;) {
+    const page = await reader.readAll({ tenantId, after: cursor, limit: 500 });
+    if (page.length === 0) return { events, last: cursor };
+    events.push(...page.map((entry) => entry.event));
+    cursor = page[page.length - 1]?.position ?? cursor;
+  }
+}
+
+async function readStreamOf(tenantId: string, ledgerId: string): Promise<StoredEvent[]> {
+  return store.readStream({ tenantId, ledgerId, direction: 'forward', limit: 10_000 });
+}
+
+/** A store that passes every call through and counts version conflicts and events read by stream. */
+function spyOn(inner: EventStore): { readonly store: EventStore; readonly conflicts: number; readonly eventsRead: number } {
+  const counts = { conflicts: 0, eventsRead: 0 };
+  const store: EventStore = {
+    append: async (request) => {
+      try {
+        return await inner.append(request);
+      } catch (error) {
+        if (error instanceof VersionConflictError) counts.conflicts += 1;
+        throw error;
+      }
+    },
+    readStream: async (request) => {
+      const events = await inner.readStream(request);
+      counts.eventsRead += events.length;
+      return events;
+    },
+    readAll: (request) => inner.readAll(request),
+    findByIndexKeys: (request) => inner.findByIndexKeys(request),
+    saveSnapshot: (snapshot) => inner.saveSnapshot(snapshot),
+    loadSnapshot: (request) => inner.loadSnapshot(request),
+  };
+  return {
+    store,
+    get conflicts() {
+      return counts.conflicts;
+    },
+    get eventsRead() {
+      return counts.eventsRead;
+    },
+  };
+}
+
+/** Starts an append on its own app-role connection and leaves its transaction open until commit or rollback (the first wins). */
+async function openAppend(tenantId: string, ledgerId: string, events: readonly StoredEvent[]): Promise<{ commit(): Promise<void>; rollback(): Promise<void> }> {
+  const client = await db.app.connect();
+  await client.query('BEGIN');
+  await client.query(`SELECT set_config('ledgerkit.tenant_id', $1, true)`, [tenantId]);
+  const call = appendCall(tenantId, ledgerId, 0, events);
+  await client.query(call.text, call.values);
+  let ended = false;
+  const end = async (statement: string): Promise<void> => {
+    if (ended) return;
+    ended = true;
+    try {
+      await client.query(statement);
+    } finally {
+      client.release();
+    }
+  };
+  return { commit: () => end('COMMIT'), rollback: () => end('ROLLBACK') };
+}
+
+describe('migrations', () => {
+  it('running migrate again on a current schema applies nothing', async () => {
+    expect(await migrate({ pool: db.admin, roles: db.roles })).toEqual({ applied: [], schemaVersion: SCHEMA_VERSION });
+  });
+
+  it('several processes migrating one fresh database at once apply each migration exactly once', async () => {
+    const name = `${db.name}_m`;
+    await db.admin.query(`CREATE DATABASE ${name}`);
+    const pools = [0, 1, 2].map(() => db.pool(withDatabase(db.adminUrl, name), 2));
+    try {
+      const results = await Promise.all(pools.map((pool) => migrate({ pool, roles: db.roles })));
+      const applied = results.map((result) => result.applied);
+      expect(applied.filter((versions) => versions.length > 0)).toEqual([MIGRATIONS.map((migration) => migration.version)]);
+      expect(applied.filter((versions) => versions.length === 0)).toHaveLength(2);
+      const { rows } = await pools[0]!.query<{ n: number }>('SELECT count(*)::int AS n FROM ledgerkit.schema_migrations');
+      expect(rows[0]?.n).toBe(SCHEMA_VERSION);
+    } finally {
+      await Promise.all(pools.map((pool) => pool.end()));
+      const client = await db.admin.connect();
+      await dropDatabase(client, name).finally(() => client.release());
+    }
+  });
+
+  it('migrate refuses a database whose schema is newer than this release', async () => {
+    const client = await db.admin.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL ROLE ${db.roles.owner}`);
+      await client.query(`INSERT INTO ledgerkit.schema_migrations (version, name) VALUES (999, 'from the future')`);
+      await client.query('COMMIT');
+      await expect(migrate({ pool: db.admin, roles: db.roles })).rejects.toThrow(/newer/);
+    } finally {
+      await client.query(`SET ROLE ${db.roles.owner}`);
+      await client.query('DELETE FROM ledgerkit.schema_migrations WHERE version = 999');
+      await client.query('RESET ROLE');
+      client.release();
+    }
+  });
+});
+
+describe('concurrent writers', () => {
+  it('two writers on two pools never lose, duplicate or double-spend: every event once, gap-free, money conserved', async () => {
+    const tenantId = fresh('bank');
+    const ledgerId = 'eur';
+    const appPools = [db.pool(db.appUrl, 4), db.pool(db.appUrl, 4)];
+    const options = { tenantId, ledgerId, batchSizeMax: 16, conflictRetriesMax: 100, snapshotEveryEvents: 0 };
+    const setup = await Ledger.open({ store: await PostgresEventStore.open({ pool: appPools[0]! }), ...options });
+    await setup.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+    for (const name of ['alice', 'bob']) await setup.openAccount({ accountId: name, currency: 'EUR', type: 'liability', flags: { debitsMustNotExceedCredits: true } });
+    await setup.transfer({ transferId: 'deposit', debitAccountId: 'cash', creditAccountId: 'alice', amount: '100.00', currency: 'EUR' });
+    await setup.close();
+
+    const spies = await Promise.all(appPools.map(async (pool) => spyOn(await PostgresEventStore.open({ pool }))));
+    const ledgers = await Promise.all(spies.map((spy) => Ledger.open({ store: spy.store, ...options })));
+    // 300 attempts to move 1.00 from alice, who has 100.00; each writer also retries the other's ids.
+    const attempts: Promise<CommandResult>[] = [];
+    for (let index = 0; index < 150; index += 1) {
+      ledgers.forEach((ledger, writer) => {
+        attempts.push(ledger.transfer({ transferId: `pay-${writer}-${index}`, debitAccountId: 'alice', creditAccountId: 'bob', amount: '1.00', currency: 'EUR' }));
+        if (index % 10 === 0) attempts.push(ledger.transfer({ transferId: `pay-${1 - writer}-${index}`, debitAccountId: 'alice', creditAccountId: 'bob', amount: '1.00', currency: 'EUR' }));
+      });
+    }
+    const results = await Promise.all(attempts);
+    await Promise.all(ledgers.map((ledger) => ledger.close()));
+
+    expect(spies[0]!.conflicts + spies[1]!.conflicts, 'version conflicts between the two writers').toBeGreaterThan(0);
+    const rejected = results.filter((result) => !result.ok);
+    expect(new Set(rejected.map((result) => (result.ok ? '' : result.code)))).toEqual(new Set(['insufficient_funds']));
+
+    const events = await readStreamOf(tenantId, ledgerId);
+    expect(events.map((event) => event.ledgerVersion)).toEqual(events.map((_, index) => index + 1));
+    const payments = events.filter((event) => event.type === 'TransferPosted' && event.data['transferId'] !== 'deposit');
+    const paymentIds = payments.map((event) => event.data['transferId']);
+    expect(new Set(paymentIds).size, 'no transfer recorded twice').toBe(paymentIds.length);
+    expect(paymentIds).toHaveLength(100);
+
+    const check = await Ledger.open({ store: patientStore, tenantId, ledgerId });
+    expect(check.balance('alice')?.posted).toBe('0.00');
+    expect(check.balance('bob')?.posted).toBe('100.00');
+    const trial = await check.trialBalance();
+    expect(trial.totals.every((total) => total.balanced)).toBe(true);
+    expect((await check.verifyChain()).ok).toBe(true);
+    await check.close();
+
+    const logged = (await readAllOf(patientStore, tenantId)).events;
+    expect(logged).toEqual(events);
+  });
+});
+
+describe('failed appends leave nothing behind', () => {
+  it('a rolled-back append leaves no trace, and readAll skips nothing that commits after it', async () => {
+    const tenantId = fresh('rollback');
+    const ledgerId = 'main';
+    const head = emptyHead(tenantId, ledgerId);
+    const doomed = encodeAfter(head, [accountOpened('cash'), transferPosted('t-doomed')]);
+    await (await openAppend(tenantId, ledgerId, doomed)).rollback();
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual([]);
+    expect((await store.findByIndexKeys({ tenantId, ledgerId, keys: ['transfer:t-doomed'] })).size).toBe(0);
+    const streams = await withTenant(db.app, tenantId, async (client) => (await client.query('SELECT count(*)::int AS n FROM ledgerkit.ledger_streams')).rows[0]);
+    expect(streams).toEqual({ n: 0 });
+
+    const kept = encodeAfter(head, [accountOpened('cash'), transferPosted('t-doomed'), transferPosted('t-2')]);
+    expect(await store.append({ tenantId, ledgerId, expectedVersion: 0, events: kept })).toEqual({ ledgerVersion: 3 });
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual(kept);
+    expect((await readAllOf(patientStore, tenantId)).events).toEqual(kept);
+  });
+
+  it('a connection killed in the middle of an append leaves nothing partial, and the stream goes on', async () => {
+    const tenantId = fresh('killed');
+    const ledgerId = 'main';
+    const head = emptyHead(tenantId, ledgerId);
+    const opening = encodeAfter(head, [accountOpened('cash'), accountOpened('revenue')]);
+    await store.append({ tenantId, ledgerId, expectedVersion: 0, events: opening });
+    const batch = encodeAfter(headAfter(head, opening), [transferPosted('t-1'), transferPosted('t-2'), transferPosted('t-blocked')]);
+
+    // An uncommitted claim of the last key makes the append wait after it has written the
+    // stream row and the events: the backend is killed right there.
+    const blocker = await db.admin.connect();
+    const killer = db.pool(db.adminUrl, 1);
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`INSERT INTO ledgerkit.index_keys (tenant_id, ledger_id, key, ledger_version) VALUES ($1, $2, 'transfer:t-blocked', 999)`, [tenantId, ledgerId]);
+      const appending = store.append({ tenantId, ledgerId, expectedVersion: 2, events: batch }).then(
+        () => 'appended',
+        (error: unknown) => error,
+      );
+      let pid: number | undefined;
+      for (let polls = 0; pid === undefined && polls < 500; polls += 1) {
+        const { rows } = await killer.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = $1 AND wait_event_type = 'Lock' AND query LIKE '%append_events%'`,
+          [db.roles.app],
+        );
+        pid = rows[0]?.pid;
+        if (pid === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(pid, 'the append waiting on the blocked key').toBeDefined();
+      await killer.query('SELECT pg_terminate_backend($1)', [pid]);
+      const outcome = await appending;
+      expect(outcome).toBeInstanceOf(Error);
+      expect(outcome).not.toBeInstanceOf(VersionConflictError);
+    } finally {
+      await blocker.query('ROLLBACK');
+      blocker.release();
+    }
+
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual(opening);
+    const keys = ['transfer:t-1', 'transfer:t-2', 'transfer:t-blocked'];
+    expect((await store.findByIndexKeys({ tenantId, ledgerId, keys })).size).toBe(0);
+    expect((await readAllOf(patientStore, tenantId)).events).toEqual(opening);
+    expect(await store.append({ tenantId, ledgerId, expectedVersion: 2, events: batch })).toEqual({ ledgerVersion: 5 });
+    expect((await readAllOf(patientStore, tenantId)).events).toEqual([...opening, ...batch]);
+  });
+});
+
+describe('global reads in commit order', () => {
+  it('events committed after an older open transaction are held back until it ends, then read in commit order with nothing skipped', async () => {
+    const tenantId = fresh('horizon');
+    const before = encodeAfter(emptyHead(tenantId, 'a'), [accountOpened('cash')]);
+    await store.append({ tenantId, ledgerId: 'a', expectedVersion: 0, events: before });
+    const seen = await readAllOf(patientStore, tenantId);
+    expect(seen.events).toEqual(before);
+
+    const slowEvents = encodeAfter(emptyHead(tenantId, 'slow'), [accountOpened('cash'), transferPosted('t-slow')]);
+    const slow = await openAppend(tenantId, 'slow', slowEvents);
+    try {
+      const fastEvents = encodeAfter(emptyHead(tenantId, 'fast'), [accountOpened('cash')]);
+      await store.append({ tenantId, ledgerId: 'fast', expectedVersion: 0, events: fastEvents });
+
+      // Committed, but behind the open transaction: not readable yet, and counted as held back.
+      expect(await store.readAll({ tenantId, after: seen.last, limit: 100 })).toEqual([]);
+      const lag = await store.globalReadLag(tenantId);
+      expect(lag.oldestOpenXid).not.toBeNull();
+      expect(lag.eventsHeldBack).toBeGreaterThanOrEqual(1);
+      expect(lag.heldBackMs).toBeGreaterThan(0);
+
+      await slow.commit();
+      const resumed = await readAllOf(patientStore, tenantId, seen.last);
+      expect(resumed.events).toEqual([...slowEvents, ...fastEvents]);
+    } finally {
+      await slow.rollback();
+    }
+  });
+
+  it('after an older open transaction rolls back, the events held behind it are read and nothing of it appears', async () => {
+    const tenantId = fresh('horizon-rb');
+    const doomed = encodeAfter(emptyHead(tenantId, 'doomed'), [accountOpened('cash')]);
+    const slow = await openAppend(tenantId, 'doomed', doomed);
+    const kept = encodeAfter(emptyHead(tenantId, 'kept'), [accountOpened('cash'), transferPosted('t-kept')]);
+    try {
+      await store.append({ tenantId, ledgerId: 'kept', expectedVersion: 0, events: kept });
+      expect(await store.readAll({ tenantId, after: null, limit: 100 })).toEqual([]);
+    } finally {
+      await slow.rollback();
+    }
+    expect((await readAllOf(patientStore, tenantId)).events).toEqual(kept);
+  });
+
+  it('with nothing held back the lag is zero', async () => {
+    const tenantId = fresh('lag');
+    await store.append({ tenantId, ledgerId: 'a', expectedVersion: 0, events: encodeAfter(emptyHead(tenantId, 'a'), [accountOpened('cash')]) });
+    await readAllOf(patientStore, tenantId);
+    const lag = await patientStore.globalReadLag(tenantId);
+    // On a shared server another file may hold a transaction open; this tenant's event predates it.
+    expect(lag).toMatchObject({ eventsHeldBack: 0, heldBackMs: 0 });
+  });
+
+  it('a position that this store did not hand out is rejected as invalid input', async () => {
+    await expect(store.readAll({ tenantId: 'acme', after: '42', limit: 10 })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(store.readAll({ tenantId: 'acme', after: "0'; DROP TABLE ledgerkit.events; --", limit: 10 })).rejects.toBeInstanceOf(InvalidInputError);
+  });
+});
+
+describe('snapshots', () => {
+  it('a writer reopened after a snapshot reads only the tail of the stream', async () => {
+    const tenantId = fresh('snap');
+    const ledgerId = 'eur';
+    const first = await Ledger.open({ store, tenantId, ledgerId, snapshotEveryEvents: 0 });
+    await first.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+    await first.openAccount({ accountId: 'sales', currency: 'EUR', type: 'income' });
+    for (let index = 0; index < 20; index += 1) {
+      await first.transfer({ transferId: `sale-${index}`, debitAccountId: 'cash', creditAccountId: 'sales', amount: '2.50', currency: 'EUR' });
+    }
+    await first.writer.saveSnapshot();
+    await first.transfer({ transferId: 'sale-tail', debitAccountId: 'cash', creditAccountId: 'sales', amount: '1.00', currency: 'EUR' });
+    await first.close();
+
+    const spy = spyOn(store);
+    const reopened = await Ledger.open({ store: spy.store, tenantId, ledgerId, snapshotEveryEvents: 0 });
+    expect(reopened.version).toBe(23);
+    expect(reopened.balance('cash')?.posted).toBe('51.00');
+    // The snapshot's own event (to check its hash) and the one event after it.
+    expect(spy.eventsRead).toBe(2);
+    const duplicate = await reopened.transfer({ transferId: 'sale-3', debitAccountId: 'cash', creditAccountId: 'sales', amount: '2.50', currency: 'EUR' });
+    expect(duplicate).toMatchObject({ ok: true, duplicate: true });
+    await reopened.close();
+  });
+});
+
+describe('PostgresEventStore.open', () => {
+  it('refuses a pool of a superuser and a pool of a member of the table owner', async () => {
+    await expect(PostgresEventStore.open({ pool: db.admin })).rejects.toThrow(/superuser|BYPASSRLS/);
+    const member = `lk_${randomBytes(4).toString('hex')}_member`;
+    await db.admin.query(`CREATE ROLE ${member} LOGIN PASSWORD 'member' IN ROLE ${db.roles.owner}`);
+    const url = new URL(db.adminUrl);
+    url.username = member;
+    url.password = 'member';
+    const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
+    try {
+      await expect(PostgresEventStore.open({ pool })).rejects.toThrow(/owner/);
+    } finally {
+      await pool.end();
+      await db.admin.query(`DROP ROLE ${member}`);
+    }
+  });
+});

@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+import { CurrencyRegistry, EventCodec, GENESIS_HASH, indexKeysOf, type LedgerEvent, type StoredEvent } from '@ledgerkit/ledger-core';
+
+const codec = new EventCodec({ currencies: new CurrencyRegistry() });
+
+/** Where a stream stands: the next event gets `version + 1` and chains to `hash`. */
+export interface Head {
+  readonly tenantId: string;
+  readonly ledgerId: string;
+  readonly version: number;
+  readonly hash: string;
+}
+
+/** The head of a stream that has no event yet. */
+export function emptyHead(tenantId: string, ledgerId: string): Head {
+  return { tenantId, ledgerId, version: 0, hash: GENESIS_HASH };
+}
+
+/** Encodes events that continue the stream at `head`, hash-chained. */
+export function encodeAfter(head: Head, events: readonly LedgerEvent[]): StoredEvent[] {
+  let previousHash = head.hash;
+  return events.map((event, offset) => {
+    const stored = codec.encode(
+      { event, effectiveAtMs: Date.UTC(2025, 0, 1) },
+      {
+        eventId: randomUUID(),
+        tenantId: head.tenantId,
+        ledgerId: head.ledgerId,
+        ledgerVersion: head.version + offset + 1,
+        recordedAtMs: Date.UTC(2025, 0, 1) + offset,
+        correlationId: null,
+        causationId: null,
+        metadata: {},
+        previousHash,
+      },
+    );
+    previousHash = stored.hash;
+    return stored;
+  });
+}
+
+/** The head after `events`. */
+export function headAfter(head: Head, events: readonly StoredEvent[]): Head {
+  const last = events[events.length - 1];
+  return last === undefined ? head : { ...head, version: last.ledgerVersion, hash: last.hash };
+}
+
+export function accountOpened(accountId: string): LedgerEvent {
+  return { type: 'AccountOpened', accountId, currency: 'EUR', accountType: 'asset', flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, metadata: {} };
+}
+
+export function transferPosted(transferId: string, amountMinor = 100n): LedgerEvent {
+  return {
+    type: 'TransferPosted',
+    transferId,
+    postings: [
+      { accountId: 'cash', side: 'debit', amount: amountMinor, currency: 'EUR' },
+      { accountId: 'revenue', side: 'credit', amount: amountMinor, currency: 'EUR' },
+    ],
+    reference: undefined,
+    reversalOf: undefined,
+    metadata: {},
+  };
+}
+
+/** The SQL and parameters `PostgresEventStore` sends for an append, for tests that drive it by hand. */
+export function appendCall(tenantId: string, ledgerId: string, expectedVersion: number, events: readonly StoredEvent[]): { text: string; values: unknown[] } {
+  const keys: string[] = [];
+  const keyVersions: number[] = [];
+  for (const event of events) {
+    for (const key of indexKeysOf(event)) {
+      keys.push(key);
+      keyVersions.push(event.ledgerVersion);
+    }
+  }
+  return {
+    text: `SELECT ledgerkit.append_events($1, $2, $3, $4::text[], $5::text[], $6::integer[], $7::jsonb[], $8::text[],
+      $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[], $15::text[], $16::bigint[]) AS version`,
+    values: [
+      tenantId,
+      ledgerId,
+      expectedVersion,
+      events.map((e) => e.eventId),
+      events.map((e) => e.type),
+      events.map((e) => e.schemaVersion),
+      events.map((e) => JSON.stringify(e.data)),
+      events.map((e) => e.recordedAt),
+      events.map((e) => e.effectiveAt),
+      events.map((e) => e.correlationId),
+      events.map((e) => e.causationId),
+      events.map((e) => JSON.stringify(e.metadata)),
+      events.map((e) => e.previousHash),
+      events.map((e) => e.hash),
+      keys,
+      keyVersions,
+    ],
+  };
+}
+

@@ -1,0 +1,66 @@
+import type { PoolClient } from 'pg';
+import { quoteLiteral, quoteName } from './sql.js';
+
+/** The two roles of a Ledgerkit database. */
+export interface RoleNames {
+  /**
+   * Owns the schema, tables and functions; migrations run as it (`SET ROLE`). `NOLOGIN`: a
+   * migrating user that is a member of it switches to it. Subject to row-level security like
+   * everyone (`FORCE`), and to the append-only triggers.
+   */
+  readonly owner: string;
+  /** What the application logs in as: `LOGIN`, no `BYPASSRLS`, owns nothing, granted only what it needs. */
+  readonly app: string;
+}
+
+/** The role names used when none are given. */
+export const DEFAULT_ROLES: RoleNames = { owner: 'ledgerkit_owner', app: 'ledgerkit_app' };
+
+/** Options of {@link ensureRoles}. */
+export interface EnsureRolesOptions {
+  /** Role names; default {@link DEFAULT_ROLES}. */
+  readonly roles?: RoleNames;
+  /** Password given to the application role when it is created; an existing role keeps its own. */
+  readonly appPassword?: string;
+}
+
+/**
+ * Creates the owner and application roles if they do not exist, makes the connected user a
+ * member of the owner (so it can `SET ROLE` to run migrations), and then checks both roles:
+ * neither may be a superuser or bypass row-level security, and the application role must not
+ * be a member of the owner. Needs `CREATEROLE` (or a superuser). Safe to run concurrently.
+ */
+export async function ensureRoles(client: PoolClient, options?: EnsureRolesOptions): Promise<void> {
+  const roles = options?.roles ?? DEFAULT_ROLES;
+  const owner = quoteName(roles.owner, 'owner role');
+  const app = quoteName(roles.app, 'application role');
+  if (roles.owner === roles.app) throw new TypeError('the owner and application roles must differ');
+  const password = options?.appPassword === undefined ? '' : ` PASSWORD ${quoteLiteral(options.appPassword)}`;
+  const attributes = 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS';
+  await createRoleOnce(client, `CREATE ROLE ${owner} NOLOGIN ${attributes}`);
+  await createRoleOnce(client, `CREATE ROLE ${app} LOGIN ${attributes}${password}`);
+  const { rows } = await client.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user');
+  if (rows[0]?.rolsuper !== true) await client.query(`GRANT ${owner} TO CURRENT_USER`);
+  await checkRoles(client, roles);
+}
+
+/** Role creation races between processes and databases of one cluster: the loser's duplicate is fine. */
+async function createRoleOnce(client: PoolClient, createRole: string): Promise<void> {
+  await client.query(`DO $ensure$ BEGIN ${createRole}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $ensure$`);
+}
+
+/** Throws unless both roles exist, neither is a superuser or bypasses RLS, and the app is not a member of the owner. */
+export async function checkRoles(client: PoolClient, roles: RoleNames): Promise<void> {
+  const { rows } = await client.query<{ rolname: string; rolsuper: boolean; rolbypassrls: boolean; app_in_owner: boolean }>(
+    `SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+            r.rolname = $2 AND pg_catalog.pg_has_role(r.oid, (SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname = $1), 'MEMBER') AS app_in_owner
+       FROM pg_catalog.pg_roles r WHERE r.rolname IN ($1, $2)`,
+    [roles.owner, roles.app],
+  );
+  for (const name of [roles.owner, roles.app]) {
+    const row = rows.find((candidate) => candidate.rolname === name);
+    if (row === undefined) throw new Error(`role ${name} does not exist`);
+    if (row.rolsuper || row.rolbypassrls) throw new Error(`role ${name} must be neither a superuser nor BYPASSRLS: row-level security would not apply to it`);
+    if (row.app_in_owner) throw new Error(`application role ${name} must not be a member of the owner role ${roles.owner}`);
+  }
+}

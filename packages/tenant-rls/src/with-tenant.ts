@@ -1,0 +1,66 @@
+import type { PoolClient } from 'pg';
+import { assertTenantId } from './tenant-id.js';
+
+/** The setting row-level security policies read the current tenant from. */
+export const TENANT_SETTING = 'ledgerkit.tenant_id';
+
+/** What {@link withTenant} needs of a pool: `pg.Pool` fits. */
+export interface ClientPool {
+  connect(): Promise<PoolClient>;
+}
+
+/** Options of {@link withTenant}. */
+export interface WithTenantOptions {
+  /** Start the transaction `READ ONLY`: the database then refuses any write. Default false. */
+  readonly readOnly?: boolean;
+}
+
+/**
+ * Runs `fn` in a transaction on a pooled connection with the tenant set for that transaction
+ * only (`set_config(..., true)`), then commits; if `fn` or the commit fails it rolls back and
+ * rethrows. Because the setting ends with the transaction, a connection returned to the pool
+ * carries no tenant into its next use. The tenant id is validated before anything is sent.
+ *
+ * ```ts
+ * const rows = await withTenant(pool, 'acme', (client) => client.query('SELECT * FROM ledgerkit.events'));
+ * ```
+ */
+export async function withTenant<T>(pool: ClientPool, tenantId: string, fn: (client: PoolClient) => Promise<T>, options?: WithTenantOptions): Promise<T> {
+  assertTenantId(tenantId);
+  return inTransaction(pool, options?.readOnly === true ? 'BEGIN READ ONLY' : 'BEGIN', [[`SELECT set_config('${TENANT_SETTING}', $1, true)`, [tenantId]]], fn);
+}
+
+/** A statement and its parameters. */
+export type Statement = readonly [text: string, values: readonly unknown[]];
+
+/**
+ * Runs `setup` then `fn` in one transaction on a pooled connection. A connection whose
+ * rollback failed (it was killed, or the network broke) is destroyed, not returned to the pool.
+ */
+export async function inTransaction<T>(pool: ClientPool, begin: string, setup: readonly Statement[], fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // A backend that dies while the client is checked out is reported here too; without a
+  // listener that 'error' event would crash the process. The failed query rejects anyway.
+  let broken: Error | undefined;
+  const onError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    await client.query(begin);
+    for (const [text, values] of setup) await client.query(text, [...values]);
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackError) {
+      broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+    }
+    throw error;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
