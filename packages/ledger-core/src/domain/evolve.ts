@@ -1,4 +1,4 @@
-import { invariant } from '../errors.js';
+import { InvariantViolationError, invariant } from '../errors.js';
 import { BALANCE_MINOR_MAX } from './limits.js';
 import type { AccountState, LedgerState, TransferRecord } from './state.js';
 import { normalSideOf, type LedgerEvent, type Posting } from './types.js';
@@ -23,7 +23,7 @@ export interface EventMeta {
 export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta): LedgerState {
   switch (event.type) {
     case 'AccountOpened': {
-      invariant(state.accounts.get(event.accountId) === undefined, () => `account ${event.accountId} opened twice`);
+      if (state.accounts.get(event.accountId) !== undefined) violated(`account ${event.accountId} opened twice`);
       state.accounts.set(event.accountId, {
         id: event.accountId,
         currency: event.currency,
@@ -61,7 +61,7 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
       if (event.reversalOf !== undefined) {
         const original = state.transfers.get(event.reversalOf);
         if (original !== undefined) {
-          invariant(original.reversedBy === undefined, () => `transfer ${event.reversalOf} reversed twice`);
+          if (original.reversedBy !== undefined) violated(`transfer ${event.reversalOf} reversed twice`);
           original.reversedBy = event.transferId;
           state.transfers.set(original.id, original);
         }
@@ -88,7 +88,7 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
     default:
       return assertNever(event);
   }
-  invariant(meta.ledgerVersion > state.version, () => `event version ${meta.ledgerVersion} after ${state.version}`);
+  if (meta.ledgerVersion <= state.version) violated(`event version ${meta.ledgerVersion} after ${state.version}`);
   state.version = meta.ledgerVersion;
   if (meta.recordedAtMs > state.lastRecordedAtMs) state.lastRecordedAtMs = meta.recordedAtMs;
   return state;
@@ -155,14 +155,14 @@ function makeRecord(
 
 function recordTransfer(state: LedgerState, event: LedgerEvent, meta: EventMeta): void {
   const record = transferRecordOf(event, meta) as TransferRecord;
-  invariant(state.transfers.get(record.id) === undefined, () => `transfer id ${record.id} recorded twice`);
+  if (state.transfers.get(record.id) !== undefined) violated(`transfer id ${record.id} recorded twice`);
   state.transfers.set(record.id, record);
 }
 
 function resolveHold(state: LedgerState, pendingId: string, resolution: 'posted' | 'voided' | 'expired'): void {
   const hold = state.transfers.get(pendingId);
-  invariant(hold !== undefined && hold.kind === 'hold', () => `pending transfer ${pendingId} is unknown`);
-  invariant(hold.resolution === 'pending', () => `pending transfer ${pendingId} resolved twice`);
+  if (hold === undefined || hold.kind !== 'hold') violated(`pending transfer ${pendingId} is unknown`);
+  if (hold.resolution !== 'pending') violated(`pending transfer ${pendingId} resolved twice`);
   applyPostings(state, hold.postings, 'pending', -1n);
   hold.resolution = resolution;
   state.transfers.set(pendingId, hold);
@@ -170,15 +170,15 @@ function resolveHold(state: LedgerState, pendingId: string, resolution: 'posted'
 
 function mustGetAccount(state: LedgerState, accountId: string): AccountState {
   const account = state.accounts.get(accountId);
-  invariant(account !== undefined, () => `account ${accountId} does not exist`);
+  if (account === undefined) violated(`account ${accountId} does not exist`);
   return account;
 }
 
 function applyPostings(state: LedgerState, postings: readonly Posting[], bucket: 'posted' | 'pending', sign: 1n | -1n): void {
   for (const posting of postings) {
     const account = mustGetAccount(state, posting.accountId);
-    invariant(account.currency === posting.currency, () => `posting in ${posting.currency} on ${account.currency} account ${account.id}`);
-    invariant(posting.amount > 0n, () => `non-positive posting on ${account.id}`);
+    if (account.currency !== posting.currency) violated(`posting in ${posting.currency} on ${account.currency} account ${account.id}`);
+    if (posting.amount <= 0n) violated(`non-positive posting on ${account.id}`);
     const amount = sign === 1n ? posting.amount : -posting.amount;
     let changed: bigint;
     if (bucket === 'posted') {
@@ -188,27 +188,29 @@ function applyPostings(state: LedgerState, postings: readonly Posting[], bucket:
     else changed = account.creditsPending += amount;
     // Only the balance that changed can leave its range, and only an increase on one side can
     // break that side's limit; a release (sign -1) only ever moves an account away from its limit.
-    invariant(inRange(changed), () => `account ${account.id} balance out of range`);
+    if (!inRange(changed)) violated(`account ${account.id} balance out of range`);
     if (state.limitsAsserted && sign === 1n) assertLimits(account, posting.side);
   }
 }
 
 function assertLimits(account: AccountState, side: 'debit' | 'credit'): void {
   if (side === 'debit') {
-    invariant(
-      !account.flags.debitsMustNotExceedCredits || account.debitsPosted + account.debitsPending <= account.creditsPosted,
-      () => `account ${account.id} debits exceed credits`,
-    );
-  } else {
-    invariant(
-      !account.flags.creditsMustNotExceedDebits || account.creditsPosted + account.creditsPending <= account.debitsPosted,
-      () => `account ${account.id} credits exceed debits`,
-    );
+    if (account.flags.debitsMustNotExceedCredits && account.debitsPosted + account.debitsPending > account.creditsPosted) {
+      violated(`account ${account.id} debits exceed credits`);
+    }
+  } else if (account.flags.creditsMustNotExceedDebits && account.creditsPosted + account.creditsPending > account.debitsPosted) {
+    violated(`account ${account.id} credits exceed debits`);
   }
 }
 
 function inRange(balance: bigint): boolean {
   return balance >= 0n && balance <= BALANCE_MINOR_MAX;
+}
+
+// Invariant checks on the hot path test the condition inline and build their message only on
+// failure: a message closure per check would be allocated on every event.
+function violated(message: string): never {
+  throw new InvariantViolationError(message);
 }
 
 function assertNever(value: never): never {
