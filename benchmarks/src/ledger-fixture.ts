@@ -56,30 +56,37 @@ export interface TransferInput {
  * deposit account from its asset neighbour, so the fixture itself passes the real rules.
  */
 export function buildFixtureLedger(accountCount: number): FixtureLedger {
+  const state = initialState();
+  for (const command of fixtureCommands(accountCount)) applyOrThrow(state, command);
+  return { state, accountIds: fixtureAccountIds(accountCount) };
+}
+
+/**
+ * The commands that build the fixture ledger, in order: every account opened, then every
+ * deposit account funded. For a writer that builds the same ledger through its own path.
+ */
+export function fixtureCommands(accountCount: number): LedgerCommand[] {
   if (!Number.isInteger(accountCount) || accountCount < 2 || accountCount % 2 !== 0) {
     throw new RangeError(`accountCount must be an even integer ≥ 2, got ${accountCount}`);
   }
-  const state = initialState();
   const accountIds = fixtureAccountIds(accountCount);
-  for (let i = 0; i < accountCount; i += 1) {
-    const accountId = accountIds[i] as string;
+  const commands: LedgerCommand[] = accountIds.map((accountId, i) => {
     const deposit = isDepositAccount(i);
-    applyOrThrow(state, {
+    return {
       kind: 'openAccount',
       accountId,
       currency: FIXTURE_CURRENCY,
       type: deposit ? 'liability' : 'asset',
       flags: { debitsMustNotExceedCredits: deposit, creditsMustNotExceedDebits: false },
       metadata: {},
-    });
-  }
+    };
+  });
   for (let i = 0; i < accountCount; i += 2) {
-    applyOrThrow(
-      state,
+    commands.push(
       transferCommandOf({ transferId: `fund-${i}`, debitAccountId: accountIds[i + 1] as string, creditAccountId: accountIds[i] as string, amountMinor: FUNDING_MINOR }),
     );
   }
-  return { state, accountIds };
+  return commands;
 }
 
 /** The fixture's account ids, in index order. */
