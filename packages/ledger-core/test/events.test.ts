@@ -406,3 +406,32 @@ describe('verifyChain', () => {
     expect(await verifyChain([])).toEqual({ ok: true, eventCount: 0, lastHash: GENESIS_HASH, lastVersion: 0 });
   });
 });
+
+describe('canonicalEncoding', () => {
+  test('is byte-identical to canonicalJson of the envelope object without the hashes', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          eventId: fc.uuid(),
+          tenantId: fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/),
+          ledgerId: fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/),
+          ledgerVersion: fc.integer({ min: 1, max: 1_000_000 }),
+          type: fc.constantFrom('TransferPosted', 'AccountOpened'),
+          schemaVersion: fc.integer({ min: 1, max: 3 }),
+          data: fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null))),
+          recordedAt: fc.constant('2026-01-01T00:00:00.000Z'),
+          effectiveAt: fc.constant('2025-12-31T23:59:59.999Z'),
+          correlationId: fc.option(fc.string(), { nil: null }),
+          causationId: fc.option(fc.string(), { nil: null }),
+          metadata: fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string()),
+          previousHash: fc.constant('0'.repeat(64)),
+        }),
+        (event) => {
+          const { previousHash: _previousHash, ...envelope } = event;
+          expect(canonicalEncoding(event)).toBe(canonicalJson(envelope));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

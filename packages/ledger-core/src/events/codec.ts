@@ -61,8 +61,8 @@ export class EventCodec {
       type: draft.event.type,
       schemaVersion: CURRENT_SCHEMA_VERSIONS[draft.event.type],
       data: this.#encodeData(draft.event),
-      recordedAt: new Date(envelope.recordedAtMs).toISOString(),
-      effectiveAt: new Date(draft.effectiveAtMs).toISOString(),
+      recordedAt: this.#isoTime(envelope.recordedAtMs),
+      effectiveAt: this.#isoTime(draft.effectiveAtMs),
       correlationId: envelope.correlationId,
       causationId: envelope.causationId,
       metadata: envelope.metadata,
@@ -103,6 +103,17 @@ export class EventCodec {
       const message = error instanceof InvalidAmountError || error instanceof UnknownCurrencyError ? error.message : String(error);
       throw new CorruptEventError(message, pick(where), error);
     }
+  }
+
+  // A batch's events share one recorded time and mostly the same effective time: format it once.
+  #lastTimeMs = Number.NaN;
+  #lastTimeIso = '';
+  #isoTime(ms: number): string {
+    if (ms !== this.#lastTimeMs) {
+      this.#lastTimeIso = new Date(ms).toISOString();
+      this.#lastTimeMs = ms;
+    }
+    return this.#lastTimeIso;
   }
 
   #encodeData(event: LedgerEvent): JsonObject {
