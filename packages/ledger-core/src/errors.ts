@@ -15,6 +15,7 @@ export type LedgerErrorCode =
   | 'overloaded'
   | 'writer_closed'
   | 'writer_failed'
+  | 'store_unavailable'
   | 'chain_broken'
   | 'limit_exceeded'
   | 'invariant_violated';
@@ -133,10 +134,43 @@ export class WriterClosedError extends LedgerError {
   }
 }
 
-/** The writer could not persist a batch (store unavailable, conflict retries exhausted, ...). */
+/**
+ * The writer could not persist a batch (store unavailable, conflict retries exhausted, ...).
+ * Retriable. The batch's commands may or may not have been applied (an append whose reply was
+ * lost may have committed): retry with the same ids, and a command that was applied answers with
+ * its original outcome (`duplicate: true`).
+ */
 export class WriterFailedError extends LedgerError {
+  /**
+   * @param code `writer_failed`, or the code of a subclass that names the reason more precisely.
+   */
+  constructor(message: string, cause: unknown, code: Extract<LedgerErrorCode, 'writer_failed' | 'store_unavailable'> = 'writer_failed') {
+    super(code, message, { cause, retriable: true });
+  }
+}
+
+/**
+ * The event store could not be reached: the connection was refused, lost or timed out, or the
+ * server is shutting down or starting up. Retriable, with code `store_unavailable`.
+ *
+ * Stores throw it (with the driver's error as `cause`) so that callers need not know the
+ * driver's error codes; the writer passes it on to every command of a batch that failed this
+ * way, and it extends {@link WriterFailedError} so handlers of that keep working. The outcome of
+ * an append that failed this way is unknown: the writer reads the stream's tail before it decides
+ * anything else, and a retry with the same ids answers `duplicate: true` for what had committed.
+ *
+ * ```ts
+ * try {
+ *   await ledger.transfer(input);
+ * } catch (error) {
+ *   if (error instanceof StoreUnavailableError) return retryLater(input); // same transferId
+ *   throw error;
+ * }
+ * ```
+ */
+export class StoreUnavailableError extends WriterFailedError {
   constructor(message: string, cause: unknown) {
-    super('writer_failed', message, { cause, retriable: true });
+    super(message, cause, 'store_unavailable');
   }
 }
 

@@ -183,5 +183,28 @@ GRANT SELECT, INSERT, UPDATE ON ${SCHEMA}.snapshots TO ${app};
 `;
 };
 
+/** The channel every append notifies, with the appending transaction's tenant id as the payload. */
+export const EVENTS_CHANNEL = 'ledgerkit_events';
+
+// One notification per appending statement, delivered at commit (never for a rolled-back append)
+// and folded with identical ones of the same transaction. The payload is the tenant set for the
+// transaction, or '' when none is (a maintenance insert), which a listener treats as "any tenant".
+// A statement trigger, not a change to append_events, so every insert path notifies. The price:
+// PostgreSQL serializes the commits of notifying transactions; an operator who only polls can
+// drop it with ALTER TABLE ledgerkit.events DISABLE TRIGGER notify_appended.
+const appendNotification = (): string => `
+CREATE FUNCTION ${SCHEMA}.notify_events_appended() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $notify$
+BEGIN
+  PERFORM pg_notify('${EVENTS_CHANNEL}', coalesce(current_setting('ledgerkit.tenant_id', true), ''));
+  RETURN NULL;
+END
+$notify$;
+CREATE TRIGGER notify_appended AFTER INSERT ON ${SCHEMA}.events FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.notify_events_appended();
+`;
+
 /** Every migration the package ships, in order. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
+  { version: 2, name: 'notify ledgerkit_events with the tenant id after every append', sql: appendNotification },
+];

@@ -6,6 +6,7 @@ import {
   InvalidInputError,
   LimitExceededError,
   READ_LIMIT_MAX,
+  StoreUnavailableError,
   VersionConflictError,
   type AppendRequest,
   type EventStore,
@@ -39,7 +40,17 @@ export interface PostgresEventStoreOptions {
    * what it has just written sets a few seconds.
    */
   readonly horizonWaitMs?: number;
+  /**
+   * Runs inside every non-empty append's transaction, after the events are written, with that
+   * transaction's connection (tenant set) and the request: for a read model that must be current
+   * when the append returns (read-your-writes), such as `@ledgerkit/projections`' inline balances.
+   * If it throws, the append rolls back and rejects with its error, so keep it short and bounded.
+   */
+  readonly inline?: InlineProjection;
 }
+
+/** A read-model update run inside an append's transaction; see {@link PostgresEventStoreOptions.inline}. */
+export type InlineProjection = (client: PoolClient, append: AppendRequest) => Promise<void>;
 
 /** How far the global log's readers are held back, for a tenant, at the moment of the call. */
 export interface GlobalReadLag {
@@ -121,6 +132,10 @@ const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
  * transaction-id horizon, so they never skip an event; every query runs as the application
  * role in a transaction with the tenant set, under forced row-level security.
  *
+ * When the server cannot be reached, or goes away during a call (restart, crash, network), every
+ * method rejects with the retriable `StoreUnavailableError`; for `append` the outcome is then
+ * unknown. Give the pool a `connectionTimeoutMillis` so that an unreachable host fails fast too.
+ *
  * ```ts
  * await migrate({ pool: adminPool, appPassword });
  * const store = await PostgresEventStore.open({ pool: appPool });
@@ -130,9 +145,11 @@ const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
 export class PostgresEventStore implements EventStore {
   readonly #pool: ClientPool;
   readonly #horizonWaitMs: number;
+  readonly #inline: InlineProjection | undefined;
 
   private constructor(options: PostgresEventStoreOptions) {
     this.#pool = options.pool;
+    this.#inline = options.inline;
     this.#horizonWaitMs = options.horizonWaitMs ?? 0;
     if (!Number.isInteger(this.#horizonWaitMs) || this.#horizonWaitMs < 0 || this.#horizonWaitMs > HORIZON_WAIT_MS_MAX) {
       throw new LimitExceededError(`horizonWaitMs must be an integer in 0..${HORIZON_WAIT_MS_MAX}, got ${String(options.horizonWaitMs)}`);
@@ -146,7 +163,9 @@ export class PostgresEventStore implements EventStore {
    */
   static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
     const store = new PostgresEventStore(options);
-    const client = await options.pool.connect();
+    const client = await options.pool.connect().catch((error: unknown) => {
+      throw unavailableError(error) ?? error;
+    });
     try {
       const { rows } = await client.query<{ bypasses_rls: boolean; migrated: boolean; owns_tables: boolean }>(ROLE_CHECK_SQL);
       const role = rows[0];
@@ -224,12 +243,13 @@ export class PostgresEventStore implements EventStore {
           keys,
           keyVersions,
         ]);
+        if (this.#inline !== undefined && count > 0) await this.#inline(client, request);
         return Number(rows[0]?.version);
       });
       if (version !== expected + count) throw new Error(`append_events returned version ${version}, expected ${expected + count}`);
       return { ledgerVersion: version };
     } catch (error) {
-      throw appendError(error, expected);
+      throw unavailableError(error) ?? appendError(error, expected);
     }
   }
 
@@ -288,7 +308,9 @@ export class PostgresEventStore implements EventStore {
     const tenantId = checkTenant(snapshot.tenantId);
     await withTenant(this.#pool, tenantId, (client) =>
       client.query(SAVE_SNAPSHOT_SQL, [tenantId, snapshot.ledgerId, snapshot.ledgerVersion, snapshot.hash, snapshot.schemaVersion, JSON.stringify(snapshot.state)]),
-    );
+    ).catch((error: unknown) => {
+      throw unavailableError(error) ?? error;
+    });
   }
 
   async loadSnapshot(request: { readonly tenantId: string; readonly ledgerId: string }): Promise<Snapshot | null> {
@@ -334,7 +356,11 @@ export class PostgresEventStore implements EventStore {
   }
 
   async #read<R extends object>(tenantId: string, text: string, values: readonly unknown[]): Promise<R[]> {
-    return withTenant(this.#pool, tenantId, async (client: PoolClient) => (await client.query<R>(text, [...values])).rows, { readOnly: true });
+    return withTenant(this.#pool, tenantId, async (client: PoolClient) => (await client.query<R>(text, [...values])).rows, { readOnly: true }).catch(
+      (error: unknown) => {
+        throw unavailableError(error) ?? error;
+      },
+    );
   }
 }
 
@@ -373,6 +399,33 @@ function appendError(error: unknown, expectedVersion: number): unknown {
     default:
       return error;
   }
+}
+
+/** SQLSTATEs of a server that is going away, coming up or refusing sessions (class 08 is matched as a whole). */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '57P05', '53300']);
+/** Socket errors of a server that cannot be reached. */
+const UNAVAILABLE_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND']);
+/** node-postgres reports a lost or timed-out connection with these code-less messages. */
+const UNAVAILABLE_MESSAGE = /^(Connection terminated unexpectedly|Connection terminated due to connection timeout|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable|Query read timeout)$/;
+
+/**
+ * Maps an error that means the server could not be reached, or went away mid-call, to the
+ * port's retriable `StoreUnavailableError`; `undefined` for any other error. For an append the
+ * outcome is then unknown: its commit may have happened before the connection was lost.
+ */
+function unavailableError(error: unknown): StoreUnavailableError | undefined {
+  if (error instanceof StoreUnavailableError || !isConnectionLoss(error, 0)) return undefined;
+  return new StoreUnavailableError(`PostgreSQL is unavailable: ${error instanceof Error ? error.message : String(error)}`, error);
+}
+
+function isConnectionLoss(error: unknown, depth: number): boolean {
+  if (!(error instanceof Error) || depth > 3) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_SOCKET_CODES.has(code))) return true;
+  if (UNAVAILABLE_MESSAGE.test(error.message)) return true;
+  // A host name with several addresses fails with an AggregateError of one error per address.
+  if (error instanceof AggregateError && error.errors.some((inner) => isConnectionLoss(inner, depth + 1))) return true;
+  return isConnectionLoss(error.cause, depth + 1);
 }
 
 function isDatabaseError(error: unknown): error is Error & { code: string; detail?: string } {

@@ -11,6 +11,7 @@ import {
   DuplicateIndexKeyError,
   LimitExceededError,
   OverloadedError,
+  StoreUnavailableError,
   VersionConflictError,
   WriterClosedError,
   WriterFailedError,
@@ -108,8 +109,14 @@ interface DecidedCommand {
  * in-memory state, appends each batch's events atomically with one expected-version-fenced call,
  * and resolves every command with its own result: one rejected command never fails the others
  * (a linked group fails as a whole). If another writer appended first it catches up on the tail
- * and decides the batch again; if the store fails, every command of the batch gets a retriable
- * `WriterFailedError` and nothing of the batch is applied.
+ * and decides the batch again.
+ *
+ * If the store fails, every command of the batch gets a retriable `WriterFailedError`
+ * (`StoreUnavailableError` when the store could not be reached) and the in-memory state is left
+ * as it was. The store may nevertheless hold the batch (a commit whose reply was lost), so after
+ * any failed store call the writer reads the stream's tail before it decides anything else: a
+ * retry with the same ids then answers with the original outcome. It needs no restart: each
+ * batch tries the store again.
  */
 export class LedgerWriter {
   readonly #store: EventStore;
@@ -136,6 +143,11 @@ export class LedgerWriter {
   #flushScheduled = false;
   #running: Promise<void> | undefined;
   #closed = false;
+  /**
+   * True after a store call failed: the stream may hold events memory lacks (an append whose
+   * reply was lost may have committed), so the tail is read before the next decision.
+   */
+  #tailUnknown = false;
 
   private constructor(options: LedgerWriterOptions) {
     this.#store = options.store;
@@ -224,7 +236,9 @@ export class LedgerWriter {
   /**
    * Queues a command and resolves with its own result once its batch is durably appended.
    * Rejects with `OverloadedError` at once when the queue is full, `WriterClosedError` after
-   * `close()`, and `WriterFailedError` (retriable) when the store could not take its batch.
+   * `close()`, and `WriterFailedError` (retriable; `StoreUnavailableError` when the store could
+   * not be reached) when the store could not take its batch. After a `WriterFailedError` the
+   * command may have been applied: submit it again with the same id to learn its outcome.
    */
   submit(command: LedgerCommand, context?: CommandContext): Promise<CommandResult> {
     if (this.#closed) return Promise.reject(new WriterClosedError());
@@ -299,17 +313,29 @@ export class LedgerWriter {
 
   async #processBatch(batch: QueuedCommand[]): Promise<void> {
     let lastError: unknown;
+    let appending = false;
     for (let attempt = 0; attempt <= this.#conflictRetriesMax; attempt += 1) {
+      appending = false;
       try {
+        if (this.#tailUnknown) {
+          await this.#catchUp();
+          this.#tailUnknown = false;
+        }
         await this.#hydrate(batch);
         const decided = this.#decideBatch(batch);
         if (decided.events.length > 0) {
+          appending = true;
           await this.#store.append({
             tenantId: this.#tenantId,
             ledgerId: this.#ledgerId,
             expectedVersion: this.#state.version,
             events: decided.events,
           });
+        } else if (decided.results.some((entry) => !entry.decision.ok)) {
+          // No append fences this batch, so check the stream still ends where memory does: a
+          // rejection decided on a state another writer has moved past could be wrong (it may
+          // even have applied the very same transfer id).
+          await this.#confirmTail();
         }
         commitOverlay(decided.overlay, this.#state);
         this.#lastHash = decided.lastHash;
@@ -318,19 +344,30 @@ export class LedgerWriter {
         return;
       } catch (error) {
         lastError = error;
-        if (error instanceof VersionConflictError || error instanceof DuplicateIndexKeyError) {
-          try {
-            await this.#catchUp();
-            continue;
-          } catch (catchUpError) {
-            lastError = catchUpError;
-          }
-        }
+        // Whatever failed, the store may now be ahead of memory: never decide again before reading it.
+        this.#tailUnknown = true;
+        if (error instanceof VersionConflictError || error instanceof DuplicateIndexKeyError) continue;
         break;
       }
     }
-    const failure = new WriterFailedError(`could not append a batch of ${batch.length} commands: ${describe(lastError)}`, lastError);
+    // A fenced refusal writes nothing; any other failure of the append leaves its outcome unknown.
+    const refused = lastError instanceof VersionConflictError || lastError instanceof DuplicateIndexKeyError;
+    const outcome = appending && !refused ? 'may have been applied' : 'were not applied';
+    const message = `could not append a batch of ${batch.length} commands (they ${outcome}): ${describe(lastError)}`;
+    const failure = lastError instanceof StoreUnavailableError ? new StoreUnavailableError(message, lastError) : new WriterFailedError(message, lastError);
     for (const item of batch) item.reject?.(failure);
+  }
+
+  /** Throws `VersionConflictError` when the stream holds an event after the in-memory version. */
+  async #confirmTail(): Promise<void> {
+    const [next] = await this.#store.readStream({
+      tenantId: this.#tenantId,
+      ledgerId: this.#ledgerId,
+      direction: 'forward',
+      fromVersion: this.#state.version + 1,
+      limit: 1,
+    });
+    if (next !== undefined) throw new VersionConflictError(this.#state.version);
   }
 
   #decideBatch(batch: readonly QueuedCommand[]): {

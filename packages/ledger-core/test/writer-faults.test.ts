@@ -1,0 +1,302 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  InMemoryEventStore,
+  LedgerWriter,
+  OverloadedError,
+  StoreUnavailableError,
+  VersionConflictError,
+  WriterFailedError,
+  readLedger,
+  verifyChain,
+  type AppendRequest,
+  type CommandResult,
+  type EventStore,
+  type FindByIndexKeysRequest,
+  type LedgerCommand,
+  type LedgerWriterOptions,
+  type ReadAllRequest,
+  type ReadStreamRequest,
+  type Snapshot,
+  type StoredEvent,
+  type TransferCommand,
+} from '@ledgerkit/ledger-core';
+
+const TENANT = 'acme';
+const LEDGER = 'main';
+
+/**
+ * An in-memory store with the faults a networked store has: it can be down (every call throws
+ * `StoreUnavailableError`), lose the reply of an append that committed, fail an append before
+ * it commits, or hold appends until a gate opens.
+ */
+class FaultyStore implements EventStore {
+  readonly inner = new InMemoryEventStore();
+  down = false;
+  /** How many of the next appends commit and then throw, as if the reply was lost. */
+  loseReplies = 0;
+  /** How many of the next appends throw without committing. */
+  failBeforeCommit = 0;
+  /** While set, appends wait for it. */
+  gate: Promise<void> | undefined;
+  appendCalls = 0;
+  conflicts = 0;
+  readStreamCalls = 0;
+
+  #unavailable(): StoreUnavailableError {
+    return new StoreUnavailableError('store is down', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+  }
+
+  async append(request: AppendRequest): Promise<{ readonly ledgerVersion: number }> {
+    this.appendCalls += 1;
+    if (this.gate !== undefined) await this.gate;
+    if (this.down) throw this.#unavailable();
+    if (this.failBeforeCommit > 0) {
+      this.failBeforeCommit -= 1;
+      throw this.#unavailable();
+    }
+    try {
+      const result = await this.inner.append(request);
+      if (this.loseReplies > 0) {
+        this.loseReplies -= 1;
+        throw new StoreUnavailableError('connection lost before the reply', new Error('Connection terminated unexpectedly'));
+      }
+      return result;
+    } catch (error) {
+      if (error instanceof VersionConflictError) this.conflicts += 1;
+      throw error;
+    }
+  }
+
+  async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
+    this.readStreamCalls += 1;
+    if (this.down) throw this.#unavailable();
+    return this.inner.readStream(request);
+  }
+
+  async readAll(request: ReadAllRequest) {
+    if (this.down) throw this.#unavailable();
+    return this.inner.readAll(request);
+  }
+
+  async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
+    if (this.down) throw this.#unavailable();
+    return this.inner.findByIndexKeys(request);
+  }
+
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    if (this.down) throw this.#unavailable();
+    return this.inner.saveSnapshot(snapshot);
+  }
+
+  async loadSnapshot(request: { readonly tenantId: string; readonly ledgerId: string }): Promise<Snapshot | null> {
+    if (this.down) throw this.#unavailable();
+    return this.inner.loadSnapshot(request);
+  }
+}
+
+const writers: LedgerWriter[] = [];
+
+async function openWriter(store: EventStore, options: Partial<LedgerWriterOptions> = {}): Promise<LedgerWriter> {
+  const writer = await LedgerWriter.open({ store, tenantId: TENANT, ledgerId: LEDGER, ...options });
+  writers.push(writer);
+  return writer;
+}
+
+afterEach(async () => {
+  await Promise.all(writers.splice(0).map((writer) => writer.close()));
+});
+
+function openAccount(accountId: string, noOverdraft = false): LedgerCommand {
+  return {
+    kind: 'openAccount',
+    accountId,
+    currency: 'EUR',
+    type: accountId === 'bank' ? 'asset' : 'liability',
+    flags: { debitsMustNotExceedCredits: noOverdraft, creditsMustNotExceedDebits: false },
+    metadata: {},
+  };
+}
+
+function transfer(transferId: string, from: string, to: string, amount: bigint): TransferCommand {
+  return {
+    kind: 'transfer',
+    transferId,
+    postings: [
+      { accountId: from, side: 'debit', amount, currency: 'EUR' },
+      { accountId: to, side: 'credit', amount, currency: 'EUR' },
+    ],
+    pending: undefined,
+    effectiveAtMs: undefined,
+    reference: undefined,
+    metadata: {},
+  };
+}
+
+/** Opens bank, alice (no overdraft) and bob, and funds alice with `funds`. */
+async function setUp(writer: LedgerWriter, funds = 100n): Promise<void> {
+  for (const command of [openAccount('bank'), openAccount('alice', true), openAccount('bob'), transfer('fund-alice', 'bank', 'alice', funds)]) {
+    expect(await writer.submit(command)).toMatchObject({ ok: true });
+  }
+}
+
+async function allEvents(store: EventStore): Promise<StoredEvent[]> {
+  const events: StoredEvent[] = [];
+  for await (const event of readLedger({ store, tenantId: TENANT, ledgerId: LEDGER })) events.push(event);
+  return events;
+}
+
+const failureOf = (promise: Promise<CommandResult>): Promise<unknown> => promise.then(
+  (result) => new Error(`expected a failure, got ${JSON.stringify(result, (_, value: unknown) => (typeof value === 'bigint' ? String(value) : value))}`),
+  (error: unknown) => error,
+);
+
+describe('unknown outcome of an append', () => {
+  it('an append that committed but lost its reply fails its callers with a retriable StoreUnavailableError, and the next batch reads the tail before deciding: retries answer duplicate with the original versions without a conflicting append, and a dependent command sees the committed state', async () => {
+    const store = new FaultyStore();
+    const writer = await openWriter(store);
+    await setUp(writer);
+    const lost: LedgerCommand[] = [openAccount('carol', true), transfer('fund-carol', 'bank', 'carol', 50n)];
+
+    store.loseReplies = 1;
+    const failures = await Promise.all(lost.map((command) => failureOf(writer.submit(command))));
+
+    for (const failure of failures) {
+      expect(failure).toBeInstanceOf(StoreUnavailableError);
+      expect(failure).toBeInstanceOf(WriterFailedError);
+      expect(failure).toMatchObject({ code: 'store_unavailable', retriable: true });
+      expect((failure as Error).message).toMatch(/may have been applied/);
+    }
+    const committed = await allEvents(store);
+    const fundCarol = committed.find((event) => event.data['transferId'] === 'fund-carol');
+    expect(fundCarol, 'the lost batch did commit').toBeDefined();
+    expect(writer.version, 'memory has not applied what it could not confirm').toBe(committed.length - 2);
+
+    const retried = await Promise.all(lost.map((command) => writer.submit(command)));
+    expect(retried).toEqual([
+      { ok: true, duplicate: true, ledgerVersion: committed.length - 1, recordedAt: fundCarol?.recordedAt },
+      { ok: true, duplicate: true, ledgerVersion: committed.length, recordedAt: fundCarol?.recordedAt },
+    ]);
+    // Deciding on the old state would have appended both again and hit the version fence.
+    expect(store.conflicts, 'the retries were decided after reading the tail').toBe(0);
+    expect(store.appendCalls).toBe(5);
+
+    expect(await writer.submit(transfer('carol-pays', 'carol', 'bob', 50n))).toMatchObject({ ok: true, duplicate: false, ledgerVersion: committed.length + 1 });
+    const events = await allEvents(store);
+    expect(events.filter((event) => event.data['transferId'] === 'fund-carol')).toHaveLength(1);
+    expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: committed.length + 1 });
+  });
+
+  it('an append that failed before it committed is applied exactly once by the retry, with duplicate: false', async () => {
+    const store = new FaultyStore();
+    const writer = await openWriter(store);
+    await setUp(writer);
+    const versionBefore = writer.version;
+
+    store.failBeforeCommit = 1;
+    expect(await failureOf(writer.submit(transfer('t1', 'alice', 'bob', 30n)))).toBeInstanceOf(StoreUnavailableError);
+    expect(writer.version).toBe(versionBefore);
+
+    expect(await writer.submit(transfer('t1', 'alice', 'bob', 30n))).toMatchObject({ ok: true, duplicate: false, ledgerVersion: versionBefore + 1 });
+    expect((await allEvents(store)).filter((event) => event.data['transferId'] === 't1')).toHaveLength(1);
+    expect(writer.account('alice')?.debitsPosted).toBe(30n);
+  });
+
+  it('while the store is unreachable every command fails at once with StoreUnavailableError, and the same writer recovers when it is back, folding a batch whose reply was lost first', async () => {
+    const store = new FaultyStore();
+    const writer = await openWriter(store);
+    await setUp(writer);
+
+    store.loseReplies = 1;
+    expect(await failureOf(writer.submit(transfer('lost', 'alice', 'bob', 60n)))).toBeInstanceOf(StoreUnavailableError);
+    store.down = true;
+    const startedAt = Date.now();
+    const whileDown = await Promise.all(Array.from({ length: 20 }, (_, i) => failureOf(writer.submit(transfer(`down-${i}`, 'bank', 'bob', 1n)))));
+    expect(Date.now() - startedAt).toBeLessThan(1_000);
+    for (const failure of whileDown) {
+      expect(failure).toBeInstanceOf(StoreUnavailableError);
+      expect(failure).toMatchObject({ code: 'store_unavailable', retriable: true });
+      // The batch never reached the append: the tail could not be read first.
+      expect((failure as Error).message).toMatch(/were not applied/);
+    }
+    expect(store.appendCalls).toBe(5);
+
+    store.down = false;
+    // alice had 100 and 'lost' took 60: memory without the tail would accept 50 more.
+    expect(await writer.submit(transfer('after', 'alice', 'bob', 50n))).toMatchObject({ ok: false, code: 'insufficient_funds' });
+    expect(await writer.submit(transfer('lost', 'alice', 'bob', 60n))).toMatchObject({ ok: true, duplicate: true, ledgerVersion: 5 });
+    expect(await writer.submit(transfer('down-0', 'bank', 'bob', 1n))).toMatchObject({ ok: true, duplicate: false, ledgerVersion: 6 });
+    expect(writer.account('alice')).toMatchObject({ debitsPosted: 60n, creditsPosted: 100n });
+    expect(await verifyChain(await allEvents(store))).toMatchObject({ ok: true, eventCount: 6 });
+  });
+});
+
+describe('rejections on a stale state', () => {
+  it('a writer never rejects on a state another writer has moved past: a spend that only the other writer’s deposit covers is accepted', async () => {
+    const store = new FaultyStore();
+    const stale = await openWriter(store);
+    await setUp(stale, 10n);
+    const other = await openWriter(store);
+    expect(await other.submit(transfer('top-up', 'bank', 'alice', 90n))).toMatchObject({ ok: true });
+
+    expect(await stale.submit(transfer('spend', 'alice', 'bob', 100n))).toMatchObject({ ok: true, duplicate: false });
+    expect(stale.account('alice')).toMatchObject({ debitsPosted: 100n, creditsPosted: 100n });
+  });
+
+  it('a retry at a stale writer of a transfer the other writer applied answers duplicate even where the stale state would reject it', async () => {
+    const store = new FaultyStore();
+    const stale = await openWriter(store);
+    await setUp(stale, 10n);
+    const other = await openWriter(store);
+    expect(await other.submit(transfer('top-up', 'bank', 'alice', 90n))).toMatchObject({ ok: true });
+    const original = await other.submit(transfer('big', 'alice', 'bob', 100n));
+    expect(original).toMatchObject({ ok: true, duplicate: false });
+
+    expect(await stale.submit(transfer('big', 'alice', 'bob', 100n))).toEqual({ ...original, duplicate: true });
+  });
+});
+
+describe('back-pressure', () => {
+  it('under a flood of 20,000 submits the queue never holds more than queueLengthMax commands: the excess is refused at once with OverloadedError and the accepted ones all complete', async () => {
+    const queueLengthMax = 100;
+    const store = new FaultyStore();
+    const writer = await openWriter(store, { queueLengthMax, batchSizeMax: 10 });
+    await setUp(writer, 100_000n);
+    let open: () => void = () => undefined;
+    store.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const inFlight = writer.submit(transfer('in-flight', 'alice', 'bob', 1n));
+    for (let polls = 0; store.appendCalls < 5 && polls < 1_000; polls += 1) await new Promise((resolve) => setImmediate(resolve));
+    expect(store.appendCalls, 'the first batch is held in its append').toBe(5);
+
+    let queuedMax = 0;
+    let refused = 0;
+    let otherErrors = 0;
+    const accepted: Promise<CommandResult>[] = [];
+    for (let i = 0; i < 20_000; i += 1) {
+      const submitted = writer.submit(transfer(`flood-${i}`, 'alice', 'bob', 1n));
+      queuedMax = Math.max(queuedMax, writer.queueLength);
+      accepted.push(
+        submitted.catch((error: unknown) => {
+          if (error instanceof OverloadedError && error.retriable) refused += 1;
+          else otherErrors += 1;
+          return undefined as unknown as CommandResult;
+        }),
+      );
+    }
+    // Refusals settle without waiting for the store: the gate is still closed.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(queuedMax).toBe(queueLengthMax);
+    expect(writer.queueLength).toBe(queueLengthMax);
+    expect(refused).toBe(20_000 - queueLengthMax);
+    expect(otherErrors).toBe(0);
+
+    open();
+    store.gate = undefined;
+    expect(await inFlight).toMatchObject({ ok: true });
+    const results = (await Promise.all(accepted)).filter((result) => result !== undefined);
+    expect(results).toHaveLength(queueLengthMax);
+    expect(results.every((result) => result.ok && !result.duplicate)).toBe(true);
+    expect(writer.account('alice')?.debitsPosted).toBe(BigInt(queueLengthMax + 1));
+  });
+});
