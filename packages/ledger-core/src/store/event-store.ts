@@ -71,7 +71,10 @@ export interface EventStore {
    * `expectedVersion`; otherwise throws `VersionConflictError` and writes nothing. Also rejects
    * (writing nothing) events whose tenant, ledger or version numbering do not match the request,
    * and, with `DuplicateIndexKeyError`, events claiming an index key the ledger already holds.
-   * On any error nothing of the batch is visible. Resolves with the stream's new version.
+   * A refused append (those errors, or a validation error) writes nothing. When the store cannot
+   * be reached or the connection breaks during the call, it throws `StoreUnavailableError` and the
+   * outcome is unknown — the batch may have committed — but it is all or nothing, never partial.
+   * Resolves with the stream's new version.
    */
   append(request: AppendRequest): Promise<{ readonly ledgerVersion: number }>;
 
