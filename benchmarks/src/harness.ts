@@ -5,19 +5,7 @@
  * A scenario may be asynchronous (a database round trip per batch); a synchronous one is never
  * awaited, so the in-memory loops are timed exactly as before.
  */
-import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
-
-/**
- * A goal a scenario is held to, quoted from the issue that set it: an absolute throughput, a
- * share of its raw ceiling's throughput in the same run, or both.
- */
-export interface Target {
-  /** Median ops/s to reach. */
-  readonly opsPerSec?: number;
-  /** Median ÷ the raw ceiling's median to reach. */
-  readonly ratioToRawCeiling?: number;
-  readonly statement: string;
-}
+import { loadAverage1m, newLatencyHistogram, recordNs, summariseMs, type Measurement, type PeerNames, type Target } from './measurement.js';
 
 /** One round's fresh state and inputs, built before the clock starts. */
 export interface PreparedRound {
@@ -37,16 +25,15 @@ export interface Scenario {
   /** One sentence: what one operation is. */
   readonly description: string;
   readonly target: Target | undefined;
+  /**
+   * What the reported latency is: `operation` (default) reports a batch's time ÷ its size, an
+   * average over the batch; `batch` reports the whole batch's time (e.g. one append and its commit).
+   */
+  readonly latencyOf?: 'operation' | 'batch';
+  /** Peers to report ratios to, besides the group's raw ceiling. */
+  readonly peers?: PeerNames;
   /** Builds round `round` with `opsCount` operations (warm-up rounds are negative); not timed. */
   prepare(opsCount: number, round: number): PreparedRound | Promise<PreparedRound>;
-}
-
-/** Latency percentiles of one scenario. */
-export interface LatencySummary {
-  readonly p50: number;
-  readonly p95: number;
-  readonly p99: number;
-  readonly max: number;
 }
 
 /** How long and how finely to measure. */
@@ -61,34 +48,8 @@ export interface MeasureSettings {
   readonly batchSize: number;
 }
 
-/** Summary of one scenario's measured rounds. */
-export interface ScenarioMeasurement {
-  readonly scenario: Scenario;
-  /** Throughput of each measured round, ops/s, in the order they ran. */
-  readonly roundOpsPerSec: readonly number[];
-  /** Per-operation time, ns, from batch samples: p50, p95, p99 and max. */
-  readonly latencyNs: LatencySummary;
-  /** Whole-batch time, ns: p50, p95, p99 and max. For a store, one batch is one append. */
-  readonly batchLatencyNs: LatencySummary;
-  /** Latency samples recorded (batches). */
-  readonly latencySamples: number;
-  /** Operations that failed (rejected or threw) across the measured rounds. */
-  readonly errors: number;
-  /** Operations measured across all rounds. */
-  readonly ops: number;
-  /**
-   * Process CPU time ÷ wall time over the timed rounds. At least about 1 when the loop had a core
-   * to itself (V8's GC and compiler threads add to it); well below 1 means other processes took
-   * turns and the figures are pessimistic.
-   */
-  readonly cpuPerWall: number;
-}
-
 /** Called after each measured round, e.g. to print progress. */
 export type RoundListener = (scenarioName: string, round: number, opsPerSec: number) => void;
-
-// A sample above one second means a stall worth seeing in full, so the range reaches a minute.
-const LATENCY_NS_MAX = 60_000_000_000;
 
 const collectGarbage: (() => void) | undefined = typeof globalThis.gc === 'function' ? globalThis.gc : undefined;
 
@@ -100,7 +61,7 @@ export const gcBetweenRounds = collectGarbage !== undefined;
  * scenario, then round 2, …) and the order rotates each round, so background load on a shared
  * machine falls on all scenarios alike and the ratios between them stay meaningful.
  */
-export async function measureScenarios(scenarios: readonly Scenario[], settings: MeasureSettings, onRound?: RoundListener): Promise<ScenarioMeasurement[]> {
+export async function measureScenarios(scenarios: readonly Scenario[], settings: MeasureSettings, onRound?: RoundListener): Promise<Measurement[]> {
   assertSettings(settings);
   for (const scenario of scenarios) {
     for (let round = 0; round < settings.warmupRounds; round += 1) await timeRound(scenario, -1 - round, settings, undefined);
@@ -108,38 +69,60 @@ export async function measureScenarios(scenarios: readonly Scenario[], settings:
   const states = scenarios.map((scenario) => ({
     scenario,
     roundOpsPerSec: [] as number[],
+    timedNs: 0,
     errors: 0,
     cpuUs: 0,
     wallNs: 0,
-    perOp: newHistogram(),
-    perBatch: newHistogram(),
+    perOp: newLatencyHistogram(),
+    perBatch: newLatencyHistogram(),
+    loadAtStart: 0,
+    loadAtEnd: 0,
   }));
   try {
     for (let round = 0; round < settings.rounds; round += 1) {
       for (let k = 0; k < states.length; k += 1) {
         const state = states[(round + k) % states.length];
         if (state === undefined) continue;
+        if (round === 0) state.loadAtStart = loadAverage1m();
         const timed = await timeRound(state.scenario, round, settings, (batchNs, ops) => {
-          state.perOp.recordValue(Math.max(1, Math.round(batchNs / ops)));
-          state.perBatch.recordValue(Math.max(1, batchNs));
+          recordNs(state.perOp, batchNs / ops);
+          recordNs(state.perBatch, batchNs);
         });
+        state.loadAtEnd = loadAverage1m();
         state.roundOpsPerSec.push(timed.opsPerSec);
+        state.timedNs += timed.timedNs;
         state.errors += timed.errors;
         state.cpuUs += timed.cpuUs;
         state.wallNs += timed.wallNs;
         onRound?.(state.scenario.name, round, timed.opsPerSec);
       }
     }
-    return states.map((state) => ({
-      scenario: state.scenario,
-      roundOpsPerSec: state.roundOpsPerSec,
-      latencyNs: summariseLatency(state.perOp),
-      batchLatencyNs: summariseLatency(state.perBatch),
-      latencySamples: state.perOp.totalCount,
-      errors: state.errors,
-      ops: settings.rounds * settings.opsPerRound,
-      cpuPerWall: state.cpuUs / (Math.max(state.wallNs, 1) / 1_000),
-    }));
+    return states.map((state): Measurement => {
+      const { scenario } = state;
+      const perBatch = scenario.latencyOf === 'batch';
+      const ops = settings.rounds * settings.opsPerRound;
+      return {
+        name: scenario.name,
+        description: scenario.description,
+        target: scenario.target,
+        latencyOf: perBatch
+          ? `batch of ${settings.batchSize.toLocaleString('en-US')} operations`
+          : `operation (mean of a batch of ${settings.batchSize.toLocaleString('en-US')})`,
+        opsPerSecSamples: state.roundOpsPerSec,
+        sampleOf: `round of ${settings.opsPerRound.toLocaleString('en-US')} operations`,
+        opsPerSecOverall: ops / (Math.max(state.timedNs, 1) / 1e9),
+        latencyMs: summariseMs(perBatch ? state.perBatch : state.perOp),
+        batchLatencyMs: summariseMs(state.perBatch),
+        latencySamples: state.perOp.totalCount,
+        ops,
+        errors: state.errors,
+        cpuPerWall: state.cpuUs / (Math.max(state.wallNs, 1) / 1_000),
+        loadAverage1m: { start: state.loadAtStart, end: state.loadAtEnd },
+        peers: scenario.peers ?? {},
+        series: null,
+        details: {},
+      };
+    });
   } finally {
     for (const state of states) {
       state.perOp.destroy();
@@ -148,26 +131,12 @@ export async function measureScenarios(scenarios: readonly Scenario[], settings:
   }
 }
 
-function newHistogram(): Histogram {
-  return buildHistogram({ lowestDiscernibleValue: 1, highestTrackableValue: LATENCY_NS_MAX, numberOfSignificantValueDigits: 3 });
-}
-
-function summariseLatency(histogram: Histogram): LatencySummary {
-  // A percentile is its bucket's highest equivalent value, which can pass the exact maximum.
-  return {
-    p50: Math.min(histogram.getValueAtPercentile(50), histogram.maxValue),
-    p95: Math.min(histogram.getValueAtPercentile(95), histogram.maxValue),
-    p99: Math.min(histogram.getValueAtPercentile(99), histogram.maxValue),
-    max: histogram.maxValue,
-  };
-}
-
 async function timeRound(
   scenario: Scenario,
   round: number,
   settings: MeasureSettings,
   recordBatch: ((batchNs: number, ops: number) => void) | undefined,
-): Promise<{ opsPerSec: number; errors: number; cpuUs: number; wallNs: number }> {
+): Promise<{ opsPerSec: number; timedNs: number; errors: number; cpuUs: number; wallNs: number }> {
   const preparing = scenario.prepare(settings.opsPerRound, round);
   const prepared = preparing instanceof Promise ? await preparing : preparing;
   try {
@@ -187,7 +156,7 @@ async function timeRound(
     }
     const wallNs = Number(process.hrtime.bigint() - wallStart);
     const cpu = process.cpuUsage(cpuStart);
-    return { opsPerSec: settings.opsPerRound / (Math.max(totalNs, 1) / 1e9), errors, cpuUs: cpu.user + cpu.system, wallNs };
+    return { opsPerSec: settings.opsPerRound / (Math.max(totalNs, 1) / 1e9), timedNs: totalNs, errors, cpuUs: cpu.user + cpu.system, wallNs };
   } finally {
     await prepared.finish?.();
   }

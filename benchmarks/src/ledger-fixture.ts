@@ -117,6 +117,77 @@ export function planTransfers(count: number, accountIds: readonly string[], seed
   return planned;
 }
 
+/**
+ * A seeded, stateless stream of simple transfers between distinct random accounts of
+ * `accountIds`: transfer `seq` is the same whatever order callers ask for them in, so
+ * concurrent callers can each take the next number. Ids are `<idPrefix><seq>`.
+ */
+export function transferStream(accountIds: readonly string[], seed: number, idPrefix: string): (seq: number) => TransferCommand {
+  const count = accountIds.length;
+  return (seq) => {
+    const debitIndex = hash32(seed, seq, 1) % count;
+    // A random other account: skip the debit account by shifting indexes at or above it.
+    const other = hash32(seed, seq, 2) % (count - 1);
+    const creditIndex = other >= debitIndex ? other + 1 : other;
+    const amountMinor = BigInt(1 + (hash32(seed, seq, 3) % TRANSFER_MINOR_MAX));
+    return transferCommandOf({
+      transferId: `${idPrefix}${seq}`,
+      debitAccountId: accountIds[debitIndex] as string,
+      creditAccountId: accountIds[creditIndex] as string,
+      amountMinor,
+    });
+  };
+}
+
+/** The shared settlement account of the hot-account fixture: a funded deposit-like account every transfer touches. */
+export const SETTLEMENT_ACCOUNT_ID = 'settlement';
+const SETTLEMENT_FUNDING_ACCOUNT_ID = 'settlement-funding';
+
+/**
+ * The fixture's commands plus a settlement account (liability, debits may not exceed credits, so
+ * every debit of it is checked against its balance) funded with far more than any run moves.
+ */
+export function hotAccountFixtureCommands(accountCount: number): LedgerCommand[] {
+  return [
+    ...fixtureCommands(accountCount),
+    ...[SETTLEMENT_ACCOUNT_ID, SETTLEMENT_FUNDING_ACCOUNT_ID].map(
+      (accountId): LedgerCommand => ({
+        kind: 'openAccount',
+        accountId,
+        currency: FIXTURE_CURRENCY,
+        type: accountId === SETTLEMENT_ACCOUNT_ID ? 'liability' : 'asset',
+        flags: { debitsMustNotExceedCredits: accountId === SETTLEMENT_ACCOUNT_ID, creditsMustNotExceedDebits: false },
+        metadata: {},
+      }),
+    ),
+    transferCommandOf({
+      transferId: 'fund-settlement',
+      debitAccountId: SETTLEMENT_FUNDING_ACCOUNT_ID,
+      creditAccountId: SETTLEMENT_ACCOUNT_ID,
+      amountMinor: FUNDING_MINOR * 1_000n,
+    }),
+  ];
+}
+
+/**
+ * Like {@link transferStream}, but every transfer touches the settlement account: even ones move
+ * money from a random funded deposit account into it, odd ones from it to a random account.
+ */
+export function hotAccountTransferStream(accountIds: readonly string[], seed: number, idPrefix: string): (seq: number) => TransferCommand {
+  const deposits = accountIds.filter((_, index) => isDepositAccount(index));
+  return (seq) => {
+    const amountMinor = BigInt(1 + (hash32(seed, seq, 3) % TRANSFER_MINOR_MAX));
+    const inbound = seq % 2 === 0;
+    const customer = inbound ? (deposits[hash32(seed, seq, 1) % deposits.length] as string) : (accountIds[hash32(seed, seq, 1) % accountIds.length] as string);
+    return transferCommandOf({
+      transferId: `${idPrefix}${seq}`,
+      debitAccountId: inbound ? customer : SETTLEMENT_ACCOUNT_ID,
+      creditAccountId: inbound ? SETTLEMENT_ACCOUNT_ID : customer,
+      amountMinor,
+    });
+  };
+}
+
 /** The pre-validated command of a planned transfer, shaped exactly as `parseCommand.transfer` returns it. */
 export function transferCommandOf(plan: PlannedTransfer): TransferCommand {
   return {
@@ -162,4 +233,15 @@ function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A well-mixed unsigned 32-bit hash of (seed, seq, lane): a stateless stand-in for a seeded PRNG. */
+function hash32(seed: number, seq: number, lane: number): number {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(seq + 1, 0xc2b2ae35) ^ Math.imul(lane, 0x27d4eb2f);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b);
+  h ^= h >>> 16;
+  return h >>> 0;
 }

@@ -4,22 +4,14 @@
  * taken to — a plain multi-row INSERT of the same rows into a table with no checks at all. One
  * operation is one transfer (one event); one timed batch is one append, committed durably.
  */
-import { randomUUID } from 'node:crypto';
-import {
-  CurrencyRegistry,
-  decide,
-  EventCodec,
-  evolve,
-  GENESIS_HASH,
-  LedgerWriter,
-  type CommandResult,
-  type StoredEvent,
-  type TransferCommand,
-} from '@ledgerkit/ledger-core';
+import { LedgerWriter, type CommandResult, type StoredEvent, type TransferCommand } from '@ledgerkit/ledger-core';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import type pg from 'pg';
+import { ChainEncoder } from './chain-encoder.js';
 import type { PreparedRound, Scenario } from './harness.js';
-import { buildFixtureLedger, FIXTURE_CONTEXT, FIXTURE_NOW_MS, fixtureAccountIds, fixtureCommands, planTransfers, transferCommandOf } from './ledger-fixture.js';
+import { buildFixtureLedger, fixtureAccountIds, fixtureCommands, planTransfers, transferCommandOf } from './ledger-fixture.js';
+import { BENCH_TENANT_ID as TENANT_ID, insertRawRows } from './raw-insert.js';
+import { firstErrorReporter, roundLabel, type ErrorReporter } from './scenario-util.js';
 
 /** Name of the peer the PostgreSQL scenarios are compared to. */
 export const PG_RAW_CEILING = 'pg-raw-insert-ceiling';
@@ -33,18 +25,10 @@ export const POSTGRES_SCENARIO_NAMES: readonly string[] = [PG_RAW_CEILING, PG_AP
 /** Transfers per append: the batch of the issue's target, and the writer's default `batchSizeMax`. */
 export const PG_BATCH_SIZE = 1_000;
 
-/** Tenant of every benchmark stream. */
-const TENANT_ID = 'bench';
-/** The ceiling's table: same columns as `ledgerkit.events`, nothing else. */
-const RAW_SCHEMA = 'ledgerkit_bench';
-const RAW_TABLE = `${RAW_SCHEMA}.raw_events`;
-
 /** What the PostgreSQL scenarios share. */
 export interface PostgresAppendOptions {
   /** Pool of the application role on a migrated database. */
   readonly app: pg.Pool;
-  /** Pool of a superuser on the same database; used once, to create the ceiling's table. */
-  readonly admin: pg.Pool;
   /** Accounts in each round's fixture ledger; even. */
   readonly accounts: number;
   /** Seed of the transfer streams; round `r` uses `seed + r`. */
@@ -54,12 +38,11 @@ export interface PostgresAppendOptions {
 }
 
 /**
- * Creates the ceiling's table and opens the store, then returns the ceiling, the store's append
+ * Opens the store (the ceiling's table exists already: see `createRawTable`), then returns the ceiling, the store's append
  * and the writer, in that order. Both insert scenarios write the very same encoded rows each
  * round (the last round's rows are kept for whichever of them runs it second).
  */
 export async function postgresAppendScenarios(options: PostgresAppendOptions): Promise<Scenario[]> {
-  await createRawTable(options.admin, options.app);
   const store = await PostgresEventStore.open({ pool: options.app });
   const rows = new RoundRows(options.accounts, options.seed);
   const report = firstErrorReporter(options.onError);
@@ -73,68 +56,21 @@ export async function postgresAppendScenarios(options: PostgresAppendOptions): P
  * encoded events inside the timed region, as the store's are.
  */
 function rawInsertCeiling(app: pg.Pool, rows: RoundRows, report: ErrorReporter): Scenario {
-  const sql = `INSERT INTO ${RAW_TABLE} (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
-      recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash)
-    SELECT $1::text, $2::text, e.* FROM unnest($3::bigint[], $4::text[], $5::text[], $6::integer[], $7::jsonb[], $8::text[],
-      $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[]) AS e`;
   return {
     name: PG_RAW_CEILING,
     description: `one autocommitted INSERT … SELECT FROM unnest(…) of the same ${PG_BATCH_SIZE.toLocaleString('en-US')} encoded rows into a plain table (same columns, no keys, indexes, constraints, triggers or RLS)`,
     target: undefined,
+    latencyOf: 'batch',
     prepare(opsCount, round): PreparedRound {
       const { ledgerId, events } = rows.of(round, opsCount);
       return {
         async run(from, to) {
-          const count = to - from;
-          const versions = new Array<number>(count);
-          const eventIds = new Array<string>(count);
-          const types = new Array<string>(count);
-          const schemaVersions = new Array<number>(count);
-          const data = new Array<string>(count);
-          const recordedAt = new Array<string>(count);
-          const effectiveAt = new Array<string>(count);
-          const correlationIds = new Array<string | null>(count);
-          const causationIds = new Array<string | null>(count);
-          const metadata = new Array<string>(count);
-          const previousHashes = new Array<string>(count);
-          const hashes = new Array<string>(count);
-          for (let i = 0; i < count; i += 1) {
-            const event = events[from + i] as StoredEvent;
-            versions[i] = event.ledgerVersion;
-            eventIds[i] = event.eventId;
-            types[i] = event.type;
-            schemaVersions[i] = event.schemaVersion;
-            data[i] = JSON.stringify(event.data);
-            recordedAt[i] = event.recordedAt;
-            effectiveAt[i] = event.effectiveAt;
-            correlationIds[i] = event.correlationId;
-            causationIds[i] = event.causationId;
-            metadata[i] = JSON.stringify(event.metadata);
-            previousHashes[i] = event.previousHash;
-            hashes[i] = event.hash;
-          }
           try {
-            const result = await app.query(sql, [
-              TENANT_ID,
-              ledgerId,
-              versions,
-              eventIds,
-              types,
-              schemaVersions,
-              data,
-              recordedAt,
-              effectiveAt,
-              correlationIds,
-              causationIds,
-              metadata,
-              previousHashes,
-              hashes,
-            ]);
-            if (result.rowCount !== count) throw new Error(`inserted ${String(result.rowCount)} rows, expected ${count}`);
+            await insertRawRows(app, ledgerId, events, from, to - from, from + 1);
             return 0;
           } catch (error) {
             report(PG_RAW_CEILING, error);
-            return count;
+            return to - from;
           }
         },
       };
@@ -155,6 +91,7 @@ function storeAppend(store: PostgresEventStore, rows: RoundRows, report: ErrorRe
       ratioToRawCeiling: 0.5,
       statement: 'appending batches of 1,000 transfers reaches at least half of the raw PostgreSQL ceiling measured in the same run, with synchronous_commit on',
     },
+    latencyOf: 'batch',
     prepare(opsCount, round): PreparedRound {
       const { ledgerId, events } = rows.of(round, opsCount);
       return {
@@ -185,6 +122,7 @@ function writerSubmit(store: PostgresEventStore, options: PostgresAppendOptions,
     name: PG_WRITER,
     description: `LedgerWriter.submit of ${PG_BATCH_SIZE.toLocaleString('en-US')} pre-built simple transfers, awaited together: decide + encode + hash + append, one batch per append`,
     target: undefined,
+    latencyOf: 'batch',
     async prepare(opsCount, round): Promise<PreparedRound> {
       const writer = await LedgerWriter.open({
         store,
@@ -233,7 +171,6 @@ function writerSubmit(store: PostgresEventStore, options: PostgresAppendOptions,
 class RoundRows {
   readonly #accounts: number;
   readonly #seed: number;
-  readonly #codec = new EventCodec({ currencies: new CurrencyRegistry() });
   #latest: { readonly round: number; readonly opsCount: number; readonly ledgerId: string; readonly events: readonly StoredEvent[] } | undefined;
 
   constructor(accounts: number, seed: number) {
@@ -251,67 +188,11 @@ class RoundRows {
   #encode(round: number, opsCount: number): { ledgerId: string; events: StoredEvent[] } {
     const ledgerId = `append-${roundLabel(round)}`;
     const { state, accountIds } = buildFixtureLedger(this.#accounts);
+    // The fixture ledger's own history is not in the stream: the stream starts at version 1.
+    const encoder = new ChainEncoder({ ledgerId, state, streamVersion: 0 });
     const events: StoredEvent[] = [];
-    let previousHash = GENESIS_HASH;
-    for (const plan of planTransfers(opsCount, accountIds, this.#seed + round)) {
-      const decision = decide(transferCommandOf(plan), state, FIXTURE_CONTEXT);
-      if (!decision.ok) throw new Error(`fixture transfer ${plan.transferId} rejected: ${decision.code}`);
-      for (const draft of decision.events) {
-        // The fixture ledger's own history is not in the stream: the stream starts at version 1.
-        evolve(state, draft.event, { ledgerVersion: state.version + 1, recordedAtMs: FIXTURE_NOW_MS, effectiveAtMs: draft.effectiveAtMs });
-        const ledgerVersion = events.length + 1;
-        const stored = this.#codec.encode(draft, {
-          eventId: randomUUID(),
-          tenantId: TENANT_ID,
-          ledgerId,
-          ledgerVersion,
-          recordedAtMs: FIXTURE_NOW_MS,
-          correlationId: null,
-          causationId: null,
-          metadata: {},
-          previousHash,
-        });
-        previousHash = stored.hash;
-        events.push(stored);
-      }
-    }
+    for (const plan of planTransfers(opsCount, accountIds, this.#seed + round)) encoder.encode(transferCommandOf(plan), events);
     if (events.length !== opsCount) throw new Error(`encoded ${events.length} events for ${opsCount} transfers`);
     return { ledgerId, events };
   }
-}
-
-/** Creates the ceiling's plain table as the superuser and lets the application role insert into it. */
-async function createRawTable(admin: pg.Pool, app: pg.Pool): Promise<void> {
-  const appRole = (await app.query<{ role: string }>('SELECT current_user AS role')).rows[0]?.role;
-  if (appRole === undefined) throw new Error('could not name the application role');
-  // The position and txid columns keep their defaults so every row gets the same values as an
-  // event row, from a plain sequence instead of an identity column (which implies NOT NULL).
-  await admin.query(`
-    CREATE SCHEMA ${RAW_SCHEMA};
-    CREATE SEQUENCE ${RAW_SCHEMA}.raw_events_position;
-    CREATE TABLE ${RAW_TABLE} (
-      tenant_id text, ledger_id text, ledger_version bigint, event_id text, type text, schema_version integer, data jsonb,
-      recorded_at text, effective_at text, correlation_id text, causation_id text, metadata jsonb, previous_hash text, hash text,
-      position bigint DEFAULT nextval('${RAW_SCHEMA}.raw_events_position'), txid xid8 DEFAULT pg_current_xact_id()
-    );
-    GRANT USAGE ON SCHEMA ${RAW_SCHEMA} TO "${appRole}";
-    GRANT INSERT ON ${RAW_TABLE} TO "${appRole}";
-    GRANT USAGE ON SEQUENCE ${RAW_SCHEMA}.raw_events_position TO "${appRole}";`);
-}
-
-type ErrorReporter = (scenarioName: string, error: unknown) => void;
-
-/** Passes on each scenario's first error only: one broken fixture fails every batch alike. */
-function firstErrorReporter(onError: PostgresAppendOptions['onError']): ErrorReporter {
-  const seen = new Set<string>();
-  return (scenarioName, error) => {
-    if (seen.has(scenarioName)) return;
-    seen.add(scenarioName);
-    onError?.(scenarioName, error);
-  };
-}
-
-/** `r3` for measured round 3, `w1` for the first warm-up round (the harness numbers those -1, -2, …). */
-function roundLabel(round: number): string {
-  return round >= 0 ? `r${round}` : `w${-round}`;
 }

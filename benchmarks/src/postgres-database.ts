@@ -36,6 +36,8 @@ export interface BenchDatabase {
   readonly app: pg.Pool;
   /** A superuser on the run's database, for setup outside the timed region only. */
   readonly admin: pg.Pool;
+  /** The superuser's connection string to the run's database, for a peer that creates its own schema (Emmett). */
+  readonly adminUrl: string;
   /** Ends the pools, drops the database and the roles, stops an embedded server. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -62,7 +64,7 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
   const pools: pg.Pool[] = [];
   const makePool = (connectionString: string): pg.Pool => {
     // idleTimeoutMillis 0: a connection is never closed between rounds, so no batch pays for a new one.
-    const pool = new pg.Pool({ connectionString, max: POOL_SIZE_MAX, idleTimeoutMillis: 0 });
+    const pool = new pg.Pool({ connectionString, max: POOL_SIZE_MAX, idleTimeoutMillis: 0, types: defaultTypeParsers() });
     pool.on('error', () => undefined);
     pools.push(pool);
     return pool;
@@ -107,11 +109,25 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
     if (info.synchronousCommit !== 'on') {
       throw new Error(`synchronous_commit is '${info.synchronousCommit}' for the application role; the benchmark measures durable commits and needs it 'on'`);
     }
-    return { info, app, admin, close: () => (closed ??= close()) };
+    return { info, app, admin, adminUrl, close: () => (closed ??= close()) };
   } catch (error) {
     await (closed ??= close()).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * node-postgres' own parsers for the types a peer's driver overrides globally (Emmett's sets
+ * int8 → BigInt and its own JSON parser on `pg.types` when its pool starts): a pool created with
+ * `types: defaultTypeParsers()` keeps the parsers a production deployment of the store has,
+ * whatever else runs in the process. Every pool of a benchmark that can run after Emmett needs it.
+ */
+export function defaultTypeParsers(): pg.CustomTypesConfig {
+  const overrides = new pg.TypeOverrides();
+  overrides.setTypeParser(pg.types.builtins.INT8, (value: string) => value);
+  overrides.setTypeParser(pg.types.builtins.JSON, (value: string): unknown => JSON.parse(value));
+  overrides.setTypeParser(pg.types.builtins.JSONB, (value: string): unknown => JSON.parse(value));
+  return overrides;
 }
 
 /** The settings the application role's sessions actually run with (a role or database may override the server's). */

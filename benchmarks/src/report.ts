@@ -1,79 +1,103 @@
 /**
- * Turns measurements into the report: one JSON document for machines, Markdown tables for
- * people, and console tables. Also writes them to the results folder. Scenarios come in groups
- * (the in-memory core, PostgreSQL); each group has its own raw ceiling, and every ratio is to the
- * ceiling of the scenario's own group, measured in the same run.
+ * Turns measurements into the report: one JSON document for machines, Markdown tables and an
+ * SVG chart for people, console tables while it runs; and writes them to the results folder.
+ * Scenarios come in groups; a scenario's ratios are to its peers measured in the same run: the
+ * raw ceiling of its workload and, where there is one, the Emmett event store doing the same.
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { renderChart } from './chart.js';
 import type { MachineInfo, VersionInfo } from './environment.js';
-import type { LatencySummary, MeasureSettings, ScenarioMeasurement, Target } from './harness.js';
+import type { LatencySummary, Measurement, SeriesPoint, Target } from './measurement.js';
 import type { PostgresServerInfo } from './postgres-database.js';
 import { summariseThroughput } from './stats.js';
 
 /**
  * Version of the report's JSON shape; bump it when a field changes meaning or goes away.
- * 2: scenarios carry `group`, `rawCeiling` and `batchLatencyMs`; `target.opsPerSec` is optional
- * next to `target.ratioToRawCeiling`; `postgres` describes the PostgreSQL group.
+ * 3: groups are listed with their method and settings; every scenario reports `latencyMs` (of
+ * what `latencyOf` says), `opsPerSecOverall`, its peers' ratios (`ratioToRawCeiling`,
+ * `ratioToEmmett`), `misses`, `loadAverage1m`, `series` and `details`; `latencyNs` is gone.
  */
-export const REPORT_SCHEMA_VERSION = 2;
+export const REPORT_SCHEMA_VERSION = 3;
 
-/** Which group a scenario belongs to; it is compared to that group's raw ceiling. */
-export type ScenarioGroup = 'core' | 'postgres';
+/** Short mode for CI, the full run, or either with options changed. */
+export type RunMode = 'full' | 'ci' | 'custom';
 
-/** How the run was set up; the measurement fields are the core group's. */
-export interface ReportSettings extends MeasureSettings {
-  readonly mode: 'full' | 'ci' | 'custom';
-  readonly accounts: number;
-  readonly seed: number;
-  readonly gcBetweenRounds: boolean;
-  /** What the scenarios imported as `@ledgerkit/ledger-core`. */
-  readonly ledgerCoreSource: string;
+/** How a group of scenarios was measured. */
+export interface GroupInfo {
+  /** Stable id, e.g. `core`, `postgres`, `writer-batch`. */
+  readonly id: string;
+  readonly title: string;
+  /** The group's raw ceiling, or `null` when the group has none. */
+  readonly rawCeiling: string | null;
+  /** One or two sentences: how its windows or rounds were scheduled and what a sample is. */
+  readonly method: string;
+  readonly settings: Readonly<Record<string, number | string | boolean>>;
 }
 
-/** How the PostgreSQL group was measured and on what. */
+/** Whether the Emmett peer ran, and on what. */
+export interface EmmettInfo {
+  readonly available: boolean;
+  /** Package version, when it loaded. */
+  readonly version: string | null;
+  /** `synchronous_commit` on Emmett's connections. */
+  readonly synchronousCommit: string | null;
+  /** Why it did not run, when it did not. */
+  readonly reason: string | null;
+}
+
+/** The PostgreSQL server the run measured, and the Emmett peer on it. */
 export interface PostgresSection {
-  readonly settings: {
-    readonly rounds: number;
-    readonly warmupRounds: number;
-    /** Appends per round and scenario. */
-    readonly batchesPerRound: number;
-    /** Transfers (events, rows) per append. */
-    readonly batchSize: number;
-    readonly opsPerRound: number;
-    /** Accounts in each round's fixture ledger. */
-    readonly accounts: number;
-  };
-  readonly rawCeiling: string;
   readonly server: PostgresServerInfo;
+  readonly emmett: EmmettInfo;
 }
+
+/** What a scenario is in the comparison. */
+export type ScenarioRole = 'ours' | 'raw-ceiling' | 'peer';
 
 /** One scenario's results. */
 export interface ScenarioResult {
   readonly name: string;
-  readonly group: ScenarioGroup;
+  readonly group: string;
+  readonly role: ScenarioRole;
   readonly description: string;
+  /** What one operation is counted as, e.g. `transfers`, `opens`. */
+  readonly opsUnit: string;
+  /** Median of the throughput samples (per round, window or interval: see `sampleOf`). */
   readonly opsPerSecMedian: number;
-  /** Per-round throughput; pN is the rate N % of rounds reached or beat, so p95 ≤ p50. */
+  /** All operations ÷ all timed seconds. */
+  readonly opsPerSecOverall: number;
+  /** Throughput samples' slow tail: pN is the rate N % of samples reached or beat, so p95 ≤ p50. */
   readonly opsPerSec: { readonly p50: number; readonly p95: number; readonly p99: number; readonly min: number; readonly max: number };
-  /** Per-operation time in ns, each sample a batch's time divided by its size. */
-  readonly latencyNs: LatencySummary;
-  /** Whole-batch time in ms (3 decimals); for a PostgreSQL scenario one batch is one append and its commit. */
-  readonly batchLatencyMs: LatencySummary;
+  readonly samples: number;
+  readonly sampleOf: string;
+  /** What one latency sample times. */
+  readonly latencyOf: string;
+  /** Latency of one operation as `latencyOf` says, ms, from an HDR histogram (3 significant digits). */
+  readonly latencyMs: LatencySummary;
+  /** Latency of one batch, ms, where operations went in batches; else `null`. */
+  readonly batchLatencyMs: LatencySummary | null;
   readonly latencySamples: number;
-  readonly rounds: number;
   readonly ops: number;
-  /** Operations that were rejected or threw; any non-zero value means the fixture is broken. */
+  /** Operations that were rejected or threw; any non-zero value means the figures are invalid. */
   readonly errors: number;
-  /** Process CPU time ÷ wall time while timed: ≥ ~1 alone on a core, well below 1 when it shared one or waited for a server. */
+  /** Process CPU time ÷ wall time while timed. */
   readonly cpuPerWall: number;
-  /** The scenario this one's ratio is taken to: its group's raw ceiling. */
-  readonly rawCeiling: string;
-  /** Median throughput divided by the raw ceiling's median from the same run; `null` if it did not run. */
+  /** 1-minute load average at the start of the scenario's first measured window and the end of its last. */
+  readonly loadAverage1m: { readonly start: number; readonly end: number };
+  /** The raw ceiling this scenario is compared with, and median ÷ its median; `null` if none ran. */
+  readonly rawCeiling: string | null;
   readonly ratioToRawCeiling: number | null;
+  /** The Emmett peer this scenario is compared with, and median ÷ its median; `null` if none ran. */
+  readonly emmettPeer: string | null;
+  readonly ratioToEmmett: number | null;
   readonly target: Target | null;
-  /** Whether the median reached every part of the target; `null` without one. */
+  /** Whether every part of the target was met; `null` without a target. */
   readonly meetsTarget: boolean | null;
+  /** The parts of the target that were missed, as sentences (empty when met or without target). */
+  readonly misses: readonly string[];
+  readonly series: readonly SeriesPoint[] | null;
+  readonly details: Readonly<Record<string, number | string | boolean>>;
 }
 
 /** The whole report, as written to `results/*.json`. */
@@ -82,97 +106,152 @@ export interface BenchmarkReport {
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly durationMs: number;
+  readonly mode: RunMode;
   readonly singleThreaded: true;
   readonly machine: MachineInfo;
   readonly versions: VersionInfo;
-  readonly settings: ReportSettings;
-  /** The core group's raw ceiling. */
-  readonly rawCeiling: string;
-  /** The PostgreSQL group's settings and server; `null` when none of its scenarios ran. */
+  /** Settings shared by the groups (seed, whether rounds start from a collected heap, …). */
+  readonly settings: Readonly<Record<string, number | string | boolean>>;
+  /** The server and the Emmett peer; `null` when no PostgreSQL scenario ran. */
   readonly postgres: PostgresSection | null;
-  /** The core group's scenarios, then the PostgreSQL group's. */
+  readonly groups: readonly GroupInfo[];
   readonly scenarios: readonly ScenarioResult[];
 }
 
-/** One group's measurements and the name of its ceiling among them. */
+/** One group's measurements, as a group hands them over. */
 export interface MeasuredGroup {
-  readonly group: ScenarioGroup;
-  readonly rawCeiling: string;
-  readonly measurements: readonly ScenarioMeasurement[];
+  readonly info: GroupInfo;
+  readonly measurements: readonly Measurement[];
+  /** What one operation of the group's scenarios is counted as, by scenario name; default `transfers`. */
+  readonly opsUnits?: Readonly<Record<string, string>>;
 }
 
 /** Everything a report is made of. */
 export interface ReportInput {
   readonly startedAt: Date;
   readonly finishedAt: Date;
+  readonly mode: RunMode;
   readonly machine: MachineInfo;
   readonly versions: VersionInfo;
-  readonly settings: ReportSettings;
-  readonly rawCeiling: string;
+  readonly settings: Readonly<Record<string, number | string | boolean>>;
   readonly postgres: PostgresSection | null;
   readonly groups: readonly MeasuredGroup[];
 }
 
-/** Builds the report; each ratio is to the ceiling of the scenario's group, `null` if that did not run. */
+/** Builds the report: medians, ratios to the peers that ran, and each target's verdict. */
 export function buildReport(input: ReportInput): BenchmarkReport {
-  const scenarios = input.groups.flatMap((group) => {
-    const ceiling = group.measurements.find((m) => m.scenario.name === group.rawCeiling);
-    const ceilingMedian = ceiling === undefined ? undefined : summariseThroughput(ceiling.roundOpsPerSec).median;
-    return group.measurements.map((m): ScenarioResult => {
-      const throughput = summariseThroughput(m.roundOpsPerSec);
-      const target = m.scenario.target ?? null;
-      const ratio = ceilingMedian === undefined ? null : round4(throughput.median / ceilingMedian);
+  const medians = new Map<string, number>();
+  for (const group of input.groups) {
+    for (const m of group.measurements) medians.set(m.name, summariseThroughput(nonEmpty(m.opsPerSecSamples, m.opsPerSecOverall)).median);
+  }
+  const rawNames = new Set<string>();
+  const peerNames = new Set<string>();
+  for (const group of input.groups) {
+    if (group.info.rawCeiling !== null) rawNames.add(group.info.rawCeiling);
+    for (const m of group.measurements) {
+      if (m.peers.rawCeiling !== undefined) rawNames.add(m.peers.rawCeiling);
+      if (m.peers.emmett !== undefined) peerNames.add(m.peers.emmett);
+    }
+  }
+  const ratio = (name: string, to: string | null): number | null => {
+    if (to === null) return null;
+    const mine = medians.get(name);
+    const theirs = medians.get(to);
+    return mine === undefined || theirs === undefined || theirs <= 0 ? null : round4(mine / theirs);
+  };
+
+  const scenarios = input.groups.flatMap((group) =>
+    group.measurements.map((m): ScenarioResult => {
+      const throughput = summariseThroughput(nonEmpty(m.opsPerSecSamples, m.opsPerSecOverall));
+      const rawCeiling = m.peers.rawCeiling ?? group.info.rawCeiling;
+      const rawRan = rawCeiling !== null && medians.has(rawCeiling);
+      const emmettRan = m.peers.emmett !== undefined && medians.has(m.peers.emmett);
+      const ratioToRawCeiling = rawRan ? ratio(m.name, rawCeiling) : null;
+      const target = m.target ?? null;
+      const misses = target === null ? [] : missesOf(target, { median: throughput.median, overall: m.opsPerSecOverall, latencyMs: m.latencyMs }, ratioToRawCeiling, (to) => ratio(m.name, to));
       return {
-        name: m.scenario.name,
-        group: group.group,
-        description: m.scenario.description,
-        opsPerSecMedian: Math.round(throughput.median),
+        name: m.name,
+        group: group.info.id,
+        role: rawNames.has(m.name) ? 'raw-ceiling' : peerNames.has(m.name) ? 'peer' : 'ours',
+        description: m.description,
+        opsUnit: group.opsUnits?.[m.name] ?? 'transfers',
+        opsPerSecMedian: roundRate(throughput.median),
+        opsPerSecOverall: roundRate(m.opsPerSecOverall),
         opsPerSec: {
-          p50: Math.round(throughput.p50),
-          p95: Math.round(throughput.p95),
-          p99: Math.round(throughput.p99),
-          min: Math.round(throughput.min),
-          max: Math.round(throughput.max),
+          p50: roundRate(throughput.p50),
+          p95: roundRate(throughput.p95),
+          p99: roundRate(throughput.p99),
+          min: roundRate(throughput.min),
+          max: roundRate(throughput.max),
         },
-        latencyNs: m.latencyNs,
-        batchLatencyMs: {
-          p50: nsToMs(m.batchLatencyNs.p50),
-          p95: nsToMs(m.batchLatencyNs.p95),
-          p99: nsToMs(m.batchLatencyNs.p99),
-          max: nsToMs(m.batchLatencyNs.max),
-        },
+        samples: Math.max(1, m.opsPerSecSamples.length),
+        // A window shorter than one interval yields no interval sample; its whole-run rate stands in.
+        sampleOf: m.opsPerSecSamples.length > 0 ? m.sampleOf : 'whole run (shorter than one sample)',
+        latencyOf: m.latencyOf,
+        latencyMs: roundLatency(m.latencyMs),
+        batchLatencyMs: m.batchLatencyMs === null ? null : roundLatency(m.batchLatencyMs),
         latencySamples: m.latencySamples,
-        rounds: m.roundOpsPerSec.length,
         ops: m.ops,
         errors: m.errors,
         cpuPerWall: Math.round(m.cpuPerWall * 100) / 100,
-        rawCeiling: group.rawCeiling,
-        ratioToRawCeiling: ratio,
+        loadAverage1m: m.loadAverage1m,
+        rawCeiling: rawRan ? rawCeiling : null,
+        ratioToRawCeiling,
+        emmettPeer: emmettRan ? (m.peers.emmett ?? null) : null,
+        ratioToEmmett: emmettRan ? ratio(m.name, m.peers.emmett ?? null) : null,
         target,
-        meetsTarget: target === null ? null : meetsTarget(target, throughput.median, ratio),
+        meetsTarget: target === null ? null : misses.length === 0,
+        misses,
+        series: m.series === null ? null : m.series.map((p) => ({ atSec: p.atSec, opsPerSec: Math.round(p.opsPerSec), p99Ms: Math.round(p.p99Ms * 1000) / 1000 })),
+        details: m.details,
       };
-    });
-  });
+    }),
+  );
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     startedAt: input.startedAt.toISOString(),
     finishedAt: input.finishedAt.toISOString(),
     durationMs: input.finishedAt.getTime() - input.startedAt.getTime(),
+    mode: input.mode,
     singleThreaded: true,
     machine: input.machine,
     versions: input.versions,
     settings: input.settings,
-    rawCeiling: input.rawCeiling,
     postgres: input.postgres,
+    groups: input.groups.map((group) => group.info),
     scenarios,
   };
 }
 
-function meetsTarget(target: Target, medianOpsPerSec: number, ratio: number | null): boolean {
-  const rateMet = target.opsPerSec === undefined || medianOpsPerSec >= target.opsPerSec;
-  // Without its ceiling in the run, a ratio target cannot be shown to be met.
-  const ratioMet = target.ratioToRawCeiling === undefined || (ratio !== null && ratio >= target.ratioToRawCeiling);
-  return rateMet && ratioMet;
+/** Every part of `target` that the figures miss, as a sentence; empty when all are met. */
+function missesOf(
+  target: Target,
+  figures: { readonly median: number; readonly overall: number; readonly latencyMs: LatencySummary },
+  ratioToRawCeiling: number | null,
+  ratioTo: (scenario: string) => number | null,
+): string[] {
+  const misses: string[] = [];
+  if (target.opsPerSec !== undefined) {
+    const basis = target.basis ?? 'median';
+    const rate = basis === 'overall' ? figures.overall : figures.median;
+    if (rate < target.opsPerSec) misses.push(`${basis === 'overall' ? 'sustained' : 'median'} ${int(rate)} ops/s < ${int(target.opsPerSec)}`);
+  }
+  if (target.ratioToRawCeiling !== undefined) {
+    if (ratioToRawCeiling === null) misses.push('its raw ceiling did not run');
+    else if (ratioToRawCeiling < target.ratioToRawCeiling) misses.push(`${ratioToRawCeiling.toFixed(2)} × raw ceiling < ${target.ratioToRawCeiling}`);
+  }
+  if (target.ratioTo !== undefined) {
+    const value = ratioTo(target.ratioTo.scenario);
+    if (value === null) misses.push(`${target.ratioTo.scenario} did not run`);
+    else if (value < target.ratioTo.min) misses.push(`${value.toFixed(2)} × ${target.ratioTo.scenario} < ${target.ratioTo.min}`);
+  }
+  if (target.latencyP99MsMax !== undefined && figures.latencyMs.p99 > target.latencyP99MsMax) {
+    misses.push(`p99 ${formatMs(figures.latencyMs.p99)} > ${target.latencyP99MsMax} ms`);
+  }
+  if (target.latencyP50MsMax !== undefined && figures.latencyMs.p50 > target.latencyP50MsMax) {
+    misses.push(`median ${formatMs(figures.latencyMs.p50)} > ${int(target.latencyP50MsMax)} ms`);
+  }
+  return misses;
 }
 
 interface Column {
@@ -180,110 +259,111 @@ interface Column {
   readonly cell: (s: ScenarioResult) => string;
 }
 
-const leadColumns: readonly Column[] = [
+const COLUMNS: readonly Column[] = [
   { title: 'scenario', cell: (s) => s.name },
-  { title: 'median ops/s', cell: (s) => int(s.opsPerSecMedian) },
-  { title: 'p95 ops/s', cell: (s) => int(s.opsPerSec.p95) },
-  { title: 'min ops/s', cell: (s) => int(s.opsPerSec.min) },
-  { title: 'max ops/s', cell: (s) => int(s.opsPerSec.max) },
-];
-
-const tailColumns: readonly Column[] = [
+  { title: 'median ops/s', cell: (s) => rate(s.opsPerSecMedian) },
+  { title: 'overall ops/s', cell: (s) => rate(s.opsPerSecOverall) },
+  { title: 'slowest sample', cell: (s) => rate(s.opsPerSec.min) },
+  { title: 'latency of', cell: (s) => s.latencyOf },
+  { title: 'p50', cell: (s) => formatMs(s.latencyMs.p50) },
+  { title: 'p95', cell: (s) => formatMs(s.latencyMs.p95) },
+  { title: 'p99', cell: (s) => formatMs(s.latencyMs.p99) },
+  { title: 'max', cell: (s) => formatMs(s.latencyMs.max) },
   { title: 'errors', cell: (s) => int(s.errors) },
-  { title: 'cpu/wall', cell: (s) => s.cpuPerWall.toFixed(2) },
-  { title: '× raw', cell: (s) => (s.ratioToRawCeiling === null ? '–' : s.ratioToRawCeiling.toFixed(4)) },
+  { title: '× raw', cell: (s) => (s.ratioToRawCeiling === null ? '–' : s.ratioToRawCeiling.toFixed(3)) },
+  { title: '× Emmett', cell: (s) => (s.ratioToEmmett === null ? '–' : s.ratioToEmmett.toFixed(2)) },
   { title: 'target', cell: (s) => formatTarget(s.target) },
   { title: 'meets', cell: (s) => (s.meetsTarget === null ? '–' : s.meetsTarget ? 'yes' : 'NO') },
+  { title: 'load', cell: (s) => `${s.loadAverage1m.start.toFixed(1)}→${s.loadAverage1m.end.toFixed(1)}` },
 ];
 
-/** In-memory loops: per-operation times in ns. */
-const CORE_COLUMNS: readonly Column[] = [
-  ...leadColumns,
-  { title: 'p50 ns/op', cell: (s) => int(s.latencyNs.p50) },
-  { title: 'p99 ns/op', cell: (s) => int(s.latencyNs.p99) },
-  { title: 'max ns/op', cell: (s) => int(s.latencyNs.max) },
-  ...tailColumns,
-];
-
-/** Appends: the time of a whole batch (one append, one commit) in ms. */
-const POSTGRES_COLUMNS: readonly Column[] = [
-  ...leadColumns,
-  { title: 'p50 ms/batch', cell: (s) => s.batchLatencyMs.p50.toFixed(2) },
-  { title: 'p95 ms/batch', cell: (s) => s.batchLatencyMs.p95.toFixed(2) },
-  { title: 'p99 ms/batch', cell: (s) => s.batchLatencyMs.p99.toFixed(2) },
-  { title: 'max ms/batch', cell: (s) => s.batchLatencyMs.max.toFixed(2) },
-  ...tailColumns,
-];
-
-interface Table {
-  readonly columns: readonly Column[];
-  readonly rows: string[][];
+function rowsOf(report: BenchmarkReport, group: GroupInfo): string[][] {
+  return report.scenarios.filter((s) => s.group === group.id).map((s) => COLUMNS.map((column) => column.cell(s)));
 }
 
-function tablesOf(report: BenchmarkReport): Table[] {
-  const tables: Table[] = [];
-  for (const [group, columns] of [['core', CORE_COLUMNS], ['postgres', POSTGRES_COLUMNS]] as const) {
-    const scenarios = report.scenarios.filter((s) => s.group === group);
-    if (scenarios.length > 0) tables.push({ columns, rows: scenarios.map((s) => columns.map((column) => column.cell(s))) });
-  }
-  return tables;
-}
-
-/** Plain-text tables for the console, one per group. */
+/** Plain-text tables for the console, one per group, then the run's context and any misses. */
 export function formatTable(report: BenchmarkReport): string {
-  const blocks = tablesOf(report).map(({ columns, rows }) => {
-    const titles = columns.map((column) => column.title);
-    const all = [titles, ...rows];
+  const blocks = report.groups.map((group) => {
+    const titles = COLUMNS.map((column) => column.title);
+    const all = [titles, ...rowsOf(report, group)];
     const widths = titles.map((_, c) => Math.max(...all.map((row) => (row[c] ?? '').length)));
-    const line = (row: readonly string[]): string =>
-      row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ');
-    const rule = widths.map((w) => '-'.repeat(w)).join('  ');
-    return [line(titles), rule, ...rows.map(line)].join('\n');
+    const line = (row: readonly string[]): string => row.map((cell, c) => (c === 0 || c === 4 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ');
+    return [`${group.title}`, line(titles), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n');
   });
-  return [...blocks.flatMap((block) => [block, '']), describeRun(report)].join('\n');
+  return [...blocks.flatMap((block) => [block, '']), describeRun(report), '', ...formatMisses(report)].join('\n').trimEnd();
 }
 
-/** The same tables in Markdown, with the run's context. */
+/** One line per missed target, or a line saying all were met. */
+export function formatMisses(report: BenchmarkReport): string[] {
+  const missed = report.scenarios.filter((s) => s.meetsTarget === false);
+  if (missed.length === 0) return ['Every target was met.'];
+  return [`TARGETS MISSED (${missed.length}):`, ...missed.map((s) => `  ✗ ${s.name}: ${s.misses.join('; ')} — target: ${s.target?.statement ?? ''}`)];
+}
+
+/** The tables in Markdown, with a headline comparison, the run's context and the notes. */
 export function formatMarkdown(report: BenchmarkReport): string {
-  const blocks = tablesOf(report).flatMap(({ columns, rows }) => [
-    `| ${columns.map((column) => column.title).join(' | ')} |`,
-    `|${columns.map((_, c) => (c === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
-    ...rows.map((row) => `| ${row.map((cell, c) => (c === 0 ? `\`${cell}\`` : cell)).join(' | ')} |`),
+  const lines: string[] = [`# Benchmark results — ${report.startedAt}`, '', describeRun(report), ''];
+  const headline = report.scenarios.filter((s) => s.role === 'ours' && s.group !== 'core');
+  if (headline.length > 0) {
+    lines.push(
+      '## Ours next to the peers',
+      '',
+      '| scenario | median | p99 | raw ceiling (median) | × raw | Emmett (median) | × Emmett | target | meets |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | :---: |',
+    );
+    const medianOf = (name: string | null): string => {
+      const found = name === null ? undefined : report.scenarios.find((s) => s.name === name);
+      return found === undefined ? '–' : `${rate(found.opsPerSecMedian)} (\`${found.name}\`)`;
+    };
+    for (const s of headline) {
+      lines.push(
+        `| \`${s.name}\` | ${rate(s.opsPerSecMedian)} ${s.opsUnit}/s | ${formatMs(s.latencyMs.p99)} per ${s.latencyOf} | ${medianOf(s.rawCeiling)} | ${s.ratioToRawCeiling?.toFixed(3) ?? '–'} | ${medianOf(s.emmettPeer)} | ${s.ratioToEmmett?.toFixed(2) ?? '–'} | ${s.target?.statement ?? '–'} | ${s.meetsTarget === null ? '–' : s.meetsTarget ? 'yes' : '**NO**: ' + s.misses.join('; ')} |`,
+      );
+    }
+    lines.push('');
+  }
+  for (const group of report.groups) {
+    lines.push(`## ${group.title}`, '', group.method, '');
+    lines.push(`| ${COLUMNS.map((column) => column.title).join(' | ')} |`, `|${COLUMNS.map((_, c) => (c === 0 || c === 4 ? ' --- ' : ' ---: ')).join('|')}|`);
+    for (const row of rowsOf(report, group)) lines.push(`| ${row.map((cell, c) => (c === 0 ? `\`${cell}\`` : cell)).join(' | ')} |`);
+    lines.push('');
+    for (const s of report.scenarios.filter((x) => x.group === group.id)) {
+      const details = Object.entries(s.details)
+        .map(([key, value]) => `${key} ${typeof value === 'number' ? value.toLocaleString('en-US') : String(value)}`)
+        .join(', ');
+      lines.push(`- \`${s.name}\`: ${s.description}.${details === '' ? '' : ` (${details})`}`);
+    }
+    lines.push('');
+  }
+  lines.push(
+    '## Notes',
     '',
-  ]);
-  const scenarioNotes = report.scenarios.map((s) => `- \`${s.name}\`: ${s.description}.`);
-  return [
-    `# Benchmark results — ${report.startedAt}`,
+    ...formatMisses(report).map((line) => (line.startsWith('  ') ? `- ${line.trim()}` : line)),
     '',
-    describeRun(report),
+    '- Throughput: "median" is the median of the samples (rounds, windows or 1 s intervals, per group); "overall" is all operations ÷ all timed seconds; "slowest sample" is the slowest round, window or interval.',
+    '- Latency: p50/p95/p99/max of one operation as "latency of" says, from an HDR histogram (3 significant digits). For the fixed-rate scenario it is counted from each transfer\'s due time (coordinated omission corrected); its details give the uncorrected figures too.',
+    '- "× raw" and "× Emmett" are this median ÷ the peer\'s median from the same run, same machine, same PostgreSQL; "meets" checks every part of the target. "load" is the 1-minute load average at the start and end of the scenario (2 cores: above ~2 the machine was shared).',
     '',
-    ...blocks,
-    ...scenarioNotes,
-    '',
-    'Throughput columns are per-round ops/s over the measured rounds; p95 is the rate that 95 % of rounds reached. One PostgreSQL op is one transfer (one event, one row).',
-    'ns/op columns are per-operation times from batch samples (batch time ÷ batch size); ms/batch columns are whole-batch times (one append and its commit).',
-    '"cpu/wall" is process CPU time over wall time while timed: for the in-memory loops, well below 1 means the run shared its core and the figures are pessimistic; for PostgreSQL it is mostly time spent waiting for the server.',
-    '"× raw" is the median divided by the median of the raw ceiling of the same group from the same run; "meets" compares the median, or that ratio, with the target.',
-    '',
-  ].join('\n');
+  );
+  return lines.join('\n');
 }
 
 function describeRun(report: BenchmarkReport): string {
-  const { machine, settings, versions, postgres } = report;
-  const lines = [
-    `${settings.mode} run: ${settings.rounds} rounds × ${int(settings.opsPerRound)} ops (+${settings.warmupRounds} warm-up), batches of ${int(settings.batchSize)}, ${int(settings.accounts)} accounts, seed ${settings.seed}; single-threaded, not pinned to a core.`,
-  ];
+  const { machine, versions, postgres } = report;
+  const lines = [`${report.mode} run; single-threaded load generator and system under test in one Node process, not pinned to a core.`];
   if (postgres !== null) {
-    const { server, settings: pg } = postgres;
+    const { server, emmett } = postgres;
     lines.push(
-      `PostgreSQL: ${pg.rounds} rounds × ${pg.batchesPerRound} appends of ${int(pg.batchSize)} transfers (+${pg.warmupRounds} warm-up), ${int(pg.accounts)} accounts; ` +
-        `${server.source === 'embedded' ? 'embedded server' : 'server at DATABASE_URL'}, ${server.version.split(' on ')[0] ?? server.version}; ` +
-        `synchronous_commit=${server.synchronousCommit}, fsync=${server.fsync}, full_page_writes=${server.fullPageWrites}, wal_sync_method=${server.walSyncMethod}.`,
+      `PostgreSQL: ${server.source === 'embedded' ? 'embedded server' : 'server at DATABASE_URL'}, ${server.version.split(' on ')[0] ?? server.version}; ` +
+        `synchronous_commit=${server.synchronousCommit}, fsync=${server.fsync}, full_page_writes=${server.fullPageWrites}, wal_sync_method=${server.walSyncMethod}, shared_buffers=${server.sharedBuffers}.`,
+      emmett.available
+        ? `Emmett: @event-driven-io/emmett-postgresql ${emmett.version ?? '?'} on the same server and database, synchronous_commit=${emmett.synchronousCommit ?? '?'}.`
+        : `Emmett: did not run (${emmett.reason ?? 'not requested'}).`,
     );
   }
   lines.push(
     `Machine: ${machine.cpus} × ${machine.model}, ${machine.platform}, Node ${machine.node}, load average ${machine.loadAverage1mAtStart.toFixed(2)} at start.`,
-    `ledger-core ${versions.ledgerCore} (${settings.ledgerCoreSource}), commit ${versions.gitCommit ?? 'unknown'}${versions.gitDirty === true ? ' + uncommitted changes' : ''}; took ${(report.durationMs / 1000).toFixed(1)} s.`,
+    `ledger-core ${versions.ledgerCore}, store-postgres ${versions.storePostgres}, pg ${versions.pg}; commit ${versions.gitCommit ?? 'unknown'}${versions.gitDirty === true ? ' + uncommitted changes' : ''}; took ${(report.durationMs / 1000).toFixed(1)} s.`,
   );
   return lines.join('\n');
 }
@@ -291,9 +371,20 @@ function describeRun(report: BenchmarkReport): string {
 function formatTarget(target: Target | null): string {
   if (target === null) return '–';
   const parts: string[] = [];
-  if (target.opsPerSec !== undefined) parts.push(int(target.opsPerSec));
-  if (target.ratioToRawCeiling !== undefined) parts.push(`≥ ${target.ratioToRawCeiling.toFixed(2)} × raw`);
+  if (target.opsPerSec !== undefined) parts.push(`≥ ${int(target.opsPerSec)}/s${target.basis === 'overall' ? ' sustained' : ''}`);
+  if (target.ratioToRawCeiling !== undefined) parts.push(`≥ ${target.ratioToRawCeiling} × raw`);
+  if (target.ratioTo !== undefined) parts.push(`≥ ${target.ratioTo.min} × ${target.ratioTo.scenario}`);
+  if (target.latencyP99MsMax !== undefined) parts.push(`p99 ≤ ${target.latencyP99MsMax} ms`);
+  if (target.latencyP50MsMax !== undefined) parts.push(`median ≤ ${int(target.latencyP50MsMax)} ms`);
   return parts.join(', ');
+}
+
+/** A latency in ms with a unit that keeps 3 significant digits readable: ns, µs, ms or s. */
+export function formatMs(ms: number): string {
+  if (ms < 0.001) return `${(ms * 1e6).toFixed(0)} ns`;
+  if (ms < 1) return `${(ms * 1e3).toPrecision(3)} µs`;
+  if (ms < 1_000) return `${ms.toPrecision(3)} ms`;
+  return `${(ms / 1_000).toPrecision(3)} s`;
 }
 
 /** The files one report was written to. */
@@ -301,12 +392,13 @@ export interface WrittenReport {
   readonly json: string;
   readonly latestJson: string;
   readonly latestMarkdown: string;
+  readonly latestSvg: string;
 }
 
 /**
- * Writes `<startedAt>.json` (colons as dashes, so the name is valid everywhere), `latest.json`
- * and `latest.md` into `directory`. Each file is written whole and renamed into place, so a
- * reader never sees half a report.
+ * Writes `<startedAt>.json` (colons as dashes, so the name is valid everywhere), `latest.json`,
+ * `latest.md` and `latest.svg` into `directory`. Each file is written whole and renamed into
+ * place, so a reader never sees half a report.
  */
 export function writeReport(report: BenchmarkReport, directory: string): WrittenReport {
   mkdirSync(directory, { recursive: true });
@@ -315,10 +407,12 @@ export function writeReport(report: BenchmarkReport, directory: string): Written
     json: path.join(directory, `${report.startedAt.replaceAll(':', '-')}.json`),
     latestJson: path.join(directory, 'latest.json'),
     latestMarkdown: path.join(directory, 'latest.md'),
+    latestSvg: path.join(directory, 'latest.svg'),
   };
   writeAtomically(written.json, json);
   writeAtomically(written.latestJson, json);
   writeAtomically(written.latestMarkdown, formatMarkdown(report));
+  writeAtomically(written.latestSvg, renderChart(report));
   return written;
 }
 
@@ -328,12 +422,27 @@ function writeAtomically(file: string, content: string): void {
   renameSync(temporary, file);
 }
 
+function nonEmpty(samples: readonly number[], fallback: number): readonly number[] {
+  return samples.length > 0 ? samples : [fallback];
+}
+
+function roundLatency(latency: LatencySummary): LatencySummary {
+  // ns resolution: the in-memory scenarios' per-operation times are fractions of a microsecond.
+  const r = (ms: number): number => Math.round(ms * 1e6) / 1e6;
+  return { p50: r(latency.p50), p95: r(latency.p95), p99: r(latency.p99), max: r(latency.max) };
+}
+
 function int(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
 
-function nsToMs(ns: number): number {
-  return Math.round(ns / 1_000) / 1_000;
+/** A rate as reported: whole numbers from 100 up, two decimals below (a start-up is about one per second). */
+function roundRate(value: number): number {
+  return value >= 100 ? Math.round(value) : Math.round(value * 100) / 100;
+}
+
+function rate(value: number): string {
+  return value >= 100 ? int(value) : value.toFixed(2);
 }
 
 function round4(value: number): number {

@@ -1,83 +1,340 @@
 /**
- * The benchmark suite: every scenario, run with one set of settings, reported together. Scenarios
- * come in groups, each measured with its own settings next to its own raw ceiling: the in-memory
- * core first, then PostgreSQL on a throwaway database. Later benchmarks join by adding their
- * scenarios to a group (or a group of their own).
+ * The benchmark suite: a registry of scenario groups, run in order with one set of settings and
+ * reported together. Each group measures its scenarios next to its own peers (a raw ceiling, and
+ * Emmett where it applies) in the same run; the PostgreSQL groups share one throwaway database.
+ *
+ * To add a group, write a module that exports a {@link SuiteGroup} (its scenarios may use the
+ * round harness in `harness.ts` or the windowed one in `load-harness.ts`) and add it to
+ * {@link SUITE_GROUPS}; if it needs settings of its own, add a section to {@link SuiteSettings}
+ * and to both presets.
  */
+import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { coreDecideEvolveScenarios, RAW_CEILING } from './core-decide-evolve.js';
+import { openEmmettPeer, type EmmettPeer } from './emmett-peer.js';
 import { machineInfo, versionInfo } from './environment.js';
-import { gcBetweenRounds, measureScenarios, type MeasureSettings, type RoundListener, type Scenario, type ScenarioMeasurement } from './harness.js';
+import { gcBetweenRounds, measureScenarios, type MeasureSettings, type RoundListener } from './harness.js';
+import { interleavedSchedule, INTERVAL_MS, runLoadSchedule, sandwichSchedule, type WindowListener } from './load-harness.js';
 import { PG_BATCH_SIZE, PG_RAW_CEILING, postgresAppendScenarios, POSTGRES_SCENARIO_NAMES } from './postgres-append.js';
-import { openBenchDatabase } from './postgres-database.js';
-import { buildReport, type BenchmarkReport, type MeasuredGroup, type PostgresSection, type ReportSettings } from './report.js';
+import { openBenchDatabase, type BenchDatabase } from './postgres-database.js';
+import { buildReport, type BenchmarkReport, type EmmettInfo, type MeasuredGroup, type RunMode } from './report.js';
+import { createRawTable } from './raw-insert.js';
+import { firstErrorReporter, type ErrorReporter } from './scenario-util.js';
+import {
+  batchScenarios,
+  callerScenarios,
+  EMMETT_BATCH,
+  EMMETT_CALLERS,
+  encodedRing,
+  fixedRateScenario,
+  LOAD_BATCH_SIZE,
+  RAW_BATCH,
+  RAW_CALLERS,
+  WRITER_BATCH,
+  WRITER_CALLERS,
+  WRITER_FIXED_RATE,
+  WRITER_HOT,
+  type WriterLoadOptions,
+} from './writer-load.js';
+import { measureWriterStartup, WRITER_STARTUP } from './writer-startup.js';
 
-/** How the PostgreSQL group is measured. */
+/** The in-memory core group: rounds of a fixed number of decisions. */
+export interface CoreSuiteSettings extends MeasureSettings {
+  /** Accounts in each fixture ledger; even. */
+  readonly accounts: number;
+}
+
+/** The PostgreSQL append group: rounds of appends of {@link PG_BATCH_SIZE} transfers. */
 export interface PostgresSuiteSettings {
-  /** Measured rounds per scenario. */
   readonly rounds: number;
-  /** Unrecorded rounds per scenario first: JIT, connections and the server's caches warm up. */
   readonly warmupRounds: number;
-  /** Appends of {@link PG_BATCH_SIZE} transfers per round and scenario. */
+  /** Appends per round and scenario. */
   readonly batchesPerRound: number;
   /** Accounts in each round's fixture ledger; even. */
   readonly accounts: number;
 }
 
-/** What a suite run needs; the measurement settings are the core group's. */
-export interface SuiteSettings extends MeasureSettings {
-  readonly mode: ReportSettings['mode'];
-  /** Accounts in each core fixture ledger; even. */
+/** The writer groups on PostgreSQL: time windows of callers, and the start-up. */
+export interface WriterSuiteSettings {
+  /** Accounts in each fixture ledger; even. */
   readonly accounts: number;
+  /** Concurrent callers of the caller scenarios. */
+  readonly callers: number;
+  /** The writer's continuous window of batches of 1,000. */
+  readonly sustainedWindowMs: number;
+  /** Each of a batch peer's two windows (one before the writer's, one after). */
+  readonly peerWindowMs: number;
+  /** One unrecorded window per scenario first: JIT, connections and the server's caches warm up. */
+  readonly warmupWindowMs: number;
+  /** Rounds of the caller group (one window per scenario each, interleaved). */
+  readonly callerRounds: number;
+  readonly callerWindowMs: number;
+  /** Arrival rate of the fixed-rate scenario, transfers/s, and its window. */
+  readonly fixedRatePerSec: number;
+  readonly fixedRateWindowMs: number;
+  /** Events in the start-up ledger, and how many of them come after its snapshot. */
+  readonly startupHistoryEvents: number;
+  readonly startupTailEvents: number;
+  /** Timed start-ups. */
+  readonly startupOpens: number;
+}
+
+/** What a suite run needs. A group whose section is `undefined` is left out. */
+export interface SuiteSettings {
+  readonly mode: RunMode;
   /** Seed of the generated transfer streams. */
   readonly seed: number;
   /**
-   * Run only scenarios with these names. A group runs when any of its scenarios is named, and
-   * then its raw ceiling runs too, for the ratios.
+   * Run only these scenarios (and the peers their ratios need). A group runs when any of its
+   * scenarios is named; the writer groups then run whole, since their scenarios are each other's peers.
    */
   readonly only: readonly string[] | undefined;
-  /** The PostgreSQL group's settings; `undefined` leaves the group out (no server is started). */
+  readonly core: CoreSuiteSettings | undefined;
+  /** Leaving both PostgreSQL sections out starts no server. */
   readonly postgres: PostgresSuiteSettings | undefined;
+  readonly writer: WriterSuiteSettings | undefined;
+  /** Whether to run the Emmett peer (when it cannot be loaded the run says why and goes on without it). */
+  readonly emmett: boolean;
 }
 
-/** `pnpm bench`: long enough for stable medians on a quiet machine (a few minutes). */
+/** `pnpm bench`: every scenario at full length (about 7 minutes on a 2-core machine). */
 export const FULL_SETTINGS: SuiteSettings = {
   mode: 'full',
-  rounds: 15,
-  warmupRounds: 3,
-  opsPerRound: 200_000,
-  batchSize: 1_000,
-  accounts: 10_000,
   seed: 42,
   only: undefined,
+  core: { rounds: 15, warmupRounds: 3, opsPerRound: 200_000, batchSize: 1_000, accounts: 10_000 },
   postgres: { rounds: 10, warmupRounds: 2, batchesPerRound: 20, accounts: 1_000 },
+  writer: {
+    accounts: 1_000,
+    callers: 64,
+    sustainedWindowMs: 60_000,
+    peerWindowMs: 10_000,
+    warmupWindowMs: 2_000,
+    callerRounds: 5,
+    callerWindowMs: 5_000,
+    fixedRatePerSec: 5_000,
+    fixedRateWindowMs: 10_000,
+    startupHistoryEvents: 1_000_000,
+    startupTailEvents: 25_000,
+    startupOpens: 5,
+  },
+  emmett: true,
 };
 
-/** `pnpm bench:ci`: the same scenarios, short enough for CI (well under a minute with the embedded server's start). */
+/** `pnpm bench:ci`: the same scenarios, short (under 3 minutes on a 2-core machine, the server's start included). */
 export const CI_SETTINGS: SuiteSettings = {
   ...FULL_SETTINGS,
   mode: 'ci',
-  rounds: 5,
-  warmupRounds: 2,
-  opsPerRound: 50_000,
+  core: { rounds: 5, warmupRounds: 2, opsPerRound: 50_000, batchSize: 1_000, accounts: 10_000 },
   postgres: { rounds: 3, warmupRounds: 1, batchesPerRound: 5, accounts: 1_000 },
+  writer: {
+    ...(FULL_SETTINGS.writer as WriterSuiteSettings),
+    sustainedWindowMs: 10_000,
+    peerWindowMs: 3_000,
+    warmupWindowMs: 1_000,
+    callerRounds: 3,
+    callerWindowMs: 2_000,
+    fixedRateWindowMs: 5_000,
+    startupHistoryEvents: 100_000,
+    startupOpens: 3,
+  },
 };
 
 /** Listeners of a suite run. */
 export interface SuiteListeners {
-  /** After each measured round. */
+  /** After each measured round of a round-based group. */
   readonly onRound?: RoundListener;
-  /** Steps worth a line: the server starting, a scenario's first error. */
+  /** After each recorded window of a windowed group. */
+  readonly onWindow?: WindowListener;
+  /** Steps worth a line: the server starting, a scenario's first error, progress of long set-ups. */
   readonly onMessage?: (message: string) => void;
 }
 
-/** The core group's scenarios, in report order; the raw ceiling comes first. */
-export function coreScenarios(settings: Pick<SuiteSettings, 'accounts' | 'seed'>): Scenario[] {
-  return [...coreDecideEvolveScenarios({ accounts: settings.accounts, seed: settings.seed })];
+/** What the PostgreSQL groups share: one database, one store, Emmett (when it runs) and the peers' rows. */
+export interface PostgresShared {
+  readonly database: BenchDatabase;
+  readonly store: PostgresEventStore;
+  readonly emmett: EmmettPeer | undefined;
+  readonly emmettInfo: EmmettInfo;
 }
 
-/** Every scenario name of the suite, in report order. */
-export function suiteScenarioNames(settings: Pick<SuiteSettings, 'accounts' | 'seed'>): string[] {
-  return [...coreScenarios(settings).map((scenario) => scenario.name), ...POSTGRES_SCENARIO_NAMES];
+/** What a group gets to measure with. */
+export interface SuiteContext {
+  readonly settings: SuiteSettings;
+  readonly listeners: SuiteListeners;
+  /** Passes on each scenario's first error. */
+  readonly report: ErrorReporter;
+  /** Whether a scenario was asked for (always true without `--only`); groups whose scenarios are each other's peers run whole. */
+  readonly selected: (name: string) => boolean;
+  /** Opens the shared PostgreSQL resources on first use. */
+  readonly postgres: () => Promise<PostgresShared>;
+}
+
+/** A group of scenarios measured together. */
+export interface SuiteGroup {
+  readonly id: string;
+  /** Whether it needs the PostgreSQL server. */
+  readonly needsPostgres: boolean;
+  /** Every scenario the group can report, in report order. */
+  scenarioNames(settings: SuiteSettings): readonly string[];
+  /** Whether the settings include the group. */
+  enabled(settings: SuiteSettings): boolean;
+  measure(context: SuiteContext): Promise<MeasuredGroup>;
+}
+
+const coreGroup: SuiteGroup = {
+  id: 'core',
+  needsPostgres: false,
+  scenarioNames: () => [RAW_CEILING, 'decide-evolve-prevalidated', 'validate-decide-evolve'],
+  enabled: (settings) => settings.core !== undefined,
+  async measure(context) {
+    const core = context.settings.core as CoreSuiteSettings;
+    const all = coreDecideEvolveScenarios({ accounts: core.accounts, seed: context.settings.seed });
+    const scenarios = all.filter((s) => s.name === RAW_CEILING || context.selected(s.name));
+    return {
+      info: {
+        id: 'core',
+        title: 'In memory: decide + evolve (no store)',
+        rawCeiling: RAW_CEILING,
+        method: `${core.rounds} rounds × ${int(core.opsPerRound)} transfers per scenario (+${core.warmupRounds} warm-up), interleaved with a rotating order; one sample per round; latency is a batch of ${int(core.batchSize)} timed together ÷ its size.`,
+        settings: { ...core },
+      },
+      measurements: await measureScenarios(scenarios, core, context.listeners.onRound),
+    };
+  },
+};
+
+const postgresAppendGroup: SuiteGroup = {
+  id: 'postgres',
+  needsPostgres: true,
+  scenarioNames: () => POSTGRES_SCENARIO_NAMES,
+  enabled: (settings) => settings.postgres !== undefined,
+  async measure(context) {
+    const pg = context.settings.postgres as PostgresSuiteSettings;
+    const { database } = await context.postgres();
+    const all = await postgresAppendScenarios({ app: database.app, accounts: pg.accounts, seed: context.settings.seed, onError: context.report });
+    const scenarios = all.filter((s) => s.name === PG_RAW_CEILING || context.selected(s.name));
+    const measure: MeasureSettings = { rounds: pg.rounds, warmupRounds: pg.warmupRounds, opsPerRound: pg.batchesPerRound * PG_BATCH_SIZE, batchSize: PG_BATCH_SIZE };
+    return {
+      info: {
+        id: 'postgres',
+        title: 'PostgreSQL: appends of 1,000 (rounds)',
+        rawCeiling: PG_RAW_CEILING,
+        method: `${pg.rounds} rounds × ${pg.batchesPerRound} appends of ${int(PG_BATCH_SIZE)} per scenario (+${pg.warmupRounds} warm-up), interleaved with a rotating order; one sample per round; latency is one append and its commit.`,
+        settings: { ...pg, batchSize: PG_BATCH_SIZE },
+      },
+      measurements: await measureScenarios(scenarios, measure, context.listeners.onRound),
+    };
+  },
+};
+
+const writerBatchGroup: SuiteGroup = {
+  id: 'writer-batch',
+  needsPostgres: true,
+  scenarioNames: (settings) => [RAW_BATCH, ...(settings.emmett ? [EMMETT_BATCH] : []), WRITER_BATCH],
+  enabled: (settings) => settings.writer !== undefined,
+  async measure(context) {
+    const writer = context.settings.writer as WriterSuiteSettings;
+    const { main, peers } = batchScenarios(await writerLoadOptions(context));
+    const measurements = await runLoadSchedule(sandwichSchedule(main, peers, writer.sustainedWindowMs, writer.peerWindowMs, writer.warmupWindowMs), context.listeners.onWindow);
+    return {
+      info: {
+        id: 'writer-batch',
+        title: 'PostgreSQL: batches of 1,000 through the writer, sustained',
+        rawCeiling: RAW_BATCH,
+        method:
+          `The writer runs one continuous ${seconds(writer.sustainedWindowMs)} window; each peer runs ${seconds(writer.peerWindowMs)} before it and ${seconds(writer.peerWindowMs)} after it (peers in order, writer, peers in reverse), after a ${seconds(writer.warmupWindowMs)} warm-up window each. ` +
+          `A throughput sample is one ${INTERVAL_MS / 1_000} s interval; latency is one batch of ${int(LOAD_BATCH_SIZE)} (all its transfers acknowledged, i.e. durably committed).`,
+        settings: { sustainedWindowMs: writer.sustainedWindowMs, peerWindowMs: writer.peerWindowMs, warmupWindowMs: writer.warmupWindowMs, batchSize: LOAD_BATCH_SIZE, accounts: writer.accounts },
+      },
+      measurements,
+    };
+  },
+};
+
+const writerCallersGroup: SuiteGroup = {
+  id: 'writer-callers',
+  needsPostgres: true,
+  scenarioNames: (settings) => [RAW_CALLERS, ...(settings.emmett ? [EMMETT_CALLERS] : []), WRITER_CALLERS, WRITER_HOT],
+  enabled: (settings) => settings.writer !== undefined,
+  async measure(context) {
+    const writer = context.settings.writer as WriterSuiteSettings;
+    const scenarios = callerScenarios(await writerLoadOptions(context));
+    const measurements = await runLoadSchedule(interleavedSchedule(scenarios, writer.callerRounds, writer.callerWindowMs, writer.warmupWindowMs), context.listeners.onWindow);
+    return {
+      info: {
+        id: 'writer-callers',
+        title: `PostgreSQL: ${writer.callers} concurrent callers, one transfer at a time`,
+        rawCeiling: RAW_CALLERS,
+        method: `${writer.callerRounds} rounds of one ${seconds(writer.callerWindowMs)} window per scenario (+ a ${seconds(writer.warmupWindowMs)} warm-up window each), interleaved with a rotating order; a throughput sample is one window; latency is one transfer, from send to acknowledgement.`,
+        settings: { callers: writer.callers, rounds: writer.callerRounds, windowMs: writer.callerWindowMs, warmupWindowMs: writer.warmupWindowMs, accounts: writer.accounts },
+      },
+      measurements,
+    };
+  },
+};
+
+const writerFixedRateGroup: SuiteGroup = {
+  id: 'writer-fixed-rate',
+  needsPostgres: true,
+  scenarioNames: () => [WRITER_FIXED_RATE],
+  enabled: (settings) => settings.writer !== undefined,
+  async measure(context) {
+    const writer = context.settings.writer as WriterSuiteSettings;
+    const scenario = fixedRateScenario(await writerLoadOptions(context));
+    const windows = [
+      { scenario, round: -1, durationMs: writer.warmupWindowMs },
+      { scenario, round: 0, durationMs: writer.fixedRateWindowMs },
+    ];
+    return {
+      info: {
+        id: 'writer-fixed-rate',
+        title: `PostgreSQL: ${int(writer.fixedRatePerSec)} transfers/s at fixed arrival times`,
+        rawCeiling: null,
+        method: `One ${seconds(writer.fixedRateWindowMs)} window (after a ${seconds(writer.warmupWindowMs)} warm-up) of an open-loop generator: transfer i is due at start + i ÷ rate and sent when due, whether or not earlier ones have completed; latency is from the due time to the acknowledgement, so a stall is charged to every transfer it delays (coordinated omission corrected). A throughput sample is one ${INTERVAL_MS / 1_000} s interval.`,
+        settings: { ratePerSec: writer.fixedRatePerSec, windowMs: writer.fixedRateWindowMs, accounts: writer.accounts },
+      },
+      measurements: await runLoadSchedule(windows, context.listeners.onWindow),
+    };
+  },
+};
+
+const writerStartupGroup: SuiteGroup = {
+  id: 'writer-startup',
+  needsPostgres: true,
+  scenarioNames: () => [WRITER_STARTUP],
+  enabled: (settings) => settings.writer !== undefined,
+  async measure(context) {
+    const writer = context.settings.writer as WriterSuiteSettings;
+    const { store } = await context.postgres();
+    const measurement = await measureWriterStartup({
+      store,
+      historyEvents: writer.startupHistoryEvents,
+      tailEvents: writer.startupTailEvents,
+      opens: writer.startupOpens,
+      accounts: writer.accounts,
+      seed: context.settings.seed,
+      onMessage: context.listeners.onMessage ?? (() => undefined),
+    });
+    return {
+      info: {
+        id: 'writer-startup',
+        title: `PostgreSQL: writer start-up with ${int(writer.startupHistoryEvents)} events of history`,
+        rawCeiling: null,
+        method: `History appended untimed as pre-encoded, hash-chained batches; the writer's own snapshot saved ${int(writer.startupTailEvents)} events before the end (a writer opened once with no snapshot — the cold start in the details — saved it); then ${writer.startupOpens} timed LedgerWriter.open calls, each checked to end at the last event's version and hash. A sample is one open.`,
+        settings: { historyEvents: writer.startupHistoryEvents, tailEvents: writer.startupTailEvents, opens: writer.startupOpens, accounts: writer.accounts },
+      },
+      measurements: [measurement],
+      opsUnits: { [WRITER_STARTUP]: 'opens' },
+    };
+  },
+};
+
+/** Every group, in the order they run and are reported. Add new groups here. */
+export const SUITE_GROUPS: readonly SuiteGroup[] = [coreGroup, postgresAppendGroup, writerBatchGroup, writerCallersGroup, writerFixedRateGroup, writerStartupGroup];
+
+/** Every scenario name the settings can produce, in report order. */
+export function suiteScenarioNames(settings: SuiteSettings): string[] {
+  return SUITE_GROUPS.flatMap((group) => [...group.scenarioNames(settings)]);
 }
 
 /** Runs the suite and returns its report. */
@@ -87,92 +344,126 @@ export async function runSuite(settings: SuiteSettings, listeners: SuiteListener
   const known = suiteScenarioNames(settings);
   const unknown = (settings.only ?? []).filter((name) => !known.includes(name));
   if (unknown.length > 0) throw new RangeError(`unknown scenario ${unknown.join(', ')}; known: ${known.join(', ')}`);
-  const wanted = (names: readonly string[]): boolean => settings.only === undefined || names.some((name) => settings.only?.includes(name));
-  const selectedIn = <T extends { readonly name: string }>(all: readonly T[], ceiling: string): T[] =>
-    all.filter((scenario) => settings.only === undefined || scenario.name === ceiling || settings.only.includes(scenario.name));
-
-  const groups: MeasuredGroup[] = [];
-  const core = coreScenarios(settings);
-  if (wanted(core.map((scenario) => scenario.name))) {
-    groups.push({ group: 'core', rawCeiling: RAW_CEILING, measurements: await measureScenarios(selectedIn(core, RAW_CEILING), settings, listeners.onRound) });
-  }
-  let postgres: PostgresSection | null = null;
-  if (settings.postgres !== undefined && wanted(POSTGRES_SCENARIO_NAMES)) {
-    const measured = await measurePostgres(settings, settings.postgres, (all) => selectedIn(all, PG_RAW_CEILING), listeners);
-    groups.push({ group: 'postgres', rawCeiling: PG_RAW_CEILING, measurements: measured.measurements });
-    postgres = measured.section;
-  }
-  if (groups.length === 0) throw new RangeError('no scenario selected');
-  return buildReport({
-    startedAt,
-    finishedAt: new Date(),
-    machine,
-    versions: versionInfo(),
-    settings: {
-      mode: settings.mode,
-      rounds: settings.rounds,
-      warmupRounds: settings.warmupRounds,
-      opsPerRound: settings.opsPerRound,
-      batchSize: settings.batchSize,
-      accounts: settings.accounts,
-      seed: settings.seed,
-      gcBetweenRounds,
-      ledgerCoreSource: 'packages/ledger-core/src (TypeScript sources via tsconfig paths)',
-    },
-    rawCeiling: RAW_CEILING,
-    postgres,
-    groups,
-  });
-}
-
-/**
- * Opens a fresh database, measures the selected PostgreSQL scenarios there and drops it, also
- * when a scenario throws or the run is interrupted.
- */
-async function measurePostgres(
-  settings: SuiteSettings,
-  pg: PostgresSuiteSettings,
-  select: (all: readonly Scenario[]) => Scenario[],
-  listeners: SuiteListeners,
-): Promise<{ measurements: ScenarioMeasurement[]; section: PostgresSection }> {
   const say = listeners.onMessage ?? (() => undefined);
-  say(process.env['DATABASE_URL'] ? 'PostgreSQL: creating a database on the server at DATABASE_URL' : 'PostgreSQL: starting an embedded server (durable settings)');
-  const database = await openBenchDatabase();
+  const report = firstErrorReporter((name, error) => say(`error in ${name}: ${error instanceof Error ? error.message : String(error)}`));
+  const wanted = SUITE_GROUPS.filter(
+    (group) => group.enabled(settings) && (settings.only === undefined || group.scenarioNames(settings).some((name) => settings.only?.includes(name))),
+  );
+  if (wanted.length === 0) throw new RangeError('no scenario selected');
+
+  let shared: Promise<PostgresShared> | undefined;
   const interrupted = (signal: NodeJS.Signals): void => {
     say(`${signal}: dropping the benchmark database`);
-    void database.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    void closeShared(shared).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
+  const groups: MeasuredGroup[] = [];
   try {
-    const { info } = database;
-    say(`PostgreSQL: ${info.version.split(' on ')[0] ?? info.version}, database ${info.database}, synchronous_commit=${info.synchronousCommit}, fsync=${info.fsync}`);
-    if (info.fsync !== 'on') say('warning: fsync is off on this server: commits cost nothing durable and the figures flatter both sides');
-    const all = await postgresAppendScenarios({
-      app: database.app,
-      admin: database.admin,
-      accounts: pg.accounts,
-      seed: settings.seed,
-      onError: (name, error) => say(`error in ${name}: ${error instanceof Error ? error.message : String(error)}`),
+    for (const group of wanted) {
+      const selected = (name: string): boolean => settings.only === undefined || settings.only.includes(name);
+      say(`— ${group.id}`);
+      groups.push(
+        await group.measure({
+          settings,
+          listeners,
+          report,
+          selected,
+          postgres: () => (shared ??= openShared(settings, say)),
+        }),
+      );
+    }
+    const postgres = shared === undefined ? null : await shared;
+    return buildReport({
+      startedAt,
+      finishedAt: new Date(),
+      mode: settings.mode,
+      machine,
+      versions: versionInfo(postgres?.emmett?.version),
+      settings: { seed: settings.seed, gcBetweenRounds, only: settings.only?.join(',') ?? '', ledgerCoreSource: 'packages/*/src (TypeScript sources via tsconfig paths)' },
+      postgres: postgres === null ? null : { server: postgres.database.info, emmett: postgres.emmettInfo },
+      groups,
     });
-    const measure: MeasureSettings = {
-      rounds: pg.rounds,
-      warmupRounds: pg.warmupRounds,
-      opsPerRound: pg.batchesPerRound * PG_BATCH_SIZE,
-      batchSize: PG_BATCH_SIZE,
-    };
-    const measurements = await measureScenarios(select(all), measure, listeners.onRound);
-    return {
-      measurements,
-      section: {
-        settings: { rounds: pg.rounds, warmupRounds: pg.warmupRounds, batchesPerRound: pg.batchesPerRound, batchSize: PG_BATCH_SIZE, opsPerRound: measure.opsPerRound, accounts: pg.accounts },
-        rawCeiling: PG_RAW_CEILING,
-        server: info,
-      },
-    };
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
-    await database.close();
+    await closeShared(shared);
   }
+}
+
+/** Options of the writer's load scenarios, from the shared PostgreSQL resources. */
+async function writerLoadOptions(context: SuiteContext): Promise<WriterLoadOptions> {
+  const writer = context.settings.writer as WriterSuiteSettings;
+  const { database, store, emmett } = await context.postgres();
+  return {
+    store,
+    app: database.app,
+    emmett,
+    accounts: writer.accounts,
+    callers: writer.callers,
+    fixedRatePerSec: writer.fixedRatePerSec,
+    seed: context.settings.seed,
+    ring: sharedRing(writer.accounts, context.settings.seed),
+    report: context.report,
+  };
+}
+
+let ringCache: { readonly key: string; readonly ring: ReturnType<typeof encodedRing> } | undefined;
+
+function sharedRing(accounts: number, seed: number): ReturnType<typeof encodedRing> {
+  const key = `${accounts}:${seed}`;
+  if (ringCache?.key !== key) ringCache = { key, ring: encodedRing(accounts, seed) };
+  return ringCache.ring;
+}
+
+/** Starts (or reaches) the server, creates the database and opens the store and, when asked for, Emmett. */
+async function openShared(settings: SuiteSettings, say: (message: string) => void): Promise<PostgresShared> {
+  say(process.env['DATABASE_URL'] ? 'PostgreSQL: creating a database on the server at DATABASE_URL' : 'PostgreSQL: starting an embedded server (durable settings)');
+  const database = await openBenchDatabase();
+  try {
+    const { info } = database;
+    say(`PostgreSQL: ${info.version.split(' on ')[0] ?? info.version}, database ${info.database}, synchronous_commit=${info.synchronousCommit}, fsync=${info.fsync}`);
+    if (info.fsync !== 'on') say('warning: fsync is off on this server: commits cost nothing durable and the figures flatter every side');
+    const store = await PostgresEventStore.open({ pool: database.app });
+    await createRawTable(database.admin, database.app);
+    let emmett: EmmettPeer | undefined;
+    let emmettInfo: EmmettInfo = { available: false, version: null, synchronousCommit: null, reason: 'left out (--no-emmett)' };
+    const writerGroupsRun = settings.writer !== undefined;
+    if (settings.emmett && writerGroupsRun) {
+      try {
+        emmett = await openEmmettPeer(database.adminUrl);
+        emmettInfo = { available: true, version: emmett.version, synchronousCommit: emmett.synchronousCommit, reason: null };
+        say(`Emmett: @event-driven-io/emmett-postgresql ${emmett.version}, schema created, synchronous_commit=${emmett.synchronousCommit}`);
+        if (emmett.synchronousCommit !== 'on') throw new Error(`synchronous_commit is '${emmett.synchronousCommit}' on Emmett's connections`);
+      } catch (error) {
+        const reason = `could not run: ${error instanceof Error ? error.message : String(error)}`;
+        await emmett?.close().catch(() => undefined);
+        emmett = undefined;
+        emmettInfo = { available: false, version: null, synchronousCommit: null, reason };
+        say(`Emmett ${reason}; going on with the raw ceiling only`);
+      }
+    } else if (!writerGroupsRun) {
+      emmettInfo = { available: false, version: null, synchronousCommit: null, reason: 'no writer group ran' };
+    }
+    return { database, store, emmett, emmettInfo };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+async function closeShared(shared: Promise<PostgresShared> | undefined): Promise<void> {
+  if (shared === undefined) return;
+  const opened = await shared.catch(() => undefined);
+  if (opened === undefined) return;
+  await opened.emmett?.close().catch(() => undefined);
+  await opened.database.close();
+}
+
+function int(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+
+function seconds(ms: number): string {
+  return `${ms / 1_000} s`;
 }

@@ -4,127 +4,175 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RAW_CEILING } from '../src/core-decide-evolve.js';
 import { PG_APPEND, PG_RAW_CEILING, PG_WRITER } from '../src/postgres-append.js';
-import { formatTable, writeReport, type BenchmarkReport, type ScenarioResult } from '../src/report.js';
-import { CI_SETTINGS, runSuite } from '../src/suite.js';
+import { formatMarkdown, formatTable, writeReport, type BenchmarkReport, type ScenarioResult } from '../src/report.js';
+import { CI_SETTINGS, runSuite, suiteScenarioNames, type SuiteSettings } from '../src/suite.js';
+import { validateReport } from '../src/validate.js';
+import { EMMETT_BATCH, EMMETT_CALLERS, RAW_BATCH, RAW_CALLERS, WRITER_BATCH, WRITER_CALLERS, WRITER_FIXED_RATE, WRITER_HOT } from '../src/writer-load.js';
+import { WRITER_STARTUP } from '../src/writer-startup.js';
+
+// A tiny run: it checks what the harnesses report and write, never how fast anything is. The
+// PostgreSQL groups run on an embedded server (or DATABASE_URL) with windows of a second or less.
+const TINY: SuiteSettings = {
+  ...CI_SETTINGS,
+  mode: 'custom',
+  core: { rounds: 2, warmupRounds: 1, opsPerRound: 2_000, batchSize: 500, accounts: 200 },
+  postgres: { rounds: 2, warmupRounds: 1, batchesPerRound: 1, accounts: 20 },
+  writer: {
+    accounts: 20,
+    callers: 8,
+    sustainedWindowMs: 1_000,
+    peerWindowMs: 400,
+    warmupWindowMs: 0,
+    callerRounds: 1,
+    callerWindowMs: 300,
+    fixedRatePerSec: 300,
+    fixedRateWindowMs: 1_000,
+    startupHistoryEvents: 3_000,
+    startupTailEvents: 500,
+    startupOpens: 1,
+  },
+};
+
+const EXPECTED = [
+  RAW_CEILING,
+  'decide-evolve-prevalidated',
+  'validate-decide-evolve',
+  PG_RAW_CEILING,
+  PG_APPEND,
+  PG_WRITER,
+  RAW_BATCH,
+  EMMETT_BATCH,
+  WRITER_BATCH,
+  RAW_CALLERS,
+  EMMETT_CALLERS,
+  WRITER_CALLERS,
+  WRITER_HOT,
+  WRITER_FIXED_RATE,
+  WRITER_STARTUP,
+];
 
 let report: BenchmarkReport;
 let outDir: string;
 
 beforeAll(async () => {
-  // A tiny run: it checks what the harness reports and writes, never how fast anything is. The
-  // PostgreSQL group runs on an embedded server (or DATABASE_URL), one append per round.
-  report = await runSuite({
-    ...CI_SETTINGS,
-    mode: 'custom',
-    rounds: 2,
-    warmupRounds: 1,
-    opsPerRound: 2_000,
-    batchSize: 500,
-    accounts: 200,
-    postgres: { rounds: 2, warmupRounds: 1, batchesPerRound: 1, accounts: 20 },
-  });
+  report = await runSuite(TINY);
   outDir = mkdtempSync(path.join(os.tmpdir(), 'ledgerkit-bench-'));
 });
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
-const CORE = [RAW_CEILING, 'decide-evolve-prevalidated', 'validate-decide-evolve'];
-const POSTGRES = [PG_RAW_CEILING, PG_APPEND, PG_WRITER];
-const EXPECTED = [...CORE, ...POSTGRES];
-
-function expectPositive(value: unknown, where: string): void {
-  expect(typeof value, where).toBe('number');
-  expect(Number.isFinite(value), where).toBe(true);
-  expect(value as number, where).toBeGreaterThan(0);
-}
-
-function checkShape(parsed: BenchmarkReport): void {
-  expect(parsed.schemaVersion).toBe(2);
-  expectPositive(parsed.machine.cpus, 'machine.cpus');
-  expect(parsed.machine.model.length).toBeGreaterThan(0);
-  expect(parsed.machine.node).toBe(process.version);
-  expect(parsed.machine.platform.length).toBeGreaterThan(0);
-  expect(parsed.versions.ledgerCore).toMatch(/^\d+\.\d+\.\d+/);
-  expect(parsed.versions.storePostgres).toMatch(/^\d+\.\d+\.\d+/);
-  expect(parsed.versions.pg).toMatch(/^\d+\.\d+\.\d+/);
-  expect(parsed.settings).toMatchObject({ rounds: 2, opsPerRound: 2_000, batchSize: 500, accounts: 200 });
-  expect(parsed.scenarios.map((s) => s.name)).toEqual(EXPECTED);
-  for (const s of parsed.scenarios) {
-    const core = CORE.includes(s.name);
-    expect(s.group, s.name).toBe(core ? 'core' : 'postgres');
-    expect(s.rawCeiling, s.name).toBe(core ? RAW_CEILING : PG_RAW_CEILING);
-    expectPositive(s.opsPerSecMedian, `${s.name}.opsPerSecMedian`);
-    for (const key of ['p50', 'p95', 'p99', 'min', 'max'] as const) expectPositive(s.opsPerSec[key], `${s.name}.opsPerSec.${key}`);
-    for (const key of ['p50', 'p95', 'p99', 'max'] as const) {
-      expectPositive(s.latencyNs[key], `${s.name}.latencyNs.${key}`);
-      expectPositive(s.batchLatencyMs[key], `${s.name}.batchLatencyMs.${key}`);
-    }
-    expect(s.opsPerSec.min).toBeLessThanOrEqual(s.opsPerSec.max);
-    expect(s.latencyNs.p50).toBeLessThanOrEqual(s.latencyNs.max);
-    expect(s.batchLatencyMs.p50).toBeLessThanOrEqual(s.batchLatencyMs.max);
-    expect(s.rounds).toBe(2);
-    expect(s.ops).toBe(core ? 4_000 : 2_000);
-    expect(s.latencySamples).toBe(core ? 8 : 2);
-    expectPositive(s.ratioToRawCeiling, `${s.name}.ratioToRawCeiling`);
-    expectPositive(s.cpuPerWall, `${s.name}.cpuPerWall`);
-    expect(s.meetsTarget).toBe(expectedMeets(s));
-  }
-}
-
-function expectedMeets(s: ScenarioResult): boolean | null {
-  if (s.target === null) return null;
-  const rate = s.target.opsPerSec === undefined || s.opsPerSecMedian >= s.target.opsPerSec;
-  const ratio = s.target.ratioToRawCeiling === undefined || (s.ratioToRawCeiling ?? 0) >= s.target.ratioToRawCeiling;
-  return rate && ratio;
-}
+const byName = (name: string): ScenarioResult => {
+  const found = report.scenarios.find((s) => s.name === name);
+  if (found === undefined) throw new Error(`no scenario ${name}`);
+  return found;
+};
 
 describe('benchmark output', () => {
+  it('runs every scenario of the registry, the peers included, in report order', () => {
+    expect(suiteScenarioNames(TINY)).toEqual(EXPECTED);
+    expect(report.scenarios.map((s) => s.name)).toEqual(EXPECTED);
+  });
+
   it('every scenario runs its fixture without a single rejected or failed operation', () => {
     for (const s of report.scenarios) expect(s.errors, s.name).toBe(0);
   });
 
-  it('reports every scenario with finite, positive figures and its ratio to the raw ceiling of its own group', () => {
-    checkShape(report);
-    expect(report.scenarios.find((s) => s.name === RAW_CEILING)?.ratioToRawCeiling).toBe(1);
-    expect(report.scenarios.find((s) => s.name === PG_RAW_CEILING)?.ratioToRawCeiling).toBe(1);
+  it('produces a document the validator accepts, also after a round trip through JSON', () => {
+    expect(validateReport(report)).toEqual([]);
+    expect(validateReport(JSON.parse(JSON.stringify(report)))).toEqual([]);
   });
 
-  it('holds the decider scenarios and the store append to the issue targets and the ceilings and the writer to none', () => {
-    const targets = Object.fromEntries(
-      report.scenarios.map((s) => [s.name, s.target === null ? null : { opsPerSec: s.target.opsPerSec, ratioToRawCeiling: s.target.ratioToRawCeiling }]),
-    );
-    expect(targets).toEqual({
-      [RAW_CEILING]: null,
-      'decide-evolve-prevalidated': { opsPerSec: 1_000_000, ratioToRawCeiling: undefined },
-      'validate-decide-evolve': { opsPerSec: 300_000, ratioToRawCeiling: undefined },
-      [PG_RAW_CEILING]: null,
-      [PG_APPEND]: { opsPerSec: undefined, ratioToRawCeiling: 0.5 },
-      [PG_WRITER]: null,
-    });
+  it('the validator rejects a document with a missing figure, a wrong schema version or a verdict that contradicts its misses', () => {
+    const parsed = JSON.parse(JSON.stringify(report)) as Record<string, unknown> & { scenarios: Record<string, unknown>[] };
+    const first = parsed.scenarios[0] as Record<string, unknown>;
+    delete first['latencyMs'];
+    expect(validateReport(parsed).join('\n')).toMatch(/latencyMs: missing/);
+    expect(validateReport({ ...report, schemaVersion: 2 }).join('\n')).toMatch(/schemaVersion/);
+    const lying = JSON.parse(JSON.stringify(report)) as { scenarios: Record<string, unknown>[] };
+    const withTarget = lying.scenarios.find((s) => s['target'] !== null) as Record<string, unknown>;
+    withTarget['meetsTarget'] = !(withTarget['meetsTarget'] as boolean);
+    expect(validateReport(lying).join('\n')).toMatch(/meetsTarget/);
+    expect(validateReport('not a report')).not.toEqual([]);
   });
 
-  it('measures PostgreSQL with synchronous commits and reports the server it ran on', () => {
-    const postgres = report.postgres;
-    expect(postgres).not.toBeNull();
-    expect(postgres?.server.synchronousCommit).toBe('on');
-    expect(postgres?.server.version).toMatch(/^PostgreSQL \d+/);
-    expect(postgres?.server.serverVersionNum).toBeGreaterThanOrEqual(130_000);
-    expect(postgres?.server.source).toBe(process.env['DATABASE_URL'] ? 'DATABASE_URL' : 'embedded');
-    expect(postgres?.settings).toEqual({ rounds: 2, warmupRounds: 1, batchesPerRound: 1, batchSize: 1_000, opsPerRound: 1_000, accounts: 20 });
-    expect(postgres?.rawCeiling).toBe(PG_RAW_CEILING);
+  it('compares every writer figure with the raw ceiling and the Emmett peer of the same workload, and each ceiling with itself', () => {
+    for (const ceiling of [RAW_CEILING, PG_RAW_CEILING, RAW_BATCH, RAW_CALLERS]) {
+      expect(byName(ceiling).role, ceiling).toBe('raw-ceiling');
+      expect(byName(ceiling).ratioToRawCeiling, ceiling).toBe(1);
+    }
+    for (const peer of [EMMETT_BATCH, EMMETT_CALLERS]) expect(byName(peer).role, peer).toBe('peer');
+    expect(byName(WRITER_BATCH)).toMatchObject({ role: 'ours', rawCeiling: RAW_BATCH, emmettPeer: EMMETT_BATCH });
+    expect(byName(WRITER_CALLERS)).toMatchObject({ role: 'ours', rawCeiling: RAW_CALLERS, emmettPeer: EMMETT_CALLERS });
+    for (const name of [WRITER_BATCH, WRITER_CALLERS]) {
+      const s = byName(name);
+      expect(s.ratioToRawCeiling).toBeCloseTo(s.opsPerSecMedian / byName(s.rawCeiling as string).opsPerSecMedian, 2);
+      expect(s.ratioToEmmett).toBeCloseTo(s.opsPerSecMedian / byName(s.emmettPeer as string).opsPerSecMedian, 1);
+    }
   });
 
-  it('writes the timestamped JSON, latest.json with the same content, and a Markdown table naming every scenario', () => {
+  it("holds the writer scenarios to the issue's targets", () => {
+    const targetOf = (name: string): unknown => {
+      const { target } = byName(name);
+      return target === null ? null : { ...target, statement: undefined };
+    };
+    expect(targetOf(WRITER_BATCH)).toEqual({ opsPerSec: 50_000, basis: 'overall', statement: undefined });
+    expect(targetOf(WRITER_CALLERS)).toEqual({ opsPerSec: 15_000, latencyP99MsMax: 20, statement: undefined });
+    expect(targetOf(WRITER_HOT)).toEqual({ ratioTo: { scenario: WRITER_CALLERS, min: 0.8 }, statement: undefined });
+    expect(targetOf(WRITER_STARTUP)).toEqual({ latencyP50MsMax: 2_000, statement: undefined });
+    expect(targetOf(PG_APPEND)).toEqual({ ratioToRawCeiling: 0.5, statement: undefined });
+    for (const name of [RAW_BATCH, EMMETT_BATCH, RAW_CALLERS, EMMETT_CALLERS, WRITER_FIXED_RATE]) expect(targetOf(name), name).toBeNull();
+  });
+
+  it('a verdict is met exactly when no part of the target is missed', () => {
+    for (const s of report.scenarios) {
+      if (s.target === null) expect(s.meetsTarget, s.name).toBeNull();
+      else expect(s.meetsTarget, s.name).toBe(s.misses.length === 0);
+    }
+    const hot = byName(WRITER_HOT);
+    const ratio = hot.opsPerSecMedian / byName(WRITER_CALLERS).opsPerSecMedian;
+    expect(hot.meetsTarget).toBe(ratio >= 0.8);
+  });
+
+  it('measures with synchronous commits, on our connections and on Emmett’s', () => {
+    expect(report.postgres?.server.synchronousCommit).toBe('on');
+    expect(report.postgres?.server.source).toBe(process.env['DATABASE_URL'] ? 'DATABASE_URL' : 'embedded');
+    expect(report.postgres?.emmett).toMatchObject({ available: true, synchronousCommit: 'on' });
+    expect(report.versions.emmettPostgresql).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('reports throughput over time for the continuous windows, and fixed-rate latency from the due time that is never below the latency from the send', () => {
+    expect(byName(WRITER_BATCH).series?.length).toBeGreaterThanOrEqual(1);
+    expect(byName(WRITER_FIXED_RATE).series?.length).toBeGreaterThanOrEqual(1);
+    const fixed = byName(WRITER_FIXED_RATE);
+    expect(fixed.latencyMs.p99).toBeGreaterThanOrEqual(fixed.details['uncorrectedLatencyP99Ms'] as number);
+    expect(fixed.latencyMs.max).toBeGreaterThanOrEqual(fixed.details['uncorrectedLatencyMaxMs'] as number);
+  });
+
+  it('times the start-up on the history it built, with the snapshot the tail behind its end', () => {
+    const startup = byName(WRITER_STARTUP);
+    expect(startup.details).toMatchObject({ historyEvents: 3_000, snapshotAtVersion: 2_500, tailEvents: 500, coldOpenEvents: 2_500 });
+    expect(startup.ops).toBe(1);
+    expect(startup.opsUnit).toBe('opens');
+  });
+
+  it('writes the timestamped JSON, latest.json with the same content, a Markdown table and an SVG chart naming every scenario', () => {
     const written = writeReport(report, outDir);
     expect(path.basename(written.json)).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}Z\.json$/);
-    const parsed = JSON.parse(readFileSync(written.json, 'utf8')) as BenchmarkReport;
-    checkShape(parsed);
     expect(readFileSync(written.latestJson, 'utf8')).toBe(readFileSync(written.json, 'utf8'));
+    expect(validateReport(JSON.parse(readFileSync(written.latestJson, 'utf8')))).toEqual([]);
     const markdown = readFileSync(written.latestMarkdown, 'utf8');
-    for (const name of EXPECTED) expect(markdown).toContain(`| \`${name}\` |`);
+    const svg = readFileSync(written.latestSvg, 'utf8');
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    for (const name of EXPECTED) {
+      expect(markdown).toContain(`| \`${name}\` |`);
+      expect(svg).toContain(`>${name}`);
+    }
+    expect(formatMarkdown(report)).toBe(markdown);
   });
 
-  it('prints a console table with one row per scenario', () => {
+  it('prints a console table with one row per scenario and a line for the targets', () => {
     const table = formatTable(report);
     for (const name of EXPECTED) expect(table).toContain(name);
+    expect(table).toMatch(/TARGETS MISSED|Every target was met/);
   });
 });

@@ -1,0 +1,98 @@
+/**
+ * The raw ceiling every PostgreSQL figure is compared with: the same encoded rows inserted into a
+ * plain table with the events' columns and column defaults, but no key, index, constraint,
+ * domain, trigger or row-level security, by one autocommitted `INSERT … SELECT FROM unnest(…)`.
+ */
+import type { StoredEvent } from '@ledgerkit/ledger-core';
+import type pg from 'pg';
+
+/** Tenant of every benchmark stream. */
+export const BENCH_TENANT_ID = 'bench';
+
+const RAW_SCHEMA = 'ledgerkit_bench';
+const RAW_TABLE = `${RAW_SCHEMA}.raw_events`;
+
+const RAW_INSERT_SQL = `INSERT INTO ${RAW_TABLE} (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
+    recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash)
+  SELECT $1::text, $2::text, e.* FROM unnest($3::bigint[], $4::text[], $5::text[], $6::integer[], $7::jsonb[], $8::text[],
+    $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[]) AS e`;
+
+/** Creates the ceiling's plain table as the superuser (once per database) and lets the application role insert into it. */
+export async function createRawTable(admin: pg.Pool, app: pg.Pool): Promise<void> {
+  const appRole = (await app.query<{ role: string }>('SELECT current_user AS role')).rows[0]?.role;
+  if (appRole === undefined) throw new Error('could not name the application role');
+  // The position and txid columns keep their defaults so every row gets the same values as an
+  // event row, from a plain sequence instead of an identity column (which implies NOT NULL).
+  await admin.query(`
+    CREATE SCHEMA IF NOT EXISTS ${RAW_SCHEMA};
+    CREATE SEQUENCE IF NOT EXISTS ${RAW_SCHEMA}.raw_events_position;
+    CREATE TABLE IF NOT EXISTS ${RAW_TABLE} (
+      tenant_id text, ledger_id text, ledger_version bigint, event_id text, type text, schema_version integer, data jsonb,
+      recorded_at text, effective_at text, correlation_id text, causation_id text, metadata jsonb, previous_hash text, hash text,
+      position bigint DEFAULT nextval('${RAW_SCHEMA}.raw_events_position'), txid xid8 DEFAULT pg_current_xact_id()
+    );
+    GRANT USAGE ON SCHEMA ${RAW_SCHEMA} TO "${appRole}";
+    GRANT INSERT ON ${RAW_TABLE} TO "${appRole}";
+    GRANT USAGE ON SEQUENCE ${RAW_SCHEMA}.raw_events_position TO "${appRole}";`);
+}
+
+/**
+ * Inserts `count` encoded events, taken from `events` from index `from` on (wrapping round at
+ * its end, for a ring of rows reused over a long window), as rows of stream `ledgerId` with
+ * versions `firstVersion`, `firstVersion + 1`, …. The table has no key, so a reused row is
+ * simply a row again. The parameter arrays, `JSON.stringify` of `data` and `metadata` included,
+ * are built here, in the caller's timed region, as the store builds them.
+ */
+export async function insertRawRows(
+  pool: pg.Pool,
+  ledgerId: string,
+  events: readonly StoredEvent[],
+  from: number,
+  count: number,
+  firstVersion: number,
+): Promise<void> {
+  const versions = new Array<number>(count);
+  const eventIds = new Array<string>(count);
+  const types = new Array<string>(count);
+  const schemaVersions = new Array<number>(count);
+  const data = new Array<string>(count);
+  const recordedAt = new Array<string>(count);
+  const effectiveAt = new Array<string>(count);
+  const correlationIds = new Array<string | null>(count);
+  const causationIds = new Array<string | null>(count);
+  const metadata = new Array<string>(count);
+  const previousHashes = new Array<string>(count);
+  const hashes = new Array<string>(count);
+  for (let i = 0; i < count; i += 1) {
+    const event = events[(from + i) % events.length] as StoredEvent;
+    versions[i] = firstVersion + i;
+    eventIds[i] = event.eventId;
+    types[i] = event.type;
+    schemaVersions[i] = event.schemaVersion;
+    data[i] = JSON.stringify(event.data);
+    recordedAt[i] = event.recordedAt;
+    effectiveAt[i] = event.effectiveAt;
+    correlationIds[i] = event.correlationId;
+    causationIds[i] = event.causationId;
+    metadata[i] = JSON.stringify(event.metadata);
+    previousHashes[i] = event.previousHash;
+    hashes[i] = event.hash;
+  }
+  const result = await pool.query(RAW_INSERT_SQL, [
+    BENCH_TENANT_ID,
+    ledgerId,
+    versions,
+    eventIds,
+    types,
+    schemaVersions,
+    data,
+    recordedAt,
+    effectiveAt,
+    correlationIds,
+    causationIds,
+    metadata,
+    previousHashes,
+    hashes,
+  ]);
+  if (result.rowCount !== count) throw new Error(`inserted ${String(result.rowCount)} rows, expected ${count}`);
+}
