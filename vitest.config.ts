@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^@ledgerkit\/ledger-core$/, replacement: here('./packages/ledger-core/src/index.ts') },
       { find: /^@ledgerkit\/tenant-rls$/, replacement: here('./packages/tenant-rls/src/index.ts') },
       { find: /^@ledgerkit\/store-postgres$/, replacement: here('./packages/store-postgres/src/index.ts') },
+      { find: /^@ledgerkit\/projections$/, replacement: here('./packages/projections/src/index.ts') },
     ],
   },
   test: {

@@ -79,7 +79,7 @@ export class Ledger {
 
   /** Opens an account: `{ accountId, currency, type, flags?, metadata? }`. */
   async openAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
-    return this.#writer.submit(parseCommand.openAccount(input), context);
+    return this.#writer.submit(parseCommand.openAccount(input, this.#currencies), context);
   }
 
   /** Freezes an account: `{ accountId, reason? }`. */

@@ -32,6 +32,7 @@ describe('Ledger facade input handling', () => {
       [() => ledger.transfer({ transferId: 't2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1', currency: 'ZZZ' }), UnknownCurrencyError],
       [() => ledger.transfer({ transferId: "t2'; drop table x;--", debitAccountId: 'cash', creditAccountId: 'alice', amount: '1', currency: 'EUR' }), InvalidInputError],
       [() => ledger.openAccount({ accountId: 'x', currency: 'EUR', type: 'asset', extra: true }), InvalidInputError],
+      [() => ledger.openAccount({ accountId: 'x', currency: 'ZZZ', type: 'asset' }), UnknownCurrencyError],
       [() => ledger.postPending({ transferId: 'p', pendingId: 'h', amount: '1.00' }), InvalidInputError],
       [() => ledger.linked([{ kind: 'transfer', input: { transferId: 'a' } }]), InvalidInputError],
     ];

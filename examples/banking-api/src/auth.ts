@@ -1,0 +1,167 @@
+import { isTenantId } from '@ledgerkit/tenant-rls';
+import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type KeyInput } from 'jose';
+import { ProblemError } from './problems.js';
+
+/** OAuth 2.0 scopes the API knows. */
+export const SCOPES = ['accounts:read', 'accounts:write', 'transfers:write', 'audit:read'] as const;
+
+/** One of {@link SCOPES}. */
+export type Scope = (typeof SCOPES)[number];
+
+/** Who is calling: taken from a verified token only, never from the request body. */
+export interface Principal {
+  /** The OAuth client (`client_id` claim, else `sub`): the unit of rate limiting. */
+  readonly clientId: string;
+  /** The token's subject (`sub`). */
+  readonly subject: string;
+  /** The tenant the token is for: every read and write is scoped to it. */
+  readonly tenantId: string;
+  readonly scopes: ReadonlySet<Scope>;
+  /** When the token expires, epoch ms. */
+  readonly expiresAtMs: number;
+}
+
+/** Options of a {@link TokenVerifier}. */
+export interface TokenVerifierOptions {
+  /** Expected `iss`. */
+  readonly issuer: string;
+  /** Expected `aud` (the token must list it). */
+  readonly audience: string;
+  /** The verification key (public key or JWK), or a key resolver such as jose's `createRemoteJWKSet`. */
+  readonly key: KeyInput | JWTVerifyGetKey;
+  /** Accepted signature algorithms; never `none`. Default `['EdDSA', 'ES256', 'RS256']`. */
+  readonly algorithms?: readonly string[];
+  /** Claim that names the tenant; default `tenant_id`. */
+  readonly tenantClaim?: string;
+  /** Allowed clock skew for `exp` and `nbf`, seconds: 0..300, default 5. */
+  readonly clockToleranceSeconds?: number;
+  /** Verified tokens remembered until they expire: 0..1,000,000, default 10,000. */
+  readonly cacheMax?: number;
+  /** Wall clock, epoch ms; default `Date.now`. */
+  readonly clock?: () => number;
+}
+
+/** Longest bearer token accepted, characters: a bound on work done for a garbage header. */
+const TOKEN_LENGTH_MAX = 8_192;
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
+
+/**
+ * Verifies OAuth 2.0 bearer JWTs with jose: signature, `iss`, `aud`, `exp` (required), `nbf`,
+ * and a tenant claim; scopes come from the space-separated `scope` claim (RFC 9068). A token
+ * that verified is remembered, keyed by its exact text, until it expires, so steady traffic
+ * with one token pays for one signature check: the cache never outlives `exp`, and a token
+ * that failed is never cached.
+ */
+export class TokenVerifier {
+  readonly #issuer: string;
+  readonly #audience: string;
+  readonly #key: KeyInput | JWTVerifyGetKey;
+  readonly #algorithms: string[];
+  readonly #tenantClaim: string;
+  readonly #clockToleranceSeconds: number;
+  readonly #cacheMax: number;
+  readonly #clock: () => number;
+  /** Insertion-ordered: the first entry is the oldest, dropped first when full. */
+  readonly #cache = new Map<string, Principal>();
+
+  constructor(options: TokenVerifierOptions) {
+    this.#issuer = options.issuer;
+    this.#audience = options.audience;
+    this.#key = options.key;
+    this.#algorithms = [...(options.algorithms ?? ['EdDSA', 'ES256', 'RS256'])];
+    if (this.#algorithms.length === 0 || this.#algorithms.some((alg) => alg.toLowerCase() === 'none')) {
+      throw new RangeError('algorithms must list at least one real signature algorithm');
+    }
+    this.#tenantClaim = options.tenantClaim ?? 'tenant_id';
+    this.#clockToleranceSeconds = options.clockToleranceSeconds ?? 5;
+    if (!Number.isInteger(this.#clockToleranceSeconds) || this.#clockToleranceSeconds < 0 || this.#clockToleranceSeconds > 300) {
+      throw new RangeError('clockToleranceSeconds must be an integer in 0..300');
+    }
+    this.#cacheMax = options.cacheMax ?? 10_000;
+    if (!Number.isInteger(this.#cacheMax) || this.#cacheMax < 0 || this.#cacheMax > 1_000_000) throw new RangeError('cacheMax must be an integer in 0..1,000,000');
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  /**
+   * The principal of an `Authorization` header value, or a `ProblemError` (401, with a
+   * `WWW-Authenticate` challenge that never echoes the token).
+   */
+  async authenticate(authorization: string | undefined): Promise<Principal> {
+    if (authorization === undefined || authorization === '') throw unauthorized('missing bearer token', undefined);
+    const match = authorization.length <= TOKEN_LENGTH_MAX + 7 ? BEARER.exec(authorization) : null;
+    const token = match?.[1];
+    if (token === undefined) throw unauthorized('the Authorization header must be "Bearer <JWT>"', 'invalid_request');
+    const nowMs = this.#clock();
+    const cached = this.#cache.get(token);
+    if (cached !== undefined) {
+      if (nowMs < cached.expiresAtMs + this.#clockToleranceSeconds * 1_000) return cached;
+      this.#cache.delete(token);
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.#key as KeyInput, {
+        issuer: this.#issuer,
+        audience: this.#audience,
+        algorithms: this.#algorithms,
+        clockTolerance: this.#clockToleranceSeconds,
+        currentDate: new Date(nowMs),
+        requiredClaims: ['exp', 'sub', this.#tenantClaim],
+      }));
+    } catch (error) {
+      throw unauthorized(describeJoseError(error), 'invalid_token');
+    }
+    const principal = this.#principalOf(payload);
+    if (this.#cacheMax > 0) {
+      if (this.#cache.size >= this.#cacheMax) this.#cache.delete(this.#cache.keys().next().value as string);
+      this.#cache.set(token, principal);
+    }
+    return principal;
+  }
+
+  #principalOf(payload: JWTPayload): Principal {
+    const tenantId = payload[this.#tenantClaim];
+    if (typeof tenantId !== 'string' || !isTenantId(tenantId)) throw unauthorized(`the ${this.#tenantClaim} claim is not a valid tenant id`, 'invalid_token');
+    const subject = payload.sub as string;
+    const clientClaim = payload['client_id'];
+    const clientId = typeof clientClaim === 'string' && clientClaim !== '' ? clientClaim : subject;
+    const scopeClaim = payload['scope'];
+    const granted = typeof scopeClaim === 'string' ? scopeClaim.split(' ') : [];
+    const scopes = new Set<Scope>(granted.filter((scope): scope is Scope => (SCOPES as readonly string[]).includes(scope)));
+    return { clientId: clientId.slice(0, 256), subject: subject.slice(0, 256), tenantId, scopes, expiresAtMs: (payload.exp as number) * 1_000 };
+  }
+}
+
+/** Throws `insufficient_scope` (403) unless the principal holds `scope`. */
+export function requireScope(principal: Principal, scope: Scope): void {
+  if (!principal.scopes.has(scope)) {
+    throw new ProblemError('insufficient_scope', `this operation needs the ${scope} scope`, {
+      headers: { 'www-authenticate': `Bearer error="insufficient_scope", scope="${scope}"` },
+    });
+  }
+}
+
+function unauthorized(detail: string, error: 'invalid_request' | 'invalid_token' | undefined): ProblemError {
+  // RFC 6750: a request with no credentials gets a bare challenge, a bad one names the error.
+  const challenge = error === undefined ? 'Bearer' : `Bearer error="${error}"`;
+  return new ProblemError('unauthorized', detail, { headers: { 'www-authenticate': challenge } });
+}
+
+/** A fixed description per failure kind: never the library's message, which may quote claims. */
+function describeJoseError(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'the token has expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    switch (error.claim) {
+      case 'iss':
+        return 'the token was not issued by the expected issuer';
+      case 'aud':
+        return 'the token is not meant for this API (audience)';
+      case 'nbf':
+        return 'the token is not valid yet';
+      default:
+        return `the token's ${error.claim} claim is missing or invalid`;
+    }
+  }
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token signature is not valid';
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'the token is signed with an algorithm this API does not accept';
+  return 'the token is not a valid JWT';
+}

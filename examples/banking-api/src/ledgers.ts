@@ -1,0 +1,195 @@
+/**
+ * The process's writers and projection runners. One `Ledger` (and so one `LedgerWriter`) per
+ * (tenant, ledger), opened on first use and shared by every request for it, so concurrent
+ * requests are batched into one append; one `ProjectionRunner` per tenant, started on the
+ * tenant's first request. Both are bounded: an idle ledger is closed to make room for another,
+ * and a tenant beyond the bound is refused with 503 rather than growing without limit.
+ */
+import { LedgerError, Ledger, WriterFailedError, type CurrencyRegistry, type EventStore } from '@ledgerkit/ledger-core';
+import { ProjectionRunner, type Projection } from '@ledgerkit/projections';
+import type { ClientPool } from '@ledgerkit/tenant-rls';
+import { ProblemError } from './problems.js';
+
+/** Options of a {@link LedgerRegistry}. */
+export interface LedgerRegistryOptions {
+  /** The event store every writer appends to (with the inline read-model hooks). */
+  readonly store: EventStore;
+  /** Pool the projection runners use (each holds one connection for its session). */
+  readonly runnerPool: ClientPool;
+  readonly currencies: CurrencyRegistry;
+  readonly tenantsMax: number;
+  readonly ledgersMax: number;
+  readonly writerQueueLengthMax: number;
+  readonly writerBatchSizeMax: number;
+  /** The projections each tenant's runner runs. */
+  readonly projections: () => Projection[];
+  /** Told about projection errors (the runner retries them itself). */
+  readonly onRunnerError?: (error: Error, where: { readonly projection: string; readonly tenantId: string }) => void;
+}
+
+interface LedgerEntry {
+  readonly opening: Promise<Ledger>;
+  ledger: Ledger | undefined;
+  inFlight: number;
+  lastUsedMs: number;
+  /** Writer failures in a row (store unavailable, ...): reset by any success. */
+  failuresInARow: number;
+}
+
+/** Health of the writers, for `/health/ready`. */
+export interface WritersHealth {
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/** Writer failures in a row after which a ledger's writer counts as unhealthy. */
+const FAILURES_UNHEALTHY = 3;
+
+/** Writers and runners of this process; see the module comment. */
+export class LedgerRegistry {
+  readonly #options: LedgerRegistryOptions;
+  readonly #ledgers = new Map<string, LedgerEntry>();
+  readonly #runners = new Map<string, ProjectionRunner>();
+  #closing = false;
+
+  constructor(options: LedgerRegistryOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Makes sure the tenant's projection runner runs (a Map lookup after the first call). Throws
+   * a 503 problem when the process already serves its maximum of tenants.
+   */
+  ensureTenant(tenantId: string): void {
+    if (this.#runners.has(tenantId) || this.#closing) return;
+    if (this.#runners.size >= this.#options.tenantsMax) throw new ProblemError('overloaded', 'this server serves its maximum number of tenants', { retryAfterSeconds: 5 });
+    const runner = new ProjectionRunner({
+      pool: this.#options.runnerPool,
+      store: this.#options.store,
+      tenantIds: [tenantId],
+      projections: this.#options.projections(),
+      currencies: this.#options.currencies,
+      ...(this.#options.onRunnerError === undefined ? {} : { onError: this.#options.onRunnerError }),
+    });
+    runner.start();
+    this.#runners.set(tenantId, runner);
+  }
+
+  /**
+   * Waits (at most `timeoutMs`) until the tenant's projections have read the end of the log:
+   * for a read of something the same client has just written. False when it timed out.
+   */
+  async waitForProjections(tenantId: string, timeoutMs: number): Promise<boolean> {
+    const runner = this.#runners.get(tenantId);
+    if (runner === undefined || timeoutMs <= 0) return false;
+    try {
+      await runner.whenCaughtUp(timeoutMs);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Runs `fn` with the (tenant, ledger)'s `Ledger`, opening it first if needed. The ledger is
+   * not closed while `fn` runs. Writer failures are counted for readiness and passed on.
+   */
+  async use<T>(tenantId: string, ledgerId: string, fn: (ledger: Ledger) => Promise<T>): Promise<T> {
+    if (this.#closing) throw new ProblemError('unavailable', 'the server is shutting down', { retryAfterSeconds: 1 });
+    const key = `${tenantId}\u0000${ledgerId}`;
+    let entry = this.#ledgers.get(key);
+    if (entry === undefined) {
+      await this.#makeRoom();
+      // Another request may have opened it while this one waited: one writer per ledger.
+      entry = this.#ledgers.get(key) ?? this.#open(key, tenantId, ledgerId);
+    }
+    entry.inFlight += 1;
+    entry.lastUsedMs = Date.now();
+    try {
+      const ledger = await entry.opening;
+      const result = await fn(ledger);
+      entry.failuresInARow = 0;
+      return result;
+    } catch (error) {
+      if (error instanceof WriterFailedError) entry.failuresInARow += 1;
+      throw error;
+    } finally {
+      entry.inFlight -= 1;
+    }
+  }
+
+  /** Writers that are overloaded or failing make the process not ready. */
+  health(): WritersHealth {
+    for (const entry of this.#ledgers.values()) {
+      const ledger = entry.ledger;
+      if (ledger === undefined) continue;
+      if (entry.failuresInARow >= FAILURES_UNHEALTHY) return { ok: false, detail: `a writer failed ${entry.failuresInARow} times in a row` };
+      if (ledger.writer.queueLength >= this.#options.writerQueueLengthMax * 0.9) return { ok: false, detail: 'a writer queue is nearly full' };
+    }
+    if (this.#closing) return { ok: false, detail: 'shutting down' };
+    return { ok: true, detail: `${this.#ledgers.size} writers open, ${this.#runners.size} tenants` };
+  }
+
+  /** The open ledger of a (tenant, ledger), if any: for tests and tools. */
+  async ledger(tenantId: string, ledgerId: string): Promise<Ledger | undefined> {
+    return this.#ledgers.get(`${tenantId}\u0000${ledgerId}`)?.opening;
+  }
+
+  /** Drains and closes every writer (queued commands are decided and appended first). */
+  async closeWriters(): Promise<void> {
+    this.#closing = true;
+    const entries = [...this.#ledgers.values()];
+    this.#ledgers.clear();
+    await Promise.allSettled(entries.map(async (entry) => (await entry.opening).close()));
+  }
+
+  /** Stops every projection runner (after their batches in flight). */
+  async stopRunners(): Promise<void> {
+    this.#closing = true;
+    const runners = [...this.#runners.values()];
+    this.#runners.clear();
+    await Promise.allSettled(runners.map((runner) => runner.stop()));
+  }
+
+  #open(key: string, tenantId: string, ledgerId: string): LedgerEntry {
+    const opening = Ledger.open({
+      store: this.#options.store,
+      tenantId,
+      ledgerId,
+      currencies: this.#options.currencies,
+      queueLengthMax: this.#options.writerQueueLengthMax,
+      batchSizeMax: this.#options.writerBatchSizeMax,
+    });
+    const entry: LedgerEntry = { opening, ledger: undefined, inFlight: 0, lastUsedMs: Date.now(), failuresInARow: 0 };
+    this.#ledgers.set(key, entry);
+    opening.then(
+      (ledger) => {
+        entry.ledger = ledger;
+      },
+      () => {
+        // A ledger that failed to open (store unavailable, say) is forgotten: the next request tries again.
+        if (this.#ledgers.get(key) === entry) this.#ledgers.delete(key);
+      },
+    );
+    return entry;
+  }
+
+  /** Closes the least recently used idle ledger when the registry is full. */
+  async #makeRoom(): Promise<void> {
+    if (this.#ledgers.size < this.#options.ledgersMax) return;
+    let victimKey: string | undefined;
+    let victim: LedgerEntry | undefined;
+    for (const [key, entry] of this.#ledgers) {
+      const idle = entry.inFlight === 0 && entry.ledger !== undefined && entry.ledger.writer.queueLength === 0;
+      if (idle && (victim === undefined || entry.lastUsedMs < victim.lastUsedMs)) {
+        victim = entry;
+        victimKey = key;
+      }
+    }
+    if (victim === undefined || victimKey === undefined) throw new ProblemError('overloaded', 'every ledger writer of this server is busy', { retryAfterSeconds: 1 });
+    this.#ledgers.delete(victimKey);
+    await victim.ledger?.close().catch((error: unknown) => {
+      if (!(error instanceof LedgerError)) throw error;
+    });
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * `pnpm --filter banking-api start`: the API against a PostgreSQL you run, configured by
+ * environment variables.
+ *
+ *   DATABASE_URL                  application role (no superuser, no BYPASSRLS)          required
+ *   MIGRATION_DATABASE_URL        an administrator; when set, every schema is migrated first
+ *   LEDGERKIT_APP_PASSWORD        the application role's password if migrations create it
+ *   PORT (8080), HOST (127.0.0.1), LOG_LEVEL (info), DB_POOL_SIZE (16)
+ *   BANKING_API_JWT_ISSUER        expected `iss`                                        required unless dev tokens
+ *   BANKING_API_JWT_AUDIENCE      expected `aud` (default banking-api)
+ *   BANKING_API_JWKS_URL          the authorization server's JWKS, or
+ *   BANKING_API_JWT_PUBLIC_KEY    a PEM (SPKI) public key, with BANKING_API_JWT_ALGORITHM (default EdDSA)
+ *   BANKING_API_DEV_TOKENS=1      trust the development key in .dev-keys/ instead (never in production)
+ *   BANKING_API_*                 limits, e.g. BANKING_API_RATE_LIMIT_PER_SECOND (see config.ts)
+ */
+import { createRemoteJWKSet, importSPKI, type JWTVerifyGetKey, type KeyInput } from 'jose';
+import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER, loadOrCreateDevKeys } from './dev-tokens.js';
+import { prepareDatabase } from './database.js';
+import { settingsFromEnv } from './config.js';
+import { createLogger } from './logger.js';
+import { closeOnSignals, createBankingApi } from './server.js';
+import type { TokenVerifierOptions } from './auth.js';
+
+async function authFromEnv(env: NodeJS.ProcessEnv): Promise<TokenVerifierOptions> {
+  if (env['BANKING_API_DEV_TOKENS'] === '1') {
+    const keys = await loadOrCreateDevKeys();
+    return { issuer: DEV_ISSUER, audience: env['BANKING_API_JWT_AUDIENCE'] ?? DEFAULT_AUDIENCE, key: keys.publicKey, algorithms: [DEV_ALGORITHM] };
+  }
+  const issuer = env['BANKING_API_JWT_ISSUER'];
+  if (issuer === undefined) throw new Error('set BANKING_API_JWT_ISSUER (or BANKING_API_DEV_TOKENS=1 for development)');
+  const audience = env['BANKING_API_JWT_AUDIENCE'] ?? DEFAULT_AUDIENCE;
+  const jwksUrl = env['BANKING_API_JWKS_URL'];
+  const pem = env['BANKING_API_JWT_PUBLIC_KEY'];
+  let key: KeyInput | JWTVerifyGetKey;
+  let algorithms: string[] | undefined;
+  if (jwksUrl !== undefined) key = createRemoteJWKSet(new URL(jwksUrl));
+  else if (pem !== undefined) {
+    const algorithm = env['BANKING_API_JWT_ALGORITHM'] ?? 'EdDSA';
+    key = await importSPKI(pem, algorithm);
+    algorithms = [algorithm];
+  } else throw new Error('set BANKING_API_JWKS_URL or BANKING_API_JWT_PUBLIC_KEY');
+  return { issuer, audience, key, ...(algorithms === undefined ? {} : { algorithms }) };
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  let databaseUrl = env['DATABASE_URL'];
+  const migrationUrl = env['MIGRATION_DATABASE_URL'];
+  if (migrationUrl !== undefined) {
+    const password = env['LEDGERKIT_APP_PASSWORD'];
+    if (password === undefined) throw new Error('MIGRATION_DATABASE_URL needs LEDGERKIT_APP_PASSWORD (the application role\'s password)');
+    const { appUrl } = await prepareDatabase({ adminUrl: migrationUrl, appPassword: password });
+    databaseUrl ??= appUrl;
+  }
+  if (databaseUrl === undefined) throw new Error('set DATABASE_URL (the application role)');
+  const api = await createBankingApi({
+    databaseUrl,
+    poolSize: Number(env['DB_POOL_SIZE'] ?? 16),
+    auth: await authFromEnv(env),
+    settings: settingsFromEnv(env),
+    logger: createLogger({ level: env['LOG_LEVEL'] ?? 'info' }),
+  });
+  const url = await api.listen({ port: Number(env['PORT'] ?? 8080), host: env['HOST'] ?? '127.0.0.1' });
+  api.logger.info({ url }, 'banking API listening');
+  closeOnSignals(api);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`banking-api failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

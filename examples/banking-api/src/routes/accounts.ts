@@ -1,0 +1,216 @@
+import type { Balance, CommandContext, Ledger } from '@ledgerkit/ledger-core';
+import type { DirectoryAccount } from '../account-directory.js';
+import { acceptedOrThrow } from '../error-mapping.js';
+import { ProblemError } from '../problems.js';
+import { defineRoute, ok, type RequestContext, type Route } from '../route.js';
+import {
+  accountPageSchema,
+  accountParamsSchema,
+  accountSchema,
+  asOfQuerySchema,
+  balanceSchema,
+  emptyBodySchema,
+  freezeAccountBodySchema,
+  listAccountsQuerySchema,
+  openAccountBodySchema,
+  statementQuerySchema,
+  statementSchema,
+} from '../schemas.js';
+import type { Services } from '../services.js';
+
+/** The context recorded in the envelope of every event a request causes: its id and the client. */
+export function commandContext(context: RequestContext): CommandContext {
+  return { correlationId: context.requestId, metadata: { 'api.client': context.principal.clientId } };
+}
+
+/** The account after a command: the directory is kept inside the append, so it is current. */
+async function accountAfterWrite(services: Services, context: RequestContext, accountId: string): Promise<DirectoryAccount> {
+  const account = await services.directory.get(context.tenantId, context.ledgerId, accountId);
+  if (account === undefined) throw new ProblemError('not_found', 'the account is not in the directory yet; read it again shortly');
+  return account;
+}
+
+async function existingAccount(services: Services, context: RequestContext, accountId: string): Promise<Balance> {
+  const balance = await services.models.balance(context.tenantId, context.ledgerId, accountId);
+  if (balance === undefined) throw new ProblemError('not_found', 'no such account');
+  return balance;
+}
+
+function balanceBody(ledgerId: string, balance: Balance, asOf: string | null, timeBasis: 'effective' | 'recorded' | null) {
+  return {
+    ledgerId,
+    accountId: balance.accountId,
+    currency: balance.currency,
+    type: balance.type,
+    normalSide: balance.normalSide,
+    status: balance.status,
+    posted: balance.posted,
+    pending: balance.pending,
+    available: balance.available,
+    debitsPosted: balance.debitsPosted,
+    creditsPosted: balance.creditsPosted,
+    debitsPending: balance.debitsPending,
+    creditsPending: balance.creditsPending,
+    asOf,
+    timeBasis,
+  };
+}
+
+type AccountCommand = (ledger: Ledger, input: unknown, context: CommandContext) => ReturnType<Ledger['freezeAccount']>;
+
+function accountCommandRoute(services: Services, action: 'freeze' | 'unfreeze' | 'close', run: AccountCommand, summary: string, withReason: boolean): Route {
+  const body = withReason ? freezeAccountBodySchema : emptyBodySchema;
+  return defineRoute({
+    method: 'POST',
+    path: `/accounts/{accountId}/${action}`,
+    operationId: `${action}Account`,
+    summary,
+    tag: 'accounts',
+    scope: 'accounts:write',
+    params: accountParamsSchema,
+    body,
+    bodyOptional: true,
+    responses: { 200: { description: 'The account after the change.', schema: accountSchema } },
+    problems: [404, 409],
+    audit: { action: `account.${action}`, resourceId: (params) => params.accountId },
+    async handle({ params, body: input, context }) {
+      const result = await services.ledgers.use(context.tenantId, context.ledgerId, (ledger) => run(ledger, { ...input, accountId: params.accountId }, commandContext(context)));
+      acceptedOrThrow(result);
+      return ok(await accountAfterWrite(services, context, params.accountId));
+    },
+  });
+}
+
+/** Accounts: open, list, get, freeze, unfreeze, close, balance and statement. */
+export function accountRoutes(services: Services): Route[] {
+  return [
+    defineRoute({
+      method: 'POST',
+      path: '/accounts',
+      operationId: 'openAccount',
+      summary: 'Open an account',
+      description: 'Opens an account with a caller-chosen id. Opening the same id again with the same attributes answers 200 with the account; with different ones, 409 `account_exists`.',
+      tag: 'accounts',
+      scope: 'accounts:write',
+      body: openAccountBodySchema,
+      responses: {
+        201: { description: 'Opened.', schema: accountSchema, headers: { Location: 'The account\'s address.' } },
+        200: { description: 'Already open with the same attributes.', schema: accountSchema },
+      },
+      problems: [409],
+      audit: { action: 'account.open', resourceId: () => null },
+      async handle({ body, context }) {
+        // ledger-core opens an account in a currency its registry lacks; refuse it here (400).
+        services.currencies.get(body.currency);
+        const result = acceptedOrThrow(await services.ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.openAccount(body, commandContext(context))));
+        const account = await accountAfterWrite(services, context, body.accountId);
+        return { status: result.duplicate ? 200 : 201, body: account, headers: { location: `/accounts/${encodeURIComponent(body.accountId)}` } };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/accounts',
+      operationId: 'listAccounts',
+      summary: 'List accounts',
+      description: 'Accounts of the ledger in id order, a page at a time: pass `nextCursor` as `after` for the next page.',
+      tag: 'accounts',
+      scope: 'accounts:read',
+      query: listAccountsQuerySchema,
+      responses: { 200: { description: 'A page of accounts.', schema: accountPageSchema } },
+      problems: [],
+      audit: { action: 'account.list', resourceId: () => null },
+      async handle({ query, context }) {
+        return ok(await services.directory.list(context.tenantId, context.ledgerId, query.after, query.limit ?? 100));
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/accounts/{accountId}',
+      operationId: 'getAccount',
+      summary: 'Get an account',
+      tag: 'accounts',
+      scope: 'accounts:read',
+      params: accountParamsSchema,
+      responses: { 200: { description: 'The account.', schema: accountSchema } },
+      problems: [404],
+      audit: { action: 'account.read', resourceId: (params) => params.accountId },
+      async handle({ params, context }) {
+        const account = await services.directory.get(context.tenantId, context.ledgerId, params.accountId);
+        if (account === undefined) throw new ProblemError('not_found', 'no such account');
+        return ok(account);
+      },
+    }),
+    accountCommandRoute(services, 'freeze', (ledger, input, context) => ledger.freezeAccount(input, context), 'Freeze an account (no transfers in or out)', true),
+    accountCommandRoute(services, 'unfreeze', (ledger, input, context) => ledger.unfreezeAccount(input, context), 'Unfreeze a frozen account', false),
+    accountCommandRoute(services, 'close', (ledger, input, context) => ledger.closeAccount(input, context), 'Close an account with zero balance and nothing held', false),
+    defineRoute({
+      method: 'GET',
+      path: '/accounts/{accountId}/balance',
+      operationId: 'getBalance',
+      summary: 'Get an account\'s balance, now or as of a time',
+      description:
+        'Posted, pending and available balance. Now: read-your-writes (kept inside every append). With `asOf`: as of that business (`effective`, default) or recorded time, from the history read model (which trails the log by its projection lag).',
+      tag: 'accounts',
+      scope: 'accounts:read',
+      params: accountParamsSchema,
+      query: asOfQuerySchema,
+      responses: { 200: { description: 'The balance.', schema: balanceSchema } },
+      problems: [404],
+      audit: { action: 'balance.read', resourceId: (params) => params.accountId },
+      async handle({ params, query, context }) {
+        if (query.asOf === undefined) {
+          const balance = await services.models.balance(context.tenantId, context.ledgerId, params.accountId);
+          if (balance === undefined) throw new ProblemError('not_found', 'no such account');
+          return ok(balanceBody(context.ledgerId, balance, null, null));
+        }
+        const timeBasis = query.timeBasis ?? 'effective';
+        const asOf = new Date(query.asOf).toISOString();
+        const point = timeBasis === 'recorded' ? { recordedAt: asOf } : { effectiveAt: asOf };
+        const balance = await services.models.balanceAt(context.tenantId, context.ledgerId, params.accountId, point);
+        if (balance === undefined) throw new ProblemError('not_found', 'no such account, or it was not open yet at that time');
+        return ok(balanceBody(context.ledgerId, balance, asOf, timeBasis));
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: '/accounts/{accountId}/transactions',
+      operationId: 'getStatement',
+      summary: 'Get an account\'s statement',
+      description:
+        'Entries in ledger order with the running posted balance after each; `from`/`to` bound the recorded time. Keyset-paginated: pass `nextCursor` as `after`. A page never splits one event\'s entries, so it may hold one entry more than `limit`.',
+      tag: 'accounts',
+      scope: 'accounts:read',
+      params: accountParamsSchema,
+      query: statementQuerySchema,
+      responses: { 200: { description: 'A page of the statement.', schema: statementSchema } },
+      problems: [404],
+      audit: { action: 'statement.read', resourceId: (params) => params.accountId },
+      async handle({ params, query, context }) {
+        const account = await existingAccount(services, context, params.accountId);
+        const page = await services.models.statement(context.tenantId, context.ledgerId, params.accountId, {
+          limit: query.limit ?? 100,
+          ...(query.after === undefined ? {} : { afterVersion: Number(query.after) }),
+          ...(query.from === undefined ? {} : { from: query.from }),
+          ...(query.to === undefined ? {} : { to: query.to }),
+        });
+        return ok({
+          ledgerId: context.ledgerId,
+          accountId: params.accountId,
+          currency: account.currency,
+          entries: page.entries.map((entry) => ({
+            ledgerVersion: entry.ledgerVersion,
+            transferId: entry.transferId,
+            eventType: entry.eventType,
+            side: entry.side,
+            bucket: entry.bucket,
+            amount: entry.amount,
+            balanceAfter: entry.balanceAfter,
+            recordedAt: entry.recordedAt,
+            effectiveAt: entry.effectiveAt,
+          })),
+          nextCursor: page.nextAfterVersion === null ? null : String(page.nextAfterVersion),
+        });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,312 @@
+/**
+ * Every request and response shape of the API as zod schemas. The same objects validate
+ * requests (and, in tests, responses) and generate the OpenAPI document's components, so the
+ * document cannot drift from what the server does. Request bodies build on ledger-core's own
+ * input schemas (`inputSchemas`); the ledger still re-validates every command it receives.
+ */
+import { AMOUNT_STRING_LENGTH_MAX, HISTORY_PAGE_SIZE_MAX, ID_PATTERN, inputSchemas, REFERENCE_LENGTH_MAX } from '@ledgerkit/ledger-core';
+import { z } from 'zod';
+
+/** Components of request shapes (rendered with their input types). */
+export const requestComponents = z.registry<{ id: string }>();
+/** Components of response shapes (rendered with their output types). */
+export const responseComponents = z.registry<{ id: string }>();
+
+/** Most accounts one page of `GET /accounts` returns. */
+export const ACCOUNT_PAGE_SIZE_MAX = 500;
+/** Most statement entries one page returns (ledger-core's history page limit). */
+export const STATEMENT_PAGE_SIZE_MAX = HISTORY_PAGE_SIZE_MAX;
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+// ---------------------------------------------------------------------------------------------
+
+/** An account, transfer or ledger id, as ledger-core accepts it. */
+export const idSchema = z
+  .string()
+  .regex(ID_PATTERN)
+  .meta({ description: '1-128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit.', example: 'acc-alice' });
+
+/** A positive decimal amount as a string; its decimals may not exceed the currency's minor units. */
+export const amountSchema = z
+  .string()
+  .max(AMOUNT_STRING_LENGTH_MAX)
+  .regex(/^(0|[1-9][0-9]*)(\.[0-9]+)?$/)
+  .meta({ description: "Decimal string, never a JSON number; at most the currency's minor-unit digits (EUR: 2).", example: '125.50' });
+
+/** A signed decimal amount as the API returns it. */
+export const signedAmountSchema = z
+  .string()
+  .regex(/^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/)
+  .meta({ description: 'Decimal string in the currency of the account, formatted to its minor units.', example: '1250.00' });
+
+const currencySchema = z.string().regex(/^[A-Z][A-Z0-9_]{1,11}$/).meta({ example: 'EUR' });
+const instantSchema = z.iso.datetime({ offset: true }).meta({ description: 'ISO-8601 date-time with offset.', example: '2026-01-31T23:59:59Z' });
+const isoOutSchema = z.string().meta({ description: 'ISO-8601 UTC date-time.', example: '2026-01-31T23:59:59.999Z' });
+const metadataOutSchema = z.record(z.string(), z.string());
+const accountTypeSchema = z.enum(['asset', 'liability', 'equity', 'income', 'expense']);
+const sideSchema = z.enum(['debit', 'credit']);
+
+/** `limit` query parameter: a decimal integer in 1..max. */
+function limitQuery(max: number) {
+  return z
+    .string()
+    .regex(/^[1-9][0-9]{0,6}$/)
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(max))
+    .optional()
+    .meta({ description: `Page size, 1..${max}.` });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headers, path and query
+// ---------------------------------------------------------------------------------------------
+
+/** The ledger a request addresses; the process default (`main`) when absent. */
+export const ledgerHeaderSchema = idSchema.optional().meta({ description: 'The ledger (book) within your tenant; default `main`.' });
+/** `Idempotency-Key`: printable ASCII, 1-255 characters. */
+export const idempotencyKeySchema = z
+  .string()
+  .regex(/^[\x21-\x7E]{1,255}$/)
+  .meta({ description: 'Unique per request you intend once; a retry with the same key and body returns the original answer.', example: '6f1c2e7a-9b1d-4c1e-8f57-1a2b3c4d5e6f' });
+
+export const accountParamsSchema = z.strictObject({ accountId: idSchema });
+export const transferParamsSchema = z.strictObject({ transferId: idSchema });
+export const holdParamsSchema = z.strictObject({ holdId: idSchema });
+export const problemParamsSchema = z.strictObject({ code: z.string().regex(/^[a-z_]{1,64}$/) });
+
+export const listAccountsQuerySchema = z.strictObject({
+  limit: limitQuery(ACCOUNT_PAGE_SIZE_MAX),
+  after: idSchema.optional().meta({ description: 'The `nextCursor` of the previous page.' }),
+});
+
+const timeBasisSchema = z
+  .enum(['effective', 'recorded'])
+  .optional()
+  .meta({ description: '`effective` (business time, the default) or `recorded` (when the ledger learned of it).' });
+
+export const asOfQuerySchema = z.strictObject({
+  asOf: instantSchema.optional().meta({ description: 'Point in time; now when absent.' }),
+  timeBasis: timeBasisSchema,
+});
+
+export const statementQuerySchema = z.strictObject({
+  from: instantSchema.optional().meta({ description: 'Only entries recorded at or after this instant.' }),
+  to: instantSchema.optional().meta({ description: 'Only entries recorded before this instant.' }),
+  limit: limitQuery(STATEMENT_PAGE_SIZE_MAX),
+  after: z
+    .string()
+    .regex(/^[1-9][0-9]{0,15}$/)
+    .optional()
+    .meta({ description: 'The `nextCursor` of the previous page.' }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies
+// ---------------------------------------------------------------------------------------------
+
+export const openAccountBodySchema = inputSchemas.openAccountInputSchema.register(requestComponents, { id: 'OpenAccountRequest' });
+
+export const freezeAccountBodySchema = z
+  .strictObject({ reason: z.string().max(256).optional() })
+  .register(requestComponents, { id: 'FreezeAccountRequest' });
+
+export const emptyBodySchema = z.strictObject({}).register(requestComponents, { id: 'EmptyRequest' });
+
+const postingSchema = z.strictObject({ accountId: idSchema, side: sideSchema, amount: amountSchema, currency: currencySchema });
+
+export const simpleTransferBodySchema = inputSchemas.simpleTransferInputSchema
+  .extend({ amount: amountSchema })
+  .register(requestComponents, { id: 'SimpleTransferRequest' });
+
+export const multiTransferBodySchema = inputSchemas.multiTransferInputSchema
+  .extend({ postings: z.array(postingSchema).min(2).max(32) })
+  .register(requestComponents, { id: 'MultiPostingTransferRequest' });
+
+/** `POST /transfers`: a simple transfer, or one with postings when the body has `postings`. */
+export const transferBodySchema = z.union([simpleTransferBodySchema, multiTransferBodySchema]);
+
+const timeoutMs = z
+  .int()
+  .positive()
+  .max(366 * 86_400_000)
+  .optional()
+  .meta({ description: 'Hold expiry in milliseconds after it is recorded; it holds until posted or voided when absent.' });
+
+export const simpleHoldBodySchema = simpleTransferBodySchema.extend({ timeoutMs }).register(requestComponents, { id: 'SimpleHoldRequest' });
+export const multiHoldBodySchema = multiTransferBodySchema.extend({ timeoutMs }).register(requestComponents, { id: 'MultiPostingHoldRequest' });
+/** `POST /holds`. */
+export const holdBodySchema = z.union([simpleHoldBodySchema, multiHoldBodySchema]);
+
+export const postHoldBodySchema = z
+  .strictObject({
+    transferId: idSchema,
+    amount: amountSchema.optional().meta({ description: 'Part of a two-posting hold to post; all of it when absent.' }),
+    currency: currencySchema.optional(),
+    effectiveAt: instantSchema.optional(),
+    metadata: inputSchemas.voidPendingInputSchema.shape.metadata,
+  })
+  .register(requestComponents, { id: 'PostHoldRequest' });
+
+export const voidHoldBodySchema = z
+  .strictObject({ transferId: idSchema, effectiveAt: instantSchema.optional(), metadata: inputSchemas.voidPendingInputSchema.shape.metadata })
+  .register(requestComponents, { id: 'VoidHoldRequest' });
+
+export const reverseBodySchema = z
+  .strictObject({
+    transferId: idSchema.meta({ description: 'Id of the new, reversing transfer.' }),
+    reference: z.string().min(1).max(REFERENCE_LENGTH_MAX).optional(),
+    effectiveAt: instantSchema.optional(),
+    metadata: inputSchemas.reverseInputSchema.shape.metadata,
+  })
+  .register(requestComponents, { id: 'ReverseTransferRequest' });
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------
+
+export const accountSchema = z
+  .strictObject({
+    ledgerId: z.string(),
+    accountId: z.string(),
+    currency: z.string(),
+    type: accountTypeSchema,
+    normalSide: sideSchema,
+    flags: z.strictObject({ debitsMustNotExceedCredits: z.boolean(), creditsMustNotExceedDebits: z.boolean() }),
+    metadata: metadataOutSchema,
+    status: z.enum(['open', 'frozen', 'closed']),
+    openedAt: isoOutSchema,
+    openedLedgerVersion: z.int(),
+  })
+  .register(responseComponents, { id: 'Account' });
+
+export const accountPageSchema = z
+  .strictObject({
+    accounts: z.array(accountSchema),
+    nextCursor: z.string().nullable().meta({ description: 'Pass as `after` for the next page; null on the last page.' }),
+  })
+  .register(responseComponents, { id: 'AccountPage' });
+
+export const balanceSchema = z
+  .strictObject({
+    ledgerId: z.string(),
+    accountId: z.string(),
+    currency: z.string(),
+    type: accountTypeSchema,
+    normalSide: sideSchema,
+    status: z.enum(['open', 'frozen', 'closed']),
+    posted: signedAmountSchema.meta({ description: 'Posted balance on the normal side (credits − debits for a liability).' }),
+    pending: signedAmountSchema.meta({ description: 'Held amounts that will reduce the balance when posted.' }),
+    available: signedAmountSchema.meta({ description: '`posted` minus `pending`.' }),
+    debitsPosted: signedAmountSchema,
+    creditsPosted: signedAmountSchema,
+    debitsPending: signedAmountSchema,
+    creditsPending: signedAmountSchema,
+    asOf: isoOutSchema.nullable().meta({ description: 'The point asked for; null for now.' }),
+    timeBasis: z.enum(['effective', 'recorded']).nullable(),
+  })
+  .register(responseComponents, { id: 'Balance' });
+
+export const statementEntrySchema = z
+  .strictObject({
+    ledgerVersion: z.int(),
+    transferId: z.string(),
+    eventType: z.string(),
+    side: sideSchema,
+    bucket: z.enum(['posted', 'pending']),
+    amount: signedAmountSchema,
+    balanceAfter: signedAmountSchema.meta({ description: 'Posted balance on the normal side after this entry (running balance).' }),
+    recordedAt: isoOutSchema,
+    effectiveAt: isoOutSchema,
+  })
+  .register(responseComponents, { id: 'StatementEntry' });
+
+export const statementSchema = z
+  .strictObject({
+    ledgerId: z.string(),
+    accountId: z.string(),
+    currency: z.string(),
+    entries: z.array(statementEntrySchema),
+    nextCursor: z.string().nullable().meta({ description: 'Pass as `after` for the next page; null on the last page.' }),
+  })
+  .register(responseComponents, { id: 'Statement' });
+
+const transferKindSchema = z.enum(['transfer', 'hold', 'postPending', 'voidPending', 'reversal']);
+
+export const transferSchema = z
+  .strictObject({
+    ledgerId: z.string(),
+    transferId: z.string(),
+    kind: transferKindSchema,
+    postings: z.array(z.strictObject({ accountId: z.string(), side: sideSchema, amount: signedAmountSchema, currency: z.string() })),
+    reference: z.string().nullable(),
+    pendingId: z.string().nullable(),
+    reversalOf: z.string().nullable(),
+    reversedBy: z.string().nullable(),
+    metadata: metadataOutSchema,
+    ledgerVersion: z.int(),
+    recordedAt: isoOutSchema,
+    effectiveAt: isoOutSchema,
+    hold: z
+      .strictObject({
+        status: z.enum(['pending', 'posted', 'voided', 'expired']),
+        timeoutAt: isoOutSchema.nullable(),
+        resolvedBy: z.string().nullable(),
+        resolvedVersion: z.int().nullable(),
+      })
+      .nullable(),
+  })
+  .register(responseComponents, { id: 'Transfer' });
+
+export const transferReceiptSchema = z
+  .strictObject({
+    ledgerId: z.string(),
+    transferId: z.string(),
+    kind: transferKindSchema,
+    pendingId: z.string().nullable(),
+    reversalOf: z.string().nullable(),
+    ledgerVersion: z.int().meta({ description: 'Ledger version of the event that recorded it.' }),
+    recordedAt: isoOutSchema,
+    duplicate: z.boolean().meta({ description: 'True when this transfer id had already been applied with the same content: nothing new was written.' }),
+  })
+  .register(responseComponents, { id: 'TransferReceipt' });
+
+export const trialBalanceSchema = z
+  .strictObject({
+    ledgerId: z.string(),
+    asOf: isoOutSchema.nullable(),
+    timeBasis: z.enum(['effective', 'recorded']).nullable(),
+    lines: z.array(z.strictObject({ accountId: z.string(), currency: z.string(), type: accountTypeSchema, debit: signedAmountSchema, credit: signedAmountSchema })),
+    totals: z.array(z.strictObject({ currency: z.string(), debits: signedAmountSchema, credits: signedAmountSchema, balanced: z.boolean() })),
+  })
+  .register(responseComponents, { id: 'TrialBalance' });
+
+export const problemSchema = z
+  .strictObject({
+    type: z.string().meta({ description: 'Stable URI of the problem type, `/problems/<code>`.' }),
+    title: z.string(),
+    status: z.int(),
+    code: z.string().meta({ description: 'Stable code: a ledger rejection code or one of the API\'s own.' }),
+    detail: z.string().optional(),
+    instance: z.string().optional(),
+    requestId: z.string().optional(),
+    errors: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
+    retryAfterSeconds: z.int().optional(),
+  })
+  .register(responseComponents, { id: 'Problem' });
+
+export const problemTypeSchema = z
+  .strictObject({ type: z.string(), code: z.string(), status: z.int(), title: z.string() })
+  .register(responseComponents, { id: 'ProblemType' });
+
+export const problemTypeListSchema = z.strictObject({ problems: z.array(problemTypeSchema) }).register(responseComponents, { id: 'ProblemTypeList' });
+
+export const healthSchema = z
+  .strictObject({
+    status: z.enum(['ok', 'ready', 'not_ready']),
+    checks: z.record(z.string(), z.strictObject({ ok: z.boolean(), detail: z.string().optional() })).optional(),
+  })
+  .register(responseComponents, { id: 'Health' });
+
+/** The OpenAPI document: an object, not checked further. */
+export const openApiDocumentSchema = z.record(z.string(), z.unknown());

@@ -1,0 +1,350 @@
+/**
+ * Every endpoint over real HTTP against PostgreSQL: success and failure paths of accounts,
+ * balances, statements, transfers, holds, reversals, trial balance, health, the OpenAPI document
+ * and the problem-type pages. Responses are checked against their zod schemas by the server
+ * itself (`validateResponses`), so a shape that drifted from its schema fails here as a 500.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client, eventually, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
+import { expectProblem } from './support/expect-problem.js';
+
+let db: TestDatabase;
+let api: TestApi;
+let bank: ReturnType<typeof client>;
+const TENANT = 'endpoints-bank';
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+  api = await startTestApi(db);
+  bank = client(api.url, await api.token(TENANT));
+  for (const [accountId, type, flags] of [
+    ['cash', 'asset', undefined],
+    ['alice', 'liability', { debitsMustNotExceedCredits: true }],
+    ['bob', 'liability', { debitsMustNotExceedCredits: true }],
+    ['fees', 'income', undefined],
+  ] as const) {
+    const reply = await bank.post('/accounts', { accountId, currency: 'EUR', type, ...(flags === undefined ? {} : { flags }) });
+    expect(reply.status).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await api?.close();
+  await db?.close();
+});
+
+describe('accounts', () => {
+  it('opening an account answers 201 with the account and its Location; the same again answers 200, different attributes 409 account_exists', async () => {
+    const body = { accountId: 'carol', currency: 'EUR', type: 'liability', metadata: { segment: 'retail' } };
+    const created = await bank.post('/accounts', body);
+    expect(created.status).toBe(201);
+    expect(created.headers.get('location')).toBe('/accounts/carol');
+    expect(created.headers.get('cache-control')).toBe('no-store');
+    expect(created.body).toMatchObject({ accountId: 'carol', ledgerId: 'main', currency: 'EUR', type: 'liability', normalSide: 'credit', status: 'open', metadata: { segment: 'retail' } });
+    expect((await bank.post('/accounts', body)).status).toBe(200);
+    expectProblem(await bank.post('/accounts', { ...body, currency: 'USD' }), 409, 'account_exists');
+  });
+
+  it('an invalid account body answers 400 invalid_request naming each bad field', async () => {
+    const reply = await bank.post('/accounts', { accountId: 'bad id!', currency: 'eur', type: 'savings', extra: 1 });
+    expectProblem(reply, 400, 'invalid_request');
+    const paths = (reply.body.errors as { path: string }[]).map((issue) => issue.path);
+    expect(paths).toEqual(expect.arrayContaining(['body.accountId', 'body.currency', 'body.type']));
+    expectProblem(await bank.post('/accounts', { accountId: 'x1', currency: 'XXZ', type: 'asset' }), 400, 'invalid_request');
+  });
+
+  it('an account with both balance flags is refused by the ledger with 422 limit_exceeded', async () => {
+    const reply = await bank.post('/accounts', { accountId: 'pinned', currency: 'EUR', type: 'asset', flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: true } });
+    expectProblem(reply, 422, 'limit_exceeded');
+  });
+
+  it('get answers the account, and 404 not_found for an unknown one', async () => {
+    const reply = await bank.get('/accounts/alice');
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ accountId: 'alice', flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: false }, openedLedgerVersion: expect.any(Number) });
+    expectProblem(await bank.get('/accounts/nobody'), 404, 'not_found');
+    expectProblem(await bank.get('/accounts/bad%20id'), 400, 'invalid_request');
+  });
+
+  it('list pages through accounts in id order with a keyset cursor, and bounds the page size', async () => {
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (let page = 0; page < 10; page += 1) {
+      const reply = await bank.get(`/accounts?limit=2${after === null ? '' : `&after=${after}`}`);
+      expect(reply.status).toBe(200);
+      expect(reply.body.accounts.length).toBeLessThanOrEqual(2);
+      seen.push(...reply.body.accounts.map((account: { accountId: string }) => account.accountId));
+      after = reply.body.nextCursor;
+      if (after === null) break;
+    }
+    expect(seen).toEqual([...seen].sort());
+    expect(seen).toEqual(expect.arrayContaining(['alice', 'bob', 'cash', 'fees']));
+    expect(new Set(seen).size).toBe(seen.length);
+    expectProblem(await bank.get('/accounts?limit=0'), 400, 'invalid_request');
+    expectProblem(await bank.get('/accounts?limit=501'), 400, 'invalid_request');
+    expectProblem(await bank.get('/accounts?unknown=1'), 400, 'invalid_request');
+  });
+
+  it('freeze, unfreeze and close change the status, and each refuses what the ledger refuses', async () => {
+    await bank.post('/accounts', { accountId: 'dave', currency: 'EUR', type: 'liability' });
+    const frozen = await bank.post('/accounts/dave/freeze', { reason: 'kyc review' });
+    expect(frozen.status).toBe(200);
+    expect(frozen.body.status).toBe('frozen');
+    expectProblem(await bank.post('/accounts/dave/freeze'), 409, 'account_frozen');
+    expectProblem(await bank.post('/transfers', { transferId: 'to-frozen', debitAccountId: 'cash', creditAccountId: 'dave', amount: '1.00', currency: 'EUR' }), 409, 'account_frozen');
+    const unfrozen = await bank.post('/accounts/dave/unfreeze');
+    expect(unfrozen.body.status).toBe('open');
+    expectProblem(await bank.post('/accounts/dave/unfreeze', {}), 409, 'account_not_frozen');
+    expect((await bank.post('/transfers', { transferId: 'to-dave', debitAccountId: 'cash', creditAccountId: 'dave', amount: '1.00', currency: 'EUR' })).status).toBe(201);
+    expectProblem(await bank.post('/accounts/dave/close'), 409, 'account_not_empty');
+    expect((await bank.post('/transfers', { transferId: 'from-dave', debitAccountId: 'dave', creditAccountId: 'cash', amount: '1.00', currency: 'EUR' })).status).toBe(201);
+    const closed = await bank.post('/accounts/dave/close');
+    expect(closed.body.status).toBe('closed');
+    expectProblem(await bank.post('/accounts/dave/close'), 409, 'account_closed');
+    expectProblem(await bank.post('/accounts/nobody/freeze'), 404, 'account_not_found');
+    expectProblem(await bank.post('/accounts/dave/freeze', { reason: 'x', other: true }), 400, 'invalid_request');
+  });
+
+  it('accounts live in the ledger named by Ledger-Id: another ledger of the same tenant has its own', async () => {
+    const usd = client(api.url, await api.token(TENANT), 'usd-book');
+    expect((await usd.post('/accounts', { accountId: 'alice', currency: 'USD', type: 'liability' })).status).toBe(201);
+    expect((await usd.get('/accounts/alice')).body).toMatchObject({ ledgerId: 'usd-book', currency: 'USD' });
+    expect((await bank.get('/accounts/alice')).body).toMatchObject({ ledgerId: 'main', currency: 'EUR' });
+    expectProblem(await bank.get('/accounts/alice', { headers: { 'ledger-id': 'not a ledger' } }), 400, 'invalid_request');
+  });
+});
+
+describe('transfers', () => {
+  it('a simple transfer answers 201 with a receipt; its id again with the same content 200 duplicate, with another amount 409', async () => {
+    const body = { transferId: 'dep-1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '500.00', currency: 'EUR', reference: 'deposit' };
+    const created = await bank.post('/transfers', body);
+    expect(created.status).toBe(201);
+    expect(created.headers.get('location')).toBe('/transfers/dep-1');
+    expect(created.body).toMatchObject({ transferId: 'dep-1', kind: 'transfer', ledgerId: 'main', duplicate: false, ledgerVersion: expect.any(Number) });
+    const again = await bank.post('/transfers', body);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ duplicate: true, ledgerVersion: created.body.ledgerVersion, recordedAt: created.body.recordedAt });
+    expectProblem(await bank.post('/transfers', { ...body, amount: '501.00' }), 409, 'exists_with_different_amount');
+  });
+
+  it('ledger rules answer with their own problem type: insufficient_funds, unbalanced_postings, currency_mismatch, account_not_found', async () => {
+    expectProblem(await bank.post('/transfers', { transferId: 'over', debitAccountId: 'bob', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' }), 422, 'insufficient_funds');
+    const unbalanced = {
+      transferId: 'unbalanced',
+      postings: [
+        { accountId: 'cash', side: 'debit', amount: '10.00', currency: 'EUR' },
+        { accountId: 'alice', side: 'credit', amount: '9.99', currency: 'EUR' },
+      ],
+    };
+    expectProblem(await bank.post('/transfers', unbalanced), 422, 'unbalanced_postings');
+    expectProblem(await bank.post('/transfers', { transferId: 'usd', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'USD' }), 422, 'currency_mismatch');
+    expectProblem(await bank.post('/transfers', { transferId: 'ghost', debitAccountId: 'cash', creditAccountId: 'ghost', amount: '1.00', currency: 'EUR' }), 404, 'account_not_found');
+  });
+
+  it('amounts must be decimal strings within the currency scale: numbers, 3 decimals and negatives answer 400', async () => {
+    const base = { transferId: 'amt', debitAccountId: 'cash', creditAccountId: 'alice', currency: 'EUR' };
+    for (const amount of [10, '1.001', '-5.00', '1e3', '', '0']) {
+      const reply = await bank.post('/transfers', { ...base, amount });
+      expectProblem(reply, 400, 'invalid_request');
+      expect(reply.body.errors.some((issue: { path: string }) => issue.path === 'body.amount')).toBe(true);
+    }
+    const multi = await bank.post('/transfers', { transferId: 'amt-m', postings: [{ accountId: 'cash', side: 'debit', amount: 'x', currency: 'EUR' }] });
+    expectProblem(multi, 400, 'invalid_request');
+    expect(multi.body.errors.map((issue: { path: string }) => issue.path)).toEqual(expect.arrayContaining(['body.postings', 'body.postings.0.amount']));
+  });
+
+  it('a multi-posting transfer moves money between several accounts and balances per currency', async () => {
+    await bank.post('/transfers', { transferId: 'dep-bob', debitAccountId: 'cash', creditAccountId: 'bob', amount: '100.00', currency: 'EUR' });
+    const reply = await bank.post('/transfers', {
+      transferId: 'pay-1',
+      postings: [
+        { accountId: 'alice', side: 'debit', amount: '51.50', currency: 'EUR' },
+        { accountId: 'bob', side: 'credit', amount: '50.00', currency: 'EUR' },
+        { accountId: 'fees', side: 'credit', amount: '1.50', currency: 'EUR' },
+      ],
+      metadata: { purpose: 'rent' },
+    });
+    expect(reply.status).toBe(201);
+    const transfer = await bank.get('/transfers/pay-1');
+    expect(transfer.status).toBe(200);
+    expect(transfer.body).toMatchObject({ kind: 'transfer', metadata: { purpose: 'rent' }, reversedBy: null, hold: null });
+    expect(transfer.body.postings).toEqual([
+      { accountId: 'alice', side: 'debit', amount: '51.50', currency: 'EUR' },
+      { accountId: 'bob', side: 'credit', amount: '50.00', currency: 'EUR' },
+      { accountId: 'fees', side: 'credit', amount: '1.50', currency: 'EUR' },
+    ]);
+  });
+
+  it('get transfer answers 404 not_found for an unknown id', async () => {
+    expectProblem(await bank.get('/transfers/no-such-transfer'), 404, 'not_found');
+  });
+
+  it('a hold reserves funds (available drops), posts partly once, and a second post or an over-amount is refused', async () => {
+    await bank.post('/accounts', { accountId: 'erin', currency: 'EUR', type: 'liability', flags: { debitsMustNotExceedCredits: true } });
+    await bank.post('/transfers', { transferId: 'dep-erin', debitAccountId: 'cash', creditAccountId: 'erin', amount: '100.00', currency: 'EUR' });
+    const hold = await bank.post('/holds', { transferId: 'hold-1', debitAccountId: 'erin', creditAccountId: 'fees', amount: '30.00', currency: 'EUR', timeoutMs: 3_600_000 });
+    expect(hold.status).toBe(201);
+    expect(hold.body.kind).toBe('hold');
+    const balance = await bank.get('/accounts/erin/balance');
+    expect(balance.body).toMatchObject({ posted: '100.00', pending: '30.00', available: '70.00' });
+    expectProblem(await bank.post('/transfers', { transferId: 'too-much', debitAccountId: 'erin', creditAccountId: 'fees', amount: '70.01', currency: 'EUR' }), 422, 'insufficient_funds');
+    expectProblem(await bank.post('/holds/hold-1/post', { transferId: 'post-1x', amount: '30.01', currency: 'EUR' }), 422, 'amount_exceeds_pending');
+    const posted = await bank.post('/holds/hold-1/post', { transferId: 'post-1', amount: '20.00', currency: 'EUR' });
+    expect(posted.status).toBe(201);
+    expect(posted.body).toMatchObject({ kind: 'postPending', pendingId: 'hold-1' });
+    expect((await bank.get('/accounts/erin/balance')).body).toMatchObject({ posted: '80.00', pending: '0.00', available: '80.00' });
+    expectProblem(await bank.post('/holds/hold-1/post', { transferId: 'post-2' }), 409, 'pending_already_resolved');
+    const view = await eventually(async () => {
+      const reply = await bank.get('/transfers/hold-1');
+      expect(reply.body.hold.status).toBe('posted');
+      return reply.body;
+    });
+    expect(view.hold).toMatchObject({ status: 'posted', resolvedBy: 'post-1', timeoutAt: expect.any(String) });
+  });
+
+  it('a hold can be voided, releasing its funds; voiding an unknown hold answers 404 pending_not_found', async () => {
+    await bank.post('/holds', { transferId: 'hold-2', debitAccountId: 'erin', creditAccountId: 'fees', amount: '10.00', currency: 'EUR' });
+    expect((await bank.get('/accounts/erin/balance')).body.available).toBe('70.00');
+    const voided = await bank.post('/holds/hold-2/void', { transferId: 'void-2' });
+    expect(voided.status).toBe(201);
+    expect(voided.body).toMatchObject({ kind: 'voidPending', pendingId: 'hold-2' });
+    expect((await bank.get('/accounts/erin/balance')).body.available).toBe('80.00');
+    expectProblem(await bank.post('/holds/hold-9/void', { transferId: 'void-9' }), 404, 'pending_not_found');
+    expectProblem(await bank.post('/holds/hold-2/void', { transferId: 'void-2b', amount: '1.00' }), 400, 'invalid_request');
+  });
+
+  it('a posted transfer is reversed once; reversing again, an unknown transfer or a hold is refused', async () => {
+    await bank.post('/transfers', { transferId: 'to-reverse', debitAccountId: 'cash', creditAccountId: 'erin', amount: '5.00', currency: 'EUR' });
+    const reversal = await bank.post('/transfers/to-reverse/reversal', { transferId: 'rev-1', reference: 'refund' });
+    expect(reversal.status).toBe(201);
+    expect(reversal.body).toMatchObject({ kind: 'reversal', reversalOf: 'to-reverse' });
+    expectProblem(await bank.post('/transfers/to-reverse/reversal', { transferId: 'rev-2' }), 409, 'transfer_already_reversed');
+    expectProblem(await bank.post('/transfers/nothing/reversal', { transferId: 'rev-3' }), 404, 'transfer_not_found');
+    expectProblem(await bank.post('/transfers/hold-2/reversal', { transferId: 'rev-4' }), 422, 'transfer_not_reversible');
+    const original = await eventually(async () => {
+      const reply = await bank.get('/transfers/to-reverse');
+      expect(reply.body.reversedBy).toBe('rev-1');
+      return reply.body;
+    });
+    expect(original.kind).toBe('transfer');
+    expect((await bank.get('/transfers/rev-1')).body.postings).toEqual([
+      { accountId: 'cash', side: 'credit', amount: '5.00', currency: 'EUR' },
+      { accountId: 'erin', side: 'debit', amount: '5.00', currency: 'EUR' },
+    ]);
+  });
+});
+
+describe('balances and statements', () => {
+  it('balance as of an effective time sees a back-dated transfer that the same recorded time does not; before the account opened answers 404', async () => {
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const opened = await bank.post('/accounts', { accountId: 'frank', currency: 'EUR', type: 'liability' });
+    await sleep(30);
+    const between = new Date().toISOString();
+    await sleep(30);
+    expect((await bank.post('/transfers', { transferId: 'frank-1', debitAccountId: 'cash', creditAccountId: 'frank', amount: '10.00', currency: 'EUR' })).status).toBe(201);
+    const backdated = await bank.post('/transfers', { transferId: 'frank-2', debitAccountId: 'cash', creditAccountId: 'frank', amount: '5.00', currency: 'EUR', effectiveAt: between });
+    expect(backdated.status).toBe(201);
+    expect((await bank.get('/accounts/frank/balance')).body).toMatchObject({ posted: '15.00', asOf: null, timeBasis: null });
+    const effective = await eventually(async () => {
+      const reply = await bank.get(`/accounts/frank/balance?asOf=${encodeURIComponent(between)}`);
+      expect(reply.body.posted).toBe('5.00');
+      return reply.body;
+    });
+    expect(effective).toMatchObject({ asOf: between, timeBasis: 'effective' });
+    expect((await bank.get(`/accounts/frank/balance?asOf=${encodeURIComponent(between)}&timeBasis=recorded`)).body.posted).toBe('0.00');
+    const beforeOpening = new Date(Date.parse(opened.body.openedAt) - 1_000).toISOString();
+    expectProblem(await bank.get(`/accounts/frank/balance?asOf=${encodeURIComponent(beforeOpening)}&timeBasis=recorded`), 404, 'not_found');
+    expectProblem(await bank.post('/transfers', { transferId: 'frank-3', debitAccountId: 'cash', creditAccountId: 'frank', amount: '1.00', currency: 'EUR', effectiveAt: beforeOpening }), 422, 'effective_at_before_dependency');
+    expectProblem(await bank.get('/accounts/frank/balance?asOf=yesterday'), 400, 'invalid_request');
+    expectProblem(await bank.get('/accounts/nobody/balance'), 404, 'not_found');
+  });
+
+  it('the statement lists entries with the running balance, pages by cursor without gaps, and filters by recorded time', async () => {
+    await bank.post('/accounts', { accountId: 'gina', currency: 'EUR', type: 'liability' });
+    for (let n = 1; n <= 5; n += 1) await bank.post('/transfers', { transferId: `gina-${n}`, debitAccountId: 'cash', creditAccountId: 'gina', amount: `${n}.00`, currency: 'EUR' });
+    const all = await eventually(async () => {
+      const reply = await bank.get('/accounts/gina/transactions');
+      expect(reply.body.entries).toHaveLength(5);
+      return reply.body;
+    });
+    expect(all.entries.map((entry: { balanceAfter: string }) => entry.balanceAfter)).toEqual(['1.00', '3.00', '6.00', '10.00', '15.00']);
+    expect(all.nextCursor).toBeNull();
+    const pages: string[] = [];
+    let after: string | null = null;
+    do {
+      const reply = await bank.get(`/accounts/gina/transactions?limit=2${after === null ? '' : `&after=${after}`}`);
+      pages.push(...reply.body.entries.map((entry: { transferId: string }) => entry.transferId));
+      after = reply.body.nextCursor;
+    } while (after !== null);
+    expect(pages).toEqual(['gina-1', 'gina-2', 'gina-3', 'gina-4', 'gina-5']);
+    const third = all.entries[2].recordedAt as string;
+    const fifth = all.entries[4].recordedAt as string;
+    const ranged = await bank.get(`/accounts/gina/transactions?from=${encodeURIComponent(third)}&to=${encodeURIComponent(fifth)}`);
+    expect(ranged.body.entries.every((entry: { recordedAt: string }) => entry.recordedAt >= third && entry.recordedAt < fifth)).toBe(true);
+    expect(ranged.body.entries.map((entry: { transferId: string }) => entry.transferId)).toContain('gina-3');
+    expectProblem(await bank.get('/accounts/nobody/transactions'), 404, 'not_found');
+    expectProblem(await bank.get('/accounts/gina/transactions?limit=1001'), 400, 'invalid_request');
+    expectProblem(await bank.get('/accounts/gina/transactions?after=abc'), 400, 'invalid_request');
+  });
+});
+
+describe('trial balance', () => {
+  it('answers every account with balanced totals per currency, now and as of a time', async () => {
+    const now = await bank.get('/trial-balance');
+    expect(now.status).toBe(200);
+    expect(now.body.totals.length).toBeGreaterThan(0);
+    expect(now.body.totals.every((total: { balanced: boolean }) => total.balanced)).toBe(true);
+    expect(now.body.lines.map((line: { accountId: string }) => line.accountId)).toEqual(expect.arrayContaining(['alice', 'cash']));
+    const asOf = new Date(Date.now() - 10 * 86_400_000).toISOString();
+    const past = await eventually(async () => {
+      const reply = await bank.get(`/trial-balance?asOf=${encodeURIComponent(asOf)}&timeBasis=recorded`);
+      expect(reply.status).toBe(200);
+      return reply.body;
+    });
+    expect(past).toMatchObject({ asOf, timeBasis: 'recorded', lines: [] });
+  });
+});
+
+describe('documents and health', () => {
+  it('serves an OpenAPI 3.1 document with every route, scopes, problem responses and resolvable references', async () => {
+    const reply = await client(api.url, '').get('/openapi.json', { headers: {} });
+    expect(reply.status).toBe(200);
+    const document = reply.body;
+    expect(document.openapi).toBe('3.1.0');
+    const operations = Object.values(document.paths as Record<string, Record<string, { operationId: string }>>).flatMap((path) => Object.values(path).map((op) => op.operationId));
+    expect(operations).toEqual(
+      expect.arrayContaining(['openAccount', 'listAccounts', 'getAccount', 'freezeAccount', 'unfreezeAccount', 'closeAccount', 'getBalance', 'getStatement', 'createTransfer', 'createHold', 'postHold', 'voidHold', 'reverseTransfer', 'getTransfer', 'getTrialBalance', 'live', 'ready']),
+    );
+    expect(document.paths['/transfers'].post.security).toEqual([{ bearerAuth: ['transfers:write'] }]);
+    expect(document.paths['/trial-balance'].get.security).toEqual([{ bearerAuth: ['audit:read'] }]);
+    expect(document.paths['/transfers'].post.responses['422'].content['application/problem+json']).toBeDefined();
+    expect(document.components.schemas.SimpleTransferRequest.properties.amount).toMatchObject({ type: 'string', pattern: expect.any(String) });
+    const refs: string[] = [];
+    const walk = (value: unknown): void => {
+      if (Array.isArray(value)) value.forEach(walk);
+      else if (value !== null && typeof value === 'object') for (const [key, inner] of Object.entries(value)) key === '$ref' ? refs.push(inner as string) : walk(inner);
+    };
+    walk(document);
+    expect(refs.length).toBeGreaterThan(10);
+    for (const ref of refs) {
+      const target = ref.replace(/^#\//, '').split('/').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], document);
+      expect(target, ref).toBeDefined();
+    }
+  });
+
+  it('each problem type is documented at its type address', async () => {
+    const anonymous = client(api.url, '');
+    const reply = await anonymous.get('/problems/insufficient_funds', { headers: {} });
+    expect(reply.body).toMatchObject({ type: '/problems/insufficient_funds', status: 422, code: 'insufficient_funds' });
+    expect((await anonymous.get('/problems')).body.problems.length).toBeGreaterThan(40);
+    expectProblem(await anonymous.get('/problems/no_such_problem'), 404, 'not_found');
+    expectProblem(await anonymous.get('/no/such/route'), 404, 'not_found');
+  });
+
+  it('liveness and readiness answer without a token', async () => {
+    expect((await client(api.url, '').get('/health/live')).body).toEqual({ status: 'ok' });
+    const ready = await client(api.url, '').get('/health/ready');
+    expect(ready.status).toBe(200);
+    expect(ready.body).toMatchObject({ status: 'ready', checks: { database: { ok: true }, writers: { ok: true }, audit: { ok: true } } });
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Rate limiting, graceful shutdown and the bounds of the process (writers, tenants, writer
+ * queue), each on an API instance of its own over the same database.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, client, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
+import { expectProblem } from './support/expect-problem.js';
+
+let db: TestDatabase;
+const apis: TestApi[] = [];
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+});
+
+afterAll(async () => {
+  await Promise.allSettled(apis.map((api) => api.close()));
+  await db?.close();
+});
+
+async function start(settings: Parameters<typeof startTestApi>[1]): Promise<TestApi> {
+  const api = await startTestApi(db, settings);
+  apis.push(api);
+  return api;
+}
+
+describe('rate limiting', () => {
+  it('a client over its rate gets 429 rate_limited with Retry-After; other clients and health checks are not limited', async () => {
+    const api = await start({ rateLimitPerSecond: 5, rateLimitBurst: 5 });
+    const greedy = client(api.url, await api.token('rl-tenant', undefined, { subject: 'greedy' }));
+    const polite = client(api.url, await api.token('rl-tenant', undefined, { subject: 'polite' }));
+    const replies = await Promise.all(Array.from({ length: 12 }, () => greedy.get('/accounts')));
+    const limited = replies.filter((reply) => reply.status === 429);
+    expect(replies.filter((reply) => reply.status === 200)).toHaveLength(5);
+    expect(limited).toHaveLength(7);
+    for (const reply of limited) {
+      expectProblem(reply, 429, 'rate_limited');
+      expect(Number(reply.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(reply.body.retryAfterSeconds).toBe(Number(reply.headers.get('retry-after')));
+    }
+    expect((await polite.get('/accounts')).status).toBe(200);
+    for (let n = 0; n < 10; n += 1) expect((await call(api.url, 'GET', '/health/live')).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1_000 * Number(limited[0]?.headers.get('retry-after'))));
+    expect((await greedy.get('/accounts')).status).toBe(200);
+  });
+
+  it('requests without a valid token are limited per address, so guessing tokens is limited too', async () => {
+    const api = await start({ rateLimitPerSecond: 3, rateLimitBurst: 3 });
+    const statuses = [];
+    for (let n = 0; n < 6; n += 1) statuses.push((await call(api.url, 'GET', '/accounts', { token: 'x.y.z' })).status);
+    expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('stops accepting, answers every request in flight, drains the writer and closes: every 201 is in the log, nothing else', async () => {
+    const api = await start({});
+    const bank = client(api.url, await api.token('shutdown-tenant'));
+    expect((await bank.post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' })).status).toBe(201);
+    expect((await bank.post('/accounts', { accountId: 'sink', currency: 'EUR', type: 'liability' })).status).toBe(201);
+    const inFlight = Array.from({ length: 150 }, (_, n) =>
+      bank.post('/transfers', { transferId: `sd-${n}`, debitAccountId: 'cash', creditAccountId: 'sink', amount: '1.00', currency: 'EUR' }).then(
+        (reply) => reply.status,
+        () => 'refused' as const,
+      ),
+    );
+    // Close once the first answer is back: the others are in flight.
+    await Promise.race(inFlight);
+    await api.close();
+    const outcomes = await Promise.all(inFlight);
+    const accepted = outcomes.filter((outcome) => outcome === 201).length;
+    expect(accepted).toBeGreaterThan(0);
+    expect(outcomes.every((outcome) => outcome === 201 || outcome === 503 || outcome === 'refused')).toBe(true);
+    const { rows } = await db.admin.query<{ n: number }>("SELECT count(*)::int AS n FROM ledgerkit.events WHERE tenant_id = 'shutdown-tenant' AND type = 'TransferPosted'");
+    expect(rows[0]?.n).toBe(accepted);
+    await expect(fetch(`${api.url}/health/live`)).rejects.toThrow();
+  });
+
+  it('readiness answers 503 with the failing check while the database refuses connections, and 200 again once it is back', async () => {
+    const api = await start({});
+    expect((await call(api.url, 'GET', '/health/ready')).status).toBe(200);
+    await db.admin.query(`ALTER ROLE ${db.roles.app} NOLOGIN`);
+    try {
+      await db.admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [db.roles.app]);
+      const down = await call(api.url, 'GET', '/health/ready');
+      expect(down.status).toBe(503);
+      expect(down.body).toMatchObject({ status: 'not_ready', checks: { database: { ok: false }, writers: { ok: true } } });
+    } finally {
+      await db.admin.query(`ALTER ROLE ${db.roles.app} LOGIN`);
+    }
+    expect((await call(api.url, 'GET', '/health/ready')).status).toBe(200);
+  });
+});
+
+describe('bounds', () => {
+  it('an idle ledger writer is closed to make room for another when the process holds its maximum', async () => {
+    const api = await start({ ledgersMax: 1 });
+    const token = await api.token('bounded-tenant');
+    for (const ledgerId of ['book-a', 'book-b', 'book-a']) {
+      const book = client(api.url, token, ledgerId);
+      const reply = await book.post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' });
+      expect([200, 201]).toContain(reply.status);
+    }
+    expect(await api.api.ledgers.ledger('bounded-tenant', 'book-a')).toBeDefined();
+    expect(await api.api.ledgers.ledger('bounded-tenant', 'book-b')).toBeUndefined();
+  });
+
+  it('a tenant beyond the process maximum answers 503 overloaded with Retry-After', async () => {
+    const api = await start({ tenantsMax: 1 });
+    expect((await client(api.url, await api.token('first-tenant')).get('/accounts')).status).toBe(200);
+    const reply = await client(api.url, await api.token('second-tenant')).get('/accounts');
+    expectProblem(reply, 503, 'overloaded');
+    expect(reply.headers.get('retry-after')).toBe('5');
+  });
+
+  it('a writer queue at its bound answers 503 overloaded, and every accepted transfer is applied', async () => {
+    const api = await start({ writerQueueLengthMax: 100, writerBatchSizeMax: 10 });
+    const bank = client(api.url, await api.token('queue-tenant'));
+    await bank.post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' });
+    await bank.post('/accounts', { accountId: 'sink', currency: 'EUR', type: 'liability' });
+    const replies = await Promise.all(
+      Array.from({ length: 400 }, (_, n) => bank.post('/transfers', { transferId: `q-${n}`, debitAccountId: 'cash', creditAccountId: 'sink', amount: '1.00', currency: 'EUR' })),
+    );
+    const statuses = new Set(replies.map((reply) => reply.status));
+    expect([...statuses].every((status) => status === 201 || status === 503)).toBe(true);
+    for (const reply of replies.filter((r) => r.status === 503)) expectProblem(reply, 503, 'overloaded');
+    const accepted = replies.filter((reply) => reply.status === 201).length;
+    expect((await bank.get('/accounts/sink/balance')).body.posted).toBe(`${accepted}.00`);
+  });
+});

@@ -1,0 +1,294 @@
+/**
+ * Every security rule over real HTTP: bearer tokens (missing, malformed, expired, wrong
+ * audience, wrong issuer, foreign key, unsigned, no tenant), scopes, tenant isolation (another
+ * tenant's account is 404), idempotency keys (replay, conflict, concurrency, per client, stored
+ * under row-level security), body limits and malformed JSON, logs without tokens or personal
+ * data, audit events, and Cache-Control.
+ */
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateDevKeys, mintToken } from '../src/dev-tokens.js';
+import { call, client, eventually, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
+import { expectProblem } from './support/expect-problem.js';
+
+let db: TestDatabase;
+let api: TestApi;
+let alpha: ReturnType<typeof client>;
+let beta: ReturnType<typeof client>;
+const ALPHA = 'tenant-alpha';
+const BETA = 'tenant-beta';
+/** An id that stands for personal data: it must never reach the logs. */
+const PERSONAL_ACCOUNT = 'customer-jane-doe-19840212';
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+  api = await startTestApi(db);
+  alpha = client(api.url, await api.token(ALPHA));
+  beta = client(api.url, await api.token(BETA));
+  expect((await alpha.post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' })).status).toBe(201);
+  expect((await alpha.post('/accounts', { accountId: PERSONAL_ACCOUNT, currency: 'EUR', type: 'liability', flags: { debitsMustNotExceedCredits: true } })).status).toBe(201);
+  expect((await alpha.post('/transfers', { transferId: 'alpha-dep', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '100.00', currency: 'EUR' })).status).toBe(201);
+  expect((await beta.post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' })).status).toBe(201);
+});
+
+afterAll(async () => {
+  await api?.close();
+  await db?.close();
+});
+
+const balancePath = `/accounts/${PERSONAL_ACCOUNT}/balance`;
+
+describe('bearer tokens', () => {
+  it('a request without a token answers 401 with a bare Bearer challenge', async () => {
+    const reply = await call(api.url, 'GET', balancePath);
+    expectProblem(reply, 401, 'unauthorized');
+    expect(reply.headers.get('www-authenticate')).toBe('Bearer');
+  });
+
+  it('a malformed Authorization header answers 401 invalid_request', async () => {
+    for (const header of ['Basic dXNlcjpwYXNz', 'Bearer', 'Bearer not-a-jwt', `Bearer ${'a'.repeat(9_000)}.b.c`]) {
+      const reply = await call(api.url, 'GET', balancePath, { headers: { authorization: header } });
+      expectProblem(reply, 401, 'unauthorized');
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_request"');
+    }
+  });
+
+  it('an expired token answers 401 invalid_token', async () => {
+    const token = await api.token(ALPHA, undefined, { issuedAtSeconds: Math.floor(Date.now() / 1000) - 7_200, ttlSeconds: 60 });
+    const reply = await call(api.url, 'GET', balancePath, { token });
+    expectProblem(reply, 401, 'unauthorized');
+    expect(reply.body.detail).toBe('the token has expired');
+    expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+  });
+
+  it('a token for another audience answers 401', async () => {
+    const reply = await call(api.url, 'GET', balancePath, { token: await api.token(ALPHA, undefined, { audience: 'another-api' }) });
+    expectProblem(reply, 401, 'unauthorized');
+    expect(reply.body.detail).toMatch(/audience/);
+  });
+
+  it('a token from another issuer answers 401', async () => {
+    const reply = await call(api.url, 'GET', balancePath, { token: await api.token(ALPHA, undefined, { issuer: 'https://evil.example' }) });
+    expectProblem(reply, 401, 'unauthorized');
+    expect(reply.body.detail).toMatch(/issuer/);
+  });
+
+  it('a token signed with another key, or not signed at all, answers 401', async () => {
+    const foreign = await mintToken(await generateDevKeys(), { tenantId: ALPHA, scopes: ['accounts:read'] });
+    expectProblem(await call(api.url, 'GET', balancePath, { token: foreign }), 401, 'unauthorized');
+    const [header, payload] = (await api.token(ALPHA)).split('.');
+    const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${payload}.`;
+    expectProblem(await call(api.url, 'GET', balancePath, { token: unsigned }), 401, 'unauthorized');
+    const tampered = `${header}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()), tenant_id: BETA })).toString('base64url')}.${'A'.repeat(86)}`;
+    expectProblem(await call(api.url, 'GET', balancePath, { token: tampered }), 401, 'unauthorized');
+    const hmac = await new SignJWT({ tenant_id: ALPHA, scope: 'accounts:read' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
+      .setAudience('banking-api')
+      .setSubject('x')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode('a-shared-secret-that-is-long-enough!!'));
+    expectProblem(await call(api.url, 'GET', balancePath, { token: hmac }), 401, 'unauthorized');
+  });
+
+  it('a token without a valid tenant claim answers 401', async () => {
+    const keys = api.keys;
+    const noTenant = await new SignJWT({ scope: 'accounts:read' })
+      .setProtectedHeader({ alg: 'EdDSA' })
+      .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
+      .setAudience('banking-api')
+      .setSubject('x')
+      .setExpirationTime('1h')
+      .sign(keys.privateKey);
+    expectProblem(await call(api.url, 'GET', balancePath, { token: noTenant }), 401, 'unauthorized');
+    const badTenant = await api.token('not a tenant!');
+    expectProblem(await call(api.url, 'GET', balancePath, { token: badTenant }), 401, 'unauthorized');
+  });
+});
+
+describe('scopes', () => {
+  it('each operation needs its scope and answers 403 insufficient_scope naming it', async () => {
+    const reader = client(api.url, await api.token(ALPHA, ['accounts:read']));
+    const writer = client(api.url, await api.token(ALPHA, ['transfers:write']));
+    expect((await reader.get(balancePath)).status).toBe(200);
+    const denied = await reader.post('/transfers', { transferId: 'r1', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '1.00', currency: 'EUR' });
+    expectProblem(denied, 403, 'insufficient_scope');
+    expect(denied.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope", scope="transfers:write"');
+    expectProblem(await reader.post('/accounts', { accountId: 'r2', currency: 'EUR', type: 'asset' }), 403, 'insufficient_scope');
+    expectProblem(await reader.get('/trial-balance'), 403, 'insufficient_scope');
+    expectProblem(await writer.get(balancePath), 403, 'insufficient_scope');
+    expectProblem(await writer.post(`/accounts/${PERSONAL_ACCOUNT}/freeze`), 403, 'insufficient_scope');
+    const auditor = client(api.url, await api.token(ALPHA, ['audit:read']));
+    expect((await auditor.get('/trial-balance')).status).toBe(200);
+  });
+});
+
+describe('tenant isolation', () => {
+  it("another tenant's account answers 404 on every account route, never 403", async () => {
+    for (const path of [`/accounts/${PERSONAL_ACCOUNT}`, balancePath, `/accounts/${PERSONAL_ACCOUNT}/transactions`, `${balancePath}?asOf=${encodeURIComponent(new Date().toISOString())}`]) {
+      expectProblem(await beta.get(path), 404, 'not_found');
+    }
+    for (const action of ['freeze', 'unfreeze', 'close']) expectProblem(await beta.post(`/accounts/${PERSONAL_ACCOUNT}/${action}`), 404, 'account_not_found');
+    expectProblem(await beta.post('/transfers', { transferId: 'steal', debitAccountId: PERSONAL_ACCOUNT, creditAccountId: 'cash', amount: '1.00', currency: 'EUR' }), 404, 'account_not_found');
+    expectProblem(await beta.get('/transfers/alpha-dep'), 404, 'not_found');
+    expectProblem(await beta.post('/transfers/alpha-dep/reversal', { transferId: 'beta-rev' }), 404, 'transfer_not_found');
+    expect((await beta.get('/accounts')).body.accounts.map((account: { accountId: string }) => account.accountId)).toEqual(['cash']);
+    expect((await client(api.url, await api.token(BETA, ['audit:read'])).get('/trial-balance')).body.lines.map((line: { accountId: string }) => line.accountId)).toEqual(['cash']);
+    expect((await alpha.get(balancePath)).body.posted).toBe('100.00');
+  });
+
+  it('the tenant comes from the token only: a tenant in the body is refused', async () => {
+    expectProblem(await beta.post('/accounts', { accountId: 'x', currency: 'EUR', type: 'asset', tenantId: ALPHA }), 400, 'invalid_request');
+  });
+});
+
+describe('idempotency keys', () => {
+  it('a retry with the same key and body returns the original answer without writing again', async () => {
+    const key = randomUUID();
+    const body = { transferId: 'idem-1', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '2.00', currency: 'EUR' };
+    const first = await alpha.post('/transfers', body, { key });
+    expect(first.status).toBe(201);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    const retry = await alpha.post('/transfers', { currency: 'EUR', amount: '2.00', creditAccountId: PERSONAL_ACCOUNT, debitAccountId: 'cash', transferId: 'idem-1' }, { key });
+    expect(retry.status).toBe(201);
+    expect(retry.text).toBe(first.text);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.headers.get('location')).toBe('/transfers/idem-1');
+    expect((await alpha.get(balancePath)).body.posted).toBe('102.00');
+  });
+
+  it('a rejected request is replayed with the same problem', async () => {
+    const key = randomUUID();
+    const body = { transferId: 'idem-2', debitAccountId: PERSONAL_ACCOUNT, creditAccountId: 'cash', amount: '1000000.00', currency: 'EUR' };
+    const first = await alpha.post('/transfers', body, { key });
+    expectProblem(first, 422, 'insufficient_funds');
+    const retry = await alpha.post('/transfers', body, { key });
+    expectProblem(retry, 422, 'insufficient_funds');
+    expect(retry.text).toBe(first.text);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+  });
+
+  it('the same key with a different body answers 422 idempotency_key_reused, and a missing or malformed key 400', async () => {
+    const key = randomUUID();
+    expect((await alpha.post('/transfers', { transferId: 'idem-3', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '1.00', currency: 'EUR' }, { key })).status).toBe(201);
+    expectProblem(await alpha.post('/transfers', { transferId: 'idem-3', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '9.00', currency: 'EUR' }, { key }), 422, 'idempotency_key_reused');
+    expectProblem(await alpha.post('/accounts', { accountId: 'other', currency: 'EUR', type: 'asset' }, { key }), 422, 'idempotency_key_reused');
+    expectProblem(await alpha.post('/transfers', { transferId: 'idem-4', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '1.00', currency: 'EUR' }, { key: null }), 400, 'idempotency_key_missing');
+    expectProblem(await alpha.post('/transfers', { transferId: 'idem-4', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '1.00', currency: 'EUR' }, { key: 'has space' }), 400, 'invalid_request');
+    expectProblem(await alpha.post('/transfers', { transferId: 'idem-4', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '1.00', currency: 'EUR' }, { key: 'k'.repeat(256) }), 400, 'invalid_request');
+  });
+
+  it('concurrent requests with one key run once: the others are told it is in progress or get the replay', async () => {
+    const key = randomUUID();
+    const body = { transferId: 'idem-5', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '3.00', currency: 'EUR' };
+    const before = (await alpha.get(balancePath)).body.posted as string;
+    const replies = await Promise.all(Array.from({ length: 8 }, () => alpha.post('/transfers', body, { key })));
+    const statuses = replies.map((reply) => reply.status);
+    expect(statuses.filter((status) => status === 201).length).toBeGreaterThanOrEqual(1);
+    expect(statuses.every((status) => status === 201 || status === 409)).toBe(true);
+    for (const reply of replies.filter((r) => r.status === 409)) {
+      expectProblem(reply, 409, 'idempotency_request_in_progress');
+      expect(reply.headers.get('retry-after')).toBe('1');
+    }
+    expect(replies.filter((reply) => reply.status === 201 && reply.headers.get('idempotent-replayed') === null)).toHaveLength(1);
+    expect(Number((await alpha.get(balancePath)).body.posted) - Number(before)).toBe(3);
+  });
+
+  it('keys belong to one client of one tenant: another client may use the same key for its own request', async () => {
+    const key = randomUUID();
+    expect((await alpha.post('/accounts', { accountId: 'k-alpha', currency: 'EUR', type: 'asset' }, { key })).status).toBe(201);
+    expect((await beta.post('/accounts', { accountId: 'k-beta', currency: 'EUR', type: 'asset' }, { key })).status).toBe(201);
+    const otherClient = client(api.url, await api.token(ALPHA, undefined, { subject: 'second-app' }));
+    expect((await otherClient.post('/accounts', { accountId: 'k-alpha-2', currency: 'EUR', type: 'asset' }, { key })).status).toBe(201);
+  });
+
+  it('keys are stored per tenant under forced row-level security: the application role sees none without a tenant', async () => {
+    const { rows } = await db.admin.query<{ tenant_id: string; n: number }>('SELECT tenant_id, count(*)::int AS n FROM banking_api.idempotency_keys GROUP BY tenant_id ORDER BY tenant_id');
+    expect(rows.map((row) => row.tenant_id)).toEqual([ALPHA, BETA]);
+    const app = new pg.Client({ connectionString: db.appUrl });
+    await app.connect();
+    try {
+      expect((await app.query('SELECT count(*)::int AS n FROM banking_api.idempotency_keys')).rows[0].n).toBe(0);
+      await app.query('BEGIN');
+      await app.query("SELECT set_config('ledgerkit.tenant_id', $1, true)", [BETA]);
+      const visible = await app.query<{ tenant_id: string }>('SELECT DISTINCT tenant_id FROM banking_api.idempotency_keys');
+      expect(visible.rows.map((row) => row.tenant_id)).toEqual([BETA]);
+      await app.query('ROLLBACK');
+    } finally {
+      await app.end();
+    }
+  });
+});
+
+describe('request bodies', () => {
+  it('a body over the limit answers 413 payload_too_large', async () => {
+    const reply = await alpha.post('/accounts', { accountId: 'big', currency: 'EUR', type: 'asset', metadata: { note: 'x'.repeat(70_000) } });
+    expectProblem(reply, 413, 'payload_too_large');
+  });
+
+  it('malformed JSON answers 400 malformed_json; an empty JSON body too; another content type 415', async () => {
+    expectProblem(await alpha.post('/transfers', undefined, { raw: '{"transferId": "x",' }), 400, 'malformed_json');
+    expectProblem(await alpha.post('/transfers', undefined, { raw: '' , headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
+    expectProblem(await alpha.post('/transfers', undefined, { raw: 'transferId=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'unsupported_media_type');
+    expectProblem(await alpha.post('/transfers', undefined, { raw: '{}', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
+  });
+
+  it('prototype pollution keys are refused', async () => {
+    expectProblem(await alpha.post('/accounts', undefined, { raw: '{"accountId":"p","currency":"EUR","type":"asset","__proto__":{"admin":true}}' }), 400, 'malformed_json');
+    expectProblem(await alpha.post('/accounts', undefined, { raw: '{"accountId":"p","currency":"EUR","type":"asset","constructor":{"prototype":{"x":1}}}' }), 400, 'malformed_json');
+  });
+});
+
+describe('logs, audit and caching', () => {
+  it('logs carry the route pattern, status and ids of tenant and client, never tokens, account ids or bodies', async () => {
+    const token = await api.token(ALPHA);
+    await call(api.url, 'GET', balancePath, { token });
+    await call(api.url, 'GET', balancePath, { token: `${token}x` });
+    const text = api.logText();
+    expect(text).not.toContain(token.split('.')[2]);
+    expect(text).not.toContain(token.split('.')[1]);
+    expect(text).not.toMatch(/Bearer/i);
+    expect(text).not.toContain(PERSONAL_ACCOUNT);
+    expect(text).not.toContain('100.00');
+    const lines = api.logs.filter((line) => line['msg'] === 'request' && line['route'] === '/accounts/{accountId}/balance' && line['status'] === 200);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines[0]).toMatchObject({ method: 'GET', tenant: ALPHA, client: `client-of-${ALPHA}`, ms: expect.any(Number) });
+  });
+
+  it('money reads and moves are audited off the request path: who, tenant, what, outcome', async () => {
+    const auditor = client(api.url, await api.token(ALPHA, ['accounts:read'], { subject: 'audited-app' }));
+    await auditor.get(balancePath);
+    await auditor.post('/transfers', { transferId: 'audited', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '1.00', currency: 'EUR' });
+    const rows = await eventually(async () => {
+      const { rows: found } = await db.admin.query<Record<string, unknown>>(
+        "SELECT tenant_id, client_id, action, resource_id, status, outcome, problem_code FROM banking_api.audit_events WHERE client_id = 'audited-app' ORDER BY segment_id, seq",
+      );
+      expect(found).toHaveLength(2);
+      return found;
+    });
+    expect(rows[0]).toMatchObject({ tenant_id: ALPHA, action: 'balance.read', resource_id: PERSONAL_ACCOUNT, status: 200, outcome: 'success', problem_code: null });
+    expect(rows[1]).toMatchObject({ tenant_id: ALPHA, action: 'transfer.create', status: 403, outcome: 'rejected', problem_code: 'insufficient_scope' });
+    const app = new pg.Client({ connectionString: db.appUrl });
+    await app.connect();
+    try {
+      await app.query('BEGIN');
+      await app.query("SELECT set_config('ledgerkit.tenant_id', $1, true)", [ALPHA]);
+      await expect(app.query('UPDATE banking_api.audit_segments SET event_count = 1')).rejects.toThrow(/permission denied/);
+      await app.query('ROLLBACK');
+    } finally {
+      await app.end();
+    }
+    // Not even a superuser may rewrite the audit trail: the append-only trigger refuses.
+    await expect(db.admin.query('UPDATE banking_api.audit_segments SET event_count = 1')).rejects.toThrow(/append-only/);
+    await expect(db.admin.query('DELETE FROM banking_api.audit_segments')).rejects.toThrow(/append-only/);
+    expect(api.api.auditStats().dropped).toBe(0);
+  });
+
+  it('every answer with account data, and every error, says Cache-Control: no-store', async () => {
+    for (const reply of [await alpha.get(balancePath), await alpha.get('/accounts'), await alpha.get(`/accounts/${PERSONAL_ACCOUNT}/transactions`), await alpha.get('/transfers/alpha-dep'), await beta.get(balancePath)]) {
+      expect(reply.headers.get('cache-control')).toBe('no-store');
+    }
+  });
+});

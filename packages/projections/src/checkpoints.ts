@@ -1,0 +1,150 @@
+import type { PoolClient } from 'pg';
+import { CheckpointMovedError, type FailedEvent } from './errors.js';
+import { SCHEMA } from './schema.js';
+
+/** A projection's checkpoint as a runner holds it between batches. */
+export interface Checkpoint {
+  /** Position of the last event handled; `null` before the first. */
+  readonly position: string | null;
+  /** Rebuilds so far: a batch started under an older generation is fenced out. */
+  readonly generation: number;
+}
+
+/** The checkpoint row, as status reports it. */
+export interface CheckpointRow extends Checkpoint {
+  readonly eventsApplied: number;
+  readonly eventsSkipped: number;
+  readonly ledgerVersions: Readonly<Record<string, number>>;
+  readonly lastRecordedAt: Date | null;
+  readonly lastError: string | null;
+  readonly lastErrorPosition: string | null;
+  readonly lastErrorAt: Date | null;
+  readonly updatedAt: Date;
+}
+
+interface RawCheckpointRow {
+  readonly position: string | null;
+  readonly generation: number;
+  readonly events_applied: string;
+  readonly events_skipped: string;
+  readonly ledger_versions: Record<string, number>;
+  readonly last_recorded_at: Date | null;
+  readonly last_error: string | null;
+  readonly last_error_position: string | null;
+  readonly last_error_at: Date | null;
+  readonly updated_at: Date;
+}
+
+const TABLE = `${SCHEMA}.projection_checkpoints`;
+const COLUMNS = `position, generation, events_applied, events_skipped, ledger_versions, last_recorded_at, last_error, last_error_position, last_error_at, updated_at`;
+
+/** What a handled batch moves the checkpoint by. */
+export interface CheckpointAdvance {
+  readonly position: string;
+  readonly applied: number;
+  readonly skipped: number;
+  /** Highest version handled per ledger in the batch. */
+  readonly ledgerVersions: ReadonlyMap<string, number>;
+  readonly lastRecordedAt: string;
+}
+
+/** Creates the checkpoint row if it is missing and returns it. */
+export async function ensureCheckpoint(client: PoolClient, tenantId: string, projection: string): Promise<CheckpointRow> {
+  await client.query(`INSERT INTO ${TABLE} (tenant_id, projection) VALUES ($1, $2) ON CONFLICT (tenant_id, projection) DO NOTHING`, [tenantId, projection]);
+  const row = await readCheckpoint(client, tenantId, projection);
+  if (row === undefined) throw new Error(`checkpoint of ${projection} is not visible for tenant ${tenantId}`);
+  return row;
+}
+
+/** The checkpoint rows of some projections of a tenant. */
+export async function readCheckpoints(client: PoolClient, tenantId: string, projections: readonly string[]): Promise<Map<string, CheckpointRow>> {
+  const { rows } = await client.query<RawCheckpointRow & { projection: string }>(
+    `SELECT projection, ${COLUMNS} FROM ${TABLE} WHERE tenant_id = $1 AND projection = ANY($2::text[])`,
+    [tenantId, [...projections]],
+  );
+  return new Map(rows.map((row) => [row.projection, toCheckpointRow(row)]));
+}
+
+async function readCheckpoint(client: PoolClient, tenantId: string, projection: string): Promise<CheckpointRow | undefined> {
+  return (await readCheckpoints(client, tenantId, [projection])).get(projection);
+}
+
+/**
+ * Locks the checkpoint row for the rest of the transaction and throws
+ * {@link CheckpointMovedError} unless it is still at `expected`: the fence that keeps a batch from
+ * being applied twice even by two runners that both believe they hold the projection.
+ */
+export async function fenceCheckpoint(client: PoolClient, tenantId: string, projection: string, expected: Checkpoint): Promise<void> {
+  const { rows } = await client.query<{ position: string | null; generation: number }>(
+    `SELECT position, generation FROM ${TABLE} WHERE tenant_id = $1 AND projection = $2 FOR UPDATE`,
+    [tenantId, projection],
+  );
+  const row = rows[0];
+  if (row === undefined || row.position !== expected.position || row.generation !== expected.generation) {
+    throw new CheckpointMovedError(projection, tenantId);
+  }
+}
+
+/** Moves the (fenced) checkpoint past a batch. */
+export async function advanceCheckpoint(client: PoolClient, tenantId: string, projection: string, advance: CheckpointAdvance): Promise<void> {
+  await client.query(
+    `UPDATE ${TABLE} SET position = $3, events_applied = events_applied + $4, events_skipped = events_skipped + $5,
+       ledger_versions = ledger_versions || $6::jsonb, last_recorded_at = $7, updated_at = now()
+     WHERE tenant_id = $1 AND projection = $2`,
+    [tenantId, projection, advance.position, advance.applied, advance.skipped, JSON.stringify(Object.fromEntries(advance.ledgerVersions)), advance.lastRecordedAt],
+  );
+}
+
+/** Records a failed event in `projection_failures` (skip-with-record) and as the last error. */
+export async function recordSkippedEvent(client: PoolClient, tenantId: string, projection: string, event: FailedEvent, message: string): Promise<void> {
+  await client.query(
+    `INSERT INTO ${SCHEMA}.projection_failures (tenant_id, projection, position, ledger_id, ledger_version, event_type, error)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, projection, position) DO NOTHING`,
+    [tenantId, projection, event.position, event.ledgerId, event.ledgerVersion, event.eventType, message],
+  );
+  await recordError(client, tenantId, projection, event.position, message);
+}
+
+/** Stores the last error of a projection with the position it happened at. */
+export async function recordError(client: PoolClient, tenantId: string, projection: string, position: string | null, message: string): Promise<void> {
+  await client.query(`UPDATE ${TABLE} SET last_error = $3, last_error_position = $4, last_error_at = now(), updated_at = now() WHERE tenant_id = $1 AND projection = $2`, [
+    tenantId,
+    projection,
+    message,
+    position,
+  ]);
+}
+
+/**
+ * Resets the checkpoint for a rebuild: back before the first event, a new generation (which
+ * fences out any batch still in flight), no error, and the failure records of the old run gone.
+ * Returns the new checkpoint.
+ */
+export async function resetCheckpoint(client: PoolClient, tenantId: string, projection: string): Promise<Checkpoint> {
+  await client.query(`INSERT INTO ${TABLE} (tenant_id, projection) VALUES ($1, $2) ON CONFLICT (tenant_id, projection) DO NOTHING`, [tenantId, projection]);
+  const { rows } = await client.query<{ generation: number }>(
+    `UPDATE ${TABLE} SET position = NULL, generation = generation + 1, events_applied = 0, events_skipped = 0, ledger_versions = '{}',
+       last_recorded_at = NULL, last_error = NULL, last_error_position = NULL, last_error_at = NULL, updated_at = now()
+     WHERE tenant_id = $1 AND projection = $2 RETURNING generation`,
+    [tenantId, projection],
+  );
+  await client.query(`DELETE FROM ${SCHEMA}.projection_failures WHERE tenant_id = $1 AND projection = $2`, [tenantId, projection]);
+  const generation = rows[0]?.generation;
+  if (generation === undefined) throw new Error(`checkpoint of ${projection} is not visible for tenant ${tenantId}`);
+  return { position: null, generation };
+}
+
+function toCheckpointRow(row: RawCheckpointRow): CheckpointRow {
+  return {
+    position: row.position,
+    generation: row.generation,
+    eventsApplied: Number(row.events_applied),
+    eventsSkipped: Number(row.events_skipped),
+    ledgerVersions: row.ledger_versions,
+    lastRecordedAt: row.last_recorded_at,
+    lastError: row.last_error,
+    lastErrorPosition: row.last_error_position,
+    lastErrorAt: row.last_error_at,
+    updatedAt: row.updated_at,
+  };
+}

@@ -1,0 +1,73 @@
+import { StoreUnavailableError } from '@ledgerkit/ledger-core';
+
+/** Where a projection failed: the event it could not handle. */
+export interface FailedEvent {
+  /** Global-log position of the event. */
+  readonly position: string;
+  /** The ledger of the event. */
+  readonly ledgerId: string;
+  /** Its version in that ledger. */
+  readonly ledgerVersion: number;
+  /** Its type, e.g. `TransferPosted`. */
+  readonly eventType: string;
+}
+
+/**
+ * A projection could not handle an event (its handler threw, or the event did not decode). Under
+ * the `stop` policy the projection stops here for its tenant; the error names the event's position.
+ */
+export class ProjectionFailedError extends Error {
+  /** Stable code, safe to switch on. */
+  readonly code = 'projection_failed';
+  /** The projection that failed. */
+  readonly projection: string;
+  /** The tenant whose log it was projecting. */
+  readonly tenantId: string;
+  /** The event it could not handle. */
+  readonly event: FailedEvent;
+
+  constructor(projection: string, tenantId: string, event: FailedEvent, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `projection ${projection} of tenant ${tenantId} failed at position ${event.position} (ledger ${event.ledgerId} version ${event.ledgerVersion}, ${event.eventType}): ${reason}`,
+      { cause },
+    );
+    this.name = 'ProjectionFailedError';
+    this.projection = projection;
+    this.tenantId = tenantId;
+    this.event = event;
+  }
+}
+
+/**
+ * The checkpoint moved under a batch: a rebuild reset it, or another runner advanced it (this one
+ * lost its lock). The batch rolled back; the runner reloads the checkpoint and goes on from there.
+ */
+export class CheckpointMovedError extends Error {
+  constructor(projection: string, tenantId: string) {
+    super(`the checkpoint of projection ${projection} (tenant ${tenantId}) moved under this batch; it was rolled back`);
+    this.name = 'CheckpointMovedError';
+  }
+}
+
+/** SQLSTATE classes and codes that say "try again", not "this event is bad". */
+const TRANSIENT_SQLSTATE_CLASSES = ['08', '40', '53', '57', '58'];
+const TRANSIENT_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const TRANSIENT_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/;
+
+/**
+ * Whether an error is the database or the network failing (retry the same batch later), rather
+ * than a projection failing on an event. Conservative in one direction only: an unknown error is
+ * treated as the event's, which the runner confirms by retrying that event alone.
+ */
+export function isTransientError(error: unknown, depth = 0): boolean {
+  if (!(error instanceof Error) || depth > 3) return false;
+  if (error instanceof StoreUnavailableError) return true;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (TRANSIENT_SOCKET_CODES.has(code)) return true;
+    if (/^[0-9A-Z]{5}$/.test(code) && TRANSIENT_SQLSTATE_CLASSES.includes(code.slice(0, 2))) return true;
+  }
+  if (TRANSIENT_MESSAGE.test(error.message)) return true;
+  return isTransientError(error.cause, depth + 1);
+}

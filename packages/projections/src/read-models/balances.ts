@@ -1,0 +1,330 @@
+import { CurrencyRegistry, EventCodec, type AppendRequest, type UpcasterRegistry } from '@ledgerkit/ledger-core';
+import type { PoolClient } from 'pg';
+import type { Projection, ProjectionEvent } from '../projection.js';
+import { SCHEMA } from '../schema.js';
+import { addTo, concurrentUpdate, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type LedgerEventOf, type Totals } from './rows.js';
+
+/** Name of the balances projection (its checkpoint and lock). */
+export const BALANCES_PROJECTION = 'balances';
+
+interface BalanceRow extends AccountAttributes, Totals {
+  readonly ledgerId: string;
+  readonly accountId: string;
+  readonly openedVersion: number;
+  readonly openedAt: string;
+  status: 'open' | 'frozen' | 'closed';
+  ledgerVersion: number;
+  dirty: boolean;
+}
+
+interface RawBalanceRow {
+  readonly ledger_id: string;
+  readonly account_id: string;
+  readonly currency: string;
+  readonly account_type: BalanceRow['accountType'];
+  readonly debits_must_not_exceed_credits: boolean;
+  readonly credits_must_not_exceed_debits: boolean;
+  readonly metadata: Record<string, string>;
+  readonly opened_version: string;
+  readonly opened_at: Date;
+  readonly status: BalanceRow['status'];
+  readonly debits_posted: string;
+  readonly credits_posted: string;
+  readonly debits_pending: string;
+  readonly credits_pending: string;
+  readonly ledger_version: string;
+}
+
+const SELECT_ACCOUNTS_SQL = `SELECT b.* FROM ${SCHEMA}.rm_balances b
+  JOIN unnest($2::text[], $3::text[]) AS k(ledger_id, account_id) ON b.ledger_id = k.ledger_id AND b.account_id = k.account_id
+  WHERE b.tenant_id = $1`;
+
+const SELECT_HOLDS_SQL = `SELECT h.ledger_id, h.transfer_id, h.postings FROM ${SCHEMA}.rm_balance_holds h
+  JOIN unnest($2::text[], $3::text[]) AS k(ledger_id, transfer_id) ON h.ledger_id = k.ledger_id AND h.transfer_id = k.transfer_id
+  WHERE h.tenant_id = $1`;
+
+const UPSERT_ACCOUNTS_SQL = `INSERT INTO ${SCHEMA}.rm_balances AS b (tenant_id, ledger_id, account_id, currency, account_type,
+    debits_must_not_exceed_credits, credits_must_not_exceed_debits, metadata, opened_version, opened_at, status,
+    debits_posted, credits_posted, debits_pending, credits_pending, ledger_version)
+  SELECT $1, r.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::boolean[], $8::jsonb[], $9::bigint[],
+    $10::timestamptz[], $11::text[], $12::numeric[], $13::numeric[], $14::numeric[], $15::numeric[], $16::bigint[]) AS r
+  ON CONFLICT (tenant_id, ledger_id, account_id) DO UPDATE SET status = EXCLUDED.status, debits_posted = EXCLUDED.debits_posted,
+    credits_posted = EXCLUDED.credits_posted, debits_pending = EXCLUDED.debits_pending, credits_pending = EXCLUDED.credits_pending,
+    ledger_version = EXCLUDED.ledger_version`;
+
+const INSERT_HOLDS_SQL = `INSERT INTO ${SCHEMA}.rm_balance_holds (tenant_id, ledger_id, transfer_id, postings)
+  SELECT $1, h.* FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS h`;
+
+const DELETE_HOLDS_SQL = `DELETE FROM ${SCHEMA}.rm_balance_holds h USING unnest($2::text[], $3::text[]) AS k(ledger_id, transfer_id)
+  WHERE h.tenant_id = $1 AND h.ledger_id = k.ledger_id AND h.transfer_id = k.transfer_id`;
+
+const SELECT_LEDGER_VERSIONS_SQL = `SELECT ledger_id, ledger_version FROM ${SCHEMA}.rm_balance_ledgers WHERE tenant_id = $1 AND ledger_id = ANY($2::text[])`;
+const INSERT_LEDGER_VERSION_SQL = `INSERT INTO ${SCHEMA}.rm_balance_ledgers (tenant_id, ledger_id, ledger_version) VALUES ($1, $2, $3)
+  ON CONFLICT (tenant_id, ledger_id) DO NOTHING`;
+const MOVE_LEDGER_VERSION_SQL = `UPDATE ${SCHEMA}.rm_balance_ledgers SET ledger_version = $4 WHERE tenant_id = $1 AND ledger_id = $2 AND ledger_version = $3`;
+
+/**
+ * The current-balances read model: one row per account in `ledgerkit.rm_balances` with posted and
+ * pending debits and credits, so reading a balance is one primary-key lookup.
+ *
+ * Each ledger's progress is also kept in `rm_balance_ledgers` and moved with a compare-and-set in
+ * the same transaction as the rows, so this projection and {@link inlineBalances} may both run: a
+ * ledger version is applied by whichever gets there first, and skipped by the other.
+ */
+export function balancesProjection(): Projection {
+  return {
+    name: BALANCES_PROJECTION,
+    async apply({ client, tenantId }, events) {
+      await applyFromRunner(client, tenantId, events);
+    },
+    async reset({ client, tenantId }) {
+      // Ledger versions first: the lock order of the inline hook (version, then balances, then holds).
+      await client.query(`DELETE FROM ${SCHEMA}.rm_balance_ledgers WHERE tenant_id = $1`, [tenantId]);
+      await client.query(`DELETE FROM ${SCHEMA}.rm_balances WHERE tenant_id = $1`, [tenantId]);
+      await client.query(`DELETE FROM ${SCHEMA}.rm_balance_holds WHERE tenant_id = $1`, [tenantId]);
+    },
+  };
+}
+
+/** Options of {@link inlineBalances}. */
+export interface InlineBalancesOptions {
+  /** Currencies of the ledgers written through the store; default ISO 4217. */
+  readonly currencies?: CurrencyRegistry;
+  /** Upcasters for older event versions; default the built-in ones. */
+  readonly upcasters?: UpcasterRegistry;
+}
+
+/**
+ * The balances read model updated inside each append's transaction: pass it as
+ * `PostgresEventStore.open({ pool, inline: inlineBalances() })` and a balance read after an
+ * append returns already includes it (read-your-writes). A ledger the model is not current for
+ * (during a rebuild, say) is left to the runner's {@link balancesProjection}, which should run
+ * too: it applies whatever the hook did not.
+ */
+export function inlineBalances(options: InlineBalancesOptions = {}): (client: PoolClient, append: AppendRequest) => Promise<void> {
+  const codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
+  return async (client, append) => {
+    const last = append.expectedVersion + append.events.length;
+    const moved =
+      append.expectedVersion === 0
+        ? await client.query(INSERT_LEDGER_VERSION_SQL, [append.tenantId, append.ledgerId, last])
+        : await client.query(MOVE_LEDGER_VERSION_SQL, [append.tenantId, append.ledgerId, append.expectedVersion, last]);
+    // Not current for this ledger: the runner will apply these events in order.
+    if (moved.rowCount !== 1) return;
+    const events = append.events.map((stored) => ({ ledgerId: stored.ledgerId, ...codec.decode(stored) }));
+    await applyEvents(client, append.tenantId, events);
+  };
+}
+
+async function applyFromRunner(client: PoolClient, tenantId: string, events: readonly ProjectionEvent[]): Promise<void> {
+  const byLedger = new Map<string, LedgerEventOf[]>();
+  for (const { stored, event, meta } of events) {
+    const list = byLedger.get(stored.ledgerId) ?? [];
+    list.push({ ledgerId: stored.ledgerId, event, meta });
+    byLedger.set(stored.ledgerId, list);
+  }
+  const ledgerIds = [...byLedger.keys()].sort();
+  const { rows } = await client.query<{ ledger_id: string; ledger_version: string }>(SELECT_LEDGER_VERSIONS_SQL, [tenantId, ledgerIds]);
+  const applied = new Map(rows.map((row) => [row.ledger_id, Number(row.ledger_version)]));
+  const todo: LedgerEventOf[] = [];
+  for (const ledgerId of ledgerIds) {
+    const ledgerEvents = byLedger.get(ledgerId) as LedgerEventOf[];
+    const done = applied.get(ledgerId);
+    const fresh = ledgerEvents.filter((entry) => entry.meta.ledgerVersion > (done ?? 0));
+    const first = fresh[0];
+    const last = fresh[fresh.length - 1];
+    if (first === undefined || last === undefined) continue;
+    if (done !== undefined && first.meta.ledgerVersion !== done + 1) {
+      inconsistent(`ledger ${ledgerId} is applied up to version ${done}, the next event is version ${first.meta.ledgerVersion}`);
+    }
+    const moved =
+      done === undefined
+        ? await client.query(INSERT_LEDGER_VERSION_SQL, [tenantId, ledgerId, last.meta.ledgerVersion])
+        : await client.query(MOVE_LEDGER_VERSION_SQL, [tenantId, ledgerId, done, last.meta.ledgerVersion]);
+    if (moved.rowCount !== 1) throw concurrentUpdate(`ledger ${ledgerId} of the balances read model moved during the batch`);
+    todo.push(...fresh);
+  }
+  if (todo.length > 0) await applyEvents(client, tenantId, todo);
+}
+
+/** Folds events (each ledger's in version order, none applied before) into the balance rows. */
+async function applyEvents(client: PoolClient, tenantId: string, events: readonly LedgerEventOf[]): Promise<void> {
+  const holds = await loadHolds(client, tenantId, events);
+  const accounts = await loadAccounts(client, tenantId, events, holds);
+  const createdHolds = new Map<string, HeldPosting[]>();
+  const resolvedHolds = new Set<string>();
+  const account = (ledgerId: string, accountId: string): BalanceRow => {
+    const row = accounts.get(keyOf(ledgerId, accountId));
+    if (row === undefined) inconsistent(`account ${accountId} of ledger ${ledgerId} does not exist`);
+    return row;
+  };
+  const apply = (ledgerId: string, version: number, postings: readonly { accountId: string; side: 'debit' | 'credit'; amount: bigint }[], bucket: 'posted' | 'pending', sign: 1n | -1n): void => {
+    for (const posting of postings) {
+      const row = account(ledgerId, posting.accountId);
+      addTo(row, posting.side, bucket, sign * posting.amount);
+      row.ledgerVersion = version;
+      row.dirty = true;
+    }
+  };
+  const release = (ledgerId: string, version: number, pendingId: string): void => {
+    const key = keyOf(ledgerId, pendingId);
+    const held = createdHolds.get(key) ?? holds.get(key);
+    if (held === undefined || resolvedHolds.has(key)) inconsistent(`hold ${pendingId} of ledger ${ledgerId} is not open`);
+    apply(ledgerId, version, held.map((posting) => ({ accountId: posting.accountId, side: posting.side, amount: BigInt(posting.amountMinor) })), 'pending', -1n);
+    if (createdHolds.delete(key)) return;
+    resolvedHolds.add(key);
+  };
+
+  for (const { ledgerId, event, meta } of events) {
+    const version = meta.ledgerVersion;
+    switch (event.type) {
+      case 'AccountOpened': {
+        const key = keyOf(ledgerId, event.accountId);
+        if (accounts.has(key)) inconsistent(`account ${event.accountId} of ledger ${ledgerId} opened twice`);
+        accounts.set(key, {
+          ledgerId,
+          accountId: event.accountId,
+          currency: event.currency,
+          accountType: event.accountType,
+          debitsMustNotExceedCredits: event.flags.debitsMustNotExceedCredits,
+          creditsMustNotExceedDebits: event.flags.creditsMustNotExceedDebits,
+          metadata: event.metadata,
+          openedVersion: version,
+          openedAt: iso(meta.recordedAtMs),
+          status: 'open',
+          debitsPosted: 0n,
+          creditsPosted: 0n,
+          debitsPending: 0n,
+          creditsPending: 0n,
+          ledgerVersion: version,
+          dirty: true,
+        });
+        break;
+      }
+      case 'AccountFrozen':
+      case 'AccountUnfrozen':
+      case 'AccountClosed': {
+        const row = account(ledgerId, event.accountId);
+        row.status = event.type === 'AccountFrozen' ? 'frozen' : event.type === 'AccountUnfrozen' ? 'open' : 'closed';
+        row.ledgerVersion = version;
+        row.dirty = true;
+        break;
+      }
+      case 'TransferPosted':
+        apply(ledgerId, version, event.postings, 'posted', 1n);
+        break;
+      case 'TransferPending':
+        apply(ledgerId, version, event.postings, 'pending', 1n);
+        createdHolds.set(
+          keyOf(ledgerId, event.transferId),
+          event.postings.map((posting) => ({ accountId: posting.accountId, side: posting.side, amountMinor: posting.amount.toString(), currency: posting.currency })),
+        );
+        break;
+      case 'PendingPosted':
+        release(ledgerId, version, event.pendingId);
+        apply(ledgerId, version, event.postings, 'posted', 1n);
+        break;
+      case 'PendingVoided':
+      case 'PendingExpired':
+        release(ledgerId, version, event.pendingId);
+        break;
+    }
+  }
+  await saveAccounts(client, tenantId, [...accounts.values()].filter((row) => row.dirty));
+  if (createdHolds.size > 0) {
+    const [ledgers, ids] = splitKeys(createdHolds.keys());
+    await client.query(INSERT_HOLDS_SQL, [tenantId, ledgers, ids, [...createdHolds.values()].map((postings) => JSON.stringify(postings))]);
+  }
+  if (resolvedHolds.size > 0) await client.query(DELETE_HOLDS_SQL, [tenantId, ...splitKeys(resolvedHolds)]);
+}
+
+/** The open holds the events resolve, other than those they create themselves. */
+async function loadHolds(client: PoolClient, tenantId: string, events: readonly LedgerEventOf[]): Promise<Map<string, HeldPosting[]>> {
+  const created = new Set<string>();
+  const wanted = new Set<string>();
+  for (const { ledgerId, event } of events) {
+    if (event.type === 'TransferPending') created.add(keyOf(ledgerId, event.transferId));
+    else if ((event.type === 'PendingPosted' || event.type === 'PendingVoided' || event.type === 'PendingExpired') && !created.has(keyOf(ledgerId, event.pendingId))) {
+      wanted.add(keyOf(ledgerId, event.pendingId));
+    }
+  }
+  const holds = new Map<string, HeldPosting[]>();
+  if (wanted.size === 0) return holds;
+  const { rows } = await client.query<{ ledger_id: string; transfer_id: string; postings: HeldPosting[] }>(SELECT_HOLDS_SQL, [tenantId, ...splitKeys(wanted)]);
+  for (const row of rows) holds.set(keyOf(row.ledger_id, row.transfer_id), row.postings);
+  return holds;
+}
+
+/** Every account the events touch (postings, released holds, status changes) that already has a row. */
+async function loadAccounts(client: PoolClient, tenantId: string, events: readonly LedgerEventOf[], holds: ReadonlyMap<string, HeldPosting[]>): Promise<Map<string, BalanceRow>> {
+  const wanted = new Set<string>();
+  for (const { ledgerId, event } of events) {
+    switch (event.type) {
+      case 'AccountOpened':
+        break;
+      case 'AccountFrozen':
+      case 'AccountUnfrozen':
+      case 'AccountClosed':
+        wanted.add(keyOf(ledgerId, event.accountId));
+        break;
+      case 'TransferPosted':
+      case 'TransferPending':
+        for (const posting of event.postings) wanted.add(keyOf(ledgerId, posting.accountId));
+        break;
+      case 'PendingPosted':
+        for (const posting of event.postings) wanted.add(keyOf(ledgerId, posting.accountId));
+        for (const posting of holds.get(keyOf(ledgerId, event.pendingId)) ?? []) wanted.add(keyOf(ledgerId, posting.accountId));
+        break;
+      case 'PendingVoided':
+      case 'PendingExpired':
+        for (const posting of holds.get(keyOf(ledgerId, event.pendingId)) ?? []) wanted.add(keyOf(ledgerId, posting.accountId));
+        break;
+    }
+  }
+  const accounts = new Map<string, BalanceRow>();
+  if (wanted.size === 0) return accounts;
+  const { rows } = await client.query<RawBalanceRow>(SELECT_ACCOUNTS_SQL, [tenantId, ...splitKeys(wanted)]);
+  for (const row of rows) {
+    accounts.set(keyOf(row.ledger_id, row.account_id), {
+      ledgerId: row.ledger_id,
+      accountId: row.account_id,
+      currency: row.currency,
+      accountType: row.account_type,
+      debitsMustNotExceedCredits: row.debits_must_not_exceed_credits,
+      creditsMustNotExceedDebits: row.credits_must_not_exceed_debits,
+      metadata: row.metadata,
+      openedVersion: Number(row.opened_version),
+      openedAt: row.opened_at.toISOString(),
+      status: row.status,
+      debitsPosted: BigInt(row.debits_posted),
+      creditsPosted: BigInt(row.credits_posted),
+      debitsPending: BigInt(row.debits_pending),
+      creditsPending: BigInt(row.credits_pending),
+      ledgerVersion: Number(row.ledger_version),
+      dirty: false,
+    });
+  }
+  return accounts;
+}
+
+async function saveAccounts(client: PoolClient, tenantId: string, rows: readonly BalanceRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await client.query(UPSERT_ACCOUNTS_SQL, [
+    tenantId,
+    rows.map((row) => row.ledgerId),
+    rows.map((row) => row.accountId),
+    rows.map((row) => row.currency),
+    rows.map((row) => row.accountType),
+    rows.map((row) => row.debitsMustNotExceedCredits),
+    rows.map((row) => row.creditsMustNotExceedDebits),
+    rows.map((row) => JSON.stringify(row.metadata)),
+    rows.map((row) => row.openedVersion),
+    rows.map((row) => row.openedAt),
+    rows.map((row) => row.status),
+    rows.map((row) => row.debitsPosted.toString()),
+    rows.map((row) => row.creditsPosted.toString()),
+    rows.map((row) => row.debitsPending.toString()),
+    rows.map((row) => row.creditsPending.toString()),
+    rows.map((row) => row.ledgerVersion),
+  ]);
+}

@@ -1,0 +1,640 @@
+import type { EventMeta, Posting, Side, TransferKind } from '@ledgerkit/ledger-core';
+import type { PoolClient } from 'pg';
+import type { Projection, ProjectionEvent } from '../projection.js';
+import { SCHEMA } from '../schema.js';
+import { addTo, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type Totals } from './rows.js';
+
+/** Name of the history projection (its checkpoint and lock). */
+export const HISTORY_PROJECTION = 'history';
+
+type AccountStatus = 'open' | 'frozen' | 'closed';
+
+/** An account's head: attributes, status and running totals after its last entry. */
+interface AccountHead extends AccountAttributes, Totals {
+  readonly ledgerId: string;
+  readonly accountId: string;
+  readonly openedVersion: number;
+  readonly openedRecordedAt: string;
+  readonly openedEffectiveAt: string;
+  status: AccountStatus;
+  /**
+   * Latest effective time of the account's entries, epoch ms; `null` before the first entry;
+   * `undefined` while not loaded (only a back-dated event needs it).
+   */
+  maxEffectiveMs: number | null | undefined;
+  /** Entries so far in the current event, for their `seq`. */
+  seqVersion: number;
+  seq: number;
+  /** Its row must be written: it is new, or its status changed. */
+  dirty: boolean;
+}
+
+interface EntryRow {
+  readonly ledgerId: string;
+  readonly accountId: string;
+  readonly ledgerVersion: number;
+  readonly seq: number;
+  readonly eventType: string;
+  readonly transferId: string;
+  readonly side: Side;
+  readonly bucket: 'posted' | 'pending';
+  readonly amount: bigint;
+  readonly recordedAt: string;
+  readonly effectiveAt: string;
+  readonly totals: Totals;
+  /** Running totals in effective-time order, when they differ from `totals`. */
+  readonly effectiveTotals: Totals | null;
+}
+
+interface StateRow {
+  readonly ledgerId: string;
+  readonly accountId: string;
+  readonly ledgerVersion: number;
+  readonly recordedAt: string;
+  readonly effectiveAt: string;
+  readonly status: AccountStatus;
+}
+
+interface TransferRow {
+  readonly ledgerId: string;
+  readonly transferId: string;
+  readonly kind: TransferKind;
+  readonly postings: readonly HeldPosting[];
+  readonly reference: string | null;
+  readonly pendingId: string | null;
+  readonly reversalOf: string | null;
+  reversedBy: string | null;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly ledgerVersion: number;
+  readonly recordedAt: string;
+  readonly effectiveAt: string;
+  holdStatus: 'pending' | 'posted' | 'voided' | 'expired' | null;
+  readonly timeoutAt: string | null;
+  resolvedBy: string | null;
+  resolvedVersion: number | null;
+}
+
+/** A change to a transfer row written before this batch. */
+interface TransferUpdate {
+  reversedBy: string | null;
+  holdStatus: TransferRow['holdStatus'];
+  resolvedBy: string | null;
+  resolvedVersion: number | null;
+}
+
+const TOTAL_COLUMNS = ['debits_posted', 'credits_posted', 'debits_pending', 'credits_pending'] as const;
+
+// An account's head: its row, and the totals of its last entry (one backward probe of the key).
+const SELECT_ACCOUNTS_SQL = `SELECT a.ledger_id, a.account_id, a.currency, a.account_type, a.debits_must_not_exceed_credits,
+    a.credits_must_not_exceed_debits, a.metadata, a.opened_version, a.opened_recorded_at, a.opened_effective_at, a.status,
+    e.debits_posted, e.credits_posted, e.debits_pending, e.credits_pending
+  FROM ${SCHEMA}.rm_accounts a
+  JOIN unnest($2::text[], $3::text[]) AS k(ledger_id, account_id) ON a.ledger_id = k.ledger_id AND a.account_id = k.account_id
+  LEFT JOIN LATERAL (SELECT en.debits_posted, en.credits_posted, en.debits_pending, en.credits_pending FROM ${SCHEMA}.rm_account_entries en
+    WHERE en.tenant_id = $1 AND en.ledger_id = a.ledger_id AND en.account_id = a.account_id
+    ORDER BY en.ledger_version DESC, en.seq DESC LIMIT 1) e ON true
+  WHERE a.tenant_id = $1`;
+
+// The latest effective time of an account's entries (one backward probe of the effective-time index).
+const MAX_EFFECTIVE_SQL = `SELECT en.effective_at FROM ${SCHEMA}.rm_account_entries en
+  WHERE en.tenant_id = $1 AND en.ledger_id = $2 AND en.account_id = $3
+  ORDER BY en.effective_at DESC, en.ledger_version DESC, en.seq DESC LIMIT 1`;
+
+const SELECT_HOLDS_SQL = `SELECT t.ledger_id, t.transfer_id, t.postings, t.hold_status FROM ${SCHEMA}.rm_transfers t
+  JOIN unnest($2::text[], $3::text[]) AS k(ledger_id, transfer_id) ON t.ledger_id = k.ledger_id AND t.transfer_id = k.transfer_id
+  WHERE t.tenant_id = $1 AND t.kind = 'hold'`;
+
+const UPSERT_ACCOUNTS_SQL = `INSERT INTO ${SCHEMA}.rm_accounts AS a (tenant_id, ledger_id, account_id, currency, account_type,
+    debits_must_not_exceed_credits, credits_must_not_exceed_debits, metadata, opened_version, opened_recorded_at, opened_effective_at, status)
+  SELECT $1, r.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::boolean[], $8::jsonb[], $9::bigint[],
+    $10::timestamptz[], $11::timestamptz[], $12::text[]) AS r
+  ON CONFLICT (tenant_id, ledger_id, account_id) DO UPDATE SET status = EXCLUDED.status`;
+
+const UPSERT_LEDGER_TIMES_SQL = `INSERT INTO ${SCHEMA}.rm_ledger_times AS t (tenant_id, ledger_id, recorded_at, ledger_version)
+  SELECT $1, r.* FROM unnest($2::text[], $3::timestamptz[], $4::bigint[]) AS r
+  ON CONFLICT (tenant_id, ledger_id, recorded_at) DO UPDATE SET ledger_version = greatest(t.ledger_version, EXCLUDED.ledger_version)`;
+
+const INSERT_ENTRIES_SQL = `INSERT INTO ${SCHEMA}.rm_account_entries (tenant_id, ledger_id, account_id, ledger_version, seq, event_type,
+    transfer_id, side, bucket, amount, recorded_at, effective_at, debits_posted, credits_posted, debits_pending, credits_pending,
+    eff_debits_posted, eff_credits_posted, eff_debits_pending, eff_credits_pending)
+  SELECT $1, e.* FROM unnest($2::text[], $3::text[], $4::bigint[], $5::smallint[], $6::text[], $7::text[], $8::text[], $9::text[],
+    $10::numeric[], $11::timestamptz[], $12::timestamptz[], $13::numeric[], $14::numeric[], $15::numeric[], $16::numeric[],
+    $17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[]) AS e`;
+
+const INSERT_STATES_SQL = `INSERT INTO ${SCHEMA}.rm_account_states (tenant_id, ledger_id, account_id, ledger_version, recorded_at, effective_at, status)
+  SELECT $1, s.* FROM unnest($2::text[], $3::text[], $4::bigint[], $5::timestamptz[], $6::timestamptz[], $7::text[]) AS s`;
+
+const INSERT_TRANSFERS_SQL = `INSERT INTO ${SCHEMA}.rm_transfers (tenant_id, ledger_id, transfer_id, kind, postings, reference, pending_id,
+    reversal_of, reversed_by, metadata, ledger_version, recorded_at, effective_at, hold_status, timeout_at, resolved_by, resolved_version)
+  SELECT $1, t.* FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[],
+    $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::timestamptz[], $16::text[], $17::bigint[]) AS t`;
+
+const UPDATE_TRANSFERS_SQL = `UPDATE ${SCHEMA}.rm_transfers t SET reversed_by = coalesce(u.reversed_by, t.reversed_by),
+    hold_status = coalesce(u.hold_status, t.hold_status), resolved_by = coalesce(u.resolved_by, t.resolved_by),
+    resolved_version = coalesce(u.resolved_version, t.resolved_version)
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+    AS u(ledger_id, transfer_id, reversed_by, hold_status, resolved_by, resolved_version)
+  WHERE t.tenant_id = $1 AND t.ledger_id = u.ledger_id AND t.transfer_id = u.transfer_id`;
+
+// The entry just before a back-dated one in effective-time order: everything already stored for
+// the account sorts before the new entry at equal effective time (it has the highest version).
+const PREDECESSOR_SQL = `SELECT coalesce(eff_debits_posted, debits_posted) AS debits_posted, coalesce(eff_credits_posted, credits_posted) AS credits_posted,
+    coalesce(eff_debits_pending, debits_pending) AS debits_pending, coalesce(eff_credits_pending, credits_pending) AS credits_pending
+  FROM ${SCHEMA}.rm_account_entries
+  WHERE tenant_id = $1 AND ledger_id = $2 AND account_id = $3 AND effective_at <= $4
+  ORDER BY effective_at DESC, ledger_version DESC, seq DESC LIMIT 1`;
+
+// A back-dated entry moves the effective-order totals of every entry after it: the entries of the
+// account within the back-dating window, at most.
+const SHIFT_SUCCESSORS_SQL = `UPDATE ${SCHEMA}.rm_account_entries SET
+    eff_debits_posted = coalesce(eff_debits_posted, debits_posted) + $5, eff_credits_posted = coalesce(eff_credits_posted, credits_posted) + $6,
+    eff_debits_pending = coalesce(eff_debits_pending, debits_pending) + $7, eff_credits_pending = coalesce(eff_credits_pending, credits_pending) + $8
+  WHERE tenant_id = $1 AND ledger_id = $2 AND account_id = $3 AND effective_at > $4`;
+
+/**
+ * The history read model, from which every past balance is one index probe:
+ * - `rm_account_entries`: one row per change of an account's balances (as `replayAccountEntries`
+ *   lists them) with the running totals after it, in ledger order and in effective-time order;
+ *   statements page through it by ledger version.
+ * - `rm_accounts` and `rm_account_states`: each account and every status it has had;
+ * - `rm_ledger_times`: each ledger's last version per recorded time, which turns "as of a
+ *   recorded time" into "as of a version";
+ * - `rm_transfers`: transfers by id and by reference, holds with their expiry and resolution.
+ *
+ * A back-dated entry (effective before the account's latest) also moves the effective-order
+ * totals of the account's later-effective entries: write work bounded by the ledger's
+ * back-dating window, so that reads stay one probe.
+ */
+export function historyProjection(): Projection {
+  // The account heads as the last batch of each tenant left them, tagged with its last position:
+  // the next batch trusts them only if it starts from that position (so that batch committed),
+  // and saves reading them back. A failed batch leaves nothing here.
+  const heads = new Map<string, { readonly after: string; readonly accounts: Map<string, AccountHead> }>();
+  return {
+    name: HISTORY_PROJECTION,
+    async apply({ client, tenantId, after }, events) {
+      const cached = heads.get(tenantId);
+      heads.delete(tenantId);
+      const batch = new HistoryBatch(client, tenantId, cached !== undefined && cached.after === after ? cached.accounts : new Map());
+      const accounts = await batch.apply(events);
+      const last = events[events.length - 1];
+      if (last !== undefined && accounts.size <= HEADS_CACHED_MAX) heads.set(tenantId, { after: last.position, accounts });
+    },
+    async reset({ client, tenantId }) {
+      heads.delete(tenantId);
+      for (const table of ['rm_account_entries', 'rm_account_states', 'rm_accounts', 'rm_ledger_times', 'rm_transfers']) {
+        await client.query(`DELETE FROM ${SCHEMA}.${table} WHERE tenant_id = $1`, [tenantId]);
+      }
+    },
+  };
+}
+
+/** Most account heads of one tenant kept in memory between batches. */
+const HEADS_CACHED_MAX = 100_000;
+
+/** One batch of the history projection: rows are gathered in memory and written together. */
+class HistoryBatch {
+  readonly #client: PoolClient;
+  readonly #tenantId: string;
+  readonly #accounts: Map<string, AccountHead>;
+  /** Held postings of open holds, by (ledger, hold id). */
+  #holds = new Map<string, readonly HeldPosting[]>();
+  #entries: EntryRow[] = [];
+  #states: StateRow[] = [];
+  #newTransfers = new Map<string, TransferRow>();
+  #transferUpdates = new Map<string, TransferUpdate>();
+  /** Last version per (ledger, recorded time) of the batch. */
+  #ledgerTimes = new Map<string, number>();
+
+  /** @param accounts heads known to be current (they are updated in place), or an empty map. */
+  constructor(client: PoolClient, tenantId: string, accounts: Map<string, AccountHead>) {
+    this.#client = client;
+    this.#tenantId = tenantId;
+    this.#accounts = accounts;
+  }
+
+  /** Applies the events and returns the account heads after them. */
+  async apply(events: readonly ProjectionEvent[]): Promise<Map<string, AccountHead>> {
+    await this.#load(events);
+    for (const { stored, event, meta } of events) {
+      const ledgerId = stored.ledgerId;
+      this.#ledgerTimes.set(keyOf(ledgerId, iso(meta.recordedAtMs)), meta.ledgerVersion);
+      switch (event.type) {
+        case 'AccountOpened': {
+          const key = keyOf(ledgerId, event.accountId);
+          if (this.#accounts.has(key)) inconsistent(`account ${event.accountId} of ledger ${ledgerId} opened twice`);
+          this.#accounts.set(key, {
+            ledgerId,
+            accountId: event.accountId,
+            currency: event.currency,
+            accountType: event.accountType,
+            debitsMustNotExceedCredits: event.flags.debitsMustNotExceedCredits,
+            creditsMustNotExceedDebits: event.flags.creditsMustNotExceedDebits,
+            metadata: event.metadata,
+            openedVersion: meta.ledgerVersion,
+            openedRecordedAt: iso(meta.recordedAtMs),
+            openedEffectiveAt: iso(meta.effectiveAtMs),
+            status: 'open',
+            debitsPosted: 0n,
+            creditsPosted: 0n,
+            debitsPending: 0n,
+            creditsPending: 0n,
+            maxEffectiveMs: null,
+            seqVersion: 0,
+            seq: 0,
+            dirty: true,
+          });
+          this.#state(ledgerId, event.accountId, meta, 'open');
+          break;
+        }
+        case 'AccountFrozen':
+          this.#state(ledgerId, event.accountId, meta, 'frozen');
+          break;
+        case 'AccountUnfrozen':
+          this.#state(ledgerId, event.accountId, meta, 'open');
+          break;
+        case 'AccountClosed':
+          this.#state(ledgerId, event.accountId, meta, 'closed');
+          break;
+        case 'TransferPosted':
+          await this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'posted', meta);
+          this.#newTransfer(ledgerId, event.transferId, event.reversalOf === undefined ? 'transfer' : 'reversal', event.postings, meta, {
+            reference: event.reference ?? null,
+            reversalOf: event.reversalOf ?? null,
+            metadata: event.metadata,
+          });
+          if (event.reversalOf !== undefined) this.#updateTransfer(ledgerId, event.reversalOf, { reversedBy: event.transferId });
+          break;
+        case 'TransferPending':
+          await this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'pending', meta);
+          this.#newTransfer(ledgerId, event.transferId, 'hold', event.postings, meta, {
+            reference: event.reference ?? null,
+            metadata: event.metadata,
+            holdStatus: 'pending',
+            timeoutAt: event.timeoutMs === undefined ? null : iso(meta.recordedAtMs + event.timeoutMs),
+          });
+          this.#holds.set(keyOf(ledgerId, event.transferId), heldPostingsOf(event.postings));
+          break;
+        case 'PendingPosted':
+          await this.#release(ledgerId, event.type, event.transferId, event.pendingId, meta);
+          await this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'posted', meta);
+          this.#newTransfer(ledgerId, event.transferId, 'postPending', event.postings, meta, { pendingId: event.pendingId, metadata: event.metadata });
+          this.#updateTransfer(ledgerId, event.pendingId, { holdStatus: 'posted', resolvedBy: event.transferId, resolvedVersion: meta.ledgerVersion });
+          break;
+        case 'PendingVoided':
+          await this.#release(ledgerId, event.type, event.transferId, event.pendingId, meta);
+          this.#newTransfer(ledgerId, event.transferId, 'voidPending', [], meta, { pendingId: event.pendingId, metadata: event.metadata });
+          this.#updateTransfer(ledgerId, event.pendingId, { holdStatus: 'voided', resolvedBy: event.transferId, resolvedVersion: meta.ledgerVersion });
+          break;
+        case 'PendingExpired':
+          await this.#release(ledgerId, event.type, event.pendingId, event.pendingId, meta);
+          this.#updateTransfer(ledgerId, event.pendingId, { holdStatus: 'expired', resolvedVersion: meta.ledgerVersion });
+          break;
+      }
+    }
+    await this.#flushEntries();
+    await this.#flushRest();
+    return this.#accounts;
+  }
+
+  /** Loads the heads of the accounts the batch touches and the holds it resolves. */
+  async #load(events: readonly ProjectionEvent[]): Promise<void> {
+    const createdHolds = new Set<string>();
+    const wantedHolds = new Set<string>();
+    for (const { stored, event } of events) {
+      if (event.type === 'TransferPending') createdHolds.add(keyOf(stored.ledgerId, event.transferId));
+      else if (event.type === 'PendingPosted' || event.type === 'PendingVoided' || event.type === 'PendingExpired') {
+        const key = keyOf(stored.ledgerId, event.pendingId);
+        if (!createdHolds.has(key)) wantedHolds.add(key);
+      }
+    }
+    if (wantedHolds.size > 0) {
+      const { rows } = await this.#client.query<{ ledger_id: string; transfer_id: string; postings: HeldPosting[]; hold_status: string }>(SELECT_HOLDS_SQL, [
+        this.#tenantId,
+        ...splitKeys(wantedHolds),
+      ]);
+      for (const row of rows) if (row.hold_status === 'pending') this.#holds.set(keyOf(row.ledger_id, row.transfer_id), row.postings);
+    }
+    const wantedAccounts = new Set<string>();
+    for (const { stored, event } of events) {
+      const ledgerId = stored.ledgerId;
+      const add = (accountId: string): void => {
+        wantedAccounts.add(keyOf(ledgerId, accountId));
+      };
+      switch (event.type) {
+        case 'AccountOpened':
+          break;
+        case 'AccountFrozen':
+        case 'AccountUnfrozen':
+        case 'AccountClosed':
+          add(event.accountId);
+          break;
+        case 'TransferPosted':
+        case 'TransferPending':
+          for (const posting of event.postings) add(posting.accountId);
+          break;
+        case 'PendingPosted':
+        case 'PendingVoided':
+        case 'PendingExpired':
+          if (event.type === 'PendingPosted') for (const posting of event.postings) add(posting.accountId);
+          for (const posting of this.#holds.get(keyOf(ledgerId, event.pendingId)) ?? []) add(posting.accountId);
+          break;
+      }
+    }
+    for (const key of this.#accounts.keys()) wantedAccounts.delete(key);
+    if (wantedAccounts.size === 0) return;
+    const { rows } = await this.#client.query<RawAccountRow>(SELECT_ACCOUNTS_SQL, [this.#tenantId, ...splitKeys(wantedAccounts)]);
+    for (const row of rows) this.#accounts.set(keyOf(row.ledger_id, row.account_id), accountHeadOf(row));
+  }
+
+  #account(ledgerId: string, accountId: string): AccountHead {
+    const account = this.#accounts.get(keyOf(ledgerId, accountId));
+    if (account === undefined) inconsistent(`account ${accountId} of ledger ${ledgerId} does not exist`);
+    return account;
+  }
+
+  #state(ledgerId: string, accountId: string, meta: EventMeta, status: AccountStatus): void {
+    const account = this.#account(ledgerId, accountId);
+    account.status = status;
+    account.dirty = true;
+    this.#states.push({ ledgerId, accountId, ledgerVersion: meta.ledgerVersion, recordedAt: iso(meta.recordedAtMs), effectiveAt: iso(meta.effectiveAtMs), status });
+  }
+
+  async #postAll(ledgerId: string, eventType: string, transferId: string, postings: readonly Posting[], bucket: 'posted' | 'pending', meta: EventMeta): Promise<void> {
+    for (const posting of postings) await this.#entry(ledgerId, posting.accountId, eventType, transferId, posting.side, bucket, posting.amount, meta);
+  }
+
+  async #release(ledgerId: string, eventType: string, transferId: string, pendingId: string, meta: EventMeta): Promise<void> {
+    const key = keyOf(ledgerId, pendingId);
+    const held = this.#holds.get(key);
+    if (held === undefined) inconsistent(`hold ${pendingId} of ledger ${ledgerId} is not open`);
+    this.#holds.delete(key);
+    for (const posting of held) await this.#entry(ledgerId, posting.accountId, eventType, transferId, posting.side, 'pending', -BigInt(posting.amountMinor), meta);
+  }
+
+  /** One entry: the account's running totals move, and the entry records them. */
+  async #entry(ledgerId: string, accountId: string, eventType: string, transferId: string, side: Side, bucket: 'posted' | 'pending', amount: bigint, meta: EventMeta): Promise<void> {
+    const account = this.#account(ledgerId, accountId);
+    addTo(account, side, bucket, amount);
+    if (account.seqVersion !== meta.ledgerVersion) {
+      account.seqVersion = meta.ledgerVersion;
+      account.seq = 0;
+    }
+    const seq = account.seq;
+    account.seq += 1;
+    const totals = totalsOf(account);
+    const effectiveAt = iso(meta.effectiveAtMs);
+    let effectiveTotals: Totals | null = null;
+    // An entry effective when recorded is effective no earlier than any before it (recorded times
+    // never decrease, effective never passes recorded): the account's latest is only needed, and
+    // loaded, for an entry recorded after it took effect.
+    if (meta.effectiveAtMs < meta.recordedAtMs && account.maxEffectiveMs === undefined) {
+      const { rows } = await this.#client.query<{ effective_at: Date }>(MAX_EFFECTIVE_SQL, [this.#tenantId, ledgerId, accountId]);
+      account.maxEffectiveMs = rows[0]?.effective_at.getTime() ?? null;
+    }
+    if (account.maxEffectiveMs != null && meta.effectiveAtMs < account.maxEffectiveMs) {
+      effectiveTotals = await this.#backdate(ledgerId, accountId, side, bucket, amount, effectiveAt);
+    } else {
+      account.maxEffectiveMs = meta.effectiveAtMs;
+    }
+    this.#entries.push({
+      ledgerId,
+      accountId,
+      ledgerVersion: meta.ledgerVersion,
+      seq,
+      eventType,
+      transferId,
+      side,
+      bucket,
+      amount,
+      recordedAt: iso(meta.recordedAtMs),
+      effectiveAt,
+      totals,
+      effectiveTotals,
+    });
+  }
+
+  /**
+   * A back-dated entry: its effective-order totals are its predecessor's plus its amount, and
+   * every later-effective entry of the account moves by the amount. The entries gathered so far
+   * are written first, so both statements see them.
+   */
+  async #backdate(ledgerId: string, accountId: string, side: Side, bucket: 'posted' | 'pending', amount: bigint, effectiveAt: string): Promise<Totals> {
+    await this.#flushEntries();
+    const { rows } = await this.#client.query<Record<(typeof TOTAL_COLUMNS)[number], string>>(PREDECESSOR_SQL, [this.#tenantId, ledgerId, accountId, effectiveAt]);
+    const before = rows[0];
+    const totals: Totals =
+      before === undefined
+        ? { debitsPosted: 0n, creditsPosted: 0n, debitsPending: 0n, creditsPending: 0n }
+        : { debitsPosted: BigInt(before.debits_posted), creditsPosted: BigInt(before.credits_posted), debitsPending: BigInt(before.debits_pending), creditsPending: BigInt(before.credits_pending) };
+    addTo(totals, side, bucket, amount);
+    const delta: Totals = { debitsPosted: 0n, creditsPosted: 0n, debitsPending: 0n, creditsPending: 0n };
+    addTo(delta, side, bucket, amount);
+    await this.#client.query(SHIFT_SUCCESSORS_SQL, [
+      this.#tenantId,
+      ledgerId,
+      accountId,
+      effectiveAt,
+      delta.debitsPosted.toString(),
+      delta.creditsPosted.toString(),
+      delta.debitsPending.toString(),
+      delta.creditsPending.toString(),
+    ]);
+    return totals;
+  }
+
+  #newTransfer(
+    ledgerId: string,
+    transferId: string,
+    kind: TransferKind,
+    postings: readonly Posting[],
+    meta: EventMeta,
+    extra: { reference?: string | null; pendingId?: string; reversalOf?: string | null; metadata: Readonly<Record<string, string>>; holdStatus?: 'pending'; timeoutAt?: string | null },
+  ): void {
+    const key = keyOf(ledgerId, transferId);
+    if (this.#newTransfers.has(key)) inconsistent(`transfer ${transferId} of ledger ${ledgerId} recorded twice`);
+    this.#newTransfers.set(key, {
+      ledgerId,
+      transferId,
+      kind,
+      postings: heldPostingsOf(postings),
+      reference: extra.reference ?? null,
+      pendingId: extra.pendingId ?? null,
+      reversalOf: extra.reversalOf ?? null,
+      reversedBy: null,
+      metadata: extra.metadata,
+      ledgerVersion: meta.ledgerVersion,
+      recordedAt: iso(meta.recordedAtMs),
+      effectiveAt: iso(meta.effectiveAtMs),
+      holdStatus: extra.holdStatus ?? null,
+      timeoutAt: extra.timeoutAt ?? null,
+      resolvedBy: null,
+      resolvedVersion: null,
+    });
+  }
+
+  #updateTransfer(ledgerId: string, transferId: string, change: Partial<TransferUpdate>): void {
+    const key = keyOf(ledgerId, transferId);
+    const target: TransferUpdate | TransferRow = this.#newTransfers.get(key) ?? this.#transferUpdates.get(key) ?? { reversedBy: null, holdStatus: null, resolvedBy: null, resolvedVersion: null };
+    if (change.reversedBy !== undefined) target.reversedBy = change.reversedBy;
+    if (change.holdStatus !== undefined) target.holdStatus = change.holdStatus;
+    if (change.resolvedBy !== undefined) target.resolvedBy = change.resolvedBy;
+    if (change.resolvedVersion !== undefined) target.resolvedVersion = change.resolvedVersion;
+    if (!this.#newTransfers.has(key)) this.#transferUpdates.set(key, target as TransferUpdate);
+  }
+
+  async #flushEntries(): Promise<void> {
+    const rows = this.#entries;
+    if (rows.length === 0) return;
+    this.#entries = [];
+    const effective = (pick: (totals: Totals) => bigint) => rows.map((row) => (row.effectiveTotals === null ? null : pick(row.effectiveTotals).toString()));
+    await this.#client.query(INSERT_ENTRIES_SQL, [
+      this.#tenantId,
+      rows.map((row) => row.ledgerId),
+      rows.map((row) => row.accountId),
+      rows.map((row) => row.ledgerVersion),
+      rows.map((row) => row.seq),
+      rows.map((row) => row.eventType),
+      rows.map((row) => row.transferId),
+      rows.map((row) => row.side),
+      rows.map((row) => row.bucket),
+      rows.map((row) => row.amount.toString()),
+      rows.map((row) => row.recordedAt),
+      rows.map((row) => row.effectiveAt),
+      rows.map((row) => row.totals.debitsPosted.toString()),
+      rows.map((row) => row.totals.creditsPosted.toString()),
+      rows.map((row) => row.totals.debitsPending.toString()),
+      rows.map((row) => row.totals.creditsPending.toString()),
+      effective((totals) => totals.debitsPosted),
+      effective((totals) => totals.creditsPosted),
+      effective((totals) => totals.debitsPending),
+      effective((totals) => totals.creditsPending),
+    ]);
+  }
+
+  async #flushRest(): Promise<void> {
+    const client = this.#client;
+    const tenantId = this.#tenantId;
+    const accounts = [...this.#accounts.values()].filter((account) => account.dirty);
+    if (accounts.length > 0) {
+      await client.query(UPSERT_ACCOUNTS_SQL, [
+        tenantId,
+        accounts.map((a) => a.ledgerId),
+        accounts.map((a) => a.accountId),
+        accounts.map((a) => a.currency),
+        accounts.map((a) => a.accountType),
+        accounts.map((a) => a.debitsMustNotExceedCredits),
+        accounts.map((a) => a.creditsMustNotExceedDebits),
+        accounts.map((a) => JSON.stringify(a.metadata)),
+        accounts.map((a) => a.openedVersion),
+        accounts.map((a) => a.openedRecordedAt),
+        accounts.map((a) => a.openedEffectiveAt),
+        accounts.map((a) => a.status),
+      ]);
+      for (const account of accounts) account.dirty = false;
+    }
+    if (this.#ledgerTimes.size > 0) {
+      const [ledgers, times] = splitKeys(this.#ledgerTimes.keys());
+      await client.query(UPSERT_LEDGER_TIMES_SQL, [tenantId, ledgers, times, [...this.#ledgerTimes.values()]]);
+    }
+    const states = this.#states;
+    if (states.length > 0) {
+      await client.query(INSERT_STATES_SQL, [
+        tenantId,
+        states.map((s) => s.ledgerId),
+        states.map((s) => s.accountId),
+        states.map((s) => s.ledgerVersion),
+        states.map((s) => s.recordedAt),
+        states.map((s) => s.effectiveAt),
+        states.map((s) => s.status),
+      ]);
+    }
+    const transfers = [...this.#newTransfers.values()];
+    if (transfers.length > 0) {
+      await client.query(INSERT_TRANSFERS_SQL, [
+        tenantId,
+        transfers.map((t) => t.ledgerId),
+        transfers.map((t) => t.transferId),
+        transfers.map((t) => t.kind),
+        transfers.map((t) => JSON.stringify(t.postings)),
+        transfers.map((t) => t.reference),
+        transfers.map((t) => t.pendingId),
+        transfers.map((t) => t.reversalOf),
+        transfers.map((t) => t.reversedBy),
+        transfers.map((t) => JSON.stringify(t.metadata)),
+        transfers.map((t) => t.ledgerVersion),
+        transfers.map((t) => t.recordedAt),
+        transfers.map((t) => t.effectiveAt),
+        transfers.map((t) => t.holdStatus),
+        transfers.map((t) => t.timeoutAt),
+        transfers.map((t) => t.resolvedBy),
+        transfers.map((t) => t.resolvedVersion),
+      ]);
+    }
+    if (this.#transferUpdates.size > 0) {
+      const [ledgers, ids] = splitKeys(this.#transferUpdates.keys());
+      const updates = [...this.#transferUpdates.values()];
+      const { rowCount } = await client.query(UPDATE_TRANSFERS_SQL, [
+        tenantId,
+        ledgers,
+        ids,
+        updates.map((u) => u.reversedBy),
+        updates.map((u) => u.holdStatus),
+        updates.map((u) => u.resolvedBy),
+        updates.map((u) => u.resolvedVersion),
+      ]);
+      if (rowCount !== updates.length) inconsistent(`${updates.length - (rowCount ?? 0)} transfer(s) to update do not exist`);
+    }
+  }
+}
+
+interface RawAccountRow {
+  readonly ledger_id: string;
+  readonly account_id: string;
+  readonly currency: string;
+  readonly account_type: AccountHead['accountType'];
+  readonly debits_must_not_exceed_credits: boolean;
+  readonly credits_must_not_exceed_debits: boolean;
+  readonly metadata: Record<string, string>;
+  readonly opened_version: string;
+  readonly opened_recorded_at: Date;
+  readonly opened_effective_at: Date;
+  readonly status: AccountStatus;
+  /** `null`: no entry yet. */
+  readonly debits_posted: string | null;
+  readonly credits_posted: string | null;
+  readonly debits_pending: string | null;
+  readonly credits_pending: string | null;
+}
+
+function accountHeadOf(row: RawAccountRow): AccountHead {
+  return {
+    ledgerId: row.ledger_id,
+    accountId: row.account_id,
+    currency: row.currency,
+    accountType: row.account_type,
+    debitsMustNotExceedCredits: row.debits_must_not_exceed_credits,
+    creditsMustNotExceedDebits: row.credits_must_not_exceed_debits,
+    metadata: row.metadata,
+    openedVersion: Number(row.opened_version),
+    openedRecordedAt: row.opened_recorded_at.toISOString(),
+    openedEffectiveAt: row.opened_effective_at.toISOString(),
+    status: row.status,
+    debitsPosted: BigInt(row.debits_posted ?? 0),
+    creditsPosted: BigInt(row.credits_posted ?? 0),
+    debitsPending: BigInt(row.debits_pending ?? 0),
+    creditsPending: BigInt(row.credits_pending ?? 0),
+    maxEffectiveMs: row.debits_posted === null ? null : undefined,
+    seqVersion: 0,
+    seq: 0,
+    dirty: false,
+  };
+}
+
+function totalsOf(totals: Totals): Totals {
+  return { debitsPosted: totals.debitsPosted, creditsPosted: totals.creditsPosted, debitsPending: totals.debitsPending, creditsPending: totals.creditsPending };
+}
+
+function heldPostingsOf(postings: readonly Posting[]): HeldPosting[] {
+  return postings.map((posting) => ({ accountId: posting.accountId, side: posting.side, amountMinor: posting.amount.toString(), currency: posting.currency }));
+}

@@ -1,0 +1,448 @@
+import {
+  balanceOf,
+  CurrencyRegistry,
+  formatAmount,
+  HISTORY_PAGE_SIZE_MAX,
+  InvalidInputError,
+  normalSideOf,
+  trialBalanceOf,
+  type AccountState,
+  type AccountType,
+  type AsOf,
+  type Balance,
+  type HistoryEntry,
+  type HistoryPage,
+  type Side,
+  type TransferKind,
+  type TrialBalance,
+} from '@ledgerkit/ledger-core';
+import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import type { PoolClient } from 'pg';
+import { SCHEMA } from '../schema.js';
+import type { HeldPosting } from './rows.js';
+
+/** Most transfers or holds one lookup returns. */
+export const TRANSFER_PAGE_SIZE_MAX = 1_000;
+/** Entries one event can add to one account: a hold's release, then a posting. */
+const ENTRIES_PER_EVENT_MAX = 2;
+
+/** Options of {@link ReadModels}. */
+export interface ReadModelsOptions {
+  /** Pool of the application role; every read is one read-only transaction with the tenant set. */
+  readonly pool: ClientPool;
+  /** Currencies to format amounts with; must include the ledgers' custom assets. Default ISO 4217. */
+  readonly currencies?: CurrencyRegistry;
+}
+
+/** A page of an account's statement. */
+export interface StatementOptions {
+  /** Entries after this ledger version (keyset pagination: pass the previous page's `nextAfterVersion`). */
+  readonly afterVersion?: number;
+  /** Most entries: 1..1000, default 100. A page never ends inside an event, so it may hold one more. */
+  readonly limit?: number;
+  /** Only entries recorded at or after this instant. */
+  readonly from?: string | Date;
+  /** Only entries recorded before this instant. */
+  readonly to?: string | Date;
+}
+
+/** One posting of a transfer, amount as a decimal string. */
+export interface TransferPostingView {
+  readonly accountId: string;
+  readonly side: Side;
+  readonly amount: string;
+  readonly currency: string;
+}
+
+/** A hold's state: open until posted, voided or expired. */
+export interface HoldView {
+  readonly status: 'pending' | 'posted' | 'voided' | 'expired';
+  /** When it times out, ISO-8601; `null` for a hold without timeout. */
+  readonly timeoutAt: string | null;
+  /** The transfer that posted or voided it. */
+  readonly resolvedBy: string | null;
+  /** Ledger version of its resolution. */
+  readonly resolvedVersion: number | null;
+}
+
+/** A transfer as the history read model records it. */
+export interface TransferView {
+  readonly ledgerId: string;
+  readonly transferId: string;
+  readonly kind: TransferKind;
+  /** Posted postings (transfer, reversal, postPending), held postings (hold), none (voidPending). */
+  readonly postings: readonly TransferPostingView[];
+  readonly reference: string | null;
+  /** The hold a postPending or voidPending resolves. */
+  readonly pendingId: string | null;
+  /** The transfer a reversal reverses. */
+  readonly reversalOf: string | null;
+  /** The reversal that reversed this transfer. */
+  readonly reversedBy: string | null;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly ledgerVersion: number;
+  readonly recordedAt: string;
+  readonly effectiveAt: string;
+  /** Set for holds only. */
+  readonly hold: HoldView | null;
+}
+
+/** Open holds in expiry order, and where the next page starts. */
+export interface HoldsPage {
+  readonly holds: TransferView[];
+  /** Pass as `after` for the next page; `null` at the end. */
+  readonly next: string | null;
+}
+
+interface AccountColumns {
+  readonly account_id: string;
+  readonly currency: string;
+  readonly account_type: AccountType;
+  readonly debits_must_not_exceed_credits: boolean;
+  readonly credits_must_not_exceed_debits: boolean;
+  readonly metadata: Record<string, string>;
+  readonly opened_version: string;
+  readonly status: AccountState['status'];
+  readonly debits_posted: string | null;
+  readonly credits_posted: string | null;
+  readonly debits_pending: string | null;
+  readonly credits_pending: string | null;
+}
+
+interface TransferColumns {
+  readonly ledger_id: string;
+  readonly transfer_id: string;
+  readonly kind: TransferKind;
+  readonly postings: HeldPosting[];
+  readonly reference: string | null;
+  readonly pending_id: string | null;
+  readonly reversal_of: string | null;
+  readonly reversed_by: string | null;
+  readonly metadata: Record<string, string>;
+  readonly ledger_version: string;
+  readonly recorded_at: Date;
+  readonly effective_at: Date;
+  readonly hold_status: HoldView['status'] | null;
+  readonly timeout_at: Date | null;
+  readonly resolved_by: string | null;
+  readonly resolved_version: string | null;
+}
+
+type AsOfKind = 'ledgerVersion' | 'recordedAt' | 'effectiveAt';
+
+const E = `${SCHEMA}.rm_account_entries`;
+
+/** The ledger's last version recorded at or before $3: "as of a recorded time" is "as of that version". */
+const VERSION_AT_RECORDED = `coalesce((SELECT t.ledger_version FROM ${SCHEMA}.rm_ledger_times t
+    WHERE t.tenant_id = $1 AND t.ledger_id = $2 AND t.recorded_at <= $3 ORDER BY t.recorded_at DESC LIMIT 1), 0)`;
+
+/**
+ * The account columns as of a point: the account must be opened by then (its status row), and
+ * its totals are those after its last entry at or before the point (none: zero). Each lateral
+ * subquery is one probe of an index, so one account costs O(log n) in its history.
+ */
+function asOfSql(kind: AsOfKind, oneAccount: boolean): string {
+  const byEffective = kind === 'effectiveAt';
+  const point = kind === 'ledgerVersion' ? '$3::bigint' : kind === 'recordedAt' ? VERSION_AT_RECORDED : '$3::timestamptz';
+  const stateBound = byEffective ? 'st.effective_at <= p.at' : 'st.ledger_version <= p.at';
+  const entry = byEffective
+    ? `en.effective_at <= p.at ORDER BY en.effective_at DESC, en.ledger_version DESC, en.seq DESC`
+    : `en.ledger_version <= p.at ORDER BY en.ledger_version DESC, en.seq DESC`;
+  const total = (column: string): string => (byEffective ? `coalesce(en.eff_${column}, en.${column}) AS ${column}` : `en.${column}`);
+  return `WITH p AS MATERIALIZED (SELECT ${point} AS at)
+    SELECT a.account_id, a.currency, a.account_type, a.debits_must_not_exceed_credits, a.credits_must_not_exceed_debits, a.metadata,
+      a.opened_version, s.status, e.debits_posted, e.credits_posted, e.debits_pending, e.credits_pending
+    FROM p CROSS JOIN ${SCHEMA}.rm_accounts a
+    CROSS JOIN LATERAL (SELECT st.status FROM ${SCHEMA}.rm_account_states st
+      WHERE st.tenant_id = $1 AND st.ledger_id = $2 AND st.account_id = a.account_id AND ${stateBound}
+      ORDER BY st.ledger_version DESC LIMIT 1) s
+    LEFT JOIN LATERAL (SELECT ${total('debits_posted')}, ${total('credits_posted')}, ${total('debits_pending')}, ${total('credits_pending')}
+      FROM ${E} en WHERE en.tenant_id = $1 AND en.ledger_id = $2 AND en.account_id = a.account_id AND ${entry} LIMIT 1) e ON true
+    WHERE a.tenant_id = $1 AND a.ledger_id = $2${oneAccount ? ' AND a.account_id = $4' : ''}`;
+}
+
+const AS_OF_KINDS: readonly AsOfKind[] = ['ledgerVersion', 'recordedAt', 'effectiveAt'];
+const BALANCE_AT_SQL = new Map(AS_OF_KINDS.map((kind) => [kind, asOfSql(kind, true)]));
+const TRIAL_BALANCE_AT_SQL = new Map(AS_OF_KINDS.map((kind) => [kind, asOfSql(kind, false)]));
+
+const TRIAL_BALANCE_NOW_SQL = `SELECT account_id, currency, account_type, debits_must_not_exceed_credits, credits_must_not_exceed_debits, metadata,
+    opened_version, status, debits_posted, credits_posted, debits_pending, credits_pending
+  FROM ${SCHEMA}.rm_balances WHERE tenant_id = $1 AND ledger_id = $2`;
+
+const ACCOUNT_SQL = `SELECT currency, account_type FROM ${SCHEMA}.rm_accounts WHERE tenant_id = $1 AND ledger_id = $2 AND account_id = $3`;
+
+// Recorded times never decrease along a stream, so a recorded-time window of an account's
+// entries is a ledger-version range; its ends come from rm_ledger_times.
+const STATEMENT_SQL = `WITH bounds AS (
+    SELECT greatest($4::bigint, coalesce((SELECT t.ledger_version FROM ${SCHEMA}.rm_ledger_times t WHERE t.tenant_id = $1 AND t.ledger_id = $2
+             AND t.recorded_at < $5 ORDER BY t.recorded_at DESC LIMIT 1), 0)) AS after_version,
+           CASE WHEN $6::timestamptz IS NULL THEN 9223372036854775807::bigint
+                ELSE coalesce((SELECT t.ledger_version FROM ${SCHEMA}.rm_ledger_times t WHERE t.tenant_id = $1 AND t.ledger_id = $2
+                       AND t.recorded_at < $6 ORDER BY t.recorded_at DESC LIMIT 1), 0) END AS last_version)
+  SELECT en.ledger_version, en.event_type, en.transfer_id, en.side, en.bucket, en.amount, en.debits_posted, en.credits_posted, en.recorded_at, en.effective_at
+  FROM ${E} en, bounds b
+  WHERE en.tenant_id = $1 AND en.ledger_id = $2 AND en.account_id = $3 AND en.ledger_version > b.after_version AND en.ledger_version <= b.last_version
+  ORDER BY en.ledger_version, en.seq LIMIT $7`;
+
+const TRANSFER_COLUMNS = `ledger_id, transfer_id, kind, postings, reference, pending_id, reversal_of, reversed_by, metadata, ledger_version,
+  recorded_at, effective_at, hold_status, timeout_at, resolved_by, resolved_version`;
+
+const HOLD_ORDER = `coalesce(timeout_at, 'infinity'::timestamptz)`;
+
+/**
+ * Queries over the read models, answering in the same shapes as `Ledger` (`Balance`,
+ * `TrialBalance`, `HistoryPage`) so that the fast path and the replay path can be compared
+ * directly. Balances now come from the balances projection; everything "as of" a point, the
+ * statements and the transfers from the history projection. Both lag the log by what their
+ * status reports (except balances kept inline with the appends).
+ *
+ * ```ts
+ * const models = new ReadModels({ pool: appPool });
+ * await models.balance('acme', 'eur', 'alice');                                   // one index lookup
+ * await models.balanceAt('acme', 'eur', 'alice', { effectiveAt: '2025-01-31T23:59:59Z' }); // O(log n)
+ * ```
+ */
+export class ReadModels {
+  readonly #pool: ClientPool;
+  readonly #currencies: CurrencyRegistry;
+
+  constructor(options: ReadModelsOptions) {
+    this.#pool = options.pool;
+    this.#currencies = options.currencies ?? new CurrencyRegistry();
+  }
+
+  /** An account's current balance: one round trip, one primary-key lookup. `undefined` if it does not exist. */
+  async balance(tenantId: string, ledgerId: string, accountId: string): Promise<Balance | undefined> {
+    checkTenant(tenantId);
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      const { rows } = await client.query<AccountColumns>(`SELECT * FROM ${SCHEMA}.read_balance($1, $2, $3)`, [tenantId, ledgerId, accountId]);
+      const row = rows[0];
+      return row === undefined ? undefined : balanceOf(accountStateOf(row), this.#currencies);
+    } catch (error) {
+      broken = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** An account's balance as of a ledger version, recorded time or effective time: O(log n). `undefined` if not opened by then. */
+  async balanceAt(tenantId: string, ledgerId: string, accountId: string, asOf: AsOf): Promise<Balance | undefined> {
+    const { kind, value } = pointOf(asOf);
+    const rows = await this.#read(tenantId, (client) => client.query<AccountColumns>(BALANCE_AT_SQL.get(kind) as string, [tenantId, ledgerId, value, accountId]));
+    const row = rows.rows[0];
+    return row === undefined ? undefined : balanceOf(accountStateOf(row), this.#currencies);
+  }
+
+  /** Every account's net posted balance with per-currency totals, now or as of a point. */
+  async trialBalance(tenantId: string, ledgerId: string, asOf?: AsOf): Promise<TrialBalance> {
+    const { rows } = await this.#read(tenantId, (client) => {
+      if (asOf === undefined) return client.query<AccountColumns>(TRIAL_BALANCE_NOW_SQL, [tenantId, ledgerId]);
+      const { kind, value } = pointOf(asOf);
+      return client.query<AccountColumns>(TRIAL_BALANCE_AT_SQL.get(kind) as string, [tenantId, ledgerId, value]);
+    });
+    return trialBalanceOf(rows.map(accountStateOf), this.#currencies);
+  }
+
+  /**
+   * A page of an account's entries with the running posted balance after each, in ledger order:
+   * the same page as `Ledger.history` computes by replay, from an index range scan.
+   */
+  async statement(tenantId: string, ledgerId: string, accountId: string, options: StatementOptions = {}): Promise<HistoryPage> {
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_PAGE_SIZE_MAX) {
+      throw new InvalidInputError([{ path: ['limit'], message: `must be an integer in 1..${HISTORY_PAGE_SIZE_MAX}` }]);
+    }
+    const afterVersion = options.afterVersion ?? 0;
+    if (!Number.isSafeInteger(afterVersion) || afterVersion < 0) throw new InvalidInputError([{ path: ['afterVersion'], message: 'must be a non-negative integer' }]);
+    const from = options.from === undefined ? null : isoOf(options.from, 'from');
+    const to = options.to === undefined ? null : isoOf(options.to, 'to');
+    const result = await this.#read(tenantId, async (client) => {
+      const account = (await client.query<{ currency: string; account_type: AccountType }>(ACCOUNT_SQL, [tenantId, ledgerId, accountId])).rows[0];
+      if (account === undefined) return undefined;
+      const entries = await client.query<EntryColumns>(STATEMENT_SQL, [tenantId, ledgerId, accountId, afterVersion, from, to, limit + ENTRIES_PER_EVENT_MAX]);
+      return { account, rows: entries.rows };
+    });
+    if (result === undefined) return { accountId, entries: [], nextAfterVersion: null };
+    const scale = this.#currencies.get(result.account.currency).scale;
+    const debitNormal = normalSideOf(result.account.account_type) === 'debit';
+    const rows = result.rows;
+    // A page ends between events: all of the last included entry's event is on it.
+    const cut = rows.length > limit ? Number((rows[limit - 1] as EntryColumns).ledger_version) : Infinity;
+    const page = rows.filter((row) => Number(row.ledger_version) <= cut);
+    const entries = page.map((row): HistoryEntry => {
+      const posted = BigInt(row.debits_posted) - BigInt(row.credits_posted);
+      return {
+        ledgerVersion: Number(row.ledger_version),
+        eventType: row.event_type,
+        transferId: row.transfer_id,
+        side: row.side,
+        bucket: row.bucket,
+        amount: formatAmount(BigInt(row.amount), scale),
+        balanceAfter: formatAmount(debitNormal ? posted : -posted, scale),
+        recordedAt: row.recorded_at.toISOString(),
+        effectiveAt: row.effective_at.toISOString(),
+      };
+    });
+    return { accountId, entries, nextAfterVersion: rows.length > page.length ? cut : null };
+  }
+
+  /** A transfer by id (any kind: transfer, hold, post or void of a hold, reversal). */
+  async transfer(tenantId: string, ledgerId: string, transferId: string): Promise<TransferView | undefined> {
+    const { rows } = await this.#read(tenantId, (client) =>
+      client.query<TransferColumns>(`SELECT ${TRANSFER_COLUMNS} FROM ${SCHEMA}.rm_transfers WHERE tenant_id = $1 AND ledger_id = $2 AND transfer_id = $3`, [
+        tenantId,
+        ledgerId,
+        transferId,
+      ]),
+    );
+    const row = rows[0];
+    return row === undefined ? undefined : this.#transferOf(row);
+  }
+
+  /** Transfers carrying a reference, in ledger order; at most `limit` (1..1000, default 100). */
+  async transfersByReference(tenantId: string, ledgerId: string, reference: string, options: { readonly limit?: number } = {}): Promise<TransferView[]> {
+    const limit = pageSize(options.limit);
+    const { rows } = await this.#read(tenantId, (client) =>
+      client.query<TransferColumns>(
+        `SELECT ${TRANSFER_COLUMNS} FROM ${SCHEMA}.rm_transfers WHERE tenant_id = $1 AND ledger_id = $2 AND reference = $3 ORDER BY ledger_version LIMIT $4`,
+        [tenantId, ledgerId, reference, limit],
+      ),
+    );
+    return rows.map((row) => this.#transferOf(row));
+  }
+
+  /**
+   * Open holds, soonest expiry first (holds without a timeout last); with `expiringBefore`, only
+   * those timing out before it. Keyset-paginated by `after`.
+   */
+  async openHolds(tenantId: string, ledgerId: string, options: { readonly expiringBefore?: string | Date; readonly after?: string | null; readonly limit?: number } = {}): Promise<HoldsPage> {
+    const limit = pageSize(options.limit);
+    const before = options.expiringBefore === undefined ? null : isoOf(options.expiringBefore, 'expiringBefore');
+    const after = options.after == null ? null : holdCursorOf(options.after);
+    const { rows } = await this.#read(tenantId, (client) =>
+      client.query<TransferColumns>(
+        `SELECT ${TRANSFER_COLUMNS} FROM ${SCHEMA}.rm_transfers
+          WHERE tenant_id = $1 AND ledger_id = $2 AND hold_status = 'pending'
+            AND ($3::timestamptz IS NULL OR ${HOLD_ORDER} < $3)
+            AND ($4::timestamptz IS NULL OR (${HOLD_ORDER}, transfer_id) > ($4::timestamptz, $5::text))
+          ORDER BY ${HOLD_ORDER}, transfer_id LIMIT $6`,
+        [tenantId, ledgerId, before, after?.timeoutAt ?? null, after?.transferId ?? null, limit + 1],
+      ),
+    );
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    const next = rows.length > limit && last !== undefined ? `${last.timeout_at === null ? 'infinity' : last.timeout_at.toISOString()} ${last.transfer_id}` : null;
+    return { holds: page.map((row) => this.#transferOf(row)), next };
+  }
+
+  async #read<T>(tenantId: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    checkTenant(tenantId);
+    return withTenant(this.#pool, tenantId, fn, { readOnly: true });
+  }
+
+  #transferOf(row: TransferColumns): TransferView {
+    return {
+      ledgerId: row.ledger_id,
+      transferId: row.transfer_id,
+      kind: row.kind,
+      postings: row.postings.map((posting) => ({
+        accountId: posting.accountId,
+        side: posting.side,
+        amount: formatAmount(BigInt(posting.amountMinor), this.#currencies.get(posting.currency).scale),
+        currency: posting.currency,
+      })),
+      reference: row.reference,
+      pendingId: row.pending_id,
+      reversalOf: row.reversal_of,
+      reversedBy: row.reversed_by,
+      metadata: row.metadata,
+      ledgerVersion: Number(row.ledger_version),
+      recordedAt: row.recorded_at.toISOString(),
+      effectiveAt: row.effective_at.toISOString(),
+      hold:
+        row.hold_status === null
+          ? null
+          : {
+              status: row.hold_status,
+              timeoutAt: row.timeout_at === null ? null : row.timeout_at.toISOString(),
+              resolvedBy: row.resolved_by,
+              resolvedVersion: row.resolved_version === null ? null : Number(row.resolved_version),
+            },
+    };
+  }
+}
+
+interface EntryColumns {
+  readonly ledger_version: string;
+  readonly event_type: string;
+  readonly transfer_id: string;
+  readonly side: Side;
+  readonly bucket: 'posted' | 'pending';
+  readonly amount: string;
+  readonly debits_posted: string;
+  readonly credits_posted: string;
+  readonly recorded_at: Date;
+  readonly effective_at: Date;
+}
+
+function accountStateOf(row: AccountColumns): AccountState {
+  return {
+    id: row.account_id,
+    currency: row.currency,
+    type: row.account_type,
+    normalSide: normalSideOf(row.account_type),
+    flags: { debitsMustNotExceedCredits: row.debits_must_not_exceed_credits, creditsMustNotExceedDebits: row.credits_must_not_exceed_debits },
+    metadata: row.metadata,
+    openedAtVersion: Number(row.opened_version),
+    // Not read back: no view shows it.
+    openedAtMs: 0,
+    status: row.status,
+    debitsPosted: BigInt(row.debits_posted ?? 0),
+    creditsPosted: BigInt(row.credits_posted ?? 0),
+    debitsPending: BigInt(row.debits_pending ?? 0),
+    creditsPending: BigInt(row.credits_pending ?? 0),
+  };
+}
+
+/** Validates an `AsOf` as `replayLedger` does and returns its kind and SQL parameter. */
+function pointOf(asOf: AsOf): { kind: AsOfKind; value: number | string } {
+  if ('ledgerVersion' in asOf) {
+    const version = asOf.ledgerVersion;
+    if (!Number.isSafeInteger(version) || version < 0) throw new InvalidInputError([{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }]);
+    return { kind: 'ledgerVersion', value: version };
+  }
+  if ('recordedAt' in asOf) return { kind: 'recordedAt', value: isoOf(asOf.recordedAt, 'recordedAt') };
+  return { kind: 'effectiveAt', value: isoOf(asOf.effectiveAt, 'effectiveAt') };
+}
+
+/** An instant as the UTC ISO string PostgreSQL parses exactly as JavaScript did. */
+function isoOf(value: string | Date, field: string): string {
+  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new InvalidInputError([{ path: [field], message: 'must be an ISO-8601 date-time' }]);
+  return new Date(ms).toISOString();
+}
+
+function holdCursorOf(cursor: string): { timeoutAt: string; transferId: string } {
+  const cut = cursor.indexOf(' ');
+  const timeoutAt = cursor.slice(0, cut);
+  const transferId = cursor.slice(cut + 1);
+  if (cut < 1 || transferId === '' || (timeoutAt !== 'infinity' && !Number.isFinite(Date.parse(timeoutAt)))) {
+    throw new InvalidInputError([{ path: ['after'], message: 'not a cursor returned by openHolds' }]);
+  }
+  return { timeoutAt, transferId };
+}
+
+function pageSize(limit: number | undefined): number {
+  const chosen = limit ?? 100;
+  if (!Number.isInteger(chosen) || chosen < 1 || chosen > TRANSFER_PAGE_SIZE_MAX) {
+    throw new InvalidInputError([{ path: ['limit'], message: `must be an integer in 1..${TRANSFER_PAGE_SIZE_MAX}` }]);
+  }
+  return chosen;
+}
+
+function checkTenant(tenantId: string): void {
+  if (!isTenantId(tenantId)) throw new InvalidInputError([{ path: ['tenantId'], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+}

@@ -1,0 +1,77 @@
+import type { AccountType, EventMeta, LedgerEvent, Side } from '@ledgerkit/ledger-core';
+
+/** A decoded event of one ledger, as the read models fold it. */
+export interface LedgerEventOf {
+  readonly ledgerId: string;
+  readonly event: LedgerEvent;
+  readonly meta: EventMeta;
+}
+
+/** A held posting, kept until its hold is resolved: amounts in minor units, as a decimal string in JSON. */
+export interface HeldPosting {
+  readonly accountId: string;
+  readonly side: Side;
+  readonly amountMinor: string;
+  readonly currency: string;
+}
+
+/** The four balances of an account, minor units. */
+export interface Totals {
+  debitsPosted: bigint;
+  creditsPosted: bigint;
+  debitsPending: bigint;
+  creditsPending: bigint;
+}
+
+/** An account's fixed attributes, as the read models store them. */
+export interface AccountAttributes {
+  readonly currency: string;
+  readonly accountType: AccountType;
+  readonly debitsMustNotExceedCredits: boolean;
+  readonly creditsMustNotExceedDebits: boolean;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** Adds a signed amount to one of the four balances. */
+export function addTo(totals: Totals, side: Side, bucket: 'posted' | 'pending', amount: bigint): void {
+  if (bucket === 'posted') {
+    if (side === 'debit') totals.debitsPosted += amount;
+    else totals.creditsPosted += amount;
+  } else if (side === 'debit') totals.debitsPending += amount;
+  else totals.creditsPending += amount;
+}
+
+/** `(ledger, id)` as one map key; ids cannot hold a NUL. */
+export function keyOf(ledgerId: string, id: string): string {
+  return `${ledgerId}\u0000${id}`;
+}
+
+/** The two halves of a {@link keyOf} key, as parallel arrays for an `unnest($1::text[], $2::text[])`. */
+export function splitKeys(keys: Iterable<string>): [string[], string[]] {
+  const ledgers: string[] = [];
+  const ids: string[] = [];
+  for (const key of keys) {
+    const cut = key.indexOf('\u0000');
+    ledgers.push(key.slice(0, cut));
+    ids.push(key.slice(cut + 1));
+  }
+  return [ledgers, ids];
+}
+
+/** An error a projection raises when the events contradict its rows (a missing account or hold). */
+export function inconsistent(message: string): never {
+  throw new Error(`read model inconsistent with the event: ${message}`);
+}
+
+/**
+ * A write that lost a race with another writer of the same rows (the inline hook against the
+ * runner). SQLSTATE 40001 makes the runner roll back and retry the batch.
+ */
+export function concurrentUpdate(message: string): Error {
+  return Object.assign(new Error(message), { code: '40001' });
+}
+
+/** Epoch ms as the ISO-8601 string the events carry. */
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,617 @@
+import { CurrencyRegistry, EventCodec, LimitExceededError, READ_LIMIT_MAX, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
+import { assertTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import {
+  advanceCheckpoint,
+  ensureCheckpoint,
+  fenceCheckpoint,
+  readCheckpoints,
+  recordError,
+  recordSkippedEvent,
+  resetCheckpoint,
+  type Checkpoint,
+  type CheckpointAdvance,
+} from './checkpoints.js';
+import { CheckpointMovedError, isTransientError, ProjectionFailedError, type FailedEvent } from './errors.js';
+import { PROJECTION_NAME_PATTERN, type ErrorPolicy, type Projection, type ProjectionEvent } from './projection.js';
+import { SCHEMA } from './schema.js';
+import { RunnerSession } from './session.js';
+import { Wakeup } from './wakeup.js';
+
+/** Most tenants one runner serves. */
+export const RUNNER_TENANTS_MAX = 1_000;
+/** Most projections one runner runs. */
+export const RUNNER_PROJECTIONS_MAX = 32;
+/** The channel `@ledgerkit/store-postgres` notifies after every append (its `EVENTS_CHANNEL`). */
+export const DEFAULT_NOTIFY_CHANNEL = 'ledgerkit_events';
+
+const CHANNEL_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+/** First pause after an empty read that followed activity: a just-notified event may still sit above the read horizon. */
+const IDLE_PAUSE_MS_MIN = 5;
+const RETRY_PAUSE_MS_MIN = 50;
+const RETRY_PAUSE_MS_MAX = 5_000;
+const CAUGHT_UP_POLL_MS = 5;
+/** Decoded events kept for the runner's other projections reading the same page: at most this many. */
+const PAGE_CACHE_EVENTS_MAX = 10_000;
+
+/** Options of a {@link ProjectionRunner}. Every number has a default and a hard limit. */
+export interface ProjectionRunnerOptions {
+  /**
+   * Pool of the application role. Each batch takes one connection for one transaction; the
+   * runner also keeps one connection for itself (its locks and LISTEN), so size the pool for it.
+   */
+  readonly pool: ClientPool;
+  /** Where events are read from, through `readAll` (the global log of each tenant). */
+  readonly store: EventStore;
+  /** Tenants to project: 1..{@link RUNNER_TENANTS_MAX}. Each (projection, tenant) runs on its own. */
+  readonly tenantIds: readonly string[];
+  /** Projections to run side by side: 1..{@link RUNNER_PROJECTIONS_MAX}, names unique. */
+  readonly projections: readonly Projection[];
+  /** Currencies to decode amounts with; must include every custom asset of the tenants' ledgers. Default ISO 4217. */
+  readonly currencies?: CurrencyRegistry;
+  /** Upcasters for older stored event versions; default the built-in ones. */
+  readonly upcasters?: UpcasterRegistry;
+  /** Most events per batch (one read, one transaction): 1..10,000, default 500. */
+  readonly batchSize?: number;
+  /** How long an idle projection waits before it reads again without a notification: 10..60,000 ms, default 1000. */
+  readonly pollIntervalMs?: number;
+  /** How often a standby runner tries to take over a projection another runner holds: 10..60,000 ms, default 1000. */
+  readonly takeoverIntervalMs?: number;
+  /** What to do with an event a projection cannot handle; default `stop`. A projection may override it. */
+  readonly errorPolicy?: ErrorPolicy;
+  /** Channel to LISTEN on for appends; default {@link DEFAULT_NOTIFY_CHANNEL}; `null` to only poll. */
+  readonly notifyChannel?: string | null;
+  /** Called with every error the runner meets (retried database errors and projection failures), for logs. */
+  readonly onError?: (error: Error, where: { readonly projection: string; readonly tenantId: string }) => void;
+}
+
+/** What a runner is doing with one (projection, tenant). */
+export type ProjectionState =
+  /** Another runner holds it (or this one has not taken it yet). */
+  | 'standby'
+  /** Reading full batches: behind the log. */
+  | 'catching-up'
+  /** At the end of the log, waiting for new events. */
+  | 'live'
+  /** Stopped on an event under the `stop` policy, until `retry` or `rebuild`. */
+  | 'failed'
+  /** The runner is stopped. */
+  | 'stopped';
+
+/** The last error of a projection, with the position of the event it happened at (if any). */
+export interface ProjectionErrorInfo {
+  readonly message: string;
+  /** Position of the failing event; `null` for an error not tied to one (the database went away). */
+  readonly position: string | null;
+  /** ISO-8601. */
+  readonly at: string;
+}
+
+/** The status of one (projection, tenant). */
+export interface ProjectionStatus {
+  /** The projection's name. */
+  readonly projection: string;
+  readonly tenantId: string;
+  /** What this runner is doing with it. */
+  readonly state: ProjectionState;
+  /** Whether this runner holds the projection's lock (is the active runner for it). */
+  readonly active: boolean;
+  /** Position of the last event handled, `null` before the first. */
+  readonly checkpoint: string | null;
+  /** Rebuilds so far. */
+  readonly generation: number;
+  /** Events applied since the last rebuild. */
+  readonly eventsApplied: number;
+  /** Events skipped under `skip-with-record` since the last rebuild. */
+  readonly eventsSkipped: number;
+  /**
+   * Committed events not handled yet, over all the tenant's ledgers (from the streams' versions);
+   * `null` when the event store's stream table is not in this database.
+   */
+  readonly lagEvents: number | null;
+  /** Seconds since the oldest readable event not handled yet was recorded; 0 when none is waiting. */
+  readonly lagSeconds: number;
+  /** Recorded time of the last event handled, ISO-8601. */
+  readonly lastEventRecordedAt: string | null;
+  readonly lastError: ProjectionErrorInfo | null;
+}
+
+/** A page of the log: as read, decoded up to the first event that does not decode (and why). */
+interface Page {
+  readonly page: readonly GlobalEvent[];
+  readonly events: readonly ProjectionEvent[];
+  readonly undecodable: unknown;
+}
+
+interface Worker {
+  readonly projection: Projection;
+  readonly tenantId: string;
+  readonly lockKey: string;
+  readonly policy: ErrorPolicy;
+  readonly wakeup: Wakeup;
+  state: ProjectionState;
+  checkpoint: Checkpoint | undefined;
+  failure: ProjectionFailedError | undefined;
+  lastError: ProjectionErrorInfo | undefined;
+  /** Events still to go one per transaction, after a batch failed, to find the failing one. */
+  narrowRemaining: number;
+  rebuilds: { resolve: () => void; reject: (error: unknown) => void }[];
+  retryRequested: boolean;
+  idlePauseMs: number;
+  retryPauseMs: number;
+  /** Reads started; the read that returned empty last. */
+  readSeq: number;
+  emptyReadSeq: number;
+  /** Failed attempts to take the lock: another runner holds it. */
+  lockAttempts: number;
+  /** The next page, read while the current one is applied. */
+  prefetch: { readonly key: string; readonly page: Promise<Page | undefined> } | undefined;
+  loop: Promise<void> | undefined;
+}
+
+/**
+ * Runs projections over tenants' global logs: for each (projection, tenant) it reads from the
+ * checkpoint in bounded batches and commits each batch's read-model writes and the new
+ * checkpoint in one transaction, so a crash at any point neither loses nor repeats an event.
+ *
+ * - Catch-up from the checkpoint (or from the first event), then live: woken by the store's
+ *   NOTIFY after each append, with polling as the fallback.
+ * - One active runner per (projection, tenant) across processes: a session advisory lock on the
+ *   runner's own connection. A standby runner takes over when the holder's connection dies.
+ *   Correctness does not rest on the lock: every batch first checks, under a row lock, that the
+ *   checkpoint is where it started, and rolls back if not.
+ * - `rebuild` resets a projection's rows and checkpoint for a tenant and replays, while writers
+ *   keep appending.
+ * - A projection that throws on an event is handled by its {@link ErrorPolicy}; the others go on.
+ *
+ * ```ts
+ * const runner = new ProjectionRunner({ pool: appPool, store, tenantIds: ['acme'], projections: [balancesProjection(), historyProjection()] });
+ * runner.start();
+ * // ... later
+ * await runner.stop();
+ * ```
+ */
+export class ProjectionRunner {
+  readonly #pool: ClientPool;
+  readonly #store: EventStore;
+  readonly #codec: EventCodec;
+  readonly #batchSize: number;
+  readonly #pollIntervalMs: number;
+  readonly #takeoverIntervalMs: number;
+  readonly #onError: ProjectionRunnerOptions['onError'];
+  readonly #session: RunnerSession;
+  readonly #workers: Worker[] = [];
+  readonly #byTenant = new Map<string, Worker[]>();
+  /** Pages recently read, by tenant, cursor and size: projections at the same checkpoint read the log once. */
+  readonly #pages = new Map<string, readonly ProjectionEvent[]>();
+  #pagesEvents = 0;
+  #started = false;
+  #stopping = false;
+
+  constructor(options: ProjectionRunnerOptions) {
+    this.#pool = options.pool;
+    this.#store = options.store;
+    this.#codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
+    this.#batchSize = bounded('batchSize', options.batchSize, 500, 1, READ_LIMIT_MAX);
+    this.#pollIntervalMs = bounded('pollIntervalMs', options.pollIntervalMs, 1_000, 10, 60_000);
+    this.#takeoverIntervalMs = bounded('takeoverIntervalMs', options.takeoverIntervalMs, 1_000, 10, 60_000);
+    this.#onError = options.onError;
+    const channel = options.notifyChannel === undefined ? DEFAULT_NOTIFY_CHANNEL : options.notifyChannel;
+    if (channel !== null && !CHANNEL_PATTERN.test(channel)) throw new LimitExceededError(`notifyChannel must match ${CHANNEL_PATTERN.source}`);
+    const tenants = [...new Set(options.tenantIds)];
+    if (tenants.length < 1 || tenants.length > RUNNER_TENANTS_MAX) throw new LimitExceededError(`tenantIds must hold 1..${RUNNER_TENANTS_MAX} tenants, got ${tenants.length}`);
+    if (options.projections.length < 1 || options.projections.length > RUNNER_PROJECTIONS_MAX) {
+      throw new LimitExceededError(`projections must hold 1..${RUNNER_PROJECTIONS_MAX} projections, got ${options.projections.length}`);
+    }
+    const names = new Set<string>();
+    for (const projection of options.projections) {
+      if (!PROJECTION_NAME_PATTERN.test(projection.name)) throw new LimitExceededError(`projection name ${JSON.stringify(projection.name)} must match ${PROJECTION_NAME_PATTERN.source}`);
+      if (names.has(projection.name)) throw new LimitExceededError(`projection name ${projection.name} is used twice`);
+      names.add(projection.name);
+    }
+    for (const tenantId of tenants) {
+      assertTenantId(tenantId);
+      const workers = options.projections.map(
+        (projection): Worker => ({
+          projection,
+          tenantId,
+          lockKey: `ledgerkit.projection:${projection.name}:${tenantId}`,
+          policy: projection.errorPolicy ?? options.errorPolicy ?? 'stop',
+          wakeup: new Wakeup(),
+          state: 'stopped',
+          checkpoint: undefined,
+          failure: undefined,
+          lastError: undefined,
+          narrowRemaining: 0,
+          rebuilds: [],
+          retryRequested: false,
+          idlePauseMs: IDLE_PAUSE_MS_MIN,
+          retryPauseMs: RETRY_PAUSE_MS_MIN,
+          readSeq: 0,
+          emptyReadSeq: 0,
+          lockAttempts: 0,
+          prefetch: undefined,
+          loop: undefined,
+        }),
+      );
+      this.#workers.push(...workers);
+      this.#byTenant.set(tenantId, workers);
+    }
+    this.#session = new RunnerSession(this.#pool, channel ?? undefined, (tenantId) => this.#wake(tenantId));
+  }
+
+  /** Starts every (projection, tenant): each takes its lock when free, then catches up and follows the log. */
+  start(): void {
+    if (this.#started) throw new Error('the runner was already started');
+    this.#started = true;
+    for (const worker of this.#workers) {
+      worker.state = 'standby';
+      worker.loop = this.#run(worker);
+    }
+  }
+
+  /** Stops after the batches in flight, releases the locks (a standby runner takes over) and closes the session. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    for (const worker of this.#workers) worker.wakeup.wake();
+    await Promise.all(this.#workers.map((worker) => worker.loop));
+    for (const worker of this.#workers) {
+      worker.state = 'stopped';
+      for (const request of worker.rebuilds.splice(0)) request.reject(new Error('the runner stopped before the rebuild'));
+    }
+    await this.#session.close();
+  }
+
+  /**
+   * Rebuilds a projection for a tenant: in one transaction, deletes its rows (its `reset`) and
+   * moves its checkpoint back before the first event; then the runner replays the log into it
+   * while writers keep appending. Resolves once the reset has committed; {@link whenCaughtUp}
+   * tells when the replay has reached the end of the log. Also clears a `failed` state.
+   */
+  rebuild(projection: string, tenantId: string): Promise<void> {
+    const worker = this.#worker(projection, tenantId);
+    if (!this.#started || this.#stopping) return Promise.reject(new Error('the runner is not running'));
+    return new Promise<void>((resolve, reject) => {
+      worker.rebuilds.push({ resolve, reject });
+      worker.wakeup.wake();
+    });
+  }
+
+  /** Lets a `failed` projection try its failing event again (after a fix was deployed, say). */
+  retry(projection: string, tenantId: string): void {
+    const worker = this.#worker(projection, tenantId);
+    worker.retryRequested = true;
+    worker.wakeup.wake();
+  }
+
+  /**
+   * Resolves when every projection this runner is active for has read the end of the log at
+   * least once after the call (or has failed), and every other one has confirmed another runner
+   * holds it. Rejects after `timeoutMs` (default 60,000).
+   */
+  async whenCaughtUp(timeoutMs = 60_000): Promise<void> {
+    const marks = this.#workers.map((worker) => ({ worker, read: worker.readSeq, lockAttempts: worker.lockAttempts }));
+    for (const worker of this.#workers) worker.wakeup.wake();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const done = marks.every(({ worker, read, lockAttempts }) => {
+        if (worker.failure !== undefined) return true;
+        if (!this.#session.holds(worker.lockKey)) return worker.lockAttempts > lockAttempts;
+        return worker.emptyReadSeq > read && worker.rebuilds.length === 0;
+      });
+      if (done) return;
+      if (this.#stopping) throw new Error('the runner stopped');
+      if (Date.now() > deadline) throw new Error(`projections not caught up after ${timeoutMs} ms`);
+      await sleep(CAUGHT_UP_POLL_MS);
+    }
+  }
+
+  /** The status of every (projection, tenant) of this runner, read from the database and the runner. */
+  async status(): Promise<ProjectionStatus[]> {
+    const result: ProjectionStatus[] = [];
+    for (const [tenantId, workers] of this.#byTenant) {
+      const { rows, streams } = await withTenant(
+        this.#pool,
+        tenantId,
+        async (client) => {
+          const checkpoints = await readCheckpoints(client, tenantId, workers.map((worker) => worker.projection.name));
+          // The event store's own table, when it lives in this database: committed events per ledger.
+          const exists = await client.query<{ found: boolean }>(`SELECT to_regclass('${SCHEMA}.ledger_streams') IS NOT NULL AS found`);
+          const heads = exists.rows[0]?.found === true ? (await client.query<{ ledger_id: string; version: string }>(`SELECT ledger_id, version FROM ${SCHEMA}.ledger_streams`)).rows : undefined;
+          return { rows: checkpoints, streams: heads };
+        },
+        { readOnly: true },
+      );
+      for (const worker of workers) {
+        const row = rows.get(worker.projection.name);
+        const handled = row?.ledgerVersions ?? {};
+        const lagEvents =
+          streams === undefined ? null : streams.reduce((sum, stream) => sum + Math.max(0, Number(stream.version) - (handled[stream.ledger_id] ?? 0)), 0);
+        const next = await this.#store.readAll({ tenantId, after: row?.position ?? null, limit: 1 });
+        const waitingSince = next[0] === undefined ? undefined : Date.parse(next[0].event.recordedAt);
+        const stored = row?.lastError == null ? null : { message: row.lastError, position: row.lastErrorPosition, at: (row.lastErrorAt ?? row.updatedAt).toISOString() };
+        const lastError = worker.lastError ?? stored;
+        result.push({
+          projection: worker.projection.name,
+          tenantId,
+          state: worker.state,
+          active: this.#session.holds(worker.lockKey),
+          checkpoint: row?.position ?? null,
+          generation: row?.generation ?? 0,
+          eventsApplied: row?.eventsApplied ?? 0,
+          eventsSkipped: row?.eventsSkipped ?? 0,
+          lagEvents,
+          lagSeconds: waitingSince === undefined ? 0 : Math.max(0, (Date.now() - waitingSince) / 1_000),
+          lastEventRecordedAt: row?.lastRecordedAt?.toISOString() ?? null,
+          lastError,
+        });
+      }
+    }
+    return result;
+  }
+
+  #worker(projection: string, tenantId: string): Worker {
+    const worker = this.#byTenant.get(tenantId)?.find((candidate) => candidate.projection.name === projection);
+    if (worker === undefined) throw new RangeError(`this runner has no projection ${projection} for tenant ${tenantId}`);
+    return worker;
+  }
+
+  #wake(tenantId: string | null): void {
+    const workers = tenantId === null ? this.#workers : (this.#byTenant.get(tenantId) ?? []);
+    for (const worker of workers) {
+      worker.idlePauseMs = IDLE_PAUSE_MS_MIN;
+      worker.wakeup.wake();
+    }
+  }
+
+  async #run(worker: Worker): Promise<void> {
+    while (!this.#stopping) {
+      try {
+        if (worker.rebuilds.length > 0) {
+          await this.#rebuild(worker);
+          continue;
+        }
+        if (!this.#session.holds(worker.lockKey)) {
+          worker.state = 'standby';
+          worker.checkpoint = undefined;
+          if (!(await this.#session.tryLock(worker.lockKey))) {
+            worker.lockAttempts += 1;
+            await worker.wakeup.wait(this.#takeoverIntervalMs);
+            continue;
+          }
+        }
+        if (worker.failure !== undefined) {
+          if (!worker.retryRequested) {
+            await worker.wakeup.wait(this.#pollIntervalMs);
+            continue;
+          }
+          worker.failure = undefined;
+        }
+        worker.retryRequested = false;
+        if (worker.checkpoint === undefined) {
+          const row = await withTenant(this.#pool, worker.tenantId, (client) => ensureCheckpoint(client, worker.tenantId, worker.projection.name));
+          worker.checkpoint = { position: row.position, generation: row.generation };
+        }
+        const progressed = await this.#step(worker, worker.checkpoint);
+        worker.retryPauseMs = RETRY_PAUSE_MS_MIN;
+        if (progressed) {
+          worker.idlePauseMs = IDLE_PAUSE_MS_MIN;
+        } else {
+          const pause = worker.idlePauseMs;
+          worker.idlePauseMs = Math.min(pause * 2, this.#pollIntervalMs);
+          await worker.wakeup.wait(pause);
+        }
+      } catch (error) {
+        if (error instanceof CheckpointMovedError) {
+          worker.checkpoint = undefined;
+          continue;
+        }
+        this.#report(worker, error, null);
+        const pause = worker.retryPauseMs;
+        worker.retryPauseMs = Math.min(pause * 2, RETRY_PAUSE_MS_MAX);
+        await worker.wakeup.wait(pause);
+      }
+    }
+    if (this.#session.holds(worker.lockKey)) await this.#session.unlock(worker.lockKey).catch(() => undefined);
+  }
+
+  /** Reads and handles one batch; `false` when there was nothing to read. */
+  async #step(worker: Worker, checkpoint: Checkpoint): Promise<boolean> {
+    const limit = worker.narrowRemaining > 0 ? 1 : this.#batchSize;
+    const readSeq = (worker.readSeq += 1);
+    const key = pageKey(worker.tenantId, checkpoint.position, limit);
+    const prefetched = worker.prefetch?.key === key ? await worker.prefetch.page : undefined;
+    worker.prefetch = undefined;
+    const read = prefetched !== undefined && prefetched.page.length > 0 ? prefetched : await this.#read(worker.tenantId, checkpoint.position, limit);
+    const { page, events, undecodable } = read;
+    if (page.length === 0) {
+      // Nothing new; but a rebuild by another process moves the checkpoint without a new event.
+      const rows = await withTenant(this.#pool, worker.tenantId, (client) => readCheckpoints(client, worker.tenantId, [worker.projection.name]), { readOnly: true });
+      const row = rows.get(worker.projection.name);
+      if (row === undefined || row.position !== checkpoint.position || row.generation !== checkpoint.generation) throw new CheckpointMovedError(worker.projection.name, worker.tenantId);
+      worker.state = 'live';
+      worker.emptyReadSeq = readSeq;
+      return false;
+    }
+    worker.state = page.length === limit ? 'catching-up' : 'live';
+    if (events.length === 0) {
+      await this.#handleFailure(worker, checkpoint, page[0] as GlobalEvent, undecodable);
+      return true;
+    }
+    const last = events[events.length - 1] as ProjectionEvent;
+    if (page.length === limit && events.length === page.length && limit > 1) {
+      // Behind the log: read the next page while this one is applied.
+      const nextKey = pageKey(worker.tenantId, last.position, limit);
+      worker.prefetch = { key: nextKey, page: this.#read(worker.tenantId, last.position, limit).catch(() => undefined) };
+    }
+    try {
+      await this.#applyBatch(worker, checkpoint, events);
+    } catch (error) {
+      worker.prefetch = undefined;
+      if (error instanceof CheckpointMovedError || isTransientError(error)) throw error;
+      if (events.length > 1) {
+        // Which event? Go one event per transaction through this batch: the good ones commit,
+        // the failing one fails alone.
+        worker.narrowRemaining = events.length;
+        return true;
+      }
+      await this.#handleFailure(worker, checkpoint, { position: last.position, event: last.stored }, error);
+      return true;
+    }
+    if (worker.narrowRemaining > 0) worker.narrowRemaining = Math.max(0, worker.narrowRemaining - events.length);
+    return true;
+  }
+
+  /**
+   * One page of the log after `after`, decoded up to the first event that does not decode. Served
+   * from the pages other projections of this runner read, when one of them read it already.
+   */
+  async #read(tenantId: string, after: string | null, limit: number): Promise<Page> {
+    const key = pageKey(tenantId, after, limit);
+    const cached = this.#pages.get(key);
+    if (cached !== undefined) return { page: cached.map((event) => ({ position: event.position, event: event.stored })), events: cached, undecodable: undefined };
+    const page = await this.#store.readAll({ tenantId, after, limit });
+    const events: ProjectionEvent[] = [];
+    let undecodable: unknown;
+    for (const entry of page) {
+      try {
+        const { event, meta } = this.#codec.decode(entry.event);
+        events.push({ position: entry.position, stored: entry.event, event, meta });
+      } catch (error) {
+        undecodable = error;
+        break;
+      }
+    }
+    if (events.length === page.length) this.#remember(key, events);
+    return { page, events, undecodable };
+  }
+
+  /**
+   * Keeps a decoded page for the other projections of the runner, oldest pages out first. A page
+   * read from a cursor stays valid: the log after a position never changes, it only grows.
+   */
+  #remember(key: string, events: readonly ProjectionEvent[]): void {
+    if (events.length === 0 || events.length > PAGE_CACHE_EVENTS_MAX || this.#workers.length === 1 || this.#pages.has(key)) return;
+    this.#pages.set(key, events);
+    this.#pagesEvents += events.length;
+    for (const [oldest, page] of this.#pages) {
+      if (this.#pagesEvents <= PAGE_CACHE_EVENTS_MAX) break;
+      this.#pages.delete(oldest);
+      this.#pagesEvents -= page.length;
+    }
+  }
+
+  async #applyBatch(worker: Worker, checkpoint: Checkpoint, events: readonly ProjectionEvent[]): Promise<void> {
+    const advance = advanceOf(events, events.length, 0);
+    const { tenantId } = worker;
+    const name = worker.projection.name;
+    await withTenant(this.#pool, tenantId, async (client) => {
+      // A batch lost in a server crash is lost with its checkpoint (they commit together) and
+      // applied again: the log is the durable copy, so the commit need not wait for its flush.
+      await client.query('SET LOCAL synchronous_commit = off');
+      await fenceCheckpoint(client, tenantId, name, checkpoint);
+      await worker.projection.apply({ client, tenantId, after: checkpoint.position }, events);
+      await advanceCheckpoint(client, tenantId, name, advance);
+    });
+    worker.checkpoint = { position: advance.position, generation: checkpoint.generation };
+  }
+
+  async #handleFailure(worker: Worker, checkpoint: Checkpoint, entry: GlobalEvent, cause: unknown): Promise<void> {
+    const { tenantId } = worker;
+    const name = worker.projection.name;
+    const failed: FailedEvent = { position: entry.position, ledgerId: entry.event.ledgerId, ledgerVersion: entry.event.ledgerVersion, eventType: entry.event.type };
+    const failure = new ProjectionFailedError(name, tenantId, failed, cause);
+    worker.narrowRemaining = 0;
+    if (worker.policy === 'skip-with-record') {
+      const advance = advanceOf([{ position: entry.position, stored: entry.event }], 0, 1);
+      await withTenant(this.#pool, tenantId, async (client) => {
+        await fenceCheckpoint(client, tenantId, name, checkpoint);
+        await recordSkippedEvent(client, tenantId, name, failed, failure.message);
+        await advanceCheckpoint(client, tenantId, name, advance);
+      });
+      worker.checkpoint = { position: advance.position, generation: checkpoint.generation };
+      this.#report(worker, failure, failed.position);
+      return;
+    }
+    await withTenant(this.#pool, tenantId, async (client) => {
+      await fenceCheckpoint(client, tenantId, name, checkpoint);
+      await recordError(client, tenantId, name, failed.position, failure.message);
+    });
+    worker.failure = failure;
+    worker.state = 'failed';
+    this.#report(worker, failure, failed.position);
+  }
+
+  async #rebuild(worker: Worker): Promise<void> {
+    const requests = worker.rebuilds.splice(0);
+    try {
+      worker.checkpoint = await rebuildProjection({ pool: this.#pool, tenantId: worker.tenantId, projection: worker.projection });
+      worker.failure = undefined;
+      worker.lastError = undefined;
+      worker.narrowRemaining = 0;
+      if (worker.state === 'failed') worker.state = 'catching-up';
+      for (const request of requests) request.resolve();
+    } catch (error) {
+      for (const request of requests) request.reject(error);
+    }
+  }
+
+  #report(worker: Worker, error: unknown, position: string | null): void {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    worker.lastError = { message: failure.message, position, at: new Date().toISOString() };
+    try {
+      this.#onError?.(failure, { projection: worker.projection.name, tenantId: worker.tenantId });
+    } catch {
+      // A logging callback must not stop the projection.
+    }
+  }
+}
+
+/** Options of {@link rebuildProjection}. */
+export interface RebuildProjectionOptions {
+  /** Pool of the application role. */
+  readonly pool: ClientPool;
+  /** The tenant whose rows and checkpoint are reset. */
+  readonly tenantId: string;
+  /** The projection to rebuild (its `reset` deletes its rows). */
+  readonly projection: Projection;
+}
+
+/**
+ * Resets a projection for a tenant in one transaction: its checkpoint goes back before the first
+ * event (with a new generation, which fences out any batch still in flight) and its `reset`
+ * deletes its rows. Usable from any process: the active runner notices the new generation and
+ * replays from the first event. Returns the new checkpoint.
+ */
+export async function rebuildProjection(options: RebuildProjectionOptions): Promise<Checkpoint> {
+  const { tenantId, projection } = options;
+  return withTenant(options.pool, tenantId, async (client) => {
+    // The checkpoint row first: the same lock order as a batch, so the two cannot deadlock.
+    const checkpoint = await resetCheckpoint(client, tenantId, projection.name);
+    await projection.reset({ client, tenantId, after: null });
+    return checkpoint;
+  });
+}
+
+function pageKey(tenantId: string, after: string | null, limit: number): string {
+  return `${tenantId}\u0000${after ?? ''}\u0000${limit}`;
+}
+
+function advanceOf(events: readonly Pick<ProjectionEvent, 'position' | 'stored'>[], applied: number, skipped: number): CheckpointAdvance {
+  const last = events[events.length - 1];
+  if (last === undefined) throw new Error('advanceOf needs at least one event');
+  const ledgerVersions = new Map<string, number>();
+  for (const { stored } of events) {
+    if ((ledgerVersions.get(stored.ledgerId) ?? 0) < stored.ledgerVersion) ledgerVersions.set(stored.ledgerId, stored.ledgerVersion);
+  }
+  return { position: last.position, applied, skipped, ledgerVersions, lastRecordedAt: last.stored.recordedAt };
+}
+
+function bounded(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  const chosen = value ?? fallback;
+  if (!Number.isInteger(chosen) || chosen < min || chosen > max) throw new LimitExceededError(`${name} must be an integer in ${min}..${max}, got ${String(value)}`);
+  return chosen;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,233 @@
+import { quoteName, tenantIsolationSql, type RoleNames } from '@ledgerkit/tenant-rls';
+
+/** The schema the read models live in: the events' schema, under the same roles and policies. */
+export const SCHEMA = 'ledgerkit';
+
+/** One step of the read models' schema history, applied once, in order, as the owner role. */
+export interface ReadModelMigration {
+  /** 1, 2, 3, ...: never reused, never renumbered. */
+  readonly version: number;
+  /** What it does, recorded in `ledgerkit.projection_migrations`. */
+  readonly name: string;
+  /** The SQL to run as the owner role; it may name the roles. */
+  readonly sql: (roles: RoleNames) => string;
+}
+
+/** Every table of this package; each has `tenant_id` leading its key and a forced tenant policy. */
+export const READ_MODEL_TABLES = [
+  'projection_checkpoints',
+  'projection_failures',
+  'rm_balances',
+  'rm_balance_ledgers',
+  'rm_balance_holds',
+  'rm_accounts',
+  'rm_account_states',
+  'rm_account_entries',
+  'rm_ledger_times',
+  'rm_transfers',
+] as const;
+
+// Amounts are numeric minor units: exact, and wide enough for BALANCE_MINOR_MAX (10^38 - 1).
+// Times are timestamptz, exact for the events' millisecond ISO strings. Ids compare byte-wise
+// (COLLATE "C"), as the ledger compares them. Rows updated on every batch (checkpoints, balances,
+// per-ledger progress) leave room in their pages, so an update stays on its page (HOT) and
+// touches no index.
+const initialSchema = (roles: RoleNames): string => {
+  const app = quoteName(roles.app, 'application role');
+  return `
+-- A projection's progress per tenant. Written in the same transaction as the read-model rows it
+-- covers, and compared before every batch: a batch whose checkpoint moved underneath it (a rebuild,
+-- or a runner that lost its lock) rolls back.
+CREATE TABLE ${SCHEMA}.projection_checkpoints (
+  tenant_id text NOT NULL,
+  projection text NOT NULL,
+  -- Position of the last event handled (applied or skipped); NULL before the first.
+  position text,
+  -- Bumped by every rebuild.
+  generation integer NOT NULL DEFAULT 0,
+  events_applied bigint NOT NULL DEFAULT 0,
+  events_skipped bigint NOT NULL DEFAULT 0,
+  -- Last ledger version handled, per ledger: the lag is what the streams hold beyond it.
+  ledger_versions jsonb NOT NULL DEFAULT '{}',
+  last_recorded_at timestamptz,
+  last_error text,
+  last_error_position text,
+  last_error_at timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, projection)
+) WITH (fillfactor = 50);
+
+-- Events a projection skipped under the 'skip-with-record' error policy.
+CREATE TABLE ${SCHEMA}.projection_failures (
+  tenant_id text NOT NULL,
+  projection text NOT NULL,
+  position text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  ledger_version bigint NOT NULL,
+  event_type text NOT NULL,
+  error text NOT NULL,
+  failed_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, projection, position)
+);
+
+-- Balances projection: one row per account, the current balances (a balance read is one lookup).
+CREATE TABLE ${SCHEMA}.rm_balances (
+  tenant_id text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  account_id text COLLATE "C" NOT NULL,
+  currency text NOT NULL,
+  account_type text NOT NULL,
+  debits_must_not_exceed_credits boolean NOT NULL,
+  credits_must_not_exceed_debits boolean NOT NULL,
+  metadata jsonb NOT NULL,
+  opened_version bigint NOT NULL,
+  opened_at timestamptz NOT NULL,
+  status text NOT NULL,
+  debits_posted numeric NOT NULL,
+  credits_posted numeric NOT NULL,
+  debits_pending numeric NOT NULL,
+  credits_pending numeric NOT NULL,
+  -- Ledger version of the last event that changed this row.
+  ledger_version bigint NOT NULL,
+  PRIMARY KEY (tenant_id, ledger_id, account_id)
+) WITH (fillfactor = 50);
+-- How far each ledger is applied to rm_balances. Both the inline hook and the runner move it with
+-- a compare-and-set, so whichever applies a ledger version first wins and the other skips it.
+CREATE TABLE ${SCHEMA}.rm_balance_ledgers (
+  tenant_id text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  ledger_version bigint NOT NULL,
+  PRIMARY KEY (tenant_id, ledger_id)
+) WITH (fillfactor = 50);
+-- Open holds, so that a resolution releases exactly what was held.
+CREATE TABLE ${SCHEMA}.rm_balance_holds (
+  tenant_id text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  transfer_id text COLLATE "C" NOT NULL,
+  postings jsonb NOT NULL,
+  PRIMARY KEY (tenant_id, ledger_id, transfer_id)
+);
+
+-- History projection: each account's fixed attributes and current status. Its running totals
+-- are those of its last entry.
+CREATE TABLE ${SCHEMA}.rm_accounts (
+  tenant_id text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  account_id text COLLATE "C" NOT NULL,
+  currency text NOT NULL,
+  account_type text NOT NULL,
+  debits_must_not_exceed_credits boolean NOT NULL,
+  credits_must_not_exceed_debits boolean NOT NULL,
+  metadata jsonb NOT NULL,
+  opened_version bigint NOT NULL,
+  opened_recorded_at timestamptz NOT NULL,
+  opened_effective_at timestamptz NOT NULL,
+  status text NOT NULL,
+  PRIMARY KEY (tenant_id, ledger_id, account_id)
+);
+-- Every status an account has had (opened, frozen, unfrozen, closed): status as of any point.
+CREATE TABLE ${SCHEMA}.rm_account_states (
+  tenant_id text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  account_id text COLLATE "C" NOT NULL,
+  ledger_version bigint NOT NULL,
+  recorded_at timestamptz NOT NULL,
+  effective_at timestamptz NOT NULL,
+  status text NOT NULL,
+  PRIMARY KEY (tenant_id, ledger_id, account_id, ledger_version)
+);
+-- One row per change of an account's balances, as replayAccountEntries lists them, with the four
+-- running totals after it in ledger order and, in eff_*, in effective-time order (NULL: equal to
+-- the ledger-order totals, which holds for every entry no back-dated entry has passed). A balance
+-- as of a version (or recorded time, via rm_ledger_times) or of an effective time is the last
+-- entry at or before it: one probe of the primary key or of the effective-time index.
+CREATE TABLE ${SCHEMA}.rm_account_entries (
+  tenant_id text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  account_id text COLLATE "C" NOT NULL,
+  ledger_version bigint NOT NULL,
+  -- Order of the entry within its event for this account (a release, then a posting).
+  seq smallint NOT NULL,
+  event_type text NOT NULL,
+  transfer_id text COLLATE "C" NOT NULL,
+  side text NOT NULL,
+  bucket text NOT NULL,
+  amount numeric NOT NULL,
+  recorded_at timestamptz NOT NULL,
+  effective_at timestamptz NOT NULL,
+  debits_posted numeric NOT NULL,
+  credits_posted numeric NOT NULL,
+  debits_pending numeric NOT NULL,
+  credits_pending numeric NOT NULL,
+  eff_debits_posted numeric,
+  eff_credits_posted numeric,
+  eff_debits_pending numeric,
+  eff_credits_pending numeric,
+  PRIMARY KEY (tenant_id, ledger_id, account_id, ledger_version, seq)
+);
+CREATE INDEX rm_account_entries_by_effective ON ${SCHEMA}.rm_account_entries (tenant_id, ledger_id, account_id, effective_at, ledger_version, seq);
+-- A ledger's last version at each recorded time it has (a writer's batch shares one): "as of a
+-- recorded time" becomes "as of a ledger version" with one probe, since recorded times never
+-- decrease along a stream. Far smaller than a recorded-time index on the entries.
+CREATE TABLE ${SCHEMA}.rm_ledger_times (
+  tenant_id text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  recorded_at timestamptz NOT NULL,
+  ledger_version bigint NOT NULL,
+  PRIMARY KEY (tenant_id, ledger_id, recorded_at)
+);
+-- Transfers by id and by reference, holds with their expiry and resolution.
+CREATE TABLE ${SCHEMA}.rm_transfers (
+  tenant_id text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  transfer_id text COLLATE "C" NOT NULL,
+  kind text NOT NULL,
+  -- [{ accountId, side, amountMinor, currency }], amounts in minor units as strings.
+  postings jsonb NOT NULL,
+  reference text COLLATE "C",
+  pending_id text,
+  reversal_of text,
+  reversed_by text,
+  metadata jsonb NOT NULL,
+  ledger_version bigint NOT NULL,
+  recorded_at timestamptz NOT NULL,
+  effective_at timestamptz NOT NULL,
+  -- Holds only.
+  hold_status text,
+  timeout_at timestamptz,
+  resolved_by text,
+  resolved_version bigint,
+  PRIMARY KEY (tenant_id, ledger_id, transfer_id)
+) WITH (fillfactor = 90);
+CREATE INDEX rm_transfers_by_reference ON ${SCHEMA}.rm_transfers (tenant_id, ledger_id, reference, ledger_version) WHERE reference IS NOT NULL;
+CREATE INDEX rm_transfers_open_holds ON ${SCHEMA}.rm_transfers (tenant_id, ledger_id, (coalesce(timeout_at, 'infinity')), transfer_id) WHERE hold_status = 'pending';
+
+${READ_MODEL_TABLES.map((table) => tenantIsolationSql({ schema: SCHEMA, table })).join('\n')}
+
+-- The balance read in one round trip: sets the tenant, reads under the tenant policy as the
+-- caller (RETURN QUERY runs the query there and then), and puts the caller's setting back, so the
+-- tenant is set for this call only, even inside a longer transaction.
+CREATE FUNCTION ${SCHEMA}.read_balance(p_tenant_id text, p_ledger_id text, p_account_id text)
+RETURNS SETOF ${SCHEMA}.rm_balances
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $read$
+DECLARE
+  v_previous text := coalesce(current_setting('ledgerkit.tenant_id', true), '');
+BEGIN
+  PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
+  RETURN QUERY SELECT * FROM ${SCHEMA}.rm_balances b
+    WHERE b.tenant_id = p_tenant_id AND b.ledger_id = p_ledger_id AND b.account_id = p_account_id;
+  PERFORM set_config('ledgerkit.tenant_id', v_previous, true);
+END
+$read$;
+
+GRANT USAGE ON SCHEMA ${SCHEMA} TO ${app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${READ_MODEL_TABLES.map((table) => `${SCHEMA}.${table}`).join(', ')} TO ${app};
+REVOKE ALL ON FUNCTION ${SCHEMA}.read_balance(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.read_balance(text, text, text) TO ${app};
+`;
+};
+
+/** Every read-model migration, in order. */
+export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
+  { version: 1, name: 'checkpoints, failures, balances, account history, transfers; RLS', sql: initialSchema },
+];

@@ -1,0 +1,120 @@
+import type { ClientPool } from '@ledgerkit/tenant-rls';
+import type { Notification } from 'pg';
+import type { PoolClient } from 'pg';
+
+/** Receives what the session hears: a tenant id, or `null` for "any tenant". */
+export type WakeListener = (tenantId: string | null) => void;
+
+/**
+ * The runner's one dedicated connection: it holds the session-level advisory locks that make a
+ * runner the single active one for a (projection, tenant), and LISTENs for appends. Session locks
+ * die with the connection, so when this process dies, or the connection breaks, another runner
+ * can take over; this side then stops at once (its held set empties) and reconnects.
+ */
+export class RunnerSession {
+  readonly #pool: ClientPool;
+  readonly #channel: string | undefined;
+  readonly #onWake: WakeListener;
+  #client: PoolClient | undefined;
+  #connecting: Promise<PoolClient> | undefined;
+  readonly #held = new Set<string>();
+  #tail: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  /** @param channel the NOTIFY channel to LISTEN on, or `undefined` to only poll. */
+  constructor(pool: ClientPool, channel: string | undefined, onWake: WakeListener) {
+    this.#pool = pool;
+    this.#channel = channel;
+    this.#onWake = onWake;
+  }
+
+  /** Whether this session holds the lock named `key` right now. */
+  holds(key: string): boolean {
+    return this.#held.has(key);
+  }
+
+  /** Takes the lock named `key` if no other session holds it; never waits. */
+  async tryLock(key: string): Promise<boolean> {
+    if (this.#held.has(key)) return true;
+    const client = await this.#connect();
+    const rows = await this.#query<{ locked: boolean }>(client, 'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked', [key]);
+    // The connection may have broken while the answer was on its way.
+    if (rows[0]?.locked === true && this.#client === client) {
+      this.#held.add(key);
+      return true;
+    }
+    return false;
+  }
+
+  /** Releases the lock named `key`, if held. */
+  async unlock(key: string): Promise<void> {
+    if (!this.#held.delete(key)) return;
+    const client = this.#client;
+    if (client !== undefined) await this.#query(client, 'SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
+  }
+
+  /** One statement at a time on the session: its workers ask concurrently. */
+  #query<R extends object>(client: PoolClient, text: string, values: readonly unknown[]): Promise<R[]> {
+    const run = this.#tail.then(async () => (await client.query<R>(text, [...values])).rows);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Ends the session: its connection is destroyed, not pooled, so no lock or LISTEN outlives it. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const client = this.#client ?? (await this.#connecting?.catch(() => undefined));
+    this.#drop(client, new Error('runner session closed'));
+  }
+
+  async #connect(): Promise<PoolClient> {
+    if (this.#closed) throw new Error('runner session closed');
+    if (this.#client !== undefined) return this.#client;
+    this.#connecting ??= this.#open().finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  async #open(): Promise<PoolClient> {
+    const client = await this.#pool.connect();
+    const onError = (error: Error): void => this.#drop(client, error);
+    client.on('error', onError);
+    client.on('notification', (message: Notification) => {
+      if (message.channel === this.#channel) this.#onWake(message.payload === undefined || message.payload === '' ? null : message.payload);
+    });
+    try {
+      if (this.#channel !== undefined) await client.query(`LISTEN "${this.#channel}"`);
+    } catch (error) {
+      this.#drop(client, error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+    if (this.#closed) {
+      this.#drop(client, new Error('runner session closed'));
+      throw new Error('runner session closed');
+    }
+    this.#client = client;
+    // Appends made while no one listened went unheard: everyone reads once.
+    this.#onWake(null);
+    return client;
+  }
+
+  /** Forgets a broken or closed connection and everything it held; wakes every worker to notice. */
+  #drop(client: PoolClient | undefined, reason: Error): void {
+    if (client === undefined) return;
+    if (this.#client === client) {
+      this.#client = undefined;
+      this.#held.clear();
+    }
+    client.removeAllListeners('notification');
+    client.removeAllListeners('error');
+    // A dropped client's late 'error' must not crash the process.
+    client.on('error', () => undefined);
+    try {
+      client.release(reason);
+    } catch {
+      // Already released: a second error on the same connection.
+    }
+    this.#onWake(null);
+  }
+}

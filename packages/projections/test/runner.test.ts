@@ -1,0 +1,331 @@
+import { Ledger, type LedgerSource } from '@ledgerkit/ledger-core';
+import {
+  BALANCES_PROJECTION,
+  balancesProjection,
+  HISTORY_PROJECTION,
+  historyProjection,
+  ProjectionFailedError,
+  ProjectionRunner,
+  ReadModels,
+  type ProjectionStatus,
+} from '@ledgerkit/projections';
+import { EVENTS_CHANNEL, PostgresEventStore } from '@ledgerkit/store-postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectReadModelsAgree } from './support/agreement.js';
+import {
+  createSeenTable,
+  currencies,
+  eventually,
+  expectBalancesAgree,
+  FIXTURE_ACCOUNTS,
+  globalLog,
+  openFixtureLedger,
+  seenProjection,
+  seenVersions,
+  writeTransfers,
+} from './support/fixtures.js';
+import { openTestDatabase, type TestDatabase } from './support/test-database.js';
+
+let db: TestDatabase;
+let store: PostgresEventStore;
+let models: ReadModels;
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+  store = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000 });
+  models = new ReadModels({ pool: db.app, currencies });
+  await createSeenTable(db);
+});
+
+afterAll(async () => {
+  await Promise.all(runners.map((runner) => runner.stop().catch(() => undefined)));
+  await db?.close();
+});
+
+/** Every runner of the file, stopped before the database closes even when a test fails. */
+const runners: ProjectionRunner[] = [];
+
+function runnerFor(tenantId: string, overrides: Partial<ConstructorParameters<typeof ProjectionRunner>[0]> = {}): ProjectionRunner {
+  return track(new ProjectionRunner({
+    pool: db.app,
+    store,
+    tenantIds: [tenantId],
+    projections: [balancesProjection(), historyProjection()],
+    currencies,
+    takeoverIntervalMs: 50,
+    ...overrides,
+  }));
+}
+
+function track(runner: ProjectionRunner): ProjectionRunner {
+  runners.push(runner);
+  return runner;
+}
+
+const statusOf = (statuses: ProjectionStatus[], projection: string): ProjectionStatus => {
+  const found = statuses.find((status) => status.projection === projection);
+  if (found === undefined) throw new Error(`no status for ${projection}`);
+  return found;
+};
+
+describe('the runner', () => {
+  it('listens on the channel the event store notifies', () => {
+    expect(EVENTS_CHANNEL).toBe('ledgerkit_events');
+  });
+
+  it('catches up from the first event, applying each event exactly once across batches', async () => {
+    const tenantId = 'catch-up';
+    const ledger = await openFixtureLedger(store, tenantId);
+    await writeTransfers(ledger, 'x', 120, 7);
+    const runner = runnerFor(tenantId, { batchSize: 16, projections: [balancesProjection(), historyProjection(), seenProjection('seen', () => false)] });
+    runner.start();
+    await runner.whenCaughtUp();
+    const statuses = await runner.status();
+    await runner.stop();
+    expect(await seenVersions(db.admin, tenantId, 'seen')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
+    for (const name of [BALANCES_PROJECTION, HISTORY_PROJECTION, 'seen']) {
+      expect(statusOf(statuses, name)).toMatchObject({ state: 'live', active: true, eventsApplied: ledger.version, eventsSkipped: 0, lagEvents: 0, lagSeconds: 0, lastError: null });
+    }
+    await expectBalancesAgree(models, ledger, tenantId);
+    await ledger.close();
+  });
+
+  it('exactly one of several runners is active per projection and tenant; a standby takes over when the active one stops, from its checkpoint', async () => {
+    const tenantId = 'one-active';
+    const ledger = await openFixtureLedger(store, tenantId);
+    const seen = (): ReturnType<typeof seenProjection> => seenProjection('seen', () => false);
+    const first = runnerFor(tenantId, { projections: [balancesProjection(), seen()], pool: db.pool(db.appUrl, 5) });
+    const second = runnerFor(tenantId, { projections: [balancesProjection(), seen()], pool: db.pool(db.appUrl, 5) });
+    first.start();
+    await first.whenCaughtUp();
+    second.start();
+    await second.whenCaughtUp();
+    const writing = writeTransfers(ledger, 'y', 60, 3);
+    expect((await first.status()).map((status) => status.active)).toEqual([true, true]);
+    expect((await second.status()).map((status) => [status.active, status.state])).toEqual([
+      [false, 'standby'],
+      [false, 'standby'],
+    ]);
+    await first.stop();
+    await writing;
+    await eventually(async () => (await second.status()).every((status) => status.active), 5_000, 'takeover');
+    await second.whenCaughtUp();
+    expect(await seenVersions(db.admin, tenantId, 'seen')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
+    await expectBalancesAgree(models, ledger, tenantId);
+    await second.stop();
+    await ledger.close();
+  });
+
+  it('when the active runner’s connection dies, its session lock goes with it and a standby takes over without losing or repeating an event', async () => {
+    const tenantId = 'takeover';
+    const ledger = await openFixtureLedger(store, tenantId);
+    const seen = (): ReturnType<typeof seenProjection> => seenProjection('seen', () => false);
+    // A's "host": its connections can be cut, and while it is down it cannot reconnect.
+    const poolA = db.pool(`${db.appUrl}?application_name=runner_a`, 5);
+    let aDown = false;
+    const hostA = { connect: () => (aDown ? Promise.reject(new Error('connect ECONNREFUSED (host down)')) : poolA.connect()) };
+    const a = runnerFor(tenantId, { projections: [balancesProjection(), historyProjection(), seen()], pool: hostA, batchSize: 5 });
+    const b = runnerFor(tenantId, { projections: [balancesProjection(), historyProjection(), seen()], pool: db.pool(db.appUrl, 5), batchSize: 5 });
+    a.start();
+    await a.whenCaughtUp();
+    b.start();
+    await b.whenCaughtUp();
+    const writing = writeTransfers(ledger, 'z', 80, 2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // A's host goes down: its backends die with it, the one holding its advisory locks too.
+    aDown = true;
+    const killed = await db.admin.query(
+      `SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
+        WHERE a.application_name = 'runner_a' AND a.datname = current_database()`,
+    );
+    expect(killed.rowCount).toBeGreaterThan(0);
+    await eventually(async () => (await b.status()).every((status) => status.active), 5_000, 'takeover by b');
+    await writing;
+    await b.whenCaughtUp();
+    // A's host is back: it reconnects, finds the locks taken, and stands by.
+    aDown = false;
+    await eventually(async () => (await a.status()).every((status) => !status.active && status.state === 'standby'), 5_000, 'a standing by');
+    expect(await seenVersions(db.admin, tenantId, 'seen')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
+    const source: LedgerSource = { store, codec: ledger.writer.codec, tenantId, ledgerId: 'eur' };
+    let n = 0;
+    await expectReadModelsAgree({ models, ledger, source, currencies, accountIds: FIXTURE_ACCOUNTS, pick: (k) => (n += 1) % k, statementLimitMax: 50 });
+    await Promise.all([a.stop(), b.stop()]);
+    await ledger.close();
+  });
+
+  it('live: a NOTIFY after an append wakes the runner long before its poll interval', async () => {
+    const tenantId = 'live';
+    const ledger = await openFixtureLedger(store, tenantId);
+    const runner = runnerFor(tenantId, { pollIntervalMs: 60_000 });
+    runner.start();
+    await runner.whenCaughtUp();
+    // Past the runner's quick re-reads after activity, into its 60 s sleep.
+    await new Promise((resolve) => setTimeout(resolve, 2_600));
+    await ledger.transfer({ transferId: 'live-1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '5.00', currency: 'EUR' });
+    const tookMs = await eventually(async () => (await models.balance(tenantId, 'eur', 'alice'))?.posted === '5.00', 5_000, 'notified update');
+    // Polling alone would have read again only ~2.5 s after the append.
+    expect(tookMs).toBeLessThan(1_000);
+    await runner.stop();
+
+    // The control: without LISTEN the same runner only polls, and does not see it within the same
+    // time. (Its store returns at once: a read waiting out other sessions' open transactions would see it.)
+    const impatient = await PostgresEventStore.open({ pool: db.app });
+    const polling = runnerFor(tenantId, { pollIntervalMs: 60_000, notifyChannel: null, store: impatient });
+    polling.start();
+    await polling.whenCaughtUp();
+    // Its re-reads after activity back off 5 ms, 10 ms, ... : the one after ~5.1 s, then ~10.2 s.
+    await new Promise((resolve) => setTimeout(resolve, 5_600));
+    await ledger.transfer({ transferId: 'live-2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '5.00', currency: 'EUR' });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect((await models.balance(tenantId, 'eur', 'alice'))?.posted).toBe('5.00');
+    await polling.stop();
+    await ledger.close();
+  });
+
+  it('rebuild resets and replays a projection while a writer keeps appending, and the read models then equal replay', async () => {
+    const tenantId = 'rebuild';
+    const ledger = await openFixtureLedger(store, tenantId);
+    await writeTransfers(ledger, 'before', 60, 4);
+    const runner = runnerFor(tenantId, { batchSize: 10 });
+    runner.start();
+    await runner.whenCaughtUp();
+    let writing = true;
+    const writer = (async () => {
+      for (let n = 0; writing; n += 1) await writeTransfers(ledger, `during-${n}`, 3, 3);
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await runner.rebuild(HISTORY_PROJECTION, tenantId);
+    await runner.rebuild(BALANCES_PROJECTION, tenantId);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    writing = false;
+    await writer;
+    await runner.whenCaughtUp();
+    const statuses = await runner.status();
+    await runner.stop();
+    for (const name of [BALANCES_PROJECTION, HISTORY_PROJECTION]) {
+      expect(statusOf(statuses, name)).toMatchObject({ generation: 1, eventsApplied: ledger.version, lagEvents: 0 });
+    }
+    const source: LedgerSource = { store, codec: ledger.writer.codec, tenantId, ledgerId: 'eur' };
+    let n = 0;
+    await expectReadModelsAgree({ models, ledger, source, currencies, accountIds: FIXTURE_ACCOUNTS, pick: (k) => (n += 1) % k });
+    await ledger.close();
+  });
+
+  it('a projection that throws stops at that event under the default policy, with its position, while the others keep running; retry resumes it', async () => {
+    const tenantId = 'stop-policy';
+    const ledger = await openFixtureLedger(store, tenantId);
+    await writeTransfers(ledger, 'a', 20, 5);
+    await ledger.transfer({ transferId: 'poison', debitAccountId: 'cash', creditAccountId: 'bob', amount: '1.00', currency: 'EUR' });
+    await writeTransfers(ledger, 'b', 20, 5);
+    const poisonEntry = (await globalLog(store, tenantId)).find((entry) => entry.event.data['transferId'] === 'poison');
+    const poisonVersion = poisonEntry?.event.ledgerVersion as number;
+    let poisoned = true;
+    const errors: Error[] = [];
+    const runner = runnerFor(tenantId, { batchSize: 500, projections: [balancesProjection(), seenProjection('seen', () => poisoned)], onError: (error) => errors.push(error) });
+    runner.start();
+    await runner.whenCaughtUp();
+    const seen = statusOf(await runner.status(), 'seen');
+    expect(seen.state).toBe('failed');
+    expect(seen.lastError?.position).toBe(poisonEntry?.position);
+    expect(seen.lastError?.message).toContain(`failed at position ${poisonEntry?.position as string}`);
+    expect(seen.lastError?.message).toContain('cannot handle the poison transfer');
+    // Everything before the poison is applied (the batch was retried event by event), nothing after.
+    expect(await seenVersions(db.admin, tenantId, 'seen')).toEqual(Array.from({ length: poisonVersion - 1 }, (_, i) => i + 1));
+    expect(seen.eventsApplied).toBe(poisonVersion - 1);
+    expect(seen.lagEvents).toBe(ledger.version - poisonVersion + 1);
+    expect(errors.some((error) => error instanceof ProjectionFailedError && error.event.position === poisonEntry?.position)).toBe(true);
+    // The other projection went on to the end.
+    expect(statusOf(await runner.status(), BALANCES_PROJECTION)).toMatchObject({ state: 'live', eventsApplied: ledger.version, lastError: null });
+    await expectBalancesAgree(models, ledger, tenantId);
+
+    poisoned = false;
+    runner.retry('seen', tenantId);
+    await eventually(async () => statusOf(await runner.status(), 'seen').eventsApplied === ledger.version, 5_000, 'resumed projection');
+    expect(await seenVersions(db.admin, tenantId, 'seen')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
+    await runner.stop();
+    await ledger.close();
+  });
+
+  it('under skip-with-record the failing event is recorded with its position and error, skipped, and the projection goes on', async () => {
+    const tenantId = 'skip-policy';
+    const ledger = await openFixtureLedger(store, tenantId);
+    await writeTransfers(ledger, 'a', 10, 5);
+    await ledger.transfer({ transferId: 'poison', debitAccountId: 'cash', creditAccountId: 'bob', amount: '1.00', currency: 'EUR' });
+    await writeTransfers(ledger, 'b', 10, 5);
+    const poisonEntry = (await globalLog(store, tenantId)).find((entry) => entry.event.data['transferId'] === 'poison');
+    const poisonVersion = poisonEntry?.event.ledgerVersion as number;
+    const runner = runnerFor(tenantId, { projections: [seenProjection('seen', () => true)], errorPolicy: 'skip-with-record' });
+    runner.start();
+    await runner.whenCaughtUp();
+    const seen = statusOf(await runner.status(), 'seen');
+    await runner.stop();
+    expect(seen).toMatchObject({ state: 'live', eventsApplied: ledger.version - 1, eventsSkipped: 1, lagEvents: 0 });
+    expect(seen.lastError?.position).toBe(poisonEntry?.position);
+    expect(await seenVersions(db.admin, tenantId, 'seen')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1).filter((v) => v !== poisonVersion));
+    const { rows } = await db.admin.query('SELECT position, ledger_id, ledger_version, event_type, error FROM ledgerkit.projection_failures WHERE tenant_id = $1', [tenantId]);
+    expect(rows).toEqual([
+      { position: poisonEntry?.position, ledger_id: 'eur', ledger_version: String(poisonVersion), event_type: 'TransferPosted', error: expect.stringContaining('cannot handle the poison transfer') },
+    ]);
+    await ledger.close();
+  });
+
+  it('status reports the checkpoint, the lag in events and in seconds, and the events applied', async () => {
+    const tenantId = 'status';
+    let now = Date.now() - 120_000;
+    const ledger = await openFixtureLedger(store, tenantId, 'eur', () => now);
+    await writeTransfers(ledger, 'a', 10, 5);
+    const runner = runnerFor(tenantId);
+    runner.start();
+    await runner.whenCaughtUp();
+    await runner.stop();
+    const handled = ledger.version;
+    now += 30_000;
+    await writeTransfers(ledger, 'b', 7, 7);
+    const idle = runnerFor(tenantId);
+    const before = statusOf(await idle.status(), BALANCES_PROJECTION);
+    const log = await globalLog(store, tenantId);
+    expect(before).toMatchObject({ state: 'stopped', active: false, checkpoint: log[handled - 1]?.position, eventsApplied: handled, lagEvents: 7, lastError: null });
+    expect(before.lagSeconds).toBeGreaterThanOrEqual(90);
+    expect(before.lagSeconds).toBeLessThan(120);
+    expect(before.lastEventRecordedAt).toBe(log[handled - 1]?.event.recordedAt);
+    idle.start();
+    await idle.whenCaughtUp();
+    const after = statusOf(await idle.status(), BALANCES_PROJECTION);
+    await idle.stop();
+    expect(after).toMatchObject({ state: 'live', active: true, checkpoint: log[log.length - 1]?.position, eventsApplied: ledger.version, lagEvents: 0, lagSeconds: 0 });
+    await ledger.close();
+  });
+
+  it('projects several tenants and ledgers side by side, each with its own checkpoint', async () => {
+    const tenants = ['multi-a', 'multi-b'];
+    const ledgers: Ledger[] = [];
+    for (const tenantId of tenants) {
+      for (const ledgerId of ['eur', 'eur-2']) {
+        const ledger = await openFixtureLedger(store, tenantId, ledgerId);
+        await writeTransfers(ledger, `${tenantId}-${ledgerId}`, 15, 5);
+        ledgers.push(ledger);
+      }
+    }
+    const runner = track(new ProjectionRunner({ pool: db.app, store, tenantIds: tenants, projections: [balancesProjection(), historyProjection()], currencies, batchSize: 7 }));
+    runner.start();
+    await runner.whenCaughtUp();
+    const statuses = await runner.status();
+    await runner.stop();
+    expect(statuses).toHaveLength(4);
+    for (const status of statuses) expect(status).toMatchObject({ state: 'live', eventsApplied: 2 * ledgers[0]!.version, lagEvents: 0 });
+    for (const ledger of ledgers) {
+      await expectBalancesAgree(models, ledger, ledger.writer.tenantId, ledger.writer.ledgerId);
+      await ledger.close();
+    }
+  });
+
+  it('refuses bad options: names, duplicates, limits', () => {
+    const base = { pool: db.app, store, tenantIds: ['t'], projections: [balancesProjection()] };
+    expect(() => new ProjectionRunner({ ...base, projections: [balancesProjection(), balancesProjection()] })).toThrow(/used twice/);
+    expect(() => new ProjectionRunner({ ...base, projections: [{ ...balancesProjection(), name: 'Bad Name' }] })).toThrow(/must match/);
+    expect(() => new ProjectionRunner({ ...base, batchSize: 0 })).toThrow(/batchSize/);
+    expect(() => new ProjectionRunner({ ...base, tenantIds: [] })).toThrow(/tenantIds/);
+    expect(() => new ProjectionRunner({ ...base, notifyChannel: 'x; DROP' })).toThrow(/notifyChannel/);
+    expect(() => new ProjectionRunner({ ...base, tenantIds: ["x' OR 1=1"] })).toThrow(/tenant/);
+  });
+});
