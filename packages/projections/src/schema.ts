@@ -1,17 +1,10 @@
-import { quoteName, tenantIsolationSql, type RoleNames } from '@ledgerkit/tenant-rls';
+import { quoteName, tenantIsolationSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The schema the read models live in: the events' schema, under the same roles and policies. */
 export const SCHEMA = 'ledgerkit';
 
-/** One step of the read models' schema history, applied once, in order, as the owner role. */
-export interface ReadModelMigration {
-  /** 1, 2, 3, ...: never reused, never renumbered. */
-  readonly version: number;
-  /** What it does, recorded in `ledgerkit.projection_migrations`. */
-  readonly name: string;
-  /** The SQL to run as the owner role; it may name the roles. */
-  readonly sql: (roles: RoleNames) => string;
-}
+/** One step of this package's schema history, applied once, in order, as the owner role. */
+export type ReadModelMigration = SchemaMigration;
 
 /** Every table of this package; each has `tenant_id` leading its key and a forced tenant policy. */
 export const READ_MODEL_TABLES = [

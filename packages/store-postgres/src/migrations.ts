@@ -1,4 +1,4 @@
-import { appendOnlyFunctionSql, appendOnlySql, quoteName, tenantIsolationSql, type RoleNames } from '@ledgerkit/tenant-rls';
+import { appendOnlyFunctionSql, appendOnlySql, quoteName, tenantIsolationSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The schema every Ledgerkit table and function lives in. */
 export const SCHEMA = 'ledgerkit';
@@ -8,14 +8,8 @@ export const VERSION_CONFLICT_SQLSTATE = 'LK001';
 /** SQLSTATE raised by `append_events` when an index key is already claimed. */
 export const DUPLICATE_INDEX_KEY_SQLSTATE = 'LK002';
 
-/** One step of the schema's history. Applied in order, once, inside the migration transaction. */
-export interface Migration {
-  /** 1, 2, 3, ...: never reused, never renumbered. */
-  readonly version: number;
-  readonly name: string;
-  /** The SQL to run as the owner role; it may name the roles. */
-  readonly sql: (roles: RoleNames) => string;
-}
+/** One step of this package's schema history, applied once, in order, as the owner role. */
+export type Migration = SchemaMigration;
 
 const tenantTables = ['ledger_streams', 'events', 'index_keys', 'snapshots'] as const;
 

@@ -10,3 +10,4 @@ export { ensureRoles, checkRoles, DEFAULT_ROLES, type RoleNames, type EnsureRole
 export { tenantIsolationSql, appendOnlyFunctionSql, appendOnlySql, APPEND_ONLY_SQLSTATE, TENANT_PREDICATE_SQL } from './policies.js';
 export { withRetention, RETENTION_SETTING, type WithRetentionOptions } from './retention.js';
 export { quoteName, quoteLiteral, qualifiedName, SQL_NAME_PATTERN, type TableName } from './sql.js';
+export { runMigrations, type SchemaMigration, type RunMigrationsOptions, type RunMigrationsResult } from './run-migrations.js';
