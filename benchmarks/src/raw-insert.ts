@@ -3,7 +3,7 @@
  * plain table with the events' columns and column defaults, but no key, index, constraint,
  * domain, trigger or row-level security, by one autocommitted `INSERT … SELECT FROM unnest(…)`.
  */
-import type { StoredEvent } from '@ledgerkit/ledger-core';
+import { indexIdsOf, type StoredEvent } from '@ledgerkit/ledger-core';
 import type pg from 'pg';
 
 /** Tenant of every benchmark stream. */
@@ -13,9 +13,9 @@ const RAW_SCHEMA = 'ledgerkit_bench';
 const RAW_TABLE = `${RAW_SCHEMA}.raw_events`;
 
 const RAW_INSERT_SQL = `INSERT INTO ${RAW_TABLE} (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
-    recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash)
-  SELECT $1::text, $2::text, e.* FROM unnest($3::bigint[], $4::text[], $5::text[], $6::integer[], $7::jsonb[], $8::text[],
-    $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[]) AS e`;
+    recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash, transfer_key, resolution_key, reversal_key)
+  SELECT $1::text, $2::text, e.* FROM unnest($3::bigint[], $4::text[], $5::text[], $6::integer[], $7::json[], $8::text[],
+    $9::text[], $10::text[], $11::text[], $12::json[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[]) AS e`;
 
 /** Creates the ceiling's plain table as the superuser (once per database) and lets the application role insert into it. */
 export async function createRawTable(admin: pg.Pool, app: pg.Pool): Promise<void> {
@@ -27,8 +27,9 @@ export async function createRawTable(admin: pg.Pool, app: pg.Pool): Promise<void
     CREATE SCHEMA IF NOT EXISTS ${RAW_SCHEMA};
     CREATE SEQUENCE IF NOT EXISTS ${RAW_SCHEMA}.raw_events_position;
     CREATE TABLE IF NOT EXISTS ${RAW_TABLE} (
-      tenant_id text, ledger_id text, ledger_version bigint, event_id text, type text, schema_version integer, data jsonb,
-      recorded_at text, effective_at text, correlation_id text, causation_id text, metadata jsonb, previous_hash text, hash text,
+      tenant_id text, ledger_id text, ledger_version bigint, event_id text, type text, schema_version integer, data json,
+      recorded_at text, effective_at text, correlation_id text, causation_id text, metadata json, previous_hash text, hash text,
+      transfer_key text, resolution_key text, reversal_key text,
       position bigint DEFAULT nextval('${RAW_SCHEMA}.raw_events_position'), txid xid8 DEFAULT pg_current_xact_id()
     );
     GRANT USAGE ON SCHEMA ${RAW_SCHEMA} TO "${appRole}";
@@ -63,6 +64,9 @@ export async function insertRawRows(
   const metadata = new Array<string>(count);
   const previousHashes = new Array<string>(count);
   const hashes = new Array<string>(count);
+  const transferKeys = new Array<string | null>(count);
+  const resolutionKeys = new Array<string | null>(count);
+  const reversalKeys = new Array<string | null>(count);
   for (let i = 0; i < count; i += 1) {
     const event = events[(from + i) % events.length] as StoredEvent;
     versions[i] = firstVersion + i;
@@ -77,6 +81,10 @@ export async function insertRawRows(
     metadata[i] = JSON.stringify(event.metadata);
     previousHashes[i] = event.previousHash;
     hashes[i] = event.hash;
+    const ids = indexIdsOf(event);
+    transferKeys[i] = ids.transfer;
+    resolutionKeys[i] = ids.resolution;
+    reversalKeys[i] = ids.reversal;
   }
   const result = await pool.query(RAW_INSERT_SQL, [
     BENCH_TENANT_ID,
@@ -93,6 +101,9 @@ export async function insertRawRows(
     metadata,
     previousHashes,
     hashes,
+    transferKeys,
+    resolutionKeys,
+    reversalKeys,
   ]);
   if (result.rowCount !== count) throw new Error(`inserted ${String(result.rowCount)} rows, expected ${count}`);
 }

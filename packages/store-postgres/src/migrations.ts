@@ -11,11 +11,15 @@ export const DUPLICATE_INDEX_KEY_SQLSTATE = 'LK002';
 /** One step of this package's schema history, applied once, in order, as the owner role. */
 export type Migration = SchemaMigration;
 
+/** Tenant tables of migration 1 (index_keys was folded into events by migration 3). */
 const tenantTables = ['ledger_streams', 'events', 'index_keys', 'snapshots'] as const;
 
 /** The append function and its argument types, needed to grant, revoke and find it. */
 const APPEND_FUNCTION = `${SCHEMA}.append_events`;
-export const APPEND_SIGNATURE = `${APPEND_FUNCTION}(text, text, bigint, text[], text[], integer[], jsonb[], text[], text[], text[], text[], jsonb[], text[], text[], text[], bigint[])`;
+/** Signature of the version-1 append function (dropped by migration 3). */
+const APPEND_SIGNATURE_V1 = `${APPEND_FUNCTION}(text, text, bigint, text[], text[], integer[], jsonb[], text[], text[], text[], text[], jsonb[], text[], text[], text[], bigint[])`;
+/** Signature of the append function since migration 3. */
+export const APPEND_SIGNATURE = `${APPEND_FUNCTION}(text, text, bigint, text[], text[], integer[], json[], text[], text[], text[], text[], json[], text[], text[], text[], text[], text[])`;
 
 const initialSchema = (roles: RoleNames): string => {
   const app = quoteName(roles.app, 'application role');
@@ -169,9 +173,9 @@ BEGIN
 END
 $append$;
 
-REVOKE ALL ON FUNCTION ${APPEND_SIGNATURE} FROM PUBLIC;
+REVOKE ALL ON FUNCTION ${APPEND_SIGNATURE_V1} FROM PUBLIC;
 GRANT USAGE ON SCHEMA ${SCHEMA} TO ${app};
-GRANT EXECUTE ON FUNCTION ${APPEND_SIGNATURE} TO ${app};
+GRANT EXECUTE ON FUNCTION ${APPEND_SIGNATURE_V1} TO ${app};
 GRANT SELECT ON ${SCHEMA}.ledger_streams, ${SCHEMA}.events, ${SCHEMA}.index_keys TO ${app};
 GRANT SELECT, INSERT, UPDATE ON ${SCHEMA}.snapshots TO ${app};
 `;
@@ -197,8 +201,153 @@ $notify$;
 CREATE TRIGGER notify_appended AFTER INSERT ON ${SCHEMA}.events FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.notify_events_appended();
 `;
 
+// Migration 3, for the write path's cost per event (see docs/performance.md):
+// - The idempotency keys move from the index_keys table into three columns of the event row
+//   itself, each with a unique partial index: one heap row per event instead of two, and no
+//   speculative ON CONFLICT insert. A duplicate key fails the insert (unique_violation), which
+//   the function turns into LK002 naming the first duplicate in event order.
+// - data and metadata become json: PostgreSQL keeps the text as sent (the writer sends canonical
+//   JSON) instead of building a binary jsonb value it never queries; readers parse it either way.
+// - The append runs as one autocommitted statement when no inline projection needs the
+//   transaction: the function sets the tenant for its own transaction when the caller has not,
+//   and still refuses a tenant different from one the caller set.
+const foldIndexKeys = (roles: RoleNames): string => {
+  const app = quoteName(roles.app, 'application role');
+  return `
+ALTER TABLE ${SCHEMA}.events
+  ALTER COLUMN data TYPE json USING data::json,
+  ALTER COLUMN metadata TYPE json USING metadata::json,
+  ADD COLUMN transfer_key text,
+  ADD COLUMN resolution_key text,
+  ADD COLUMN reversal_key text;
+
+-- Existing keys move into their events. The append-only trigger and the forced tenant policies
+-- (which would show the owner no row: no tenant is set) are off for this one statement of the
+-- migration's own transaction; nothing else can read or write meanwhile (ACCESS EXCLUSIVE locks).
+ALTER TABLE ${SCHEMA}.events NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE ${SCHEMA}.index_keys NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE ${SCHEMA}.events DISABLE TRIGGER append_only_rows;
+UPDATE ${SCHEMA}.events e
+   SET transfer_key = k.transfer_key, resolution_key = k.resolution_key, reversal_key = k.reversal_key
+  FROM (SELECT tenant_id, ledger_id, ledger_version,
+               max(substr(key, 10)) FILTER (WHERE key LIKE 'transfer:%') AS transfer_key,
+               max(substr(key, 12)) FILTER (WHERE key LIKE 'resolution:%') AS resolution_key,
+               max(substr(key, 10)) FILTER (WHERE key LIKE 'reversal:%') AS reversal_key
+          FROM ${SCHEMA}.index_keys GROUP BY tenant_id, ledger_id, ledger_version) k
+ WHERE e.tenant_id = k.tenant_id AND e.ledger_id = k.ledger_id AND e.ledger_version = k.ledger_version;
+ALTER TABLE ${SCHEMA}.events ENABLE TRIGGER append_only_rows;
+ALTER TABLE ${SCHEMA}.events FORCE ROW LEVEL SECURITY;
+
+CREATE UNIQUE INDEX events_transfer_key ON ${SCHEMA}.events (tenant_id, ledger_id, transfer_key) WHERE transfer_key IS NOT NULL;
+CREATE UNIQUE INDEX events_resolution_key ON ${SCHEMA}.events (tenant_id, ledger_id, resolution_key) WHERE resolution_key IS NOT NULL;
+CREATE UNIQUE INDEX events_reversal_key ON ${SCHEMA}.events (tenant_id, ledger_id, reversal_key) WHERE reversal_key IS NOT NULL;
+
+DROP FUNCTION ${APPEND_SIGNATURE_V1};
+DROP TABLE ${SCHEMA}.index_keys;
+
+CREATE FUNCTION ${APPEND_FUNCTION}(
+  p_tenant_id text, p_ledger_id text, p_expected_version bigint,
+  p_event_ids text[], p_types text[], p_schema_versions integer[], p_data json[],
+  p_recorded_at text[], p_effective_at text[], p_correlation_ids text[], p_causation_ids text[],
+  p_metadata json[], p_previous_hashes text[], p_hashes text[],
+  p_transfer_keys text[], p_resolution_keys text[], p_reversal_keys text[]
+) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $append$
+DECLARE
+  v_count integer := coalesce(cardinality(p_event_ids), 0);
+  v_new_version bigint := p_expected_version + v_count;
+  v_tenant text := current_setting('ledgerkit.tenant_id', true);
+  v_rows integer;
+  v_actual bigint;
+  v_key text;
+BEGIN
+  IF v_tenant IS NULL OR v_tenant = '' THEN
+    -- Called on its own (autocommit): the tenant holds for this statement's transaction only.
+    PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
+  ELSIF v_tenant IS DISTINCT FROM p_tenant_id THEN
+    RAISE EXCEPTION 'append_events: tenant % is not the tenant set for this transaction', p_tenant_id USING ERRCODE = '42501';
+  END IF;
+  IF coalesce(cardinality(p_types), 0) <> v_count OR coalesce(cardinality(p_schema_versions), 0) <> v_count
+     OR coalesce(cardinality(p_data), 0) <> v_count OR coalesce(cardinality(p_recorded_at), 0) <> v_count
+     OR coalesce(cardinality(p_effective_at), 0) <> v_count OR coalesce(cardinality(p_correlation_ids), 0) <> v_count
+     OR coalesce(cardinality(p_causation_ids), 0) <> v_count OR coalesce(cardinality(p_metadata), 0) <> v_count
+     OR coalesce(cardinality(p_previous_hashes), 0) <> v_count OR coalesce(cardinality(p_hashes), 0) <> v_count
+     OR coalesce(cardinality(p_transfer_keys), 0) <> v_count OR coalesce(cardinality(p_resolution_keys), 0) <> v_count
+     OR coalesce(cardinality(p_reversal_keys), 0) <> v_count THEN
+    RAISE EXCEPTION 'append_events: argument arrays differ in length' USING ERRCODE = '22023';
+  END IF;
+
+  -- The fence: take the stream row (or create it) only if it is at the expected version. A
+  -- concurrent append of the same stream waits here and then finds the version moved.
+  IF v_count = 0 THEN
+    v_rows := 0;
+  ELSIF p_expected_version = 0 THEN
+    INSERT INTO ${SCHEMA}.ledger_streams AS s (tenant_id, ledger_id, version, last_txid)
+    VALUES (p_tenant_id, p_ledger_id, v_new_version, pg_current_xact_id())
+    ON CONFLICT (tenant_id, ledger_id) DO NOTHING;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+  ELSE
+    UPDATE ${SCHEMA}.ledger_streams
+       SET version = v_new_version, last_txid = pg_current_xact_id(), updated_at = now()
+     WHERE tenant_id = p_tenant_id AND ledger_id = p_ledger_id AND version = p_expected_version
+       AND last_txid < pg_current_xact_id();
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+  END IF;
+  IF v_rows = 0 THEN
+    SELECT s.version INTO v_actual FROM ${SCHEMA}.ledger_streams s WHERE s.tenant_id = p_tenant_id AND s.ledger_id = p_ledger_id;
+    v_actual := coalesce(v_actual, 0);
+    IF v_count = 0 AND v_actual = p_expected_version THEN
+      RETURN v_actual;
+    END IF;
+    RAISE EXCEPTION 'expected ledger version %, found %', p_expected_version, v_actual
+      USING ERRCODE = '${VERSION_CONFLICT_SQLSTATE}', DETAIL = v_actual::text;
+  END IF;
+
+  BEGIN
+    INSERT INTO ${SCHEMA}.events (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
+                                  recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash,
+                                  transfer_key, resolution_key, reversal_key)
+    SELECT p_tenant_id, p_ledger_id, p_expected_version + e.ord, e.event_id, e.type, e.schema_version, e.data,
+           e.recorded_at, e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash,
+           e.transfer_key, e.resolution_key, e.reversal_key
+      FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_recorded_at, p_effective_at,
+                  p_correlation_ids, p_causation_ids, p_metadata, p_previous_hashes, p_hashes,
+                  p_transfer_keys, p_resolution_keys, p_reversal_keys)
+           WITH ORDINALITY AS e(event_id, type, schema_version, data, recorded_at, effective_at,
+                                correlation_id, causation_id, metadata, previous_hash, hash,
+                                transfer_key, resolution_key, reversal_key, ord)
+     ORDER BY e.ord;
+  EXCEPTION WHEN unique_violation THEN
+    -- A key is already claimed (by an earlier event, or twice in this batch). Name the first
+    -- one in event order; the insert above is already undone with its subtransaction.
+    SELECT k.key INTO v_key
+      FROM unnest(p_transfer_keys, p_resolution_keys, p_reversal_keys) WITH ORDINALITY AS u(t, r, v, ord)
+     CROSS JOIN LATERAL (VALUES (1, 'transfer:' || u.t, u.t IS NOT NULL AND (
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.transfer_key = u.t)
+                                   OR (SELECT count(*) FROM unnest(p_transfer_keys) y WHERE y = u.t) > 1)),
+                                (2, 'resolution:' || u.r, u.r IS NOT NULL AND (
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.resolution_key = u.r)
+                                   OR (SELECT count(*) FROM unnest(p_resolution_keys) y WHERE y = u.r) > 1)),
+                                (3, 'reversal:' || u.v, u.v IS NOT NULL AND (
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.reversal_key = u.v)
+                                   OR (SELECT count(*) FROM unnest(p_reversal_keys) y WHERE y = u.v) > 1))) AS k(n, key, taken)
+     WHERE k.taken
+     ORDER BY u.ord, k.n LIMIT 1;
+    RAISE EXCEPTION 'index key % already exists in this ledger', coalesce(v_key, 'unknown')
+      USING ERRCODE = '${DUPLICATE_INDEX_KEY_SQLSTATE}', DETAIL = coalesce(v_key, 'unknown');
+  END;
+  RETURN v_new_version;
+END
+$append$;
+
+REVOKE ALL ON FUNCTION ${APPEND_SIGNATURE} FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${APPEND_SIGNATURE} TO ${app};
+`;
+};
+
 /** Every migration the package ships, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
   { version: 2, name: 'notify ledgerkit_events with the tenant id after every append', sql: appendNotification },
+  { version: 3, name: 'idempotency keys as columns of events, json payloads, one-statement appends', sql: foldIndexKeys },
 ];

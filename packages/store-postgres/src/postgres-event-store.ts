@@ -1,8 +1,9 @@
 import {
   APPEND_EVENTS_MAX,
   DuplicateIndexKeyError,
-  indexKeysOf,
   INDEX_KEYS_MAX,
+  indexIdsOf,
+  INDEX_KEY_PREFIXES,
   InvalidInputError,
   LimitExceededError,
   READ_LIMIT_MAX,
@@ -84,8 +85,8 @@ interface EventRow {
 const EVENT_COLUMNS = `e.event_id, e.tenant_id, e.ledger_id, e.ledger_version, e.type, e.schema_version, e.data,
   e.recorded_at, e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash`;
 
-const APPEND_SQL = `SELECT ${SCHEMA}.append_events($1, $2, $3, $4::text[], $5::text[], $6::integer[], $7::jsonb[], $8::text[],
-  $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[], $15::text[], $16::bigint[]) AS version`;
+const APPEND_SQL = `SELECT ${SCHEMA}.append_events($1, $2, $3, $4::text[], $5::text[], $6::integer[], $7::json[], $8::text[],
+  $9::text[], $10::text[], $11::text[], $12::json[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[]) AS version`;
 
 const READ_FORWARD_SQL = `SELECT ${EVENT_COLUMNS} FROM ${SCHEMA}.events e
   WHERE e.tenant_id = $1 AND e.ledger_id = $2 AND e.ledger_version >= $3 ORDER BY e.ledger_version LIMIT $4`;
@@ -100,9 +101,17 @@ const READ_ALL_SQL = `SELECT ${EVENT_COLUMNS}, e.txid::text AS txid, e.position:
   WHERE e.tenant_id = $1 AND (e.txid, e.position) > ($2::xid8, $3::bigint)
   ORDER BY e.txid, e.position LIMIT $4`;
 
-const FIND_BY_KEYS_SQL = `SELECT k.key, ${EVENT_COLUMNS} FROM ${SCHEMA}.index_keys k
-  JOIN ${SCHEMA}.events e ON e.tenant_id = k.tenant_id AND e.ledger_id = k.ledger_id AND e.ledger_version = k.ledger_version
-  WHERE k.tenant_id = $1 AND k.ledger_id = $2 AND k.key = ANY($3::text[])`;
+// One probe of a unique partial index per key; the three key kinds arrive as three arrays.
+const FIND_BY_KEYS_SQL = `SELECT k.key, ${EVENT_COLUMNS} FROM (
+    SELECT 'transfer:' || x.transfer_key AS key, x.ledger_version FROM ${SCHEMA}.events x
+     WHERE x.tenant_id = $1 AND x.ledger_id = $2 AND x.transfer_key = ANY($3::text[]) AND x.transfer_key IS NOT NULL
+    UNION ALL
+    SELECT 'resolution:' || x.resolution_key, x.ledger_version FROM ${SCHEMA}.events x
+     WHERE x.tenant_id = $1 AND x.ledger_id = $2 AND x.resolution_key = ANY($4::text[]) AND x.resolution_key IS NOT NULL
+    UNION ALL
+    SELECT 'reversal:' || x.reversal_key, x.ledger_version FROM ${SCHEMA}.events x
+     WHERE x.tenant_id = $1 AND x.ledger_id = $2 AND x.reversal_key = ANY($5::text[]) AND x.reversal_key IS NOT NULL
+  ) k JOIN ${SCHEMA}.events e ON e.tenant_id = $1 AND e.ledger_id = $2 AND e.ledger_version = k.ledger_version`;
 
 const SAVE_SNAPSHOT_SQL = `INSERT INTO ${SCHEMA}.snapshots (tenant_id, ledger_id, ledger_version, hash, schema_version, state)
   VALUES ($1, $2, $3, $4, $5, $6::jsonb)
@@ -185,71 +194,102 @@ export class PostgresEventStore implements EventStore {
     const expected = request.expectedVersion;
     if (!Number.isSafeInteger(expected) || expected < 0) throw new VersionConflictError(expected);
     const count = request.events.length;
-    const columns = {
-      eventIds: new Array<string>(count),
-      types: new Array<string>(count),
-      schemaVersions: new Array<number>(count),
-      data: new Array<string>(count),
-      recordedAt: new Array<string>(count),
-      effectiveAt: new Array<string>(count),
-      correlationIds: new Array<string | null>(count),
-      causationIds: new Array<string | null>(count),
-      metadata: new Array<string>(count),
-      previousHashes: new Array<string>(count),
-      hashes: new Array<string>(count),
-    };
-    const keys: string[] = [];
-    const keyVersions: number[] = [];
-    request.events.forEach((event, offset) => {
+    const eventIds = new Array<string>(count);
+    const types = new Array<string>(count);
+    const schemaVersions = new Array<number>(count);
+    const data = new Array<string>(count);
+    const recordedAt = new Array<string>(count);
+    const effectiveAt = new Array<string>(count);
+    const correlationIds = new Array<string | null>(count);
+    const causationIds = new Array<string | null>(count);
+    const metadata = new Array<string>(count);
+    const previousHashes = new Array<string>(count);
+    const hashes = new Array<string>(count);
+    const transferKeys = new Array<string | null>(count);
+    const resolutionKeys = new Array<string | null>(count);
+    const reversalKeys = new Array<string | null>(count);
+    for (let offset = 0; offset < count; offset += 1) {
+      const event = request.events[offset] as StoredEvent;
       if (event.tenantId !== request.tenantId || event.ledgerId !== request.ledgerId) {
         throw new LimitExceededError(`event ${offset} belongs to another tenant or ledger`);
       }
       if (event.ledgerVersion !== expected + offset + 1) {
         throw new LimitExceededError(`event ${offset} has version ${event.ledgerVersion}, expected ${expected + offset + 1}`);
       }
-      columns.eventIds[offset] = event.eventId;
-      columns.types[offset] = event.type;
-      columns.schemaVersions[offset] = event.schemaVersion;
-      columns.data[offset] = JSON.stringify(event.data);
-      columns.recordedAt[offset] = event.recordedAt;
-      columns.effectiveAt[offset] = event.effectiveAt;
-      columns.correlationIds[offset] = event.correlationId;
-      columns.causationIds[offset] = event.causationId;
-      columns.metadata[offset] = JSON.stringify(event.metadata);
-      columns.previousHashes[offset] = event.previousHash;
-      columns.hashes[offset] = event.hash;
-      for (const key of indexKeysOf(event)) {
-        keys.push(key);
-        keyVersions.push(event.ledgerVersion);
-      }
-    });
+      eventIds[offset] = event.eventId;
+      types[offset] = event.type;
+      schemaVersions[offset] = event.schemaVersion;
+      data[offset] = jsonTextOf(event.data);
+      recordedAt[offset] = event.recordedAt;
+      effectiveAt[offset] = event.effectiveAt;
+      correlationIds[offset] = event.correlationId;
+      causationIds[offset] = event.causationId;
+      metadata[offset] = jsonTextOf(event.metadata);
+      previousHashes[offset] = event.previousHash;
+      hashes[offset] = event.hash;
+      const ids = indexIdsOf(event);
+      transferKeys[offset] = ids.transfer;
+      resolutionKeys[offset] = ids.resolution;
+      reversalKeys[offset] = ids.reversal;
+    }
+    const values = [
+      tenantId,
+      request.ledgerId,
+      expected,
+      eventIds,
+      types,
+      schemaVersions,
+      data,
+      recordedAt,
+      effectiveAt,
+      correlationIds,
+      causationIds,
+      metadata,
+      previousHashes,
+      hashes,
+      transferKeys,
+      resolutionKeys,
+      reversalKeys,
+    ];
+    const inline = this.#inline;
     try {
-      const version = await withTenant(this.#pool, tenantId, async (client) => {
-        const { rows } = await client.query<{ version: string }>(APPEND_SQL, [
-          tenantId,
-          request.ledgerId,
-          expected,
-          columns.eventIds,
-          columns.types,
-          columns.schemaVersions,
-          columns.data,
-          columns.recordedAt,
-          columns.effectiveAt,
-          columns.correlationIds,
-          columns.causationIds,
-          columns.metadata,
-          columns.previousHashes,
-          columns.hashes,
-          keys,
-          keyVersions,
-        ]);
-        if (this.#inline !== undefined && count > 0) await this.#inline(client, request);
-        return Number(rows[0]?.version);
-      });
+      let version: number;
+      if (inline === undefined || count === 0) {
+        // One autocommitted statement, one round trip: the function sets the tenant for its own
+        // transaction. Nothing else has to run in that transaction.
+        version = await this.#appendAlone(values);
+      } else {
+        version = await withTenant(this.#pool, tenantId, async (client) => {
+          const { rows } = await client.query<{ version: string }>(APPEND_SQL, values);
+          await inline(client, request);
+          return Number(rows[0]?.version);
+        });
+      }
       if (version !== expected + count) throw new Error(`append_events returned version ${version}, expected ${expected + count}`);
       return { ledgerVersion: version };
     } catch (error) {
       throw unavailableError(error) ?? appendError(error, expected);
+    }
+  }
+
+  async #appendAlone(values: readonly unknown[]): Promise<number> {
+    const client = await this.#pool.connect();
+    // A backend that dies while the client is checked out emits 'error'; the query rejects anyway.
+    let broken: Error | undefined;
+    const onError = (error: Error): void => {
+      broken = error;
+    };
+    client.on('error', onError);
+    try {
+      const { rows } = await client.query<{ version: string }>(APPEND_SQL, values as unknown[]);
+      return Number(rows[0]?.version);
+    } catch (error) {
+      // A connection that lost its server must not go back to the pool.
+      if (unavailableError(error) !== undefined) broken ??= error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
     }
   }
 
@@ -295,7 +335,16 @@ export class PostgresEventStore implements EventStore {
     const tenantId = checkTenant(request.tenantId);
     const found = new Map<string, StoredEvent>();
     if (request.keys.length === 0) return found;
-    const rows = await this.#read<EventRow & { key: string }>(tenantId, FIND_BY_KEYS_SQL, [tenantId, request.ledgerId, [...request.keys]]);
+    const transferIds: string[] = [];
+    const pendingIds: string[] = [];
+    const reversedIds: string[] = [];
+    for (const key of request.keys) {
+      if (key.startsWith(INDEX_KEY_PREFIXES.transfer)) transferIds.push(key.slice(INDEX_KEY_PREFIXES.transfer.length));
+      else if (key.startsWith(INDEX_KEY_PREFIXES.resolution)) pendingIds.push(key.slice(INDEX_KEY_PREFIXES.resolution.length));
+      else if (key.startsWith(INDEX_KEY_PREFIXES.reversal)) reversedIds.push(key.slice(INDEX_KEY_PREFIXES.reversal.length));
+    }
+    if (transferIds.length + pendingIds.length + reversedIds.length === 0) return found;
+    const rows = await this.#read<EventRow & { key: string }>(tenantId, FIND_BY_KEYS_SQL, [tenantId, request.ledgerId, transferIds, pendingIds, reversedIds]);
     const byKey = new Map(rows.map((row) => [row.key, row]));
     for (const key of request.keys) {
       const row = byKey.get(key);
@@ -362,6 +411,11 @@ export class PostgresEventStore implements EventStore {
       },
     );
   }
+}
+
+/** JSON text of an event's data or metadata, reusing the codec's canonical text when it has one. */
+function jsonTextOf(value: object): string {
+  return JSON.stringify(value);
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {

@@ -208,13 +208,17 @@ describe('failed appends leave nothing behind', () => {
     await store.append({ tenantId, ledgerId, expectedVersion: 0, events: opening });
     const batch = encodeAfter(headAfter(head, opening), [transferPosted('t-1'), transferPosted('t-2'), transferPosted('t-blocked')]);
 
-    // An uncommitted claim of the last key makes the append wait after it has written the
-    // stream row and the events: the backend is killed right there.
+    // An uncommitted event claiming the last key makes the append wait after it has written the
+    // stream row and the first events: the backend is killed right there.
     const blocker = await db.admin.connect();
     const killer = db.pool(db.adminUrl, 1);
     try {
       await blocker.query('BEGIN');
-      await blocker.query(`INSERT INTO ledgerkit.index_keys (tenant_id, ledger_id, key, ledger_version) VALUES ($1, $2, 'transfer:t-blocked', 999)`, [tenantId, ledgerId]);
+      await blocker.query(
+        `INSERT INTO ledgerkit.events (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data, recorded_at, effective_at, metadata, previous_hash, hash, transfer_key)
+         VALUES ($1, $2, 999, 'blocker', 'TransferPosted', 2, '{}', '2025-01-01T00:00:00.000Z', '2025-01-01T00:00:00.000Z', '{}', '', '', 't-blocked')`,
+        [tenantId, ledgerId],
+      );
       const appending = store.append({ tenantId, ledgerId, expectedVersion: 2, events: batch }).then(
         () => 'appended',
         (error: unknown) => error,

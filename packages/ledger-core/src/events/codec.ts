@@ -247,16 +247,45 @@ function describeIssue(issues: readonly { path: readonly PropertyKey[]; message:
   return first.path.length > 0 ? `${first.path.map(String).join('.')}: ${first.message}` : first.message;
 }
 
+/** The ids behind an event's idempotency-index keys, one per kind; `null` when it claims none of that kind. */
+export interface IndexIds {
+  /** Behind `transfer:<id>`: the transfer the event records. */
+  readonly transfer: string | null;
+  /** Behind `resolution:<id>`: the hold the event resolves. */
+  readonly resolution: string | null;
+  /** Behind `reversal:<id>`: the transfer the event reverses. */
+  readonly reversal: string | null;
+}
+
+/** The key prefix of each kind of {@link IndexIds}, in the order `indexKeysOf` lists them. */
+export const INDEX_KEY_PREFIXES = { transfer: 'transfer:', resolution: 'resolution:', reversal: 'reversal:' } as const;
+
+/**
+ * The ids behind the keys {@link indexKeysOf} lists, by kind: for a store that keeps each kind
+ * in its own unique column instead of one key table.
+ */
+export function indexIdsOf(event: Pick<StoredEvent, 'data'>): IndexIds {
+  const data = event.data as Readonly<Record<string, unknown>>;
+  const transfer = data['transferId'];
+  const resolution = data['pendingId'];
+  const reversal = data['reversalOf'];
+  return {
+    transfer: typeof transfer === 'string' ? transfer : null,
+    resolution: typeof resolution === 'string' ? resolution : null,
+    reversal: typeof reversal === 'string' ? reversal : null,
+  };
+}
+
 /**
  * The idempotency-index keys an event claims in its ledger: `transfer:<id>` for every transfer
  * it records, `resolution:<pendingId>` for a hold it resolves, `reversal:<id>` for a transfer it
  * reverses. Stores keep these unique per ledger and return the claiming event by key.
  */
 export function indexKeysOf(event: Pick<StoredEvent, 'type' | 'data'>): string[] {
-  const data = event.data as Record<string, unknown>;
+  const ids = indexIdsOf(event);
   const keys: string[] = [];
-  if (typeof data['transferId'] === 'string') keys.push(`transfer:${data['transferId']}`);
-  if (typeof data['pendingId'] === 'string') keys.push(`resolution:${data['pendingId']}`);
-  if (typeof data['reversalOf'] === 'string') keys.push(`reversal:${data['reversalOf']}`);
+  if (ids.transfer !== null) keys.push(INDEX_KEY_PREFIXES.transfer + ids.transfer);
+  if (ids.resolution !== null) keys.push(INDEX_KEY_PREFIXES.resolution + ids.resolution);
+  if (ids.reversal !== null) keys.push(INDEX_KEY_PREFIXES.reversal + ids.reversal);
   return keys;
 }

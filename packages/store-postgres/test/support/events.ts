@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CurrencyRegistry, EventCodec, GENESIS_HASH, indexKeysOf, type LedgerEvent, type StoredEvent } from '@ledgerkit/ledger-core';
+import { CurrencyRegistry, EventCodec, GENESIS_HASH, indexIdsOf, type LedgerEvent, type StoredEvent } from '@ledgerkit/ledger-core';
 
 const codec = new EventCodec({ currencies: new CurrencyRegistry() });
 
@@ -65,17 +65,10 @@ export function transferPosted(transferId: string, amountMinor = 100n): LedgerEv
 
 /** The SQL and parameters `PostgresEventStore` sends for an append, for tests that drive it by hand. */
 export function appendCall(tenantId: string, ledgerId: string, expectedVersion: number, events: readonly StoredEvent[]): { text: string; values: unknown[] } {
-  const keys: string[] = [];
-  const keyVersions: number[] = [];
-  for (const event of events) {
-    for (const key of indexKeysOf(event)) {
-      keys.push(key);
-      keyVersions.push(event.ledgerVersion);
-    }
-  }
+  const ids = events.map((event) => indexIdsOf(event));
   return {
-    text: `SELECT ledgerkit.append_events($1, $2, $3, $4::text[], $5::text[], $6::integer[], $7::jsonb[], $8::text[],
-      $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[], $15::text[], $16::bigint[]) AS version`,
+    text: `SELECT ledgerkit.append_events($1, $2, $3, $4::text[], $5::text[], $6::integer[], $7::json[], $8::text[],
+      $9::text[], $10::text[], $11::text[], $12::json[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[]) AS version`,
     values: [
       tenantId,
       ledgerId,
@@ -91,9 +84,9 @@ export function appendCall(tenantId: string, ledgerId: string, expectedVersion: 
       events.map((e) => JSON.stringify(e.metadata)),
       events.map((e) => e.previousHash),
       events.map((e) => e.hash),
-      keys,
-      keyVersions,
+      ids.map((id) => id.transfer),
+      ids.map((id) => id.resolution),
+      ids.map((id) => id.reversal),
     ],
   };
 }
-

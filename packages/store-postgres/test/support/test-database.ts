@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { migrate, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
-import type { RoleNames } from '@ledgerkit/tenant-rls';
+import { migrate, MIGRATIONS, SCHEMA, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
+import { runMigrations, type RoleNames } from '@ledgerkit/tenant-rls';
 
 /**
  * A database of its own for one test file: on the server at DATABASE_URL when set, else on an
@@ -26,7 +26,11 @@ export interface TestDatabase {
   close(): Promise<void>;
 }
 
-export async function openTestDatabase(options: { readonly migrate?: boolean } = {}): Promise<TestDatabase> {
+/**
+ * `migrate: false` creates no schema (and no roles); `migrateTo: n` applies migrations 1..n only,
+ * for a test that upgrades an older schema holding data.
+ */
+export async function openTestDatabase(options: { readonly migrate?: boolean; readonly migrateTo?: number } = {}): Promise<TestDatabase> {
   const embedded: EmbeddedPostgresServer | undefined = process.env['DATABASE_URL'] ? undefined : await startEmbeddedPostgres({ fast: true });
   const serverUrl = process.env['DATABASE_URL'] ?? (embedded as EmbeddedPostgresServer).connectionString;
   const suffix = randomBytes(5).toString('hex');
@@ -72,7 +76,19 @@ export async function openTestDatabase(options: { readonly migrate?: boolean } =
       await maintenance.end();
     }
     admin = makePool(adminUrl);
-    if (options.migrate ?? true) await migrate({ pool: admin, roles, appPassword });
+    if (options.migrateTo !== undefined) {
+      await runMigrations({
+        pool: admin,
+        roles,
+        appPassword,
+        schema: SCHEMA,
+        historyTable: 'schema_migrations',
+        migrations: MIGRATIONS.slice(0, options.migrateTo),
+        packageName: '@ledgerkit/store-postgres',
+      });
+    } else if (options.migrate ?? true) {
+      await migrate({ pool: admin, roles, appPassword });
+    }
     app = makePool(appUrl);
   } catch (error) {
     await close().catch(() => undefined);

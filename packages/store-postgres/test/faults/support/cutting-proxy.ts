@@ -2,14 +2,23 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /** The server's reply to a COMMIT that succeeded: a CommandComplete message's tag. */
 const COMMIT_COMPLETE_TAG = Buffer.from('COMMIT\0', 'latin1');
+/** An autocommitted `SELECT ledgerkit.append_events(…) AS version` succeeded: its column name and its CommandComplete tag. */
+const APPEND_VERSION_COLUMN = Buffer.from('version\0', 'latin1');
+const SELECT_ONE_TAG = Buffer.from('SELECT 1\0', 'latin1');
+
+/** Whether a chunk from the server confirms a commit: of an explicit transaction, or of an autocommitted append. */
+function confirmsCommit(chunk: Buffer): boolean {
+  return chunk.includes(COMMIT_COMPLETE_TAG) || (chunk.includes(APPEND_VERSION_COLUMN) && chunk.includes(SELECT_ONE_TAG));
+}
 
 /** A TCP proxy in front of a PostgreSQL server that can cut a connection at the worst moment. */
 export interface CuttingProxy {
   /** Routes a connection string through the proxy. */
   via(connectionString: string): string;
   /**
-   * The next time the server confirms a COMMIT, the proxy drops that reply and closes both
-   * sides: the transaction is durable, and its client only learns that the connection broke.
+   * The next time the server confirms a commit (a COMMIT, or an autocommitted append's result),
+   * the proxy drops that reply and closes both sides: the transaction is durable, and its client
+   * only learns that the connection broke.
    */
   cutNextCommitReply(): void;
   /** How many replies were cut. */
@@ -32,7 +41,7 @@ export async function startCuttingProxy(host: string, port: number): Promise<Cut
     }
     client.pipe(upstream);
     upstream.on('data', (chunk: Buffer) => {
-      if (armed && chunk.includes(COMMIT_COMPLETE_TAG)) {
+      if (armed && confirmsCommit(chunk)) {
         armed = false;
         cuts += 1;
         upstream.destroy();
