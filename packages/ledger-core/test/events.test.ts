@@ -13,6 +13,7 @@ import {
   canonicalEncoding,
   canonicalJson,
   hashEvent,
+  jsonTextOf,
   verifyChain,
   type EventDraft,
   type JsonObject,
@@ -433,5 +434,53 @@ describe('canonicalEncoding', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('hashEvent and jsonTextOf', () => {
+  test('hashEvent is sha256 of the previous hash bytes then the canonical encoding, for long events and non-hex previous hashes too', async () => {
+    const { createHash } = await import('node:crypto');
+    const reference = (event: Omit<StoredEvent, 'hash'>): string =>
+      createHash('sha256').update(Buffer.from(event.previousHash, 'hex')).update(canonicalEncoding(event)).digest('hex');
+    fc.assert(
+      fc.property(
+        fc.record({
+          eventId: fc.uuid(),
+          tenantId: fc.constant('acme'),
+          ledgerId: fc.constant('main'),
+          ledgerVersion: fc.integer({ min: 1, max: 1_000_000 }),
+          type: fc.constant('TransferPosted'),
+          schemaVersion: fc.constant(2),
+          // Up to ~100 kB of text, beyond the reused hashing buffer, with non-ASCII characters.
+          data: fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string({ unit: 'grapheme' }), fc.string({ minLength: 20_000, maxLength: 100_000 }), fc.integer())),
+          recordedAt: fc.constant('2026-01-01T00:00:00.000Z'),
+          effectiveAt: fc.constant('2026-01-01T00:00:00.000Z'),
+          correlationId: fc.constant(null),
+          causationId: fc.constant(null),
+          metadata: fc.constant({}),
+          previousHash: fc.oneof(fc.stringMatching(/^[0-9a-f]{64}$/), fc.string({ maxLength: 70 })),
+        }),
+        (event) => {
+          expect(hashEvent(event)).toBe(reference(event));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test('jsonTextOf gives the codec’s canonical text for data it encoded, JSON.stringify otherwise, and both parse back to the same value', () => {
+    const opened: LedgerEvent = {
+      type: 'AccountOpened',
+      accountId: 'cash',
+      currency: 'EUR',
+      accountType: 'asset',
+      flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false },
+      metadata: { owner: 'Zoë' },
+    };
+    const stored = chain([{ event: opened, effectiveAtMs: T0 }])[0] as StoredEvent;
+    expect(jsonTextOf(stored.data)).toBe(canonicalJson(stored.data));
+    expect(JSON.parse(jsonTextOf(stored.data))).toEqual(stored.data);
+    const copy = { ...stored.data } as JsonObject;
+    expect(jsonTextOf(copy)).toBe(JSON.stringify(copy));
   });
 });

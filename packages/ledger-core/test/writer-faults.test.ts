@@ -230,6 +230,94 @@ describe('unknown outcome of an append', () => {
   });
 });
 
+describe('pipelined batches (the next batch is decided while one is being appended)', () => {
+  /** Opens a writer with batches of 2, sets up, and holds appends until the returned function is called. */
+  async function gatedWriter(store: FaultyStore): Promise<{ writer: LedgerWriter; open: () => void }> {
+    const writer = await openWriter(store, { batchSizeMax: 2 });
+    await setUp(writer, 100n);
+    let open = (): void => undefined;
+    store.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    return { writer, open };
+  }
+  const settle = (promise: Promise<CommandResult>): Promise<unknown> => promise.then((result) => result, (error: unknown) => error);
+  const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
+
+  it('the next batch is appended only after the one below it is durable, and it sees that batch’s effects', async () => {
+    const store = new FaultyStore();
+    const { writer, open } = await gatedWriter(store);
+    const callsBefore = store.appendCalls;
+    // Batch 1 funds alice by 500; batch 2 spends 550 of it, which only batch 1 makes possible.
+    const outcomes = [
+      transfer('fund-1', 'bank', 'alice', 300n),
+      transfer('fund-2', 'bank', 'alice', 200n),
+      transfer('spend-1', 'alice', 'bob', 400n),
+      transfer('spend-2', 'alice', 'bob', 150n),
+    ].map((command) => settle(writer.submit(command)));
+    await tick();
+    expect(store.appendCalls - callsBefore, 'batch 2 waits for batch 1').toBe(1);
+    open();
+    const results = await Promise.all(outcomes);
+    expect(results).toMatchObject([{ ok: true }, { ok: true }, { ok: true }, { ok: true }]);
+    expect(store.appendCalls - callsBefore).toBe(2);
+    expect(store.conflicts).toBe(0);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    const events = await allEvents(store);
+    expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+  });
+
+  it('when the batch below fails before committing, the batch decided on top of it is never appended as decided: it is decided again on what the store holds', async () => {
+    const store = new FaultyStore();
+    const { writer, open } = await gatedWriter(store);
+    store.failBeforeCommit = 1;
+    const outcomes = [
+      transfer('fund-1', 'bank', 'alice', 300n),
+      transfer('fund-2', 'bank', 'alice', 200n),
+      // Only affordable with batch 1's funds: on the real state (100) this must be rejected.
+      transfer('spend-1', 'alice', 'bob', 400n),
+      transfer('spend-2', 'alice', 'bob', 50n),
+    ].map((command) => settle(writer.submit(command)));
+    await tick();
+    open();
+    const [fund1, fund2, spend1, spend2] = await Promise.all(outcomes);
+    expect(fund1).toBeInstanceOf(StoreUnavailableError);
+    expect(fund2).toBeInstanceOf(StoreUnavailableError);
+    expect(spend1).toMatchObject({ ok: false, code: 'insufficient_funds' });
+    expect(spend2).toMatchObject({ ok: true, duplicate: false });
+    const events = await allEvents(store);
+    expect(events.map((event) => event.data['transferId']).filter((id) => typeof id === 'string' && id !== 'fund-alice')).toEqual(['spend-2']);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 100n, debitsPosted: 50n });
+    expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+  });
+
+  it('when the batch below committed but its reply was lost, the batch on top is decided again after the tail is read, and nothing is applied twice', async () => {
+    const store = new FaultyStore();
+    const { writer, open } = await gatedWriter(store);
+    store.loseReplies = 1;
+    const outcomes = [
+      transfer('fund-1', 'bank', 'alice', 300n),
+      transfer('fund-2', 'bank', 'alice', 200n),
+      transfer('spend-1', 'alice', 'bob', 400n),
+      transfer('spend-2', 'alice', 'bob', 150n),
+    ].map((command) => settle(writer.submit(command)));
+    await tick();
+    open();
+    const [fund1, fund2, spend1, spend2] = await Promise.all(outcomes);
+    expect(fund1).toBeInstanceOf(StoreUnavailableError);
+    expect(fund2).toBeInstanceOf(StoreUnavailableError);
+    // Batch 1 did commit, so batch 2 is affordable on the state read back.
+    expect(spend1).toMatchObject({ ok: true, duplicate: false });
+    expect(spend2).toMatchObject({ ok: true, duplicate: false });
+    expect(store.conflicts).toBe(0);
+    const events = await allEvents(store);
+    for (const id of ['fund-1', 'fund-2', 'spend-1', 'spend-2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    expect(await writer.submit(transfer('fund-1', 'bank', 'alice', 300n))).toMatchObject({ ok: true, duplicate: true });
+    expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+  });
+});
+
 describe('rejections on a stale state', () => {
   it('a writer never rejects on a state another writer has moved past: a spend that only the other writer’s deposit covers is accepted', async () => {
     const store = new FaultyStore();

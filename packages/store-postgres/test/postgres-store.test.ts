@@ -251,6 +251,19 @@ describe('failed appends leave nothing behind', () => {
   });
 });
 
+describe('payload texts', () => {
+  it('data and metadata holding control characters, quotes, backslashes and non-ASCII text come back exactly as appended', async () => {
+    const tenantId = fresh('payloads');
+    const ledgerId = 'main';
+    const awkward = 'sep\u001e unit\u001f quote" backslash\\ brace} bracket] comma, zoë ∑ 🙂 \u0000 nul';
+    const encoded = encodeAfter(emptyHead(tenantId, ledgerId), [accountOpened('cash'), transferPosted('t-1'), accountOpened('bank')]);
+    // The store takes events as given (hashes are the writer's business): vary data and metadata.
+    const events = encoded.map((event, index) => ({ ...event, metadata: index === 1 ? { note: awkward, [awkward]: 'key' } : {}, data: index === 2 ? { ...event.data, extra: awkward } : event.data }));
+    expect(await store.append({ tenantId, ledgerId, expectedVersion: 0, events })).toEqual({ ledgerVersion: 3 });
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual(events);
+  });
+});
+
 describe('global reads in commit order', () => {
   it('events committed after an older open transaction are held back until it ends, then read in commit order with nothing skipped', async () => {
     const tenantId = fresh('horizon');

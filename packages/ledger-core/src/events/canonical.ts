@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import type { JsonValue, StoredEvent } from './stored-event.js';
 
 /**
@@ -37,13 +37,21 @@ export function canonicalJson(value: JsonValue | undefined): string {
 
 /** The bytes the hash covers: every envelope field and the data, except the two hashes. */
 export function canonicalEncoding(event: Omit<StoredEvent, 'hash'>): string {
+  return canonicalEncodingWithData(event, canonicalJson(event.data));
+}
+
+/**
+ * {@link canonicalEncoding} with the data's canonical JSON already at hand (the codec keeps it
+ * for the store, so it is built once per event).
+ */
+export function canonicalEncodingWithData(event: Omit<StoredEvent, 'hash'>, dataJson: string): string {
   // The same bytes as canonicalJson of the envelope object (absent fields omitted), written from
   // the pre-sorted key list instead of building and sorting an object for every event.
   let out = '{';
   for (const key of ENVELOPE_KEYS_SORTED) {
     const value = event[key];
     if (value === undefined) continue;
-    out += `${out.length === 1 ? '' : ','}"${key}":${canonicalJson(value)}`;
+    out += `${out.length === 1 ? '' : ','}"${key}":${key === 'data' ? dataJson : canonicalJson(value)}`;
   }
   return `${out}}`;
 }
@@ -65,5 +73,28 @@ const ENVELOPE_KEYS_SORTED = [
 
 /** `sha256(previousHash ‖ canonicalEncoding(event))` as hex; `previousHash` enters as its 32 raw bytes. */
 export function hashEvent(event: Omit<StoredEvent, 'hash'>): string {
-  return createHash('sha256').update(Buffer.from(event.previousHash, 'hex')).update(canonicalEncoding(event)).digest('hex');
+  return hashEncoding(event.previousHash, canonicalEncoding(event));
+}
+
+/** Bytes of the reused hashing buffer; a longer encoding gets a buffer of its own. */
+const HASH_SCRATCH_BYTES = 64 * 1024;
+let hashScratch: Buffer | undefined;
+// One-shot hashing (Node >= 20.12) skips a Hash object per event; older Nodes take the streaming path.
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Buffer, encoding: 'hex') => string }).hash;
+
+/** `sha256(previousHash ‖ encoding)` as hex, `previousHash` as its 32 raw bytes and `encoding` as UTF-8. */
+export function hashEncoding(previousHash: string, encoding: string): string {
+  // Anything but 64 hex digits (a tampered event under verification) takes the streaming path,
+  // which reads the same bytes from it as it always has.
+  if (oneShotHash === undefined || previousHash.length !== 64 || encoding.length * 3 > HASH_SCRATCH_BYTES - 32) {
+    return streamingHash(previousHash, encoding);
+  }
+  hashScratch ??= Buffer.allocUnsafe(HASH_SCRATCH_BYTES);
+  if (hashScratch.write(previousHash, 0, 'hex') !== 32) return streamingHash(previousHash, encoding);
+  const length = 32 + hashScratch.write(encoding, 32, 'utf8');
+  return oneShotHash('sha256', hashScratch.subarray(0, length), 'hex');
+}
+
+function streamingHash(previousHash: string, encoding: string): string {
+  return nodeCrypto.createHash('sha256').update(Buffer.from(previousHash, 'hex')).update(encoding).digest('hex');
 }

@@ -4,10 +4,22 @@ import type { EventMeta } from '../domain/evolve.js';
 import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/types.js';
 import { formatAmount, parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
-import { hashEvent } from './canonical.js';
+import { canonicalEncodingWithData, canonicalJson, hashEncoding } from './canonical.js';
 import { CURRENT_SCHEMA_VERSIONS, eventDataSchemas, storedEventSchema, type WireEventData } from './schemas.js';
 import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
 import { builtInUpcasters, type UpcasterRegistry } from './upcasters.js';
+
+/** The canonical JSON text the codec built for each event's data it encoded, for the store to send as is. */
+const jsonTexts = new WeakMap<object, string>();
+
+/**
+ * JSON text of a stored event's `data` (or any JSON object): the canonical text the codec
+ * already built when it encoded that very object, else `JSON.stringify`. Both parse back to
+ * the same value; a store that sends this text saves serializing every event twice.
+ */
+export function jsonTextOf(value: JsonObject): string {
+  return jsonTexts.get(value) ?? JSON.stringify(value);
+}
 
 /** Envelope fields the writer supplies for each event it encodes. */
 export interface EnvelopeInput {
@@ -68,7 +80,10 @@ export class EventCodec {
       metadata: envelope.metadata,
       previousHash: envelope.previousHash,
     };
-    return { ...unhashed, hash: hashEvent(unhashed) };
+    const dataJson = canonicalJson(unhashed.data);
+    const stored: StoredEvent = { ...unhashed, hash: hashEncoding(unhashed.previousHash, canonicalEncodingWithData(unhashed, dataJson)) };
+    jsonTexts.set(stored.data, dataJson);
+    return stored;
   }
 
   /** Validates, upcasts and decodes a stored event. */

@@ -4,7 +4,7 @@ import { evolve, transferRecordOf } from '../domain/evolve.js';
 import { BACKDATE_WINDOW_MS_DEFAULT } from '../domain/limits.js';
 import type { RejectionCode } from '../domain/rejections.js';
 import { restoreState, serializeState, SNAPSHOT_SCHEMA_VERSION } from '../domain/snapshot-codec.js';
-import { commitOverlay, initialState, overlayState, type AccountState, type LedgerState, type TransferRecord } from '../domain/state.js';
+import { initialState, type AccountState, type LedgerState, type TransferRecord } from '../domain/state.js';
 import type { LedgerCommand, Metadata, TransferLikeCommand } from '../domain/types.js';
 import {
   CorruptEventError,
@@ -22,11 +22,17 @@ import type { UpcasterRegistry } from '../events/upcasters.js';
 import { CurrencyRegistry } from '../money/currency.js';
 import { INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
 import { MinHeap } from './min-heap.js';
+import { commitStacked, rebase, stackOn, type StackedState } from './stacked-state.js';
 
 /** Hard ceiling of `batchSizeMax`. */
 export const BATCH_SIZE_MAX_LIMIT = 8_190;
 /** Hard ceiling of `queueLengthMax`. */
 export const QUEUE_LENGTH_MAX_LIMIT = 1_000_000;
+
+/** Commands waiting at least this many when the writer is idle are split so that deciding overlaps appending. */
+const PIPELINE_SPLIT_MIN = 256;
+/** Smallest batch the pipeline splits off. */
+const PIPELINE_BATCH_MIN = 32;
 
 /** Options of {@link LedgerWriter.open}. Every number has a default and a hard limit. */
 export interface LedgerWriterOptions {
@@ -104,12 +110,35 @@ interface DecidedCommand {
   readonly versions: readonly number[];
 }
 
+/** A batch decided on a view of the state, not yet applied to it. */
+interface DecidedBatch {
+  readonly batch: QueuedCommand[];
+  /** The batch's changes, over the committed state or over the view of the batch being appended. */
+  readonly view: StackedState;
+  /** The ledger version the batch's append expects (the version under the view). */
+  readonly expectedVersion: number;
+  readonly events: StoredEvent[];
+  readonly lastHash: string;
+  readonly recordedAt: string;
+  readonly results: DecidedCommand[];
+  /** Whether any command was rejected. */
+  readonly rejected: boolean;
+}
+
+/** An append under way: resolves with `undefined` once durable, or with what it failed with. */
+interface InFlightBatch {
+  readonly decided: DecidedBatch;
+  readonly outcome: Promise<unknown>;
+}
+
 /**
  * The single writer of one ledger. It queues commands, decides them in batches against its
  * in-memory state, appends each batch's events atomically with one expected-version-fenced call,
  * and resolves every command with its own result: one rejected command never fails the others
  * (a linked group fails as a whole). If another writer appended first it catches up on the tail
- * and decides the batch again.
+ * and decides the batch again. While one batch is being appended it decides the next on top of
+ * it, and appends that one as soon as the first is durable, so deciding and hashing overlap the
+ * database's work; a batch is never appended before the one below it is durable.
  *
  * If the store fails, every command of the batch gets a retriable `WriterFailedError`
  * (`StoreUnavailableError` when the store could not be reached) and the in-memory state is left
@@ -257,6 +286,7 @@ export class LedgerWriter {
       if (this.#running === undefined) this.#startRun();
       await this.#running;
     }
+    await this.#snapshotting;
   }
 
   #scheduleFlush(): void {
@@ -279,10 +309,105 @@ export class LedgerWriter {
   }
 
   async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#batchSizeMax);
-      await this.#processBatch(batch);
+    let inFlight: InFlightBatch | undefined;
+    while (this.#queue.length > 0 || inFlight !== undefined) {
+      if (inFlight === undefined) {
+        const batch = this.#queue.splice(0, this.#firstBatchSize());
+        const decided = this.#tailUnknown ? undefined : await this.#tryDecide(batch, this.#state);
+        if (decided === undefined) await this.#processBatch(batch);
+        else if (decided.events.length > 0) inFlight = this.#startAppend(decided);
+        else await this.#finishWithoutAppend(decided);
+        continue;
+      }
+      // A batch is being appended: decide the next one on top of it meanwhile.
+      let next: DecidedBatch | undefined;
+      if (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, Math.min(this.#batchSizeMax, Math.max(PIPELINE_BATCH_MIN, 2 * inFlight.decided.batch.length)));
+        next = await this.#tryDecide(batch, inFlight.decided.view);
+        // Not decidable on top (a command needs the store first): decide it once this one is in.
+        if (next === undefined) this.#queue.unshift(...batch);
+      }
+      const current = inFlight;
+      inFlight = undefined;
+      const failure = await current.outcome;
+      if (failure === undefined) {
+        this.#applyDecided(current.decided);
+        if (next === undefined) continue;
+        rebase(next.view, this.#state);
+        if (next.events.length > 0) inFlight = this.#startAppend(next);
+        else await this.#finishWithoutAppend(next);
+        continue;
+      }
+      // Whatever failed, the store may now be ahead of memory: never decide again before reading it.
+      this.#tailUnknown = true;
+      // The next batch was decided on top of this one: decide it again later, from the queue.
+      if (next !== undefined) this.#queue.unshift(...next.batch);
+      if (failure instanceof VersionConflictError || failure instanceof DuplicateIndexKeyError) {
+        // Refused, nothing written: catch up and decide again, with the usual retry limit.
+        await this.#processBatch(current.decided.batch);
+      } else {
+        this.#failBatch(current.decided.batch, failure, true);
+      }
     }
+  }
+
+  /**
+   * Size of a batch started with nothing in flight. With many commands waiting, a small first
+   * batch gets the store working early; each next batch, decided while the one below it is
+   * appended, may be twice as large (see `#drain`), up to `batchSizeMax`. With few waiting, all.
+   */
+  #firstBatchSize(): number {
+    const waiting = Math.min(this.#queue.length, this.#batchSizeMax);
+    if (waiting < PIPELINE_SPLIT_MIN) return waiting;
+    return Math.max(PIPELINE_BATCH_MIN, Math.ceil(waiting / 8));
+  }
+
+  /**
+   * Hydrates and decides a batch on `base` (the committed state, or the view of the batch being
+   * appended); `undefined` when that needs the slow path (the store is ahead, or a lookup failed),
+   * which then decides it again from scratch with its retries.
+   */
+  async #tryDecide(batch: QueuedCommand[], base: LedgerState): Promise<DecidedBatch | undefined> {
+    try {
+      await this.#hydrate(batch, base);
+      return this.#decideBatch(batch, base);
+    } catch {
+      return undefined;
+    }
+  }
+
+  #startAppend(decided: DecidedBatch): InFlightBatch {
+    const outcome = this.#store
+      .append({ tenantId: this.#tenantId, ledgerId: this.#ledgerId, expectedVersion: decided.expectedVersion, events: decided.events })
+      .then(
+        () => undefined,
+        (error: unknown) => error ?? new Error('append failed'),
+      );
+    return { decided, outcome };
+  }
+
+  /** A batch that appends nothing (duplicates, rejections): settle it, after checking the tail if anything was rejected. */
+  async #finishWithoutAppend(decided: DecidedBatch): Promise<void> {
+    // A rejection decided on a state another writer has moved past could be wrong: the slow path checks the tail.
+    if (decided.rejected) await this.#processBatch(decided.batch);
+    else this.#applyDecided(decided);
+  }
+
+  /** The batch is durable (or needed no append): apply it to memory and answer its callers. */
+  #applyDecided(decided: DecidedBatch): void {
+    commitStacked(decided.view, this.#state);
+    this.#lastHash = decided.lastHash;
+    for (const entry of decided.results) settle(entry, decided.recordedAt);
+    this.#afterCommit(decided.events);
+  }
+
+  #failBatch(batch: readonly QueuedCommand[], error: unknown, appending: boolean): void {
+    // A fenced refusal writes nothing; any other failure of the append leaves its outcome unknown.
+    const refused = error instanceof VersionConflictError || error instanceof DuplicateIndexKeyError;
+    const outcome = appending && !refused ? 'may have been applied' : 'were not applied';
+    const message = `could not append a batch of ${batch.length} commands (they ${outcome}): ${describe(error)}`;
+    const failure = error instanceof StoreUnavailableError ? new StoreUnavailableError(message, error) : new WriterFailedError(message, error);
+    for (const item of batch) item.reject?.(failure);
   }
 
   #enqueueExpiries(): void {
@@ -311,6 +436,7 @@ export class LedgerWriter {
     if (added > 0) this.#scheduleFlush();
   }
 
+  /** The careful path: catch up if needed, hydrate, decide, append, and on a conflict catch up and do it all again. */
   async #processBatch(batch: QueuedCommand[]): Promise<void> {
     let lastError: unknown;
     let appending = false;
@@ -321,26 +447,23 @@ export class LedgerWriter {
           await this.#catchUp();
           this.#tailUnknown = false;
         }
-        await this.#hydrate(batch);
-        const decided = this.#decideBatch(batch);
+        await this.#hydrate(batch, this.#state);
+        const decided = this.#decideBatch(batch, this.#state);
         if (decided.events.length > 0) {
           appending = true;
           await this.#store.append({
             tenantId: this.#tenantId,
             ledgerId: this.#ledgerId,
-            expectedVersion: this.#state.version,
+            expectedVersion: decided.expectedVersion,
             events: decided.events,
           });
-        } else if (decided.results.some((entry) => !entry.decision.ok)) {
+        } else if (decided.rejected) {
           // No append fences this batch, so check the stream still ends where memory does: a
           // rejection decided on a state another writer has moved past could be wrong (it may
           // even have applied the very same transfer id).
           await this.#confirmTail();
         }
-        commitOverlay(decided.overlay, this.#state);
-        this.#lastHash = decided.lastHash;
-        for (const entry of decided.results) settle(entry, decided.recordedAt);
-        await this.#afterCommit(decided.events);
+        this.#applyDecided(decided);
         return;
       } catch (error) {
         lastError = error;
@@ -350,12 +473,7 @@ export class LedgerWriter {
         break;
       }
     }
-    // A fenced refusal writes nothing; any other failure of the append leaves its outcome unknown.
-    const refused = lastError instanceof VersionConflictError || lastError instanceof DuplicateIndexKeyError;
-    const outcome = appending && !refused ? 'may have been applied' : 'were not applied';
-    const message = `could not append a batch of ${batch.length} commands (they ${outcome}): ${describe(lastError)}`;
-    const failure = lastError instanceof StoreUnavailableError ? new StoreUnavailableError(message, lastError) : new WriterFailedError(message, lastError);
-    for (const item of batch) item.reject?.(failure);
+    this.#failBatch(batch, lastError, appending);
   }
 
   /** Throws `VersionConflictError` when the stream holds an event after the in-memory version. */
@@ -370,35 +488,43 @@ export class LedgerWriter {
     if (next !== undefined) throw new VersionConflictError(this.#state.version);
   }
 
-  #decideBatch(batch: readonly QueuedCommand[]): {
-    overlay: ReturnType<typeof overlayState>;
-    events: StoredEvent[];
-    lastHash: string;
-    recordedAt: string;
-    results: DecidedCommand[];
-  } {
-    const nowMs = Math.max(this.#clock(), this.#state.lastRecordedAtMs);
+  #decideBatch(batch: QueuedCommand[], base: LedgerState): DecidedBatch {
+    const nowMs = Math.max(this.#clock(), base.lastRecordedAtMs);
     const context = { nowMs, backdateWindowMs: this.#backdateWindowMs };
-    const overlay = overlayState(this.#state);
+    const view = stackOn(base);
     const events: StoredEvent[] = [];
     const results: DecidedCommand[] = [];
-    let previousHash = this.#lastHash;
+    let previousHash = base === this.#state ? this.#lastHash : this.#hashBelow(base);
+    let rejected = false;
     for (const item of batch) {
-      const decision = decide(item.command, overlay, context);
+      const decision = decide(item.command, view, context);
       const versions: number[] = [];
       if (decision.ok) {
         for (const draft of decision.events) {
-          const ledgerVersion = overlay.version + 1;
-          evolve(overlay, draft.event, { ledgerVersion, recordedAtMs: nowMs, effectiveAtMs: draft.effectiveAtMs });
+          const ledgerVersion = view.version + 1;
+          evolve(view, draft.event, { ledgerVersion, recordedAtMs: nowMs, effectiveAtMs: draft.effectiveAtMs });
           const stored = this.#encode(draft, ledgerVersion, nowMs, item.context, previousHash);
           previousHash = stored.hash;
           events.push(stored);
           versions.push(ledgerVersion);
         }
+      } else {
+        rejected = true;
       }
       results.push({ item, decision, versions });
     }
-    return { overlay, events, lastHash: previousHash, recordedAt: new Date(nowMs).toISOString(), results };
+    const decided: DecidedBatch = { batch, view, expectedVersion: base.version, events, lastHash: previousHash, recordedAt: new Date(nowMs).toISOString(), results, rejected };
+    this.#viewHashes.set(view, previousHash);
+    return decided;
+  }
+
+  /** Hash of the last event of a view's batch, for the batch decided on top of it. */
+  readonly #viewHashes = new WeakMap<LedgerState, string>();
+
+  #hashBelow(view: LedgerState): string {
+    const hash = this.#viewHashes.get(view);
+    if (hash === undefined) throw new Error('internal: no hash recorded for the batch below');
+    return hash;
   }
 
   #encode(draft: EventDraft, ledgerVersion: number, recordedAtMs: number, context: CommandContext | undefined, previousHash: string): StoredEvent {
@@ -415,17 +541,25 @@ export class LedgerWriter {
     });
   }
 
-  async #afterCommit(events: readonly StoredEvent[]): Promise<void> {
+  #afterCommit(events: readonly StoredEvent[]): void {
     for (const event of events) {
       if (event.type === 'TransferPending' && typeof event.data['timeoutMs'] === 'number') {
         this.#expiries.push(Date.parse(event.recordedAt) + event.data['timeoutMs'], event.data['transferId'] as string);
       }
     }
     this.#evictTransfers();
-    if (this.#snapshotEveryEvents > 0 && this.#state.version - this.#lastSnapshotVersion >= this.#snapshotEveryEvents) {
-      await this.saveSnapshot().catch(() => undefined);
+    if (this.#snapshotEveryEvents > 0 && this.#snapshotting === undefined && this.#state.version - this.#lastSnapshotVersion >= this.#snapshotEveryEvents) {
+      // The state is serialized now, synchronously; saving it does not hold up the next batch.
+      this.#snapshotting = this.saveSnapshot()
+        .catch(() => undefined)
+        .finally(() => {
+          this.#snapshotting = undefined;
+        });
     }
   }
+
+  /** The snapshot being saved in the background, if any. */
+  #snapshotting: Promise<void> | undefined;
 
   /** Saves a snapshot of the current state now. Snapshots only speed up `open`; losing one loses nothing. */
   async saveSnapshot(): Promise<void> {
@@ -453,12 +587,16 @@ export class LedgerWriter {
     }
   }
 
-  /** Loads the transfer records the batch's commands name but memory no longer holds. */
-  async #hydrate(batch: readonly QueuedCommand[]): Promise<void> {
+  /**
+   * Loads the transfer records the batch's commands name but memory no longer holds, into the
+   * committed state. `base` is what the batch will be decided on: the committed state, or the
+   * view of the batch being appended (whose events may already be in the store).
+   */
+  async #hydrate(batch: readonly QueuedCommand[], base: LedgerState): Promise<void> {
     if (this.#transfersComplete) return;
     const ids = new Set<string>();
     const want = (id: string | undefined): void => {
-      if (id !== undefined && !this.#state.transfers.has(id)) ids.add(id);
+      if (id !== undefined && !ids.has(id) && base.transfers.get(id) === undefined) ids.add(id);
     };
     const visit = (command: TransferLikeCommand): void => {
       want(command.transferId);
@@ -472,30 +610,41 @@ export class LedgerWriter {
       else if (command.kind !== 'openAccount' && command.kind !== 'freezeAccount' && command.kind !== 'unfreezeAccount' && command.kind !== 'closeAccount') visit(command);
     }
     if (ids.size === 0) return;
-    const keys = [...ids].flatMap((id) => [`transfer:${id}`, `resolution:${id}`, `reversal:${id}`]);
-    const found = new Map<string, StoredEvent>();
-    for (let start = 0; start < keys.length; start += INDEX_KEYS_MAX) {
-      const page = await this.#store.findByIndexKeys({ tenantId: this.#tenantId, ledgerId: this.#ledgerId, keys: keys.slice(start, start + INDEX_KEYS_MAX) });
-      for (const [key, event] of page) found.set(key, event);
-    }
-    for (const event of found.values()) {
-      // The index is ahead of memory: another writer appended. Fold its events first.
-      if (event.ledgerVersion > this.#state.version) throw new VersionConflictError(this.#state.version, event.ledgerVersion);
-    }
-    for (const id of ids) {
-      const created = found.get(`transfer:${id}`);
-      if (created === undefined) continue;
-      const decoded = this.#codec.decode(created);
+    // Mostly these are new ids: ask for their creation first, and only for the ones that exist
+    // whether they were resolved or reversed (neither can exist without the creation).
+    const created = await this.#findByKeys([...ids].map((id) => `transfer:${id}`), base.version);
+    if (created.size === 0) return;
+    const existing = [...ids].filter((id) => created.has(`transfer:${id}`));
+    const later = await this.#findByKeys(
+      existing.flatMap((id) => [`resolution:${id}`, `reversal:${id}`]),
+      base.version,
+    );
+    for (const id of existing) {
+      const decoded = this.#codec.decode(created.get(`transfer:${id}`) as StoredEvent);
       const record = transferRecordOf(decoded.event, decoded.meta);
       if (record === undefined) continue;
-      const resolution = found.get(`resolution:${id}`);
+      const resolution = later.get(`resolution:${id}`);
       if (record.kind === 'hold' && resolution !== undefined) {
         record.resolution = resolution.type === 'PendingPosted' ? 'posted' : resolution.type === 'PendingVoided' ? 'voided' : 'expired';
       }
-      const reversal = found.get(`reversal:${id}`);
+      const reversal = later.get(`reversal:${id}`);
       if (reversal !== undefined) record.reversedBy = reversal.data['transferId'] as string;
       this.#state.transfers.set(id, record);
     }
+  }
+
+  /** Looks keys up in the store's index, in pages; throws `VersionConflictError` when one is past `knownVersion` (another writer appended). */
+  async #findByKeys(keys: readonly string[], knownVersion: number): Promise<Map<string, StoredEvent>> {
+    const found = new Map<string, StoredEvent>();
+    for (let start = 0; start < keys.length; start += INDEX_KEYS_MAX) {
+      const page = await this.#store.findByIndexKeys({ tenantId: this.#tenantId, ledgerId: this.#ledgerId, keys: keys.slice(start, start + INDEX_KEYS_MAX) });
+      for (const [key, event] of page) {
+        // The index is ahead of memory: another writer appended. Fold its events first.
+        if (event.ledgerVersion > knownVersion) throw new VersionConflictError(knownVersion, event.ledgerVersion);
+        found.set(key, event);
+      }
+    }
+    return found;
   }
 
   async #load(): Promise<void> {
