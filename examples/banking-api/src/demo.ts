@@ -5,7 +5,17 @@
  * keys). Prints the address and a curl line with a development token, then serves until Ctrl-C.
  *
  *   PORT=8080 (default; a free port if taken)   LOG_LEVEL=warn (default)   --smoke: check the curl line works, then exit
+ *   METRICS_PORT (default: a free port)          Prometheus metrics at http://127.0.0.1:<port>/metrics
+ *
+ * Shutdown: Ctrl-C in a terminal signals the whole foreground process group, and the embedded
+ * PostgreSQL server is in that group: it would get SIGINT at the same moment as the API and
+ * stop at once ("fast shutdown"), cutting the API's connections while it drains its writers,
+ * idempotency answers and audit events. So this process is only a supervisor: it runs the demo
+ * in a worker process of its own process group (with the PostgreSQL it starts), forwards SIGINT
+ * and SIGTERM to it as one SIGTERM, and exits with its code. The worker closes the API first and
+ * stops PostgreSQL after; it also shuts down if the supervisor disappears (its IPC channel ends).
  */
+import { spawn } from 'node:child_process';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
 import { SCOPES } from './auth.js';
 import { prepareDatabase } from './database.js';
@@ -16,6 +26,35 @@ import { closeOnSignals, createBankingApi, type BankingApi } from './server.js';
 const TENANT = 'demo-bank';
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
 const APP_PASSWORD = process.env['LEDGERKIT_APP_PASSWORD'] ?? 'ledgerkit-demo';
+
+/** Set in the worker's environment by the supervisor. */
+const WORKER_ENV = 'LEDGERKIT_DEMO_WORKER';
+
+/** The supervisor: runs the demo in a worker of its own process group; see the module comment. */
+function supervise(): void {
+  const worker = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    detached: true,
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, [WORKER_ENV]: '1' },
+  });
+  let signalled = 0;
+  const forward = (): void => {
+    signalled += 1;
+    // The first signal asks for a graceful shutdown, a second one for an immediate exit.
+    worker.kill(signalled === 1 ? 'SIGTERM' : 'SIGINT');
+  };
+  for (const signal of SIGNALS) process.on(signal, forward);
+  worker.once('exit', (code, signal) => {
+    process.exitCode = code ?? (signal === null ? 1 : 128 + (signal === 'SIGKILL' ? 9 : 15));
+    // Leave the IPC channel and the signal handlers so the event loop can end.
+    for (const name of SIGNALS) process.off(name, forward);
+    if (worker.connected) worker.disconnect();
+  });
+  worker.once('error', (error) => {
+    process.stderr.write(`demo:api could not start its worker: ${error.message}\n`);
+    process.exitCode = 1;
+  });
+}
 
 async function main(): Promise<void> {
   const smoke = process.argv.includes('--smoke');
@@ -40,6 +79,7 @@ async function main(): Promise<void> {
     const token = await mintToken(keys, { tenantId: TENANT, scopes: [...SCOPES], subject: 'demo-partner', ttlSeconds: 12 * 3_600 });
     await seed(api, token);
     const url = await listen(api);
+    const metricsUrl = await api.listenMetrics({ port: Number(process.env['METRICS_PORT'] ?? 0) });
     const curl = `curl -s -H "Authorization: Bearer ${token}" ${url}/accounts/alice/balance`;
     const out = (line = ''): void => {
       process.stdout.write(`${line}\n`);
@@ -51,6 +91,7 @@ async function main(): Promise<void> {
     out(`  ${curl}`);
     out();
     out(`OpenAPI document: ${url}/openapi.json    Other tokens: pnpm --silent --filter banking-api token -- --tenant ${TENANT} --scope accounts:read`);
+    out(`Prometheus metrics (loopback only, no token): ${metricsUrl}`);
     out('Ctrl-C stops the server.');
     if (smoke) {
       await smokeCheck(url, token);
@@ -61,7 +102,10 @@ async function main(): Promise<void> {
     }
     closeOnSignals(api, async () => {
       await server?.stop();
+      out('demo:api stopped: requests answered, writers drained, PostgreSQL shut down.');
     });
+    // The supervisor went away without a signal (killed hard): shut down as if signalled.
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
   } catch (error) {
     await api?.close().catch(() => undefined);
     await server?.stop().catch(() => undefined);
@@ -119,8 +163,12 @@ async function smokeCheck(url: string, token: string): Promise<void> {
   if (response.status !== 200 || body.available === undefined) throw new Error(`smoke check failed: ${response.status} ${JSON.stringify(body)}`);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`demo:api failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exit(1);
-});
+if (process.env[WORKER_ENV] === '1' || process.argv.includes('--smoke')) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`demo:api failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  });
+} else {
+  supervise();
+}
 

@@ -133,6 +133,14 @@ export class IdempotencyStore {
     });
   }
 
+  /** Claims and answers queued or being written now (for the metrics). */
+  backlog(): number {
+    let queued = 0;
+    for (const list of this.#claims.values()) queued += list.length;
+    for (const list of this.#finishes.values()) queued += list.length;
+    return queued + this.#inFlight.size;
+  }
+
   /** Waits for every queued claim and answer to be written, and stops the expiry sweep. */
   async close(): Promise<void> {
     clearInterval(this.#sweepTimer);

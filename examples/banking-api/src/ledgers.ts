@@ -6,7 +6,7 @@
  * and a tenant beyond the bound is refused with 503 rather than growing without limit.
  */
 import { LedgerError, Ledger, WriterFailedError, type CurrencyRegistry, type EventStore } from '@ledgerkit/ledger-core';
-import { ProjectionRunner, type Projection } from '@ledgerkit/projections';
+import { ProjectionRunner, type Projection, type ProjectionStatus } from '@ledgerkit/projections';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
 import { ProblemError } from './problems.js';
 
@@ -128,6 +128,22 @@ export class LedgerRegistry {
     }
     if (this.#closing) return { ok: false, detail: 'shutting down' };
     return { ok: true, detail: `${this.#ledgers.size} writers open, ${this.#runners.size} tenants` };
+  }
+
+  /** Every open writer's queue length and ledger version, for the metrics. */
+  writers(): { readonly tenantId: string; readonly ledgerId: string; readonly queueLength: number; readonly version: number }[] {
+    const result = [];
+    for (const entry of this.#ledgers.values()) {
+      const ledger = entry.ledger;
+      if (ledger !== undefined) result.push({ tenantId: ledger.writer.tenantId, ledgerId: ledger.writer.ledgerId, queueLength: ledger.writer.queueLength, version: ledger.version });
+    }
+    return result;
+  }
+
+  /** The status (lag included) of every projection of every tenant this process serves; tenants that fail to answer are left out. */
+  async projectionStatus(): Promise<ProjectionStatus[]> {
+    const answers = await Promise.allSettled([...this.#runners.values()].map((runner) => runner.status()));
+    return answers.flatMap((answer) => (answer.status === 'fulfilled' ? answer.value : []));
   }
 
   /** The open ledger of a (tenant, ledger), if any: for tests and tools. */

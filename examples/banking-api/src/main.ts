@@ -6,6 +6,8 @@
  *   MIGRATION_DATABASE_URL        an administrator; when set, every schema is migrated first
  *   LEDGERKIT_APP_PASSWORD        the application role's password if migrations create it
  *   PORT (8080), HOST (127.0.0.1), LOG_LEVEL (info), DB_POOL_SIZE (16)
+ *   METRICS_PORT                  Prometheus metrics (GET /metrics) on this port; off when unset
+ *   METRICS_HOST (127.0.0.1)      keep it on loopback or an internal interface: it has no auth
  *   BANKING_API_JWT_ISSUER        expected `iss`                                        required unless dev tokens
  *   BANKING_API_JWT_AUDIENCE      expected `aud` (default banking-api)
  *   BANKING_API_JWKS_URL          the authorization server's JWKS, or
@@ -62,6 +64,11 @@ async function main(): Promise<void> {
   });
   const url = await api.listen({ port: Number(env['PORT'] ?? 8080), host: env['HOST'] ?? '127.0.0.1' });
   api.logger.info({ url }, 'banking API listening');
+  const metricsPort = env['METRICS_PORT'];
+  if (metricsPort !== undefined && metricsPort !== '') {
+    const metricsUrl = await api.listenMetrics({ port: Number(metricsPort), host: env['METRICS_HOST'] ?? '127.0.0.1' });
+    api.logger.info({ url: metricsUrl }, 'metrics listening');
+  }
   closeOnSignals(api);
 }
 

@@ -4,7 +4,7 @@
  * document cannot drift from what the server does. Request bodies build on ledger-core's own
  * input schemas (`inputSchemas`); the ledger still re-validates every command it receives.
  */
-import { AMOUNT_STRING_LENGTH_MAX, HISTORY_PAGE_SIZE_MAX, ID_PATTERN, inputSchemas, REFERENCE_LENGTH_MAX } from '@ledgerkit/ledger-core';
+import { AMOUNT_STRING_LENGTH_MAX, HISTORY_PAGE_SIZE_MAX, ID_PATTERN, inputSchemas, LINKED_COMMANDS_MAX, REFERENCE_LENGTH_MAX } from '@ledgerkit/ledger-core';
 import { z } from 'zod';
 
 /** Components of request shapes (rendered with their input types). */
@@ -161,6 +161,65 @@ export const reverseBodySchema = z
   })
   .register(requestComponents, { id: 'ReverseTransferRequest' });
 
+/** Most transfers in one linked group (ledger-core's limit). */
+export const TRANSFER_GROUP_SIZE_MAX = LINKED_COMMANDS_MAX;
+
+const groupKind = <K extends string>(kind: K) => z.literal(kind).meta({ description: `\`${kind}\`` });
+
+/** A linked-group member of each kind and shape: the body of the single-transfer endpoint plus its `kind`. */
+export const groupMemberSchemas = {
+  transfer: simpleTransferBodySchema.extend({ kind: groupKind('transfer') }).register(requestComponents, { id: 'GroupSimpleTransfer' }),
+  multiTransfer: multiTransferBodySchema.extend({ kind: groupKind('transfer') }).register(requestComponents, { id: 'GroupMultiPostingTransfer' }),
+  hold: simpleHoldBodySchema.extend({ kind: groupKind('hold') }).register(requestComponents, { id: 'GroupSimpleHold' }),
+  multiHold: multiHoldBodySchema.extend({ kind: groupKind('hold') }).register(requestComponents, { id: 'GroupMultiPostingHold' }),
+  postHold: postHoldBodySchema.extend({ kind: groupKind('postHold'), holdId: idSchema.meta({ description: 'The hold to post.' }) }).register(requestComponents, { id: 'GroupPostHold' }),
+  voidHold: voidHoldBodySchema.extend({ kind: groupKind('voidHold'), holdId: idSchema.meta({ description: 'The hold to void.' }) }).register(requestComponents, { id: 'GroupVoidHold' }),
+  reversal: reverseBodySchema.extend({ kind: groupKind('reversal'), reversalOf: idSchema.meta({ description: 'The posted transfer to reverse.' }) }).register(requestComponents, { id: 'GroupReversal' }),
+} as const;
+
+/** Any member of a linked group (for the document; requests are checked member by member, see {@link groupMemberSchemaFor}). */
+export const groupMemberSchema = z.union(Object.values(groupMemberSchemas));
+
+const GROUP_KINDS = ['transfer', 'hold', 'postHold', 'voidHold', 'reversal'] as const;
+const groupKindSchema = z.looseObject({ kind: z.enum(GROUP_KINDS).meta({ description: 'What the member does.' }) });
+
+/** `POST /transfer-groups`. */
+export const transferGroupBodySchema = z
+  .strictObject({
+    transfers: z
+      .array(groupMemberSchema)
+      .min(1)
+      .max(TRANSFER_GROUP_SIZE_MAX)
+      .meta({ description: `1..${TRANSFER_GROUP_SIZE_MAX} transfers, applied in order, all or none. Each is tagged with its \`kind\`.` }),
+  })
+  .register(requestComponents, { id: 'TransferGroupRequest' });
+
+/**
+ * The schema of one raw group member, picked by its `kind` and shape (`postings` or not), so that
+ * a bad member is told what is wrong with the shape it meant rather than with every shape.
+ */
+export function groupMemberSchemaFor(raw: unknown): z.ZodType {
+  const tagged = groupKindSchema.safeParse(raw);
+  if (!tagged.success) return groupKindSchema;
+  const hasPostings = Object.hasOwn(raw as object, 'postings');
+  switch (tagged.data.kind) {
+    case 'transfer':
+      return hasPostings ? groupMemberSchemas.multiTransfer : groupMemberSchemas.transfer;
+    case 'hold':
+      return hasPostings ? groupMemberSchemas.multiHold : groupMemberSchemas.hold;
+    default:
+      return groupMemberSchemas[tagged.data.kind];
+  }
+}
+
+/** The request schema of one raw group body: each member checked with {@link groupMemberSchemaFor}. */
+export function transferGroupBodySchemaFor(raw: unknown): z.ZodType {
+  const transfers = typeof raw === 'object' && raw !== null ? (raw as { transfers?: unknown }).transfers : undefined;
+  if (!Array.isArray(transfers) || transfers.length < 1 || transfers.length > TRANSFER_GROUP_SIZE_MAX) return transferGroupBodySchema;
+  const members = transfers.map(groupMemberSchemaFor) as [z.ZodType, ...z.ZodType[]];
+  return z.strictObject({ transfers: z.tuple(members) });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Responses
 // ---------------------------------------------------------------------------------------------
@@ -270,6 +329,16 @@ export const transferReceiptSchema = z
     duplicate: z.boolean().meta({ description: 'True when this transfer id had already been applied with the same content: nothing new was written.' }),
   })
   .register(responseComponents, { id: 'TransferReceipt' });
+
+export const transferGroupReceiptSchema = z
+  .strictObject({
+    ledgerId: z.string(),
+    ledgerVersion: z.int().meta({ description: 'Ledger version of the group\'s last event.' }),
+    recordedAt: isoOutSchema,
+    duplicate: z.boolean().meta({ description: 'True when every transfer of the group had already been applied with the same content: nothing new was written.' }),
+    transfers: z.array(transferReceiptSchema).meta({ description: 'One receipt per transfer, in request order.' }),
+  })
+  .register(responseComponents, { id: 'TransferGroupReceipt' });
 
 export const trialBalanceSchema = z
   .strictObject({

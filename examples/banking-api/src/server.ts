@@ -18,6 +18,7 @@ import { resolveSettings, type ApiSettings } from './config.js';
 import { IdempotencyStore } from './idempotency.js';
 import { LedgerRegistry } from './ledgers.js';
 import { createLogger } from './logger.js';
+import { RequestMetrics, startMetricsServer, type Family, type MetricsServer } from './metrics.js';
 import type { OpenApiInfo } from './openapi.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { CheckResult, Services } from './services.js';
@@ -51,6 +52,13 @@ export interface BankingApi {
   readonly logger: Logger;
   /** Starts listening; resolves with the base URL, e.g. `http://127.0.0.1:8080`. */
   listen(options: { port: number; host?: string }): Promise<string>;
+  /**
+   * Starts the Prometheus metrics listener (`GET /metrics`) on a port of its own; resolves with
+   * its URL. Keep it off the public network: it is not behind the API's tokens. Closed by `close()`.
+   */
+  listenMetrics(options: { port: number; host?: string }): Promise<string>;
+  /** The metrics text, as the metrics listener serves it. */
+  metricsText(): Promise<string>;
   /** Audit sink counters. */
   auditStats(): AuditStats;
   /**
@@ -77,7 +85,14 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
   const appPool = new pg.Pool({ ...poolConfig, max: poolSize });
   // Each tenant's projection runner keeps one connection for its session, plus its batches.
   const runnerPool = new pg.Pool({ ...poolConfig, max: settings.tenantsMax + 4 });
-  for (const pool of [appPool, runnerPool]) pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
+  // Idempotency keys and audit events commit without waiting for the WAL flush
+  // (synchronous_commit=off: visible at once, durable within a few hundred ms). Neither is the
+  // ledger's truth: a key lost to a database crash makes a retry run again, and the ledger's own
+  // idempotency (the transfer or account id) answers it with the original outcome; audit events
+  // already wait in memory before they are written. This takes two fsync'd commits off every POST.
+  const bookkeepingPool = new pg.Pool({ ...poolConfig, max: BOOKKEEPING_POOL_SIZE, options: '-c synchronous_commit=off' });
+  const pools = [appPool, runnerPool, bookkeepingPool];
+  for (const pool of pools) pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
 
   try {
     const balances = inlineBalances({ currencies });
@@ -100,9 +115,9 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       projections: () => [balancesProjection(), historyProjection(), accountDirectoryProjection()],
       onRunnerError: (error, where) => logger.warn({ err: error, projection: where.projection, tenant: where.tenantId }, 'projection error (retried)'),
     });
-    const idempotency = new IdempotencyStore({ pool: appPool, ttlMs: settings.idempotencyTtlMs, leaseMs: settings.idempotencyLeaseMs });
+    const idempotency = new IdempotencyStore({ pool: bookkeepingPool, ttlMs: settings.idempotencyTtlMs, leaseMs: settings.idempotencyLeaseMs });
     const audit = new AuditSink({
-      pool: appPool,
+      pool: bookkeepingPool,
       queueMax: settings.auditQueueMax,
       batchMax: settings.auditBatchMax,
       flushIntervalMs: settings.auditFlushIntervalMs,
@@ -127,7 +142,9 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       settings.rateLimitPerSecond > 0
         ? new RateLimiter({ ratePerSecond: settings.rateLimitPerSecond, burst: settings.rateLimitBurst, clientsMax: settings.rateLimitClientsMax })
         : undefined;
+    const metrics = new RequestMetrics();
     const built = buildApp({
+      metrics,
       settings,
       services,
       verifier,
@@ -144,11 +161,41 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       },
     });
 
+    const metricsText = async (): Promise<string> => {
+      const writers = ledgers.writers();
+      const projections = await withTimeout(ledgers.projectionStatus(), METRICS_STATUS_TIMEOUT_MS, []);
+      const auditStats = audit.stats();
+      const pools = [
+        { pool: 'app', value: appPool },
+        { pool: 'runner', value: runnerPool },
+        { pool: 'bookkeeping', value: bookkeepingPool },
+      ];
+      const families: Family[] = [
+        { name: 'banking_api_writer_queue_depth', help: 'Commands waiting in a ledger writer\'s queue.', type: 'gauge', samples: writers.map((w) => ({ labels: { tenant: w.tenantId, ledger: w.ledgerId }, value: w.queueLength })) },
+        { name: 'banking_api_ledger_version', help: 'Events in the ledger, as its writer in this process knows it.', type: 'gauge', samples: writers.map((w) => ({ labels: { tenant: w.tenantId, ledger: w.ledgerId }, value: w.version })) },
+        { name: 'banking_api_writers_open', help: 'Ledger writers open in this process.', type: 'gauge', samples: [{ labels: {}, value: writers.length }] },
+        { name: 'banking_api_projection_lag_events', help: 'Committed events a projection has not handled yet (absent when unknown).', type: 'gauge', samples: projections.filter((p) => p.lagEvents !== null).map((p) => ({ labels: { projection: p.projection, tenant: p.tenantId }, value: p.lagEvents as number })) },
+        { name: 'banking_api_projection_lag_seconds', help: 'Age of the oldest event a projection has not handled yet.', type: 'gauge', samples: projections.map((p) => ({ labels: { projection: p.projection, tenant: p.tenantId }, value: p.lagSeconds })) },
+        { name: 'banking_api_audit_queued', help: 'Audit events waiting to be written.', type: 'gauge', samples: [{ labels: {}, value: auditStats.queued }] },
+        { name: 'banking_api_audit_written_total', help: 'Audit events written.', type: 'counter', samples: [{ labels: {}, value: auditStats.written }] },
+        { name: 'banking_api_audit_dropped_total', help: 'Audit events dropped because the queue was full or the sink closed.', type: 'counter', samples: [{ labels: {}, value: auditStats.dropped }] },
+        { name: 'banking_api_idempotency_backlog', help: 'Idempotency-Key claims and answers queued or being written.', type: 'gauge', samples: [{ labels: {}, value: idempotency.backlog() }] },
+        { name: 'banking_api_db_pool_connections', help: 'Database connections by pool and state.', type: 'gauge', samples: pools.flatMap(({ pool, value }) => [
+          { labels: { pool, state: 'total' }, value: value.totalCount },
+          { labels: { pool, state: 'idle' }, value: value.idleCount },
+          { labels: { pool, state: 'waiting' }, value: value.waitingCount },
+        ]) },
+      ];
+      return metrics.render(families);
+    };
+    let metricsServer: MetricsServer | undefined;
+
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       built.markShuttingDown();
       const steps = async (): Promise<void> => {
         await built.app.close();
+        await metricsServer?.close();
         await ledgers.closeWriters();
         await idempotency.close();
         await audit.close(Date.now() + settings.shutdownTimeoutMs / 2);
@@ -161,7 +208,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       const outcome = await Promise.race([steps().then(() => 'done' as const), timedOut]);
       clearTimeout(timer);
       if (outcome === 'timeout') logger.error(`shutdown did not finish within ${settings.shutdownTimeoutMs} ms; closing the pools anyway`);
-      await Promise.allSettled([appPool.end(), runnerPool.end()]);
+      await Promise.allSettled(pools.map((pool) => pool.end()));
     };
 
     return {
@@ -170,6 +217,12 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       ledgers,
       logger,
       auditStats: () => audit.stats(),
+      metricsText,
+      async listenMetrics({ port, host = '127.0.0.1' }) {
+        if (metricsServer !== undefined) throw new Error('the metrics listener is already running');
+        metricsServer = await startMetricsServer({ port, host, render: metricsText, onError: (error) => logger.warn({ err: error }, 'metrics could not be rendered') });
+        return metricsServer.url;
+      },
       async listen({ port, host = '127.0.0.1' }) {
         await built.app.listen({ port, host });
         const address = built.app.server.address();
@@ -179,8 +232,23 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       close: () => (closing ??= close()),
     };
   } catch (error) {
-    await Promise.allSettled([appPool.end(), runnerPool.end()]);
+    await Promise.allSettled(pools.map((pool) => pool.end()));
     throw error;
+  }
+}
+
+/** Connections for idempotency keys and audit events: their statements are batched, so a few suffice. */
+const BOOKKEEPING_POOL_SIZE = 4;
+
+/** Longest a scrape waits for the projection runners' status before it leaves their lag out, ms. */
+const METRICS_STATUS_TIMEOUT_MS = 2_000;
+
+async function withTimeout<T>(work: Promise<T>, timeoutMs: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), timeoutMs)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -116,6 +116,25 @@ const PLAUSIBLE = {
   reversal: fc.record({ transferId: someId, reference: fc.string({ maxLength: 10 }) }, { requiredKeys: ['transferId'] }),
 };
 
+/** Linked-group members: plausible ones of every kind, sometimes mistagged or untagged, sometimes anything. */
+const groupMember = fc.oneof(
+  { weight: 3, arbitrary: PLAUSIBLE.transfer.map((body) => ({ kind: 'transfer', ...body })) },
+  { weight: 1, arbitrary: PLAUSIBLE.hold.map((body) => ({ kind: 'hold', ...body })) },
+  { weight: 1, arbitrary: fc.record({ body: PLAUSIBLE.post, holdId: someId }).map(({ body, holdId }) => ({ kind: 'postHold', holdId, ...body })) },
+  { weight: 1, arbitrary: fc.record({ body: PLAUSIBLE.void, holdId: someId }).map(({ body, holdId }) => ({ kind: 'voidHold', holdId, ...body })) },
+  { weight: 1, arbitrary: fc.record({ body: PLAUSIBLE.reversal, reversalOf: someId }).map(({ body, reversalOf }) => ({ kind: 'reversal', reversalOf, ...body })) },
+  { weight: 1, arbitrary: fc.record({ kind: field(fc.constantFrom('transfer', 'hold', 'postHold', 'voidHold', 'reversal', 'linked', 'reverse')), body: nearValid(['transferId', 'debitAccountId', 'creditAccountId', 'amount', 'currency', 'postings', 'pendingId', 'reversalOf', 'extra']) }, { requiredKeys: [] }).map(({ kind, body }) => ({ kind, ...body })) },
+  { weight: 1, arbitrary: anything },
+);
+const GROUP_BODIES: fc.Arbitrary<string | undefined> = fc.oneof(
+  { weight: 6, arbitrary: fc.array(groupMember, { minLength: 1, maxLength: 5 }).map((transfers) => JSON.stringify({ transfers })) },
+  { weight: 1, arbitrary: fc.array(groupMember, { maxLength: 70 }).map((transfers) => JSON.stringify({ transfers })) },
+  { weight: 1, arbitrary: fc.record({ transfers: field(fc.array(anything, { maxLength: 3 })), extra: anything }, { requiredKeys: [] }).map((body) => JSON.stringify(body)) },
+  { weight: 1, arbitrary: anything.map((value) => JSON.stringify(value)) },
+  { weight: 1, arbitrary: fc.string({ maxLength: 60 }) },
+  { weight: 1, arbitrary: fc.constantFrom('{"transfers":[{"kind":"__proto__"}]}', '{"transfers":{"0":{}}}', '{"transfers":[null]}', '{"transfers":[]}', undefined) },
+);
+
 /** What to send as the body text. */
 function bodies(keys: Parameters<typeof nearValid>[0], plausible: fc.Arbitrary<unknown>): fc.Arbitrary<string | undefined> {
   return fc.oneof(
@@ -137,6 +156,7 @@ const ROUTES: { name: string; path: fc.Arbitrary<string>; body: fc.Arbitrary<str
   { name: 'POST /holds/{id}/post', path: pathParam.map((param) => `/holds/${encodeURIComponent(param)}/post`), body: bodies(['transferId', 'amount', 'currency', 'effectiveAt', 'metadata', 'pendingId'], PLAUSIBLE.post) },
   { name: 'POST /holds/{id}/void', path: pathParam.map((param) => `/holds/${encodeURIComponent(param)}/void`), body: bodies(['transferId', 'effectiveAt', 'metadata'], PLAUSIBLE.void) },
   { name: 'POST /transfers/{id}/reversal', path: pathParam.map((param) => `/transfers/${encodeURIComponent(param)}/reversal`), body: bodies(['transferId', 'reference', 'effectiveAt', 'metadata', 'reversalOf'], PLAUSIBLE.reversal) },
+  { name: 'POST /transfer-groups', path: fc.constant('/transfer-groups'), body: GROUP_BODIES },
   { name: 'POST /accounts', path: fc.constant('/accounts'), body: bodies(['accountId', 'currency', 'type', 'flags', 'metadata', 'extra'], PLAUSIBLE.account) },
   ...(['freeze', 'unfreeze', 'close'] as const).map((action) => ({
     name: `POST /accounts/{id}/${action}`,

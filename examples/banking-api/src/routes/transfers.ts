@@ -1,5 +1,6 @@
-import type { CommandResult } from '@ledgerkit/ledger-core';
+import { InvalidAmountError, InvalidInputError, type CommandResult, type LinkedMemberInput } from '@ledgerkit/ledger-core';
 import type { TransferView } from '@ledgerkit/projections';
+import type { z } from 'zod';
 import { acceptedOrThrow } from '../error-mapping.js';
 import { ProblemError } from '../problems.js';
 import { defineRoute, ok, type Answer, type RequestContext, type Route } from '../route.js';
@@ -13,6 +14,9 @@ import {
   simpleHoldBodySchema,
   simpleTransferBodySchema,
   transferBodySchema,
+  transferGroupBodySchema,
+  transferGroupBodySchemaFor,
+  transferGroupReceiptSchema,
   transferParamsSchema,
   transferReceiptSchema,
   transferSchema,
@@ -67,7 +71,52 @@ function transferBody(view: TransferView) {
   };
 }
 
-/** Transfers: create (simple or multi-posting), holds and their post or void, reversal, get by id. */
+type GroupMember = z.output<typeof transferGroupBodySchema>['transfers'][number];
+
+/** A group member as ledger-core's `linked` takes it, and the receipt fields it answers with. */
+function linkedMemberOf(member: GroupMember): { input: LinkedMemberInput; kind: Kind; links: { pendingId?: string; reversalOf?: string } } {
+  switch (member.kind) {
+    case 'transfer': {
+      const { kind: _kind, ...input } = member;
+      return { input: { kind: 'transfer', input }, kind: 'transfer', links: {} };
+    }
+    case 'hold': {
+      const { kind: _kind, ...input } = member;
+      return { input: { kind: 'hold', input }, kind: 'hold', links: {} };
+    }
+    case 'postHold': {
+      const { kind: _kind, holdId, ...rest } = member;
+      return { input: { kind: 'postPending', input: { ...rest, pendingId: holdId } }, kind: 'postPending', links: { pendingId: holdId } };
+    }
+    case 'voidHold': {
+      const { kind: _kind, holdId, ...rest } = member;
+      return { input: { kind: 'voidPending', input: { ...rest, pendingId: holdId } }, kind: 'voidPending', links: { pendingId: holdId } };
+    }
+    case 'reversal': {
+      const { kind: _kind, ...input } = member;
+      return { input: { kind: 'reverse', input }, kind: 'reversal', links: { reversalOf: member.reversalOf } };
+    }
+  }
+}
+
+/**
+ * Where ledger-core's path into a linked group (`[index, 'input', field…]`) points in the API's
+ * body (`transfers.<index>.<field…>`); the names that differ are mapped back.
+ */
+function groupPath(path: readonly (string | number)[]): (string | number)[] {
+  const [index, input, ...rest] = path;
+  if (typeof index !== 'number' || input !== 'input') return ['transfers', ...path];
+  return ['transfers', index, ...rest.map((part) => (part === 'pendingId' ? 'holdId' : part))];
+}
+
+/** ledger-core's input errors with their paths rewritten by {@link groupPath}; anything else as it is. */
+function groupInputError(error: unknown): unknown {
+  if (error instanceof InvalidAmountError) return new InvalidAmountError(error.reason, error.message, groupPath(error.path));
+  if (error instanceof InvalidInputError) return new InvalidInputError(error.issues.map((issue) => ({ ...issue, path: groupPath(issue.path) })));
+  return error;
+}
+
+/** Transfers: create (simple or multi-posting), linked groups, holds and their post or void, reversal, get by id. */
 export function transferRoutes(services: Services): Route[] {
   const { ledgers } = services;
   return [
@@ -88,6 +137,70 @@ export function transferRoutes(services: Services): Route[] {
       async handle({ body, context }) {
         const result = await ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.transfer(body, commandContext(context)));
         return receipt(context, result, 'transfer', body.transferId);
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      path: '/transfer-groups',
+      operationId: 'createTransferGroup',
+      summary: 'Apply several transfers all together or not at all (a linked group)',
+      description:
+        'Up to 64 transfers, holds, hold posts or voids and reversals (each tagged with `kind`), decided in order against the ledger as each earlier one leaves it, and recorded in one atomic append: either every one is applied or none is. When one is rejected the answer is that member\'s problem (its stable `code`, e.g. `insufficient_funds`), with `errors[0].path` naming it (`body.transfers.<index>`); nothing is written. Each `transferId` is the ledger\'s idempotency key, as for single transfers: a group whose every transfer was already applied with the same content answers 200 with `duplicate: true`.',
+      tag: 'transfers',
+      scope: 'transfers:write',
+      body: transferGroupBodySchema,
+      bodyFor: transferGroupBodySchemaFor,
+      responses: {
+        201: { description: 'Every transfer of the group was recorded.', schema: transferGroupReceiptSchema },
+        200: { description: 'Every transfer of the group had already been applied with the same content: the original outcome, nothing new written.', schema: transferGroupReceiptSchema },
+      },
+      problems: [404, 409, 422],
+      audit: { action: 'transfer.group', resourceId: () => null },
+      async handle({ body, context }) {
+        const members = body.transfers.map(linkedMemberOf);
+        const seen = new Map<string, number>();
+        for (const [index, member] of body.transfers.entries()) {
+          const first = seen.get(member.transferId);
+          if (first !== undefined) {
+            throw new ProblemError('invalid_request', `transfer id ${member.transferId} appears twice in the group`, {
+              errors: [{ path: `body.transfers.${index}.transferId`, message: `the same transferId as transfers.${first}` }],
+            });
+          }
+          seen.set(member.transferId, index);
+        }
+        let result: CommandResult;
+        try {
+          result = await ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.linked(members.map((member) => member.input), commandContext(context)));
+        } catch (error) {
+          throw groupInputError(error);
+        }
+        if (!result.ok) {
+          const failedAt = result.members?.findIndex((member) => !member.ok && member.code !== 'linked_group_failed') ?? -1;
+          const failed = failedAt < 0 ? undefined : result.members?.[failedAt];
+          const detail = failed !== undefined && !failed.ok ? failed.message : result.message;
+          throw new ProblemError(result.code, failedAt < 0 ? `the group was rejected, so none was applied: ${detail}` : `transfers.${failedAt} was rejected, so none was applied: ${detail}`, {
+            ...(failedAt < 0 ? {} : { errors: [{ path: `body.transfers.${failedAt}`, message: `${result.code}: ${detail}` }] }),
+          });
+        }
+        const transfers = body.transfers.map((member, index) => {
+          const outcome = result.members?.[index];
+          const accepted = outcome !== undefined && outcome.ok ? outcome : result;
+          const { kind, links } = members[index] as ReturnType<typeof linkedMemberOf>;
+          return {
+            ledgerId: context.ledgerId,
+            transferId: member.transferId,
+            kind,
+            pendingId: links.pendingId ?? null,
+            reversalOf: links.reversalOf ?? null,
+            ledgerVersion: accepted.ledgerVersion,
+            recordedAt: accepted.recordedAt,
+            duplicate: accepted.duplicate,
+          };
+        });
+        return {
+          status: result.duplicate ? 200 : 201,
+          body: { ledgerId: context.ledgerId, ledgerVersion: result.ledgerVersion, recordedAt: result.recordedAt, duplicate: result.duplicate, transfers },
+        };
       },
     }),
     defineRoute({
