@@ -3,7 +3,7 @@
  * plain table with the events' columns and column defaults, but no key, index, constraint,
  * domain, trigger or row-level security, by one autocommitted `INSERT … SELECT FROM unnest(…)`.
  */
-import { indexIdsOf, type StoredEvent } from '@ledgerkit/ledger-core';
+import { indexIdsOf, jsonTextOf, type StoredEvent } from '@ledgerkit/ledger-core';
 import type pg from 'pg';
 
 /** Tenant of every benchmark stream. */
@@ -12,10 +12,26 @@ export const BENCH_TENANT_ID = 'bench';
 const RAW_SCHEMA = 'ledgerkit_bench';
 const RAW_TABLE = `${RAW_SCHEMA}.raw_events`;
 
+// The same parameter encoding as the store's append: every column one text, values joined by
+// U+001E, NULL as a lone U+001F (see PostgresEventStore), so the ceiling pays what the store pays.
+const SPLIT = (n: number, type: string): string => `string_to_array($${n}::text, chr(30), chr(31))::${type}[]`;
 const RAW_INSERT_SQL = `INSERT INTO ${RAW_TABLE} (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
     recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash, transfer_key, resolution_key, reversal_key)
-  SELECT $1::text, $2::text, e.* FROM unnest($3::bigint[], $4::text[], $5::text[], $6::integer[], $7::json[], $8::text[],
-    $9::text[], $10::text[], $11::text[], $12::json[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[]) AS e`;
+  SELECT $1::text, $2::text, e.* FROM unnest(${SPLIT(3, 'bigint')}, ${SPLIT(4, 'text')}, ${SPLIT(5, 'text')}, ${SPLIT(6, 'integer')},
+    ${SPLIT(7, 'json')}, ${SPLIT(8, 'text')}, ${SPLIT(9, 'text')}, ${SPLIT(10, 'text')}, ${SPLIT(11, 'text')}, ${SPLIT(12, 'json')},
+    ${SPLIT(13, 'text')}, ${SPLIT(14, 'text')}, ${SPLIT(15, 'text')}, ${SPLIT(16, 'text')}, ${SPLIT(17, 'text')}) AS e`;
+
+/** One column joined for `string_to_array(…, chr(30), chr(31))`; the ring's values are the writer's, which always join. */
+function joined(values: readonly (string | number | null)[]): string {
+  let text = '';
+  for (let i = 0; i < values.length; i += 1) {
+    const value = values[i];
+    const item = value === null || value === undefined ? '\u001f' : String(value);
+    if (item.length === 0 || (value !== null && (item.includes('\u001e') || item.includes('\u001f')))) throw new Error(`value ${JSON.stringify(item)} cannot be joined`);
+    text = i === 0 ? item : `${text}\u001e${item}`;
+  }
+  return text;
+}
 
 /** Creates the ceiling's plain table as the superuser (once per database) and lets the application role insert into it. */
 export async function createRawTable(admin: pg.Pool, app: pg.Pool): Promise<void> {
@@ -41,7 +57,7 @@ export async function createRawTable(admin: pg.Pool, app: pg.Pool): Promise<void
  * Inserts `count` encoded events, taken from `events` from index `from` on (wrapping round at
  * its end, for a ring of rows reused over a long window), as rows of stream `ledgerId` with
  * versions `firstVersion`, `firstVersion + 1`, …. The table has no key, so a reused row is
- * simply a row again. The parameter arrays, `JSON.stringify` of `data` and `metadata` included,
+ * simply a row again. The parameters, the JSON texts of `data` and `metadata` included,
  * are built here, in the caller's timed region, as the store builds them.
  */
 export async function insertRawRows(
@@ -73,12 +89,12 @@ export async function insertRawRows(
     eventIds[i] = event.eventId;
     types[i] = event.type;
     schemaVersions[i] = event.schemaVersion;
-    data[i] = JSON.stringify(event.data);
+    data[i] = jsonTextOf(event.data);
     recordedAt[i] = event.recordedAt;
     effectiveAt[i] = event.effectiveAt;
     correlationIds[i] = event.correlationId;
     causationIds[i] = event.causationId;
-    metadata[i] = JSON.stringify(event.metadata);
+    metadata[i] = jsonTextOf(event.metadata);
     previousHashes[i] = event.previousHash;
     hashes[i] = event.hash;
     const ids = indexIdsOf(event);
@@ -89,21 +105,7 @@ export async function insertRawRows(
   const result = await pool.query(RAW_INSERT_SQL, [
     BENCH_TENANT_ID,
     ledgerId,
-    versions,
-    eventIds,
-    types,
-    schemaVersions,
-    data,
-    recordedAt,
-    effectiveAt,
-    correlationIds,
-    causationIds,
-    metadata,
-    previousHashes,
-    hashes,
-    transferKeys,
-    resolutionKeys,
-    reversalKeys,
+    ...[versions, eventIds, types, schemaVersions, data, recordedAt, effectiveAt, correlationIds, causationIds, metadata, previousHashes, hashes, transferKeys, resolutionKeys, reversalKeys].map(joined),
   ]);
   if (result.rowCount !== count) throw new Error(`inserted ${String(result.rowCount)} rows, expected ${count}`);
 }

@@ -468,6 +468,23 @@ describe('hashEvent and jsonTextOf', () => {
     );
   });
 
+  test('an event this process encoded decodes to the event it was encoded from, and a copy of it (as read back from a store) decodes to an equal one', () => {
+    const opened: LedgerEvent = {
+      type: 'AccountOpened',
+      accountId: 'till',
+      currency: 'EUR',
+      accountType: 'asset',
+      flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: false },
+      metadata: {},
+    };
+    const stored = chain([{ event: opened, effectiveAtMs: T0 }])[0] as StoredEvent;
+    const fromMemory = codec.decode(stored);
+    expect(fromMemory.event).toBe(opened);
+    const fromStore = codec.decode(JSON.parse(JSON.stringify(stored)) as StoredEvent);
+    expect(fromStore).toEqual(fromMemory);
+    expect(fromStore.event).not.toBe(opened);
+  });
+
   test('jsonTextOf gives the codec’s canonical text for data it encoded, JSON.stringify otherwise, and both parse back to the same value', () => {
     const opened: LedgerEvent = {
       type: 'AccountOpened',

@@ -86,14 +86,52 @@ interface EventRow {
 const EVENT_COLUMNS = `e.event_id, e.tenant_id, e.ledger_id, e.ledger_version, e.type, e.schema_version, e.data,
   e.recorded_at, e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash`;
 
-// data and metadata arrive as one text each, the events' JSON texts joined by U+001E: JSON text
-// never holds that character raw (JSON escapes control characters), and splitting it in the
-// server costs far less than escaping every quote of every payload into an array literal.
-const APPEND_SQL = `SELECT ${SCHEMA}.append_events($1, $2, $3, $4::text[], $5::text[], $6::integer[],
-  string_to_array($7::text, chr(30))::json[], $8::text[], $9::text[], $10::text[], $11::text[],
-  string_to_array($12::text, chr(30))::json[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[]) AS version`;
-/** Joins the JSON texts of one column; see APPEND_SQL. */
-const JSON_TEXT_SEPARATOR = '\u001e';
+// Every column arrives as one text: the values joined by U+001E, a NULL written as a lone U+001F.
+// Splitting that in the server costs far less than parsing array literals, and building it here
+// far less than escaping every quote of every payload into one. JSON text never holds either
+// character raw (JSON escapes control characters); any other value that holds one, or is empty
+// (which a split cannot tell from no value), sends the whole append as array literals instead.
+const SPLIT = (n: number, type: string): string => `string_to_array($${n}::text, chr(30), chr(31))::${type}[]`;
+const JOINED_APPEND_SQL = `SELECT ${SCHEMA}.append_events($1, $2, $3, ${SPLIT(4, 'text')}, ${SPLIT(5, 'text')}, ${SPLIT(6, 'integer')},
+  ${SPLIT(7, 'json')}, ${SPLIT(8, 'text')}, ${SPLIT(9, 'text')}, ${SPLIT(10, 'text')}, ${SPLIT(11, 'text')},
+  ${SPLIT(12, 'json')}, ${SPLIT(13, 'text')}, ${SPLIT(14, 'text')}, ${SPLIT(15, 'text')}, ${SPLIT(16, 'text')}, ${SPLIT(17, 'text')}) AS version`;
+const ARRAY_APPEND_SQL = `SELECT ${SCHEMA}.append_events($1, $2, $3, $4::text[], $5::text[], $6::integer[], $7::json[], $8::text[],
+  $9::text[], $10::text[], $11::text[], $12::json[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[]) AS version`;
+const VALUE_SEPARATOR = '\u001e';
+const NULL_MARK = '\u001f';
+
+/**
+ * One column as the text `string_to_array(…, chr(30), chr(31))` splits back into it, or
+ * `undefined` when a value would not survive that (empty, or holding U+001E or U+001F).
+ */
+function joinedColumn(values: readonly (string | number | null)[]): string | undefined {
+  let joined = '';
+  for (let i = 0; i < values.length; i += 1) {
+    const value = values[i];
+    let text: string;
+    if (value === null || value === undefined) {
+      text = NULL_MARK;
+    } else if (typeof value === 'number') {
+      text = String(value);
+    } else {
+      if (value.length === 0 || value.includes(VALUE_SEPARATOR) || value.includes(NULL_MARK)) return undefined;
+      text = value;
+    }
+    joined = i === 0 ? text : joined + VALUE_SEPARATOR + text;
+  }
+  return joined;
+}
+
+/** The append's parameters: every column joined when all of them can be, else as arrays. */
+function appendParameters(head: readonly unknown[], columns: readonly (readonly (string | number | null)[])[]): { text: string; values: unknown[] } {
+  const joined: string[] = [];
+  for (const column of columns) {
+    const text = joinedColumn(column);
+    if (text === undefined) return { text: ARRAY_APPEND_SQL, values: [...head, ...columns] };
+    joined.push(text);
+  }
+  return { text: JOINED_APPEND_SQL, values: [...head, ...joined] };
+}
 
 const READ_FORWARD_SQL = `SELECT ${EVENT_COLUMNS} FROM ${SCHEMA}.events e
   WHERE e.tenant_id = $1 AND e.ledger_id = $2 AND e.ledger_version >= $3 ORDER BY e.ledger_version LIMIT $4`;
@@ -239,35 +277,20 @@ export class PostgresEventStore implements EventStore {
       resolutionKeys[offset] = ids.resolution;
       reversalKeys[offset] = ids.reversal;
     }
-    const values = [
-      tenantId,
-      request.ledgerId,
-      expected,
-      eventIds,
-      types,
-      schemaVersions,
-      data.join(JSON_TEXT_SEPARATOR),
-      recordedAt,
-      effectiveAt,
-      correlationIds,
-      causationIds,
-      metadata.join(JSON_TEXT_SEPARATOR),
-      previousHashes,
-      hashes,
-      transferKeys,
-      resolutionKeys,
-      reversalKeys,
-    ];
+    const call = appendParameters(
+      [tenantId, request.ledgerId, expected],
+      [eventIds, types, schemaVersions, data, recordedAt, effectiveAt, correlationIds, causationIds, metadata, previousHashes, hashes, transferKeys, resolutionKeys, reversalKeys],
+    );
     const inline = this.#inline;
     try {
       let version: number;
       if (inline === undefined || count === 0) {
         // One autocommitted statement, one round trip: the function sets the tenant for its own
         // transaction. Nothing else has to run in that transaction.
-        version = await this.#appendAlone(values);
+        version = await this.#appendAlone(call.text, call.values);
       } else {
         version = await withTenant(this.#pool, tenantId, async (client) => {
-          const { rows } = await client.query<{ version: string }>(APPEND_SQL, values);
+          const { rows } = await client.query<{ version: string }>(call.text, call.values);
           await inline(client, request);
           return Number(rows[0]?.version);
         });
@@ -279,7 +302,7 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
-  async #appendAlone(values: readonly unknown[]): Promise<number> {
+  async #appendAlone(text: string, values: unknown[]): Promise<number> {
     const client = await this.#pool.connect();
     // A backend that dies while the client is checked out emits 'error'; the query rejects anyway.
     let broken: Error | undefined;
@@ -288,7 +311,7 @@ export class PostgresEventStore implements EventStore {
     };
     client.on('error', onError);
     try {
-      const { rows } = await client.query<{ version: string }>(APPEND_SQL, values as unknown[]);
+      const { rows } = await client.query<{ version: string }>(text, values);
       return Number(rows[0]?.version);
     } catch (error) {
       // A connection that lost its server must not go back to the pool.

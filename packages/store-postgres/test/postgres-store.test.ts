@@ -262,6 +262,23 @@ describe('payload texts', () => {
     expect(await store.append({ tenantId, ledgerId, expectedVersion: 0, events })).toEqual({ ledgerVersion: 3 });
     expect(await readStreamOf(tenantId, ledgerId)).toEqual(events);
   });
+
+  it('envelope strings that are empty or hold the separators the append joins columns with are stored exactly too', async () => {
+    const tenantId = fresh('separators');
+    const ledgerId = 'main';
+    const head = emptyHead(tenantId, ledgerId);
+    const first = encodeAfter(head, [accountOpened('cash')]).map((event) => ({ ...event, correlationId: '', causationId: 'a\u001eb' }));
+    const second = encodeAfter(headAfter(head, first), [accountOpened('bank'), accountOpened('till')]).map((event, index) => ({
+      ...event,
+      correlationId: index === 0 ? '\u001f' : null,
+      causationId: index === 0 ? null : 'x\u001fy',
+    }));
+    const third = encodeAfter(headAfter(head, [...first, ...second]), [accountOpened('vault')]).map((event) => ({ ...event, correlationId: 'plain', causationId: null }));
+    expect(await store.append({ tenantId, ledgerId, expectedVersion: 0, events: first })).toEqual({ ledgerVersion: 1 });
+    expect(await store.append({ tenantId, ledgerId, expectedVersion: 1, events: second })).toEqual({ ledgerVersion: 3 });
+    expect(await store.append({ tenantId, ledgerId, expectedVersion: 3, events: third })).toEqual({ ledgerVersion: 4 });
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual([...first, ...second, ...third]);
+  });
 });
 
 describe('global reads in commit order', () => {

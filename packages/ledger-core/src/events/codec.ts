@@ -21,6 +21,9 @@ export function jsonTextOf(value: JsonObject): string {
   return jsonTexts.get(value) ?? JSON.stringify(value);
 }
 
+/** The domain event and meta of every stored event encoded in this process (stored events are immutable), with the currencies it was encoded with. */
+const decodedByStored = new WeakMap<StoredEvent, { readonly currencies: CurrencyRegistry; readonly decoded: DecodedEvent }>();
+
 /** Envelope fields the writer supplies for each event it encodes. */
 export interface EnvelopeInput {
   readonly eventId: string;
@@ -83,11 +86,20 @@ export class EventCodec {
     const dataJson = canonicalJson(unhashed.data);
     const stored: StoredEvent = { ...unhashed, hash: hashEncoding(unhashed.previousHash, canonicalEncodingWithData(unhashed, dataJson)) };
     jsonTexts.set(stored.data, dataJson);
+    decodedByStored.set(stored, {
+      currencies: this.#currencies,
+      decoded: { event: draft.event, meta: { ledgerVersion: envelope.ledgerVersion, recordedAtMs: envelope.recordedAtMs, effectiveAtMs: draft.effectiveAtMs } },
+    });
     return stored;
   }
 
   /** Validates, upcasts and decodes a stored event. */
   decode(stored: StoredEvent): DecodedEvent {
+    // An event this process encoded, with the same currencies, decodes to the very event it was
+    // encoded from: a read model fed in the append's own transaction skips validating what the
+    // writer has just built.
+    const known = decodedByStored.get(stored);
+    if (known !== undefined && known.currencies === this.#currencies) return known.decoded;
     const where = { ledgerVersion: typeof stored?.ledgerVersion === 'number' ? stored.ledgerVersion : undefined };
     const envelope = storedEventSchema.safeParse(stored);
     if (!envelope.success) throw new CorruptEventError(`invalid envelope: ${describeIssue(envelope.error.issues)}`, pick(where));
