@@ -3,7 +3,7 @@
  * plain table with the events' columns and column defaults, but no key, index, constraint,
  * domain, trigger or row-level security, by one autocommitted `INSERT … SELECT FROM unnest(…)`.
  */
-import { indexIdsOf, jsonTextOf, type StoredEvent } from '@ledgerkit/ledger-core';
+import { dataJsonOf, indexIdsOf, type StoredEvent } from '@ledgerkit/ledger-core';
 import type pg from 'pg';
 
 /** Tenant of every benchmark stream. */
@@ -89,12 +89,12 @@ export async function insertRawRows(
     eventIds[i] = event.eventId;
     types[i] = event.type;
     schemaVersions[i] = event.schemaVersion;
-    data[i] = jsonTextOf(event.data);
+    data[i] = dataJsonOf(event);
     recordedAt[i] = event.recordedAt;
     effectiveAt[i] = event.effectiveAt;
     correlationIds[i] = event.correlationId;
     causationIds[i] = event.causationId;
-    metadata[i] = jsonTextOf(event.metadata);
+    metadata[i] = JSON.stringify(event.metadata);
     previousHashes[i] = event.previousHash;
     hashes[i] = event.hash;
     const ids = indexIdsOf(event);

@@ -13,7 +13,7 @@ import {
   canonicalEncoding,
   canonicalJson,
   hashEvent,
-  jsonTextOf,
+  dataJsonOf,
   verifyChain,
   type EventDraft,
   type JsonObject,
@@ -437,7 +437,7 @@ describe('canonicalEncoding', () => {
   });
 });
 
-describe('hashEvent and jsonTextOf', () => {
+describe('hashEvent and dataJsonOf', () => {
   test('hashEvent is sha256 of the previous hash bytes then the canonical encoding, for long events and non-hex previous hashes too', async () => {
     const { createHash } = await import('node:crypto');
     const reference = (event: Omit<StoredEvent, 'hash'>): string =>
@@ -485,7 +485,7 @@ describe('hashEvent and jsonTextOf', () => {
     expect(fromStore.event).not.toBe(opened);
   });
 
-  test('jsonTextOf gives the codec’s canonical text for data it encoded, JSON.stringify otherwise, and both parse back to the same value', () => {
+  test('dataJsonOf gives the codec’s canonical text for an event it encoded, JSON.stringify otherwise, and both parse back to the same value', () => {
     const opened: LedgerEvent = {
       type: 'AccountOpened',
       accountId: 'cash',
@@ -495,9 +495,12 @@ describe('hashEvent and jsonTextOf', () => {
       metadata: { owner: 'Zoë' },
     };
     const stored = chain([{ event: opened, effectiveAtMs: T0 }])[0] as StoredEvent;
-    expect(jsonTextOf(stored.data)).toBe(canonicalJson(stored.data));
-    expect(JSON.parse(jsonTextOf(stored.data))).toEqual(stored.data);
-    const copy = { ...stored.data } as JsonObject;
-    expect(jsonTextOf(copy)).toBe(JSON.stringify(copy));
+    expect(dataJsonOf(stored)).toBe(canonicalJson(stored.data));
+    expect(JSON.parse(dataJsonOf(stored))).toEqual(stored.data);
+    // A copy (as a store returns it) is a plain object: no private text, the same fields.
+    const copy = { ...stored };
+    expect(copy).toEqual(stored);
+    expect(JSON.stringify(copy)).toBe(JSON.stringify(stored));
+    expect(dataJsonOf(copy)).toBe(JSON.stringify(copy.data));
   });
 });

@@ -3,7 +3,7 @@ import {
   DuplicateIndexKeyError,
   INDEX_KEYS_MAX,
   indexIdsOf,
-  jsonTextOf,
+  dataJsonOf,
   INDEX_KEY_PREFIXES,
   InvalidInputError,
   LimitExceededError,
@@ -264,12 +264,12 @@ export class PostgresEventStore implements EventStore {
       eventIds[offset] = event.eventId;
       types[offset] = event.type;
       schemaVersions[offset] = event.schemaVersion;
-      data[offset] = jsonTextOf(event.data);
+      data[offset] = dataJsonOf(event);
       recordedAt[offset] = event.recordedAt;
       effectiveAt[offset] = event.effectiveAt;
       correlationIds[offset] = event.correlationId;
       causationIds[offset] = event.causationId;
-      metadata[offset] = jsonTextOf(event.metadata);
+      metadata[offset] = JSON.stringify(event.metadata);
       previousHashes[offset] = event.previousHash;
       hashes[offset] = event.hash;
       const ids = indexIdsOf(event);

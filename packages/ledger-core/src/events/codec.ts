@@ -9,20 +9,75 @@ import { CURRENT_SCHEMA_VERSIONS, eventDataSchemas, storedEventSchema, type Wire
 import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
 import { builtInUpcasters, type UpcasterRegistry } from './upcasters.js';
 
-/** The canonical JSON text the codec built for each event's data it encoded, for the store to send as is. */
-const jsonTexts = new WeakMap<object, string>();
-
 /**
- * JSON text of a stored event's `data` (or any JSON object): the canonical text the codec
- * already built when it encoded that very object, else `JSON.stringify`. Both parse back to
- * the same value; a store that sends this text saves serializing every event twice.
+ * A stored event as the codec builds it: the plain fields of `StoredEvent`, plus (private, so
+ * invisible to JSON, spreads and equality) the canonical text of its data and the domain event it
+ * was encoded from. Private fields, not side tables: a `WeakMap` entry per event doubled the cost
+ * of encoding in the garbage collector.
  */
-export function jsonTextOf(value: JsonObject): string {
-  return jsonTexts.get(value) ?? JSON.stringify(value);
+class EncodedEvent implements StoredEvent {
+  readonly eventId: string;
+  readonly tenantId: string;
+  readonly ledgerId: string;
+  readonly ledgerVersion: number;
+  readonly type: string;
+  readonly schemaVersion: number;
+  readonly data: JsonObject;
+  readonly recordedAt: string;
+  readonly effectiveAt: string;
+  readonly correlationId: string | null;
+  readonly causationId: string | null;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly previousHash: string;
+  readonly hash: string;
+  readonly #dataJson: string;
+  readonly #decoded: DecodedEvent;
+  readonly #currencies: CurrencyRegistry;
+
+  constructor(unhashed: Omit<StoredEvent, 'hash'>, hash: string, dataJson: string, decoded: DecodedEvent, currencies: CurrencyRegistry) {
+    this.eventId = unhashed.eventId;
+    this.tenantId = unhashed.tenantId;
+    this.ledgerId = unhashed.ledgerId;
+    this.ledgerVersion = unhashed.ledgerVersion;
+    this.type = unhashed.type;
+    this.schemaVersion = unhashed.schemaVersion;
+    this.data = unhashed.data;
+    this.recordedAt = unhashed.recordedAt;
+    this.effectiveAt = unhashed.effectiveAt;
+    this.correlationId = unhashed.correlationId;
+    this.causationId = unhashed.causationId;
+    this.metadata = unhashed.metadata;
+    this.previousHash = unhashed.previousHash;
+    this.hash = hash;
+    this.#dataJson = dataJson;
+    this.#decoded = decoded;
+    this.#currencies = currencies;
+  }
+
+  /** The canonical data text of an event the codec encoded, else `undefined`. */
+  static dataJsonOf(event: StoredEvent): string | undefined {
+    return isObject(event) && #dataJson in event ? (event as EncodedEvent).#dataJson : undefined;
+  }
+
+  /** The domain event an event was encoded from, when it was encoded with these currencies. */
+  static decodedOf(event: StoredEvent, currencies: CurrencyRegistry): DecodedEvent | undefined {
+    return isObject(event) && #decoded in event && (event as EncodedEvent).#currencies === currencies ? (event as EncodedEvent).#decoded : undefined;
+  }
 }
 
-/** The domain event and meta of every stored event encoded in this process (stored events are immutable), with the currencies it was encoded with. */
-const decodedByStored = new WeakMap<StoredEvent, { readonly currencies: CurrencyRegistry; readonly decoded: DecodedEvent }>();
+/** Whether `value` may be the right-hand side of `in` (a decoder is handed anything). */
+function isObject(value: unknown): value is object {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function';
+}
+
+/**
+ * JSON text of a stored event's `data`: the canonical text the codec built when it encoded that
+ * very event, else `JSON.stringify`. Both parse back to the same value; a store that sends this
+ * text saves serializing every event twice.
+ */
+export function dataJsonOf(event: StoredEvent): string {
+  return EncodedEvent.dataJsonOf(event) ?? JSON.stringify(event.data);
+}
 
 /** Envelope fields the writer supplies for each event it encodes. */
 export interface EnvelopeInput {
@@ -84,13 +139,9 @@ export class EventCodec {
       previousHash: envelope.previousHash,
     };
     const dataJson = canonicalJson(unhashed.data);
-    const stored: StoredEvent = { ...unhashed, hash: hashEncoding(unhashed.previousHash, canonicalEncodingWithData(unhashed, dataJson)) };
-    jsonTexts.set(stored.data, dataJson);
-    decodedByStored.set(stored, {
-      currencies: this.#currencies,
-      decoded: { event: draft.event, meta: { ledgerVersion: envelope.ledgerVersion, recordedAtMs: envelope.recordedAtMs, effectiveAtMs: draft.effectiveAtMs } },
-    });
-    return stored;
+    const hash = hashEncoding(unhashed.previousHash, canonicalEncodingWithData(unhashed, dataJson));
+    const decoded = { event: draft.event, meta: { ledgerVersion: envelope.ledgerVersion, recordedAtMs: envelope.recordedAtMs, effectiveAtMs: draft.effectiveAtMs } };
+    return new EncodedEvent(unhashed, hash, dataJson, decoded, this.#currencies);
   }
 
   /** Validates, upcasts and decodes a stored event. */
@@ -98,8 +149,8 @@ export class EventCodec {
     // An event this process encoded, with the same currencies, decodes to the very event it was
     // encoded from: a read model fed in the append's own transaction skips validating what the
     // writer has just built.
-    const known = decodedByStored.get(stored);
-    if (known !== undefined && known.currencies === this.#currencies) return known.decoded;
+    const known = EncodedEvent.decodedOf(stored, this.#currencies);
+    if (known !== undefined) return known;
     const where = { ledgerVersion: typeof stored?.ledgerVersion === 'number' ? stored.ledgerVersion : undefined };
     const envelope = storedEventSchema.safeParse(stored);
     if (!envelope.success) throw new CorruptEventError(`invalid envelope: ${describeIssue(envelope.error.issues)}`, pick(where));
