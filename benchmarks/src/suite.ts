@@ -15,6 +15,14 @@ import { machineInfo, versionInfo } from './environment.js';
 import { gcBetweenRounds, measureScenarios, type MeasureSettings, type RoundListener } from './harness.js';
 import { interleavedSchedule, INTERVAL_MS, runLoadSchedule, sandwichSchedule, type WindowListener } from './load-harness.js';
 import { PG_BATCH_SIZE, PG_RAW_CEILING, postgresAppendScenarios, POSTGRES_SCENARIO_NAMES } from './postgres-append.js';
+import {
+  measureProjections,
+  PROJECTION_OPS_UNITS,
+  PROJECTION_SCENARIO_NAMES,
+  PROJECTIONS_CI_SETTINGS,
+  PROJECTIONS_FULL_SETTINGS,
+  type ProjectionsBenchSettings,
+} from './projections-bench.js';
 import { openBenchDatabase, type BenchDatabase } from './postgres-database.js';
 import { buildReport, type BenchmarkReport, type EmmettInfo, type MeasuredGroup, type RunMode } from './report.js';
 import { createRawTable } from './raw-insert.js';
@@ -92,11 +100,16 @@ export interface SuiteSettings {
   /** Leaving both PostgreSQL sections out starts no server. */
   readonly postgres: PostgresSuiteSettings | undefined;
   readonly writer: WriterSuiteSettings | undefined;
+  /**
+   * The projections group (issue 4) on a database of its own on the same server. It runs only
+   * with the PostgreSQL groups (`--no-pg` leaves it out too).
+   */
+  readonly projections: ProjectionsBenchSettings | undefined;
   /** Whether to run the Emmett peer (when it cannot be loaded the run says why and goes on without it). */
   readonly emmett: boolean;
 }
 
-/** `pnpm bench`: every scenario at full length (about 7 minutes on a 2-core machine). */
+/** `pnpm bench`: every scenario at full length (about 10 minutes on a 2-core machine). */
 export const FULL_SETTINGS: SuiteSettings = {
   mode: 'full',
   seed: 42,
@@ -117,6 +130,7 @@ export const FULL_SETTINGS: SuiteSettings = {
     startupTailEvents: 25_000,
     startupOpens: 5,
   },
+  projections: PROJECTIONS_FULL_SETTINGS,
   emmett: true,
 };
 
@@ -137,6 +151,7 @@ export const CI_SETTINGS: SuiteSettings = {
     startupHistoryEvents: 100_000,
     startupOpens: 3,
   },
+  projections: PROJECTIONS_CI_SETTINGS,
 };
 
 /** Listeners of a suite run. */
@@ -329,8 +344,40 @@ const writerStartupGroup: SuiteGroup = {
   },
 };
 
+const projectionsGroup: SuiteGroup = {
+  id: 'projections',
+  needsPostgres: true,
+  scenarioNames: () => PROJECTION_SCENARIO_NAMES,
+  // `--no-pg` (run.ts) leaves out the PostgreSQL sections it knows; this one goes with them.
+  enabled: (settings) => settings.projections !== undefined && (settings.postgres !== undefined || settings.writer !== undefined),
+  async measure(context) {
+    const projections = context.settings.projections as ProjectionsBenchSettings;
+    const { database } = await context.postgres();
+    const measurements = await measureProjections({
+      settings: projections,
+      serverUrl: serverUrlOf(database.adminUrl),
+      selected: context.selected,
+      say: context.listeners.onMessage ?? (() => undefined),
+    });
+    return {
+      info: {
+        id: 'projections',
+        title: 'PostgreSQL: projections and read models (issue 4)',
+        // Only the follow scenarios are compared with the writer (their own peer); the reads have no ceiling.
+        rawCeiling: null,
+        method:
+          `On a database of its own on the same server. A writer appends batches of 1,000 transfers back to back for ${seconds(projections.followWindowMs)} while a live runner (balances and history side by side, batches of up to ${int(projections.batchSize)}) follows it; the writer's rate is the ceiling each projection's rate is compared with (× raw = projected ÷ written, each projection timed from its first batch after the writer started), and a latency sample is one writer batch's lag, from its acknowledgement to the commit of the projection batch that applied it. ` +
+          `Then ${int(projections.historyEvents)} events of history are appended untimed and projected from zero (a latency sample is one batch); balance reads alternate between a 10-event and that history, one in flight (${int(projections.balanceReads)} each after ${int(projections.balanceReads / 10)} warm-up reads). Throughput samples are 1 s intervals (the whole run for a scenario shorter than one).`,
+        settings: { ...projections },
+      },
+      measurements,
+      opsUnits: PROJECTION_OPS_UNITS,
+    };
+  },
+};
+
 /** Every group, in the order they run and are reported. Add new groups here. */
-export const SUITE_GROUPS: readonly SuiteGroup[] = [coreGroup, postgresAppendGroup, writerBatchGroup, writerCallersGroup, writerFixedRateGroup, writerStartupGroup];
+export const SUITE_GROUPS: readonly SuiteGroup[] = [coreGroup, postgresAppendGroup, writerBatchGroup, writerCallersGroup, writerFixedRateGroup, writerStartupGroup, projectionsGroup];
 
 /** Every scenario name the settings can produce, in report order. */
 export function suiteScenarioNames(settings: SuiteSettings): string[] {
@@ -458,6 +505,13 @@ async function closeShared(shared: Promise<PostgresShared> | undefined): Promise
   if (opened === undefined) return;
   await opened.emmett?.close().catch(() => undefined);
   await opened.database.close();
+}
+
+/** The superuser URL of the server a database URL points at (its `postgres` database). */
+function serverUrlOf(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  url.pathname = '/postgres';
+  return url.toString();
 }
 
 function int(value: number): string {

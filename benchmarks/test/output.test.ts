@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RAW_CEILING } from '../src/core-decide-evolve.js';
 import { PG_APPEND, PG_RAW_CEILING, PG_WRITER } from '../src/postgres-append.js';
+import { PROJECTION_SCENARIO_NAMES } from '../src/projections-bench.js';
 import { formatMarkdown, formatTable, writeReport, type BenchmarkReport, type ScenarioResult } from '../src/report.js';
 import { CI_SETTINGS, runSuite, suiteScenarioNames, type SuiteSettings } from '../src/suite.js';
 import { validateReport } from '../src/validate.js';
@@ -31,6 +32,7 @@ const TINY: SuiteSettings = {
     startupTailEvents: 500,
     startupOpens: 1,
   },
+  projections: { historyEvents: 2_000, accounts: 20, batchSize: 500, balanceReads: 100, asOfReads: 60, followWindowMs: 1_000, inlineWindowMs: 300, visibilitySamples: 5 },
 };
 
 const EXPECTED = [
@@ -49,6 +51,7 @@ const EXPECTED = [
   WRITER_HOT,
   WRITER_FIXED_RATE,
   WRITER_STARTUP,
+  ...PROJECTION_SCENARIO_NAMES,
 ];
 
 let report: BenchmarkReport;

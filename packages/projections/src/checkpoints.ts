@@ -69,14 +69,24 @@ async function readCheckpoint(client: PoolClient, tenantId: string, projection: 
   return (await readCheckpoints(client, tenantId, [projection])).get(projection);
 }
 
+const FENCE_SQL = `SELECT position, generation FROM ${TABLE} WHERE tenant_id = $1 AND projection = $2 FOR UPDATE`;
+// Prepared once per connection: every batch runs them.
+const FENCE_STATEMENT = { name: 'ledgerkit_projection_fence', text: FENCE_SQL };
+// The same, and the transaction's commit does not wait for its WAL flush (set in the same round trip).
+const FENCE_ASYNC_STATEMENT = {
+  name: 'ledgerkit_projection_fence_async',
+  text: `SELECT c.position, c.generation FROM (SELECT set_config('synchronous_commit', 'off', true)) s, LATERAL (${FENCE_SQL}) c`,
+};
+
 /**
  * Locks the checkpoint row for the rest of the transaction and throws
  * {@link CheckpointMovedError} unless it is still at `expected`: the fence that keeps a batch from
- * being applied twice even by two runners that both believe they hold the projection.
+ * being applied twice even by two runners that both believe they hold the projection. With
+ * `asynchronousCommit`, the transaction's commit also stops waiting for its WAL flush.
  */
-export async function fenceCheckpoint(client: PoolClient, tenantId: string, projection: string, expected: Checkpoint): Promise<void> {
+export async function fenceCheckpoint(client: PoolClient, tenantId: string, projection: string, expected: Checkpoint, options: { readonly asynchronousCommit?: boolean } = {}): Promise<void> {
   const { rows } = await client.query<{ position: string | null; generation: number }>(
-    `SELECT position, generation FROM ${TABLE} WHERE tenant_id = $1 AND projection = $2 FOR UPDATE`,
+    options.asynchronousCommit === true ? FENCE_ASYNC_STATEMENT : FENCE_STATEMENT,
     [tenantId, projection],
   );
   const row = rows[0];
@@ -85,12 +95,17 @@ export async function fenceCheckpoint(client: PoolClient, tenantId: string, proj
   }
 }
 
+const ADVANCE_STATEMENT = {
+  name: 'ledgerkit_projection_advance',
+  text: `UPDATE ${TABLE} SET position = $3, events_applied = events_applied + $4, events_skipped = events_skipped + $5,
+       ledger_versions = ledger_versions || $6::jsonb, last_recorded_at = $7, updated_at = now()
+     WHERE tenant_id = $1 AND projection = $2`,
+};
+
 /** Moves the (fenced) checkpoint past a batch. */
 export async function advanceCheckpoint(client: PoolClient, tenantId: string, projection: string, advance: CheckpointAdvance): Promise<void> {
   await client.query(
-    `UPDATE ${TABLE} SET position = $3, events_applied = events_applied + $4, events_skipped = events_skipped + $5,
-       ledger_versions = ledger_versions || $6::jsonb, last_recorded_at = $7, updated_at = now()
-     WHERE tenant_id = $1 AND projection = $2`,
+    ADVANCE_STATEMENT,
     [tenantId, projection, advance.position, advance.applied, advance.skipped, JSON.stringify(Object.fromEntries(advance.ledgerVersions)), advance.lastRecordedAt],
   );
 }

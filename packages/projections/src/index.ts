@@ -16,6 +16,7 @@ export {
   RUNNER_TENANTS_MAX,
   RUNNER_PROJECTIONS_MAX,
   type ProjectionRunnerOptions,
+  type BatchCommitted,
   type ProjectionStatus,
   type ProjectionState,
   type ProjectionErrorInfo,
@@ -36,5 +37,12 @@ export {
   type HoldView,
   type HoldsPage,
 } from './read-models/read-models.js';
+export {
+  ACCOUNT_PAGE_SIZE_MAX,
+  ACCOUNT_PAGE_SIZE_DEFAULT,
+  type AccountListOptions,
+  type AccountsPage,
+  type AccountBalanceView,
+} from './read-models/account-list.js';
 export { migrateReadModels, READ_MODEL_SCHEMA_VERSION, type MigrateReadModelsOptions, type MigrateReadModelsResult } from './migrate.js';
 export { READ_MODEL_MIGRATIONS, READ_MODEL_TABLES, type ReadModelMigration } from './schema.js';

@@ -15,6 +15,7 @@ import { CheckpointMovedError, isTransientError, ProjectionFailedError, type Fai
 import { PROJECTION_NAME_PATTERN, type ErrorPolicy, type Projection, type ProjectionEvent } from './projection.js';
 import { SCHEMA } from './schema.js';
 import { RunnerSession } from './session.js';
+import { LogTails } from './log-tail.js';
 import { Wakeup } from './wakeup.js';
 
 /** Most tenants one runner serves. */
@@ -30,8 +31,10 @@ const IDLE_PAUSE_MS_MIN = 5;
 const RETRY_PAUSE_MS_MIN = 50;
 const RETRY_PAUSE_MS_MAX = 5_000;
 const CAUGHT_UP_POLL_MS = 5;
-/** Decoded events kept for the runner's other projections reading the same page: at most this many. */
-const PAGE_CACHE_EVENTS_MAX = 10_000;
+/** Soonest a NOTIFY for an unknown tenant calls `discoverTenants` again after its last call. */
+const DISCOVERY_PAUSE_MS_MIN = 100;
+/** Decoded events kept for the runner's other projections following the same stretch of a log: at most this many. */
+const LOG_TAIL_EVENTS_MAX = 20_000;
 
 /** Options of a {@link ProjectionRunner}. Every number has a default and a hard limit. */
 export interface ProjectionRunnerOptions {
@@ -42,15 +45,32 @@ export interface ProjectionRunnerOptions {
   readonly pool: ClientPool;
   /** Where events are read from, through `readAll` (the global log of each tenant). */
   readonly store: EventStore;
-  /** Tenants to project: 1..{@link RUNNER_TENANTS_MAX}. Each (projection, tenant) runs on its own. */
-  readonly tenantIds: readonly string[];
+  /**
+   * Tenants to project, up to {@link RUNNER_TENANTS_MAX} with the discovered ones. Each
+   * (projection, tenant) runs on its own. May be empty or left out when `discoverTenants` is given.
+   */
+  readonly tenantIds?: readonly string[];
+  /**
+   * Finds the tenants to project, for a runner that serves tenants created while it runs: called
+   * when the runner starts, every `tenantDiscoveryIntervalMs`, and soon after a NOTIFY names a
+   * tenant the runner does not serve yet. Tenants it returns are added (and projected from their
+   * first event); tenants it stops returning keep running until the runner stops.
+   *
+   * The runner cannot list tenants by itself, on purpose: every event and read-model table is
+   * under forced row-level security, and the application role sees no row at all without a tenant
+   * set (fail closed), so no query of that role can enumerate tenants. The list comes from where
+   * the application keeps its tenants (its own registry, or a query an administrator role runs).
+   */
+  readonly discoverTenants?: () => Promise<readonly string[]>;
+  /** How often `discoverTenants` is called: 100..3,600,000 ms, default 10,000. */
+  readonly tenantDiscoveryIntervalMs?: number;
   /** Projections to run side by side: 1..{@link RUNNER_PROJECTIONS_MAX}, names unique. */
   readonly projections: readonly Projection[];
   /** Currencies to decode amounts with; must include every custom asset of the tenants' ledgers. Default ISO 4217. */
   readonly currencies?: CurrencyRegistry;
   /** Upcasters for older stored event versions; default the built-in ones. */
   readonly upcasters?: UpcasterRegistry;
-  /** Most events per batch (one read, one transaction): 1..10,000, default 500. */
+  /** Most events per batch (one read, one transaction): 1..10,000, default 1,000. */
   readonly batchSize?: number;
   /** How long an idle projection waits before it reads again without a notification: 10..60,000 ms, default 1000. */
   readonly pollIntervalMs?: number;
@@ -60,8 +80,33 @@ export interface ProjectionRunnerOptions {
   readonly errorPolicy?: ErrorPolicy;
   /** Channel to LISTEN on for appends; default {@link DEFAULT_NOTIFY_CHANNEL}; `null` to only poll. */
   readonly notifyChannel?: string | null;
-  /** Called with every error the runner meets (retried database errors and projection failures), for logs. */
+  /**
+   * Called with every error the runner meets (retried database errors, projection failures, and
+   * failed tenant discoveries, which come with `projection` and `tenantId` `'*'`), for logs.
+   */
   readonly onError?: (error: Error, where: { readonly projection: string; readonly tenantId: string }) => void;
+  /**
+   * Called after each batch commits, with what it applied: for throughput and lag metrics (the
+   * time from an append to the commit of the batch that applied it). Must not throw or block.
+   */
+  readonly onBatch?: (batch: BatchCommitted) => void;
+}
+
+/** A batch a projection applied and committed; see {@link ProjectionRunnerOptions.onBatch}. */
+export interface BatchCommitted {
+  /** The projection's name. */
+  readonly projection: string;
+  readonly tenantId: string;
+  /** Events applied by the batch. */
+  readonly events: number;
+  /** The checkpoint after the batch: the position of its last event. */
+  readonly position: string;
+  /** Highest ledger version the batch applied, per ledger. */
+  readonly ledgerVersions: ReadonlyMap<string, number>;
+  /** Recorded time of the batch's last event, ISO-8601. */
+  readonly lastRecordedAt: string;
+  /** From the start of the batch's transaction to its commit, ms. */
+  readonly durationMs: number;
 }
 
 /** What a runner is doing with one (projection, tenant). */
@@ -178,12 +223,22 @@ export class ProjectionRunner {
   readonly #pollIntervalMs: number;
   readonly #takeoverIntervalMs: number;
   readonly #onError: ProjectionRunnerOptions['onError'];
+  readonly #onBatch: ProjectionRunnerOptions['onBatch'];
+  readonly #projections: readonly Projection[];
+  readonly #errorPolicy: ErrorPolicy | undefined;
+  readonly #discoverTenants: ProjectionRunnerOptions['discoverTenants'];
+  readonly #discoveryIntervalMs: number;
+  readonly #discoveryWakeup = new Wakeup();
+  #discovery: Promise<void> | undefined;
+  /** Calls of `discoverTenants` started. */
+  #discoveriesStarted = 0;
+  /** Calls of `discoverTenants` completed (whether they succeeded or not). */
+  #discoveries = 0;
   readonly #session: RunnerSession;
   readonly #workers: Worker[] = [];
   readonly #byTenant = new Map<string, Worker[]>();
-  /** Pages recently read, by tenant, cursor and size: projections at the same checkpoint read the log once. */
-  readonly #pages = new Map<string, readonly ProjectionEvent[]>();
-  #pagesEvents = 0;
+  /** What the projections read last, decoded: a projection behind another takes the events from here. */
+  readonly #tails = new LogTails(LOG_TAIL_EVENTS_MAX);
   #started = false;
   #stopping = false;
 
@@ -191,14 +246,18 @@ export class ProjectionRunner {
     this.#pool = options.pool;
     this.#store = options.store;
     this.#codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
-    this.#batchSize = bounded('batchSize', options.batchSize, 500, 1, READ_LIMIT_MAX);
+    this.#batchSize = bounded('batchSize', options.batchSize, 1_000, 1, READ_LIMIT_MAX);
     this.#pollIntervalMs = bounded('pollIntervalMs', options.pollIntervalMs, 1_000, 10, 60_000);
     this.#takeoverIntervalMs = bounded('takeoverIntervalMs', options.takeoverIntervalMs, 1_000, 10, 60_000);
     this.#onError = options.onError;
+    this.#onBatch = options.onBatch;
     const channel = options.notifyChannel === undefined ? DEFAULT_NOTIFY_CHANNEL : options.notifyChannel;
     if (channel !== null && !CHANNEL_PATTERN.test(channel)) throw new LimitExceededError(`notifyChannel must match ${CHANNEL_PATTERN.source}`);
-    const tenants = [...new Set(options.tenantIds)];
-    if (tenants.length < 1 || tenants.length > RUNNER_TENANTS_MAX) throw new LimitExceededError(`tenantIds must hold 1..${RUNNER_TENANTS_MAX} tenants, got ${tenants.length}`);
+    const tenants = [...new Set(options.tenantIds ?? [])];
+    this.#discoverTenants = options.discoverTenants;
+    this.#discoveryIntervalMs = bounded('tenantDiscoveryIntervalMs', options.tenantDiscoveryIntervalMs, 10_000, 100, 3_600_000);
+    const tenantsMin = this.#discoverTenants === undefined ? 1 : 0;
+    if (tenants.length < tenantsMin || tenants.length > RUNNER_TENANTS_MAX) throw new LimitExceededError(`tenantIds must hold ${tenantsMin}..${RUNNER_TENANTS_MAX} tenants, got ${tenants.length}`);
     if (options.projections.length < 1 || options.projections.length > RUNNER_PROJECTIONS_MAX) {
       throw new LimitExceededError(`projections must hold 1..${RUNNER_PROJECTIONS_MAX} projections, got ${options.projections.length}`);
     }
@@ -208,50 +267,101 @@ export class ProjectionRunner {
       if (names.has(projection.name)) throw new LimitExceededError(`projection name ${projection.name} is used twice`);
       names.add(projection.name);
     }
+    this.#projections = [...options.projections];
+    this.#errorPolicy = options.errorPolicy;
     for (const tenantId of tenants) {
       assertTenantId(tenantId);
-      const workers = options.projections.map(
-        (projection): Worker => ({
-          projection,
-          tenantId,
-          lockKey: `ledgerkit.projection:${projection.name}:${tenantId}`,
-          policy: projection.errorPolicy ?? options.errorPolicy ?? 'stop',
-          wakeup: new Wakeup(),
-          state: 'stopped',
-          checkpoint: undefined,
-          failure: undefined,
-          lastError: undefined,
-          narrowRemaining: 0,
-          rebuilds: [],
-          retryRequested: false,
-          idlePauseMs: IDLE_PAUSE_MS_MIN,
-          retryPauseMs: RETRY_PAUSE_MS_MIN,
-          readSeq: 0,
-          emptyReadSeq: 0,
-          lockAttempts: 0,
-          prefetch: undefined,
-          loop: undefined,
-        }),
-      );
-      this.#workers.push(...workers);
-      this.#byTenant.set(tenantId, workers);
+      this.#addTenant(tenantId);
     }
     this.#session = new RunnerSession(this.#pool, channel ?? undefined, (tenantId) => this.#wake(tenantId));
   }
 
-  /** Starts every (projection, tenant): each takes its lock when free, then catches up and follows the log. */
+  /**
+   * Starts every (projection, tenant): each takes its lock when free, then catches up and follows
+   * the log. With `discoverTenants`, also starts discovering tenants.
+   */
   start(): void {
     if (this.#started) throw new Error('the runner was already started');
     this.#started = true;
-    for (const worker of this.#workers) {
-      worker.state = 'standby';
-      worker.loop = this.#run(worker);
+    for (const worker of this.#workers) this.#startWorker(worker);
+    if (this.#discoverTenants !== undefined) this.#discovery = this.#discover(this.#discoverTenants);
+  }
+
+  /** The (projection, tenant) workers of a tenant new to this runner; started when the runner runs. */
+  #addTenant(tenantId: string): void {
+    const workers = this.#projections.map(
+      (projection): Worker => ({
+        projection,
+        tenantId,
+        lockKey: `ledgerkit.projection:${projection.name}:${tenantId}`,
+        policy: projection.errorPolicy ?? this.#errorPolicy ?? 'stop',
+        wakeup: new Wakeup(),
+        state: 'stopped',
+        checkpoint: undefined,
+        failure: undefined,
+        lastError: undefined,
+        narrowRemaining: 0,
+        rebuilds: [],
+        retryRequested: false,
+        idlePauseMs: IDLE_PAUSE_MS_MIN,
+        retryPauseMs: RETRY_PAUSE_MS_MIN,
+        readSeq: 0,
+        emptyReadSeq: 0,
+        lockAttempts: 0,
+        prefetch: undefined,
+        loop: undefined,
+      }),
+    );
+    this.#workers.push(...workers);
+    this.#byTenant.set(tenantId, workers);
+    if (this.#started && !this.#stopping) for (const worker of workers) this.#startWorker(worker);
+  }
+
+  #startWorker(worker: Worker): void {
+    worker.state = 'standby';
+    worker.loop = this.#run(worker);
+  }
+
+  /** Calls `discoverTenants` now and then (and when a NOTIFY names an unknown tenant), adding the tenants it finds. */
+  async #discover(discoverTenants: () => Promise<readonly string[]>): Promise<void> {
+    while (!this.#stopping) {
+      const calledAt = Date.now();
+      this.#discoveriesStarted += 1;
+      try {
+        // Listening, so that the first append of a new tenant wakes this loop.
+        await this.#session.open();
+        const found = await discoverTenants();
+        for (const tenantId of new Set(found)) {
+          if (this.#stopping || this.#byTenant.has(tenantId)) continue;
+          assertTenantId(tenantId);
+          if (this.#byTenant.size >= RUNNER_TENANTS_MAX) throw new LimitExceededError(`this runner serves ${RUNNER_TENANTS_MAX} tenants already; tenant ${tenantId} is left out`);
+          this.#addTenant(tenantId);
+        }
+      } catch (error) {
+        this.#reportDiscovery(error);
+      }
+      this.#discoveries += 1;
+      if (this.#stopping) break;
+      await this.#discoveryWakeup.wait(this.#discoveryIntervalMs);
+      // Woken by a NOTIFY: not more often than every DISCOVERY_PAUSE_MS_MIN.
+      const pause = calledAt + DISCOVERY_PAUSE_MS_MIN - Date.now();
+      if (pause > 0 && !this.#stopping) await sleep(pause);
+    }
+  }
+
+  #reportDiscovery(error: unknown): void {
+    try {
+      this.#onError?.(error instanceof Error ? error : new Error(String(error)), { projection: '*', tenantId: '*' });
+    } catch {
+      // A logging callback must not stop discovery.
     }
   }
 
   /** Stops after the batches in flight, releases the locks (a standby runner takes over) and closes the session. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#discoveryWakeup.wake();
+    await this.#discovery;
     for (const worker of this.#workers) worker.wakeup.wake();
     await Promise.all(this.#workers.map((worker) => worker.loop));
     for (const worker of this.#workers) {
@@ -289,9 +399,18 @@ export class ProjectionRunner {
    * holds it. Rejects after `timeoutMs` (default 60,000).
    */
   async whenCaughtUp(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    if (this.#discovery !== undefined) {
+      // The tenants known after the call, too: a discovery that started after it.
+      const target = this.#discoveriesStarted + 1;
+      this.#discoveryWakeup.wake();
+      while (this.#discoveries < target && !this.#stopping) {
+        if (Date.now() > deadline) throw new Error(`tenant discovery did not complete within ${timeoutMs} ms`);
+        await sleep(CAUGHT_UP_POLL_MS);
+      }
+    }
     const marks = this.#workers.map((worker) => ({ worker, read: worker.readSeq, lockAttempts: worker.lockAttempts }));
     for (const worker of this.#workers) worker.wakeup.wake();
-    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const done = marks.every(({ worker, read, lockAttempts }) => {
         if (worker.failure !== undefined) return true;
@@ -356,6 +475,8 @@ export class ProjectionRunner {
   }
 
   #wake(tenantId: string | null): void {
+    // An append of a tenant this runner does not serve: maybe a new one to discover.
+    if (tenantId !== null && !this.#byTenant.has(tenantId) && this.#discoverTenants !== undefined) this.#discoveryWakeup.wake();
     const workers = tenantId === null ? this.#workers : (this.#byTenant.get(tenantId) ?? []);
     for (const worker of workers) {
       worker.idlePauseMs = IDLE_PAUSE_MS_MIN;
@@ -463,12 +584,12 @@ export class ProjectionRunner {
 
   /**
    * One page of the log after `after`, decoded up to the first event that does not decode. Served
-   * from the pages other projections of this runner read, when one of them read it already.
+   * from what another projection of this runner read, when it has read the whole page already.
    */
   async #read(tenantId: string, after: string | null, limit: number): Promise<Page> {
-    const key = pageKey(tenantId, after, limit);
-    const cached = this.#pages.get(key);
-    if (cached !== undefined) return { page: cached.map((event) => ({ position: event.position, event: event.stored })), events: cached, undecodable: undefined };
+    const shared = (this.#byTenant.get(tenantId)?.length ?? 0) > 1;
+    const kept = shared ? this.#tails.take(tenantId, after, limit) : undefined;
+    if (kept !== undefined) return { page: kept.map((event) => ({ position: event.position, event: event.stored })), events: kept, undecodable: undefined };
     const page = await this.#store.readAll({ tenantId, after, limit });
     const events: ProjectionEvent[] = [];
     let undecodable: unknown;
@@ -481,38 +602,38 @@ export class ProjectionRunner {
         break;
       }
     }
-    if (events.length === page.length) this.#remember(key, events);
+    if (shared) this.#tails.remember(tenantId, after, events);
     return { page, events, undecodable };
-  }
-
-  /**
-   * Keeps a decoded page for the other projections of the runner, oldest pages out first. A page
-   * read from a cursor stays valid: the log after a position never changes, it only grows.
-   */
-  #remember(key: string, events: readonly ProjectionEvent[]): void {
-    if (events.length === 0 || events.length > PAGE_CACHE_EVENTS_MAX || this.#workers.length === 1 || this.#pages.has(key)) return;
-    this.#pages.set(key, events);
-    this.#pagesEvents += events.length;
-    for (const [oldest, page] of this.#pages) {
-      if (this.#pagesEvents <= PAGE_CACHE_EVENTS_MAX) break;
-      this.#pages.delete(oldest);
-      this.#pagesEvents -= page.length;
-    }
   }
 
   async #applyBatch(worker: Worker, checkpoint: Checkpoint, events: readonly ProjectionEvent[]): Promise<void> {
     const advance = advanceOf(events, events.length, 0);
     const { tenantId } = worker;
     const name = worker.projection.name;
+    const startedMs = performance.now();
     await withTenant(this.#pool, tenantId, async (client) => {
       // A batch lost in a server crash is lost with its checkpoint (they commit together) and
       // applied again: the log is the durable copy, so the commit need not wait for its flush.
-      await client.query('SET LOCAL synchronous_commit = off');
-      await fenceCheckpoint(client, tenantId, name, checkpoint);
+      await fenceCheckpoint(client, tenantId, name, checkpoint, { asynchronousCommit: true });
       await worker.projection.apply({ client, tenantId, after: checkpoint.position }, events);
       await advanceCheckpoint(client, tenantId, name, advance);
     });
     worker.checkpoint = { position: advance.position, generation: checkpoint.generation };
+    if (this.#onBatch !== undefined) {
+      try {
+        this.#onBatch({
+          projection: name,
+          tenantId,
+          events: events.length,
+          position: advance.position,
+          ledgerVersions: advance.ledgerVersions,
+          lastRecordedAt: advance.lastRecordedAt,
+          durationMs: performance.now() - startedMs,
+        });
+      } catch {
+        // A metrics callback must not stop the projection.
+      }
+    }
   }
 
   async #handleFailure(worker: Worker, checkpoint: Checkpoint, entry: GlobalEvent, cause: unknown): Promise<void> {

@@ -46,6 +46,11 @@ export class RunnerSession {
     return false;
   }
 
+  /** Connects (and LISTENs) now rather than at the first lock: for a runner that has no tenant yet but listens for new ones. */
+  async open(): Promise<void> {
+    await this.#connect();
+  }
+
   /** Releases the lock named `key`, if held. */
   async unlock(key: string): Promise<void> {
     if (!this.#held.delete(key)) return;

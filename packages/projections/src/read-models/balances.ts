@@ -2,7 +2,7 @@ import { CurrencyRegistry, EventCodec, type AppendRequest, type UpcasterRegistry
 import type { PoolClient } from 'pg';
 import type { Projection, ProjectionEvent } from '../projection.js';
 import { SCHEMA } from '../schema.js';
-import { addTo, concurrentUpdate, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type LedgerEventOf, type Totals } from './rows.js';
+import { addTo, arrayLiteral, concurrentUpdate, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type LedgerEventOf, type Totals } from './rows.js';
 
 /** Name of the balances projection (its checkpoint and lock). */
 export const BALANCES_PROJECTION = 'balances';
@@ -15,6 +15,8 @@ interface BalanceRow extends AccountAttributes, Totals {
   status: 'open' | 'frozen' | 'closed';
   ledgerVersion: number;
   dirty: boolean;
+  /** Whether its row exists in the table (else it is inserted). */
+  stored: boolean;
 }
 
 interface RawBalanceRow {
@@ -52,6 +54,16 @@ const UPSERT_ACCOUNTS_SQL = `INSERT INTO ${SCHEMA}.rm_balances AS b (tenant_id, 
     credits_posted = EXCLUDED.credits_posted, debits_pending = EXCLUDED.debits_pending, credits_pending = EXCLUDED.credits_pending,
     ledger_version = EXCLUDED.ledger_version`;
 
+// Rows that exist: only what a batch changes (the account's attributes never do).
+const UPDATE_ACCOUNTS_STATEMENT = {
+  name: 'ledgerkit_balances_update',
+  text: `UPDATE ${SCHEMA}.rm_balances b SET status = r.status, debits_posted = r.debits_posted, credits_posted = r.credits_posted,
+    debits_pending = r.debits_pending, credits_pending = r.credits_pending, ledger_version = r.ledger_version
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bigint[])
+    AS r(ledger_id, account_id, status, debits_posted, credits_posted, debits_pending, credits_pending, ledger_version)
+  WHERE b.tenant_id = $1 AND b.ledger_id = r.ledger_id AND b.account_id = r.account_id`,
+};
+
 const INSERT_HOLDS_SQL = `INSERT INTO ${SCHEMA}.rm_balance_holds (tenant_id, ledger_id, transfer_id, postings)
   SELECT $1, h.* FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS h`;
 
@@ -72,12 +84,25 @@ const MOVE_LEDGER_VERSION_SQL = `UPDATE ${SCHEMA}.rm_balance_ledgers SET ledger_
  * ledger version is applied by whichever gets there first, and skipped by the other.
  */
 export function balancesProjection(): Projection {
+  // The balance rows as the last batch of each tenant left them, tagged with its last position
+  // and, per ledger, the version applied: the next batch trusts a ledger's rows only if it starts
+  // from that position (so that batch committed) and the ledger is still at that version (the
+  // inline hook has not moved it since). Saves reading the rows back on every batch.
+  const cache = new Map<string, BalancesCache>();
   return {
     name: BALANCES_PROJECTION,
-    async apply({ client, tenantId }, events) {
-      await applyFromRunner(client, tenantId, events);
+    async apply({ client, tenantId, after }, events) {
+      const cached = cache.get(tenantId);
+      cache.delete(tenantId);
+      const ledgers = cached !== undefined && cached.after === after ? cached.ledgers : new Map<string, CachedLedger>();
+      await applyFromRunner(client, tenantId, events, ledgers);
+      const last = events[events.length - 1];
+      let rows = 0;
+      for (const ledger of ledgers.values()) rows += ledger.accounts.size;
+      if (last !== undefined && rows <= ROWS_CACHED_MAX) cache.set(tenantId, { after: last.position, ledgers });
     },
     async reset({ client, tenantId }) {
+      cache.delete(tenantId);
       // Ledger versions first: the lock order of the inline hook (version, then balances, then holds).
       await client.query(`DELETE FROM ${SCHEMA}.rm_balance_ledgers WHERE tenant_id = $1`, [tenantId]);
       await client.query(`DELETE FROM ${SCHEMA}.rm_balances WHERE tenant_id = $1`, [tenantId]);
@@ -116,7 +141,26 @@ export function inlineBalances(options: InlineBalancesOptions = {}): (client: Po
   };
 }
 
-async function applyFromRunner(client: PoolClient, tenantId: string, events: readonly ProjectionEvent[]): Promise<void> {
+/** Most balance rows of one tenant kept in memory between batches. */
+const ROWS_CACHED_MAX = 100_000;
+
+/** A ledger's balance rows as of a ledger version. */
+interface CachedLedger {
+  version: number;
+  readonly accounts: Map<string, BalanceRow>;
+}
+
+interface BalancesCache {
+  readonly after: string;
+  readonly ledgers: Map<string, CachedLedger>;
+}
+
+/**
+ * Applies a runner's batch: per ledger, the events after the version the model is at (the inline
+ * hook may have applied some), moving that version with a compare-and-set. `ledgers` holds rows
+ * known to be current at their ledger's version; it is brought up to date in place.
+ */
+async function applyFromRunner(client: PoolClient, tenantId: string, events: readonly ProjectionEvent[], ledgers: Map<string, CachedLedger>): Promise<void> {
   const byLedger = new Map<string, LedgerEventOf[]>();
   for (const { stored, event, meta } of events) {
     const list = byLedger.get(stored.ledgerId) ?? [];
@@ -144,13 +188,37 @@ async function applyFromRunner(client: PoolClient, tenantId: string, events: rea
     if (moved.rowCount !== 1) throw concurrentUpdate(`ledger ${ledgerId} of the balances read model moved during the batch`);
     todo.push(...fresh);
   }
-  if (todo.length > 0) await applyEvents(client, tenantId, todo);
+  // Rows of a ledger someone else moved (the inline hook) are stale: read them again.
+  for (const ledgerId of ledgerIds) {
+    const cached = ledgers.get(ledgerId);
+    if (cached !== undefined && cached.version !== (applied.get(ledgerId) ?? 0)) ledgers.delete(ledgerId);
+  }
+  if (todo.length === 0) return;
+  const known = new Map<string, BalanceRow>();
+  for (const [ledgerId, cached] of ledgers) for (const [accountId, row] of cached.accounts) known.set(keyOf(ledgerId, accountId), row);
+  const touched = await applyEvents(client, tenantId, todo, known);
+  for (const row of touched.values()) {
+    let cached = ledgers.get(row.ledgerId);
+    if (cached === undefined) {
+      cached = { version: 0, accounts: new Map() };
+      ledgers.set(row.ledgerId, cached);
+    }
+    cached.accounts.set(row.accountId, row);
+  }
+  for (const ledgerId of ledgerIds) {
+    const cached = ledgers.get(ledgerId);
+    const last = byLedger.get(ledgerId)?.at(-1);
+    if (cached !== undefined && last !== undefined) cached.version = Math.max(applied.get(ledgerId) ?? 0, last.meta.ledgerVersion);
+  }
 }
 
-/** Folds events (each ledger's in version order, none applied before) into the balance rows. */
-async function applyEvents(client: PoolClient, tenantId: string, events: readonly LedgerEventOf[]): Promise<void> {
+/**
+ * Folds events (each ledger's in version order, none applied before) into the balance rows, and
+ * returns every row it read or wrote. `known` holds rows known to be current: they are not read.
+ */
+async function applyEvents(client: PoolClient, tenantId: string, events: readonly LedgerEventOf[], known: ReadonlyMap<string, BalanceRow> = new Map()): Promise<Map<string, BalanceRow>> {
   const holds = await loadHolds(client, tenantId, events);
-  const accounts = await loadAccounts(client, tenantId, events, holds);
+  const accounts = await loadAccounts(client, tenantId, events, holds, known);
   const createdHolds = new Map<string, HeldPosting[]>();
   const resolvedHolds = new Set<string>();
   const account = (ledgerId: string, accountId: string): BalanceRow => {
@@ -198,6 +266,7 @@ async function applyEvents(client: PoolClient, tenantId: string, events: readonl
           creditsPending: 0n,
           ledgerVersion: version,
           dirty: true,
+          stored: false,
         });
         break;
       }
@@ -236,6 +305,7 @@ async function applyEvents(client: PoolClient, tenantId: string, events: readonl
     await client.query(INSERT_HOLDS_SQL, [tenantId, ledgers, ids, [...createdHolds.values()].map((postings) => JSON.stringify(postings))]);
   }
   if (resolvedHolds.size > 0) await client.query(DELETE_HOLDS_SQL, [tenantId, ...splitKeys(resolvedHolds)]);
+  return accounts;
 }
 
 /** The open holds the events resolve, other than those they create themselves. */
@@ -256,7 +326,13 @@ async function loadHolds(client: PoolClient, tenantId: string, events: readonly 
 }
 
 /** Every account the events touch (postings, released holds, status changes) that already has a row. */
-async function loadAccounts(client: PoolClient, tenantId: string, events: readonly LedgerEventOf[], holds: ReadonlyMap<string, HeldPosting[]>): Promise<Map<string, BalanceRow>> {
+async function loadAccounts(
+  client: PoolClient,
+  tenantId: string,
+  events: readonly LedgerEventOf[],
+  holds: ReadonlyMap<string, HeldPosting[]>,
+  known: ReadonlyMap<string, BalanceRow>,
+): Promise<Map<string, BalanceRow>> {
   const wanted = new Set<string>();
   for (const { ledgerId, event } of events) {
     switch (event.type) {
@@ -282,6 +358,12 @@ async function loadAccounts(client: PoolClient, tenantId: string, events: readon
     }
   }
   const accounts = new Map<string, BalanceRow>();
+  for (const key of wanted) {
+    const row = known.get(key);
+    if (row === undefined) continue;
+    accounts.set(key, row);
+    wanted.delete(key);
+  }
   if (wanted.size === 0) return accounts;
   const { rows } = await client.query<RawBalanceRow>(SELECT_ACCOUNTS_SQL, [tenantId, ...splitKeys(wanted)]);
   for (const row of rows) {
@@ -302,12 +384,34 @@ async function loadAccounts(client: PoolClient, tenantId: string, events: readon
       creditsPending: BigInt(row.credits_pending),
       ledgerVersion: Number(row.ledger_version),
       dirty: false,
+      stored: true,
     });
   }
   return accounts;
 }
 
-async function saveAccounts(client: PoolClient, tenantId: string, rows: readonly BalanceRow[]): Promise<void> {
+/** Writes the changed rows: a narrow update of those that exist, an insert of the new ones. */
+async function saveAccounts(client: PoolClient, tenantId: string, changed: readonly BalanceRow[]): Promise<void> {
+  const existing = changed.filter((row) => row.stored);
+  if (existing.length > 0) {
+    const { rowCount } = await client.query(UPDATE_ACCOUNTS_STATEMENT, [
+      tenantId,
+      arrayLiteral(existing.map((row) => row.ledgerId)),
+      arrayLiteral(existing.map((row) => row.accountId)),
+      arrayLiteral(existing.map((row) => row.status)),
+      arrayLiteral(existing.map((row) => row.debitsPosted)),
+      arrayLiteral(existing.map((row) => row.creditsPosted)),
+      arrayLiteral(existing.map((row) => row.debitsPending)),
+      arrayLiteral(existing.map((row) => row.creditsPending)),
+      arrayLiteral(existing.map((row) => row.ledgerVersion)),
+    ]);
+    if (rowCount !== existing.length) inconsistent(`${existing.length - (rowCount ?? 0)} balance row(s) to update do not exist`);
+  }
+  const rows = changed.filter((row) => !row.stored);
+  for (const row of changed) {
+    row.dirty = false;
+    row.stored = true;
+  }
   if (rows.length === 0) return;
   await client.query(UPSERT_ACCOUNTS_SQL, [
     tenantId,

@@ -2,7 +2,7 @@ import type { EventMeta, Posting, Side, TransferKind } from '@ledgerkit/ledger-c
 import type { PoolClient } from 'pg';
 import type { Projection, ProjectionEvent } from '../projection.js';
 import { SCHEMA } from '../schema.js';
-import { addTo, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type Totals } from './rows.js';
+import { addTo, arrayLiteral, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type Totals } from './rows.js';
 
 /** Name of the history projection (its checkpoint and lock). */
 export const HISTORY_PROJECTION = 'history';
@@ -41,9 +41,23 @@ interface EntryRow {
   readonly amount: bigint;
   readonly recordedAt: string;
   readonly effectiveAt: string;
+  readonly effectiveAtMs: number;
   readonly totals: Totals;
-  /** Running totals in effective-time order, when they differ from `totals`. */
-  readonly effectiveTotals: Totals | null;
+  /** Running totals in effective-time order, when they differ from `totals`; set once the batch is complete. */
+  effectiveTotals: Totals | null;
+}
+
+/** What a batch does to one account's entries, for the effective-time order. */
+interface AccountEntries {
+  readonly account: AccountHead;
+  /** Its totals before the batch. */
+  readonly before: Totals;
+  /** Its latest effective time before the batch, as the head knew it then. */
+  readonly maxEffectiveMsBefore: number | null | undefined;
+  /** Whether an entry is effective before it was recorded (only then can it be back-dated). */
+  backdatedByTime: boolean;
+  /** The batch's entries of the account, in ledger order. */
+  readonly entries: EntryRow[];
 }
 
 interface StateRow {
@@ -95,10 +109,12 @@ const SELECT_ACCOUNTS_SQL = `SELECT a.ledger_id, a.account_id, a.currency, a.acc
     ORDER BY en.ledger_version DESC, en.seq DESC LIMIT 1) e ON true
   WHERE a.tenant_id = $1`;
 
-// The latest effective time of an account's entries (one backward probe of the effective-time index).
-const MAX_EFFECTIVE_SQL = `SELECT en.effective_at FROM ${SCHEMA}.rm_account_entries en
-  WHERE en.tenant_id = $1 AND en.ledger_id = $2 AND en.account_id = $3
-  ORDER BY en.effective_at DESC, en.ledger_version DESC, en.seq DESC LIMIT 1`;
+// The latest effective time of each account's entries (one backward probe of the effective-time index each).
+const MAX_EFFECTIVE_SQL = `SELECT k.ledger_id, k.account_id, m.effective_at
+  FROM unnest($2::text[], $3::text[]) AS k(ledger_id, account_id)
+  CROSS JOIN LATERAL (SELECT en.effective_at FROM ${SCHEMA}.rm_account_entries en
+    WHERE en.tenant_id = $1 AND en.ledger_id = k.ledger_id AND en.account_id = k.account_id
+    ORDER BY en.effective_at DESC, en.ledger_version DESC, en.seq DESC LIMIT 1) m`;
 
 const SELECT_HOLDS_SQL = `SELECT t.ledger_id, t.transfer_id, t.postings, t.hold_status FROM ${SCHEMA}.rm_transfers t
   JOIN unnest($2::text[], $3::text[]) AS k(ledger_id, transfer_id) ON t.ledger_id = k.ledger_id AND t.transfer_id = k.transfer_id
@@ -110,24 +126,34 @@ const UPSERT_ACCOUNTS_SQL = `INSERT INTO ${SCHEMA}.rm_accounts AS a (tenant_id, 
     $10::timestamptz[], $11::timestamptz[], $12::text[]) AS r
   ON CONFLICT (tenant_id, ledger_id, account_id) DO UPDATE SET status = EXCLUDED.status`;
 
-const UPSERT_LEDGER_TIMES_SQL = `INSERT INTO ${SCHEMA}.rm_ledger_times AS t (tenant_id, ledger_id, recorded_at, ledger_version)
+// Every batch runs the next three: named, so each connection prepares them once.
+const UPSERT_LEDGER_TIMES_SQL = {
+  name: 'ledgerkit_history_ledger_times',
+  text: `INSERT INTO ${SCHEMA}.rm_ledger_times AS t (tenant_id, ledger_id, recorded_at, ledger_version)
   SELECT $1, r.* FROM unnest($2::text[], $3::timestamptz[], $4::bigint[]) AS r
-  ON CONFLICT (tenant_id, ledger_id, recorded_at) DO UPDATE SET ledger_version = greatest(t.ledger_version, EXCLUDED.ledger_version)`;
+  ON CONFLICT (tenant_id, ledger_id, recorded_at) DO UPDATE SET ledger_version = greatest(t.ledger_version, EXCLUDED.ledger_version)`,
+};
 
-const INSERT_ENTRIES_SQL = `INSERT INTO ${SCHEMA}.rm_account_entries (tenant_id, ledger_id, account_id, ledger_version, seq, event_type,
+const INSERT_ENTRIES_SQL = {
+  name: 'ledgerkit_history_entries',
+  text: `INSERT INTO ${SCHEMA}.rm_account_entries (tenant_id, ledger_id, account_id, ledger_version, seq, event_type,
     transfer_id, side, bucket, amount, recorded_at, effective_at, debits_posted, credits_posted, debits_pending, credits_pending,
     eff_debits_posted, eff_credits_posted, eff_debits_pending, eff_credits_pending)
   SELECT $1, e.* FROM unnest($2::text[], $3::text[], $4::bigint[], $5::smallint[], $6::text[], $7::text[], $8::text[], $9::text[],
     $10::numeric[], $11::timestamptz[], $12::timestamptz[], $13::numeric[], $14::numeric[], $15::numeric[], $16::numeric[],
-    $17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[]) AS e`;
+    $17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[]) AS e`,
+};
 
 const INSERT_STATES_SQL = `INSERT INTO ${SCHEMA}.rm_account_states (tenant_id, ledger_id, account_id, ledger_version, recorded_at, effective_at, status)
   SELECT $1, s.* FROM unnest($2::text[], $3::text[], $4::bigint[], $5::timestamptz[], $6::timestamptz[], $7::text[]) AS s`;
 
-const INSERT_TRANSFERS_SQL = `INSERT INTO ${SCHEMA}.rm_transfers (tenant_id, ledger_id, transfer_id, kind, postings, reference, pending_id,
+const INSERT_TRANSFERS_SQL = {
+  name: 'ledgerkit_history_transfers',
+  text: `INSERT INTO ${SCHEMA}.rm_transfers (tenant_id, ledger_id, transfer_id, kind, postings, reference, pending_id,
     reversal_of, reversed_by, metadata, ledger_version, recorded_at, effective_at, hold_status, timeout_at, resolved_by, resolved_version)
   SELECT $1, t.* FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[],
-    $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::timestamptz[], $16::text[], $17::bigint[]) AS t`;
+    $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::timestamptz[], $16::text[], $17::bigint[]) AS t`,
+};
 
 const UPDATE_TRANSFERS_SQL = `UPDATE ${SCHEMA}.rm_transfers t SET reversed_by = coalesce(u.reversed_by, t.reversed_by),
     hold_status = coalesce(u.hold_status, t.hold_status), resolved_by = coalesce(u.resolved_by, t.resolved_by),
@@ -136,20 +162,33 @@ const UPDATE_TRANSFERS_SQL = `UPDATE ${SCHEMA}.rm_transfers t SET reversed_by = 
     AS u(ledger_id, transfer_id, reversed_by, hold_status, resolved_by, resolved_version)
   WHERE t.tenant_id = $1 AND t.ledger_id = u.ledger_id AND t.transfer_id = u.transfer_id`;
 
-// The entry just before a back-dated one in effective-time order: everything already stored for
-// the account sorts before the new entry at equal effective time (it has the highest version).
-const PREDECESSOR_SQL = `SELECT coalesce(eff_debits_posted, debits_posted) AS debits_posted, coalesce(eff_credits_posted, credits_posted) AS credits_posted,
-    coalesce(eff_debits_pending, debits_pending) AS debits_pending, coalesce(eff_credits_pending, credits_pending) AS credits_pending
-  FROM ${SCHEMA}.rm_account_entries
-  WHERE tenant_id = $1 AND ledger_id = $2 AND account_id = $3 AND effective_at <= $4
-  ORDER BY effective_at DESC, ledger_version DESC, seq DESC LIMIT 1`;
+// For each back-dated entry (by its index in the batch), the effective-order totals of the
+// account's last stored entry at or before its effective time: everything already stored sorts
+// before a new entry at equal effective time (the new one has the higher version).
+const PREDECESSORS_SQL = `SELECT k.i, coalesce(p.debits_posted, 0) AS debits_posted, coalesce(p.credits_posted, 0) AS credits_posted,
+    coalesce(p.debits_pending, 0) AS debits_pending, coalesce(p.credits_pending, 0) AS credits_pending
+  FROM unnest($2::text[], $3::text[], $4::timestamptz[]) WITH ORDINALITY AS k(ledger_id, account_id, effective_at, i)
+  LEFT JOIN LATERAL (SELECT coalesce(en.eff_debits_posted, en.debits_posted) AS debits_posted, coalesce(en.eff_credits_posted, en.credits_posted) AS credits_posted,
+      coalesce(en.eff_debits_pending, en.debits_pending) AS debits_pending, coalesce(en.eff_credits_pending, en.credits_pending) AS credits_pending
+    FROM ${SCHEMA}.rm_account_entries en
+    WHERE en.tenant_id = $1 AND en.ledger_id = k.ledger_id AND en.account_id = k.account_id AND en.effective_at <= k.effective_at
+    ORDER BY en.effective_at DESC, en.ledger_version DESC, en.seq DESC LIMIT 1) p ON true`;
 
-// A back-dated entry moves the effective-order totals of every entry after it: the entries of the
-// account within the back-dating window, at most.
-const SHIFT_SUCCESSORS_SQL = `UPDATE ${SCHEMA}.rm_account_entries SET
-    eff_debits_posted = coalesce(eff_debits_posted, debits_posted) + $5, eff_credits_posted = coalesce(eff_credits_posted, credits_posted) + $6,
-    eff_debits_pending = coalesce(eff_debits_pending, debits_pending) + $7, eff_credits_pending = coalesce(eff_credits_pending, credits_pending) + $8
-  WHERE tenant_id = $1 AND ledger_id = $2 AND account_id = $3 AND effective_at > $4`;
+// Back-dated entries move the effective-order totals of every stored entry of their account that
+// is effective after them, by the sum of their amounts: the entries within the back-dating
+// window, at most, in one statement for the whole batch.
+const SHIFT_SUCCESSORS_SQL = `UPDATE ${SCHEMA}.rm_account_entries en SET
+    eff_debits_posted = coalesce(en.eff_debits_posted, en.debits_posted) + d.debits_posted,
+    eff_credits_posted = coalesce(en.eff_credits_posted, en.credits_posted) + d.credits_posted,
+    eff_debits_pending = coalesce(en.eff_debits_pending, en.debits_pending) + d.debits_pending,
+    eff_credits_pending = coalesce(en.eff_credits_pending, en.credits_pending) + d.credits_pending
+  FROM (SELECT s.ledger_id, s.account_id, s.ledger_version, s.seq, sum(b.debits_posted) AS debits_posted, sum(b.credits_posted) AS credits_posted,
+          sum(b.debits_pending) AS debits_pending, sum(b.credits_pending) AS credits_pending
+        FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[])
+          AS b(ledger_id, account_id, effective_at, debits_posted, credits_posted, debits_pending, credits_pending)
+        JOIN ${SCHEMA}.rm_account_entries s ON s.tenant_id = $1 AND s.ledger_id = b.ledger_id AND s.account_id = b.account_id AND s.effective_at > b.effective_at
+        GROUP BY s.ledger_id, s.account_id, s.ledger_version, s.seq) d
+  WHERE en.tenant_id = $1 AND en.ledger_id = d.ledger_id AND en.account_id = d.account_id AND en.ledger_version = d.ledger_version AND en.seq = d.seq`;
 
 /**
  * The history read model, from which every past balance is one index probe:
@@ -200,11 +239,15 @@ class HistoryBatch {
   /** Held postings of open holds, by (ledger, hold id). */
   #holds = new Map<string, readonly HeldPosting[]>();
   #entries: EntryRow[] = [];
+  /** The batch's entries by account, for the effective-time order. */
+  #byAccount = new Map<string, AccountEntries>();
   #states: StateRow[] = [];
   #newTransfers = new Map<string, TransferRow>();
   #transferUpdates = new Map<string, TransferUpdate>();
   /** Last version per (ledger, recorded time) of the batch. */
   #ledgerTimes = new Map<string, number>();
+  /** The last event's times, formatted. */
+  #lastTimes: { readonly meta: EventMeta; readonly recordedAt: string; readonly effectiveAt: string } | undefined;
 
   /** @param accounts heads known to be current (they are updated in place), or an empty map. */
   constructor(client: PoolClient, tenantId: string, accounts: Map<string, AccountHead>) {
@@ -218,7 +261,7 @@ class HistoryBatch {
     await this.#load(events);
     for (const { stored, event, meta } of events) {
       const ledgerId = stored.ledgerId;
-      this.#ledgerTimes.set(keyOf(ledgerId, iso(meta.recordedAtMs)), meta.ledgerVersion);
+      this.#ledgerTimes.set(keyOf(ledgerId, this.#times(meta).recordedAt), meta.ledgerVersion);
       switch (event.type) {
         case 'AccountOpened': {
           const key = keyOf(ledgerId, event.accountId);
@@ -257,7 +300,7 @@ class HistoryBatch {
           this.#state(ledgerId, event.accountId, meta, 'closed');
           break;
         case 'TransferPosted':
-          await this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'posted', meta);
+          this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'posted', meta);
           this.#newTransfer(ledgerId, event.transferId, event.reversalOf === undefined ? 'transfer' : 'reversal', event.postings, meta, {
             reference: event.reference ?? null,
             reversalOf: event.reversalOf ?? null,
@@ -266,7 +309,7 @@ class HistoryBatch {
           if (event.reversalOf !== undefined) this.#updateTransfer(ledgerId, event.reversalOf, { reversedBy: event.transferId });
           break;
         case 'TransferPending':
-          await this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'pending', meta);
+          this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'pending', meta);
           this.#newTransfer(ledgerId, event.transferId, 'hold', event.postings, meta, {
             reference: event.reference ?? null,
             metadata: event.metadata,
@@ -276,22 +319,23 @@ class HistoryBatch {
           this.#holds.set(keyOf(ledgerId, event.transferId), heldPostingsOf(event.postings));
           break;
         case 'PendingPosted':
-          await this.#release(ledgerId, event.type, event.transferId, event.pendingId, meta);
-          await this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'posted', meta);
+          this.#release(ledgerId, event.type, event.transferId, event.pendingId, meta);
+          this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'posted', meta);
           this.#newTransfer(ledgerId, event.transferId, 'postPending', event.postings, meta, { pendingId: event.pendingId, metadata: event.metadata });
           this.#updateTransfer(ledgerId, event.pendingId, { holdStatus: 'posted', resolvedBy: event.transferId, resolvedVersion: meta.ledgerVersion });
           break;
         case 'PendingVoided':
-          await this.#release(ledgerId, event.type, event.transferId, event.pendingId, meta);
+          this.#release(ledgerId, event.type, event.transferId, event.pendingId, meta);
           this.#newTransfer(ledgerId, event.transferId, 'voidPending', [], meta, { pendingId: event.pendingId, metadata: event.metadata });
           this.#updateTransfer(ledgerId, event.pendingId, { holdStatus: 'voided', resolvedBy: event.transferId, resolvedVersion: meta.ledgerVersion });
           break;
         case 'PendingExpired':
-          await this.#release(ledgerId, event.type, event.pendingId, event.pendingId, meta);
+          this.#release(ledgerId, event.type, event.pendingId, event.pendingId, meta);
           this.#updateTransfer(ledgerId, event.pendingId, { holdStatus: 'expired', resolvedVersion: meta.ledgerVersion });
           break;
       }
     }
+    await this.#effectiveOrder();
     await this.#flushEntries();
     await this.#flushRest();
     return this.#accounts;
@@ -360,21 +404,30 @@ class HistoryBatch {
     this.#states.push({ ledgerId, accountId, ledgerVersion: meta.ledgerVersion, recordedAt: iso(meta.recordedAtMs), effectiveAt: iso(meta.effectiveAtMs), status });
   }
 
-  async #postAll(ledgerId: string, eventType: string, transferId: string, postings: readonly Posting[], bucket: 'posted' | 'pending', meta: EventMeta): Promise<void> {
-    for (const posting of postings) await this.#entry(ledgerId, posting.accountId, eventType, transferId, posting.side, bucket, posting.amount, meta);
+  #postAll(ledgerId: string, eventType: string, transferId: string, postings: readonly Posting[], bucket: 'posted' | 'pending', meta: EventMeta): void {
+    for (const posting of postings) this.#entry(ledgerId, posting.accountId, eventType, transferId, posting.side, bucket, posting.amount, meta);
   }
 
-  async #release(ledgerId: string, eventType: string, transferId: string, pendingId: string, meta: EventMeta): Promise<void> {
+  #release(ledgerId: string, eventType: string, transferId: string, pendingId: string, meta: EventMeta): void {
     const key = keyOf(ledgerId, pendingId);
     const held = this.#holds.get(key);
     if (held === undefined) inconsistent(`hold ${pendingId} of ledger ${ledgerId} is not open`);
     this.#holds.delete(key);
-    for (const posting of held) await this.#entry(ledgerId, posting.accountId, eventType, transferId, posting.side, 'pending', -BigInt(posting.amountMinor), meta);
+    for (const posting of held) this.#entry(ledgerId, posting.accountId, eventType, transferId, posting.side, 'pending', -BigInt(posting.amountMinor), meta);
   }
 
-  /** One entry: the account's running totals move, and the entry records them. */
-  async #entry(ledgerId: string, accountId: string, eventType: string, transferId: string, side: Side, bucket: 'posted' | 'pending', amount: bigint, meta: EventMeta): Promise<void> {
+  /**
+   * One entry: the account's running totals move, and the entry records them. Its totals in
+   * effective-time order are worked out once the batch is complete ({@link #effectiveOrder}).
+   */
+  #entry(ledgerId: string, accountId: string, eventType: string, transferId: string, side: Side, bucket: 'posted' | 'pending', amount: bigint, meta: EventMeta): void {
+    const key = keyOf(ledgerId, accountId);
     const account = this.#account(ledgerId, accountId);
+    let group = this.#byAccount.get(key);
+    if (group === undefined) {
+      group = { account, before: totalsOf(account), maxEffectiveMsBefore: account.maxEffectiveMs, backdatedByTime: false, entries: [] };
+      this.#byAccount.set(key, group);
+    }
     addTo(account, side, bucket, amount);
     if (account.seqVersion !== meta.ledgerVersion) {
       account.seqVersion = meta.ledgerVersion;
@@ -382,22 +435,12 @@ class HistoryBatch {
     }
     const seq = account.seq;
     account.seq += 1;
-    const totals = totalsOf(account);
-    const effectiveAt = iso(meta.effectiveAtMs);
-    let effectiveTotals: Totals | null = null;
     // An entry effective when recorded is effective no earlier than any before it (recorded times
-    // never decrease, effective never passes recorded): the account's latest is only needed, and
-    // loaded, for an entry recorded after it took effect.
-    if (meta.effectiveAtMs < meta.recordedAtMs && account.maxEffectiveMs === undefined) {
-      const { rows } = await this.#client.query<{ effective_at: Date }>(MAX_EFFECTIVE_SQL, [this.#tenantId, ledgerId, accountId]);
-      account.maxEffectiveMs = rows[0]?.effective_at.getTime() ?? null;
-    }
-    if (account.maxEffectiveMs != null && meta.effectiveAtMs < account.maxEffectiveMs) {
-      effectiveTotals = await this.#backdate(ledgerId, accountId, side, bucket, amount, effectiveAt);
-    } else {
-      account.maxEffectiveMs = meta.effectiveAtMs;
-    }
-    this.#entries.push({
+    // never decrease, effective never passes recorded): only one recorded after it took effect
+    // can be back-dated.
+    if (meta.effectiveAtMs < meta.recordedAtMs) group.backdatedByTime = true;
+    const times = this.#times(meta);
+    const entry: EntryRow = {
       ledgerId,
       accountId,
       ledgerVersion: meta.ledgerVersion,
@@ -407,40 +450,102 @@ class HistoryBatch {
       side,
       bucket,
       amount,
-      recordedAt: iso(meta.recordedAtMs),
-      effectiveAt,
-      totals,
-      effectiveTotals,
-    });
+      recordedAt: times.recordedAt,
+      effectiveAt: times.effectiveAt,
+      effectiveAtMs: meta.effectiveAtMs,
+      totals: totalsOf(account),
+      effectiveTotals: null,
+    };
+    group.entries.push(entry);
+    this.#entries.push(entry);
+  }
+
+  /** The event's times as ISO strings, formatted once per event. */
+  #times(meta: EventMeta): { readonly recordedAt: string; readonly effectiveAt: string } {
+    if (this.#lastTimes?.meta !== meta) {
+      const recordedAt = iso(meta.recordedAtMs);
+      this.#lastTimes = { meta, recordedAt, effectiveAt: meta.effectiveAtMs === meta.recordedAtMs ? recordedAt : iso(meta.effectiveAtMs) };
+    }
+    return this.#lastTimes;
   }
 
   /**
-   * A back-dated entry: its effective-order totals are its predecessor's plus its amount, and
-   * every later-effective entry of the account moves by the amount. The entries gathered so far
-   * are written first, so both statements see them.
+   * The batch's entries in effective-time order, set-based: an entry's effective-order totals are
+   * those of the account's last stored entry at or before its effective time (one probe per
+   * back-dated entry, all in one statement) plus the batch's own entries at or before it; stored
+   * entries effective after a back-dated one move by its amount (one statement for the batch).
+   * Entries of an account in effective order already (nothing back-dated) keep `null`: their
+   * effective-order totals are their ledger-order totals.
    */
-  async #backdate(ledgerId: string, accountId: string, side: Side, bucket: 'posted' | 'pending', amount: bigint, effectiveAt: string): Promise<Totals> {
-    await this.#flushEntries();
-    const { rows } = await this.#client.query<Record<(typeof TOTAL_COLUMNS)[number], string>>(PREDECESSOR_SQL, [this.#tenantId, ledgerId, accountId, effectiveAt]);
-    const before = rows[0];
-    const totals: Totals =
-      before === undefined
-        ? { debitsPosted: 0n, creditsPosted: 0n, debitsPending: 0n, creditsPending: 0n }
-        : { debitsPosted: BigInt(before.debits_posted), creditsPosted: BigInt(before.credits_posted), debitsPending: BigInt(before.debits_pending), creditsPending: BigInt(before.credits_pending) };
-    addTo(totals, side, bucket, amount);
-    const delta: Totals = { debitsPosted: 0n, creditsPosted: 0n, debitsPending: 0n, creditsPending: 0n };
-    addTo(delta, side, bucket, amount);
-    await this.#client.query(SHIFT_SUCCESSORS_SQL, [
-      this.#tenantId,
-      ledgerId,
-      accountId,
-      effectiveAt,
-      delta.debitsPosted.toString(),
-      delta.creditsPosted.toString(),
-      delta.debitsPending.toString(),
-      delta.creditsPending.toString(),
-    ]);
-    return totals;
+  async #effectiveOrder(): Promise<void> {
+    const groups = [...this.#byAccount.values()];
+    // The latest stored effective time, for the accounts that may have a back-dated entry and whose head does not know it.
+    const unknown = groups.filter((group) => group.backdatedByTime && group.maxEffectiveMsBefore === undefined);
+    const maxBefore = new Map<AccountEntries, number | null>();
+    if (unknown.length > 0) {
+      const { rows } = await this.#client.query<{ ledger_id: string; account_id: string; effective_at: Date }>(MAX_EFFECTIVE_SQL, [
+        this.#tenantId,
+        unknown.map((group) => group.account.ledgerId),
+        unknown.map((group) => group.account.accountId),
+      ]);
+      const found = new Map(rows.map((row) => [keyOf(row.ledger_id, row.account_id), row.effective_at.getTime()]));
+      for (const group of unknown) maxBefore.set(group, found.get(keyOf(group.account.ledgerId, group.account.accountId)) ?? null);
+    }
+    const probes: EntryRow[] = [];
+    const reordered: AccountEntries[] = [];
+    for (const group of groups) {
+      const stored = maxBefore.has(group) ? (maxBefore.get(group) ?? null) : (group.maxEffectiveMsBefore ?? null);
+      let latest = stored ?? -Infinity;
+      let inOrder = true;
+      for (const entry of group.entries) {
+        if (stored !== null && entry.effectiveAtMs < stored) probes.push(entry);
+        if (entry.effectiveAtMs < latest) inOrder = false;
+        latest = Math.max(latest, entry.effectiveAtMs);
+      }
+      // Known now whether or not it was before: a later batch needs no probe for it.
+      group.account.maxEffectiveMs = latest === -Infinity ? null : latest;
+      if (!inOrder) reordered.push(group);
+    }
+    if (reordered.length === 0) return;
+    const predecessors = new Map<EntryRow, Totals>();
+    if (probes.length > 0) {
+      const { rows } = await this.#client.query<Record<(typeof TOTAL_COLUMNS)[number] | 'i', string>>(PREDECESSORS_SQL, [
+        this.#tenantId,
+        probes.map((entry) => entry.ledgerId),
+        probes.map((entry) => entry.accountId),
+        probes.map((entry) => entry.effectiveAt),
+      ]);
+      for (const row of rows) predecessors.set(probes[Number(row.i) - 1] as EntryRow, totalsOfRow(row));
+      const deltas = probes.map((entry) => deltaOf(entry));
+      await this.#client.query(SHIFT_SUCCESSORS_SQL, [
+        this.#tenantId,
+        probes.map((entry) => entry.ledgerId),
+        probes.map((entry) => entry.accountId),
+        probes.map((entry) => entry.effectiveAt),
+        deltas.map((delta) => delta.debitsPosted.toString()),
+        deltas.map((delta) => delta.creditsPosted.toString()),
+        deltas.map((delta) => delta.debitsPending.toString()),
+        deltas.map((delta) => delta.creditsPending.toString()),
+      ]);
+    }
+    for (const group of reordered) {
+      // The batch's entries of the account in effective-time order (ties by version, then seq:
+      // ledger order, which `entries` is in), each with the sum of those up to it.
+      const sorted = group.entries.map((entry, index) => ({ entry, index })).sort((a, b) => a.entry.effectiveAtMs - b.entry.effectiveAtMs || a.index - b.index);
+      const running: Totals = { debitsPosted: 0n, creditsPosted: 0n, debitsPending: 0n, creditsPending: 0n };
+      for (const { entry } of sorted) {
+        addTo(running, entry.side, entry.bucket, entry.amount);
+        // Stored entries before it: all of them, unless it is back-dated past some.
+        const base = predecessors.get(entry) ?? group.before;
+        const effective: Totals = {
+          debitsPosted: base.debitsPosted + running.debitsPosted,
+          creditsPosted: base.creditsPosted + running.creditsPosted,
+          debitsPending: base.debitsPending + running.debitsPending,
+          creditsPending: base.creditsPending + running.creditsPending,
+        };
+        entry.effectiveTotals = sameTotals(effective, entry.totals) ? null : effective;
+      }
+    }
   }
 
   #newTransfer(
@@ -487,24 +592,24 @@ class HistoryBatch {
     const rows = this.#entries;
     if (rows.length === 0) return;
     this.#entries = [];
-    const effective = (pick: (totals: Totals) => bigint) => rows.map((row) => (row.effectiveTotals === null ? null : pick(row.effectiveTotals).toString()));
+    const effective = (pick: (totals: Totals) => bigint): string => arrayLiteral(rows.map((row) => (row.effectiveTotals === null ? null : pick(row.effectiveTotals))));
     await this.#client.query(INSERT_ENTRIES_SQL, [
       this.#tenantId,
-      rows.map((row) => row.ledgerId),
-      rows.map((row) => row.accountId),
-      rows.map((row) => row.ledgerVersion),
-      rows.map((row) => row.seq),
-      rows.map((row) => row.eventType),
-      rows.map((row) => row.transferId),
-      rows.map((row) => row.side),
-      rows.map((row) => row.bucket),
-      rows.map((row) => row.amount.toString()),
-      rows.map((row) => row.recordedAt),
-      rows.map((row) => row.effectiveAt),
-      rows.map((row) => row.totals.debitsPosted.toString()),
-      rows.map((row) => row.totals.creditsPosted.toString()),
-      rows.map((row) => row.totals.debitsPending.toString()),
-      rows.map((row) => row.totals.creditsPending.toString()),
+      arrayLiteral(rows.map((row) => row.ledgerId)),
+      arrayLiteral(rows.map((row) => row.accountId)),
+      arrayLiteral(rows.map((row) => row.ledgerVersion)),
+      arrayLiteral(rows.map((row) => row.seq)),
+      arrayLiteral(rows.map((row) => row.eventType)),
+      arrayLiteral(rows.map((row) => row.transferId)),
+      arrayLiteral(rows.map((row) => row.side)),
+      arrayLiteral(rows.map((row) => row.bucket)),
+      arrayLiteral(rows.map((row) => row.amount)),
+      arrayLiteral(rows.map((row) => row.recordedAt)),
+      arrayLiteral(rows.map((row) => row.effectiveAt)),
+      arrayLiteral(rows.map((row) => row.totals.debitsPosted)),
+      arrayLiteral(rows.map((row) => row.totals.creditsPosted)),
+      arrayLiteral(rows.map((row) => row.totals.debitsPending)),
+      arrayLiteral(rows.map((row) => row.totals.creditsPending)),
       effective((totals) => totals.debitsPosted),
       effective((totals) => totals.creditsPosted),
       effective((totals) => totals.debitsPending),
@@ -553,22 +658,22 @@ class HistoryBatch {
     if (transfers.length > 0) {
       await client.query(INSERT_TRANSFERS_SQL, [
         tenantId,
-        transfers.map((t) => t.ledgerId),
-        transfers.map((t) => t.transferId),
-        transfers.map((t) => t.kind),
-        transfers.map((t) => JSON.stringify(t.postings)),
-        transfers.map((t) => t.reference),
-        transfers.map((t) => t.pendingId),
-        transfers.map((t) => t.reversalOf),
-        transfers.map((t) => t.reversedBy),
-        transfers.map((t) => JSON.stringify(t.metadata)),
-        transfers.map((t) => t.ledgerVersion),
-        transfers.map((t) => t.recordedAt),
-        transfers.map((t) => t.effectiveAt),
-        transfers.map((t) => t.holdStatus),
-        transfers.map((t) => t.timeoutAt),
-        transfers.map((t) => t.resolvedBy),
-        transfers.map((t) => t.resolvedVersion),
+        arrayLiteral(transfers.map((t) => t.ledgerId)),
+        arrayLiteral(transfers.map((t) => t.transferId)),
+        arrayLiteral(transfers.map((t) => t.kind)),
+        arrayLiteral(transfers.map((t) => JSON.stringify(t.postings))),
+        arrayLiteral(transfers.map((t) => t.reference)),
+        arrayLiteral(transfers.map((t) => t.pendingId)),
+        arrayLiteral(transfers.map((t) => t.reversalOf)),
+        arrayLiteral(transfers.map((t) => t.reversedBy)),
+        arrayLiteral(transfers.map((t) => JSON.stringify(t.metadata))),
+        arrayLiteral(transfers.map((t) => t.ledgerVersion)),
+        arrayLiteral(transfers.map((t) => t.recordedAt)),
+        arrayLiteral(transfers.map((t) => t.effectiveAt)),
+        arrayLiteral(transfers.map((t) => t.holdStatus)),
+        arrayLiteral(transfers.map((t) => t.timeoutAt)),
+        arrayLiteral(transfers.map((t) => t.resolvedBy)),
+        arrayLiteral(transfers.map((t) => t.resolvedVersion)),
       ]);
     }
     if (this.#transferUpdates.size > 0) {
@@ -629,6 +734,21 @@ function accountHeadOf(row: RawAccountRow): AccountHead {
     seq: 0,
     dirty: false,
   };
+}
+
+function totalsOfRow(row: Record<(typeof TOTAL_COLUMNS)[number], string>): Totals {
+  return { debitsPosted: BigInt(row.debits_posted), creditsPosted: BigInt(row.credits_posted), debitsPending: BigInt(row.debits_pending), creditsPending: BigInt(row.credits_pending) };
+}
+
+/** An entry's amount as a change of the four totals. */
+function deltaOf(entry: EntryRow): Totals {
+  const delta: Totals = { debitsPosted: 0n, creditsPosted: 0n, debitsPending: 0n, creditsPending: 0n };
+  addTo(delta, entry.side, entry.bucket, entry.amount);
+  return delta;
+}
+
+function sameTotals(a: Totals, b: Totals): boolean {
+  return a.debitsPosted === b.debitsPosted && a.creditsPosted === b.creditsPosted && a.debitsPending === b.debitsPending && a.creditsPending === b.creditsPending;
 }
 
 function totalsOf(totals: Totals): Totals {

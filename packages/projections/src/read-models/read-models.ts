@@ -19,6 +19,7 @@ import {
 import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { SCHEMA } from '../schema.js';
+import { listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
 import type { HeldPosting } from './rows.js';
 
 /** Most transfers or holds one lookup returns. */
@@ -132,6 +133,11 @@ type AsOfKind = 'ledgerVersion' | 'recordedAt' | 'effectiveAt';
 
 const E = `${SCHEMA}.rm_account_entries`;
 
+/** The balance read: `read_balance` sets the tenant for the call and reads under its policy. */
+const READ_BALANCE_SQL = `SELECT * FROM ${SCHEMA}.read_balance($1, $2, $3)`;
+/** Prepared-statement name of {@link READ_BALANCE_SQL}, unique to this text on a connection. */
+const READ_BALANCE_STATEMENT = 'ledgerkit_read_balance_v1';
+
 /** The ledger's last version recorded at or before $3: "as of a recorded time" is "as of that version". */
 const VERSION_AT_RECORDED = `coalesce((SELECT t.ledger_version FROM ${SCHEMA}.rm_ledger_times t
     WHERE t.tenant_id = $1 AND t.ledger_id = $2 AND t.recorded_at <= $3 ORDER BY t.recorded_at DESC LIMIT 1), 0)`;
@@ -217,7 +223,8 @@ export class ReadModels {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
     try {
-      const { rows } = await client.query<AccountColumns>(`SELECT * FROM ${SCHEMA}.read_balance($1, $2, $3)`, [tenantId, ledgerId, accountId]);
+      // A named statement: each connection parses and plans it once, then only binds and runs it.
+      const { rows } = await client.query<AccountColumns>({ name: READ_BALANCE_STATEMENT, text: READ_BALANCE_SQL, values: [tenantId, ledgerId, accountId] });
       const row = rows[0];
       return row === undefined ? undefined : balanceOf(accountStateOf(row), this.#currencies);
     } catch (error) {
@@ -336,6 +343,16 @@ export class ReadModels {
     const last = page[page.length - 1];
     const next = rows.length > limit && last !== undefined ? `${last.timeout_at === null ? 'infinity' : last.timeout_at.toISOString()} ${last.transfer_id}` : null;
     return { holds: page.map((row) => this.#transferOf(row)), next };
+  }
+
+  /**
+   * A page of the tenant's accounts with their current balances (from the balances projection),
+   * in (ledger, account id) order, optionally of one ledger: keyset-paginated by the opaque
+   * `next` cursor, at most 1,000 per page (`ACCOUNT_PAGE_SIZE_MAX`), each page one index range scan.
+   * Rejects a bad limit or a cursor it did not make with `InvalidInputError`.
+   */
+  async accounts(tenantId: string, options: AccountListOptions = {}): Promise<AccountsPage> {
+    return this.#read(tenantId, (client) => listAccounts(client, this.#currencies, tenantId, options));
   }
 
   async #read<T>(tenantId: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
