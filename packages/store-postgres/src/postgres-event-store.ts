@@ -147,6 +147,12 @@ const READ_ALL_SQL = `SELECT ${EVENT_COLUMNS}, e.txid::text AS txid, e.position:
   ORDER BY e.txid, e.position LIMIT $4`;
 
 // One probe of a unique partial index per key; the three key kinds arrive as three arrays.
+// Before the table has statistics (a fresh or bulk-loaded log), the planner may read a page of
+// the global log with a bitmap scan of everything after the cursor plus a sort, so each page
+// costs time in proportion to the rest of the log and a catch-up goes quadratic. The ordered
+// index scan stops at the page's LIMIT whatever the statistics say; for this transaction only.
+const NO_BITMAP_SCAN_SQL = `SELECT set_config('enable_bitmapscan', 'off', true)`;
+
 const FIND_BY_KEYS_SQL = `SELECT k.key, ${EVENT_COLUMNS} FROM (
     SELECT 'transfer:' || x.transfer_key AS key, x.ledger_version FROM ${SCHEMA}.events x
      WHERE x.tenant_id = $1 AND x.ledger_id = $2 AND x.transfer_key = ANY($3::text[]) AND x.transfer_key IS NOT NULL
@@ -343,12 +349,12 @@ export class PostgresEventStore implements EventStore {
     const deadline = Date.now() + this.#horizonWaitMs;
     let pauseMs = 2;
     for (;;) {
-      const rows = await this.#read<EventRow & { txid: string; position: string; held: boolean }>(tenantId, READ_ALL_SQL, [
+      const rows = await this.#read<EventRow & { txid: string; position: string; held: boolean }>(
         tenantId,
-        after.txid,
-        after.position,
-        request.limit,
-      ]);
+        READ_ALL_SQL,
+        [tenantId, after.txid, after.position, request.limit],
+        NO_BITMAP_SCAN_SQL,
+      );
       const held = rows.findIndex((row) => row.held);
       const safe = held === -1 ? rows : rows.slice(0, held);
       const remainingMs = deadline - Date.now();
@@ -434,8 +440,12 @@ export class PostgresEventStore implements EventStore {
     };
   }
 
-  async #read<R extends object>(tenantId: string, text: string, values: readonly unknown[]): Promise<R[]> {
-    return withTenant(this.#pool, tenantId, async (client: PoolClient) => (await client.query<R>(text, [...values])).rows, { readOnly: true }).catch(
+  async #read<R extends object>(tenantId: string, text: string, values: readonly unknown[], setup?: string): Promise<R[]> {
+    const query = async (client: PoolClient): Promise<R[]> => {
+      if (setup !== undefined) await client.query(setup);
+      return (await client.query<R>(text, [...values])).rows;
+    };
+    return withTenant(this.#pool, tenantId, query, { readOnly: true }).catch(
       (error: unknown) => {
         throw unavailableError(error) ?? error;
       },
