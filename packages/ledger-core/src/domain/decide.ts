@@ -406,25 +406,24 @@ function checkPostings(state: LedgerState, postings: readonly Posting[], bucket:
   return undefined;
 }
 
+// Two amounts of at most half the largest balance cannot sum past it, so the exact (allocating)
+// bigint sum is needed only when one of them is that large.
+const BALANCE_HALF_MAX = BALANCE_MINOR_MAX / 2n;
+
 /** Would adding `amount` to one balance keep the account within its flags and the balance range? */
 function checkIncrease(account: AccountState, side: 'debit' | 'credit', bucket: 'posted' | 'pending', amount: bigint): Rejected | undefined {
-  // bigint arithmetic allocates; the limit sum is computed only for accounts that have the flag.
-  let after: bigint;
-  let limitBroken = false;
-  if (side === 'debit') {
-    after = bucket === 'posted' ? account.debitsPosted + amount : account.debitsPending + amount;
-    if (account.flags.debitsMustNotExceedCredits) {
-      limitBroken = (bucket === 'posted' ? after + account.debitsPending : account.debitsPosted + after) > account.creditsPosted;
-    }
-  } else {
-    after = bucket === 'posted' ? account.creditsPosted + amount : account.creditsPending + amount;
-    if (account.flags.creditsMustNotExceedDebits) {
-      limitBroken = (bucket === 'posted' ? after + account.creditsPending : account.creditsPosted + after) > account.debitsPosted;
-    }
+  const debit = side === 'debit';
+  const posted = debit ? account.debitsPosted : account.creditsPosted;
+  const pending = debit ? account.debitsPending : account.creditsPending;
+  const balance = bucket === 'posted' ? posted : pending;
+  if ((balance > BALANCE_HALF_MAX || amount > BALANCE_HALF_MAX) && balance + amount > BALANCE_MINOR_MAX) {
+    return reject('balance_overflow', `account ${account.id} would exceed the largest representable balance`);
   }
-  if (after > BALANCE_MINOR_MAX) return reject('balance_overflow', `account ${account.id} would exceed the largest representable balance`);
-  if (!limitBroken) return undefined;
-  return side === 'debit'
+  if (debit ? !account.flags.debitsMustNotExceedCredits : !account.flags.creditsMustNotExceedDebits) return undefined;
+  // Either bucket: this side's posted + pending after the increase against the other side's posted.
+  const exposure = pending === 0n ? posted + amount : posted + pending + amount;
+  if (exposure <= (debit ? account.creditsPosted : account.debitsPosted)) return undefined;
+  return debit
     ? reject('insufficient_funds', `account ${account.id} has insufficient funds`)
     : reject('limit_exceeded', `account ${account.id} would exceed its credit limit`);
 }

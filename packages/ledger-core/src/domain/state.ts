@@ -1,3 +1,4 @@
+import { TransferStore } from './transfer-store.js';
 import type { AccountFlags, AccountType, Metadata, Posting, Side } from './types.js';
 
 /**
@@ -73,13 +74,16 @@ export interface LedgerState {
   readonly limitsAsserted: boolean;
 }
 
-/** An empty ledger's state. */
+/**
+ * An empty ledger's state. Its transfers table is a `Map` (a {@link TransferStore}) that keeps
+ * plain posted transfers compactly until they are read.
+ */
 export function initialState(options: { limitsAsserted?: boolean } = {}): LedgerState {
   return {
     version: 0,
     lastRecordedAtMs: 0,
     accounts: new Map<string, AccountState>(),
-    transfers: new Map<string, TransferRecord>(),
+    transfers: new TransferStore(),
     limitsAsserted: options.limitsAsserted ?? true,
   };
 }

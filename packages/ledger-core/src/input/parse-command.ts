@@ -100,7 +100,10 @@ export const linkedInputSchema = z.array(linkedMemberInputSchema).min(1).max(LIN
 /** Input schema of each kind of linked-group member. */
 export type LinkedMemberInput = z.input<typeof linkedMemberInputSchema>;
 
-function validate<S extends z.ZodType>(schema: S, input: unknown, prefix: readonly (string | number)[] = []): z.output<S> {
+/** The path prefix of a command that is not a member of a linked group. */
+const NO_PREFIX: readonly (string | number)[] = [];
+
+function validate<S extends z.ZodType>(schema: S, input: unknown, prefix: readonly (string | number)[] = NO_PREFIX): z.output<S> {
   const result = schema.safeParse(input);
   if (!result.success) {
     throw new InvalidInputError(
@@ -114,12 +117,17 @@ function toMs(value: string | undefined): number | undefined {
   return value === undefined ? undefined : Date.parse(value);
 }
 
-function money(value: unknown, currencies: CurrencyRegistry, code: string, path: readonly (string | number)[]): bigint {
+/**
+ * Parses an amount; its path in the input (`prefix`, then `postings.<posting>` for a posting's
+ * amount, then `amount`) is built only for the error, not on every valid input.
+ */
+function money(value: unknown, currencies: CurrencyRegistry, code: string, prefix: readonly (string | number)[], posting?: number): bigint {
   try {
     return parseAmount(value, currencies.get(code));
   } catch (error) {
-    if (error instanceof InvalidAmountError) throw new InvalidAmountError(error.reason, error.message, path);
-    throw error;
+    if (!(error instanceof InvalidAmountError)) throw error;
+    const path = posting === undefined ? [...prefix, 'amount'] : [...prefix, 'postings', posting, 'amount'];
+    throw new InvalidAmountError(error.reason, error.message, path);
   }
 }
 
@@ -160,34 +168,34 @@ export const parseCommand = {
     return { kind: 'closeAccount', accountId: validate(accountIdInputSchema, input).accountId };
   },
 
-  transfer(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = []): TransferCommand {
+  transfer(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): TransferCommand {
     return transferCommand(validate(transferInputSchema, input, prefix), undefined, currencies, prefix);
   },
 
-  hold(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = []): TransferCommand {
+  hold(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): TransferCommand {
     const v = validate(holdInputSchema, input, prefix);
     return transferCommand(v, { timeoutMs: v.timeoutMs }, currencies, prefix);
   },
 
-  postPending(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = []): PostPendingCommand {
+  postPending(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): PostPendingCommand {
     const v = validate(postPendingInputSchema, input, prefix);
     return {
       kind: 'postPending',
       transferId: v.transferId,
       pendingId: v.pendingId,
-      amount: v.currency === undefined ? undefined : money(v.amount, currencies, v.currency, [...prefix, 'amount']),
+      amount: v.currency === undefined ? undefined : money(v.amount, currencies, v.currency, prefix),
       currency: v.currency,
       effectiveAtMs: toMs(v.effectiveAt),
       metadata: v.metadata ?? {},
     };
   },
 
-  voidPending(input: unknown, _currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = []): VoidPendingCommand {
+  voidPending(input: unknown, _currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): VoidPendingCommand {
     const v = validate(voidPendingInputSchema, input, prefix);
     return { kind: 'voidPending', transferId: v.transferId, pendingId: v.pendingId, effectiveAtMs: toMs(v.effectiveAt), metadata: v.metadata ?? {} };
   },
 
-  reverse(input: unknown, _currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = []): ReverseTransferCommand {
+  reverse(input: unknown, _currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): ReverseTransferCommand {
     const v = validate(reverseInputSchema, input, prefix);
     return {
       kind: 'reverseTransfer',
@@ -224,11 +232,11 @@ function transferCommand(
     postings = v.postings.map((p, index) => ({
       accountId: p.accountId,
       side: p.side,
-      amount: money(p.amount, currencies, p.currency, [...prefix, 'postings', index, 'amount']),
+      amount: money(p.amount, currencies, p.currency, prefix, index),
       currency: p.currency,
     }));
   } else {
-    const minor = money(v.amount, currencies, v.currency, [...prefix, 'amount']);
+    const minor = money(v.amount, currencies, v.currency, prefix);
     postings = [
       { accountId: v.debitAccountId, side: 'debit', amount: minor, currency: v.currency },
       { accountId: v.creditAccountId, side: 'credit', amount: minor, currency: v.currency },

@@ -36,6 +36,8 @@ export function parseAmount(input: unknown, currency: Currency, options: ParseAm
   if (input.length > AMOUNT_STRING_LENGTH_MAX) {
     throw new InvalidAmountError('too_large', `amount is longer than ${AMOUNT_STRING_LENGTH_MAX} characters`);
   }
+  const small = smallMinorOf(input, currency.scale);
+  if (small > 0) return BigInt(small);
   const match = DECIMAL.exec(input);
   if (match === null) throw new InvalidAmountError(classifyMalformed(input), `amount ${JSON.stringify(input)} is not a plain decimal`);
   const whole = match[1] ?? '0';
@@ -51,6 +53,52 @@ export function parseAmount(input: unknown, currency: Currency, options: ParseAm
     throw new InvalidAmountError('too_large', `amount ${input} is above the maximum of ${AMOUNT_DIGITS_MAX} digits`);
   }
   if (minor === 0n && options.allowZero !== true) throw new InvalidAmountError('zero', 'amount must be greater than zero');
+  return minor;
+}
+
+// Digits a double holds exactly (2^53 > 10^15).
+const EXACT_DIGITS_MAX = 15;
+const CHAR_0 = 48;
+const CHAR_9 = 57;
+const CHAR_DOT = 46;
+
+/**
+ * The common case without the regular expression, string building and bigint parse: a plain
+ * decimal whose minor units have at most {@link EXACT_DIGITS_MAX} digits, so a double holds them
+ * exactly. Returns the positive minor units, or 0 for anything else (zero, too many decimals,
+ * malformed, long), which the general path then parses or rejects with its precise reason.
+ */
+function smallMinorOf(input: string, scale: number): number {
+  const length = input.length;
+  let minor = 0;
+  let index = 0;
+  let code = input.charCodeAt(0);
+  if (code === CHAR_0) {
+    index = 1;
+  } else {
+    while (index < length) {
+      code = input.charCodeAt(index);
+      if (code < CHAR_0 || code > CHAR_9) break;
+      minor = minor * 10 + (code - CHAR_0);
+      index += 1;
+    }
+    if (index === 0) return 0;
+  }
+  let decimals = 0;
+  if (index < length) {
+    if (input.charCodeAt(index) !== CHAR_DOT || index === length - 1) return 0;
+    for (index += 1; index < length; index += 1) {
+      code = input.charCodeAt(index);
+      if (code < CHAR_0 || code > CHAR_9) return 0;
+      minor = minor * 10 + (code - CHAR_0);
+      decimals += 1;
+    }
+    if (decimals > scale) return 0;
+  }
+  // Digits of the whole part (without a leading "0") plus the scale: the digits of the minor units.
+  const wholeDigits = length - (decimals === 0 ? 0 : decimals + 1) - (input.charCodeAt(0) === CHAR_0 ? 1 : 0);
+  if (wholeDigits + scale > EXACT_DIGITS_MAX) return 0;
+  for (let i = decimals; i < scale; i += 1) minor *= 10;
   return minor;
 }
 
