@@ -318,6 +318,37 @@ describe('pipelined batches (the next batch is decided while one is being append
   });
 });
 
+describe('retries of transfers the writer no longer holds in memory', () => {
+  it('a retry the current balances would reject answers with the original outcome, and one they would accept is not applied twice', async () => {
+    const store = new FaultyStore();
+    const writer = await openWriter(store, { transfersCachedMax: 2 });
+    await setUp(writer, 100n);
+    const original = await writer.submit(transfer('t-spend', 'alice', 'bob', 80n));
+    expect(original).toMatchObject({ ok: true, duplicate: false });
+    // Push t-spend out of the cache, then empty alice so that deciding the retry afresh would reject it.
+    for (let i = 0; i < 5; i += 1) expect(await writer.submit(transfer(`filler-${i}`, 'bank', 'bob', 1n))).toMatchObject({ ok: true });
+    expect(await writer.submit(transfer('t-drain', 'alice', 'bob', 20n))).toMatchObject({ ok: true });
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 100n, debitsPosted: 100n });
+
+    // In one batch with a transfer that is appended, so the batch is not one of rejections only.
+    const [retried, other] = await Promise.all([writer.submit(transfer('t-spend', 'alice', 'bob', 80n)), writer.submit(transfer('t-other', 'bank', 'bob', 1n))]);
+    expect(retried).toEqual({ ...original, duplicate: true });
+    expect(other).toMatchObject({ ok: true, duplicate: false });
+
+    // Fund alice again: now a fresh decision would accept it, so only the store's unique key stops a second application.
+    expect(await writer.submit(transfer('refund', 'bank', 'alice', 500n))).toMatchObject({ ok: true });
+    for (let i = 5; i < 10; i += 1) expect(await writer.submit(transfer(`filler-${i}`, 'bank', 'bob', 1n))).toMatchObject({ ok: true });
+    const again = await Promise.all([writer.submit(transfer('t-spend', 'alice', 'bob', 80n)), writer.submit(transfer('t-new', 'alice', 'bob', 10n))]);
+    expect(again[0]).toEqual({ ...original, duplicate: true });
+    expect(again[1]).toMatchObject({ ok: true, duplicate: false });
+    const events = await allEvents(store);
+    expect(events.filter((event) => event.data['transferId'] === 't-spend')).toHaveLength(1);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 110n });
+    expect(events.filter((event) => event.data['transferId'] === 't-other')).toHaveLength(1);
+    expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+  });
+});
+
 describe('rejections on a stale state', () => {
   it('a writer never rejects on a state another writer has moved past: a spend that only the other writer’s deposit covers is accepted', async () => {
     const store = new FaultyStore();

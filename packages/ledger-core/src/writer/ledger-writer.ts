@@ -369,11 +369,31 @@ export class LedgerWriter {
    */
   async #tryDecide(batch: QueuedCommand[], base: LedgerState): Promise<DecidedBatch | undefined> {
     try {
-      await this.#hydrate(batch, base);
-      return this.#decideBatch(batch, base);
+      // Optimistic about the commands' own ids: a new transfer id is not looked up in the store
+      // (most ids are new; the append's unique keys refuse one that is not, and the careful path
+      // then looks everything up and answers it as the duplicate it is).
+      await this.#hydrate(batch, base, false);
+      const decided = this.#decideBatch(batch, base);
+      // A rejection must not stand for a retry of a transfer memory has evicted: its answer is
+      // the original outcome. Such a batch takes the careful path.
+      if (decided.rejected && !this.#transfersComplete && (await this.#anyRejectedIdRecorded(decided, base))) return undefined;
+      return decided;
     } catch {
       return undefined;
     }
+  }
+
+  /** Whether the store holds the own transfer id of any rejected command that memory does not know. */
+  async #anyRejectedIdRecorded(decided: DecidedBatch, base: LedgerState): Promise<boolean> {
+    const ids = new Set<string>();
+    const visit = (command: LedgerCommand): void => {
+      if (command.kind === 'linked') command.commands.forEach(visit);
+      else if (isTransferLike(command) && base.transfers.get(command.transferId) === undefined) ids.add(command.transferId);
+    };
+    for (const entry of decided.results) if (!entry.decision.ok) visit(entry.item.command);
+    if (ids.size === 0) return false;
+    const found = await this.#findByKeys([...ids].map((id) => `transfer:${id}`), base.version);
+    return found.size > 0;
   }
 
   #startAppend(decided: DecidedBatch): InFlightBatch {
@@ -592,14 +612,14 @@ export class LedgerWriter {
    * committed state. `base` is what the batch will be decided on: the committed state, or the
    * view of the batch being appended (whose events may already be in the store).
    */
-  async #hydrate(batch: readonly QueuedCommand[], base: LedgerState): Promise<void> {
+  async #hydrate(batch: readonly QueuedCommand[], base: LedgerState, ownIds = true): Promise<void> {
     if (this.#transfersComplete) return;
     const ids = new Set<string>();
     const want = (id: string | undefined): void => {
       if (id !== undefined && !ids.has(id) && base.transfers.get(id) === undefined) ids.add(id);
     };
     const visit = (command: TransferLikeCommand): void => {
-      want(command.transferId);
+      if (ownIds) want(command.transferId);
       if (command.kind === 'postPending' || command.kind === 'voidPending') want(command.pendingId);
       if (command.kind === 'reverseTransfer') want(command.reversalOf);
     };
@@ -702,6 +722,11 @@ export class LedgerWriter {
 
 /** The writer's state: the tables are concrete maps so it can evict cached transfers. */
 type WriterState = LedgerState & { readonly accounts: Map<string, AccountState>; readonly transfers: Map<string, TransferRecord> };
+
+/** Whether a command carries a transfer id of its own (a transfer, hold, resolution or reversal). */
+function isTransferLike(command: LedgerCommand): command is TransferLikeCommand {
+  return command.kind === 'transfer' || command.kind === 'postPending' || command.kind === 'voidPending' || command.kind === 'reverseTransfer';
+}
 
 function freshState(): WriterState {
   return initialState() as WriterState;
