@@ -29,11 +29,6 @@ export const BATCH_SIZE_MAX_LIMIT = 8_190;
 /** Hard ceiling of `queueLengthMax`. */
 export const QUEUE_LENGTH_MAX_LIMIT = 1_000_000;
 
-/** Commands waiting at least this many when the writer is idle are split so that deciding overlaps appending. */
-const PIPELINE_SPLIT_MIN = 256;
-/** Smallest batch the pipeline splits off. */
-const PIPELINE_BATCH_MIN = 32;
-
 /** Options of {@link LedgerWriter.open}. Every number has a default and a hard limit. */
 export interface LedgerWriterOptions {
   /** Where events are appended and read back. */
@@ -312,7 +307,7 @@ export class LedgerWriter {
     let inFlight: InFlightBatch | undefined;
     while (this.#queue.length > 0 || inFlight !== undefined) {
       if (inFlight === undefined) {
-        const batch = this.#queue.splice(0, this.#firstBatchSize());
+        const batch = this.#queue.splice(0, this.#batchSizeMax);
         const decided = this.#tailUnknown ? undefined : await this.#tryDecide(batch, this.#state);
         if (decided === undefined) await this.#processBatch(batch);
         else if (decided.events.length > 0) inFlight = this.#startAppend(decided);
@@ -322,7 +317,7 @@ export class LedgerWriter {
       // A batch is being appended: decide the next one on top of it meanwhile.
       let next: DecidedBatch | undefined;
       if (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, Math.min(this.#batchSizeMax, Math.max(PIPELINE_BATCH_MIN, 2 * inFlight.decided.batch.length)));
+        const batch = this.#queue.splice(0, this.#batchSizeMax);
         next = await this.#tryDecide(batch, inFlight.decided.view);
         // Not decidable on top (a command needs the store first): decide it once this one is in.
         if (next === undefined) this.#queue.unshift(...batch);
@@ -349,17 +344,6 @@ export class LedgerWriter {
         this.#failBatch(current.decided.batch, failure, true);
       }
     }
-  }
-
-  /**
-   * Size of a batch started with nothing in flight. With many commands waiting, a small first
-   * batch gets the store working early; each next batch, decided while the one below it is
-   * appended, may be twice as large (see `#drain`), up to `batchSizeMax`. With few waiting, all.
-   */
-  #firstBatchSize(): number {
-    const waiting = Math.min(this.#queue.length, this.#batchSizeMax);
-    if (waiting < PIPELINE_SPLIT_MIN) return waiting;
-    return Math.max(PIPELINE_BATCH_MIN, Math.ceil(waiting / 8));
   }
 
   /**
