@@ -103,6 +103,20 @@ describe('tenant isolation, as the application role with raw SQL', () => {
     expect(await sqlstateOf(asApp(A, call.text, call.values))).toBe('42501');
   });
 
+  it('the append function refuses a tenant argument that is not a tenant id, before writing anything', async () => {
+    for (const bad of ["bad tenant!", '', "x' OR '1'='1", 'a'.repeat(129)]) {
+      const call = appendCall(bad, 'eur-bad', 0, encodeAfter(emptyHead(bad, 'eur-bad'), [accountOpened('cash')]));
+      const client = await db.app.connect();
+      try {
+        expect(await sqlstateOf(client.query(call.text, call.values)), JSON.stringify(bad)).toBe('23514');
+      } finally {
+        client.release();
+      }
+    }
+    const { rows } = await db.admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM ledgerkit.events WHERE ledger_id = 'eur-bad'`);
+    expect(rows).toEqual([{ n: 0 }]);
+  });
+
   it('called with no tenant set (one autocommitted statement), the append function writes for its own tenant argument only, for its own transaction', async () => {
     const call = appendCall(B, 'eur-3', 0, encodeAfter(emptyHead(B, 'eur-3'), [accountOpened('cash')]));
     const client = await db.app.connect();
