@@ -242,19 +242,24 @@ describe('pipelined batches (the next batch is decided while one is being append
     return { writer, open };
   }
   const settle = (promise: Promise<CommandResult>): Promise<unknown> => promise.then((result) => result, (error: unknown) => error);
+  /**
+   * Batch 1 (fund-1, fund-2) gives alice 500 more; batch 2 spends 400 (spend-1) and `lastSpend`
+   * (spend-2) of it, which only batch 1 makes affordable. Outcomes (results or errors) in order.
+   */
+  const fundThenSpend = (writer: LedgerWriter, lastSpend: bigint): Promise<unknown>[] =>
+    [
+      transfer('fund-1', 'bank', 'alice', 300n),
+      transfer('fund-2', 'bank', 'alice', 200n),
+      transfer('spend-1', 'alice', 'bob', 400n),
+      transfer('spend-2', 'alice', 'bob', lastSpend),
+    ].map((command) => settle(writer.submit(command)));
   const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
 
   it('the next batch is appended only after the one below it is durable, and it sees that batch’s effects', async () => {
     const store = new FaultyStore();
     const { writer, open } = await gatedWriter(store);
     const callsBefore = store.appendCalls;
-    // Batch 1 funds alice by 500; batch 2 spends 550 of it, which only batch 1 makes possible.
-    const outcomes = [
-      transfer('fund-1', 'bank', 'alice', 300n),
-      transfer('fund-2', 'bank', 'alice', 200n),
-      transfer('spend-1', 'alice', 'bob', 400n),
-      transfer('spend-2', 'alice', 'bob', 150n),
-    ].map((command) => settle(writer.submit(command)));
+    const outcomes = fundThenSpend(writer, 150n);
     await tick();
     expect(store.appendCalls - callsBefore, 'batch 2 waits for batch 1').toBe(1);
     open();
@@ -271,13 +276,8 @@ describe('pipelined batches (the next batch is decided while one is being append
     const store = new FaultyStore();
     const { writer, open } = await gatedWriter(store);
     store.failBeforeCommit = 1;
-    const outcomes = [
-      transfer('fund-1', 'bank', 'alice', 300n),
-      transfer('fund-2', 'bank', 'alice', 200n),
-      // Only affordable with batch 1's funds: on the real state (100) this must be rejected.
-      transfer('spend-1', 'alice', 'bob', 400n),
-      transfer('spend-2', 'alice', 'bob', 50n),
-    ].map((command) => settle(writer.submit(command)));
+    // spend-1 is only affordable with batch 1's funds: on the real state (100) it must be rejected.
+    const outcomes = fundThenSpend(writer, 50n);
     await tick();
     open();
     const [fund1, fund2, spend1, spend2] = await Promise.all(outcomes);
@@ -295,12 +295,7 @@ describe('pipelined batches (the next batch is decided while one is being append
     const store = new FaultyStore();
     const { writer, open } = await gatedWriter(store);
     store.loseReplies = 1;
-    const outcomes = [
-      transfer('fund-1', 'bank', 'alice', 300n),
-      transfer('fund-2', 'bank', 'alice', 200n),
-      transfer('spend-1', 'alice', 'bob', 400n),
-      transfer('spend-2', 'alice', 'bob', 150n),
-    ].map((command) => settle(writer.submit(command)));
+    const outcomes = fundThenSpend(writer, 150n);
     await tick();
     open();
     const [fund1, fund2, spend1, spend2] = await Promise.all(outcomes);

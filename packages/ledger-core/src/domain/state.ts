@@ -93,7 +93,7 @@ export function initialState(options: { limitsAsserted?: boolean } = {}): Ledger
  * key copies its value so writes never reach the base until {@link OverlayTable.commit}.
  */
 export class OverlayTable<V> implements Table<V> {
-  readonly #base: Table<V>;
+  #base: Table<V>;
   readonly #copy: (value: V) => V;
   readonly #local = new Map<string, V>();
 
@@ -122,6 +122,15 @@ export class OverlayTable<V> implements Table<V> {
     return this.#local.keys();
   }
 
+  /**
+   * Reads through to `base` from now on. Sound only when `base` shows everything the old base
+   * showed: the writer decides a batch over the overlay of the batch being appended, and points
+   * it at the committed state once that batch is committed into it, so overlays never chain.
+   */
+  rebase(base: Table<V>): void {
+    this.#base = base;
+  }
+
   /** Writes every local value into the base table. */
   commit(): void {
     for (const [key, value] of this.#local) this.#base.set(key, value);
@@ -148,7 +157,13 @@ export function overlayState(base: LedgerState): OverlayState {
   };
 }
 
-/** Applies an overlay's changes to the state it was made from. */
+/** Points an overlay's tables at `base` (see {@link OverlayTable.rebase}). */
+export function rebaseOverlay(overlay: OverlayState, base: LedgerState): void {
+  overlay.accounts.rebase(base.accounts);
+  overlay.transfers.rebase(base.transfers);
+}
+
+/** Applies an overlay's changes to the state it was made from (or was rebased onto). */
 export function commitOverlay(overlay: OverlayState, base: LedgerState): void {
   overlay.accounts.commit();
   overlay.transfers.commit();

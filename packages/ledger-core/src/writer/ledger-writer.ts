@@ -4,7 +4,7 @@ import { evolve, transferRecordOf } from '../domain/evolve.js';
 import { BACKDATE_WINDOW_MS_DEFAULT } from '../domain/limits.js';
 import type { RejectionCode } from '../domain/rejections.js';
 import { restoreState, serializeState, SNAPSHOT_SCHEMA_VERSION } from '../domain/snapshot-codec.js';
-import { initialState, type AccountState, type LedgerState, type TransferRecord } from '../domain/state.js';
+import { commitOverlay, initialState, overlayState, rebaseOverlay, type AccountState, type LedgerState, type OverlayState, type TransferRecord } from '../domain/state.js';
 import type { LedgerCommand, Metadata, TransferLikeCommand } from '../domain/types.js';
 import {
   CorruptEventError,
@@ -22,7 +22,6 @@ import type { UpcasterRegistry } from '../events/upcasters.js';
 import { CurrencyRegistry } from '../money/currency.js';
 import { INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
 import { MinHeap } from './min-heap.js';
-import { commitStacked, rebase, stackOn, type StackedState } from './stacked-state.js';
 
 /** Hard ceiling of `batchSizeMax`. */
 export const BATCH_SIZE_MAX_LIMIT = 8_190;
@@ -109,7 +108,7 @@ interface DecidedCommand {
 interface DecidedBatch {
   readonly batch: QueuedCommand[];
   /** The batch's changes, over the committed state or over the view of the batch being appended. */
-  readonly view: StackedState;
+  readonly view: OverlayState;
   /** The ledger version the batch's append expects (the version under the view). */
   readonly expectedVersion: number;
   readonly events: StoredEvent[];
@@ -308,7 +307,7 @@ export class LedgerWriter {
     while (this.#queue.length > 0 || inFlight !== undefined) {
       if (inFlight === undefined) {
         const batch = this.#queue.splice(0, this.#batchSizeMax);
-        const decided = this.#tailUnknown ? undefined : await this.#tryDecide(batch, this.#state);
+        const decided = this.#tailUnknown ? undefined : await this.#tryDecide(batch, this.#state, this.#lastHash);
         if (decided === undefined) await this.#processBatch(batch);
         else if (decided.events.length > 0) inFlight = this.#startAppend(decided);
         else await this.#finishWithoutAppend(decided);
@@ -318,7 +317,7 @@ export class LedgerWriter {
       let next: DecidedBatch | undefined;
       if (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.#batchSizeMax);
-        next = await this.#tryDecide(batch, inFlight.decided.view);
+        next = await this.#tryDecide(batch, inFlight.decided.view, inFlight.decided.lastHash);
         // Not decidable on top (a command needs the store first): decide it once this one is in.
         if (next === undefined) this.#queue.unshift(...batch);
       }
@@ -328,7 +327,7 @@ export class LedgerWriter {
       if (failure === undefined) {
         this.#applyDecided(current.decided);
         if (next === undefined) continue;
-        rebase(next.view, this.#state);
+        rebaseOverlay(next.view, this.#state);
         if (next.events.length > 0) inFlight = this.#startAppend(next);
         else await this.#finishWithoutAppend(next);
         continue;
@@ -348,16 +347,16 @@ export class LedgerWriter {
 
   /**
    * Hydrates and decides a batch on `base` (the committed state, or the view of the batch being
-   * appended); `undefined` when that needs the slow path (the store is ahead, or a lookup failed),
+   * appended) after the event hashed `previousHash`; `undefined` when that needs the slow path (the store is ahead, or a lookup failed),
    * which then decides it again from scratch with its retries.
    */
-  async #tryDecide(batch: QueuedCommand[], base: LedgerState): Promise<DecidedBatch | undefined> {
+  async #tryDecide(batch: QueuedCommand[], base: LedgerState, previousHash: string): Promise<DecidedBatch | undefined> {
     try {
       // Optimistic about the commands' own ids: a new transfer id is not looked up in the store
       // (most ids are new; the append's unique keys refuse one that is not, and the careful path
       // then looks everything up and answers it as the duplicate it is).
       await this.#hydrate(batch, base, false);
-      const decided = this.#decideBatch(batch, base);
+      const decided = this.#decideBatch(batch, base, previousHash);
       // A rejection must not stand for a retry of a transfer memory has evicted: its answer is
       // the original outcome. Such a batch takes the careful path.
       if (decided.rejected && !this.#transfersComplete && (await this.#anyRejectedIdRecorded(decided, base))) return undefined;
@@ -399,7 +398,7 @@ export class LedgerWriter {
 
   /** The batch is durable (or needed no append): apply it to memory and answer its callers. */
   #applyDecided(decided: DecidedBatch): void {
-    commitStacked(decided.view, this.#state);
+    commitOverlay(decided.view, this.#state);
     this.#lastHash = decided.lastHash;
     for (const entry of decided.results) settle(entry, decided.recordedAt);
     this.#afterCommit(decided.events);
@@ -452,7 +451,7 @@ export class LedgerWriter {
           this.#tailUnknown = false;
         }
         await this.#hydrate(batch, this.#state);
-        const decided = this.#decideBatch(batch, this.#state);
+        const decided = this.#decideBatch(batch, this.#state, this.#lastHash);
         if (decided.events.length > 0) {
           appending = true;
           await this.#store.append({
@@ -492,13 +491,13 @@ export class LedgerWriter {
     if (next !== undefined) throw new VersionConflictError(this.#state.version);
   }
 
-  #decideBatch(batch: QueuedCommand[], base: LedgerState): DecidedBatch {
+  #decideBatch(batch: QueuedCommand[], base: LedgerState, previousHashBelow: string): DecidedBatch {
     const nowMs = Math.max(this.#clock(), base.lastRecordedAtMs);
     const context = { nowMs, backdateWindowMs: this.#backdateWindowMs };
-    const view = stackOn(base);
+    const view = overlayState(base);
     const events: StoredEvent[] = [];
     const results: DecidedCommand[] = [];
-    let previousHash = base === this.#state ? this.#lastHash : this.#hashBelow(base);
+    let previousHash = previousHashBelow;
     let rejected = false;
     for (const item of batch) {
       const decision = decide(item.command, view, context);
@@ -517,18 +516,7 @@ export class LedgerWriter {
       }
       results.push({ item, decision, versions });
     }
-    const decided: DecidedBatch = { batch, view, expectedVersion: base.version, events, lastHash: previousHash, recordedAt: new Date(nowMs).toISOString(), results, rejected };
-    this.#viewHashes.set(view, previousHash);
-    return decided;
-  }
-
-  /** Hash of the last event of a view's batch, for the batch decided on top of it. */
-  readonly #viewHashes = new WeakMap<LedgerState, string>();
-
-  #hashBelow(view: LedgerState): string {
-    const hash = this.#viewHashes.get(view);
-    if (hash === undefined) throw new Error('internal: no hash recorded for the batch below');
-    return hash;
+    return { batch, view, expectedVersion: base.version, events, lastHash: previousHash, recordedAt: new Date(nowMs).toISOString(), results, rejected };
   }
 
   #encode(draft: EventDraft, ledgerVersion: number, recordedAtMs: number, context: CommandContext | undefined, previousHash: string): StoredEvent {
