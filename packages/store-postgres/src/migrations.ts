@@ -1,3 +1,4 @@
+import { GENESIS_HASH } from '@ledgerkit/ledger-core';
 import { appendOnlyFunctionSql, appendOnlySql, quoteName, TENANT_ID_PATTERN, TENANT_PREDICATE_SQL, tenantIsolationSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The tenant id pattern (the `tenant_id` domain's), as a PostgreSQL regular expression: the same syntax. */
@@ -390,9 +391,161 @@ GRANT EXECUTE ON FUNCTION ${SCHEMA}.find_index_keys(text, text, text[], text[], 
 `;
 };
 
+// Migration 4, so that a writer may append a batch before the one below it has committed:
+// - The chain fence: an append's first event must name, as its previous hash, the hash of the
+//   stream's event at the expected version (the genesis hash for a new stream). A batch decided
+//   on top of another can then only ever extend that very batch: if the one below is refused, or
+//   another writer reached the same version with different events, the batch is refused too.
+// - The events go in before the fence is taken. A second append of the same stream inserts its
+//   rows (another backend, the other core) while the first is still writing or flushing its
+//   commit, and only then queues behind the first's stream-row lock; PostgreSQL then flushes
+//   both commits close together. A stale append runs into the committed rows' primary key, which
+//   is a version conflict like the fence's.
+const chainFence = (): string => `
+CREATE OR REPLACE FUNCTION ${APPEND_FUNCTION}(
+  p_tenant_id text, p_ledger_id text, p_expected_version bigint,
+  p_event_ids text[], p_types text[], p_schema_versions integer[], p_data json[],
+  p_recorded_at text[], p_effective_at text[], p_correlation_ids text[], p_causation_ids text[],
+  p_metadata json[], p_previous_hashes text[], p_hashes text[],
+  p_transfer_keys text[], p_resolution_keys text[], p_reversal_keys text[]
+) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $append$
+DECLARE
+  v_count integer := coalesce(cardinality(p_event_ids), 0);
+  v_new_version bigint := p_expected_version + v_count;
+  v_tenant text := current_setting('ledgerkit.tenant_id', true);
+  v_rows integer;
+  v_actual bigint;
+  v_key text;
+  v_constraint text;
+  v_hash_below text;
+  v_last_txid xid8;
+BEGIN
+  IF p_tenant_id IS NULL OR p_tenant_id !~ '${TENANT_ID_SQL_PATTERN}' THEN
+    RAISE EXCEPTION 'append_events: % is not a tenant id', p_tenant_id USING ERRCODE = '23514';
+  END IF;
+  IF v_tenant IS NULL OR v_tenant = '' THEN
+    -- Called on its own (autocommit): the tenant holds for this statement's transaction only.
+    PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
+  ELSIF v_tenant IS DISTINCT FROM p_tenant_id THEN
+    RAISE EXCEPTION 'append_events: tenant % is not the tenant set for this transaction', p_tenant_id USING ERRCODE = '42501';
+  END IF;
+  IF coalesce(cardinality(p_types), 0) <> v_count OR coalesce(cardinality(p_schema_versions), 0) <> v_count
+     OR coalesce(cardinality(p_data), 0) <> v_count OR coalesce(cardinality(p_recorded_at), 0) <> v_count
+     OR coalesce(cardinality(p_effective_at), 0) <> v_count OR coalesce(cardinality(p_correlation_ids), 0) <> v_count
+     OR coalesce(cardinality(p_causation_ids), 0) <> v_count OR coalesce(cardinality(p_metadata), 0) <> v_count
+     OR coalesce(cardinality(p_previous_hashes), 0) <> v_count OR coalesce(cardinality(p_hashes), 0) <> v_count
+     OR coalesce(cardinality(p_transfer_keys), 0) <> v_count OR coalesce(cardinality(p_resolution_keys), 0) <> v_count
+     OR coalesce(cardinality(p_reversal_keys), 0) <> v_count THEN
+    RAISE EXCEPTION 'append_events: argument arrays differ in length' USING ERRCODE = '22023';
+  END IF;
+
+  IF v_count = 0 THEN
+    SELECT s.version INTO v_actual FROM ${SCHEMA}.ledger_streams s WHERE s.tenant_id = p_tenant_id AND s.ledger_id = p_ledger_id;
+    v_actual := coalesce(v_actual, 0);
+    IF v_actual = p_expected_version THEN
+      RETURN v_actual;
+    END IF;
+    RAISE EXCEPTION 'expected ledger version %, found %', p_expected_version, v_actual
+      USING ERRCODE = '${VERSION_CONFLICT_SQLSTATE}', DETAIL = v_actual::text;
+  END IF;
+
+  -- The transaction id first: it orders this append behind any append of the stream that took
+  -- one earlier (the fence below checks it), so take it before the insert's work.
+  PERFORM pg_current_xact_id();
+
+  BEGIN
+    INSERT INTO ${SCHEMA}.events (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
+                                  recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash,
+                                  transfer_key, resolution_key, reversal_key)
+    SELECT p_tenant_id, p_ledger_id, p_expected_version + e.ord, e.event_id, e.type, e.schema_version, e.data,
+           e.recorded_at, e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash,
+           e.transfer_key, e.resolution_key, e.reversal_key
+      FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_recorded_at, p_effective_at,
+                  p_correlation_ids, p_causation_ids, p_metadata, p_previous_hashes, p_hashes,
+                  p_transfer_keys, p_resolution_keys, p_reversal_keys)
+           WITH ORDINALITY AS e(event_id, type, schema_version, data, recorded_at, effective_at,
+                                correlation_id, causation_id, metadata, previous_hash, hash,
+                                transfer_key, resolution_key, reversal_key, ord)
+     ORDER BY e.ord;
+  EXCEPTION WHEN unique_violation THEN
+    -- The insert is already undone with its subtransaction. The primary key means the versions
+    -- are taken (committed by another append): a version conflict, whatever else is wrong.
+    GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
+    IF v_constraint = 'events_pkey' THEN
+      SELECT s.version INTO v_actual FROM ${SCHEMA}.ledger_streams s WHERE s.tenant_id = p_tenant_id AND s.ledger_id = p_ledger_id;
+      RAISE EXCEPTION 'expected ledger version %, found %', p_expected_version, coalesce(v_actual, 0)
+        USING ERRCODE = '${VERSION_CONFLICT_SQLSTATE}', DETAIL = coalesce(v_actual, 0)::text;
+    END IF;
+    -- A key is already claimed (by an earlier event, or twice in this batch): name the first in event order.
+    SELECT k.key INTO v_key
+      FROM unnest(p_transfer_keys, p_resolution_keys, p_reversal_keys) WITH ORDINALITY AS u(t, r, v, ord)
+     CROSS JOIN LATERAL (VALUES (1, 'transfer:' || u.t, u.t IS NOT NULL AND (
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.transfer_key = u.t)
+                                   OR (SELECT count(*) FROM unnest(p_transfer_keys) y WHERE y = u.t) > 1)),
+                                (2, 'resolution:' || u.r, u.r IS NOT NULL AND (
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.resolution_key = u.r)
+                                   OR (SELECT count(*) FROM unnest(p_resolution_keys) y WHERE y = u.r) > 1)),
+                                (3, 'reversal:' || u.v, u.v IS NOT NULL AND (
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.reversal_key = u.v)
+                                   OR (SELECT count(*) FROM unnest(p_reversal_keys) y WHERE y = u.v) > 1))) AS k(n, key, taken)
+     WHERE k.taken
+     ORDER BY u.ord, k.n LIMIT 1;
+    RAISE EXCEPTION 'index key % already exists in this ledger', coalesce(v_key, 'unknown')
+      USING ERRCODE = '${DUPLICATE_INDEX_KEY_SQLSTATE}', DETAIL = coalesce(v_key, 'unknown');
+  END;
+
+  -- The version fence: lock the stream row (or create it), waiting for any append of the stream
+  -- still in flight to end, and go on only if the version it left is the expected one and was
+  -- set by an older transaction (so the global log's transaction order follows the versions).
+  -- The lock comes first: a predicate on the version would skip, not wait for, a row whose
+  -- version an open transaction is moving to the expected one.
+  IF p_expected_version = 0 THEN
+    INSERT INTO ${SCHEMA}.ledger_streams AS s (tenant_id, ledger_id, version, last_txid)
+    VALUES (p_tenant_id, p_ledger_id, v_new_version, pg_current_xact_id())
+    ON CONFLICT (tenant_id, ledger_id) DO NOTHING;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    IF v_rows = 0 THEN
+      SELECT s.version INTO v_actual FROM ${SCHEMA}.ledger_streams s WHERE s.tenant_id = p_tenant_id AND s.ledger_id = p_ledger_id;
+      v_actual := coalesce(v_actual, 0);
+    END IF;
+  ELSE
+    SELECT s.version, s.last_txid INTO v_actual, v_last_txid FROM ${SCHEMA}.ledger_streams s
+     WHERE s.tenant_id = p_tenant_id AND s.ledger_id = p_ledger_id FOR UPDATE;
+    v_actual := coalesce(v_actual, 0);
+    IF v_actual = p_expected_version AND v_last_txid < pg_current_xact_id() THEN
+      UPDATE ${SCHEMA}.ledger_streams SET version = v_new_version, last_txid = pg_current_xact_id(), updated_at = now()
+       WHERE tenant_id = p_tenant_id AND ledger_id = p_ledger_id;
+      v_rows := 1;
+    ELSE
+      v_rows := 0;
+    END IF;
+  END IF;
+  IF v_rows = 0 THEN
+    RAISE EXCEPTION 'expected ledger version %, found %', p_expected_version, v_actual
+      USING ERRCODE = '${VERSION_CONFLICT_SQLSTATE}', DETAIL = v_actual::text;
+  END IF;
+
+  -- The chain fence: the batch must extend the very event it was decided after.
+  IF p_expected_version = 0 THEN
+    v_hash_below := '${GENESIS_HASH}';
+  ELSE
+    SELECT e.hash INTO v_hash_below FROM ${SCHEMA}.events e
+     WHERE e.tenant_id = p_tenant_id AND e.ledger_id = p_ledger_id AND e.ledger_version = p_expected_version;
+  END IF;
+  IF v_hash_below IS DISTINCT FROM p_previous_hashes[1] THEN
+    RAISE EXCEPTION 'the event at ledger version % is not the one this batch was decided after', p_expected_version
+      USING ERRCODE = '${VERSION_CONFLICT_SQLSTATE}', DETAIL = p_expected_version::text;
+  END IF;
+  RETURN v_new_version;
+END
+$append$;
+`;
+
 /** Every migration the package ships, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
   { version: 2, name: 'notify ledgerkit_events with the tenant id after every append', sql: appendNotification },
   { version: 3, name: 'idempotency keys as columns of events, json payloads, one-statement appends', sql: foldIndexKeys },
+  { version: 4, name: 'chain fence on the previous hash; events inserted before the stream fence', sql: chainFence },
 ];

@@ -74,11 +74,11 @@ function spyOn(inner: EventStore): { readonly store: EventStore; readonly confli
 }
 
 /** Starts an append on its own app-role connection and leaves its transaction open until commit or rollback (the first wins). */
-async function openAppend(tenantId: string, ledgerId: string, events: readonly StoredEvent[]): Promise<{ commit(): Promise<void>; rollback(): Promise<void> }> {
+async function openAppend(tenantId: string, ledgerId: string, events: readonly StoredEvent[], expectedVersion = 0): Promise<{ commit(): Promise<void>; rollback(): Promise<void> }> {
   const client = await db.app.connect();
   await client.query('BEGIN');
   await client.query(`SELECT set_config('ledgerkit.tenant_id', $1, true)`, [tenantId]);
-  const call = appendCall(tenantId, ledgerId, 0, events);
+  const call = appendCall(tenantId, ledgerId, expectedVersion, events);
   await client.query(call.text, call.values);
   let ended = false;
   const end = async (statement: string): Promise<void> => {
@@ -179,6 +179,69 @@ describe('concurrent writers', () => {
 
     const logged = (await readAllOf(patientStore, tenantId)).events;
     expect(logged).toEqual(events);
+  });
+});
+
+describe('an append sent before the one below it has committed (chain fence, migration 4)', () => {
+  /** Settles to what the promise did, without throwing; `pending` while it has not. */
+  const track = <T,>(promise: Promise<T>): { state: 'pending' | 'fulfilled' | 'rejected'; value?: T; reason?: unknown } => {
+    const tracked: { state: 'pending' | 'fulfilled' | 'rejected'; value?: T; reason?: unknown } = { state: 'pending' };
+    promise.then(
+      (value) => Object.assign(tracked, { state: 'fulfilled', value }),
+      (reason: unknown) => Object.assign(tracked, { state: 'rejected', reason }),
+    );
+    return tracked;
+  };
+
+  async function stacked(outcome: 'commit' | 'rollback'): Promise<{ tenantId: string; ledgerId: string; base: StoredEvent[]; below: StoredEvent[]; above: StoredEvent[]; upper: ReturnType<typeof track> }> {
+    const tenantId = fresh('stack');
+    const ledgerId = 'main';
+    const base = encodeAfter(emptyHead(tenantId, ledgerId), [accountOpened('cash'), accountOpened('revenue')]);
+    await store.append({ tenantId, ledgerId, expectedVersion: 0, events: base });
+    const below = encodeAfter(headAfter(emptyHead(tenantId, ledgerId), base), [transferPosted('t-below-1'), transferPosted('t-below-2')]);
+    const lower = await openAppend(tenantId, ledgerId, below, base.length);
+    const above = encodeAfter(headAfter(emptyHead(tenantId, ledgerId), [...base, ...below]), [transferPosted('t-above')]);
+    const upper = track(store.append({ tenantId, ledgerId, expectedVersion: base.length + below.length, events: above }));
+    try {
+      // The upper append has inserted its rows and now waits for the lower one's stream-row lock.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(upper.reason).toBeUndefined();
+      expect(upper.state).toBe('pending');
+      expect(await readStreamOf(tenantId, ledgerId)).toEqual(base);
+    } finally {
+      if (outcome === 'commit') await lower.commit();
+      else await lower.rollback();
+    }
+    for (let waited = 0; upper.state === 'pending' && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    return { tenantId, ledgerId, base, below, above, upper };
+  }
+
+  it('waits for the lower append and commits on top of it once that commits', async () => {
+    const { tenantId, ledgerId, base, below, above, upper } = await stacked('commit');
+    expect(upper.state).toBe('fulfilled');
+    expect(upper.value).toEqual({ ledgerVersion: base.length + below.length + above.length });
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual([...base, ...below, ...above]);
+    expect((await readAllOf(patientStore, tenantId)).events).toEqual([...base, ...below, ...above]);
+  });
+
+  it('is refused with VersionConflictError, writing nothing, when the lower append rolls back', async () => {
+    const { tenantId, ledgerId, base, upper } = await stacked('rollback');
+    expect(upper.state).toBe('rejected');
+    expect(upper.reason).toBeInstanceOf(VersionConflictError);
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual(base);
+    expect((await store.findByIndexKeys({ tenantId, ledgerId, keys: ['transfer:t-above', 'transfer:t-below-1'] })).size).toBe(0);
+    expect((await readAllOf(patientStore, tenantId)).events).toEqual(base);
+  });
+
+  it('an append behind committed events is a version conflict even when it also repeats a key', async () => {
+    const tenantId = fresh('stale');
+    const ledgerId = 'main';
+    const head = emptyHead(tenantId, ledgerId);
+    const first = encodeAfter(head, [accountOpened('cash'), transferPosted('t-1')]);
+    await store.append({ tenantId, ledgerId, expectedVersion: 0, events: first });
+    const stale = encodeAfter(head, [accountOpened('cash'), transferPosted('t-1')]);
+    await expect(store.append({ tenantId, ledgerId, expectedVersion: 0, events: stale })).rejects.toBeInstanceOf(VersionConflictError);
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual(first);
   });
 });
 

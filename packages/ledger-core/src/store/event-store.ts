@@ -68,7 +68,13 @@ export interface Snapshot {
 export interface EventStore {
   /**
    * Atomically appends `events` to the ledger stream if, and only if, its current version is
-   * `expectedVersion`; otherwise throws `VersionConflictError` and writes nothing. Also rejects
+   * `expectedVersion` and the first event's `previousHash` is the hash of the stream's event at
+   * that version (`GENESIS_HASH` for a new stream); otherwise throws `VersionConflictError` and
+   * writes nothing. That second fence makes it safe to send an append before the one below it
+   * has been acknowledged: the upper batch can only ever extend the very events it was decided
+   * after, so it is refused if the lower one is refused or another writer got there first. A
+   * store therefore takes concurrent appends of one stream in the order their fences allow, or
+   * refuses the later one; it never interleaves them. Also rejects
    * (writing nothing) events whose tenant, ledger or version numbering do not match the request,
    * and, with `DuplicateIndexKeyError`, events claiming an index key the ledger already holds.
    * A refused append (those errors, or a validation error) writes nothing. When the store cannot

@@ -1,6 +1,6 @@
 import { DuplicateIndexKeyError, LimitExceededError, VersionConflictError } from '../errors.js';
 import { indexKeysOf } from '../events/codec.js';
-import type { GlobalEvent, StoredEvent } from '../events/stored-event.js';
+import { GENESIS_HASH, type GlobalEvent, type StoredEvent } from '../events/stored-event.js';
 import {
   APPEND_EVENTS_MAX,
   INDEX_KEYS_MAX,
@@ -40,6 +40,11 @@ export class InMemoryEventStore implements EventStore {
     const stream = this.#stream(request.tenantId, request.ledgerId);
     const current = stream.events.length;
     if (current !== request.expectedVersion) throw new VersionConflictError(request.expectedVersion, current);
+    const first = request.events[0];
+    if (first !== undefined && first.previousHash !== (stream.events[current - 1]?.hash ?? GENESIS_HASH)) {
+      // The chain fence: the batch was decided after some other event than the stream's last.
+      throw new VersionConflictError(request.expectedVersion, current);
+    }
     const claimed = new Set<string>();
     request.events.forEach((event, offset) => {
       if (event.tenantId !== request.tenantId || event.ledgerId !== request.ledgerId) {

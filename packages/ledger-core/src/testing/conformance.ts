@@ -240,6 +240,24 @@ export function describeEventStoreConformance(
         }
       }, timeout);
 
+      it('a batch whose first event does not follow the hash of the event at expectedVersion throws VersionConflictError and writes nothing', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), accountOpened('revenue')]);
+        // Right version, wrong event below: decided after version 1's event, not version 2's.
+        const forked = encodeChain({ tenantId, ledgerId, version: 2, hash: stream.events[0]!.hash }, [transferPosted(uid('t'))]);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 2, events: forked }), 'version_conflict', { expectedVersion: 2 });
+        await stream.expectUnchanged(forked);
+        await stream.append([transferPosted(uid('t'))]);
+        expect(await readWholeStream(store, tenantId, ledgerId)).toEqual(stream.events);
+      }, timeout);
+
+      it('a new stream must start from the genesis hash', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const orphan = encodeChain({ tenantId, ledgerId, version: 0, hash: 'f'.repeat(64) }, [accountOpened('cash')]);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 0, events: orphan }), 'version_conflict', { expectedVersion: 0 });
+        await stream.expectUnchanged(orphan);
+      }, timeout);
+
       it('after a rejected append the stream accepts a correct append at the unchanged version', async () => {
         const stream = streamOf(tenantId, ledgerId);
         const transferId = uid('t');
@@ -533,6 +551,57 @@ export function describeEventStoreConformance(
         await stream.append([accountOpened('cash'), accountOpened('revenue')]);
         await race(stream);
         await race(stream);
+      }, timeout);
+
+      it('an append sent before the one below it is acknowledged lands on top of it, or is refused whole and then succeeds as a retry', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), accountOpened('revenue')]);
+        for (let round = 0; round < 5; round += 1) {
+          const below = stream.next([transferPosted(uid('t')), transferPosted(uid('t'))]);
+          const belowHead = { tenantId, ledgerId, version: stream.head.version + below.length, hash: below[below.length - 1]!.hash };
+          const above = encodeChain(belowHead, [transferPosted(uid('t')), transferPosted(uid('t')), transferPosted(uid('t'))]);
+          const [first, second] = await Promise.allSettled([
+            store.append({ tenantId, ledgerId, expectedVersion: stream.head.version, events: below }),
+            store.append({ tenantId, ledgerId, expectedVersion: belowHead.version, events: above }),
+          ]);
+          expect(first).toEqual({ status: 'fulfilled', value: { ledgerVersion: belowHead.version } });
+          stream.events.push(...below);
+          if (second!.status === 'rejected') {
+            // A store may take the two out of order and refuse the upper one; it then wrote nothing of it.
+            expectLedgerErrorValue(second!.reason, 'version_conflict', { expectedVersion: belowHead.version });
+            await stream.expectUnchanged(above);
+            await store.append({ tenantId, ledgerId, expectedVersion: belowHead.version, events: above });
+          } else {
+            expect(second!.value).toEqual({ ledgerVersion: belowHead.version + above.length });
+          }
+          stream.events.push(...above);
+        }
+        expect(await readWholeStream(store, tenantId, ledgerId)).toEqual(stream.events);
+        expectExactlyOnceInStreamOrder(await readWholeLog(store, tenantId, READ_LIMIT_MAX), [stream]);
+      }, timeout);
+
+      it('an append decided on top of a refused one is refused, even after another writer fills the same versions', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const takenId = uid('t');
+        await stream.append([accountOpened('cash'), transferPosted(takenId)]);
+        // The lower batch claims a key the ledger holds, so it is refused; the upper one chains onto it.
+        const below = stream.next([transferPosted(uid('t')), transferPosted(takenId)]);
+        const belowHead = { tenantId, ledgerId, version: stream.head.version + below.length, hash: below[below.length - 1]!.hash };
+        const above = encodeChain(belowHead, [transferPosted(uid('t'))]);
+        const [first, second] = await Promise.allSettled([
+          store.append({ tenantId, ledgerId, expectedVersion: stream.head.version, events: below }),
+          store.append({ tenantId, ledgerId, expectedVersion: belowHead.version, events: above }),
+        ]);
+        expect(first!.status).toBe('rejected');
+        expect(second!.status).toBe('rejected');
+        if (first!.status === 'rejected') expectLedgerErrorValue(first!.reason, 'duplicate_index_key', { key: `transfer:${takenId}` });
+        if (second!.status === 'rejected') expectLedgerErrorValue(second!.reason, 'version_conflict', { expectedVersion: belowHead.version });
+        await stream.expectUnchanged([...below, ...above]);
+        // Another writer reaches the very version the upper batch expects, with other events.
+        await stream.append([transferPosted(uid('t')), transferPosted(uid('t'))]);
+        expect(stream.head.version).toBe(belowHead.version);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: belowHead.version, events: above }), 'version_conflict', { expectedVersion: belowHead.version });
+        await stream.expectUnchanged(above);
       }, timeout);
 
       it('concurrent appends to different ledgers all succeed', async () => {
