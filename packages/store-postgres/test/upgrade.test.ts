@@ -53,7 +53,7 @@ function appendV1(tenantId: string, ledgerId: string, expectedVersion: number, e
 }
 
 describe('migrations 3 and 4 on a database that already holds events', () => {
-  it('moves every idempotency key into its event, keeps the events as they were, and still refuses a duplicate; the chain fence accepts the old events' last hash', async () => {
+  it('moves every idempotency key into its event, keeps the events as they were, and still refuses a duplicate; the chain fence accepts the last hash of the old events', async () => {
     const tenantId = 'upgrade-tenant';
     const ledgerId = 'eur';
     const head = emptyHead(tenantId, ledgerId);
