@@ -11,6 +11,7 @@ export {
   LedgerWriter,
   BATCH_SIZE_MAX_LIMIT,
   QUEUE_LENGTH_MAX_LIMIT,
+  APPENDS_IN_FLIGHT_MAX_LIMIT,
   type LedgerWriterOptions,
   type CommandContext,
   type CommandResult,

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   InMemoryEventStore,
@@ -38,6 +39,11 @@ class FaultyStore implements EventStore {
   failBeforeCommit = 0;
   /** While set, appends wait for it. */
   gate: Promise<void> | undefined;
+  /** Faults of the next appends, one per call, consumed in call order ('slow' waits 0–3 ms first). */
+  faultPlan: ('none' | 'before' | 'lost' | 'slow')[] = [];
+  /** When set, the next two appends reach the inner store in reverse order (the upper one first). */
+  reorderNext = false;
+  #reordered: (() => void) | undefined;
   appendCalls = 0;
   conflicts = 0;
   readStreamCalls = 0;
@@ -49,6 +55,29 @@ class FaultyStore implements EventStore {
   async append(request: AppendRequest): Promise<{ readonly ledgerVersion: number }> {
     this.appendCalls += 1;
     if (this.gate !== undefined) await this.gate;
+    const planned = this.faultPlan.shift();
+    if (planned === 'slow') await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 4)));
+    if (planned === 'before') throw this.#unavailable();
+    const lose = planned === 'lost';
+    if (this.reorderNext) {
+      // The first of the pair waits until the second has been tried.
+      this.reorderNext = false;
+      await new Promise<void>((resolve) => {
+        this.#reordered = resolve;
+      });
+    } else if (this.#reordered !== undefined) {
+      const release = this.#reordered;
+      this.#reordered = undefined;
+      try {
+        return await this.#appendNow(request, lose);
+      } finally {
+        release();
+      }
+    }
+    return this.#appendNow(request, lose);
+  }
+
+  async #appendNow(request: AppendRequest, lose: boolean): Promise<{ readonly ledgerVersion: number }> {
     if (this.down) throw this.#unavailable();
     if (this.failBeforeCommit > 0) {
       this.failBeforeCommit -= 1;
@@ -56,8 +85,8 @@ class FaultyStore implements EventStore {
     }
     try {
       const result = await this.inner.append(request);
-      if (this.loseReplies > 0) {
-        this.loseReplies -= 1;
+      if (lose || this.loseReplies > 0) {
+        if (!lose) this.loseReplies -= 1;
         throw new StoreUnavailableError('connection lost before the reply', new Error('Connection terminated unexpectedly'));
       }
       return result;
@@ -232,8 +261,8 @@ describe('unknown outcome of an append', () => {
 
 describe('pipelined batches (the next batch is decided while one is being appended)', () => {
   /** Opens a writer with batches of 2, sets up, and holds appends until the returned function is called. */
-  async function gatedWriter(store: FaultyStore): Promise<{ writer: LedgerWriter; open: () => void }> {
-    const writer = await openWriter(store, { batchSizeMax: 2 });
+  async function gatedWriter(store: FaultyStore, appendsInFlightMax: number): Promise<{ writer: LedgerWriter; open: () => void }> {
+    const writer = await openWriter(store, { batchSizeMax: 2, appendsInFlightMax });
     await setUp(writer, 100n);
     let open = (): void => undefined;
     store.gate = new Promise<void>((resolve) => {
@@ -255,9 +284,9 @@ describe('pipelined batches (the next batch is decided while one is being append
     ].map((command) => settle(writer.submit(command)));
   const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
 
-  it('the next batch is appended only after the one below it is durable, and it sees that batch’s effects', async () => {
+  it('with one append in flight (appendsInFlightMax 1), the next batch is appended only after the one below it is durable, and it sees that batch’s effects', async () => {
     const store = new FaultyStore();
-    const { writer, open } = await gatedWriter(store);
+    const { writer, open } = await gatedWriter(store, 1);
     const callsBefore = store.appendCalls;
     const outcomes = fundThenSpend(writer, 150n);
     await tick();
@@ -272,28 +301,64 @@ describe('pipelined batches (the next batch is decided while one is being append
     expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
   });
 
-  it('when the batch below fails before committing, the batch decided on top of it is never appended as decided: it is decided again on what the store holds', async () => {
+  it('with two appends in flight (the default), the batch decided on top is sent before the one below is durable, and both land in order on one unbroken chain', async () => {
     const store = new FaultyStore();
-    const { writer, open } = await gatedWriter(store);
-    store.failBeforeCommit = 1;
-    // spend-1 is only affordable with batch 1's funds: on the real state (100) it must be rejected.
-    const outcomes = fundThenSpend(writer, 50n);
+    const { writer, open } = await gatedWriter(store, 2);
+    const callsBefore = store.appendCalls;
+    const outcomes = fundThenSpend(writer, 150n);
     await tick();
+    expect(store.appendCalls - callsBefore, 'batch 2 is sent while batch 1 waits').toBe(2);
     open();
-    const [fund1, fund2, spend1, spend2] = await Promise.all(outcomes);
-    expect(fund1).toBeInstanceOf(StoreUnavailableError);
-    expect(fund2).toBeInstanceOf(StoreUnavailableError);
-    expect(spend1).toMatchObject({ ok: false, code: 'insufficient_funds' });
-    expect(spend2).toMatchObject({ ok: true, duplicate: false });
+    const results = await Promise.all(outcomes);
+    expect(results).toMatchObject([{ ok: true }, { ok: true }, { ok: true }, { ok: true }]);
+    expect(results.map((result) => (result as { ledgerVersion: number }).ledgerVersion)).toEqual([...results.keys()].map((i) => writer.version - 3 + i));
+    expect(store.appendCalls - callsBefore).toBe(2);
+    expect(store.conflicts).toBe(0);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
     const events = await allEvents(store);
-    expect(events.map((event) => event.data['transferId']).filter((id) => typeof id === 'string' && id !== 'fund-alice')).toEqual(['spend-2']);
-    expect(writer.account('alice')).toMatchObject({ creditsPosted: 100n, debitsPosted: 50n });
     expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
   });
 
-  it('when the batch below committed but its reply was lost, the batch on top is decided again after the tail is read, and nothing is applied twice', async () => {
+  it('with two appends in flight, when the lower one is sent last the store refuses the upper one (nothing written) and the writer decides it again: every transfer lands once', async () => {
     const store = new FaultyStore();
-    const { writer, open } = await gatedWriter(store);
+    const { writer, open } = await gatedWriter(store, 2);
+    // Let the upper append reach the store first: the chain fence must refuse it.
+    store.reorderNext = true;
+    const outcomes = fundThenSpend(writer, 150n);
+    await tick();
+    open();
+    expect(await Promise.all(outcomes)).toMatchObject([{ ok: true }, { ok: true }, { ok: true, duplicate: false }, { ok: true, duplicate: false }]);
+    expect(store.conflicts, 'the upper append was refused once').toBe(1);
+    const events = await allEvents(store);
+    for (const id of ['fund-1', 'fund-2', 'spend-1', 'spend-2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+  });
+
+  for (const appendsInFlightMax of [1, 2]) {
+    it(`appendsInFlightMax ${appendsInFlightMax}: when the batch below fails before committing, the batch decided on top of it is never appended as decided: it is decided again on what the store holds`, async () => {
+      const store = new FaultyStore();
+      const { writer, open } = await gatedWriter(store, appendsInFlightMax);
+      store.failBeforeCommit = 1;
+      // spend-1 is only affordable with batch 1's funds: on the real state (100) it must be rejected.
+      const outcomes = fundThenSpend(writer, 50n);
+      await tick();
+      open();
+      const [fund1, fund2, spend1, spend2] = await Promise.all(outcomes);
+      expect(fund1).toBeInstanceOf(StoreUnavailableError);
+      expect(fund2).toBeInstanceOf(StoreUnavailableError);
+      expect(spend1).toMatchObject({ ok: false, code: 'insufficient_funds' });
+      expect(spend2).toMatchObject({ ok: true, duplicate: false });
+      const events = await allEvents(store);
+      expect(events.map((event) => event.data['transferId']).filter((id) => typeof id === 'string' && id !== 'fund-alice')).toEqual(['spend-2']);
+      expect(writer.account('alice')).toMatchObject({ creditsPosted: 100n, debitsPosted: 50n });
+      expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+    });
+  }
+
+  it('appendsInFlightMax 1: when the batch below committed but its reply was lost, the batch on top is decided again after the tail is read, and nothing is applied twice', async () => {
+    const store = new FaultyStore();
+    const { writer, open } = await gatedWriter(store, 1);
     store.loseReplies = 1;
     const outcomes = fundThenSpend(writer, 150n);
     await tick();
@@ -310,6 +375,111 @@ describe('pipelined batches (the next batch is decided while one is being append
     expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
     expect(await writer.submit(transfer('fund-1', 'bank', 'alice', 300n))).toMatchObject({ ok: true, duplicate: true });
     expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+  });
+
+  it('appendsInFlightMax 2: when the batch below committed but its reply was lost, the batch on top (fenced on its hash) commits and so proves it: every caller gets its real outcome, nothing is applied twice', async () => {
+    const store = new FaultyStore();
+    const { writer, open } = await gatedWriter(store, 2);
+    store.loseReplies = 1;
+    const outcomes = fundThenSpend(writer, 150n);
+    await tick();
+    open();
+    const results = await Promise.all(outcomes);
+    expect(results).toMatchObject([
+      { ok: true, duplicate: false },
+      { ok: true, duplicate: false },
+      { ok: true, duplicate: false },
+      { ok: true, duplicate: false },
+    ]);
+    expect(store.conflicts).toBe(0);
+    const events = await allEvents(store);
+    for (const id of ['fund-1', 'fund-2', 'spend-1', 'spend-2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    expect(await writer.submit(transfer('fund-1', 'bank', 'alice', 300n))).toMatchObject({ ok: true, duplicate: true, ledgerVersion: (results[0] as { ledgerVersion: number }).ledgerVersion });
+    expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+  });
+
+  it('appendsInFlightMax 2: when both stacked appends fail with an unknown outcome, every caller of both gets a retriable error, and their retries apply each transfer exactly once', async () => {
+    const store = new FaultyStore();
+    const { writer, open } = await gatedWriter(store, 2);
+    // Neither append commits, but to the writer both outcomes are unknown (a lost connection).
+    store.failBeforeCommit = 2;
+    const outcomes = fundThenSpend(writer, 150n);
+    await tick();
+    open();
+    for (const outcome of await Promise.all(outcomes)) expect(outcome).toBeInstanceOf(StoreUnavailableError);
+    expect(store.conflicts, 'the upper append was never refused: it failed on its own').toBe(0);
+    const retried = await Promise.all(fundThenSpend(writer, 150n));
+    expect(retried).toMatchObject([
+      { ok: true, duplicate: false },
+      { ok: true, duplicate: false },
+      { ok: true, duplicate: false },
+      { ok: true, duplicate: false },
+    ]);
+    const events = await allEvents(store);
+    for (const id of ['fund-1', 'fund-2', 'spend-1', 'spend-2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+  });
+});
+
+describe('stacked appends under random faults (property)', () => {
+  it('random bursts through a store that delays, reorders, refuses, fails or loses replies, two appends in flight: each acknowledged transfer is logged once, nothing rejected is, retries settle everything, no protected account is overdrawn, debits equal credits, and replay equals memory', async () => {
+    const accounts = ['bank', 'alice', 'bob', 'carol'];
+    const protectedAccounts = new Set(['alice', 'carol']);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ from: fc.nat({ max: 3 }), to: fc.nat({ max: 3 }), amount: fc.bigInt({ min: 1n, max: 90n }) }), { minLength: 4, maxLength: 40 }),
+        fc.array(fc.constantFrom('none' as const, 'none' as const, 'slow' as const, 'slow' as const, 'before' as const, 'lost' as const), { maxLength: 40 }),
+        fc.integer({ min: 1, max: 5 }),
+        async (moves, faults, batchSizeMax) => {
+          const store = new FaultyStore();
+          const writer = await LedgerWriter.open({ store, tenantId: TENANT, ledgerId: LEDGER, batchSizeMax, appendsInFlightMax: 2 });
+          try {
+            for (const command of [...accounts.map((id) => openAccount(id, protectedAccounts.has(id))), transfer('fund-alice', 'bank', 'alice', 100n), transfer('fund-carol', 'bank', 'carol', 100n)]) {
+              expect(await writer.submit(command)).toMatchObject({ ok: true });
+            }
+            store.faultPlan = [...faults];
+            const commands = moves.map((move, i) => transfer(`m-${i}`, accounts[move.from] as string, accounts[move.to] as string, move.amount));
+            const first = await Promise.all(commands.map((command) => writer.submit(command).then((result) => result, (error: unknown) => error)));
+            for (const outcome of first) if (!('ok' in (outcome as object))) expect(outcome).toBeInstanceOf(WriterFailedError);
+            store.faultPlan = [];
+            // Retry what failed, as a client would, until every transfer has an answer.
+            const final: CommandResult[] = [];
+            for (const [i, outcome] of first.entries()) {
+              final.push('ok' in (outcome as object) ? (outcome as CommandResult) : await writer.submit(commands[i] as TransferCommand));
+            }
+            const events = await allEvents(store);
+            expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
+            for (const [i, result] of final.entries()) {
+              const logged = events.filter((event) => event.data['transferId'] === `m-${i}`).length;
+              expect(logged, `m-${i} answered ${JSON.stringify(result)}`).toBe(result.ok ? 1 : 0);
+              // A first answer that was a result is final: a retry must answer the same.
+              if ('ok' in (first[i] as object) && result.ok) expect(await writer.submit(commands[i] as TransferCommand)).toMatchObject({ ok: true, duplicate: true, ledgerVersion: result.ledgerVersion });
+            }
+            const replayed = await LedgerWriter.open({ store, tenantId: TENANT, ledgerId: LEDGER });
+            try {
+              const byId = (list: ReturnType<LedgerWriter['accounts']>) => [...list].sort((a, b) => a.id.localeCompare(b.id));
+              expect(byId(replayed.accounts())).toEqual(byId(writer.accounts()));
+              expect(replayed.version).toBe(writer.version);
+            } finally {
+              await replayed.close();
+            }
+            let debits = 0n;
+            let credits = 0n;
+            for (const account of writer.accounts()) {
+              debits += account.debitsPosted;
+              credits += account.creditsPosted;
+              if (protectedAccounts.has(account.id)) expect(account.debitsPosted, account.id).toBeLessThanOrEqual(account.creditsPosted);
+            }
+            expect(debits).toBe(credits);
+          } finally {
+            await writer.close();
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 });
 

@@ -542,10 +542,53 @@ END
 $append$;
 `;
 
+/** The two 32-bit halves of the advisory lock an append holds for the version it ends at. */
+const stackLockKey = (version: string): string => `hashtext(p_tenant_id || '/' || p_ledger_id), (${version} % 2147483647)::integer`;
+
+/** Replaces `anchor` (which must occur exactly once) in `text`. */
+function replaceOnce(text: string, anchor: string, replacement: string): string {
+  const at = text.indexOf(anchor);
+  if (at < 0 || text.indexOf(anchor, at + 1) >= 0) throw new Error(`migration 5: anchor not found exactly once: ${anchor.slice(0, 60)}`);
+  return text.slice(0, at) + replacement + text.slice(at + anchor.length);
+}
+
+/**
+ * Migration 5, stacked appends: the append of migration 4, plus a wait for the append below.
+ * Each append holds a transaction-scoped advisory lock named after the version it ends at. One
+ * that finds the stream short of its expected version (an append below it sent first but not
+ * yet committed) waits on the lock of that version before it locks the stream row, so it is
+ * refused only if the append below really did not commit, not because it arrived first.
+ */
+const stackedAppends = (): string => {
+  let sql = chainFence();
+  sql = replaceOnce(
+    sql,
+    '  PERFORM pg_current_xact_id();\n',
+    `  PERFORM pg_current_xact_id();
+  -- Announce the version this append ends at: an append stacked on it waits on this lock.
+  PERFORM pg_advisory_xact_lock(${stackLockKey('v_new_version')});
+`,
+  );
+  sql = replaceOnce(
+    sql,
+    '  ELSE\n    SELECT s.version, s.last_txid INTO v_actual, v_last_txid',
+    `  ELSE
+    -- Short of the expected version: an append below may be in flight. Wait for the one that ends
+    -- at it (no row lock is held yet, so it can finish), then take the fence as usual.
+    SELECT s.version INTO v_actual FROM ${SCHEMA}.ledger_streams s WHERE s.tenant_id = p_tenant_id AND s.ledger_id = p_ledger_id;
+    IF coalesce(v_actual, 0) < p_expected_version THEN
+      PERFORM pg_advisory_xact_lock_shared(${stackLockKey('p_expected_version')});
+    END IF;
+    SELECT s.version, s.last_txid INTO v_actual, v_last_txid`,
+  );
+  return sql;
+};
+
 /** Every migration the package ships, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
   { version: 2, name: 'notify ledgerkit_events with the tenant id after every append', sql: appendNotification },
   { version: 3, name: 'idempotency keys as columns of events, json payloads, one-statement appends', sql: foldIndexKeys },
   { version: 4, name: 'chain fence on the previous hash; events inserted before the stream fence', sql: chainFence },
+  { version: 5, name: 'stacked appends: an append short of its expected version waits for the append below it', sql: stackedAppends },
 ];

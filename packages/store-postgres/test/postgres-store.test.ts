@@ -182,7 +182,7 @@ describe('concurrent writers', () => {
   });
 });
 
-describe('an append sent before the one below it has committed (chain fence, migration 4)', () => {
+describe('an append sent before the one below it has committed (chain fence, migrations 4 and 5)', () => {
   /** Settles to what the promise did, without throwing; `pending` while it has not. */
   const track = <T,>(promise: Promise<T>): { state: 'pending' | 'fulfilled' | 'rejected'; value?: T; reason?: unknown } => {
     const tracked: { state: 'pending' | 'fulfilled' | 'rejected'; value?: T; reason?: unknown } = { state: 'pending' };
@@ -231,6 +231,36 @@ describe('an append sent before the one below it has committed (chain fence, mig
     expect(await readStreamOf(tenantId, ledgerId)).toEqual(base);
     expect((await store.findByIndexKeys({ tenantId, ledgerId, keys: ['transfer:t-above', 'transfer:t-below-1'] })).size).toBe(0);
     expect((await readAllOf(patientStore, tenantId)).events).toEqual(base);
+  });
+
+  it('waits for a lower append that is still inserting its events (migration 5), instead of being refused because it reached the fence first', async () => {
+    const tenantId = fresh('slow');
+    const ledgerId = 'main';
+    const base = encodeAfter(emptyHead(tenantId, ledgerId), [accountOpened('cash'), accountOpened('revenue')]);
+    await store.append({ tenantId, ledgerId, expectedVersion: 0, events: base });
+    const head = headAfter(emptyHead(tenantId, ledgerId), base);
+    // A competing append of the same version, left open: it holds the stream row and the row at
+    // version 3, so the lower append below blocks in the middle of inserting its events.
+    const blocker = await openAppend(tenantId, ledgerId, encodeAfter(head, [transferPosted('t-blocker')]), base.length);
+    const below = encodeAfter(head, [transferPosted('t-below-1'), transferPosted('t-below-2')]);
+    const above = encodeAfter(headAfter(head, below), [transferPosted('t-above')]);
+    let lower: ReturnType<typeof track> | undefined;
+    let upper: ReturnType<typeof track> | undefined;
+    try {
+      lower = track(store.append({ tenantId, ledgerId, expectedVersion: base.length, events: below }));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      upper = track(store.append({ tenantId, ledgerId, expectedVersion: base.length + below.length, events: above }));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect([lower.state, upper.state]).toEqual(['pending', 'pending']);
+    } finally {
+      await blocker.rollback();
+    }
+    for (let waited = 0; (lower.state === 'pending' || upper?.state === 'pending') && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(lower.reason).toBeUndefined();
+    expect(upper?.reason).toBeUndefined();
+    expect(upper?.value).toEqual({ ledgerVersion: base.length + below.length + above.length });
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual([...base, ...below, ...above]);
+    expect((await readAllOf(patientStore, tenantId)).events).toEqual([...base, ...below, ...above]);
   });
 
   it('an append behind committed events is a version conflict even when it also repeats a key', async () => {

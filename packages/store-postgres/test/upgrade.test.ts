@@ -52,7 +52,7 @@ function appendV1(tenantId: string, ledgerId: string, expectedVersion: number, e
   };
 }
 
-describe('migrations 3 and 4 on a database that already holds events', () => {
+describe('migrations 3 to 5 on a database that already holds events', () => {
   it('moves every idempotency key into its event, keeps the events as they were, and still refuses a duplicate; the chain fence accepts the last hash of the old events', async () => {
     const tenantId = 'upgrade-tenant';
     const ledgerId = 'eur';
@@ -61,7 +61,7 @@ describe('migrations 3 and 4 on a database that already holds events', () => {
     const call = appendV1(tenantId, ledgerId, 0, first);
     expect(await withTenant(db.app, tenantId, async (client) => (await client.query<{ version: string }>(call.text, call.values)).rows)).toEqual([{ version: '4' }]);
 
-    expect(await migrate({ pool: db.admin, roles: db.roles })).toEqual({ applied: [3, 4], schemaVersion: SCHEMA_VERSION });
+    expect(await migrate({ pool: db.admin, roles: db.roles })).toEqual({ applied: [3, 4, 5], schemaVersion: SCHEMA_VERSION });
     const { rows: tables } = await db.admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ledgerkit' AND c.relname = 'index_keys'`);
     expect(tables).toEqual([{ n: 0 }]);
 

@@ -27,6 +27,12 @@ import { MinHeap } from './min-heap.js';
 export const BATCH_SIZE_MAX_LIMIT = 8_190;
 /** Hard ceiling of `queueLengthMax`. */
 export const QUEUE_LENGTH_MAX_LIMIT = 1_000_000;
+/** Hard ceiling of `appendsInFlightMax`. */
+export const APPENDS_IN_FLIGHT_MAX_LIMIT = 4;
+/** Smallest piece a long queue found idle is cut into (see `appendsInFlightMax`). */
+const PIPELINE_PIECE_MIN = 500;
+/** Most pieces a long queue found idle is cut into. */
+const PIPELINE_PIECES_MAX = 2;
 
 /** Options of {@link LedgerWriter.open}. Every number has a default and a hard limit. */
 export interface LedgerWriterOptions {
@@ -56,6 +62,13 @@ export interface LedgerWriterOptions {
   readonly conflictRetriesMax?: number;
   /** How often expired holds are looked for: 10..60,000 ms, default 1000. */
   readonly expiryCheckIntervalMs?: number;
+  /**
+   * Most batch appends under way at once: 1..4, default 2. Above 1, the next batch is decided on
+   * top of the one being appended and sent at once (the store's chain fence refuses it unless
+   * the one below commits), and a queue of 1,000 or more found idle is cut in two so that
+   * appending the first half overlaps deciding the second. 1 appends one batch at a time.
+   */
+  readonly appendsInFlightMax?: number;
 }
 
 /** Request context recorded in each event's envelope. */
@@ -131,8 +144,10 @@ interface InFlightBatch {
  * and resolves every command with its own result: one rejected command never fails the others
  * (a linked group fails as a whole). If another writer appended first it catches up on the tail
  * and decides the batch again. While one batch is being appended it decides the next on top of
- * it, and appends that one as soon as the first is durable, so deciding and hashing overlap the
- * database's work; a batch is never appended before the one below it is durable.
+ * it and appends that one at once (up to `appendsInFlightMax` appends under way), so deciding and
+ * hashing overlap the database's work. The store's chain fence makes this safe: an append commits
+ * only after the one below it has, and is refused (nothing written) if that one does not; a
+ * refused upper batch is decided again, and callers only ever learn outcomes bottom-up.
  *
  * If the store fails, every command of the batch gets a retriable `WriterFailedError`
  * (`StoreUnavailableError` when the store could not be reached) and the in-memory state is left
@@ -154,6 +169,7 @@ export class LedgerWriter {
   readonly #transfersCachedMax: number;
   readonly #snapshotEveryEvents: number;
   readonly #conflictRetriesMax: number;
+  readonly #appendsInFlightMax: number;
   readonly #expiryTimer: NodeJS.Timeout;
 
   #state: WriterState;
@@ -188,6 +204,7 @@ export class LedgerWriter {
     this.#transfersCachedMax = bounded('transfersCachedMax', options.transfersCachedMax, 200_000, 0, 50_000_000);
     this.#snapshotEveryEvents = bounded('snapshotEveryEvents', options.snapshotEveryEvents, 50_000, 0, 100_000_000);
     this.#conflictRetriesMax = bounded('conflictRetriesMax', options.conflictRetriesMax, 8, 0, 100);
+    this.#appendsInFlightMax = bounded('appendsInFlightMax', options.appendsInFlightMax, 2, 1, APPENDS_IN_FLIGHT_MAX_LIMIT);
     const expiryCheckIntervalMs = bounded('expiryCheckIntervalMs', options.expiryCheckIntervalMs, 1_000, 10, 60_000);
     this.#state = freshState();
     this.#expiryTimer = setInterval(() => this.#enqueueExpiries(), expiryCheckIntervalMs);
@@ -303,46 +320,112 @@ export class LedgerWriter {
   }
 
   async #drain(): Promise<void> {
-    let inFlight: InFlightBatch | undefined;
-    while (this.#queue.length > 0 || inFlight !== undefined) {
-      if (inFlight === undefined) {
-        const batch = this.#queue.splice(0, this.#batchSizeMax);
+    /** Appends under way, lowest first; each was decided on the view of the one below it. */
+    const inFlight: InFlightBatch[] = [];
+    /** A batch decided on top of the ones in flight that appends nothing: it is settled once they are in. */
+    let held: DecidedBatch | undefined;
+    /** Nothing more is decided on top until every append in flight is in (a held batch, or one that needs the store first). */
+    let barrier = false;
+    while (this.#queue.length > 0 || inFlight.length > 0 || held !== undefined) {
+      if (inFlight.length === 0) {
+        barrier = false;
+        if (held !== undefined) {
+          const settled = held;
+          held = undefined;
+          rebaseOverlay(settled.view, this.#state);
+          await this.#finishWithoutAppend(settled);
+          continue;
+        }
+        const batch = this.#takeBatch(0);
         const decided = this.#tailUnknown ? undefined : await this.#tryDecide(batch, this.#state, this.#lastHash);
         if (decided === undefined) await this.#processBatch(batch);
-        else if (decided.events.length > 0) inFlight = this.#startAppend(decided);
-        else await this.#finishWithoutAppend(decided);
+        else if (decided.events.length > 0) {
+          inFlight.push(this.#startAppend(decided));
+          await this.#letAppendLeave();
+        } else await this.#finishWithoutAppend(decided);
         continue;
       }
-      // A batch is being appended: decide the next one on top of it meanwhile.
-      let next: DecidedBatch | undefined;
-      if (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, this.#batchSizeMax);
-        next = await this.#tryDecide(batch, inFlight.decided.view, inFlight.decided.lastHash);
-        // Not decidable on top (a command needs the store first): decide it once this one is in.
+      if (!barrier && inFlight.length < this.#appendsInFlightMax && this.#queue.length > 0) {
+        // Decide the next batch on top of the highest one in flight and append it at once: the
+        // store's chain fence refuses it unless every batch below it commits first.
+        const top = (inFlight[inFlight.length - 1] as InFlightBatch).decided;
+        const batch = this.#takeBatch(inFlight.length);
+        const next = await this.#tryDecide(batch, top.view, top.lastHash);
+        if (next !== undefined && next.events.length > 0) {
+          inFlight.push(this.#startAppend(next));
+          await this.#letAppendLeave();
+          continue;
+        }
+        barrier = true;
+        // Not decidable on top (a command needs the store first): decide it again once these are in.
         if (next === undefined) this.#queue.unshift(...batch);
+        else held = next;
       }
-      const current = inFlight;
-      inFlight = undefined;
-      const failure = await current.outcome;
+      const lowest = inFlight.shift() as InFlightBatch;
+      const failure = await lowest.outcome;
       if (failure === undefined) {
-        this.#applyDecided(current.decided);
-        if (next === undefined) continue;
-        rebaseOverlay(next.view, this.#state);
-        if (next.events.length > 0) inFlight = this.#startAppend(next);
-        else await this.#finishWithoutAppend(next);
+        this.#applyDecided(lowest.decided);
+        const above = inFlight[0]?.decided ?? held;
+        if (above !== undefined) rebaseOverlay(above.view, this.#state);
         continue;
       }
-      // Whatever failed, the store may now be ahead of memory: never decide again before reading it.
-      this.#tailUnknown = true;
-      // The next batch was decided on top of this one: decide it again later, from the queue.
-      if (next !== undefined) this.#queue.unshift(...next.batch);
-      if (failure instanceof VersionConflictError || failure instanceof DuplicateIndexKeyError) {
-        // Refused, nothing written: catch up and decide again, with the usual retry limit.
-        await this.#processBatch(current.decided.batch);
-      } else {
-        this.#failBatch(current.decided.batch, failure, true);
-      }
+      const stacked = [lowest, ...inFlight.splice(0)];
+      const outcomes = [failure, ...(await Promise.all(stacked.slice(1).map((entry) => entry.outcome)))];
+      this.#afterFailedAppend(stacked, outcomes, held);
+      held = undefined;
     }
+  }
+
+  /**
+   * Lets the append just started reach the database before the next batch is decided: the
+   * driver sends a query only on a later turn of the event loop, and a decision holds the loop
+   * for milliseconds. Without this the two appends would leave together and race at the server.
+   */
+  async #letAppendLeave(): Promise<void> {
+    if (this.#appendsInFlightMax > 1 && this.#queue.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  /**
+   * The lowest of the stacked appends failed; `outcomes` holds every one's (`undefined`: durable).
+   * An append that succeeded proves every one below it committed (each was fenced on the hash of
+   * the last event below it), so those are applied. Above them, a refused append wrote nothing:
+   * its commands go back to the front of the queue and are decided again after the tail is read
+   * (the careful path, with its retry limit). Any other failure leaves its outcome unknown: its
+   * callers get a retriable error, as for a single append.
+   */
+  #afterFailedAppend(stacked: readonly InFlightBatch[], outcomes: readonly unknown[], held: DecidedBatch | undefined): void {
+    // Whatever failed, the store may now be ahead of memory: never decide again before reading it.
+    this.#tailUnknown = true;
+    const proven = outcomes.lastIndexOf(undefined);
+    for (let i = 0; i <= proven; i += 1) {
+      const decided = (stacked[i] as InFlightBatch).decided;
+      rebaseOverlay(decided.view, this.#state);
+      this.#applyDecided(decided);
+    }
+    const again: QueuedCommand[] = [];
+    for (let i = proven + 1; i < stacked.length; i += 1) {
+      const failure = outcomes[i];
+      const { batch } = (stacked[i] as InFlightBatch).decided;
+      if (failure instanceof VersionConflictError || failure instanceof DuplicateIndexKeyError) again.push(...batch);
+      else this.#failBatch(batch, failure, true);
+    }
+    // A held batch was decided on top of them all: decide it again too.
+    if (held !== undefined) again.push(...held.batch);
+    this.#queue.unshift(...again);
+  }
+
+  /**
+   * The next batch to decide, with `depth` appends in flight. A long queue found with nothing in
+   * flight is cut into smaller pieces, so the first piece's append starts while the next one is
+   * decided instead of the whole queue waiting for one decision and then for one append.
+   */
+  #takeBatch(depth: number): QueuedCommand[] {
+    let size = this.#batchSizeMax;
+    if (this.#appendsInFlightMax > 1 && this.#queue.length >= 2 * PIPELINE_PIECE_MIN) {
+      const pieces = Math.min(PIPELINE_PIECES_MAX, Math.floor(this.#queue.length / PIPELINE_PIECE_MIN));
+      if (depth === 0 || this.#queue.length <= this.#batchSizeMax) size = Math.min(size, Math.ceil(this.#queue.length / pieces));
+    }
+    return this.#queue.splice(0, size);
   }
 
   /**
