@@ -42,8 +42,8 @@ export interface BenchDatabase {
   close(): Promise<void>;
 }
 
-/** Connections per pool: every scenario appends from one connection at a time. */
-const POOL_SIZE_MAX = 2;
+/** Connections per pool: the writer keeps up to two appends in flight, plus a snapshot or lookup. */
+const POOL_SIZE_MAX = 3;
 /** How long `close()` waits for ended pools' sessions to leave before it forces the drop. */
 const SESSIONS_DRAIN_MS_MAX = 2_000;
 
