@@ -283,6 +283,13 @@ describe('pipelined batches (the next batch is decided while one is being append
       transfer('spend-2', 'alice', 'bob', lastSpend),
     ].map((command) => settle(writer.submit(command)));
   const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
+  /** fund-1, fund-2, spend-1 and spend-2 are each logged once and alice holds 600 in, 550 out; the log. */
+  const expectAllFourOnce = async (store: FaultyStore, writer: LedgerWriter): Promise<StoredEvent[]> => {
+    const events = await allEvents(store);
+    for (const id of ['fund-1', 'fund-2', 'spend-1', 'spend-2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    return events;
+  };
 
   it('with one append in flight (appendsInFlightMax 1), the next batch is appended only after the one below it is durable, and it sees that batch’s effects', async () => {
     const store = new FaultyStore();
@@ -329,9 +336,7 @@ describe('pipelined batches (the next batch is decided while one is being append
     open();
     expect(await Promise.all(outcomes)).toMatchObject([{ ok: true }, { ok: true }, { ok: true, duplicate: false }, { ok: true, duplicate: false }]);
     expect(store.conflicts, 'the upper append was refused once').toBe(1);
-    const events = await allEvents(store);
-    for (const id of ['fund-1', 'fund-2', 'spend-1', 'spend-2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
-    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    const events = await expectAllFourOnce(store, writer);
     expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
   });
 
@@ -370,9 +375,7 @@ describe('pipelined batches (the next batch is decided while one is being append
     expect(spend1).toMatchObject({ ok: true, duplicate: false });
     expect(spend2).toMatchObject({ ok: true, duplicate: false });
     expect(store.conflicts).toBe(0);
-    const events = await allEvents(store);
-    for (const id of ['fund-1', 'fund-2', 'spend-1', 'spend-2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
-    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    const events = await expectAllFourOnce(store, writer);
     expect(await writer.submit(transfer('fund-1', 'bank', 'alice', 300n))).toMatchObject({ ok: true, duplicate: true });
     expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
   });
@@ -392,9 +395,7 @@ describe('pipelined batches (the next batch is decided while one is being append
       { ok: true, duplicate: false },
     ]);
     expect(store.conflicts).toBe(0);
-    const events = await allEvents(store);
-    for (const id of ['fund-1', 'fund-2', 'spend-1', 'spend-2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
-    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    const events = await expectAllFourOnce(store, writer);
     expect(await writer.submit(transfer('fund-1', 'bank', 'alice', 300n))).toMatchObject({ ok: true, duplicate: true, ledgerVersion: (results[0] as { ledgerVersion: number }).ledgerVersion });
     expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
   });
@@ -416,9 +417,7 @@ describe('pipelined batches (the next batch is decided while one is being append
       { ok: true, duplicate: false },
       { ok: true, duplicate: false },
     ]);
-    const events = await allEvents(store);
-    for (const id of ['fund-1', 'fund-2', 'spend-1', 'spend-2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
-    expect(writer.account('alice')).toMatchObject({ creditsPosted: 600n, debitsPosted: 550n });
+    const events = await expectAllFourOnce(store, writer);
     expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
   });
 });
