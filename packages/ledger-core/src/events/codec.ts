@@ -4,7 +4,7 @@ import type { EventMeta } from '../domain/evolve.js';
 import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/types.js';
 import { formatAmount, parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
-import { canonicalEncodingWithData, canonicalJson, hashEncoding } from './canonical.js';
+import { canonicalDataJson, canonicalEncodingWithData, hashEncoding } from './canonical.js';
 import { CURRENT_SCHEMA_VERSIONS, eventDataSchemas, storedEventSchema, type WireEventData } from './schemas.js';
 import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
 import { builtInUpcasters, type UpcasterRegistry } from './upcasters.js';
@@ -138,7 +138,7 @@ export class EventCodec {
       metadata: envelope.metadata,
       previousHash: envelope.previousHash,
     };
-    const dataJson = canonicalJson(unhashed.data);
+    const dataJson = canonicalDataJson(unhashed.data);
     const hash = hashEncoding(unhashed.previousHash, canonicalEncodingWithData(unhashed, dataJson));
     const decoded = { event: draft.event, meta: { ledgerVersion: envelope.ledgerVersion, recordedAtMs: envelope.recordedAtMs, effectiveAtMs: draft.effectiveAtMs } };
     return new EncodedEvent(unhashed, hash, dataJson, decoded, this.#currencies);
