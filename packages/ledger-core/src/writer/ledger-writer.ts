@@ -65,8 +65,9 @@ export interface LedgerWriterOptions {
   /**
    * Most batch appends under way at once: 1..4, default 2. Above 1, the next batch is decided on
    * top of the one being appended and sent at once (the store's chain fence refuses it unless
-   * the one below commits), and a queue of 1,000 or more found idle is cut in two so that
-   * appending the first half overlaps deciding the second. 1 appends one batch at a time.
+   * the one below commits), and a queue of 1,000 or more found idle (or fitting in one batch) is
+   * cut in two so that appending the first half overlaps deciding the second. 1 appends one batch
+   * at a time, and never cuts a queue.
    */
   readonly appendsInFlightMax?: number;
 }
@@ -415,9 +416,11 @@ export class LedgerWriter {
   }
 
   /**
-   * The next batch to decide, with `depth` appends in flight. A long queue found with nothing in
-   * flight is cut into smaller pieces, so the first piece's append starts while the next one is
-   * decided instead of the whole queue waiting for one decision and then for one append.
+   * The next batch to decide, with `depth` appends in flight. A queue of at least two pieces
+   * (2 × 500 commands) that is found with nothing in flight, or that fits in one batch, is cut in
+   * two, so the first half's append starts while the second half is decided instead of all of
+   * it waiting for one decision and then one append. A longer queue behind an append in flight
+   * is taken in whole batches.
    */
   #takeBatch(depth: number): QueuedCommand[] {
     let size = this.#batchSizeMax;
