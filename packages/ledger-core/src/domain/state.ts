@@ -143,7 +143,25 @@ export interface OverlayState extends LedgerState {
   readonly transfers: OverlayTable<TransferRecord>;
 }
 
-const copyAccount = (account: AccountState): AccountState => ({ ...account });
+/**
+ * Field by field rather than a spread: every account then has one hidden class, where spreads of
+ * spreads gave V8 several and made each copy a slow generic clone (a tenth of the writer's CPU).
+ */
+const copyAccount = (account: AccountState): AccountState => ({
+  id: account.id,
+  currency: account.currency,
+  type: account.type,
+  normalSide: account.normalSide,
+  flags: account.flags,
+  metadata: account.metadata,
+  openedAtVersion: account.openedAtVersion,
+  openedAtMs: account.openedAtMs,
+  status: account.status,
+  debitsPosted: account.debitsPosted,
+  creditsPosted: account.creditsPosted,
+  debitsPending: account.debitsPending,
+  creditsPending: account.creditsPending,
+});
 const copyTransfer = (transfer: TransferRecord): TransferRecord => ({ ...transfer });
 
 /** A tentative view of `base`: evolve it freely, then commit or drop it. */
