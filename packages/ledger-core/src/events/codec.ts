@@ -309,10 +309,13 @@ export class EventCodec {
   }
 }
 
+/** `base` with the optional fields that are defined, added in place (no copy: encoding builds many). */
 function withOptional(base: Record<string, JsonValue>, optional: Record<string, string | number | undefined>): JsonObject {
-  const out: Record<string, JsonValue> = { ...base };
-  for (const [key, value] of Object.entries(optional)) if (value !== undefined) out[key] = value;
-  return out;
+  for (const key in optional) {
+    const value = optional[key];
+    if (value !== undefined) base[key] = value;
+  }
+  return base;
 }
 
 function pick(where: { ledgerVersion: number | undefined }): { ledgerVersion?: number } {
