@@ -380,6 +380,13 @@ describe('canonicalDataJson (the fast path for transfer-like data)', () => {
     for (const value of [null, undefined, 'text', 7, [1, 2]]) expect(canonicalDataJson(value as unknown as JsonObject)).toBe(canonicalJson(value as JsonValue));
   });
 
+  test('reads own keys only, as canonicalJson does: a prototype cannot add a field or a posting key', () => {
+    const posting = Object.assign(Object.create({ side: 'debit' }) as Record<string, string>, { accountId: 'a', amount: '1.00', currency: 'EUR', extra: 'x' });
+    const data = Object.assign(Object.create({ reference: 'from-prototype' }) as Record<string, JsonValue>, { transferId: 't', postings: [posting], metadata: {} });
+    expect(canonicalDataJson(data)).toBe(canonicalJson(data));
+    expect(canonicalDataJson(data)).not.toContain('from-prototype');
+  });
+
   test('refuses what canonicalJson refuses (a fractional number)', () => {
     expect(() => canonicalDataJson({ postings: [], timeoutMs: 1.5 })).toThrow(TypeError);
   });
