@@ -283,6 +283,27 @@ describe('pipelined batches (the next batch is decided while one is being append
       transfer('spend-2', 'alice', 'bob', lastSpend),
     ].map((command) => settle(writer.submit(command)));
   const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 10));
+  /**
+   * A gated writer (batches of 2) on a fresh store: `arrange` sets the store's faults, then
+   * {@link fundThenSpend} is submitted and the writer sends what it will while appends wait; the
+   * gate then opens. Gives the four outcomes, and the append calls made before the submit and
+   * while the gate was shut.
+   */
+  async function fundThenSpendThroughGate(
+    appendsInFlightMax: number,
+    lastSpend: bigint,
+    arrange: (store: FaultyStore) => void = () => undefined,
+  ): Promise<{ store: FaultyStore; writer: LedgerWriter; outcomes: unknown[]; callsBefore: number; callsWhileGated: number }> {
+    const store = new FaultyStore();
+    const { writer, open } = await gatedWriter(store, appendsInFlightMax);
+    arrange(store);
+    const callsBefore = store.appendCalls;
+    const pending = fundThenSpend(writer, lastSpend);
+    await tick();
+    const callsWhileGated = store.appendCalls - callsBefore;
+    open();
+    return { store, writer, outcomes: await Promise.all(pending), callsBefore, callsWhileGated };
+  }
   /** fund-1, fund-2, spend-1 and spend-2 are each logged once and alice holds 600 in, 550 out; the log. */
   const expectAllFourOnce = async (store: FaultyStore, writer: LedgerWriter): Promise<StoredEvent[]> => {
     const events = await allEvents(store);
@@ -292,14 +313,8 @@ describe('pipelined batches (the next batch is decided while one is being append
   };
 
   it('with one append in flight (appendsInFlightMax 1), the next batch is appended only after the one below it is durable, and it sees that batch’s effects', async () => {
-    const store = new FaultyStore();
-    const { writer, open } = await gatedWriter(store, 1);
-    const callsBefore = store.appendCalls;
-    const outcomes = fundThenSpend(writer, 150n);
-    await tick();
-    expect(store.appendCalls - callsBefore, 'batch 2 waits for batch 1').toBe(1);
-    open();
-    const results = await Promise.all(outcomes);
+    const { store, writer, outcomes: results, callsBefore, callsWhileGated } = await fundThenSpendThroughGate(1, 150n);
+    expect(callsWhileGated, 'batch 2 waits for batch 1').toBe(1);
     expect(results).toMatchObject([{ ok: true }, { ok: true }, { ok: true }, { ok: true }]);
     expect(store.appendCalls - callsBefore).toBe(2);
     expect(store.conflicts).toBe(0);
@@ -309,14 +324,8 @@ describe('pipelined batches (the next batch is decided while one is being append
   });
 
   it('with two appends in flight (the default), the batch decided on top is sent before the one below is durable, and both land in order on one unbroken chain', async () => {
-    const store = new FaultyStore();
-    const { writer, open } = await gatedWriter(store, 2);
-    const callsBefore = store.appendCalls;
-    const outcomes = fundThenSpend(writer, 150n);
-    await tick();
-    expect(store.appendCalls - callsBefore, 'batch 2 is sent while batch 1 waits').toBe(2);
-    open();
-    const results = await Promise.all(outcomes);
+    const { store, writer, outcomes: results, callsBefore, callsWhileGated } = await fundThenSpendThroughGate(2, 150n);
+    expect(callsWhileGated, 'batch 2 is sent while batch 1 waits').toBe(2);
     expect(results).toMatchObject([{ ok: true }, { ok: true }, { ok: true }, { ok: true }]);
     expect(results.map((result) => (result as { ledgerVersion: number }).ledgerVersion)).toEqual([...results.keys()].map((i) => writer.version - 3 + i));
     expect(store.appendCalls - callsBefore).toBe(2);
@@ -327,14 +336,11 @@ describe('pipelined batches (the next batch is decided while one is being append
   });
 
   it('with two appends in flight, when the lower one is sent last the store refuses the upper one (nothing written) and the writer decides it again: every transfer lands once', async () => {
-    const store = new FaultyStore();
-    const { writer, open } = await gatedWriter(store, 2);
     // Let the upper append reach the store first: the chain fence must refuse it.
-    store.reorderNext = true;
-    const outcomes = fundThenSpend(writer, 150n);
-    await tick();
-    open();
-    expect(await Promise.all(outcomes)).toMatchObject([{ ok: true }, { ok: true }, { ok: true, duplicate: false }, { ok: true, duplicate: false }]);
+    const { store, writer, outcomes } = await fundThenSpendThroughGate(2, 150n, (faulty) => {
+      faulty.reorderNext = true;
+    });
+    expect(outcomes).toMatchObject([{ ok: true }, { ok: true }, { ok: true, duplicate: false }, { ok: true, duplicate: false }]);
     expect(store.conflicts, 'the upper append was refused once').toBe(1);
     const events = await expectAllFourOnce(store, writer);
     expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: events.length });
@@ -342,14 +348,11 @@ describe('pipelined batches (the next batch is decided while one is being append
 
   for (const appendsInFlightMax of [1, 2]) {
     it(`appendsInFlightMax ${appendsInFlightMax}: when the batch below fails before committing, the batch decided on top of it is never appended as decided: it is decided again on what the store holds`, async () => {
-      const store = new FaultyStore();
-      const { writer, open } = await gatedWriter(store, appendsInFlightMax);
-      store.failBeforeCommit = 1;
       // spend-1 is only affordable with batch 1's funds: on the real state (100) it must be rejected.
-      const outcomes = fundThenSpend(writer, 50n);
-      await tick();
-      open();
-      const [fund1, fund2, spend1, spend2] = await Promise.all(outcomes);
+      const { store, writer, outcomes } = await fundThenSpendThroughGate(appendsInFlightMax, 50n, (faulty) => {
+        faulty.failBeforeCommit = 1;
+      });
+      const [fund1, fund2, spend1, spend2] = outcomes;
       expect(fund1).toBeInstanceOf(StoreUnavailableError);
       expect(fund2).toBeInstanceOf(StoreUnavailableError);
       expect(spend1).toMatchObject({ ok: false, code: 'insufficient_funds' });
@@ -362,13 +365,10 @@ describe('pipelined batches (the next batch is decided while one is being append
   }
 
   it('appendsInFlightMax 1: when the batch below committed but its reply was lost, the batch on top is decided again after the tail is read, and nothing is applied twice', async () => {
-    const store = new FaultyStore();
-    const { writer, open } = await gatedWriter(store, 1);
-    store.loseReplies = 1;
-    const outcomes = fundThenSpend(writer, 150n);
-    await tick();
-    open();
-    const [fund1, fund2, spend1, spend2] = await Promise.all(outcomes);
+    const { store, writer, outcomes } = await fundThenSpendThroughGate(1, 150n, (faulty) => {
+      faulty.loseReplies = 1;
+    });
+    const [fund1, fund2, spend1, spend2] = outcomes;
     expect(fund1).toBeInstanceOf(StoreUnavailableError);
     expect(fund2).toBeInstanceOf(StoreUnavailableError);
     // Batch 1 did commit, so batch 2 is affordable on the state read back.
@@ -381,13 +381,9 @@ describe('pipelined batches (the next batch is decided while one is being append
   });
 
   it('appendsInFlightMax 2: when the batch below committed but its reply was lost, the batch on top (fenced on its hash) commits and so proves it: every caller gets its real outcome, nothing is applied twice', async () => {
-    const store = new FaultyStore();
-    const { writer, open } = await gatedWriter(store, 2);
-    store.loseReplies = 1;
-    const outcomes = fundThenSpend(writer, 150n);
-    await tick();
-    open();
-    const results = await Promise.all(outcomes);
+    const { store, writer, outcomes: results } = await fundThenSpendThroughGate(2, 150n, (faulty) => {
+      faulty.loseReplies = 1;
+    });
     expect(results).toMatchObject([
       { ok: true, duplicate: false },
       { ok: true, duplicate: false },
@@ -401,14 +397,11 @@ describe('pipelined batches (the next batch is decided while one is being append
   });
 
   it('appendsInFlightMax 2: when both stacked appends fail with an unknown outcome, every caller of both gets a retriable error, and their retries apply each transfer exactly once', async () => {
-    const store = new FaultyStore();
-    const { writer, open } = await gatedWriter(store, 2);
     // Neither append commits, but to the writer both outcomes are unknown (a lost connection).
-    store.failBeforeCommit = 2;
-    const outcomes = fundThenSpend(writer, 150n);
-    await tick();
-    open();
-    for (const outcome of await Promise.all(outcomes)) expect(outcome).toBeInstanceOf(StoreUnavailableError);
+    const { store, writer, outcomes } = await fundThenSpendThroughGate(2, 150n, (faulty) => {
+      faulty.failBeforeCommit = 2;
+    });
+    for (const outcome of outcomes) expect(outcome).toBeInstanceOf(StoreUnavailableError);
     expect(store.conflicts, 'the upper append was never refused: it failed on its own').toBe(0);
     const retried = await Promise.all(fundThenSpend(writer, 150n));
     expect(retried).toMatchObject([

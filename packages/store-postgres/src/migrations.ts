@@ -205,6 +205,86 @@ $notify$;
 CREATE TRIGGER notify_appended AFTER INSERT ON ${SCHEMA}.events FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.notify_events_appended();
 `;
 
+/**
+ * The signature and declarations of `append_events` since migration 3 (after `CREATE [OR REPLACE]
+ * FUNCTION `), with `extraDeclarations` (whole lines) after the common ones.
+ */
+const appendFunctionHead = (extraDeclarations: string): string => `${APPEND_FUNCTION}(
+  p_tenant_id text, p_ledger_id text, p_expected_version bigint,
+  p_event_ids text[], p_types text[], p_schema_versions integer[], p_data json[],
+  p_recorded_at text[], p_effective_at text[], p_correlation_ids text[], p_causation_ids text[],
+  p_metadata json[], p_previous_hashes text[], p_hashes text[],
+  p_transfer_keys text[], p_resolution_keys text[], p_reversal_keys text[]
+) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $append$
+DECLARE
+  v_count integer := coalesce(cardinality(p_event_ids), 0);
+  v_new_version bigint := p_expected_version + v_count;
+  v_tenant text := current_setting('ledgerkit.tenant_id', true);
+  v_rows integer;
+  v_actual bigint;
+  v_key text;
+${extraDeclarations}`;
+
+/** The start of `append_events`' body since migration 3: the tenant argument and setting, and the argument arrays' lengths. */
+const appendArgumentChecks = `BEGIN
+  IF p_tenant_id IS NULL OR p_tenant_id !~ '${TENANT_ID_SQL_PATTERN}' THEN
+    RAISE EXCEPTION 'append_events: % is not a tenant id', p_tenant_id USING ERRCODE = '23514';
+  END IF;
+  IF v_tenant IS NULL OR v_tenant = '' THEN
+    -- Called on its own (autocommit): the tenant holds for this statement's transaction only.
+    PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
+  ELSIF v_tenant IS DISTINCT FROM p_tenant_id THEN
+    RAISE EXCEPTION 'append_events: tenant % is not the tenant set for this transaction', p_tenant_id USING ERRCODE = '42501';
+  END IF;
+  IF coalesce(cardinality(p_types), 0) <> v_count OR coalesce(cardinality(p_schema_versions), 0) <> v_count
+     OR coalesce(cardinality(p_data), 0) <> v_count OR coalesce(cardinality(p_recorded_at), 0) <> v_count
+     OR coalesce(cardinality(p_effective_at), 0) <> v_count OR coalesce(cardinality(p_correlation_ids), 0) <> v_count
+     OR coalesce(cardinality(p_causation_ids), 0) <> v_count OR coalesce(cardinality(p_metadata), 0) <> v_count
+     OR coalesce(cardinality(p_previous_hashes), 0) <> v_count OR coalesce(cardinality(p_hashes), 0) <> v_count
+     OR coalesce(cardinality(p_transfer_keys), 0) <> v_count OR coalesce(cardinality(p_resolution_keys), 0) <> v_count
+     OR coalesce(cardinality(p_reversal_keys), 0) <> v_count THEN
+    RAISE EXCEPTION 'append_events: argument arrays differ in length' USING ERRCODE = '22023';
+  END IF;
+`;
+
+/** `append_events`' insert of the batch's rows at the versions after the expected one (since migration 3). */
+const appendInsertEvents = `    INSERT INTO ${SCHEMA}.events (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
+                                  recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash,
+                                  transfer_key, resolution_key, reversal_key)
+    SELECT p_tenant_id, p_ledger_id, p_expected_version + e.ord, e.event_id, e.type, e.schema_version, e.data,
+           e.recorded_at, e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash,
+           e.transfer_key, e.resolution_key, e.reversal_key
+      FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_recorded_at, p_effective_at,
+                  p_correlation_ids, p_causation_ids, p_metadata, p_previous_hashes, p_hashes,
+                  p_transfer_keys, p_resolution_keys, p_reversal_keys)
+           WITH ORDINALITY AS e(event_id, type, schema_version, data, recorded_at, effective_at,
+                                correlation_id, causation_id, metadata, previous_hash, hash,
+                                transfer_key, resolution_key, reversal_key, ord)
+     ORDER BY e.ord;
+`;
+
+/**
+ * `append_events`' answer to a unique violation of an idempotency key (since migration 3): LK002
+ * naming the first key already claimed, by an earlier event or twice in this batch, in event order.
+ */
+const appendDuplicateKeyReport = `    SELECT k.key INTO v_key
+      FROM unnest(p_transfer_keys, p_resolution_keys, p_reversal_keys) WITH ORDINALITY AS u(t, r, v, ord)
+     CROSS JOIN LATERAL (VALUES (1, 'transfer:' || u.t, u.t IS NOT NULL AND (
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.transfer_key = u.t)
+                                   OR (SELECT count(*) FROM unnest(p_transfer_keys) y WHERE y = u.t) > 1)),
+                                (2, 'resolution:' || u.r, u.r IS NOT NULL AND (
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.resolution_key = u.r)
+                                   OR (SELECT count(*) FROM unnest(p_resolution_keys) y WHERE y = u.r) > 1)),
+                                (3, 'reversal:' || u.v, u.v IS NOT NULL AND (
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.reversal_key = u.v)
+                                   OR (SELECT count(*) FROM unnest(p_reversal_keys) y WHERE y = u.v) > 1))) AS k(n, key, taken)
+     WHERE k.taken
+     ORDER BY u.ord, k.n LIMIT 1;
+    RAISE EXCEPTION 'index key % already exists in this ledger', coalesce(v_key, 'unknown')
+      USING ERRCODE = '${DUPLICATE_INDEX_KEY_SQLSTATE}', DETAIL = coalesce(v_key, 'unknown');
+`;
+
 // Migration 3, for the write path's cost per event (see docs/performance.md):
 // - The idempotency keys move from the index_keys table into three columns of the event row
 //   itself, each with a unique partial index: one heap row per event instead of two, and no
@@ -256,41 +336,7 @@ CREATE UNIQUE INDEX events_reversal_key ON ${SCHEMA}.events (tenant_id, ledger_i
 DROP FUNCTION ${APPEND_SIGNATURE_V1};
 DROP TABLE ${SCHEMA}.index_keys;
 
-CREATE FUNCTION ${APPEND_FUNCTION}(
-  p_tenant_id text, p_ledger_id text, p_expected_version bigint,
-  p_event_ids text[], p_types text[], p_schema_versions integer[], p_data json[],
-  p_recorded_at text[], p_effective_at text[], p_correlation_ids text[], p_causation_ids text[],
-  p_metadata json[], p_previous_hashes text[], p_hashes text[],
-  p_transfer_keys text[], p_resolution_keys text[], p_reversal_keys text[]
-) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $append$
-DECLARE
-  v_count integer := coalesce(cardinality(p_event_ids), 0);
-  v_new_version bigint := p_expected_version + v_count;
-  v_tenant text := current_setting('ledgerkit.tenant_id', true);
-  v_rows integer;
-  v_actual bigint;
-  v_key text;
-BEGIN
-  IF p_tenant_id IS NULL OR p_tenant_id !~ '${TENANT_ID_SQL_PATTERN}' THEN
-    RAISE EXCEPTION 'append_events: % is not a tenant id', p_tenant_id USING ERRCODE = '23514';
-  END IF;
-  IF v_tenant IS NULL OR v_tenant = '' THEN
-    -- Called on its own (autocommit): the tenant holds for this statement's transaction only.
-    PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
-  ELSIF v_tenant IS DISTINCT FROM p_tenant_id THEN
-    RAISE EXCEPTION 'append_events: tenant % is not the tenant set for this transaction', p_tenant_id USING ERRCODE = '42501';
-  END IF;
-  IF coalesce(cardinality(p_types), 0) <> v_count OR coalesce(cardinality(p_schema_versions), 0) <> v_count
-     OR coalesce(cardinality(p_data), 0) <> v_count OR coalesce(cardinality(p_recorded_at), 0) <> v_count
-     OR coalesce(cardinality(p_effective_at), 0) <> v_count OR coalesce(cardinality(p_correlation_ids), 0) <> v_count
-     OR coalesce(cardinality(p_causation_ids), 0) <> v_count OR coalesce(cardinality(p_metadata), 0) <> v_count
-     OR coalesce(cardinality(p_previous_hashes), 0) <> v_count OR coalesce(cardinality(p_hashes), 0) <> v_count
-     OR coalesce(cardinality(p_transfer_keys), 0) <> v_count OR coalesce(cardinality(p_resolution_keys), 0) <> v_count
-     OR coalesce(cardinality(p_reversal_keys), 0) <> v_count THEN
-    RAISE EXCEPTION 'append_events: argument arrays differ in length' USING ERRCODE = '22023';
-  END IF;
-
+CREATE FUNCTION ${appendFunctionHead('')}${appendArgumentChecks}
   -- The fence: take the stream row (or create it) only if it is at the expected version. A
   -- concurrent append of the same stream waits here and then finds the version moved.
   IF v_count = 0 THEN
@@ -318,38 +364,10 @@ BEGIN
   END IF;
 
   BEGIN
-    INSERT INTO ${SCHEMA}.events (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
-                                  recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash,
-                                  transfer_key, resolution_key, reversal_key)
-    SELECT p_tenant_id, p_ledger_id, p_expected_version + e.ord, e.event_id, e.type, e.schema_version, e.data,
-           e.recorded_at, e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash,
-           e.transfer_key, e.resolution_key, e.reversal_key
-      FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_recorded_at, p_effective_at,
-                  p_correlation_ids, p_causation_ids, p_metadata, p_previous_hashes, p_hashes,
-                  p_transfer_keys, p_resolution_keys, p_reversal_keys)
-           WITH ORDINALITY AS e(event_id, type, schema_version, data, recorded_at, effective_at,
-                                correlation_id, causation_id, metadata, previous_hash, hash,
-                                transfer_key, resolution_key, reversal_key, ord)
-     ORDER BY e.ord;
-  EXCEPTION WHEN unique_violation THEN
+${appendInsertEvents}  EXCEPTION WHEN unique_violation THEN
     -- A key is already claimed (by an earlier event, or twice in this batch). Name the first
     -- one in event order; the insert above is already undone with its subtransaction.
-    SELECT k.key INTO v_key
-      FROM unnest(p_transfer_keys, p_resolution_keys, p_reversal_keys) WITH ORDINALITY AS u(t, r, v, ord)
-     CROSS JOIN LATERAL (VALUES (1, 'transfer:' || u.t, u.t IS NOT NULL AND (
-                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.transfer_key = u.t)
-                                   OR (SELECT count(*) FROM unnest(p_transfer_keys) y WHERE y = u.t) > 1)),
-                                (2, 'resolution:' || u.r, u.r IS NOT NULL AND (
-                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.resolution_key = u.r)
-                                   OR (SELECT count(*) FROM unnest(p_resolution_keys) y WHERE y = u.r) > 1)),
-                                (3, 'reversal:' || u.v, u.v IS NOT NULL AND (
-                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.reversal_key = u.v)
-                                   OR (SELECT count(*) FROM unnest(p_reversal_keys) y WHERE y = u.v) > 1))) AS k(n, key, taken)
-     WHERE k.taken
-     ORDER BY u.ord, k.n LIMIT 1;
-    RAISE EXCEPTION 'index key % already exists in this ledger', coalesce(v_key, 'unknown')
-      USING ERRCODE = '${DUPLICATE_INDEX_KEY_SQLSTATE}', DETAIL = coalesce(v_key, 'unknown');
-  END;
+${appendDuplicateKeyReport}  END;
   RETURN v_new_version;
 END
 $append$;
@@ -402,44 +420,10 @@ GRANT EXECUTE ON FUNCTION ${SCHEMA}.find_index_keys(text, text, text[], text[], 
 //   both commits close together. A stale append runs into the committed rows' primary key, which
 //   is a version conflict like the fence's.
 const chainFence = (): string => `
-CREATE OR REPLACE FUNCTION ${APPEND_FUNCTION}(
-  p_tenant_id text, p_ledger_id text, p_expected_version bigint,
-  p_event_ids text[], p_types text[], p_schema_versions integer[], p_data json[],
-  p_recorded_at text[], p_effective_at text[], p_correlation_ids text[], p_causation_ids text[],
-  p_metadata json[], p_previous_hashes text[], p_hashes text[],
-  p_transfer_keys text[], p_resolution_keys text[], p_reversal_keys text[]
-) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $append$
-DECLARE
-  v_count integer := coalesce(cardinality(p_event_ids), 0);
-  v_new_version bigint := p_expected_version + v_count;
-  v_tenant text := current_setting('ledgerkit.tenant_id', true);
-  v_rows integer;
-  v_actual bigint;
-  v_key text;
-  v_constraint text;
+CREATE OR REPLACE FUNCTION ${appendFunctionHead(`  v_constraint text;
   v_hash_below text;
   v_last_txid xid8;
-BEGIN
-  IF p_tenant_id IS NULL OR p_tenant_id !~ '${TENANT_ID_SQL_PATTERN}' THEN
-    RAISE EXCEPTION 'append_events: % is not a tenant id', p_tenant_id USING ERRCODE = '23514';
-  END IF;
-  IF v_tenant IS NULL OR v_tenant = '' THEN
-    -- Called on its own (autocommit): the tenant holds for this statement's transaction only.
-    PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
-  ELSIF v_tenant IS DISTINCT FROM p_tenant_id THEN
-    RAISE EXCEPTION 'append_events: tenant % is not the tenant set for this transaction', p_tenant_id USING ERRCODE = '42501';
-  END IF;
-  IF coalesce(cardinality(p_types), 0) <> v_count OR coalesce(cardinality(p_schema_versions), 0) <> v_count
-     OR coalesce(cardinality(p_data), 0) <> v_count OR coalesce(cardinality(p_recorded_at), 0) <> v_count
-     OR coalesce(cardinality(p_effective_at), 0) <> v_count OR coalesce(cardinality(p_correlation_ids), 0) <> v_count
-     OR coalesce(cardinality(p_causation_ids), 0) <> v_count OR coalesce(cardinality(p_metadata), 0) <> v_count
-     OR coalesce(cardinality(p_previous_hashes), 0) <> v_count OR coalesce(cardinality(p_hashes), 0) <> v_count
-     OR coalesce(cardinality(p_transfer_keys), 0) <> v_count OR coalesce(cardinality(p_resolution_keys), 0) <> v_count
-     OR coalesce(cardinality(p_reversal_keys), 0) <> v_count THEN
-    RAISE EXCEPTION 'append_events: argument arrays differ in length' USING ERRCODE = '22023';
-  END IF;
-
+`)}${appendArgumentChecks}
   IF v_count = 0 THEN
     SELECT s.version INTO v_actual FROM ${SCHEMA}.ledger_streams s WHERE s.tenant_id = p_tenant_id AND s.ledger_id = p_ledger_id;
     v_actual := coalesce(v_actual, 0);
@@ -455,20 +439,7 @@ BEGIN
   PERFORM pg_current_xact_id();
 
   BEGIN
-    INSERT INTO ${SCHEMA}.events (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data,
-                                  recorded_at, effective_at, correlation_id, causation_id, metadata, previous_hash, hash,
-                                  transfer_key, resolution_key, reversal_key)
-    SELECT p_tenant_id, p_ledger_id, p_expected_version + e.ord, e.event_id, e.type, e.schema_version, e.data,
-           e.recorded_at, e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash,
-           e.transfer_key, e.resolution_key, e.reversal_key
-      FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_recorded_at, p_effective_at,
-                  p_correlation_ids, p_causation_ids, p_metadata, p_previous_hashes, p_hashes,
-                  p_transfer_keys, p_resolution_keys, p_reversal_keys)
-           WITH ORDINALITY AS e(event_id, type, schema_version, data, recorded_at, effective_at,
-                                correlation_id, causation_id, metadata, previous_hash, hash,
-                                transfer_key, resolution_key, reversal_key, ord)
-     ORDER BY e.ord;
-  EXCEPTION WHEN unique_violation THEN
+${appendInsertEvents}  EXCEPTION WHEN unique_violation THEN
     -- The insert is already undone with its subtransaction. The primary key means the versions
     -- are taken (committed by another append): a version conflict, whatever else is wrong.
     GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
@@ -478,22 +449,7 @@ BEGIN
         USING ERRCODE = '${VERSION_CONFLICT_SQLSTATE}', DETAIL = coalesce(v_actual, 0)::text;
     END IF;
     -- A key is already claimed (by an earlier event, or twice in this batch): name the first in event order.
-    SELECT k.key INTO v_key
-      FROM unnest(p_transfer_keys, p_resolution_keys, p_reversal_keys) WITH ORDINALITY AS u(t, r, v, ord)
-     CROSS JOIN LATERAL (VALUES (1, 'transfer:' || u.t, u.t IS NOT NULL AND (
-                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.transfer_key = u.t)
-                                   OR (SELECT count(*) FROM unnest(p_transfer_keys) y WHERE y = u.t) > 1)),
-                                (2, 'resolution:' || u.r, u.r IS NOT NULL AND (
-                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.resolution_key = u.r)
-                                   OR (SELECT count(*) FROM unnest(p_resolution_keys) y WHERE y = u.r) > 1)),
-                                (3, 'reversal:' || u.v, u.v IS NOT NULL AND (
-                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.reversal_key = u.v)
-                                   OR (SELECT count(*) FROM unnest(p_reversal_keys) y WHERE y = u.v) > 1))) AS k(n, key, taken)
-     WHERE k.taken
-     ORDER BY u.ord, k.n LIMIT 1;
-    RAISE EXCEPTION 'index key % already exists in this ledger', coalesce(v_key, 'unknown')
-      USING ERRCODE = '${DUPLICATE_INDEX_KEY_SQLSTATE}', DETAIL = coalesce(v_key, 'unknown');
-  END;
+${appendDuplicateKeyReport}  END;
 
   -- The version fence: lock the stream row (or create it), waiting for any append of the stream
   -- still in flight to end, and go on only if the version it left is the expected one and was

@@ -64,15 +64,13 @@ export function canonicalDataJson(data: JsonObject): string {
 const TRANSFER_DATA_KEYS = ['metadata', 'pendingId', 'postings', 'reference', 'reversalOf', 'timeoutMs', 'transferId'] as const;
 const TRANSFER_DATA_KEY_SET: ReadonlySet<string> = new Set(TRANSFER_DATA_KEYS);
 
-const POSTING_KEYS = ['accountId', 'amount', 'currency', 'side'] as const;
-
 /** Canonical JSON of postings that each have exactly string `accountId`, `amount`, `currency` and `side`; else `undefined`. */
 function postingsJson(postings: readonly JsonValue[]): string | undefined {
   let out = '[';
   for (let i = 0; i < postings.length; i += 1) {
     const posting = postings[i] as Record<string, JsonValue | undefined>;
     if (posting === null || typeof posting !== 'object' || Array.isArray(posting)) return undefined;
-    if (Object.keys(posting).length !== 4 || !POSTING_KEYS.every((key) => Object.hasOwn(posting, key))) return undefined;
+    if (Object.keys(posting).length !== 4 || !Object.hasOwn(posting, 'accountId') || !Object.hasOwn(posting, 'amount') || !Object.hasOwn(posting, 'currency') || !Object.hasOwn(posting, 'side')) return undefined;
     const { accountId, amount, currency, side } = posting;
     if (typeof accountId !== 'string' || typeof amount !== 'string' || typeof currency !== 'string' || typeof side !== 'string') return undefined;
     out += `${i === 0 ? '' : ','}{"accountId":${JSON.stringify(accountId)},"amount":${JSON.stringify(amount)},"currency":${JSON.stringify(currency)},"side":${JSON.stringify(side)}}`;

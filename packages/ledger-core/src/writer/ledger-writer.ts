@@ -29,10 +29,8 @@ export const BATCH_SIZE_MAX_LIMIT = 8_190;
 export const QUEUE_LENGTH_MAX_LIMIT = 1_000_000;
 /** Hard ceiling of `appendsInFlightMax`. */
 export const APPENDS_IN_FLIGHT_MAX_LIMIT = 4;
-/** Smallest piece a long queue found idle is cut into (see `appendsInFlightMax`). */
-const PIPELINE_PIECE_MIN = 500;
-/** Most pieces a long queue found idle is cut into. */
-const PIPELINE_PIECES_MAX = 2;
+/** Shortest queue that is cut in two so that its halves' appends overlap (see `appendsInFlightMax`). */
+const SPLIT_QUEUE_LENGTH_MIN = 1_000;
 
 /** Options of {@link LedgerWriter.open}. Every number has a default and a hard limit. */
 export interface LedgerWriterOptions {
@@ -416,19 +414,15 @@ export class LedgerWriter {
   }
 
   /**
-   * The next batch to decide, with `depth` appends in flight. A queue of at least two pieces
-   * (2 × 500 commands) that is found with nothing in flight, or that fits in one batch, is cut in
-   * two, so the first half's append starts while the second half is decided instead of all of
-   * it waiting for one decision and then one append. A longer queue behind an append in flight
-   * is taken in whole batches.
+   * The next batch to decide, with `depth` appends in flight. A queue of 1,000 or more that is
+   * found with nothing in flight, or that fits in one batch, is cut in two, so the first half's
+   * append starts while the second half is decided instead of all of it waiting for one decision
+   * and then one append. A longer queue behind an append in flight is taken in whole batches.
    */
   #takeBatch(depth: number): QueuedCommand[] {
-    let size = this.#batchSizeMax;
-    if (this.#appendsInFlightMax > 1 && this.#queue.length >= 2 * PIPELINE_PIECE_MIN) {
-      const pieces = Math.min(PIPELINE_PIECES_MAX, Math.floor(this.#queue.length / PIPELINE_PIECE_MIN));
-      if (depth === 0 || this.#queue.length <= this.#batchSizeMax) size = Math.min(size, Math.ceil(this.#queue.length / pieces));
-    }
-    return this.#queue.splice(0, size);
+    const length = this.#queue.length;
+    const split = this.#appendsInFlightMax > 1 && length >= SPLIT_QUEUE_LENGTH_MIN && (depth === 0 || length <= this.#batchSizeMax);
+    return this.#queue.splice(0, split ? Math.min(this.#batchSizeMax, Math.ceil(length / 2)) : this.#batchSizeMax);
   }
 
   /**
