@@ -98,16 +98,20 @@ interface TransferUpdate {
 
 const TOTAL_COLUMNS = ['debits_posted', 'credits_posted', 'debits_pending', 'credits_pending'] as const;
 
+// Statements that look rows up by a batch of keys drive the lookup from the keys, one index probe
+// per key, whatever the planner believes about the tables (see the balances projection): the
+// lateral subqueries are fenced with OFFSET 0 or LIMIT so that they are not flattened into joins.
+
 // An account's head: its row, and the totals of its last entry (one backward probe of the key).
 const SELECT_ACCOUNTS_SQL = `SELECT a.ledger_id, a.account_id, a.currency, a.account_type, a.debits_must_not_exceed_credits,
     a.credits_must_not_exceed_debits, a.metadata, a.opened_version, a.opened_recorded_at, a.opened_effective_at, a.status,
     e.debits_posted, e.credits_posted, e.debits_pending, e.credits_pending
-  FROM ${SCHEMA}.rm_accounts a
-  JOIN unnest($2::text[], $3::text[]) AS k(ledger_id, account_id) ON a.ledger_id = k.ledger_id AND a.account_id = k.account_id
+  FROM unnest($2::text[], $3::text[]) AS k(ledger_id, account_id)
+  CROSS JOIN LATERAL (SELECT * FROM ${SCHEMA}.rm_accounts x
+    WHERE x.tenant_id = $1 AND x.ledger_id = k.ledger_id AND x.account_id = k.account_id OFFSET 0) a
   LEFT JOIN LATERAL (SELECT en.debits_posted, en.credits_posted, en.debits_pending, en.credits_pending FROM ${SCHEMA}.rm_account_entries en
     WHERE en.tenant_id = $1 AND en.ledger_id = a.ledger_id AND en.account_id = a.account_id
-    ORDER BY en.ledger_version DESC, en.seq DESC LIMIT 1) e ON true
-  WHERE a.tenant_id = $1`;
+    ORDER BY en.ledger_version DESC, en.seq DESC LIMIT 1) e ON true`;
 
 // The latest effective time of each account's entries (one backward probe of the effective-time index each).
 const MAX_EFFECTIVE_SQL = `SELECT k.ledger_id, k.account_id, m.effective_at
@@ -116,9 +120,9 @@ const MAX_EFFECTIVE_SQL = `SELECT k.ledger_id, k.account_id, m.effective_at
     WHERE en.tenant_id = $1 AND en.ledger_id = k.ledger_id AND en.account_id = k.account_id
     ORDER BY en.effective_at DESC, en.ledger_version DESC, en.seq DESC LIMIT 1) m`;
 
-const SELECT_HOLDS_SQL = `SELECT t.ledger_id, t.transfer_id, t.postings, t.hold_status FROM ${SCHEMA}.rm_transfers t
-  JOIN unnest($2::text[], $3::text[]) AS k(ledger_id, transfer_id) ON t.ledger_id = k.ledger_id AND t.transfer_id = k.transfer_id
-  WHERE t.tenant_id = $1 AND t.kind = 'hold'`;
+const SELECT_HOLDS_SQL = `SELECT t.ledger_id, t.transfer_id, t.postings, t.hold_status FROM unnest($2::text[], $3::text[]) AS k(ledger_id, transfer_id)
+  CROSS JOIN LATERAL (SELECT x.ledger_id, x.transfer_id, x.postings, x.hold_status FROM ${SCHEMA}.rm_transfers x
+    WHERE x.tenant_id = $1 AND x.ledger_id = k.ledger_id AND x.transfer_id = k.transfer_id AND x.kind = 'hold' OFFSET 0) t`;
 
 const UPSERT_ACCOUNTS_SQL = `INSERT INTO ${SCHEMA}.rm_accounts AS a (tenant_id, ledger_id, account_id, currency, account_type,
     debits_must_not_exceed_credits, credits_must_not_exceed_debits, metadata, opened_version, opened_recorded_at, opened_effective_at, status)
@@ -155,12 +159,19 @@ const INSERT_TRANSFERS_SQL = {
     $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::timestamptz[], $16::text[], $17::bigint[]) AS t`,
 };
 
-const UPDATE_TRANSFERS_SQL = `UPDATE ${SCHEMA}.rm_transfers t SET reversed_by = coalesce(u.reversed_by, t.reversed_by),
-    hold_status = coalesce(u.hold_status, t.hold_status), resolved_by = coalesce(u.resolved_by, t.resolved_by),
-    resolved_version = coalesce(u.resolved_version, t.resolved_version)
+// Changes to stored transfers: an upsert of each stored row (one key probe) with the changed
+// columns, so that no join is planned; a key with no row yields nothing, and the row count tells.
+const UPDATE_TRANSFERS_SQL = `INSERT INTO ${SCHEMA}.rm_transfers AS t (tenant_id, ledger_id, transfer_id, kind, postings, reference, pending_id,
+    reversal_of, reversed_by, metadata, ledger_version, recorded_at, effective_at, hold_status, timeout_at, resolved_by, resolved_version)
+  SELECT x.tenant_id, x.ledger_id, x.transfer_id, x.kind, x.postings, x.reference, x.pending_id, x.reversal_of,
+    coalesce(u.reversed_by, x.reversed_by), x.metadata, x.ledger_version, x.recorded_at, x.effective_at,
+    coalesce(u.hold_status, x.hold_status), x.timeout_at, coalesce(u.resolved_by, x.resolved_by), coalesce(u.resolved_version, x.resolved_version)
   FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
     AS u(ledger_id, transfer_id, reversed_by, hold_status, resolved_by, resolved_version)
-  WHERE t.tenant_id = $1 AND t.ledger_id = u.ledger_id AND t.transfer_id = u.transfer_id`;
+  CROSS JOIN LATERAL (SELECT * FROM ${SCHEMA}.rm_transfers y
+    WHERE y.tenant_id = $1 AND y.ledger_id = u.ledger_id AND y.transfer_id = u.transfer_id OFFSET 0) x
+  ON CONFLICT (tenant_id, ledger_id, transfer_id) DO UPDATE SET reversed_by = EXCLUDED.reversed_by, hold_status = EXCLUDED.hold_status,
+    resolved_by = EXCLUDED.resolved_by, resolved_version = EXCLUDED.resolved_version`;
 
 // For each back-dated entry (by its index in the batch), the effective-order totals of the
 // account's last stored entry at or before its effective time: everything already stored sorts
@@ -176,19 +187,32 @@ const PREDECESSORS_SQL = `SELECT k.i, coalesce(p.debits_posted, 0) AS debits_pos
 
 // Back-dated entries move the effective-order totals of every stored entry of their account that
 // is effective after them, by the sum of their amounts: the entries within the back-dating
-// window, at most, in one statement for the whole batch.
-const SHIFT_SUCCESSORS_SQL = `UPDATE ${SCHEMA}.rm_account_entries en SET
-    eff_debits_posted = coalesce(en.eff_debits_posted, en.debits_posted) + d.debits_posted,
-    eff_credits_posted = coalesce(en.eff_credits_posted, en.credits_posted) + d.credits_posted,
-    eff_debits_pending = coalesce(en.eff_debits_pending, en.debits_pending) + d.debits_pending,
-    eff_credits_pending = coalesce(en.eff_credits_pending, en.credits_pending) + d.credits_pending
-  FROM (SELECT s.ledger_id, s.account_id, s.ledger_version, s.seq, sum(b.debits_posted) AS debits_posted, sum(b.credits_posted) AS credits_posted,
+// window, at most, in one statement for the whole batch. Each back-dated entry is one range probe
+// of the effective-time index; each entry moved is an upsert of its stored row (one key probe).
+const SHIFT_SUCCESSORS_SQL = `INSERT INTO ${SCHEMA}.rm_account_entries AS en (tenant_id, ledger_id, account_id, ledger_version, seq, event_type,
+    transfer_id, side, bucket, amount, recorded_at, effective_at, debits_posted, credits_posted, debits_pending, credits_pending,
+    eff_debits_posted, eff_credits_posted, eff_debits_pending, eff_credits_pending)
+  SELECT s.tenant_id, s.ledger_id, s.account_id, s.ledger_version, s.seq, s.event_type, s.transfer_id, s.side, s.bucket, s.amount,
+    s.recorded_at, s.effective_at, s.debits_posted, s.credits_posted, s.debits_pending, s.credits_pending,
+    coalesce(s.eff_debits_posted, s.debits_posted) + d.debits_posted, coalesce(s.eff_credits_posted, s.credits_posted) + d.credits_posted,
+    coalesce(s.eff_debits_pending, s.debits_pending) + d.debits_pending, coalesce(s.eff_credits_pending, s.credits_pending) + d.credits_pending
+  FROM (SELECT m.ledger_id, m.account_id, m.ledger_version, m.seq, sum(b.debits_posted) AS debits_posted, sum(b.credits_posted) AS credits_posted,
           sum(b.debits_pending) AS debits_pending, sum(b.credits_pending) AS credits_pending
         FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[])
           AS b(ledger_id, account_id, effective_at, debits_posted, credits_posted, debits_pending, credits_pending)
-        JOIN ${SCHEMA}.rm_account_entries s ON s.tenant_id = $1 AND s.ledger_id = b.ledger_id AND s.account_id = b.account_id AND s.effective_at > b.effective_at
-        GROUP BY s.ledger_id, s.account_id, s.ledger_version, s.seq) d
-  WHERE en.tenant_id = $1 AND en.ledger_id = d.ledger_id AND en.account_id = d.account_id AND en.ledger_version = d.ledger_version AND en.seq = d.seq`;
+        CROSS JOIN LATERAL (SELECT y.ledger_id, y.account_id, y.ledger_version, y.seq FROM ${SCHEMA}.rm_account_entries y
+          WHERE y.tenant_id = $1 AND y.ledger_id = b.ledger_id AND y.account_id = b.account_id AND y.effective_at > b.effective_at OFFSET 0) m
+        GROUP BY m.ledger_id, m.account_id, m.ledger_version, m.seq) d
+  CROSS JOIN LATERAL (SELECT * FROM ${SCHEMA}.rm_account_entries z WHERE z.tenant_id = $1 AND z.ledger_id = d.ledger_id
+    AND z.account_id = d.account_id AND z.ledger_version = d.ledger_version AND z.seq = d.seq OFFSET 0) s
+  ON CONFLICT (tenant_id, ledger_id, account_id, ledger_version, seq) DO UPDATE SET eff_debits_posted = EXCLUDED.eff_debits_posted,
+    eff_credits_posted = EXCLUDED.eff_credits_posted, eff_debits_pending = EXCLUDED.eff_debits_pending, eff_credits_pending = EXCLUDED.eff_credits_pending`;
+
+/**
+ * The statements that look rows up by a batch of keys, for the test that checks their plans are
+ * driven from the keys. @internal
+ */
+export const HISTORY_KEYED_SQL: readonly string[] = [SELECT_ACCOUNTS_SQL, MAX_EFFECTIVE_SQL, SELECT_HOLDS_SQL, UPDATE_TRANSFERS_SQL, PREDECESSORS_SQL, SHIFT_SUCCESSORS_SQL];
 
 /**
  * The history read model, from which every past balance is one index probe:
