@@ -15,8 +15,10 @@
  * The history is built fast: pre-encoded, hash-chained events appended 1,000 per call through
  * `PostgresEventStore.append`, as a writer would have written them.
  */
+import { fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Histogram } from 'hdr-histogram-js';
 import { CurrencyRegistry, EventCodec, GENESIS_HASH, LedgerWriter, type CommandResult, type LedgerEvent, type StoredEvent, type TransferCommand } from '@ledgerkit/ledger-core';
@@ -24,6 +26,7 @@ import { balancesProjection, historyProjection, inlineBalances, migrateReadModel
 import { migrate, PostgresEventStore, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
 import pg from 'pg';
 import { loadAverage1m, newLatencyHistogram, recordNs, summariseMs, type Measurement, type Target } from './measurement.js';
+import type { FollowBatchMessage, FollowRunnerMessage } from './follow-runner.js';
 import { defaultTypeParsers } from './postgres-database.js';
 
 /** How much to measure. */
@@ -148,7 +151,7 @@ export async function measureProjections(options: MeasureProjectionsOptions): Pr
 
     if (any(FOLLOW_WRITER, FOLLOW_BALANCES, FOLLOW_HISTORY)) {
       say(`  projections: the runner following a writer flat out for ${settings.followWindowMs / 1_000} s`);
-      for (const m of await measureFollow(app, store, settings)) out.set(m.name, m);
+      for (const m of await measureFollow(database.appUrl, store, settings)) out.set(m.name, m);
     }
     if (any(APPEND_ASYNC, APPEND_INLINE)) {
       say(`  projections: the writer with and without inline balances, ${settings.inlineWindowMs / 1_000} s each`);
@@ -279,10 +282,11 @@ class Recorder {
 
 /**
  * A writer submits 1,000 transfers at a time and awaits them, back to back, for the window, while
- * a live runner follows. Every writer batch's lag is the time from its acknowledgement to the
- * commit of the projection batch that applied its last event.
+ * a live runner follows in a process of its own (as deployed: the writer's event loop is not
+ * shared with it). Every writer batch's lag is the time from its acknowledgement to the commit of
+ * the projection batch that applied its last event.
  */
-async function measureFollow(app: pg.Pool, store: PostgresEventStore, settings: ProjectionsBenchSettings): Promise<Measurement[]> {
+async function measureFollow(appUrl: string, store: PostgresEventStore, settings: ProjectionsBenchSettings): Promise<Measurement[]> {
   const tenantId = 'bench-follow';
   const writer = await openFundedWriter(store, tenantId, settings.accounts);
   const names = { balances: FOLLOW_BALANCES, history: FOLLOW_HISTORY } as Record<string, string>;
@@ -292,24 +296,25 @@ async function measureFollow(app: pg.Pool, store: PostgresEventStore, settings: 
     [FOLLOW_HISTORY, new Recorder()],
   ]);
   const acked: { readonly lastVersion: number; readonly atNs: bigint }[] = [];
-  const applied = new Map<string, { version: number; next: number }>();
+  const applied = new Map<string, { version: number; next: number; atNs: bigint }>();
   let following = false;
   const settle = (scenario: string): void => {
     const state = applied.get(scenario);
     const recorder = recorders.get(scenario);
     if (state === undefined || recorder === undefined) return;
-    const now = process.hrtime.bigint();
     while (state.next < acked.length && (acked[state.next]?.lastVersion ?? Infinity) <= state.version) {
-      recorder.latency(Number(now - (acked[state.next]?.atNs ?? now)));
+      const ack = acked[state.next] as { readonly atNs: bigint };
+      // A batch the projection had applied before the writer's acknowledgement arrived lags by nothing.
+      recorder.latency(Math.max(0, Number(state.atNs - ack.atNs)));
       state.next += 1;
     }
   };
-  const onBatch = (batch: BatchCommitted): void => {
+  const onBatch = (batch: FollowBatchMessage): void => {
     const scenario = names[batch.projection];
     if (scenario === undefined || !following) return;
-    const version = batch.ledgerVersions.get(LEDGER_ID) ?? 0;
-    const state = applied.get(scenario) ?? { version: 0, next: 0 };
-    state.version = Math.max(state.version, version);
+    const state = applied.get(scenario) ?? { version: 0, next: 0, atNs: 0n };
+    state.version = Math.max(state.version, batch.ledgerVersion);
+    state.atNs = BigInt(batch.atNs);
     applied.set(scenario, state);
     const recorder = recorders.get(scenario);
     // A projection's rate is timed from its first batch after the writer started: by then it is
@@ -319,11 +324,9 @@ async function measureFollow(app: pg.Pool, store: PostgresEventStore, settings: 
     recorder?.count(batch.events);
     settle(scenario);
   };
-  const runner = new ProjectionRunner({ pool: app, store, tenantIds: [tenantId], projections: [balancesProjection(), historyProjection()], currencies: CURRENCIES, batchSize: settings.batchSize, onBatch });
-  runner.start();
-  await runner.whenCaughtUp();
+  const runner = await startFollowRunner(appUrl, tenantId, settings.batchSize, onBatch);
   const startVersion = writer.version;
-  for (const scenario of [FOLLOW_BALANCES, FOLLOW_HISTORY]) applied.set(scenario, { version: startVersion, next: 0 });
+  for (const scenario of [FOLLOW_BALANCES, FOLLOW_HISTORY]) applied.set(scenario, { version: startVersion, next: 0, atNs: 0n });
   following = true;
   const writerRecorder = recorders.get(FOLLOW_WRITER) as Recorder;
   writerRecorder.start();
@@ -341,9 +344,8 @@ async function measureFollow(app: pg.Pool, store: PostgresEventStore, settings: 
   }
   for (const recorder of recorders.values()) recorder.stop();
   const drainStarted = Date.now();
-  await runner.whenCaughtUp(300_000);
+  await runner.drain();
   const drainMs = Date.now() - drainStarted;
-  await runner.stop();
   await writer.close();
   const writeRate = writerRecorder.ops / writerRecorder.seconds();
   const lagTarget = 2_000;
@@ -351,7 +353,7 @@ async function measureFollow(app: pg.Pool, store: PostgresEventStore, settings: 
     const recorder = recorders.get(scenario) as Recorder;
     return recorder.measurement({
       name: scenario,
-      description: `the ${projection} projection following the writer: events it applied per second while the writer appended flat out (timed from its first batch after the writer started); latency is each writer batch's lag`,
+      description: `the ${projection} projection following the writer: events it applied per second while the writer appended flat out (timed from its first batch after the writer started), the runner in a process of its own; latency is each writer batch's lag`,
       latencyOf: 'lag of a writer batch (acknowledged → applied and committed)',
       rawCeiling: FOLLOW_WRITER,
       target: {
@@ -379,6 +381,38 @@ async function measureFollow(app: pg.Pool, store: PostgresEventStore, settings: 
     follow(FOLLOW_BALANCES, 'balances'),
     follow(FOLLOW_HISTORY, 'history'),
   ];
+}
+
+/** A follow runner in its own process (`follow-runner.ts`), caught up with the log as it stands. */
+async function startFollowRunner(
+  appUrl: string,
+  tenantId: string,
+  batchSize: number,
+  onBatch: (batch: FollowBatchMessage) => void,
+): Promise<{ drain(): Promise<void> }> {
+  const child = fork(fileURLToPath(new URL('./follow-runner.ts', import.meta.url)), [appUrl, tenantId, String(batchSize), LEDGER_ID], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, TSX_TSCONFIG_PATH: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let drained = false;
+  let ready!: () => void;
+  const readySignal = new Promise<void>((resolve) => (ready = resolve));
+  const exit = new Promise<string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? String(code))));
+  child.on('message', (message: FollowRunnerMessage) => {
+    if (message.type === 'batch') onBatch(message);
+    else if (message.type === 'ready') ready();
+    else drained = true;
+  });
+  const early = await Promise.race([readySignal.then(() => undefined), exit]);
+  if (early !== undefined) throw new Error(`the follow runner exited before it caught up (${early})`);
+  return {
+    async drain() {
+      child.send({ type: 'drain' });
+      const status = await exit;
+      if (!drained || status !== '0') throw new Error(`the follow runner did not drain (exit ${status})`);
+    },
+  };
 }
 
 /** Projects a history from zero; each projection's rate is taken until it applied the last event. */
@@ -731,6 +765,8 @@ function sleep(ms: number): Promise<void> {
 
 interface Database {
   readonly app: pg.Pool;
+  /** The application role's URL, for a runner in another process. */
+  readonly appUrl: string;
   readonly admin: pg.Pool;
   close(): Promise<void>;
 }
@@ -788,7 +824,7 @@ async function openDatabase(givenServerUrl: string | undefined): Promise<Databas
     const app = pool(appUrl.toString(), 12);
     const { rows } = await app.query<{ synchronous_commit: string }>(`SELECT current_setting('synchronous_commit') AS synchronous_commit`);
     if (rows[0]?.synchronous_commit !== 'on') throw new Error(`synchronous_commit is '${rows[0]?.synchronous_commit ?? '?'}'; the benchmark measures durable commits`);
-    return { app, admin, close };
+    return { app, appUrl: appUrl.toString(), admin, close };
   } catch (error) {
     await close().catch(() => undefined);
     throw error;
