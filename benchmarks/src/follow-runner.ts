@@ -1,7 +1,8 @@
 /**
  * The projection runner of the follow scenarios, in a process of its own as it is deployed: the
  * writer's process does not share its event loop. Started by `projections-bench.ts` with an IPC
- * channel; arguments: the application role's URL, the tenant and the batch size.
+ * channel; arguments: the application role's URL, the tenant, the batch size, the benchmark's
+ * ledger and the projections to run (`balances`, `history`, comma-separated).
  *
  * Messages to the parent: `{ type: 'ready' }` once caught up with the log as it stands,
  * `{ type: 'batch', projection, events, ledgerVersion, atNs }` for every committed batch (`atNs`
@@ -32,10 +33,15 @@ const POOL_SIZE_MAX = 6;
 const DRAIN_TIMEOUT_MS = 300_000;
 
 async function main(): Promise<void> {
-  const [appUrl, tenantId, batchSizeText, ledgerId] = process.argv.slice(2);
-  if (appUrl === undefined || tenantId === undefined || batchSizeText === undefined || ledgerId === undefined || process.send === undefined) {
-    throw new Error('usage: follow-runner <app url> <tenant> <batch size> <ledger> (with an IPC channel)');
+  const [appUrl, tenantId, batchSizeText, ledgerId, names] = process.argv.slice(2);
+  if (appUrl === undefined || tenantId === undefined || batchSizeText === undefined || ledgerId === undefined || names === undefined || process.send === undefined) {
+    throw new Error('usage: follow-runner <app url> <tenant> <batch size> <ledger> <projections> (with an IPC channel)');
   }
+  const projections = names.split(',').map((name) => {
+    if (name === 'balances') return balancesProjection();
+    if (name === 'history') return historyProjection();
+    throw new Error(`follow-runner: unknown projection '${name}'`);
+  });
   const send = (message: FollowRunnerMessage): void => {
     process.send?.(message);
   };
@@ -46,7 +52,7 @@ async function main(): Promise<void> {
     pool,
     store,
     tenantIds: [tenantId],
-    projections: [balancesProjection(), historyProjection()],
+    projections,
     currencies: new CurrencyRegistry(),
     batchSize: Number(batchSizeText),
     onBatch: (batch) =>

@@ -78,6 +78,11 @@ export const PROJECTIONS_CI_SETTINGS: ProjectionsBenchSettings = {
 export const FOLLOW_WRITER = 'projection-follow-writer';
 export const FOLLOW_BALANCES = 'projection-follow-balances';
 export const FOLLOW_HISTORY = 'projection-follow-history';
+/** The same with a runner that has only the balances projection, then only the history one, each with its writer's rate. */
+export const FOLLOW_WRITER_BALANCES_ALONE = 'projection-follow-writer-balances-alone';
+export const FOLLOW_BALANCES_ALONE = 'projection-follow-balances-alone';
+export const FOLLOW_WRITER_HISTORY_ALONE = 'projection-follow-writer-history-alone';
+export const FOLLOW_HISTORY_ALONE = 'projection-follow-history-alone';
 export const CATCH_UP_BALANCES = 'projection-catch-up-balances';
 export const CATCH_UP_HISTORY = 'projection-catch-up-history';
 export const BALANCE_READ_SMALL = 'balance-read-history-10';
@@ -91,6 +96,10 @@ export const PROJECTION_SCENARIO_NAMES: readonly string[] = [
   FOLLOW_WRITER,
   FOLLOW_BALANCES,
   FOLLOW_HISTORY,
+  FOLLOW_WRITER_BALANCES_ALONE,
+  FOLLOW_BALANCES_ALONE,
+  FOLLOW_WRITER_HISTORY_ALONE,
+  FOLLOW_HISTORY_ALONE,
   CATCH_UP_BALANCES,
   CATCH_UP_HISTORY,
   BALANCE_READ_SMALL,
@@ -105,6 +114,10 @@ export const PROJECTION_OPS_UNITS: Readonly<Record<string, string>> = {
   [FOLLOW_WRITER]: 'events',
   [FOLLOW_BALANCES]: 'events',
   [FOLLOW_HISTORY]: 'events',
+  [FOLLOW_WRITER_BALANCES_ALONE]: 'events',
+  [FOLLOW_BALANCES_ALONE]: 'events',
+  [FOLLOW_WRITER_HISTORY_ALONE]: 'events',
+  [FOLLOW_HISTORY_ALONE]: 'events',
   [CATCH_UP_BALANCES]: 'events',
   [CATCH_UP_HISTORY]: 'events',
   [BALANCE_READ_SMALL]: 'reads',
@@ -149,9 +162,10 @@ export async function measureProjections(options: MeasureProjectionsOptions): Pr
     const store = await PostgresEventStore.open({ pool: app, horizonWaitMs: 5_000 });
     const models = new ReadModels({ pool: app, currencies: CURRENCIES });
 
-    if (any(FOLLOW_WRITER, FOLLOW_BALANCES, FOLLOW_HISTORY)) {
-      say(`  projections: the runner following a writer flat out for ${settings.followWindowMs / 1_000} s`);
-      for (const m of await measureFollow(database.appUrl, store, settings)) out.set(m.name, m);
+    for (const phase of FOLLOW_PHASES) {
+      if (!any(phase.writer, ...Object.values(phase.projections))) continue;
+      say(`  projections: a runner with ${phase.label} following a writer flat out for ${settings.followWindowMs / 1_000} s`);
+      for (const m of await measureFollow(database.appUrl, store, settings, phase)) out.set(m.name, m);
     }
     if (any(APPEND_ASYNC, APPEND_INLINE)) {
       say(`  projections: the writer with and without inline balances, ${settings.inlineWindowMs / 1_000} s each`);
@@ -280,21 +294,35 @@ class Recorder {
   }
 }
 
+/** One follow measurement: which projections the runner has, and the scenario names. */
+interface FollowPhase {
+  readonly label: string;
+  readonly tenantId: string;
+  /** The writer's scenario: the rate the projections are compared with. */
+  readonly writer: string;
+  /** Scenario name per projection the runner has. */
+  readonly projections: Readonly<Partial<Record<'balances' | 'history', string>>>;
+}
+
+/** Both projections in one runner (the deployment), then each alone: which one holds the runner back. */
+const FOLLOW_PHASES: readonly FollowPhase[] = [
+  { label: 'both projections', tenantId: 'bench-follow', writer: FOLLOW_WRITER, projections: { balances: FOLLOW_BALANCES, history: FOLLOW_HISTORY } },
+  { label: 'the balances projection alone', tenantId: 'bench-follow-balances', writer: FOLLOW_WRITER_BALANCES_ALONE, projections: { balances: FOLLOW_BALANCES_ALONE } },
+  { label: 'the history projection alone', tenantId: 'bench-follow-history', writer: FOLLOW_WRITER_HISTORY_ALONE, projections: { history: FOLLOW_HISTORY_ALONE } },
+];
+
 /**
  * A writer submits 1,000 transfers at a time and awaits them, back to back, for the window, while
- * a live runner follows in a process of its own (as deployed: the writer's event loop is not
- * shared with it). Every writer batch's lag is the time from its acknowledgement to the commit of
- * the projection batch that applied its last event.
+ * a live runner with the phase's projections follows in a process of its own (as deployed: the
+ * writer's event loop is not shared with it). Every writer batch's lag is the time from its
+ * acknowledgement to the commit of the projection batch that applied its last event.
  */
-async function measureFollow(appUrl: string, store: PostgresEventStore, settings: ProjectionsBenchSettings): Promise<Measurement[]> {
-  const tenantId = 'bench-follow';
+async function measureFollow(appUrl: string, store: PostgresEventStore, settings: ProjectionsBenchSettings, phase: FollowPhase): Promise<Measurement[]> {
+  const { tenantId } = phase;
   const writer = await openFundedWriter(store, tenantId, settings.accounts);
-  const names = { balances: FOLLOW_BALANCES, history: FOLLOW_HISTORY } as Record<string, string>;
-  const recorders = new Map<string, Recorder>([
-    [FOLLOW_WRITER, new Recorder()],
-    [FOLLOW_BALANCES, new Recorder()],
-    [FOLLOW_HISTORY, new Recorder()],
-  ]);
+  const names = phase.projections as Record<string, string>;
+  const scenarios = Object.values(names);
+  const recorders = new Map<string, Recorder>([[phase.writer, new Recorder()], ...scenarios.map((name) => [name, new Recorder()] as const)]);
   const acked: { readonly lastVersion: number; readonly atNs: bigint }[] = [];
   const applied = new Map<string, { version: number; next: number; atNs: bigint }>();
   let following = false;
@@ -324,11 +352,11 @@ async function measureFollow(appUrl: string, store: PostgresEventStore, settings
     recorder?.count(batch.events);
     settle(scenario);
   };
-  const runner = await startFollowRunner(appUrl, tenantId, settings.batchSize, onBatch);
+  const runner = await startFollowRunner(appUrl, tenantId, settings.batchSize, Object.keys(names), onBatch);
   const startVersion = writer.version;
-  for (const scenario of [FOLLOW_BALANCES, FOLLOW_HISTORY]) applied.set(scenario, { version: startVersion, next: 0, atNs: 0n });
+  for (const scenario of scenarios) applied.set(scenario, { version: startVersion, next: 0, atNs: 0n });
   following = true;
-  const writerRecorder = recorders.get(FOLLOW_WRITER) as Recorder;
+  const writerRecorder = recorders.get(phase.writer) as Recorder;
   writerRecorder.start();
   const started = Date.now();
   for (let n = 0; Date.now() - started < settings.followWindowMs; n += 1) {
@@ -339,8 +367,7 @@ async function measureFollow(appUrl: string, store: PostgresEventStore, settings
     writerRecorder.latency(Number(atNs - sentNs));
     writerRecorder.count(writer.version - before);
     acked.push({ lastVersion: writer.version, atNs });
-    settle(FOLLOW_BALANCES);
-    settle(FOLLOW_HISTORY);
+    for (const scenario of scenarios) settle(scenario);
   }
   for (const recorder of recorders.values()) recorder.stop();
   const drainStarted = Date.now();
@@ -353,9 +380,9 @@ async function measureFollow(appUrl: string, store: PostgresEventStore, settings
     const recorder = recorders.get(scenario) as Recorder;
     return recorder.measurement({
       name: scenario,
-      description: `the ${projection} projection following the writer: events it applied per second while the writer appended flat out (timed from its first batch after the writer started), the runner in a process of its own; latency is each writer batch's lag`,
+      description: `the ${projection} projection following the writer, the runner (with ${phase.label}) in a process of its own: events it applied per second while the writer appended flat out (timed from its first batch after the writer started); latency is each writer batch's lag`,
       latencyOf: 'lag of a writer batch (acknowledged → applied and committed)',
-      rawCeiling: FOLLOW_WRITER,
+      rawCeiling: phase.writer,
       target: {
         ratioToRawCeiling: 0.95,
         latencyP99MsMax: lagTarget,
@@ -373,13 +400,12 @@ async function measureFollow(appUrl: string, store: PostgresEventStore, settings
   };
   return [
     writerRecorder.measurement({
-      name: FOLLOW_WRITER,
-      description: 'the writer appending batches of 1,000 transfers back to back while the runner follows it: the rate the projections must keep up with',
+      name: phase.writer,
+      description: `the writer appending batches of 1,000 transfers back to back while a runner with ${phase.label} follows it: the rate the projections must keep up with`,
       latencyOf: 'append of 1,000 transfers',
       details: { events: writerRecorder.ops, windowMs: settings.followWindowMs },
     }),
-    follow(FOLLOW_BALANCES, 'balances'),
-    follow(FOLLOW_HISTORY, 'history'),
+    ...Object.entries(names).map(([projection, scenario]) => follow(scenario, projection)),
   ];
 }
 
@@ -388,9 +414,10 @@ async function startFollowRunner(
   appUrl: string,
   tenantId: string,
   batchSize: number,
+  projections: readonly string[],
   onBatch: (batch: FollowBatchMessage) => void,
 ): Promise<{ drain(): Promise<void> }> {
-  const child = fork(fileURLToPath(new URL('./follow-runner.ts', import.meta.url)), [appUrl, tenantId, String(batchSize), LEDGER_ID], {
+  const child = fork(fileURLToPath(new URL('./follow-runner.ts', import.meta.url)), [appUrl, tenantId, String(batchSize), LEDGER_ID, projections.join(',')], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, TSX_TSCONFIG_PATH: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
