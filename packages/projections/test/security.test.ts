@@ -169,4 +169,24 @@ describe('the read-model schema as deployed', () => {
   it('migrating again is a no-op', async () => {
     expect(await migrateReadModels({ pool: db.admin, roles: db.roles })).toEqual({ applied: [], schemaVersion: READ_MODEL_SCHEMA_VERSION });
   });
+
+  it('upgrades read models at version 1 to json payloads, keeping every row as it read', async () => {
+    const payloads = `SELECT t.tenant_id, t.transfer_id, t.postings::jsonb AS postings, t.metadata::jsonb AS metadata FROM ledgerkit.rm_transfers t
+      UNION ALL SELECT h.tenant_id, h.transfer_id, h.postings::jsonb, NULL FROM ledgerkit.rm_balance_holds h ORDER BY 1, 2, 4`;
+    const types = `SELECT table_name, column_name, data_type FROM information_schema.columns
+      WHERE table_schema = 'ledgerkit' AND table_name IN ('rm_transfers', 'rm_balance_holds') AND column_name IN ('postings', 'metadata') ORDER BY 1, 2`;
+    const before = (await db.admin.query(payloads)).rows;
+    expect(before.length).toBeGreaterThan(0);
+    // Back to what version 1 left: jsonb columns, no record of version 2.
+    await db.admin.query(`ALTER TABLE ledgerkit.rm_transfers ALTER COLUMN postings TYPE jsonb USING postings::jsonb, ALTER COLUMN metadata TYPE jsonb USING metadata::jsonb`);
+    await db.admin.query(`ALTER TABLE ledgerkit.rm_balance_holds ALTER COLUMN postings TYPE jsonb USING postings::jsonb`);
+    await db.admin.query('DELETE FROM ledgerkit.projection_migrations WHERE version >= 2');
+    expect((await db.admin.query(types)).rows.map((row) => row.data_type)).toEqual(['jsonb', 'jsonb', 'jsonb']);
+
+    expect(await migrateReadModels({ pool: db.admin, roles: db.roles })).toEqual({ applied: [2], schemaVersion: 2 });
+    expect((await db.admin.query(types)).rows.map((row) => row.data_type)).toEqual(['json', 'json', 'json']);
+    expect((await db.admin.query(payloads)).rows).toEqual(before);
+    const models = new ReadModels({ pool: db.app, currencies });
+    expect((await models.transfer(A, 'eur', `h-${A}`))?.postings.length).toBeGreaterThan(0);
+  });
 });

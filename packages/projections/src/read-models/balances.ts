@@ -81,7 +81,7 @@ const UPDATE_ACCOUNTS_STATEMENT = {
 };
 
 const INSERT_HOLDS_SQL = `INSERT INTO ${SCHEMA}.rm_balance_holds (tenant_id, ledger_id, transfer_id, postings)
-  SELECT $1, h.* FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS h`;
+  SELECT $1, h.* FROM unnest($2::text[], $3::text[], $4::json[]) AS h`;
 
 // One ledger's holds, by id: the ids are an index condition of the primary key (no join planned).
 const DELETE_HOLDS_SQL = `DELETE FROM ${SCHEMA}.rm_balance_holds h WHERE h.tenant_id = $1 AND h.ledger_id = $2 AND h.transfer_id = ANY ($3::text[])`;

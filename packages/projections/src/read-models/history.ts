@@ -155,7 +155,7 @@ const INSERT_TRANSFERS_SQL = {
   name: 'ledgerkit_history_transfers',
   text: `INSERT INTO ${SCHEMA}.rm_transfers (tenant_id, ledger_id, transfer_id, kind, postings, reference, pending_id,
     reversal_of, reversed_by, metadata, ledger_version, recorded_at, effective_at, hold_status, timeout_at, resolved_by, resolved_version)
-  SELECT $1, t.* FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[],
+  SELECT $1, t.* FROM unnest($2::text[], $3::text[], $4::text[], $5::json[], $6::text[], $7::text[], $8::text[], $9::text[], $10::json[],
     $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::timestamptz[], $16::text[], $17::bigint[]) AS t`,
 };
 
