@@ -58,6 +58,11 @@ async function main(): Promise<void> {
     onBatch: (batch) =>
       send({ type: 'batch', projection: batch.projection, events: batch.events, ledgerVersion: batch.ledgerVersions.get(ledgerId) ?? 0, atNs: process.hrtime.bigint().toString() }),
   });
+  // A parent that dies (or fails) without asking for a drain closes the channel: stop with it.
+  let finished = false;
+  process.on('disconnect', () => {
+    if (!finished) process.exit(1);
+  });
   runner.start();
   await runner.whenCaughtUp();
   send({ type: 'ready' });
@@ -72,6 +77,7 @@ async function main(): Promise<void> {
     await runner.stop();
     await pool.end();
   }
+  finished = true;
   send({ type: 'drained' });
   process.disconnect();
 }

@@ -357,23 +357,28 @@ async function measureFollow(appUrl: string, store: PostgresEventStore, settings
   for (const scenario of scenarios) applied.set(scenario, { version: startVersion, next: 0, atNs: 0n });
   following = true;
   const writerRecorder = recorders.get(phase.writer) as Recorder;
-  writerRecorder.start();
-  const started = Date.now();
-  for (let n = 0; Date.now() - started < settings.followWindowMs; n += 1) {
-    const before = writer.version;
-    const sentNs = process.hrtime.bigint();
-    await submitTransfers(writer, settings.accounts, `f-${n}`, APPEND_BATCH);
-    const atNs = process.hrtime.bigint();
-    writerRecorder.latency(Number(atNs - sentNs));
-    writerRecorder.count(writer.version - before);
-    acked.push({ lastVersion: writer.version, atNs });
-    for (const scenario of scenarios) settle(scenario);
+  let drainMs: number;
+  try {
+    writerRecorder.start();
+    const started = Date.now();
+    for (let n = 0; Date.now() - started < settings.followWindowMs; n += 1) {
+      const before = writer.version;
+      const sentNs = process.hrtime.bigint();
+      await submitTransfers(writer, settings.accounts, `f-${n}`, APPEND_BATCH);
+      const atNs = process.hrtime.bigint();
+      writerRecorder.latency(Number(atNs - sentNs));
+      writerRecorder.count(writer.version - before);
+      acked.push({ lastVersion: writer.version, atNs });
+      for (const scenario of scenarios) settle(scenario);
+    }
+    for (const recorder of recorders.values()) recorder.stop();
+    const drainStarted = Date.now();
+    await runner.drain();
+    drainMs = Date.now() - drainStarted;
+  } finally {
+    runner.kill();
+    await writer.close();
   }
-  for (const recorder of recorders.values()) recorder.stop();
-  const drainStarted = Date.now();
-  await runner.drain();
-  const drainMs = Date.now() - drainStarted;
-  await writer.close();
   const writeRate = writerRecorder.ops / writerRecorder.seconds();
   const lagTarget = 2_000;
   const follow = (scenario: string, projection: string): Measurement => {
@@ -416,7 +421,7 @@ async function startFollowRunner(
   batchSize: number,
   projections: readonly string[],
   onBatch: (batch: FollowBatchMessage) => void,
-): Promise<{ drain(): Promise<void> }> {
+): Promise<{ drain(): Promise<void>; kill(): void }> {
   const child = fork(fileURLToPath(new URL('./follow-runner.ts', import.meta.url)), [appUrl, tenantId, String(batchSize), LEDGER_ID, projections.join(',')], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, TSX_TSCONFIG_PATH: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) },
@@ -434,6 +439,9 @@ async function startFollowRunner(
   const early = await Promise.race([readySignal.then(() => undefined), exit]);
   if (early !== undefined) throw new Error(`the follow runner exited before it caught up (${early})`);
   return {
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
     async drain() {
       child.send({ type: 'drain' });
       const status = await exit;
