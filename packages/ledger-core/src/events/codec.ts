@@ -5,6 +5,7 @@ import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/
 import { formatAmount, parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
 import { canonicalDataJson, canonicalEncodingWithData, hashEncoding } from './canonical.js';
+import { isPlainEnvelope } from './envelope-check.js';
 import { CURRENT_SCHEMA_VERSIONS, eventDataSchemas, storedEventSchema, type WireEventData } from './schemas.js';
 import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
 import { builtInUpcasters, type UpcasterRegistry } from './upcasters.js';
@@ -152,8 +153,10 @@ export class EventCodec {
     const known = EncodedEvent.decodedOf(stored, this.#currencies);
     if (known !== undefined) return known;
     const where = { ledgerVersion: typeof stored?.ledgerVersion === 'number' ? stored.ledgerVersion : undefined };
-    const envelope = storedEventSchema.safeParse(stored);
-    if (!envelope.success) throw new CorruptEventError(`invalid envelope: ${describeIssue(envelope.error.issues)}`, pick(where));
+    if (!isPlainEnvelope(stored)) {
+      const envelope = storedEventSchema.safeParse(stored);
+      if (!envelope.success) throw new CorruptEventError(`invalid envelope: ${describeIssue(envelope.error.issues)}`, pick(where));
+    }
     const type = stored.type as LedgerEventType;
     const current = CURRENT_SCHEMA_VERSIONS[type];
     if (current === undefined || !Object.hasOwn(CURRENT_SCHEMA_VERSIONS, type)) {
