@@ -5,7 +5,7 @@ import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/
 import { formatAmount, parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
 import { canonicalDataJson, canonicalEncodingWithData, hashEncoding } from './canonical.js';
-import { isPlainEnvelope } from './envelope-check.js';
+import { isPlainEnvelope, isPlainTransferPostedData } from './fast-checks.js';
 import { CURRENT_SCHEMA_VERSIONS, eventDataSchemas, storedEventSchema, type WireEventData } from './schemas.js';
 import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
 import { builtInUpcasters, type UpcasterRegistry } from './upcasters.js';
@@ -255,6 +255,17 @@ export class EventCodec {
   }
 
   #decodeData(type: LedgerEventType, raw: JsonObject, where: { ledgerVersion?: number }): LedgerEvent {
+    if (type === 'TransferPosted' && isPlainTransferPostedData(raw)) {
+      // What the schema branch below returns for it (a fresh metadata object, as the schema's copy).
+      return {
+        type,
+        transferId: raw['transferId'] as string,
+        postings: this.#decodePostings(raw['postings'] as WireEventData<'TransferPosted'>['postings']),
+        reference: raw['reference'] as string | undefined,
+        reversalOf: raw['reversalOf'] as string | undefined,
+        metadata: {},
+      };
+    }
     const parsed = eventDataSchemas[type].safeParse(raw);
     if (!parsed.success) throw new CorruptEventError(`invalid ${type} data: ${describeIssue(parsed.error.issues)}`, where);
     const data = parsed.data as Record<string, unknown>;
