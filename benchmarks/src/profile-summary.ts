@@ -28,6 +28,8 @@ const TOP_DEFAULT = 25;
 const target = process.argv[2];
 if (target === undefined) throw new Error('usage: profile-summary <profile.cpuprofile | folder> [topN]');
 const top = Number(process.argv[3] ?? TOP_DEFAULT);
+// `pnpm run bench:profile -- --only …` hands the extra arguments to this, the script's last command.
+if (!Number.isInteger(top) || top < 1) throw new Error(`usage: profile-summary <profile.cpuprofile | folder> [topN]; topN must be a positive integer, not ${JSON.stringify(process.argv[3])}`);
 const file = statSync(target).isDirectory() ? mainThreadProfile(target) : target;
 const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
 console.log(`${file}\n${summarise(profile, top)}`);
