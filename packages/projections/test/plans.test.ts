@@ -46,8 +46,13 @@ interface PlanNode {
 
 const JOINS = new Set(['Nested Loop', 'Hash Join', 'Merge Join']);
 
+/** The node and every node under it. */
+function nodesOf(node: PlanNode): PlanNode[] {
+  return [node, ...(node.Plans ?? []).flatMap(nodesOf)];
+}
+
 function contains(node: PlanNode, type: string): boolean {
-  return node['Node Type'] === type || (node.Plans ?? []).some((child) => contains(child, type));
+  return nodesOf(node).some((each) => each['Node Type'] === type);
 }
 
 /** Joins whose inner side scans the key list (a function scan): each is a rescan of the keys per row of the outer side. */
@@ -93,12 +98,7 @@ describe('statements that look rows up by a batch of keys', () => {
 
   it('the balances projection deletes resolved holds through the primary key, with no join', async () => {
     const plan = await genericPlan(BALANCES_DELETE_HOLDS_SQL);
-    const nodes: PlanNode[] = [];
-    const walk = (node: PlanNode): void => {
-      nodes.push(node);
-      for (const child of node.Plans ?? []) walk(child);
-    };
-    walk(plan);
+    const nodes = nodesOf(plan);
     expect(nodes.filter((node) => JOINS.has(node['Node Type']))).toEqual([]);
     // PostgreSQL 18 takes the ids into the index condition; 15, believing the ledger has one
     // hold, filters the ledger's holds by them instead: linear in its open holds either way.

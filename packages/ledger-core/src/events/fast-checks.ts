@@ -1,4 +1,14 @@
 import { ID_PATTERN, POSTINGS_MAX, REFERENCE_LENGTH_MAX } from '../domain/limits.js';
+import {
+  CORRELATION_ID_LENGTH_MAX,
+  CURRENCY_CODE_PATTERN,
+  DECIMAL_STRING_LENGTH_MAX,
+  DECIMAL_STRING_PATTERN,
+  EVENT_ID_LENGTH_MAX,
+  EVENT_TYPE_LENGTH_MAX,
+  HEX_64_PATTERN,
+  ISO_UTC_MS_PATTERN,
+} from './schemas.js';
 
 // Checks of the commonest stored shapes that let the decoder skip a zod schema. Each is stricter
 // than its schema, never looser: `false` means "not decided here" (the schema then judges, and
@@ -22,11 +32,6 @@ const ENVELOPE_KEYS = new Set([
   'previousHash',
   'hash',
 ]);
-const ISO_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const HEX_64 = /^[0-9a-f]{64}$/;
-const CORRELATION_LENGTH_MAX = 128;
-const EVENT_ID_LENGTH_MAX = 64;
-const TYPE_LENGTH_MAX = 64;
 
 /**
  * Whether `value` is an envelope `storedEventSchema` accepts, decided without it for the common
@@ -48,7 +53,7 @@ export function isPlainEnvelope(value: unknown): boolean {
     isId(v['tenantId']) &&
     isId(v['ledgerId']) &&
     isPositiveSafeInteger(v['ledgerVersion']) &&
-    boundedString(v['type'], 1, TYPE_LENGTH_MAX) &&
+    boundedString(v['type'], 1, EVENT_TYPE_LENGTH_MAX) &&
     isPositiveSafeInteger(v['schemaVersion']) &&
     isPlainObject(v['data']) &&
     isIsoTime(v['recordedAt']) &&
@@ -80,7 +85,7 @@ function boundedString(value: unknown, min: number, max: number): boolean {
 }
 
 function isNullOrBoundedString(value: unknown): boolean {
-  return value === null || boundedString(value, 0, CORRELATION_LENGTH_MAX);
+  return value === null || boundedString(value, 0, CORRELATION_ID_LENGTH_MAX);
 }
 
 function isId(value: unknown): boolean {
@@ -92,18 +97,15 @@ function isPositiveSafeInteger(value: unknown): boolean {
 }
 
 function isIsoTime(value: unknown): boolean {
-  return typeof value === 'string' && ISO_UTC_MS.test(value) && Number.isFinite(Date.parse(value));
+  return typeof value === 'string' && ISO_UTC_MS_PATTERN.test(value) && Number.isFinite(Date.parse(value));
 }
 
 function isHex64(value: unknown): boolean {
-  return typeof value === 'string' && value.length === 64 && HEX_64.test(value);
+  return typeof value === 'string' && value.length === 64 && HEX_64_PATTERN.test(value);
 }
 
 const TRANSFER_POSTED_KEYS = new Set(['transferId', 'postings', 'metadata', 'reference', 'reversalOf']);
 const POSTING_KEYS = new Set(['accountId', 'side', 'amount', 'currency']);
-const DECIMAL = /^(0|[1-9][0-9]*)(\.[0-9]+)?$/;
-const DECIMAL_LENGTH_MAX = 64;
-const CURRENCY_CODE = /^[A-Z][A-Z0-9_]{1,11}$/;
 
 /**
  * Whether `value` is `TransferPosted` data (current version) that its schema accepts, decided
@@ -133,10 +135,10 @@ function isPlainPosting(value: unknown): boolean {
     isId(v['accountId']) &&
     (side === 'debit' || side === 'credit') &&
     typeof amount === 'string' &&
-    amount.length <= DECIMAL_LENGTH_MAX &&
-    DECIMAL.test(amount) &&
+    amount.length <= DECIMAL_STRING_LENGTH_MAX &&
+    DECIMAL_STRING_PATTERN.test(amount) &&
     typeof currency === 'string' &&
-    CURRENCY_CODE.test(currency)
+    CURRENCY_CODE_PATTERN.test(currency)
   );
 }
 

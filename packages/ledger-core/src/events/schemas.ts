@@ -21,11 +21,22 @@ export const metadataSchema = z
   .refine((value) => Object.keys(value).length <= METADATA_KEYS_MAX, `at most ${METADATA_KEYS_MAX} metadata entries`)
   .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= METADATA_BYTES_MAX, `metadata must encode to at most ${METADATA_BYTES_MAX} bytes`);
 
+// Patterns and lengths of the stored shapes, shared with the decoder's hand checks
+// (fast-checks.ts), which must never be looser than these schemas.
+export const DECIMAL_STRING_PATTERN = /^(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+export const DECIMAL_STRING_LENGTH_MAX = 64;
+export const CURRENCY_CODE_PATTERN = /^[A-Z][A-Z0-9_]{1,11}$/;
+export const ISO_UTC_MS_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+export const HEX_64_PATTERN = /^[0-9a-f]{64}$/;
+export const EVENT_ID_LENGTH_MAX = 64;
+export const EVENT_TYPE_LENGTH_MAX = 64;
+export const CORRELATION_ID_LENGTH_MAX = 128;
+
 /** A plain decimal string (the scale is checked against the currency by the codec). */
-export const decimalStringSchema = z.string().max(64).regex(/^(0|[1-9][0-9]*)(\.[0-9]+)?$/, 'must be a plain decimal string');
+export const decimalStringSchema = z.string().max(DECIMAL_STRING_LENGTH_MAX).regex(DECIMAL_STRING_PATTERN, 'must be a plain decimal string');
 
 /** Currency code. */
-export const currencyCodeSchema = z.string().regex(/^[A-Z][A-Z0-9_]{1,11}$/, 'must be a currency code');
+export const currencyCodeSchema = z.string().regex(CURRENCY_CODE_PATTERN, 'must be a currency code');
 
 const wirePosting = z.strictObject({
   accountId: idSchema,
@@ -84,23 +95,22 @@ export const CURRENT_SCHEMA_VERSIONS: Readonly<Record<LedgerEventType, number>> 
   PendingExpired: 1,
 };
 
-const ISO_UTC_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const isoTime = z.string().regex(ISO_UTC_MS, 'must be ISO-8601 UTC with milliseconds').refine((value) => Number.isFinite(Date.parse(value)), 'must be a real date');
-const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
+const isoTime = z.string().regex(ISO_UTC_MS_PATTERN, 'must be ISO-8601 UTC with milliseconds').refine((value) => Number.isFinite(Date.parse(value)), 'must be a real date');
+const hex64 = z.string().regex(HEX_64_PATTERN, 'must be 64 lowercase hex digits');
 
 /** The stored envelope: validated on every read before the data is decoded. */
 export const storedEventSchema = z.strictObject({
-  eventId: z.string().min(1).max(64),
+  eventId: z.string().min(1).max(EVENT_ID_LENGTH_MAX),
   tenantId: idSchema,
   ledgerId: idSchema,
   ledgerVersion: z.int().positive(),
-  type: z.string().min(1).max(64),
+  type: z.string().min(1).max(EVENT_TYPE_LENGTH_MAX),
   schemaVersion: z.int().positive(),
   data: z.record(z.string(), z.unknown()),
   recordedAt: isoTime,
   effectiveAt: isoTime,
-  correlationId: z.string().max(128).nullable(),
-  causationId: z.string().max(128).nullable(),
+  correlationId: z.string().max(CORRELATION_ID_LENGTH_MAX).nullable(),
+  causationId: z.string().max(CORRELATION_ID_LENGTH_MAX).nullable(),
   metadata: metadataSchema,
   previousHash: hex64,
   hash: hex64,
