@@ -14,6 +14,11 @@ export interface MachineInfo {
   readonly totalMemoryBytes: number;
   /** 1-minute load average when the run started: above ~0 on an idle box means shared CPU. */
   readonly loadAverage1mAtStart: number;
+  /**
+   * The V8 and Node flags the run's process was started with (loader flags left out), e.g.
+   * `--max-semi-space-size=64`: the young generation's size changes the writer's rate by a third.
+   */
+  readonly nodeFlags: readonly string[];
 }
 
 /** Versions of what was measured and of what measured it. */
@@ -50,7 +55,22 @@ export function machineInfo(): MachineInfo {
     platform: `${process.platform}-${process.arch}`,
     totalMemoryBytes: os.totalmem(),
     loadAverage1mAtStart: os.loadavg()[0] ?? 0,
+    nodeFlags: runtimeFlags(),
   };
+}
+
+/**
+ * The flags of this process that change how it runs, without the module loaders (`--require`,
+ * `--import` and their arguments) that tsx adds.
+ */
+export function runtimeFlags(argv: readonly string[] = process.execArgv): string[] {
+  const flags: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    const flag = argv[i] as string;
+    if (flag === '--require' || flag === '--import' || flag === '--loader' || flag === '-r') i += 1;
+    else if (!/^--(require|import|loader)=/.test(flag)) flags.push(flag);
+  }
+  return flags;
 }
 
 /**

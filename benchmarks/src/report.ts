@@ -362,7 +362,7 @@ function describeRun(report: BenchmarkReport): string {
     );
   }
   lines.push(
-    `Machine: ${machine.cpus} × ${machine.model}, ${machine.platform}, Node ${machine.node}, load average ${machine.loadAverage1mAtStart.toFixed(2)} at start.`,
+    `Machine: ${machine.cpus} × ${machine.model}, ${machine.platform}, Node ${machine.node}, load average ${machine.loadAverage1mAtStart.toFixed(2)} at start, node flags ${machine.nodeFlags.length === 0 ? 'none' : machine.nodeFlags.join(' ')}.`,
     `ledger-core ${versions.ledgerCore}, store-postgres ${versions.storePostgres}, pg ${versions.pg}; commit ${versions.gitCommit ?? 'unknown'}${versions.gitDirty === true ? ' + uncommitted changes' : ''}; took ${(report.durationMs / 1000).toFixed(1)} s.`,
   );
   return lines.join('\n');

@@ -23,6 +23,8 @@ export function validateReport(value: unknown): string[] {
     number(machine['cpus'], 'machine.cpus', fail, { positive: true });
     number(machine['loadAverage1mAtStart'], 'machine.loadAverage1mAtStart', fail);
     for (const key of ['model', 'node', 'platform']) if (typeof machine[key] !== 'string' || machine[key] === '') fail(`machine.${key}`, 'missing');
+    const flags = machine['nodeFlags'];
+    if (!Array.isArray(flags) || !flags.every((flag) => typeof flag === 'string')) fail('machine.nodeFlags', 'not a list of strings');
   }
   const versions = value['versions'];
   if (!isObject(versions)) fail('versions', 'missing');

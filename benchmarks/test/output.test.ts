@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RAW_CEILING } from '../src/core-decide-evolve.js';
+import { runtimeFlags } from '../src/environment.js';
 import { PG_APPEND, PG_RAW_CEILING, PG_WRITER } from '../src/postgres-append.js';
 import { PROJECTION_SCENARIO_NAMES } from '../src/projections-bench.js';
 import { formatMarkdown, formatTable, writeReport, type BenchmarkReport, type ScenarioResult } from '../src/report.js';
@@ -94,7 +95,14 @@ describe('benchmark output', () => {
     const withTarget = lying.scenarios.find((s) => s['target'] !== null) as Record<string, unknown>;
     withTarget['meetsTarget'] = !(withTarget['meetsTarget'] as boolean);
     expect(validateReport(lying).join('\n')).toMatch(/meetsTarget/);
+    expect(validateReport({ ...report, machine: { ...report.machine, nodeFlags: '--max-semi-space-size=64' } }).join('\n')).toMatch(/machine\.nodeFlags/);
     expect(validateReport('not a report')).not.toEqual([]);
+  });
+
+  it('records the flags the process ran with, without the loaders tsx adds', () => {
+    expect(report.machine.nodeFlags).toEqual(runtimeFlags(process.execArgv));
+    const underTsx = ['--require', '/x/tsx/dist/preflight.cjs', '--import', 'file:///x/tsx/dist/loader.mjs', '--max-semi-space-size=64', '--expose-gc', '--import=tsx', '--cpu-prof'];
+    expect(runtimeFlags(underTsx)).toEqual(['--max-semi-space-size=64', '--expose-gc', '--cpu-prof']);
   });
 
   it('compares every writer figure with the raw ceiling and the Emmett peer of the same workload, and each ceiling with itself', () => {
