@@ -2,7 +2,7 @@
  * Runs the benchmark suite, prints the tables, writes results/<timestamp>.json, latest.json,
  * latest.md and latest.svg, reads latest.json back and checks it.
  *
- *   tsx --expose-gc --tsconfig tsconfig.json src/run.ts [--ci] [--only NAME,…] [--no-pg] [--no-emmett]
+ *   tsx --expose-gc --max-semi-space-size=64 --tsconfig tsconfig.json src/run.ts [--ci] [--only NAME,…] [--no-pg] [--no-emmett]
  *     [--rounds N] [--ops N] [--pg-rounds N] [--pg-batches N] [--sustained-seconds N] [--history N]
  *     [--out DIR] [--no-write]
  *
@@ -67,7 +67,7 @@ const settings: SuiteSettings = {
 
 if (!gcBetweenRounds) console.warn('note: run node with --expose-gc so every round starts from a collected heap');
 if (!runtimeFlags().some((flag) => flag.startsWith('--max-semi-space-size'))) {
-  console.warn('note: run node with --max-semi-space-size=64 as `pnpm bench` does; with the default 16 MB young generation the writer spends a third more time collecting garbage');
+  console.warn('note: run node with --max-semi-space-size=64 as `pnpm bench` does; with the default 16 MB young generation the sustained writer loses about a third of its rate to the garbage collector');
 }
 console.log(`Ledgerkit benchmarks (${settings.mode})${settings.only === undefined ? '' : `, only ${settings.only.join(', ')}`}\n`);
 
