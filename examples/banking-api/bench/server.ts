@@ -7,6 +7,7 @@
 import { importJWK, type JWK } from 'jose';
 import pino from 'pino';
 import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER } from '../src/dev-tokens.js';
+import { settingsFromEnv } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { closeOnSignals, createBankingApi } from '../src/server.js';
 
@@ -23,7 +24,8 @@ async function main(): Promise<void> {
     databaseUrl: env('DATABASE_URL'),
     poolSize: Number(process.env['BENCH_POOL_SIZE'] ?? 8),
     auth: { issuer: DEV_ISSUER, audience: DEFAULT_AUDIENCE, key: publicKey, algorithms: [DEV_ALGORITHM] },
-    settings: { rateLimitPerSecond: Number(process.env['BENCH_RATE_LIMIT'] ?? 0) },
+    // BANKING_API_* variables apply as in production (e.g. BANKING_API_PROJECTION_BATCH_DELAY_MS=0).
+    settings: { ...settingsFromEnv(), rateLimitPerSecond: Number(process.env['BENCH_RATE_LIMIT'] ?? 0) },
     logger,
   });
   const url = await api.listen({ port: 0, host: '127.0.0.1' });

@@ -23,6 +23,12 @@ export interface ApiSettings {
   readonly writerQueueLengthMax: number;
   /** Most commands a writer decides and appends in one batch: 1..8,190, default 1,000. */
   readonly writerBatchSizeMax: number;
+  /**
+   * How long a tenant's projection runner, once live, waits after each batch before reading the
+   * next, so that under load a batch gathers more events (fewer read-model transactions per
+   * transfer, at most this much more lag): 0..1,000 ms, default 20.
+   */
+  readonly projectionBatchDelayMs: number;
   /** How long an idempotency key is remembered, ms: 1 minute..30 days, default 24 hours. */
   readonly idempotencyTtlMs: number;
   /** How long a claimed key whose request never finished blocks retries, ms: 1 s..10 min, default 30 s. */
@@ -59,6 +65,7 @@ const NUMBER_SETTINGS = {
   ledgersMax: { min: 1, max: 10_000, fallback: 256 },
   writerQueueLengthMax: { min: 100, max: 1_000_000, fallback: 20_000 },
   writerBatchSizeMax: { min: 1, max: 8_190, fallback: 1_000 },
+  projectionBatchDelayMs: { min: 0, max: 1_000, fallback: 20 },
   idempotencyTtlMs: { min: 60_000, max: 30 * 86_400_000, fallback: 86_400_000 },
   idempotencyLeaseMs: { min: 1_000, max: 600_000, fallback: 30_000 },
   auditQueueMax: { min: 100, max: 1_000_000, fallback: 50_000 },

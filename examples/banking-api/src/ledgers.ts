@@ -21,6 +21,8 @@ export interface LedgerRegistryOptions {
   readonly ledgersMax: number;
   readonly writerQueueLengthMax: number;
   readonly writerBatchSizeMax: number;
+  /** The runners' `liveBatchDelayMs`. */
+  readonly projectionBatchDelayMs: number;
   /** The projections each tenant's runner runs. */
   readonly projections: () => Projection[];
   /** Told about projection errors (the runner retries them itself). */
@@ -69,6 +71,7 @@ export class LedgerRegistry {
       tenantIds: [tenantId],
       projections: this.#options.projections(),
       currencies: this.#options.currencies,
+      liveBatchDelayMs: this.#options.projectionBatchDelayMs,
       ...(this.#options.onRunnerError === undefined ? {} : { onError: this.#options.onRunnerError }),
     });
     runner.start();

@@ -112,6 +112,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       ledgersMax: settings.ledgersMax,
       writerQueueLengthMax: settings.writerQueueLengthMax,
       writerBatchSizeMax: settings.writerBatchSizeMax,
+      projectionBatchDelayMs: settings.projectionBatchDelayMs,
       projections: () => [balancesProjection(), historyProjection(), accountDirectoryProjection()],
       onRunnerError: (error, where) => logger.warn({ err: error, projection: where.projection, tenant: where.tenantId }, 'projection error (retried)'),
     });

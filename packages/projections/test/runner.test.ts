@@ -7,6 +7,7 @@ import {
   ProjectionFailedError,
   ProjectionRunner,
   ReadModels,
+  type BatchCommitted,
   type ProjectionStatus,
 } from '@ledgerkit/projections';
 import { EVENTS_CHANNEL, PostgresEventStore } from '@ledgerkit/store-postgres';
@@ -317,6 +318,38 @@ describe('the runner', () => {
       await expectBalancesAgree(models, ledger, ledger.writer.tenantId, ledger.writer.ledgerId);
       await ledger.close();
     }
+  });
+
+  it('live, liveBatchDelayMs gathers a stream of small appends into fewer batches, with nothing lost; without it each append is its own batch', async () => {
+    const tenantId = 'linger';
+    const ledger = await openFixtureLedger(store, tenantId);
+    const appendSpaced = async (prefix: string): Promise<void> => {
+      for (let i = 0; i < 10; i += 1) {
+        await ledger.transfer({ transferId: `${prefix}-${i}`, debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    const batchesOf = async (liveBatchDelayMs: number, prefix: string, expectedPosted: string): Promise<BatchCommitted[]> => {
+      const batches: BatchCommitted[] = [];
+      let counting = false;
+      const runner = runnerFor(tenantId, { projections: [balancesProjection()], liveBatchDelayMs, onBatch: (batch) => counting && batches.push(batch) });
+      runner.start();
+      await runner.whenCaughtUp();
+      counting = true;
+      await appendSpaced(prefix);
+      await eventually(async () => (await models.balance(tenantId, 'eur', 'alice'))?.posted === expectedPosted, 10_000, `${prefix} applied`);
+      await runner.stop();
+      return batches;
+    };
+    // 10 appends 50 ms apart: a runner that waits 300 ms after each live batch sees them in a few.
+    const gathered = await batchesOf(300, 'gathered', '10.00');
+    expect(gathered.reduce((sum, batch) => sum + batch.events, 0)).toBe(10);
+    expect(gathered.length).toBeLessThanOrEqual(4);
+    const prompt = await batchesOf(0, 'prompt', '20.00');
+    expect(prompt.reduce((sum, batch) => sum + batch.events, 0)).toBe(10);
+    expect(prompt.length).toBeGreaterThanOrEqual(6);
+    expect(() => runnerFor(tenantId, { liveBatchDelayMs: 1_001 })).toThrow(/liveBatchDelayMs/);
+    await ledger.close();
   });
 
   it('refuses bad options: names, duplicates, limits', () => {
