@@ -59,6 +59,14 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/** The V8 flag that sizes the young generation; `pnpm bench` passes `=64` (docs/performance.md). */
+export const YOUNG_GENERATION_FLAG = '--max-semi-space-size';
+
+/** This process's young-generation flag (`--max-semi-space-size=N`), if it was started with one. */
+export function youngGenerationFlag(): string | undefined {
+  return runtimeFlags().find((flag) => flag.startsWith(`${YOUNG_GENERATION_FLAG}=`));
+}
+
 /**
  * The flags of this process that change how it runs, without the module loaders (`--require`,
  * `--import` and their arguments) that tsx adds.

@@ -27,7 +27,7 @@ import { migrate, PostgresEventStore, startEmbeddedPostgres, type EmbeddedPostgr
 import pg from 'pg';
 import { loadAverage1m, newLatencyHistogram, recordNs, summariseMs, type Measurement, type Target } from './measurement.js';
 import type { FollowBatchMessage, FollowRunnerMessage } from './follow-runner.js';
-import { runtimeFlags } from './environment.js';
+import { youngGenerationFlag } from './environment.js';
 import { defaultTypeParsers } from './postgres-database.js';
 
 /** How much to measure. */
@@ -425,7 +425,7 @@ async function startFollowRunner(
 ): Promise<{ drain(): Promise<void>; kill(): void }> {
   const child = fork(fileURLToPath(new URL('./follow-runner.ts', import.meta.url)), [appUrl, tenantId, String(batchSize), LEDGER_ID, projections.join(',')], {
     // The runner gets the parent's young-generation size (it decodes as many objects as the writer makes).
-    execArgv: ['--import', 'tsx', ...runtimeFlags().filter((flag) => flag.startsWith('--max-semi-space-size'))],
+    execArgv: ['--import', 'tsx', ...[youngGenerationFlag()].filter((flag) => flag !== undefined)],
     env: { ...process.env, TSX_TSCONFIG_PATH: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runtimeFlags } from './environment.js';
+import { youngGenerationFlag } from './environment.js';
 import { gcBetweenRounds } from './harness.js';
 import { formatTable, writeReport } from './report.js';
 import { CI_SETTINGS, FULL_SETTINGS, runSuite, type SuiteSettings } from './suite.js';
@@ -66,7 +66,7 @@ const settings: SuiteSettings = {
 };
 
 if (!gcBetweenRounds) console.warn('note: run node with --expose-gc so every round starts from a collected heap');
-if (!runtimeFlags().some((flag) => flag.startsWith('--max-semi-space-size'))) {
+if (youngGenerationFlag() === undefined) {
   console.warn('note: run node with --max-semi-space-size=64 as `pnpm bench` does; with the default 16 MB young generation the sustained writer loses about a third of its rate to the garbage collector');
 }
 console.log(`Ledgerkit benchmarks (${settings.mode})${settings.only === undefined ? '' : `, only ${settings.only.join(', ')}`}\n`);
