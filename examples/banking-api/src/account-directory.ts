@@ -98,10 +98,11 @@ export function inlineAccountDirectory(currencies: CurrencyRegistry): (client: P
   };
 }
 
-/** The projection half, for the `ProjectionRunner`. */
-export function accountDirectoryProjection(): Projection {
+/** The projection half, for the `ProjectionRunner`; `liveBatchDelayMs` as `Projection.liveBatchDelayMs`. */
+export function accountDirectoryProjection(options: { readonly liveBatchDelayMs?: number } = {}): Projection {
   return eventProjection({
     name: ACCOUNT_DIRECTORY_PROJECTION,
+    ...(options.liveBatchDelayMs === undefined ? {} : { liveBatchDelayMs: options.liveBatchDelayMs }),
     async handle({ client, tenantId }, { stored, event, meta }) {
       if (!ACCOUNT_EVENT_TYPES.has(event.type)) return;
       await applyEvent(client, tenantId, stored.ledgerId, event, meta.ledgerVersion, meta.recordedAtMs);

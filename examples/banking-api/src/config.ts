@@ -29,6 +29,13 @@ export interface ApiSettings {
    * transfer, at most this much more lag): 0..1,000 ms, default 20.
    */
   readonly projectionBatchDelayMs: number;
+  /**
+   * The same wait for the read models every append keeps current itself (balances and the account
+   * directory, through inline hooks): their runners only apply appends made without the hooks
+   * (another process, a rebuild), so they may lag more and cost fewer transactions: 0..1,000 ms,
+   * default 250. A read that waits for the projections (read-your-writes) never waits for this.
+   */
+  readonly inlineProjectionBatchDelayMs: number;
   /** How long an idempotency key is remembered, ms: 1 minute..30 days, default 24 hours. */
   readonly idempotencyTtlMs: number;
   /** How long a claimed key whose request never finished blocks retries, ms: 1 s..10 min, default 30 s. */
@@ -66,6 +73,7 @@ const NUMBER_SETTINGS = {
   writerQueueLengthMax: { min: 100, max: 1_000_000, fallback: 20_000 },
   writerBatchSizeMax: { min: 1, max: 8_190, fallback: 1_000 },
   projectionBatchDelayMs: { min: 0, max: 1_000, fallback: 20 },
+  inlineProjectionBatchDelayMs: { min: 0, max: 1_000, fallback: 250 },
   idempotencyTtlMs: { min: 60_000, max: 30 * 86_400_000, fallback: 86_400_000 },
   idempotencyLeaseMs: { min: 1_000, max: 600_000, fallback: 30_000 },
   auditQueueMax: { min: 100, max: 1_000_000, fallback: 50_000 },

@@ -113,7 +113,12 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       writerQueueLengthMax: settings.writerQueueLengthMax,
       writerBatchSizeMax: settings.writerBatchSizeMax,
       projectionBatchDelayMs: settings.projectionBatchDelayMs,
-      projections: () => [balancesProjection(), historyProjection(), accountDirectoryProjection()],
+      // The balances and the directory are kept by the inline hooks: their runners are a safety net.
+      projections: () => [
+        { ...balancesProjection(), liveBatchDelayMs: settings.inlineProjectionBatchDelayMs },
+        historyProjection(),
+        accountDirectoryProjection({ liveBatchDelayMs: settings.inlineProjectionBatchDelayMs }),
+      ],
       onRunnerError: (error, where) => logger.warn({ err: error, projection: where.projection, tenant: where.tenantId }, 'projection error (retried)'),
     });
     const idempotency = new IdempotencyStore({ pool: bookkeepingPool, ttlMs: settings.idempotencyTtlMs, leaseMs: settings.idempotencyLeaseMs });

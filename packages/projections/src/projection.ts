@@ -55,6 +55,12 @@ export interface Projection {
   readonly name: string;
   /** Overrides the runner's {@link ErrorPolicy} for this projection. */
   readonly errorPolicy?: ErrorPolicy;
+  /**
+   * Overrides the runner's `liveBatchDelayMs` for this projection, 0..1,000 ms: a longer wait for
+   * a read model that may lag (one the inline hook keeps current, whose runner only catches up
+   * appends made without it), a shorter one for a read model that must stay fresh.
+   */
+  readonly liveBatchDelayMs?: number;
   /** Applies 1..`batchSize` events, in global order, with writes through `context.client`. */
   apply(context: ProjectionContext, events: readonly ProjectionEvent[]): Promise<void>;
   /** Deletes every row this projection wrote for `context.tenantId`: the first half of a rebuild. */
@@ -70,6 +76,8 @@ export interface EventProjectionDefinition {
   readonly name: string;
   /** See {@link Projection.errorPolicy}. */
   readonly errorPolicy?: ErrorPolicy;
+  /** See {@link Projection.liveBatchDelayMs}. */
+  readonly liveBatchDelayMs?: number;
   /** Handles one event; called for each event of a batch in order, in the batch's transaction. */
   handle(context: ProjectionContext, event: ProjectionEvent): Promise<void>;
   /** Deletes the projection's rows of `context.tenantId`. */
@@ -93,6 +101,7 @@ export function eventProjection(definition: EventProjectionDefinition): Projecti
   return {
     name: definition.name,
     ...(definition.errorPolicy === undefined ? {} : { errorPolicy: definition.errorPolicy }),
+    ...(definition.liveBatchDelayMs === undefined ? {} : { liveBatchDelayMs: definition.liveBatchDelayMs }),
     async apply(context, events) {
       for (const event of events) await definition.handle(context, event);
     },

@@ -76,7 +76,9 @@ export interface ProjectionRunnerOptions {
    * How long a live projection (its last batch was not full) waits after applying a batch before
    * it reads again: 0..1,000 ms, default 0 (at once). Under a steady stream of small appends each
    * batch then gathers more events, so the read models cost fewer transactions and statements per
-   * event, for at most this much more lag. A full batch (catching up) never waits.
+   * event, for at most this much more lag. A full batch (catching up) never waits, and neither
+   * does a projection someone is waiting for (`whenCaughtUp`) or a runner that is stopping. A
+   * projection may override it ({@link Projection.liveBatchDelayMs}).
    */
   readonly liveBatchDelayMs?: number;
   /** How long an idle projection waits before it reads again without a notification: 10..60,000 ms, default 1000. */
@@ -180,6 +182,10 @@ interface Worker {
   readonly lockKey: string;
   readonly policy: ErrorPolicy;
   readonly wakeup: Wakeup;
+  /** Its wait between live batches, ms. */
+  readonly liveBatchDelayMs: number;
+  /** Cuts that wait short: someone waits for the projection to catch up, or the runner stops. */
+  readonly hurry: Wakeup;
   state: ProjectionState;
   checkpoint: Checkpoint | undefined;
   failure: ProjectionFailedError | undefined;
@@ -249,6 +255,8 @@ export class ProjectionRunner {
   readonly #tails = new LogTails(LOG_TAIL_EVENTS_MAX);
   #started = false;
   #stopping = false;
+  /** Calls of `whenCaughtUp` waiting: while there are any, no projection waits between live batches. */
+  #caughtUpWaiters = 0;
 
   constructor(options: ProjectionRunnerOptions) {
     this.#pool = options.pool;
@@ -274,6 +282,7 @@ export class ProjectionRunner {
     for (const projection of options.projections) {
       if (!PROJECTION_NAME_PATTERN.test(projection.name)) throw new LimitExceededError(`projection name ${JSON.stringify(projection.name)} must match ${PROJECTION_NAME_PATTERN.source}`);
       if (names.has(projection.name)) throw new LimitExceededError(`projection name ${projection.name} is used twice`);
+      if (projection.liveBatchDelayMs !== undefined) bounded(`liveBatchDelayMs of projection ${projection.name}`, projection.liveBatchDelayMs, 0, 0, 1_000);
       names.add(projection.name);
     }
     this.#projections = [...options.projections];
@@ -305,6 +314,8 @@ export class ProjectionRunner {
         lockKey: `ledgerkit.projection:${projection.name}:${tenantId}`,
         policy: projection.errorPolicy ?? this.#errorPolicy ?? 'stop',
         wakeup: new Wakeup(),
+        liveBatchDelayMs: projection.liveBatchDelayMs ?? this.#liveBatchDelayMs,
+        hurry: new Wakeup(),
         state: 'stopped',
         checkpoint: undefined,
         failure: undefined,
@@ -371,7 +382,10 @@ export class ProjectionRunner {
     this.#stopping = true;
     this.#discoveryWakeup.wake();
     await this.#discovery;
-    for (const worker of this.#workers) worker.wakeup.wake();
+    for (const worker of this.#workers) {
+      worker.wakeup.wake();
+      worker.hurry.wake();
+    }
     await Promise.all(this.#workers.map((worker) => worker.loop));
     for (const worker of this.#workers) {
       worker.state = 'stopped';
@@ -405,9 +419,19 @@ export class ProjectionRunner {
   /**
    * Resolves when every projection this runner is active for has read the end of the log at
    * least once after the call (or has failed), and every other one has confirmed another runner
-   * holds it. Rejects after `timeoutMs` (default 60,000).
+   * holds it. Rejects after `timeoutMs` (default 60,000). Meanwhile no projection waits out its
+   * `liveBatchDelayMs`: one who waits for the read models gets them as soon as they can be had.
    */
   async whenCaughtUp(timeoutMs = 60_000): Promise<void> {
+    this.#caughtUpWaiters += 1;
+    try {
+      await this.#caughtUp(timeoutMs);
+    } finally {
+      this.#caughtUpWaiters -= 1;
+    }
+  }
+
+  async #caughtUp(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     if (this.#discovery !== undefined) {
       // The tenants known after the call, too: a discovery that started after it.
@@ -419,7 +443,10 @@ export class ProjectionRunner {
       }
     }
     const marks = this.#workers.map((worker) => ({ worker, read: worker.readSeq, lockAttempts: worker.lockAttempts }));
-    for (const worker of this.#workers) worker.wakeup.wake();
+    for (const worker of this.#workers) {
+      worker.wakeup.wake();
+      worker.hurry.wake();
+    }
     for (;;) {
       const done = marks.every(({ worker, read, lockAttempts }) => {
         if (worker.failure !== undefined) return true;
@@ -525,7 +552,7 @@ export class ProjectionRunner {
         worker.retryPauseMs = RETRY_PAUSE_MS_MIN;
         if (progressed) {
           worker.idlePauseMs = IDLE_PAUSE_MS_MIN;
-          if (this.#liveBatchDelayMs > 0 && worker.state === 'live' && !this.#stopping) await sleep(this.#liveBatchDelayMs);
+          if (worker.liveBatchDelayMs > 0 && worker.state === 'live' && !this.#stopping && this.#caughtUpWaiters === 0) await worker.hurry.wait(worker.liveBatchDelayMs);
         } else {
           const pause = worker.idlePauseMs;
           worker.idlePauseMs = Math.min(pause * 2, this.#pollIntervalMs);

@@ -349,6 +349,40 @@ describe('the runner', () => {
     expect(prompt.reduce((sum, batch) => sum + batch.events, 0)).toBe(10);
     expect(prompt.length).toBeGreaterThanOrEqual(6);
     expect(() => runnerFor(tenantId, { liveBatchDelayMs: 1_001 })).toThrow(/liveBatchDelayMs/);
+    expect(() => runnerFor(tenantId, { projections: [{ ...balancesProjection(), liveBatchDelayMs: -1 }] })).toThrow(/liveBatchDelayMs of projection balances/);
+    await ledger.close();
+  });
+
+  it("a projection's own liveBatchDelayMs overrides the runner's, and whenCaughtUp and stop cut the wait short", async () => {
+    const tenantId = 'linger-own';
+    const ledger = await openFixtureLedger(store, tenantId);
+    const batches: BatchCommitted[] = [];
+    let onNext: (() => void) | undefined;
+    const runner = runnerFor(tenantId, {
+      projections: [{ ...balancesProjection(), liveBatchDelayMs: 1_000 }],
+      liveBatchDelayMs: 0,
+      onBatch: (batch) => {
+        batches.push(batch);
+        onNext?.();
+      },
+    });
+    runner.start();
+    await runner.whenCaughtUp();
+    const committed = new Promise<void>((resolve) => (onNext = resolve));
+    await ledger.transfer({ transferId: 'own-1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' });
+    await committed;
+    // The projection now waits a second before it reads again; one who waits for it does not.
+    await ledger.transfer({ transferId: 'own-2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' });
+    const startedMs = performance.now();
+    await runner.whenCaughtUp(5_000);
+    const caughtUpMs = performance.now() - startedMs;
+    expect((await models.balance(tenantId, 'eur', 'alice'))?.posted).toBe('2.00');
+    expect(caughtUpMs).toBeLessThan(700);
+    // Now in its wait again: stopping does not sit it out either.
+    const stoppingMs = performance.now();
+    await runner.stop();
+    expect(performance.now() - stoppingMs).toBeLessThan(700);
+    expect(batches.length).toBeGreaterThanOrEqual(2);
     await ledger.close();
   });
 

@@ -540,6 +540,46 @@ const stackedAppends = (): string => {
   return sql;
 };
 
+/** Signature of the global-read function (migration 6). */
+export const READ_GLOBAL_SIGNATURE = `${SCHEMA}.read_global_events(text, xid8, bigint, integer)`;
+
+/**
+ * Migration 6: a page of a tenant's global log in one statement, so a projection's read is one
+ * round trip instead of four (begin, set the tenant, read, commit). The function sets the tenant
+ * for the call and puts the caller's setting back; it reads as the caller (SECURITY INVOKER),
+ * under the tenant policy. Its SET clause keeps bitmap scans off while its query is planned: on
+ * a log without statistics the planner could otherwise read every event after the cursor and
+ * sort them, for each page. The horizon and the rows come from the one snapshot of one query.
+ */
+const readGlobalEvents = (roles: RoleNames): string => {
+  const app = quoteName(roles.app, 'application role');
+  return `
+CREATE FUNCTION ${SCHEMA}.read_global_events(p_tenant_id text, p_after_txid xid8, p_after_position bigint, p_limit integer)
+RETURNS TABLE (event_id text, tenant_id text, ledger_id text, ledger_version bigint, type text, schema_version integer, data json,
+  recorded_at text, effective_at text, correlation_id text, causation_id text, metadata json, previous_hash text, hash text,
+  txid text, "position" text, held boolean)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp SET enable_bitmapscan = off AS $read$
+#variable_conflict use_column
+DECLARE
+  v_previous text := coalesce(current_setting('ledgerkit.tenant_id', true), '');
+BEGIN
+  PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
+  -- Rows come in (txid, position) order; the first one whose transaction is not below the
+  -- horizon, and every one after it, may still be joined by an older open transaction's rows.
+  RETURN QUERY SELECT e.event_id, e.tenant_id, e.ledger_id, e.ledger_version, e.type, e.schema_version, e.data, e.recorded_at,
+      e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash, e.txid::text, e.position::text,
+      e.txid >= h.horizon
+    FROM ${SCHEMA}.events e CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
+    WHERE e.tenant_id = p_tenant_id AND (e.txid, e.position) > (p_after_txid, p_after_position)
+    ORDER BY e.txid, e.position LIMIT p_limit;
+  PERFORM set_config('ledgerkit.tenant_id', v_previous, true);
+END
+$read$;
+REVOKE ALL ON FUNCTION ${READ_GLOBAL_SIGNATURE} FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${READ_GLOBAL_SIGNATURE} TO ${app};
+`;
+};
+
 /** Every migration the package ships, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
@@ -547,4 +587,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'idempotency keys as columns of events, json payloads, one-statement appends', sql: foldIndexKeys },
   { version: 4, name: 'chain fence on the previous hash; events inserted before the stream fence', sql: chainFence },
   { version: 5, name: 'stacked appends: an append short of its expected version waits for the append below it', sql: stackedAppends },
+  { version: 6, name: 'global reads in one statement (read_global_events)', sql: readGlobalEvents },
 ];

@@ -23,7 +23,7 @@ import {
 import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
-import { APPEND_SIGNATURE, DUPLICATE_INDEX_KEY_SQLSTATE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
+import { DUPLICATE_INDEX_KEY_SQLSTATE, READ_GLOBAL_SIGNATURE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
 
 /** Longest `horizonWaitMs`. */
 export const HORIZON_WAIT_MS_MAX = 60_000;
@@ -139,18 +139,10 @@ const READ_FORWARD_SQL = `SELECT ${EVENT_COLUMNS} FROM ${SCHEMA}.events e
 const READ_BACKWARD_SQL = `SELECT ${EVENT_COLUMNS} FROM ${SCHEMA}.events e
   WHERE e.tenant_id = $1 AND e.ledger_id = $2 AND e.ledger_version <= $3 ORDER BY e.ledger_version DESC LIMIT $4`;
 
-// Rows come in (txid, position) order; the first one whose transaction is not below the
-// horizon, and every one after it, may still be joined by an older open transaction's rows.
-const READ_ALL_SQL = `SELECT ${EVENT_COLUMNS}, e.txid::text AS txid, e.position::text AS position, e.txid >= h.horizon AS held
-  FROM ${SCHEMA}.events e CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
-  WHERE e.tenant_id = $1 AND (e.txid, e.position) > ($2::xid8, $3::bigint)
-  ORDER BY e.txid, e.position LIMIT $4`;
-
-// Before the table has statistics (a fresh or bulk-loaded log), the planner may read a page of
-// the global log with a bitmap scan of everything after the cursor plus a sort, so each page
-// costs time in proportion to the rest of the log and a catch-up goes quadratic. The ordered
-// index scan stops at the page's LIMIT whatever the statistics say; for this transaction only.
-const NO_BITMAP_SCAN_SQL = `SELECT set_config('enable_bitmapscan', 'off', true)`;
+// A page of the global log, one round trip: the function (migration 6) sets the tenant, reads
+// with an ordered index scan, and says of each row whether it is at or above the horizon. Named:
+// each connection plans it once.
+const READ_ALL_STATEMENT = { name: 'ledgerkit_read_global_v1', text: `SELECT * FROM ${SCHEMA}.read_global_events($1, $2::xid8, $3::bigint, $4::integer)` } as const;
 
 // One probe of a unique partial index per key, in a function (see migration 3 for why).
 // The function returns the rows themselves: a join back to events would leave the planner a
@@ -175,7 +167,7 @@ const LAG_SQL = `SELECT CASE WHEN pg_snapshot_xmin(s.snap) < pg_snapshot_xmax(s.
                        WHERE e.tenant_id = $1 AND e.txid >= pg_snapshot_xmin(s.snap)) held`;
 
 const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
-    to_regprocedure('${APPEND_SIGNATURE}') IS NOT NULL AS migrated,
+    to_regprocedure('${READ_GLOBAL_SIGNATURE}') IS NOT NULL AS migrated,
     EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '${SCHEMA}')
             AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS owns_tables
   FROM pg_roles r WHERE r.rolname = current_user`;
@@ -225,7 +217,7 @@ export class PostgresEventStore implements EventStore {
       const role = rows[0];
       if (role === undefined) throw new Error('the connected role is not in pg_roles');
       if (role.bypasses_rls) throw new Error('the store must connect as the application role: this role is a superuser or has BYPASSRLS');
-      if (!role.migrated) throw new Error(`schema ${SCHEMA} is not migrated (or this role may not see it): run migrate() first`);
+      if (!role.migrated) throw new Error(`schema ${SCHEMA} is not migrated to this release's version (or this role may not see it): run migrate() first`);
       if (role.owns_tables) throw new Error('the store must connect as the application role: this role owns the tables or is a member of their owner');
     } finally {
       client.release();
@@ -303,6 +295,12 @@ export class PostgresEventStore implements EventStore {
   }
 
   async #appendAlone(text: string, values: unknown[]): Promise<number> {
+    const rows = await this.#alone<{ version: string }>({ text, values });
+    return Number(rows[0]?.version);
+  }
+
+  /** One autocommitted statement that sets the tenant itself (a store function), one round trip. */
+  async #alone<R extends object>(query: { readonly name?: string; readonly text: string; readonly values: unknown[] }): Promise<R[]> {
     const client = await this.#pool.connect();
     // A backend that dies while the client is checked out emits 'error'; the query rejects anyway.
     let broken: Error | undefined;
@@ -311,8 +309,7 @@ export class PostgresEventStore implements EventStore {
     };
     client.on('error', onError);
     try {
-      const { rows } = await client.query<{ version: string }>(text, values);
-      return Number(rows[0]?.version);
+      return (await client.query<R>(query)).rows;
     } catch (error) {
       // A connection that lost its server must not go back to the pool.
       if (unavailableError(error) !== undefined) broken ??= error instanceof Error ? error : new Error(String(error));
@@ -321,6 +318,13 @@ export class PostgresEventStore implements EventStore {
       client.off('error', onError);
       client.release(broken);
     }
+  }
+
+  /** A read through {@link #alone}, its failures mapped as every read's are. */
+  async #readAlone<R extends object>(query: { readonly name: string; readonly text: string; readonly values: unknown[] }): Promise<R[]> {
+    return this.#alone<R>(query).catch((error: unknown) => {
+      throw unavailableError(error) ?? error;
+    });
   }
 
   async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
@@ -343,12 +347,10 @@ export class PostgresEventStore implements EventStore {
     const deadline = Date.now() + this.#horizonWaitMs;
     let pauseMs = 2;
     for (;;) {
-      const rows = await this.#read<EventRow & { txid: string; position: string; held: boolean }>(
-        tenantId,
-        READ_ALL_SQL,
-        [tenantId, after.txid, after.position, request.limit],
-        NO_BITMAP_SCAN_SQL,
-      );
+      const rows = await this.#readAlone<EventRow & { txid: string; position: string; held: boolean }>({
+        ...READ_ALL_STATEMENT,
+        values: [tenantId, after.txid, after.position, request.limit],
+      });
       const held = rows.findIndex((row) => row.held);
       const safe = held === -1 ? rows : rows.slice(0, held);
       const remainingMs = deadline - Date.now();
@@ -434,11 +436,8 @@ export class PostgresEventStore implements EventStore {
     };
   }
 
-  async #read<R extends object>(tenantId: string, text: string, values: readonly unknown[], setup?: string): Promise<R[]> {
-    const query = async (client: PoolClient): Promise<R[]> => {
-      if (setup !== undefined) await client.query(setup);
-      return (await client.query<R>(text, [...values])).rows;
-    };
+  async #read<R extends object>(tenantId: string, text: string, values: readonly unknown[]): Promise<R[]> {
+    const query = async (client: PoolClient): Promise<R[]> => (await client.query<R>(text, [...values])).rows;
     return withTenant(this.#pool, tenantId, query, { readOnly: true }).catch(
       (error: unknown) => {
         throw unavailableError(error) ?? error;

@@ -133,6 +133,30 @@ describe('migrations', () => {
   });
 });
 
+describe('global reads (read_global_events, migration 6)', () => {
+  it('plan their page with bitmap scans off, so a log without statistics is still read by an ordered index scan', async () => {
+    const { rows } = await db.admin.query<{ config: string[] | null }>(
+      `SELECT proconfig AS config FROM pg_proc WHERE oid = to_regprocedure('ledgerkit.read_global_events(text, xid8, bigint, integer)')`,
+    );
+    expect(rows[0]?.config).toContain('enable_bitmapscan=off');
+  });
+
+  it("set the tenant for the call only: a caller's transaction keeps its own tenant setting and sees only its own rows", async () => {
+    const tenantId = fresh('reader');
+    const other = fresh('other');
+    const ledger = await Ledger.open({ store, tenantId, ledgerId: 'eur' });
+    expect((await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' })).ok).toBe(true);
+    await ledger.close();
+    const seen = await withTenant(db.app, other, async (client) => {
+      const read = await client.query<{ tenant_id: string }>(`SELECT tenant_id FROM ledgerkit.read_global_events($1, '0'::xid8, 0, 10)`, [tenantId]);
+      const setting = await client.query<{ tenant: string }>(`SELECT current_setting('ledgerkit.tenant_id') AS tenant`);
+      const visible = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM ledgerkit.events');
+      return { tenants: read.rows.map((row) => row.tenant_id), setting: setting.rows[0]?.tenant, visible: visible.rows[0]?.n };
+    });
+    expect(seen).toEqual({ tenants: [tenantId], setting: other, visible: 0 });
+  });
+});
+
 describe('concurrent writers', () => {
   it('two writers on two pools never lose, duplicate or double-spend: every event once, gap-free, money conserved', async () => {
     const tenantId = fresh('bank');

@@ -52,7 +52,7 @@ function appendV1(tenantId: string, ledgerId: string, expectedVersion: number, e
   };
 }
 
-describe('migrations 3 to 5 on a database that already holds events', () => {
+describe('migrations 3 to 6 on a database that already holds events', () => {
   it('moves every idempotency key into its event, keeps the events as they were, and still refuses a duplicate; the chain fence accepts the last hash of the old events', async () => {
     const tenantId = 'upgrade-tenant';
     const ledgerId = 'eur';
@@ -61,7 +61,9 @@ describe('migrations 3 to 5 on a database that already holds events', () => {
     const call = appendV1(tenantId, ledgerId, 0, first);
     expect(await withTenant(db.app, tenantId, async (client) => (await client.query<{ version: string }>(call.text, call.values)).rows)).toEqual([{ version: '4' }]);
 
-    expect(await migrate({ pool: db.admin, roles: db.roles })).toEqual({ applied: [3, 4, 5], schemaVersion: SCHEMA_VERSION });
+    // A store of this release refuses a schema it would fail on, before anything else.
+    await expect(PostgresEventStore.open({ pool: db.app })).rejects.toThrow(/not migrated to this release's version/);
+    expect(await migrate({ pool: db.admin, roles: db.roles })).toEqual({ applied: [3, 4, 5, 6], schemaVersion: SCHEMA_VERSION });
     const { rows: tables } = await db.admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ledgerkit' AND c.relname = 'index_keys'`);
     expect(tables).toEqual([{ n: 0 }]);
 
@@ -76,5 +78,9 @@ describe('migrations 3 to 5 on a database that already holds events', () => {
     const next = encodeAfter(headAfter(head, first), [transferPosted('t-3')]);
     expect(await store.append({ tenantId, ledgerId, expectedVersion: 4, events: next })).toEqual({ ledgerVersion: 5 });
     expect((await store.findByIndexKeys({ tenantId, ledgerId, keys: ['transfer:t-3'] })).get('transfer:t-3')).toEqual(next[0]);
+    // The global log (migration 6's function) holds the old events and the new one, in commit order.
+    const page = await store.readAll({ tenantId, after: null, limit: 100 });
+    expect(page.map((entry) => entry.event)).toEqual([...first, ...next]);
+    expect(await store.readAll({ tenantId, after: page[1]?.position ?? null, limit: 2 })).toEqual(page.slice(2, 4));
   });
 });

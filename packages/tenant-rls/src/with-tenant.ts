@@ -1,4 +1,5 @@
 import type { PoolClient } from 'pg';
+import { quoteLiteral } from './sql.js';
 import { assertTenantId } from './tenant-id.js';
 
 /** The setting row-level security policies read the current tenant from. */
@@ -27,14 +28,19 @@ export interface WithTenantOptions {
  */
 export async function withTenant<T>(pool: ClientPool, tenantId: string, fn: (client: PoolClient) => Promise<T>, options?: WithTenantOptions): Promise<T> {
   assertTenantId(tenantId);
-  return inTransaction(pool, options?.readOnly === true ? 'BEGIN READ ONLY' : 'BEGIN', [[`SELECT set_config('${TENANT_SETTING}', $1, true)`, [tenantId]]], fn);
+  // One round trip for both: a parameterless query may hold several statements (the simple
+  // protocol), and a valid tenant id holds no quote, backslash or semicolon, so it is quoted safely.
+  const begin = options?.readOnly === true ? 'BEGIN READ ONLY' : 'BEGIN';
+  return inTransaction(pool, `${begin}; SELECT set_config('${TENANT_SETTING}', ${quoteLiteral(tenantId)}, true)`, [], fn);
 }
 
 /** A statement and its parameters. */
 export type Statement = readonly [text: string, values: readonly unknown[]];
 
 /**
- * Runs `setup` then `fn` in one transaction on a pooled connection. A connection whose
+ * Runs `setup` then `fn` in one transaction on a pooled connection. `begin` starts the
+ * transaction: `BEGIN`, or `BEGIN` followed by parameterless statements separated by `;`, sent
+ * in one round trip. A connection whose
  * rollback failed (it was killed, or the network broke) is destroyed, not returned to the pool.
  */
 export async function inTransaction<T>(pool: ClientPool, begin: string, setup: readonly Statement[], fn: (client: PoolClient) => Promise<T>): Promise<T> {
