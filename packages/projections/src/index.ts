@@ -29,6 +29,7 @@ export { balancesProjection, inlineBalances, BALANCES_PROJECTION, type InlineBal
 export { historyProjection, HISTORY_PROJECTION } from './read-models/history.js';
 export {
   ReadModels,
+  BALANCE_READS_PER_STATEMENT_MAX,
   TRANSFER_PAGE_SIZE_MAX,
   type ReadModelsOptions,
   type StatementOptions,

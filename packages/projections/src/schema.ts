@@ -228,8 +228,35 @@ ALTER TABLE ${SCHEMA}.rm_transfers ALTER COLUMN postings TYPE json USING posting
 ALTER TABLE ${SCHEMA}.rm_balance_holds ALTER COLUMN postings TYPE json USING postings::json;
 `;
 
+/**
+ * Balance reads that arrive together, in one round trip: the tenant set for the call only (as
+ * `read_balance`), one primary-key probe per key (the lateral subquery is fenced with OFFSET 0 so
+ * that no join is planned over the tenant's rows), keys that match no account left out.
+ */
+const readBalances = (roles: RoleNames): string => {
+  const app = quoteName(roles.app, 'application role');
+  return `
+CREATE OR REPLACE FUNCTION ${SCHEMA}.read_balances(p_tenant_id text, p_ledger_ids text[], p_account_ids text[])
+RETURNS SETOF ${SCHEMA}.rm_balances
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $read$
+DECLARE
+  v_previous text := coalesce(current_setting('ledgerkit.tenant_id', true), '');
+BEGIN
+  PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
+  RETURN QUERY SELECT b.* FROM unnest(p_ledger_ids, p_account_ids) AS k(ledger_id, account_id)
+    CROSS JOIN LATERAL (SELECT * FROM ${SCHEMA}.rm_balances x
+      WHERE x.tenant_id = p_tenant_id AND x.ledger_id = k.ledger_id AND x.account_id = k.account_id OFFSET 0) b;
+  PERFORM set_config('ledgerkit.tenant_id', v_previous, true);
+END
+$read$;
+REVOKE ALL ON FUNCTION ${SCHEMA}.read_balances(text, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.read_balances(text, text[], text[]) TO ${app};
+`;
+};
+
 /** Every read-model migration, in order. */
 export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
   { version: 1, name: 'checkpoints, failures, balances, account history, transfers; RLS', sql: initialSchema },
   { version: 2, name: 'transfer and hold payloads as json', sql: jsonPayloads },
+  { version: 3, name: 'balance reads in batches (read_balances)', sql: readBalances },
 ];

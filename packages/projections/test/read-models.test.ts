@@ -1,5 +1,6 @@
 import { InvalidInputError, type HistoryEntry, type Ledger } from '@ledgerkit/ledger-core';
-import { balancesProjection, historyProjection, ProjectionRunner, ReadModels } from '@ledgerkit/projections';
+import { BALANCE_READS_PER_STATEMENT_MAX, balancesProjection, historyProjection, ProjectionRunner, ReadModels } from '@ledgerkit/projections';
+import type { ClientPool } from '@ledgerkit/tenant-rls';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currencies, openFixtureLedger } from './support/fixtures.js';
@@ -89,6 +90,48 @@ describe('ReadModels', () => {
     expect(await models.balanceAt(TENANT, 'eur', 'alice', { ledgerVersion: 0 })).toBeUndefined();
     expect(await models.balanceAt(TENANT, 'eur', 'alice', { recordedAt: new Date(T0 - 1) })).toBeUndefined();
     expect(await models.statement(TENANT, 'eur', 'nobody')).toEqual({ accountId: 'nobody', entries: [], nextAfterVersion: null });
+  });
+
+  it('balance reads asked in one turn share one statement per tenant and answer exactly as each read alone', async () => {
+    let connections = 0;
+    const counting: ClientPool = {
+      connect: () => {
+        connections += 1;
+        return db.app.connect();
+      },
+    };
+    const batched = new ReadModels({ pool: counting, currencies });
+    const alone = new ReadModels({ pool: counting, currencies, batchBalanceReads: false });
+    const keys = ['alice', 'bob', 'cash', 'nobody', 'alice'];
+    connections = 0;
+    const together = await Promise.all(keys.map((account) => batched.balance(TENANT, 'eur', account)));
+    expect(connections).toBe(1);
+    connections = 0;
+    const separately = await Promise.all(keys.map((account) => alone.balance(TENANT, 'eur', account)));
+    expect(connections).toBe(keys.length);
+    expect(together).toEqual(separately);
+    // alice: 1.00 + … + 12.00 received, 1.50 of a hold posted to bob.
+    expect(together[0]?.posted).toBe('76.50');
+    expect(together[3]).toBeUndefined();
+
+    // Another tenant in the same turn: its own statement, its own rows only; a bad tenant id is
+    // refused alone, before any SQL, and spoils nobody else's read.
+    connections = 0;
+    const [mine, theirs, bad] = await Promise.allSettled([
+      batched.balance(TENANT, 'eur', 'alice'),
+      batched.balance('someone-else', 'eur', 'alice'),
+      batched.balance("x' OR '1'='1", 'eur', 'alice'),
+    ]);
+    expect(mine).toEqual({ status: 'fulfilled', value: separately[0] });
+    expect(theirs).toEqual({ status: 'fulfilled', value: undefined });
+    expect(bad.status).toBe('rejected');
+    expect(connections).toBe(2);
+
+    // More than one statement holds: split, every read answered.
+    connections = 0;
+    const many = await Promise.all(Array.from({ length: BALANCE_READS_PER_STATEMENT_MAX + 1 }, (_, i) => batched.balance(TENANT, 'eur', i === BALANCE_READS_PER_STATEMENT_MAX ? 'bob' : `none-${i}`)));
+    expect(connections).toBe(2);
+    expect(many.filter((balance) => balance !== undefined)).toEqual([separately[1]]);
   });
 
   it('rejects bad input as the replay path does, before any SQL', async () => {

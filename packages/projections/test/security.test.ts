@@ -132,6 +132,24 @@ describe('tenant isolation of the read models, as the application role with raw 
       client.release();
     }
   });
+
+  it("read_balances answers from the named tenant's rows only, and scopes the tenant to the call", async () => {
+    const client = await db.app.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config('ledgerkit.tenant_id', $1, true)`, [B]);
+      const { rows } = await client.query<{ tenant_id: string; account_id: string }>(
+        `SELECT tenant_id, account_id FROM ledgerkit.read_balances($1, ARRAY['eur', 'eur'], ARRAY['alice', 'nobody'])`,
+        [A],
+      );
+      expect(rows).toEqual([{ tenant_id: A, account_id: 'alice' }]);
+      expect((await client.query(`SELECT current_setting('ledgerkit.tenant_id') AS t`)).rows).toEqual([{ t: B }]);
+      expect((await client.query<{ tenant_id: string }>('SELECT DISTINCT tenant_id FROM ledgerkit.rm_balances')).rows).toEqual([{ tenant_id: B }]);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+  });
 });
 
 describe('the read-model schema as deployed', () => {
@@ -183,7 +201,7 @@ describe('the read-model schema as deployed', () => {
     await db.admin.query('DELETE FROM ledgerkit.projection_migrations WHERE version >= 2');
     expect((await db.admin.query(types)).rows.map((row) => row.data_type)).toEqual(['jsonb', 'jsonb', 'jsonb']);
 
-    expect(await migrateReadModels({ pool: db.admin, roles: db.roles })).toEqual({ applied: [2], schemaVersion: 2 });
+    expect(await migrateReadModels({ pool: db.admin, roles: db.roles })).toEqual({ applied: [2, 3], schemaVersion: READ_MODEL_SCHEMA_VERSION });
     expect((await db.admin.query(types)).rows.map((row) => row.data_type)).toEqual(['json', 'json', 'json']);
     expect((await db.admin.query(payloads)).rows).toEqual(before);
     const models = new ReadModels({ pool: db.app, currencies });

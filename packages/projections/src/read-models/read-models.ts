@@ -33,7 +33,24 @@ export interface ReadModelsOptions {
   readonly pool: ClientPool;
   /** Currencies to format amounts with; must include the ledgers' custom assets. Default ISO 4217. */
   readonly currencies?: CurrencyRegistry;
+  /**
+   * Read the balances asked for in the same turn of the event loop with one statement per tenant
+   * (up to {@link BALANCE_READS_PER_STATEMENT_MAX} keys each) instead of one each; default true.
+   * Each answer is the same as alone: the rows as committed when the statement runs.
+   */
+  readonly batchBalanceReads?: boolean;
 }
+
+/** A balance read waiting for its turn's statement. */
+interface BalanceRead {
+  readonly ledgerId: string;
+  readonly accountId: string;
+  readonly resolve: (balance: Balance | undefined) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Most balance reads one statement answers; more asked together take several. */
+export const BALANCE_READS_PER_STATEMENT_MAX = 1_000;
 
 /** A page of an account's statement. */
 export interface StatementOptions {
@@ -135,6 +152,8 @@ const E = `${SCHEMA}.rm_account_entries`;
 
 /** The balance read: `read_balance` sets the tenant for the call and reads under its policy. */
 const READ_BALANCE_SQL = `SELECT * FROM ${SCHEMA}.read_balance($1, $2, $3)`;
+/** Several balances in one statement (read-model migration 3). */
+const READ_BALANCES_STATEMENT = { name: 'ledgerkit_read_balances_v1', text: `SELECT * FROM ${SCHEMA}.read_balances($1, $2::text[], $3::text[])` } as const;
 /** Prepared-statement name of {@link READ_BALANCE_SQL}, unique to this text on a connection. */
 const READ_BALANCE_STATEMENT = 'ledgerkit_read_balance_v1';
 
@@ -211,22 +230,88 @@ const HOLD_ORDER = `coalesce(timeout_at, 'infinity'::timestamptz)`;
 export class ReadModels {
   readonly #pool: ClientPool;
   readonly #currencies: CurrencyRegistry;
+  readonly #batchBalanceReads: boolean;
+  /** Balance reads waiting for this turn's statement, per tenant. */
+  #balanceReads = new Map<string, BalanceRead[]>();
+  #balanceFlushScheduled = false;
 
   constructor(options: ReadModelsOptions) {
     this.#pool = options.pool;
     this.#currencies = options.currencies ?? new CurrencyRegistry();
+    this.#batchBalanceReads = options.batchBalanceReads ?? true;
   }
 
-  /** An account's current balance: one round trip, one primary-key lookup. `undefined` if it does not exist. */
+  /**
+   * An account's current balance: one primary-key lookup, `undefined` if it does not exist. Reads
+   * asked for in the same turn of the event loop share one round trip (see `batchBalanceReads`).
+   */
   async balance(tenantId: string, ledgerId: string, accountId: string): Promise<Balance | undefined> {
     checkTenant(tenantId);
+    if (!this.#batchBalanceReads) return this.#balanceAlone(tenantId, ledgerId, accountId);
+    return new Promise<Balance | undefined>((resolve, reject) => {
+      const reads = this.#balanceReads.get(tenantId);
+      const read: BalanceRead = { ledgerId, accountId, resolve, reject };
+      if (reads === undefined) this.#balanceReads.set(tenantId, [read]);
+      else reads.push(read);
+      if (!this.#balanceFlushScheduled) {
+        this.#balanceFlushScheduled = true;
+        // After the I/O of this turn: every request parsed in it has asked by then.
+        setImmediate(() => this.#flushBalanceReads());
+      }
+    });
+  }
+
+  #flushBalanceReads(): void {
+    this.#balanceFlushScheduled = false;
+    const byTenant = this.#balanceReads;
+    this.#balanceReads = new Map();
+    for (const [tenantId, reads] of byTenant) {
+      for (let start = 0; start < reads.length; start += BALANCE_READS_PER_STATEMENT_MAX) {
+        void this.#readBalances(tenantId, reads.slice(start, start + BALANCE_READS_PER_STATEMENT_MAX));
+      }
+    }
+  }
+
+  /** Answers every read of `reads` (one tenant's) from one statement, or rejects them all. */
+  async #readBalances(tenantId: string, reads: readonly BalanceRead[]): Promise<void> {
+    const only = reads.length === 1 ? reads[0] : undefined;
+    if (only !== undefined) {
+      await this.#balanceAlone(tenantId, only.ledgerId, only.accountId).then(only.resolve, only.reject);
+      return;
+    }
+    let rows: (AccountColumns & { readonly ledger_id: string })[];
+    try {
+      const values = [tenantId, reads.map((read) => read.ledgerId), reads.map((read) => read.accountId)];
+      rows = (await this.#withClient((client) => client.query<AccountColumns & { readonly ledger_id: string }>({ ...READ_BALANCES_STATEMENT, values }))).rows;
+    } catch (error) {
+      for (const read of reads) read.reject(error);
+      return;
+    }
+    const found = new Map<string, Balance>();
+    for (const row of rows) {
+      try {
+        found.set(`${row.ledger_id}\u0000${row.account_id}`, balanceOf(accountStateOf(row), this.#currencies));
+      } catch (error) {
+        for (const read of reads) if (read.ledgerId === row.ledger_id && read.accountId === row.account_id) read.reject(error);
+      }
+    }
+    for (const read of reads) read.resolve(found.get(`${read.ledgerId}\u0000${read.accountId}`));
+  }
+
+  /** One balance, one round trip, one primary-key lookup. */
+  async #balanceAlone(tenantId: string, ledgerId: string, accountId: string): Promise<Balance | undefined> {
+    // A named statement: each connection parses and plans it once, then only binds and runs it.
+    const { rows } = await this.#withClient((client) => client.query<AccountColumns>({ name: READ_BALANCE_STATEMENT, text: READ_BALANCE_SQL, values: [tenantId, ledgerId, accountId] }));
+    const row = rows[0];
+    return row === undefined ? undefined : balanceOf(accountStateOf(row), this.#currencies);
+  }
+
+  /** Runs `fn` on a pooled connection outside any transaction; a connection that failed is not reused. */
+  async #withClient<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
     try {
-      // A named statement: each connection parses and plans it once, then only binds and runs it.
-      const { rows } = await client.query<AccountColumns>({ name: READ_BALANCE_STATEMENT, text: READ_BALANCE_SQL, values: [tenantId, ledgerId, accountId] });
-      const row = rows[0];
-      return row === undefined ? undefined : balanceOf(accountStateOf(row), this.#currencies);
+      return await fn(client);
     } catch (error) {
       broken = error instanceof Error ? error : new Error(String(error));
       throw error;
