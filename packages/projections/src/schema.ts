@@ -229,6 +229,16 @@ ALTER TABLE ${SCHEMA}.rm_balance_holds ALTER COLUMN postings TYPE json USING pos
 `;
 
 /**
+ * The query of `read_balances`, over the given tenant, ledger ids and account ids (function
+ * arguments, or `$1`… for the test that checks its generic plan is driven from the keys).
+ * @internal
+ */
+export const readBalancesQuery = (tenant: string, ledgers: string, accounts: string): string =>
+  `SELECT b.* FROM unnest(${ledgers}, ${accounts}) AS k(ledger_id, account_id)
+    CROSS JOIN LATERAL (SELECT * FROM ${SCHEMA}.rm_balances x
+      WHERE x.tenant_id = ${tenant} AND x.ledger_id = k.ledger_id AND x.account_id = k.account_id OFFSET 0) b`;
+
+/**
  * Balance reads that arrive together, in one round trip: the tenant set for the call only (as
  * `read_balance`), one primary-key probe per key (the lateral subquery is fenced with OFFSET 0 so
  * that no join is planned over the tenant's rows), keys that match no account left out.
@@ -243,9 +253,7 @@ DECLARE
   v_previous text := coalesce(current_setting('ledgerkit.tenant_id', true), '');
 BEGIN
   PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
-  RETURN QUERY SELECT b.* FROM unnest(p_ledger_ids, p_account_ids) AS k(ledger_id, account_id)
-    CROSS JOIN LATERAL (SELECT * FROM ${SCHEMA}.rm_balances x
-      WHERE x.tenant_id = p_tenant_id AND x.ledger_id = k.ledger_id AND x.account_id = k.account_id OFFSET 0) b;
+  RETURN QUERY ${readBalancesQuery('p_tenant_id', 'p_ledger_ids', 'p_account_ids')};
   PERFORM set_config('ledgerkit.tenant_id', v_previous, true);
 END
 $read$;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BALANCES_DELETE_HOLDS_SQL, BALANCES_KEYED_SQL } from '../src/read-models/balances.js';
 import { HISTORY_KEYED_SQL } from '../src/read-models/history.js';
+import { readBalancesQuery } from '../src/schema.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
 // The projections look rows up by a batch of keys (the accounts, holds and transfers a batch
@@ -85,7 +86,11 @@ async function genericPlan(sql: string): Promise<PlanNode> {
 }
 
 describe('statements that look rows up by a batch of keys', () => {
-  const statements = [...BALANCES_KEYED_SQL.map((sql) => ['balances', sql] as const), ...HISTORY_KEYED_SQL.map((sql) => ['history', sql] as const)];
+  const statements = [
+    ...BALANCES_KEYED_SQL.map((sql) => ['balances', sql] as const),
+    ...HISTORY_KEYED_SQL.map((sql) => ['history', sql] as const),
+    ['read_balances', readBalancesQuery('$1', '$2::text[]', '$3::text[]')] as const,
+  ];
 
   it.each(statements.map(([projection, sql], i) => [`${projection} #${i}: ${sql.replace(/\s+/g, ' ').slice(0, 70)}…`, sql]))(
     'drive the lookup from the keys, with stale statistics and a generic plan: %s',
