@@ -42,6 +42,8 @@ export interface ProjectionsBenchSettings {
   readonly balanceReads: number;
   /** Timed "as of" reads at the large history. */
   readonly asOfReads: number;
+  /** Timed balance reads by 64 concurrent readers, for each of batched and one-statement-per-read, over 6 alternating rounds. */
+  readonly concurrentReads: number;
   /** How long the writer appends flat out while the runner follows it, ms. */
   readonly followWindowMs: number;
   /** How long each of the inline and the async writer appends, ms. */
@@ -56,6 +58,7 @@ export const PROJECTIONS_FULL_SETTINGS: ProjectionsBenchSettings = {
   accounts: 1_000,
   batchSize: 1_000,
   balanceReads: 20_000,
+  concurrentReads: 120_000,
   asOfReads: 5_000,
   followWindowMs: 30_000,
   inlineWindowMs: 10_000,
@@ -68,6 +71,7 @@ export const PROJECTIONS_CI_SETTINGS: ProjectionsBenchSettings = {
   accounts: 1_000,
   batchSize: 1_000,
   balanceReads: 2_000,
+  concurrentReads: 12_000,
   asOfReads: 1_000,
   followWindowMs: 6_000,
   inlineWindowMs: 2_000,
@@ -89,6 +93,9 @@ export const CATCH_UP_HISTORY = 'projection-catch-up-history';
 export const BALANCE_READ_SMALL = 'balance-read-history-10';
 export const BALANCE_READ_LARGE = 'balance-read-history-large';
 export const BALANCE_AS_OF = 'balance-as-of-large';
+/** 64 concurrent readers, reads batched per event-loop turn (the default), and the same one statement per read: its peer. */
+export const BALANCE_READ_CONCURRENT = 'balance-read-64-readers';
+export const BALANCE_READ_CONCURRENT_SINGLE = 'balance-read-64-readers-one-statement-each';
 export const APPEND_ASYNC = 'append-without-inline-balances';
 export const APPEND_INLINE = 'append-with-inline-balances';
 
@@ -106,6 +113,8 @@ export const PROJECTION_SCENARIO_NAMES: readonly string[] = [
   BALANCE_READ_SMALL,
   BALANCE_READ_LARGE,
   BALANCE_AS_OF,
+  BALANCE_READ_CONCURRENT_SINGLE,
+  BALANCE_READ_CONCURRENT,
   APPEND_ASYNC,
   APPEND_INLINE,
 ];
@@ -124,6 +133,8 @@ export const PROJECTION_OPS_UNITS: Readonly<Record<string, string>> = {
   [BALANCE_READ_SMALL]: 'reads',
   [BALANCE_READ_LARGE]: 'reads',
   [BALANCE_AS_OF]: 'reads',
+  [BALANCE_READ_CONCURRENT_SINGLE]: 'reads',
+  [BALANCE_READ_CONCURRENT]: 'reads',
   [APPEND_ASYNC]: 'events',
   [APPEND_INLINE]: 'events',
 };
@@ -172,7 +183,7 @@ export async function measureProjections(options: MeasureProjectionsOptions): Pr
       say(`  projections: the writer with and without inline balances, ${settings.inlineWindowMs / 1_000} s each`);
       for (const m of await measureInline(app, settings)) out.set(m.name, m);
     }
-    if (any(CATCH_UP_BALANCES, CATCH_UP_HISTORY, BALANCE_READ_SMALL, BALANCE_READ_LARGE, BALANCE_AS_OF)) {
+    if (any(CATCH_UP_BALANCES, CATCH_UP_HISTORY, BALANCE_READ_SMALL, BALANCE_READ_LARGE, BALANCE_AS_OF, BALANCE_READ_CONCURRENT, BALANCE_READ_CONCURRENT_SINGLE)) {
       const small = { tenantId: 'bench-small', ledgerId: LEDGER_ID };
       await appendHistory(store, small.tenantId, small.ledgerId, 10, 4, Date.now() - DAY_MS);
       await catchUp(app, store, small.tenantId, settings.batchSize);
@@ -197,6 +208,10 @@ export async function measureProjections(options: MeasureProjectionsOptions): Pr
         say('  projections: balance as-of reads at the large history');
         out.set(BALANCE_AS_OF, await measureAsOf(models, large, settings, historyStartMs, built));
       }
+      if (any(BALANCE_READ_CONCURRENT, BALANCE_READ_CONCURRENT_SINGLE)) {
+        say(`  projections: balance reads by ${CONCURRENT_READERS} concurrent readers, batched and one statement each, alternating`);
+        for (const m of await measureConcurrentReads(app, large, settings)) out.set(m.name, m);
+      }
     }
   } finally {
     await database.close();
@@ -217,6 +232,10 @@ class Recorder {
   #cpuUs = 0;
   #loadStart = 0;
   #loadEnd = 0;
+  /** Time and CPU while paused (another scenario measured in between), left out of the figures. */
+  #pausedNs = 0n;
+  #pausedCpuUs = 0;
+  #pause: { readonly atNs: bigint; readonly cpu: NodeJS.CpuUsage } | undefined;
   ops = 0;
   latencySamples = 0;
 
@@ -229,6 +248,20 @@ class Recorder {
     this.#startNs = process.hrtime.bigint();
     this.#cpu = process.cpuUsage();
     this.#loadStart = loadAverage1m();
+  }
+
+  /** Stops the clock until `resume` (for scenarios measured in alternating rounds). */
+  pause(): void {
+    if (this.#pause === undefined) this.#pause = { atNs: process.hrtime.bigint(), cpu: process.cpuUsage() };
+  }
+
+  resume(): void {
+    const pause = this.#pause;
+    if (pause === undefined) return;
+    this.#pause = undefined;
+    this.#pausedNs += process.hrtime.bigint() - pause.atNs;
+    const cpu = process.cpuUsage(pause.cpu);
+    this.#pausedCpuUs += cpu.user + cpu.system;
   }
 
   /** Counts `ops` completed now (only while the window is open). */
@@ -249,14 +282,15 @@ class Recorder {
   stop(): void {
     if (this.#endNs !== undefined) return;
     if (!this.started) this.start();
+    this.resume();
     this.#endNs = process.hrtime.bigint();
     const cpu = process.cpuUsage(this.#cpu);
-    this.#cpuUs = cpu.user + cpu.system;
+    this.#cpuUs = cpu.user + cpu.system - this.#pausedCpuUs;
     this.#loadEnd = loadAverage1m();
   }
 
   seconds(): number {
-    return Number((this.#endNs ?? process.hrtime.bigint()) - this.#startNs) / 1e9;
+    return Number((this.#endNs ?? process.hrtime.bigint()) - this.#startNs - this.#pausedNs) / 1e9;
   }
 
   /** The measurement; full intervals only are throughput samples (none: the whole run stands in). */
@@ -530,6 +564,76 @@ async function measureBalanceReads(
       latencyOf: 'balance read',
       target: { latencyP99MsMax: 1, statement: 'issue 4: balance read p99 ≤ 1 ms with one request in flight' },
       details: { historyEvents: settings.historyEvents, p99RatioTo10Events: ratio, flatInHistoryLength: ratio <= 1.5 },
+    }),
+  ];
+}
+
+/** Readers of {@link measureConcurrentReads}: as many as the API benchmark's connections. */
+const CONCURRENT_READERS = 64;
+const CONCURRENT_ROUNDS = 6;
+
+/**
+ * Balance reads by 64 concurrent readers at the large history, in alternating rounds of the two
+ * ways `ReadModels` can answer them: batched (the reads asked in one turn of the event loop share
+ * a statement) and one statement per read (`batchBalanceReads: false`), on the same pool.
+ */
+async function measureConcurrentReads(pool: pg.Pool, large: { readonly tenantId: string; readonly ledgerId: string }, settings: ProjectionsBenchSettings): Promise<Measurement[]> {
+  const accounts = accountIds(settings.accounts);
+  const modes = [
+    { name: BALANCE_READ_CONCURRENT_SINGLE, models: new ReadModels({ pool, currencies: CURRENCIES, batchBalanceReads: false }), recorder: new Recorder(), samples: [] as number[] },
+    { name: BALANCE_READ_CONCURRENT, models: new ReadModels({ pool, currencies: CURRENCIES }), recorder: new Recorder(), samples: [] as number[] },
+  ];
+  const perRound = Math.max(CONCURRENT_READERS, Math.floor(settings.concurrentReads / CONCURRENT_ROUNDS));
+  let seed = 0;
+  const round = async (models: ReadModels, reads: number, record: ((ns: number) => void) | undefined): Promise<void> => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENT_READERS }, async () => {
+        while (next < reads) {
+          next += 1;
+          seed += 1;
+          const started = process.hrtime.bigint();
+          const balance = await models.balance(large.tenantId, large.ledgerId, accounts[(seed * 7_919) % accounts.length] as string);
+          if (balance === undefined) throw new Error('a benchmark account has no balance');
+          record?.(Number(process.hrtime.bigint() - started));
+        }
+      }),
+    );
+  };
+  for (const mode of modes) await round(mode.models, Math.ceil(perRound / 10), undefined);
+  for (let r = 0; r < CONCURRENT_ROUNDS; r += 1) {
+    for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
+      if (!mode.recorder.started) mode.recorder.start();
+      else mode.recorder.resume();
+      const startedNs = process.hrtime.bigint();
+      await round(mode.models, perRound, (ns) => {
+        mode.recorder.count(1);
+        mode.recorder.latency(ns);
+      });
+      mode.samples.push(perRound / (Number(process.hrtime.bigint() - startedNs) / 1e9));
+      mode.recorder.pause();
+    }
+  }
+  for (const mode of modes) mode.recorder.stop();
+  const [single, batched] = modes as [(typeof modes)[number], (typeof modes)[number]];
+  const medianOf = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+  const ratio = Math.round((medianOf(batched.samples) / medianOf(single.samples)) * 1_000) / 1_000;
+  return [
+    single.recorder.measurement({
+      name: BALANCE_READ_CONCURRENT_SINGLE,
+      description: `ReadModels.balance with batchBalanceReads: false (one statement per read), ${CONCURRENT_READERS} concurrent readers at ${int(settings.historyEvents)} events of history: the peer of ${BALANCE_READ_CONCURRENT}`,
+      latencyOf: 'balance read',
+      sampleOf: `round of ${int(perRound)} reads`,
+      samples: single.samples,
+    }),
+    batched.recorder.measurement({
+      name: BALANCE_READ_CONCURRENT,
+      description: `ReadModels.balance, ${CONCURRENT_READERS} concurrent readers at ${int(settings.historyEvents)} events of history: the reads asked in one turn of the event loop share a statement (the default)`,
+      latencyOf: 'balance read',
+      sampleOf: `round of ${int(perRound)} reads`,
+      samples: batched.samples,
+      rawCeiling: BALANCE_READ_CONCURRENT_SINGLE,
+      details: { readers: CONCURRENT_READERS, rounds: CONCURRENT_ROUNDS, ratioToOneStatementEach: ratio },
     }),
   ];
 }

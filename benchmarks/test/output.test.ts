@@ -33,7 +33,7 @@ const TINY: SuiteSettings = {
     startupTailEvents: 500,
     startupOpens: 1,
   },
-  projections: { historyEvents: 2_000, accounts: 20, batchSize: 500, balanceReads: 100, asOfReads: 60, followWindowMs: 1_000, inlineWindowMs: 300, visibilitySamples: 5 },
+  projections: { historyEvents: 2_000, accounts: 20, batchSize: 500, balanceReads: 100, asOfReads: 60, concurrentReads: 600, followWindowMs: 1_000, inlineWindowMs: 300, visibilitySamples: 5 },
 };
 
 const EXPECTED = [
