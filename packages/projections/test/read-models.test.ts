@@ -127,6 +127,11 @@ describe('ReadModels', () => {
     expect(bad.status).toBe('rejected');
     expect(connections).toBe(2);
 
+    // An id the database refuses (a NUL byte) fails its own read only, not the others of its turn.
+    const [good, refused] = await Promise.allSettled([batched.balance(TENANT, 'eur', 'alice'), batched.balance(TENANT, 'eur', 'ali\u0000ce')]);
+    expect(good).toEqual({ status: 'fulfilled', value: separately[0] });
+    expect(refused).toMatchObject({ status: 'rejected', reason: { code: '22021' } });
+
     // More than one statement holds: split, every read answered.
     connections = 0;
     const many = await Promise.all(Array.from({ length: BALANCE_READS_PER_STATEMENT_MAX + 1 }, (_, i) => batched.balance(TENANT, 'eur', i === BALANCE_READS_PER_STATEMENT_MAX ? 'bob' : `none-${i}`)));

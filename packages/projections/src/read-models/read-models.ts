@@ -284,6 +284,12 @@ export class ReadModels {
       const values = [tenantId, reads.map((read) => read.ledgerId), reads.map((read) => read.accountId)];
       rows = (await this.#withClient((client) => client.query<AccountColumns & { readonly ledger_id: string }>({ ...READ_BALANCES_STATEMENT, values }))).rows;
     } catch (error) {
+      // A value the database refuses (a NUL in an id, say: SQLSTATE class 22) fails the whole
+      // statement: each read then goes alone, so that only the one that carries it fails.
+      if (isDataException(error)) {
+        await Promise.all(reads.map((read) => this.#balanceAlone(tenantId, read.ledgerId, read.accountId).then(read.resolve, read.reject)));
+        return;
+      }
       for (const read of reads) read.reject(error);
       return;
     }
@@ -543,6 +549,12 @@ function pageSize(limit: number | undefined): number {
     throw new InvalidInputError([{ path: ['limit'], message: `must be an integer in 1..${TRANSFER_PAGE_SIZE_MAX}` }]);
   }
   return chosen;
+}
+
+/** A PostgreSQL data exception (SQLSTATE class 22): the input, not the database, is at fault. */
+function isDataException(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('22');
 }
 
 function checkTenant(tenantId: string): void {
