@@ -1,3 +1,4 @@
+import { Ledger, WriterFailedError } from '@ledgerkit/ledger-core';
 import { BALANCES_PROJECTION, balancesProjection, inlineBalances, ProjectionRunner, ReadModels } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +88,42 @@ describe('inline balances', () => {
     await runner.whenCaughtUp();
     await expectBalancesAgree(models, ledger, tenantId);
     await eventually(async () => (await runner.status())[0]?.lagEvents === 0, 5_000, 'no lag');
+    await ledger.close();
+  });
+
+  it("an append that rolls back after the hook ran leaves the hook's remembered rows unused, even when another process then writes the same version", async () => {
+    const tenantId = 'inline-rollback';
+    const balances = inlineBalances({ currencies });
+    let failNext = false;
+    const failing = await PostgresEventStore.open({
+      pool: db.app,
+      horizonWaitMs: 10_000,
+      inline: async (client, append) => {
+        await balances(client, append);
+        if (failNext) {
+          failNext = false;
+          // After the hook applied the append to its rows: the transaction rolls back.
+          throw new Error('a later inline hook failed');
+        }
+      },
+    });
+    const ledger = await openFixtureLedger(failing, tenantId);
+    // Another process: its own store and hook, the same ledger.
+    const other = await Ledger.open({ store: inlineStore, tenantId, ledgerId: 'eur', currencies });
+    await ledger.transfer({ transferId: 'before', debitAccountId: 'cash', creditAccountId: 'alice', amount: '2.00', currency: 'EUR' });
+    failNext = true;
+    const failed = await ledger.transfer({ transferId: 'rolled-back', debitAccountId: 'cash', creditAccountId: 'alice', amount: '5.00', currency: 'EUR' }).then(
+      (result) => result,
+      (error: unknown) => error,
+    );
+    expect(failed).toBeInstanceOf(WriterFailedError);
+    // The other process takes the very version the rolled-back append had, with another event;
+    // the next append through the first hook continues from there, at the version it remembers.
+    expect((await other.transfer({ transferId: 'elsewhere', debitAccountId: 'cash', creditAccountId: 'alice', amount: '7.00', currency: 'EUR' })).ok).toBe(true);
+    expect((await ledger.transfer({ transferId: 'later', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' })).ok).toBe(true);
+    expect((await models.balance(tenantId, 'eur', 'alice'))?.posted).toBe('10.00');
+    await expectBalancesAgree(models, ledger, tenantId);
+    await other.close();
     await ledger.close();
   });
 });

@@ -153,7 +153,15 @@ export interface InlineBalancesOptions {
  */
 export function inlineBalances(options: InlineBalancesOptions = {}): (client: PoolClient, append: AppendRequest) => Promise<void> {
   const codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
+  // The rows each ledger's last append through this hook left, tagged with the version and the
+  // hash of its last event. The next append trusts them only if it continues exactly that chain
+  // (its expected version and first previous hash): then the rows in the database are these,
+  // whichever way the earlier transaction ended. Anything else (another writer, a rolled-back
+  // append, a rebuild) starts from the database again. Saves reading the rows on every append.
+  const cache = new InlineRowsCache();
   return async (client, append) => {
+    const key = keyOf(append.tenantId, append.ledgerId);
+    const cached = cache.take(key);
     const last = append.expectedVersion + append.events.length;
     const moved =
       append.expectedVersion === 0
@@ -161,12 +169,54 @@ export function inlineBalances(options: InlineBalancesOptions = {}): (client: Po
         : await client.query(MOVE_LEDGER_VERSION_SQL, [append.tenantId, append.ledgerId, append.expectedVersion, last]);
     // Not current for this ledger: the runner will apply these events in order.
     if (moved.rowCount !== 1) return;
+    const first = append.events[0];
+    const lastEvent = append.events[append.events.length - 1];
+    if (first === undefined || lastEvent === undefined) return;
+    const continues = cached !== undefined && cached.version === append.expectedVersion && cached.hash === first.previousHash;
+    const rows = continues ? cached.rows : new Map<string, BalanceRow>();
     const events = append.events.map((stored) => ({ ledgerId: stored.ledgerId, ...codec.decode(stored) }));
-    await applyEvents(client, append.tenantId, events);
+    const touched = await applyEvents(client, append.tenantId, events, rows);
+    for (const [rowKey, row] of touched) rows.set(rowKey, row);
+    cache.put(key, { version: last, hash: lastEvent.hash, rows });
   };
 }
 
-/** Most balance rows of one tenant kept in memory between batches. */
+/** A ledger's balance rows as an inline append left them. */
+interface InlineRows {
+  readonly version: number;
+  /** Hash of the ledger's event at `version`. */
+  readonly hash: string;
+  /** By `keyOf(ledgerId, accountId)`. */
+  readonly rows: Map<string, BalanceRow>;
+}
+
+/** {@link inlineBalances}' rows per (tenant, ledger), at most {@link ROWS_CACHED_MAX} rows in all; the least recently used ledger goes first. */
+class InlineRowsCache {
+  readonly #entries = new Map<string, InlineRows>();
+  #rows = 0;
+
+  /** Removes and returns the entry: a failed append leaves nothing behind. */
+  take(key: string): InlineRows | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    this.#entries.delete(key);
+    this.#rows -= entry.rows.size;
+    return entry;
+  }
+
+  put(key: string, entry: InlineRows): void {
+    this.take(key);
+    if (entry.rows.size > ROWS_CACHED_MAX) return;
+    while (this.#rows + entry.rows.size > ROWS_CACHED_MAX) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.take(oldest);
+    }
+    this.#entries.set(key, entry);
+    this.#rows += entry.rows.size;
+  }
+}
+
+/** Most balance rows kept in memory between batches: per tenant by the runner's projection, in all by an inline hook. */
 const ROWS_CACHED_MAX = 100_000;
 
 /** A ledger's balance rows as of a ledger version. */
