@@ -176,7 +176,8 @@ const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
  * The PostgreSQL `EventStore`. Appends are one call of the `append_events` function, fenced by
  * the stream's version in the same statement; global reads follow commit order through a
  * transaction-id horizon, so they never skip an event; every query runs as the application
- * role in a transaction with the tenant set, under forced row-level security.
+ * role with the tenant set for its transaction only (appends and global reads are one call of a
+ * function that sets it for its own statement), under forced row-level security.
  *
  * When the server cannot be reached, or goes away during a call (restart, crash, network), every
  * method rejects with the retriable `StoreUnavailableError`; for `append` the outcome is then

@@ -272,7 +272,7 @@ export class ReadModels {
     }
   }
 
-  /** Answers every read of `reads` (one tenant's) from one statement, or rejects them all. */
+  /** Answers every read of `reads` (one tenant's) from one statement; see the catch for what a failed statement does. */
   async #readBalances(tenantId: string, reads: readonly BalanceRead[]): Promise<void> {
     const only = reads.length === 1 ? reads[0] : undefined;
     if (only !== undefined) {
