@@ -263,13 +263,23 @@ describe('logs, audit and caching', () => {
     await auditor.post('/transfers', { transferId: 'audited', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '1.00', currency: 'EUR' });
     const rows = await eventually(async () => {
       const { rows: found } = await db.admin.query<Record<string, unknown>>(
-        "SELECT tenant_id, client_id, action, resource_id, status, outcome, problem_code FROM banking_api.audit_events WHERE client_id = 'audited-app' ORDER BY segment_id, seq",
+        "SELECT tenant_id, client_id, subject, action, resource_id, status, outcome, problem_code, replayed, request_id, occurred_at FROM banking_api.audit_events WHERE client_id = 'audited-app' ORDER BY segment_id, seq",
       );
       expect(found).toHaveLength(2);
       return found;
     });
     expect(rows[0]).toMatchObject({ tenant_id: ALPHA, action: 'balance.read', resource_id: PERSONAL_ACCOUNT, status: 200, outcome: 'success', problem_code: null });
     expect(rows[1]).toMatchObject({ tenant_id: ALPHA, action: 'transfer.create', status: 403, outcome: 'rejected', problem_code: 'insufficient_scope' });
+    for (const row of rows) {
+      expect(row).toMatchObject({ subject: 'audited-app', replayed: false, request_id: expect.any(String) });
+      expect(Math.abs(Date.now() - (row['occurred_at'] as Date).getTime())).toBeLessThan(60_000);
+    }
+    // The segment row carries the tenant; its events do not repeat it.
+    const { rows: segments } = await db.admin.query<{ events: string }>(
+      "SELECT events::text AS events FROM banking_api.audit_segments WHERE events::text LIKE '%audited-app%'",
+    );
+    expect(segments.length).toBeGreaterThan(0);
+    for (const segment of segments) expect(segment.events).not.toContain('tenantId');
     const app = new pg.Client({ connectionString: db.appUrl });
     await app.connect();
     try {
