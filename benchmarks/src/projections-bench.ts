@@ -29,6 +29,7 @@ import { loadAverage1m, newLatencyHistogram, recordNs, summariseMs, type Measure
 import type { FollowBatchMessage, FollowRunnerMessage } from './follow-runner.js';
 import { youngGenerationFlag } from './environment.js';
 import { defaultTypeParsers } from './postgres-database.js';
+import { summariseThroughput } from './stats.js';
 
 /** How much to measure. */
 export interface ProjectionsBenchSettings {
@@ -616,8 +617,7 @@ async function measureConcurrentReads(pool: pg.Pool, large: { readonly tenantId:
   }
   for (const mode of modes) mode.recorder.stop();
   const [single, batched] = modes as [(typeof modes)[number], (typeof modes)[number]];
-  const medianOf = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
-  const ratio = Math.round((medianOf(batched.samples) / medianOf(single.samples)) * 1_000) / 1_000;
+  const ratio = Math.round((summariseThroughput(batched.samples).median / summariseThroughput(single.samples).median) * 1_000) / 1_000;
   return [
     single.recorder.measurement({
       name: BALANCE_READ_CONCURRENT_SINGLE,

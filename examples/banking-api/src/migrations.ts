@@ -11,6 +11,7 @@ import {
   DEFAULT_ROLES,
   quoteName,
   tenantIsolationSql,
+  tenantScopedFunctionSql,
   TENANT_SETTING,
   type ClientPool,
   type RoleNames,
@@ -28,18 +29,9 @@ interface ApiMigration {
   readonly sql: (roles: RoleNames) => string;
 }
 
-/** Wraps `body` (SQL returning `returns`) in a function that sets the tenant for its transaction only, then restores it. */
+/** A function of the API schema that sets the tenant for its transaction only, then restores it (see `tenantScopedFunctionSql`). */
 function tenantFunction(name: string, args: string, returns: string, body: string): string {
-  return `CREATE FUNCTION ${S}.${name}(p_tenant_id text, ${args}) RETURNS ${returns}
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $fn$
-DECLARE
-  v_previous text := coalesce(current_setting('${TENANT_SETTING}', true), '');
-BEGIN
-  PERFORM set_config('${TENANT_SETTING}', p_tenant_id, true);
-  ${body}
-  PERFORM set_config('${TENANT_SETTING}', v_previous, true);
-END
-$fn$;`;
+  return tenantScopedFunctionSql({ schema: S, name, args, returns, body });
 }
 
 const initialSchema = (roles: RoleNames): string => {

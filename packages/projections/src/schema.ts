@@ -1,4 +1,4 @@
-import { quoteName, tenantIsolationSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
+import { quoteName, tenantIsolationSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The schema the read models live in: the events' schema, under the same roles and policies. */
 export const SCHEMA = 'ledgerkit';
@@ -246,17 +246,13 @@ export const readBalancesQuery = (tenant: string, ledgers: string, accounts: str
 const readBalances = (roles: RoleNames): string => {
   const app = quoteName(roles.app, 'application role');
   return `
-CREATE OR REPLACE FUNCTION ${SCHEMA}.read_balances(p_tenant_id text, p_ledger_ids text[], p_account_ids text[])
-RETURNS SETOF ${SCHEMA}.rm_balances
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $read$
-DECLARE
-  v_previous text := coalesce(current_setting('ledgerkit.tenant_id', true), '');
-BEGIN
-  PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
-  RETURN QUERY ${readBalancesQuery('p_tenant_id', 'p_ledger_ids', 'p_account_ids')};
-  PERFORM set_config('ledgerkit.tenant_id', v_previous, true);
-END
-$read$;
+${tenantScopedFunctionSql({
+  schema: SCHEMA,
+  name: 'read_balances',
+  args: 'p_ledger_ids text[], p_account_ids text[]',
+  returns: `SETOF ${SCHEMA}.rm_balances`,
+  body: `RETURN QUERY ${readBalancesQuery('p_tenant_id', 'p_ledger_ids', 'p_account_ids')};`,
+})}
 REVOKE ALL ON FUNCTION ${SCHEMA}.read_balances(text, text[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ${SCHEMA}.read_balances(text, text[], text[]) TO ${app};
 `;

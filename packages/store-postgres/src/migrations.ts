@@ -1,5 +1,5 @@
 import { GENESIS_HASH } from '@ledgerkit/ledger-core';
-import { appendOnlyFunctionSql, appendOnlySql, quoteName, TENANT_ID_PATTERN, TENANT_PREDICATE_SQL, tenantIsolationSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
+import { appendOnlyFunctionSql, appendOnlySql, quoteName, TENANT_ID_PATTERN, TENANT_PREDICATE_SQL, tenantIsolationSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The tenant id pattern (the `tenant_id` domain's), as a PostgreSQL regular expression: the same syntax. */
 const TENANT_ID_SQL_PATTERN = TENANT_ID_PATTERN.source;
@@ -554,27 +554,23 @@ export const READ_GLOBAL_SIGNATURE = `${SCHEMA}.read_global_events(text, xid8, b
 const readGlobalEvents = (roles: RoleNames): string => {
   const app = quoteName(roles.app, 'application role');
   return `
-CREATE FUNCTION ${SCHEMA}.read_global_events(p_tenant_id text, p_after_txid xid8, p_after_position bigint, p_limit integer)
-RETURNS TABLE (event_id text, tenant_id text, ledger_id text, ledger_version bigint, type text, schema_version integer, data json,
+${tenantScopedFunctionSql({
+  schema: SCHEMA,
+  name: 'read_global_events',
+  args: 'p_after_txid xid8, p_after_position bigint, p_limit integer',
+  returns: `TABLE (event_id text, tenant_id text, ledger_id text, ledger_version bigint, type text, schema_version integer, data json,
   recorded_at text, effective_at text, correlation_id text, causation_id text, metadata json, previous_hash text, hash text,
-  txid text, "position" text, held boolean)
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp SET enable_bitmapscan = off AS $read$
-#variable_conflict use_column
-DECLARE
-  v_previous text := coalesce(current_setting('ledgerkit.tenant_id', true), '');
-BEGIN
-  PERFORM set_config('ledgerkit.tenant_id', p_tenant_id, true);
-  -- Rows come in (txid, position) order; the first one whose transaction is not below the
-  -- horizon, and every one after it, may still be joined by an older open transaction's rows.
-  RETURN QUERY SELECT e.event_id, e.tenant_id, e.ledger_id, e.ledger_version, e.type, e.schema_version, e.data, e.recorded_at,
+  txid text, "position" text, held boolean)`,
+  settings: { enable_bitmapscan: 'off' },
+  // Rows come in (txid, position) order; the first one whose transaction is not below the
+  // horizon, and every one after it, may still be joined by an older open transaction's rows.
+  body: `RETURN QUERY SELECT e.event_id, e.tenant_id, e.ledger_id, e.ledger_version, e.type, e.schema_version, e.data, e.recorded_at,
       e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash, e.txid::text, e.position::text,
       e.txid >= h.horizon
     FROM ${SCHEMA}.events e CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
     WHERE e.tenant_id = p_tenant_id AND (e.txid, e.position) > (p_after_txid, p_after_position)
-    ORDER BY e.txid, e.position LIMIT p_limit;
-  PERFORM set_config('ledgerkit.tenant_id', v_previous, true);
-END
-$read$;
+    ORDER BY e.txid, e.position LIMIT p_limit;`,
+})}
 REVOKE ALL ON FUNCTION ${READ_GLOBAL_SIGNATURE} FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ${READ_GLOBAL_SIGNATURE} TO ${app};
 `;

@@ -59,3 +59,48 @@ export function appendOnlySql(table: TableName, functionSchema: string = table.s
     `CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON ${name} FOR EACH STATEMENT EXECUTE FUNCTION ${fn};`,
   ].join('\n');
 }
+
+/** A function made by {@link tenantScopedFunctionSql}. */
+export interface TenantScopedFunction {
+  /** Schema and name of the function, each matching `SQL_NAME_PATTERN`. */
+  readonly schema: string;
+  readonly name: string;
+  /** The arguments after `p_tenant_id text`, as SQL (`''` for none). */
+  readonly args: string;
+  /** The return type, as SQL (`SETOF my.table`, `TABLE (...)`, `void`, ...). */
+  readonly returns: string;
+  /** The statements run with the tenant set; `p_tenant_id` holds it. */
+  readonly body: string;
+  /** Settings in force while the function runs (its SET clauses), e.g. `{ enable_bitmapscan: 'off' }`. */
+  readonly settings?: Readonly<Record<string, string>>;
+}
+
+/** Names and values a SET clause of {@link tenantScopedFunctionSql} accepts. */
+const SETTING_NAME = /^[a-z_][a-z0-9_.]{0,62}$/;
+const SETTING_VALUE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * SQL that creates (or replaces) a PL/pgSQL function `schema.name(p_tenant_id text, ...)` that
+ * sets the tenant for its transaction (as {@link withTenant} does), runs `body` as the caller
+ * (SECURITY INVOKER, so the tenant policies apply), and then puts the caller's setting back. So
+ * one autocommitted statement reads or writes as one tenant, in one round trip, and a call
+ * inside a longer transaction leaves it as it was. Grant EXECUTE separately.
+ */
+export function tenantScopedFunctionSql(fn: TenantScopedFunction): string {
+  const name = `${quoteName(fn.schema, 'schema name')}.${quoteName(fn.name, 'function name')}`;
+  const settings = Object.entries(fn.settings ?? {}).map(([setting, value]) => {
+    if (!SETTING_NAME.test(setting) || !SETTING_VALUE.test(value)) throw new TypeError(`setting ${JSON.stringify(setting)} = ${JSON.stringify(value)} is not a plain name and value`);
+    return ` SET ${setting} = ${value}`;
+  });
+  const args = fn.args.trim() === '' ? '' : `, ${fn.args}`;
+  return `CREATE OR REPLACE FUNCTION ${name}(p_tenant_id text${args}) RETURNS ${fn.returns}
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp${settings.join('')} AS $tenant_fn$
+DECLARE
+  v_previous text := coalesce(current_setting('${TENANT_SETTING}', true), '');
+BEGIN
+  PERFORM set_config('${TENANT_SETTING}', p_tenant_id, true);
+  ${fn.body}
+  PERFORM set_config('${TENANT_SETTING}', v_previous, true);
+END
+$tenant_fn$;`;
+}

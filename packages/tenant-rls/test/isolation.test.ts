@@ -6,6 +6,7 @@ import {
   appendOnlySql,
   ensureRoles,
   tenantIsolationSql,
+  tenantScopedFunctionSql,
   TENANT_SETTING,
   withRetention,
   withTenant,
@@ -39,7 +40,16 @@ beforeAll(async () => {
       ${tenantIsolationSql({ schema: 'scratch', table: 'entries' })}
       ${appendOnlyFunctionSql('scratch')}
       ${appendOnlySql({ schema: 'scratch', table: 'entries' })}
+      ${tenantScopedFunctionSql({
+        schema: 'scratch',
+        name: 'count_notes',
+        args: 'p_min_id integer',
+        returns: 'TABLE (n bigint, plan_setting text)',
+        settings: { enable_bitmapscan: 'off' },
+        body: `RETURN QUERY SELECT count(*), current_setting('enable_bitmapscan') FROM scratch.notes WHERE id >= p_min_id;`,
+      })}
       GRANT USAGE ON SCHEMA scratch TO ${roles.app};
+      GRANT EXECUTE ON FUNCTION scratch.count_notes(text, integer) TO ${roles.app};
       GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON scratch.notes, scratch.entries TO ${roles.app};
     `);
     await client.query('RESET ROLE');
@@ -150,6 +160,19 @@ describe('withTenant', () => {
     ).rejects.toThrow('boom');
     const bodies = await withTenant(app, 'tenant-c', async (client) => (await client.query('SELECT body FROM scratch.notes ORDER BY id')).rows);
     expect(bodies).toEqual([{ body: 'kept' }]);
+  });
+
+  it('tenantScopedFunctionSql: one statement runs as the named tenant with its settings, and the caller keeps its own tenant', async () => {
+    const seen = await withTenant(appSingle, 'tenant-b', async (client) => {
+      const { rows } = await client.query<{ n: string; plan_setting: string }>('SELECT * FROM scratch.count_notes($1, 2)', ['tenant-a']);
+      const after = await client.query<{ t: string; bitmap: string }>(`SELECT current_setting($1) AS t, current_setting('enable_bitmapscan') AS bitmap`, [TENANT_SETTING]);
+      return { rows, after: after.rows[0] };
+    });
+    expect(seen).toEqual({ rows: [{ n: '1', plan_setting: 'off' }], after: { t: 'tenant-b', bitmap: 'on' } });
+    // Alone, autocommitted: no tenant before, none after.
+    expect((await app.query('SELECT n FROM scratch.count_notes($1, 1)', ['tenant-b'])).rows).toEqual([{ n: '2' }]);
+    expect(() => tenantScopedFunctionSql({ schema: 'scratch', name: 'x', args: '', returns: 'void', body: '', settings: { 'work_mem; DROP': '1' } })).toThrow(/plain name/);
+    expect(() => tenantScopedFunctionSql({ schema: 'scratch', name: 'Bad', args: '', returns: 'void', body: '' })).toThrow(/function name/);
   });
 
   it('a read-only transaction cannot write', async () => {

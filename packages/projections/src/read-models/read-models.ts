@@ -20,7 +20,7 @@ import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { SCHEMA } from '../schema.js';
 import { listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
-import type { HeldPosting } from './rows.js';
+import { keyOf, type HeldPosting } from './rows.js';
 
 /** Most transfers or holds one lookup returns. */
 export const TRANSFER_PAGE_SIZE_MAX = 1_000;
@@ -293,15 +293,21 @@ export class ReadModels {
       for (const read of reads) read.reject(error);
       return;
     }
-    const found = new Map<string, Balance>();
+    // Each read settles once: with its row's balance, with the error of a row that does not
+    // decode, or with `undefined` when there is no row.
+    const found = new Map<string, { readonly balance: Balance } | { readonly error: unknown }>();
     for (const row of rows) {
       try {
-        found.set(`${row.ledger_id}\u0000${row.account_id}`, balanceOf(accountStateOf(row), this.#currencies));
+        found.set(keyOf(row.ledger_id, row.account_id), { balance: balanceOf(accountStateOf(row), this.#currencies) });
       } catch (error) {
-        for (const read of reads) if (read.ledgerId === row.ledger_id && read.accountId === row.account_id) read.reject(error);
+        found.set(keyOf(row.ledger_id, row.account_id), { error });
       }
     }
-    for (const read of reads) read.resolve(found.get(`${read.ledgerId}\u0000${read.accountId}`));
+    for (const read of reads) {
+      const answer = found.get(keyOf(read.ledgerId, read.accountId));
+      if (answer !== undefined && 'error' in answer) read.reject(answer.error);
+      else read.resolve(answer?.balance);
+    }
   }
 
   /** One balance, one round trip, one primary-key lookup. */
