@@ -9,6 +9,7 @@
  */
 import { EventCodec, normalSideOf, type AccountType, type AppendRequest, type CurrencyRegistry, type LedgerEvent } from '@ledgerkit/ledger-core';
 import { eventProjection, type Projection } from '@ledgerkit/projections';
+import type { InlinePlan, InlineProjection } from '@ledgerkit/store-postgres';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { API_SCHEMA } from './migrations.js';
@@ -87,16 +88,22 @@ const ACCOUNT_EVENT_TYPES: ReadonlySet<string> = new Set(['AccountOpened', 'Acco
  * The inline half: pass it to `PostgresEventStore.open({ inline })` (composed with
  * `inlineBalances`). Appends of transfers only (the hot path) touch nothing.
  */
-export function inlineAccountDirectory(currencies: CurrencyRegistry): (client: PoolClient, append: AppendRequest) => Promise<void> {
+export function inlineAccountDirectory(currencies: CurrencyRegistry): InlineProjection {
   const codec = new EventCodec({ currencies });
-  return async (client, append) => {
+  const general = async (client: PoolClient, append: AppendRequest): Promise<void> => {
     for (const stored of append.events) {
       if (!ACCOUNT_EVENT_TYPES.has(stored.type)) continue;
       const { event, meta } = codec.decode(stored);
       await applyEvent(client, append.tenantId, append.ledgerId, event, meta.ledgerVersion, meta.recordedAtMs);
     }
   };
+  // Nothing to write for an append without account events: an empty plan, so that the balances'
+  // plan can go with the append in one round trip. Account events take the general path.
+  const plan = (append: AppendRequest): InlinePlan | undefined => (append.events.some((stored) => ACCOUNT_EVENT_TYPES.has(stored.type)) ? undefined : NOTHING_TO_WRITE);
+  return Object.assign(general, { plan });
 }
+
+const NOTHING_TO_WRITE: InlinePlan = { statements: [] };
 
 /** The projection half, for the `ProjectionRunner`; `liveBatchDelayMs` as `Projection.liveBatchDelayMs`. */
 export function accountDirectoryProjection(options: { readonly liveBatchDelayMs?: number } = {}): Projection {

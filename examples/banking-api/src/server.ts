@@ -3,13 +3,12 @@
  * the writer registry, read models, idempotency keys, audit sink, token verifier and rate
  * limiter; and takes it all down again in order on shutdown.
  */
-import { CurrencyRegistry, type AppendRequest } from '@ledgerkit/ledger-core';
+import { CurrencyRegistry } from '@ledgerkit/ledger-core';
 import { balancesProjection, historyProjection, inlineBalances, ReadModels } from '@ledgerkit/projections';
-import { PostgresEventStore } from '@ledgerkit/store-postgres';
+import { composeInlineProjections, PostgresEventStore } from '@ledgerkit/store-postgres';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { PoolClient } from 'pg';
 import { AccountDirectory, accountDirectoryProjection, inlineAccountDirectory } from './account-directory.js';
 import { buildApp } from './app.js';
 import { AuditSink, type AuditStats } from './audit.js';
@@ -97,13 +96,9 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
   try {
     const balances = inlineBalances({ currencies });
     const directoryHook = inlineAccountDirectory(currencies);
-    const store = await PostgresEventStore.open({
-      pool: appPool,
-      inline: async (client: PoolClient, append: AppendRequest) => {
-        await balances(client, append);
-        await directoryHook(client, append);
-      },
-    });
+    // Both hooks have plans for an append of transfers, which then goes to PostgreSQL with the
+    // balance writes in one round trip.
+    const store = await PostgresEventStore.open({ pool: appPool, inline: composeInlineProjections(balances, directoryHook) });
     const ledgers = new LedgerRegistry({
       store,
       runnerPool,

@@ -25,7 +25,7 @@ export {
 export { eventProjection, PROJECTION_NAME_PATTERN, type Projection, type ProjectionEvent, type ProjectionContext, type ErrorPolicy, type EventProjectionDefinition } from './projection.js';
 export { ProjectionFailedError, CheckpointMovedError, isTransientError, type FailedEvent } from './errors.js';
 export type { Checkpoint } from './checkpoints.js';
-export { balancesProjection, inlineBalances, BALANCES_PROJECTION, type InlineBalancesOptions } from './read-models/balances.js';
+export { balancesProjection, inlineBalances, BALANCES_PROJECTION, type InlineBalancesOptions, type InlineBalances, type InlineBalancesPlan, type InlineStatement } from './read-models/balances.js';
 export { historyProjection, HISTORY_PROJECTION } from './read-models/history.js';
 export {
   ReadModels,
@@ -46,4 +46,4 @@ export {
   type AccountBalanceView,
 } from './read-models/account-list.js';
 export { migrateReadModels, READ_MODEL_SCHEMA_VERSION, type MigrateReadModelsOptions, type MigrateReadModelsResult } from './migrate.js';
-export { READ_MODEL_MIGRATIONS, READ_MODEL_TABLES, type ReadModelMigration } from './schema.js';
+export { READ_MODEL_MIGRATIONS, READ_MODEL_TABLES, INLINE_PLAN_DECLINED_SQLSTATE, type ReadModelMigration } from './schema.js';

@@ -258,9 +258,39 @@ GRANT EXECUTE ON FUNCTION ${SCHEMA}.read_balances(text, text[], text[]) TO ${app
 `;
 };
 
+/** SQLSTATE an inline plan's guard raises when the read model is not as the plan assumed (see `inlineBalances`). */
+export const INLINE_PLAN_DECLINED_SQLSTATE = 'LK101';
+
+/** Name (in {@link SCHEMA}) of the guard function of inline plans. @internal */
+export const INLINE_PLAN_CHECK_FUNCTION = 'inline_plan_check';
+
+/**
+ * The guard of inline plans (statements sent with an append in one round trip, which cannot
+ * look at each other's results): raises {@link INLINE_PLAN_DECLINED_SQLSTATE} unless its
+ * condition holds, which fails the batch (the append with it) and sends the store down the
+ * general path.
+ */
+const inlinePlanCheck = (roles: RoleNames): string => {
+  const app = quoteName(roles.app, 'application role');
+  return `
+CREATE OR REPLACE FUNCTION ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}(p_holds boolean, p_what text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $check$
+BEGIN
+  IF p_holds IS NOT TRUE THEN
+    RAISE EXCEPTION 'inline plan declined: %', p_what USING ERRCODE = '${INLINE_PLAN_DECLINED_SQLSTATE}';
+  END IF;
+  RETURN true;
+END
+$check$;
+REVOKE ALL ON FUNCTION ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}(boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}(boolean, text) TO ${app};
+`;
+};
+
 /** Every read-model migration, in order. */
 export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
   { version: 1, name: 'checkpoints, failures, balances, account history, transfers; RLS', sql: initialSchema },
   { version: 2, name: 'transfer and hold payloads as json', sql: jsonPayloads },
   { version: 3, name: 'balance reads in batches (read_balances)', sql: readBalances },
+  { version: 4, name: 'the guard of inline plans (inline_plan_check)', sql: inlinePlanCheck },
 ];

@@ -201,7 +201,7 @@ describe('the read-model schema as deployed', () => {
     await db.admin.query('DELETE FROM ledgerkit.projection_migrations WHERE version >= 2');
     expect((await db.admin.query(types)).rows.map((row) => row.data_type)).toEqual(['jsonb', 'jsonb', 'jsonb']);
 
-    expect(await migrateReadModels({ pool: db.admin, roles: db.roles })).toEqual({ applied: [2, 3], schemaVersion: READ_MODEL_SCHEMA_VERSION });
+    expect(await migrateReadModels({ pool: db.admin, roles: db.roles })).toEqual({ applied: [2, 3, 4], schemaVersion: READ_MODEL_SCHEMA_VERSION });
     expect((await db.admin.query(types)).rows.map((row) => row.data_type)).toEqual(['json', 'json', 'json']);
     expect((await db.admin.query(payloads)).rows).toEqual(before);
     const models = new ReadModels({ pool: db.app, currencies });

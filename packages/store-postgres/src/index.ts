@@ -7,7 +7,17 @@
  * the application role). {@link startEmbeddedPostgres} runs a throwaway server for demos and tests.
  * @packageDocumentation
  */
-export { PostgresEventStore, HORIZON_WAIT_MS_MAX, type PostgresEventStoreOptions, type GlobalReadLag, type InlineProjection } from './postgres-event-store.js';
+export {
+  PostgresEventStore,
+  HORIZON_WAIT_MS_MAX,
+  INLINE_PLAN_STATEMENTS_MAX,
+  composeInlineProjections,
+  type PostgresEventStoreOptions,
+  type GlobalReadLag,
+  type InlineProjection,
+  type InlinePlan,
+} from './postgres-event-store.js';
+export type { BatchStatement } from './statement-batch.js';
 export { migrate, SCHEMA_VERSION, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { MIGRATIONS, SCHEMA, EVENTS_CHANNEL, VERSION_CONFLICT_SQLSTATE, DUPLICATE_INDEX_KEY_SQLSTATE, type Migration } from './migrations.js';
 export { startEmbeddedPostgres, type EmbeddedPostgresOptions, type EmbeddedPostgresServer } from './embedded.js';

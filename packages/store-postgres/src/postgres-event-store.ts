@@ -20,9 +20,10 @@ import {
   type Snapshot,
   type StoredEvent,
 } from '@ledgerkit/ledger-core';
-import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import { isTenantId, TENANT_SETTING, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
+import { BATCH_STATEMENTS_MAX, runBatch, type BatchStatement } from './statement-batch.js';
 import { DUPLICATE_INDEX_KEY_SQLSTATE, READ_GLOBAL_SIGNATURE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
 
 /** Longest `horizonWaitMs`. */
@@ -51,8 +52,62 @@ export interface PostgresEventStoreOptions {
   readonly inline?: InlineProjection;
 }
 
-/** A read-model update run inside an append's transaction; see {@link PostgresEventStoreOptions.inline}. */
-export type InlineProjection = (client: PoolClient, append: AppendRequest) => Promise<void>;
+/**
+ * A read-model update run inside an append's transaction; see {@link PostgresEventStoreOptions.inline}.
+ * Called as a function it is the general path: it runs after the events are written, with the
+ * transaction's connection (tenant set), and may read before it writes, at the price of a round
+ * trip per statement. `plan`, when it has one, is the fast path (see {@link InlinePlan}).
+ */
+export interface InlineProjection {
+  (client: PoolClient, append: AppendRequest): Promise<void>;
+  /**
+   * The statements this append needs, when they need nothing read first; `undefined` sends the
+   * append down the general path. Called once per append, in the order the appends are made.
+   */
+  readonly plan?: (append: AppendRequest) => InlinePlan | undefined;
+}
+
+/**
+ * An inline projection's statements for one append, sent with the append in one round trip and
+ * one transaction (see `runBatch`): the tenant setting, the append, then these, in order. None can
+ * see another's result; a statement that must not run unless the read model is as planned checks
+ * that itself and raises, which fails the batch, and `declined` tells the store that this error
+ * means "append again through the general path" rather than a failed append.
+ */
+export interface InlinePlan {
+  readonly statements: readonly BatchStatement[];
+  /** Whether the batch's error is this plan's own refusal; by default no error is. */
+  readonly declined?: (error: unknown) => boolean;
+}
+
+/** Most statements an {@link InlinePlan} may hold (the batch also carries the tenant setting and the append). */
+export const INLINE_PLAN_STATEMENTS_MAX = BATCH_STATEMENTS_MAX - 2;
+
+/**
+ * Runs several inline projections in one append's transaction, in the order given; the batch of
+ * plans is used only when every one of them has a plan for the append (else all take the
+ * general path).
+ */
+export function composeInlineProjections(...projections: readonly InlineProjection[]): InlineProjection {
+  const general = async (client: PoolClient, append: AppendRequest): Promise<void> => {
+    for (const projection of projections) await projection(client, append);
+  };
+  const plan = (append: AppendRequest): InlinePlan | undefined => {
+    const plans: InlinePlan[] = [];
+    for (const projection of projections) {
+      const one = projection.plan?.(append);
+      if (one === undefined) return undefined;
+      plans.push(one);
+    }
+    return {
+      statements: plans.flatMap((one) => one.statements),
+      declined: (error) => plans.some((one) => one.declined?.(error) === true),
+    };
+  };
+  return Object.assign(general, { plan });
+}
+
+const SET_TENANT_SQL = `SELECT pg_catalog.set_config('${TENANT_SETTING}', $1, true)`;
 
 /** How far the global log's readers are held back, for a tenant, at the moment of the call. */
 export interface GlobalReadLag {
@@ -282,11 +337,28 @@ export class PostgresEventStore implements EventStore {
         // transaction. Nothing else has to run in that transaction.
         version = await this.#appendAlone(call.text, call.values);
       } else {
-        version = await withTenant(this.#pool, tenantId, async (client) => {
-          const { rows } = await client.query<{ version: string }>(call.text, call.values);
-          await inline(client, request);
-          return Number(rows[0]?.version);
-        });
+        const plan = inline.plan?.(request);
+        const general = (): Promise<number> =>
+          withTenant(this.#pool, tenantId, async (client) => {
+            const { rows } = await client.query<{ version: string }>(call.text, call.values);
+            await inline(client, request);
+            return Number(rows[0]?.version);
+          });
+        if (plan === undefined) {
+          version = await general();
+        } else {
+          if (plan.statements.length > INLINE_PLAN_STATEMENTS_MAX) throw new LimitExceededError(`an inline plan holds at most ${INLINE_PLAN_STATEMENTS_MAX} statements, got ${plan.statements.length}`);
+          try {
+            // One round trip and one transaction: the tenant, the append, the plan's statements.
+            const results = await this.#withClient((client) =>
+              runBatch(client, [{ text: SET_TENANT_SQL, values: [tenantId] }, { text: call.text, values: call.values }, ...plan.statements]),
+            );
+            version = Number(results[1]?.rows[0]?.['version']);
+          } catch (error) {
+            if (plan.declined?.(error) !== true) throw error;
+            version = await general();
+          }
+        }
       }
       if (version !== expected + count) throw new Error(`append_events returned version ${version}, expected ${expected + count}`);
       return { ledgerVersion: version };
@@ -302,6 +374,11 @@ export class PostgresEventStore implements EventStore {
 
   /** One autocommitted statement that sets the tenant itself (a store function), one round trip. */
   async #alone<R extends object>(query: { readonly name?: string; readonly text: string; readonly values: unknown[] }): Promise<R[]> {
+    return this.#withClient(async (client) => (await client.query<R>(query)).rows);
+  }
+
+  /** `fn` with a pooled connection, which goes back to the pool unless it lost its server. */
+  async #withClient<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     // A backend that dies while the client is checked out emits 'error'; the query rejects anyway.
     let broken: Error | undefined;
@@ -310,7 +387,7 @@ export class PostgresEventStore implements EventStore {
     };
     client.on('error', onError);
     try {
-      return (await client.query<R>(query)).rows;
+      return await fn(client);
     } catch (error) {
       // A connection that lost its server must not go back to the pool.
       if (unavailableError(error) !== undefined) broken ??= error instanceof Error ? error : new Error(String(error));

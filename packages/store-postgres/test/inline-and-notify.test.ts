@@ -1,5 +1,5 @@
-import { PostgresEventStore, EVENTS_CHANNEL } from '@ledgerkit/store-postgres';
-import type { AppendRequest } from '@ledgerkit/ledger-core';
+import { composeInlineProjections, INLINE_PLAN_STATEMENTS_MAX, PostgresEventStore, EVENTS_CHANNEL, type InlineProjection } from '@ledgerkit/store-postgres';
+import { LimitExceededError, VersionConflictError, type AppendRequest } from '@ledgerkit/ledger-core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountOpened, emptyHead, encodeAfter, headAfter, transferPosted } from './support/events.js';
@@ -48,6 +48,110 @@ describe('the inline hook', () => {
     const plain = await PostgresEventStore.open({ pool: db.app });
     expect(await plain.readStream({ tenantId: 'inline-b', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect(await plain.append({ tenantId: 'inline-b', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
+  });
+});
+
+describe('the inline hook’s plan (its statements sent with the append, one round trip)', () => {
+  beforeAll(async () => {
+    await db.admin.query(`CREATE TABLE IF NOT EXISTS public.plan_log (tenant text, seen_events integer, xid text)`);
+    await db.admin.query(`GRANT SELECT, INSERT ON public.plan_log TO ${db.roles.app}`);
+  });
+
+  /** A hook whose plan logs, from inside the append's transaction, the tenant setting and the events it sees. */
+  function loggingHook(calls: { general: number; planned: number }, failWith?: () => string | undefined): InlineProjection {
+    return Object.assign(
+      async () => {
+        calls.general += 1;
+      },
+      {
+        plan: (request: AppendRequest) => {
+          calls.planned += 1;
+          const failing = failWith?.();
+          return {
+            statements: [
+              {
+                text: `INSERT INTO public.plan_log SELECT current_setting('ledgerkit.tenant_id', true), (SELECT count(*)::int FROM ledgerkit.events WHERE ledger_id = $1), pg_current_xact_id()::text`,
+                values: [request.ledgerId],
+              },
+              ...(failing === undefined ? [] : [{ text: failing, values: [] }]),
+            ],
+            declined: (error: unknown) => (error as { code?: string }).code === 'P0001',
+          };
+        },
+      },
+    );
+  }
+
+  it('runs the plan after the append, in its transaction, with the tenant set; the general path is not called', async () => {
+    const calls = { general: 0, planned: 0 };
+    const store = await PostgresEventStore.open({ pool: db.app, inline: loggingHook(calls) });
+    const events = encodeAfter(emptyHead('plan-a', 'eur'), [accountOpened('cash'), accountOpened('revenue')]);
+    expect(await store.append({ tenantId: 'plan-a', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 2 });
+    expect(calls).toEqual({ general: 0, planned: 1 });
+    const { rows } = await db.admin.query(`SELECT l.tenant, l.seen_events, l.xid = e.txid::text AS same_transaction FROM public.plan_log l JOIN ledgerkit.events e ON e.tenant_id = 'plan-a' AND e.ledger_version = 1 WHERE l.tenant = 'plan-a'`);
+    expect(rows).toEqual([{ tenant: 'plan-a', seen_events: 2, same_transaction: true }]);
+  });
+
+  it('a plan statement that fails rolls the append back and rejects with its error', async () => {
+    const calls = { general: 0, planned: 0 };
+    const store = await PostgresEventStore.open({ pool: db.app, inline: loggingHook(calls, () => 'SELECT 1 / 0') });
+    const events = encodeAfter(emptyHead('plan-b', 'eur'), [accountOpened('cash')]);
+    await expect(store.append({ tenantId: 'plan-b', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toMatchObject({ code: '22012' });
+    const plain = await PostgresEventStore.open({ pool: db.app });
+    expect(await plain.readStream({ tenantId: 'plan-b', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
+    expect((await db.admin.query(`SELECT count(*)::int AS n FROM public.plan_log WHERE tenant = 'plan-b'`)).rows).toEqual([{ n: 0 }]);
+    expect(calls.general).toBe(0);
+  });
+
+  it('a plan that declines (its own error) rolls back and the append goes through the general path once', async () => {
+    const calls = { general: 0, planned: 0 };
+    const raise = `DO $$ BEGIN RAISE EXCEPTION 'declined'; END $$`;
+    const store = await PostgresEventStore.open({ pool: db.app, inline: loggingHook(calls, () => raise) });
+    const events = encodeAfter(emptyHead('plan-c', 'eur'), [accountOpened('cash')]);
+    expect(await store.append({ tenantId: 'plan-c', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
+    expect(calls).toEqual({ general: 1, planned: 1 });
+    // The declined batch left nothing; the event is in once.
+    expect((await db.admin.query(`SELECT count(*)::int AS n FROM public.plan_log WHERE tenant = 'plan-c'`)).rows).toEqual([{ n: 0 }]);
+    expect((await db.admin.query(`SELECT count(*)::int AS n FROM ledgerkit.events WHERE tenant_id = 'plan-c'`)).rows).toEqual([{ n: 1 }]);
+  });
+
+  it('a version conflict is reported as one, plan or not', async () => {
+    const calls = { general: 0, planned: 0 };
+    const store = await PostgresEventStore.open({ pool: db.app, inline: loggingHook(calls) });
+    const events = encodeAfter(emptyHead('plan-d', 'eur'), [accountOpened('cash')]);
+    await store.append({ tenantId: 'plan-d', ledgerId: 'eur', expectedVersion: 0, events });
+    await expect(store.append({ tenantId: 'plan-d', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toBeInstanceOf(VersionConflictError);
+    expect((await db.admin.query(`SELECT count(*)::int AS n FROM public.plan_log WHERE tenant = 'plan-d'`)).rows).toEqual([{ n: 1 }]);
+  });
+
+  it('composed projections batch their plans only when every one has a plan, and run in order either way', async () => {
+    const order: string[] = [];
+    const withPlan = (name: string): InlineProjection =>
+      Object.assign(
+        async () => {
+          order.push(`${name}:general`);
+        },
+        { plan: () => (order.push(`${name}:plan`), { statements: [{ text: 'SELECT $1::text AS name', values: [name] }] }) },
+      );
+    const withoutPlan: InlineProjection = async () => {
+      order.push('c:general');
+    };
+    const both = await PostgresEventStore.open({ pool: db.app, inline: composeInlineProjections(withPlan('a'), withPlan('b')) });
+    await both.append({ tenantId: 'plan-e', ledgerId: 'eur', expectedVersion: 0, events: encodeAfter(emptyHead('plan-e', 'eur'), [accountOpened('cash')]) });
+    expect(order).toEqual(['a:plan', 'b:plan']);
+    order.length = 0;
+    const mixed = await PostgresEventStore.open({ pool: db.app, inline: composeInlineProjections(withPlan('a'), withoutPlan, withPlan('b')) });
+    await mixed.append({ tenantId: 'plan-f', ledgerId: 'eur', expectedVersion: 0, events: encodeAfter(emptyHead('plan-f', 'eur'), [accountOpened('cash')]) });
+    expect(order).toEqual(['a:plan', 'a:general', 'c:general', 'b:general']);
+  });
+
+  it(`refuses a plan of more than ${INLINE_PLAN_STATEMENTS_MAX} statements, with nothing written`, async () => {
+    const store = await PostgresEventStore.open({
+      pool: db.app,
+      inline: Object.assign(async () => undefined, { plan: () => ({ statements: Array.from({ length: INLINE_PLAN_STATEMENTS_MAX + 1 }, () => ({ text: 'SELECT 1', values: [] })) }) }),
+    });
+    await expect(store.append({ tenantId: 'plan-g', ledgerId: 'eur', expectedVersion: 0, events: encodeAfter(emptyHead('plan-g', 'eur'), [accountOpened('cash')]) })).rejects.toBeInstanceOf(LimitExceededError);
+    expect((await db.admin.query(`SELECT count(*)::int AS n FROM ledgerkit.events WHERE tenant_id = 'plan-g'`)).rows).toEqual([{ n: 0 }]);
   });
 });
 

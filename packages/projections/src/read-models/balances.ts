@@ -1,7 +1,7 @@
 import { CurrencyRegistry, EventCodec, type AppendRequest, type UpcasterRegistry } from '@ledgerkit/ledger-core';
 import type { PoolClient } from 'pg';
 import type { Projection, ProjectionEvent } from '../projection.js';
-import { SCHEMA } from '../schema.js';
+import { INLINE_PLAN_CHECK_FUNCTION, INLINE_PLAN_DECLINED_SQLSTATE, SCHEMA } from '../schema.js';
 import { addTo, arrayLiteral, concurrentUpdate, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type LedgerEventOf, type Totals } from './rows.js';
 
 /** Name of the balances projection (its checkpoint and lock). */
@@ -91,6 +91,19 @@ const INSERT_LEDGER_VERSION_SQL = `INSERT INTO ${SCHEMA}.rm_balance_ledgers (ten
   ON CONFLICT (tenant_id, ledger_id) DO NOTHING`;
 const MOVE_LEDGER_VERSION_SQL = `UPDATE ${SCHEMA}.rm_balance_ledgers SET ledger_version = $4 WHERE tenant_id = $1 AND ledger_id = $2 AND ledger_version = $3`;
 
+// The plan path's guarded statements (see inlineBalances): in one batch with the append, so
+// nothing can be checked between them; each refuses, failing the batch, when the model is not as
+// the plan assumed, and the store appends again through the general path.
+const MOVE_LEDGER_VERSION_GUARDED_SQL = `WITH moved AS (${MOVE_LEDGER_VERSION_SQL} RETURNING 1)
+  SELECT ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}((SELECT count(*) FROM moved) = 1, 'the balances of this ledger are not at the expected version')`;
+const UPDATE_ACCOUNTS_GUARDED_SQL = `WITH updated AS (${UPDATE_ACCOUNTS_STATEMENT.text} RETURNING 1)
+  SELECT ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}((SELECT count(*) FROM updated) = $10, 'balance rows to update are missing')`;
+
+/** Whether an error is an inline plan's guard refusing (see {@link INLINE_PLAN_DECLINED_SQLSTATE}). */
+function isPlanDeclined(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === INLINE_PLAN_DECLINED_SQLSTATE;
+}
+
 /**
  * The statements that look rows up by a batch of keys, for the test that checks their plans are
  * driven from the keys. @internal
@@ -144,22 +157,59 @@ export interface InlineBalancesOptions {
   readonly upcasters?: UpcasterRegistry;
 }
 
+/** A statement of an {@link InlineBalances} plan (the shape of `@ledgerkit/store-postgres`' `BatchStatement`). */
+export interface InlineStatement {
+  readonly text: string;
+  readonly values: readonly unknown[];
+}
+
+/** The statements {@link InlineBalances} asks to run with one append (the shape of `@ledgerkit/store-postgres`' `InlinePlan`). */
+export interface InlineBalancesPlan {
+  readonly statements: readonly InlineStatement[];
+  /** Whether the batch failed because a statement found the model not as planned. */
+  readonly declined: (error: unknown) => boolean;
+}
+
+/**
+ * {@link inlineBalances}' hook, an `InlineProjection` of `@ledgerkit/store-postgres`: called as a
+ * function inside the append's transaction (the general path), or asked for a `plan` (the fast
+ * path, one round trip with the append).
+ */
+export interface InlineBalances {
+  (client: PoolClient, append: AppendRequest): Promise<void>;
+  /**
+   * The writes for `append` when the rows it touches are remembered from the ledger's previous
+   * append (it continues that chain) and no open hold has to be read: a guarded move of the
+   * ledger's version, then the rows. `undefined` otherwise: the general path reads what it needs.
+   */
+  readonly plan: (append: AppendRequest) => InlineBalancesPlan | undefined;
+}
+
 /**
  * The balances read model updated inside each append's transaction: pass it as
  * `PostgresEventStore.open({ pool, inline: inlineBalances() })` and a balance read after an
  * append returns already includes it (read-your-writes). A ledger the model is not current for
  * (during a rebuild, say) is left to the runner's {@link balancesProjection}, which should run
  * too: it applies whatever the hook did not.
+ *
+ * Most appends take its `plan`: the hook remembers the rows each ledger's last append left, so
+ * an append that continues that chain needs nothing read, and its writes go to PostgreSQL with the
+ * append in one round trip. The plan's first statement moves the ledger's version from the one
+ * the rows were computed at and refuses (SQLSTATE {@link INLINE_PLAN_DECLINED_SQLSTATE}) when the
+ * model is elsewhere; the store then appends again through the general path, which skips.
  */
-export function inlineBalances(options: InlineBalancesOptions = {}): (client: PoolClient, append: AppendRequest) => Promise<void> {
+export function inlineBalances(options: InlineBalancesOptions = {}): InlineBalances {
   const codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
   // The rows each ledger's last append through this hook left, tagged with the version and the
   // hash of its last event. The next append trusts them only if it continues exactly that chain
   // (its expected version and first previous hash): then the rows in the database are these,
   // whichever way the earlier transaction ended. Anything else (another writer, a rolled-back
   // append, a rebuild) starts from the database again. Saves reading the rows on every append.
+  // Rows are remembered as soon as they are computed, before the append commits: an append
+  // stacked on one still in flight continues from them (and fails with it if it fails).
   const cache = new InlineRowsCache();
-  return async (client, append) => {
+  const decode = (append: AppendRequest): LedgerEventOf[] => append.events.map((stored) => ({ ledgerId: stored.ledgerId, ...codec.decode(stored) }));
+  const general = async (client: PoolClient, append: AppendRequest): Promise<void> => {
     const key = keyOf(append.tenantId, append.ledgerId);
     const cached = cache.take(key);
     const last = append.expectedVersion + append.events.length;
@@ -174,11 +224,58 @@ export function inlineBalances(options: InlineBalancesOptions = {}): (client: Po
     if (first === undefined || lastEvent === undefined) return;
     const continues = cached !== undefined && cached.version === append.expectedVersion && cached.hash === first.previousHash;
     const rows = continues ? cached.rows : new Map<string, BalanceRow>();
-    const events = append.events.map((stored) => ({ ledgerId: stored.ledgerId, ...codec.decode(stored) }));
-    const touched = await applyEvents(client, append.tenantId, events, rows);
+    const touched = await applyEvents(client, append.tenantId, decode(append), rows);
     for (const [rowKey, row] of touched) rows.set(rowKey, row);
     cache.put(key, { version: last, hash: lastEvent.hash, rows });
   };
+  const plan = (append: AppendRequest): InlineBalancesPlan | undefined => {
+    const key = keyOf(append.tenantId, append.ledgerId);
+    const cached = cache.take(key);
+    const first = append.events[0];
+    const lastEvent = append.events[append.events.length - 1];
+    if (cached === undefined) return undefined;
+    if (first === undefined || lastEvent === undefined || cached.version !== append.expectedVersion || cached.hash !== first.previousHash) {
+      // Not this append's chain (maybe that of an append still in flight ahead of it, whose
+      // general path is yet to run): left for whoever continues it.
+      cache.put(key, cached);
+      return undefined;
+    }
+    const events = decode(append);
+    const accounts = new Map<string, BalanceRow>();
+    let complete = holdsWanted(events).size === 0;
+    for (const wanted of accountsWanted(events, new Map())) {
+      const row = cached.rows.get(wanted);
+      if (row === undefined) complete = false;
+      else accounts.set(wanted, row);
+    }
+    if (!complete) {
+      // Something to read first: the general path does, continuing from the remembered rows
+      // (untouched so far), so that they grow to cover the ledger's busy accounts.
+      cache.put(key, cached);
+      return undefined;
+    }
+    let folded: Folded;
+    try {
+      // The remembered rows are changed in place: the entry is out of the cache, and only goes
+      // back (tagged with this append) once the statements are made.
+      folded = foldEvents(events, accounts, new Map());
+    } catch {
+      // An event the rows contradict: the general path reads the rows and reports it.
+      return undefined;
+    }
+    const last = append.expectedVersion + append.events.length;
+    const writes = writesOf(append.tenantId, folded);
+    if (writes.deleteHolds.length > 0) return undefined;
+    const statements: InlineStatement[] = [{ text: MOVE_LEDGER_VERSION_GUARDED_SQL, values: [append.tenantId, append.ledgerId, append.expectedVersion, last] }];
+    if (writes.update !== undefined) statements.push({ text: UPDATE_ACCOUNTS_GUARDED_SQL, values: [...writes.update, writes.updateCount] });
+    if (writes.insert !== undefined) statements.push({ text: UPSERT_ACCOUNTS_SQL, values: writes.insert });
+    if (writes.insertHolds !== undefined) statements.push({ text: INSERT_HOLDS_SQL, values: writes.insertHolds });
+    const rows = cached.rows;
+    for (const [rowKey, row] of folded.accounts) rows.set(rowKey, row);
+    cache.put(key, { version: last, hash: lastEvent.hash, rows });
+    return { statements, declined: isPlanDeclined };
+  };
+  return Object.assign(general, { plan });
 }
 
 /** A ledger's balance rows as an inline append left them. */
@@ -287,6 +384,15 @@ async function applyFromRunner(client: PoolClient, tenantId: string, events: rea
   }
 }
 
+/** What folding a batch of events changed: the rows (changed ones marked dirty), the holds opened and resolved. */
+interface Folded {
+  /** Every row the events touch, by `keyOf(ledgerId, accountId)`. */
+  readonly accounts: Map<string, BalanceRow>;
+  readonly createdHolds: ReadonlyMap<string, HeldPosting[]>;
+  /** Holds opened before this batch and resolved in it. */
+  readonly resolvedHolds: ReadonlySet<string>;
+}
+
 /**
  * Folds events (each ledger's in version order, none applied before) into the balance rows, and
  * returns every row it read or wrote. `known` holds rows known to be current: they are not read.
@@ -294,6 +400,23 @@ async function applyFromRunner(client: PoolClient, tenantId: string, events: rea
 async function applyEvents(client: PoolClient, tenantId: string, events: readonly LedgerEventOf[], known: ReadonlyMap<string, BalanceRow> = new Map()): Promise<Map<string, BalanceRow>> {
   const holds = await loadHolds(client, tenantId, events);
   const accounts = await loadAccounts(client, tenantId, events, holds, known);
+  const writes = writesOf(tenantId, foldEvents(events, accounts, holds));
+  if (writes.update !== undefined) {
+    const { rowCount } = await client.query({ ...UPDATE_ACCOUNTS_STATEMENT, values: writes.update });
+    if (rowCount !== writes.updateCount) inconsistent(`${writes.updateCount - (rowCount ?? 0)} balance row(s) to update do not exist`);
+  }
+  if (writes.insert !== undefined) await client.query(UPSERT_ACCOUNTS_SQL, writes.insert);
+  if (writes.insertHolds !== undefined) await client.query(INSERT_HOLDS_SQL, writes.insertHolds);
+  for (const values of writes.deleteHolds) await client.query(DELETE_HOLDS_SQL, values);
+  return accounts;
+}
+
+/**
+ * Applies the events to `accounts` (which must hold every row they touch that exists already;
+ * an `AccountOpened` adds one) and `holds` (every hold opened before and resolved by them). Pure:
+ * it reads nothing, and throws (`inconsistent`) when the events contradict the rows.
+ */
+function foldEvents(events: readonly LedgerEventOf[], accounts: Map<string, BalanceRow>, holds: ReadonlyMap<string, HeldPosting[]>): Folded {
   const createdHolds = new Map<string, HeldPosting[]>();
   const resolvedHolds = new Set<string>();
   const account = (ledgerId: string, accountId: string): BalanceRow => {
@@ -374,26 +497,90 @@ async function applyEvents(client: PoolClient, tenantId: string, events: readonl
         break;
     }
   }
-  await saveAccounts(client, tenantId, [...accounts.values()].filter((row) => row.dirty));
-  if (createdHolds.size > 0) {
-    const [ledgers, ids] = splitKeys(createdHolds.keys());
-    await client.query(INSERT_HOLDS_SQL, [tenantId, ledgers, ids, [...createdHolds.values()].map((postings) => JSON.stringify(postings))]);
+  return { accounts, createdHolds, resolvedHolds };
+}
+
+/** Statement values of a fold's writes (see {@link writesOf}). */
+interface Writes {
+  /** `UPDATE_ACCOUNTS_STATEMENT`'s values: changed rows that exist. */
+  readonly update: unknown[] | undefined;
+  readonly updateCount: number;
+  /** `UPSERT_ACCOUNTS_SQL`'s values: rows opened by the events. */
+  readonly insert: unknown[] | undefined;
+  /** `INSERT_HOLDS_SQL`'s values. */
+  readonly insertHolds: unknown[] | undefined;
+  /** `DELETE_HOLDS_SQL`'s values, one statement per ledger. */
+  readonly deleteHolds: unknown[][];
+}
+
+/**
+ * The writes a fold needs: a narrow update of the changed rows that exist, an insert of the new
+ * ones, the holds opened and closed. Marks the changed rows as written.
+ */
+function writesOf(tenantId: string, folded: Folded): Writes {
+  const changed = [...folded.accounts.values()].filter((row) => row.dirty);
+  const existing = changed.filter((row) => row.stored);
+  const rows = changed.filter((row) => !row.stored);
+  for (const row of changed) {
+    row.dirty = false;
+    row.stored = true;
   }
-  if (resolvedHolds.size > 0) {
-    const [ledgers, ids] = splitKeys(resolvedHolds);
+  const update =
+    existing.length === 0
+      ? undefined
+      : [
+          tenantId,
+          arrayLiteral(existing.map((row) => row.ledgerId)),
+          arrayLiteral(existing.map((row) => row.accountId)),
+          arrayLiteral(existing.map((row) => row.status)),
+          arrayLiteral(existing.map((row) => row.debitsPosted)),
+          arrayLiteral(existing.map((row) => row.creditsPosted)),
+          arrayLiteral(existing.map((row) => row.debitsPending)),
+          arrayLiteral(existing.map((row) => row.creditsPending)),
+          arrayLiteral(existing.map((row) => row.ledgerVersion)),
+        ];
+  const insert =
+    rows.length === 0
+      ? undefined
+      : [
+          tenantId,
+          rows.map((row) => row.ledgerId),
+          rows.map((row) => row.accountId),
+          rows.map((row) => row.currency),
+          rows.map((row) => row.accountType),
+          rows.map((row) => row.debitsMustNotExceedCredits),
+          rows.map((row) => row.creditsMustNotExceedDebits),
+          rows.map((row) => JSON.stringify(row.metadata)),
+          rows.map((row) => row.openedVersion),
+          rows.map((row) => row.openedAt),
+          rows.map((row) => row.status),
+          rows.map((row) => row.debitsPosted.toString()),
+          rows.map((row) => row.creditsPosted.toString()),
+          rows.map((row) => row.debitsPending.toString()),
+          rows.map((row) => row.creditsPending.toString()),
+          rows.map((row) => row.ledgerVersion),
+        ];
+  let insertHolds: unknown[] | undefined;
+  if (folded.createdHolds.size > 0) {
+    const [ledgers, ids] = splitKeys(folded.createdHolds.keys());
+    insertHolds = [tenantId, ledgers, ids, [...folded.createdHolds.values()].map((postings) => JSON.stringify(postings))];
+  }
+  const deleteHolds: unknown[][] = [];
+  if (folded.resolvedHolds.size > 0) {
+    const [ledgers, ids] = splitKeys(folded.resolvedHolds);
     const byLedger = new Map<string, string[]>();
     ledgers.forEach((ledgerId, i) => {
       const list = byLedger.get(ledgerId);
       if (list === undefined) byLedger.set(ledgerId, [ids[i] as string]);
       else list.push(ids[i] as string);
     });
-    for (const [ledgerId, holdIds] of byLedger) await client.query(DELETE_HOLDS_SQL, [tenantId, ledgerId, holdIds]);
+    for (const [ledgerId, holdIds] of byLedger) deleteHolds.push([tenantId, ledgerId, holdIds]);
   }
-  return accounts;
+  return { update, updateCount: existing.length, insert, insertHolds, deleteHolds };
 }
 
-/** The open holds the events resolve, other than those they create themselves. */
-async function loadHolds(client: PoolClient, tenantId: string, events: readonly LedgerEventOf[]): Promise<Map<string, HeldPosting[]>> {
+/** Holds opened before these events and resolved by them (keys), which must be read. */
+function holdsWanted(events: readonly LedgerEventOf[]): Set<string> {
   const created = new Set<string>();
   const wanted = new Set<string>();
   for (const { ledgerId, event } of events) {
@@ -402,6 +589,12 @@ async function loadHolds(client: PoolClient, tenantId: string, events: readonly 
       wanted.add(keyOf(ledgerId, event.pendingId));
     }
   }
+  return wanted;
+}
+
+/** The open holds the events resolve, other than those they create themselves. */
+async function loadHolds(client: PoolClient, tenantId: string, events: readonly LedgerEventOf[]): Promise<Map<string, HeldPosting[]>> {
+  const wanted = holdsWanted(events);
   const holds = new Map<string, HeldPosting[]>();
   if (wanted.size === 0) return holds;
   const { rows } = await client.query<{ ledger_id: string; transfer_id: string; postings: HeldPosting[] }>(SELECT_HOLDS_SQL, [tenantId, ...splitKeys(wanted)]);
@@ -409,14 +602,8 @@ async function loadHolds(client: PoolClient, tenantId: string, events: readonly 
   return holds;
 }
 
-/** Every account the events touch (postings, released holds, status changes) that already has a row. */
-async function loadAccounts(
-  client: PoolClient,
-  tenantId: string,
-  events: readonly LedgerEventOf[],
-  holds: ReadonlyMap<string, HeldPosting[]>,
-  known: ReadonlyMap<string, BalanceRow>,
-): Promise<Map<string, BalanceRow>> {
+/** Keys of every account the events touch (postings, released holds, status changes) but do not open. */
+function accountsWanted(events: readonly LedgerEventOf[], holds: ReadonlyMap<string, HeldPosting[]>): Set<string> {
   const wanted = new Set<string>();
   for (const { ledgerId, event } of events) {
     switch (event.type) {
@@ -441,6 +628,18 @@ async function loadAccounts(
         break;
     }
   }
+  return wanted;
+}
+
+/** Every account the events touch (see {@link accountsWanted}) that already has a row: from `known`, else read. */
+async function loadAccounts(
+  client: PoolClient,
+  tenantId: string,
+  events: readonly LedgerEventOf[],
+  holds: ReadonlyMap<string, HeldPosting[]>,
+  known: ReadonlyMap<string, BalanceRow>,
+): Promise<Map<string, BalanceRow>> {
+  const wanted = accountsWanted(events, holds);
   const accounts = new Map<string, BalanceRow>();
   for (const key of wanted) {
     const row = known.get(key);
@@ -472,47 +671,4 @@ async function loadAccounts(
     });
   }
   return accounts;
-}
-
-/** Writes the changed rows: a narrow update of those that exist, an insert of the new ones. */
-async function saveAccounts(client: PoolClient, tenantId: string, changed: readonly BalanceRow[]): Promise<void> {
-  const existing = changed.filter((row) => row.stored);
-  if (existing.length > 0) {
-    const { rowCount } = await client.query(UPDATE_ACCOUNTS_STATEMENT, [
-      tenantId,
-      arrayLiteral(existing.map((row) => row.ledgerId)),
-      arrayLiteral(existing.map((row) => row.accountId)),
-      arrayLiteral(existing.map((row) => row.status)),
-      arrayLiteral(existing.map((row) => row.debitsPosted)),
-      arrayLiteral(existing.map((row) => row.creditsPosted)),
-      arrayLiteral(existing.map((row) => row.debitsPending)),
-      arrayLiteral(existing.map((row) => row.creditsPending)),
-      arrayLiteral(existing.map((row) => row.ledgerVersion)),
-    ]);
-    if (rowCount !== existing.length) inconsistent(`${existing.length - (rowCount ?? 0)} balance row(s) to update do not exist`);
-  }
-  const rows = changed.filter((row) => !row.stored);
-  for (const row of changed) {
-    row.dirty = false;
-    row.stored = true;
-  }
-  if (rows.length === 0) return;
-  await client.query(UPSERT_ACCOUNTS_SQL, [
-    tenantId,
-    rows.map((row) => row.ledgerId),
-    rows.map((row) => row.accountId),
-    rows.map((row) => row.currency),
-    rows.map((row) => row.accountType),
-    rows.map((row) => row.debitsMustNotExceedCredits),
-    rows.map((row) => row.creditsMustNotExceedDebits),
-    rows.map((row) => JSON.stringify(row.metadata)),
-    rows.map((row) => row.openedVersion),
-    rows.map((row) => row.openedAt),
-    rows.map((row) => row.status),
-    rows.map((row) => row.debitsPosted.toString()),
-    rows.map((row) => row.creditsPosted.toString()),
-    rows.map((row) => row.debitsPending.toString()),
-    rows.map((row) => row.creditsPending.toString()),
-    rows.map((row) => row.ledgerVersion),
-  ]);
 }

@@ -1,0 +1,183 @@
+/**
+ * Several statements in one round trip and one transaction, on node-postgres' extended protocol:
+ * Parse, Bind, Describe and Execute for each statement, then a single Sync, written together.
+ * PostgreSQL runs everything before a Sync in one implicit transaction (committed at the Sync,
+ * rolled back if any statement fails; the statements after a failed one are not run), so a batch
+ * needs no BEGIN or COMMIT of its own. node-postgres' `Query` sends a Sync after every statement,
+ * which makes each one a round trip and, outside BEGIN … COMMIT, a transaction of its own.
+ *
+ * Statements are unnamed (parsed each time, as node-postgres does for a query without a name).
+ * No statement may depend on another's result: they are all on the wire before the first answers.
+ */
+import pg from 'pg';
+import type { Connection, FieldDef } from 'pg';
+
+/** One statement of a batch. */
+export interface BatchStatement {
+  readonly text: string;
+  readonly values: readonly unknown[];
+}
+
+/** What one statement of a batch returned. */
+export interface BatchResult {
+  /** Rows, parsed with node-postgres' default type parsers. */
+  readonly rows: Record<string, unknown>[];
+  /** Rows the statement affected or returned (its command tag), or `null` when the tag has none. */
+  readonly rowCount: number | null;
+}
+
+/** Most statements in one batch. */
+export const BATCH_STATEMENTS_MAX = 64;
+
+/** node-postgres' `Result` (exported at runtime, not in its type declarations). */
+interface PgResult {
+  rows: Record<string, unknown>[];
+  rowCount: number | null;
+  addFields(fields: FieldDef[]): void;
+  parseRow(values: unknown[]): Record<string, unknown>;
+  addRow(row: Record<string, unknown>): void;
+  addCommandComplete(message: unknown): void;
+}
+interface PgRuntime {
+  readonly Result: new (rowMode?: string) => PgResult;
+  readonly utils: { prepareValue(value: unknown): unknown };
+}
+const runtime = pg as unknown as PgRuntime;
+
+/** The protocol calls of node-postgres' `Connection` a batch uses (typed loosely upstream). */
+interface ProtocolConnection {
+  readonly stream: { cork?: () => void; uncork?: () => void };
+  parse(query: { text: string; name?: string }): void;
+  bind(config: { values: readonly unknown[] }): void;
+  describe(message: { type: 'P'; name: string }): void;
+  execute(config: { portal: string; rows: number }): void;
+  sync(): void;
+  sendCopyFail(message: string): void;
+}
+
+/**
+ * A node-postgres submittable (`client.query(batch)`) that sends its statements as one
+ * transaction in one round trip; `done` settles with each statement's result, in order, or
+ * with the first statement's error. Use {@link runBatch}.
+ */
+class StatementBatch {
+  readonly #statements: readonly BatchStatement[];
+  readonly #results: PgResult[];
+  #current = 0;
+  #settled = false;
+  #resolve: (results: BatchResult[]) => void = () => undefined;
+  #reject: (error: unknown) => void = () => undefined;
+  readonly done: Promise<BatchResult[]>;
+  /** node-postgres calls it (and may wrap it, e.g. for `query_timeout`). */
+  callback: (error: Error | null, results?: BatchResult[]) => void;
+
+  constructor(statements: readonly BatchStatement[]) {
+    this.#statements = statements;
+    this.#results = statements.map(() => new runtime.Result());
+    this.done = new Promise<BatchResult[]>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.callback = (error, results) => {
+      if (error !== null) this.#reject(error);
+      else this.#resolve(results ?? []);
+    };
+  }
+
+  submit(connection: Connection): Error | null {
+    // Every value is converted before anything is written: a value node-postgres cannot send
+    // fails the batch with nothing on the wire (a half-written batch would commit its first part).
+    let prepared: unknown[][];
+    try {
+      prepared = this.#statements.map((statement) => statement.values.map((value) => runtime.utils.prepareValue(value)));
+    } catch (error) {
+      // node-postgres hands it back through handleError.
+      return error instanceof Error ? error : new Error(String(error));
+    }
+    const wire = connection as unknown as ProtocolConnection;
+    wire.stream.cork?.();
+    try {
+      this.#statements.forEach((statement, i) => {
+        wire.parse({ text: statement.text });
+        wire.bind({ values: prepared[i] as unknown[] });
+        wire.describe({ type: 'P', name: '' });
+        wire.execute({ portal: '', rows: 0 });
+      });
+      wire.sync();
+    } finally {
+      wire.stream.uncork?.();
+    }
+    return null;
+  }
+
+  handleRowDescription(message: { fields: FieldDef[] }): void {
+    this.#results[this.#current]?.addFields(message.fields);
+  }
+
+  handleDataRow(message: { fields: unknown[] }): void {
+    const result = this.#results[this.#current];
+    if (result === undefined || this.#settled) return;
+    try {
+      result.addRow(result.parseRow(message.fields));
+    } catch (error) {
+      // A value the client cannot parse: the server has run the statement all the same (as with
+      // node-postgres' own queries), the caller learns of the failure.
+      this.#fail(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  handleCommandComplete(message: unknown): void {
+    this.#results[this.#current]?.addCommandComplete(message);
+    this.#current += 1;
+  }
+
+  handleEmptyQuery(): void {
+    this.#current += 1;
+  }
+
+  handlePortalSuspended(): void {
+    // Never asked for (every Execute takes all rows).
+  }
+
+  handleCopyInResponse(connection: Connection): void {
+    (connection as unknown as ProtocolConnection).sendCopyFail('COPY is not supported in a statement batch');
+  }
+
+  handleCopyData(): void {
+    // A COPY TO in a batch: its data is not collected.
+  }
+
+  handleError(error: Error): void {
+    this.#fail(error);
+  }
+
+  handleReadyForQuery(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (this.#current !== this.#statements.length) {
+      this.callback(new Error(`statement batch: ${this.#current} of ${this.#statements.length} statements answered`));
+      return;
+    }
+    this.callback(null, this.#results.map((result) => ({ rows: result.rows, rowCount: result.rowCount })));
+  }
+
+  #fail(error: Error): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.callback(error);
+  }
+}
+
+/**
+ * Runs `statements` on `client` as one transaction in one round trip (see the module comment)
+ * and returns each one's result, in order; rejects with the first failure, in which case none of
+ * them took effect. The client must not be inside a transaction block of its own: there, the
+ * statements would join it instead of committing at the end of the batch.
+ */
+export async function runBatch(client: pg.ClientBase, statements: readonly BatchStatement[]): Promise<BatchResult[]> {
+  if (statements.length === 0) return [];
+  if (statements.length > BATCH_STATEMENTS_MAX) throw new RangeError(`a statement batch holds at most ${BATCH_STATEMENTS_MAX} statements, got ${statements.length}`);
+  const batch = new StatementBatch(statements);
+  client.query(batch);
+  return batch.done;
+}
