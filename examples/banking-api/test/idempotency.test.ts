@@ -1,0 +1,137 @@
+/**
+ * The idempotency store against PostgreSQL, below HTTP: every state a key can be in when it is
+ * claimed (new, pending under its lease, pending past it, answered, expired, given back), with a
+ * matching and a different fingerprint, in batches that mix them, and concurrent claims from two
+ * stores (two processes) of which exactly one wins.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IdempotencyStore, type ClaimResult, type KeyRef } from '../src/idempotency.js';
+import { openTestDatabase, type TestDatabase } from './support/harness.js';
+
+let db: TestDatabase;
+let appPool: pg.Pool;
+const stores: IdempotencyStore[] = [];
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+  appPool = new pg.Pool({ connectionString: db.appUrl, max: 4 });
+});
+
+afterAll(async () => {
+  await Promise.all(stores.map((store) => store.close()));
+  await appPool?.end();
+  await db?.close();
+});
+
+function store(options: { leaseMs?: number; ttlMs?: number; pool?: pg.Pool } = {}): IdempotencyStore {
+  const made = new IdempotencyStore({ pool: options.pool ?? appPool, leaseMs: options.leaseMs ?? 30_000, ttlMs: options.ttlMs ?? 86_400_000 });
+  stores.push(made);
+  return made;
+}
+
+const ref = (key: string, fingerprint = `fp-${key}`, tenantId = 'idem-tenant', clientId = 'client-1'): KeyRef => ({ tenantId, clientId, key, fingerprint });
+const answer = { status: 201, headers: { location: '/transfers/t1' }, body: '{"ok":true}' };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('idempotency keys in PostgreSQL', () => {
+  it('a new key is claimed; while it runs a retry is in progress and a different body a mismatch; once answered a retry replays it', async () => {
+    const keys = store();
+    expect(await keys.claim(ref('k1'))).toEqual({ kind: 'claimed' });
+    expect(await keys.claim(ref('k1'))).toEqual({ kind: 'in_progress' });
+    expect(await keys.claim(ref('k1', 'other'))).toEqual({ kind: 'mismatch' });
+    await keys.finish(ref('k1'), answer);
+    expect(await keys.claim(ref('k1'))).toEqual({ kind: 'replay', response: answer });
+    expect(await keys.claim(ref('k1', 'other'))).toEqual({ kind: 'mismatch' });
+  });
+
+  it('a key given back (the server failed) is claimed again by the retry', async () => {
+    const keys = store();
+    expect(await keys.claim(ref('k2'))).toEqual({ kind: 'claimed' });
+    await keys.finish(ref('k2'), undefined);
+    expect(await keys.claim(ref('k2'))).toEqual({ kind: 'claimed' });
+  });
+
+  it('a claim whose lease ran out is taken over by the same request only; an expired key is free for any', async () => {
+    const short = store({ leaseMs: 50 });
+    expect(await short.claim(ref('k3'))).toEqual({ kind: 'claimed' });
+    await sleep(120);
+    expect(await short.claim(ref('k3', 'other'))).toEqual({ kind: 'mismatch' });
+    expect(await short.claim(ref('k3'))).toEqual({ kind: 'claimed' });
+    const expiring = store({ ttlMs: 50 });
+    expect(await expiring.claim(ref('k4'))).toEqual({ kind: 'claimed' });
+    await expiring.finish(ref('k4'), answer);
+    await sleep(120);
+    expect(await expiring.claim(ref('k4', 'new body'))).toEqual({ kind: 'claimed' });
+  });
+
+  it('keys are per tenant and per client', async () => {
+    const keys = store();
+    expect(await keys.claim(ref('shared', 'a', 'tenant-a', 'client-1'))).toEqual({ kind: 'claimed' });
+    expect(await keys.claim(ref('shared', 'b', 'tenant-b', 'client-1'))).toEqual({ kind: 'claimed' });
+    expect(await keys.claim(ref('shared', 'c', 'tenant-a', 'client-2'))).toEqual({ kind: 'claimed' });
+    expect(await keys.claim(ref('shared', 'z', 'tenant-a', 'client-1'))).toEqual({ kind: 'mismatch' });
+  });
+
+  it('one batch of keys in every state answers each one in its own right', async () => {
+    const keys = store();
+    // Answered, pending, given back.
+    await keys.claim(ref('b-done'));
+    await keys.finish(ref('b-done'), answer);
+    await keys.claim(ref('b-done-2'));
+    await keys.finish(ref('b-done-2'), answer);
+    await keys.claim(ref('b-pending'));
+    await keys.claim(ref('b-back'));
+    await keys.finish(ref('b-back'), undefined);
+    const fresh = Array.from({ length: 300 }, (_, i) => ref(`b-new-${i}`));
+    // Claimed in the same turn of the event loop: one statement.
+    const results = await Promise.all([
+      keys.claim(ref('b-done')),
+      keys.claim(ref('b-pending')),
+      keys.claim(ref('b-back')),
+      keys.claim(ref('b-done-2', 'other')),
+      ...fresh.map((one) => keys.claim(one)),
+      // The same new key twice in one batch: the second is a concurrent duplicate.
+      keys.claim(ref('b-new-0')),
+    ]);
+    const expected: ClaimResult[] = [
+      { kind: 'replay', response: answer },
+      { kind: 'in_progress' },
+      { kind: 'claimed' },
+      { kind: 'mismatch' },
+      ...fresh.map((): ClaimResult => ({ kind: 'claimed' })),
+      { kind: 'in_progress' },
+    ];
+    expect(results).toEqual(expected);
+    // Answers in one batch too, some stored, some given back.
+    await Promise.all(fresh.map((one, i) => keys.finish(one, i % 2 === 0 ? { ...answer, body: `{"i":${i}}` } : undefined)));
+    const again = await Promise.all(fresh.map((one) => keys.claim(one)));
+    again.forEach((result, i) => expect(result).toEqual(i % 2 === 0 ? { kind: 'replay', response: { ...answer, body: `{"i":${i}}` } } : { kind: 'claimed' }));
+  });
+
+  it('two stores (two processes) claiming the same keys at once: each key is claimed exactly once', async () => {
+    const otherPool = new pg.Pool({ connectionString: db.appUrl, max: 4 });
+    try {
+      const first = store();
+      const second = store({ pool: otherPool });
+      const contested = Array.from({ length: 200 }, (_, i) => ref(`race-${i}`));
+      const [a, b] = await Promise.all([Promise.all(contested.map((one) => first.claim(one))), Promise.all(contested.map((one) => second.claim(one)))]);
+      contested.forEach((_, i) => {
+        const kinds = [a[i]?.kind, b[i]?.kind].sort();
+        expect(kinds).toEqual(['claimed', 'in_progress']);
+      });
+    } finally {
+      await otherPool.end();
+    }
+  });
+
+  it('an answer is stored only for the claim it belongs to (same fingerprint, still pending)', async () => {
+    const keys = store();
+    await keys.claim(ref('k5'));
+    await keys.finish(ref('k5', 'someone else'), answer);
+    expect(await keys.claim(ref('k5'))).toEqual({ kind: 'in_progress' });
+    await keys.finish(ref('k5'), answer);
+    await keys.finish(ref('k5'), { ...answer, body: 'a second answer' });
+    expect(await keys.claim(ref('k5'))).toEqual({ kind: 'replay', response: answer });
+  });
+});
