@@ -32,7 +32,9 @@ export class LogTails {
   }
 
   /**
-   * The `limit` events after `after`, if all of them are kept; `undefined` otherwise (read the log).
+   * Up to `limit` of the events right after `after`, as many as are kept (possibly none); or
+   * `undefined` when `after` is not in the kept run (read the log). Fewer than `limit` means the
+   * run ends there, not the log: the caller reads on from the last one returned.
    */
   take(tenantId: string, after: string | null, limit: number): ProjectionEvent[] | undefined {
     const tail = this.#tails.get(tenantId);
@@ -40,7 +42,6 @@ export class LogTails {
     const start = this.#startOf(tail, after);
     if (start === undefined) return undefined;
     const from = start - tail.base;
-    if (tail.events.length - from < limit) return undefined;
     return tail.events.slice(from, from + limit);
   }
 

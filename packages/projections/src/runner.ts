@@ -621,16 +621,23 @@ export class ProjectionRunner {
 
   /**
    * One page of the log after `after`, decoded up to the first event that does not decode. Served
-   * from what another projection of this runner read, when it has read the whole page already.
+   * from what another projection of this runner read as far as that goes, and from the log for
+   * the rest of the page.
    */
   async #read(tenantId: string, after: string | null, limit: number): Promise<Page> {
     const shared = (this.#byTenant.get(tenantId)?.length ?? 0) > 1;
-    const kept = shared ? this.#tails.take(tenantId, after, limit) : undefined;
-    if (kept !== undefined) return { page: kept.map((event) => ({ position: event.position, event: event.stored })), events: kept, undecodable: undefined };
-    const page = await this.#store.readAll({ tenantId, after, limit });
-    const events: ProjectionEvent[] = [];
+    const kept = (shared ? this.#tails.take(tenantId, after, limit) : undefined) ?? [];
+    const keptPage = kept.map((event) => ({ position: event.position, event: event.stored }));
+    if (kept.length === limit) return { page: keptPage, events: kept, undecodable: undefined };
+    // The rest of the page from the log, after the last event kept: a projection behind another
+    // near the live end reads only what that one has not read yet (the log after a position
+    // never changes, so the kept events and these are the page a single read would return).
+    const lastKept = kept[kept.length - 1];
+    const read = await this.#store.readAll({ tenantId, after: lastKept === undefined ? after : lastKept.position, limit: limit - kept.length });
+    const page = keptPage.length === 0 ? read : [...keptPage, ...read];
+    const events: ProjectionEvent[] = [...kept];
     let undecodable: unknown;
-    for (const entry of page) {
+    for (const entry of read) {
       try {
         const { event, meta } = this.#codec.decode(entry.event);
         events.push({ position: entry.position, stored: entry.event, event, meta });

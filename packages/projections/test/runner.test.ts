@@ -386,6 +386,41 @@ describe('the runner', () => {
     await ledger.close();
   });
 
+  it('a projection behind another reads from the log only what that one has not read yet', async () => {
+    const tenantId = 'shared-tail';
+    const ledger = await openFixtureLedger(store, tenantId);
+    let rowsRead = 0;
+    const counting = Object.create(store) as PostgresEventStore;
+    counting.readAll = async (request) => {
+      const page = await store.readAll(request);
+      rowsRead += page.length;
+      return page;
+    };
+    // The balances follow the log closely; the history waits before each live batch, so it always
+    // finds the balances ahead of it with part of the page it asks for.
+    const runner = runnerFor(tenantId, {
+      store: counting,
+      projections: [{ ...balancesProjection(), liveBatchDelayMs: 0 }, { ...historyProjection(), liveBatchDelayMs: 150 }],
+      batchSize: 50,
+    });
+    runner.start();
+    await runner.whenCaughtUp();
+    const before = rowsRead;
+    for (let round = 0; round < 6; round += 1) {
+      await writeTransfers(ledger, `shared-${round}`, 20, 5);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    }
+    await runner.whenCaughtUp();
+    const written = ledger.version - FIXTURE_ACCOUNTS.length;
+    // Each event read about once, not once per projection.
+    expect(rowsRead - before).toBeGreaterThanOrEqual(written);
+    expect(rowsRead - before).toBeLessThan(1.5 * written);
+    const source: LedgerSource = { store, codec: ledger.writer.codec, tenantId, ledgerId: 'eur' };
+    let n = 0;
+    await expectReadModelsAgree({ models, ledger, source, currencies, accountIds: FIXTURE_ACCOUNTS, pick: (k) => (n += 1) % k, statementLimitMax: 50 });
+    await ledger.close();
+  });
+
   it('refuses bad options: names, duplicates, limits', () => {
     const base = { pool: db.app, store, tenantIds: ['t'], projections: [balancesProjection()] };
     expect(() => new ProjectionRunner({ ...base, projections: [balancesProjection(), balancesProjection()] })).toThrow(/used twice/);
