@@ -273,10 +273,10 @@ export const INLINE_PLAN_CHECK_FUNCTION = 'inline_plan_check';
 const inlinePlanCheck = (roles: RoleNames): string => {
   const app = quoteName(roles.app, 'application role');
   return `
-CREATE OR REPLACE FUNCTION ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}(p_holds boolean, p_what text) RETURNS boolean
+CREATE OR REPLACE FUNCTION ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}(p_condition boolean, p_what text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $check$
 BEGIN
-  IF p_holds IS NOT TRUE THEN
+  IF p_condition IS NOT TRUE THEN
     RAISE EXCEPTION 'inline plan declined: %', p_what USING ERRCODE = '${INLINE_PLAN_DECLINED_SQLSTATE}';
   END IF;
   RETURN true;
