@@ -99,6 +99,18 @@ describe('benchmark output', () => {
     expect(validateReport('not a report')).not.toEqual([]);
   });
 
+  it('the validator accepts a window in which nothing completed (a stall) but not a scenario that never completed anything', () => {
+    const stalled = JSON.parse(JSON.stringify(report)) as { scenarios: Record<string, Record<string, unknown>>[] };
+    const rates = stalled.scenarios[0]!['opsPerSec'] as Record<string, number>;
+    rates['min'] = 0;
+    rates['p99'] = 0;
+    expect(validateReport(stalled)).toEqual([]);
+    rates['max'] = 0;
+    expect(validateReport(stalled).join('\n')).toMatch(/opsPerSec\.max: expected > 0/);
+    rates['min'] = -1;
+    expect(validateReport(stalled).join('\n')).toMatch(/opsPerSec\.min: expected ≥ 0/);
+  });
+
   it('records the flags the process ran with, without the loaders tsx adds', () => {
     expect(report.machine.nodeFlags).toEqual(runtimeFlags(process.execArgv));
     const underTsx = ['--require', '/x/tsx/dist/preflight.cjs', '--import', 'file:///x/tsx/dist/loader.mjs', '--max-semi-space-size=64', '--expose-gc', '--import=tsx', '--cpu-prof'];
