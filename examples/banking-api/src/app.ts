@@ -267,9 +267,13 @@ export function buildApp(deps: AppDependencies): BankingApp {
     checkAnswer(route, answer, problemCode !== undefined);
     const text = JSON.stringify(answer.body);
     const headers: Record<string, string> = { ...answer.headers, 'content-type': contentType, ...(problemCode === undefined ? {} : { 'x-problem-code': problemCode }) };
-    // The answer is sent even if it cannot be stored: the key then stays claimed until its lease
-    // runs out, and a retry after that runs again (answered by the ledger's own idempotency).
-    await idempotency.finish(ref, { status: answer.status, headers, body: text }).catch((error: unknown) => request.log.warn({ err: error }, 'idempotent answer not stored'));
+    // The answer is sent without waiting for it to be stored (a retry in this process is answered
+    // from memory meanwhile; it is written with synchronous_commit off either way), unless too
+    // many answers are waiting already. It is sent even if it cannot be stored: the key then stays
+    // claimed until its lease runs out, and a retry after that runs again (answered by the
+    // ledger's own idempotency).
+    const stored = idempotency.finish(ref, { status: answer.status, headers, body: text }).catch((error: unknown) => request.log.warn({ err: error }, 'idempotent answer not stored'));
+    if (idempotency.isBehind()) await stored;
     if (problemCode !== undefined) request.problemCode = problemCode;
     for (const [name, value] of Object.entries(headers)) if (name !== 'x-problem-code') reply.header(name, value);
     reply.code(answer.status).send(text);

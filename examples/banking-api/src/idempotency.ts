@@ -7,6 +7,10 @@
  * Claims and answers arriving together are written together: one statement per tenant per
  * flush, the way the ledger writer batches commands, so that the keys cost two round trips per
  * batch of requests rather than per request.
+ *
+ * An answer counts from the moment it is handed to `finish`: until its row is written, a claim of
+ * the same key in this process is answered from memory, so the caller may send the response
+ * without waiting for the write (see {@link IdempotencyStore.isBehind} for when it should wait).
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson, type JsonValue } from '@ledgerkit/ledger-core';
@@ -52,7 +56,15 @@ export interface IdempotencyStoreOptions {
   readonly batchMax?: number;
   /** How often expired keys of active tenants are deleted, ms; default 60,000. */
   readonly sweepIntervalMs?: number;
+  /**
+   * Most answers held in memory while they wait to be written (1..1,000,000, default 10,000):
+   * past it {@link IdempotencyStore.isBehind} is true and callers should wait for their writes.
+   */
+  readonly unwrittenAnswersMax?: number;
 }
+
+/** Hard ceiling of `unwrittenAnswersMax`. */
+export const UNWRITTEN_ANSWERS_MAX_LIMIT = 1_000_000;
 
 interface PendingClaim {
   readonly ref: KeyRef;
@@ -105,6 +117,9 @@ export class IdempotencyStore {
   readonly #finishes = new Map<string, PendingFinish[]>();
   readonly #tenantsSeen = new Set<string>();
   readonly #inFlight = new Set<Promise<void>>();
+  /** Answers handed to `finish` and not yet written, by {@link keyIdOf}. */
+  readonly #unwritten = new Map<string, UnwrittenAnswer>();
+  readonly #unwrittenMax: number;
   readonly #sweepTimer: NodeJS.Timeout;
   #flushScheduled = false;
 
@@ -113,24 +128,57 @@ export class IdempotencyStore {
     this.#ttlMs = options.ttlMs;
     this.#leaseMs = options.leaseMs;
     this.#batchMax = options.batchMax ?? 500;
+    const unwrittenMax = options.unwrittenAnswersMax ?? 10_000;
+    if (!Number.isInteger(unwrittenMax) || unwrittenMax < 1 || unwrittenMax > UNWRITTEN_ANSWERS_MAX_LIMIT) {
+      throw new RangeError(`unwrittenAnswersMax must be an integer in 1..${UNWRITTEN_ANSWERS_MAX_LIMIT}, got ${String(unwrittenMax)}`);
+    }
+    this.#unwrittenMax = unwrittenMax;
     this.#sweepTimer = setInterval(() => void this.#sweep(), options.sweepIntervalMs ?? 60_000);
     this.#sweepTimer.unref();
   }
 
   /** Claims a key for a request (see {@link ClaimResult}). */
   claim(ref: KeyRef): Promise<ClaimResult> {
+    const unwritten = this.#unwritten.get(keyIdOf(ref));
+    if (unwritten !== undefined) {
+      return Promise.resolve(unwritten.fingerprint === ref.fingerprint ? { kind: 'replay', response: unwritten.response } : { kind: 'mismatch' });
+    }
     return new Promise<ClaimResult>((resolve, reject) => {
       push(this.#claims, ref.tenantId, { ref, resolve, reject });
       this.#schedule();
     });
   }
 
-  /** Stores the answer of a claimed key, or (with `undefined`) gives the key back for a retry. */
+  /**
+   * Stores the answer of a claimed key, or (with `undefined`) gives the key back for a retry.
+   * An answer is replayed to claims in this process at once; the promise settles when it is
+   * written (a failed write leaves the key claimed until its lease runs out, so a retry after
+   * that runs the request again). A key given back is free only once the promise resolves.
+   */
   finish(ref: KeyRef, response: StoredResponse | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+    const id = keyIdOf(ref);
+    const unwritten = response === undefined ? undefined : { fingerprint: ref.fingerprint, response };
+    if (unwritten !== undefined) this.#unwritten.set(id, unwritten);
+    const written = new Promise<void>((resolve, reject) => {
       push(this.#finishes, ref.tenantId, { ref, response, resolve, reject });
       this.#schedule();
     });
+    if (unwritten === undefined) return written;
+    const forget = (): void => {
+      if (this.#unwritten.get(id) === unwritten) this.#unwritten.delete(id);
+    };
+    return written.then(forget, (error: unknown) => {
+      forget();
+      throw error;
+    });
+  }
+
+  /**
+   * Whether more answers wait to be written than `unwrittenAnswersMax`: the database is behind,
+   * and a caller should wait for its answer's write before it responds (back-pressure).
+   */
+  isBehind(): boolean {
+    return this.#unwritten.size > this.#unwrittenMax;
   }
 
   /** Claims and answers queued or being written now (for the metrics). */
@@ -183,7 +231,7 @@ export class IdempotencyStore {
     const unique: PendingClaim[] = [];
     const seen = new Set<string>();
     for (const claim of claims) {
-      const id = `${claim.ref.clientId}\u0000${claim.ref.key}`;
+      const id = keyIdOf(claim.ref);
       if (seen.has(id)) claim.resolve({ kind: 'in_progress' });
       else {
         seen.add(id);
@@ -271,6 +319,17 @@ function claimResultOf(row: ClaimRow, fingerprint: string): ClaimResult {
     return { kind: 'replay', response: { status: row.o_status, headers: row.o_headers ?? {}, body: row.o_body } };
   }
   return { kind: 'in_progress' };
+}
+
+/** An answer waiting to be written. */
+interface UnwrittenAnswer {
+  readonly fingerprint: string;
+  readonly response: StoredResponse;
+}
+
+/** One key's identity: tenant, client and key. */
+function keyIdOf(ref: KeyRef): string {
+  return `${ref.tenantId}\u0000${ref.clientId}\u0000${ref.key}`;
 }
 
 function push<T>(map: Map<string, T[]>, key: string, value: T): void {

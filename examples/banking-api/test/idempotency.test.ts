@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdempotencyStore, type ClaimResult, type KeyRef } from '../src/idempotency.js';
+import { IdempotencyStore, UNWRITTEN_ANSWERS_MAX_LIMIT, type ClaimResult, type KeyRef } from '../src/idempotency.js';
 import { openTestDatabase, type TestDatabase } from './support/harness.js';
 
 let db: TestDatabase;
@@ -24,8 +24,13 @@ afterAll(async () => {
   await db?.close();
 });
 
-function store(options: { leaseMs?: number; ttlMs?: number; pool?: pg.Pool } = {}): IdempotencyStore {
-  const made = new IdempotencyStore({ pool: options.pool ?? appPool, leaseMs: options.leaseMs ?? 30_000, ttlMs: options.ttlMs ?? 86_400_000 });
+function store(options: { leaseMs?: number; ttlMs?: number; pool?: pg.Pool; unwrittenAnswersMax?: number } = {}): IdempotencyStore {
+  const made = new IdempotencyStore({
+    pool: options.pool ?? appPool,
+    leaseMs: options.leaseMs ?? 30_000,
+    ttlMs: options.ttlMs ?? 86_400_000,
+    ...(options.unwrittenAnswersMax === undefined ? {} : { unwrittenAnswersMax: options.unwrittenAnswersMax }),
+  });
   stores.push(made);
   return made;
 }
@@ -133,5 +138,50 @@ describe('idempotency keys in PostgreSQL', () => {
     await keys.finish(ref('k5'), answer);
     await keys.finish(ref('k5'), { ...answer, body: 'a second answer' });
     expect(await keys.claim(ref('k5'))).toEqual({ kind: 'replay', response: answer });
+  });
+
+  it('an answer is replayed by its own process before it is written; another process reads it once written', async () => {
+    const keys = store({ unwrittenAnswersMax: 1 });
+    const other = store();
+    await keys.claim(ref('w1'));
+    await keys.claim(ref('w2'));
+    // Hold both rows locked, so that the answers' writes wait.
+    const locker = await db.admin.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM banking_api.idempotency_keys WHERE idem_key IN ('w1', 'w2') FOR UPDATE`);
+      let written = 0;
+      const writes = [keys.finish(ref('w1'), answer), keys.finish(ref('w2'), answer)].map((write) => write.then(() => (written += 1)));
+      expect(keys.isBehind()).toBe(true);
+      expect(await keys.claim(ref('w1'))).toEqual({ kind: 'replay', response: answer });
+      expect(await keys.claim(ref('w1', 'other'))).toEqual({ kind: 'mismatch' });
+      await sleep(50);
+      expect(written).toBe(0);
+      const rows = await db.admin.query<{ state: string }>(`SELECT state FROM banking_api.idempotency_keys WHERE idem_key IN ('w1', 'w2')`);
+      expect(rows.rows.map((row) => row.state)).toEqual(['pending', 'pending']);
+      await locker.query('COMMIT');
+      await Promise.all(writes);
+    } finally {
+      locker.release();
+    }
+    expect(keys.isBehind()).toBe(false);
+    expect(await other.claim(ref('w1'))).toEqual({ kind: 'replay', response: answer });
+    expect(await other.claim(ref('w2', 'other'))).toEqual({ kind: 'mismatch' });
+  });
+
+  it('an answer whose write fails is forgotten: the key stays claimed, as after a crash', async () => {
+    const keys = store();
+    await keys.claim(ref('w3'));
+    // PostgreSQL's text cannot hold NUL, so this answer's write fails.
+    const failing = keys.finish(ref('w3'), { ...answer, body: 'nul \u0000 here' });
+    expect(await keys.claim(ref('w3'))).toEqual({ kind: 'replay', response: { ...answer, body: 'nul \u0000 here' } });
+    await expect(failing).rejects.toThrow();
+    expect(await keys.claim(ref('w3'))).toEqual({ kind: 'in_progress' });
+  });
+
+  it('refuses a bound on unwritten answers outside 1..1,000,000', () => {
+    for (const bad of [0, -1, 1.5, UNWRITTEN_ANSWERS_MAX_LIMIT + 1, Number.NaN]) {
+      expect(() => new IdempotencyStore({ pool: appPool, leaseMs: 1_000, ttlMs: 60_000, unwrittenAnswersMax: bad })).toThrow(RangeError);
+    }
   });
 });
