@@ -75,7 +75,7 @@ export interface LedgerState {
 }
 
 /**
- * An empty ledger's state. Its transfers table is a `Map` (a {@link TransferStore}) that keeps
+ * An empty ledger's state. Its transfers table is a `Map` (a `TransferStore`, internal) that keeps
  * plain posted transfers compactly until they are read.
  */
 export function initialState(options: { limitsAsserted?: boolean } = {}): LedgerState {

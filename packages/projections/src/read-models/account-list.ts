@@ -2,7 +2,7 @@ import { balanceOf, InvalidInputError, normalSideOf, type AccountState, type Acc
 import type { PoolClient } from 'pg';
 import { SCHEMA } from '../schema.js';
 
-/** Most accounts one page of {@link listAccounts} returns. */
+/** Most accounts one page of {@link ReadModels.accounts} returns. */
 export const ACCOUNT_PAGE_SIZE_MAX = 1_000;
 /** Accounts per page when no `limit` is given. */
 export const ACCOUNT_PAGE_SIZE_DEFAULT = 100;
