@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { isPlainEnvelope, isPlainTransferPostedData } from '../src/events/fast-checks.js';
-import { eventDataSchemas, storedEventSchema } from '../src/events/schemas.js';
+import { METADATA_BYTES_MAX, METADATA_KEY_LENGTH_MAX, METADATA_KEYS_MAX, METADATA_VALUE_LENGTH_MAX } from '../src/domain/limits.js';
+import { isPlainEnvelope, isPlainMetadata, isPlainTransferPostedData } from '../src/events/fast-checks.js';
+import { eventDataSchemas, metadataSchema, storedEventSchema } from '../src/events/schemas.js';
 import { CorruptEventError, CurrencyRegistry, EventCodec, GENESIS_HASH, type StoredEvent } from '@ledgerkit/ledger-core';
 
 const codec = new EventCodec({ currencies: new CurrencyRegistry() });
@@ -30,6 +31,51 @@ function storedRow(version: number, metadata: Record<string, string> = {}): Reco
 }
 
 const KEYS = Object.keys(storedRow(1));
+
+/** `count` entries `k0…` with the value `value`. */
+function entries(count: number, value: string): Record<string, string> {
+  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`k${i}`, value]));
+}
+
+/** Metadata at and past each of its limits, in the shapes a row or a caller could hand over. */
+const metadataEdgeArb = fc.constantFrom<unknown>(
+  {},
+  { actor: 'tests' },
+  { 'api.client': 'bench-admin', channel: 'web' },
+  entries(METADATA_KEYS_MAX, 'v'),
+  entries(METADATA_KEYS_MAX + 1, 'v'),
+  { ['k'.repeat(METADATA_KEY_LENGTH_MAX)]: 'v' },
+  { ['k'.repeat(METADATA_KEY_LENGTH_MAX + 1)]: 'v' },
+  { '': 'v' },
+  { a: 'x'.repeat(METADATA_VALUE_LENGTH_MAX) },
+  { a: 'x'.repeat(METADATA_VALUE_LENGTH_MAX + 1) },
+  // Within every per-entry limit, over the byte limit once encoded: multi-byte characters, and
+  // control characters that JSON writes as six-byte escapes.
+  entries(METADATA_KEYS_MAX, 'é'.repeat(METADATA_VALUE_LENGTH_MAX)),
+  entries(8, '\u0001'.repeat(METADATA_VALUE_LENGTH_MAX)),
+  entries(7, 'x'.repeat(METADATA_VALUE_LENGTH_MAX)),
+  entries(8, 'x'.repeat(METADATA_VALUE_LENGTH_MAX)),
+  { a: 1 },
+  { a: null },
+  { a: ['b'] },
+  { a: { b: 'c' } },
+  ['a'],
+  'a=b',
+  null,
+  Object.assign(Object.create(null) as object, { a: 'b' }),
+  Object.assign(Object.create({ inherited: 'x' }) as object, { a: 'b' }),
+  JSON.parse('{"__proto__":"x"}') as unknown,
+  Object.defineProperty({ a: 'b' }, 'hidden', { value: 'h', enumerable: false }),
+  { a: 'b', [Symbol('s')]: 'c' },
+  new Date(T0),
+);
+
+/** Any metadata-like value: the edges above, or random dictionaries of random values. */
+const metadataArb = fc.oneof(
+  metadataEdgeArb,
+  fc.dictionary(fc.string({ maxLength: 70 }), fc.oneof(fc.string({ maxLength: 600 }), fc.anything()), { maxKeys: 20 }),
+  fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 400 }), { maxKeys: 16 }),
+);
 
 /** One change to an envelope: a key removed, added or replaced by any value, or an edge value. */
 const mutationArb = fc.oneof(
@@ -67,6 +113,7 @@ const mutationArb = fc.oneof(
     ),
   }),
   fc.record({ kind: fc.constant('prototype' as const), value: fc.constantFrom<object | null>(null, {}, Object.prototype, Array.prototype) }),
+  fc.record({ kind: fc.constant('set' as const), key: fc.constant('metadata'), value: metadataArb }),
 );
 
 describe('isPlainEnvelope (the decoder skips the envelope schema when it says yes)', () => {
@@ -74,10 +121,12 @@ describe('isPlainEnvelope (the decoder skips the envelope schema when it says ye
     for (let version = 1; version <= 20; version += 1) expect(isPlainEnvelope(storedRow(version))).toBe(true);
   });
 
-  test('leaves envelopes with metadata to the schema (the answer is the same, only slower)', () => {
-    const row = storedRow(1, { actor: 'tests' });
-    expect(isPlainEnvelope(row)).toBe(false);
-    expect(storedEventSchema.safeParse(row).success).toBe(true);
+  test('says yes to envelopes with metadata within its limits, so events with metadata take the fast path too', () => {
+    for (const metadata of [{ actor: 'tests' }, { 'api.client': 'bench-admin' }, entries(METADATA_KEYS_MAX, 'v')]) {
+      const row = storedRow(1, metadata);
+      expect(isPlainEnvelope(row)).toBe(true);
+      expect(storedEventSchema.safeParse(row).success).toBe(true);
+    }
   });
 
   test('is never looser than the schema: yes implies the schema accepts, for envelopes with random changes', () => {
@@ -102,11 +151,41 @@ describe('isPlainEnvelope (the decoder skips the envelope schema when it says ye
   });
 
   test('decoding gives the same event through the fast path as through the schema', () => {
-    const row = storedRow(7);
+    const row = storedRow(7, { actor: 'x' });
+    expect(isPlainEnvelope(row)).toBe(true);
     const fast = codec.decode(row as unknown as StoredEvent);
-    // The same row with metadata takes the schema path; everything but the envelope metadata is equal.
-    const slow = codec.decode({ ...storedRow(7, { actor: 'x' }) } as unknown as StoredEvent);
-    expect(fast).toEqual(slow);
+    // A non-enumerable metadata key is left to the schema, which accepts it: the schema path.
+    const slowRow = storedRow(7, { actor: 'x' });
+    Object.defineProperty(slowRow['metadata'], 'hidden', { value: 'h', enumerable: false });
+    expect(isPlainEnvelope(slowRow)).toBe(false);
+    expect(storedEventSchema.safeParse(slowRow).success).toBe(true);
+    expect(fast).toStrictEqual(codec.decode(slowRow as unknown as StoredEvent));
+  });
+});
+
+describe('isPlainMetadata', () => {
+  test('is never looser than the metadata schema, for metadata at its limits and at random', () => {
+    fc.assert(
+      fc.property(metadataArb, (metadata) => {
+        if (isPlainMetadata(metadata)) expect(metadataSchema.safeParse(metadata).success).toBe(true);
+      }),
+      { numRuns: 5_000 },
+    );
+  });
+
+  test('says yes at the limits and no just past them', () => {
+    expect(isPlainMetadata({})).toBe(true);
+    expect(isPlainMetadata(entries(METADATA_KEYS_MAX, 'v'))).toBe(true);
+    expect(isPlainMetadata(entries(METADATA_KEYS_MAX + 1, 'v'))).toBe(false);
+    expect(isPlainMetadata({ ['k'.repeat(METADATA_KEY_LENGTH_MAX)]: 'v' })).toBe(true);
+    expect(isPlainMetadata({ ['k'.repeat(METADATA_KEY_LENGTH_MAX + 1)]: 'v' })).toBe(false);
+    expect(isPlainMetadata({ a: 'x'.repeat(METADATA_VALUE_LENGTH_MAX) })).toBe(true);
+    expect(isPlainMetadata({ a: 'x'.repeat(METADATA_VALUE_LENGTH_MAX + 1) })).toBe(false);
+    // 7 full values encode under the byte limit, 8 over it.
+    expect(Buffer.byteLength(JSON.stringify(entries(8, 'x'.repeat(METADATA_VALUE_LENGTH_MAX))))).toBeGreaterThan(METADATA_BYTES_MAX);
+    expect(isPlainMetadata(entries(7, 'x'.repeat(METADATA_VALUE_LENGTH_MAX)))).toBe(true);
+    expect(isPlainMetadata(entries(8, 'x'.repeat(METADATA_VALUE_LENGTH_MAX)))).toBe(false);
+    expect(metadataSchema.safeParse(entries(8, 'x'.repeat(METADATA_VALUE_LENGTH_MAX))).success).toBe(false);
   });
 });
 
@@ -151,12 +230,27 @@ const dataMutationArb = fc.oneof(
   fc.record({ kind: fc.constant('posting-delete' as const), index: fc.nat(3), key: fc.constantFrom(...POSTING_KEYS) }),
   fc.record({ kind: fc.constant('posting-set' as const), index: fc.nat(3), key: fc.oneof(fc.constantFrom(...POSTING_KEYS), fc.string({ maxLength: 8 })), value: fc.oneof(edgeValueArb, fc.anything()) }),
   fc.record({ kind: fc.constant('postings' as const), count: fc.constantFrom(0, 1, 32, 33) }),
+  fc.record({ kind: fc.constant('set' as const), key: fc.constant('metadata'), value: metadataArb }),
 );
 
 describe('isPlainTransferPostedData (the decoder skips the data schema when it says yes)', () => {
   test('says yes to transfers as the store returns them', () => {
     expect(isPlainTransferPostedData(storedRow(3)['data'])).toBe(true);
     expect(isPlainTransferPostedData({ ...(storedRow(3)['data'] as object), reference: 'inv-1', reversalOf: 't-1' })).toBe(true);
+    expect(isPlainTransferPostedData({ ...(storedRow(3)['data'] as object), metadata: { invoice: 'inv-1', channel: 'web' } })).toBe(true);
+  });
+
+  test('a transfer with metadata decodes the same through the fast path as through the schema, into its own copy', () => {
+    const row = storedRow(5);
+    const metadata = { invoice: 'inv-1', channel: 'web' };
+    row['data'] = { ...(row['data'] as object), metadata };
+    const viaSchema = { ...row, data: { ...(row['data'] as object), reference: undefined } };
+    expect(isPlainTransferPostedData(row['data'])).toBe(true);
+    expect(isPlainTransferPostedData(viaSchema.data)).toBe(false);
+    const fast = codec.decode(row as unknown as StoredEvent);
+    expect(fast).toStrictEqual(codec.decode(viaSchema as unknown as StoredEvent));
+    expect(fast.event.type === 'TransferPosted' && fast.event.metadata).toEqual(metadata);
+    expect(fast.event.type === 'TransferPosted' && fast.event.metadata).not.toBe(metadata);
   });
 
   test('is never looser than the schema: yes implies the schema accepts, for data with random changes', () => {

@@ -263,7 +263,7 @@ export class EventCodec {
         postings: this.#decodePostings(raw['postings'] as WireEventData<'TransferPosted'>['postings']),
         reference: raw['reference'] as string | undefined,
         reversalOf: raw['reversalOf'] as string | undefined,
-        metadata: {},
+        metadata: { ...(raw['metadata'] as Record<string, string>) },
       };
     }
     const parsed = eventDataSchemas[type].safeParse(raw);
