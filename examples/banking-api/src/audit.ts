@@ -60,14 +60,17 @@ interface QueuedEvent {
   readonly json: string;
 }
 
+/** An event as stored: every field but the tenant (the segment's), `occurredAt` as ISO-8601. */
+type StoredAuditEvent = Omit<AuditEvent, 'tenantId' | 'occurredAt'> & { readonly occurredAt: string | null };
+
 /**
- * An event as stored: every field but the tenant (the segment's), in this order. Built as an
- * object literal, which `JSON.stringify` serialises about 1.6 times as fast as through a
- * replacer list of keys.
+ * The JSON of an event as stored, in this order. Built as an object literal, which
+ * `JSON.stringify` serialises about 1.6 times as fast as through a replacer list of keys, with
+ * the time already formatted (`isoTime`), which halves it again.
  */
-function storedJson(event: AuditEvent): string {
-  const stored: Omit<AuditEvent, 'tenantId'> = {
-    occurredAt: event.occurredAt,
+function storedJson(event: AuditEvent, isoTime: string | null): string {
+  const stored: StoredAuditEvent = {
+    occurredAt: isoTime,
     requestId: event.requestId,
     clientId: event.clientId,
     subject: event.subject,
@@ -118,10 +121,24 @@ export class AuditSink {
     }
     // Serialised here, a microsecond or two per request, rather than a thousand at a time in the
     // flush, which held the event loop for milliseconds and showed in the requests' p99.
-    this.#queue.push({ tenantId: event.tenantId, occurredAtMs: event.occurredAt.getTime(), json: storedJson(event) });
+    this.#queue.push({ tenantId: event.tenantId, occurredAtMs: event.occurredAt.getTime(), json: storedJson(event, this.#isoTime(event.occurredAt)) });
     if (this.#queue.length >= this.#batchMax) this.#kick(0);
     else this.#kick(this.#flushIntervalMs);
     return true;
+  }
+
+  // Requests that end in the same millisecond share its formatted time.
+  #lastTimeMs = Number.NaN;
+  #lastTimeIso = '';
+  #isoTime(time: Date): string | null {
+    const ms = time.getTime();
+    // An invalid date is written as JSON.stringify writes it: null.
+    if (!Number.isFinite(ms)) return null;
+    if (ms !== this.#lastTimeMs) {
+      this.#lastTimeIso = time.toISOString();
+      this.#lastTimeMs = ms;
+    }
+    return this.#lastTimeIso;
   }
 
   /** Current counters. */
