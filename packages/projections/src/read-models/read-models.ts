@@ -151,11 +151,20 @@ type AsOfKind = 'ledgerVersion' | 'recordedAt' | 'effectiveAt';
 const E = `${SCHEMA}.rm_account_entries`;
 
 /** The balance read: `read_balance` sets the tenant for the call and reads under its policy. */
-const READ_BALANCE_SQL = `SELECT * FROM ${SCHEMA}.read_balance($1, $2, $3)`;
+/**
+ * The balance row's columns a read uses: not `opened_at`, which node-postgres would otherwise
+ * turn into a `Date` for every row read, nor the tenant or the row's version.
+ */
+const BALANCE_COLUMNS = `b.account_id, b.currency, b.account_type, b.debits_must_not_exceed_credits, b.credits_must_not_exceed_debits,
+  b.metadata, b.opened_version, b.status, b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending`;
+const READ_BALANCE_SQL = `SELECT ${BALANCE_COLUMNS} FROM ${SCHEMA}.read_balance($1, $2, $3) b`;
 /** Several balances in one statement (read-model migration 3). */
-const READ_BALANCES_STATEMENT = { name: 'ledgerkit_read_balances_v1', text: `SELECT * FROM ${SCHEMA}.read_balances($1, $2::text[], $3::text[])` } as const;
+const READ_BALANCES_STATEMENT = {
+  name: 'ledgerkit_read_balances_v2',
+  text: `SELECT b.ledger_id, ${BALANCE_COLUMNS} FROM ${SCHEMA}.read_balances($1, $2::text[], $3::text[]) b`,
+} as const;
 /** Prepared-statement name of {@link READ_BALANCE_SQL}, unique to this text on a connection. */
-const READ_BALANCE_STATEMENT = 'ledgerkit_read_balance_v1';
+const READ_BALANCE_STATEMENT = 'ledgerkit_read_balance_v2';
 
 /** The ledger's last version recorded at or before $3: "as of a recorded time" is "as of that version". */
 const VERSION_AT_RECORDED = `coalesce((SELECT t.ledger_version FROM ${SCHEMA}.rm_ledger_times t
