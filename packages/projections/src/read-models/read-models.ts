@@ -150,13 +150,13 @@ type AsOfKind = 'ledgerVersion' | 'recordedAt' | 'effectiveAt';
 
 const E = `${SCHEMA}.rm_account_entries`;
 
-/** The balance read: `read_balance` sets the tenant for the call and reads under its policy. */
 /**
  * The balance row's columns a read uses: not `opened_at`, which node-postgres would otherwise
  * turn into a `Date` for every row read, nor the tenant or the row's version.
  */
 const BALANCE_COLUMNS = `b.account_id, b.currency, b.account_type, b.debits_must_not_exceed_credits, b.credits_must_not_exceed_debits,
   b.metadata, b.opened_version, b.status, b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending`;
+/** The balance read: `read_balance` sets the tenant for the call and reads under its policy. */
 const READ_BALANCE_SQL = `SELECT ${BALANCE_COLUMNS} FROM ${SCHEMA}.read_balance($1, $2, $3) b`;
 /** Several balances in one statement (read-model migration 3). */
 const READ_BALANCES_STATEMENT = {
