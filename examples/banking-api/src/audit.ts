@@ -103,6 +103,9 @@ export class AuditSink {
   #running: Promise<void> | undefined;
   #retryPauseMs = 0;
   #closed = false;
+  /** The last time `#isoTime` formatted, epoch ms, and its ISO-8601 text. */
+  #lastTimeMs = Number.NaN;
+  #lastTimeIso = '';
 
   constructor(options: AuditSinkOptions) {
     this.#pool = options.pool;
@@ -128,8 +131,6 @@ export class AuditSink {
   }
 
   // Requests that end in the same millisecond share its formatted time.
-  #lastTimeMs = Number.NaN;
-  #lastTimeIso = '';
   #isoTime(time: Date): string | null {
     const ms = time.getTime();
     // An invalid date is written as JSON.stringify writes it: null.

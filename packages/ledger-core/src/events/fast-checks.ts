@@ -89,11 +89,6 @@ function isPlainObject(value: unknown): value is object {
 export function isPlainMetadata(value: unknown): boolean {
   if (!isPlainObject(value)) return false;
   const own = Reflect.ownKeys(value);
-  if (own.length === 0) {
-    // Nothing inherited either (an enumerable key on Object.prototype would be seen by a record schema).
-    for (const _ in value) return false;
-    return true;
-  }
   if (own.length > METADATA_KEYS_MAX) return false;
   const v = value as Record<string, unknown>;
   for (const key of own) {
@@ -104,7 +99,8 @@ export function isPlainMetadata(value: unknown): boolean {
   }
   // Nothing inherited: a record schema would see an inherited enumerable key too.
   for (const key in v) if (!Object.hasOwn(v, key)) return false;
-  return Buffer.byteLength(JSON.stringify(v)) <= METADATA_BYTES_MAX;
+  // Empty metadata, the commonest, needs no encoding to be within the byte limit.
+  return own.length === 0 || Buffer.byteLength(JSON.stringify(v)) <= METADATA_BYTES_MAX;
 }
 
 function boundedString(value: unknown, min: number, max: number): boolean {
