@@ -6,8 +6,6 @@ import { replayAccountEntries, replayLedger, readLedger, type AsOf, type LedgerS
 import { balanceOf, trialBalanceOf, type Balance, type TrialBalance } from './query/views.js';
 import { verifyChain, type ChainVerification } from './events/verify-chain.js';
 import { LedgerWriter, type CommandContext, type CommandResult, type LedgerWriterOptions } from './writer/ledger-writer.js';
-import { InvalidInputError } from './errors.js';
-import { idSchema } from './events/schemas.js';
 
 /** A statement line with amounts as decimal strings. */
 export interface HistoryEntry {
@@ -57,11 +55,11 @@ export class Ledger {
     this.#source = source;
   }
 
-  /** Opens a ledger (creating it on its first event) and starts its writer. */
+  /**
+   * Opens a ledger (creating it on its first event) and starts its writer. Throws
+   * `InvalidInputError` for a tenant or ledger id off the id pattern.
+   */
   static async open(options: LedgerWriterOptions): Promise<Ledger> {
-    for (const [field, value] of [['tenantId', options.tenantId], ['ledgerId', options.ledgerId]] as const) {
-      if (!idSchema.safeParse(value).success) throw new InvalidInputError([{ path: [field], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : -' }]);
-    }
     const currencies = options.currencies ?? new CurrencyRegistry();
     const writer = await LedgerWriter.open({ ...options, currencies });
     return new Ledger(writer, currencies, { store: options.store, codec: writer.codec, tenantId: options.tenantId, ledgerId: options.ledgerId });

@@ -53,6 +53,11 @@ const metadataEdgeArb = fc.constantFrom<unknown>(
   // control characters that JSON writes as six-byte escapes.
   entries(METADATA_KEYS_MAX, 'é'.repeat(METADATA_VALUE_LENGTH_MAX)),
   entries(8, '\u0001'.repeat(METADATA_VALUE_LENGTH_MAX)),
+  entries(2, '\u0001'.repeat(METADATA_VALUE_LENGTH_MAX)),
+  entries(3, '€'.repeat(METADATA_VALUE_LENGTH_MAX)),
+  // 4,109 bytes encoded: over the limit only by counting every escape as its full six bytes.
+  { k0: '\u0001'.repeat(METADATA_VALUE_LENGTH_MAX), k1: '\u0001'.repeat(170) },
+  { k0: '\u0001'.repeat(METADATA_VALUE_LENGTH_MAX), k1: '\u0001'.repeat(167) },
   entries(7, 'x'.repeat(METADATA_VALUE_LENGTH_MAX)),
   entries(8, 'x'.repeat(METADATA_VALUE_LENGTH_MAX)),
   { a: 1 },

@@ -91,16 +91,21 @@ export function isPlainMetadata(value: unknown): boolean {
   const own = Reflect.ownKeys(value);
   if (own.length > METADATA_KEYS_MAX) return false;
   const v = value as Record<string, unknown>;
+  // Most bytes the entries could encode to: each UTF-16 unit of a key or value becomes at most 6
+  // bytes of JSON (an escape such as \u001f; else 1 to 3 bytes of UTF-8), and each entry adds
+  // two pairs of quotes, a colon and a comma.
+  let bytesMax = 2;
   for (const key of own) {
     if (typeof key !== 'string' || key === '__proto__' || key.length < 1 || key.length > METADATA_KEY_LENGTH_MAX) return false;
     if (!Object.prototype.propertyIsEnumerable.call(v, key)) return false;
     const entry = v[key];
     if (typeof entry !== 'string' || entry.length > METADATA_VALUE_LENGTH_MAX) return false;
+    bytesMax += 6 * (key.length + entry.length) + 6;
   }
   // Nothing inherited: a record schema would see an inherited enumerable key too.
   for (const key in v) if (!Object.hasOwn(v, key)) return false;
-  // Empty metadata, the commonest, needs no encoding to be within the byte limit.
-  return own.length === 0 || Buffer.byteLength(JSON.stringify(v)) <= METADATA_BYTES_MAX;
+  // Only metadata that could be over the byte limit is encoded to find out.
+  return bytesMax <= METADATA_BYTES_MAX || Buffer.byteLength(JSON.stringify(v)) <= METADATA_BYTES_MAX;
 }
 
 function boundedString(value: unknown, min: number, max: number): boolean {

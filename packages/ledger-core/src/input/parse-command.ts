@@ -110,6 +110,12 @@ function validate<S extends z.ZodType>(schema: S, input: unknown, prefix: readon
       result.error.issues.map((issue) => ({ path: [...prefix, ...issue.path.map((p) => (typeof p === 'number' ? p : String(p)))], message: issue.message })),
     );
   }
+  // zod's record schema leaves a `__proto__` key out of its copy (so that it cannot set the
+  // copy's prototype) and reports nothing: the command would lose that entry without a word.
+  const metadata = typeof input === 'object' && input !== null ? (input as { metadata?: unknown }).metadata : undefined;
+  if (typeof metadata === 'object' && metadata !== null && Object.hasOwn(metadata, '__proto__')) {
+    throw new InvalidInputError([{ path: [...prefix, 'metadata', '__proto__'], message: 'the metadata key "__proto__" is not allowed' }]);
+  }
   return result.data;
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { decide, type Decision, type EventDraft } from '../domain/decide.js';
 import { evolve, transferRecordOf } from '../domain/evolve.js';
-import { BACKDATE_WINDOW_MS_DEFAULT } from '../domain/limits.js';
+import { BACKDATE_WINDOW_MS_DEFAULT, ID_PATTERN } from '../domain/limits.js';
 import type { RejectionCode } from '../domain/rejections.js';
 import { restoreState, serializeState, SNAPSHOT_SCHEMA_VERSION } from '../domain/snapshot-codec.js';
 import { commitOverlay, initialState, overlayState, rebaseOverlay, type AccountState, type LedgerState, type OverlayState, type TransferRecord } from '../domain/state.js';
@@ -9,6 +9,7 @@ import type { LedgerCommand, Metadata, TransferLikeCommand } from '../domain/typ
 import {
   CorruptEventError,
   DuplicateIndexKeyError,
+  InvalidInputError,
   LimitExceededError,
   OverloadedError,
   StoreUnavailableError,
@@ -17,6 +18,7 @@ import {
   WriterFailedError,
 } from '../errors.js';
 import { EventCodec } from '../events/codec.js';
+import { commandError } from '../input/command-checks.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
 import type { UpcasterRegistry } from '../events/upcasters.js';
 import { CurrencyRegistry } from '../money/currency.js';
@@ -160,6 +162,7 @@ export class LedgerWriter {
   readonly #tenantId: string;
   readonly #ledgerId: string;
   readonly #codec: EventCodec;
+  readonly #currencies: CurrencyRegistry;
   readonly #clock: () => number;
   readonly #batchSizeMax: number;
   readonly #batchWaitMs: number;
@@ -188,11 +191,18 @@ export class LedgerWriter {
   #tailUnknown = false;
 
   private constructor(options: LedgerWriterOptions) {
+    // Every event carries both ids; one off the pattern would make each unreadable.
+    for (const [field, value] of [['tenantId', options.tenantId], ['ledgerId', options.ledgerId]] as const) {
+      if (typeof value !== 'string' || !ID_PATTERN.test(value)) {
+        throw new InvalidInputError([{ path: [field], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+      }
+    }
     this.#store = options.store;
     this.#tenantId = options.tenantId;
     this.#ledgerId = options.ledgerId;
+    this.#currencies = options.currencies ?? new CurrencyRegistry();
     this.#codec = new EventCodec({
-      currencies: options.currencies ?? new CurrencyRegistry(),
+      currencies: this.#currencies,
       ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }),
     });
     this.#clock = options.clock ?? Date.now;
@@ -213,6 +223,8 @@ export class LedgerWriter {
   /**
    * Opens the writer of a ledger: loads the latest snapshot (if its hash matches the stream),
    * then folds the tail of the stream. Start-up time depends on the tail, not on the history.
+   * Throws `InvalidInputError` for a tenant or ledger id off the id pattern and
+   * `LimitExceededError` for an option outside its range.
    */
   static async open(options: LedgerWriterOptions): Promise<LedgerWriter> {
     const writer = new LedgerWriter(options);
@@ -274,6 +286,12 @@ export class LedgerWriter {
 
   /**
    * Queues a command and resolves with its own result once its batch is durably appended.
+   * Commands come from `parseCommand`, or are built in code in the same shape: one whose fields
+   * could not become events the ledger reads back (an id off its pattern, a metadata key past
+   * its limits or named `__proto__`, a number where a bigint belongs, a context's correlation id
+   * over 128 characters, …) rejects at once with `InvalidInputError` (`UnknownCurrencyError` for
+   * an account in an undeclared currency) and is neither queued nor written, and the commands
+   * batched with it are unaffected.
    * Rejects with `OverloadedError` at once when the queue is full, `WriterClosedError` after
    * `close()`, and `WriterFailedError` (retriable; `StoreUnavailableError` when the store could
    * not be reached) when the store could not take its batch. After a `WriterFailedError` the
@@ -282,6 +300,8 @@ export class LedgerWriter {
   submit(command: LedgerCommand, context?: CommandContext): Promise<CommandResult> {
     if (this.#closed) return Promise.reject(new WriterClosedError());
     if (this.#queue.length >= this.#queueLengthMax) return Promise.reject(new OverloadedError(this.#queueLengthMax));
+    const refused = commandError(command, context, this.#currencies);
+    if (refused !== undefined) return Promise.reject(refused);
     return new Promise<CommandResult>((resolve, reject) => {
       this.#queue.push({ command, context, resolve, reject });
       this.#scheduleFlush();
