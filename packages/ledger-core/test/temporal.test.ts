@@ -218,6 +218,12 @@ describe('point-in-time queries over a scripted ledger', () => {
     const version = p1[0]?.ledgerVersion as number;
     expect((await ledger.history('alice', { afterVersion: version - 1, limit: 1 })).entries.map((e) => e.transferId)).toEqual(['p1', 'p1']);
     expect(await ledger.history('nobody')).toEqual({ accountId: 'nobody', entries: [], nextAfterVersion: null });
+    for (const afterVersion of [Number.NaN, -1, 1.5, Number.POSITIVE_INFINITY]) {
+      await expect(ledger.history('alice', { afterVersion }), String(afterVersion)).rejects.toMatchObject({ code: 'invalid_input', issues: [{ path: ['afterVersion'] }] });
+    }
+    for (const limit of [0, 1_001, 2.5]) {
+      await expect(ledger.history('alice', { limit }), String(limit)).rejects.toMatchObject({ code: 'invalid_input', issues: [{ path: ['limit'] }] });
+    }
   });
 
   it('replayLedger as of version N equals the writer state recorded right after event N', async () => {

@@ -168,6 +168,9 @@ export async function replayAccountEntries(
     throw new InvalidInputError([{ path: ['limit'], message: `must be an integer in 1..${HISTORY_PAGE_SIZE_MAX}` }]);
   }
   const afterVersion = options.afterVersion ?? 0;
+  if (!Number.isSafeInteger(afterVersion) || afterVersion < 0) {
+    throw new InvalidInputError([{ path: ['afterVersion'], message: 'must be a non-negative integer (a ledger version)' }]);
+  }
   const holds = new Map<string, { side: 'debit' | 'credit'; amount: bigint }>();
   let normalSide: 'debit' | 'credit' | undefined;
   let balance = 0n;
