@@ -41,7 +41,16 @@ export const signedAmountSchema = z
   .meta({ description: 'Decimal string in the currency of the account, formatted to its minor units.', example: '1250.00' });
 
 const currencySchema = z.string().regex(/^[A-Z][A-Z0-9_]{1,11}$/).meta({ example: 'EUR' });
-const instantSchema = z.iso.datetime({ offset: true }).meta({ description: 'ISO-8601 date-time with offset.', example: '2026-01-31T23:59:59Z' });
+/** Earliest and latest instants with a four-digit UTC year (0001-01-01 to 9999-12-31), epoch ms. */
+const INSTANT_MS_MIN = Date.parse('0001-01-01T00:00:00.000Z');
+const INSTANT_MS_MAX = Date.parse('9999-12-31T23:59:59.999Z');
+const instantSchema = z.iso
+  .datetime({ offset: true })
+  .refine((value) => {
+    const ms = Date.parse(value);
+    return ms >= INSTANT_MS_MIN && ms <= INSTANT_MS_MAX;
+  }, 'must be between 0001-01-01 and 9999-12-31 in UTC')
+  .meta({ description: 'ISO-8601 date-time with offset, between 0001-01-01 and 9999-12-31 in UTC.', example: '2026-01-31T23:59:59Z' });
 const isoOutSchema = z.string().meta({ description: 'ISO-8601 UTC date-time.', example: '2026-01-31T23:59:59.999Z' });
 const metadataOutSchema = z.record(z.string(), z.string());
 const accountTypeSchema = z.enum(['asset', 'liability', 'equity', 'income', 'expense']);

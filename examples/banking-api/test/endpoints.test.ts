@@ -153,6 +153,24 @@ describe('transfers', () => {
     expect(multi.body.errors.map((issue: { path: string }) => issue.path)).toEqual(expect.arrayContaining(['body.postings', 'body.postings.0.amount']));
   });
 
+  it('text PostgreSQL could not keep as sent (a NUL, an unpaired surrogate) answers 400 and leaves the read models working', async () => {
+    const base = { debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' };
+    const refused = [
+      await bank.post('/transfers', { ...base, transferId: 'nul-ref', reference: 'inv\u00001' }),
+      await bank.post('/transfers', { ...base, transferId: 'nul-meta', metadata: { note: 'a\u0000b' } }),
+      await bank.post('/holds', { ...base, transferId: 'sur-meta', metadata: { 'k\ud800': 'v' } }),
+      await bank.post('/accounts', { accountId: 'nul-acct', currency: 'EUR', type: 'asset', metadata: { note: 'x\udc00' } }),
+      await bank.post('/accounts/bob/freeze', { reason: 'r\u0000' }),
+    ];
+    for (const reply of refused) expectProblem(reply, 400, 'invalid_request');
+    expectProblem(await bank.get('/transfers/nul-ref'), 404, 'not_found');
+    expectProblem(await bank.get('/accounts/nul-acct'), 404, 'not_found');
+    // The projections did not stop on anything: a transfer after them reaches the balance.
+    const receipt = await bank.post('/transfers', { ...base, transferId: 'after-nul', reference: 'clean' });
+    expect(receipt.status).toBe(201);
+    await eventually(async () => expect((await bank.get('/transfers/after-nul')).status).toBe(200));
+  });
+
   it('a multi-posting transfer moves money between several accounts and balances per currency', async () => {
     await bank.post('/transfers', { transferId: 'dep-bob', debitAccountId: 'cash', creditAccountId: 'bob', amount: '100.00', currency: 'EUR' });
     const reply = await bank.post('/transfers', {
@@ -256,6 +274,11 @@ describe('balances and statements', () => {
     expectProblem(await bank.get(`/accounts/frank/balance?asOf=${encodeURIComponent(beforeOpening)}&timeBasis=recorded`), 404, 'not_found');
     expectProblem(await bank.post('/transfers', { transferId: 'frank-3', debitAccountId: 'cash', creditAccountId: 'frank', amount: '1.00', currency: 'EUR', effectiveAt: beforeOpening }), 422, 'effective_at_before_dependency');
     expectProblem(await bank.get('/accounts/frank/balance?asOf=yesterday'), 400, 'invalid_request');
+    // Year 10000 in UTC, and year 0: outside what the read models and the events can hold.
+    for (const asOf of ['9999-12-31T23:59:59-14:00', '0000-12-31T23:00:00Z']) {
+      expectProblem(await bank.get(`/accounts/frank/balance?asOf=${encodeURIComponent(asOf)}`), 400, 'invalid_request');
+    }
+    expect((await bank.get(`/accounts/frank/balance?asOf=${encodeURIComponent('9999-12-31T23:59:59Z')}`)).status).toBe(200);
     expectProblem(await bank.get('/accounts/nobody/balance'), 404, 'not_found');
   });
 

@@ -107,6 +107,16 @@ const REFUSED: readonly [string, (valid: Record<string, LedgerCommand>) => unkno
   ['a correlation id of 129 characters', (v) => v['transfer'], { correlationId: 'c'.repeat(129) }, ['context', 'correlationId']],
   ['a causation id that is a number', (v) => v['transfer'], { causationId: 7 as unknown as string }, ['context', 'causationId']],
   ['context metadata with an empty key', (v) => v['transfer'], { metadata: { '': 'x' } }, ['context', 'metadata', '']],
+  // Text PostgreSQL would refuse (NUL) or rewrite (an unpaired surrogate becomes U+FFFD, and the
+  // event no longer matches its hash).
+  ['a NUL in a reference', (v) => ({ ...v['transfer'], reference: 'inv\u00001' }), undefined, ['reference']],
+  ['an unpaired surrogate in a reference', (v) => ({ ...v['transfer'], reference: 'inv\ud8001' }), undefined, ['reference']],
+  ['a NUL in a metadata value', (v) => ({ ...v['transfer'], metadata: { note: 'a\u0000b' } }), undefined, ['metadata', 'note']],
+  ['an unpaired surrogate in a metadata key', (v) => ({ ...v['openAccount'], metadata: { 'k\udc00': 'v' } }), undefined, ['metadata', 'k\udc00']],
+  ['a NUL in a freeze reason', (v) => ({ ...v['freezeAccount'], reason: 'x\u0000' }), undefined, ['reason']],
+  ['an unpaired surrogate in a correlation id', (v) => v['transfer'], { correlationId: 'req-\udc00' }, ['context', 'correlationId']],
+  ['a NUL in a causation id', (v) => v['transfer'], { causationId: 'req-\u0000' }, ['context', 'causationId']],
+  ['a NUL in context metadata', (v) => v['transfer'], { metadata: { 'api.client': 'c\u0000' } }, ['context', 'metadata', 'api.client']],
 ];
 
 describe('LedgerWriter.submit refuses commands that could not be read back', () => {
@@ -278,7 +288,7 @@ describe('the admission check and decide together never let an unreadable event 
   });
 });
 
-describe('parseCommand refuses the metadata key __proto__ instead of dropping it', () => {
+describe('parseCommand refuses metadata and text no store could keep as given', () => {
   const body = (extra: string): unknown => JSON.parse(`{"transferId":"t1","debitAccountId":"cash","creditAccountId":"alice","amount":"1.00","currency":"EUR"${extra}}`);
 
   it.each([
@@ -290,6 +300,21 @@ describe('parseCommand refuses the metadata key __proto__ instead of dropping it
       () => parseCommand.linked([{ kind: 'transfer', input: body(',"metadata":{"__proto__":"x"}') }], currencies),
       [0, 'input', 'metadata', '__proto__'],
     ],
+    ['a NUL in a reference', () => parseCommand.transfer(body(',"reference":"a\\u0000b"'), currencies), ['reference']],
+    ['an unpaired surrogate in a metadata value', () => parseCommand.transfer(body(',"metadata":{"note":"\\ud800"}'), currencies), ['metadata', 'note']],
+    ['a NUL in a metadata key', () => parseCommand.hold(body(',"metadata":{"a\\u0000":"b"}'), currencies), ['metadata', 'a\u0000']],
+    ['a NUL in a freeze reason', () => parseCommand.freezeAccount({ accountId: 'a', reason: 'r\u0000' }), ['reason']],
+    // Each branch of the simple-or-multi-posting union names its own field at fault.
+    ['a number metadata value in a simple transfer', () => parseCommand.transfer(body(',"metadata":{"a":5}'), currencies), ['metadata', 'a']],
+    [
+      'a bad side in a multi-posting hold',
+      () =>
+        parseCommand.hold(
+          { transferId: 'h', postings: [{ accountId: 'a', side: 'up', amount: '1', currency: 'EUR' }, { accountId: 'b', side: 'credit', amount: '1', currency: 'EUR' }] },
+          currencies,
+        ),
+      ['postings', 0, 'side'],
+    ],
   ] as const)('%s', (_name, parse, path) => {
     let thrown: unknown;
     try {
@@ -299,6 +324,11 @@ describe('parseCommand refuses the metadata key __proto__ instead of dropping it
     }
     expect(thrown).toBeInstanceOf(InvalidInputError);
     expect((thrown as InvalidInputError).issues[0]?.path).toEqual(path);
+  });
+
+  it('a well-formed surrogate pair and other control characters are kept', () => {
+    const metadata = { emoji: '\ud83d\udcb8', tab: 'a\tb', bell: '\u0007' };
+    expect(parseCommand.transfer(body(`,"reference":"\\ud83d\\udcb8","metadata":${JSON.stringify(metadata)}`), currencies)).toMatchObject({ reference: '\ud83d\udcb8', metadata });
   });
 
   it('still keeps every other key of the same metadata', () => {

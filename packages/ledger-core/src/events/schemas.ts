@@ -15,6 +15,18 @@ import type { LedgerEventType } from '../domain/types.js';
 /** An account, transfer, ledger or tenant id. */
 export const idSchema = z.string().regex(ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit');
 
+/**
+ * Whether a string can be stored as text by every store and read model as it is: no NUL (which
+ * PostgreSQL text and jsonb refuse) and no unpaired UTF-16 surrogate (which has no UTF-8 form, so
+ * a driver would write U+FFFD instead and the event would no longer match its hash).
+ */
+export function isStorableText(value: string): boolean {
+  return !value.includes('\u0000') && (value as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
+/** Why {@link isStorableText} said no. */
+export const STORABLE_TEXT_MESSAGE = 'must not contain a NUL character or an unpaired UTF-16 surrogate';
+
 /** Bounded string-to-string metadata. */
 export const metadataSchema = z
   .record(z.string().min(1).max(METADATA_KEY_LENGTH_MAX), z.string().max(METADATA_VALUE_LENGTH_MAX))

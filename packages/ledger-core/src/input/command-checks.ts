@@ -2,7 +2,7 @@ import { HOLD_TIMEOUT_MS_MAX, ID_PATTERN, LINKED_COMMANDS_MAX, POSTINGS_MAX, REA
 import type { LedgerCommand, TransferLikeCommand } from '../domain/types.js';
 import { InvalidInputError, UnknownCurrencyError, type InputIssue, type LedgerError } from '../errors.js';
 import { isPlainMetadata } from '../events/fast-checks.js';
-import { CORRELATION_ID_LENGTH_MAX, CURRENCY_CODE_PATTERN, metadataSchema } from '../events/schemas.js';
+import { CORRELATION_ID_LENGTH_MAX, CURRENCY_CODE_PATTERN, isStorableText, metadataSchema, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
 import type { CurrencyRegistry } from '../money/currency.js';
 import type { CommandContext } from '../writer/ledger-writer.js';
 
@@ -165,7 +165,13 @@ function contextIssue(context: CommandContext | undefined): InputIssue | undefin
  * accept a copy that silently drops or gains a key, why that is refused. @internal
  */
 export function metadataIssue(metadata: unknown, at: Path, name: string): InputIssue | undefined {
-  if (isPlainMetadata(metadata)) return undefined;
+  if (isPlainMetadata(metadata)) {
+    const entries = metadata as Record<string, string>;
+    for (const key in entries) {
+      if (!isStorableText(key) || !isStorableText(entries[key] as string)) return issue([...at, name, key], `key and value ${STORABLE_TEXT_MESSAGE}`);
+    }
+    return undefined;
+  }
   if (isObject(metadata) && Object.hasOwn(metadata, '__proto__')) return issue([...at, name, '__proto__'], 'the metadata key "__proto__" is not allowed');
   const parsed = metadataSchema.safeParse(metadata);
   if (!parsed.success) {
@@ -182,9 +188,9 @@ function currencyIssue(currency: unknown, at: Path, name: string): InputIssue | 
 }
 
 function optionalStringIssue(value: unknown, lengthMax: number, at: Path, name: string): InputIssue | undefined {
-  return value === undefined || (typeof value === 'string' && value.length <= lengthMax)
-    ? undefined
-    : issue([...at, name], `must be a string of at most ${lengthMax} characters, or undefined`);
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length > lengthMax) return issue([...at, name], `must be a string of at most ${lengthMax} characters, or undefined`);
+  return isStorableText(value) ? undefined : issue([...at, name], STORABLE_TEXT_MESSAGE);
 }
 
 const ID_MESSAGE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit';

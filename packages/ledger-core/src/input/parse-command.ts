@@ -14,14 +14,23 @@ import type {
   VoidPendingCommand,
 } from '../domain/types.js';
 import { InvalidAmountError, InvalidInputError } from '../errors.js';
-import { currencyCodeSchema, idSchema, metadataSchema } from '../events/schemas.js';
+import { currencyCodeSchema, idSchema, isStorableText, metadataSchema, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
 import { parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
 
 const effectiveAt = z.iso.datetime({ offset: true });
 const amount = z.unknown();
-const metadata = metadataSchema.optional();
-const reference = z.string().min(1).max(REFERENCE_LENGTH_MAX).optional();
+// Commands also refuse text no store could keep as it is (see isStorableText); stored events are
+// decoded by the schemas alone, unchanged.
+const storableString = (lengthMin: number, lengthMax: number) => z.string().min(lengthMin).max(lengthMax).refine(isStorableText, STORABLE_TEXT_MESSAGE);
+const metadata = metadataSchema
+  .superRefine((value, context) => {
+    for (const [key, entry] of Object.entries(value)) {
+      if (!isStorableText(key) || !isStorableText(entry)) context.addIssue({ code: 'custom', message: `key and value ${STORABLE_TEXT_MESSAGE}`, path: [key] });
+    }
+  })
+  .optional();
+const reference = storableString(1, REFERENCE_LENGTH_MAX).optional();
 
 /** Input of `openAccount`. */
 export const openAccountInputSchema = z.strictObject({
@@ -35,7 +44,7 @@ export const openAccountInputSchema = z.strictObject({
 });
 
 /** Input of `freezeAccount`. */
-export const freezeAccountInputSchema = z.strictObject({ accountId: idSchema, reason: z.string().max(REASON_LENGTH_MAX).optional() });
+export const freezeAccountInputSchema = z.strictObject({ accountId: idSchema, reason: storableString(0, REASON_LENGTH_MAX).optional() });
 /** Input of `unfreezeAccount` and `closeAccount`. */
 export const accountIdInputSchema = z.strictObject({ accountId: idSchema });
 
@@ -59,11 +68,18 @@ export const multiTransferInputSchema = z.strictObject({
 export const transferInputSchema = z.union([simpleTransferInputSchema, multiTransferInputSchema]);
 
 const timeoutMs = z.int().positive().max(HOLD_TIMEOUT_MS_MAX).optional();
+const simpleHoldInputSchema = simpleTransferInputSchema.extend({ timeoutMs });
+const multiHoldInputSchema = multiTransferInputSchema.extend({ timeoutMs });
 /** Input of `hold`: a transfer input plus an optional timeout. */
-export const holdInputSchema = z.union([
-  simpleTransferInputSchema.extend({ timeoutMs }),
-  multiTransferInputSchema.extend({ timeoutMs }),
-]);
+export const holdInputSchema = z.union([simpleHoldInputSchema, multiHoldInputSchema]);
+
+/**
+ * The branch of a simple-or-multi-posting union an input means (it has `postings` or not), so
+ * that its errors name the field at fault instead of the union's bare "Invalid input".
+ */
+function branchOf<S extends z.ZodType, M extends z.ZodType>(input: unknown, simple: S, multi: M): S | M {
+  return typeof input === 'object' && input !== null && Object.hasOwn(input, 'postings') ? multi : simple;
+}
 
 /** Input of `postPending`. `amount` (with its `currency`) posts part of a two-posting hold. */
 export const postPendingInputSchema = z
@@ -175,11 +191,11 @@ export const parseCommand = {
   },
 
   transfer(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): TransferCommand {
-    return transferCommand(validate(transferInputSchema, input, prefix), undefined, currencies, prefix);
+    return transferCommand(validate(branchOf(input, simpleTransferInputSchema, multiTransferInputSchema), input, prefix), undefined, currencies, prefix);
   },
 
   hold(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): TransferCommand {
-    const v = validate(holdInputSchema, input, prefix);
+    const v = validate(branchOf(input, simpleHoldInputSchema, multiHoldInputSchema), input, prefix);
     return transferCommand(v, { timeoutMs: v.timeoutMs }, currencies, prefix);
   },
 
