@@ -71,3 +71,30 @@ export function isTransientError(error: unknown, depth = 0): boolean {
   if (TRANSIENT_MESSAGE.test(error.message)) return true;
   return isTransientError(error.cause, depth + 1);
 }
+
+/** Why a pool's role was refused: see {@link ApplicationRoleRequiredError}. */
+export type RoleRefusal = 'bypasses_rls' | 'owns_tables';
+
+/**
+ * The pool given to a `ProjectionRunner`, `ReadModels` or `rebuildProjection` logs in
+ * as a role that is not subject to the tenants' row-level security: a superuser, a role with
+ * BYPASSRLS, or the owner of the tables (or a member of it). Such a pool would let a projection
+ * see, and a read answer from, every tenant's rows; the same role check as
+ * `PostgresEventStore.open` refuses it. Connect as the application role created by `migrate`.
+ */
+export class ApplicationRoleRequiredError extends Error {
+  /** Stable code, safe to switch on. */
+  readonly code = 'application_role_required';
+  /** What is wrong with the role. */
+  readonly reason: RoleRefusal;
+  /** The role the pool logs in as. */
+  readonly role: string;
+
+  constructor(role: string, reason: RoleRefusal) {
+    const what = reason === 'bypasses_rls' ? 'is a superuser or has BYPASSRLS' : 'owns the ledgerkit tables or is a member of their owner';
+    super(`the pool must connect as the application role: role ${JSON.stringify(role)} ${what}, so row-level security would not keep the tenants apart`);
+    this.name = 'ApplicationRoleRequiredError';
+    this.reason = reason;
+    this.role = role;
+  }
+}

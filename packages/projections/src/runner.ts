@@ -1,5 +1,5 @@
 import { CurrencyRegistry, EventCodec, LimitExceededError, READ_LIMIT_MAX, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
-import { assertTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import { assertTenantId, InvalidTenantIdError, isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import {
   advanceCheckpoint,
   ensureCheckpoint,
@@ -11,11 +11,12 @@ import {
   type Checkpoint,
   type CheckpointAdvance,
 } from './checkpoints.js';
-import { CheckpointMovedError, isTransientError, ProjectionFailedError, type FailedEvent } from './errors.js';
+import { ApplicationRoleRequiredError, CheckpointMovedError, isTransientError, ProjectionFailedError, type FailedEvent } from './errors.js';
 import { PROJECTION_NAME_PATTERN, type ErrorPolicy, type Projection, type ProjectionEvent } from './projection.js';
 import { SCHEMA } from './schema.js';
 import { RunnerSession } from './session.js';
 import { LogTails } from './log-tail.js';
+import { checkApplicationRole } from './role-check.js';
 import { Wakeup } from './wakeup.js';
 
 /** Most tenants one runner serves. */
@@ -35,12 +36,18 @@ const CAUGHT_UP_POLL_MS = 5;
 const DISCOVERY_PAUSE_MS_MIN = 100;
 /** Decoded events kept for the runner's other projections following the same stretch of a log: at most this many. */
 const LOG_TAIL_EVENTS_MAX = 20_000;
+/** The error policies there are: anything else is refused rather than taken for `stop`. */
+const ERROR_POLICIES: readonly ErrorPolicy[] = ['stop', 'skip-with-record'];
+/** What a wait of {@link ProjectionRunner}'s that `stop()` cut short settles with. */
+const STOPPED: unique symbol = Symbol('stopped');
 
 /** Options of a {@link ProjectionRunner}. Every number has a default and a hard limit. */
 export interface ProjectionRunnerOptions {
   /**
    * Pool of the application role. Each batch takes one connection for one transaction; the
    * runner also keeps one connection for itself (its locks and LISTEN), so size the pool for it.
+   * A role that escapes row-level security (superuser, BYPASSRLS, owner of the tables) is refused
+   * when the runner starts: see {@link ProjectionRunner.start}.
    */
   readonly pool: ClientPool;
   /** Where events are read from, through `readAll` (the global log of each tenant). */
@@ -85,13 +92,19 @@ export interface ProjectionRunnerOptions {
   readonly pollIntervalMs?: number;
   /** How often a standby runner tries to take over a projection another runner holds: 10..60,000 ms, default 1000. */
   readonly takeoverIntervalMs?: number;
-  /** What to do with an event a projection cannot handle; default `stop`. A projection may override it. */
+  /**
+   * What to do with an event a projection cannot handle: `stop` (the default) or
+   * `skip-with-record`; any other value is refused (`LimitExceededError`). A projection may
+   * override it.
+   */
   readonly errorPolicy?: ErrorPolicy;
   /** Channel to LISTEN on for appends; default {@link DEFAULT_NOTIFY_CHANNEL}; `null` to only poll. */
   readonly notifyChannel?: string | null;
   /**
-   * Called with every error the runner meets (retried database errors, projection failures, and
-   * failed tenant discoveries, which come with `projection` and `tenantId` `'*'`), for logs.
+   * Called with every error the runner meets, for logs: retried database errors, projection
+   * failures, and, with `projection` and `tenantId` `'*'`, failed tenant discoveries (one call
+   * per malformed tenant id `discoverTenants` returned: the other ids are still added) and an
+   * `ApplicationRoleRequiredError` for a pool whose role escapes row-level security.
    */
   readonly onError?: (error: Error, where: { readonly projection: string; readonly tenantId: string }) => void;
   /**
@@ -241,6 +254,10 @@ export class ProjectionRunner {
   readonly #projections: readonly Projection[];
   readonly #errorPolicy: ErrorPolicy | undefined;
   readonly #discoverTenants: ProjectionRunnerOptions['discoverTenants'];
+  /** Waits that `stop()` cuts short (see `#unlessStopped`): each removes itself when it settles. */
+  readonly #stopListeners = new Set<() => void>();
+  /** Set when the pool's role escapes row-level security: nothing runs, every projection is `failed`. */
+  #refusal: ApplicationRoleRequiredError | undefined;
   readonly #discoveryIntervalMs: number;
   readonly #discoveryWakeup = new Wakeup();
   #discovery: Promise<void> | undefined;
@@ -280,13 +297,14 @@ export class ProjectionRunner {
     }
     const names = new Set<string>();
     for (const projection of options.projections) {
-      if (!PROJECTION_NAME_PATTERN.test(projection.name)) throw new LimitExceededError(`projection name ${JSON.stringify(projection.name)} must match ${PROJECTION_NAME_PATTERN.source}`);
+      checkProjectionName(projection.name);
       if (names.has(projection.name)) throw new LimitExceededError(`projection name ${projection.name} is used twice`);
       if (projection.liveBatchDelayMs !== undefined) bounded(`liveBatchDelayMs of projection ${projection.name}`, projection.liveBatchDelayMs, 0, 0, 1_000);
+      checkErrorPolicy(`errorPolicy of projection ${projection.name}`, projection.errorPolicy);
       names.add(projection.name);
     }
     this.#projections = [...options.projections];
-    this.#errorPolicy = options.errorPolicy;
+    this.#errorPolicy = checkErrorPolicy('errorPolicy', options.errorPolicy);
     for (const tenantId of tenants) {
       assertTenantId(tenantId);
       this.#addTenant(tenantId);
@@ -297,6 +315,12 @@ export class ProjectionRunner {
   /**
    * Starts every (projection, tenant): each takes its lock when free, then catches up and follows
    * the log. With `discoverTenants`, also starts discovering tenants.
+   *
+   * The runner's first connection checks the pool's role, as `PostgresEventStore.open` does: a
+   * superuser, a role with BYPASSRLS or the tables' owner would let projections see every
+   * tenant's rows, so the runner then projects nothing. Every projection goes to `failed` with an
+   * {@link ApplicationRoleRequiredError}, which `onError` receives (once) and `whenCaughtUp` and
+   * `rebuild` reject with. Checked once per pool.
    */
   start(): void {
     if (this.#started) throw new Error('the runner was already started');
@@ -338,8 +362,59 @@ export class ProjectionRunner {
   }
 
   #startWorker(worker: Worker): void {
+    if (this.#refusal !== undefined) {
+      this.#markRefused(worker, this.#refusal);
+      return;
+    }
     worker.state = 'standby';
     worker.loop = this.#run(worker);
+  }
+
+  /**
+   * The pool's role escapes row-level security: nothing may run on it. Every projection stops
+   * as `failed` with the error, which is reported once.
+   */
+  #refuse(error: ApplicationRoleRequiredError): void {
+    if (this.#refusal !== undefined) return;
+    this.#refusal = error;
+    for (const worker of this.#workers) {
+      this.#markRefused(worker, error);
+      worker.wakeup.wake();
+      worker.hurry.wake();
+    }
+    this.#reportRunnerWide(error);
+  }
+
+  #markRefused(worker: Worker, error: ApplicationRoleRequiredError): void {
+    worker.state = 'failed';
+    worker.lastError = { message: error.message, position: null, at: new Date().toISOString() };
+    for (const request of worker.rebuilds.splice(0)) request.reject(error);
+  }
+
+  /**
+   * `promise`'s outcome, or {@link STOPPED} as soon as `stop()` is called, whichever comes first.
+   * (Not `Promise.race` with one stop promise: every race would leave a reaction on it until the
+   * runner stops, one more per discovery.)
+   */
+  #unlessStopped<T>(promise: Promise<T>): Promise<T | typeof STOPPED> {
+    if (this.#stopping) {
+      promise.catch(() => undefined);
+      return Promise.resolve(STOPPED);
+    }
+    return new Promise<T | typeof STOPPED>((resolve, reject) => {
+      const onStop = (): void => resolve(STOPPED);
+      this.#stopListeners.add(onStop);
+      promise.then(
+        (value) => {
+          this.#stopListeners.delete(onStop);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#stopListeners.delete(onStop);
+          reject(error);
+        },
+      );
+    });
   }
 
   /** Calls `discoverTenants` now and then (and when a NOTIFY names an unknown tenant), adding the tenants it finds. */
@@ -348,17 +423,32 @@ export class ProjectionRunner {
       const calledAt = Date.now();
       this.#discoveriesStarted += 1;
       try {
-        // Listening, so that the first append of a new tenant wakes this loop.
-        await this.#session.open();
-        const found = await discoverTenants();
+        // Listening, so that the first append of a new tenant wakes this loop. Neither wait holds
+        // up `stop()`: a discovery that never settles is left behind.
+        if ((await this.#unlessStopped(this.#session.open())) === STOPPED) break;
+        const found = await this.#unlessStopped(discoverTenants());
+        if (found === STOPPED) break;
         for (const tenantId of new Set(found)) {
-          if (this.#stopping || this.#byTenant.has(tenantId)) continue;
-          assertTenantId(tenantId);
-          if (this.#byTenant.size >= RUNNER_TENANTS_MAX) throw new LimitExceededError(`this runner serves ${RUNNER_TENANTS_MAX} tenants already; tenant ${tenantId} is left out`);
+          if (this.#stopping) break;
+          if (this.#byTenant.has(tenantId)) continue;
+          // A malformed id is reported and left out on its own: the ids after it are still added.
+          if (!isTenantId(tenantId)) {
+            this.#reportRunnerWide(new InvalidTenantIdError(tenantId));
+            continue;
+          }
+          if (this.#byTenant.size >= RUNNER_TENANTS_MAX) {
+            this.#reportRunnerWide(new LimitExceededError(`this runner serves ${RUNNER_TENANTS_MAX} tenants already; tenant ${tenantId} and the others not served yet are left out`));
+            break;
+          }
           this.#addTenant(tenantId);
         }
       } catch (error) {
-        this.#reportDiscovery(error);
+        if (error instanceof ApplicationRoleRequiredError) {
+          this.#refuse(error);
+          this.#discoveries += 1;
+          break;
+        }
+        this.#reportRunnerWide(error);
       }
       this.#discoveries += 1;
       if (this.#stopping) break;
@@ -369,7 +459,8 @@ export class ProjectionRunner {
     }
   }
 
-  #reportDiscovery(error: unknown): void {
+  /** Reports an error not tied to one (projection, tenant): a discovery's, or the pool's role refused. */
+  #reportRunnerWide(error: unknown): void {
     try {
       this.#onError?.(error instanceof Error ? error : new Error(String(error)), { projection: '*', tenantId: '*' });
     } catch {
@@ -377,9 +468,14 @@ export class ProjectionRunner {
     }
   }
 
-  /** Stops after the batches in flight, releases the locks (a standby runner takes over) and closes the session. */
+  /**
+   * Stops after the batches in flight, releases the locks (a standby runner takes over) and closes
+   * the session. Does not wait for a `discoverTenants` call in flight: its answer is ignored.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
+    for (const onStop of this.#stopListeners) onStop();
+    this.#stopListeners.clear();
     this.#discoveryWakeup.wake();
     await this.#discovery;
     for (const worker of this.#workers) {
@@ -398,10 +494,18 @@ export class ProjectionRunner {
    * Rebuilds a projection for a tenant: in one transaction, deletes its rows (its `reset`) and
    * moves its checkpoint back before the first event; then the runner replays the log into it
    * while writers keep appending. Resolves once the reset has committed; {@link whenCaughtUp}
-   * tells when the replay has reached the end of the log. Also clears a `failed` state.
+   * tells when the replay has reached the end of the log. Also clears a `failed` state. Rejects
+   * (never throws) for a projection or tenant this runner does not run (`RangeError`), a runner
+   * not running, or a pool whose role was refused (`ApplicationRoleRequiredError`).
    */
   rebuild(projection: string, tenantId: string): Promise<void> {
-    const worker = this.#worker(projection, tenantId);
+    let worker: Worker;
+    try {
+      worker = this.#worker(projection, tenantId);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#refusal !== undefined) return Promise.reject(this.#refusal);
     if (!this.#started || this.#stopping) return Promise.reject(new Error('the runner is not running'));
     return new Promise<void>((resolve, reject) => {
       worker.rebuilds.push({ resolve, reject });
@@ -419,10 +523,15 @@ export class ProjectionRunner {
   /**
    * Resolves when every projection this runner is active for has read the end of the log at
    * least once after the call (or has failed), and every other one has confirmed another runner
-   * holds it. Rejects after `timeoutMs` (default 60,000). Meanwhile no projection waits out its
-   * `liveBatchDelayMs`: one who waits for the read models gets them as soon as they can be had.
+   * holds it. Rejects after `timeoutMs` (default 60,000), which must be a finite number ≥ 0
+   * (else `LimitExceededError`), and with `ApplicationRoleRequiredError` when the pool's role
+   * was refused. Meanwhile no projection waits out its `liveBatchDelayMs`: one who waits for the
+   * read models gets them as soon as they can be had.
    */
   async whenCaughtUp(timeoutMs = 60_000): Promise<void> {
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new LimitExceededError(`timeoutMs must be a finite number of ms, 0 or more, got ${String(timeoutMs)}`);
+    }
     this.#caughtUpWaiters += 1;
     try {
       await this.#caughtUp(timeoutMs);
@@ -438,6 +547,7 @@ export class ProjectionRunner {
       const target = this.#discoveriesStarted + 1;
       this.#discoveryWakeup.wake();
       while (this.#discoveries < target && !this.#stopping) {
+        if (this.#refusal !== undefined) throw this.#refusal;
         if (Date.now() > deadline) throw new Error(`tenant discovery did not complete within ${timeoutMs} ms`);
         await sleep(CAUGHT_UP_POLL_MS);
       }
@@ -453,6 +563,7 @@ export class ProjectionRunner {
         if (!this.#session.holds(worker.lockKey)) return worker.lockAttempts > lockAttempts;
         return worker.emptyReadSeq > read && worker.rebuilds.length === 0;
       });
+      if (this.#refusal !== undefined) throw this.#refusal;
       if (done) return;
       if (this.#stopping) throw new Error('the runner stopped');
       if (Date.now() > deadline) throw new Error(`projections not caught up after ${timeoutMs} ms`);
@@ -469,18 +580,23 @@ export class ProjectionRunner {
         tenantId,
         async (client) => {
           const checkpoints = await readCheckpoints(client, tenantId, workers.map((worker) => worker.projection.name));
-          // The event store's own table, when it lives in this database: committed events per ledger.
+          // The event store's own table, when it lives in this database: committed events per
+          // ledger of this tenant (filtered here as well as by row-level security).
           const exists = await client.query<{ found: boolean }>(`SELECT to_regclass('${SCHEMA}.ledger_streams') IS NOT NULL AS found`);
-          const heads = exists.rows[0]?.found === true ? (await client.query<{ ledger_id: string; version: string }>(`SELECT ledger_id, version FROM ${SCHEMA}.ledger_streams`)).rows : undefined;
+          const heads =
+            exists.rows[0]?.found === true
+              ? (await client.query<{ ledger_id: string; version: string }>(`SELECT ledger_id, version FROM ${SCHEMA}.ledger_streams WHERE tenant_id = $1`, [tenantId])).rows
+              : undefined;
           return { rows: checkpoints, streams: heads };
         },
         { readOnly: true },
       );
       for (const worker of workers) {
         const row = rows.get(worker.projection.name);
-        const handled = row?.ledgerVersions ?? {};
+        // A Map, not the object: a ledger may be named `constructor` or `toString`.
+        const handled = new Map(Object.entries(row?.ledgerVersions ?? {}));
         const lagEvents =
-          streams === undefined ? null : streams.reduce((sum, stream) => sum + Math.max(0, Number(stream.version) - (handled[stream.ledger_id] ?? 0)), 0);
+          streams === undefined ? null : streams.reduce((sum, stream) => sum + Math.max(0, Number(stream.version) - (handled.get(stream.ledger_id) ?? 0)), 0);
         const next = await this.#store.readAll({ tenantId, after: row?.position ?? null, limit: 1 });
         const waitingSince = next[0] === undefined ? undefined : Date.parse(next[0].event.recordedAt);
         const stored = row?.lastError == null ? null : { message: row.lastError, position: row.lastErrorPosition, at: (row.lastErrorAt ?? row.updatedAt).toISOString() };
@@ -521,7 +637,7 @@ export class ProjectionRunner {
   }
 
   async #run(worker: Worker): Promise<void> {
-    while (!this.#stopping) {
+    while (!this.#stopping && this.#refusal === undefined) {
       try {
         if (worker.rebuilds.length > 0) {
           await this.#rebuild(worker);
@@ -562,6 +678,10 @@ export class ProjectionRunner {
         if (error instanceof CheckpointMovedError) {
           worker.checkpoint = undefined;
           continue;
+        }
+        if (error instanceof ApplicationRoleRequiredError) {
+          this.#refuse(error);
+          break;
         }
         this.#report(worker, error, null);
         const pause = worker.retryPauseMs;
@@ -733,11 +853,11 @@ export class ProjectionRunner {
 
 /** Options of {@link rebuildProjection}. */
 export interface RebuildProjectionOptions {
-  /** Pool of the application role. */
+  /** Pool of the application role (checked as the runner checks it). */
   readonly pool: ClientPool;
   /** The tenant whose rows and checkpoint are reset. */
   readonly tenantId: string;
-  /** The projection to rebuild (its `reset` deletes its rows). */
+  /** The projection to rebuild (its `reset` deletes its rows); its name must match {@link PROJECTION_NAME_PATTERN}. */
   readonly projection: Projection;
 }
 
@@ -746,10 +866,16 @@ export interface RebuildProjectionOptions {
  * event (with a new generation, which fences out any batch still in flight) and its `reset`
  * deletes its rows. Usable from any process: the active runner notices the new generation and
  * replays from the first event. Returns the new checkpoint.
+ *
+ * Rejects, with nothing written, for a malformed tenant id (`InvalidTenantIdError`), a projection
+ * name the runner would refuse (`LimitExceededError`), or a pool whose role escapes row-level
+ * security (`ApplicationRoleRequiredError`; checked once per pool).
  */
 export async function rebuildProjection(options: RebuildProjectionOptions): Promise<Checkpoint> {
-  const { tenantId, projection } = options;
-  return withTenant(options.pool, tenantId, async (client) => {
+  const { tenantId, projection, pool } = options;
+  checkProjectionName(projection.name);
+  return withTenant(pool, tenantId, async (client) => {
+    await checkApplicationRole(pool, client);
     // The checkpoint row first: the same lock order as a batch, so the two cannot deadlock.
     const checkpoint = await resetCheckpoint(client, tenantId, projection.name);
     await projection.reset({ client, tenantId, after: null });
@@ -769,6 +895,19 @@ function advanceOf(events: readonly Pick<ProjectionEvent, 'position' | 'stored'>
     if ((ledgerVersions.get(stored.ledgerId) ?? 0) < stored.ledgerVersion) ledgerVersions.set(stored.ledgerId, stored.ledgerVersion);
   }
   return { position: last.position, applied, skipped, ledgerVersions, lastRecordedAt: last.stored.recordedAt };
+}
+
+function checkProjectionName(name: unknown): void {
+  if (typeof name !== 'string' || !PROJECTION_NAME_PATTERN.test(name)) {
+    const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, 80)) : typeof name;
+    throw new LimitExceededError(`projection name ${shown} must match ${PROJECTION_NAME_PATTERN.source}`);
+  }
+}
+
+function checkErrorPolicy(name: string, value: unknown): ErrorPolicy | undefined {
+  if (value === undefined || ERROR_POLICIES.includes(value as ErrorPolicy)) return value as ErrorPolicy | undefined;
+  const shown = typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : typeof value;
+  throw new LimitExceededError(`${name} must be one of ${ERROR_POLICIES.join(', ')}, got ${shown}`);
 }
 
 function bounded(name: string, value: number | undefined, fallback: number, min: number, max: number): number {

@@ -1,6 +1,7 @@
 import type { ClientPool } from '@ledgerkit/tenant-rls';
 import type { Notification } from 'pg';
 import type { PoolClient } from 'pg';
+import { checkApplicationRole } from './role-check.js';
 
 /** Receives what the session hears: a tenant id, or `null` for "any tenant". */
 export type WakeListener = (tenantId: string | null) => void;
@@ -46,7 +47,11 @@ export class RunnerSession {
     return false;
   }
 
-  /** Connects (and LISTENs) now rather than at the first lock: for a runner that has no tenant yet but listens for new ones. */
+  /**
+   * Connects (and LISTENs) now rather than at the first lock: for a runner that has no tenant yet
+   * but listens for new ones. Rejects with `ApplicationRoleRequiredError` when the pool's role
+   * escapes row-level security (as every connect does).
+   */
   async open(): Promise<void> {
     await this.#connect();
   }
@@ -89,6 +94,9 @@ export class RunnerSession {
       if (message.channel === this.#channel) this.#onWake(message.payload === undefined || message.payload === '' ? null : message.payload);
     });
     try {
+      // Before anything else (the locks gate every batch): a role that escapes row-level
+      // security is refused (ApplicationRoleRequiredError), once per pool that passes.
+      await checkApplicationRole(this.#pool, client);
       if (this.#channel !== undefined) await client.query(`LISTEN "${this.#channel}"`);
     } catch (error) {
       this.#drop(client, error instanceof Error ? error : new Error(String(error)));

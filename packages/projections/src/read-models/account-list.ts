@@ -1,4 +1,4 @@
-import { balanceOf, InvalidInputError, normalSideOf, type AccountState, type AccountType, type Balance, type CurrencyRegistry } from '@ledgerkit/ledger-core';
+import { balanceOf, ID_PATTERN, InvalidInputError, normalSideOf, type AccountState, type AccountType, type Balance, type CurrencyRegistry } from '@ledgerkit/ledger-core';
 import type { PoolClient } from 'pg';
 import { SCHEMA } from '../schema.js';
 
@@ -9,7 +9,7 @@ export const ACCOUNT_PAGE_SIZE_DEFAULT = 100;
 
 /** Options of `ReadModels.accounts`. */
 export interface AccountListOptions {
-  /** Only this ledger's accounts; default every ledger of the tenant. */
+  /** Only this ledger's accounts (a well-formed ledger id); default every ledger of the tenant. */
   readonly ledgerId?: string;
   /** Where the page starts: the previous page's `next`; default the first account. */
   readonly after?: string | null;
@@ -68,24 +68,44 @@ const ONE_LEDGER_SQL = `SELECT ${COLUMNS} FROM ${SCHEMA}.rm_balances
   ORDER BY account_id LIMIT $4`;
 
 /**
- * One page of a tenant's accounts with their current balances, from the balances read model, in
- * (ledger, account id) order. Runs on `client`, a connection in a read-only transaction with the
- * tenant set: row-level security keeps other tenants' accounts out whatever the arguments.
+ * Checks `options` (`InvalidInputError`: a bad limit, a malformed ledger id, a cursor
+ * {@link listAccounts} did not make, a cursor of another ledger) and returns what the query needs.
+ * Sends nothing: call it before taking a connection.
  */
-export async function listAccounts(client: PoolClient, currencies: CurrencyRegistry, tenantId: string, options: AccountListOptions): Promise<AccountsPage> {
+export function accountListQuery(options: AccountListOptions): AccountListQuery {
   const limit = options.limit ?? ACCOUNT_PAGE_SIZE_DEFAULT;
   if (!Number.isInteger(limit) || limit < 1 || limit > ACCOUNT_PAGE_SIZE_MAX) {
     throw new InvalidInputError([{ path: ['limit'], message: `must be an integer in 1..${ACCOUNT_PAGE_SIZE_MAX}` }]);
+  }
+  if (options.ledgerId !== undefined && (typeof options.ledgerId !== 'string' || !ID_PATTERN.test(options.ledgerId))) {
+    throw new InvalidInputError([{ path: ['ledgerId'], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
   }
   const cursor = options.after == null ? null : accountCursorOf(options.after);
   if (cursor !== null && options.ledgerId !== undefined && cursor.ledgerId !== options.ledgerId) {
     throw new InvalidInputError([{ path: ['after'], message: 'not a cursor of this ledger' }]);
   }
+  return { limit, ledgerId: options.ledgerId, cursor };
+}
+
+/** {@link AccountListOptions} once checked by {@link accountListQuery}. */
+export interface AccountListQuery {
+  readonly limit: number;
+  readonly ledgerId: string | undefined;
+  readonly cursor: { readonly ledgerId: string; readonly accountId: string } | null;
+}
+
+/**
+ * One page of a tenant's accounts with their current balances, from the balances read model, in
+ * (ledger, account id) order. Runs on `client`, a connection in a read-only transaction with the
+ * tenant set: row-level security keeps other tenants' accounts out whatever the arguments.
+ */
+export async function listAccounts(client: PoolClient, currencies: CurrencyRegistry, tenantId: string, query: AccountListQuery): Promise<AccountsPage> {
+  const { limit, cursor } = query;
   // One more than the page: whether there is a next page, without a count.
   const { rows } =
-    options.ledgerId === undefined
+    query.ledgerId === undefined
       ? await client.query<ListedRow>(ALL_LEDGERS_SQL, [tenantId, cursor?.ledgerId ?? null, cursor?.accountId ?? null, limit + 1])
-      : await client.query<ListedRow>(ONE_LEDGER_SQL, [tenantId, options.ledgerId, cursor?.accountId ?? null, limit + 1]);
+      : await client.query<ListedRow>(ONE_LEDGER_SQL, [tenantId, query.ledgerId, cursor?.accountId ?? null, limit + 1]);
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return {
@@ -112,6 +132,8 @@ function accountCursorOf(cursor: string): { ledgerId: string; accountId: string 
   }
   if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string' || typeof parsed[1] !== 'string') invalid();
   const [ledgerId, accountId] = parsed as [string, string];
+  // Made from stored ids, which match the id pattern: anything else (a NUL, say) was not made here.
+  if (!ID_PATTERN.test(ledgerId) || !ID_PATTERN.test(accountId)) invalid();
   return { ledgerId, accountId };
 }
 

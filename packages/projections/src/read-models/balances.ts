@@ -2,6 +2,7 @@ import { CurrencyRegistry, EventCodec, type AppendRequest, type UpcasterRegistry
 import type { PoolClient } from 'pg';
 import type { Projection, ProjectionEvent } from '../projection.js';
 import { INLINE_PLAN_CHECK_FUNCTION, INLINE_PLAN_DECLINED_SQLSTATE, SCHEMA } from '../schema.js';
+import { TenantCaches } from './tenant-caches.js';
 import { addTo, arrayLiteral, concurrentUpdate, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type LedgerEventOf, type Totals } from './rows.js';
 
 /** Name of the balances projection (its checkpoint and lock). */
@@ -120,27 +121,38 @@ export const BALANCES_DELETE_HOLDS_SQL = DELETE_HOLDS_SQL;
  * Each ledger's progress is also kept in `rm_balance_ledgers` and moved with a compare-and-set in
  * the same transaction as the rows, so this projection and {@link inlineBalances} may both run: a
  * ledger version is applied by whichever gets there first, and skipped by the other.
+ *
+ * Memory: between batches the projection keeps the balance rows its batches read or wrote, so
+ * that the next batch of the same tenant need not read them again: at most 100,000 rows in all
+ * (in the order of 100 MB), over every tenant it serves. When a tenant's rows would go over that,
+ * the rows of the tenants least recently projected are dropped first (they are read again when
+ * needed); a tenant with more rows than that keeps none. Beyond that bound, only the batches in
+ * flight hold rows. Use one projection object per runner: the bound is per object.
  */
 export function balancesProjection(): Projection {
+  return balancesProjectionWithCache(ROWS_CACHED_MAX);
+}
+
+/** {@link balancesProjection} with another bound on the rows it keeps, for tests. @internal */
+export function balancesProjectionWithCache(rowsCachedMax: number): Projection {
   // The balance rows as the last batch of each tenant left them, tagged with its last position
   // and, per ledger, the version applied: the next batch trusts a ledger's rows only if it starts
   // from that position (so that batch committed) and the ledger is still at that version (the
   // inline hook has not moved it since). Saves reading the rows back on every batch.
-  const cache = new Map<string, BalancesCache>();
+  const cache = new TenantCaches<BalancesCache>(rowsCachedMax);
   return {
     name: BALANCES_PROJECTION,
     async apply({ client, tenantId, after }, events) {
-      const cached = cache.get(tenantId);
-      cache.delete(tenantId);
+      const cached = cache.take(tenantId);
       const ledgers = cached !== undefined && cached.after === after ? cached.ledgers : new Map<string, CachedLedger>();
       await applyFromRunner(client, tenantId, events, ledgers);
       const last = events[events.length - 1];
       let rows = 0;
       for (const ledger of ledgers.values()) rows += ledger.accounts.size;
-      if (last !== undefined && rows <= ROWS_CACHED_MAX) cache.set(tenantId, { after: last.position, ledgers });
+      if (last !== undefined) cache.put(tenantId, { after: last.position, ledgers }, rows);
     },
     async reset({ client, tenantId }) {
-      cache.delete(tenantId);
+      cache.take(tenantId);
       // Ledger versions first: the lock order of the inline hook (version, then balances, then holds).
       await client.query(`DELETE FROM ${SCHEMA}.rm_balance_ledgers WHERE tenant_id = $1`, [tenantId]);
       await client.query(`DELETE FROM ${SCHEMA}.rm_balances WHERE tenant_id = $1`, [tenantId]);
@@ -313,7 +325,7 @@ class InlineRowsCache {
   }
 }
 
-/** Most balance rows kept in memory between batches: per tenant by the runner's projection, in all by an inline hook. */
+/** Most balance rows kept in memory between batches, over all tenants: by a runner's projection, and by an inline hook. */
 const ROWS_CACHED_MAX = 100_000;
 
 /** A ledger's balance rows as of a ledger version. */

@@ -2,6 +2,7 @@ import type { EventMeta, Posting, Side, TransferKind } from '@ledgerkit/ledger-c
 import type { PoolClient } from 'pg';
 import type { Projection, ProjectionEvent } from '../projection.js';
 import { SCHEMA } from '../schema.js';
+import { TenantCaches } from './tenant-caches.js';
 import { addTo, arrayLiteral, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type Totals } from './rows.js';
 
 /** Name of the history projection (its checkpoint and lock). */
@@ -227,24 +228,36 @@ export const HISTORY_KEYED_SQL: readonly string[] = [SELECT_ACCOUNTS_SQL, MAX_EF
  * A back-dated entry (effective before the account's latest) also moves the effective-order
  * totals of the account's later-effective entries: write work bounded by the ledger's
  * back-dating window, so that reads stay one probe.
+ *
+ * Memory: between batches the projection keeps the account heads (attributes and running
+ * totals) its batches read or wrote, so that the next batch of the same tenant need not read them
+ * again: at most 100,000 heads in all (in the order of 100 MB), over every tenant it serves. When
+ * a tenant's heads would go over that, the heads of the tenants least recently projected are
+ * dropped first (they are read again when needed); a tenant with more heads than that keeps none.
+ * Beyond that bound, only the batches in flight hold heads. Use one projection object per runner:
+ * the bound is per object.
  */
 export function historyProjection(): Projection {
+  return historyProjectionWithCache(HEADS_CACHED_MAX);
+}
+
+/** {@link historyProjection} with another bound on the heads it keeps, for tests. @internal */
+export function historyProjectionWithCache(headsCachedMax: number): Projection {
   // The account heads as the last batch of each tenant left them, tagged with its last position:
   // the next batch trusts them only if it starts from that position (so that batch committed),
   // and saves reading them back. A failed batch leaves nothing here.
-  const heads = new Map<string, { readonly after: string; readonly accounts: Map<string, AccountHead> }>();
+  const heads = new TenantCaches<{ readonly after: string; readonly accounts: Map<string, AccountHead> }>(headsCachedMax);
   return {
     name: HISTORY_PROJECTION,
     async apply({ client, tenantId, after }, events) {
-      const cached = heads.get(tenantId);
-      heads.delete(tenantId);
+      const cached = heads.take(tenantId);
       const batch = new HistoryBatch(client, tenantId, cached !== undefined && cached.after === after ? cached.accounts : new Map());
       const accounts = await batch.apply(events);
       const last = events[events.length - 1];
-      if (last !== undefined && accounts.size <= HEADS_CACHED_MAX) heads.set(tenantId, { after: last.position, accounts });
+      if (last !== undefined) heads.put(tenantId, { after: last.position, accounts }, accounts.size);
     },
     async reset({ client, tenantId }) {
-      heads.delete(tenantId);
+      heads.take(tenantId);
       for (const table of ['rm_account_entries', 'rm_account_states', 'rm_accounts', 'rm_ledger_times', 'rm_transfers']) {
         await client.query(`DELETE FROM ${SCHEMA}.${table} WHERE tenant_id = $1`, [tenantId]);
       }
@@ -252,7 +265,7 @@ export function historyProjection(): Projection {
   };
 }
 
-/** Most account heads of one tenant kept in memory between batches. */
+/** Most account heads kept in memory between batches, over all tenants. */
 const HEADS_CACHED_MAX = 100_000;
 
 /** One batch of the history projection: rows are gathered in memory and written together. */

@@ -3,6 +3,7 @@ import {
   CurrencyRegistry,
   formatAmount,
   HISTORY_PAGE_SIZE_MAX,
+  ID_PATTERN,
   InvalidInputError,
   normalSideOf,
   trialBalanceOf,
@@ -18,18 +19,27 @@ import {
 } from '@ledgerkit/ledger-core';
 import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
+import { isRoleChecked, checkApplicationRole } from '../role-check.js';
 import { SCHEMA } from '../schema.js';
-import { listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
+import { accountListQuery, listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
 import { keyOf, type HeldPosting } from './rows.js';
 
 /** Most transfers or holds one lookup returns. */
 export const TRANSFER_PAGE_SIZE_MAX = 1_000;
 /** Entries one event can add to one account: a hold's release, then a posting. */
 const ENTRIES_PER_EVENT_MAX = 2;
+/** 0001-01-01T00:00:00.000Z: the first instant a time parameter may name (PostgreSQL reads no earlier ISO year). */
+const INSTANT_MS_MIN = -62_135_596_800_000;
+/** 9999-12-31T23:59:59.999Z: the last instant a time parameter may name (later ones have no 4-digit ISO year). */
+const INSTANT_MS_MAX = 253_402_300_799_999;
 
 /** Options of {@link ReadModels}. */
 export interface ReadModelsOptions {
-  /** Pool of the application role; every read is one read-only transaction with the tenant set. */
+  /**
+   * Pool of the application role; every read is one read-only transaction with the tenant set.
+   * A role that escapes row-level security (superuser, BYPASSRLS, the tables' owner) is refused
+   * at the first read with `ApplicationRoleRequiredError` (checked once per pool).
+   */
   readonly pool: ClientPool;
   /** Currencies to format amounts with; must include the ledgers' custom assets. Default ISO 4217. */
   readonly currencies?: CurrencyRegistry;
@@ -58,9 +68,9 @@ export interface StatementOptions {
   readonly afterVersion?: number;
   /** Most entries: 1..1000, default 100. A page never ends inside an event, so it may hold one more. */
   readonly limit?: number;
-  /** Only entries recorded at or after this instant. */
+  /** Only entries recorded at or after this instant (years 0001-9999 UTC). */
   readonly from?: string | Date;
-  /** Only entries recorded before this instant. */
+  /** Only entries recorded before this instant (years 0001-9999 UTC). */
   readonly to?: string | Date;
 }
 
@@ -235,6 +245,11 @@ const HOLD_ORDER = `coalesce(timeout_at, 'infinity'::timestamptz)`;
  * await models.balance('acme', 'eur', 'alice');                                   // one index lookup
  * await models.balanceAt('acme', 'eur', 'alice', { effectiveAt: '2025-01-31T23:59:59Z' }); // O(log n)
  * ```
+ *
+ * Every method checks its arguments before any SQL and rejects bad ones with `InvalidInputError`:
+ * tenant, ledger, account and transfer ids off the id pattern (a NUL character included), times
+ * outside years 0001-9999 UTC, cursors it did not make. The first read of a pool checks its role
+ * (see {@link ReadModelsOptions.pool}).
  */
 export class ReadModels {
   readonly #pool: ClientPool;
@@ -253,9 +268,12 @@ export class ReadModels {
   /**
    * An account's current balance: one primary-key lookup, `undefined` if it does not exist. Reads
    * asked for in the same turn of the event loop share one round trip (see `batchBalanceReads`).
+   * Rejects malformed ids with `InvalidInputError`, alone: the other reads of its turn go on.
    */
   async balance(tenantId: string, ledgerId: string, accountId: string): Promise<Balance | undefined> {
     checkTenant(tenantId);
+    checkId(ledgerId, 'ledgerId');
+    checkId(accountId, 'accountId');
     if (!this.#batchBalanceReads) return this.#balanceAlone(tenantId, ledgerId, accountId);
     return new Promise<Balance | undefined>((resolve, reject) => {
       const reads = this.#balanceReads.get(tenantId);
@@ -329,9 +347,11 @@ export class ReadModels {
 
   /** Runs `fn` on a pooled connection outside any transaction; a connection that failed is not reused. */
   async #withClient<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
+    const pool = this.#pool;
+    const client = await pool.connect();
     let broken: Error | undefined;
     try {
+      if (!isRoleChecked(pool)) await checkApplicationRole(pool, client);
       return await fn(client);
     } catch (error) {
       broken = error instanceof Error ? error : new Error(String(error));
@@ -341,20 +361,26 @@ export class ReadModels {
     }
   }
 
-  /** An account's balance as of a ledger version, recorded time or effective time: O(log n). `undefined` if not opened by then. */
+  /**
+   * An account's balance as of a ledger version, recorded time or effective time: O(log n).
+   * `undefined` if not opened by then. A time must lie in years 0001-9999 UTC.
+   */
   async balanceAt(tenantId: string, ledgerId: string, accountId: string, asOf: AsOf): Promise<Balance | undefined> {
+    checkId(ledgerId, 'ledgerId');
+    checkId(accountId, 'accountId');
     const { kind, value } = pointOf(asOf);
     const rows = await this.#read(tenantId, (client) => client.query<AccountColumns>(BALANCE_AT_SQL.get(kind) as string, [tenantId, ledgerId, value, accountId]));
     const row = rows.rows[0];
     return row === undefined ? undefined : balanceOf(accountStateOf(row), this.#currencies);
   }
 
-  /** Every account's net posted balance with per-currency totals, now or as of a point. */
+  /** Every account's net posted balance with per-currency totals, now or as of a point (a time in years 0001-9999 UTC). */
   async trialBalance(tenantId: string, ledgerId: string, asOf?: AsOf): Promise<TrialBalance> {
+    checkId(ledgerId, 'ledgerId');
+    const point = asOf === undefined ? undefined : pointOf(asOf);
     const { rows } = await this.#read(tenantId, (client) => {
-      if (asOf === undefined) return client.query<AccountColumns>(TRIAL_BALANCE_NOW_SQL, [tenantId, ledgerId]);
-      const { kind, value } = pointOf(asOf);
-      return client.query<AccountColumns>(TRIAL_BALANCE_AT_SQL.get(kind) as string, [tenantId, ledgerId, value]);
+      if (point === undefined) return client.query<AccountColumns>(TRIAL_BALANCE_NOW_SQL, [tenantId, ledgerId]);
+      return client.query<AccountColumns>(TRIAL_BALANCE_AT_SQL.get(point.kind) as string, [tenantId, ledgerId, point.value]);
     });
     return trialBalanceOf(rows.map(accountStateOf), this.#currencies);
   }
@@ -364,6 +390,8 @@ export class ReadModels {
    * the same page as `Ledger.history` computes by replay, from an index range scan.
    */
   async statement(tenantId: string, ledgerId: string, accountId: string, options: StatementOptions = {}): Promise<HistoryPage> {
+    checkId(ledgerId, 'ledgerId');
+    checkId(accountId, 'accountId');
     const limit = options.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_PAGE_SIZE_MAX) {
       throw new InvalidInputError([{ path: ['limit'], message: `must be an integer in 1..${HISTORY_PAGE_SIZE_MAX}` }]);
@@ -404,6 +432,8 @@ export class ReadModels {
 
   /** A transfer by id (any kind: transfer, hold, post or void of a hold, reversal). */
   async transfer(tenantId: string, ledgerId: string, transferId: string): Promise<TransferView | undefined> {
+    checkId(ledgerId, 'ledgerId');
+    checkId(transferId, 'transferId');
     const { rows } = await this.#read(tenantId, (client) =>
       client.query<TransferColumns>(`SELECT ${TRANSFER_COLUMNS} FROM ${SCHEMA}.rm_transfers WHERE tenant_id = $1 AND ledger_id = $2 AND transfer_id = $3`, [
         tenantId,
@@ -415,8 +445,13 @@ export class ReadModels {
     return row === undefined ? undefined : this.#transferOf(row);
   }
 
-  /** Transfers carrying a reference, in ledger order; at most `limit` (1..1000, default 100). */
+  /**
+   * Transfers carrying a reference, in ledger order; at most `limit` (1..1000, default 100). A
+   * reference holding a NUL character (which no stored reference can) is refused.
+   */
   async transfersByReference(tenantId: string, ledgerId: string, reference: string, options: { readonly limit?: number } = {}): Promise<TransferView[]> {
+    checkId(ledgerId, 'ledgerId');
+    if (typeof reference !== 'string' || reference.includes('\u0000')) throw new InvalidInputError([{ path: ['reference'], message: 'must be a string without NUL characters' }]);
     const limit = pageSize(options.limit);
     const { rows } = await this.#read(tenantId, (client) =>
       client.query<TransferColumns>(
@@ -429,9 +464,11 @@ export class ReadModels {
 
   /**
    * Open holds, soonest expiry first (holds without a timeout last); with `expiringBefore`, only
-   * those timing out before it. Keyset-paginated by `after`.
+   * those timing out before it (an instant in years 0001-9999 UTC). Keyset-paginated by `after`,
+   * the previous page's `next`: anything else is refused with `InvalidInputError`.
    */
   async openHolds(tenantId: string, ledgerId: string, options: { readonly expiringBefore?: string | Date; readonly after?: string | null; readonly limit?: number } = {}): Promise<HoldsPage> {
+    checkId(ledgerId, 'ledgerId');
     const limit = pageSize(options.limit);
     const before = options.expiringBefore === undefined ? null : isoOf(options.expiringBefore, 'expiringBefore');
     const after = options.after == null ? null : holdCursorOf(options.after);
@@ -455,15 +492,28 @@ export class ReadModels {
    * A page of the tenant's accounts with their current balances (from the balances projection),
    * in (ledger, account id) order, optionally of one ledger: keyset-paginated by the opaque
    * `next` cursor, at most 1,000 per page (`ACCOUNT_PAGE_SIZE_MAX`), each page one index range scan.
-   * Rejects a bad limit or a cursor it did not make with `InvalidInputError`.
+   * Rejects a bad limit, a malformed ledger id or a cursor it did not make with `InvalidInputError`,
+   * before any SQL.
    */
   async accounts(tenantId: string, options: AccountListOptions = {}): Promise<AccountsPage> {
-    return this.#read(tenantId, (client) => listAccounts(client, this.#currencies, tenantId, options));
+    const query = accountListQuery(options);
+    return this.#read(tenantId, (client) => listAccounts(client, this.#currencies, tenantId, query));
   }
 
+  /** Runs `fn` in a read-only transaction with the tenant set; the pool's first read checks its role. */
   async #read<T>(tenantId: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
     checkTenant(tenantId);
-    return withTenant(this.#pool, tenantId, fn, { readOnly: true });
+    const pool = this.#pool;
+    if (isRoleChecked(pool)) return withTenant(pool, tenantId, fn, { readOnly: true });
+    return withTenant(
+      pool,
+      tenantId,
+      async (client) => {
+        await checkApplicationRole(pool, client);
+        return fn(client);
+      },
+      { readOnly: true },
+    );
   }
 
   #transferOf(row: TransferColumns): TransferView {
@@ -541,21 +591,44 @@ function pointOf(asOf: AsOf): { kind: AsOfKind; value: number | string } {
   return { kind: 'effectiveAt', value: isoOf(asOf.effectiveAt, 'effectiveAt') };
 }
 
-/** An instant as the UTC ISO string PostgreSQL parses exactly as JavaScript did. */
+/**
+ * An instant as the UTC ISO string PostgreSQL parses exactly as JavaScript did: years 0001-9999
+ * only, since a later or earlier one has no 4-digit ISO year (`+010000-…`, `-000001-…`), which
+ * PostgreSQL refuses or misreads.
+ */
 function isoOf(value: string | Date, field: string): string {
-  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
+  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : Number.NaN;
   if (!Number.isFinite(ms)) throw new InvalidInputError([{ path: [field], message: 'must be an ISO-8601 date-time' }]);
+  if (ms < INSTANT_MS_MIN || ms > INSTANT_MS_MAX) throw new InvalidInputError([{ path: [field], message: 'must lie in years 0001-9999 (UTC)' }]);
   return new Date(ms).toISOString();
 }
 
+/**
+ * The two halves of an `openHolds` cursor, `<timeout ISO string or infinity> <transfer id>`, as
+ * `openHolds` makes it: the time exactly as `toISOString` writes it, in years 0001-9999, and a
+ * well-formed transfer id. Anything else was not made here and is refused.
+ */
 function holdCursorOf(cursor: string): { timeoutAt: string; transferId: string } {
+  const refuse = (): never => {
+    throw new InvalidInputError([{ path: ['after'], message: 'not a cursor returned by openHolds' }]);
+  };
+  if (typeof cursor !== 'string') refuse();
   const cut = cursor.indexOf(' ');
   const timeoutAt = cursor.slice(0, cut);
   const transferId = cursor.slice(cut + 1);
-  if (cut < 1 || transferId === '' || (timeoutAt !== 'infinity' && !Number.isFinite(Date.parse(timeoutAt)))) {
-    throw new InvalidInputError([{ path: ['after'], message: 'not a cursor returned by openHolds' }]);
+  if (cut < 1 || !ID_PATTERN.test(transferId)) refuse();
+  if (timeoutAt !== 'infinity') {
+    const ms = Date.parse(timeoutAt);
+    if (!Number.isFinite(ms) || ms < INSTANT_MS_MIN || ms > INSTANT_MS_MAX || new Date(ms).toISOString() !== timeoutAt) refuse();
   }
   return { timeoutAt, transferId };
+}
+
+/** Refuses an id off ledger-core's id pattern (which no stored id is): before any SQL, so a NUL never reaches PostgreSQL. */
+function checkId(value: string, field: string): void {
+  if (typeof value !== 'string' || !ID_PATTERN.test(value)) {
+    throw new InvalidInputError([{ path: [field], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+  }
 }
 
 function pageSize(limit: number | undefined): number {

@@ -1,0 +1,214 @@
+import { InvalidInputError, type AsOf, type Ledger } from '@ledgerkit/ledger-core';
+import { ApplicationRoleRequiredError, balancesProjection, historyProjection, ProjectionRunner, ReadModels } from '@ledgerkit/projections';
+import { PostgresEventStore } from '@ledgerkit/store-postgres';
+import type { ClientPool } from '@ledgerkit/tenant-rls';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { currencies, openFixtureLedger, writeTransfers } from './support/fixtures.js';
+import { openTestDatabase, type TestDatabase } from './support/test-database.js';
+
+// ReadModels' arguments as a caller may get them wrong: each must be refused with
+// InvalidInputError before it reaches PostgreSQL, never come back as a raw DatabaseError.
+
+const TENANT = 'inputs';
+const MINUTE = 60_000;
+
+let db: TestDatabase;
+let models: ReadModels;
+let ledger: Ledger;
+/** A cursor openHolds returned: its two halves are reused to build bad ones. */
+let holdCursor: string;
+const rolePools: pg.Pool[] = [];
+const extraRoles: string[] = [];
+
+beforeAll(async () => {
+  db = await openTestDatabase();
+  const store = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000 });
+  models = new ReadModels({ pool: db.app, currencies });
+  ledger = await openFixtureLedger(store, TENANT);
+  await writeTransfers(ledger, 't', 4);
+  for (const [n, timeoutMs] of [10 * MINUTE, 20 * MINUTE, undefined].entries()) {
+    await ledger.hold({ transferId: `h${n}`, debitAccountId: 'alice', creditAccountId: 'bob', amount: '1.00', currency: 'EUR', ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+  }
+  const runner = new ProjectionRunner({ pool: db.app, store, tenantIds: [TENANT], projections: [balancesProjection(), historyProjection()], currencies });
+  runner.start();
+  try {
+    await runner.whenCaughtUp();
+  } finally {
+    await runner.stop();
+  }
+  const page = await models.openHolds(TENANT, 'eur', { limit: 1 });
+  holdCursor = page.next as string;
+});
+
+afterAll(async () => {
+  await ledger?.close();
+  await Promise.all(rolePools.map((pool) => pool.end().catch(() => undefined)));
+  for (const role of extraRoles) await db?.admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+  await db?.close();
+});
+
+/** The call's outcome: a rejection must be InvalidInputError, not a DatabaseError with a SQLSTATE. */
+async function expectInvalidInput(call: () => Promise<unknown>, what: string): Promise<void> {
+  const error = await call().then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  expect(error, what).toBeInstanceOf(InvalidInputError);
+}
+
+const base64url = (value: unknown): string => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+
+describe('times outside years 0001-9999 (UTC)', () => {
+  const outside: readonly (string | Date)[] = [
+    '+100000-01-01T00:00:00Z',
+    new Date(8.64e15),
+    '-000001-01-01T00:00:00Z',
+    // Year 9999 in its own offset, year 10000 in UTC: what a zod ISO date-time with offset lets through.
+    '9999-12-31T23:59:59-14:00',
+    new Date(Date.UTC(12_345, 5, 1)),
+    // The millisecond before 0001-01-01T00:00:00Z.
+    new Date(-62_135_596_800_001),
+    // The millisecond after 9999-12-31T23:59:59.999Z.
+    new Date(253_402_300_800_000),
+  ];
+
+  for (const time of outside) {
+    const shown = time instanceof Date ? `Date(${time.getTime()})` : time;
+    it(`are refused with InvalidInputError in every parameter: ${shown}`, async () => {
+      const points: AsOf[] = [{ effectiveAt: time }, { recordedAt: time }];
+      for (const asOf of points) {
+        await expectInvalidInput(() => models.balanceAt(TENANT, 'eur', 'alice', asOf), `balanceAt ${JSON.stringify(asOf)}`);
+        await expectInvalidInput(() => models.trialBalance(TENANT, 'eur', asOf), `trialBalance ${JSON.stringify(asOf)}`);
+      }
+      await expectInvalidInput(() => models.statement(TENANT, 'eur', 'alice', { from: time }), 'statement from');
+      await expectInvalidInput(() => models.statement(TENANT, 'eur', 'alice', { to: time }), 'statement to');
+      await expectInvalidInput(() => models.openHolds(TENANT, 'eur', { expiringBefore: time }), 'openHolds expiringBefore');
+    });
+  }
+
+  it('the first and last instants of the range are answered', async () => {
+    const first = '0001-01-01T00:00:00.000Z';
+    const last = '9999-12-31T23:59:59.999Z';
+    expect(await models.balanceAt(TENANT, 'eur', 'alice', { effectiveAt: first })).toBeUndefined();
+    expect(await models.balanceAt(TENANT, 'eur', 'alice', { effectiveAt: new Date(last) })).toEqual(ledger.balance('alice'));
+    expect(await models.balanceAt(TENANT, 'eur', 'alice', { recordedAt: last })).toEqual(ledger.balance('alice'));
+    expect(await models.trialBalance(TENANT, 'eur', { effectiveAt: last })).toEqual(await ledger.trialBalance());
+    expect((await models.statement(TENANT, 'eur', 'alice', { from: first, to: last })).entries).toHaveLength((await ledger.history('alice')).entries.length);
+    expect((await models.openHolds(TENANT, 'eur', { expiringBefore: last })).holds.map((hold) => hold.transferId)).toEqual(['h0', 'h1']);
+    expect((await models.openHolds(TENANT, 'eur', { expiringBefore: first })).holds).toEqual([]);
+  });
+
+  it('an openHolds cursor with a time PostgreSQL cannot read, or not as openHolds writes it, is refused', async () => {
+    const transferId = holdCursor.slice(holdCursor.indexOf(' ') + 1);
+    for (const after of ['1 x', `+100000-01-01T00:00:00.000Z ${transferId}`, `-000001-01-01T00:00:00.000Z ${transferId}`, `2025-01-01 ${transferId}`, `Jan 5 ${transferId}`]) {
+      await expectInvalidInput(() => models.openHolds(TENANT, 'eur', { after }), `openHolds after ${after}`);
+    }
+    // Its own cursors still page.
+    const next = await models.openHolds(TENANT, 'eur', { after: holdCursor, limit: 5 });
+    expect(next.holds.map((hold) => hold.transferId)).toEqual(['h1', 'h2']);
+  });
+});
+
+describe('a NUL character in an id or a cursor', () => {
+  it('is refused with InvalidInputError by every read', async () => {
+    const nul = 'ali\u0000ce';
+    await expectInvalidInput(() => models.balance(TENANT, 'eur', nul), 'balance account');
+    await expectInvalidInput(() => models.balance(TENANT, 'eu\u0000r', 'alice'), 'balance ledger');
+    await expectInvalidInput(() => models.balanceAt(TENANT, 'eur', nul, { ledgerVersion: 1 }), 'balanceAt');
+    await expectInvalidInput(() => models.trialBalance(TENANT, 'eu\u0000r'), 'trialBalance');
+    await expectInvalidInput(() => models.transfer(TENANT, 'eur', 't-\u00000'), 'transfer');
+    await expectInvalidInput(() => models.transfersByReference(TENANT, 'eur', 'r\u0000'), 'transfersByReference');
+    await expectInvalidInput(() => models.statement(TENANT, 'eur', nul), 'statement');
+    await expectInvalidInput(() => models.accounts(TENANT, { ledgerId: 'eu\u0000r' }), 'accounts ledgerId');
+    await expectInvalidInput(() => models.accounts(TENANT, { after: base64url(['eur', 'a\u0000']) }), 'accounts cursor');
+    await expectInvalidInput(() => models.openHolds(TENANT, 'eur', { after: 'infinity a\u0000' }), 'openHolds cursor');
+    await expectInvalidInput(() => models.openHolds(TENANT, 'eu\u0000r'), 'openHolds ledger');
+  });
+
+  it('a batched balance read with one refused id leaves the other reads of its turn answered', async () => {
+    const [good, refused] = await Promise.allSettled([models.balance(TENANT, 'eur', 'alice'), models.balance(TENANT, 'eur', 'ali\u0000ce')]);
+    expect(good).toEqual({ status: 'fulfilled', value: ledger.balance('alice') });
+    expect(refused.status).toBe('rejected');
+    expect((refused as PromiseRejectedResult).reason).toBeInstanceOf(InvalidInputError);
+  });
+
+  it('well-formed ids that name nothing are still answered as not found', async () => {
+    expect(await models.balance(TENANT, 'eur', 'nobody')).toBeUndefined();
+    expect(await models.transfer(TENANT, 'eur', 'no-such-transfer')).toBeUndefined();
+    expect(await models.transfersByReference(TENANT, 'eur', 'no such reference, with spaces')).toEqual([]);
+    expect((await models.accounts(TENANT, { after: base64url(['eur', 'bob']) })).accounts.map((account) => account.balance.accountId)).toEqual(['carol', 'cash']);
+  });
+});
+
+/** A login role made for a test: BYPASSRLS (with the application role's grants), or a member of the tables' owner. */
+async function poolOfExtraRole(kind: 'bypassrls' | 'owner-member'): Promise<pg.Pool> {
+  const role = `${db.roles.app}_${kind === 'bypassrls' ? 'byp' : 'own'}`;
+  const password = 'extra-role-pw';
+  extraRoles.push(role);
+  await db.admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'${kind === 'bypassrls' ? ' BYPASSRLS' : ''}`);
+  await db.admin.query(`GRANT ${kind === 'bypassrls' ? db.roles.app : db.roles.owner} TO ${role}`);
+  const url = new URL(db.appUrl);
+  url.username = role;
+  url.password = password;
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
+  pool.on('error', () => undefined);
+  rolePools.push(pool);
+  return pool;
+}
+
+describe('the pool role', () => {
+  it.each([
+    ['a superuser', async () => db.admin, 'bypasses_rls'],
+    ['a role with BYPASSRLS', () => poolOfExtraRole('bypassrls'), 'bypasses_rls'],
+    ["a member of the tables' owner", () => poolOfExtraRole('owner-member'), 'owns_tables'],
+  ] as const)('is refused at the first read when it escapes row-level security (%s)', async (_kind, poolOf, reason) => {
+    const pool = await poolOf();
+    for (const batchBalanceReads of [true, false]) {
+      const refused = new ReadModels({ pool, currencies, batchBalanceReads });
+      const balance = await refused.balance(TENANT, 'eur', 'alice').catch((error: unknown) => error);
+      expect(balance).toBeInstanceOf(ApplicationRoleRequiredError);
+      expect(balance).toMatchObject({ code: 'application_role_required', reason });
+      // Batched reads of one turn are each refused.
+      const together = await Promise.allSettled([refused.balance(TENANT, 'eur', 'alice'), refused.balance(TENANT, 'eur', 'bob')]);
+      for (const settled of together) expect(settled.status === 'rejected' && settled.reason instanceof ApplicationRoleRequiredError).toBe(true);
+      await expect(refused.transfer(TENANT, 'eur', 't-0')).rejects.toBeInstanceOf(ApplicationRoleRequiredError);
+      await expect(refused.accounts(TENANT)).rejects.toBeInstanceOf(ApplicationRoleRequiredError);
+      await expect(refused.trialBalance(TENANT, 'eur')).rejects.toBeInstanceOf(ApplicationRoleRequiredError);
+    }
+  });
+
+  it('is checked once per pool, on the connection of the first read (no connection of its own)', async () => {
+    const statements: string[] = [];
+    let connections = 0;
+    const recording: ClientPool = {
+      connect: async () => {
+        connections += 1;
+        const client = await db.app.connect();
+        return new Proxy(client, {
+          get(target, property) {
+            if (property === 'query') {
+              return (...args: unknown[]) => {
+                const first = args[0];
+                statements.push(typeof first === 'string' ? first : String((first as { text?: unknown }).text));
+                return (target.query as (...rest: unknown[]) => unknown).apply(target, args);
+              };
+            }
+            const value: unknown = Reflect.get(target, property, target);
+            return typeof value === 'function' ? (value as (...rest: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+      },
+    };
+    const first = new ReadModels({ pool: recording, currencies });
+    const second = new ReadModels({ pool: recording, currencies, batchBalanceReads: false });
+    expect(await first.balance(TENANT, 'eur', 'alice')).toEqual(ledger.balance('alice'));
+    expect(connections).toBe(1);
+    await first.transfer(TENANT, 'eur', 't-0');
+    await first.accounts(TENANT);
+    await second.balance(TENANT, 'eur', 'bob');
+    await second.statement(TENANT, 'eur', 'alice');
+    expect(connections).toBe(5);
+    expect(statements.filter((text) => text.includes('rolbypassrls'))).toHaveLength(1);
+  });
+});
