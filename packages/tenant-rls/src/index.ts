@@ -8,6 +8,6 @@ export { TENANT_ID_PATTERN, TENANT_ID_LENGTH_MAX, InvalidTenantIdError, isTenant
 export { withTenant, TENANT_SETTING, type ClientPool, type WithTenantOptions } from './with-tenant.js';
 export { ensureRoles, checkRoles, DEFAULT_ROLES, type RoleNames, type EnsureRolesOptions } from './roles.js';
 export { tenantIsolationSql, tenantScopedFunctionSql, appendOnlyFunctionSql, appendOnlySql, APPEND_ONLY_SQLSTATE, TENANT_PREDICATE_SQL, type TenantScopedFunction } from './policies.js';
-export { withRetention, RETENTION_SETTING, type WithRetentionOptions } from './retention.js';
+export { withRetention, RETENTION_SETTING, RetentionRoleError, type WithRetentionOptions } from './retention.js';
 export { quoteName, quoteLiteral, qualifiedName, SQL_NAME_PATTERN, type TableName } from './sql.js';
 export { runMigrations, type SchemaMigration, type RunMigrationsOptions, type RunMigrationsResult } from './run-migrations.js';

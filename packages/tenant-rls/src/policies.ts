@@ -1,4 +1,4 @@
-import { qualifiedName, quoteName, type TableName } from './sql.js';
+import { dollarQuoted, qualifiedName, quoteName, type TableName } from './sql.js';
 import { TENANT_SETTING } from './with-tenant.js';
 import { RETENTION_SETTING } from './retention.js';
 
@@ -65,11 +65,18 @@ export interface TenantScopedFunction {
   /** Schema and name of the function, each matching `SQL_NAME_PATTERN`. */
   readonly schema: string;
   readonly name: string;
-  /** The arguments after `p_tenant_id text`, as SQL (`''` for none). */
+  /**
+   * The arguments after `p_tenant_id text`, as SQL (`''` for none): input arguments only (no
+   * `OUT`, `INOUT` or `VARIADIC`; return columns go in `returns: 'TABLE (...)'`), with no
+   * comments, dollar quotes or backslashes, so that they can be counted.
+   */
   readonly args: string;
-  /** The return type, as SQL (`SETOF my.table`, `TABLE (...)`, `void`, ...). */
+  /** The return type, as SQL (`SETOF my.table`, `TABLE (...)`, `void`, `bigint`, ...); not `SETOF record`. */
   readonly returns: string;
-  /** The statements run with the tenant set; `p_tenant_id` holds it. */
+  /**
+   * The statements run with the tenant set; `p_tenant_id` holds it. They may `RETURN` at any
+   * point (a scalar function must). `v_previous` holds the setting they start with.
+   */
   readonly body: string;
   /** Settings in force while the function runs (its SET clauses), e.g. `{ enable_bitmapscan: 'off' }`. */
   readonly settings?: Readonly<Record<string, string>>;
@@ -85,22 +92,106 @@ const SETTING_VALUE = /^[A-Za-z0-9_.-]{1,64}$/;
  * (SECURITY INVOKER, so the tenant policies apply), and then puts the caller's setting back. So
  * one autocommitted statement reads or writes as one tenant, in one round trip, and a call
  * inside a longer transaction leaves it as it was. Grant EXECUTE separately.
+ *
+ * The setting is put back however the body ends. A body that runs to its end (a set-returning
+ * one that only uses `RETURN QUERY` and `RETURN NEXT`, or a `void` one with no `RETURN`) is
+ * followed by the restore directly. A body that may leave early (any other `RETURN`, which a
+ * scalar function must have) runs one call down: the function sets the tenant, calls itself with
+ * the same arguments, keeps what that returns (the value, or the rows), puts the caller's setting
+ * back and returns it; the inner call finds the tenant set and runs the body. If the body raises,
+ * PostgreSQL undoes the setting with the failed statement (or the savepoint rolled back to), as
+ * it undoes every `SET LOCAL`.
+ *
+ * Throws a `TypeError` for a name, setting, argument list or return type it cannot use safely.
  */
 export function tenantScopedFunctionSql(fn: TenantScopedFunction): string {
   const name = `${quoteName(fn.schema, 'schema name')}.${quoteName(fn.name, 'function name')}`;
   const settings = Object.entries(fn.settings ?? {}).map(([setting, value]) => {
-    if (!SETTING_NAME.test(setting) || !SETTING_VALUE.test(value)) throw new TypeError(`setting ${JSON.stringify(setting)} = ${JSON.stringify(value)} is not a plain name and value`);
+    if (!SETTING_NAME.test(setting) || typeof value !== 'string' || !SETTING_VALUE.test(value)) {
+      throw new TypeError(`setting ${JSON.stringify(setting)} = ${JSON.stringify(value)} is not a plain name and value`);
+    }
     return ` SET ${setting} = ${value}`;
   });
-  const args = fn.args.trim() === '' ? '' : `, ${fn.args}`;
-  return `CREATE OR REPLACE FUNCTION ${name}(p_tenant_id text${args}) RETURNS ${fn.returns}
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp${settings.join('')} AS $tenant_fn$
+  if (typeof fn.returns !== 'string' || typeof fn.body !== 'string') throw new TypeError('returns and body must be strings of SQL');
+  const argCount = countArguments(fn.args);
+  const returns = fn.returns.trim();
+  if (/^setof\s+record$/i.test(returns)) throw new TypeError('returns: SETOF record cannot be passed on without a column list; use TABLE (...)');
+  const args = argCount === 0 ? '' : `, ${fn.args}`;
+  const kind = /^setof\s/i.test(returns) || /^table\s*\(/i.test(returns) ? 'set' : /^void$/i.test(returns) ? 'void' : 'value';
+  // Only a RETURN that ends the function early needs the call one level down; RETURN QUERY and
+  // RETURN NEXT add rows and go on (RETURNING, an INSERT's clause, is another word).
+  const leavesEarly = kind === 'value' || /\bRETURN\b(?!\s+(QUERY|NEXT)\b)/i.test(fn.body);
+  let entry = '';
+  if (leavesEarly) {
+    // The same function again, with every argument as it came ($1 is p_tenant_id).
+    const again = `${name}(${Array.from({ length: argCount + 1 }, (_, index) => `$${index + 1}`).join(', ')})`;
+    const scoped = {
+      set: `RETURN QUERY SELECT * FROM ${again};\n    PERFORM set_config('${TENANT_SETTING}', v_previous, true);\n    RETURN;`,
+      void: `PERFORM ${again};\n    PERFORM set_config('${TENANT_SETTING}', v_previous, true);\n    RETURN;`,
+      value: `v_scoped_result := ${again};\n    PERFORM set_config('${TENANT_SETTING}', v_previous, true);\n    RETURN v_scoped_result;`,
+    }[kind];
+    entry = `
+  IF v_previous IS DISTINCT FROM coalesce(p_tenant_id, '') THEN
+    -- Set the tenant and run the body one call down, so that whatever it returns, and however
+    -- early, comes back here and the caller's setting is put back before it is returned.
+    PERFORM set_config('${TENANT_SETTING}', coalesce(p_tenant_id, ''), true);
+    ${scoped}
+  END IF;`;
+  } else {
+    entry = `
+  PERFORM set_config('${TENANT_SETTING}', p_tenant_id, true);`;
+  }
+  const code = `
 DECLARE
-  v_previous text := coalesce(current_setting('${TENANT_SETTING}', true), '');
-BEGIN
-  PERFORM set_config('${TENANT_SETTING}', p_tenant_id, true);
+  v_previous text := coalesce(current_setting('${TENANT_SETTING}', true), '');${kind === 'value' && leavesEarly ? `\n  v_scoped_result ${returns};` : ''}
+BEGIN${entry}
   ${fn.body}
   PERFORM set_config('${TENANT_SETTING}', v_previous, true);
 END
-$tenant_fn$;`;
+`;
+  return `CREATE OR REPLACE FUNCTION ${name}(p_tenant_id text${args}) RETURNS ${returns}
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp${settings.join('')} AS ${dollarQuoted(code, 'tenant_fn')};`;
+}
+
+/**
+ * How many arguments an argument list declares: its commas outside parentheses, brackets and
+ * quotes, plus one (0 for an empty list). Throws a `TypeError` for what it cannot count safely
+ * (comments, dollar quotes, backslashes, an unbalanced bracket or quote) and for `OUT`, `INOUT`
+ * and `VARIADIC` arguments, which a call does not pass on one for one.
+ */
+function countArguments(args: unknown): number {
+  if (typeof args !== 'string') throw new TypeError('args must be a string of SQL');
+  if (args.trim() === '') return 0;
+  if (/--|\/\*|\$|\\/.test(args)) throw new TypeError(`args ${JSON.stringify(args)} must not hold comments, dollar quotes or backslashes`);
+  const parts: string[] = [];
+  let depth = 0;
+  let quote: "'" | '"' | undefined;
+  let start = 0;
+  for (let i = 0; i < args.length; i += 1) {
+    const c = args[i];
+    if (quote !== undefined) {
+      // A doubled quote inside a quoted text is one quote character; the pair is skipped.
+      if (c === quote) {
+        if (args[i + 1] === quote) i += 1;
+        else quote = undefined;
+      }
+    } else if (c === "'" || c === '"') {
+      quote = c;
+    } else if (c === '(' || c === '[') {
+      depth += 1;
+    } else if (c === ')' || c === ']') {
+      depth -= 1;
+      if (depth < 0) break;
+    } else if (c === ',' && depth === 0) {
+      parts.push(args.slice(start, i));
+      start = i + 1;
+    }
+  }
+  if (quote !== undefined || depth !== 0) throw new TypeError(`args ${JSON.stringify(args)} has an unbalanced bracket or quote`);
+  parts.push(args.slice(start));
+  for (const part of parts) {
+    if (part.trim() === '') throw new TypeError(`args ${JSON.stringify(args)} has an empty argument`);
+    if (/^\s*(out|inout|variadic)\s/i.test(part)) throw new TypeError(`args: ${JSON.stringify(part.trim())}: only input arguments are accepted (no OUT, INOUT or VARIADIC)`);
+  }
+  return parts.length;
 }

@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import { quoteLiteral, quoteName } from './sql.js';
+import { dollarQuoted, quoteLiteral, quoteName } from './sql.js';
 
 /** The two roles of a Ledgerkit database. */
 export interface RoleNames {
@@ -20,7 +20,10 @@ export const DEFAULT_ROLES: RoleNames = { owner: 'ledgerkit_owner', app: 'ledger
 export interface EnsureRolesOptions {
   /** Role names; default {@link DEFAULT_ROLES}. */
   readonly roles?: RoleNames;
-  /** Password given to the application role when it is created; an existing role keeps its own. */
+  /**
+   * Password given to the application role when it is created; an existing role keeps its own.
+   * Any string without a NUL character; it is sent as a quoted literal.
+   */
   readonly appPassword?: string;
 }
 
@@ -29,13 +32,17 @@ export interface EnsureRolesOptions {
  * member of the owner (so it can `SET ROLE` to run migrations), and then checks both roles:
  * neither may be a superuser or bypass row-level security, and the application role must not
  * be a member of the owner. Needs `CREATEROLE` (or a superuser). Safe to run concurrently.
+ * Role names that are not strings matching `SQL_NAME_PATTERN`, and a password that is not a
+ * string or holds a NUL character, are refused with a `TypeError` before anything is sent.
  */
 export async function ensureRoles(client: PoolClient, options?: EnsureRolesOptions): Promise<void> {
   const roles = options?.roles ?? DEFAULT_ROLES;
   const owner = quoteName(roles.owner, 'owner role');
   const app = quoteName(roles.app, 'application role');
   if (roles.owner === roles.app) throw new TypeError('the owner and application roles must differ');
-  const password = options?.appPassword === undefined ? '' : ` PASSWORD ${quoteLiteral(options.appPassword)}`;
+  const appPassword: unknown = options?.appPassword;
+  if (appPassword !== undefined && typeof appPassword !== 'string') throw new TypeError('appPassword must be a string');
+  const password = appPassword === undefined ? '' : ` PASSWORD ${quoteLiteral(appPassword)}`;
   const attributes = 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS';
   await createRoleOnce(client, `CREATE ROLE ${owner} NOLOGIN ${attributes}`);
   await createRoleOnce(client, `CREATE ROLE ${app} LOGIN ${attributes}${password}`);
@@ -44,9 +51,14 @@ export async function ensureRoles(client: PoolClient, options?: EnsureRolesOptio
   await checkRoles(client, roles);
 }
 
-/** Role creation races between processes and databases of one cluster: the loser's duplicate is fine. */
+/**
+ * Role creation races between processes and databases of one cluster: the loser's duplicate is fine.
+ * The statement goes into a dollar-quoted DO body, so the tag must not occur in it (a password
+ * may hold any text, `$ensure$` included): the first of `$ensure$`, `$ensure_1$`, ... that does not.
+ */
 async function createRoleOnce(client: PoolClient, createRole: string): Promise<void> {
-  await client.query(`DO $ensure$ BEGIN ${createRole}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $ensure$`);
+  const body = `BEGIN ${createRole}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END`;
+  await client.query(`DO ${dollarQuoted(body, 'ensure')}`);
 }
 
 /** Throws unless both roles exist, neither is a superuser or bypasses RLS, and the app is not a member of the owner. */

@@ -8,6 +8,7 @@ import {
   tenantIsolationSql,
   tenantScopedFunctionSql,
   TENANT_SETTING,
+  RetentionRoleError,
   withRetention,
   withTenant,
   type RoleNames,
@@ -66,8 +67,11 @@ beforeAll(async () => {
   }
 });
 
+/** Further cluster-wide roles tests create; dropped with the database. */
+const extraRoles: string[] = [];
+
 afterAll(async () => {
-  await db?.close(roles === undefined ? [] : [roles.app, roles.owner]);
+  await db?.close(roles === undefined ? [] : [...extraRoles, roles.app, roles.owner]);
 });
 
 /** Runs `fn` on one app-role connection with no tenant set, in a transaction that is rolled back. */
@@ -136,6 +140,50 @@ describe('roles', () => {
   });
 });
 
+describe('ensureRoles with awkward input', () => {
+  it('an application password holding the dollar-quote tag, quotes and semicolons is stored as given: the role logs in with exactly it', async () => {
+    const pwRoles = { owner: `lk_${db.suffix}_pw_owner`, app: `lk_${db.suffix}_pw_app` };
+    extraRoles.push(pwRoles.app, pwRoles.owner);
+    const password = `abc$ensure$def$ensure_1$'; DROP ROLE ${roles.app}; --$$ "x" \\n`;
+    const client = await admin.connect();
+    try {
+      await ensureRoles(client, { roles: pwRoles, appPassword: password });
+    } finally {
+      client.release();
+    }
+    const login = async (secret: string): Promise<unknown> => {
+      const session = new pg.Client({ connectionString: asUser(db.adminUrl, pwRoles.app, secret) });
+      await session.connect();
+      try {
+        return (await session.query('SELECT current_user AS who')).rows[0];
+      } finally {
+        await session.end();
+      }
+    };
+    expect(await login(password)).toEqual({ who: pwRoles.app });
+    // The server checks the password (SCRAM): a near miss is refused, so the login above proves it.
+    await expect(login('abc')).rejects.toMatchObject({ code: '28P01' });
+    // The text after the quote was never run as SQL.
+    expect((await admin.query('SELECT count(*)::int AS n FROM pg_roles WHERE rolname = $1', [roles.app])).rows[0]).toEqual({ n: 1 });
+  });
+
+  it('role names that are not strings are refused before anything is sent: no role named "undefined" appears', async () => {
+    const exists = async (): Promise<boolean> => (await admin.query(`SELECT 1 FROM pg_roles WHERE rolname = 'undefined'`)).rowCount === 1;
+    const existedBefore = await exists();
+    const client = await admin.connect();
+    try {
+      // A JavaScript caller, or a config file, that forgot the application role's name.
+      const forgotApp = { owner: roles.owner } as unknown as RoleNames;
+      await expect(ensureRoles(client, { roles: forgotApp })).rejects.toThrow(TypeError);
+      await expect(ensureRoles(client, { roles, appPassword: 42 as unknown as string })).rejects.toThrow(/appPassword must be a string/);
+      expect(await exists()).toBe(existedBefore);
+    } finally {
+      if (!existedBefore && (await exists())) await client.query('DROP ROLE "undefined"');
+      client.release();
+    }
+  });
+});
+
 describe('withTenant', () => {
   it('sets the tenant for its transaction only: the same pooled connection carries no tenant afterwards', async () => {
     const inside = await withTenant(appSingle, 'tenant-a', async (client) => (await client.query(`SELECT current_setting($1, true) AS t`, [TENANT_SETTING])).rows[0]);
@@ -191,6 +239,184 @@ describe('withTenant', () => {
     ).rejects.toThrow();
     const count = await withTenant(pool, 'tenant-a', async (client) => (await client.query('SELECT count(*)::int AS n FROM scratch.notes')).rows[0]);
     expect(count).toEqual({ n: 2 });
+  });
+});
+
+describe('tenantScopedFunctionSql puts the caller’s tenant back however the body ends', () => {
+  beforeAll(async () => {
+    const client = await admin.connect();
+    try {
+      await client.query(`SET ROLE ${roles.owner}`);
+      await client.query(`
+        ${tenantScopedFunctionSql({
+          schema: 'scratch',
+          name: 'count_value',
+          args: '',
+          returns: 'bigint',
+          body: 'RETURN (SELECT count(*) FROM scratch.notes);',
+        })}
+        ${tenantScopedFunctionSql({
+          schema: 'scratch',
+          name: 'first_note',
+          args: '',
+          returns: 'SETOF scratch.notes',
+          // Leaves with a bare RETURN before the end, as a set-returning body may.
+          body: 'RETURN QUERY SELECT * FROM scratch.notes ORDER BY id LIMIT 1; RETURN; RETURN QUERY SELECT * FROM scratch.notes;',
+        })}
+        ${tenantScopedFunctionSql({
+          schema: 'scratch',
+          name: 'add_note',
+          args: 'p_id integer',
+          returns: 'void',
+          body: `INSERT INTO scratch.notes VALUES (p_tenant_id, p_id, 'added'); IF p_id > 0 THEN RETURN; END IF; INSERT INTO scratch.notes VALUES (p_tenant_id, -p_id, 'never');`,
+        })}
+        ${tenantScopedFunctionSql({
+          schema: 'scratch',
+          name: 'fail',
+          args: '',
+          returns: 'bigint',
+          body: `PERFORM count(*) FROM scratch.notes; RAISE EXCEPTION 'body failed' USING ERRCODE = 'P0001';`,
+        })}
+        ${tenantScopedFunctionSql({
+          schema: 'scratch',
+          name: 'count_restoring_itself',
+          args: '',
+          returns: 'integer',
+          // Written for earlier releases: puts the caller's setting back itself before it returns.
+          body: `DECLARE v_n integer; BEGIN
+            SELECT count(*) INTO v_n FROM scratch.notes;
+            PERFORM set_config('${TENANT_SETTING}', v_previous, true);
+            RETURN v_n; END;`,
+        })}
+        ${tenantScopedFunctionSql({
+          schema: 'scratch',
+          name: 'describe_args',
+          // Commas inside a type, a quoted default and a quoted name must not be taken for argument separators.
+          args: `p_amount numeric(10, 2), "p_odd,name" text DEFAULT 'a,b''c', p_ids integer[] DEFAULT ARRAY[1, 2]`,
+          returns: 'text',
+          body: `RETURN p_tenant_id || '|' || p_amount || '|' || "p_odd,name" || '|' || array_to_string(p_ids, ';') || '|' || current_setting('${TENANT_SETTING}');`,
+        })}
+        -- Hardened as the example API does: only the application role may call it.
+        REVOKE ALL ON FUNCTION scratch.count_value(text) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION scratch.count_value(text) TO ${roles.app};
+      `);
+    } finally {
+      await client.query('RESET ROLE');
+      client.release();
+    }
+  });
+
+  /** Runs `fn` as the application role in a transaction set to `tenant`, then rolls it back. */
+  async function asAppTenant<T>(tenant: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await app.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config($1, $2, true)`, [TENANT_SETTING, tenant]);
+      return await fn(client);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  }
+
+  /** The tenant setting and the tenants whose notes the transaction sees. */
+  async function tenantNow(client: pg.PoolClient): Promise<{ setting: string; visible: string[] }> {
+    const setting = (await client.query<{ t: string }>('SELECT current_setting($1) AS t', [TENANT_SETTING])).rows[0]?.t ?? '';
+    const visible = (await client.query<{ tenant_id: string }>('SELECT DISTINCT tenant_id FROM scratch.notes ORDER BY 1')).rows.map((row) => row.tenant_id);
+    return { setting, visible };
+  }
+
+  it('a scalar body that RETURNs its value: the value is the named tenant’s, and the caller is back on its own tenant', async () => {
+    const seen = await asAppTenant('tenant-b', async (client) => {
+      const { rows } = await client.query<{ n: string }>('SELECT scratch.count_value($1) AS n', ['tenant-a']);
+      return { n: rows[0]?.n, after: await tenantNow(client) };
+    });
+    expect(seen).toEqual({ n: '2', after: { setting: 'tenant-b', visible: ['tenant-b'] } });
+    // Autocommitted on its own: no tenant before, none after.
+    expect((await appSingle.query('SELECT scratch.count_value($1) AS n', ['tenant-a'])).rows).toEqual([{ n: '2' }]);
+    const client = await appSingle.connect();
+    try {
+      expect((await client.query(`SELECT current_setting($1, true) AS t`, [TENANT_SETTING])).rows[0]?.t ?? '').toBe('');
+    } finally {
+      client.release();
+    }
+  });
+
+  it('a caller already on the named tenant gets the same answer and keeps its tenant', async () => {
+    const seen = await asAppTenant('tenant-a', async (client) => {
+      const { rows } = await client.query<{ n: string }>('SELECT scratch.count_value($1) AS n', ['tenant-a']);
+      return { n: rows[0]?.n, after: await tenantNow(client) };
+    });
+    expect(seen).toEqual({ n: '2', after: { setting: 'tenant-a', visible: ['tenant-a'] } });
+  });
+
+  it('a body that puts the setting back itself from v_previous, as written for earlier releases, still works', async () => {
+    const seen = await asAppTenant('tenant-b', async (client) => {
+      const { rows } = await client.query<{ n: number }>('SELECT scratch.count_restoring_itself($1) AS n', ['tenant-a']);
+      return { n: rows[0]?.n, after: await tenantNow(client) };
+    });
+    expect(seen).toEqual({ n: 2, after: { setting: 'tenant-b', visible: ['tenant-b'] } });
+  });
+
+  it('a set-returning body that leaves early with a bare RETURN', async () => {
+    const seen = await asAppTenant('tenant-b', async (client) => {
+      const { rows } = await client.query('SELECT tenant_id, id FROM scratch.first_note($1)', ['tenant-a']);
+      return { rows, after: await tenantNow(client) };
+    });
+    expect(seen).toEqual({ rows: [{ tenant_id: 'tenant-a', id: 1 }], after: { setting: 'tenant-b', visible: ['tenant-b'] } });
+  });
+
+  it('a void body that writes and leaves early with RETURN: the row goes to the named tenant, later writes to the caller’s', async () => {
+    const seen = await asAppTenant('tenant-b', async (client) => {
+      await client.query('SELECT scratch.add_note($1, 77)', ['tenant-a']);
+      const after = await tenantNow(client);
+      // Under the caller's tenant again: a row for tenant-a is refused by the policy.
+      const code = await sqlstateOf(client.query(`INSERT INTO scratch.notes VALUES ('tenant-a', 78, 'x')`));
+      return { after, code };
+    });
+    expect(seen).toEqual({ after: { setting: 'tenant-b', visible: ['tenant-b'] }, code: '42501' });
+    const added = await asAppTenant('tenant-a', async (client) => (await client.query('SELECT id, body FROM scratch.notes WHERE id = 77')).rows);
+    expect(added).toEqual([]); // rolled back with its transaction
+  });
+
+  it('a body that raises: rolling back to the savepoint leaves the caller on its own tenant', async () => {
+    const seen = await asAppTenant('tenant-b', async (client) => {
+      await client.query('SAVEPOINT before_call');
+      const code = await sqlstateOf(client.query('SELECT scratch.fail($1)', ['tenant-a']));
+      await client.query('ROLLBACK TO SAVEPOINT before_call');
+      return { code, after: await tenantNow(client) };
+    });
+    expect(seen).toEqual({ code: 'P0001', after: { setting: 'tenant-b', visible: ['tenant-b'] } });
+  });
+
+  it('passes every argument on, defaults included, to a body that leaves early', async () => {
+    const seen = await asAppTenant('tenant-b', async (client) => ({
+      defaults: (await client.query('SELECT scratch.describe_args($1, 1.5) AS d', ['tenant-a'])).rows[0]?.d,
+      given: (await client.query('SELECT scratch.describe_args($1, 2, $2, $3) AS d', ['tenant-a', 'z', [7]])).rows[0]?.d,
+      after: await tenantNow(client),
+    }));
+    expect(seen).toEqual({
+      defaults: "tenant-a|1.5|a,b'c|1;2|tenant-a",
+      given: 'tenant-a|2|z|7|tenant-a',
+      after: { setting: 'tenant-b', visible: ['tenant-b'] },
+    });
+  });
+
+  it('refuses argument lists it cannot pass on one for one, and SETOF record', () => {
+    const base = { schema: 'scratch', name: 'x', returns: 'void', body: '' };
+    for (const args of ['OUT n integer', 'p integer, INOUT q integer', 'VARIADIC p integer[]', 'p integer -- note', 'p text DEFAULT $$a$$', 'p numeric(10', "p text DEFAULT 'a", 'p integer,, q integer']) {
+      expect(() => tenantScopedFunctionSql({ ...base, args }), args).toThrow(TypeError);
+    }
+    expect(() => tenantScopedFunctionSql({ ...base, args: '', returns: 'SETOF record' })).toThrow(/TABLE/);
+  });
+
+  it('a body that runs to its end (RETURN QUERY, RETURNING) sets the tenant directly, without calling itself', () => {
+    const plain = tenantScopedFunctionSql({ schema: 'scratch', name: 'p', args: 'p_n integer', returns: 'SETOF scratch.notes', body: 'RETURN QUERY SELECT * FROM scratch.notes LIMIT p_n; RETURN NEXT;' });
+    const insert = tenantScopedFunctionSql({ schema: 'scratch', name: 'q', args: '', returns: 'void', body: "INSERT INTO scratch.notes VALUES (p_tenant_id, 1, 'x') RETURNING id;" });
+    const early = tenantScopedFunctionSql({ schema: 'scratch', name: 'r', args: '', returns: 'SETOF scratch.notes', body: 'RETURN QUERY SELECT * FROM scratch.notes; RETURN;' });
+    expect(plain).not.toContain('"scratch"."p"($1');
+    expect(insert).not.toContain('"scratch"."q"($1');
+    expect(early).toContain('"scratch"."r"($1)');
   });
 });
 
@@ -286,5 +512,35 @@ describe('append-only tables', () => {
     // Other tenants' rows stay out of reach of a retention transaction.
     const otherTenant = await withRetention(admin, { tenantId: 'tenant-r', ownerRole: roles.owner }, async (client) => (await client.query(`DELETE FROM scratch.entries WHERE tenant_id = 'tenant-a'`)).rowCount);
     expect(otherTenant).toBe(0);
+  });
+
+  it('retention refuses an ownerRole that is a superuser or has BYPASSRLS: fn never runs and nothing is deleted', async () => {
+    const superRole = `lk_${db.suffix}_super`;
+    const bypassRole = `lk_${db.suffix}_bypass`;
+    extraRoles.push(superRole, bypassRole);
+    await admin.query(`CREATE ROLE ${superRole} NOLOGIN SUPERUSER; CREATE ROLE ${bypassRole} NOLOGIN BYPASSRLS;
+      GRANT USAGE ON SCHEMA scratch TO ${bypassRole}; GRANT SELECT, DELETE ON scratch.notes TO ${bypassRole}`);
+    const countsBefore = (await admin.query('SELECT tenant_id, count(*)::int AS n FROM scratch.notes GROUP BY 1 ORDER BY 1')).rows;
+    for (const ownerRole of [superRole, bypassRole]) {
+      let ran = false;
+      const outcome = withRetention(admin, { tenantId: 'tenant-a', ownerRole }, async (client) => {
+        ran = true;
+        // What it would do: see every tenant, delete every tenant's notes. Undone by the throw.
+        await client.query('DELETE FROM scratch.notes');
+        throw new Error('fn ran as a role that bypasses row-level security');
+      });
+      await expect(outcome, ownerRole).rejects.toBeInstanceOf(RetentionRoleError);
+      await expect(outcome).rejects.toMatchObject({ code: 'retention_role_bypasses_rls', role: ownerRole });
+      expect(ran, ownerRole).toBe(false);
+    }
+    expect((await admin.query('SELECT tenant_id, count(*)::int AS n FROM scratch.notes GROUP BY 1 ORDER BY 1')).rows).toEqual(countsBefore);
+    // The connection went back to the pool clean: no role, no tenant, no retention setting left on it.
+    const client = await admin.connect();
+    try {
+      const { rows } = await client.query(`SELECT current_user = session_user AS own_role, coalesce(current_setting($1, true), '') AS tenant, coalesce(current_setting('ledgerkit.retention', true), '') AS retention`, [TENANT_SETTING]);
+      expect(rows[0]).toEqual({ own_role: true, tenant: '', retention: '' });
+    } finally {
+      client.release();
+    }
   });
 });

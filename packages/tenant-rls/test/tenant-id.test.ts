@@ -59,8 +59,15 @@ describe('SQL names and literals', () => {
     }
   });
 
+  it('names that are not strings are refused, not coerced (undefined would become the role "undefined")', () => {
+    for (const bad of [undefined, null, ['ok'], 42, { toString: () => 'ok' }]) {
+      expect(() => quoteName(bad as unknown as string, 'role'), String(bad)).toThrow(TypeError);
+    }
+  });
+
   it('literals double their single quotes and refuse NUL', () => {
     expect(quoteLiteral("it's")).toBe("'it''s'");
     expect(() => quoteLiteral('a\0b')).toThrow(TypeError);
+    for (const bad of [undefined, null, 42, ['x']]) expect(() => quoteLiteral(bad as unknown as string), String(bad)).toThrow(/must be a string/);
   });
 });
