@@ -4,6 +4,7 @@ import {
   INDEX_KEYS_MAX,
   indexIdsOf,
   dataJsonOf,
+  ID_PATTERN,
   INDEX_KEY_PREFIXES,
   InvalidInputError,
   LimitExceededError,
@@ -234,6 +235,9 @@ const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
  * role with the tenant set for its transaction only (appends and global reads are one call of a
  * function that sets it for its own statement), under forced row-level security.
  *
+ * It trusts the content of the events it appends: they must come from ledger-core's
+ * `EventCodec.encode`, as `LedgerWriter` builds them (see {@link PostgresEventStore.append}).
+ *
  * When the server cannot be reached, or goes away during a call (restart, crash, network), every
  * method rejects with the retriable `StoreUnavailableError`; for `append` the outcome is then
  * unknown. Give the pool a `connectionTimeoutMillis` so that an unreachable host fails fast too.
@@ -281,11 +285,33 @@ export class PostgresEventStore implements EventStore {
     return store;
   }
 
+  /**
+   * Appends a batch to one ledger stream, fenced by `expectedVersion` and the first event's
+   * `previousHash` (see the `EventStore` port), in one statement; resolves with the new version.
+   *
+   * **The store trusts the events' content.** It checks only what is cheap and structural: the
+   * tenant and ledger ids (`ledgerId` must match ledger-core's `ID_PATTERN`), `expectedVersion`
+   * (a non-negative integer), that every event carries the request's tenant and ledger and the
+   * next version, and that within the batch each event's `previousHash` is the `hash` of the
+   * event before it. It does not validate envelopes or data against their schemas, nor recompute
+   * hashes: an event that passes these checks is stored as sent, forever (the table is
+   * append-only), and one that `EventCodec.decode` refuses stops every reader of its ledger and
+   * tenant. So the events must come from ledger-core's `EventCodec.encode`, as `LedgerWriter`
+   * builds them; do not hand-build them.
+   *
+   * A malformed request is refused with `InvalidInputError` (bad ids, `expectedVersion`, a broken
+   * chain inside the batch) or `LimitExceededError` (too many events, an event of another tenant
+   * or ledger, wrong version numbering), before anything is sent: neither is retriable. A stream
+   * that moved throws the retriable `VersionConflictError`, a claimed index key
+   * `DuplicateIndexKeyError`, a lost server `StoreUnavailableError`; a refused append writes nothing.
+   */
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
     const tenantId = checkTenant(request.tenantId);
+    const ledgerId = checkLedgerId(request.ledgerId);
     const expected = request.expectedVersion;
-    if (!Number.isSafeInteger(expected) || expected < 0) throw new VersionConflictError(expected);
+    // A malformed argument, not a conflict: VersionConflictError would invite a retry.
+    if (!Number.isSafeInteger(expected) || expected < 0) throw new InvalidInputError([{ path: ['expectedVersion'], message: 'must be a non-negative integer' }]);
     const count = request.events.length;
     const eventIds = new Array<string>(count);
     const types = new Array<string>(count);
@@ -309,6 +335,10 @@ export class PostgresEventStore implements EventStore {
       if (event.ledgerVersion !== expected + offset + 1) {
         throw new LimitExceededError(`event ${offset} has version ${event.ledgerVersion}, expected ${expected + offset + 1}`);
       }
+      // The chain inside the batch (the first link is the database's fence): one string compare.
+      if (offset > 0 && event.previousHash !== hashes[offset - 1]) {
+        throw new InvalidInputError([{ path: ['events', offset, 'previousHash'], message: 'must be the hash of the event before it in the batch' }]);
+      }
       eventIds[offset] = event.eventId;
       types[offset] = event.type;
       schemaVersions[offset] = event.schemaVersion;
@@ -326,7 +356,7 @@ export class PostgresEventStore implements EventStore {
       reversalKeys[offset] = ids.reversal;
     }
     const call = appendParameters(
-      [tenantId, request.ledgerId, expected],
+      [tenantId, ledgerId, expected],
       [eventIds, types, schemaVersions, data, recordedAt, effectiveAt, correlationIds, causationIds, metadata, previousHashes, hashes, transferKeys, resolutionKeys, reversalKeys],
     );
     const inline = this.#inline;
@@ -405,19 +435,31 @@ export class PostgresEventStore implements EventStore {
     });
   }
 
+  /**
+   * Reads up to `limit` events of one stream (see the `EventStore` port). `direction` must be
+   * `'forward'` or `'backward'` and `ledgerId` a string without NUL, else `InvalidInputError`.
+   */
   async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
     checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
     const tenantId = checkTenant(request.tenantId);
+    const ledgerId = checkText(request.ledgerId, ['ledgerId']);
+    const direction: unknown = request.direction;
+    if (direction !== 'forward' && direction !== 'backward') throw new InvalidInputError([{ path: ['direction'], message: "must be 'forward' or 'backward'" }]);
     if (request.fromVersion !== undefined && !Number.isSafeInteger(request.fromVersion)) {
       throw new InvalidInputError([{ path: ['fromVersion'], message: 'must be an integer' }]);
     }
-    const forward = request.direction === 'forward';
+    const forward = direction === 'forward';
     const from = forward ? Math.max(request.fromVersion ?? 1, 1) : (request.fromVersion ?? Number.MAX_SAFE_INTEGER);
     if (from < 1) return [];
-    const rows = await this.#read<EventRow>(tenantId, forward ? READ_FORWARD_SQL : READ_BACKWARD_SQL, [tenantId, request.ledgerId, from, request.limit]);
+    const rows = await this.#read<EventRow>(tenantId, forward ? READ_FORWARD_SQL : READ_BACKWARD_SQL, [tenantId, ledgerId, from, request.limit]);
     return rows.map(toStoredEvent);
   }
 
+  /**
+   * Reads up to `limit` events of the tenant's global log after `after` (see the `EventStore`
+   * port). An `after` that is not a position this store handed out, or is out of range, is
+   * refused with `InvalidInputError`.
+   */
   async readAll(request: ReadAllRequest): Promise<GlobalEvent[]> {
     checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
     const tenantId = checkTenant(request.tenantId);
@@ -440,9 +482,15 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
+  /**
+   * The events that claimed the given index keys (see the `EventStore` port). `ledgerId` and
+   * every key must be strings without NUL, else `InvalidInputError`.
+   */
   async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
     checkLimit(request.keys.length, 0, INDEX_KEYS_MAX, 'index keys per lookup');
     const tenantId = checkTenant(request.tenantId);
+    const ledgerId = checkText(request.ledgerId, ['ledgerId']);
+    for (let i = 0; i < request.keys.length; i += 1) checkText(request.keys[i] as string, ['keys', i]);
     const found = new Map<string, StoredEvent>();
     if (request.keys.length === 0) return found;
     const transferIds: string[] = [];
@@ -454,7 +502,7 @@ export class PostgresEventStore implements EventStore {
       else if (key.startsWith(INDEX_KEY_PREFIXES.reversal)) reversedIds.push(key.slice(INDEX_KEY_PREFIXES.reversal.length));
     }
     if (transferIds.length + pendingIds.length + reversedIds.length === 0) return found;
-    const rows = await this.#read<EventRow & { key: string }>(tenantId, FIND_BY_KEYS_SQL, [tenantId, request.ledgerId, transferIds, pendingIds, reversedIds]);
+    const rows = await this.#read<EventRow & { key: string }>(tenantId, FIND_BY_KEYS_SQL, [tenantId, ledgerId, transferIds, pendingIds, reversedIds]);
     const byKey = new Map(rows.map((row) => [row.key, row]));
     for (const key of request.keys) {
       const row = byKey.get(key);
@@ -463,21 +511,39 @@ export class PostgresEventStore implements EventStore {
     return found;
   }
 
+  /**
+   * Stores a snapshot, replacing the ledger's older one. Refused with `InvalidInputError`, before
+   * anything is sent: a `ledgerId` off ledger-core's `ID_PATTERN`, a `ledgerVersion` that is not a
+   * non-negative integer, a `schemaVersion` that is not an integer in 0..2,147,483,647, a `hash`
+   * that is not a string without NUL, and a `state` that is not a JSON object PostgreSQL can
+   * store (a BigInt, a NUL character or a lone UTF-16 surrogate in it).
+   */
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     const tenantId = checkTenant(snapshot.tenantId);
+    const ledgerId = checkLedgerId(snapshot.ledgerId);
+    if (!Number.isSafeInteger(snapshot.ledgerVersion) || snapshot.ledgerVersion < 0) {
+      throw new InvalidInputError([{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }]);
+    }
+    const hash = checkText(snapshot.hash, ['hash']);
+    if (!Number.isInteger(snapshot.schemaVersion) || snapshot.schemaVersion < 0 || snapshot.schemaVersion > INTEGER_MAX) {
+      throw new InvalidInputError([{ path: ['schemaVersion'], message: `must be an integer in 0..${INTEGER_MAX}` }]);
+    }
+    const state = snapshotStateJson(snapshot.state);
     await withTenant(this.#pool, tenantId, (client) =>
-      client.query(SAVE_SNAPSHOT_SQL, [tenantId, snapshot.ledgerId, snapshot.ledgerVersion, snapshot.hash, snapshot.schemaVersion, JSON.stringify(snapshot.state)]),
+      client.query(SAVE_SNAPSHOT_SQL, [tenantId, ledgerId, snapshot.ledgerVersion, hash, snapshot.schemaVersion, state]),
     ).catch((error: unknown) => {
       throw unavailableError(error) ?? error;
     });
   }
 
+  /** The ledger's latest snapshot, or `null`; a `ledgerId` that is not a string without NUL is refused with `InvalidInputError`. */
   async loadSnapshot(request: { readonly tenantId: string; readonly ledgerId: string }): Promise<Snapshot | null> {
     const tenantId = checkTenant(request.tenantId);
+    const ledgerId = checkText(request.ledgerId, ['ledgerId']);
     const rows = await this.#read<{ tenant_id: string; ledger_id: string; ledger_version: string; hash: string; schema_version: number; state: JsonObject }>(
       tenantId,
       LOAD_SNAPSHOT_SQL,
-      [tenantId, request.ledgerId],
+      [tenantId, ledgerId],
     );
     const row = rows[0];
     if (row === undefined) return null;
@@ -595,6 +661,44 @@ function isDatabaseError(error: unknown): error is Error & { code: string; detai
 function checkTenant(tenantId: string): string {
   if (!isTenantId(tenantId)) throw new InvalidInputError([{ path: ['tenantId'], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
   return tenantId;
+}
+
+/** A ledger id an event or snapshot may be written under: ledger-core's `ID_PATTERN`. */
+function checkLedgerId(ledgerId: string): string {
+  if (typeof ledgerId !== 'string' || !ID_PATTERN.test(ledgerId)) {
+    throw new InvalidInputError([{ path: ['ledgerId'], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+  }
+  return ledgerId;
+}
+
+/** A text a call may send as a parameter: a string without NUL, which PostgreSQL text cannot hold. */
+function checkText(value: string, path: readonly (string | number)[]): string {
+  if (typeof value !== 'string' || value.includes('\0')) throw new InvalidInputError([{ path, message: 'must be a string without NUL characters' }]);
+  return value;
+}
+
+/** Largest PostgreSQL `integer`. */
+const INTEGER_MAX = 2 ** 31 - 1;
+
+/**
+ * A JSON escape `jsonb` refuses: `\u0000`, or a lone surrogate (`JSON.stringify` escapes only
+ * lone ones). Its backslash must follow an even number of backslashes: after an odd number it
+ * is itself escaped, and `u0000` is plain text.
+ */
+const JSONB_UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
+
+/** A snapshot's state as the JSON text `jsonb` will take; `InvalidInputError` for anything else. */
+function snapshotStateJson(state: unknown): string {
+  if (typeof state !== 'object' || state === null || Array.isArray(state)) throw new InvalidInputError([{ path: ['state'], message: 'must be a JSON object' }]);
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(state);
+  } catch (error) {
+    throw new InvalidInputError([{ path: ['state'], message: `cannot be written as JSON: ${error instanceof Error ? error.message : String(error)}` }]);
+  }
+  if (typeof json !== 'string' || !json.startsWith('{')) throw new InvalidInputError([{ path: ['state'], message: 'must be a JSON object' }]);
+  if (JSONB_UNSTORABLE_ESCAPE.test(json)) throw new InvalidInputError([{ path: ['state'], message: 'must not hold NUL characters or lone UTF-16 surrogates' }]);
+  return json;
 }
 
 function checkLimit(value: number, min: number, max: number, what: string): void {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { InvalidInputError, Ledger, VersionConflictError, type CommandResult, type EventStore, type StoredEvent } from '@ledgerkit/ledger-core';
+import { GENESIS_HASH, InvalidInputError, Ledger, LedgerError, VersionConflictError, type CommandResult, type EventStore, type Snapshot, type StoredEvent } from '@ledgerkit/ledger-core';
 import { migrate, MIGRATIONS, PostgresEventStore, SCHEMA_VERSION } from '@ledgerkit/store-postgres';
 import { withTenant } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
@@ -497,5 +497,139 @@ describe('PostgresEventStore.open', () => {
       await pool.end();
       await db.admin.query(`DROP ROLE ${member}`);
     }
+  });
+});
+
+/** What `call` rejected with: its class name, code, retriability and first issue's path; fails the test if it resolved. */
+async function refusal(call: () => Promise<unknown>): Promise<{ name: string; code: unknown; retriable: unknown; path: unknown }> {
+  let outcome: unknown;
+  try {
+    outcome = await call();
+  } catch (error) {
+    const e = error as { constructor: { name: string }; code?: unknown; retriable?: unknown; issues?: readonly { path: unknown }[] };
+    return { name: e.constructor.name, code: e.code, retriable: e.retriable, path: e.issues?.[0]?.path };
+  }
+  throw new Error(`expected a refusal, got ${JSON.stringify(outcome)}`);
+}
+
+const invalid = (path: readonly (string | number)[]): { name: string; code: string; retriable: boolean; path: readonly (string | number)[] } => ({
+  name: 'InvalidInputError',
+  code: 'invalid_input',
+  retriable: false,
+  path,
+});
+
+describe('bad arguments are refused with typed, non-retriable errors before anything is sent', () => {
+  it('append: a ledger id off ID_PATTERN is refused, with or without events, and nothing is written', async () => {
+    const tenantId = fresh('bad-ledger');
+    for (const ledgerId of ['bad ledger', '', 'x\u0000', '-leading-dash', 'l'.repeat(129)]) {
+      const events = ledgerId === '' ? [] : encodeAfter(emptyHead(tenantId, ledgerId), [accountOpened('cash')]);
+      expect(await refusal(() => store.append({ tenantId, ledgerId, expectedVersion: 0, events })), JSON.stringify(ledgerId)).toEqual(invalid(['ledgerId']));
+    }
+    const { rows } = await db.admin.query('SELECT count(*)::int AS n FROM ledgerkit.events WHERE tenant_id = $1', [tenantId]);
+    expect(rows[0]).toEqual({ n: 0 });
+  });
+
+  it('append: a batch whose hash chain breaks inside it is refused whole, and the stream then takes a correct batch', async () => {
+    const tenantId = fresh('chain');
+    const ledgerId = 'eur';
+    const head = emptyHead(tenantId, ledgerId);
+    const batch = encodeAfter(head, [accountOpened('cash'), accountOpened('revenue'), transferPosted('t-1')]);
+    // The third event names the first as its predecessor; the second starts over from genesis.
+    const skipsOne = [batch[0]!, batch[1]!, { ...batch[2]!, previousHash: batch[0]!.hash }];
+    const twoChains = [batch[0]!, { ...batch[1]!, previousHash: GENESIS_HASH }, batch[2]!];
+    expect(await refusal(() => store.append({ tenantId, ledgerId, expectedVersion: 0, events: skipsOne }))).toEqual(invalid(['events', 2, 'previousHash']));
+    expect(await refusal(() => store.append({ tenantId, ledgerId, expectedVersion: 0, events: twoChains }))).toEqual(invalid(['events', 1, 'previousHash']));
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual([]);
+    expect(await store.append({ tenantId, ledgerId, expectedVersion: 0, events: batch })).toEqual({ ledgerVersion: 3 });
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual(batch);
+  });
+
+  it('append: an expectedVersion that is not a non-negative integer is InvalidInputError, not a retriable VersionConflictError', async () => {
+    const tenantId = fresh('expected');
+    const ledgerId = 'eur';
+    const events = encodeAfter(emptyHead(tenantId, ledgerId), [accountOpened('cash')]);
+    for (const expectedVersion of [Number.NaN, -1, 1.5, Number.POSITIVE_INFINITY, 2 ** 53, '0' as unknown as number]) {
+      for (const batch of [[], events]) {
+        const error = await refusal(() => store.append({ tenantId, ledgerId, expectedVersion, events: batch }));
+        expect(error, `${String(expectedVersion)} with ${batch.length} events`).toEqual(invalid(['expectedVersion']));
+      }
+    }
+    expect(await readStreamOf(tenantId, ledgerId)).toEqual([]);
+  });
+
+  it('readStream: a direction other than forward or backward is refused instead of read backward', async () => {
+    const tenantId = fresh('direction');
+    await store.append({ tenantId, ledgerId: 'eur', expectedVersion: 0, events: encodeAfter(emptyHead(tenantId, 'eur'), [accountOpened('cash')]) });
+    for (const direction of ['sideways', 'Forward', '', undefined]) {
+      const request = { tenantId, ledgerId: 'eur', direction: direction as 'forward', fromVersion: 1, limit: 10 };
+      expect(await refusal(() => store.readStream(request)), String(direction)).toEqual(invalid(['direction']));
+    }
+    expect(await store.readStream({ tenantId, ledgerId: 'eur', direction: 'backward', limit: 10 })).toHaveLength(1);
+  });
+
+  it('readAll: a position of the right shape but out of range (txid ≥ 2⁶⁴, position ≥ 2⁶³) is InvalidInputError; the largest ones are read', async () => {
+    for (const after of [
+      '18446744073709551616-0000000000000000000',
+      '99999999999999999999-0000000000000000000',
+      '00000000000000000000-9223372036854775808',
+      '00000000000000000000-9999999999999999999',
+      42 as unknown as string,
+    ]) {
+      expect(await refusal(() => store.readAll({ tenantId: 'acme', after, limit: 10 })), String(after)).toEqual(invalid(['after']));
+    }
+    expect(await store.readAll({ tenantId: 'acme', after: '18446744073709551615-9223372036854775807', limit: 10 })).toEqual([]);
+  });
+
+  it('ids and index keys holding NUL are InvalidInputError, not a raw database error', async () => {
+    const tenantId = fresh('nul');
+    const calls: [readonly (string | number)[], () => Promise<unknown>][] = [
+      [['ledgerId'], () => store.readStream({ tenantId, ledgerId: 'eur\u0000', direction: 'forward', limit: 10 })],
+      [['ledgerId'], () => store.findByIndexKeys({ tenantId, ledgerId: 'eur\u0000', keys: ['transfer:t-1'] })],
+      [['keys', 1], () => store.findByIndexKeys({ tenantId, ledgerId: 'eur', keys: ['transfer:t-1', 'transfer:\u0000'] })],
+      [['keys', 0], () => store.findByIndexKeys({ tenantId, ledgerId: 'eur', keys: [42 as unknown as string] })],
+      [['ledgerId'], () => store.loadSnapshot({ tenantId, ledgerId: 'eur\u0000' })],
+      [['ledgerId'], () => store.saveSnapshot({ tenantId, ledgerId: 'eur\u0000', ledgerVersion: 0, hash: GENESIS_HASH, schemaVersion: 1, state: {} })],
+      [['ledgerId'], () => store.append({ tenantId, ledgerId: 'eur\u0000', expectedVersion: 0, events: [] })],
+    ];
+    for (const [path, call] of calls) expect(await refusal(call), JSON.stringify(path)).toEqual(invalid(path));
+  });
+
+  it('saveSnapshot: fields PostgreSQL cannot store are InvalidInputError, and the saved snapshot stays', async () => {
+    const tenantId = fresh('snap-bad');
+    const good: Snapshot = { tenantId, ledgerId: 'eur', ledgerVersion: 3, hash: 'a'.repeat(64), schemaVersion: 1, state: { accounts: [] } };
+    await store.saveSnapshot(good);
+    const cases: [readonly (string | number)[], Partial<Snapshot>][] = [
+      [['ledgerVersion'], { ledgerVersion: -1 }],
+      [['ledgerVersion'], { ledgerVersion: Number.NaN }],
+      [['ledgerVersion'], { ledgerVersion: 1.5 }],
+      [['schemaVersion'], { schemaVersion: 2 ** 40 }],
+      [['schemaVersion'], { schemaVersion: 2 ** 31 }],
+      [['schemaVersion'], { schemaVersion: -1 }],
+      [['schemaVersion'], { schemaVersion: 1.5 }],
+      [['hash'], { hash: 'a\u0000' }],
+      [['state'], { state: { s: '\u0000' } }],
+      [['state'], { state: { ['k\u0000']: 1 } }],
+      [['state'], { state: { nested: { list: ['ok', 'lone \uDC00 surrogate'] } } }],
+      [['state'], { state: { big: 1n } as unknown as Snapshot['state'] }],
+      [['state'], { state: null as unknown as Snapshot['state'] }],
+      [['state'], { state: [] as unknown as Snapshot['state'] }],
+      [['ledgerId'], { ledgerId: 'bad ledger' }],
+    ];
+    for (const [path, change] of cases) {
+      expect(await refusal(() => store.saveSnapshot({ ...good, ...change, ledgerVersion: change.ledgerVersion ?? 4 })), JSON.stringify(path)).toEqual(invalid(path));
+    }
+    expect(await store.loadSnapshot({ tenantId, ledgerId: 'eur' })).toEqual(good);
+    // Text that only looks like an escape, and a surrogate pair, are stored and read back as given.
+    const lookalike: Snapshot = { ...good, ledgerVersion: 5, state: { text: 'back\\u0000slash \\\\u0000 \\\\\\uD800', emoji: '😀' } };
+    await store.saveSnapshot(lookalike);
+    expect(await store.loadSnapshot({ tenantId, ledgerId: 'eur' })).toEqual(lookalike);
+  });
+
+  it('every refusal above is a LedgerError a caller can switch on', async () => {
+    const error = await store.append({ tenantId: 'acme', ledgerId: 'eur', expectedVersion: -1, events: [] }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect(error).toBeInstanceOf(LedgerError);
+    expect(error).not.toBeInstanceOf(VersionConflictError);
   });
 });
