@@ -2,11 +2,11 @@ import { EventCodec, type Ledger } from '@ledgerkit/ledger-core';
 import { ReadModels, type Projection, type ProjectionEvent } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { withTenant } from '@ledgerkit/tenant-rls';
-import type { PoolClient } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balancesProjectionWithCache } from '../src/read-models/balances.js';
 import { historyProjectionWithCache } from '../src/read-models/history.js';
 import { currencies, expectBalancesAgree, FIXTURE_ACCOUNTS, globalLog, openFixtureLedger, writeTransfers } from './support/fixtures.js';
+import { recordingClient } from './support/recording-client.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
 // The balances and history projections keep rows in memory between batches, per tenant, so that
@@ -46,19 +46,7 @@ async function tenantLog(tenantId: string): Promise<{ ledger: Ledger; first: Pro
 async function applyBatch(projection: Projection, tenantId: string, after: string | null, events: readonly ProjectionEvent[]): Promise<string[]> {
   const statements: string[] = [];
   await withTenant(db.app, tenantId, async (client) => {
-    const recording = new Proxy(client, {
-      get(target, property) {
-        if (property === 'query') {
-          return (...args: unknown[]) => {
-            const first = args[0];
-            statements.push(typeof first === 'string' ? first : String((first as { text?: unknown }).text));
-            return (target.query as (...rest: unknown[]) => unknown).apply(target, args);
-          };
-        }
-        const value: unknown = Reflect.get(target, property, target);
-        return typeof value === 'function' ? (value as (...rest: unknown[]) => unknown).bind(target) : value;
-      },
-    }) as PoolClient;
+    const recording = recordingClient(client, statements);
     await projection.apply({ client: recording, tenantId, after }, events);
   });
   return statements;

@@ -2,9 +2,10 @@ import { InvalidInputError, type AsOf, type Ledger } from '@ledgerkit/ledger-cor
 import { ApplicationRoleRequiredError, balancesProjection, historyProjection, ProjectionRunner, ReadModels } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currencies, openFixtureLedger, writeTransfers } from './support/fixtures.js';
+import { ExtraRoles } from './support/extra-roles.js';
+import { recordingClient } from './support/recording-client.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
 // ReadModels' arguments as a caller may get them wrong: each must be refused with
@@ -18,11 +19,11 @@ let models: ReadModels;
 let ledger: Ledger;
 /** A cursor openHolds returned: its two halves are reused to build bad ones. */
 let holdCursor: string;
-const rolePools: pg.Pool[] = [];
-const extraRoles: string[] = [];
+let extraRoles: ExtraRoles | undefined;
 
 beforeAll(async () => {
   db = await openTestDatabase();
+  extraRoles = new ExtraRoles(db);
   const store = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000 });
   models = new ReadModels({ pool: db.app, currencies });
   ledger = await openFixtureLedger(store, TENANT);
@@ -43,8 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ledger?.close();
-  await Promise.all(rolePools.map((pool) => pool.end().catch(() => undefined)));
-  for (const role of extraRoles) await db?.admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+  await extraRoles?.close();
   await db?.close();
 });
 
@@ -141,27 +141,11 @@ describe('a NUL character in an id or a cursor', () => {
   });
 });
 
-/** A login role made for a test: BYPASSRLS (with the application role's grants), or a member of the tables' owner. */
-async function poolOfExtraRole(kind: 'bypassrls' | 'owner-member'): Promise<pg.Pool> {
-  const role = `${db.roles.app}_${kind === 'bypassrls' ? 'byp' : 'own'}`;
-  const password = 'extra-role-pw';
-  extraRoles.push(role);
-  await db.admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'${kind === 'bypassrls' ? ' BYPASSRLS' : ''}`);
-  await db.admin.query(`GRANT ${kind === 'bypassrls' ? db.roles.app : db.roles.owner} TO ${role}`);
-  const url = new URL(db.appUrl);
-  url.username = role;
-  url.password = password;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
-  pool.on('error', () => undefined);
-  rolePools.push(pool);
-  return pool;
-}
-
 describe('the pool role', () => {
   it.each([
     ['a superuser', async () => db.admin, 'bypasses_rls'],
-    ['a role with BYPASSRLS', () => poolOfExtraRole('bypassrls'), 'bypasses_rls'],
-    ["a member of the tables' owner", () => poolOfExtraRole('owner-member'), 'owns_tables'],
+    ['a role with BYPASSRLS', () => (extraRoles as ExtraRoles).pool('bypassrls'), 'bypasses_rls'],
+    ["a member of the tables' owner", () => (extraRoles as ExtraRoles).pool('owner-member'), 'owns_tables'],
   ] as const)('is refused at the first read when it escapes row-level security (%s)', async (_kind, poolOf, reason) => {
     const pool = await poolOf();
     for (const batchBalanceReads of [true, false]) {
@@ -185,19 +169,7 @@ describe('the pool role', () => {
       connect: async () => {
         connections += 1;
         const client = await db.app.connect();
-        return new Proxy(client, {
-          get(target, property) {
-            if (property === 'query') {
-              return (...args: unknown[]) => {
-                const first = args[0];
-                statements.push(typeof first === 'string' ? first : String((first as { text?: unknown }).text));
-                return (target.query as (...rest: unknown[]) => unknown).apply(target, args);
-              };
-            }
-            const value: unknown = Reflect.get(target, property, target);
-            return typeof value === 'function' ? (value as (...rest: unknown[]) => unknown).bind(target) : value;
-          },
-        });
+        return recordingClient(client, statements);
       },
     };
     const first = new ReadModels({ pool: recording, currencies });

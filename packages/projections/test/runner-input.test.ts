@@ -11,9 +11,9 @@ import {
   type ProjectionStatus,
 } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currencies, eventually, expectBalancesAgree, openFixtureLedger, writeTransfers } from './support/fixtures.js';
+import { ExtraRoles } from './support/extra-roles.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
 // The runner's arguments and the pools it is given, as a caller may get them wrong.
@@ -24,11 +24,11 @@ let models: ReadModels;
 const ledgers: Ledger[] = [];
 const runners: ProjectionRunner[] = [];
 /** Pools of the extra roles made here, ended before those roles are dropped. */
-const rolePools: pg.Pool[] = [];
-const extraRoles: string[] = [];
+let extraRoles: ExtraRoles | undefined;
 
 beforeAll(async () => {
   db = await openTestDatabase();
+  extraRoles = new ExtraRoles(db);
   store = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000 });
   models = new ReadModels({ pool: db.app, currencies });
   for (const tenantId of ['acme', 'globex']) {
@@ -41,8 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(runners.map((runner) => runner.stop().catch(() => undefined)));
   for (const ledger of ledgers) await ledger.close();
-  await Promise.all(rolePools.map((pool) => pool.end().catch(() => undefined)));
-  for (const role of extraRoles) await db?.admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+  await extraRoles?.close();
   await db?.close();
 });
 
@@ -70,22 +69,6 @@ function failingProjection(name = 'always-fails', errorPolicy?: ErrorPolicy) {
     },
     reset: async () => undefined,
   });
-}
-
-/** A login role made for a test: BYPASSRLS (with the application role's grants), or a member of the tables' owner. */
-async function poolOfExtraRole(kind: 'bypassrls' | 'owner-member'): Promise<pg.Pool> {
-  const role = `${db.roles.app}_${kind === 'bypassrls' ? 'byp' : 'own'}`;
-  const password = 'extra-role-pw';
-  extraRoles.push(role);
-  await db.admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'${kind === 'bypassrls' ? ' BYPASSRLS' : ''}`);
-  await db.admin.query(`GRANT ${kind === 'bypassrls' ? db.roles.app : db.roles.owner} TO ${role}`);
-  const url = new URL(db.appUrl);
-  url.username = role;
-  url.password = password;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
-  pool.on('error', () => undefined);
-  rolePools.push(pool);
-  return pool;
 }
 
 describe('tenant discovery with a malformed id', () => {
@@ -186,8 +169,8 @@ describe('status', () => {
 describe('a pool whose role escapes row-level security', () => {
   it.each([
     ['a superuser', async () => db.admin, 'bypasses_rls'],
-    ['a role with BYPASSRLS', () => poolOfExtraRole('bypassrls'), 'bypasses_rls'],
-    ["a member of the tables' owner", () => poolOfExtraRole('owner-member'), 'owns_tables'],
+    ['a role with BYPASSRLS', () => (extraRoles as ExtraRoles).pool('bypassrls'), 'bypasses_rls'],
+    ["a member of the tables' owner", () => (extraRoles as ExtraRoles).pool('owner-member'), 'owns_tables'],
   ] as const)('is refused by the runner (%s): nothing is projected, every projection fails with ApplicationRoleRequiredError', async (_kind, poolOf, reason) => {
     const pool = await poolOf();
     const seen: string[] = [];

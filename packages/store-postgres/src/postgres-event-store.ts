@@ -19,8 +19,7 @@ import {
   type ReadAllRequest,
   type ReadStreamRequest,
   type Snapshot,
-  type StoredEvent,
-} from '@ledgerkit/ledger-core';
+  type StoredEvent, ID_PATTERN_MESSAGE} from '@ledgerkit/ledger-core';
 import { isTenantId, TENANT_SETTING, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
@@ -659,14 +658,14 @@ function isDatabaseError(error: unknown): error is Error & { code: string; detai
 }
 
 function checkTenant(tenantId: string): string {
-  if (!isTenantId(tenantId)) throw new InvalidInputError([{ path: ['tenantId'], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+  if (!isTenantId(tenantId)) throw new InvalidInputError([{ path: ['tenantId'], message: ID_PATTERN_MESSAGE }]);
   return tenantId;
 }
 
 /** A ledger id an event or snapshot may be written under: ledger-core's `ID_PATTERN`. */
 function checkLedgerId(ledgerId: string): string {
   if (typeof ledgerId !== 'string' || !ID_PATTERN.test(ledgerId)) {
-    throw new InvalidInputError([{ path: ['ledgerId'], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+    throw new InvalidInputError([{ path: ['ledgerId'], message: ID_PATTERN_MESSAGE }]);
   }
   return ledgerId;
 }

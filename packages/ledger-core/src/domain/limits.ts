@@ -7,6 +7,8 @@
 export const ID_LENGTH_MAX = 128;
 /** Ids are printable, URL-safe and never empty. */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** What {@link ID_PATTERN} asks, in words, for errors. */
+export const ID_PATTERN_MESSAGE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit';
 /** Most postings in one transfer. */
 export const POSTINGS_MAX = 32;
 /** Most commands in one linked group. */

@@ -8,12 +8,11 @@ import {
   POSTINGS_MAX,
   REASON_LENGTH_MAX,
   REFERENCE_LENGTH_MAX,
-  HOLD_TIMEOUT_MS_MAX,
-} from '../domain/limits.js';
+  HOLD_TIMEOUT_MS_MAX, ID_PATTERN_MESSAGE} from '../domain/limits.js';
 import type { LedgerEventType } from '../domain/types.js';
 
 /** An account, transfer, ledger or tenant id. */
-export const idSchema = z.string().regex(ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit');
+export const idSchema = z.string().regex(ID_PATTERN, ID_PATTERN_MESSAGE);
 
 /**
  * Whether a string can be stored as text by every store and read model as it is: no NUL (which

@@ -1,4 +1,4 @@
-import { HOLD_TIMEOUT_MS_MAX, ID_PATTERN, LINKED_COMMANDS_MAX, POSTINGS_MAX, REASON_LENGTH_MAX, REFERENCE_LENGTH_MAX } from '../domain/limits.js';
+import { HOLD_TIMEOUT_MS_MAX, ID_PATTERN, LINKED_COMMANDS_MAX, POSTINGS_MAX, REASON_LENGTH_MAX, REFERENCE_LENGTH_MAX, ID_PATTERN_MESSAGE } from '../domain/limits.js';
 import type { LedgerCommand, TransferLikeCommand } from '../domain/types.js';
 import { InvalidInputError, UnknownCurrencyError, type InputIssue, type LedgerError } from '../errors.js';
 import { isPlainMetadata } from '../events/fast-checks.js';
@@ -119,7 +119,7 @@ function postingsIssue(postings: unknown, at: Path): InputIssue | undefined {
     const posting: unknown = postings[i];
     if (!isObject(posting)) return issue([...at, 'postings', i], 'must be a posting object');
     const p = posting as Record<string, unknown>;
-    if (typeof p['accountId'] !== 'string' || !ID_PATTERN.test(p['accountId'])) return issue([...at, 'postings', i, 'accountId'], ID_MESSAGE);
+    if (typeof p['accountId'] !== 'string' || !ID_PATTERN.test(p['accountId'])) return issue([...at, 'postings', i, 'accountId'], ID_PATTERN_MESSAGE);
     if (p['side'] !== 'debit' && p['side'] !== 'credit') return issue([...at, 'postings', i, 'side'], 'must be debit or credit');
     if (typeof p['amount'] !== 'bigint') return issue([...at, 'postings', i, 'amount'], 'must be a bigint of minor units');
     if (typeof p['currency'] !== 'string' || !CURRENCY_CODE_PATTERN.test(p['currency'])) return issue([...at, 'postings', i, 'currency'], CURRENCY_MESSAGE);
@@ -193,10 +193,8 @@ function optionalStringIssue(value: unknown, lengthMax: number, at: Path, name: 
   return isStorableText(value) ? undefined : issue([...at, name], STORABLE_TEXT_MESSAGE);
 }
 
-const ID_MESSAGE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit';
-
 function idIssue(value: unknown, name: string, at: Path = NO_PATH): InputIssue | undefined {
-  return typeof value === 'string' && ID_PATTERN.test(value) ? undefined : issue([...at, name], ID_MESSAGE);
+  return typeof value === 'string' && ID_PATTERN.test(value) ? undefined : issue([...at, name], ID_PATTERN_MESSAGE);
 }
 
 function isObject(value: unknown): value is object {

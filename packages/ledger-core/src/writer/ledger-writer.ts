@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { decide, type Decision, type EventDraft } from '../domain/decide.js';
 import { evolve, transferRecordOf } from '../domain/evolve.js';
-import { BACKDATE_WINDOW_MS_DEFAULT, ID_PATTERN } from '../domain/limits.js';
+import { BACKDATE_WINDOW_MS_DEFAULT, ID_PATTERN, ID_PATTERN_MESSAGE } from '../domain/limits.js';
 import type { RejectionCode } from '../domain/rejections.js';
 import { restoreState, serializeState, SNAPSHOT_SCHEMA_VERSION } from '../domain/snapshot-codec.js';
 import { commitOverlay, initialState, overlayState, rebaseOverlay, type AccountState, type LedgerState, type OverlayState, type TransferRecord } from '../domain/state.js';
@@ -194,7 +194,7 @@ export class LedgerWriter {
     // Every event carries both ids; one off the pattern would make each unreadable.
     for (const [field, value] of [['tenantId', options.tenantId], ['ledgerId', options.ledgerId]] as const) {
       if (typeof value !== 'string' || !ID_PATTERN.test(value)) {
-        throw new InvalidInputError([{ path: [field], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+        throw new InvalidInputError([{ path: [field], message: ID_PATTERN_MESSAGE }]);
       }
     }
     this.#store = options.store;

@@ -1,4 +1,4 @@
-import { balanceOf, ID_PATTERN, InvalidInputError, normalSideOf, type AccountState, type AccountType, type Balance, type CurrencyRegistry } from '@ledgerkit/ledger-core';
+import { balanceOf, ID_PATTERN, InvalidInputError, normalSideOf, type AccountState, type AccountType, type Balance, type CurrencyRegistry, ID_PATTERN_MESSAGE } from '@ledgerkit/ledger-core';
 import type { PoolClient } from 'pg';
 import { SCHEMA } from '../schema.js';
 
@@ -78,7 +78,7 @@ export function accountListQuery(options: AccountListOptions): AccountListQuery 
     throw new InvalidInputError([{ path: ['limit'], message: `must be an integer in 1..${ACCOUNT_PAGE_SIZE_MAX}` }]);
   }
   if (options.ledgerId !== undefined && (typeof options.ledgerId !== 'string' || !ID_PATTERN.test(options.ledgerId))) {
-    throw new InvalidInputError([{ path: ['ledgerId'], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+    throw new InvalidInputError([{ path: ['ledgerId'], message: ID_PATTERN_MESSAGE }]);
   }
   const cursor = options.after == null ? null : accountCursorOf(options.after);
   if (cursor !== null && options.ledgerId !== undefined && cursor.ledgerId !== options.ledgerId) {

@@ -15,8 +15,7 @@ import {
   type HistoryPage,
   type Side,
   type TransferKind,
-  type TrialBalance,
-} from '@ledgerkit/ledger-core';
+  type TrialBalance, ID_PATTERN_MESSAGE} from '@ledgerkit/ledger-core';
 import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { isRoleChecked, checkApplicationRole } from '../role-check.js';
@@ -627,7 +626,7 @@ function holdCursorOf(cursor: string): { timeoutAt: string; transferId: string }
 /** Refuses an id off ledger-core's id pattern (which no stored id is): before any SQL, so a NUL never reaches PostgreSQL. */
 function checkId(value: string, field: string): void {
   if (typeof value !== 'string' || !ID_PATTERN.test(value)) {
-    throw new InvalidInputError([{ path: [field], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+    throw new InvalidInputError([{ path: [field], message: ID_PATTERN_MESSAGE }]);
   }
 }
 
@@ -646,5 +645,5 @@ function isDataException(error: unknown): boolean {
 }
 
 function checkTenant(tenantId: string): void {
-  if (!isTenantId(tenantId)) throw new InvalidInputError([{ path: ['tenantId'], message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit' }]);
+  if (!isTenantId(tenantId)) throw new InvalidInputError([{ path: ['tenantId'], message: ID_PATTERN_MESSAGE }]);
 }
