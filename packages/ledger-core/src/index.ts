@@ -44,7 +44,7 @@ export { serializeState, restoreState, SNAPSHOT_SCHEMA_VERSION } from './domain/
 export { parseCommand, type LinkedMemberInput } from './input/parse-command.js';
 export * as inputSchemas from './input/schemas-export.js';
 
-export { EventCodec, dataJsonOf, indexKeysOf, indexIdsOf, INDEX_KEY_PREFIXES, type IndexIds, type EventCodecOptions, type EnvelopeInput, type DecodedEvent } from './events/codec.js';
+export { EventCodec, appendableDataJson, dataJsonOf, indexKeysOf, indexIdsOf, INDEX_KEY_PREFIXES, type IndexIds, type EventCodecOptions, type EnvelopeInput, type DecodedEvent } from './events/codec.js';
 export { GENESIS_HASH, type StoredEvent, type GlobalEvent, type JsonObject, type JsonValue } from './events/stored-event.js';
 export { canonicalJson, canonicalEncoding, hashEvent } from './events/canonical.js';
 export { verifyChain, type ChainVerification, type BrokenLink, type ChainStart } from './events/verify-chain.js';

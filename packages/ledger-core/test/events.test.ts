@@ -14,7 +14,9 @@ import {
   canonicalEncoding,
   canonicalJson,
   hashEvent,
+  appendableDataJson,
   dataJsonOf,
+  InvalidInputError,
   verifyChain,
   type EventDraft,
   type JsonObject,
@@ -262,6 +264,70 @@ describe('EventCodec', () => {
   test('a v1 TransferPosted that lacks its accounts is still refused as corrupt after upcasting', () => {
     const v1 = { ...transferPosted, schemaVersion: 1, data: { transferId: 'old-1', amount: '2.50', currency: 'EUR' } };
     expect(corruption(v1)).toMatchObject({ ledgerVersion: 7, message: expect.stringMatching(/invalid TransferPosted data/) });
+  });
+});
+
+describe('EventCodec.verify and appendableDataJson (what a store may append)', () => {
+  const plain = (event: StoredEvent): StoredEvent => JSON.parse(JSON.stringify(event)) as StoredEvent;
+
+  test('every event type, as the codec built it and as a plain copy, verifies; the copy’s data text parses to the same data', () => {
+    for (const [offset, event] of stream.entries()) {
+      expect(() => codec.verify(event)).not.toThrow();
+      expect(() => codec.verify(plain(event))).not.toThrow();
+      expect(appendableDataJson(event, offset, codec)).toBe(canonicalDataJson(event.data));
+      expect(JSON.parse(appendableDataJson(plain(event), offset, codec))).toEqual(event.data);
+    }
+  });
+
+  test('property: changing any one string of a plain copy, or its ledger version, without hashing again is refused', () => {
+    // Every path to a string in the event (envelope fields, data, postings, metadata), or the version.
+    const pathsOf = (value: unknown, path: (string | number)[] = []): (string | number)[][] => {
+      if (typeof value === 'string') return [path];
+      if (Array.isArray(value)) return value.flatMap((inner, index) => pathsOf(inner, [...path, index]));
+      if (typeof value === 'object' && value !== null) return Object.entries(value).flatMap(([key, inner]) => pathsOf(inner, [...path, key]));
+      return [];
+    };
+    fc.assert(
+      fc.property(fc.nat({ max: stream.length - 1 }), fc.nat(), fc.string({ minLength: 1, maxLength: 3 }), (which, pick, suffix) => {
+        const copy = plain(stream[which]!) as unknown as Record<string, unknown>;
+        const paths = [...pathsOf(copy).filter((path) => path[0] !== 'hash'), ['ledgerVersion']];
+        const path = paths[pick % paths.length]!;
+        let holder = copy as Record<string | number, unknown>;
+        for (const key of path.slice(0, -1)) holder = holder[key] as Record<string | number, unknown>;
+        const last = path[path.length - 1]!;
+        holder[last] = typeof holder[last] === 'number' ? (holder[last] as number) + 1 : `${String(holder[last])}${suffix}`;
+        const event = copy as unknown as StoredEvent;
+        expect(() => codec.verify(event)).toThrow(CorruptEventError);
+        expect(() => appendableDataJson(event, 7, codec)).toThrow(InvalidInputError);
+        try {
+          appendableDataJson(event, 7, codec);
+        } catch (error) {
+          expect((error as InvalidInputError).issues[0]?.path).toEqual(['events', 7]);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('a copy hashed again after a change a reader would refuse is refused all the same', () => {
+    const transfer = transferPosted;
+    const faults: Partial<Omit<StoredEvent, 'hash'>>[] = [
+      { type: 'TransferVanished' },
+      { schemaVersion: 99 },
+      { effectiveAt: new Date(Date.parse(transfer.recordedAt) + 1).toISOString() },
+      { metadata: { actor: 'nul\u0000' } },
+      { data: { ...transfer.data, reference: 'half \ud83d' } },
+      { data: { ...transfer.data, postings: [] } },
+    ];
+    for (const fault of faults) {
+      expect(() => codec.verify(rehashed(plain(transfer), fault)), JSON.stringify(fault)).toThrow(CorruptEventError);
+    }
+  });
+
+  test('a value that is not an event is refused, not a TypeError', () => {
+    for (const value of [null, undefined, 42, 'event', [], {}]) {
+      expect(() => appendableDataJson(value as unknown as StoredEvent, 0, codec)).toThrow(InvalidInputError);
+    }
   });
 });
 

@@ -1,10 +1,13 @@
 import {
   APPEND_EVENTS_MAX,
+  appendableDataJson,
+  CurrencyRegistry,
   DuplicateIndexKeyError,
+  EventCodec,
   INDEX_KEYS_MAX,
   indexIdsOf,
-  dataJsonOf,
   ID_PATTERN,
+  ID_PATTERN_MESSAGE,
   INDEX_KEY_PREFIXES,
   InvalidInputError,
   LimitExceededError,
@@ -19,7 +22,8 @@ import {
   type ReadAllRequest,
   type ReadStreamRequest,
   type Snapshot,
-  type StoredEvent, ID_PATTERN_MESSAGE} from '@ledgerkit/ledger-core';
+  type StoredEvent,
+} from '@ledgerkit/ledger-core';
 import { isTenantId, TENANT_SETTING, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
@@ -50,6 +54,13 @@ export interface PostgresEventStoreOptions {
    * If it throws, the append rolls back and rejects with its error, so keep it short and bounded.
    */
   readonly inline?: InlineProjection;
+  /**
+   * Checks appended events that ledger-core's `EventCodec.encode` did not build — copies read
+   * from another store, say — as their readers will (see ledger-core's `appendableDataJson`), so
+   * give it the ledger's currencies and upcasters. Default: a codec with ledger-core's built-in
+   * currencies and upcasters. Events the writer encodes are not checked again.
+   */
+  readonly codec?: EventCodec;
 }
 
 /**
@@ -251,10 +262,12 @@ export class PostgresEventStore implements EventStore {
   readonly #pool: ClientPool;
   readonly #horizonWaitMs: number;
   readonly #inline: InlineProjection | undefined;
+  readonly #verifier: EventCodec;
 
   private constructor(options: PostgresEventStoreOptions) {
     this.#pool = options.pool;
     this.#inline = options.inline;
+    this.#verifier = options.codec ?? new EventCodec({ currencies: new CurrencyRegistry() });
     this.#horizonWaitMs = options.horizonWaitMs ?? 0;
     if (!Number.isInteger(this.#horizonWaitMs) || this.#horizonWaitMs < 0 || this.#horizonWaitMs > HORIZON_WAIT_MS_MAX) {
       throw new LimitExceededError(`horizonWaitMs must be an integer in 0..${HORIZON_WAIT_MS_MAX}, got ${String(options.horizonWaitMs)}`);
@@ -288,15 +301,15 @@ export class PostgresEventStore implements EventStore {
    * Appends a batch to one ledger stream, fenced by `expectedVersion` and the first event's
    * `previousHash` (see the `EventStore` port), in one statement; resolves with the new version.
    *
-   * **The store trusts the events' content.** It checks only what is cheap and structural: the
+   * **Nothing its readers could not read is written** (the table is append-only, and an event
+   * `EventCodec.decode` refused would stop every reader of its ledger and tenant). An event that
+   * ledger-core's `EventCodec.encode` built, as `LedgerWriter` builds them, is trusted as it is;
+   * any other is decoded and its hash recomputed by the `codec` option first, and refused with
+   * `InvalidInputError` at `events.<n>` if either fails. Then come the structural checks: the
    * tenant and ledger ids (`ledgerId` must match ledger-core's `ID_PATTERN`), `expectedVersion`
    * (a non-negative integer), that every event carries the request's tenant and ledger and the
    * next version, and that within the batch each event's `previousHash` is the `hash` of the
-   * event before it. It does not validate envelopes or data against their schemas, nor recompute
-   * hashes: an event that passes these checks is stored as sent, forever (the table is
-   * append-only), and one that `EventCodec.decode` refuses stops every reader of its ledger and
-   * tenant. So the events must come from ledger-core's `EventCodec.encode`, as `LedgerWriter`
-   * builds them; do not hand-build them.
+   * event before it.
    *
    * A malformed request is refused with `InvalidInputError` (bad ids, `expectedVersion`, a broken
    * chain inside the batch) or `LimitExceededError` (too many events, an event of another tenant
@@ -328,6 +341,8 @@ export class PostgresEventStore implements EventStore {
     const reversalKeys = new Array<string | null>(count);
     for (let offset = 0; offset < count; offset += 1) {
       const event = request.events[offset] as StoredEvent;
+      // First: an event its readers could not read is refused before any field of it is used.
+      data[offset] = appendableDataJson(event, offset, this.#verifier);
       if (event.tenantId !== request.tenantId || event.ledgerId !== request.ledgerId) {
         throw new LimitExceededError(`event ${offset} belongs to another tenant or ledger`);
       }
@@ -341,7 +356,6 @@ export class PostgresEventStore implements EventStore {
       eventIds[offset] = event.eventId;
       types[offset] = event.type;
       schemaVersions[offset] = event.schemaVersion;
-      data[offset] = dataJsonOf(event);
       recordedAt[offset] = event.recordedAt;
       effectiveAt[offset] = event.effectiveAt;
       correlationIds[offset] = event.correlationId;

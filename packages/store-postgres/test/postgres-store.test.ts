@@ -4,7 +4,7 @@ import { migrate, MIGRATIONS, PostgresEventStore, SCHEMA_VERSION } from '@ledger
 import { withTenant } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accountOpened, appendCall, emptyHead, encodeAfter, headAfter, transferPosted } from './support/events.js';
+import { accountOpened, appendCall, emptyHead, encodeAfter, headAfter, rechained, transferPosted } from './support/events.js';
 import { dropDatabase, openTestDatabase, withDatabase, type TestDatabase } from './support/test-database.js';
 
 let db: TestDatabase;
@@ -372,10 +372,15 @@ describe('payload texts', () => {
   it('data and metadata holding control characters, quotes, backslashes and non-ASCII text come back exactly as appended', async () => {
     const tenantId = fresh('payloads');
     const ledgerId = 'main';
-    const awkward = 'sep\u001e unit\u001f quote" backslash\\ brace} bracket] comma, zoë ∑ 🙂 \u0000 nul';
-    const encoded = encodeAfter(emptyHead(tenantId, ledgerId), [accountOpened('cash'), transferPosted('t-1'), accountOpened('bank')]);
-    // The store takes events as given (hashes are the writer's business): vary data and metadata.
-    const events = encoded.map((event, index) => ({ ...event, metadata: index === 1 ? { note: awkward, [awkward]: 'key' } : {}, data: index === 2 ? { ...event.data, extra: awkward } : event.data }));
+    const awkward = 'sep\u001e unit\u001f quote" backslash\\ brace} bracket] comma, zoë ∑ 🙂 \u0001 \u007f';
+    const awkwardKey = 'k\u001e"\\}],ë🙂\u0001';
+    const head = emptyHead(tenantId, ledgerId);
+    const encoded = encodeAfter(head, [accountOpened('cash'), transferPosted('t-1'), accountOpened('bank')]);
+    // Copies with awkward texts in the envelope's metadata and in the data, hashed again.
+    const events = rechained(head, encoded, (event, index) => ({
+      metadata: index === 1 ? { note: awkward, [awkwardKey]: 'key' } : {},
+      data: index === 2 ? { ...event.data, metadata: { [awkwardKey]: awkward } } : event.data,
+    }));
     expect(await store.append({ tenantId, ledgerId, expectedVersion: 0, events })).toEqual({ ledgerVersion: 3 });
     expect(await readStreamOf(tenantId, ledgerId)).toEqual(events);
   });
@@ -384,13 +389,13 @@ describe('payload texts', () => {
     const tenantId = fresh('separators');
     const ledgerId = 'main';
     const head = emptyHead(tenantId, ledgerId);
-    const first = encodeAfter(head, [accountOpened('cash')]).map((event) => ({ ...event, correlationId: '', causationId: 'a\u001eb' }));
-    const second = encodeAfter(headAfter(head, first), [accountOpened('bank'), accountOpened('till')]).map((event, index) => ({
-      ...event,
+    const first = rechained(head, encodeAfter(head, [accountOpened('cash')]), () => ({ correlationId: '', causationId: 'a\u001eb' }));
+    const second = rechained(headAfter(head, first), encodeAfter(headAfter(head, first), [accountOpened('bank'), accountOpened('till')]), (_event, index) => ({
       correlationId: index === 0 ? '\u001f' : null,
       causationId: index === 0 ? null : 'x\u001fy',
     }));
-    const third = encodeAfter(headAfter(head, [...first, ...second]), [accountOpened('vault')]).map((event) => ({ ...event, correlationId: 'plain', causationId: null }));
+    const afterSecond = headAfter(head, [...first, ...second]);
+    const third = rechained(afterSecond, encodeAfter(afterSecond, [accountOpened('vault')]), () => ({ correlationId: 'plain', causationId: null }));
     expect(await store.append({ tenantId, ledgerId, expectedVersion: 0, events: first })).toEqual({ ledgerVersion: 1 });
     expect(await store.append({ tenantId, ledgerId, expectedVersion: 1, events: second })).toEqual({ ledgerVersion: 3 });
     expect(await store.append({ tenantId, ledgerId, expectedVersion: 3, events: third })).toEqual({ ledgerVersion: 4 });
@@ -535,9 +540,10 @@ describe('bad arguments are refused with typed, non-retriable errors before anyt
     const ledgerId = 'eur';
     const head = emptyHead(tenantId, ledgerId);
     const batch = encodeAfter(head, [accountOpened('cash'), accountOpened('revenue'), transferPosted('t-1')]);
-    // The third event names the first as its predecessor; the second starts over from genesis.
-    const skipsOne = [batch[0]!, batch[1]!, { ...batch[2]!, previousHash: batch[0]!.hash }];
-    const twoChains = [batch[0]!, { ...batch[1]!, previousHash: GENESIS_HASH }, batch[2]!];
+    // Each event is the codec's own and its hash holds, but the links do not: the third event was
+    // encoded after the first, the second as if it opened the stream.
+    const skipsOne = [batch[0]!, batch[1]!, ...encodeAfter({ ...head, version: 2, hash: batch[0]!.hash }, [transferPosted('t-1')])];
+    const twoChains = [batch[0]!, ...encodeAfter({ ...head, version: 1 }, [accountOpened('revenue')]), batch[2]!];
     expect(await refusal(() => store.append({ tenantId, ledgerId, expectedVersion: 0, events: skipsOne }))).toEqual(invalid(['events', 2, 'previousHash']));
     expect(await refusal(() => store.append({ tenantId, ledgerId, expectedVersion: 0, events: twoChains }))).toEqual(invalid(['events', 1, 'previousHash']));
     expect(await readStreamOf(tenantId, ledgerId)).toEqual([]);

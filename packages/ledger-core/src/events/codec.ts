@@ -1,12 +1,12 @@
-import { CorruptEventError, InvalidAmountError, UnknownCurrencyError } from '../errors.js';
+import { CorruptEventError, InvalidAmountError, InvalidInputError, UnknownCurrencyError } from '../errors.js';
 import type { EventDraft } from '../domain/decide.js';
 import type { EventMeta } from '../domain/evolve.js';
 import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/types.js';
 import { formatAmount, parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
-import { canonicalDataJson, canonicalEncodingWithData, hashEncoding } from './canonical.js';
+import { canonicalDataJson, canonicalEncodingWithData, hashEncoding, hashEvent } from './canonical.js';
 import { isPlainEnvelope, isPlainTransferPostedData } from './fast-checks.js';
-import { CURRENT_SCHEMA_VERSIONS, eventDataSchemas, storedEventSchema, type WireEventData } from './schemas.js';
+import { CURRENT_SCHEMA_VERSIONS, eventDataSchemas, isStorableText, STORABLE_TEXT_MESSAGE, storedEventSchema, type WireEventData } from './schemas.js';
 import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
 import { builtInUpcasters, type UpcasterRegistry } from './upcasters.js';
 
@@ -69,6 +69,28 @@ class EncodedEvent implements StoredEvent {
 /** Whether `value` may be the right-hand side of `in` (a decoder is handed anything). */
 function isObject(value: unknown): value is object {
   return (typeof value === 'object' && value !== null) || typeof value === 'function';
+}
+
+/**
+ * The JSON text of an event's `data` for a store's `append`, once the event is known to be one its
+ * readers can read. An event `EventCodec.encode` built (in this copy of ledger-core) is trusted as
+ * it is: encoding is where events are made valid, and checking it again would cost the write path
+ * a decode and a hash per event. Any other event — copied from another store, or built by hand —
+ * is checked by `verifier` ({@link EventCodec.verify}: everything a reader checks, and its hash)
+ * and refused with an `InvalidInputError` at `events.<offset>` if it fails, so that nothing a
+ * reader would refuse reaches an append-only log. Every store calls this for every event before
+ * it writes any of them.
+ */
+export function appendableDataJson(event: StoredEvent, offset: number, verifier: EventCodec): string {
+  const known = EncodedEvent.dataJsonOf(event);
+  if (known !== undefined) return known;
+  try {
+    verifier.verify(event);
+  } catch (error) {
+    if (!(error instanceof CorruptEventError)) throw error;
+    throw new InvalidInputError([{ path: ['events', offset], message: `not built by EventCodec.encode, and its readers could not read it: ${error.message}` }]);
+  }
+  return JSON.stringify(event.data);
 }
 
 /**
@@ -184,6 +206,31 @@ export class EventCodec {
       const message = error instanceof InvalidAmountError || error instanceof UnknownCurrencyError ? error.message : String(error);
       throw new CorruptEventError(message, pick(where), error);
     }
+  }
+
+  /**
+   * Checks a stored event as thoroughly as its readers will, that every string in it can be
+   * stored (no NUL, no unpaired surrogate: the writer refuses both, PostgreSQL's text and jsonb
+   * cannot hold the first, and the second would be stored as U+FFFD and break the hash), and that
+   * its `hash` is the hash of its content and `previousHash`: what a store does before it appends
+   * an event `encode` did not build (one read from another store to be copied, say). Decodes with
+   * this codec's currencies and upcasters, so give it the ones the ledger's readers use. Throws
+   * {@link CorruptEventError} saying what is wrong; checks one event, not its place in a chain.
+   */
+  verify(stored: StoredEvent): void {
+    if (EncodedEvent.dataJsonOf(stored) !== undefined) return;
+    this.decode(stored);
+    const unstorable = unstorableTextIn(stored as unknown as JsonValue, []);
+    if (unstorable !== undefined) {
+      throw new CorruptEventError(`the string at ${JSON.stringify(unstorable)} ${STORABLE_TEXT_MESSAGE}`, { ledgerVersion: stored.ledgerVersion });
+    }
+    let recomputed: string;
+    try {
+      recomputed = hashEvent(stored);
+    } catch (error) {
+      throw new CorruptEventError(`its content cannot be hashed: ${String(error)}`, { ledgerVersion: stored.ledgerVersion }, error);
+    }
+    if (recomputed !== stored.hash) throw new CorruptEventError('its hash is not the hash of its content', { ledgerVersion: stored.ledgerVersion });
   }
 
   // A batch's events share one recorded time and mostly the same effective time: format it once.
@@ -321,6 +368,29 @@ export class EventCodec {
       }
     }
   }
+}
+
+/**
+ * The path of the first key or string value in `value` that {@link isStorableText} refuses. Only
+ * called on events that decoded, whose shape and sizes the schemas bound.
+ */
+function unstorableTextIn(value: JsonValue | undefined, path: (string | number)[]): (string | number)[] | undefined {
+  if (typeof value === 'string') return isStorableText(value) ? undefined : path;
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index += 1) {
+      const found = unstorableTextIn(value[index], [...path, index]);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (typeof value === 'object' && value !== null) {
+    for (const [key, inner] of Object.entries(value)) {
+      if (!isStorableText(key)) return [...path, key];
+      const found = unstorableTextIn(inner, [...path, key]);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }
 
 /** `base` with the optional fields that are defined, added in place (no copy: encoding builds many). */

@@ -77,7 +77,10 @@ export interface EventStore {
    * refuses the later one; it never interleaves them. Also rejects
    * (writing nothing) events whose tenant, ledger or version numbering do not match the request,
    * and, with `DuplicateIndexKeyError`, events claiming an index key the ledger already holds.
-   * A refused append (those errors, or a validation error) writes nothing. When the store cannot
+   * A refused append (those errors, or a validation error) writes nothing. Nothing a reader could
+   * not read is ever written: every event goes through `appendableDataJson` first, which trusts
+   * events `EventCodec.encode` built and checks any other as a reader would (plus its hash),
+   * refusing a bad one with `InvalidInputError` at `events.<n>`. When the store cannot
    * be reached or the connection breaks during the call, it throws `StoreUnavailableError` and the
    * outcome is unknown — the batch may have committed — but it is all or nothing, never partial.
    * Resolves with the stream's new version.

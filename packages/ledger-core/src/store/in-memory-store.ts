@@ -1,5 +1,6 @@
 import { DuplicateIndexKeyError, LimitExceededError, VersionConflictError } from '../errors.js';
-import { indexKeysOf } from '../events/codec.js';
+import { appendableDataJson, EventCodec, indexKeysOf } from '../events/codec.js';
+import { CurrencyRegistry } from '../money/currency.js';
 import { GENESIS_HASH, type GlobalEvent, type StoredEvent } from '../events/stored-event.js';
 import {
   APPEND_EVENTS_MAX,
@@ -33,10 +34,21 @@ const POSITION_DIGITS = 16;
  */
 export class InMemoryEventStore implements EventStore {
   readonly #tenants = new Map<string, TenantLog>();
+  readonly #verifier: EventCodec;
   #position = 0;
+
+  /**
+   * @param options.codec checks appended events that `EventCodec.encode` did not build (see
+   *   `appendableDataJson`); give it the ledger's currencies and upcasters. Default: a codec with
+   *   the built-in currencies and upcasters.
+   */
+  constructor(options: { readonly codec?: EventCodec } = {}) {
+    this.#verifier = options.codec ?? new EventCodec({ currencies: new CurrencyRegistry() });
+  }
 
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
+    request.events.forEach((event, offset) => appendableDataJson(event, offset, this.#verifier));
     const stream = this.#stream(request.tenantId, request.ledgerId);
     const current = stream.events.length;
     if (current !== request.expectedVersion) throw new VersionConflictError(request.expectedVersion, current);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LedgerEvent, Posting } from '../domain/types.js';
 import { LimitExceededError, type LedgerErrorCode } from '../errors.js';
-import { canonicalJson } from '../events/canonical.js';
+import { canonicalJson, hashEvent } from '../events/canonical.js';
 import { EventCodec, indexKeysOf } from '../events/codec.js';
 import { GENESIS_HASH, type GlobalEvent, type JsonObject, type JsonValue, type StoredEvent } from '../events/stored-event.js';
 import { verifyChain } from '../events/verify-chain.js';
@@ -256,6 +256,41 @@ export function describeEventStoreConformance(
         const orphan = encodeChain({ tenantId, ledgerId, version: 0, hash: 'f'.repeat(64) }, [accountOpened('cash')]);
         await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 0, events: orphan }), 'version_conflict', { expectedVersion: 0 });
         await stream.expectUnchanged(orphan);
+      }, timeout);
+
+      it('an event EventCodec.encode did not build is checked as its readers would check it: one they could not read is refused (InvalidInputError at its offset, nothing written), a faithful copy is stored', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const [first, second] = stream.next([transferPosted(uid('t')), transferPosted(uid('t'))]).map(plainCopy) as [StoredEvent, StoredEvent];
+        // Each changed copy is hashed again, so that only the named fault is left for the store to find.
+        const rehashed = (change: Record<string, unknown>): StoredEvent => {
+          const { hash: _hash, ...unhashed } = { ...plainCopy(second), ...change } as StoredEvent;
+          return { ...unhashed, hash: hashEvent(unhashed) };
+        };
+        const { transferId: _transferId, ...withoutTransferId } = second.data;
+        const unreadable: readonly [string, unknown][] = [
+          ['data off its schema', rehashed({ data: withoutTransferId })],
+          ['an unknown type', rehashed({ type: 'MoneyPrinted' })],
+          ['an amount finer than its currency', rehashed({ data: { ...second.data, postings: [{ accountId: 'cash', side: 'debit', amount: '10.505', currency: 'EUR' }, { accountId: 'revenue', side: 'credit', amount: '10.505', currency: 'EUR' }] } })],
+          ['effectiveAt after recordedAt', rehashed({ effectiveAt: new Date(Date.parse(second.recordedAt) + 1).toISOString() })],
+          ['envelope metadata holding NUL', rehashed({ metadata: { note: 'a\u0000b' } })],
+          ['a data metadata key holding NUL', rehashed({ data: { ...second.data, metadata: { 'a\u0000b': 'note' } } })],
+          ['a reference holding an unpaired surrogate', rehashed({ data: { ...second.data, reference: 'ref-\ud800' } })],
+          ['a hash that is not its content’s', { ...second, hash: 'a'.repeat(64) }],
+          ['not an object', null],
+        ];
+        for (const [fault, event] of unreadable) {
+          const events = [first, event as StoredEvent];
+          await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 1, events }), 'invalid_input', { issues: [{ path: ['events', 1] }] }).catch((error: unknown) => {
+            throw new Error(`an event with ${fault}: ${String(error)}`);
+          });
+          await stream.expectUnchanged([first]);
+        }
+        const copies = [first, second];
+        expect((await store.append({ tenantId, ledgerId, expectedVersion: 1, events: copies })).ledgerVersion).toBe(3);
+        stream.events.push(...copies);
+        expect(await readWholeStream(store, tenantId, ledgerId)).toEqual(stream.events);
+        expect((await verifyChain(stream.events)).ok).toBe(true);
       }, timeout);
 
       it('after a rejected append the stream accepts a correct append at the unchanged version', async () => {
@@ -810,6 +845,11 @@ function expectLedgerErrorValue(error: unknown, code?: LedgerErrorCode, fields: 
   expect(typeof actual.retriable).toBe('boolean');
   if (code !== undefined) expect(actual.code, String(actual.message)).toBe(code);
   expect(error).toMatchObject(fields);
+}
+
+/** A stored event as plain JSON data, as a copy read from another store would be: not built by `EventCodec.encode`. */
+function plainCopy(event: StoredEvent): StoredEvent {
+  return JSON.parse(JSON.stringify(event)) as StoredEvent;
 }
 
 function uid(prefix: string): string {

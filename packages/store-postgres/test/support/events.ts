@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CurrencyRegistry, EventCodec, GENESIS_HASH, indexIdsOf, type LedgerEvent, type StoredEvent } from '@ledgerkit/ledger-core';
+import { CurrencyRegistry, EventCodec, GENESIS_HASH, hashEvent, indexIdsOf, type LedgerEvent, type StoredEvent } from '@ledgerkit/ledger-core';
 
 const codec = new EventCodec({ currencies: new CurrencyRegistry() });
 
@@ -40,6 +40,21 @@ export function encodeAfter(head: Head, events: readonly LedgerEvent[]): StoredE
 }
 
 /** The head after `events`. */
+/**
+ * Plain copies of `events` (not built by the codec, as copies read from another store would be),
+ * each with `change` applied and the chain from `head` hashed again, so that they are as valid
+ * as the codec's own: what a store must take and give back exactly.
+ */
+export function rechained(head: Head, events: readonly StoredEvent[], change: (event: StoredEvent, index: number) => Partial<StoredEvent>): StoredEvent[] {
+  let previousHash = head.hash;
+  return events.map((event, index) => {
+    const { hash: _hash, ...unhashed } = { ...(JSON.parse(JSON.stringify(event)) as StoredEvent), ...change(event, index), previousHash };
+    const hash = hashEvent(unhashed);
+    previousHash = hash;
+    return { ...unhashed, hash };
+  });
+}
+
 export function headAfter(head: Head, events: readonly StoredEvent[]): Head {
   const last = events[events.length - 1];
   return last === undefined ? head : { ...head, version: last.ledgerVersion, hash: last.hash };
