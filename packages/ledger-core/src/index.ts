@@ -42,6 +42,7 @@ export { initialState, overlayState, commitOverlay, OverlayTable, type LedgerSta
 export { serializeState, restoreState, SNAPSHOT_SCHEMA_VERSION } from './domain/snapshot-codec.js';
 
 export { parseCommand, type LinkedMemberInput } from './input/parse-command.js';
+export { parseInstantMs, INSTANT_MESSAGE } from './input/instant.js';
 export * as inputSchemas from './input/schemas-export.js';
 
 export { EventCodec, appendableDataJson, dataJsonOf, indexKeysOf, indexIdsOf, INDEX_KEY_PREFIXES, type IndexIds, type EventCodecOptions, type EnvelopeInput, type DecodedEvent } from './events/codec.js';

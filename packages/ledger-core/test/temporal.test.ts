@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  INSTANT_MESSAGE,
   InMemoryEventStore,
   Ledger,
   replayLedger,
@@ -153,6 +154,20 @@ describe('point-in-time queries over a scripted ledger', () => {
     expect(await ledger.balanceAt('alice', { recordedAt: at(45 * MINUTE) })).toMatchObject({ posted: '0.00' });
     // The account did not exist before it was opened, in either view.
     expect(await ledger.balanceAt('alice', { effectiveAt: at(MINUTE) })).toBeUndefined();
+  });
+
+  it('an instant is a Date or an ISO-8601 date-time with an offset; a string Date.parse would guess at is InvalidInputError, not a machine-dependent answer', async () => {
+    const instant = at(45 * MINUTE);
+    const sameInBerlin = new Date(T0 + 45 * MINUTE + HOUR).toISOString().replace('Z', '+01:00');
+    for (const field of ['recordedAt', 'effectiveAt'] as const) {
+      const expected = await ledger.balanceAt('alice', { [field]: new Date(instant) } as AsOf);
+      expect(await ledger.balanceAt('alice', { [field]: instant } as AsOf)).toEqual(expected);
+      expect(await ledger.balanceAt('alice', { [field]: sameInBerlin } as AsOf)).toEqual(expected);
+      const guessed = [instant.replace('Z', ''), instant.slice(0, 10), instant.slice(0, 16) + 'Z', 'Fri, 10 Jan 2025 09:45:00 GMT', '2025-02-30T00:00:00Z', '', new Date(Number.NaN), 1_736_502_300_000];
+      for (const value of guessed) {
+        await expect(ledger.balanceAt('alice', { [field]: value } as unknown as AsOf), `${field} ${String(value)}`).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: [field], message: INSTANT_MESSAGE }] });
+      }
+    }
   });
 
   it('the effective-time view at or after the last event equals the current state', async () => {

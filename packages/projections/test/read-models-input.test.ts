@@ -87,6 +87,22 @@ describe('times outside years 0001-9999 (UTC)', () => {
     });
   }
 
+  it('strings Date.parse would guess at (no offset, a date alone, other formats, impossible dates) are refused in every parameter, and an offset is honoured', async () => {
+    for (const time of ['2025-01-01T00:00:00', '2025-01-01', '2025-01-01T00:00Z', 'Jan 5 2025', '2025-02-30T00:00:00Z', '']) {
+      const points: AsOf[] = [{ effectiveAt: time }, { recordedAt: time }];
+      for (const asOf of points) {
+        await expectInvalidInput(() => models.balanceAt(TENANT, 'eur', 'alice', asOf), `balanceAt ${JSON.stringify(asOf)}`);
+        await expectInvalidInput(() => models.trialBalance(TENANT, 'eur', asOf), `trialBalance ${JSON.stringify(asOf)}`);
+      }
+      await expectInvalidInput(() => models.statement(TENANT, 'eur', 'alice', { from: time }), `statement from ${time}`);
+      await expectInvalidInput(() => models.statement(TENANT, 'eur', 'alice', { to: time }), `statement to ${time}`);
+      await expectInvalidInput(() => models.openHolds(TENANT, 'eur', { expiringBefore: time }), `openHolds expiringBefore ${time}`);
+    }
+    const last = '9999-12-31T23:59:59.999Z';
+    expect(await models.balanceAt(TENANT, 'eur', 'alice', { effectiveAt: '9999-12-31T23:59:59.999-00:00' })).toEqual(await models.balanceAt(TENANT, 'eur', 'alice', { effectiveAt: last }));
+    expect(await models.balanceAt(TENANT, 'eur', 'alice', { recordedAt: '0001-01-01T01:00:00+01:00' })).toBeUndefined();
+  });
+
   it('the first and last instants of the range are answered', async () => {
     const first = '0001-01-01T00:00:00.000Z';
     const last = '9999-12-31T23:59:59.999Z';

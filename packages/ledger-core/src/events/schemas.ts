@@ -8,7 +8,9 @@ import {
   POSTINGS_MAX,
   REASON_LENGTH_MAX,
   REFERENCE_LENGTH_MAX,
-  HOLD_TIMEOUT_MS_MAX, ID_PATTERN_MESSAGE} from '../domain/limits.js';
+  HOLD_TIMEOUT_MS_MAX,
+  ID_PATTERN_MESSAGE,
+} from '../domain/limits.js';
 import type { LedgerEventType } from '../domain/types.js';
 
 /** An account, transfer, ledger or tenant id. */

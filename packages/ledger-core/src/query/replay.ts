@@ -5,6 +5,7 @@ import { hashEvent } from '../events/canonical.js';
 import type { EventCodec } from '../events/codec.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
 import { READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
+import { parseInstantMs } from '../input/instant.js';
 
 /** Which ledger to read, from which store, decoded with which codec. */
 export interface LedgerSource {
@@ -19,6 +20,9 @@ export interface LedgerSource {
  * - `ledgerVersion`: after the event with this version;
  * - `recordedAt`: as the ledger knew it at that instant (every event recorded at or before it);
  * - `effectiveAt`: as of business time, including back-dated events recorded later.
+ *
+ * Instants are `Date`s or ISO-8601 date-times with an offset (see {@link parseInstantMs}): a
+ * string without one is refused rather than read in the machine's time zone.
  */
 export type AsOf =
   | { readonly ledgerVersion: number }
@@ -88,19 +92,14 @@ function inclusion(asOf: AsOf | undefined): { include: (meta: { ledgerVersion: n
     return { include: (meta) => (meta.ledgerVersion <= version ? 'yes' : 'stop'), byEffective: false };
   }
   if ('recordedAt' in asOf) {
-    const at = instant(asOf.recordedAt, 'recordedAt');
+    const at = parseInstantMs(asOf.recordedAt, 'recordedAt');
     // Recorded times never decrease along a stream, so the first later event ends the prefix.
     return { include: (meta) => (meta.recordedAtMs <= at ? 'yes' : 'stop'), byEffective: false };
   }
-  const at = instant(asOf.effectiveAt, 'effectiveAt');
+  const at = parseInstantMs(asOf.effectiveAt, 'effectiveAt');
   return { include: (meta) => (meta.effectiveAtMs <= at ? 'yes' : 'skip'), byEffective: true };
 }
 
-function instant(value: string | Date, field: string): number {
-  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new InvalidInputError([{ path: [field], message: 'must be an ISO-8601 date-time' }]);
-  return ms;
-}
 
 /**
  * Rebuilds a ledger's state as of a point in its history by replaying its events from the

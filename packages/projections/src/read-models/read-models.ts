@@ -4,8 +4,10 @@ import {
   formatAmount,
   HISTORY_PAGE_SIZE_MAX,
   ID_PATTERN,
+  ID_PATTERN_MESSAGE,
   InvalidInputError,
   normalSideOf,
+  parseInstantMs,
   trialBalanceOf,
   type AccountState,
   type AccountType,
@@ -15,7 +17,8 @@ import {
   type HistoryPage,
   type Side,
   type TransferKind,
-  type TrialBalance, ID_PATTERN_MESSAGE} from '@ledgerkit/ledger-core';
+  type TrialBalance,
+} from '@ledgerkit/ledger-core';
 import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { isRoleChecked, checkApplicationRole } from '../role-check.js';
@@ -591,13 +594,13 @@ function pointOf(asOf: AsOf): { kind: AsOfKind; value: number | string } {
 }
 
 /**
- * An instant as the UTC ISO string PostgreSQL parses exactly as JavaScript did: years 0001-9999
+ * An instant (a `Date`, or an ISO-8601 date-time with an offset: ledger-core's `parseInstantMs`)
+ * as the UTC ISO string PostgreSQL parses exactly as JavaScript did: years 0001-9999
  * only, since a later or earlier one has no 4-digit ISO year (`+010000-…`, `-000001-…`), which
  * PostgreSQL refuses or misreads.
  */
 function isoOf(value: string | Date, field: string): string {
-  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : Number.NaN;
-  if (!Number.isFinite(ms)) throw new InvalidInputError([{ path: [field], message: 'must be an ISO-8601 date-time' }]);
+  const ms = parseInstantMs(value, field);
   if (ms < INSTANT_MS_MIN || ms > INSTANT_MS_MAX) throw new InvalidInputError([{ path: [field], message: 'must lie in years 0001-9999 (UTC)' }]);
   return new Date(ms).toISOString();
 }

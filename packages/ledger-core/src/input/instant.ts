@@ -1,0 +1,22 @@
+import { z } from 'zod';
+import { InvalidInputError } from '../errors.js';
+
+/** ISO-8601 date-time with seconds and an explicit offset (`Z` or `±hh:mm`); fractions optional. */
+const isoDateTimeWithOffset = z.iso.datetime({ offset: true });
+
+/** What {@link parseInstantMs} says when it refuses a value. */
+export const INSTANT_MESSAGE = 'must be a valid Date, or an ISO-8601 date-time with seconds and an offset (Z or ±hh:mm), such as 2025-03-01T12:00:00Z';
+
+/**
+ * Reads an instant of a query — a point-in-time balance, a statement's range — as epoch ms: a
+ * `Date` holding a time, or an ISO-8601 date-time string with an explicit offset. Anything else is
+ * refused with `InvalidInputError` at `[field]`, including the strings `Date.parse` would guess
+ * at: one without an offset (JavaScript reads it in the machine's time zone, so the same query
+ * would answer differently on another machine), a date alone, other formats, and impossible
+ * dates (`Date.parse` rolls 2025-02-30 over to 2 March).
+ */
+export function parseInstantMs(value: unknown, field: string): number {
+  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' && isoDateTimeWithOffset.safeParse(value).success ? Date.parse(value) : Number.NaN;
+  if (!Number.isFinite(ms)) throw new InvalidInputError([{ path: [field], message: INSTANT_MESSAGE }]);
+  return ms;
+}
