@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GENESIS_HASH, InvalidInputError, Ledger, LedgerError, VersionConflictError, type CommandResult, type EventStore, type Snapshot, type StoredEvent } from '@ledgerkit/ledger-core';
+import { copyLedger, GENESIS_HASH, InMemoryEventStore, InvalidInputError, Ledger, LedgerError, VersionConflictError, type CommandResult, type EventStore, type Snapshot, type StoredEvent } from '@ledgerkit/ledger-core';
 import { migrate, MIGRATIONS, PostgresEventStore, SCHEMA_VERSION } from '@ledgerkit/store-postgres';
 import { withTenant } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
@@ -637,5 +637,31 @@ describe('bad arguments are refused with typed, non-retriable errors before anyt
     expect(error).toBeInstanceOf(InvalidInputError);
     expect(error).toBeInstanceOf(LedgerError);
     expect(error).not.toBeInstanceOf(VersionConflictError);
+  });
+});
+
+describe('copyLedger through PostgreSQL', () => {
+  it('a ledger copied from memory into PostgreSQL and back reads the same everywhere, and a writer carries on from the PostgreSQL copy', async () => {
+    const tenantId = fresh('copy');
+    const ledgerId = 'eur';
+    const memory = new InMemoryEventStore();
+    const source = await Ledger.open({ store: memory, tenantId, ledgerId, snapshotEveryEvents: 25 });
+    expect(await source.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' })).toMatchObject({ ok: true });
+    expect(await source.openAccount({ accountId: 'sink', currency: 'EUR', type: 'liability', metadata: { quote: 'a"b\\c\u001e' } })).toMatchObject({ ok: true });
+    for (let n = 0; n < 60; n += 1) {
+      expect(await source.transfer({ transferId: `c${n}`, debitAccountId: 'cash', creditAccountId: 'sink', amount: '0.10', currency: 'EUR', reference: n % 7 === 0 ? `ref-${n}` : undefined })).toMatchObject({ ok: true });
+    }
+    const read = (s: EventStore): Promise<StoredEvent[]> => s.readStream({ tenantId, ledgerId, direction: 'forward', limit: 1_000 });
+    expect(await copyLedger({ from: memory, to: store, tenantId, ledgerId, batchSize: 16 })).toMatchObject({ eventsCopied: 62, ledgerVersion: 62, snapshotCopied: true });
+    const back = new InMemoryEventStore();
+    expect(await copyLedger({ from: store, to: back, tenantId, ledgerId })).toMatchObject({ eventsCopied: 62, snapshotCopied: true });
+    expect(await read(store)).toEqual(await read(memory));
+    expect(await read(back)).toEqual(await read(memory));
+    const moved = await Ledger.open({ store, tenantId, ledgerId });
+    expect(moved.balance('sink')).toEqual(source.balance('sink'));
+    expect(await moved.transfer({ transferId: 'c-after', debitAccountId: 'cash', creditAccountId: 'sink', amount: '0.10', currency: 'EUR' })).toMatchObject({ ok: true, ledgerVersion: 63 });
+    expect((await moved.verifyChain()).ok).toBe(true);
+    await moved.close();
+    await source.close();
   });
 });

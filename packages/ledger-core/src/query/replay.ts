@@ -40,11 +40,18 @@ export const REPLAY_PAGE_SIZE = 1_000;
  */
 export async function* readLedger(
   source: Pick<LedgerSource, 'store' | 'tenantId' | 'ledgerId'>,
-  options: { readonly verify?: boolean; readonly pageSize?: number } = {},
+  options: {
+    readonly verify?: boolean;
+    readonly pageSize?: number;
+    /** Start after this event, trusted (default: the start of the stream). */
+    readonly after?: { readonly ledgerVersion: number; readonly hash: string };
+  } = {},
 ): AsyncGenerator<StoredEvent> {
   const pageSize = Math.min(options.pageSize ?? REPLAY_PAGE_SIZE, READ_LIMIT_MAX);
-  let expectedVersion = 1;
-  let previousHash = GENESIS_HASH;
+  const after = options.after ?? { ledgerVersion: 0, hash: GENESIS_HASH };
+  if (!Number.isSafeInteger(after.ledgerVersion) || after.ledgerVersion < 0) throw new InvalidInputError([{ path: ['after', 'ledgerVersion'], message: 'must be a non-negative integer' }]);
+  let expectedVersion = after.ledgerVersion + 1;
+  let previousHash = after.hash;
   for (;;) {
     const page = await source.store.readStream({
       tenantId: source.tenantId,
