@@ -324,6 +324,15 @@ describe('EventCodec.verify and appendableDataJson (what a store may append)', (
     }
   });
 
+  test('an event in a currency the verifying codec lacks is refused with a hint to give the store the ledger’s codec, and passes with it', () => {
+    const tokenEvent = stream.find((event) => JSON.stringify(event.data).includes('TOKEN18'));
+    expect(tokenEvent).toBeDefined();
+    const copy = plain(tokenEvent as StoredEvent);
+    const builtInOnly = new EventCodec({ currencies: new CurrencyRegistry() });
+    expect(() => appendableDataJson(copy, 3, builtInOnly)).toThrow(/unknown currency.*give the store a codec that has them/is);
+    expect(() => appendableDataJson(copy, 3, codec)).not.toThrow();
+  });
+
   test('a value that is not an event is refused, not a TypeError', () => {
     for (const value of [null, undefined, 42, 'event', [], {}]) {
       expect(() => appendableDataJson(value as unknown as StoredEvent, 0, codec)).toThrow(InvalidInputError);

@@ -88,7 +88,9 @@ export function appendableDataJson(event: StoredEvent, offset: number, verifier:
     verifier.verify(event);
   } catch (error) {
     if (!(error instanceof CorruptEventError)) throw error;
-    throw new InvalidInputError([{ path: ['events', offset], message: `not built by EventCodec.encode, and its readers could not read it: ${error.message}` }]);
+    // An unknown currency or schema version may be the verifier's gap, not the event's.
+    const hint = error.cause instanceof UnknownCurrencyError || /upcaster/.test(error.message) ? ' (if the ledger has its own currencies or upcasters, give the store a codec that has them)' : '';
+    throw new InvalidInputError([{ path: ['events', offset], message: `not built by EventCodec.encode, and its readers could not read it: ${error.message}${hint}` }]);
   }
   return JSON.stringify(event.data);
 }
