@@ -9,6 +9,8 @@ import {
   type AccountState,
   type AsOf,
   type CurrencyRegistry,
+  type HistoryEntry,
+  type HistoryPage,
   type Ledger,
   type LedgerSource,
   type TransferRecord,
@@ -79,6 +81,37 @@ export async function expectReadModelsAgree(subject: AgreementSubject): Promise<
       expect(actual, `statement of ${accountId} after ${afterVersion} (limit ${limit})`).toEqual(expected);
       if (expected.nextAfterVersion === null) break;
       afterVersion = expected.nextAfterVersion;
+    }
+  }
+
+  // Statements limited to recorded-time windows (ends on, and next to, recorded times; an open
+  // end), page by page: exactly the replayed entries recorded in the window.
+  const windows: { from?: Date; to?: Date }[] = [];
+  for (let n = 0; n < 3; n += 1) {
+    const [a, b] = [recorded[pick(recorded.length)] as number, recorded[pick(recorded.length)] as number].sort((x, y) => x - y) as [number, number];
+    windows.push({ from: new Date(a), to: new Date(b + pick(2)) }, { from: new Date(a + pick(2)) }, { to: new Date(b) });
+  }
+  for (const accountId of accountIds) {
+    const all: HistoryEntry[] = [];
+    for (let afterVersion: number | null = 0; afterVersion !== null; ) {
+      const page: HistoryPage = await ledger.history(accountId, { afterVersion, limit: 1_000 });
+      all.push(...page.entries);
+      afterVersion = page.nextAfterVersion;
+    }
+    for (const window of windows) {
+      const expected = all.filter((entry) => (window.from === undefined || Date.parse(entry.recordedAt) >= window.from.getTime()) && (window.to === undefined || Date.parse(entry.recordedAt) < window.to.getTime()));
+      const got: HistoryEntry[] = [];
+      let afterVersion = 0;
+      for (let pages = 0; pages < 1_000; pages += 1) {
+        const limit = 1 + pick(subject.statementLimitMax ?? 4);
+        const page = await models.statement(tenantId, ledgerId, accountId, { afterVersion, limit, ...window });
+        const cut = page.entries.length > limit ? (page.entries[limit - 1] as HistoryEntry).ledgerVersion : undefined;
+        if (cut !== undefined) expect(page.entries.every((entry) => entry.ledgerVersion <= cut), 'a page ends between events').toBe(true);
+        got.push(...page.entries);
+        if (page.nextAfterVersion === null) break;
+        afterVersion = page.nextAfterVersion;
+      }
+      expect(got, `statement of ${accountId} in ${JSON.stringify(window)}`).toEqual(expected);
     }
   }
 

@@ -28,11 +28,21 @@ export type Step =
   | { readonly t: 'post'; readonly pick: number; readonly partial: boolean; readonly backMs: number }
   | { readonly t: 'void'; readonly pick: number }
   | { readonly t: 'reverse'; readonly pick: number; readonly backMs: number }
-  | { readonly t: 'status'; readonly account: number; readonly action: 'freeze' | 'unfreeze' }
+  | { readonly t: 'status'; readonly account: number; readonly action: 'freeze' | 'unfreeze' | 'close' }
   | { readonly t: 'linked'; readonly from: number; readonly to: number; readonly amounts: readonly [number, number] }
+  | { readonly t: 'multi'; readonly from: number; readonly amounts: readonly [number, number]; readonly backMs: number; readonly hold: boolean; readonly timeoutMs: number | undefined }
   | { readonly t: 'wait'; readonly ms: number };
 
-const backMsArb = fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 3 * 60 * 60_000 }) });
+// Back-dating (ms before the group's clock reading): none, any offset, or one of a few fixed
+// offsets, so that back-dated entries of one group share an effective time; a negative value -k
+// back-dates to the clock reading of the k-th group before, so that the entry ties, in effective
+// time, with the entries recorded then and with other entries back-dated there.
+const backMsArb = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(0) },
+  { weight: 2, arbitrary: fc.integer({ min: 1, max: 3 * 60 * 60_000 }) },
+  { weight: 1, arbitrary: fc.constantFrom(1, 60_000, 60 * 60_000) },
+  { weight: 2, arbitrary: fc.integer({ min: -4, max: -1 }) },
+);
 
 export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
@@ -52,7 +62,8 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ t: fc.constant('post' as const), pick: fc.nat(), partial: fc.boolean(), backMs: backMsArb }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('void' as const), pick: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('reverse' as const), pick: fc.nat(), backMs: backMsArb }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('status' as const), account: fc.nat(), action: fc.constantFrom('freeze' as const, 'unfreeze' as const) }) },
+  // A close succeeds only on an empty account (the late ones, mostly): later steps then use it and are refused.
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('status' as const), account: fc.nat(), action: fc.constantFrom('freeze' as const, 'unfreeze' as const, 'close' as const) }) },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -60,6 +71,18 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
       from: fc.nat(),
       to: fc.nat(),
       amounts: fc.tuple(fc.integer({ min: 1, max: 9_999 }), fc.integer({ min: 1, max: 9_999 })),
+    }),
+  },
+  // A multi-posting transfer or hold over three accounts: a hold's release then touches three.
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      t: fc.constant('multi' as const),
+      from: fc.nat(),
+      amounts: fc.tuple(fc.integer({ min: 1, max: 9_999 }), fc.integer({ min: 1, max: 9_999 })),
+      backMs: backMsArb,
+      hold: fc.boolean(),
+      timeoutMs: fc.option(fc.integer({ min: 1_000, max: 20 * 60_000 }), { nil: undefined }),
     }),
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('wait' as const), ms: fc.integer({ min: 1, max: 30 * 60_000 }) }) },
@@ -96,8 +119,11 @@ export async function runWorkload(ledger: Ledger, clock: ManualClock, groups: re
   const holds: string[] = [];
   const posted: string[] = [];
   let counter = 0;
+  /** The clock reading of each group so far. */
+  const readings: number[] = [];
   for (const [index, group] of groups.entries()) {
     clock.advance(index % 3 === 0 ? 0 : 1 + ((index * 7_919) % 120_000));
+    readings.push(clock.now());
     const pending: { readonly id: string; readonly kind: 'hold' | 'posted' | 'other'; readonly result: Promise<CommandResult> }[] = [];
     const submit = (id: string, kind: 'hold' | 'posted' | 'other', result: Promise<CommandResult>): void => {
       pending.push({ id, kind, result });
@@ -106,7 +132,10 @@ export async function runWorkload(ledger: Ledger, clock: ManualClock, groups: re
       counter += 1;
       const id = `t${counter}`;
       const now = clock.now();
-      const effectiveAt = (backMs: number): { effectiveAt?: string } => (backMs === 0 ? {} : { effectiveAt: new Date(now - backMs).toISOString() });
+      const effectiveAt = (backMs: number): { effectiveAt?: string } => {
+        const at = backMs < 0 ? (readings[readings.length - 1 + backMs] ?? now) : now - backMs;
+        return at === now ? {} : { effectiveAt: new Date(at).toISOString() };
+      };
       switch (step.t) {
         case 'transfer': {
           const pool = step.jpy ? JPY : EUR;
@@ -145,7 +174,15 @@ export async function runWorkload(ledger: Ledger, clock: ManualClock, groups: re
         }
         case 'status': {
           const account = ACCOUNTS[step.account % ACCOUNTS.length]?.id as string;
-          submit(id, 'other', step.action === 'freeze' ? ledger.freezeAccount({ accountId: account, reason: 'test' }) : ledger.unfreezeAccount({ accountId: account }));
+          submit(
+            id,
+            'other',
+            step.action === 'freeze'
+              ? ledger.freezeAccount({ accountId: account, reason: 'test' })
+              : step.action === 'unfreeze'
+                ? ledger.unfreezeAccount({ accountId: account })
+                : ledger.closeAccount({ accountId: account }),
+          );
           break;
         }
         case 'linked': {
@@ -159,6 +196,23 @@ export async function runWorkload(ledger: Ledger, clock: ManualClock, groups: re
               { kind: 'transfer', input: { transferId: `${id}-b`, debitAccountId: to, creditAccountId: from, amount: money(step.amounts[1], false), currency: 'EUR' } },
             ]),
           );
+          break;
+        }
+        case 'multi': {
+          const [x, y] = step.amounts;
+          const debit = EUR[step.from % EUR.length] as string;
+          const credits = [EUR[(step.from + 1) % EUR.length] as string, EUR[(step.from + 2) % EUR.length] as string];
+          const input = {
+            transferId: id,
+            postings: [
+              { accountId: debit, side: 'debit' as const, amount: money(x + y, false), currency: 'EUR' },
+              { accountId: credits[0] as string, side: 'credit' as const, amount: money(x, false), currency: 'EUR' },
+              { accountId: credits[1] as string, side: 'credit' as const, amount: money(y, false), currency: 'EUR' },
+            ],
+            ...effectiveAt(step.backMs),
+          };
+          if (step.hold) submit(id, 'hold', ledger.hold({ ...input, ...(step.timeoutMs === undefined ? {} : { timeoutMs: step.timeoutMs }) }));
+          else submit(id, 'posted', ledger.transfer(input));
           break;
         }
         case 'wait':
