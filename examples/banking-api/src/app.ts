@@ -5,6 +5,7 @@
  * everything stateful is passed in (see `server.ts` for the wiring).
  */
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -69,6 +70,9 @@ export interface BankingApp {
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
+/** The router's bound on one path parameter: above the longest valid id, so that zod judges ids. */
+const PATH_PARAM_LENGTH_MAX = 256;
+
 /** Builds the fastify instance with every route; `listen` is the caller's. */
 export function buildApp(deps: AppDependencies): BankingApp {
   const { settings, services, verifier, rateLimiter, idempotency, audit, metrics } = deps;
@@ -93,6 +97,35 @@ export function buildApp(deps: AppDependencies): BankingApp {
     return503OnClosing: false,
     // Reject duplicate or malformed framing early; keep-alive for clients that batch calls.
     keepAliveTimeout: 10_000,
+    // Above the longest id (128): a longer path parameter reaches its zod schema and answers a
+    // 400 problem, instead of the router refusing ids the API accepts (its default is 100).
+    maxParamLength: PATH_PARAM_LENGTH_MAX,
+    // The router's own errors (a path that is not valid percent-encoding, a parameter beyond
+    // maxParamLength) answer problem documents too, not fastify's JSON.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('cache-control', 'no-store');
+      reply.header('x-request-id', request.id);
+      sendProblem(request, reply, new ProblemError('invalid_request', error.code === 'FST_ERR_BAD_URL' ? 'the path is not valid percent-encoding' : 'a path parameter is too long'));
+    },
+    // Requests node's HTTP parser refuses before fastify sees them (headers too large, broken
+    // framing, a client too slow to send its headers) answer problem documents too.
+    clientErrorHandler: (error, socket) => {
+      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
+      const code = (error as NodeJS.ErrnoException).code;
+      const problem =
+        code === 'HPE_HEADER_OVERFLOW'
+          ? new ProblemError('request_headers_too_large')
+          : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? new ProblemError('request_timeout')
+            : new ProblemError('invalid_request', 'the request is not valid HTTP/1.1');
+      if (socket.writable) {
+        const body = JSON.stringify(problem.toDocument(randomUUID(), ''));
+        socket.write(
+          `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? 'Error'}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}; charset=utf-8\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy(error);
+    },
   });
   // Bodies are JSON only: text/plain and anything else answer 415.
   app.removeContentTypeParser('text/plain');
@@ -105,7 +138,9 @@ export function buildApp(deps: AppDependencies): BankingApp {
   function admit(request: FastifyRequest, route: Route & { scope: NonNullable<Route['scope']> }, principal: Principal | undefined, authError: unknown): void {
     // Limited per client when the token is good, per address when not (guessing tokens costs too).
     if (rateLimiter !== undefined) {
-      const decision = rateLimiter.take(principal === undefined ? `ip:${request.ip}` : `client:${principal.tenantId}:${principal.clientId}`);
+      // NUL separates the parts: tenant ids may contain ':' and neither id may contain a NUL, so
+      // no two (tenant, client) pairs share a bucket.
+      const decision = rateLimiter.take(principal === undefined ? `ip\u0000${request.ip}` : `client\u0000${principal.tenantId}\u0000${principal.clientId}`);
       if (!decision.allowed) throw new ProblemError('rate_limited', `more than ${settings.rateLimitPerSecond} requests per second`, { retryAfterSeconds: decision.retryAfterSeconds });
     }
     if (principal === undefined) throw authError;
@@ -321,9 +356,16 @@ function problemHeaders(problem: ProblemError): Record<string, string> {
   return { ...problem.headers, ...(problem.retryAfterSeconds === undefined ? {} : { 'retry-after': String(problem.retryAfterSeconds) }) };
 }
 
+/**
+ * The resource id an audit event names: only from path parameters that passed their schema. A
+ * raw parameter may hold anything a URL can (a NUL, say), which PostgreSQL refuses in jsonb, and
+ * an audit batch holding it would fail and be retried for ever, stopping every tenant's trail.
+ */
 function resourceIdOf(route: Route, params: unknown): string | null {
   try {
-    return route.audit?.resourceId(params as never) ?? null;
+    if (route.params === undefined) return route.audit?.resourceId(undefined as never) ?? null;
+    const parsed = route.params.safeParse(params);
+    return parsed.success ? (route.audit?.resourceId(parsed.data as never) ?? null) : null;
   } catch {
     return null;
   }

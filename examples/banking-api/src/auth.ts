@@ -140,14 +140,31 @@ export class TokenVerifier {
   #principalOf(payload: JWTPayload): Principal {
     const tenantId = payload[this.#tenantClaim];
     if (typeof tenantId !== 'string' || !isTenantId(tenantId)) throw unauthorized(`the ${this.#tenantClaim} claim is not a valid tenant id`, 'invalid_token');
-    const subject = payload.sub as string;
+    // jose checks that `sub` is present, not that it is text: a number or an object would fail
+    // later as a 500, and a NUL or an unpaired surrogate cannot be stored (idempotency keys and
+    // audit events carry these ids), so one such token would stop those writes for others too.
+    const subject = payload.sub;
+    if (typeof subject !== 'string' || subject === '' || !isStorableText(subject)) throw unauthorized('the token\'s sub claim is missing or invalid', 'invalid_token');
     const clientClaim = payload['client_id'];
+    if (typeof clientClaim === 'string' && !isStorableText(clientClaim)) throw unauthorized('the token\'s client_id claim is invalid', 'invalid_token');
     const clientId = typeof clientClaim === 'string' && clientClaim !== '' ? clientClaim : subject;
     const scopeClaim = payload['scope'];
     const granted = typeof scopeClaim === 'string' ? scopeClaim.split(' ') : [];
     const scopes = new Set<Scope>(granted.filter((scope): scope is Scope => (SCOPES as readonly string[]).includes(scope)));
-    return { clientId: clientId.slice(0, 256), subject: subject.slice(0, 256), tenantId, scopes, expiresAtMs: (payload.exp as number) * 1_000 };
+    return { clientId: truncated(clientId, 256), subject: truncated(subject, 256), tenantId, scopes, expiresAtMs: (payload.exp as number) * 1_000 };
   }
+}
+
+/** Text PostgreSQL can keep as it is: no NUL, no unpaired UTF-16 surrogate. */
+function isStorableText(value: string): boolean {
+  return !value.includes('\u0000') && (value as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
+/** The first `max` UTF-16 units of `value`, without splitting a surrogate pair (half of one would not be storable). */
+function truncated(value: string, max: number): string {
+  if (value.length <= max) return value;
+  const code = value.charCodeAt(max - 1);
+  return value.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
 }
 
 /** Throws `insufficient_scope` (403) unless the principal holds `scope`. */

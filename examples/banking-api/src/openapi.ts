@@ -120,6 +120,8 @@ const PROBLEM_DESCRIPTIONS: Readonly<Record<number, string>> = {
 
 function problemStatuses(route: Route): number[] {
   const statuses = new Set<number>(route.problems);
+  // A path or query parameter that fails its schema answers 400, on public routes too.
+  if (route.params !== undefined || route.query !== undefined) statuses.add(400);
   if (route.scope !== null) [400, 401, 403, 429, 500, 503].forEach((status) => statuses.add(status));
   if (route.method === 'POST') [400, 409, 413, 415, 422].forEach((status) => statuses.add(status));
   return [...statuses].sort((a, b) => a - b);

@@ -105,7 +105,8 @@ export const statementQuerySchema = z.strictObject({
   limit: limitQuery(STATEMENT_PAGE_SIZE_MAX),
   after: z
     .string()
-    .regex(/^[1-9][0-9]{0,15}$/)
+    // At most 15 digits: every such number is a safe integer, as the ledger's versions are.
+    .regex(/^[1-9][0-9]{0,14}$/)
     .optional()
     .meta({ description: 'The `nextCursor` of the previous page.' }),
 });

@@ -66,6 +66,32 @@ describe('accounts', () => {
     expectProblem(await bank.get('/accounts/bad%20id'), 400, 'invalid_request');
   });
 
+  it('an account whose id has the longest length ids may have (128) is reachable on every account route', async () => {
+    const longId = `long-${'x'.repeat(123)}`;
+    expect(longId).toHaveLength(128);
+    expect((await bank.post('/accounts', { accountId: longId, currency: 'EUR', type: 'liability' })).status).toBe(201);
+    expect((await bank.post('/transfers', { transferId: `t-${'y'.repeat(126)}`, debitAccountId: 'cash', creditAccountId: longId, amount: '1.00', currency: 'EUR' })).status).toBe(201);
+    expect((await bank.get(`/accounts/${longId}`)).body).toMatchObject({ accountId: longId });
+    expect((await bank.get(`/accounts/${longId}/balance`)).body).toMatchObject({ accountId: longId, posted: '1.00' });
+    expect((await bank.get(`/accounts/${longId}/transactions`)).status).toBe(200);
+    expect((await bank.get(`/transfers/t-${'y'.repeat(126)}`)).status).toBe(200);
+    expect((await bank.post(`/accounts/${longId}/freeze`)).body).toMatchObject({ accountId: longId, status: 'frozen' });
+    // One character more is a 400 problem about the path parameter, like any other bad id.
+    expectProblem(await bank.get(`/accounts/${'z'.repeat(129)}`), 400, 'invalid_request');
+    expectProblem(await bank.get(`/accounts/${'z'.repeat(5_000)}/balance`), 400, 'invalid_request');
+  });
+
+  it('a path that is not valid percent-encoding answers a 400 problem document, not a framework error', async () => {
+    const reply = await bank.get('/accounts/%E0%A4%A/balance');
+    expectProblem(reply, 400, 'invalid_request');
+    expect(reply.text).not.toContain('FST_');
+  });
+
+  it('request headers over the server limit answer 431 as a problem document', async () => {
+    const reply = await bank.get('/accounts', { headers: { 'x-padding': 'p'.repeat(20_000) } });
+    expectProblem(reply, 431, 'request_headers_too_large');
+  });
+
   it('list pages through accounts in id order with a keyset cursor, and bounds the page size', async () => {
     const seen: string[] = [];
     let after: string | null = null;
@@ -308,6 +334,10 @@ describe('balances and statements', () => {
     expectProblem(await bank.get('/accounts/nobody/transactions'), 404, 'not_found');
     expectProblem(await bank.get('/accounts/gina/transactions?limit=1001'), 400, 'invalid_request');
     expectProblem(await bank.get('/accounts/gina/transactions?after=abc'), 400, 'invalid_request');
+    // A cursor past the integers the ledger can count is refused as the query parameter it is.
+    const huge = await bank.get('/accounts/gina/transactions?after=9999999999999999');
+    expectProblem(huge, 400, 'invalid_request');
+    expect(huge.body.errors.map((issue: { path: string }) => issue.path)).toEqual(['query.after']);
   });
 });
 
@@ -352,6 +382,18 @@ describe('documents and health', () => {
     for (const ref of refs) {
       const target = ref.replace(/^#\//, '').split('/').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], document);
       expect(target, ref).toBeDefined();
+    }
+  });
+
+  it('every operation that validates a path or query parameter documents the 400 it answers for a bad one', async () => {
+    const document = (await client(api.url, '').get('/openapi.json', { headers: {} })).body;
+    const anonymous = client(api.url, '');
+    expectProblem(await anonymous.get('/problems/NOT_A_CODE'), 400, 'invalid_request');
+    for (const [path, operations] of Object.entries(document.paths as Record<string, Record<string, { parameters: { in: string }[]; responses: Record<string, unknown> }>>)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        if (!operation.parameters.some((parameter) => parameter.in === 'path' || parameter.in === 'query')) continue;
+        expect(operation.responses['400'], `${method} ${path}`).toMatchObject({ content: { 'application/problem+json': expect.any(Object) } });
+      }
     }
   });
 

@@ -51,6 +51,20 @@ describe('rate limiting', () => {
     expect((await greedy.get('/accounts')).status).toBe(200);
   });
 
+  it("one tenant's client cannot spend another tenant's rate, whatever the two ids hold", async () => {
+    // Tenant ids may contain ':', so tenant 'rl-x' with client 'a:b' and tenant 'rl-x:a' with
+    // client 'b' are two clients: each has a bucket of its own.
+    const api = await start({ rateLimitPerSecond: 1, rateLimitBurst: 2 });
+    const noisy = client(api.url, await api.token('rl-x', undefined, { subject: 'a:b' }));
+    const victim = client(api.url, await api.token('rl-x:a', undefined, { subject: 'b' }));
+    const startedMs = performance.now();
+    for (let n = 0; n < 4; n += 1) await noisy.get('/accounts');
+    const victimStatus = (await victim.get('/accounts')).status;
+    // Only meaningful while the noisy client's bucket is still empty (well under a second).
+    if (performance.now() - startedMs < 900) expect(victimStatus).toBe(200);
+    expect([(await victim.get('/accounts')).status]).toEqual([200]);
+  });
+
   it('requests without a valid token are limited per address, so guessing tokens is limited too', async () => {
     // A burst of 3 refilled at 1 per second, so that six requests in a row are refused from the
     // fourth on unless a second passed (counted, for a loaded machine).

@@ -93,6 +93,21 @@ describe('bearer tokens', () => {
     expectProblem(await call(api.url, 'GET', balancePath, { token: hmac }), 401, 'unauthorized');
   });
 
+  it('a token whose sub or client_id is not plain storable text answers 401 invalid_token, never 500', async () => {
+    const signed = (claims: Record<string, unknown>) =>
+      new SignJWT({ tenant_id: ALPHA, scope: 'accounts:read', ...claims })
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
+        .setAudience('banking-api')
+        .setExpirationTime('1h')
+        .sign(api.keys.privateKey);
+    for (const claims of [{ sub: 123 }, { sub: { id: 'x' } }, { sub: 'nul\u0000sub' }, { sub: 'ok', client_id: 'nul\u0000client' }, { sub: 'lone\ud800' }]) {
+      const reply = await call(api.url, 'GET', '/accounts', { token: await signed(claims) });
+      expectProblem(reply, 401, 'unauthorized');
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    }
+  });
+
   it('a token without a valid tenant claim answers 401', async () => {
     const keys = api.keys;
     const noTenant = await new SignJWT({ scope: 'accounts:read' })
@@ -294,6 +309,22 @@ describe('logs, audit and caching', () => {
     await expect(db.admin.query('UPDATE banking_api.audit_segments SET event_count = 1')).rejects.toThrow(/append-only/);
     await expect(db.admin.query('DELETE FROM banking_api.audit_segments')).rejects.toThrow(/append-only/);
     expect(api.api.auditStats().dropped).toBe(0);
+  });
+
+  it('a request with a path parameter the database cannot store (a NUL) does not stop the audit trail of anyone', async () => {
+    expectProblem(await alpha.get('/accounts/%00/balance'), 400, 'invalid_request');
+    expectProblem(await beta.post('/accounts/%00/freeze'), 400, 'invalid_request');
+    const after = client(api.url, await api.token(BETA, ['accounts:read'], { subject: 'after-nul-app' }));
+    expect((await after.get('/accounts/cash')).status).toBe(200);
+    await eventually(async () => {
+      const { rows } = await db.admin.query("SELECT action, resource_id FROM banking_api.audit_events WHERE client_id = 'after-nul-app'");
+      expect(rows).toEqual([{ action: 'account.read', resource_id: 'cash' }]);
+    });
+    const { rows: invalid } = await db.admin.query<{ resource_id: string | null }>(
+      "SELECT resource_id FROM banking_api.audit_events WHERE status = 400 AND action IN ('balance.read', 'account.freeze') AND problem_code = 'invalid_request'",
+    );
+    expect(invalid.length).toBeGreaterThanOrEqual(2);
+    for (const row of invalid) expect(row.resource_id).toBeNull();
   });
 
   it('every answer with account data, and every error, says Cache-Control: no-store', async () => {
