@@ -99,7 +99,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
     keepAliveTimeout: 10_000,
     // Above the longest id (128): a longer path parameter reaches its zod schema and answers a
     // 400 problem, instead of the router refusing ids the API accepts (its default is 100).
-    maxParamLength: PATH_PARAM_LENGTH_MAX,
+    routerOptions: { maxParamLength: PATH_PARAM_LENGTH_MAX },
     // The router's own errors (a path that is not valid percent-encoding, a parameter beyond
     // maxParamLength) answer problem documents too, not fastify's JSON.
     frameworkErrors: (error, request, reply) => {
