@@ -1,3 +1,4 @@
+import { isStorableText } from '@ledgerkit/ledger-core';
 import { isTenantId } from '@ledgerkit/tenant-rls';
 import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type KeyInput } from 'jose';
 import { ProblemError } from './problems.js';
@@ -153,11 +154,6 @@ export class TokenVerifier {
     const scopes = new Set<Scope>(granted.filter((scope): scope is Scope => (SCOPES as readonly string[]).includes(scope)));
     return { clientId: truncated(clientId, 256), subject: truncated(subject, 256), tenantId, scopes, expiresAtMs: (payload.exp as number) * 1_000 };
   }
-}
-
-/** Text PostgreSQL can keep as it is: no NUL, no unpaired UTF-16 surrogate. */
-function isStorableText(value: string): boolean {
-  return !value.includes('\u0000') && (value as unknown as { isWellFormed(): boolean }).isWellFormed();
 }
 
 /** The first `max` UTF-16 units of `value`, without splitting a surrogate pair (half of one would not be storable). */

@@ -50,7 +50,7 @@ export { GENESIS_HASH, type StoredEvent, type GlobalEvent, type JsonObject, type
 export { canonicalJson, canonicalEncoding, hashEvent } from './events/canonical.js';
 export { verifyChain, type ChainVerification, type BrokenLink, type ChainStart } from './events/verify-chain.js';
 export { UpcasterRegistry, builtInUpcasters, UPCAST_STEPS_MAX, type Upcaster } from './events/upcasters.js';
-export { eventDataSchemas, storedEventSchema, CURRENT_SCHEMA_VERSIONS, type WireEventData } from './events/schemas.js';
+export { eventDataSchemas, storedEventSchema, CURRENT_SCHEMA_VERSIONS, isStorableText, STORABLE_TEXT_MESSAGE, type WireEventData } from './events/schemas.js';
 
 export {
   APPEND_EVENTS_MAX,
