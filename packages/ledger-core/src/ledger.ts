@@ -2,7 +2,7 @@ import type { AccountState } from './domain/state.js';
 import { parseCommand, type LinkedMemberInput } from './input/parse-command.js';
 import { CurrencyRegistry } from './money/currency.js';
 import { formatAmount } from './money/amount.js';
-import { replayAccountEntries, replayLedger, readLedger, type AsOf, type LedgerSource } from './query/replay.js';
+import { parseAsOf, replayAccountEntries, replayLedger, readLedger, type AsOf, type LedgerSource } from './query/replay.js';
 import { balanceOf, trialBalanceOf, type Balance, type TrialBalance } from './query/views.js';
 import { verifyChain, type ChainVerification } from './events/verify-chain.js';
 import { LedgerWriter, type CommandContext, type CommandResult, type LedgerWriterOptions } from './writer/ledger-writer.js';
@@ -138,6 +138,8 @@ export class Ledger {
 
   /** An account's balance as of a ledger version, recorded time or effective time, by replay. */
   async balanceAt(accountId: string, asOf: AsOf): Promise<Balance | undefined> {
+    // Checked here as well as by replay, which reads a missing point as "now".
+    parseAsOf(asOf);
     const state = await replayLedger(this.#source, asOf);
     const account = state.accounts.get(accountId);
     return account === undefined ? undefined : balanceOf(account, this.#currencies);

@@ -1,9 +1,11 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AS_OF_MESSAGE,
   INSTANT_MESSAGE,
   InMemoryEventStore,
   Ledger,
+  parseAsOf,
   replayLedger,
   type AccountState,
   type AsOf,
@@ -168,6 +170,23 @@ describe('point-in-time queries over a scripted ledger', () => {
         await expect(ledger.balanceAt('alice', { [field]: value } as unknown as AsOf), `${field} ${String(value)}`).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: [field], message: INSTANT_MESSAGE }] });
       }
     }
+  });
+
+  it('a point that is not exactly one of ledgerVersion, recordedAt, effectiveAt is InvalidInputError at asOf, in parseAsOf, balanceAt and trialBalance alike', async () => {
+    const bad: unknown[] = [undefined, null, 'v3', 3, [], {}, { ledgerVersion: 1, effectiveAt: at(0) }, { recordedAt: at(0), effectiveAt: at(0) }];
+    for (const asOf of bad) {
+      const shown = JSON.stringify(asOf) ?? String(asOf);
+      expect(() => parseAsOf(asOf), shown).toThrow(expect.objectContaining({ name: 'InvalidInputError', issues: [{ path: ['asOf'], message: AS_OF_MESSAGE }] }));
+      await expect(ledger.balanceAt('alice', asOf as AsOf), shown).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: ['asOf'], message: AS_OF_MESSAGE }] });
+      // Only a missing point means "now" for a trial balance.
+      if (asOf !== undefined) await expect(ledger.trialBalance(asOf as AsOf), shown).rejects.toMatchObject({ name: 'InvalidInputError' });
+    }
+    for (const ledgerVersion of [-1, 1.5, 2 ** 53, '1', Number.NaN]) {
+      expect(() => parseAsOf({ ledgerVersion }), String(ledgerVersion)).toThrow(expect.objectContaining({ issues: [{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }] }));
+    }
+    expect(parseAsOf({ ledgerVersion: 0 })).toEqual({ kind: 'ledgerVersion', ledgerVersion: 0 });
+    expect(parseAsOf({ recordedAt: at(0), ledgerVersion: undefined })).toEqual({ kind: 'recordedAt', atMs: T0 });
+    expect(parseAsOf({ effectiveAt: new Date(T0) })).toEqual({ kind: 'effectiveAt', atMs: T0 });
   });
 
   it('the effective-time view at or after the last event equals the current state', async () => {

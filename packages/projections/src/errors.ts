@@ -40,6 +40,24 @@ export class ProjectionFailedError extends Error {
 }
 
 /**
+ * A read would return more rows than the caller allowed (a trial balance of more accounts than
+ * its `linesMax`). Nothing past the limit was read or kept in memory: ask for a smaller scope,
+ * or raise the limit.
+ */
+export class ResultTooLargeError extends Error {
+  /** Stable code, safe to switch on. */
+  readonly code = 'result_too_large';
+  /** The limit the result went over. */
+  readonly limit: number;
+
+  constructor(what: string, limit: number) {
+    super(`${what} has more than ${limit} lines, the most this read may return`);
+    this.name = 'ResultTooLargeError';
+    this.limit = limit;
+  }
+}
+
+/**
  * The checkpoint moved under a batch: a rebuild reset it, or another runner advanced it (this one
  * lost its lock). The batch rolled back; the runner reloads the checkpoint and goes on from there.
  */

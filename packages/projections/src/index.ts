@@ -23,7 +23,7 @@ export {
   type RebuildProjectionOptions,
 } from './runner.js';
 export { eventProjection, PROJECTION_NAME_PATTERN, type Projection, type ProjectionEvent, type ProjectionContext, type ErrorPolicy, type EventProjectionDefinition } from './projection.js';
-export { ProjectionFailedError, CheckpointMovedError, ApplicationRoleRequiredError, isTransientError, type FailedEvent, type RoleRefusal } from './errors.js';
+export { ProjectionFailedError, CheckpointMovedError, ResultTooLargeError, ApplicationRoleRequiredError, isTransientError, type FailedEvent, type RoleRefusal } from './errors.js';
 export type { Checkpoint } from './checkpoints.js';
 export { balancesProjection, inlineBalances, BALANCES_PROJECTION, type InlineBalancesOptions, type InlineBalances, type InlineBalancesPlan, type InlineStatement } from './read-models/balances.js';
 export { historyProjection, HISTORY_PROJECTION } from './read-models/history.js';
@@ -31,6 +31,9 @@ export {
   ReadModels,
   BALANCE_READS_PER_STATEMENT_MAX,
   TRANSFER_PAGE_SIZE_MAX,
+  TRIAL_BALANCE_LINES_MAX,
+  TRIAL_BALANCE_LINES_DEFAULT,
+  type TrialBalanceOptions,
   type ReadModelsOptions,
   type StatementOptions,
   type TransferView,

@@ -1,5 +1,5 @@
 import { InvalidInputError, type AsOf, type Ledger } from '@ledgerkit/ledger-core';
-import { ApplicationRoleRequiredError, balancesProjection, historyProjection, ProjectionRunner, ReadModels } from '@ledgerkit/projections';
+import { ApplicationRoleRequiredError, balancesProjection, historyProjection, ProjectionRunner, ReadModels, ResultTooLargeError, TRIAL_BALANCE_LINES_MAX } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,63 @@ describe('times outside years 0001-9999 (UTC)', () => {
     // Its own cursors still page.
     const next = await models.openHolds(TENANT, 'eur', { after: holdCursor, limit: 5 });
     expect(next.holds.map((hold) => hold.transferId)).toEqual(['h1', 'h2']);
+  });
+});
+
+describe('a point in time that is not one of the three shapes of AsOf', () => {
+  // From JavaScript or a parsed request: each was a TypeError from `in`, or silently one of its keys.
+  const malformed: readonly [string, unknown][] = [
+    ['undefined', undefined],
+    ['null', null],
+    ['a string', '2025-01-01T00:00:00Z'],
+    ['a number', 3],
+    ['an array', [{ ledgerVersion: 1 }]],
+    ['an empty object', {}],
+    ['two keys', { ledgerVersion: 1, recordedAt: '2025-01-01T00:00:00Z' }],
+    ['all three keys', { ledgerVersion: 1, recordedAt: '2025-01-01T00:00:00Z', effectiveAt: '2025-01-01T00:00:00Z' }],
+    ['a version that is text', { ledgerVersion: '1' }],
+    ['a version past the safe integers', { ledgerVersion: 2 ** 53 }],
+  ];
+
+  for (const [name, asOf] of malformed) {
+    it(`is refused with InvalidInputError by balanceAt and trialBalance, of the read models and of Ledger: ${name}`, async () => {
+      await expectInvalidInput(() => models.balanceAt(TENANT, 'eur', 'alice', asOf as AsOf), `balanceAt ${name}`);
+      // A trial balance's point is optional: undefined there means now.
+      if (asOf !== undefined) {
+        await expectInvalidInput(() => models.trialBalance(TENANT, 'eur', asOf as AsOf), `trialBalance ${name}`);
+        await expectInvalidInput(() => ledger.trialBalance(asOf as AsOf), `Ledger.trialBalance ${name}`);
+      }
+      await expectInvalidInput(() => ledger.balanceAt('alice', asOf as AsOf), `Ledger.balanceAt ${name}`);
+    });
+  }
+
+  it('a key given as undefined next to a real one does not count', async () => {
+    const asOf = { ledgerVersion: undefined, effectiveAt: '9999-12-31T23:59:59Z' } as unknown as AsOf;
+    expect(await models.balanceAt(TENANT, 'eur', 'alice', asOf)).toEqual(ledger.balance('alice'));
+  });
+});
+
+describe('a trial balance with more lines than allowed', () => {
+  it('is refused with ResultTooLargeError now and as of any point; at the limit it is answered', async () => {
+    const whole = await ledger.trialBalance();
+    const lines = whole.lines.length;
+    expect(lines).toBeGreaterThan(2);
+    const points: (AsOf | undefined)[] = [undefined, { ledgerVersion: ledger.version }, { recordedAt: '9999-12-31T23:59:59Z' }, { effectiveAt: '9999-12-31T23:59:59Z' }];
+    for (const asOf of points) {
+      const refused = await models.trialBalance(TENANT, 'eur', asOf, { linesMax: lines - 1 }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refused, JSON.stringify(asOf)).toBeInstanceOf(ResultTooLargeError);
+      expect((refused as ResultTooLargeError).limit).toBe(lines - 1);
+      expect(await models.trialBalance(TENANT, 'eur', asOf, { linesMax: lines }), JSON.stringify(asOf)).toEqual(whole);
+    }
+  });
+
+  it('a limit outside 1..TRIAL_BALANCE_LINES_MAX is refused before any SQL', async () => {
+    for (const linesMax of [0, -1, 1.5, TRIAL_BALANCE_LINES_MAX + 1, Number.NaN]) {
+      await expectInvalidInput(() => models.trialBalance(TENANT, 'eur', undefined, { linesMax }), `linesMax ${linesMax}`);
+    }
   });
 });
 

@@ -90,23 +90,58 @@ class OpenHoldsTable implements Table<TransferRecord> {
   }
 }
 
+/** An {@link AsOf} checked by {@link parseAsOf}: its kind and its point (a version, or epoch ms). */
+export type AsOfPoint =
+  | { readonly kind: 'ledgerVersion'; readonly ledgerVersion: number }
+  | { readonly kind: 'recordedAt'; readonly atMs: number }
+  | { readonly kind: 'effectiveAt'; readonly atMs: number };
+
+/** What {@link parseAsOf} says when the value is not one of the three shapes of {@link AsOf}. */
+export const AS_OF_MESSAGE = 'must be an object with exactly one of ledgerVersion, recordedAt or effectiveAt';
+
+const AS_OF_KEYS = ['ledgerVersion', 'recordedAt', 'effectiveAt'] as const;
+
+/**
+ * Checks an {@link AsOf} given by a caller (so typed `unknown`: it may come from JavaScript or a
+ * parsed request) and returns its point. Refused with `InvalidInputError`, before any read: a
+ * value that is not an object (`undefined`, `null`, a string), an object naming none or more than
+ * one of the three keys (which one would win is not the caller's guess to make), a ledger version
+ * that is not a non-negative safe integer, and an instant `parseInstantMs` refuses. Other keys
+ * are ignored, as in every options object of this package.
+ */
+export function parseAsOf(asOf: unknown, field = 'asOf'): AsOfPoint {
+  if (typeof asOf !== 'object' || asOf === null || Array.isArray(asOf)) throw new InvalidInputError([{ path: [field], message: AS_OF_MESSAGE }]);
+  const given = AS_OF_KEYS.filter((key) => (asOf as Record<string, unknown>)[key] !== undefined);
+  if (given.length !== 1) throw new InvalidInputError([{ path: [field], message: AS_OF_MESSAGE }]);
+  const value = (asOf as Record<string, unknown>)[given[0] as string];
+  if (given[0] === 'ledgerVersion') {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new InvalidInputError([{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }]);
+    return { kind: 'ledgerVersion', ledgerVersion: value };
+  }
+  const kind = given[0] as 'recordedAt' | 'effectiveAt';
+  return { kind, atMs: parseInstantMs(value, kind) };
+}
+
 /** Validates an {@link AsOf} and returns a predicate "is this event included". */
 function inclusion(asOf: AsOf | undefined): { include: (meta: { ledgerVersion: number; recordedAtMs: number; effectiveAtMs: number }) => 'yes' | 'skip' | 'stop'; byEffective: boolean } {
   if (asOf === undefined) return { include: () => 'yes', byEffective: false };
-  if ('ledgerVersion' in asOf) {
-    const version = asOf.ledgerVersion;
-    if (!Number.isInteger(version) || version < 0) throw new InvalidInputError([{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }]);
-    return { include: (meta) => (meta.ledgerVersion <= version ? 'yes' : 'stop'), byEffective: false };
+  const point = parseAsOf(asOf);
+  switch (point.kind) {
+    case 'ledgerVersion': {
+      const version = point.ledgerVersion;
+      return { include: (meta) => (meta.ledgerVersion <= version ? 'yes' : 'stop'), byEffective: false };
+    }
+    case 'recordedAt': {
+      const at = point.atMs;
+      // Recorded times never decrease along a stream, so the first later event ends the prefix.
+      return { include: (meta) => (meta.recordedAtMs <= at ? 'yes' : 'stop'), byEffective: false };
+    }
+    case 'effectiveAt': {
+      const at = point.atMs;
+      return { include: (meta) => (meta.effectiveAtMs <= at ? 'yes' : 'skip'), byEffective: true };
+    }
   }
-  if ('recordedAt' in asOf) {
-    const at = parseInstantMs(asOf.recordedAt, 'recordedAt');
-    // Recorded times never decrease along a stream, so the first later event ends the prefix.
-    return { include: (meta) => (meta.recordedAtMs <= at ? 'yes' : 'stop'), byEffective: false };
-  }
-  const at = parseInstantMs(asOf.effectiveAt, 'effectiveAt');
-  return { include: (meta) => (meta.effectiveAtMs <= at ? 'yes' : 'skip'), byEffective: true };
 }
-
 
 /**
  * Rebuilds a ledger's state as of a point in its history by replaying its events from the

@@ -7,6 +7,7 @@ import {
   ID_PATTERN_MESSAGE,
   InvalidInputError,
   normalSideOf,
+  parseAsOf,
   parseInstantMs,
   trialBalanceOf,
   type AccountState,
@@ -21,6 +22,7 @@ import {
 } from '@ledgerkit/ledger-core';
 import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
+import { ResultTooLargeError } from '../errors.js';
 import { isRoleChecked, checkApplicationRole } from '../role-check.js';
 import { SCHEMA } from '../schema.js';
 import { accountListQuery, listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
@@ -28,6 +30,16 @@ import { keyOf, type HeldPosting } from './rows.js';
 
 /** Most transfers or holds one lookup returns. */
 export const TRANSFER_PAGE_SIZE_MAX = 1_000;
+/** Most lines a trial balance may be allowed to return (`TrialBalanceOptions.linesMax`). */
+export const TRIAL_BALANCE_LINES_MAX = 1_000_000;
+/** Lines a trial balance returns at most when the caller does not say. */
+export const TRIAL_BALANCE_LINES_DEFAULT = 100_000;
+
+/** Options of {@link ReadModels.trialBalance}. */
+export interface TrialBalanceOptions {
+  /** Most lines (accounts) to return: 1..{@link TRIAL_BALANCE_LINES_MAX}, default {@link TRIAL_BALANCE_LINES_DEFAULT}; more is `ResultTooLargeError`. */
+  readonly linesMax?: number;
+}
 /** Entries one event can add to one account: a hold's release, then a posting. */
 const ENTRIES_PER_EVENT_MAX = 2;
 /** 0001-01-01T00:00:00.000Z: the first instant a time parameter may name (PostgreSQL reads no earlier ISO year). */
@@ -376,14 +388,24 @@ export class ReadModels {
     return row === undefined ? undefined : balanceOf(accountStateOf(row), this.#currencies);
   }
 
-  /** Every account's net posted balance with per-currency totals, now or as of a point (a time in years 0001-9999 UTC). */
-  async trialBalance(tenantId: string, ledgerId: string, asOf?: AsOf): Promise<TrialBalance> {
+  /**
+   * Every account's net posted balance with per-currency totals, now or as of a point (a time in
+   * years 0001-9999 UTC). A ledger with more accounts than `options.linesMax` (default
+   * {@link TRIAL_BALANCE_LINES_DEFAULT}) is refused with `ResultTooLargeError` after reading one
+   * row more than the limit, never all of them.
+   */
+  async trialBalance(tenantId: string, ledgerId: string, asOf?: AsOf, options: TrialBalanceOptions = {}): Promise<TrialBalance> {
     checkId(ledgerId, 'ledgerId');
+    const linesMax = options.linesMax ?? TRIAL_BALANCE_LINES_DEFAULT;
+    if (!Number.isInteger(linesMax) || linesMax < 1 || linesMax > TRIAL_BALANCE_LINES_MAX) {
+      throw new InvalidInputError([{ path: ['linesMax'], message: `must be an integer in 1..${TRIAL_BALANCE_LINES_MAX}` }]);
+    }
     const point = asOf === undefined ? undefined : pointOf(asOf);
     const { rows } = await this.#read(tenantId, (client) => {
-      if (point === undefined) return client.query<AccountColumns>(TRIAL_BALANCE_NOW_SQL, [tenantId, ledgerId]);
-      return client.query<AccountColumns>(TRIAL_BALANCE_AT_SQL.get(point.kind) as string, [tenantId, ledgerId, point.value]);
+      if (point === undefined) return client.query<AccountColumns>(`${TRIAL_BALANCE_NOW_SQL} LIMIT $3`, [tenantId, ledgerId, linesMax + 1]);
+      return client.query<AccountColumns>(`${TRIAL_BALANCE_AT_SQL.get(point.kind) as string} LIMIT $4`, [tenantId, ledgerId, point.value, linesMax + 1]);
     });
+    if (rows.length > linesMax) throw new ResultTooLargeError(`the trial balance of ledger ${ledgerId}`, linesMax);
     return trialBalanceOf(rows.map(accountStateOf), this.#currencies);
   }
 
@@ -582,15 +604,11 @@ function accountStateOf(row: AccountColumns): AccountState {
   };
 }
 
-/** Validates an `AsOf` as `replayLedger` does and returns its kind and SQL parameter. */
-function pointOf(asOf: AsOf): { kind: AsOfKind; value: number | string } {
-  if ('ledgerVersion' in asOf) {
-    const version = asOf.ledgerVersion;
-    if (!Number.isSafeInteger(version) || version < 0) throw new InvalidInputError([{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }]);
-    return { kind: 'ledgerVersion', value: version };
-  }
-  if ('recordedAt' in asOf) return { kind: 'recordedAt', value: isoOf(asOf.recordedAt, 'recordedAt') };
-  return { kind: 'effectiveAt', value: isoOf(asOf.effectiveAt, 'effectiveAt') };
+/** Checks an `AsOf` as `replayLedger` does (ledger-core's `parseAsOf`) and returns its kind and SQL parameter. */
+function pointOf(asOf: unknown): { kind: AsOfKind; value: number | string } {
+  const point = parseAsOf(asOf);
+  if (point.kind === 'ledgerVersion') return { kind: 'ledgerVersion', value: point.ledgerVersion };
+  return { kind: point.kind, value: isoOfMs(point.atMs, point.kind) };
 }
 
 /**
@@ -600,7 +618,11 @@ function pointOf(asOf: AsOf): { kind: AsOfKind; value: number | string } {
  * PostgreSQL refuses or misreads.
  */
 function isoOf(value: string | Date, field: string): string {
-  const ms = parseInstantMs(value, field);
+  return isoOfMs(parseInstantMs(value, field), field);
+}
+
+/** {@link isoOf} of an instant already read as epoch ms. */
+function isoOfMs(ms: number, field: string): string {
   if (ms < INSTANT_MS_MIN || ms > INSTANT_MS_MAX) throw new InvalidInputError([{ path: [field], message: 'must lie in years 0001-9999 (UTC)' }]);
   return new Date(ms).toISOString();
 }
