@@ -129,6 +129,16 @@ export function buildApp(deps: AppDependencies): BankingApp {
   });
   // Bodies are JSON only: text/plain and anything else answer 415.
   app.removeContentTypeParser('text/plain');
+  // An empty JSON body (Content-Length: 0) is no body, as when the content type is left out:
+  // fastify's own parser refuses it (FST_ERR_CTP_EMPTY_JSON_BODY) before the route could count it
+  // as `{}`. Every other body goes to that parser as before (same body limit, same secure-json-parse
+  // refusal of `__proto__` and `constructor.prototype` keys per the instance's settings): one
+  // length check more per request.
+  const parseJson = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
+  app.addContentTypeParser<string>('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body.length === 0) done(null, undefined);
+    else parseJson(request, body, done);
+  });
   app.decorateRequest('principal', null);
   app.decorateRequest('problemCode', null);
   app.decorateRequest('replayed', false);
@@ -253,7 +263,13 @@ export function buildApp(deps: AppDependencies): BankingApp {
     const query = parse(route.query, request.query, 'query');
     const ledgerId = parse(ledgerHeaderSchema, request.headers['ledger-id'], 'header') ?? settings.defaultLedgerId;
     request.ledgerId = ledgerId;
-    const rawBody = request.body === undefined && route.bodyOptional === true ? {} : request.body;
+    let rawBody = request.body;
+    if (rawBody === undefined) {
+      if (route.bodyOptional === true) rawBody = {};
+      // A content type with no body is an empty JSON body (any other type answered 415): still
+      // the 400 it was before the parser let it through, where the route needs a body.
+      else if (route.body !== undefined && request.headers['content-type'] !== undefined) throw new ProblemError('malformed_json', 'the body is empty');
+    }
     const body = route.body === undefined ? undefined : parse(route.bodyFor?.(rawBody) ?? route.body, rawBody, 'body');
     const context: RequestContext = { requestId: request.id, principal, tenantId: principal.tenantId, ledgerId };
     if (route.method === 'GET') {

@@ -34,6 +34,14 @@ export interface TokenVerifierOptions {
   readonly algorithms?: readonly string[];
   /** Claim that names the tenant; default `tenant_id`. */
   readonly tenantClaim?: string;
+  /**
+   * Expected `typ` header: default `at+jwt`, the RFC 9068 access token type, so that an OpenID
+   * ID token (`typ: JWT`) of the same issuer and audience is refused. Compared as jose does, case
+   * insensitively and with or without `application/`. `null` skips the check, for identity
+   * providers that do not mark their access tokens (their ID tokens then pass too, unless their
+   * audience or claims differ).
+   */
+  readonly tokenType?: string | null;
   /** Allowed clock skew for `exp` and `nbf`, seconds: 0..300, default 5. */
   readonly clockToleranceSeconds?: number;
   /** Verified tokens remembered until they expire: 0..1,000,000, default 10,000. */
@@ -47,11 +55,11 @@ const TOKEN_LENGTH_MAX = 8_192;
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
 
 /**
- * Verifies OAuth 2.0 bearer JWTs with jose: signature, `iss`, `aud`, `exp` (required), `nbf`,
- * and a tenant claim; scopes come from the space-separated `scope` claim (RFC 9068). A token
- * that verified is remembered, keyed by its exact text, until it expires, so steady traffic
- * with one token pays for one signature check: the cache never outlives `exp`, and a token
- * that failed is never cached.
+ * Verifies OAuth 2.0 bearer JWTs with jose: signature, the `typ` header (`at+jwt`), `iss`, `aud`,
+ * `exp` (required), `nbf`, and a tenant claim; scopes come from the space-separated `scope` claim
+ * (RFC 9068). A token that verified is remembered, keyed by its exact text, until it expires, so
+ * steady traffic with one token pays for one signature check: the cache never outlives `exp`, and
+ * a token that failed is never cached.
  */
 export class TokenVerifier {
   readonly #issuer: string;
@@ -59,6 +67,7 @@ export class TokenVerifier {
   readonly #key: KeyInput | JWTVerifyGetKey;
   readonly #algorithms: string[];
   readonly #tenantClaim: string;
+  readonly #tokenType: string | null;
   readonly #clockToleranceSeconds: number;
   readonly #cacheMax: number;
   readonly #clock: () => number;
@@ -74,6 +83,8 @@ export class TokenVerifier {
       throw new RangeError('algorithms must list at least one real signature algorithm');
     }
     this.#tenantClaim = options.tenantClaim ?? 'tenant_id';
+    this.#tokenType = options.tokenType === undefined ? 'at+jwt' : options.tokenType;
+    if (this.#tokenType !== null && this.#tokenType.trim() === '') throw new RangeError('tokenType must be a media type such as at+jwt, or null');
     this.#clockToleranceSeconds = options.clockToleranceSeconds ?? 5;
     if (!Number.isInteger(this.#clockToleranceSeconds) || this.#clockToleranceSeconds < 0 || this.#clockToleranceSeconds > 300) {
       throw new RangeError('clockToleranceSeconds must be an integer in 0..300');
@@ -126,6 +137,7 @@ export class TokenVerifier {
         clockTolerance: this.#clockToleranceSeconds,
         currentDate: new Date(nowMs),
         requiredClaims: ['exp', 'sub', this.#tenantClaim],
+        ...(this.#tokenType === null ? {} : { typ: this.#tokenType }),
       }));
     } catch (error) {
       throw unauthorized(describeJoseError(error), 'invalid_token');
@@ -189,6 +201,8 @@ function describeJoseError(error: unknown): string {
         return 'the token is not meant for this API (audience)';
       case 'nbf':
         return 'the token is not valid yet';
+      case 'typ':
+        return 'the token is not an access token (its typ header is missing or not the expected one)';
       default:
         return `the token's ${error.claim} claim is missing or invalid`;
     }

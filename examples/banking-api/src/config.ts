@@ -19,6 +19,13 @@ export interface ApiSettings {
   readonly tenantsMax: number;
   /** Ledgers with an open writer in this process at once; an idle one is closed to make room. 1..10,000, default 256. */
   readonly ledgersMax: number;
+  /**
+   * Ledgers with an open writer of one tenant at once: 1..10,000, default 16. A tenant at its bound
+   * that asks for another ledger closes its own least recently used idle one (never another
+   * tenant's), or is answered 503 when all of its are busy; so one tenant sending many `Ledger-Id`s
+   * cannot close every other tenant's writers.
+   */
+  readonly ledgersPerTenantMax: number;
   /** Commands a writer queues before answering 503: 100..1,000,000, default 20,000. */
   readonly writerQueueLengthMax: number;
   /** Most commands a writer decides and appends in one batch: 1..8,190, default 1,000. */
@@ -70,6 +77,7 @@ const NUMBER_SETTINGS = {
   rateLimitClientsMax: { min: 100, max: 1_000_000, fallback: 100_000 },
   tenantsMax: { min: 1, max: 1_000, fallback: 64 },
   ledgersMax: { min: 1, max: 10_000, fallback: 256 },
+  ledgersPerTenantMax: { min: 1, max: 10_000, fallback: 16 },
   writerQueueLengthMax: { min: 100, max: 1_000_000, fallback: 20_000 },
   writerBatchSizeMax: { min: 1, max: 8_190, fallback: 1_000 },
   projectionBatchDelayMs: { min: 0, max: 1_000, fallback: 20 },

@@ -88,14 +88,17 @@ export interface MintTokenOptions {
   readonly audience?: string;
   /** Issued-at, epoch seconds; default now. */
   readonly issuedAtSeconds?: number;
+  /** The `typ` header; default `at+jwt` (RFC 9068 access token); `null` leaves it out (to test the verifier's check). */
+  readonly tokenType?: string | null;
 }
 
 /** Signs a development access token (RFC 9068 style claims plus `tenant_id`). */
 export async function mintToken(keys: DevKeys, options: MintTokenOptions): Promise<string> {
   const issuedAt = options.issuedAtSeconds ?? Math.floor(Date.now() / 1_000);
   const subject = options.subject ?? 'dev-client';
+  const tokenType = options.tokenType === undefined ? 'at+jwt' : options.tokenType;
   return new SignJWT({ tenant_id: options.tenantId, scope: options.scopes.join(' '), client_id: options.clientId ?? subject })
-    .setProtectedHeader({ alg: DEV_ALGORITHM, kid: keys.kid, typ: 'at+jwt' })
+    .setProtectedHeader({ alg: DEV_ALGORITHM, kid: keys.kid, ...(tokenType === null ? {} : { typ: tokenType }) })
     .setIssuer(options.issuer ?? DEV_ISSUER)
     .setAudience(options.audience ?? DEFAULT_AUDIENCE)
     .setSubject(subject)

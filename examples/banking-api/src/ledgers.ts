@@ -3,7 +3,9 @@
  * (tenant, ledger), opened on first use and shared by every request for it, so concurrent
  * requests are batched into one append; one `ProjectionRunner` per tenant, started on the
  * tenant's first request. Both are bounded: an idle ledger is closed to make room for another,
- * and a tenant beyond the bound is refused with 503 rather than growing without limit.
+ * and a tenant beyond the bound is refused with 503 rather than growing without limit. Ledgers
+ * are bounded per tenant too: a tenant at its bound makes room among its own ledgers only, so
+ * one tenant opening many cannot close every other tenant's writers (each would pay a reopen).
  */
 import { LedgerError, Ledger, WriterFailedError, type CurrencyRegistry, type EventStore } from '@ledgerkit/ledger-core';
 import { ProjectionRunner, type Projection, type ProjectionStatus } from '@ledgerkit/projections';
@@ -18,7 +20,10 @@ export interface LedgerRegistryOptions {
   readonly runnerPool: ClientPool;
   readonly currencies: CurrencyRegistry;
   readonly tenantsMax: number;
+  /** Open ledgers in the process at once. */
   readonly ledgersMax: number;
+  /** Open ledgers of one tenant at once. */
+  readonly ledgersPerTenantMax: number;
   readonly writerQueueLengthMax: number;
   readonly writerBatchSizeMax: number;
   /** The runners' `liveBatchDelayMs`. */
@@ -30,6 +35,7 @@ export interface LedgerRegistryOptions {
 }
 
 interface LedgerEntry {
+  readonly tenantId: string;
   readonly opening: Promise<Ledger>;
   ledger: Ledger | undefined;
   inFlight: number;
@@ -51,6 +57,11 @@ const FAILURES_UNHEALTHY = 3;
 export class LedgerRegistry {
   readonly #options: LedgerRegistryOptions;
   readonly #ledgers = new Map<string, LedgerEntry>();
+  /**
+   * The same entries by tenant (same keys), kept with `#ledgers` by `#open` and `#forget`: a
+   * tenant's count is its map's size, and room is made among its own entries only.
+   */
+  readonly #ledgersByTenant = new Map<string, Map<string, LedgerEntry>>();
   readonly #runners = new Map<string, ProjectionRunner>();
   #closing = false;
 
@@ -101,11 +112,10 @@ export class LedgerRegistry {
     if (this.#closing) throw new ProblemError('unavailable', 'the server is shutting down', { retryAfterSeconds: 1 });
     const key = `${tenantId}\u0000${ledgerId}`;
     let entry = this.#ledgers.get(key);
-    if (entry === undefined) {
-      await this.#makeRoom();
-      // Another request may have opened it while this one waited: one writer per ledger.
-      entry = this.#ledgers.get(key) ?? this.#open(key, tenantId, ledgerId);
-    }
+    // Room is made and the new ledger registered in one synchronous step (the evicted one closes
+    // before the new one opens): requests arriving together, as they do when their idempotency
+    // claims come back in one batch, cannot all see room while an evicted ledger is closing.
+    entry ??= this.#open(key, tenantId, ledgerId, this.#makeRoom(tenantId));
     entry.inFlight += 1;
     entry.lastUsedMs = Date.now();
     try {
@@ -159,6 +169,7 @@ export class LedgerRegistry {
     this.#closing = true;
     const entries = [...this.#ledgers.values()];
     this.#ledgers.clear();
+    this.#ledgersByTenant.clear();
     await Promise.allSettled(entries.map(async (entry) => (await entry.opening).close()));
   }
 
@@ -170,44 +181,74 @@ export class LedgerRegistry {
     await Promise.allSettled(runners.map((runner) => runner.stop()));
   }
 
-  #open(key: string, tenantId: string, ledgerId: string): LedgerEntry {
-    const opening = Ledger.open({
-      store: this.#options.store,
-      tenantId,
-      ledgerId,
-      currencies: this.#options.currencies,
-      queueLengthMax: this.#options.writerQueueLengthMax,
-      batchSizeMax: this.#options.writerBatchSizeMax,
-    });
-    const entry: LedgerEntry = { opening, ledger: undefined, inFlight: 0, lastUsedMs: Date.now(), failuresInARow: 0 };
+  /** Registers and opens a ledger, once `evicted` (the closing of the ledger it replaces, if any) has settled. */
+  #open(key: string, tenantId: string, ledgerId: string, evicted: Promise<void> | undefined): LedgerEntry {
+    const open = (): Promise<Ledger> =>
+      Ledger.open({
+        store: this.#options.store,
+        tenantId,
+        ledgerId,
+        currencies: this.#options.currencies,
+        queueLengthMax: this.#options.writerQueueLengthMax,
+        batchSizeMax: this.#options.writerBatchSizeMax,
+      });
+    const opening = evicted === undefined ? open() : evicted.then(open);
+    const entry: LedgerEntry = { tenantId, opening, ledger: undefined, inFlight: 0, lastUsedMs: Date.now(), failuresInARow: 0 };
     this.#ledgers.set(key, entry);
+    let own = this.#ledgersByTenant.get(tenantId);
+    if (own === undefined) this.#ledgersByTenant.set(tenantId, (own = new Map()));
+    own.set(key, entry);
     opening.then(
       (ledger) => {
         entry.ledger = ledger;
       },
       () => {
-        // A ledger that failed to open (store unavailable, say) is forgotten: the next request tries again.
-        if (this.#ledgers.get(key) === entry) this.#ledgers.delete(key);
+        // A ledger that failed to open (store unavailable, say) is forgotten, and no longer counts
+        // against its tenant: the next request tries again.
+        this.#forget(key, entry);
       },
     );
     return entry;
   }
 
-  /** Closes the least recently used idle ledger when the registry is full. */
-  async #makeRoom(): Promise<void> {
-    if (this.#ledgers.size < this.#options.ledgersMax) return;
-    let victimKey: string | undefined;
-    let victim: LedgerEntry | undefined;
-    for (const [key, entry] of this.#ledgers) {
-      const idle = entry.inFlight === 0 && entry.ledger !== undefined && entry.ledger.writer.queueLength === 0;
-      if (idle && (victim === undefined || entry.lastUsedMs < victim.lastUsedMs)) {
-        victim = entry;
-        victimKey = key;
-      }
+  /** Removes `entry` from both maps, unless it was already replaced or forgotten (or the registry closed). */
+  #forget(key: string, entry: LedgerEntry): void {
+    if (this.#ledgers.get(key) !== entry) return;
+    this.#ledgers.delete(key);
+    const own = this.#ledgersByTenant.get(entry.tenantId);
+    own?.delete(key);
+    if (own?.size === 0) this.#ledgersByTenant.delete(entry.tenantId);
+  }
+
+  /**
+   * Makes room for a new ledger of `tenantId`, synchronously: a tenant at its own bound gives up
+   * its least recently used idle ledger, else a full process gives up its least recently used
+   * idle ledger of any tenant. The ledger given up is forgotten at once; the returned promise
+   * settles when it is closed (`undefined` when there was room). Throws a 503 problem when every
+   * candidate is busy.
+   */
+  #makeRoom(tenantId: string): Promise<void> | undefined {
+    const own = this.#ledgersByTenant.get(tenantId);
+    let candidates: Map<string, LedgerEntry>;
+    let busy: string;
+    if (own !== undefined && own.size >= this.#options.ledgersPerTenantMax) {
+      candidates = own;
+      busy = 'every ledger writer of this tenant is busy, and it has its maximum open';
+    } else if (this.#ledgers.size >= this.#options.ledgersMax) {
+      candidates = this.#ledgers;
+      busy = 'every ledger writer of this server is busy';
+    } else {
+      return undefined;
     }
-    if (victim === undefined || victimKey === undefined) throw new ProblemError('overloaded', 'every ledger writer of this server is busy', { retryAfterSeconds: 1 });
-    this.#ledgers.delete(victimKey);
-    await victim.ledger?.close().catch((error: unknown) => {
+    let victim: { readonly key: string; readonly entry: LedgerEntry; readonly ledger: Ledger } | undefined;
+    for (const [key, entry] of candidates) {
+      const ledger = entry.ledger;
+      const idle = entry.inFlight === 0 && ledger !== undefined && ledger.writer.queueLength === 0;
+      if (idle && (victim === undefined || entry.lastUsedMs < victim.entry.lastUsedMs)) victim = { key, entry, ledger };
+    }
+    if (victim === undefined) throw new ProblemError('overloaded', busy, { retryAfterSeconds: 1 });
+    this.#forget(victim.key, victim.entry);
+    return victim.ledger.close().catch((error: unknown) => {
       if (!(error instanceof LedgerError)) throw error;
     });
   }

@@ -10,6 +10,8 @@
  *   METRICS_HOST (127.0.0.1)      keep it on loopback or an internal interface: it has no auth
  *   BANKING_API_JWT_ISSUER        expected `iss`                                        required unless dev tokens
  *   BANKING_API_JWT_AUDIENCE      expected `aud` (default banking-api)
+ *   BANKING_API_JWT_TYPE          expected `typ` header (default at+jwt, RFC 9068); `any` skips the
+ *                                 check, for identity providers that do not mark access tokens
  *   BANKING_API_JWKS_URL          the authorization server's JWKS, or
  *   BANKING_API_JWT_PUBLIC_KEY    a PEM (SPKI) public key, with BANKING_API_JWT_ALGORITHM (default EdDSA)
  *   BANKING_API_DEV_TOKENS=1      trust the development key in .dev-keys/ instead (never in production)
@@ -24,9 +26,11 @@ import { closeOnSignals, createBankingApi } from './server.js';
 import type { TokenVerifierOptions } from './auth.js';
 
 async function authFromEnv(env: NodeJS.ProcessEnv): Promise<TokenVerifierOptions> {
+  const typeSetting = env['BANKING_API_JWT_TYPE'];
+  const tokenType = typeSetting === undefined || typeSetting === '' ? {} : { tokenType: typeSetting === 'any' ? null : typeSetting };
   if (env['BANKING_API_DEV_TOKENS'] === '1') {
     const keys = await loadOrCreateDevKeys();
-    return { issuer: DEV_ISSUER, audience: env['BANKING_API_JWT_AUDIENCE'] ?? DEFAULT_AUDIENCE, key: keys.publicKey, algorithms: [DEV_ALGORITHM] };
+    return { issuer: DEV_ISSUER, audience: env['BANKING_API_JWT_AUDIENCE'] ?? DEFAULT_AUDIENCE, key: keys.publicKey, algorithms: [DEV_ALGORITHM], ...tokenType };
   }
   const issuer = env['BANKING_API_JWT_ISSUER'];
   if (issuer === undefined) throw new Error('set BANKING_API_JWT_ISSUER (or BANKING_API_DEV_TOKENS=1 for development)');
@@ -41,7 +45,7 @@ async function authFromEnv(env: NodeJS.ProcessEnv): Promise<TokenVerifierOptions
     key = await importSPKI(pem, algorithm);
     algorithms = [algorithm];
   } else throw new Error('set BANKING_API_JWKS_URL or BANKING_API_JWT_PUBLIC_KEY');
-  return { issuer, audience, key, ...(algorithms === undefined ? {} : { algorithms }) };
+  return { issuer, audience, key, ...(algorithms === undefined ? {} : { algorithms }), ...tokenType };
 }
 
 async function main(): Promise<void> {

@@ -105,6 +105,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       currencies,
       tenantsMax: settings.tenantsMax,
       ledgersMax: settings.ledgersMax,
+      ledgersPerTenantMax: settings.ledgersPerTenantMax,
       writerQueueLengthMax: settings.writerQueueLengthMax,
       writerBatchSizeMax: settings.writerBatchSizeMax,
       projectionBatchDelayMs: settings.projectionBatchDelayMs,

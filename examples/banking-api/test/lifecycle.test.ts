@@ -1,8 +1,9 @@
 /**
- * Rate limiting, graceful shutdown and the bounds of the process (writers, tenants, writer
- * queue), each on an API instance of its own over the same database.
+ * Rate limiting, graceful shutdown and the bounds of the process (writers in all and per tenant,
+ * tenants, writer queue), each on an API instance of its own over the same database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveSettings, settingsFromEnv } from '../src/config.js';
 import { call, client, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
 import { expectProblem } from './support/expect-problem.js';
 
@@ -131,6 +132,85 @@ describe('bounds', () => {
     }
     expect(await api.api.ledgers.ledger('bounded-tenant', 'book-a')).toBeDefined();
     expect(await api.api.ledgers.ledger('bounded-tenant', 'book-b')).toBeUndefined();
+  });
+
+  it("a tenant at its own maximum of ledgers closes its own least recently used idle one, never another tenant's", async () => {
+    // The process holds three at most, so without a bound per tenant the noisy tenant's third
+    // ledger would close the quiet tenant's, the least recently used of all.
+    const api = await start({ ledgersMax: 3, ledgersPerTenantMax: 2 });
+    const quiet = client(api.url, await api.token('quiet-tenant'), 'quiet-book');
+    expect((await quiet.post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' })).status).toBe(201);
+    const token = await api.token('noisy-tenant');
+    for (const ledgerId of ['noisy-1', 'noisy-2', 'noisy-3']) {
+      expect((await client(api.url, token, ledgerId).post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' })).status).toBe(201);
+    }
+    expect(await api.api.ledgers.ledger('quiet-tenant', 'quiet-book')).toBeDefined();
+    expect(await api.api.ledgers.ledger('noisy-tenant', 'noisy-1')).toBeUndefined();
+    expect(await api.api.ledgers.ledger('noisy-tenant', 'noisy-2')).toBeDefined();
+    expect(await api.api.ledgers.ledger('noisy-tenant', 'noisy-3')).toBeDefined();
+  });
+
+  it('a tenant at its maximum whose every ledger is busy answers 503 overloaded with Retry-After; other tenants are not refused', async () => {
+    const api = await start({ ledgersPerTenantMax: 2 });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // Two ledgers in use until the gate opens, as by requests in flight: neither may be closed.
+    const held = ['held-1', 'held-2'].map((ledgerId) => api.api.ledgers.use('held-tenant', ledgerId, () => gate));
+    try {
+      const reply = await client(api.url, await api.token('held-tenant'), 'held-3').post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' });
+      expectProblem(reply, 503, 'overloaded');
+      expect(reply.headers.get('retry-after')).toBe('1');
+      expect((await client(api.url, await api.token('free-tenant'), 'free-1').post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' })).status).toBe(201);
+    } finally {
+      release();
+      await Promise.all(held);
+    }
+    // Idle again: the least recently used of the two makes room.
+    expect((await client(api.url, await api.token('held-tenant'), 'held-3').post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' })).status).toBe(201);
+    expect(await api.api.ledgers.ledger('held-tenant', 'held-1')).toBeUndefined();
+    expect(await api.api.ledgers.ledger('held-tenant', 'held-2')).toBeDefined();
+  });
+
+  it('requests arriving together for new ledgers of one tenant never hold more than its maximum open', async () => {
+    const api = await start({ ledgersPerTenantMax: 2 });
+    const registry = api.api.ledgers;
+    const tenantId = 'burst-tenant';
+    const openOf = (): string[] => registry.writers().filter((writer) => writer.tenantId === tenantId).map((writer) => writer.ledgerId).sort();
+    for (const ledgerId of ['burst-1', 'burst-2']) await registry.use(tenantId, ledgerId, async () => undefined);
+    // Both idle: the first two of the burst each close one; the third finds only busy ledgers.
+    const outcomes = await Promise.allSettled(['burst-3', 'burst-4', 'burst-5'].map((ledgerId) => registry.use(tenantId, ledgerId, async () => ledgerId)));
+    expect(outcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : (outcome.reason as { code?: string }).code))).toEqual(['burst-3', 'burst-4', 'overloaded']);
+    expect(openOf()).toEqual(['burst-3', 'burst-4']);
+  });
+
+  it('a ledger that fails to open does not count against its tenant', async () => {
+    const api = await start({ ledgersPerTenantMax: 2 });
+    const registry = api.api.ledgers;
+    // Off ledger-core's id pattern: the writer refuses to open (the HTTP layer never asks for one).
+    for (let n = 0; n < 3; n += 1) await expect(registry.use('failing-tenant', 'not a ledger id!', async () => undefined)).rejects.toThrow();
+    for (const ledgerId of ['fine-1', 'fine-2', 'fine-3']) expect(await registry.use('failing-tenant', ledgerId, async () => ledgerId)).toBe(ledgerId);
+    expect(registry.writers().filter((writer) => writer.tenantId === 'failing-tenant').map((writer) => writer.ledgerId).sort()).toEqual(['fine-2', 'fine-3']);
+  });
+
+  it('the bound per tenant is a setting with a default and limits, read from BANKING_API_LEDGERS_PER_TENANT_MAX', () => {
+    expect(resolveSettings().ledgersPerTenantMax).toBe(16);
+    expect(resolveSettings(settingsFromEnv({ BANKING_API_LEDGERS_PER_TENANT_MAX: '3' })).ledgersPerTenantMax).toBe(3);
+    for (const bad of [0, 10_001, 1.5]) expect(() => resolveSettings({ ledgersPerTenantMax: bad })).toThrow(/ledgersPerTenantMax/);
+  });
+
+  it('a trial balance with more lines than trialBalanceLinesMax answers 422 result_too_large, now and as of a time; at the limit it is answered', async () => {
+    const api = await start({ trialBalanceLinesMax: 2 });
+    const bank = client(api.url, await api.token('audited-tenant'), 'audited-book');
+    for (const accountId of ['cash', 'fees']) expect((await bank.post('/accounts', { accountId, currency: 'EUR', type: 'asset' })).status).toBe(201);
+    const asOf = encodeURIComponent(new Date(Date.now() + 60_000).toISOString());
+    await expect.poll(async () => (await bank.get(`/trial-balance?asOf=${asOf}&timeBasis=recorded`)).body.lines?.length, { timeout: 10_000 }).toBe(2);
+    expect((await bank.get('/trial-balance')).body.lines).toHaveLength(2);
+    expect((await bank.post('/accounts', { accountId: 'loans', currency: 'EUR', type: 'asset' })).status).toBe(201);
+    expectProblem(await bank.get('/trial-balance'), 422, 'result_too_large');
+    await expect.poll(async () => (await bank.get(`/trial-balance?asOf=${asOf}&timeBasis=recorded`)).status, { timeout: 10_000 }).toBe(422);
+    expectProblem(await bank.get(`/trial-balance?asOf=${asOf}`), 422, 'result_too_large');
   });
 
   it('a tenant beyond the process maximum answers 503 overloaded with Retry-After', async () => {

@@ -1,9 +1,9 @@
 /**
  * Every security rule over real HTTP: bearer tokens (missing, malformed, expired, wrong
- * audience, wrong issuer, foreign key, unsigned, no tenant), scopes, tenant isolation (another
- * tenant's account is 404), idempotency keys (replay, conflict, concurrency, per client, stored
- * under row-level security), body limits and malformed JSON, logs without tokens or personal
- * data, audit events, and Cache-Control.
+ * audience, wrong issuer, foreign key, unsigned, not an access token, no tenant), scopes, tenant
+ * isolation (another tenant's account is 404), idempotency keys (replay, conflict, concurrency,
+ * per client, stored under row-level security), body limits, malformed and empty JSON, logs
+ * without tokens or personal data, audit events, and Cache-Control.
  */
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
@@ -93,10 +93,36 @@ describe('bearer tokens', () => {
     expectProblem(await call(api.url, 'GET', balancePath, { token: hmac }), 401, 'unauthorized');
   });
 
+  it('only access tokens are accepted: a typ header other than at+jwt (an ID token of the same issuer, say), or none, answers 401 invalid_token', async () => {
+    for (const tokenType of ['JWT', 'id_token+jwt', null]) {
+      const reply = await call(api.url, 'GET', balancePath, { token: await api.token(ALPHA, undefined, { tokenType }) });
+      expectProblem(reply, 401, 'unauthorized');
+      expect(reply.body.detail).toMatch(/access token/);
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    }
+    // RFC 7515: typ may leave out the application/ prefix, and media types ignore case.
+    for (const tokenType of ['application/at+jwt', 'AT+JWT']) {
+      expect((await call(api.url, 'GET', balancePath, { token: await api.token(ALPHA, undefined, { tokenType }) })).status).toBe(200);
+    }
+  });
+
+  it('with tokenType null (an identity provider that does not mark access tokens) any typ is accepted', async () => {
+    // The default refuses what the lax server below accepts.
+    expectProblem(await call(api.url, 'GET', '/accounts', { token: await api.token(ALPHA, undefined, { tokenType: 'JWT' }) }), 401, 'unauthorized');
+    const lax = await startTestApi(db, {}, { tokenType: null });
+    try {
+      for (const tokenType of ['JWT', null, 'at+jwt']) {
+        expect((await call(lax.url, 'GET', '/accounts', { token: await lax.token(ALPHA, undefined, { tokenType }) })).status).toBe(200);
+      }
+    } finally {
+      await lax.close();
+    }
+  });
+
   it('a token whose sub or client_id is not plain storable text answers 401 invalid_token, never 500', async () => {
     const signed = (claims: Record<string, unknown>) =>
       new SignJWT({ tenant_id: ALPHA, scope: 'accounts:read', ...claims })
-        .setProtectedHeader({ alg: 'EdDSA' })
+        .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
         .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
         .setAudience('banking-api')
         .setExpirationTime('1h')
@@ -111,7 +137,7 @@ describe('bearer tokens', () => {
   it('a token without a valid tenant claim answers 401', async () => {
     const keys = api.keys;
     const noTenant = await new SignJWT({ scope: 'accounts:read' })
-      .setProtectedHeader({ alg: 'EdDSA' })
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
       .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
       .setAudience('banking-api')
       .setSubject('x')
@@ -248,6 +274,26 @@ describe('request bodies', () => {
     expectProblem(await alpha.post('/transfers', undefined, { raw: '' , headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
     expectProblem(await alpha.post('/transfers', undefined, { raw: 'transferId=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'unsupported_media_type');
     expectProblem(await alpha.post('/transfers', undefined, { raw: '{}', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
+  });
+
+  it('an empty body sent as JSON counts as no body: a command whose fields are all optional runs, one that needs a body answers 400', async () => {
+    expect((await alpha.post('/accounts', { accountId: 'empty-json', currency: 'EUR', type: 'asset' })).status).toBe(201);
+    const key = randomUUID();
+    const frozen = await alpha.post('/accounts/empty-json/freeze', undefined, { raw: '', key, headers: { 'content-type': 'application/json' } });
+    expect(frozen.status).toBe(200);
+    expect(frozen.body).toMatchObject({ accountId: 'empty-json', status: 'frozen' });
+    // The same request as a missing body: the same key without a body replays it, no 422 for another body.
+    const withoutBody = await alpha.post('/accounts/empty-json/freeze', undefined, { key });
+    expect(withoutBody.status).toBe(200);
+    expect(withoutBody.headers.get('idempotent-replayed')).toBe('true');
+    expect(withoutBody.text).toBe(frozen.text);
+    const unfrozen = await alpha.post('/accounts/empty-json/unfreeze', undefined, { raw: '', headers: { 'content-type': 'application/json; charset=utf-8' } });
+    expect(unfrozen.status).toBe(200);
+    expect(unfrozen.body).toMatchObject({ accountId: 'empty-json', status: 'open' });
+    expectProblem(await alpha.post('/transfers', undefined, { raw: '', headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
+    expectProblem(await alpha.post('/accounts', undefined, { raw: '', headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
+    // Only an empty body counts as none: blanks are not JSON.
+    expectProblem(await alpha.post('/accounts/empty-json/freeze', undefined, { raw: ' ', headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
   });
 
   it('prototype pollution keys are refused', async () => {

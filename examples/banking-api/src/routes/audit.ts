@@ -1,3 +1,4 @@
+import { ResultTooLargeError } from '@ledgerkit/projections';
 import { ProblemError } from '../problems.js';
 import { defineRoute, ok, type Route } from '../route.js';
 import { asOfQuerySchema, trialBalanceSchema } from '../schemas.js';
@@ -23,9 +24,14 @@ export function auditRoutes(services: Services): Route[] {
         const timeBasis = query.asOf === undefined ? null : (query.timeBasis ?? 'effective');
         const asOf = query.asOf === undefined ? null : new Date(query.asOf).toISOString();
         const point = asOf === null ? undefined : timeBasis === 'recorded' ? { recordedAt: asOf } : { effectiveAt: asOf };
-        const trial = await services.models.trialBalance(context.tenantId, context.ledgerId, point);
-        if (trial.lines.length > services.settings.trialBalanceLinesMax) {
-          throw new ProblemError('result_too_large', `the trial balance has ${trial.lines.length} lines, more than ${services.settings.trialBalanceLinesMax}`);
+        const linesMax = services.settings.trialBalanceLinesMax;
+        let trial;
+        try {
+          // The read models stop one row past the limit: a large ledger is never loaded to be refused.
+          trial = await services.models.trialBalance(context.tenantId, context.ledgerId, point, { linesMax });
+        } catch (error) {
+          if (error instanceof ResultTooLargeError) throw new ProblemError('result_too_large', `the trial balance has more than ${linesMax} lines`);
+          throw error;
         }
         return ok({ ledgerId: context.ledgerId, asOf, timeBasis, lines: trial.lines, totals: trial.totals });
       },

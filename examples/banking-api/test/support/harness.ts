@@ -14,7 +14,7 @@ import { prepareDatabase } from '../../src/database.js';
 import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER, generateDevKeys, mintToken, type DevKeys, type MintTokenOptions } from '../../src/dev-tokens.js';
 import { createLogger } from '../../src/logger.js';
 import { createBankingApi, type BankingApi } from '../../src/server.js';
-import type { Scope } from '../../src/auth.js';
+import type { Scope, TokenVerifierOptions } from '../../src/auth.js';
 
 /** Every scope, for tokens that may do anything. */
 export const ALL_SCOPES: readonly Scope[] = ['accounts:read', 'accounts:write', 'transfers:write', 'audit:read'];
@@ -83,8 +83,11 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-/** Starts the API on `db` with test settings (responses checked against their schemas; no rate limit unless given). */
-export async function startTestApi(db: TestDatabase, settings: Partial<ApiSettings> = {}): Promise<TestApi> {
+/**
+ * Starts the API on `db` with test settings (responses checked against their schemas; no rate
+ * limit unless given); `auth` overrides token verification options (the key stays the test's own).
+ */
+export async function startTestApi(db: TestDatabase, settings: Partial<ApiSettings> = {}, auth: Partial<Omit<TokenVerifierOptions, 'key'>> = {}): Promise<TestApi> {
   const keys = await generateDevKeys();
   const logs: Record<string, unknown>[] = [];
   let text = '';
@@ -99,7 +102,7 @@ export async function startTestApi(db: TestDatabase, settings: Partial<ApiSettin
   const api = await createBankingApi({
     databaseUrl: db.appUrl,
     poolSize: 8,
-    auth: { issuer: DEV_ISSUER, audience: DEFAULT_AUDIENCE, key: keys.publicKey, algorithms: [DEV_ALGORITHM] },
+    auth: { issuer: DEV_ISSUER, audience: DEFAULT_AUDIENCE, algorithms: [DEV_ALGORITHM], ...auth, key: keys.publicKey },
     settings: { validateResponses: true, rateLimitPerSecond: 0, tenantsMax: 16, ...settings },
     logger: createLogger({ level: 'info', destination }),
   });
