@@ -1,0 +1,89 @@
+/**
+ * `pnpm demo:api`, the root script the README names, run as a person would run it: from the
+ * repository root, without DATABASE_URL (so on its own embedded PostgreSQL), in a process group
+ * of its own as a terminal's foreground job is. It must print its address as
+ * `http://127.0.0.1:<port>` and a curl line that works as printed, and stop gracefully on Ctrl-C
+ * (SIGINT to the whole group): requests answered, writers drained, PostgreSQL shut down.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** Starting an embedded server, migrating and seeding: seconds, more on a loaded machine. */
+const START_TIMEOUT_MS = 120_000;
+const STOP_TIMEOUT_MS = 60_000;
+
+let demo: ChildProcess | undefined;
+let output = '';
+
+afterAll(() => {
+  // Only if the test failed part way: the worker and its PostgreSQL stop when the supervisor goes.
+  if (demo?.pid !== undefined && demo.exitCode === null && demo.signalCode === null) process.kill(-demo.pid, 'SIGKILL');
+});
+
+/**
+ * Resolves once `output` matches `pattern`; rejects if time runs out or the output ends first
+ * (`close`: every process holding the pipes has exited, the demo's worker included, which
+ * outlives pnpm after Ctrl-C while it drains).
+ */
+function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      const match = output.match(pattern);
+      if (match !== null) finish(() => resolve(match));
+    };
+    const ended = (): void => finish(() => reject(new Error(`demo:api ended before printing ${String(pattern)}:\n${output}`)));
+    const timer = setTimeout(() => finish(() => reject(new Error(`demo:api did not print ${String(pattern)} within ${timeoutMs} ms:\n${output}`))), timeoutMs);
+    const finish = (settle: () => void): void => {
+      clearTimeout(timer);
+      child.stdout?.off('data', check);
+      child.off('close', ended);
+      settle();
+    };
+    child.stdout?.on('data', check);
+    child.once('close', ended);
+    check();
+  });
+}
+
+describe('pnpm demo:api', () => {
+  it('prints http://127.0.0.1:<port> and a curl line that answers a balance, and stops gracefully on Ctrl-C', { timeout: START_TIMEOUT_MS + STOP_TIMEOUT_MS + 30_000 }, async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' };
+    delete env['DATABASE_URL'];
+    const child = spawn('pnpm', ['demo:api'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    demo = child;
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk: string) => {
+      output += chunk;
+    });
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+
+    await waitForOutput(child, /^Ctrl-C stops the server\.$/m, START_TIMEOUT_MS);
+    const address = output.match(/^http:\/\/127\.0\.0\.1:(\d+)$/m);
+    expect(address, output).not.toBeNull();
+    expect(Number(address?.[1])).toBeGreaterThan(0);
+    const curl = output.match(/^ {2}(curl -s -H "Authorization: Bearer [A-Za-z0-9_.-]+" (http:\/\/127\.0\.0\.1:\d+)\/accounts\/alice\/balance)$/m);
+    expect(curl, output).not.toBeNull();
+    expect(curl?.[2]).toBe(address?.[0]);
+
+    // The line exactly as printed, through a shell, as a reader would paste it.
+    const { stdout } = await promisify(execFile)('sh', ['-c', curl?.[1] as string], { timeout: 30_000 });
+    const balance = JSON.parse(stdout) as Record<string, unknown>;
+    // The seed: 1,000.00 deposited, 101.50 paid, a 40.00 card hold.
+    expect(balance).toMatchObject({ accountId: 'alice', currency: 'EUR', posted: '898.50', pending: '40.00', available: '858.50' });
+
+    // Ctrl-C: SIGINT to the foreground process group (pnpm, tsx and the demo's supervisor).
+    process.kill(-(child.pid as number), 'SIGINT');
+    await waitForOutput(child, /^demo:api stopped: requests answered, writers drained, PostgreSQL shut down\.$/m, STOP_TIMEOUT_MS);
+    await closed;
+    // Nothing of the demo answers any more.
+    await expect(fetch(`${address?.[0] as string}/health/live`)).rejects.toThrow();
+  });
+});
