@@ -2,7 +2,8 @@
  * `pnpm demo:api`, the root script the README names, run as a person would run it: from the
  * repository root, without DATABASE_URL (so on its own embedded PostgreSQL), in a process group
  * of its own as a terminal's foreground job is. It must print its address as
- * `http://127.0.0.1:<port>` and a curl line that works as printed, and stop gracefully on Ctrl-C
+ * `http://127.0.0.1:<port>`, a curl line that works as printed and the token command (`pnpm
+ * --filter banking-api token`) whose tokens it honours by scope, and stop gracefully on Ctrl-C
  * (SIGINT to the whole group): requests answered, writers drained, PostgreSQL shut down.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -50,7 +51,7 @@ function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs: number):
 }
 
 describe('pnpm demo:api', () => {
-  it('prints http://127.0.0.1:<port> and a curl line that answers a balance, and stops gracefully on Ctrl-C', { timeout: START_TIMEOUT_MS + STOP_TIMEOUT_MS + 30_000 }, async () => {
+  it('prints http://127.0.0.1:<port>, a curl line that answers a balance and a token command whose tokens it honours by scope, and stops gracefully on Ctrl-C', { timeout: START_TIMEOUT_MS + STOP_TIMEOUT_MS + 30_000 }, async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' };
     delete env['DATABASE_URL'];
     const child = spawn('pnpm', ['demo:api'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -78,6 +79,29 @@ describe('pnpm demo:api', () => {
     const balance = JSON.parse(stdout) as Record<string, unknown>;
     // The seed: 1,000.00 deposited, 101.50 paid, a 40.00 card hold.
     expect(balance).toMatchObject({ accountId: 'alice', currency: 'EUR', posted: '898.50', pending: '40.00', available: '858.50' });
+
+    // The token command the demo names, as printed: a read-only token the demo accepts for reads only.
+    const tokenCommand = output.match(/Other tokens: (pnpm --silent --filter banking-api token -- --tenant demo-bank --scope accounts:read)$/m);
+    expect(tokenCommand, output).not.toBeNull();
+    const minted = (await promisify(execFile)('sh', ['-c', tokenCommand?.[1] as string], { cwd: ROOT, timeout: 60_000 })).stdout.trim();
+    expect(minted).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    const base = address?.[0] as string;
+    const read = await fetch(`${base}/accounts/alice/balance`, { headers: { authorization: `Bearer ${minted}` } });
+    expect(read.status).toBe(200);
+    const write = await fetch(`${base}/transfers`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${minted}`, 'content-type': 'application/json', 'idempotency-key': 'demo-test-1' },
+      body: JSON.stringify({ transferId: 'demo-test-1', debitAccountId: 'alice', creditAccountId: 'bob', amount: '1.00', currency: 'EUR' }),
+    });
+    expect(write.status).toBe(403);
+    // A scope the API does not know is refused by the command, with a message, and no token.
+    const refused = await promisify(execFile)('sh', ['-c', 'pnpm --silent --filter banking-api token -- --scope accounts:steal'], { cwd: ROOT, timeout: 60_000 }).then(
+      () => undefined,
+      (error: { code?: number; stdout?: string; stderr?: string }) => error,
+    );
+    expect(refused?.code).not.toBe(0);
+    expect(refused?.stderr).toMatch(/unknown scope\(s\) accounts:steal/);
+    expect(refused?.stdout).toBe('');
 
     // Ctrl-C: SIGINT to the foreground process group (pnpm, tsx and the demo's supervisor).
     process.kill(-(child.pid as number), 'SIGINT');
