@@ -202,6 +202,12 @@ interface Worker {
   state: ProjectionState;
   checkpoint: Checkpoint | undefined;
   failure: ProjectionFailedError | undefined;
+  /** The checkpoint the failure stopped at: while the stored one is still there, the projection stays stopped. */
+  failedAt: Checkpoint | undefined;
+  /** Times a failed projection found its checkpoint still where it stopped (for `whenCaughtUp`). */
+  failureChecks: number;
+  /** When a failed projection looks at its checkpoint next, epoch ms. */
+  failureCheckDueMs: number;
   lastError: ProjectionErrorInfo | undefined;
   /** Events still to go one per transaction, after a batch failed, to find the failing one. */
   narrowRemaining: number;
@@ -343,6 +349,9 @@ export class ProjectionRunner {
         state: 'stopped',
         checkpoint: undefined,
         failure: undefined,
+        failedAt: undefined,
+        failureChecks: 0,
+        failureCheckDueMs: 0,
         lastError: undefined,
         narrowRemaining: 0,
         rebuilds: [],
@@ -522,7 +531,8 @@ export class ProjectionRunner {
 
   /**
    * Resolves when every projection this runner is active for has read the end of the log at
-   * least once after the call (or has failed), and every other one has confirmed another runner
+   * least once after the call (or has found, after the call, that it is still stopped on a failed
+   * event rather than rebuilt elsewhere), and every other one has confirmed another runner
    * holds it. Rejects after `timeoutMs` (default 60,000), which must be a finite number ≥ 0
    * (else `LimitExceededError`), and with `ApplicationRoleRequiredError` when the pool's role
    * was refused. Meanwhile no projection waits out its `liveBatchDelayMs`: one who waits for the
@@ -552,15 +562,17 @@ export class ProjectionRunner {
         await sleep(CAUGHT_UP_POLL_MS);
       }
     }
-    const marks = this.#workers.map((worker) => ({ worker, read: worker.readSeq, lockAttempts: worker.lockAttempts }));
+    const marks = this.#workers.map((worker) => ({ worker, read: worker.readSeq, lockAttempts: worker.lockAttempts, failureChecks: worker.failureChecks }));
     for (const worker of this.#workers) {
       worker.wakeup.wake();
       worker.hurry.wake();
     }
     for (;;) {
-      const done = marks.every(({ worker, read, lockAttempts }) => {
-        if (worker.failure !== undefined) return true;
+      const done = marks.every(({ worker, read, lockAttempts, failureChecks }) => {
+        // Failed, and found still failed after the call (not rebuilt meanwhile by another process).
+        if (worker.failure !== undefined && worker.failureChecks > failureChecks) return true;
         if (!this.#session.holds(worker.lockKey)) return worker.lockAttempts > lockAttempts;
+        if (worker.failure !== undefined) return false;
         return worker.emptyReadSeq > read && worker.rebuilds.length === 0;
       });
       if (this.#refusal !== undefined) throw this.#refusal;
@@ -652,13 +664,24 @@ export class ProjectionRunner {
             continue;
           }
         }
-        if (worker.failure !== undefined) {
-          if (!worker.retryRequested) {
+        if (worker.failure !== undefined && !worker.retryRequested) {
+          // Stopped until `retry`, or until its checkpoint moves (a rebuild made elsewhere). Checked
+          // every poll interval, not on every wake: each append of the tenant wakes it. Someone
+          // waiting in `whenCaughtUp` has it checked at once.
+          const nowMs = Date.now();
+          if (this.#caughtUpWaiters === 0 && nowMs < worker.failureCheckDueMs) {
+            await worker.wakeup.wait(worker.failureCheckDueMs - nowMs);
+            continue;
+          }
+          worker.failureCheckDueMs = nowMs + this.#pollIntervalMs;
+          if (!(await this.#failureCleared(worker))) {
+            worker.failureChecks += 1;
             await worker.wakeup.wait(this.#pollIntervalMs);
             continue;
           }
-          worker.failure = undefined;
         }
+        worker.failure = undefined;
+        worker.failedAt = undefined;
         worker.retryRequested = false;
         if (worker.checkpoint === undefined) {
           const row = await withTenant(this.#pool, worker.tenantId, (client) => ensureCheckpoint(client, worker.tenantId, worker.projection.name));
@@ -822,8 +845,30 @@ export class ProjectionRunner {
       await recordError(client, tenantId, name, failed.position, failure.message);
     });
     worker.failure = failure;
+    worker.failedAt = checkpoint;
     worker.state = 'failed';
     this.#report(worker, failure, failed.position);
+  }
+
+  /**
+   * Whether a stopped projection's checkpoint has moved from where it failed: a rebuild made
+   * elsewhere (`rebuildProjection` in another process, `rebuild` on a standby runner), or another
+   * runner that got past the event while this one had lost its lock. Then the stop no longer
+   * holds: the projection starts again from the stored checkpoint, as after a rebuild of its own.
+   * Without this check it waited for a `retry()` that nobody had reason to call, its rows reset
+   * and never replayed.
+   */
+  async #failureCleared(worker: Worker): Promise<boolean> {
+    const name = worker.projection.name;
+    const rows = await withTenant(this.#pool, worker.tenantId, (client) => readCheckpoints(client, worker.tenantId, [name]), { readOnly: true });
+    const row = rows.get(name);
+    const at = worker.failedAt;
+    if (row !== undefined && at !== undefined && row.position === at.position && row.generation === at.generation) return false;
+    worker.checkpoint = undefined;
+    // The stored error is the one to report now (a rebuild cleared it).
+    worker.lastError = undefined;
+    if (worker.state === 'failed') worker.state = 'catching-up';
+    return true;
   }
 
   async #rebuild(worker: Worker): Promise<void> {
@@ -831,6 +876,7 @@ export class ProjectionRunner {
     try {
       worker.checkpoint = await rebuildProjection({ pool: this.#pool, tenantId: worker.tenantId, projection: worker.projection });
       worker.failure = undefined;
+      worker.failedAt = undefined;
       worker.lastError = undefined;
       worker.narrowRemaining = 0;
       if (worker.state === 'failed') worker.state = 'catching-up';
@@ -865,7 +911,7 @@ export interface RebuildProjectionOptions {
  * Resets a projection for a tenant in one transaction: its checkpoint goes back before the first
  * event (with a new generation, which fences out any batch still in flight) and its `reset`
  * deletes its rows. Usable from any process: the active runner notices the new generation and
- * replays from the first event. Returns the new checkpoint.
+ * replays from the first event, also when it had stopped on a failed event. Returns the new checkpoint.
  *
  * Rejects, with nothing written, for a malformed tenant id (`InvalidTenantIdError`), a projection
  * name the runner would refuse (`LimitExceededError`), or a pool whose role escapes row-level

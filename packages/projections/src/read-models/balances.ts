@@ -155,8 +155,21 @@ export function balancesProjectionWithCache(rowsCachedMax: number): Projection {
       cache.take(tenantId);
       // Ledger versions first: the lock order of the inline hook (version, then balances, then holds).
       await client.query(`DELETE FROM ${SCHEMA}.rm_balance_ledgers WHERE tenant_id = $1`, [tenantId]);
-      await client.query(`DELETE FROM ${SCHEMA}.rm_balances WHERE tenant_id = $1`, [tenantId]);
-      await client.query(`DELETE FROM ${SCHEMA}.rm_balance_holds WHERE tenant_id = $1`, [tenantId]);
+      // Then the rows of every ledger that has no version row now. Each statement sees what
+      // committed before it began, and a ledger's first inline append inserts its version row
+      // (nothing for the delete above to wait on): one that commits after that delete keeps its
+      // version row, so it must keep its rows too, or the runner would skip the versions the hook
+      // applied and the hook would find the ledger's rows missing at its next append.
+      await client.query(
+        `DELETE FROM ${SCHEMA}.rm_balances b WHERE b.tenant_id = $1
+           AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.rm_balance_ledgers l WHERE l.tenant_id = b.tenant_id AND l.ledger_id = b.ledger_id)`,
+        [tenantId],
+      );
+      await client.query(
+        `DELETE FROM ${SCHEMA}.rm_balance_holds h WHERE h.tenant_id = $1
+           AND NOT EXISTS (SELECT 1 FROM ${SCHEMA}.rm_balance_ledgers l WHERE l.tenant_id = h.tenant_id AND l.ledger_id = h.ledger_id)`,
+        [tenantId],
+      );
     },
   };
 }
