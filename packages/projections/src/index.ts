@@ -27,6 +27,7 @@ export { ProjectionFailedError, CheckpointMovedError, ResultTooLargeError, Appli
 export type { Checkpoint } from './checkpoints.js';
 export { balancesProjection, inlineBalances, BALANCES_PROJECTION, type InlineBalancesOptions, type InlineBalances, type InlineBalancesPlan, type InlineStatement } from './read-models/balances.js';
 export { historyProjection, HISTORY_PROJECTION } from './read-models/history.js';
+export { reconcileLedger, RECONCILE_MISMATCHES_MAX, type ReconcileOptions, type Reconciliation, type AccountMismatch } from './reconcile.js';
 export {
   ReadModels,
   BALANCE_READS_PER_STATEMENT_MAX,

@@ -1,9 +1,9 @@
 import { InvalidInputError, type AsOf, type Ledger } from '@ledgerkit/ledger-core';
-import { ApplicationRoleRequiredError, balancesProjection, historyProjection, ProjectionRunner, ReadModels, ResultTooLargeError, TRIAL_BALANCE_LINES_MAX } from '@ledgerkit/projections';
+import { ApplicationRoleRequiredError, ReadModels, ResultTooLargeError, TRIAL_BALANCE_LINES_MAX } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currencies, openFixtureLedger, writeTransfers } from './support/fixtures.js';
+import { currencies, openFixtureLedger, projectToEnd, writeTransfers } from './support/fixtures.js';
 import { ExtraRoles } from './support/extra-roles.js';
 import { recordingClient } from './support/recording-client.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
@@ -31,13 +31,7 @@ beforeAll(async () => {
   for (const [n, timeoutMs] of [10 * MINUTE, 20 * MINUTE, undefined].entries()) {
     await ledger.hold({ transferId: `h${n}`, debitAccountId: 'alice', creditAccountId: 'bob', amount: '1.00', currency: 'EUR', ...(timeoutMs === undefined ? {} : { timeoutMs }) });
   }
-  const runner = new ProjectionRunner({ pool: db.app, store, tenantIds: [TENANT], projections: [balancesProjection(), historyProjection()], currencies });
-  runner.start();
-  try {
-    await runner.whenCaughtUp();
-  } finally {
-    await runner.stop();
-  }
+  await projectToEnd(db.app, store, [TENANT]);
   const page = await models.openHolds(TENANT, 'eur', { limit: 1 });
   holdCursor = page.next as string;
 });

@@ -1,9 +1,9 @@
 import { InvalidInputError, type HistoryEntry, type Ledger } from '@ledgerkit/ledger-core';
-import { BALANCE_READS_PER_STATEMENT_MAX, balancesProjection, historyProjection, ProjectionRunner, ReadModels } from '@ledgerkit/projections';
+import { BALANCE_READS_PER_STATEMENT_MAX, ReadModels } from '@ledgerkit/projections';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currencies, openFixtureLedger } from './support/fixtures.js';
+import { currencies, openFixtureLedger, projectToEnd } from './support/fixtures.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
 const TENANT = 'queries';
@@ -30,13 +30,7 @@ beforeAll(async () => {
   await ledger.hold({ transferId: 'h-never', debitAccountId: 'alice', creditAccountId: 'bob', amount: '3.00', currency: 'EUR' });
   await ledger.hold({ transferId: 'h-posted', debitAccountId: 'alice', creditAccountId: 'bob', amount: '4.00', currency: 'EUR' });
   await ledger.postPending({ transferId: 'p-posted', pendingId: 'h-posted', amount: '1.50', currency: 'EUR' });
-  const runner = new ProjectionRunner({ pool: db.app, store, tenantIds: [TENANT], projections: [balancesProjection(), historyProjection()], currencies });
-  runner.start();
-  try {
-    await runner.whenCaughtUp();
-  } finally {
-    await runner.stop();
-  }
+  await projectToEnd(db.app, store, [TENANT]);
 });
 
 afterAll(async () => {

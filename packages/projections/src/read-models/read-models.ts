@@ -227,6 +227,10 @@ const TRIAL_BALANCE_NOW_SQL = `SELECT account_id, currency, account_type, debits
     opened_version, status, debits_posted, credits_posted, debits_pending, credits_pending
   FROM ${SCHEMA}.rm_balances WHERE tenant_id = $1 AND ledger_id = $2`;
 
+/** The history projection's last applied version of a ledger: the row of its latest recorded time. */
+const HISTORY_VERSION_SQL = `SELECT t.ledger_version FROM ${SCHEMA}.rm_ledger_times t WHERE t.tenant_id = $1 AND t.ledger_id = $2
+  ORDER BY t.recorded_at DESC LIMIT 1`;
+
 const ACCOUNT_SQL = `SELECT currency, account_type FROM ${SCHEMA}.rm_accounts WHERE tenant_id = $1 AND ledger_id = $2 AND account_id = $3`;
 
 // Recorded times never decrease along a stream, so a recorded-time window of an account's
@@ -396,10 +400,7 @@ export class ReadModels {
    */
   async trialBalance(tenantId: string, ledgerId: string, asOf?: AsOf, options: TrialBalanceOptions = {}): Promise<TrialBalance> {
     checkId(ledgerId, 'ledgerId');
-    const linesMax = options.linesMax ?? TRIAL_BALANCE_LINES_DEFAULT;
-    if (!Number.isInteger(linesMax) || linesMax < 1 || linesMax > TRIAL_BALANCE_LINES_MAX) {
-      throw new InvalidInputError([{ path: ['linesMax'], message: `must be an integer in 1..${TRIAL_BALANCE_LINES_MAX}` }]);
-    }
+    const linesMax = linesMaxOf(options);
     const point = asOf === undefined ? undefined : pointOf(asOf);
     const { rows } = await this.#read(tenantId, (client) => {
       if (point === undefined) return client.query<AccountColumns>(`${TRIAL_BALANCE_NOW_SQL} LIMIT $3`, [tenantId, ledgerId, linesMax + 1]);
@@ -407,6 +408,35 @@ export class ReadModels {
     });
     if (rows.length > linesMax) throw new ResultTooLargeError(`the trial balance of ledger ${ledgerId}`, linesMax);
     return trialBalanceOf(rows.map(accountStateOf), this.#currencies);
+  }
+
+  /**
+   * Every account's balance as of a point (ledger version, recorded or effective time), in
+   * account id order: the accounts opened by then, with all four totals and their status, from
+   * the history projection (one index probe per account). More accounts than `options.linesMax`
+   * (default {@link TRIAL_BALANCE_LINES_DEFAULT}) is `ResultTooLargeError`, as for a trial balance.
+   */
+  async balancesAt(tenantId: string, ledgerId: string, asOf: AsOf, options: TrialBalanceOptions = {}): Promise<Balance[]> {
+    checkId(ledgerId, 'ledgerId');
+    const linesMax = linesMaxOf(options);
+    const point = pointOf(asOf);
+    const { rows } = await this.#read(tenantId, (client) =>
+      client.query<AccountColumns>(`${TRIAL_BALANCE_AT_SQL.get(point.kind) as string} LIMIT $4`, [tenantId, ledgerId, point.value, linesMax + 1]),
+    );
+    if (rows.length > linesMax) throw new ResultTooLargeError(`the balances of ledger ${ledgerId}`, linesMax);
+    return rows
+      .map((row) => balanceOf(accountStateOf(row), this.#currencies))
+      .sort((a, b) => (a.accountId < b.accountId ? -1 : a.accountId > b.accountId ? 1 : 0));
+  }
+
+  /**
+   * The last ledger version of the ledger that the history projection has applied (0 before its
+   * first event): every as-of answer at or below it is final. One index probe.
+   */
+  async historyVersion(tenantId: string, ledgerId: string): Promise<number> {
+    checkId(ledgerId, 'ledgerId');
+    const { rows } = await this.#read(tenantId, (client) => client.query<{ ledger_version: string }>(HISTORY_VERSION_SQL, [tenantId, ledgerId]));
+    return Number(rows[0]?.ledger_version ?? 0);
   }
 
   /**
@@ -653,6 +683,14 @@ function checkId(value: string, field: string): void {
   if (typeof value !== 'string' || !ID_PATTERN.test(value)) {
     throw new InvalidInputError([{ path: [field], message: ID_PATTERN_MESSAGE }]);
   }
+}
+
+function linesMaxOf(options: TrialBalanceOptions): number {
+  const linesMax = options.linesMax ?? TRIAL_BALANCE_LINES_DEFAULT;
+  if (!Number.isInteger(linesMax) || linesMax < 1 || linesMax > TRIAL_BALANCE_LINES_MAX) {
+    throw new InvalidInputError([{ path: ['linesMax'], message: `must be an integer in 1..${TRIAL_BALANCE_LINES_MAX}` }]);
+  }
+  return linesMax;
 }
 
 function pageSize(limit: number | undefined): number {

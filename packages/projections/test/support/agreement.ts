@@ -15,7 +15,7 @@ import {
   type LedgerSource,
   type TransferRecord,
 } from '@ledgerkit/ledger-core';
-import type { ReadModels, TransferView } from '@ledgerkit/projections';
+import { reconcileLedger, type ReadModels, type TransferView } from '@ledgerkit/projections';
 import { expect } from 'vitest';
 
 /** What the read models are compared against: the ledger (its replay-backed queries) and its log. */
@@ -69,6 +69,14 @@ export async function expectReadModelsAgree(subject: AgreementSubject): Promise<
     }
     const accounts = [...(state.accounts as Map<string, AccountState>).values()];
     expect(await models.trialBalance(tenantId, ledgerId, asOf), `trial balance as of ${JSON.stringify(asOf)}`).toEqual(trialBalanceOf(accounts, subject.currencies));
+    const everyBalance = accounts.map((account) => balanceOf(account, subject.currencies)).sort((a, b) => (a.accountId < b.accountId ? -1 : a.accountId > b.accountId ? 1 : 0));
+    expect(await models.balancesAt(tenantId, ledgerId, asOf), `every balance as of ${JSON.stringify(asOf)}`).toEqual(everyBalance);
+  }
+
+  // The run-time check of the same contract finds nothing, at the last version and an earlier one.
+  for (const ledgerVersion of [undefined, pick(last + 1)]) {
+    const reconciled = await reconcileLedger({ store: source.store, models, tenantId, ledgerId, currencies: subject.currencies, ...(ledgerVersion === undefined ? {} : { ledgerVersion }) });
+    expect(reconciled, `reconciliation at ${String(ledgerVersion)}`).toMatchObject({ ledgerVersion: ledgerVersion ?? last, mismatchCount: 0, agrees: true });
   }
 
   // Statements, page by page.

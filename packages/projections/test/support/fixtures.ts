@@ -1,5 +1,6 @@
 import { CurrencyRegistry, Ledger, type EventStore, type GlobalEvent } from '@ledgerkit/ledger-core';
-import type { ReadModels } from '@ledgerkit/projections';
+import { balancesProjection, historyProjection, ProjectionRunner, type ReadModels } from '@ledgerkit/projections';
+import type { ClientPool } from '@ledgerkit/tenant-rls';
 import { expect } from 'vitest';
 
 export { createSeenTable, seenProjection, seenVersions } from './seen.js';
@@ -62,5 +63,16 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_0
     if (await check()) return Date.now() - start;
     if (Date.now() - start > timeoutMs) throw new Error(`${what} not met after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Runs the balances and history projections of `tenantIds` until they have read the end of the log, then stops them. */
+export async function projectToEnd(pool: ClientPool, store: EventStore, tenantIds: readonly string[]): Promise<void> {
+  const runner = new ProjectionRunner({ pool, store, tenantIds: [...tenantIds], projections: [balancesProjection(), historyProjection()], currencies });
+  runner.start();
+  try {
+    await runner.whenCaughtUp();
+  } finally {
+    await runner.stop();
   }
 }
