@@ -281,19 +281,19 @@ export class PostgresEventStore implements EventStore {
    */
   static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
     const store = new PostgresEventStore(options);
-    const client = await options.pool.connect().catch((error: unknown) => {
-      throw unavailableError(error) ?? error;
-    });
-    try {
+    // Through withPooledClient, as every other call: a server lost during the check is a
+    // retriable StoreUnavailableError (not a raw driver error, nor an 'error' event nobody
+    // listens to, which would crash the process), and its connection is not pooled again.
+    await withPooledClient(options.pool, async (client) => {
       const { rows } = await client.query<{ bypasses_rls: boolean; migrated: boolean; owns_tables: boolean }>(ROLE_CHECK_SQL);
       const role = rows[0];
       if (role === undefined) throw new Error('the connected role is not in pg_roles');
       if (role.bypasses_rls) throw new Error('the store must connect as the application role: this role is a superuser or has BYPASSRLS');
       if (!role.migrated) throw new Error(`schema ${SCHEMA} is not migrated to this release's version (or this role may not see it): run migrate() first`);
       if (role.owns_tables) throw new Error('the store must connect as the application role: this role owns the tables or is a member of their owner');
-    } finally {
-      client.release();
-    }
+    }).catch((error: unknown) => {
+      throw unavailableError(error) ?? error;
+    });
     return store;
   }
 
@@ -393,7 +393,7 @@ export class PostgresEventStore implements EventStore {
           if (plan.statements.length > INLINE_PLAN_STATEMENTS_MAX) throw new LimitExceededError(`an inline plan holds at most ${INLINE_PLAN_STATEMENTS_MAX} statements, got ${plan.statements.length}`);
           try {
             // One round trip and one transaction: the tenant, the append, the plan's statements.
-            const results = await this.#withClient((client) =>
+            const results = await withPooledClient(this.#pool, (client) =>
               runBatch(client, [{ text: SET_TENANT_SQL, values: [tenantId] }, { text: call.text, values: call.values }, ...plan.statements]),
             );
             version = Number(results[1]?.rows[0]?.['version']);
@@ -417,28 +417,7 @@ export class PostgresEventStore implements EventStore {
 
   /** One autocommitted statement that sets the tenant itself (a store function), one round trip. */
   async #alone<R extends object>(query: { readonly name?: string; readonly text: string; readonly values: unknown[] }): Promise<R[]> {
-    return this.#withClient(async (client) => (await client.query<R>(query)).rows);
-  }
-
-  /** `fn` with a pooled connection, which goes back to the pool unless it lost its server. */
-  async #withClient<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    // A backend that dies while the client is checked out emits 'error'; the query rejects anyway.
-    let broken: Error | undefined;
-    const onError = (error: Error): void => {
-      broken = error;
-    };
-    client.on('error', onError);
-    try {
-      return await fn(client);
-    } catch (error) {
-      // A connection that lost its server must not go back to the pool.
-      if (unavailableError(error) !== undefined) broken ??= error instanceof Error ? error : new Error(String(error));
-      throw error;
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
-    }
+    return withPooledClient(this.#pool, async (client) => (await client.query<R>(query)).rows);
   }
 
   /** A read through {@link #alone}, its failures mapped as every read's are. */
@@ -600,6 +579,27 @@ export class PostgresEventStore implements EventStore {
         throw unavailableError(error) ?? error;
       },
     );
+  }
+}
+
+/** `fn` with a connection of `pool`, which goes back to the pool unless it lost its server. */
+async function withPooledClient<T>(pool: ClientPool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // A backend that dies while the client is checked out emits 'error'; the query rejects anyway.
+  let broken: Error | undefined;
+  const onError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onError);
+  try {
+    return await fn(client);
+  } catch (error) {
+    // A connection that lost its server must not go back to the pool.
+    if (unavailableError(error) !== undefined) broken ??= error instanceof Error ? error : new Error(String(error));
+    throw error;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
   }
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { copyLedger, GENESIS_HASH, InMemoryEventStore, InvalidInputError, Ledger, LedgerError, VersionConflictError, type CommandResult, type EventStore, type Snapshot, type StoredEvent } from '@ledgerkit/ledger-core';
+import { copyLedger, GENESIS_HASH, InMemoryEventStore, InvalidInputError, Ledger, LedgerError, StoreUnavailableError, VersionConflictError, type CommandResult, type EventStore, type Snapshot, type StoredEvent } from '@ledgerkit/ledger-core';
 import { migrate, MIGRATIONS, PostgresEventStore, SCHEMA_VERSION } from '@ledgerkit/store-postgres';
 import { withTenant } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
@@ -502,6 +502,35 @@ describe('PostgresEventStore.open', () => {
       await pool.end();
       await db.admin.query(`DROP ROLE ${member}`);
     }
+  });
+
+  it('a connection that loses its server during the role check rejects with StoreUnavailableError, without crashing the process, and is not pooled again', async () => {
+    const appPool = db.pool(db.appUrl, 1);
+    const killer = db.pool(db.adminUrl, 1);
+    // Hands out a connection whose backend is terminated once open() holds it: its first query
+    // is sent only after the server's FATAL message has reached the client.
+    const dying = {
+      connect: async (): Promise<pg.PoolClient> => {
+        const client = await appPool.connect();
+        const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+        // Before node-pg's own listener, which raises the client's 'error' event for that message.
+        const socket = (client as unknown as { connection: { stream: NodeJS.EventEmitter } }).connection.stream;
+        const fatalArrived = new Promise<void>((resolve) => socket.prependOnceListener('data', () => resolve()));
+        const send = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+        Object.assign(client, {
+          query: async (...args: unknown[]): Promise<unknown> => {
+            await killer.query('SELECT pg_terminate_backend($1)', [pid]);
+            await fatalArrived;
+            return send(...args);
+          },
+        });
+        return client;
+      },
+    };
+    await expect(PostgresEventStore.open({ pool: dying })).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(appPool.totalCount, 'the dead connection was dropped, not pooled').toBe(0);
+    // The pool still serves: a fresh connection opens the store.
+    await expect(PostgresEventStore.open({ pool: appPool })).resolves.toBeInstanceOf(PostgresEventStore);
   });
 });
 
