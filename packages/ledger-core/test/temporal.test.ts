@@ -189,6 +189,13 @@ describe('point-in-time queries over a scripted ledger', () => {
     expect(parseAsOf({ effectiveAt: new Date(T0) })).toEqual({ kind: 'effectiveAt', atMs: T0 });
   });
 
+  it('replayLedger with accountsMax stops with LimitExceededError as the account past the bound opens; at the bound it replays', async () => {
+    const opened = ACCOUNTS.length;
+    await expect(replayLedger(source, undefined, { accountsMax: opened - 1 })).rejects.toMatchObject({ name: 'LimitExceededError', message: expect.stringContaining(`more than ${opened - 1} accounts at version ${opened}`) });
+    expect((await replayLedger(source, undefined, { accountsMax: opened })).version).toBe(ledger.version);
+    for (const accountsMax of [0, -1, 1.5]) await expect(replayLedger(source, undefined, { accountsMax })).rejects.toMatchObject({ name: 'InvalidInputError' });
+  });
+
   it('the effective-time view at or after the last event equals the current state', async () => {
     const now = await replayLedger(source, { effectiveAt: at(14 * HOUR) });
     expect(accountsOf(now)).toEqual(ledger.writer.accounts().sort(byId));

@@ -39,7 +39,7 @@ export interface ReconcileOptions {
   readonly currencies?: CurrencyRegistry;
   /** Upcasters of older event versions, as the runner was given. */
   readonly upcasters?: UpcasterRegistry;
-  /** Most accounts compared: 1..1,000,000, default 100,000; more is `ResultTooLargeError`. */
+  /** Most accounts compared: 1..1,000,000, default 100,000; more is `LimitExceededError` (replay) or `ResultTooLargeError` (read model). */
   readonly accountsMax?: number;
   /** Most mismatches listed: 0..{@link RECONCILE_MISMATCHES_MAX}, default 100. */
   readonly mismatchesListedMax?: number;
@@ -99,10 +99,10 @@ export async function reconcileLedger(options: ReconcileOptions): Promise<Reconc
   }
   const currencies = options.currencies ?? new CurrencyRegistry();
   const codec = new EventCodec({ currencies, ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
-  const state = await replayLedger({ store, codec, tenantId, ledgerId }, { ledgerVersion: wanted });
+  // Stops as soon as the ledger holds more than accountsMax accounts: memory stays bounded.
+  const state = await replayLedger({ store, codec, tenantId, ledgerId }, { ledgerVersion: wanted }, { accountsMax });
   // replayLedger keeps the accounts in a Map (as `Ledger.trialBalance` relies on too).
   const accounts = state.accounts as Map<string, AccountState>;
-  if (accounts.size > accountsMax) throw new InvalidInputError([{ path: ['accountsMax'], message: `the ledger has more than ${accountsMax} accounts at version ${state.version}` }]);
   // Compared where replay stopped: the head, when the version asked for is past it.
   const ledgerVersion = Math.min(wanted, state.version);
   const fromModel = new Map((await models.balancesAt(tenantId, ledgerId, { ledgerVersion }, { linesMax: accountsMax })).map((balance) => [balance.accountId, balance]));

@@ -1,4 +1,4 @@
-import { InvalidInputError, type Ledger } from '@ledgerkit/ledger-core';
+import { InvalidInputError, LimitExceededError, type Ledger } from '@ledgerkit/ledger-core';
 import { ReadModels, reconcileLedger, ResultTooLargeError } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,7 +110,7 @@ describe('reconcileLedger', () => {
   });
 
   it('a ledger with more accounts than accountsMax is refused, not loaded', async () => {
-    await expect(reconcileLedger({ store, models, tenantId: TENANT, ledgerId: 'eur', currencies, accountsMax: 4 })).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(reconcileLedger({ store, models, tenantId: TENANT, ledgerId: 'eur', currencies, accountsMax: 4 })).rejects.toBeInstanceOf(LimitExceededError);
     await expect(models.balancesAt(TENANT, 'eur', { ledgerVersion: ledger.version }, { linesMax: 4 })).rejects.toBeInstanceOf(ResultTooLargeError);
     expect((await reconcileLedger({ store, models, tenantId: TENANT, ledgerId: 'eur', currencies, accountsMax: 5 })).agrees).toBe(true);
   });

@@ -16,6 +16,7 @@ import {
   balanceOf,
   CurrencyRegistry,
   EventCodec,
+  LimitExceededError,
   parseAsOf,
   readLedger,
   replayLedger,
@@ -175,10 +176,12 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed): Promise<AuditR
   const chain = await verifyChain(readLedger(source, { verify: false }));
   const base = { tenantId, ledgerId, asOf: asOf ?? null, chain };
   if (!chain.ok) return { ...base, trialBalance: null, balances: {}, ok: false };
-  const state = await replayLedger(source, asOf);
+  const state = await replayLedger(source, asOf, { accountsMax: options.accountsMax }).catch((error: unknown) => {
+    if (error instanceof LimitExceededError) throw new Error(`${error.message}: more than --accounts-max`);
+    throw error;
+  });
   // replayLedger keeps the accounts in a Map.
   const accounts = state.accounts as Map<string, AccountState>;
-  if (accounts.size > options.accountsMax) throw new Error(`the ledger has ${accounts.size} accounts, more than --accounts-max ${options.accountsMax}`);
   const trialBalance = trialBalanceOf(accounts.values(), currencies);
   const balances: Record<string, Balance | null> = {};
   for (const accountId of options.accountIds) {

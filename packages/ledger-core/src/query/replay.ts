@@ -1,6 +1,6 @@
 import { evolve } from '../domain/evolve.js';
 import type { LedgerState, Table, TransferRecord, AccountState } from '../domain/state.js';
-import { ChainBrokenError, InvalidInputError } from '../errors.js';
+import { ChainBrokenError, InvalidInputError, LimitExceededError } from '../errors.js';
 import { hashEvent } from '../events/canonical.js';
 import type { EventCodec } from '../events/codec.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
@@ -143,17 +143,33 @@ function inclusion(asOf: AsOf | undefined): { include: (meta: { ledgerVersion: n
   }
 }
 
+/** Options of {@link replayLedger}. */
+export interface ReplayOptions {
+  /**
+   * Most accounts the replay may hold: past it, it stops with `LimitExceededError` as the next
+   * account opens, so a caller that must bound its memory (a command-line audit, a reconciliation)
+   * need not trust the ledger's size. Default: no bound beyond the ledger's own.
+   */
+  readonly accountsMax?: number;
+}
+
 /**
  * Rebuilds a ledger's state as of a point in its history by replaying its events from the
  * first one: the independent, auditable path. Deterministic, streaming, with memory bounded by
- * the number of accounts and open holds. The hash chain is verified on the way.
+ * the number of accounts and open holds (and by `options.accountsMax`, if given). The hash chain
+ * is verified on the way.
  */
-export async function replayLedger(source: LedgerSource, asOf?: AsOf): Promise<LedgerState> {
+export async function replayLedger(source: LedgerSource, asOf?: AsOf, options: ReplayOptions = {}): Promise<LedgerState> {
   const { include, byEffective } = inclusion(asOf);
+  const accountsMax = options.accountsMax ?? Number.POSITIVE_INFINITY;
+  if (options.accountsMax !== undefined && (!Number.isSafeInteger(accountsMax) || accountsMax < 1)) {
+    throw new InvalidInputError([{ path: ['accountsMax'], message: 'must be a positive integer' }]);
+  }
+  const accounts = new Map<string, AccountState>();
   const state: LedgerState = {
     version: 0,
     lastRecordedAtMs: 0,
-    accounts: new Map<string, AccountState>(),
+    accounts,
     transfers: new OpenHoldsTable(),
     // A view filtered by business time can show a back-dated debit before the credit that funded it.
     limitsAsserted: !byEffective,
@@ -164,6 +180,7 @@ export async function replayLedger(source: LedgerSource, asOf?: AsOf): Promise<L
     if (verdict === 'stop') break;
     if (verdict === 'skip') continue;
     evolve(state, decoded.event, decoded.meta);
+    if (accounts.size > accountsMax) throw new LimitExceededError(`the ledger has more than ${accountsMax} accounts at version ${decoded.meta.ledgerVersion}`);
   }
   return state;
 }
