@@ -56,6 +56,13 @@ export async function runMigrations(options: RunMigrationsOptions): Promise<RunM
   const history = `${schemaName}.${quoteName(options.historyTable, 'history table')}`;
   const client = await options.pool.connect();
   let broken: Error | undefined;
+  // A server lost mid-migration (a restart, a failover) emits 'error' on this checked-out client,
+  // which nobody else listens to: unheard, it would crash the process. The query in flight
+  // rejects anyway, and the connection must not go back to the pool.
+  const onError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onError);
   try {
     if (options.createRoles ?? true) {
       await ensureRoles(client, { roles, ...(options.appPassword === undefined ? {} : { appPassword: options.appPassword }) });
@@ -95,6 +102,7 @@ export async function runMigrations(options: RunMigrationsOptions): Promise<RunM
       throw error;
     }
   } finally {
+    client.off('error', onError);
     client.release(broken);
   }
 }

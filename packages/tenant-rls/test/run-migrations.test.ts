@@ -1,0 +1,60 @@
+import { runMigrations, type RoleNames } from '@ledgerkit/tenant-rls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openScratchDatabase, type ScratchDatabase } from './support/scratch-database.js';
+
+/** Marks the migration statement, so that the test finds its session. */
+const MARK = 'lk-doomed-migration';
+
+let db: ScratchDatabase;
+let roles: RoleNames;
+
+beforeAll(async () => {
+  db = await openScratchDatabase();
+  roles = { owner: `lk_${db.suffix}_owner`, app: `lk_${db.suffix}_app` };
+});
+
+afterAll(async () => {
+  await db?.close([roles.app, roles.owner]);
+});
+
+describe('runMigrations', () => {
+  it('a server lost in the middle of a migration rejects the call, crashes nothing, commits nothing, and its connection is not pooled again', async () => {
+    const pool = db.pool(db.adminUrl, 1);
+    const migrate = (sql: string) =>
+      runMigrations({
+        pool,
+        roles,
+        schema: 'doomed',
+        historyTable: 'doomed_history',
+        packageName: 'a test',
+        migrations: [
+          { version: 1, name: 'a table', sql: () => 'CREATE TABLE doomed.kept_or_not (id integer)' },
+          { version: 2, name: 'the server goes away', sql: () => sql },
+        ],
+      });
+    const check = db.pool(db.adminUrl, 1);
+    const running = migrate(`SELECT pg_sleep(60) /* ${MARK} */`);
+    const outcome = running.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    // The server ends the migrating session, as a restart or a failover would.
+    let terminated = false;
+    for (let polls = 0; polls < 1_000 && !terminated; polls += 1) {
+      const { rows } = await check.query<{ done: boolean }>(
+        `SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`,
+        [MARK],
+      );
+      terminated = rows.some((row) => row.done);
+      if (!terminated) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(terminated).toBe(true);
+    // Unheard, the client's 'error' event for the lost connection ended the test process.
+    expect(String(await outcome)).toMatch(/terminat/);
+    expect(pool.totalCount, 'the dead connection was dropped').toBe(0);
+    const { rows } = await check.query<{ exists: boolean }>(`SELECT to_regclass('doomed.kept_or_not') IS NOT NULL AS exists`);
+    expect(rows[0]?.exists, 'migration 1 rolled back with the rest').toBe(false);
+    // The same pool migrates once the server is there again.
+    await expect(migrate('SELECT 1')).resolves.toEqual({ applied: [1, 2], schemaVersion: 2 });
+  });
+});
