@@ -10,7 +10,7 @@
 import { EventCodec, normalSideOf, type AccountType, type AppendRequest, type CurrencyRegistry, type LedgerEvent } from '@ledgerkit/ledger-core';
 import { eventProjection, type Projection } from '@ledgerkit/projections';
 import type { InlinePlan, InlineProjection } from '@ledgerkit/store-postgres';
-import type { ClientPool } from '@ledgerkit/tenant-rls';
+import { withPooledClient, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { API_SCHEMA } from './migrations.js';
 
@@ -143,17 +143,8 @@ export class AccountDirectory {
     return { accounts: page, nextCursor: rows.length > limit && last !== undefined ? last.accountId : null };
   }
 
-  async #query(text: string, values: unknown[]): Promise<AccountRow[]> {
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
-      return (await client.query<AccountRow>(text, values)).rows;
-    } catch (error) {
-      broken = error instanceof Error ? error : new Error(String(error));
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+  #query(text: string, values: unknown[]): Promise<AccountRow[]> {
+    return withPooledClient(this.#pool, async (client) => (await client.query<AccountRow>(text, values)).rows);
   }
 }
 

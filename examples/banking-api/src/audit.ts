@@ -6,7 +6,7 @@
  * per batch (append-only, tenant-scoped), read one event per row through the `audit_events` view. When the database is slow the queue grows up to its bound; past it new events are
  * dropped and counted, never blocking a request: `stats().dropped` and the logs show it.
  */
-import type { ClientPool } from '@ledgerkit/tenant-rls';
+import { withPooledClient, type ClientPool } from '@ledgerkit/tenant-rls';
 import { API_SCHEMA } from './migrations.js';
 
 /** One audit event. */
@@ -209,9 +209,7 @@ export class AuditSink {
       if (list === undefined) byTenant.set(event.tenantId, [event]);
       else list.push(event);
     }
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
+    await withPooledClient(this.#pool, async (client) => {
       // All tenants' rows in one transaction: the batch is written whole or retried whole.
       await client.query('BEGIN');
       for (const [tenantId, events] of byTenant) {
@@ -221,14 +219,7 @@ export class AuditSink {
         await client.query(INSERT_SQL, [tenantId, new Date(first.occurredAtMs).toISOString(), new Date(last.occurredAtMs).toISOString(), events.length, json]);
       }
       await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 }
 

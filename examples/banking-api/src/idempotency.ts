@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson, type JsonValue } from '@ledgerkit/ledger-core';
-import type { ClientPool } from '@ledgerkit/tenant-rls';
+import { withPooledClient, type ClientPool } from '@ledgerkit/tenant-rls';
 import { API_SCHEMA } from './migrations.js';
 
 /** A stored answer. */
@@ -239,11 +239,8 @@ export class IdempotencyStore {
       }
     }
     try {
-      const client = await this.#pool.connect();
-      let rows: ClaimRow[];
-      let broken: Error | undefined;
-      try {
-        rows = (
+      const rows = await withPooledClient(this.#pool, async (client) =>
+        (
           await client.query<ClaimRow>(CLAIM_SQL, [
             tenantId,
             unique.map((claim) => claim.ref.clientId),
@@ -252,13 +249,8 @@ export class IdempotencyStore {
             this.#leaseMs,
             this.#ttlMs,
           ])
-        ).rows;
-      } catch (error) {
-        broken = error instanceof Error ? error : new Error(String(error));
-        throw error;
-      } finally {
-        client.release(broken);
-      }
+        ).rows,
+      );
       for (const row of rows) {
         const claim = unique[row.o_ord - 1];
         if (claim === undefined) continue;
@@ -271,10 +263,8 @@ export class IdempotencyStore {
 
   async #writeFinishes(tenantId: string, finishes: PendingFinish[]): Promise<void> {
     try {
-      const client = await this.#pool.connect();
-      let broken: Error | undefined;
-      try {
-        await client.query(FINISH_SQL, [
+      await withPooledClient(this.#pool, (client) =>
+        client.query(FINISH_SQL, [
           tenantId,
           finishes.map((finish) => finish.ref.clientId),
           finishes.map((finish) => finish.ref.key),
@@ -282,13 +272,8 @@ export class IdempotencyStore {
           finishes.map((finish) => finish.response?.status ?? null),
           finishes.map((finish) => (finish.response === undefined ? null : JSON.stringify(finish.response.headers))),
           finishes.map((finish) => finish.response?.body ?? null),
-        ]);
-      } catch (error) {
-        broken = error instanceof Error ? error : new Error(String(error));
-        throw error;
-      } finally {
-        client.release(broken);
-      }
+        ]),
+      );
       for (const finish of finishes) finish.resolve();
     } catch (error) {
       for (const finish of finishes) finish.reject(error);
@@ -298,12 +283,7 @@ export class IdempotencyStore {
   async #sweep(): Promise<void> {
     for (const tenantId of [...this.#tenantsSeen]) {
       try {
-        const client = await this.#pool.connect();
-        try {
-          await client.query(EXPIRE_SQL, [tenantId]);
-        } finally {
-          client.release();
-        }
+        await withPooledClient(this.#pool, (client) => client.query(EXPIRE_SQL, [tenantId]));
       } catch {
         // The next sweep tries again; expired keys are ignored by claims meanwhile.
         return;

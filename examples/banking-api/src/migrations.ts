@@ -13,6 +13,7 @@ import {
   tenantIsolationSql,
   tenantScopedFunctionSql,
   TENANT_SETTING,
+  withPooledClient,
   type ClientPool,
   type RoleNames,
 } from '@ledgerkit/tenant-rls';
@@ -221,34 +222,24 @@ export interface MigrateBankingApiOptions {
 export async function migrateBankingApi(options: MigrateBankingApiOptions): Promise<{ applied: number[] }> {
   const roles = options.roles ?? DEFAULT_ROLES;
   const owner = quoteName(roles.owner, 'owner role');
-  const client = await options.pool.connect();
-  let broken: Error | undefined;
-  try {
+  // On any error the connection is dropped, which also ends its transaction: nothing is committed.
+  return withPooledClient(options.pool, async (client) => {
     await client.query('BEGIN');
-    try {
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('${S}.migrate'))`);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${S} AUTHORIZATION ${owner}`);
-      await client.query(`SET LOCAL ROLE ${owner}`);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${S}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-      const done = new Set((await client.query<{ version: number }>(`SELECT version FROM ${S}.schema_migrations`)).rows.map((row) => row.version));
-      const newest = Math.max(0, ...done);
-      if (newest > API_MIGRATIONS.length) throw new Error(`the ${S} schema is at version ${newest}, newer than this build knows (${API_MIGRATIONS.length})`);
-      const applied: number[] = [];
-      for (const migration of API_MIGRATIONS) {
-        if (done.has(migration.version)) continue;
-        await client.query(migration.sql(roles));
-        await client.query(`INSERT INTO ${S}.schema_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
-        applied.push(migration.version);
-      }
-      await client.query('COMMIT');
-      return { applied };
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      });
-      throw error;
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('${S}.migrate'))`);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${S} AUTHORIZATION ${owner}`);
+    await client.query(`SET LOCAL ROLE ${owner}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${S}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await client.query<{ version: number }>(`SELECT version FROM ${S}.schema_migrations`)).rows.map((row) => row.version));
+    const newest = Math.max(0, ...done);
+    if (newest > API_MIGRATIONS.length) throw new Error(`the ${S} schema is at version ${newest}, newer than this build knows (${API_MIGRATIONS.length})`);
+    const applied: number[] = [];
+    for (const migration of API_MIGRATIONS) {
+      if (done.has(migration.version)) continue;
+      await client.query(migration.sql(roles));
+      await client.query(`INSERT INTO ${S}.schema_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+      applied.push(migration.version);
     }
-  } finally {
-    client.release(broken);
-  }
+    await client.query('COMMIT');
+    return { applied };
+  });
 }

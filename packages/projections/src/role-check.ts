@@ -1,4 +1,4 @@
-import type { ClientPool } from '@ledgerkit/tenant-rls';
+import { withPooledClient, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { ApplicationRoleRequiredError } from './errors.js';
 import { SCHEMA } from './schema.js';
@@ -40,15 +40,6 @@ export async function checkApplicationRole(pool: ClientPool, client: PoolClient)
 /** {@link checkApplicationRole} on a connection of its own, unless the pool passed already. */
 export async function checkPoolRole(pool: ClientPool): Promise<void> {
   if (checkedPools.has(pool)) return;
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await checkApplicationRole(pool, client);
-  } catch (error) {
-    // A refusal leaves the connection fine; anything else may not have.
-    if (!(error instanceof ApplicationRoleRequiredError)) broken = error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    client.release(broken);
-  }
+  // A refusal leaves the connection fine; anything else may not have.
+  await withPooledClient(pool, (client) => checkApplicationRole(pool, client), { keepAfter: (error) => error instanceof ApplicationRoleRequiredError });
 }

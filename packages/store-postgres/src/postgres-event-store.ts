@@ -24,7 +24,7 @@ import {
   type Snapshot,
   type StoredEvent,
 } from '@ledgerkit/ledger-core';
-import { isTenantId, TENANT_SETTING, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import { isTenantId, TENANT_SETTING, withPooledClient as withClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
 import { BATCH_STATEMENTS_MAX, runBatch, type BatchStatement } from './statement-batch.js';
@@ -583,24 +583,8 @@ export class PostgresEventStore implements EventStore {
 }
 
 /** `fn` with a connection of `pool`, which goes back to the pool unless it lost its server. */
-async function withPooledClient<T>(pool: ClientPool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  // A backend that dies while the client is checked out emits 'error'; the query rejects anyway.
-  let broken: Error | undefined;
-  const onError = (error: Error): void => {
-    broken = error;
-  };
-  client.on('error', onError);
-  try {
-    return await fn(client);
-  } catch (error) {
-    // A connection that lost its server must not go back to the pool.
-    if (unavailableError(error) !== undefined) broken ??= error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    client.off('error', onError);
-    client.release(broken);
-  }
+function withPooledClient<T>(pool: ClientPool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  return withClient(pool, fn, { keepAfter: (error) => unavailableError(error) === undefined });
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {

@@ -1,5 +1,6 @@
 import { checkRoles, ensureRoles, type RoleNames } from './roles.js';
 import { quoteName } from './sql.js';
+import { withPooledClient } from './pooled-client.js';
 import type { ClientPool } from './with-tenant.js';
 
 /** One step of a schema's history, applied once, in order, as the owner role. */
@@ -54,55 +55,38 @@ export async function runMigrations(options: RunMigrationsOptions): Promise<RunM
   const owner = quoteName(roles.owner, 'owner role');
   const schemaName = quoteName(schema, 'schema');
   const history = `${schemaName}.${quoteName(options.historyTable, 'history table')}`;
-  const client = await options.pool.connect();
-  let broken: Error | undefined;
-  // A server lost mid-migration (a restart, a failover) emits 'error' on this checked-out client,
-  // which nobody else listens to: unheard, it would crash the process. The query in flight
-  // rejects anyway, and the connection must not go back to the pool.
-  const onError = (error: Error): void => {
-    broken = error;
-  };
-  client.on('error', onError);
-  try {
+  // A server lost mid-migration (a restart, a failover) rejects the call and its connection is
+  // dropped (see withPooledClient), which also ends the transaction: nothing is committed.
+  return withPooledClient(options.pool, async (client) => {
     if (options.createRoles ?? true) {
       await ensureRoles(client, { roles, ...(options.appPassword === undefined ? {} : { appPassword: options.appPassword }) });
     } else {
       await checkRoles(client, roles);
     }
     await client.query('BEGIN');
-    try {
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('ledgerkit.migrate'))`);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${schemaName} AUTHORIZATION ${owner}`);
-      const schemaOwner = await client.query<{ owner: string }>(`SELECT nspowner::regrole::text AS owner FROM pg_namespace WHERE nspname = $1`, [schema]);
-      if (schemaOwner.rows[0]?.owner !== roles.owner) {
-        throw new Error(`schema ${schema} is owned by ${schemaOwner.rows[0]?.owner ?? 'nobody'}, not by the owner role ${roles.owner}`);
-      }
-      await client.query(`SET LOCAL ROLE ${owner}`);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${history} (
-        version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-      const done = await client.query<{ version: number }>(`SELECT version FROM ${history} ORDER BY version`);
-      const doneVersions = new Set(done.rows.map((row) => row.version));
-      const newest = Math.max(0, ...doneVersions);
-      if (newest > target) {
-        throw new Error(`${schema}.${options.historyTable} is at version ${newest}, newer than this release of ${options.packageName} knows (${target})`);
-      }
-      const applied: number[] = [];
-      for (const migration of migrations) {
-        if (doneVersions.has(migration.version)) continue;
-        await client.query(migration.sql(roles));
-        await client.query(`INSERT INTO ${history} (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
-        applied.push(migration.version);
-      }
-      await client.query('COMMIT');
-      return { applied, schemaVersion: target };
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      });
-      throw error;
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('ledgerkit.migrate'))`);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schemaName} AUTHORIZATION ${owner}`);
+    const schemaOwner = await client.query<{ owner: string }>(`SELECT nspowner::regrole::text AS owner FROM pg_namespace WHERE nspname = $1`, [schema]);
+    if (schemaOwner.rows[0]?.owner !== roles.owner) {
+      throw new Error(`schema ${schema} is owned by ${schemaOwner.rows[0]?.owner ?? 'nobody'}, not by the owner role ${roles.owner}`);
     }
-  } finally {
-    client.off('error', onError);
-    client.release(broken);
-  }
+    await client.query(`SET LOCAL ROLE ${owner}`);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${history} (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = await client.query<{ version: number }>(`SELECT version FROM ${history} ORDER BY version`);
+    const doneVersions = new Set(done.rows.map((row) => row.version));
+    const newest = Math.max(0, ...doneVersions);
+    if (newest > target) {
+      throw new Error(`${schema}.${options.historyTable} is at version ${newest}, newer than this release of ${options.packageName} knows (${target})`);
+    }
+    const applied: number[] = [];
+    for (const migration of migrations) {
+      if (doneVersions.has(migration.version)) continue;
+      await client.query(migration.sql(roles));
+      await client.query(`INSERT INTO ${history} (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+      applied.push(migration.version);
+    }
+    await client.query('COMMIT');
+    return { applied, schemaVersion: target };
+  });
 }

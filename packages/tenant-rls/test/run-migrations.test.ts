@@ -1,4 +1,4 @@
-import { runMigrations, type RoleNames } from '@ledgerkit/tenant-rls';
+import { runMigrations, withPooledClient, type RoleNames } from '@ledgerkit/tenant-rls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openScratchDatabase, type ScratchDatabase } from './support/scratch-database.js';
 
@@ -56,5 +56,33 @@ describe('runMigrations', () => {
     expect(rows[0]?.exists, 'migration 1 rolled back with the rest').toBe(false);
     // The same pool migrates once the server is there again.
     await expect(migrate('SELECT 1')).resolves.toEqual({ applied: [1, 2], schemaVersion: 2 });
+  });
+});
+
+describe('withPooledClient', () => {
+  it('a connection whose server goes away while it is checked out is dropped, and its error event crashes nothing', async () => {
+    const pool = db.pool(db.adminUrl, 1);
+    const killer = db.pool(db.adminUrl, 1);
+    const outcome = await withPooledClient(pool, async (client) => {
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+      const ended = new Promise((resolve) => client.once('end', resolve));
+      await killer.query('SELECT pg_terminate_backend($1)', [pid]);
+      // node-postgres raised 'error' on this idle, checked-out client just before 'end'.
+      await ended;
+      return 'finished';
+    });
+    expect(outcome).toBe('finished');
+    expect(pool.totalCount, 'the dead connection was dropped').toBe(0);
+    expect((await pool.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+
+  it('after fn throws the connection is dropped, unless keepAfter accepts the error', async () => {
+    const pool = db.pool(db.adminUrl, 1);
+    const refused = (client: { query(text: string): Promise<unknown> }) => client.query('SELECT 1/0');
+    await expect(withPooledClient(pool, refused)).rejects.toThrow(/division by zero/);
+    expect(pool.totalCount).toBe(0);
+    await expect(withPooledClient(pool, refused, { keepAfter: (error) => (error as { code?: string }).code === '22012' })).rejects.toThrow(/division by zero/);
+    expect(pool.totalCount).toBe(1);
+    expect(pool.idleCount).toBe(1);
   });
 });

@@ -20,7 +20,7 @@ import {
   type TransferKind,
   type TrialBalance,
 } from '@ledgerkit/ledger-core';
-import { isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import { isTenantId, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { ResultTooLargeError } from '../errors.js';
 import { isRoleChecked, checkApplicationRole } from '../role-check.js';
@@ -366,17 +366,10 @@ export class ReadModels {
   /** Runs `fn` on a pooled connection outside any transaction; a connection that failed is not reused. */
   async #withClient<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
     const pool = this.#pool;
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
+    return withPooledClient(pool, async (client) => {
       if (!isRoleChecked(pool)) await checkApplicationRole(pool, client);
-      return await fn(client);
-    } catch (error) {
-      broken = error instanceof Error ? error : new Error(String(error));
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+      return fn(client);
+    });
   }
 
   /**
