@@ -1,4 +1,5 @@
 import type { PoolClient } from 'pg';
+import { withPooledClient } from './pooled-client.js';
 import { quoteLiteral } from './sql.js';
 import { assertTenantId } from './tenant-id.js';
 
@@ -44,29 +45,25 @@ export type Statement = readonly [text: string, values: readonly unknown[]];
  * rollback failed (it was killed, or the network broke) is destroyed, not returned to the pool.
  */
 export async function inTransaction<T>(pool: ClientPool, begin: string, setup: readonly Statement[], fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  // A backend that dies while the client is checked out is reported here too; without a
-  // listener that 'error' event would crash the process. The failed query rejects anyway.
-  let broken: Error | undefined;
-  const onError = (error: Error): void => {
-    broken = error;
-  };
-  client.on('error', onError);
-  try {
-    await client.query(begin);
-    for (const [text, values] of setup) await client.query(text, [...values]);
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackError) {
-      broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-    }
-    throw error;
-  } finally {
-    client.off('error', onError);
-    client.release(broken);
-  }
+  let rolledBack = false;
+  return withPooledClient(
+    pool,
+    async (client) => {
+      try {
+        await client.query(begin);
+        for (const [text, values] of setup) await client.query(text, [...values]);
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        // A rollback that worked leaves the connection fine for the pool; one that failed does not.
+        rolledBack = await client.query('ROLLBACK').then(
+          () => true,
+          () => false,
+        );
+        throw error;
+      }
+    },
+    { keepAfter: () => rolledBack },
+  );
 }
