@@ -90,6 +90,26 @@ export function isTransientError(error: unknown, depth = 0): boolean {
   return isTransientError(error.cause, depth + 1);
 }
 
+/**
+ * SQLSTATE classes that say the database's setup is wrong, not the event: a missing table,
+ * column or function or a missing grant (42), a missing schema (3F), a read-only transaction as
+ * on a standby after a failover (25), a refused login (28), an object not in the state the
+ * statement needs (55), a feature the server lacks (0A). They fail for every event alike.
+ */
+const ENVIRONMENT_SQLSTATE_CLASSES = ['42', '3F', '25', '28', '55', '0A'];
+
+/**
+ * The SQLSTATE of an error that says the database's setup is wrong rather than the event (see
+ * {@link ENVIRONMENT_SQLSTATE_CLASSES}), looking through causes; `undefined` for any other error.
+ * Under `skip-with-record` such an error is never a reason to skip: it would skip every event.
+ */
+export function environmentSqlstateOf(error: unknown, depth = 0): string | undefined {
+  if (!(error instanceof Error) || depth > 3) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && ENVIRONMENT_SQLSTATE_CLASSES.includes(code.slice(0, 2))) return code;
+  return environmentSqlstateOf(error.cause, depth + 1);
+}
+
 /** Why a pool's role was refused: see {@link ApplicationRoleRequiredError}. */
 export type RoleRefusal = 'bypasses_rls' | 'owns_tables';
 

@@ -11,7 +11,7 @@ import {
   type Checkpoint,
   type CheckpointAdvance,
 } from './checkpoints.js';
-import { ApplicationRoleRequiredError, CheckpointMovedError, isTransientError, ProjectionFailedError, type FailedEvent } from './errors.js';
+import { ApplicationRoleRequiredError, CheckpointMovedError, environmentSqlstateOf, isTransientError, ProjectionFailedError, type FailedEvent } from './errors.js';
 import { PROJECTION_NAME_PATTERN, type ErrorPolicy, type Projection, type ProjectionEvent } from './projection.js';
 import { SCHEMA } from './schema.js';
 import { RunnerSession } from './session.js';
@@ -95,7 +95,9 @@ export interface ProjectionRunnerOptions {
   /**
    * What to do with an event a projection cannot handle: `stop` (the default) or
    * `skip-with-record`; any other value is refused (`LimitExceededError`). A projection may
-   * override it.
+   * override it. `skip-with-record` never skips on an error that says the database's setup is
+   * wrong (SQLSTATE classes 42, 3F, 25, 28, 55, 0A: a missing table or grant, a read-only
+   * standby): that error fails every event, so the projection stops there as under `stop`.
    */
   readonly errorPolicy?: ErrorPolicy;
   /** Channel to LISTEN on for appends; default {@link DEFAULT_NOTIFY_CHANNEL}; `null` to only poll. */
@@ -827,9 +829,20 @@ export class ProjectionRunner {
     const { tenantId } = worker;
     const name = worker.projection.name;
     const failed: FailedEvent = { position: entry.position, ledgerId: entry.event.ledgerId, ledgerVersion: entry.event.ledgerVersion, eventType: entry.event.type };
-    const failure = new ProjectionFailedError(name, tenantId, failed, cause);
+    // Skipped only when the event is at fault: an error of the database's setup (a missing grant
+    // or table, a read-only standby) would fail every event, and skipping them all would leave an
+    // empty read model that reports itself caught up. Such a projection stops instead.
+    const environment = environmentSqlstateOf(cause);
+    const failure = new ProjectionFailedError(
+      name,
+      tenantId,
+      failed,
+      environment === undefined || worker.policy !== 'skip-with-record'
+        ? cause
+        : new Error(`not skipped: SQLSTATE ${environment} says the database's setup is wrong, not this event (${cause instanceof Error ? cause.message : String(cause)})`, { cause }),
+    );
     worker.narrowRemaining = 0;
-    if (worker.policy === 'skip-with-record') {
+    if (worker.policy === 'skip-with-record' && environment === undefined) {
       const advance = advanceOf([{ position: entry.position, stored: entry.event }], 0, 1);
       await withTenant(this.#pool, tenantId, async (client) => {
         await fenceCheckpoint(client, tenantId, name, checkpoint);

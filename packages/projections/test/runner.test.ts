@@ -2,6 +2,7 @@ import { Ledger, type LedgerSource } from '@ledgerkit/ledger-core';
 import {
   BALANCES_PROJECTION,
   balancesProjection,
+  eventProjection,
   HISTORY_PROJECTION,
   historyProjection,
   ProjectionFailedError,
@@ -268,6 +269,35 @@ describe('the runner', () => {
       { position: poisonEntry?.position, ledger_id: 'eur', ledger_version: String(poisonVersion), event_type: 'TransferPosted', error: expect.stringContaining('cannot handle the poison transfer') },
     ]);
     await ledger.close();
+  });
+
+  it('under skip-with-record an error of the database\'s setup (a missing table, a missing grant) skips nothing: the projection stops there', async () => {
+    for (const [label, sql, sqlstate] of [
+      ['missing table', 'INSERT INTO test_seen.no_such_table VALUES (1)', '42P01'],
+      ['missing grant', 'INSERT INTO ledgerkit.events (tenant_id) VALUES ($1)', '42501'],
+    ] as const) {
+      const tenantId = `skip-setup-${sqlstate.toLowerCase()}`;
+      const ledger = await openFixtureLedger(store, tenantId);
+      await writeTransfers(ledger, 'a', 5, 5);
+      const broken = eventProjection({
+        name: 'broken-setup',
+        errorPolicy: 'skip-with-record',
+        async handle({ client }) {
+          await client.query(sql, sql.includes('$1') ? [tenantId] : []);
+        },
+        async reset() {},
+      });
+      const runner = runnerFor(tenantId, { projections: [broken] });
+      runner.start();
+      await runner.whenCaughtUp();
+      const status = statusOf(await runner.status(), 'broken-setup');
+      await runner.stop();
+      expect(status, label).toMatchObject({ state: 'failed', eventsApplied: 0, eventsSkipped: 0 });
+      expect(status.lastError?.message, label).toContain(`not skipped: SQLSTATE ${sqlstate}`);
+      const { rows } = await db.admin.query('SELECT count(*)::int AS n FROM ledgerkit.projection_failures WHERE tenant_id = $1', [tenantId]);
+      expect(rows[0].n, label).toBe(0);
+      await ledger.close();
+    }
   });
 
   it('status reports the checkpoint, the lag in events and in seconds, and the events applied', async () => {
