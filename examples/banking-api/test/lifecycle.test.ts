@@ -2,7 +2,7 @@
  * Rate limiting, graceful shutdown and the bounds of the process (writers in all and per tenant,
  * tenants, writer queue), each on an API instance of its own over the same database.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSettings, settingsFromEnv } from '../src/config.js';
 import { call, client, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
 import { expectProblem } from './support/expect-problem.js';
@@ -14,8 +14,12 @@ beforeAll(async () => {
   db = await openTestDatabase();
 });
 
+// Each test's API is closed after it: their pools together would pass the server's connection limit.
+afterEach(async () => {
+  await Promise.allSettled(apis.splice(0).map((api) => api.close()));
+});
+
 afterAll(async () => {
-  await Promise.allSettled(apis.map((api) => api.close()));
   await db?.close();
 });
 
@@ -118,6 +122,55 @@ describe('graceful shutdown', () => {
       await db.admin.query(`ALTER ROLE ${db.roles.app} LOGIN`);
     }
     expect((await call(api.url, 'GET', '/health/ready')).status).toBe(200);
+  });
+});
+
+describe('the database going away under load', () => {
+  it('sessions killed under load: every answer is a success or a problem document, the process lives on, nothing acknowledged is lost', async () => {
+    const api = await start({});
+    const bank = client(api.url, await api.token('outage-tenant'));
+    expect((await bank.post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' })).status).toBe(201);
+    expect((await bank.post('/accounts', { accountId: 'alice', currency: 'EUR', type: 'liability' })).status).toBe(201);
+    const accepted: string[] = [];
+    const statuses = new Map<number, number>();
+    let loading = true;
+    let n = 0;
+    const worker = async (): Promise<void> => {
+      while (loading) {
+        n += 1;
+        const transferId = `out-${n}`;
+        const write = await bank.post('/transfers', { transferId, debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' });
+        const read = await bank.get('/accounts/alice/balance');
+        for (const reply of [write, read]) {
+          statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
+          // Success, or a problem document: never a hang, a crash or a bare error page.
+          if (reply.status >= 400) expect(reply.headers.get('content-type'), `status ${reply.status}`).toMatch(/^application\/problem\+json/);
+        }
+        if (write.status === 201) accepted.push(transferId);
+      }
+    };
+    const workers = Array.from({ length: 16 }, () => worker());
+    // Every connection of the API's role, three times over: as a restart or a failover would.
+    for (let round = 0; round < 3; round += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await db.admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [db.roles.app]);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    loading = false;
+    await Promise.all(workers);
+    expect(accepted.length, JSON.stringify([...statuses])).toBeGreaterThan(0);
+    // Back to normal without a restart.
+    await expect.poll(async () => (await call(api.url, 'GET', '/health/ready')).status, { timeout: 10_000 }).toBe(200);
+    expect((await bank.post('/transfers', { transferId: 'after-outage', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' })).status).toBe(201);
+    const { rows } = await db.admin.query<{ transfer_id: string }>(
+      "SELECT data->>'transferId' AS transfer_id FROM ledgerkit.events WHERE tenant_id = 'outage-tenant' AND type = 'TransferPosted'",
+    );
+    const logged = new Set(rows.map((row) => row.transfer_id));
+    expect(accepted.filter((id) => !logged.has(id)), 'acknowledged but not in the log').toEqual([]);
+    const trial = await bank.get('/trial-balance');
+    expect(trial.status).toBe(200);
+    expect(trial.body.totals.every((total: { balanced: boolean }) => total.balanced)).toBe(true);
+    await expect.poll(async () => (await bank.get('/accounts/alice/balance')).body.posted, { timeout: 10_000 }).toBe(`${logged.size}.00`);
   });
 });
 

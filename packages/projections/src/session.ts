@@ -1,4 +1,4 @@
-import type { ClientPool } from '@ledgerkit/tenant-rls';
+import { checkOutClient, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { Notification } from 'pg';
 import type { PoolClient } from 'pg';
 import { checkApplicationRole } from './role-check.js';
@@ -87,9 +87,8 @@ export class RunnerSession {
   }
 
   async #open(): Promise<PoolClient> {
-    const client = await this.#pool.connect();
-    const onError = (error: Error): void => this.#drop(client, error);
-    client.on('error', onError);
+    // Listening from the moment it is handed out (see checkOutClient): a late 'error' crashes nothing.
+    const client = await checkOutClient(this.#pool, (error, failed) => this.#drop(failed, error));
     client.on('notification', (message: Notification) => {
       if (message.channel === this.#channel) this.#onWake(message.payload === undefined || message.payload === '' ? null : message.payload);
     });

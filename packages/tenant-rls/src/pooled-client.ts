@@ -23,19 +23,51 @@ export interface PooledClientOptions {
  * ```
  */
 export async function withPooledClient<T>(pool: ClientPool, fn: (client: PoolClient) => Promise<T>, options: PooledClientOptions = {}): Promise<T> {
-  const client = await pool.connect();
   let broken: Error | undefined;
   const onError = (error: Error): void => {
     broken = error;
   };
-  client.on('error', onError);
+  const client = await checkOutClient(pool, onError);
   try {
     return await fn(client);
   } catch (error) {
     if (options.keepAfter?.(error) !== true) broken ??= error instanceof Error ? error : new Error(String(error));
     throw error;
   } finally {
-    client.off('error', onError);
+    // Ours only: the pool attaches its own listener again when the connection comes back.
+    client.removeAllListeners('error');
     client.release(broken);
   }
+}
+
+/** node-postgres' `Pool.connect` with a callback, as `pg.Pool` (pg-pool) offers it besides the promise. */
+type CallbackConnect = (callback: (error: Error | undefined, client: PoolClient | undefined) => void) => void;
+
+/**
+ * Checks a connection out of `pool` with `onError` listening for its `'error'` event from the
+ * moment it is handed out (the caller removes every `'error'` listener it no longer wants, with
+ * `client.removeAllListeners('error')`, before releasing it). With a promise,
+ * the listener could only be attached a turn later, and a server that ends the session right as
+ * it starts sends its last message in the same packet as the one that completes the connection:
+ * node-postgres then raises `'error'` in between, with nobody listening, and the process crashes
+ * (seen under load with sessions killed). So `pg.Pool`'s callback form is used, which hands the
+ * connection out synchronously; a pool without it (a test double) is asked for the promise.
+ */
+export function checkOutClient(pool: ClientPool, onError: (error: Error, client: PoolClient) => void): Promise<PoolClient> {
+  if (pool.connect.length === 0) {
+    return pool.connect().then((client) => {
+      client.on('error', (error: Error) => onError(error, client));
+      return client;
+    });
+  }
+  return new Promise((resolve, reject) => {
+    (pool.connect as unknown as CallbackConnect).call(pool, (error, client) => {
+      if (error !== undefined && error !== null) reject(error);
+      else if (client === undefined) reject(new Error('the pool handed out no connection'));
+      else {
+        client.on('error', (error: Error) => onError(error, client));
+        resolve(client);
+      }
+    });
+  });
 }
