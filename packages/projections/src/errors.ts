@@ -70,6 +70,8 @@ export class CheckpointMovedError extends Error {
 
 /** SQLSTATE classes and codes that say "try again", not "this event is bad". */
 const TRANSIENT_SQLSTATE_CLASSES = ['08', '40', '53', '57', '58'];
+/** Codes outside those classes that also say "try again": a lock not granted within `lock_timeout`. */
+const TRANSIENT_SQLSTATES = new Set(['55P03']);
 const TRANSIENT_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 const TRANSIENT_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/;
 
@@ -84,7 +86,7 @@ export function isTransientError(error: unknown, depth = 0): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (TRANSIENT_SOCKET_CODES.has(code)) return true;
-    if (/^[0-9A-Z]{5}$/.test(code) && TRANSIENT_SQLSTATE_CLASSES.includes(code.slice(0, 2))) return true;
+    if (/^[0-9A-Z]{5}$/.test(code) && (TRANSIENT_SQLSTATE_CLASSES.includes(code.slice(0, 2)) || TRANSIENT_SQLSTATES.has(code))) return true;
   }
   if (TRANSIENT_MESSAGE.test(error.message)) return true;
   return isTransientError(error.cause, depth + 1);
@@ -106,7 +108,9 @@ const ENVIRONMENT_SQLSTATE_CLASSES = ['42', '3F', '25', '28', '55', '0A'];
 export function environmentSqlstateOf(error: unknown, depth = 0): string | undefined {
   if (!(error instanceof Error) || depth > 3) return undefined;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && ENVIRONMENT_SQLSTATE_CLASSES.includes(code.slice(0, 2))) return code;
+  // 25P02 (a statement after a failed one in the same transaction) follows from that failure,
+  // which may be the event's.
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && code !== '25P02' && ENVIRONMENT_SQLSTATE_CLASSES.includes(code.slice(0, 2))) return code;
   return environmentSqlstateOf(error.cause, depth + 1);
 }
 
