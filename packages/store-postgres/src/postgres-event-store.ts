@@ -216,10 +216,12 @@ const READ_ALL_STATEMENT = { name: 'ledgerkit_read_global_v1', text: `SELECT * F
 const FIND_BY_KEYS_SQL = `SELECT k.key, ${EVENT_COLUMNS} FROM ${SCHEMA}.find_index_keys($1, $2, $3::text[], $4::text[], $5::text[]) k
   CROSS JOIN LATERAL (SELECT (k.event).*) e`;
 
+// A snapshot of an earlier version than the stored one (a slower writer's) is dropped.
 const SAVE_SNAPSHOT_SQL = `INSERT INTO ${SCHEMA}.snapshots (tenant_id, ledger_id, ledger_version, hash, schema_version, state)
   VALUES ($1, $2, $3, $4, $5, $6::jsonb)
   ON CONFLICT (tenant_id, ledger_id) DO UPDATE SET ledger_version = EXCLUDED.ledger_version, hash = EXCLUDED.hash,
-    schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, saved_at = now()`;
+    schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, saved_at = now()
+  WHERE ${SCHEMA}.snapshots.ledger_version <= EXCLUDED.ledger_version`;
 
 const LOAD_SNAPSHOT_SQL = `SELECT tenant_id, ledger_id, ledger_version, hash, schema_version, state FROM ${SCHEMA}.snapshots
   WHERE tenant_id = $1 AND ledger_id = $2`;

@@ -101,7 +101,10 @@ export interface EventStore {
   /** Returns, for each key the ledger holds, the event that claimed it; absent keys are omitted. */
   findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>>;
 
-  /** Stores a snapshot, replacing any older one of the same ledger. */
+  /**
+   * Stores a snapshot, replacing the ledger's snapshot of the same or an earlier version; one of
+   * an earlier version than the stored one (saved late by a slower writer) is dropped.
+   */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
 
   /** The ledger's latest snapshot, or `null`. */

@@ -124,7 +124,10 @@ export class InMemoryEventStore implements EventStore {
   }
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
-    this.#tenant(snapshot.tenantId).snapshots.set(snapshot.ledgerId, deepFreeze(structuredClone(snapshot)));
+    const snapshots = this.#tenant(snapshot.tenantId).snapshots;
+    // A slower writer's snapshot of an earlier version must not replace a newer one.
+    if ((snapshots.get(snapshot.ledgerId)?.ledgerVersion ?? -1) > snapshot.ledgerVersion) return;
+    snapshots.set(snapshot.ledgerId, deepFreeze(structuredClone(snapshot)));
   }
 
   async loadSnapshot(request: { tenantId: string; ledgerId: string }): Promise<Snapshot | null> {

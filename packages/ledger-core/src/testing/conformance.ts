@@ -538,6 +538,20 @@ export function describeEventStoreConformance(
         expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(newer);
       }, timeout);
 
+      it('saveSnapshot keeps a newer snapshot: one of an earlier version saved later (a slower writer) is dropped', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), transferPosted(uid('t')), transferPosted(uid('t'))]);
+        const newer = snapshotAt(stream, 3, sampleState(3));
+        await store.saveSnapshot(newer);
+        await store.saveSnapshot(snapshotAt(stream, 1, sampleState(1)));
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(newer);
+        // The same version again replaces it (a state written by a newer release, say).
+        const again = snapshotAt(stream, 3, sampleState(4));
+        expect(again.state).not.toEqual(newer.state);
+        await store.saveSnapshot(again);
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(again);
+      }, timeout);
+
       it('loadSnapshot of a ledger without a snapshot returns null', async () => {
         expect(await store.loadSnapshot({ tenantId, ledgerId })).toBeNull();
         await streamOf(tenantId, ledgerId).append([accountOpened('cash')]);
