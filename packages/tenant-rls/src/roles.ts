@@ -44,20 +44,22 @@ export async function ensureRoles(client: PoolClient, options?: EnsureRolesOptio
   if (appPassword !== undefined && typeof appPassword !== 'string') throw new TypeError('appPassword must be a string');
   const password = appPassword === undefined ? '' : ` PASSWORD ${quoteLiteral(appPassword)}`;
   const attributes = 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS';
-  await createRoleOnce(client, `CREATE ROLE ${owner} NOLOGIN ${attributes}`);
-  await createRoleOnce(client, `CREATE ROLE ${app} LOGIN ${attributes}${password}`);
+  await ignoringDuplicate(client, `CREATE ROLE ${owner} NOLOGIN ${attributes}`);
+  await ignoringDuplicate(client, `CREATE ROLE ${app} LOGIN ${attributes}${password}`);
   const { rows } = await client.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user');
-  if (rows[0]?.rolsuper !== true) await client.query(`GRANT ${owner} TO CURRENT_USER`);
+  // Two migrators granting the same membership at once: the loser's duplicate is fine too.
+  if (rows[0]?.rolsuper !== true) await ignoringDuplicate(client, `GRANT ${owner} TO CURRENT_USER`);
   await checkRoles(client, roles);
 }
 
 /**
- * Role creation races between processes and databases of one cluster: the loser's duplicate is fine.
+ * Role creation and membership grants race between processes and databases of one cluster: the
+ * loser's duplicate is fine.
  * The statement goes into a dollar-quoted DO body, so the tag must not occur in it (a password
  * may hold any text, `$ensure$` included): the first of `$ensure$`, `$ensure_1$`, ... that does not.
  */
-async function createRoleOnce(client: PoolClient, createRole: string): Promise<void> {
-  const body = `BEGIN ${createRole}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END`;
+async function ignoringDuplicate(client: PoolClient, statement: string): Promise<void> {
+  const body = `BEGIN ${statement}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END`;
   await client.query(`DO ${dollarQuoted(body, 'ensure')}`);
 }
 

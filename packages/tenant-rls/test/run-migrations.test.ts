@@ -13,8 +13,11 @@ beforeAll(async () => {
   roles = { owner: `lk_${db.suffix}_owner`, app: `lk_${db.suffix}_app` };
 });
 
+/** Roles tests create besides the file's own, dropped at the end. */
+const extraRoles: string[] = [];
+
 afterAll(async () => {
-  await db?.close([roles.app, roles.owner]);
+  await db?.close([...extraRoles, roles.app, roles.owner]);
 });
 
 describe('runMigrations', () => {
@@ -56,6 +59,36 @@ describe('runMigrations', () => {
     expect(rows[0]?.exists, 'migration 1 rolled back with the rest').toBe(false);
     // The same pool migrates once the server is there again.
     await expect(migrate('SELECT 1')).resolves.toEqual({ applied: [1, 2], schemaVersion: 2 });
+  });
+});
+
+describe('runMigrations run at once by several processes', () => {
+  it('a non-superuser migrating a fresh cluster from several connections at once: every call succeeds, the schema is migrated once', async () => {
+    const fresh: RoleNames = { owner: `lk_${db.suffix}_o2`, app: `lk_${db.suffix}_a2` };
+    const migrator = `lk_${db.suffix}_migrator`;
+    extraRoles.push(fresh.app, fresh.owner, migrator);
+    const admin = db.pool(db.adminUrl, 1);
+    await admin.query(`CREATE ROLE ${migrator} LOGIN CREATEROLE PASSWORD 'migrator-secret'`);
+    const database = new URL(db.adminUrl).pathname.slice(1);
+    await admin.query(`GRANT CREATE ON DATABASE ${database} TO ${migrator}`);
+    const url = new URL(db.adminUrl);
+    url.username = migrator;
+    url.password = 'migrator-secret';
+    const calls = Array.from({ length: 6 }, () =>
+      runMigrations({
+        pool: db.pool(url.toString(), 1),
+        roles: fresh,
+        appPassword: 'app-secret',
+        schema: 'raced',
+        historyTable: 'raced_history',
+        packageName: 'a test',
+        migrations: [{ version: 1, name: 'a table', sql: () => 'CREATE TABLE raced.t (id integer)' }],
+      }),
+    );
+    const outcomes = await Promise.allSettled(calls);
+    expect(outcomes.filter((outcome) => outcome.status === 'rejected').map((outcome) => String((outcome as PromiseRejectedResult).reason))).toEqual([]);
+    const applied = outcomes.map((outcome) => (outcome as PromiseFulfilledResult<{ applied: readonly number[] }>).value.applied);
+    expect(applied.filter((versions) => versions.length === 1)).toHaveLength(1);
   });
 });
 
