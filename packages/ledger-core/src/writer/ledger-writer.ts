@@ -22,7 +22,7 @@ import { commandError } from '../input/command-checks.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
 import type { UpcasterRegistry } from '../events/upcasters.js';
 import { CurrencyRegistry } from '../money/currency.js';
-import { INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
+import { APPEND_EVENTS_MAX, INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
 import { MinHeap } from './min-heap.js';
 
 /** Hard ceiling of `batchSizeMax`. */
@@ -475,7 +475,7 @@ export class LedgerWriter {
     };
     for (const entry of decided.results) if (!entry.decision.ok) visit(entry.item.command);
     if (ids.size === 0) return false;
-    const found = await this.#findByKeys([...ids].map((id) => `transfer:${id}`), base.version);
+    const found = await this.#findByKeys([...ids].map((id) => `transfer:${id}`));
     return found.size > 0;
   }
 
@@ -599,8 +599,18 @@ export class LedgerWriter {
     const results: DecidedCommand[] = [];
     let previousHash = previousHashBelow;
     let rejected = false;
-    for (const item of batch) {
+    for (let index = 0; index < batch.length; index += 1) {
+      const item = batch[index] as QueuedCommand;
       const decision = decide(item.command, view, context);
+      if (decision.ok && events.length > 0 && events.length + decision.events.length > APPEND_EVENTS_MAX) {
+        // A store takes at most APPEND_EVENTS_MAX events per append and refuses the whole append
+        // beyond it, so a batch of linked groups (up to 64 events per command) would fail every
+        // command, and every retry of them, for good. The batch ends here; the rest of it goes
+        // back to the front of the queue, in order, to be decided on top of this one. (`decide`
+        // left the view unchanged, so dropping this decision is sound.)
+        this.#queue.unshift(...batch.splice(index));
+        break;
+      }
       const versions: number[] = [];
       if (decision.ok) {
         for (const draft of decision.events) {
@@ -704,12 +714,11 @@ export class LedgerWriter {
     if (ids.size === 0) return;
     // Mostly these are new ids: ask for their creation first, and only for the ones that exist
     // whether they were resolved or reversed (neither can exist without the creation).
-    const created = await this.#findByKeys([...ids].map((id) => `transfer:${id}`), base.version);
+    const created = await this.#findByKeys([...ids].map((id) => `transfer:${id}`));
     if (created.size === 0) return;
     const existing = [...ids].filter((id) => created.has(`transfer:${id}`));
     const later = await this.#findByKeys(
       existing.flatMap((id) => [`resolution:${id}`, `reversal:${id}`]),
-      base.version,
     );
     for (const id of existing) {
       const decoded = this.#codec.decode(created.get(`transfer:${id}`) as StoredEvent);
@@ -725,8 +734,16 @@ export class LedgerWriter {
     }
   }
 
-  /** Looks keys up in the store's index, in pages; throws `VersionConflictError` when one is past `knownVersion` (another writer appended). */
-  async #findByKeys(keys: readonly string[], knownVersion: number): Promise<Map<string, StoredEvent>> {
+  /**
+   * Looks keys up in the store's index, in pages; throws `VersionConflictError` when one was
+   * claimed past the committed version (another writer appended). The committed version, not the
+   * version of the view a batch is decided on: callers only ask for ids that view does not hold,
+   * so no event of this writer's own appends in flight can answer, and an event above the
+   * committed version is another writer's. Taking one into memory would make catching up fold it
+   * a second time ("recorded twice"), half-applied, on every later batch.
+   */
+  async #findByKeys(keys: readonly string[]): Promise<Map<string, StoredEvent>> {
+    const knownVersion = this.#state.version;
     const found = new Map<string, StoredEvent>();
     for (let start = 0; start < keys.length; start += INDEX_KEYS_MAX) {
       const page = await this.#store.findByIndexKeys({ tenantId: this.#tenantId, ledgerId: this.#ledgerId, keys: keys.slice(start, start + INDEX_KEYS_MAX) });
