@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   APPEND_EVENTS_MAX,
   InMemoryEventStore,
+  LimitExceededError,
+  WriterFailedError,
   LedgerWriter,
   readLedger,
   verifyChain,
@@ -165,5 +167,29 @@ describe('index lookups while an append is in flight', () => {
     expect(stale.account('bob')).toMatchObject({ creditsPending: 0n, creditsPosted: 8n });
     expect(await stale.submit(transfer('t4', 'bank', 'bob', 1n))).toMatchObject({ ok: true, duplicate: false });
     expect(await verifyChain(await allEvents(store))).toMatchObject({ ok: true });
+  });
+});
+
+describe('an append the store refuses for its arguments', () => {
+  it('fails its commands saying they were not applied (the port: a refused append writes nothing), and the writer goes on', async () => {
+    class RefusingStore extends InMemoryEventStore {
+      refuseNext = false;
+      override async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
+        if (this.refuseNext) {
+          this.refuseNext = false;
+          throw new LimitExceededError('this store takes no such append');
+        }
+        return super.append(request);
+      }
+    }
+    const store = new RefusingStore();
+    const writer = await openWriter(store);
+    for (const accountId of ['bank', 'alice']) expect(await writer.submit(openAccount(accountId))).toMatchObject({ ok: true });
+    store.refuseNext = true;
+    const refused = await outcomeOf(writer.submit(transfer('refused', 'bank', 'alice', 5n)));
+    expect(refused).toBeInstanceOf(WriterFailedError);
+    expect((refused as Error).message).toMatch(/they were not applied/);
+    expect((await allEvents(store)).some((event) => event.data['transferId'] === 'refused')).toBe(false);
+    expect(await writer.submit(transfer('refused', 'bank', 'alice', 5n))).toMatchObject({ ok: true, duplicate: false });
   });
 });

@@ -505,8 +505,10 @@ export class LedgerWriter {
   }
 
   #failBatch(batch: readonly QueuedCommand[], error: unknown, appending: boolean): void {
-    // A fenced refusal writes nothing; any other failure of the append leaves its outcome unknown.
-    const refused = error instanceof VersionConflictError || error instanceof DuplicateIndexKeyError;
+    // A refused append writes nothing (the port's contract: a fence, a taken key, or arguments the
+    // store would not take); any other failure of the append leaves its outcome unknown.
+    const refused =
+      error instanceof VersionConflictError || error instanceof DuplicateIndexKeyError || error instanceof InvalidInputError || error instanceof LimitExceededError;
     const outcome = appending && !refused ? 'may have been applied' : 'were not applied';
     const message = `could not append a batch of ${batch.length} commands (they ${outcome}): ${describe(error)}`;
     const failure = error instanceof StoreUnavailableError ? new StoreUnavailableError(message, error) : new WriterFailedError(message, error);
