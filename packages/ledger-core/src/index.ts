@@ -12,6 +12,7 @@ export {
   BATCH_SIZE_MAX_LIMIT,
   QUEUE_LENGTH_MAX_LIMIT,
   APPENDS_IN_FLIGHT_MAX_LIMIT,
+  EXPIRIES_COMPACT_MIN,
   type LedgerWriterOptions,
   type CommandContext,
   type CommandResult,

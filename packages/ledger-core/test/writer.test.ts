@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  EXPIRIES_COMPACT_MIN,
   InMemoryEventStore,
   LedgerWriter,
   OverloadedError,
@@ -429,6 +430,29 @@ describe('time', () => {
     expect(writer.account('alice')).toMatchObject({ debitsPending: 0n, debitsPosted: 0n, creditsPosted: 1_000n });
     expect(writer.account('bob')).toMatchObject({ creditsPending: 0n });
     expect(await writer.submit(postPending('p', 'h'))).toMatchObject({ ok: false, code: 'pending_already_resolved' });
+  });
+
+  it('holds posted before their timeout are not kept for it: the timeouts tracked stay about twice the open holds, and an open hold still expires', async () => {
+    let now = T0;
+    const store = new InMemoryEventStore();
+    const writer = await openWriter(store, { clock: () => now, expiryCheckIntervalMs: 10 });
+    await setUp(writer);
+    const DAY = 86_400_000;
+    expect(await writer.submit(hold('open', 'alice', 'bob', 1n, 7 * DAY))).toMatchObject({ ok: true });
+    // Card authorisations captured minutes later: each hold has a week's timeout and is posted at once.
+    const held = 4 * EXPIRIES_COMPACT_MIN;
+    for (let start = 0; start < held; start += 1_000) {
+      const ids = Array.from({ length: 1_000 }, (_, n) => `auth-${start + n}`);
+      const holds = await Promise.all(ids.map((id) => writer.submit(hold(id, 'bank', 'bob', 1n, 7 * DAY))));
+      expect(holds.every((result) => result.ok)).toBe(true);
+      const posts = await Promise.all(ids.map((id) => writer.submit(postPending(`cap-${id}`, id))));
+      expect(posts.every((result) => result.ok)).toBe(true);
+    }
+    // Every one was tracked until its week was up; now only the open hold is, within the slack.
+    expect(writer.holdTimeoutsTracked).toBeLessThanOrEqual(2 * EXPIRIES_COMPACT_MIN);
+    now += 7 * DAY;
+    await eventually(() => writer.pendingHold('open') === undefined);
+    expect((await allEvents(store)).at(-1)).toMatchObject({ type: 'PendingExpired', data: { pendingId: 'open' } });
   });
 
   it('an expiry whose batch the store fails is retried by the timer, not lost', async () => {

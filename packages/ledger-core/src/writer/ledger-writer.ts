@@ -25,6 +25,9 @@ import { CurrencyRegistry } from '../money/currency.js';
 import { APPEND_EVENTS_MAX, INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
 import { MinHeap } from './min-heap.js';
 
+/** Expiry heap size below which it is never rebuilt (see `LedgerWriter.holdTimeoutsTracked`). */
+export const EXPIRIES_COMPACT_MIN = 10_000;
+
 /** Hard ceiling of `batchSizeMax`. */
 export const BATCH_SIZE_MAX_LIMIT = 8_190;
 /** Hard ceiling of `queueLengthMax`. */
@@ -181,6 +184,8 @@ export class LedgerWriter {
   #lastSnapshotVersion = 0;
   #queue: QueuedCommand[] = [];
   #expiries = new MinHeap<string>();
+  /** The expiry heap's size when it was last rebuilt (see {@link #compactExpiries}). */
+  #expiriesSizeRebuilt = 0;
   #flushScheduled = false;
   #running: Promise<void> | undefined;
   #closed = false;
@@ -260,6 +265,14 @@ export class LedgerWriter {
   /** Commands waiting to be decided. */
   get queueLength(): number {
     return this.#queue.length;
+  }
+
+  /**
+   * Hold timeouts the writer keeps track of (for metrics): at most about twice the open holds
+   * with a timeout, plus {@link EXPIRIES_COMPACT_MIN}, however many holds were resolved.
+   */
+  get holdTimeoutsTracked(): number {
+    return this.#expiries.size;
   }
 
   /** The codec this writer encodes with; readers of the same ledger can share it. */
@@ -651,6 +664,7 @@ export class LedgerWriter {
         this.#expiries.push(Date.parse(event.recordedAt) + event.data['timeoutMs'], event.data['transferId'] as string);
       }
     }
+    this.#compactExpiries();
     this.#evictTransfers();
     if (this.#snapshotEveryEvents > 0 && this.#snapshotting === undefined && this.#state.version - this.#lastSnapshotVersion >= this.#snapshotEveryEvents) {
       // The state is serialized now, synchronously; saving it does not hold up the next batch.
@@ -677,6 +691,24 @@ export class LedgerWriter {
       state: serializeState(this.#state, this.#state.accounts.values(), this.#state.transfers.values()),
     });
     this.#lastSnapshotVersion = version;
+  }
+
+  /**
+   * A hold posted or voided before its timeout stays in the expiry heap until then (it is skipped
+   * when it comes up), so with long timeouts the heap would hold every hold of the whole window
+   * (up to 366 days of them). Once it has doubled since it was last built, and holds at least
+   * EXPIRIES_COMPACT_MIN entries, it is built again from the holds still open: memory stays
+   * proportional to the open holds, at a cost of one pass over the transfers in memory per doubling.
+   */
+  #compactExpiries(): void {
+    const size = this.#expiries.size;
+    if (size < EXPIRIES_COMPACT_MIN || size < 2 * this.#expiriesSizeRebuilt) return;
+    const rebuilt = new MinHeap<string>();
+    for (const record of this.#state.transfers.values()) {
+      if (record.kind === 'hold' && record.resolution === 'pending' && record.timeoutAtMs !== undefined) rebuilt.push(record.timeoutAtMs, record.id);
+    }
+    this.#expiries = rebuilt;
+    this.#expiriesSizeRebuilt = Math.max(rebuilt.size, EXPIRIES_COMPACT_MIN / 2);
   }
 
   #evictTransfers(): void {
