@@ -1,0 +1,44 @@
+/**
+ * One embedded PostgreSQL for the whole run when DATABASE_URL is unset: every test file then
+ * makes and drops its own database on it, as on a server given by DATABASE_URL, instead of
+ * starting a server of its own (a few seconds each, most of the suite's set-up time). Tests that
+ * need a server to themselves (restarting it, killing it) still start their own.
+ *
+ * The server skips fsync (a test server's data is thrown away) but keeps synchronous_commit on,
+ * which the benchmark suite's test checks before it measures anything.
+ */
+import { createRequire } from 'node:module';
+import { startEmbeddedPostgres } from './packages/store-postgres/src/embedded.js';
+
+/** The part of pg's client used here. */
+interface SetupClient {
+  connect(): Promise<void>;
+  query(text: string): Promise<unknown>;
+  end(): Promise<void>;
+}
+
+// pg as the store resolves it (the workspace root does not depend on it).
+const pg = createRequire(new URL('./packages/store-postgres/package.json', import.meta.url))('pg') as { Client: new (config: { connectionString: string }) => SetupClient };
+
+export default async function setup(): Promise<(() => Promise<void>) | undefined> {
+  if (process.env['DATABASE_URL'] !== undefined && process.env['DATABASE_URL'] !== '') return undefined;
+  // Not `fast`: its command-line settings would override synchronous_commit below.
+  const server = await startEmbeddedPostgres();
+  const client = new pg.Client({ connectionString: server.connectionString });
+  try {
+    await client.connect();
+    await client.query('ALTER SYSTEM SET fsync = off');
+    await client.query('ALTER SYSTEM SET full_page_writes = off');
+    await client.query('SELECT pg_reload_conf()');
+  } catch (error) {
+    await server.stop();
+    throw error;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  process.env['DATABASE_URL'] = server.connectionString;
+  return async () => {
+    delete process.env['DATABASE_URL'];
+    await server.stop();
+  };
+}
