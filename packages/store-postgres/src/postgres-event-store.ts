@@ -24,7 +24,7 @@ import {
   type Snapshot,
   type StoredEvent,
 } from '@ledgerkit/ledger-core';
-import { isTenantId, TENANT_SETTING, withPooledClient as withClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import { isTenantId, TENANT_SETTING, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
 import { BATCH_STATEMENTS_MAX, runBatch, type BatchStatement } from './statement-batch.js';
@@ -283,10 +283,10 @@ export class PostgresEventStore implements EventStore {
    */
   static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
     const store = new PostgresEventStore(options);
-    // Through withPooledClient, as every other call: a server lost during the check is a
+    // Through withStoreClient, as every other call: a server lost during the check is a
     // retriable StoreUnavailableError (not a raw driver error, nor an 'error' event nobody
     // listens to, which would crash the process), and its connection is not pooled again.
-    await withPooledClient(options.pool, async (client) => {
+    await withStoreClient(options.pool, async (client) => {
       const { rows } = await client.query<{ bypasses_rls: boolean; migrated: boolean; owns_tables: boolean }>(ROLE_CHECK_SQL);
       const role = rows[0];
       if (role === undefined) throw new Error('the connected role is not in pg_roles');
@@ -395,7 +395,7 @@ export class PostgresEventStore implements EventStore {
           if (plan.statements.length > INLINE_PLAN_STATEMENTS_MAX) throw new LimitExceededError(`an inline plan holds at most ${INLINE_PLAN_STATEMENTS_MAX} statements, got ${plan.statements.length}`);
           try {
             // One round trip and one transaction: the tenant, the append, the plan's statements.
-            const results = await withPooledClient(this.#pool, (client) =>
+            const results = await withStoreClient(this.#pool, (client) =>
               runBatch(client, [{ text: SET_TENANT_SQL, values: [tenantId] }, { text: call.text, values: call.values }, ...plan.statements]),
             );
             version = Number(results[1]?.rows[0]?.['version']);
@@ -419,7 +419,7 @@ export class PostgresEventStore implements EventStore {
 
   /** One autocommitted statement that sets the tenant itself (a store function), one round trip. */
   async #alone<R extends object>(query: { readonly name?: string; readonly text: string; readonly values: unknown[] }): Promise<R[]> {
-    return withPooledClient(this.#pool, async (client) => (await client.query<R>(query)).rows);
+    return withStoreClient(this.#pool, async (client) => (await client.query<R>(query)).rows);
   }
 
   /** A read through {@link #alone}, its failures mapped as every read's are. */
@@ -585,8 +585,8 @@ export class PostgresEventStore implements EventStore {
 }
 
 /** `fn` with a connection of `pool`, which goes back to the pool unless it lost its server. */
-function withPooledClient<T>(pool: ClientPool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  return withClient(pool, fn, { keepAfter: (error) => unavailableError(error) === undefined });
+function withStoreClient<T>(pool: ClientPool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  return withPooledClient(pool, fn, { keepAfter: (error) => unavailableError(error) === undefined });
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {

@@ -25,14 +25,10 @@ export function auditRoutes(services: Services): Route[] {
         const asOf = query.asOf === undefined ? null : new Date(query.asOf).toISOString();
         const point = asOf === null ? undefined : timeBasis === 'recorded' ? { recordedAt: asOf } : { effectiveAt: asOf };
         const linesMax = services.settings.trialBalanceLinesMax;
-        let trial;
-        try {
-          // The read models stop one row past the limit: a large ledger is never loaded to be refused.
-          trial = await services.models.trialBalance(context.tenantId, context.ledgerId, point, { linesMax });
-        } catch (error) {
-          if (error instanceof ResultTooLargeError) throw new ProblemError('result_too_large', `the trial balance has more than ${linesMax} lines`);
-          throw error;
-        }
+        // The read models stop one row past the limit: a large ledger is never loaded to be refused.
+        const trial = await services.models.trialBalance(context.tenantId, context.ledgerId, point, { linesMax }).catch((error: unknown) => {
+          throw error instanceof ResultTooLargeError ? new ProblemError('result_too_large', `the trial balance has more than ${linesMax} lines`) : error;
+        });
         return ok({ ledgerId: context.ledgerId, asOf, timeBasis, lines: trial.lines, totals: trial.totals });
       },
     }),
