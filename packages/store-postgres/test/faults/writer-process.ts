@@ -6,14 +6,31 @@
  */
 import { Ledger, LedgerError, VersionConflictError, type EventStore } from '@ledgerkit/ledger-core';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
+import { writeSync } from 'node:fs';
 import pg from 'pg';
 import { specFor, submitSpec } from './support/workload.js';
 import { CONFIG_VARIABLE, nowMs, type WriterLine, type WriterProcessConfig } from './support/writer-protocol.js';
 
 const RETRY_PAUSE_MS = 20;
 
+/** Sleeps the thread for a millisecond (a full pipe: the test is reading). */
+const pause = (): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+
+/**
+ * Writes a line into the stdout pipe before returning: `process.stdout.write` queues in this
+ * process once the pipe is full, and a SIGKILL loses what is queued. A lost `sent` line hid an id
+ * the log holds (the test saw it in the log, never sent), under load on a shared machine.
+ */
 function report(line: WriterLine): void {
-  process.stdout.write(`${JSON.stringify(line)}\n`);
+  const bytes = Buffer.from(`${JSON.stringify(line)}\n`);
+  for (let offset = 0; offset < bytes.length; ) {
+    try {
+      offset += writeSync(1, bytes, offset);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      pause();
+    }
+  }
 }
 
 /** The ids in submission order, made as they are needed: retries first, then new ids with the cross-process retries mixed in. */
