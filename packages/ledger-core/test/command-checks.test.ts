@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it, test } from 'vitest';
 import {
+  AMOUNT_MINOR_MAX,
   CurrencyRegistry,
   InMemoryEventStore,
   InvalidInputError,
@@ -81,6 +82,18 @@ const REFUSED: readonly [string, (valid: Record<string, LedgerCommand>) => unkno
   ['33 postings', (v) => ({ ...v['transfer'], postings: Array.from({ length: 33 }, () => (v['transfer'] as unknown as { postings: unknown[] }).postings[0]) }), undefined, ['postings']],
   ['a posting side that is neither', (v) => ({ ...v['transfer'], postings: [{ accountId: 'cash', side: 'up', amount: 1n, currency: 'EUR' }] }), undefined, ['postings', 0, 'side']],
   ['a number amount', (v) => ({ ...v['transfer'], postings: [{ accountId: 'cash', side: 'debit', amount: 100, currency: 'EUR' }] }), undefined, ['postings', 0, 'amount']],
+  [
+    'a balanced transfer of AMOUNT_MINOR_MAX + 1 minor units (its event would be refused as too_large when read back)',
+    (v) => ({
+      ...v['transfer'],
+      postings: [
+        { accountId: 'cash', side: 'debit', amount: AMOUNT_MINOR_MAX + 1n, currency: 'EUR' },
+        { accountId: 'alice', side: 'credit', amount: AMOUNT_MINOR_MAX + 1n, currency: 'EUR' },
+      ],
+    }),
+    undefined,
+    ['postings', 0, 'amount'],
+  ],
   ['a lower-case currency', (v) => ({ ...v['transfer'], postings: [{ accountId: 'cash', side: 'debit', amount: 1n, currency: 'eur' }] }), undefined, ['postings', 0, 'currency']],
   ['a posting account off its pattern', (v) => ({ ...v['transfer'], postings: [{ accountId: '', side: 'debit', amount: 1n, currency: 'EUR' }] }), undefined, ['postings', 0, 'accountId']],
   ['a hold timeout of 0', (v) => ({ ...v['hold'], pending: { timeoutMs: 0 } }), undefined, ['pending', 'timeoutMs']],
@@ -131,6 +144,20 @@ describe('LedgerWriter.submit refuses commands that could not be read back', () 
     expect(error.issues[0]?.path).toEqual(path);
     expect((await good).ok).toBe(true);
     expect(writer.version).toBe(before + 1);
+    await expectReadableAgain(store, writer);
+  });
+
+  it('takes a transfer of exactly AMOUNT_MINOR_MAX minor units, the largest amount an event can be read back with', async () => {
+    const { store, writer } = await seededWriter();
+    const largest = {
+      ...transfer('t-largest'),
+      postings: [
+        { accountId: 'cash', side: 'debit', amount: AMOUNT_MINOR_MAX, currency: 'EUR' },
+        { accountId: 'alice', side: 'credit', amount: AMOUNT_MINOR_MAX, currency: 'EUR' },
+      ],
+    } as const;
+    expect(await writer.submit(largest)).toMatchObject({ ok: true, duplicate: false });
+    expect(writer.account('alice')?.creditsPosted).toBe(AMOUNT_MINOR_MAX + 100n);
     await expectReadableAgain(store, writer);
   });
 

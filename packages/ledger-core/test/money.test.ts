@@ -7,6 +7,7 @@ import {
   CUSTOM_CURRENCIES_MAX,
   CurrencyRegistry,
   InvalidAmountError,
+  InvalidInputError,
   LimitExceededError,
   UnknownCurrencyError,
   convert,
@@ -279,6 +280,35 @@ describe('toDecimal, fromDecimal and convert', () => {
     expect(reasonOf(() => fromDecimal(AMOUNT_MINOR_MAX.toString(), 2, 'half-even'))).toBe('too_large');
     expect(reasonOf(() => fromDecimal(`-${AMOUNT_MINOR_MAX.toString()}`, 2, 'half-even'))).toBe('too_large');
     expect(fromDecimal(`-${AMOUNT_MINOR_MAX.toString()}`, 0, 'half-even')).toBe(-AMOUNT_MINOR_MAX);
+  });
+
+  test('an unknown rounding mode is InvalidInputError at rounding, never a silent half-even', () => {
+    // 1.005 is a tie at scale 2: half-even would give 100n where the caller asked half-up (101n).
+    for (const mode of ['half_up', 'HALF-UP', '', 'toString', 'constructor']) {
+      const rounding = mode as RoundingMode;
+      expect(() => fromDecimal('1.005', 2, rounding)).toThrow(InvalidInputError);
+      expect(() => convert(1_005n, KWD, USD, '1', rounding)).toThrow(InvalidInputError);
+      const error = (() => {
+        try {
+          fromDecimal('1.005', 2, rounding);
+        } catch (caught) {
+          return caught as InvalidInputError;
+        }
+        return undefined;
+      })();
+      expect(error?.issues[0]?.path).toEqual(['rounding']);
+    }
+    expect(fromDecimal('1.005', 2, 'half-up')).toBe(101n);
+  });
+
+  test('fromDecimal refuses a value that is not a number with InvalidAmountError, and a scale outside 0..CURRENCY_SCALE_MAX with InvalidInputError', () => {
+    for (const value of ['abc', '', '1,5', '0x1g']) expect(reasonOf(() => fromDecimal(value, 2, 'half-even'))).toBe('malformed');
+    for (const scale of [-1, 1.5, CURRENCY_SCALE_MAX + 1, Number.NaN]) {
+      expect(() => fromDecimal('1.5', scale, 'half-even')).toThrow(InvalidInputError);
+      expect(() => toDecimal(150n, scale)).toThrow(InvalidInputError);
+    }
+    expect(fromDecimal('1.5', CURRENCY_SCALE_MAX, 'half-even')).toBe(15n * 10n ** 17n);
+    expect(toDecimal(1n, CURRENCY_SCALE_MAX).toString()).toBe('0.000000000000000001');
   });
 
   test('convert applies an explicit decimal rate and rounds once, at the end, with the given mode', () => {

@@ -73,6 +73,27 @@ class InstrumentedStore implements EventStore {
   }
 }
 
+/** The same stream, read without its snapshot: a writer opened on it folds every event. */
+class CopyWithoutSnapshot implements EventStore {
+  constructor(readonly inner: EventStore) {}
+  append(request: AppendRequest): Promise<{ readonly ledgerVersion: number }> {
+    return this.inner.append(request);
+  }
+  readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
+    return this.inner.readStream(request);
+  }
+  readAll(request: ReadAllRequest) {
+    return this.inner.readAll(request);
+  }
+  findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
+    return this.inner.findByIndexKeys(request);
+  }
+  async saveSnapshot(): Promise<void> {}
+  async loadSnapshot(): Promise<Snapshot | null> {
+    return null;
+  }
+}
+
 const writers: LedgerWriter[] = [];
 
 async function openWriter(store: EventStore, options: Partial<LedgerWriterOptions> = {}): Promise<LedgerWriter> {
@@ -453,6 +474,37 @@ describe('time', () => {
     now += 7 * DAY;
     await eventually(() => writer.pendingHold('open') === undefined);
     expect((await allEvents(store)).at(-1)).toMatchObject({ type: 'PendingExpired', data: { pendingId: 'open' } });
+  });
+
+  it('a reopened writer tracks the timeout of each open hold once, whether the hold came from the snapshot or the tail', async () => {
+    let now = T0;
+    const store = new InMemoryEventStore();
+    const first = await openWriter(store, { clock: () => now, snapshotEveryEvents: 0 });
+    await setUp(first);
+    for (const command of [hold('snap-1', 'alice', 'bob', 1n, 60_000), hold('snap-2', 'alice', 'bob', 1n, 60_000), hold('snap-open', 'alice', 'bob', 1n)]) {
+      expect(await first.submit(command)).toMatchObject({ ok: true });
+    }
+    await first.saveSnapshot();
+    // After the snapshot: two more timed holds, one of them posted at once, and one without a timeout.
+    for (const command of [hold('tail-1', 'alice', 'bob', 1n, 60_000), hold('tail-posted', 'alice', 'bob', 1n, 60_000), postPending('cap', 'tail-posted'), hold('tail-open', 'alice', 'bob', 1n)]) {
+      expect(await first.submit(command)).toMatchObject({ ok: true });
+    }
+    expect(first.holdTimeoutsTracked).toBe(4);
+    await first.close();
+
+    // From the snapshot plus the tail, then from the whole stream: snap-1, snap-2 and tail-1 are open with a timeout.
+    const fromSnapshot = await openWriter(store, { clock: () => now, snapshotEveryEvents: 0 });
+    expect(fromSnapshot.holdTimeoutsTracked).toBe(3);
+    await fromSnapshot.close();
+    const fromScratch = await openWriter(new CopyWithoutSnapshot(store), { clock: () => now, snapshotEveryEvents: 0, expiryCheckIntervalMs: 10 });
+    expect(fromScratch.holdTimeoutsTracked).toBe(3);
+
+    // Each one still expires, once.
+    now += 60_000;
+    await eventually(() => fromScratch.pendingHold('tail-1') === undefined && fromScratch.pendingHold('snap-1') === undefined && fromScratch.pendingHold('snap-2') === undefined);
+    await fromScratch.close();
+    const expired = (await allEvents(store)).filter((event) => event.type === 'PendingExpired').map((event) => event.data['pendingId']);
+    expect(expired.sort()).toEqual(['snap-1', 'snap-2', 'tail-1']);
   });
 
   it('an expiry whose batch the store fails is retried by the timer, not lost', async () => {

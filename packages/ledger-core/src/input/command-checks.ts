@@ -3,16 +3,18 @@ import type { LedgerCommand, TransferLikeCommand } from '../domain/types.js';
 import { InvalidInputError, UnknownCurrencyError, type InputIssue, type LedgerError } from '../errors.js';
 import { isPlainMetadata } from '../events/fast-checks.js';
 import { CORRELATION_ID_LENGTH_MAX, CURRENCY_CODE_PATTERN, isStorableText, metadataSchema, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
+import { AMOUNT_MINOR_MAX } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
 import type { CommandContext } from '../writer/ledger-writer.js';
 
 // The writer's admission check of a command built in code, without `parseCommand`: the shape
 // every field must have for the events `decide` makes of it to be encoded and decoded again.
 // `decide` checks what depends on the ledger (accounts, currencies matching them, balances,
-// amounts' sign and size, times against the clock); this checks the rest, by hand, because it
-// runs on every command the writer takes (a few hundred nanoseconds for a transfer). A command
-// that passes both never becomes an event the decoder refuses: `test/command-checks.test.ts`
-// holds them to that with randomly broken commands, reopening the ledger after each.
+// amounts' sign and the balances' size, times against the clock); this checks the rest (an
+// amount above AMOUNT_MINOR_MAX included), by hand, because it runs on every command the writer
+// takes (a few hundred nanoseconds for a transfer). A command that passes both never becomes an
+// event the decoder refuses: `test/command-checks.test.ts` holds them to that with randomly
+// broken commands, reopening the ledger after each.
 
 type Path = readonly (string | number)[];
 
@@ -122,6 +124,9 @@ function postingsIssue(postings: unknown, at: Path): InputIssue | undefined {
     if (typeof p['accountId'] !== 'string' || !ID_PATTERN.test(p['accountId'])) return issue([...at, 'postings', i, 'accountId'], ID_PATTERN_MESSAGE);
     if (p['side'] !== 'debit' && p['side'] !== 'credit') return issue([...at, 'postings', i, 'side'], 'must be debit or credit');
     if (typeof p['amount'] !== 'bigint') return issue([...at, 'postings', i, 'amount'], 'must be a bigint of minor units');
+    // The decoder reads no amount above AMOUNT_MINOR_MAX (parseAmount's bound), and balances can
+    // hold one, so decide would accept it and the ledger could never be read back.
+    if (p['amount'] > AMOUNT_MINOR_MAX) return issue([...at, 'postings', i, 'amount'], `must be at most ${AMOUNT_MINOR_MAX} minor units`);
     if (typeof p['currency'] !== 'string' || !CURRENCY_CODE_PATTERN.test(p['currency'])) return issue([...at, 'postings', i, 'currency'], CURRENCY_MESSAGE);
   }
   return undefined;

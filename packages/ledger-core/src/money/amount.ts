@@ -1,6 +1,6 @@
 import { Decimal } from 'decimal.js';
-import { InvalidAmountError } from '../errors.js';
-import type { Currency } from './currency.js';
+import { InvalidAmountError, InvalidInputError } from '../errors.js';
+import { CURRENCY_SCALE_MAX, type Currency } from './currency.js';
 
 /**
  * Most significant digits an amount may have, whatever its scale. 10^36 minor units is far above
@@ -140,17 +140,36 @@ const ROUNDING: Record<RoundingMode, Decimal.Rounding> = {
 // Enough precision that no intermediate product of two in-range amounts or rates is rounded.
 const Exact = Decimal.clone({ precision: 100, rounding: Decimal.ROUND_HALF_EVEN, toExpNeg: -100, toExpPos: 100 });
 
-/** Minor units as an exact decimal.js value in major units (150n, scale 2 → 1.5). */
+/**
+ * Minor units as an exact decimal.js value in major units (150n, scale 2 → 1.5). Throws
+ * `InvalidInputError` for a scale that is not an integer in 0..{@link CURRENCY_SCALE_MAX}.
+ */
 export function toDecimal(minor: bigint, scale: number): Decimal {
+  checkScale(scale);
   return new Exact(minor.toString()).dividedBy(new Exact(10).pow(scale));
 }
 
 /**
  * Rounds a decimal.js value in major units to minor units of `scale` with an explicit rounding
- * mode. Throws {@link InvalidAmountError} if the result is outside ±{@link AMOUNT_MINOR_MAX}.
+ * mode. Throws {@link InvalidAmountError} if the value is not a number (`malformed`), not finite,
+ * or the result is outside ±{@link AMOUNT_MINOR_MAX}; `InvalidInputError` for a rounding mode
+ * that is not a {@link RoundingMode} (it is never replaced by a default) or a scale that is not an
+ * integer in 0..{@link CURRENCY_SCALE_MAX}.
  */
 export function fromDecimal(value: Decimal.Value, scale: number, rounding: RoundingMode): bigint {
-  const scaled = new Exact(value).times(new Exact(10).pow(scale)).toDecimalPlaces(0, ROUNDING[rounding]);
+  checkScale(scale);
+  // A mode from JavaScript or configuration may be anything; decimal.js would round an unknown
+  // one (undefined) with its default, half-even, without a word.
+  if (typeof rounding !== 'string' || !Object.hasOwn(ROUNDING, rounding)) {
+    throw new InvalidInputError([{ path: ['rounding'], message: `must be one of ${Object.keys(ROUNDING).join(', ')}` }]);
+  }
+  let exact: Decimal;
+  try {
+    exact = new Exact(value);
+  } catch {
+    throw new InvalidAmountError('malformed', `value ${JSON.stringify(String(value).slice(0, AMOUNT_STRING_LENGTH_MAX))} is not a number`);
+  }
+  const scaled = exact.times(new Exact(10).pow(scale)).toDecimalPlaces(0, ROUNDING[rounding]);
   if (!scaled.isFinite()) throw new InvalidAmountError('not_finite', 'value is not finite');
   const minor = BigInt(scaled.toFixed(0));
   if (minor > AMOUNT_MINOR_MAX || minor < -AMOUNT_MINOR_MAX) {
@@ -173,4 +192,10 @@ export function convert(minor: bigint, from: Currency, to: Currency, rate: strin
   const rateValue = new Exact(rate);
   if (rateValue.isZero()) throw new InvalidAmountError('zero', 'rate must be greater than zero');
   return fromDecimal(toDecimal(minor, from.scale).times(rateValue), to.scale, rounding);
+}
+
+function checkScale(scale: number): void {
+  if (!Number.isInteger(scale) || scale < 0 || scale > CURRENCY_SCALE_MAX) {
+    throw new InvalidInputError([{ path: ['scale'], message: `must be an integer in 0..${CURRENCY_SCALE_MAX}` }]);
+  }
 }

@@ -301,10 +301,10 @@ export class LedgerWriter {
    * Queues a command and resolves with its own result once its batch is durably appended.
    * Commands come from `parseCommand`, or are built in code in the same shape: one whose fields
    * could not become events the ledger reads back (an id off its pattern, a metadata key past
-   * its limits or named `__proto__`, a number where a bigint belongs, a context's correlation id
-   * over 128 characters, …) rejects at once with `InvalidInputError` (`UnknownCurrencyError` for
-   * an account in an undeclared currency) and is neither queued nor written, and the commands
-   * batched with it are unaffected.
+   * its limits or named `__proto__`, a number where a bigint belongs, an amount above
+   * `AMOUNT_MINOR_MAX` minor units, a context's correlation id over 128 characters, …) rejects
+   * at once with `InvalidInputError` (`UnknownCurrencyError` for an account in an undeclared
+   * currency) and is neither queued nor written, and the commands batched with it are unaffected.
    * Rejects with `OverloadedError` at once when the queue is full, `WriterClosedError` after
    * `close()`, and `WriterFailedError` (retriable; `StoreUnavailableError` when the store could
    * not be reached) when the store could not take its batch. After a `WriterFailedError` the
@@ -809,11 +809,16 @@ export class LedgerWriter {
       }
     }
     await this.#catchUp();
+    // Catching up pushed the tail's holds as it folded them (those resolved later in the tail
+    // too); the snapshot's were not. Track each hold still open once, from the state.
+    const expiries = new MinHeap<string>();
     for (const record of this.#state.transfers.values()) {
       if (record.kind === 'hold' && record.resolution === 'pending' && record.timeoutAtMs !== undefined) {
-        this.#expiries.push(record.timeoutAtMs, record.id);
+        expiries.push(record.timeoutAtMs, record.id);
       }
     }
+    this.#expiries = expiries;
+    this.#expiriesSizeRebuilt = Math.max(expiries.size, EXPIRIES_COMPACT_MIN / 2);
   }
 
   /** Folds every event after the in-memory version, checking the hash chain as it goes. */
