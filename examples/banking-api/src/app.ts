@@ -4,6 +4,7 @@
  * their `Idempotency-Key`; problem documents for every error. It holds no state of its own:
  * everything stateful is passed in (see `server.ts` for the wiring).
  */
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -97,6 +98,11 @@ export function buildApp(deps: AppDependencies): BankingApp {
     return503OnClosing: false,
     // Reject duplicate or malformed framing early; keep-alive for clients that batch calls.
     keepAliveTimeout: 10_000,
+    // Bounds the time to receive a request (fastify's default is none). Node uses the larger of
+    // headersTimeout (60 s by default) and requestTimeout as the bound, so both are set, and checks
+    // it every connectionsCheckingInterval (30 s by default): a tenth of it keeps the bound close.
+    requestTimeout: settings.requestTimeoutMs,
+    http: { headersTimeout: settings.requestTimeoutMs, connectionsCheckingInterval: Math.floor(settings.requestTimeoutMs / 10) },
     // Above the longest id (128): a longer path parameter reaches its zod schema and answers a
     // 400 problem, instead of the router refusing ids the API accepts (its default is 100).
     routerOptions: { maxParamLength: PATH_PARAM_LENGTH_MAX },
@@ -133,11 +139,15 @@ export function buildApp(deps: AppDependencies): BankingApp {
   // fastify's own parser refuses it (FST_ERR_CTP_EMPTY_JSON_BODY) before the route could count it
   // as `{}`. Every other body goes to that parser as before (same body limit, same secure-json-parse
   // refusal of `__proto__` and `constructor.prototype` keys per the instance's settings): one
-  // length check more per request.
+  // length check more per request. JSON is UTF-8 (RFC 8259): a body declared in another charset
+  // answers 415 and bytes that are not UTF-8 400, instead of being decoded into replacement
+  // characters that the ledger would keep for ever in metadata and references.
   const parseJson = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
-  app.addContentTypeParser<string>('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body.length === 0) done(null, undefined);
-    else parseJson(request, body, done);
+  app.addContentTypeParser<Buffer>('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    if (!declaresUtf8(request.headers['content-type'])) done(new ProblemError('unsupported_media_type', 'JSON bodies must be UTF-8'), undefined);
+    else if (body.length === 0) done(null, undefined);
+    else if (!isUtf8(body)) done(new ProblemError('malformed_json', 'the body is not valid UTF-8'), undefined);
+    else parseJson(request, body.toString('utf8'), done);
   });
   app.decorateRequest('principal', null);
   app.decorateRequest('problemCode', null);
@@ -366,6 +376,12 @@ function parse<S extends z.ZodType>(schema: S | undefined, value: unknown, where
   const result = schema.safeParse(value);
   if (!result.success) throw validationProblem(where, result.error);
   return result.data;
+}
+
+/** Whether a Content-Type names no charset, or UTF-8 (in any case, quoted or not). */
+function declaresUtf8(contentType: string | undefined): boolean {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1];
+  return charset === undefined || charset.toLowerCase() === 'utf-8';
 }
 
 function problemHeaders(problem: ProblemError): Record<string, string> {

@@ -52,7 +52,8 @@ export interface TokenVerifierOptions {
 
 /** Longest bearer token accepted, characters: a bound on work done for a garbage header. */
 const TOKEN_LENGTH_MAX = 8_192;
-const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/;
+/** The scheme name is case-insensitive (RFC 9110, section 11.1): `bearer` is `Bearer`. */
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
 
 /**
  * Verifies OAuth 2.0 bearer JWTs with jose: signature, the `typ` header (`at+jwt`), `iss`, `aud`,
@@ -99,7 +100,8 @@ export class TokenVerifier {
    * expired, without waiting; `undefined` when it has to be verified (call `authenticate`).
    */
   cached(authorization: string | undefined): Principal | undefined {
-    if (authorization === undefined || authorization.length > TOKEN_LENGTH_MAX + 7 || !authorization.startsWith('Bearer ')) return undefined;
+    if (authorization === undefined || authorization.length > TOKEN_LENGTH_MAX + 7) return undefined;
+    if (!authorization.startsWith('Bearer ') && authorization.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
     const token = authorization.slice(7);
     const cached = this.#cache.get(token);
     if (cached === undefined || this.#clock() >= cached.expiresAtMs + this.#clockToleranceSeconds * 1_000) return undefined;

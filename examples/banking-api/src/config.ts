@@ -7,6 +7,12 @@
 export interface ApiSettings {
   /** Largest request body accepted, bytes: 1,024..1,048,576, default 65,536. Larger answers 413. */
   readonly bodyLimitBytes: number;
+  /**
+   * Longest a client may take to send one whole request, headers and body, ms: 1,000..300,000,
+   * default 30,000. Slower answers 408 and the connection is closed, so that a client sending a
+   * byte now and then cannot hold a connection (and a graceful shutdown) open for ever.
+   */
+  readonly requestTimeoutMs: number;
   /** Ledger used when a request has no `Ledger-Id` header; default `main`. */
   readonly defaultLedgerId: string;
   /** Per-client request rate (token bucket refill), requests per second; 0 disables the limiter. 0..100,000, default 100. */
@@ -73,6 +79,7 @@ interface NumberSetting {
 
 const NUMBER_SETTINGS = {
   bodyLimitBytes: { min: 1_024, max: 1_048_576, fallback: 65_536 },
+  requestTimeoutMs: { min: 1_000, max: 300_000, fallback: 30_000 },
   rateLimitPerSecond: { min: 0, max: 100_000, fallback: 100 },
   rateLimitClientsMax: { min: 100, max: 1_000_000, fallback: 100_000 },
   tenantsMax: { min: 1, max: 1_000, fallback: 64 },

@@ -101,7 +101,7 @@ export const asOfQuerySchema = z.strictObject({
 
 export const statementQuerySchema = z.strictObject({
   from: instantSchema.optional().meta({ description: 'Only entries recorded at or after this instant.' }),
-  to: instantSchema.optional().meta({ description: 'Only entries recorded before this instant.' }),
+  to: instantSchema.optional().meta({ description: 'Only entries recorded before this instant; not before `from`.' }),
   limit: limitQuery(STATEMENT_PAGE_SIZE_MAX),
   after: z
     .string()
@@ -109,6 +109,9 @@ export const statementQuerySchema = z.strictObject({
     .regex(/^[1-9][0-9]{0,14}$/)
     .optional()
     .meta({ description: 'The `nextCursor` of the previous page.' }),
+}).refine((query) => query.from === undefined || query.to === undefined || Date.parse(query.from) <= Date.parse(query.to), {
+  message: 'must not be before from',
+  path: ['to'],
 });
 
 // ---------------------------------------------------------------------------------------------

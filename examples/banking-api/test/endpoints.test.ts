@@ -341,6 +341,17 @@ describe('balances and statements', () => {
   });
 });
 
+describe('statement ranges', () => {
+  it('a statement range that ends before it starts answers 400 naming query.to, instead of an empty statement', async () => {
+    const reply = await bank.get(`/accounts/cash/transactions?from=${encodeURIComponent('2026-02-01T00:00:00Z')}&to=${encodeURIComponent('2026-01-01T00:00:00Z')}`);
+    expectProblem(reply, 400, 'invalid_request');
+    expect(reply.body.errors.map((issue: { path: string }) => issue.path)).toEqual(['query.to']);
+    // Compared as instants, not as text: the same instant written with an offset is no earlier.
+    const sameInstant = await bank.get(`/accounts/cash/transactions?from=${encodeURIComponent('2026-01-01T01:00:00+01:00')}&to=${encodeURIComponent('2026-01-01T00:00:00Z')}`);
+    expect(sameInstant.status).toBe(200);
+  });
+});
+
 describe('trial balance', () => {
   it('answers every account with balanced totals per currency, now and as of a time', async () => {
     const now = await bank.get('/trial-balance');

@@ -6,6 +6,7 @@
  * without tokens or personal data, audit events, and Cache-Control.
  */
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +53,14 @@ describe('bearer tokens', () => {
       const reply = await call(api.url, 'GET', balancePath, { headers: { authorization: header } });
       expectProblem(reply, 401, 'unauthorized');
       expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_request"');
+    }
+  });
+
+  it('the scheme name is case-insensitive (RFC 9110): bearer and BEARER are accepted, the first time and once the token is cached', async () => {
+    const token = await api.token(ALPHA, ['accounts:read']);
+    for (const scheme of ['bearer', 'BEARER', 'bearer', 'Bearer']) {
+      const reply = await call(api.url, 'GET', balancePath, { headers: { authorization: `${scheme} ${token}` } });
+      expect({ scheme, status: reply.status }).toEqual({ scheme, status: 200 });
     }
   });
 
@@ -294,6 +303,50 @@ describe('request bodies', () => {
     expectProblem(await alpha.post('/accounts', undefined, { raw: '', headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
     // Only an empty body counts as none: blanks are not JSON.
     expectProblem(await alpha.post('/accounts/empty-json/freeze', undefined, { raw: ' ', headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
+  });
+
+  it('JSON bodies are UTF-8: another charset answers 415 and bytes that are not UTF-8 400 malformed_json, never text stored with replacement characters', async () => {
+    const latin1 = Buffer.from('{"accountId":"latin-1","currency":"EUR","type":"asset","metadata":{"name":"café"}}', 'latin1');
+    expectProblem(await alpha.post('/accounts', undefined, { raw: latin1, headers: { 'content-type': 'application/json; charset=iso-8859-1' } }), 415, 'unsupported_media_type');
+    expectProblem(await alpha.post('/accounts', undefined, { raw: latin1 }), 400, 'malformed_json');
+    expectProblem(await alpha.post('/accounts', undefined, { raw: latin1, headers: { 'content-type': 'application/json; charset=utf-8' } }), 400, 'malformed_json');
+    expectProblem(await alpha.post('/accounts/latin-1/freeze', undefined, { raw: '{}', headers: { 'content-type': 'application/json; charset=utf-16' } }), 415, 'unsupported_media_type');
+    expectProblem(await alpha.get('/accounts/latin-1'), 404, 'not_found');
+    // UTF-8 however its name is written, quoted or in any case.
+    const utf8 = Buffer.from('{"accountId":"utf-8","currency":"EUR","type":"asset","metadata":{"name":"café"}}', 'utf8');
+    expect((await alpha.post('/accounts', undefined, { raw: utf8, headers: { 'content-type': 'application/json; charset="UTF-8"' } })).status).toBe(201);
+    expect((await alpha.get('/accounts/utf-8')).body.metadata).toEqual({ name: 'café' });
+  });
+
+  it('a client sending its request too slowly is answered 408 request_timeout and cut off, not held open for ever', async () => {
+    const slow = await startTestApi(db, { requestTimeoutMs: 1_000 });
+    try {
+      const token = await slow.token(ALPHA);
+      const started = Date.now();
+      const answer = await new Promise<string>((resolve) => {
+        let text = '';
+        const socket = connect(Number(new URL(slow.url).port), '127.0.0.1', () => {
+          socket.write(`POST /accounts HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer ${token}\r\nIdempotency-Key: ${randomUUID()}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"accountId":`);
+        });
+        // A byte now and then: the socket is never idle, the request never complete.
+        const drip = setInterval(() => socket.write(' '), 100);
+        const giveUp = setTimeout(() => socket.destroy(), 8_000);
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (text += chunk));
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          clearInterval(drip);
+          clearTimeout(giveUp);
+          resolve(text);
+        });
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(answer).toMatch(/content-type: application\/problem\+json/i);
+      expect(answer).toContain('"code":"request_timeout"');
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('prototype pollution keys are refused', async () => {

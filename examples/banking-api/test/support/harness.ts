@@ -131,8 +131,8 @@ export interface CallOptions {
   readonly token?: string;
   /** JSON-encoded unless `raw` is given. */
   readonly body?: unknown;
-  /** Sent as is. */
-  readonly raw?: string;
+  /** Sent as is (text as UTF-8). */
+  readonly raw?: string | Uint8Array;
   /** `Idempotency-Key`: a fresh one for every POST unless given (`null`: none). */
   readonly key?: string | null;
   readonly headers?: Record<string, string>;
@@ -142,7 +142,7 @@ export interface CallOptions {
 export async function call(base: string, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, options: CallOptions = {}): Promise<Reply> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token !== undefined) headers['authorization'] = `Bearer ${options.token}`;
-  let payload: string | undefined;
+  let payload: string | Uint8Array | undefined;
   if (options.raw !== undefined) payload = options.raw;
   else if (options.body !== undefined) payload = JSON.stringify(options.body);
   if (payload !== undefined && headers['content-type'] === undefined) headers['content-type'] = 'application/json';
