@@ -5,7 +5,9 @@
  * one JSON document: the chain's verdict, the trial balance at that point with per-currency
  * totals, and the balances of the accounts asked for. The exit code is the verdict: 0 when the
  * chain holds and every currency balances, 1 when either does not, 2 when the audit could not
- * run (bad arguments, no connection, an event it cannot read).
+ * run (bad arguments, no connection, an event it cannot read, a ledger with no event the role can
+ * read — a mistyped tenant or ledger id must not pass as an empty, balanced ledger — or a
+ * version past the ledger's head).
  *
  * It connects as the application role (row-level security applies, and the store refuses a role
  * that escapes it), reads only, and keeps in memory the ledger's accounts and open holds, never
@@ -44,7 +46,8 @@ export const AUDIT_USAGE = `usage: ledgerkit-audit --tenant <id> --ledger <id> [
   --accounts-max <n>           refuse a ledger with more accounts (default 1,000,000)
 
 Prints one JSON document. Exit code 0: the chain holds and every currency balances; 1: it does
-not; 2: the audit could not run.`;
+not; 2: the audit could not run (also for a ledger with no events, which is most often a
+mistyped --tenant or --ledger, and for --as-of-version past the ledger's head).`;
 
 /** Most `--account` arguments. */
 const ACCOUNTS_LISTED_MAX = 1_000;
@@ -61,6 +64,11 @@ export interface AuditReport {
   readonly asOf: AsOf | null;
   /** The whole stream's chain, checked from the first event to the head. */
   readonly chain: ChainVerification;
+  /**
+   * Version of the last event the replay took in (the head's with no point; with an effective
+   * time, the last event effective by then); `null` when the chain is broken.
+   */
+  readonly lastIncludedVersion: number | null;
   /** At the point; `null` when the chain is broken (replay stops at the first bad link). */
   readonly trialBalance: TrialBalance | null;
   /** The accounts asked for, `null` for one not opened by then. */
@@ -174,8 +182,16 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed): Promise<AuditR
   const store = await PostgresEventStore.open({ pool });
   const source = { store, codec: new EventCodec({ currencies }), tenantId, ledgerId };
   const chain = await verifyChain(readLedger(source, { verify: false }));
+  if (chain.eventCount === 0) {
+    // Row-level security answers a wrong tenant, and the store a wrong ledger, with no rows: an
+    // empty ledger would pass as a sound, balanced one.
+    throw new Error(`tenant ${JSON.stringify(tenantId)} has no events in ledger ${JSON.stringify(ledgerId)} that this role can read: check --tenant and --ledger`);
+  }
   const base = { tenantId, ledgerId, asOf: asOf ?? null, chain };
-  if (!chain.ok) return { ...base, trialBalance: null, balances: {}, ok: false };
+  if (!chain.ok) return { ...base, lastIncludedVersion: null, trialBalance: null, balances: {}, ok: false };
+  if (asOf !== undefined && 'ledgerVersion' in asOf && asOf.ledgerVersion > chain.lastVersion) {
+    throw new Error(`--as-of-version ${asOf.ledgerVersion} is past the ledger's head, version ${chain.lastVersion}`);
+  }
   const state = await replayLedger(source, asOf, { accountsMax: options.accountsMax }).catch((error: unknown) => {
     if (error instanceof LimitExceededError) throw new Error(`${error.message}: more than --accounts-max`);
     throw error;
@@ -188,5 +204,5 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed): Promise<AuditR
     const account = accounts.get(accountId);
     balances[accountId] = account === undefined ? null : balanceOf(account, currencies);
   }
-  return { ...base, trialBalance, balances, ok: trialBalance.totals.every((total) => total.balanced) };
+  return { ...base, lastIncludedVersion: state.version, trialBalance, balances, ok: trialBalance.totals.every((total) => total.balanced) };
 }

@@ -66,6 +66,7 @@ describe('ledgerkit-audit', () => {
       ledgerId: 'eur',
       asOf: null,
       chain: { ok: true, eventCount: ledger.version, lastHash: expect.stringMatching(/^[0-9a-f]{64}$/), lastVersion: ledger.version },
+      lastIncludedVersion: ledger.version,
       trialBalance: JSON.parse(JSON.stringify(await ledger.trialBalance())),
       balances: { alice: ledger.balance('alice'), nobody: null },
       ok: true,
@@ -73,17 +74,20 @@ describe('ledgerkit-audit', () => {
   });
 
   it('as of a version, a recorded time and an effective time it answers what Ledger answers by replay', async () => {
-    const cases: [string[], AsOf][] = [
-      [['--as-of-version', '5'], { ledgerVersion: 5 }],
-      [['--as-of-recorded', new Date(T0 + 3 * MINUTE).toISOString()], { recordedAt: new Date(T0 + 3 * MINUTE).toISOString() }],
-      // The back-dated transfer counts here, though recorded after every other one.
-      [['--as-of-effective', '2025-03-01T09:00:30+01:00'], { effectiveAt: '2025-03-01T09:00:30+01:00' }],
+    // Versions: 1-3 open the accounts, 4-9 are t1..t6 (one a minute), 10 the back-dated transfer, 11 the hold.
+    const cases: [string[], AsOf, number][] = [
+      [['--as-of-version', '5'], { ledgerVersion: 5 }, 5],
+      [['--as-of-version', String(ledger.version)], { ledgerVersion: ledger.version }, ledger.version],
+      [['--as-of-recorded', new Date(T0 + 3 * MINUTE).toISOString()], { recordedAt: new Date(T0 + 3 * MINUTE).toISOString() }, 6],
+      // The back-dated transfer counts here, though recorded after every other one; t1 (T0 + 1 min) does not.
+      [['--as-of-effective', '2025-03-01T09:00:30+01:00'], { effectiveAt: '2025-03-01T09:00:30+01:00' }, 10],
     ];
-    for (const [args, asOf] of cases) {
+    for (const [args, asOf, lastIncluded] of cases) {
       const { code, report } = await audit('--tenant', TENANT, '--ledger', 'eur', '--account', 'alice', ...args);
       expect(code, args.join(' ')).toBe(0);
       expect(report?.asOf).toEqual(asOf);
       expect(report?.chain.ok).toBe(true);
+      expect(report?.lastIncludedVersion).toBe(lastIncluded);
       expect(report?.trialBalance).toEqual(JSON.parse(JSON.stringify(await ledger.trialBalance(asOf))));
       expect(report?.balances['alice'] ?? null).toEqual((await ledger.balanceAt('alice', asOf)) ?? null);
     }
@@ -120,6 +124,22 @@ describe('ledgerkit-audit', () => {
     let err = '';
     expect(await runAudit(['--tenant', TENANT, '--ledger', 'eur'], {}, { out: () => undefined, err: (text) => (err += text) })).toBe(2);
     expect(err).toMatch(/DATABASE_URL/);
+  });
+
+  it('a ledger with no events the role can read (a wrong tenant or ledger id) and a version past the head are exit 2, never an empty balanced ledger', async () => {
+    for (const args of [
+      ['--tenant', 'someone-else', '--ledger', 'eur'],
+      ['--tenant', TENANT, '--ledger', 'eur-typo'],
+    ]) {
+      const { code, report, err } = await audit(...args);
+      expect(code, args.join(' ')).toBe(2);
+      expect(report).toBeUndefined();
+      expect(err).toMatch(/has no events in ledger .* that this role can read: check --tenant and --ledger/);
+    }
+    const past = await audit('--tenant', TENANT, '--ledger', 'eur', '--as-of-version', String(ledger.version + 1));
+    expect(past.code).toBe(2);
+    expect(past.report).toBeUndefined();
+    expect(past.err).toContain(`--as-of-version ${ledger.version + 1} is past the ledger's head, version ${ledger.version}`);
   });
 
   it('a role that escapes row-level security is refused (exit 2); more accounts than --accounts-max too', async () => {
