@@ -95,14 +95,21 @@ export async function fenceCheckpoint(client: PoolClient, tenantId: string, proj
   }
 }
 
+// Renamed with its text (it clears the last error now): a connection that prepared the old text
+// under the old name keeps it, and node-postgres refuses one name for two texts.
 const ADVANCE_STATEMENT = {
-  name: 'ledgerkit_projection_advance',
+  name: 'ledgerkit_projection_advance_v2',
   text: `UPDATE ${TABLE} SET position = $3, events_applied = events_applied + $4, events_skipped = events_skipped + $5,
-       ledger_versions = ledger_versions || $6::jsonb, last_recorded_at = $7, updated_at = now()
+       ledger_versions = ledger_versions || $6::jsonb, last_recorded_at = $7,
+       last_error = NULL, last_error_position = NULL, last_error_at = NULL, updated_at = now()
      WHERE tenant_id = $1 AND projection = $2`,
 };
 
-/** Moves the (fenced) checkpoint past a batch. */
+/**
+ * Moves the (fenced) checkpoint past a batch, and clears the stored last error: the projection
+ * got past it (see `ProjectionStatus.lastError`). A skip records its error after this, in the
+ * same transaction.
+ */
 export async function advanceCheckpoint(client: PoolClient, tenantId: string, projection: string, advance: CheckpointAdvance): Promise<void> {
   await client.query(
     ADVANCE_STATEMENT,

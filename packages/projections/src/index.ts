@@ -41,6 +41,8 @@ export {
   type TransferPostingView,
   type HoldView,
   type HoldsPage,
+  type TransfersPage,
+  type TransfersByReferenceOptions,
 } from './read-models/read-models.js';
 export {
   ACCOUNT_PAGE_SIZE_MAX,

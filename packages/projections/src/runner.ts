@@ -146,12 +146,17 @@ export type ProjectionState =
   /** The runner is stopped. */
   | 'stopped';
 
-/** The last error of a projection, with the position of the event it happened at (if any). */
+/** An error of a projection, with the position of the event it happened at (if any) and when. */
 export interface ProjectionErrorInfo {
+  /** The error's message (for a failed event, `ProjectionFailedError`'s, which names the event). */
   readonly message: string;
-  /** Position of the failing event; `null` for an error not tied to one (the database went away). */
+  /**
+   * Position of the failing event (stopped on, or skipped under `skip-with-record`); `null` for
+   * an error not tied to one event: the database or the log out of reach, a transient error
+   * while applying a batch, a refused pool role.
+   */
   readonly position: string | null;
-  /** ISO-8601. */
+  /** When it happened, ISO-8601 UTC (`toISOString`): this runner's clock, or the database's for an error read back from the checkpoint. */
   readonly at: string;
 }
 
@@ -181,6 +186,19 @@ export interface ProjectionStatus {
   readonly lagSeconds: number;
   /** Recorded time of the last event handled, ISO-8601. */
   readonly lastEventRecordedAt: string | null;
+  /**
+   * The error the projection has not got past yet; `null` when there is none. Non-null with
+   * state `failed`: the error it stopped on. Non-null with another state: the runner is retrying
+   * after it (position `null`), or, with a position, it is the event skipped under
+   * `skip-with-record` that is still the last one handled. `at` says when it happened.
+   *
+   * Set when an error happens (and reported to `onError` each time). Cleared when the projection
+   * commits a batch after it (it handled a later event, or the failed event after `retry()`),
+   * when a rebuild resets it, and, for an error not tied to an event (position `null`), also when
+   * the next read of the log reaches its end. An error at an event is kept in the checkpoint row
+   * until then, so another runner's status and one after a restart report it too; a skip stays
+   * counted in `eventsSkipped` and recorded in `projection_failures` after its error is cleared.
+   */
   readonly lastError: ProjectionErrorInfo | null;
 }
 
@@ -210,6 +228,7 @@ interface Worker {
   failureChecks: number;
   /** When a failed projection looks at its checkpoint next, epoch ms. */
   failureCheckDueMs: number;
+  /** The error not got past yet, as this runner saw it; `undefined`: none, or report the stored one. */
   lastError: ProjectionErrorInfo | undefined;
   /** Events still to go one per transaction, after a batch failed, to find the failing one. */
   narrowRemaining: number;
@@ -731,6 +750,9 @@ export class ProjectionRunner {
       const rows = await withTenant(this.#pool, worker.tenantId, (client) => readCheckpoints(client, worker.tenantId, [worker.projection.name]), { readOnly: true });
       const row = rows.get(worker.projection.name);
       if (row === undefined || row.position !== checkpoint.position || row.generation !== checkpoint.generation) throw new CheckpointMovedError(worker.projection.name, worker.tenantId);
+      // The log read to its end: an error not tied to an event (the log or the database out of
+      // reach) is over. One at an event waits for a later event handled (see `lastError`).
+      if (worker.lastError?.position === null) worker.lastError = undefined;
       worker.state = 'live';
       worker.emptyReadSeq = readSeq;
       return false;
@@ -808,6 +830,8 @@ export class ProjectionRunner {
       await advanceCheckpoint(client, tenantId, name, advance);
     });
     worker.checkpoint = { position: advance.position, generation: checkpoint.generation };
+    // Past any error: the advance cleared the stored one in the batch's transaction.
+    worker.lastError = undefined;
     if (this.#onBatch !== undefined) {
       try {
         this.#onBatch({
@@ -846,8 +870,9 @@ export class ProjectionRunner {
       const advance = advanceOf([{ position: entry.position, stored: entry.event }], 0, 1);
       await withTenant(this.#pool, tenantId, async (client) => {
         await fenceCheckpoint(client, tenantId, name, checkpoint);
-        await recordSkippedEvent(client, tenantId, name, failed, failure.message);
+        // The advance first: it clears the last error, and this skip's error is the last one now.
         await advanceCheckpoint(client, tenantId, name, advance);
+        await recordSkippedEvent(client, tenantId, name, failed, failure.message);
       });
       worker.checkpoint = { position: advance.position, generation: checkpoint.generation };
       this.#report(worker, failure, failed.position);
@@ -901,7 +926,9 @@ export class ProjectionRunner {
 
   #report(worker: Worker, error: unknown, position: string | null): void {
     const failure = error instanceof Error ? error : new Error(String(error));
-    worker.lastError = { message: failure.message, position, at: new Date().toISOString() };
+    // Stopped on an event, status keeps that event's error until the projection gets past it; a
+    // later error not tied to an event (a failed look at its checkpoint) goes to `onError` only.
+    if (worker.failure === undefined || position !== null) worker.lastError = { message: failure.message, position, at: new Date().toISOString() };
     try {
       this.#onError?.(failure, { projection: worker.projection.name, tenantId: worker.tenantId });
     } catch {

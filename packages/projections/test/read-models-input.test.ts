@@ -203,7 +203,7 @@ describe('a NUL character in an id or a cursor', () => {
   it('well-formed ids that name nothing are still answered as not found', async () => {
     expect(await models.balance(TENANT, 'eur', 'nobody')).toBeUndefined();
     expect(await models.transfer(TENANT, 'eur', 'no-such-transfer')).toBeUndefined();
-    expect(await models.transfersByReference(TENANT, 'eur', 'no such reference, with spaces')).toEqual([]);
+    expect(await models.transfersByReference(TENANT, 'eur', 'no such reference, with spaces')).toEqual({ transfers: [], next: null });
     expect((await models.accounts(TENANT, { after: base64url(['eur', 'bob']) })).accounts.map((account) => account.balance.accountId)).toEqual(['carol', 'cash']);
   });
 });
@@ -249,5 +249,54 @@ describe('the pool role', () => {
     await second.statement(TENANT, 'eur', 'alice');
     expect(connections).toBe(5);
     expect(statements.filter((text) => text.includes('rolbypassrls'))).toHaveLength(1);
+  });
+});
+
+describe('an options argument that is not an object', () => {
+  // From JavaScript or a parsed request body: `null` got past the `= {}` default and threw a
+  // TypeError on reading its first option.
+  const notObjects: readonly [string, unknown][] = [
+    ['null', null],
+    ['a number', 100],
+    ['a string', 'limit=10'],
+    ['a boolean', true],
+    ['an array', [{ limit: 1 }]],
+  ];
+
+  /** Every ReadModels method that takes an options object, called with `options`. */
+  const calls: readonly [string, (options: never) => Promise<unknown>][] = [
+    ['statement', (options) => models.statement(TENANT, 'eur', 'alice', options)],
+    ['transfersByReference', (options) => models.transfersByReference(TENANT, 'eur', 'r', options)],
+    ['openHolds', (options) => models.openHolds(TENANT, 'eur', options)],
+    ['accounts', (options) => models.accounts(TENANT, options)],
+    ['trialBalance', (options) => models.trialBalance(TENANT, 'eur', undefined, options)],
+    ['balancesAt', (options) => models.balancesAt(TENANT, 'eur', { ledgerVersion: 1 }, options)],
+  ];
+
+  for (const [method, call] of calls) {
+    it(`is refused by ${method} with InvalidInputError at options, and leaving it out still reads`, async () => {
+      for (const [name, options] of notObjects) {
+        const error = await call(options as never).then(
+          () => undefined,
+          (reason: unknown) => reason,
+        );
+        expect(error, `${method} ${name}`).toBeInstanceOf(InvalidInputError);
+        expect((error as InvalidInputError).issues[0]?.path, `${method} ${name}`).toEqual(['options']);
+      }
+      await expect(call(undefined as never)).resolves.toBeDefined();
+    });
+  }
+
+  it('is refused by the constructor with InvalidInputError at options', () => {
+    for (const [name, options] of notObjects) {
+      let error: unknown;
+      try {
+        new ReadModels(options as never);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, name).toBeInstanceOf(InvalidInputError);
+      expect((error as InvalidInputError).issues[0]?.path, name).toEqual(['options']);
+    }
   });
 });

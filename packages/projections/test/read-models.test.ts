@@ -68,8 +68,10 @@ describe('ReadModels', () => {
       hold: null,
     });
     expect((await models.transfer(TENANT, 'eur', 'h-posted'))?.hold).toEqual({ status: 'posted', timeoutAt: null, resolvedBy: 'p-posted', resolvedVersion: ledger.version });
-    expect((await models.transfersByReference(TENANT, 'eur', 'even')).map((transfer) => transfer.transferId)).toEqual(['m2', 'm4', 'm6', 'm8', 'm10', 'm12']);
-    expect(await models.transfersByReference(TENANT, 'eur', 'even', { limit: 2 })).toHaveLength(2);
+    expect((await models.transfersByReference(TENANT, 'eur', 'even')).transfers.map((transfer) => transfer.transferId)).toEqual(['m2', 'm4', 'm6', 'm8', 'm10', 'm12']);
+    const firstTwo = await models.transfersByReference(TENANT, 'eur', 'even', { limit: 2 });
+    expect(firstTwo.transfers.map((transfer) => transfer.transferId)).toEqual(['m2', 'm4']);
+    expect((await models.transfersByReference(TENANT, 'eur', 'even', { limit: 2, after: firstTwo.next })).transfers.map((transfer) => transfer.transferId)).toEqual(['m6', 'm8']);
   });
 
   it('open holds come soonest expiry first, those without a timeout last, and can be limited to those expiring before an instant', async () => {

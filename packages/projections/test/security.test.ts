@@ -113,7 +113,7 @@ describe('tenant isolation of the read models, as the application role with raw 
 
   it('the query API answers each tenant from its own rows only', async () => {
     const models = new ReadModels({ pool: db.app, currencies });
-    expect((await models.transfersByReference(A, 'eur', 'shared-ref')).map((transfer) => transfer.transferId)).toEqual([`t-${A}`]);
+    expect((await models.transfersByReference(A, 'eur', 'shared-ref')).transfers.map((transfer) => transfer.transferId)).toEqual([`t-${A}`]);
     expect(await models.transfer(A, 'eur', `t-${B}`)).toBeUndefined();
     expect((await models.openHolds(B, 'eur')).holds.map((hold) => hold.transferId)).toEqual([`h-${B}`]);
     expect((await models.balance(A, 'eur', 'alice'))?.posted).toBe('10.00');

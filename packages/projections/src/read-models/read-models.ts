@@ -9,6 +9,7 @@ import {
   normalSideOf,
   parseAsOf,
   parseInstantMs,
+  REFERENCE_LENGTH_MAX,
   trialBalanceOf,
   type AccountState,
   type AccountType,
@@ -20,12 +21,14 @@ import {
   type TransferKind,
   type TrialBalance,
 } from '@ledgerkit/ledger-core';
+import { createHash } from 'node:crypto';
 import { isTenantId, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { ResultTooLargeError } from '../errors.js';
 import { isRoleChecked, checkApplicationRole } from '../role-check.js';
 import { SCHEMA } from '../schema.js';
 import { accountListQuery, listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
+import { optionsOf } from './options.js';
 import { keyOf, type HeldPosting } from './rows.js';
 
 /** Most transfers or holds one lookup returns. */
@@ -127,6 +130,25 @@ export interface TransferView {
   readonly effectiveAt: string;
   /** Set for holds only. */
   readonly hold: HoldView | null;
+}
+
+/** Options of {@link ReadModels.transfersByReference}. */
+export interface TransfersByReferenceOptions {
+  /**
+   * Where the page starts: the previous page's `next` for the same ledger and reference (keyset
+   * pagination); default the reference's first transfer. A cursor of another ledger or reference,
+   * or one not made by `transfersByReference`, is refused with `InvalidInputError`.
+   */
+  readonly after?: string | null;
+  /** Most transfers on the page: 1..{@link TRANSFER_PAGE_SIZE_MAX}, default 100. */
+  readonly limit?: number;
+}
+
+/** Transfers carrying one reference, in ledger order, and where the next page starts. */
+export interface TransfersPage {
+  readonly transfers: TransferView[];
+  /** Pass as `after` for the next page (of the same ledger and reference); `null` at the end. */
+  readonly next: string | null;
 }
 
 /** Open holds in expiry order, and where the next page starts. */
@@ -266,7 +288,8 @@ const HOLD_ORDER = `coalesce(timeout_at, 'infinity'::timestamptz)`;
  *
  * Every method checks its arguments before any SQL and rejects bad ones with `InvalidInputError`:
  * tenant, ledger, account and transfer ids off the id pattern (a NUL character included), times
- * outside years 0001-9999 UTC, cursors it did not make. The first read of a pool checks its role
+ * outside years 0001-9999 UTC, cursors it did not make, an options argument that is not an object
+ * (`null` from JavaScript, say: at `options`). The first read of a pool checks its role
  * (see {@link ReadModelsOptions.pool}).
  */
 export class ReadModels {
@@ -277,10 +300,12 @@ export class ReadModels {
   #balanceReads = new Map<string, BalanceRead[]>();
   #balanceFlushScheduled = false;
 
+  /** Refuses `options` that are not an object with `InvalidInputError` at `options`. */
   constructor(options: ReadModelsOptions) {
-    this.#pool = options.pool;
-    this.#currencies = options.currencies ?? new CurrencyRegistry();
-    this.#batchBalanceReads = options.batchBalanceReads ?? true;
+    const checked = optionsOf(options, true);
+    this.#pool = checked.pool;
+    this.#currencies = checked.currencies ?? new CurrencyRegistry();
+    this.#batchBalanceReads = checked.batchBalanceReads ?? true;
   }
 
   /**
@@ -399,9 +424,9 @@ export class ReadModels {
    * {@link TRIAL_BALANCE_LINES_DEFAULT}) is refused with `ResultTooLargeError` after reading one
    * row more than the limit, never all of them.
    */
-  async trialBalance(tenantId: string, ledgerId: string, asOf?: AsOf, options: TrialBalanceOptions = {}): Promise<TrialBalance> {
+  async trialBalance(tenantId: string, ledgerId: string, asOf?: AsOf, options?: TrialBalanceOptions): Promise<TrialBalance> {
     checkId(ledgerId, 'ledgerId');
-    const linesMax = linesMaxOf(options);
+    const linesMax = linesMaxOf(optionsOf(options));
     const point = asOf === undefined ? undefined : pointOf(asOf);
     const { rows } = await this.#read(tenantId, (client) => {
       if (point === undefined) return client.query<AccountColumns>(`${TRIAL_BALANCE_NOW_SQL} LIMIT $3`, [tenantId, ledgerId, linesMax + 1]);
@@ -417,9 +442,9 @@ export class ReadModels {
    * the history projection (one index probe per account). More accounts than `options.linesMax`
    * (default {@link TRIAL_BALANCE_LINES_DEFAULT}) is `ResultTooLargeError`, as for a trial balance.
    */
-  async balancesAt(tenantId: string, ledgerId: string, asOf: AsOf, options: TrialBalanceOptions = {}): Promise<Balance[]> {
+  async balancesAt(tenantId: string, ledgerId: string, asOf: AsOf, options?: TrialBalanceOptions): Promise<Balance[]> {
     checkId(ledgerId, 'ledgerId');
-    const linesMax = linesMaxOf(options);
+    const linesMax = linesMaxOf(optionsOf(options));
     const point = pointOf(asOf);
     const { rows } = await this.#read(tenantId, (client) =>
       client.query<AccountColumns>(`${TRIAL_BALANCE_AT_SQL.get(point.kind) as string} LIMIT $4`, [tenantId, ledgerId, point.value, linesMax + 1]),
@@ -444,7 +469,8 @@ export class ReadModels {
    * A page of an account's entries with the running posted balance after each, in ledger order:
    * the same page as `Ledger.history` computes by replay, from an index range scan.
    */
-  async statement(tenantId: string, ledgerId: string, accountId: string, options: StatementOptions = {}): Promise<HistoryPage> {
+  async statement(tenantId: string, ledgerId: string, accountId: string, statementOptions?: StatementOptions): Promise<HistoryPage> {
+    const options = optionsOf(statementOptions);
     checkId(ledgerId, 'ledgerId');
     checkId(accountId, 'accountId');
     const limit = options.limit ?? 100;
@@ -501,20 +527,34 @@ export class ReadModels {
   }
 
   /**
-   * Transfers carrying a reference, in ledger order; at most `limit` (1..1000, default 100). A
-   * reference holding a NUL character (which no stored reference can) is refused.
+   * A page of the transfers carrying a reference, in ledger order: at most `limit` (1..1000,
+   * default 100), keyset-paginated by `after`, the previous page's `next`, so a reference used by
+   * any number of transfers is read in full, each page one range scan of the reference index. A
+   * reference longer than ledger-core's `REFERENCE_LENGTH_MAX` or holding a NUL character (which
+   * no stored reference can) is refused with `InvalidInputError` at `reference`, and a cursor of
+   * another ledger or reference, or one not made here, at `after`; both before any SQL.
    */
-  async transfersByReference(tenantId: string, ledgerId: string, reference: string, options: { readonly limit?: number } = {}): Promise<TransferView[]> {
+  async transfersByReference(tenantId: string, ledgerId: string, reference: string, pageOptions?: TransfersByReferenceOptions): Promise<TransfersPage> {
+    const options = optionsOf(pageOptions);
     checkId(ledgerId, 'ledgerId');
-    if (typeof reference !== 'string' || reference.includes('\u0000')) throw new InvalidInputError([{ path: ['reference'], message: 'must be a string without NUL characters' }]);
+    if (typeof reference !== 'string' || reference.length > REFERENCE_LENGTH_MAX || reference.includes('\u0000')) {
+      throw new InvalidInputError([{ path: ['reference'], message: `must be a string of at most ${REFERENCE_LENGTH_MAX} characters without NUL characters` }]);
+    }
     const limit = pageSize(options.limit);
+    const afterVersion = options.after == null ? 0 : referenceCursorOf(options.after, ledgerId, reference);
+    // Keyset on the ledger version alone: each transfer is recorded by its own event, so no two
+    // transfers of a ledger share one. One row more than the page says whether there is a next.
     const { rows } = await this.#read(tenantId, (client) =>
       client.query<TransferColumns>(
-        `SELECT ${TRANSFER_COLUMNS} FROM ${SCHEMA}.rm_transfers WHERE tenant_id = $1 AND ledger_id = $2 AND reference = $3 ORDER BY ledger_version LIMIT $4`,
-        [tenantId, ledgerId, reference, limit],
+        `SELECT ${TRANSFER_COLUMNS} FROM ${SCHEMA}.rm_transfers WHERE tenant_id = $1 AND ledger_id = $2 AND reference = $3 AND ledger_version > $4
+          ORDER BY ledger_version LIMIT $5`,
+        [tenantId, ledgerId, reference, afterVersion, limit + 1],
       ),
     );
-    return rows.map((row) => this.#transferOf(row));
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    const next = rows.length > limit && last !== undefined ? referenceCursor(Number(last.ledger_version), ledgerId, reference) : null;
+    return { transfers: page.map((row) => this.#transferOf(row)), next };
   }
 
   /**
@@ -522,7 +562,8 @@ export class ReadModels {
    * those timing out before it (an instant in years 0001-9999 UTC). Keyset-paginated by `after`,
    * the previous page's `next`: anything else is refused with `InvalidInputError`.
    */
-  async openHolds(tenantId: string, ledgerId: string, options: { readonly expiringBefore?: string | Date; readonly after?: string | null; readonly limit?: number } = {}): Promise<HoldsPage> {
+  async openHolds(tenantId: string, ledgerId: string, holdsOptions?: { readonly expiringBefore?: string | Date; readonly after?: string | null; readonly limit?: number }): Promise<HoldsPage> {
+    const options = optionsOf(holdsOptions);
     checkId(ledgerId, 'ledgerId');
     const limit = pageSize(options.limit);
     const before = options.expiringBefore === undefined ? null : isoOf(options.expiringBefore, 'expiringBefore');
@@ -550,8 +591,8 @@ export class ReadModels {
    * Rejects a bad limit, a malformed ledger id or a cursor it did not make with `InvalidInputError`,
    * before any SQL.
    */
-  async accounts(tenantId: string, options: AccountListOptions = {}): Promise<AccountsPage> {
-    const query = accountListQuery(options);
+  async accounts(tenantId: string, options?: AccountListOptions): Promise<AccountsPage> {
+    const query = accountListQuery(optionsOf(options));
     return this.#read(tenantId, (client) => listAccounts(client, this.#currencies, tenantId, query));
   }
 
@@ -677,6 +718,44 @@ function holdCursorOf(cursor: string): { timeoutAt: string; transferId: string }
     if (!Number.isFinite(ms) || ms < INSTANT_MS_MIN || ms > INSTANT_MS_MAX || new Date(ms).toISOString() !== timeoutAt) refuse();
   }
   return { timeoutAt, transferId };
+}
+
+/** Longest `transfersByReference` cursor accepted: a 16-digit version, a dot, a 22-character tag. */
+const REFERENCE_CURSOR_LENGTH_MAX = 64;
+/** `<ledger version>.<tag>`: a version as `String` writes a positive safe integer, the tag in base64url. */
+const REFERENCE_CURSOR_PATTERN = /^([1-9][0-9]{0,15})\.([A-Za-z0-9_-]{22})$/;
+
+/**
+ * What binds a `transfersByReference` cursor to its ledger and reference: the first 16 bytes of
+ * SHA-256 over both (the reference itself would make a cursor as long as it, and put it in URLs
+ * and logs). A cursor used with another ledger or reference carries another tag and is refused,
+ * rather than silently skipping that reference's transfers below its version.
+ */
+function referenceTag(ledgerId: string, reference: string): string {
+  return createHash('sha256').update(`${ledgerId}\u0000${reference}`, 'utf8').digest().subarray(0, 16).toString('base64url');
+}
+
+/** The cursor after the transfer at `ledgerVersion` of a reference's page. */
+function referenceCursor(ledgerVersion: number, ledgerId: string, reference: string): string {
+  return `${ledgerVersion}.${referenceTag(ledgerId, reference)}`;
+}
+
+/**
+ * The ledger version a `transfersByReference` cursor names, if {@link referenceCursor} made it for
+ * this ledger and reference; anything else is refused with `InvalidInputError` at `after`. The
+ * version is only a lower bound of a query that stays filtered by tenant, ledger and reference,
+ * so even a forged one reads nothing the caller could not read from the first page on.
+ */
+function referenceCursorOf(cursor: string, ledgerId: string, reference: string): number {
+  const refuse = (): never => {
+    throw new InvalidInputError([{ path: ['after'], message: 'not a cursor returned by transfersByReference for this ledger and reference' }]);
+  };
+  if (typeof cursor !== 'string' || cursor.length > REFERENCE_CURSOR_LENGTH_MAX) refuse();
+  const match = REFERENCE_CURSOR_PATTERN.exec(cursor);
+  if (match === null) return refuse();
+  const ledgerVersion = Number(match[1]);
+  if (!Number.isSafeInteger(ledgerVersion) || match[2] !== referenceTag(ledgerId, reference)) refuse();
+  return ledgerVersion;
 }
 
 /** Refuses an id off ledger-core's id pattern (which no stored id is): before any SQL, so a NUL never reaches PostgreSQL. */

@@ -173,7 +173,16 @@ async function expectTransfersAgree(subject: AgreementSubject): Promise<void> {
   expect(await models.transfer(tenantId, ledgerId, 'no-such-transfer')).toBeUndefined();
   for (const reference of ['ref-0', 'ref-1', 'ref-2', 'ref-3']) {
     const expected = records.filter((record) => record.reference === reference).sort((a, b) => a.ledgerVersion - b.ledgerVersion).map(viewOf);
-    expect(await models.transfersByReference(tenantId, ledgerId, reference, { limit: 1_000 }), `transfers with ${reference}`).toEqual(expected);
+    // Pages of 2: every transfer of the reference once, in ledger order, across the cursors.
+    const byReference: TransferView[] = [];
+    let afterReference: string | null = null;
+    for (let pages = 0; pages < 1_000; pages += 1) {
+      const page = await models.transfersByReference(tenantId, ledgerId, reference, { after: afterReference, limit: 2 });
+      byReference.push(...page.transfers);
+      if (page.next === null) break;
+      afterReference = page.next;
+    }
+    expect(byReference, `transfers with ${reference}`).toEqual(expected);
   }
   const open = records
     .filter((record) => record.kind === 'hold' && record.resolution === 'pending')
