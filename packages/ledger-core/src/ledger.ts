@@ -1,8 +1,9 @@
 import type { AccountState } from './domain/state.js';
+import { checkOptions } from './input/options.js';
 import { parseCommand, type LinkedMemberInput } from './input/parse-command.js';
 import { CurrencyRegistry } from './money/currency.js';
 import { formatAmount } from './money/amount.js';
-import { parseAsOf, replayAccountEntries, replayLedger, readLedger, type AsOf, type LedgerSource } from './query/replay.js';
+import { accountEntriesOptions, parseAsOf, replayAccountEntries, replayLedger, readLedger, type AccountEntriesOptions, type AsOf, type LedgerSource } from './query/replay.js';
 import { balanceOf, trialBalanceOf, type Balance, type TrialBalance } from './query/views.js';
 import { verifyChain, type ChainVerification } from './events/verify-chain.js';
 import { LedgerWriter, type CommandContext, type CommandResult, type LedgerWriterOptions } from './writer/ledger-writer.js';
@@ -57,9 +58,11 @@ export class Ledger {
 
   /**
    * Opens a ledger (creating it on its first event) and starts its writer. Throws
-   * `InvalidInputError` for a tenant or ledger id off the id pattern.
+   * `InvalidInputError` for options that are not an object (at `options`) and for a tenant or
+   * ledger id off the id pattern.
    */
   static async open(options: LedgerWriterOptions): Promise<Ledger> {
+    checkOptions(options);
     const currencies = options.currencies ?? new CurrencyRegistry();
     const writer = await LedgerWriter.open({ ...options, currencies });
     return new Ledger(writer, currencies, { store: options.store, codec: writer.codec, tenantId: options.tenantId, ledgerId: options.ledgerId });
@@ -152,13 +155,19 @@ export class Ledger {
     return trialBalanceOf((state.accounts as Map<string, AccountState>).values(), this.#currencies);
   }
 
-  /** An account's entries with running balance, by replay, keyset-paginated by ledger version. */
-  async history(accountId: string, options: { afterVersion?: number; limit?: number } = {}): Promise<HistoryPage> {
+  /**
+   * An account's entries with running balance, by replay, keyset-paginated by ledger version.
+   * Options that are not an object (at `options`), a `limit` outside 1..`HISTORY_PAGE_SIZE_MAX`
+   * (1,000) and an `afterVersion` that is not a non-negative integer are refused with
+   * `InvalidInputError`, whether the account exists or not.
+   */
+  async history(accountId: string, options: AccountEntriesOptions = {}): Promise<HistoryPage> {
+    const checked = accountEntriesOptions(options);
     const account = this.#writer.account(accountId);
     // Accounts are never deleted, so one unknown now never had entries.
     if (account === undefined) return { accountId, entries: [], nextAfterVersion: null };
     const scale = this.#currencies.get(account.currency).scale;
-    const page = await replayAccountEntries(this.#source, accountId, options);
+    const page = await replayAccountEntries(this.#source, accountId, checked);
     return {
       accountId,
       entries: page.entries.map((entry) => ({

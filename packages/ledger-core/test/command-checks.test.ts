@@ -115,6 +115,9 @@ const REFUSED: readonly [string, (valid: Record<string, LedgerCommand>) => unkno
   ['a linked group with a broken member', (v) => ({ kind: 'linked', commands: [transfer('l-1'), { ...transfer('l-2'), transferId: '' }] }), undefined, ['commands', 1, 'transferId']],
   ['a linked group inside a linked group', (v) => ({ kind: 'linked', commands: [v['linked']] }), undefined, ['commands', 0, 'kind']],
   ['an empty linked group', () => ({ kind: 'linked', commands: [] }), undefined, ['commands']],
+  // parseCommand.linked refuses these too: the second member would be taken as a retry of the first.
+  ['a linked group whose two transfers share a transfer id', () => ({ kind: 'linked', commands: [transfer('l-1'), transfer('l-1')] }), undefined, ['commands', 1, 'transferId']],
+  ['a linked group whose void reuses its hold\'s transfer id', (v) => ({ kind: 'linked', commands: [v['hold'], transfer('l-2'), { ...v['voidPending'], transferId: 'h-new', pendingId: 'h-new' }] }), undefined, ['commands', 2, 'transferId']],
   ['an unknown kind', () => ({ kind: 'teleport' }), undefined, ['kind']],
   ['no command at all', () => null, undefined, []],
   ['a correlation id of 129 characters', (v) => v['transfer'], { correlationId: 'c'.repeat(129) }, ['context', 'correlationId']],
@@ -331,6 +334,12 @@ describe('parseCommand refuses metadata and text no store could keep as given', 
     ['an unpaired surrogate in a metadata value', () => parseCommand.transfer(body(',"metadata":{"note":"\\ud800"}'), currencies), ['metadata', 'note']],
     ['a NUL in a metadata key', () => parseCommand.hold(body(',"metadata":{"a\\u0000":"b"}'), currencies), ['metadata', 'a\u0000']],
     ['a NUL in a freeze reason', () => parseCommand.freezeAccount({ accountId: 'a', reason: 'r\u0000' }), ['reason']],
+    // Date.parse would roll these into another day; the command would be placed on a day its text does not say.
+    ['an effectiveAt of 30 February', () => parseCommand.transfer(body(',"effectiveAt":"2025-02-30T00:00:00Z"'), currencies), ['effectiveAt']],
+    ['an effectiveAt of 29 February in a common year', () => parseCommand.hold(body(',"effectiveAt":"2025-02-29T10:00:00.000Z"'), currencies), ['effectiveAt']],
+    ['an effectiveAt at hour 24', () => parseCommand.postPending({ transferId: 'p', pendingId: 'h', effectiveAt: '2025-03-01T24:00:00Z' }, currencies), ['effectiveAt']],
+    ['an effectiveAt of 31 April', () => parseCommand.voidPending({ transferId: 'v', pendingId: 'h', effectiveAt: '2025-04-31T00:00:00+02:00' }), ['effectiveAt']],
+    ['an effectiveAt at second 60', () => parseCommand.reverse({ transferId: 'r', reversalOf: 't', effectiveAt: '2025-06-30T23:59:60Z' }), ['effectiveAt']],
     // Each branch of the simple-or-multi-posting union names its own field at fault.
     ['a number metadata value in a simple transfer', () => parseCommand.transfer(body(',"metadata":{"a":5}'), currencies), ['metadata', 'a']],
     [

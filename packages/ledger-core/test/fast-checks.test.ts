@@ -99,6 +99,9 @@ const mutationArb = fc.oneof(
       '0'.repeat(64),
       'A'.repeat(64),
       '2025-02-30T12:00:00.000Z',
+      '2025-02-29T12:00:00.000Z',
+      '2024-02-29T12:00:00.000Z',
+      '2025-02-28T24:00:00.000Z',
       '2025-03-01T12:00:00Z',
       '9999-12-31T23:59:59.999Z',
       '-acme',
@@ -147,6 +150,27 @@ describe('isPlainEnvelope (the decoder skips the envelope schema when it says ye
       }),
       { numRuns: 3_000 },
     );
+  });
+
+  test('a recordedAt or effectiveAt that names no real instant is refused by both, not rolled into another day by Date.parse', () => {
+    // Each is refused in either field: a non-leap 29 February, days a month lacks, hour 24.
+    const impossible = ['2025-02-29T00:00:00.000Z', '2025-02-30T00:00:00.000Z', '2025-04-31T00:00:00.000Z', '2025-02-28T24:00:00.000Z', '1900-02-29T00:00:00.000Z'];
+    for (const field of ['recordedAt', 'effectiveAt'] as const) {
+      for (const value of impossible) {
+        // The other field is kept earlier (or later) than any of them, so only this one can be at fault.
+        const row = { ...storedRow(1), recordedAt: '2025-12-31T00:00:00.000Z', effectiveAt: '1900-01-01T00:00:00.000Z', [field]: value };
+        expect(isPlainEnvelope(row), `${field} ${value}`).toBe(false);
+        expect(storedEventSchema.safeParse(row).success, `${field} ${value}`).toBe(false);
+        expect(() => codec.decode(row as unknown as StoredEvent), `${field} ${value}`).toThrow(expect.objectContaining({ name: 'CorruptEventError', message: expect.stringMatching(new RegExp(`invalid envelope.*${field}`)) }));
+      }
+    }
+    // Real instants at the edges of months, leap days and days are read exactly as written.
+    for (const value of ['2024-02-29T12:00:00.000Z', '2000-02-29T00:00:00.000Z', '2025-02-28T23:59:59.999Z', '2025-04-30T00:00:00.000Z', '0000-01-01T00:00:00.000Z']) {
+      const row = { ...storedRow(1), recordedAt: '9999-12-31T23:59:59.999Z', effectiveAt: value };
+      expect(isPlainEnvelope(row), value).toBe(true);
+      expect(storedEventSchema.safeParse(row).success, value).toBe(true);
+      expect(new Date(codec.decode(row as unknown as StoredEvent).meta.effectiveAtMs).toISOString()).toBe(value);
+    }
   });
 
   test('an inherited enumerable key is refused by both', () => {

@@ -7,9 +7,16 @@ import {
   InvalidAmountError,
   InvalidInputError,
   Ledger,
+  LedgerWriter,
+  READ_LIMIT_MAX,
   UnknownCurrencyError,
   UpcasterRegistry,
+  copyLedger,
   readLedger,
+  replayAccountEntries,
+  replayLedger,
+  type EventStore,
+  type LedgerWriterOptions,
   type StoredEvent,
 } from '@ledgerkit/ledger-core';
 
@@ -57,6 +64,66 @@ describe('Ledger facade input handling', () => {
     expect(result).toMatchObject({ ok: false, code: 'currency_mismatch' });
     expect(ledger.balance('alice')?.pending).toBe('5.00');
     await ledger.close();
+  });
+});
+
+describe('options objects', () => {
+  it('a null options object is InvalidInputError at options, not a TypeError, in the facade and the replay helpers', async () => {
+    const { ledger, store } = await openLedger();
+    const source = { store, codec: new EventCodec({ currencies: new CurrencyRegistry() }), tenantId: 'acme', ledgerId: 'eur' };
+    const NULL = null as never;
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ['Ledger.history', () => ledger.history('alice', NULL)],
+      // Checked before the account is looked up: the answer does not depend on whether it exists.
+      ['Ledger.history of an unknown account', () => ledger.history('nobody', NULL)],
+      ['Ledger.history with a string', () => ledger.history('alice', 'limit=5' as never)],
+      ['Ledger.open', () => Ledger.open(NULL as LedgerWriterOptions)],
+      ['LedgerWriter.open', () => LedgerWriter.open(NULL as LedgerWriterOptions)],
+      ['replayLedger', () => replayLedger(source, undefined, NULL)],
+      ['replayAccountEntries', () => replayAccountEntries(source, 'alice', NULL)],
+      ['readLedger', () => readLedger(source, NULL).next()],
+      ['copyLedger', () => copyLedger(NULL)],
+    ];
+    for (const [name, call] of calls) {
+      await expect(call(), name).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: ['options'] }] });
+    }
+    await expect(ledger.history('nobody', { limit: 0 })).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: ['limit'] }] });
+    // Absent options still mean the defaults.
+    expect((await ledger.history('alice')).entries).toHaveLength(1);
+    expect((await replayAccountEntries(source, 'alice')).entries).toHaveLength(1);
+    await ledger.close();
+  });
+});
+
+describe('readLedger', () => {
+  /** A store whose stream is empty: readStream answers [] for any limit, even one it should refuse. */
+  function emptyStore(): { store: EventStore; reads: () => number } {
+    let reads = 0;
+    const store = {
+      async readStream() {
+        reads += 1;
+        // A caller that re-reads an empty page forever would hang the test: fail it instead.
+        if (reads > 3) throw new Error('readLedger keeps reading an empty stream');
+        return [];
+      },
+    } as unknown as EventStore;
+    return { store, reads: () => reads };
+  }
+
+  it('checks pageSize itself (an integer in 1..READ_LIMIT_MAX) before it reads, instead of trusting the store to refuse it', async () => {
+    for (const pageSize of [0, -1, 0.5, 1.5, Number.NaN, Number.POSITIVE_INFINITY, READ_LIMIT_MAX + 1, '10' as unknown as number]) {
+      const { store, reads } = emptyStore();
+      await expect(readLedger({ store, tenantId: 'acme', ledgerId: 'eur' }, { pageSize }).next(), String(pageSize)).rejects.toMatchObject({
+        name: 'InvalidInputError',
+        issues: [{ path: ['pageSize'] }],
+      });
+      expect(reads(), String(pageSize)).toBe(0);
+    }
+    for (const options of [{ pageSize: 1 }, { pageSize: READ_LIMIT_MAX }, {}]) {
+      const { store, reads } = emptyStore();
+      expect(await readLedger({ store, tenantId: 'acme', ledgerId: 'eur' }, options).next(), JSON.stringify(options)).toEqual({ done: true, value: undefined });
+      expect(reads(), JSON.stringify(options)).toBe(1);
+    }
   });
 });
 

@@ -167,7 +167,7 @@ describe('point-in-time queries over a scripted ledger', () => {
       expect(await ledger.balanceAt('alice', { [field]: sameInBerlin } as AsOf)).toEqual(expected);
       const guessed = [instant.replace('Z', ''), instant.slice(0, 10), instant.slice(0, 16) + 'Z', 'Fri, 10 Jan 2025 09:45:00 GMT', '2025-02-30T00:00:00Z', '', new Date(Number.NaN), 1_736_502_300_000];
       for (const value of guessed) {
-        await expect(ledger.balanceAt('alice', { [field]: value } as unknown as AsOf), `${field} ${String(value)}`).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: [field], message: INSTANT_MESSAGE }] });
+        await expect(ledger.balanceAt('alice', { [field]: value } as unknown as AsOf), `${field} ${String(value)}`).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: ['asOf', field], message: INSTANT_MESSAGE }] });
       }
     }
   });
@@ -182,11 +182,28 @@ describe('point-in-time queries over a scripted ledger', () => {
       if (asOf !== undefined) await expect(ledger.trialBalance(asOf as AsOf), shown).rejects.toMatchObject({ name: 'InvalidInputError' });
     }
     for (const ledgerVersion of [-1, 1.5, 2 ** 53, '1', Number.NaN]) {
-      expect(() => parseAsOf({ ledgerVersion }), String(ledgerVersion)).toThrow(expect.objectContaining({ issues: [{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }] }));
+      expect(() => parseAsOf({ ledgerVersion }), String(ledgerVersion)).toThrow(expect.objectContaining({ issues: [{ path: ['asOf', 'ledgerVersion'], message: 'must be a non-negative integer' }] }));
+      await expect(ledger.balanceAt('alice', { ledgerVersion } as AsOf), String(ledgerVersion)).rejects.toMatchObject({ issues: [{ path: ['asOf', 'ledgerVersion'] }] });
     }
+    // A caller that names its argument otherwise gets that name at the head of every path.
+    expect(() => parseAsOf({ recordedAt: 'yesterday' }, 'until')).toThrow(expect.objectContaining({ issues: [{ path: ['until', 'recordedAt'], message: INSTANT_MESSAGE }] }));
+    expect(() => parseAsOf({ ledgerVersion: -1 }, 'until')).toThrow(expect.objectContaining({ issues: [{ path: ['until', 'ledgerVersion'], message: 'must be a non-negative integer' }] }));
     expect(parseAsOf({ ledgerVersion: 0 })).toEqual({ kind: 'ledgerVersion', ledgerVersion: 0 });
     expect(parseAsOf({ recordedAt: at(0), ledgerVersion: undefined })).toEqual({ kind: 'recordedAt', atMs: T0 });
     expect(parseAsOf({ effectiveAt: new Date(T0) })).toEqual({ kind: 'effectiveAt', atMs: T0 });
+  });
+
+  it('a point is read from the object\'s own properties only: an inherited ledgerVersion, recordedAt or effectiveAt is not a point', async () => {
+    for (const inherited of [{ ledgerVersion: 3 }, { recordedAt: at(0) }, { effectiveAt: new Date(T0) }]) {
+      const asOf = Object.create(inherited) as AsOf;
+      const shown = JSON.stringify(inherited);
+      expect(() => parseAsOf(asOf), shown).toThrow(expect.objectContaining({ name: 'InvalidInputError', issues: [{ path: ['asOf'], message: AS_OF_MESSAGE }] }));
+      await expect(ledger.balanceAt('alice', asOf), shown).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: ['asOf'], message: AS_OF_MESSAGE }] });
+      await expect(ledger.trialBalance(asOf), shown).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: ['asOf'], message: AS_OF_MESSAGE }] });
+      // An own key next to an inherited one is the point: the inherited one is not a second key.
+      const own = Object.assign(Object.create(inherited) as object, { ledgerVersion: 2 }) as AsOf;
+      expect(parseAsOf(own), shown).toEqual({ kind: 'ledgerVersion', ledgerVersion: 2 });
+    }
   });
 
   it('replayLedger with accountsMax stops with LimitExceededError as the account past the bound opens; at the bound it replays', async () => {

@@ -81,6 +81,21 @@ describe('times outside years 0001-9999 (UTC)', () => {
     });
   }
 
+  it('a point out of range is reported under asOf, as parseAsOf reports a malformed one', async () => {
+    for (const [asOf, path] of [
+      [{ effectiveAt: new Date(253_402_300_800_000) }, ['asOf', 'effectiveAt']],
+      [{ recordedAt: '+100000-01-01T00:00:00Z' }, ['asOf', 'recordedAt']],
+      [{ recordedAt: 'not a time' }, ['asOf', 'recordedAt']],
+    ] as const) {
+      const error = await models.balanceAt(TENANT, 'eur', 'alice', asOf).then(
+        () => undefined,
+        (reason: unknown) => reason,
+      );
+      expect(error, JSON.stringify(asOf)).toBeInstanceOf(InvalidInputError);
+      expect((error as InvalidInputError).issues[0]?.path, JSON.stringify(asOf)).toEqual(path);
+    }
+  });
+
   it('strings Date.parse would guess at (no offset, a date alone, other formats, impossible dates) are refused in every parameter, and an offset is honoured', async () => {
     for (const time of ['2025-01-01T00:00:00', '2025-01-01', '2025-01-01T00:00Z', 'Jan 5 2025', '2025-02-30T00:00:00Z', '']) {
       const points: AsOf[] = [{ effectiveAt: time }, { recordedAt: time }];

@@ -15,7 +15,7 @@ import {
   EVENT_ID_LENGTH_MAX,
   EVENT_TYPE_LENGTH_MAX,
   HEX_64_PATTERN,
-  ISO_UTC_MS_PATTERN,
+  isIsoUtcMsTime,
 } from './schemas.js';
 
 // Checks of the commonest stored shapes that let the decoder skip a zod schema. Each is stricter
@@ -125,7 +125,7 @@ function isPositiveSafeInteger(value: unknown): boolean {
 }
 
 function isIsoTime(value: unknown): boolean {
-  return typeof value === 'string' && ISO_UTC_MS_PATTERN.test(value) && Number.isFinite(Date.parse(value));
+  return typeof value === 'string' && isIsoUtcMsTime(value);
 }
 
 function isHex64(value: unknown): boolean {

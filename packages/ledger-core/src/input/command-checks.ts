@@ -24,7 +24,8 @@ const CONTEXT_PATH: Path = ['context'];
 
 /**
  * Why the writer must refuse a command, or `undefined` when it may decide it: an
- * `InvalidInputError` naming the first field (with its path) whose shape is wrong, or an
+ * `InvalidInputError` naming the first field (with its path) whose shape is wrong or, in a linked
+ * group, the first member whose transfer id an earlier member already has; or an
  * `UnknownCurrencyError` for an account opened in a currency the ledger's registry lacks (as
  * `parseCommand.openAccount` would throw).
  * @internal
@@ -59,10 +60,14 @@ function topLevelIssue(command: LedgerCommand): InputIssue | undefined {
       if (!Array.isArray(commands) || commands.length < 1 || commands.length > LINKED_COMMANDS_MAX) {
         return issue(['commands'], `must be an array of 1 to ${LINKED_COMMANDS_MAX} commands`);
       }
+      // A member reusing an earlier member's id would be decided as a retry of it (as parseCommand.linked refuses it too).
+      const transferIds = new Set<string>();
       for (let i = 0; i < commands.length; i++) {
         const member = commands[i] as TransferLikeCommand;
         const found = isObject(member) ? transferLikeIssue(member, ['commands', i]) : issue(['commands', i], 'must be a command object');
         if (found !== undefined) return found;
+        if (transferIds.has(member.transferId)) return issue(['commands', i, 'transferId'], `transfer id ${member.transferId} appears twice in the group`);
+        transferIds.add(member.transferId);
       }
       return undefined;
     }

@@ -16,7 +16,12 @@ export const INSTANT_MESSAGE = 'must be a valid Date, or an ISO-8601 date-time w
  * dates (`Date.parse` rolls 2025-02-30 over to 2 March).
  */
 export function parseInstantMs(value: unknown, field: string): number {
-  const ms = value instanceof Date ? value.getTime() : typeof value === 'string' && isoDateTimeWithOffset.safeParse(value).success ? Date.parse(value) : Number.NaN;
+  const ms = instantMsOrNaN(value);
   if (!Number.isFinite(ms)) throw new InvalidInputError([{ path: [field], message: INSTANT_MESSAGE }]);
   return ms;
+}
+
+/** What {@link parseInstantMs} reads `value` as, or `NaN` where it refuses it. @internal */
+export function instantMsOrNaN(value: unknown): number {
+  return value instanceof Date ? value.getTime() : typeof value === 'string' && isoDateTimeWithOffset.safeParse(value).success ? Date.parse(value) : Number.NaN;
 }

@@ -5,7 +5,8 @@ import { hashEvent } from '../events/canonical.js';
 import type { EventCodec } from '../events/codec.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
 import { READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
-import { parseInstantMs } from '../input/instant.js';
+import { instantMsOrNaN, INSTANT_MESSAGE } from '../input/instant.js';
+import { checkOptions } from '../input/options.js';
 
 /** Which ledger to read, from which store, decoded with which codec. */
 export interface LedgerSource {
@@ -36,18 +37,26 @@ export const REPLAY_PAGE_SIZE = 1_000;
  * Streams a ledger's events in version order, one page at a time. With `verify` (the default) it
  * checks that versions are contiguous and that every hash link holds (a `ChainBrokenError` names
  * the first bad event); with `verify: false` it yields the events as stored, for a caller such as
- * `verifyChain` that reports broken links, version gaps included, itself.
+ * `verifyChain` that reports broken links, version gaps included, itself. Options that are not an
+ * object, a `pageSize` that is not an integer in 1..{@link READ_LIMIT_MAX} and an `after` version
+ * that is not a non-negative integer are refused with `InvalidInputError`, before any read.
  */
 export async function* readLedger(
   source: Pick<LedgerSource, 'store' | 'tenantId' | 'ledgerId'>,
   options: {
     readonly verify?: boolean;
+    /** Events per store read: 1..{@link READ_LIMIT_MAX}, default {@link REPLAY_PAGE_SIZE}. */
     readonly pageSize?: number;
     /** Start after this event, trusted (default: the start of the stream). */
     readonly after?: { readonly ledgerVersion: number; readonly hash: string };
   } = {},
 ): AsyncGenerator<StoredEvent> {
-  const pageSize = Math.min(options.pageSize ?? REPLAY_PAGE_SIZE, READ_LIMIT_MAX);
+  checkOptions(options);
+  // Checked here, not left to the store: a store that answered [] to a limit of 0 would be read forever.
+  const pageSize = options.pageSize ?? REPLAY_PAGE_SIZE;
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1 || pageSize > READ_LIMIT_MAX) {
+    throw new InvalidInputError([{ path: ['pageSize'], message: `must be an integer in 1..${READ_LIMIT_MAX}` }]);
+  }
   const after = options.after ?? { ledgerVersion: 0, hash: GENESIS_HASH };
   if (!Number.isSafeInteger(after.ledgerVersion) || after.ledgerVersion < 0) throw new InvalidInputError([{ path: ['after', 'ledgerVersion'], message: 'must be a non-negative integer' }]);
   let expectedVersion = after.ledgerVersion + 1;
@@ -103,23 +112,28 @@ const AS_OF_KEYS = ['ledgerVersion', 'recordedAt', 'effectiveAt'] as const;
 
 /**
  * Checks an {@link AsOf} given by a caller (so typed `unknown`: it may come from JavaScript or a
- * parsed request) and returns its point. Refused with `InvalidInputError`, before any read: a
- * value that is not an object (`undefined`, `null`, a string), an object naming none or more than
- * one of the three keys (which one would win is not the caller's guess to make), a ledger version
- * that is not a non-negative safe integer, and an instant `parseInstantMs` refuses. Other keys
- * are ignored, as in every options object of this package.
+ * parsed request) and returns its point. Refused with `InvalidInputError`, before any read: at
+ * `[field]`, a value that is not an object (`undefined`, `null`, a string) and an object naming
+ * none or more than one of the three keys as its own properties (which one would win is not the
+ * caller's guess to make; an inherited key is not read, so `Object.create({ ledgerVersion: 3 })`
+ * names none); at `[field, 'ledgerVersion']`, a ledger version that is not a non-negative safe
+ * integer; at `[field, 'recordedAt' | 'effectiveAt']`, an instant `parseInstantMs` refuses (with
+ * its message, `INSTANT_MESSAGE`). Other keys are ignored, as in every options object of this
+ * package.
  */
 export function parseAsOf(asOf: unknown, field = 'asOf'): AsOfPoint {
   if (typeof asOf !== 'object' || asOf === null || Array.isArray(asOf)) throw new InvalidInputError([{ path: [field], message: AS_OF_MESSAGE }]);
-  const given = AS_OF_KEYS.filter((key) => (asOf as Record<string, unknown>)[key] !== undefined);
+  const given = AS_OF_KEYS.filter((key) => Object.hasOwn(asOf, key) && (asOf as Record<string, unknown>)[key] !== undefined);
   if (given.length !== 1) throw new InvalidInputError([{ path: [field], message: AS_OF_MESSAGE }]);
   const value = (asOf as Record<string, unknown>)[given[0] as string];
   if (given[0] === 'ledgerVersion') {
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new InvalidInputError([{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }]);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new InvalidInputError([{ path: [field, 'ledgerVersion'], message: 'must be a non-negative integer' }]);
     return { kind: 'ledgerVersion', ledgerVersion: value };
   }
   const kind = given[0] as 'recordedAt' | 'effectiveAt';
-  return { kind, atMs: parseInstantMs(value, kind) };
+  const atMs = instantMsOrNaN(value);
+  if (!Number.isFinite(atMs)) throw new InvalidInputError([{ path: [field, kind], message: INSTANT_MESSAGE }]);
+  return { kind, atMs };
 }
 
 /** Validates an {@link AsOf} and returns a predicate "is this event included". */
@@ -160,6 +174,7 @@ export interface ReplayOptions {
  * is verified on the way.
  */
 export async function replayLedger(source: LedgerSource, asOf?: AsOf, options: ReplayOptions = {}): Promise<LedgerState> {
+  checkOptions(options);
   const { include, byEffective } = inclusion(asOf);
   const accountsMax = options.accountsMax ?? Number.POSITIVE_INFINITY;
   if (options.accountsMax !== undefined && (!Number.isSafeInteger(accountsMax) || accountsMax < 1)) {
@@ -212,15 +227,21 @@ export interface AccountEntriesPage {
 /** Most entries in one history page. */
 export const HISTORY_PAGE_SIZE_MAX = 1_000;
 
+/** Where a page of an account's entries starts and how long it is. */
+export interface AccountEntriesOptions {
+  /** Entries after this ledger version: a non-negative integer, default 0 (from the start). */
+  readonly afterVersion?: number;
+  /** Most entries in the page: 1..{@link HISTORY_PAGE_SIZE_MAX}, default 100. */
+  readonly limit?: number;
+}
+
 /**
- * An account's entries in ledger order, with the running posted balance, computed by replay.
- * Keyset-paginated by ledger version; memory is bounded by the page size and the open holds.
+ * Checks the options of a page of an account's entries and fills in the defaults: options that
+ * are not an object, and a limit or version out of range, are refused with `InvalidInputError`.
+ * @internal
  */
-export async function replayAccountEntries(
-  source: LedgerSource,
-  accountId: string,
-  options: { readonly afterVersion?: number; readonly limit?: number } = {},
-): Promise<AccountEntriesPage> {
+export function accountEntriesOptions(options: AccountEntriesOptions): Required<AccountEntriesOptions> {
+  checkOptions(options);
   const limit = options.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > HISTORY_PAGE_SIZE_MAX) {
     throw new InvalidInputError([{ path: ['limit'], message: `must be an integer in 1..${HISTORY_PAGE_SIZE_MAX}` }]);
@@ -229,6 +250,16 @@ export async function replayAccountEntries(
   if (!Number.isSafeInteger(afterVersion) || afterVersion < 0) {
     throw new InvalidInputError([{ path: ['afterVersion'], message: 'must be a non-negative integer (a ledger version)' }]);
   }
+  return { afterVersion, limit };
+}
+
+/**
+ * An account's entries in ledger order, with the running posted balance, computed by replay.
+ * Keyset-paginated by ledger version; memory is bounded by the page size and the open holds.
+ * Options are checked by {@link accountEntriesOptions}.
+ */
+export async function replayAccountEntries(source: LedgerSource, accountId: string, options: AccountEntriesOptions = {}): Promise<AccountEntriesPage> {
+  const { afterVersion, limit } = accountEntriesOptions(options);
   const holds = new Map<string, { side: 'debit' | 'credit'; amount: bigint }>();
   let normalSide: 'debit' | 'credit' | undefined;
   let balance = 0n;

@@ -1,5 +1,6 @@
 import { ChainBrokenError, LimitExceededError } from '../errors.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
+import { checkOptions } from '../input/options.js';
 import { readLedger } from '../query/replay.js';
 import { APPEND_EVENTS_MAX, READ_LIMIT_MAX, type EventStore } from './event-store.js';
 
@@ -43,7 +44,7 @@ export interface CopyLedgerResult {
  * ledger's writer first, and open the writer on the target only once the copy has returned.
  */
 export async function copyLedger(options: CopyLedgerOptions): Promise<CopyLedgerResult> {
-  const { from, to, tenantId, ledgerId } = options;
+  const { from, to, tenantId, ledgerId } = checkOptions(options);
   const batchSize = options.batchSize ?? COPY_BATCH_SIZE_DEFAULT;
   const batchSizeMax = Math.min(READ_LIMIT_MAX, APPEND_EVENTS_MAX);
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > batchSizeMax) {

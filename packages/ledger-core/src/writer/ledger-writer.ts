@@ -19,6 +19,7 @@ import {
 } from '../errors.js';
 import { EventCodec } from '../events/codec.js';
 import { commandError } from '../input/command-checks.js';
+import { checkOptions } from '../input/options.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
 import type { UpcasterRegistry } from '../events/upcasters.js';
 import { CurrencyRegistry } from '../money/currency.js';
@@ -196,6 +197,7 @@ export class LedgerWriter {
   #tailUnknown = false;
 
   private constructor(options: LedgerWriterOptions) {
+    checkOptions(options);
     // Every event carries both ids; one off the pattern would make each unreadable.
     for (const [field, value] of [['tenantId', options.tenantId], ['ledgerId', options.ledgerId]] as const) {
       if (typeof value !== 'string' || !ID_PATTERN.test(value)) {
@@ -228,8 +230,9 @@ export class LedgerWriter {
   /**
    * Opens the writer of a ledger: loads the latest snapshot (if its hash matches the stream),
    * then folds the tail of the stream. Start-up time depends on the tail, not on the history.
-   * Throws `InvalidInputError` for a tenant or ledger id off the id pattern and
-   * `LimitExceededError` for an option outside its range.
+   * Throws `InvalidInputError` for options that are not an object (at `options`) and for a
+   * tenant or ledger id off the id pattern, and `LimitExceededError` for an option outside its
+   * range.
    */
   static async open(options: LedgerWriterOptions): Promise<LedgerWriter> {
     const writer = new LedgerWriter(options);
@@ -302,8 +305,9 @@ export class LedgerWriter {
    * Commands come from `parseCommand`, or are built in code in the same shape: one whose fields
    * could not become events the ledger reads back (an id off its pattern, a metadata key past
    * its limits or named `__proto__`, a number where a bigint belongs, an amount above
-   * `AMOUNT_MINOR_MAX` minor units, a context's correlation id over 128 characters, …) rejects
-   * at once with `InvalidInputError` (`UnknownCurrencyError` for an account in an undeclared
+   * `AMOUNT_MINOR_MAX` minor units, a context's correlation id over 128 characters, …), or a
+   * linked group two of whose members share a transfer id (as `parseCommand.linked` refuses it),
+   * rejects at once with `InvalidInputError` (`UnknownCurrencyError` for an account in an undeclared
    * currency) and is neither queued nor written, and the commands batched with it are unaffected.
    * Rejects with `OverloadedError` at once when the queue is full, `WriterClosedError` after
    * `close()`, and `WriterFailedError` (retriable; `StoreUnavailableError` when the store could

@@ -680,7 +680,8 @@ function accountStateOf(row: AccountColumns): AccountState {
 function pointOf(asOf: unknown): { kind: AsOfKind; value: number | string } {
   const point = parseAsOf(asOf);
   if (point.kind === 'ledgerVersion') return { kind: 'ledgerVersion', value: point.ledgerVersion };
-  return { kind: point.kind, value: isoOfMs(point.atMs, point.kind) };
+  // Under the argument's name, as parseAsOf reports the instant's other faults.
+  return { kind: point.kind, value: isoOfMs(point.atMs, 'asOf', point.kind) };
 }
 
 /**
@@ -693,9 +694,9 @@ function isoOf(value: string | Date, field: string): string {
   return isoOfMs(parseInstantMs(value, field), field);
 }
 
-/** {@link isoOf} of an instant already read as epoch ms. */
-function isoOfMs(ms: number, field: string): string {
-  if (ms < INSTANT_MS_MIN || ms > INSTANT_MS_MAX) throw new InvalidInputError([{ path: [field], message: 'must lie in years 0001-9999 (UTC)' }]);
+/** {@link isoOf} of an instant already read as epoch ms; a refusal names `path`. */
+function isoOfMs(ms: number, ...path: [string, ...string[]]): string {
+  if (ms < INSTANT_MS_MIN || ms > INSTANT_MS_MAX) throw new InvalidInputError([{ path, message: 'must lie in years 0001-9999 (UTC)' }]);
   return new Date(ms).toISOString();
 }
 
