@@ -149,6 +149,19 @@ export function buildApp(deps: AppDependencies): BankingApp {
     else if (!isUtf8(body)) done(new ProblemError('malformed_json', 'the body is not valid UTF-8'), undefined);
     else parseJson(request, body.toString('utf8'), done);
   });
+  // Bodies are read as sent: a content coding (gzip, br, ...) answers 415 naming it, with
+  // `Accept-Encoding: identity` (RFC 9110, sections 15.5.16 and 12.5.3), before the body is read,
+  // instead of a 400 for bytes that are not JSON. `identity` is no coding and passes.
+  app.addHook('preParsing', (request, _reply, payload, done) => {
+    const codings = contentCodings(request.headers['content-encoding']);
+    if (codings.length === 0 || request.routeOptions.config.apiRoute?.body === undefined || !hasBody(request)) {
+      done(null, payload);
+      return;
+    }
+    const named = codings.filter((coding) => CONTENT_CODING.test(coding)).slice(0, 4);
+    const detail = `the body has the content coding ${named.length === 0 ? 'given' : named.join(', ')}, which this API does not decode: send it unencoded (identity)`;
+    done(new ProblemError('unsupported_media_type', detail, { headers: { 'accept-encoding': 'identity' } }), payload);
+  });
   app.decorateRequest('principal', null);
   app.decorateRequest('problemCode', null);
   app.decorateRequest('replayed', false);
@@ -271,7 +284,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
     }
     const principal = request.principal as Principal;
     const query = parse(route.query, request.query, 'query');
-    const ledgerId = parse(ledgerHeaderSchema, request.headers['ledger-id'], 'header') ?? settings.defaultLedgerId;
+    const ledgerId = parseHeader(ledgerHeaderSchema, request, 'ledger-id') ?? settings.defaultLedgerId;
     request.ledgerId = ledgerId;
     let rawBody = request.body;
     if (rawBody === undefined) {
@@ -292,7 +305,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
     const ref: KeyRef = {
       tenantId: principal.tenantId,
       clientId: principal.clientId,
-      key: parse(idempotencyKeySchema, keyHeader, 'header'),
+      key: parseHeader(idempotencyKeySchema, request, 'idempotency-key'),
       fingerprint: requestFingerprint({ method: route.method, route: route.path, params, ledgerId, body: rawBody }),
     };
     const claim = await idempotency.claim(ref);
@@ -371,10 +384,17 @@ export function buildApp(deps: AppDependencies): BankingApp {
   };
 }
 
-function parse<S extends z.ZodType>(schema: S | undefined, value: unknown, where: 'path' | 'query' | 'body' | 'header'): z.output<S> {
+function parse<S extends z.ZodType>(schema: S | undefined, value: unknown, where: 'path' | 'query' | 'body'): z.output<S> {
   if (schema === undefined) return undefined as z.output<S>;
   const result = schema.safeParse(value);
   if (!result.success) throw validationProblem(where, result.error);
+  return result.data;
+}
+
+/** The value of the request header `name` (lower case) checked by `schema`; a bad one is a 400 naming it. */
+function parseHeader<S extends z.ZodType>(schema: S, request: FastifyRequest, name: string): z.output<S> {
+  const result = schema.safeParse(request.headers[name]);
+  if (!result.success) throw validationProblem('header', result.error, name);
   return result.data;
 }
 
@@ -382,6 +402,24 @@ function parse<S extends z.ZodType>(schema: S | undefined, value: unknown, where
 function declaresUtf8(contentType: string | undefined): boolean {
   const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1];
   return charset === undefined || charset.toLowerCase() === 'utf-8';
+}
+
+/** A content coding's name (RFC 9110 token), bounded so that a detail never echoes much of a header. */
+const CONTENT_CODING = /^[a-z0-9!#$%&'*+.^_`|~-]{1,32}$/;
+
+/** The codings a `Content-Encoding` value lists, lower case, without `identity` (which is none). */
+function contentCodings(header: string | undefined): string[] {
+  if (header === undefined) return [];
+  return header
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity');
+}
+
+/** Whether a request has a body to read, by fastify's own rule (a length above 0, or chunked). */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 function problemHeaders(problem: ProblemError): Record<string, string> {

@@ -11,9 +11,13 @@ export type Scope = (typeof SCOPES)[number];
 
 /** Who is calling: taken from a verified token only, never from the request body. */
 export interface Principal {
-  /** The OAuth client (`client_id` claim, else `sub`): the unit of rate limiting. */
+  /**
+   * The OAuth client (`client_id` claim, else `sub`): the unit of rate limiting and the owner of
+   * idempotency keys. Exactly as the token says it: a token with a longer id than 256 characters
+   * is refused, never shortened.
+   */
   readonly clientId: string;
-  /** The token's subject (`sub`). */
+  /** The token's subject (`sub`), at most 256 characters like `clientId`. */
   readonly subject: string;
   /** The tenant the token is for: every read and write is scoped to it. */
   readonly tenantId: string;
@@ -50,6 +54,13 @@ export interface TokenVerifierOptions {
   readonly clock?: () => number;
 }
 
+/**
+ * Longest `sub` and `client_id` accepted, characters (UTF-16 units). OpenID Connect bounds `sub` at
+ * 255 ASCII characters; identity providers issue far shorter ids (UUIDs, 20-40 characters). A
+ * longer id is refused rather than shortened: two clients whose ids share a prefix would
+ * otherwise share a rate-limit bucket and each other's idempotent answers.
+ */
+const CLIENT_ID_LENGTH_MAX = 256;
 /** Longest bearer token accepted, characters: a bound on work done for a garbage header. */
 const TOKEN_LENGTH_MAX = 8_192;
 /** The scheme name is case-insensitive (RFC 9110, section 11.1): `bearer` is `Bearer`. */
@@ -160,21 +171,18 @@ export class TokenVerifier {
     // audit events carry these ids), so one such token would stop those writes for others too.
     const subject = payload.sub;
     if (typeof subject !== 'string' || subject === '' || !isStorableText(subject)) throw unauthorized('the token\'s sub claim is missing or invalid', 'invalid_token');
+    if (subject.length > CLIENT_ID_LENGTH_MAX) throw unauthorized(`the token's sub claim is longer than ${CLIENT_ID_LENGTH_MAX} characters`, 'invalid_token');
     const clientClaim = payload['client_id'];
     if (typeof clientClaim === 'string' && !isStorableText(clientClaim)) throw unauthorized('the token\'s client_id claim is invalid', 'invalid_token');
+    if (typeof clientClaim === 'string' && clientClaim.length > CLIENT_ID_LENGTH_MAX) {
+      throw unauthorized(`the token's client_id claim is longer than ${CLIENT_ID_LENGTH_MAX} characters`, 'invalid_token');
+    }
     const clientId = typeof clientClaim === 'string' && clientClaim !== '' ? clientClaim : subject;
     const scopeClaim = payload['scope'];
     const granted = typeof scopeClaim === 'string' ? scopeClaim.split(' ') : [];
     const scopes = new Set<Scope>(granted.filter((scope): scope is Scope => (SCOPES as readonly string[]).includes(scope)));
-    return { clientId: truncated(clientId, 256), subject: truncated(subject, 256), tenantId, scopes, expiresAtMs: (payload.exp as number) * 1_000 };
+    return { clientId, subject, tenantId, scopes, expiresAtMs: (payload.exp as number) * 1_000 };
   }
-}
-
-/** The first `max` UTF-16 units of `value`, without splitting a surrogate pair (half of one would not be storable). */
-function truncated(value: string, max: number): string {
-  if (value.length <= max) return value;
-  const code = value.charCodeAt(max - 1);
-  return value.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
 }
 
 /** Throws `insufficient_scope` (403) unless the principal holds `scope`. */

@@ -65,10 +65,16 @@ export function acceptedOrThrow(result: CommandResult): Extract<CommandResult, {
   throw new ProblemError(result.code, result.message);
 }
 
-/** A zod failure as a 400 problem listing each issue with its location (`body.postings.1.amount`, `query.limit`). */
-export function validationProblem(where: 'path' | 'query' | 'body' | 'header', error: z.ZodError): ProblemError {
-  const errors: ProblemIssue[] = error.issues.slice(0, 20).map((issue) => ({ path: pathOf([where, ...issue.path.map(segment)]), message: issue.message }));
-  return new ProblemError('invalid_request', `invalid ${where === 'path' ? 'path parameter' : where}: ${errors[0]?.message ?? 'invalid'}`, { errors });
+/**
+ * A zod failure as a 400 problem listing each issue with its location (`body.postings.1.amount`,
+ * `query.limit`, `header.idempotency-key`). A header's schema checks one value, so its issues
+ * carry no path of their own: `header` names it (lower case, as HTTP/2 writes header names).
+ */
+export function validationProblem(where: 'path' | 'query' | 'body' | 'header', error: z.ZodError, header?: string): ProblemError {
+  const prefix = header === undefined ? [where] : [where, header];
+  const errors: ProblemIssue[] = error.issues.slice(0, 20).map((issue) => ({ path: pathOf([...prefix, ...issue.path.map(segment)]), message: issue.message }));
+  const subject = where === 'path' ? 'path parameter' : header === undefined ? where : `header ${header}`;
+  return new ProblemError('invalid_request', `invalid ${subject}: ${errors[0]?.message ?? 'invalid'}`, { errors });
 }
 
 function segment(part: PropertyKey): string | number {

@@ -48,7 +48,7 @@ export function buildOpenApiDocument(routes: readonly Route[], info: OpenApiInfo
           scheme: 'bearer',
           bearerFormat: 'JWT',
           description:
-            'OAuth 2.0 access token (RFC 9068 JWT) with `iss`, `aud`, `exp`, `sub`, `tenant_id` and a space-separated `scope` of accounts:read, accounts:write, transfers:write, audit:read.',
+            'OAuth 2.0 access token (RFC 9068 JWT) with `iss`, `aud`, `exp`, `sub`, `tenant_id` and a space-separated `scope` of accounts:read, accounts:write, transfers:write, audit:read. `sub` and `client_id` (optional; the client, `sub` when absent) are at most 256 characters: a longer one answers 401 `invalid_token`.',
         },
       },
       parameters: {
@@ -63,6 +63,18 @@ export function buildOpenApiDocument(routes: readonly Route[], info: OpenApiInfo
       },
       headers: {
         RetryAfter: { description: 'Seconds to wait before retrying.', schema: { type: 'integer', minimum: 1 } },
+        IdempotentReplayed: {
+          description: 'Sent (`true`) when this is the stored answer of an earlier request with the same Idempotency-Key and body: nothing ran again.',
+          schema: { type: 'string', const: 'true' },
+        },
+        WwwAuthenticate: {
+          description: 'The bearer challenge (RFC 6750): `Bearer` without a token, `Bearer error="invalid_request"` or `error="invalid_token"` for a bad one, `Bearer error="insufficient_scope", scope="…"` for a missing scope.',
+          schema: { type: 'string' },
+        },
+        AcceptEncoding: {
+          description: 'Sent (`identity`) when the body had a content coding such as gzip: send it unencoded (RFC 9110, section 12.5.3).',
+          schema: { type: 'string', const: 'identity' },
+        },
       },
     },
     'x-problem-types': problemCatalogue(),
@@ -75,19 +87,21 @@ function operationOf(route: Route): Record<string, unknown> {
   if (route.method === 'POST') parameters.push({ $ref: '#/components/parameters/IdempotencyKey' });
   const responses: Record<string, unknown> = {};
   for (const [status, response] of Object.entries(route.responses)) {
+    const headers: Record<string, unknown> = Object.fromEntries(Object.entries(response.headers ?? {}).map(([name, description]) => [name, { description, schema: { type: 'string' } }]));
+    // Every answer a POST handler gives is stored under its Idempotency-Key and may come back as a replay.
+    if (route.method === 'POST') headers['Idempotent-Replayed'] = { $ref: '#/components/headers/IdempotentReplayed' };
     responses[status] = {
       description: response.description,
       content: { 'application/json': { schema: schemaRef(response.schema, responseComponents, 'output') } },
-      ...(response.headers === undefined
-        ? {}
-        : { headers: Object.fromEntries(Object.entries(response.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }])) }),
+      ...(Object.keys(headers).length === 0 ? {} : { headers }),
     };
   }
   for (const status of problemStatuses(route)) {
+    const headers = problemHeadersOf(route, status);
     responses[String(status)] = {
       description: PROBLEM_DESCRIPTIONS[status] ?? 'Problem',
       content: { 'application/problem+json': { schema: { $ref: `${COMPONENT_PREFIX}Problem` } } },
-      ...(status === 429 || status === 503 ? { headers: { 'Retry-After': { $ref: '#/components/headers/RetryAfter' } } } : {}),
+      ...(Object.keys(headers).length === 0 ? {} : { headers }),
     };
   }
   return {
@@ -109,17 +123,33 @@ const PROBLEM_DESCRIPTIONS: Readonly<Record<number, string>> = {
   401: 'No valid bearer token (unauthorized).',
   403: 'The token lacks the scope (insufficient_scope).',
   404: 'Not found, or not yours: another tenant\'s resources answer 404 too.',
-  409: 'Conflicts with the current state, or a request with this Idempotency-Key is still running.',
+  408: 'The request was not received whole in time (request_timeout); the connection is closed.',
+  409: 'Conflicts with the current state, or a request with this Idempotency-Key is still running (idempotency_request_in_progress: retry after Retry-After seconds).',
   413: 'The body is too large (payload_too_large).',
-  415: 'The body is not application/json (unsupported_media_type).',
+  415: 'The body is not UTF-8 application/json, or has a content coding such as gzip (unsupported_media_type).',
   422: 'A ledger rule refused it (its code names which), or the Idempotency-Key was used for another request.',
   429: 'Rate limited (rate_limited): wait Retry-After seconds.',
+  431: 'The request headers are too large (request_headers_too_large); the connection is closed.',
   500: 'Internal error (internal).',
   503: 'Overloaded or a dependency is down: retry after Retry-After seconds.',
 };
 
+/** Problem answers of a POST handler (below 500) are stored under the Idempotency-Key and replayed like its successes. */
+const REPLAYED_PROBLEM_STATUSES: ReadonlySet<number> = new Set([400, 404, 409, 422]);
+
+function problemHeadersOf(route: Route, status: number): Record<string, unknown> {
+  const headers: Record<string, unknown> = {};
+  // A 409 of a POST may be idempotency_request_in_progress, which says when to retry.
+  if (status === 429 || status === 503 || (status === 409 && route.method === 'POST')) headers['Retry-After'] = { $ref: '#/components/headers/RetryAfter' };
+  if (status === 401 || status === 403) headers['WWW-Authenticate'] = { $ref: '#/components/headers/WwwAuthenticate' };
+  if (status === 415) headers['Accept-Encoding'] = { $ref: '#/components/headers/AcceptEncoding' };
+  if (route.method === 'POST' && REPLAYED_PROBLEM_STATUSES.has(status)) headers['Idempotent-Replayed'] = { $ref: '#/components/headers/IdempotentReplayed' };
+  return headers;
+}
+
 function problemStatuses(route: Route): number[] {
-  const statuses = new Set<number>(route.problems);
+  // Node's HTTP parser answers these for any request, before a route is known.
+  const statuses = new Set<number>([...route.problems, 408, 431]);
   // A path or query parameter that fails its schema answers 400, on public routes too.
   if (route.params !== undefined || route.query !== undefined) statuses.add(400);
   if (route.scope !== null) [400, 401, 403, 429, 500, 503].forEach((status) => statuses.add(status));
@@ -145,7 +175,18 @@ function schemaRef(schema: z.ZodType, registry: Registry, io: 'input' | 'output'
 
 /** One schema, with named sub-schemas as references into `components.schemas`. */
 function render(schema: z.ZodType, io: 'input' | 'output', registry: Registry = requestComponents): JsonSchema {
-  const rendered = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any', metadata: registry }) as JsonSchema;
+  const rendered = z.toJSONSchema(schema, {
+    target: 'draft-2020-12',
+    io,
+    unrepresentable: 'any',
+    metadata: registry,
+    // The registry of component ids stands in for the global one, where `.meta()` keeps
+    // descriptions and examples: they are added back here, or parameters would lose theirs.
+    override: ({ zodSchema, jsonSchema }) => {
+      const { id: _id, ...meta } = z.globalRegistry.get(zodSchema) ?? {};
+      Object.assign(jsonSchema, meta);
+    },
+  }) as JsonSchema;
   delete rendered['$schema'];
   delete rendered['$defs'];
   return rewriteRefs(rendered) as JsonSchema;

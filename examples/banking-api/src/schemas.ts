@@ -72,7 +72,7 @@ function limitQuery(max: number) {
 // ---------------------------------------------------------------------------------------------
 
 /** The ledger a request addresses; the process default (`main`) when absent. */
-export const ledgerHeaderSchema = idSchema.optional().meta({ description: 'The ledger (book) within your tenant; default `main`.' });
+export const ledgerHeaderSchema = idSchema.optional().meta({ description: 'The ledger (book) within your tenant; default `main`.', example: 'main' });
 /** `Idempotency-Key`: printable ASCII, 1-255 characters. */
 export const idempotencyKeySchema = z
   .string()
@@ -92,12 +92,15 @@ export const listAccountsQuerySchema = z.strictObject({
 const timeBasisSchema = z
   .enum(['effective', 'recorded'])
   .optional()
-  .meta({ description: '`effective` (business time, the default) or `recorded` (when the ledger learned of it).' });
+  .meta({ description: 'What `asOf` is measured in: `effective` (business time, the default) or `recorded` (when the ledger learned of it). Only with `asOf`: alone it answers 400.' });
 
-export const asOfQuerySchema = z.strictObject({
-  asOf: instantSchema.optional().meta({ description: 'Point in time; now when absent.' }),
-  timeBasis: timeBasisSchema,
-});
+export const asOfQuerySchema = z
+  .strictObject({
+    asOf: instantSchema.optional().meta({ description: 'Point in time; now when absent.' }),
+    timeBasis: timeBasisSchema,
+  })
+  // "Now" has no time basis: a timeBasis alone is a client that forgot asOf, not one to ignore.
+  .refine((query) => query.timeBasis === undefined || query.asOf !== undefined, { message: 'timeBasis needs asOf', path: ['timeBasis'] });
 
 export const statementQuerySchema = z.strictObject({
   from: instantSchema.optional().meta({ description: 'Only entries recorded at or after this instant.' }),

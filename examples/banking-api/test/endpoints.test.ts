@@ -4,8 +4,12 @@
  * and the problem-type pages. Responses are checked against their zod schemas by the server
  * itself (`validateResponses`), so a shape that drifted from its schema fails here as a 500.
  */
+import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, eventually, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
+import { requestFingerprint } from '../src/idempotency.js';
+import { call, client, eventually, openTestDatabase, startTestApi, type Reply, type TestApi, type TestDatabase } from './support/harness.js';
 import { expectProblem } from './support/expect-problem.js';
 
 let db: TestDatabase;
@@ -32,6 +36,38 @@ afterAll(async () => {
   await api?.close();
   await db?.close();
 });
+
+/** Response headers the API sets itself: the document must declare each where it is sent. */
+const API_HEADERS = ['location', 'retry-after', 'idempotent-replayed', 'www-authenticate', 'accept-encoding'];
+
+/** What an answer to `method path` carries that the document does not declare: its status, or one of {@link API_HEADERS}. */
+function undeclared(document: any, method: 'GET' | 'POST', path: string, status: number, headers: Headers): string[] {
+  const response = document.paths[path]?.[method.toLowerCase()]?.responses?.[String(status)];
+  if (response === undefined) return [`${method} ${path} ${status}`];
+  const declared = new Set(Object.keys(response.headers ?? {}).map((name) => name.toLowerCase()));
+  return API_HEADERS.filter((name) => headers.get(name) !== null && !declared.has(name)).map((name) => `${method} ${path} ${status} ${name}`);
+}
+
+/** Writes `request` on a raw connection and reads the answer until the server closes it (at most 8 s). */
+async function exchange(base: string, request: string): Promise<{ status: number; headers: Headers; text: string }> {
+  const text = await new Promise<string>((resolve) => {
+    let received = '';
+    const socket = connect(Number(new URL(base).port), '127.0.0.1', () => socket.write(request));
+    const giveUp = setTimeout(() => socket.destroy(), 8_000);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(giveUp);
+      resolve(received);
+    });
+  });
+  const [head = '', body = ''] = text.split('\r\n\r\n');
+  const [statusLine = '', ...lines] = head.split('\r\n');
+  const headers = new Headers();
+  for (const line of lines) headers.append(line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim());
+  return { status: Number(statusLine.split(' ')[1]), headers, text: body };
+}
 
 describe('accounts', () => {
   it('opening an account answers 201 with the account and its Location; the same again answers 200, different attributes 409 account_exists', async () => {
@@ -352,6 +388,29 @@ describe('statement ranges', () => {
   });
 });
 
+describe('query and header errors', () => {
+  it('timeBasis without asOf answers 400 naming query.timeBasis on the balance and the trial balance, instead of being ignored', async () => {
+    for (const path of ['/accounts/cash/balance?timeBasis=recorded', '/trial-balance?timeBasis=effective']) {
+      const reply = await bank.get(path);
+      expectProblem(reply, 400, 'invalid_request');
+      expect(reply.body.errors.map((issue: { path: string }) => issue.path)).toEqual(['query.timeBasis']);
+    }
+    expect((await bank.get(`/accounts/cash/balance?asOf=${encodeURIComponent(new Date().toISOString())}&timeBasis=recorded`)).status).toBe(200);
+    const document = (await client(api.url, '').get('/openapi.json')).body;
+    const parameter = document.paths['/accounts/{accountId}/balance'].get.parameters.find((candidate: { name: string }) => candidate.name === 'timeBasis');
+    expect(parameter.description).toMatch(/only with `asOf`/i);
+  });
+
+  it('a header that fails its schema is named in the issue path (header.idempotency-key, header.ledger-id), as query and body issues are', async () => {
+    const badKey = await bank.post('/accounts', { accountId: 'header-key', currency: 'EUR', type: 'asset' }, { key: 'has space' });
+    expectProblem(badKey, 400, 'invalid_request');
+    expect(badKey.body.errors.map((issue: { path: string }) => issue.path)).toEqual(['header.idempotency-key']);
+    const badLedger = await bank.get('/accounts', { headers: { 'ledger-id': 'not a ledger!' } });
+    expectProblem(badLedger, 400, 'invalid_request');
+    expect(badLedger.body.errors.map((issue: { path: string }) => issue.path)).toEqual(['header.ledger-id']);
+  });
+});
+
 describe('trial balance', () => {
   it('answers every account with balanced totals per currency, now and as of a time', async () => {
     const now = await bank.get('/trial-balance');
@@ -394,6 +453,55 @@ describe('documents and health', () => {
       const target = ref.replace(/^#\//, '').split('/').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], document);
       expect(target, ref).toBeDefined();
     }
+  });
+
+  it('every status and API header a real answer carries is declared for its operation: Location, Idempotent-Replayed, Retry-After, WWW-Authenticate, Accept-Encoding, 408 and 431', async () => {
+    const document = (await client(api.url, '').get('/openapi.json')).body;
+    const seen: string[] = [];
+    const check = (method: 'GET' | 'POST', path: string, reply: { status: number; headers: Headers }, expected: { status: number; headers?: string[] }): void => {
+      expect({ status: reply.status, headers: (expected.headers ?? []).filter((name) => reply.headers.get(name) === null) }, `${method} ${path}`).toEqual({ status: expected.status, headers: [] });
+      seen.push(...undeclared(document, method, path, reply.status, reply.headers));
+    };
+    const account = { accountId: 'documented', currency: 'EUR', type: 'asset' };
+    const key = randomUUID();
+    check('POST', '/accounts', await bank.post('/accounts', account, { key }), { status: 201, headers: ['location'] });
+    check('POST', '/accounts', await bank.post('/accounts', account, { key }), { status: 201, headers: ['location', 'idempotent-replayed'] });
+    check('POST', '/accounts', await bank.post('/accounts', account), { status: 200, headers: ['location'] });
+    const conflictKey = randomUUID();
+    check('POST', '/accounts', await bank.post('/accounts', { ...account, currency: 'USD' }, { key: conflictKey }), { status: 409 });
+    check('POST', '/accounts', await bank.post('/accounts', { ...account, currency: 'USD' }, { key: conflictKey }), { status: 409, headers: ['idempotent-replayed'] });
+    const transfer = { transferId: 'documented-1', debitAccountId: 'cash', creditAccountId: 'documented', amount: '1.00', currency: 'EUR' };
+    const transferKey = randomUUID();
+    check('POST', '/transfers', await bank.post('/transfers', transfer, { key: transferKey }), { status: 201, headers: ['location'] });
+    check('POST', '/transfers', await bank.post('/transfers', transfer, { key: transferKey }), { status: 201, headers: ['location', 'idempotent-replayed'] });
+    check('POST', '/transfers', await bank.post('/transfers', transfer), { status: 200, headers: ['location'] });
+    // A claim still running (as another process holds it): the retry is told to come back.
+    const running = { accountId: 'documented-running', currency: 'EUR', type: 'asset' };
+    const runningKey = randomUUID();
+    await db.admin.query(
+      `INSERT INTO banking_api.idempotency_keys (tenant_id, client_id, idem_key, fingerprint, state, locked_until, expires_at)
+       VALUES ($1, $2, $3, $4, 'pending', now() + interval '1 hour', now() + interval '1 day')`,
+      [TENANT, `client-of-${TENANT}`, runningKey, requestFingerprint({ method: 'POST', route: '/accounts', params: undefined, ledgerId: 'main', body: running })],
+    );
+    const inProgress = await bank.post('/accounts', running, { key: runningKey });
+    expectProblem(inProgress, 409, 'idempotency_request_in_progress');
+    check('POST', '/accounts', inProgress, { status: 409, headers: ['retry-after'] });
+    check('POST', '/accounts', await bank.post('/accounts', undefined, { raw: gzipSync(JSON.stringify(account)), headers: { 'content-encoding': 'gzip' } }), { status: 415, headers: ['accept-encoding'] });
+    check('GET', '/accounts', await call(api.url, 'GET', '/accounts'), { status: 401, headers: ['www-authenticate'] });
+    check('GET', '/trial-balance', await client(api.url, await api.token(TENANT, ['accounts:read'])).get('/trial-balance'), { status: 403, headers: ['www-authenticate'] });
+    check('GET', '/accounts', await bank.get('/accounts', { headers: { 'x-padding': 'p'.repeat(20_000) } }), { status: 431 });
+    const limited = await startTestApi(db, { requestTimeoutMs: 1_000, rateLimitPerSecond: 1, rateLimitBurst: 1 });
+    try {
+      const token = await limited.token(TENANT);
+      const replies = [await call(limited.url, 'GET', '/accounts', { token }), await call(limited.url, 'GET', '/accounts', { token })];
+      check('GET', '/accounts', replies[1] as Reply, { status: 429, headers: ['retry-after'] });
+      // Headers never finished: node answers 408 before any route is known.
+      const timedOut = await exchange(limited.url, `POST /accounts HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer ${token}\r\n`);
+      check('POST', '/accounts', timedOut, { status: 408 });
+    } finally {
+      await limited.close();
+    }
+    expect(seen).toEqual([]);
   });
 
   it('every operation that validates a path or query parameter documents the 400 it answers for a bad one', async () => {

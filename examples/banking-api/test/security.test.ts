@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -141,6 +142,29 @@ describe('bearer tokens', () => {
       expectProblem(reply, 401, 'unauthorized');
       expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
     }
+  });
+
+  it('a token whose sub or client_id is longer than 256 characters answers 401 invalid_token, so ids that differ past the bound never share a client; 256 are accepted', async () => {
+    const signed = (claims: Record<string, unknown>) =>
+      new SignJWT({ tenant_id: ALPHA, scope: 'accounts:write', ...claims })
+        .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
+        .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
+        .setAudience('banking-api')
+        .setExpirationTime('1h')
+        .sign(api.keys.privateKey);
+    const shared = 'c'.repeat(256);
+    for (const claims of [{ sub: 'app', client_id: `${shared}1` }, { sub: 'app', client_id: `${shared}2` }, { sub: `${shared}1` }, { sub: `${shared}2`, client_id: 'app' }]) {
+      const reply = await call(api.url, 'POST', '/accounts', { token: await signed(claims), body: { accountId: 'long-id', currency: 'EUR', type: 'asset' } });
+      expectProblem(reply, 401, 'unauthorized');
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    }
+    // At the bound, ids that differ in their last character are two clients: one key, two requests.
+    const key = randomUUID();
+    const first = await call(api.url, 'POST', '/accounts', { token: await signed({ sub: `${shared.slice(1)}1` }), key, body: { accountId: 'long-id-1', currency: 'EUR', type: 'asset' } });
+    const second = await call(api.url, 'POST', '/accounts', { token: await signed({ sub: 'app', client_id: `${shared.slice(1)}2` }), key, body: { accountId: 'long-id-2', currency: 'EUR', type: 'asset' } });
+    expect([first.status, second.status]).toEqual([201, 201]);
+    expect(second.headers.get('idempotent-replayed')).toBeNull();
+    expect(second.body.accountId).toBe('long-id-2');
   });
 
   it('a token without a valid tenant claim answers 401', async () => {
@@ -316,6 +340,20 @@ describe('request bodies', () => {
     const utf8 = Buffer.from('{"accountId":"utf-8","currency":"EUR","type":"asset","metadata":{"name":"café"}}', 'utf8');
     expect((await alpha.post('/accounts', undefined, { raw: utf8, headers: { 'content-type': 'application/json; charset="UTF-8"' } })).status).toBe(201);
     expect((await alpha.get('/accounts/utf-8')).body.metadata).toEqual({ name: 'café' });
+  });
+
+  it('a body with a content coding (gzip) answers 415 unsupported_media_type naming it, with Accept-Encoding: identity (RFC 9110); identity is no coding', async () => {
+    const body = JSON.stringify({ accountId: 'coded', currency: 'EUR', type: 'asset' });
+    for (const [coding, raw] of [['gzip', gzipSync(body)], ['br', Buffer.from(body)], ['identity, gzip', gzipSync(body)]] as const) {
+      const reply = await alpha.post('/accounts', undefined, { raw, headers: { 'content-encoding': coding } });
+      expectProblem(reply, 415, 'unsupported_media_type');
+      expect(reply.body.detail).toContain(coding.replace('identity, ', ''));
+      expect(reply.headers.get('accept-encoding')).toBe('identity');
+    }
+    expectProblem(await alpha.get('/accounts/coded'), 404, 'not_found');
+    const plain = await alpha.post('/accounts', undefined, { raw: body, headers: { 'content-encoding': 'Identity' } });
+    expect(plain.status).toBe(201);
+    expect(plain.headers.get('accept-encoding')).toBeNull();
   });
 
   it('a client sending its request too slowly is answered 408 request_timeout and cut off, not held open for ever', async () => {

@@ -95,7 +95,7 @@ export function accountRoutes(services: Services): Route[] {
       body: openAccountBodySchema,
       responses: {
         201: { description: 'Opened.', schema: accountSchema, headers: { Location: 'The account\'s address.' } },
-        200: { description: 'Already open with the same attributes.', schema: accountSchema },
+        200: { description: 'Already open with the same attributes.', schema: accountSchema, headers: { Location: 'The account\'s address.' } },
       },
       problems: [409],
       audit: { action: 'account.open', resourceId: () => null },

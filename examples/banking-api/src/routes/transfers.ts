@@ -50,7 +50,11 @@ const hasPostings = (raw: unknown): boolean => typeof raw === 'object' && raw !=
 
 const RECEIPT_RESPONSES = {
   201: { description: 'Recorded.', schema: transferReceiptSchema, headers: { Location: 'The transfer\'s address.' } },
-  200: { description: 'This transfer id was already applied with the same content: the original outcome, nothing new written.', schema: transferReceiptSchema },
+  200: {
+    description: 'This transfer id was already applied with the same content: the original outcome, nothing new written.',
+    schema: transferReceiptSchema,
+    headers: { Location: 'The transfer\'s address.' },
+  },
 };
 
 function transferBody(view: TransferView) {
