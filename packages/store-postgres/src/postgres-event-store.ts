@@ -10,8 +10,10 @@ import {
   ID_PATTERN_MESSAGE,
   INDEX_KEY_PREFIXES,
   InvalidInputError,
+  isStorableText,
   LimitExceededError,
   READ_LIMIT_MAX,
+  STORABLE_TEXT_MESSAGE,
   StoreUnavailableError,
   VersionConflictError,
   type AppendRequest,
@@ -51,7 +53,9 @@ export interface PostgresEventStoreOptions {
    * Runs inside every non-empty append's transaction, after the events are written, with that
    * transaction's connection (tenant set) and the request: for a read model that must be current
    * when the append returns (read-your-writes), such as `@ledgerkit/projections`' inline balances.
-   * If it throws, the append rolls back and rejects with its error, so keep it short and bounded.
+   * If it throws, the append rolls back and rejects with its error, so keep it short and bounded;
+   * if a statement of its fails and it catches the error, the append rolls back all the same and
+   * rejects with tenant-rls' `TransactionAbortedError` (use a savepoint to go on after a failure).
    */
   readonly inline?: InlineProjection;
   /**
@@ -431,7 +435,8 @@ export class PostgresEventStore implements EventStore {
 
   /**
    * Reads up to `limit` events of one stream (see the `EventStore` port). `direction` must be
-   * `'forward'` or `'backward'` and `ledgerId` a string without NUL, else `InvalidInputError`.
+   * `'forward'` or `'backward'` and `ledgerId` a string without NUL or unpaired surrogates, else
+   * `InvalidInputError`.
    */
   async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
     checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
@@ -478,7 +483,7 @@ export class PostgresEventStore implements EventStore {
 
   /**
    * The events that claimed the given index keys (see the `EventStore` port). `ledgerId` and
-   * every key must be strings without NUL, else `InvalidInputError`.
+   * every key must be strings without NUL or unpaired surrogates, else `InvalidInputError`.
    */
   async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
     checkLimit(request.keys.length, 0, INDEX_KEYS_MAX, 'index keys per lookup');
@@ -509,8 +514,8 @@ export class PostgresEventStore implements EventStore {
    * Stores a snapshot, replacing the ledger's older one. Refused with `InvalidInputError`, before
    * anything is sent: a `ledgerId` off ledger-core's `ID_PATTERN`, a `ledgerVersion` that is not a
    * non-negative integer, a `schemaVersion` that is not an integer in 0..2,147,483,647, a `hash`
-   * that is not a string without NUL, and a `state` that is not a JSON object PostgreSQL can
-   * store (a BigInt, a NUL character or a lone UTF-16 surrogate in it).
+   * that is not a string without NUL or unpaired surrogates, and a `state` that is not a JSON
+   * object PostgreSQL can store (a BigInt, a NUL character or a lone UTF-16 surrogate in it).
    */
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     const tenantId = checkTenant(snapshot.tenantId);
@@ -530,7 +535,10 @@ export class PostgresEventStore implements EventStore {
     });
   }
 
-  /** The ledger's latest snapshot, or `null`; a `ledgerId` that is not a string without NUL is refused with `InvalidInputError`. */
+  /**
+   * The ledger's latest snapshot, or `null`; a `ledgerId` that is not a string without NUL or
+   * unpaired surrogates is refused with `InvalidInputError`.
+   */
   async loadSnapshot(request: { readonly tenantId: string; readonly ledgerId: string }): Promise<Snapshot | null> {
     const tenantId = checkTenant(request.tenantId);
     const ledgerId = checkText(request.ledgerId, ['ledgerId']);
@@ -670,9 +678,13 @@ function checkLedgerId(ledgerId: string): string {
   return ledgerId;
 }
 
-/** A text a call may send as a parameter: a string without NUL, which PostgreSQL text cannot hold. */
+/**
+ * A text a call may send as a parameter: a string without NUL, which PostgreSQL text cannot hold,
+ * and without an unpaired UTF-16 surrogate, which the driver would send as U+FFFD (a snapshot's
+ * hash would then be stored other than it was given).
+ */
 function checkText(value: string, path: readonly (string | number)[]): string {
-  if (typeof value !== 'string' || value.includes('\0')) throw new InvalidInputError([{ path, message: 'must be a string without NUL characters' }]);
+  if (typeof value !== 'string' || !isStorableText(value)) throw new InvalidInputError([{ path, message: `must be a string that ${STORABLE_TEXT_MESSAGE}` }]);
   return value;
 }
 

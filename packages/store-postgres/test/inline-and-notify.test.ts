@@ -1,5 +1,6 @@
 import { composeInlineProjections, INLINE_PLAN_STATEMENTS_MAX, PostgresEventStore, EVENTS_CHANNEL, type InlineProjection } from '@ledgerkit/store-postgres';
 import { LimitExceededError, VersionConflictError, type AppendRequest } from '@ledgerkit/ledger-core';
+import { TransactionAbortedError } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountOpened, emptyHead, encodeAfter, headAfter, transferPosted } from './support/events.js';
@@ -48,6 +49,21 @@ describe('the inline hook', () => {
     const plain = await PostgresEventStore.open({ pool: db.app });
     expect(await plain.readStream({ tenantId: 'inline-b', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect(await plain.append({ tenantId: 'inline-b', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
+  });
+
+  it('a hook that catches the error of a statement it ran cannot commit the append: it rejects, writes nothing, and the stream goes on', async () => {
+    const swallowing = await PostgresEventStore.open({
+      pool: db.app,
+      inline: async (client) => {
+        // The statement's error is caught, but PostgreSQL has aborted the transaction: its COMMIT rolls back.
+        await client.query('SELECT 1 / 0').catch(() => undefined);
+      },
+    });
+    const events = encodeAfter(emptyHead('inline-c', 'eur'), [accountOpened('cash')]);
+    await expect(swallowing.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toBeInstanceOf(TransactionAbortedError);
+    const plain = await PostgresEventStore.open({ pool: db.app });
+    expect(await plain.readStream({ tenantId: 'inline-c', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
+    expect(await plain.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
   });
 });
 

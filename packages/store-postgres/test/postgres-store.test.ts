@@ -630,6 +630,24 @@ describe('bad arguments are refused with typed, non-retriable errors before anyt
     for (const [path, call] of calls) expect(await refusal(call), JSON.stringify(path)).toEqual(invalid(path));
   });
 
+  it('a lone UTF-16 surrogate in a snapshot hash, a ledger id or an index key is InvalidInputError, never sent as U+FFFD', async () => {
+    const tenantId = fresh('surrogate');
+    const good: Snapshot = { tenantId, ledgerId: 'eur', ledgerVersion: 3, hash: 'a'.repeat(64), schemaVersion: 1, state: {} };
+    await store.saveSnapshot(good);
+    // The driver writes an unpaired surrogate as U+FFFD: the stored hash would not be the one saved.
+    expect(await refusal(() => store.saveSnapshot({ ...good, ledgerVersion: 4, hash: `${'a'.repeat(63)}\uD800` }))).toEqual(invalid(['hash']));
+    expect(await store.loadSnapshot({ tenantId, ledgerId: 'eur' })).toEqual(good);
+    const calls: [readonly (string | number)[], () => Promise<unknown>][] = [
+      [['ledgerId'], () => store.readStream({ tenantId, ledgerId: 'eur\uDC00', direction: 'forward', limit: 10 })],
+      [['ledgerId'], () => store.findByIndexKeys({ tenantId, ledgerId: '\uD83D', keys: ['transfer:t-1'] })],
+      [['keys', 1], () => store.findByIndexKeys({ tenantId, ledgerId: 'eur', keys: ['transfer:t-1', 'transfer:t-\uD800'] })],
+      [['ledgerId'], () => store.loadSnapshot({ tenantId, ledgerId: 'eur\uD800' })],
+    ];
+    for (const [path, call] of calls) expect(await refusal(call), JSON.stringify(path)).toEqual(invalid(path));
+    // A surrogate pair is a character like any other.
+    expect(await store.findByIndexKeys({ tenantId, ledgerId: 'eur', keys: ['transfer:t-\uD83D\uDE00'] })).toEqual(new Map());
+  });
+
   it('saveSnapshot: fields PostgreSQL cannot store are InvalidInputError, and the saved snapshot stays', async () => {
     const tenantId = fresh('snap-bad');
     const good: Snapshot = { tenantId, ledgerId: 'eur', ledgerVersion: 3, hash: 'a'.repeat(64), schemaVersion: 1, state: { accounts: [] } };

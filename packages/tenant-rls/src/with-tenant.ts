@@ -18,10 +18,28 @@ export interface WithTenantOptions {
 }
 
 /**
+ * The transaction of {@link withTenant} was rolled back at its COMMIT, because a statement in it
+ * had failed and `fn` caught that statement's error and returned normally: PostgreSQL answers the
+ * COMMIT of an aborted transaction with a rollback, not an error. Nothing the transaction wrote
+ * was kept. Let statement errors propagate, or recover from them with a `SAVEPOINT`.
+ */
+export class TransactionAbortedError extends Error {
+  /** Stable code, safe to switch on. */
+  readonly code = 'transaction_aborted';
+
+  constructor() {
+    super('the transaction was rolled back at COMMIT: a statement in it failed and its error was caught inside fn, so nothing it wrote was kept');
+    this.name = 'TransactionAbortedError';
+  }
+}
+
+/**
  * Runs `fn` in a transaction on a pooled connection with the tenant set for that transaction
  * only (`set_config(..., true)`), then commits; if `fn` or the commit fails it rolls back and
- * rethrows. Because the setting ends with the transaction, a connection returned to the pool
- * carries no tenant into its next use. The tenant id is validated before anything is sent.
+ * rethrows; if a statement failed inside and `fn` caught its error, the COMMIT can only roll back,
+ * and it rejects with {@link TransactionAbortedError} instead of resolving as if committed.
+ * Because the setting ends with the transaction, a connection returned to the pool carries no
+ * tenant into its next use. The tenant id is validated before anything is sent.
  *
  * ```ts
  * const rows = await withTenant(pool, 'acme', (client) => client.query('SELECT * FROM ledgerkit.events'));
@@ -41,8 +59,9 @@ export type Statement = readonly [text: string, values: readonly unknown[]];
 /**
  * Runs `setup` then `fn` in one transaction on a pooled connection. `begin` starts the
  * transaction: `BEGIN`, or `BEGIN` followed by parameterless statements separated by `;`, sent
- * in one round trip. A connection whose
- * rollback failed (it was killed, or the network broke) is destroyed, not returned to the pool.
+ * in one round trip. A COMMIT that rolled back rejects with {@link TransactionAbortedError}. A
+ * connection whose rollback failed (it was killed, or the network broke) is destroyed, not
+ * returned to the pool.
  */
 export async function inTransaction<T>(pool: ClientPool, begin: string, setup: readonly Statement[], fn: (client: PoolClient) => Promise<T>): Promise<T> {
   let rolledBack = false;
@@ -53,7 +72,10 @@ export async function inTransaction<T>(pool: ClientPool, begin: string, setup: r
         await client.query(begin);
         for (const [text, values] of setup) await client.query(text, [...values]);
         const result = await fn(client);
-        await client.query('COMMIT');
+        // PostgreSQL answers the COMMIT of a transaction that a failed statement aborted with the
+        // command tag ROLLBACK, not with an error.
+        const commit = await client.query('COMMIT');
+        if (commit?.command === 'ROLLBACK') throw new TransactionAbortedError();
         return result;
       } catch (error) {
         // A rollback that worked leaves the connection fine for the pool; one that failed does not.

@@ -10,6 +10,7 @@ import {
   tenantScopedFunctionSql,
   TENANT_SETTING,
   RetentionRoleError,
+  TransactionAbortedError,
   withRetention,
   withTenant,
   type RoleNames,
@@ -203,6 +204,29 @@ describe('withTenant', () => {
     ).rejects.toThrow('boom');
     const bodies = await withTenant(app, 'tenant-c', async (client) => (await client.query('SELECT body FROM scratch.notes ORDER BY id')).rows);
     expect(bodies).toEqual([{ body: 'kept' }]);
+  });
+
+  it('a statement error that fn catches aborts the transaction: withTenant rejects with TransactionAbortedError, keeps nothing, and the connection serves the next call', async () => {
+    const outcome = await withTenant(appSingle, 'tenant-d', async (client) => {
+      await client.query(`INSERT INTO scratch.notes VALUES ('tenant-d', 1, 'written before the failure')`);
+      // A "best effort" statement whose failure fn swallows: PostgreSQL has aborted the transaction all the same.
+      await client.query('SELECT 1 / 0').catch(() => undefined);
+      return 'fn returned normally';
+    }).then(
+      (value) => value,
+      (error: unknown) => error,
+    );
+    expect(outcome).toBeInstanceOf(TransactionAbortedError);
+    expect(outcome).toMatchObject({ code: 'transaction_aborted' });
+    const rows = await withTenant(appSingle, 'tenant-d', async (client) => (await client.query('SELECT body FROM scratch.notes')).rows);
+    expect(rows).toEqual([]);
+    // A savepoint is the way to go on after a failed statement: that transaction commits.
+    await withTenant(appSingle, 'tenant-d', async (client) => {
+      await client.query('SAVEPOINT attempt');
+      await client.query('SELECT 1 / 0').catch(() => client.query('ROLLBACK TO SAVEPOINT attempt'));
+      await client.query(`INSERT INTO scratch.notes VALUES ('tenant-d', 2, 'kept')`);
+    });
+    expect(await withTenant(appSingle, 'tenant-d', async (client) => (await client.query('SELECT body FROM scratch.notes')).rows)).toEqual([{ body: 'kept' }]);
   });
 
   it('tenantScopedFunctionSql: one statement runs as the named tenant with its settings, and the caller keeps its own tenant', async () => {
@@ -436,13 +460,20 @@ describe('row-level security, as the application role with raw SQL', () => {
           expect((await client.query(`DELETE FROM scratch.notes WHERE tenant_id = 'tenant-b'`)).rowCount).toBe(0);
         }
       });
-      await withTenant(app, 'tenant-a', async (client) => {
-        expect(await sqlstateOf(client.query(`INSERT INTO scratch.${table} VALUES ('tenant-b', 60, 'forged')`))).toBe('42501');
-      });
-      await withTenant(app, 'tenant-a', async (client) => {
-        // Moving one's own row to another tenant is an insert into B by another name.
-        if (table === 'notes') expect(await sqlstateOf(client.query(`UPDATE scratch.notes SET tenant_id = 'tenant-b' WHERE id = 1`))).toBe('42501');
-      });
+      // Each refused statement aborts its transaction, so withTenant cannot commit it.
+      await expect(
+        withTenant(app, 'tenant-a', async (client) => {
+          expect(await sqlstateOf(client.query(`INSERT INTO scratch.${table} VALUES ('tenant-b', 60, 'forged')`))).toBe('42501');
+        }),
+      ).rejects.toBeInstanceOf(TransactionAbortedError);
+      if (table === 'notes') {
+        await expect(
+          withTenant(app, 'tenant-a', async (client) => {
+            // Moving one's own row to another tenant is an insert into B by another name.
+            expect(await sqlstateOf(client.query(`UPDATE scratch.notes SET tenant_id = 'tenant-b' WHERE id = 1`))).toBe('42501');
+          }),
+        ).rejects.toBeInstanceOf(TransactionAbortedError);
+      }
       const seenByB = await withTenant(app, 'tenant-b', async (client) => (await client.query(`SELECT id, body FROM scratch.${table} ORDER BY id`)).rows);
       expect(seenByB).toEqual(table === 'notes' ? [{ id: 1, body: 'first' }, { id: 2, body: 'second' }] : [{ id: 1, body: 'entry' }]);
     });
