@@ -256,7 +256,7 @@ export function accountEntriesOptions(options: AccountEntriesOptions): Required<
 /**
  * An account's entries in ledger order, with the running posted balance, computed by replay.
  * Keyset-paginated by ledger version; memory is bounded by the page size and the open holds.
- * Options are checked by {@link accountEntriesOptions}.
+ * Options are checked as `Ledger.history` checks them: not an object, a `limit` outside 1..{@link HISTORY_PAGE_SIZE_MAX} or a negative `afterVersion` is `InvalidInputError`.
  */
 export async function replayAccountEntries(source: LedgerSource, accountId: string, options: AccountEntriesOptions = {}): Promise<AccountEntriesPage> {
   const { afterVersion, limit } = accountEntriesOptions(options);
