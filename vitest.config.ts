@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { testWorkers } from './vitest.workers.js';
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 
@@ -17,6 +18,10 @@ export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'benchmarks/test/**/*.test.ts'],
     globalSetup: ['./vitest.global-setup.ts'],
+    setupFiles: ['./vitest.worker-setup.ts'],
+    // One file at a time on a server given by DATABASE_URL, else one embedded server per worker:
+    // see vitest.workers.ts.
+    maxWorkers: testWorkers(),
     testTimeout: 60_000,
     hookTimeout: 120_000,
   },

@@ -1,14 +1,16 @@
 /**
- * One embedded PostgreSQL for the whole run when DATABASE_URL is unset: every test file then
- * makes and drops its own database on it, as on a server given by DATABASE_URL, instead of
- * starting a server of its own (a few seconds each, most of the suite's set-up time). Tests that
- * need a server to themselves (restarting it, killing it) still start their own.
+ * One embedded PostgreSQL per test worker for the whole run when DATABASE_URL is unset (see
+ * vitest.workers.ts): every test file then makes and drops its own database on its worker's
+ * server, as on a server given by DATABASE_URL, instead of starting a server of its own (a few
+ * seconds each, most of the suite's set-up time). Tests that need a server to themselves
+ * (restarting it, killing it) still start their own.
  *
  * The server skips fsync (a test server's data is thrown away) but keeps synchronous_commit on,
  * which the benchmark suite's test checks before it measures anything.
  */
 import { createRequire } from 'node:module';
-import { startEmbeddedPostgres } from './packages/store-postgres/src/embedded.js';
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './packages/store-postgres/src/embedded.js';
+import { testWorkers, WORKER_DATABASE_URLS } from './vitest.workers.js';
 
 /** The part of pg's client used here. */
 interface SetupClient {
@@ -22,6 +24,22 @@ const pg = createRequire(new URL('./packages/store-postgres/package.json', impor
 
 export default async function setup(): Promise<(() => Promise<void>) | undefined> {
   if (process.env['DATABASE_URL'] !== undefined && process.env['DATABASE_URL'] !== '') return undefined;
+  const started = await Promise.allSettled(Array.from({ length: testWorkers() }, () => startTestServer()));
+  const servers = started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+  const failed = started.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.allSettled(servers.map((server) => server.stop()));
+    throw failed.reason;
+  }
+  process.env[WORKER_DATABASE_URLS] = JSON.stringify(servers.map((server) => server.connectionString));
+  return async () => {
+    delete process.env[WORKER_DATABASE_URLS];
+    await Promise.allSettled(servers.map((server) => server.stop()));
+  };
+}
+
+/** An embedded server without fsync and with synchronous_commit on. */
+async function startTestServer(): Promise<EmbeddedPostgresServer> {
   // Not `fast`: its command-line settings would override synchronous_commit below.
   const server = await startEmbeddedPostgres();
   const client = new pg.Client({ connectionString: server.connectionString });
@@ -36,9 +54,5 @@ export default async function setup(): Promise<(() => Promise<void>) | undefined
   } finally {
     await client.end().catch(() => undefined);
   }
-  process.env['DATABASE_URL'] = server.connectionString;
-  return async () => {
-    delete process.env['DATABASE_URL'];
-    await server.stop();
-  };
+  return server;
 }

@@ -67,7 +67,9 @@ describe('migrations 3 to 6 on a database that already holds events', () => {
     const { rows: tables } = await db.admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ledgerkit' AND c.relname = 'index_keys'`);
     expect(tables).toEqual([{ n: 0 }]);
 
-    const store = await PostgresEventStore.open({ pool: db.app });
+    // A transaction open anywhere on the server (another suite's, on a shared server) holds global
+    // reads below it: wait for it rather than read the log's head short.
+    const store = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000 });
     expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', limit: 100 })).toEqual(first);
     const found = await store.findByIndexKeys({ tenantId, ledgerId, keys: ['transfer:t-1', 'transfer:t-2', 'transfer:t-3'] });
     expect([...found.keys()].sort()).toEqual(['transfer:t-1', 'transfer:t-2']);
