@@ -35,6 +35,8 @@ const PAGES = [
   'packages/ledger-core/README.md',
   'packages/store-postgres/README.md',
   'packages/tenant-rls/README.md',
+  'packages/projections/README.md',
+  'docs/projections.md',
 ] as const;
 
 /** Modules a `run` snippet may import. */
