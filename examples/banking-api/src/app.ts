@@ -37,6 +37,10 @@ declare module 'fastify' {
     replayed: boolean;
     /** The ledger the request addressed. */
     ledgerId: string | null;
+    /** The body as it passed its schema (`undefined` before or without that), for the audit's resource id. */
+    parsedBody: unknown;
+    /** Whether the request's audit event is queued (at most one per request). */
+    audited: boolean;
   }
   interface FastifyContextConfig {
     /** The route declaration behind a fastify route. */
@@ -166,6 +170,8 @@ export function buildApp(deps: AppDependencies): BankingApp {
   app.decorateRequest('problemCode', null);
   app.decorateRequest('replayed', false);
   app.decorateRequest('ledgerId', null);
+  app.decorateRequest('parsedBody', undefined);
+  app.decorateRequest('audited', false);
 
   /** Admits a protected request once its token is known: rate limit, scope, tenant. Throws a problem. */
   function admit(request: FastifyRequest, route: Route & { scope: NonNullable<Route['scope']> }, principal: Principal | undefined, authError: unknown): void {
@@ -216,8 +222,31 @@ export function buildApp(deps: AppDependencies): BankingApp {
 
   // Requests in flight when shutdown begins are answered with `Connection: close`, so their
   // keep-alive sockets end with them instead of holding the server open until they time out.
-  app.addHook('onSend', (_request, reply, payload, done) => {
+  // The audit event is queued here, when the answer is final, rather than once it is sent
+  // (onResponse): a client that hung up while its transfer ran gets no 'finish' of its response,
+  // and the money it moved went unaudited.
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (shuttingDown) reply.header('connection', 'close');
+    const route = request.routeOptions.config.apiRoute;
+    const principal = request.principal;
+    if (route?.audit !== undefined && principal !== null && !request.audited) {
+      request.audited = true;
+      const status = reply.statusCode;
+      audit.record({
+        occurredAt: new Date(),
+        requestId: request.id,
+        tenantId: principal.tenantId,
+        clientId: principal.clientId,
+        subject: principal.subject,
+        action: route.audit.action,
+        ledgerId: request.ledgerId ?? ledgerOf(request, settings.defaultLedgerId),
+        resourceId: resourceIdOf(route, request.params, request.parsedBody),
+        status,
+        outcome: status < 400 ? 'success' : status < 500 ? 'rejected' : 'error',
+        problemCode: request.problemCode,
+        replayed: request.replayed,
+      });
+    }
     done(null, payload);
   });
 
@@ -226,22 +255,6 @@ export function buildApp(deps: AppDependencies): BankingApp {
     const principal = request.principal;
     const status = reply.statusCode;
     metrics.observe(request.method, route?.path ?? UNMATCHED_ROUTE, status, reply.elapsedTime / 1_000);
-    if (route?.audit !== undefined && principal !== null) {
-      audit.record({
-        occurredAt: new Date(),
-        requestId: request.id,
-        tenantId: principal.tenantId,
-        clientId: principal.clientId,
-        subject: principal.subject,
-        action: route.audit.action,
-        ledgerId: request.ledgerId ?? settings.defaultLedgerId,
-        resourceId: resourceIdOf(route, request.params),
-        status,
-        outcome: status < 400 ? 'success' : status < 500 ? 'rejected' : 'error',
-        problemCode: request.problemCode,
-        replayed: request.replayed,
-      });
-    }
     request.log.info(
       {
         route: route?.path ?? null,
@@ -294,6 +307,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
       else if (route.body !== undefined && request.headers['content-type'] !== undefined) throw new ProblemError('malformed_json', 'the body is empty');
     }
     const body = route.body === undefined ? undefined : parse(route.bodyFor?.(rawBody) ?? route.body, rawBody, 'body');
+    request.parsedBody = body;
     const context: RequestContext = { requestId: request.id, principal, tenantId: principal.tenantId, ledgerId };
     if (route.method === 'GET') {
       sendAnswer(route, reply, await route.handle({ params, query, body, context }));
@@ -427,16 +441,27 @@ function problemHeaders(problem: ProblemError): Record<string, string> {
 }
 
 /**
- * The resource id an audit event names: only from path parameters that passed their schema. A
- * raw parameter may hold anything a URL can (a NUL, say), which PostgreSQL refuses in jsonb, and
- * an audit batch holding it would fail and be retried for ever, stopping every tenant's trail.
+ * The resource id an audit event names: only from path parameters and a body that passed their
+ * schemas (`body` is the parsed one, `undefined` when it did not get that far). A raw value may
+ * hold anything a request can (a NUL, say), which PostgreSQL refuses in jsonb, and an audit batch
+ * holding it would fail and be retried for ever, stopping every tenant's trail.
  */
-function resourceIdOf(route: Route, params: unknown): string | null {
+function resourceIdOf(route: Route, params: unknown, body: unknown): string | null {
   try {
-    if (route.params === undefined) return route.audit?.resourceId(undefined as never) ?? null;
+    if (route.params === undefined) return route.audit?.resourceId(undefined as never, body as never) ?? null;
     const parsed = route.params.safeParse(params);
-    return parsed.success ? (route.audit?.resourceId(parsed.data as never) ?? null) : null;
+    return parsed.success ? (route.audit?.resourceId(parsed.data as never, body as never) ?? null) : null;
   } catch {
     return null;
   }
+}
+
+/**
+ * The ledger a request addressed, for an audit event of a request refused before its handler read
+ * it (a bad path, query or scope): the `Ledger-Id` header's, the default without one, `null` for a
+ * header that is not a valid id (which is not stored: see {@link resourceIdOf}).
+ */
+function ledgerOf(request: FastifyRequest, defaultLedgerId: string): string | null {
+  const parsed = ledgerHeaderSchema.safeParse(request.headers['ledger-id']);
+  return parsed.success ? (parsed.data ?? defaultLedgerId) : null;
 }

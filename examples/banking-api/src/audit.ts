@@ -18,7 +18,8 @@ export interface AuditEvent {
   readonly subject: string;
   /** E.g. `balance.read`, `transfer.create`. */
   readonly action: string;
-  readonly ledgerId: string;
+  /** `null` when the request named a ledger that is not a valid id. */
+  readonly ledgerId: string | null;
   /** The account or transfer acted on, when there is one. */
   readonly resourceId: string | null;
   readonly status: number;

@@ -61,8 +61,11 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   readonly responses: Readonly<Record<number, ResponseSpec>>;
   /** Problem statuses the endpoint can answer besides the ones every endpoint of its kind has. */
   readonly problems: readonly number[];
-  /** The audit action, and the id of the account or transfer acted on. */
-  readonly audit?: { readonly action: string; readonly resourceId: (params: z.output<P>) => string | null };
+  /**
+   * The audit action, and the id of the account or transfer acted on: from the path, or from the
+   * body (`undefined` when the request was refused before its body passed the schema).
+   */
+  readonly audit?: { readonly action: string; readonly resourceId: (params: z.output<P>, body: z.output<B> | undefined) => string | null };
   handle(input: HandlerInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<Answer>;
 }
 

@@ -63,7 +63,9 @@ export interface BankingApi {
   /**
    * Graceful shutdown: readiness goes 503, the server stops accepting and finishes requests in
    * flight, the writers drain their queues, idempotent answers and audit events are written,
-   * the projection runners stop, the pools close. Bounded by `shutdownTimeoutMs`. Idempotent.
+   * the projection runners stop, the pools close. Bounded by `shutdownTimeoutMs`: past it, requests
+   * still running are cut off and the pools get a second more. Idempotent. A `listen()` still
+   * starting is waited for and closed; one called after `close()` throws.
    */
   close(): Promise<void>;
 }
@@ -181,6 +183,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
         { name: 'banking_api_audit_queued', help: 'Audit events waiting to be written.', type: 'gauge', samples: [{ labels: {}, value: auditStats.queued }] },
         { name: 'banking_api_audit_written_total', help: 'Audit events written.', type: 'counter', samples: [{ labels: {}, value: auditStats.written }] },
         { name: 'banking_api_audit_dropped_total', help: 'Audit events dropped because the queue was full or the sink closed.', type: 'counter', samples: [{ labels: {}, value: auditStats.dropped }] },
+        { name: 'banking_api_audit_failed_writes_total', help: 'Audit batches the database refused or could not be reached for (each is retried).', type: 'counter', samples: [{ labels: {}, value: auditStats.failedWrites }] },
         { name: 'banking_api_idempotency_backlog', help: 'Idempotency-Key claims and answers queued or being written.', type: 'gauge', samples: [{ labels: {}, value: idempotency.backlog() }] },
         { name: 'banking_api_db_pool_connections', help: 'Database connections by pool and state.', type: 'gauge', samples: pools.flatMap(({ pool, value }) => [
           { labels: { pool, state: 'total' }, value: value.totalCount },
@@ -191,16 +194,33 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       return metrics.render(families);
     };
     let metricsServer: MetricsServer | undefined;
+    /** Listeners being started: shutdown waits for them, so that it closes what they open. */
+    const starting = new Set<Promise<unknown>>();
+    const start = async <T>(work: () => Promise<T>): Promise<T> => {
+      if (closing !== undefined) throw new Error('the API is closing');
+      const started = work();
+      const settled = started.catch(() => undefined);
+      starting.add(settled);
+      try {
+        return await started;
+      } finally {
+        starting.delete(settled);
+      }
+    };
 
     let closing: Promise<void> | undefined;
     const close = async (): Promise<void> => {
       built.markShuttingDown();
+      const deadlineMs = Date.now() + settings.shutdownTimeoutMs;
       const steps = async (): Promise<void> => {
+        // A listen() that began before close() would otherwise open its port after the server was
+        // closed, and hold the process open with nothing to close it.
+        await Promise.all(starting);
         await built.app.close();
         await metricsServer?.close();
         await ledgers.closeWriters();
         await idempotency.close();
-        await audit.close(Date.now() + settings.shutdownTimeoutMs / 2);
+        await audit.close(Math.min(deadlineMs, Date.now() + settings.shutdownTimeoutMs / 2));
         await ledgers.stopRunners();
       };
       let timer: NodeJS.Timeout | undefined;
@@ -209,8 +229,22 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       });
       const outcome = await Promise.race([steps().then(() => 'done' as const), timedOut]);
       clearTimeout(timer);
-      if (outcome === 'timeout') logger.error(`shutdown did not finish within ${settings.shutdownTimeoutMs} ms; closing the pools anyway`);
-      await Promise.allSettled(pools.map((pool) => pool.end()));
+      if (outcome === 'timeout') {
+        logger.error(`shutdown did not finish within ${settings.shutdownTimeoutMs} ms; closing the pools anyway`);
+        // Requests still running hold their sockets and their database connections, and a pool's
+        // end() waits for every connection to come back (a statement waiting on a lock: up to the
+        // 30 s statement timeout). They are cut off instead.
+        built.app.server.closeAllConnections();
+        await metricsServer?.close();
+      }
+      // The pools get what is left of the timeout and a short grace, not more.
+      const ended = Promise.allSettled(pools.map((pool) => pool.end())).then(() => 'ended' as const);
+      let graceTimer: NodeJS.Timeout | undefined;
+      const grace = new Promise<'grace'>((resolve) => {
+        graceTimer = setTimeout(() => resolve('grace'), Math.max(0, deadlineMs - Date.now()) + POOL_END_GRACE_MS);
+      });
+      if ((await Promise.race([ended, grace])) === 'grace') logger.error('database connections still busy after the shutdown timeout; left to the process exit');
+      clearTimeout(graceTimer);
     };
 
     return {
@@ -222,11 +256,11 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       metricsText,
       async listenMetrics({ port, host = '127.0.0.1' }) {
         if (metricsServer !== undefined) throw new Error('the metrics listener is already running');
-        metricsServer = await startMetricsServer({ port, host, render: metricsText, onError: (error) => logger.warn({ err: error }, 'metrics could not be rendered') });
+        metricsServer = await start(() => startMetricsServer({ port, host, render: metricsText, onError: (error) => logger.warn({ err: error }, 'metrics could not be rendered') }));
         return metricsServer.url;
       },
       async listen({ port, host = '127.0.0.1' }) {
-        await built.app.listen({ port, host });
+        await start(() => built.app.listen({ port, host }));
         const address = built.app.server.address();
         const actualPort = typeof address === 'object' && address !== null ? address.port : port;
         return `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
@@ -238,6 +272,9 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
     throw error;
   }
 }
+
+/** How long the pools may take to close after a shutdown that ran out of time, ms. */
+const POOL_END_GRACE_MS = 1_000;
 
 /** Connections for idempotency keys and audit events: their statements are batched, so a few suffice. */
 const BOOKKEEPING_POOL_SIZE = 4;

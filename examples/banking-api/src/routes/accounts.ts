@@ -98,7 +98,7 @@ export function accountRoutes(services: Services): Route[] {
         200: { description: 'Already open with the same attributes.', schema: accountSchema, headers: { Location: 'The account\'s address.' } },
       },
       problems: [409],
-      audit: { action: 'account.open', resourceId: () => null },
+      audit: { action: 'account.open', resourceId: (_params, body) => body?.accountId ?? null },
       async handle({ body, context }) {
         // ledger-core opens an account in a currency its registry lacks; refuse it here (400).
         services.currencies.get(body.currency);

@@ -137,7 +137,7 @@ export function transferRoutes(services: Services): Route[] {
       bodyFor: (raw) => (hasPostings(raw) ? multiTransferBodySchema : simpleTransferBodySchema),
       responses: RECEIPT_RESPONSES,
       problems: [404, 409, 422],
-      audit: { action: 'transfer.create', resourceId: () => null },
+      audit: { action: 'transfer.create', resourceId: (_params, body) => body?.transferId ?? null },
       async handle({ body, context }) {
         const result = await ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.transfer(body, commandContext(context)));
         return receipt(context, result, 'transfer', body.transferId);
@@ -219,7 +219,7 @@ export function transferRoutes(services: Services): Route[] {
       bodyFor: (raw) => (hasPostings(raw) ? multiHoldBodySchema : simpleHoldBodySchema),
       responses: RECEIPT_RESPONSES,
       problems: [404, 409, 422],
-      audit: { action: 'hold.create', resourceId: () => null },
+      audit: { action: 'hold.create', resourceId: (_params, body) => body?.transferId ?? null },
       async handle({ body, context }) {
         const result = await ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.hold(body, commandContext(context)));
         return receipt(context, result, 'hold', body.transferId);
