@@ -1,4 +1,4 @@
-import { CurrencyRegistry, EventCodec, LimitExceededError, READ_LIMIT_MAX, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
+import { CurrencyRegistry, EventCodec, InvalidInputError, LimitExceededError, READ_LIMIT_MAX, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
 import { assertTenantId, InvalidTenantIdError, isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import {
   advanceCheckpoint,
@@ -77,7 +77,12 @@ export interface ProjectionRunnerOptions {
   readonly currencies?: CurrencyRegistry;
   /** Upcasters for older stored event versions; default the built-in ones. */
   readonly upcasters?: UpcasterRegistry;
-  /** Most events per batch (one read, one transaction): 1..10,000, default 1,000. */
+  /**
+   * Most events per batch (one read, one transaction): 1..10,000, default 1,000. A batch the
+   * server cancels (SQLSTATE 57014: a `statement_timeout` of the role, say) is retried with half
+   * its events, down to one, until one fits; batches are full-size again once the projection has
+   * read to the end of the log.
+   */
   readonly batchSize?: number;
   /**
    * How long a live projection (its last batch was not full) waits after applying a batch before
@@ -90,7 +95,13 @@ export interface ProjectionRunnerOptions {
   readonly liveBatchDelayMs?: number;
   /** How long an idle projection waits before it reads again without a notification: 10..60,000 ms, default 1000. */
   readonly pollIntervalMs?: number;
-  /** How often a standby runner tries to take over a projection another runner holds: 10..60,000 ms, default 1000. */
+  /**
+   * How often a standby runner tries to take over a projection another runner holds: 10..60,000
+   * ms, default 1000. Also how often the runner checks that its own connection (its locks and
+   * LISTEN) still answers: one that gives no answer for 5 s is taken for dead (its server side
+   * may be gone with no word to this side, the locks with it), so the runner stops claiming its
+   * projections and connects again.
+   */
   readonly takeoverIntervalMs?: number;
   /**
    * What to do with an event a projection cannot handle: `stop` (the default) or
@@ -106,12 +117,14 @@ export interface ProjectionRunnerOptions {
    * Called with every error the runner meets, for logs: retried database errors, projection
    * failures, and, with `projection` and `tenantId` `'*'`, failed tenant discoveries (one call
    * per malformed tenant id `discoverTenants` returned: the other ids are still added) and an
-   * `ApplicationRoleRequiredError` for a pool whose role escapes row-level security.
+   * `ApplicationRoleRequiredError` for a pool whose role escapes row-level security. What it
+   * throws, or an async one rejects with, is ignored.
    */
   readonly onError?: (error: Error, where: { readonly projection: string; readonly tenantId: string }) => void;
   /**
    * Called after each batch commits, with what it applied: for throughput and lag metrics (the
-   * time from an append to the commit of the batch that applied it). Must not throw or block.
+   * time from an append to the commit of the batch that applied it). Must not block; what it
+   * throws, or an async one rejects with, is ignored.
    */
   readonly onBatch?: (batch: BatchCommitted) => void;
 }
@@ -232,6 +245,12 @@ interface Worker {
   lastError: ProjectionErrorInfo | undefined;
   /** Events still to go one per transaction, after a batch failed, to find the failing one. */
   narrowRemaining: number;
+  /**
+   * Most events of its next batch: `batchSize`, halved after a batch the server cancelled (a
+   * statement timeout: at the same size it would time out again, forever), and back to
+   * `batchSize` once a read reaches the end of the log.
+   */
+  batchLimit: number;
   rebuilds: { resolve: () => void; reject: (error: unknown) => void }[];
   retryRequested: boolean;
   idlePauseMs: number;
@@ -303,6 +322,7 @@ export class ProjectionRunner {
   #caughtUpWaiters = 0;
 
   constructor(options: ProjectionRunnerOptions) {
+    checkOptionShapes(options);
     this.#pool = options.pool;
     this.#store = options.store;
     this.#codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
@@ -336,7 +356,7 @@ export class ProjectionRunner {
       assertTenantId(tenantId);
       this.#addTenant(tenantId);
     }
-    this.#session = new RunnerSession(this.#pool, channel ?? undefined, (tenantId) => this.#wake(tenantId));
+    this.#session = new RunnerSession(this.#pool, channel ?? undefined, (tenantId) => this.#wake(tenantId), this.#takeoverIntervalMs);
   }
 
   /**
@@ -348,9 +368,13 @@ export class ProjectionRunner {
    * tenant's rows, so the runner then projects nothing. Every projection goes to `failed` with an
    * {@link ApplicationRoleRequiredError}, which `onError` receives (once) and `whenCaughtUp` and
    * `rebuild` reject with. Checked once per pool.
+   *
+   * Throws when called a second time, or after `stop()`: a stopped runner does not start again.
    */
   start(): void {
     if (this.#started) throw new Error('the runner was already started');
+    // Its session is closed for good: started now, it would report `standby` and project nothing.
+    if (this.#stopping) throw new Error('the runner was stopped: make a new one');
     this.#started = true;
     for (const worker of this.#workers) this.#startWorker(worker);
     if (this.#discoverTenants !== undefined) this.#discovery = this.#discover(this.#discoverTenants);
@@ -375,6 +399,7 @@ export class ProjectionRunner {
         failureCheckDueMs: 0,
         lastError: undefined,
         narrowRemaining: 0,
+        batchLimit: this.#batchSize,
         rebuilds: [],
         retryRequested: false,
         idlePauseMs: IDLE_PAUSE_MS_MIN,
@@ -491,11 +516,8 @@ export class ProjectionRunner {
 
   /** Reports an error not tied to one (projection, tenant): a discovery's, or the pool's role refused. */
   #reportRunnerWide(error: unknown): void {
-    try {
-      this.#onError?.(error instanceof Error ? error : new Error(String(error)), { projection: '*', tenantId: '*' });
-    } catch {
-      // A logging callback must not stop discovery.
-    }
+    // A logging callback must not stop discovery.
+    callQuietly(this.#onError, error instanceof Error ? error : new Error(String(error)), { projection: '*', tenantId: '*' });
   }
 
   /**
@@ -662,6 +684,9 @@ export class ProjectionRunner {
   #wake(tenantId: string | null): void {
     // An append of a tenant this runner does not serve: maybe a new one to discover.
     if (tenantId !== null && !this.#byTenant.has(tenantId) && this.#discoverTenants !== undefined) this.#discoveryWakeup.wake();
+    // The session was lost, or is back after appends nobody heard: discovery connects it again
+    // (a runner with no tenant yet has no other reason to) and looks for tenants it missed.
+    if (tenantId === null && this.#discoveries > 0) this.#discoveryWakeup.wake();
     const workers = tenantId === null ? this.#workers : (this.#byTenant.get(tenantId) ?? []);
     for (const worker of workers) {
       worker.idlePauseMs = IDLE_PAUSE_MS_MIN;
@@ -688,7 +713,9 @@ export class ProjectionRunner {
         if (worker.failure !== undefined && !worker.retryRequested) {
           // Stopped until `retry`, or until its checkpoint moves (a rebuild made elsewhere). Checked
           // every poll interval, not on every wake: each append of the tenant wakes it. Someone
-          // waiting in `whenCaughtUp` has it checked at once.
+          // waiting in `whenCaughtUp` has it checked at once. Still `failed` after a lost session
+          // made it `standby` and the lock came back: nothing got it past the event.
+          worker.state = 'failed';
           const nowMs = Date.now();
           if (this.#caughtUpWaiters === 0 && nowMs < worker.failureCheckDueMs) {
             await worker.wakeup.wait(worker.failureCheckDueMs - nowMs);
@@ -738,7 +765,7 @@ export class ProjectionRunner {
 
   /** Reads and handles one batch; `false` when there was nothing to read. */
   async #step(worker: Worker, checkpoint: Checkpoint): Promise<boolean> {
-    const limit = worker.narrowRemaining > 0 ? 1 : this.#batchSize;
+    const limit = worker.narrowRemaining > 0 ? 1 : worker.batchLimit;
     const readSeq = (worker.readSeq += 1);
     const key = pageKey(worker.tenantId, checkpoint.position, limit);
     const prefetched = worker.prefetch?.key === key ? await worker.prefetch.page : undefined;
@@ -753,6 +780,7 @@ export class ProjectionRunner {
       // The log read to its end: an error not tied to an event (the log or the database out of
       // reach) is over. One at an event waits for a later event handled (see `lastError`).
       if (worker.lastError?.position === null) worker.lastError = undefined;
+      worker.batchLimit = this.#batchSize;
       worker.state = 'live';
       worker.emptyReadSeq = readSeq;
       return false;
@@ -772,6 +800,7 @@ export class ProjectionRunner {
       await this.#applyBatch(worker, checkpoint, events);
     } catch (error) {
       worker.prefetch = undefined;
+      if (isCancelledStatement(error) && events.length > 1) worker.batchLimit = Math.max(1, Math.floor(events.length / 2));
       if (error instanceof CheckpointMovedError || isTransientError(error)) throw error;
       if (events.length > 1) {
         // Which event? Go one event per transaction through this batch: the good ones commit,
@@ -833,19 +862,16 @@ export class ProjectionRunner {
     // Past any error: the advance cleared the stored one in the batch's transaction.
     worker.lastError = undefined;
     if (this.#onBatch !== undefined) {
-      try {
-        this.#onBatch({
-          projection: name,
-          tenantId,
-          events: events.length,
-          position: advance.position,
-          ledgerVersions: advance.ledgerVersions,
-          lastRecordedAt: advance.lastRecordedAt,
-          durationMs: performance.now() - startedMs,
-        });
-      } catch {
-        // A metrics callback must not stop the projection.
-      }
+      // A metrics callback must not stop the projection.
+      callQuietly(this.#onBatch, {
+        projection: name,
+        tenantId,
+        events: events.length,
+        position: advance.position,
+        ledgerVersions: advance.ledgerVersions,
+        lastRecordedAt: advance.lastRecordedAt,
+        durationMs: performance.now() - startedMs,
+      });
     }
   }
 
@@ -929,11 +955,8 @@ export class ProjectionRunner {
     // Stopped on an event, status keeps that event's error until the projection gets past it; a
     // later error not tied to an event (a failed look at its checkpoint) goes to `onError` only.
     if (worker.failure === undefined || position !== null) worker.lastError = { message: failure.message, position, at: new Date().toISOString() };
-    try {
-      this.#onError?.(failure, { projection: worker.projection.name, tenantId: worker.tenantId });
-    } catch {
-      // A logging callback must not stop the projection.
-    }
+    // A logging callback must not stop the projection.
+    callQuietly(this.#onError, failure, { projection: worker.projection.name, tenantId: worker.tenantId });
   }
 }
 
@@ -969,6 +992,20 @@ export async function rebuildProjection(options: RebuildProjectionOptions): Prom
   });
 }
 
+/**
+ * Calls a callback of the caller's for what it returns nothing to the runner, ignoring its
+ * failure: a throw, and the rejection of an async callback, which nobody else handles (an
+ * unhandled rejection ends a Node process).
+ */
+function callQuietly<A extends unknown[]>(callback: ((...args: A) => void) | undefined, ...args: A): void {
+  try {
+    const returned: unknown = callback?.(...args);
+    if (returned instanceof Promise) returned.catch(() => undefined);
+  } catch {
+    // Ignored, as the rejection above.
+  }
+}
+
 function pageKey(tenantId: string, after: string | null, limit: number): string {
   return `${tenantId}\u0000${after ?? ''}\u0000${limit}`;
 }
@@ -988,6 +1025,37 @@ function checkProjectionName(name: unknown): void {
     const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, 80)) : typeof name;
     throw new LimitExceededError(`projection name ${shown} must match ${PROJECTION_NAME_PATTERN.source}`);
   }
+}
+
+/**
+ * Refuses options of the wrong shape, from a caller without types, before any is used: a string
+ * given as `tenantIds` would otherwise run one tenant per letter, a projection factory given
+ * uncalled would fail (or, under `skip-with-record`, skip) every event, and an `onError` that is
+ * not a function would swallow every error.
+ */
+function checkOptionShapes(options: unknown): void {
+  const issue = (path: readonly (string | number)[], message: string): InvalidInputError => new InvalidInputError([{ path: ['options', ...path], message }]);
+  if (typeof options !== 'object' || options === null) throw issue([], 'must be an object');
+  const given = options as Record<string, unknown>;
+  if (given['tenantIds'] !== undefined && !Array.isArray(given['tenantIds'])) throw issue(['tenantIds'], 'must be an array of tenant ids');
+  const projections = given['projections'];
+  if (!Array.isArray(projections)) throw issue(['projections'], 'must be an array of projections');
+  for (const [index, projection] of projections.entries()) {
+    const fields = typeof projection === 'object' && projection !== null ? (projection as Record<string, unknown>) : undefined;
+    if (fields === undefined || typeof fields['apply'] !== 'function' || typeof fields['reset'] !== 'function') {
+      throw issue(['projections', index], 'must be a projection: an object with apply and reset functions (a factory such as balancesProjection is called: balancesProjection())');
+    }
+  }
+  for (const callback of ['onError', 'onBatch', 'discoverTenants']) {
+    if (given[callback] !== undefined && typeof given[callback] !== 'function') throw issue([callback], 'must be a function (or left out)');
+  }
+}
+
+/** Whether the server cancelled a statement (SQLSTATE 57014: a statement timeout, or `pg_cancel_backend`), looking through causes. */
+function isCancelledStatement(error: unknown, depth = 0): boolean {
+  if (!(error instanceof Error) || depth > 3) return false;
+  if ((error as { code?: unknown }).code === '57014') return true;
+  return isCancelledStatement(error.cause, depth + 1);
 }
 
 function checkErrorPolicy(name: string, value: unknown): ErrorPolicy | undefined {

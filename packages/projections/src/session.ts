@@ -7,6 +7,14 @@ import { checkApplicationRole } from './role-check.js';
 export type WakeListener = (tenantId: string | null) => void;
 
 /**
+ * Longest wait for the session's answer to a check (or to any of its statements) before the
+ * connection is taken for dead: one whose server side is gone with no word to this side (a NAT or
+ * a load balancer that forgot an idle connection) otherwise hangs for as long as TCP lets it, while
+ * another runner holds the locks this one still claims and nothing it LISTENs for arrives.
+ */
+export const SESSION_ANSWER_MS_MAX = 5_000;
+
+/**
  * The runner's one dedicated connection: it holds the session-level advisory locks that make a
  * runner the single active one for a (projection, tenant), and LISTENs for appends. Session locks
  * die with the connection, so when this process dies, or the connection breaks, another runner
@@ -21,12 +29,22 @@ export class RunnerSession {
   readonly #held = new Set<string>();
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
+  readonly #checkIntervalMs: number;
+  /** Checks the connection now and then (see `#check`); set while there is one. */
+  #checkTimer: NodeJS.Timeout | undefined;
+  #checking = false;
+  /** Rejects the statements waiting on the current connection when it is dropped. */
+  #lost: { readonly promise: Promise<never>; readonly reject: (error: Error) => void } | undefined;
 
-  /** @param channel the NOTIFY channel to LISTEN on, or `undefined` to only poll. */
-  constructor(pool: ClientPool, channel: string | undefined, onWake: WakeListener) {
+  /**
+   * @param channel the NOTIFY channel to LISTEN on, or `undefined` to only poll.
+   * @param checkIntervalMs how often the connection is checked for an answer, ms.
+   */
+  constructor(pool: ClientPool, channel: string | undefined, onWake: WakeListener, checkIntervalMs: number) {
     this.#pool = pool;
     this.#channel = channel;
     this.#onWake = onWake;
+    this.#checkIntervalMs = checkIntervalMs;
   }
 
   /** Whether this session holds the lock named `key` right now. */
@@ -63,11 +81,35 @@ export class RunnerSession {
     if (client !== undefined) await this.#query(client, 'SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
   }
 
-  /** One statement at a time on the session: its workers ask concurrently. */
+  /**
+   * One statement at a time on the session: its workers ask concurrently. Rejects when the
+   * connection is dropped meanwhile, and drops it when no answer comes within
+   * {@link SESSION_ANSWER_MS_MAX}.
+   */
   #query<R extends object>(client: PoolClient, text: string, values: readonly unknown[]): Promise<R[]> {
-    const run = this.#tail.then(async () => (await client.query<R>(text, [...values])).rows);
+    const lost = this.#client === client ? this.#lost?.promise : undefined;
+    const run = this.#tail.then(async () => {
+      const timer = setTimeout(() => this.#drop(client, new Error(`the runner session did not answer within ${SESSION_ANSWER_MS_MAX} ms`)), SESSION_ANSWER_MS_MAX);
+      try {
+        const query = client.query<R>(text, [...values]);
+        return (await (lost === undefined ? query : Promise.race([query, lost]))).rows;
+      } finally {
+        clearTimeout(timer);
+      }
+    });
     this.#tail = run.catch(() => undefined);
     return run;
+  }
+
+  /** Asks the connection for an answer: a dead one is dropped (see `#query`), so its locks are no longer claimed. */
+  #check(client: PoolClient): void {
+    if (this.#checking || this.#client !== client) return;
+    this.#checking = true;
+    this.#query(client, 'SELECT 1', [])
+      .catch(() => undefined)
+      .finally(() => {
+        this.#checking = false;
+      });
   }
 
   /** Ends the session: its connection is destroyed, not pooled, so no lock or LISTEN outlives it. */
@@ -106,17 +148,30 @@ export class RunnerSession {
       throw new Error('runner session closed');
     }
     this.#client = client;
+    let reject: (error: Error) => void = () => undefined;
+    const promise = new Promise<never>((_, rejectLost) => {
+      reject = rejectLost;
+    });
+    promise.catch(() => undefined);
+    this.#lost = { promise, reject };
+    this.#checkTimer = setInterval(() => this.#check(client), this.#checkIntervalMs);
+    this.#checkTimer.unref();
     // Appends made while no one listened went unheard: everyone reads once.
     this.#onWake(null);
     return client;
   }
 
-  /** Forgets a broken or closed connection and everything it held; wakes every worker to notice. */
+  /** Forgets a broken or closed connection and everything it held; wakes every worker to notice when it was the session in use. */
   #drop(client: PoolClient | undefined, reason: Error): void {
     if (client === undefined) return;
-    if (this.#client === client) {
+    const current = this.#client === client;
+    if (current) {
       this.#client = undefined;
       this.#held.clear();
+      clearInterval(this.#checkTimer);
+      this.#checkTimer = undefined;
+      this.#lost?.reject(reason);
+      this.#lost = undefined;
     }
     client.removeAllListeners('notification');
     client.removeAllListeners('error');
@@ -127,6 +182,8 @@ export class RunnerSession {
     } catch {
       // Already released: a second error on the same connection.
     }
-    this.#onWake(null);
+    // Only for the session in use: one that failed while opening rejected its caller, and a wake
+    // would only have that caller try again at once, without its back-off.
+    if (current) this.#onWake(null);
   }
 }

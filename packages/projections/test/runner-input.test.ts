@@ -1,5 +1,5 @@
 import { InvalidTenantIdError } from '@ledgerkit/tenant-rls';
-import { LimitExceededError, type Ledger } from '@ledgerkit/ledger-core';
+import { InvalidInputError, LimitExceededError, type Ledger } from '@ledgerkit/ledger-core';
 import {
   ApplicationRoleRequiredError,
   balancesProjection,
@@ -243,5 +243,91 @@ describe('options and arguments', () => {
     expect(rows.map((row) => row.projection)).toEqual(['balances']);
     // A valid name still rebuilds.
     await expect(rebuildProjection({ pool: db.app, tenantId: 'acme', projection: eventProjection({ name: 'fresh', handle: async () => undefined, reset: async () => undefined }) })).resolves.toMatchObject({ position: null });
+  });
+});
+
+describe('options of the wrong shape, from a caller without types', () => {
+  it('are refused with InvalidInputError at the option: a string of tenants, a projection factory not called, a callback that is not a function', () => {
+    const base = { pool: db.app, store, tenantIds: ['acme'], projections: [balancesProjection()], currencies };
+    type Options = ConstructorParameters<typeof ProjectionRunner>[0];
+    const refusals: [Partial<Record<keyof Options, unknown>> | null, string][] = [
+      // One tenant per letter (a, c, m, e) otherwise.
+      [{ ...base, tenantIds: 'acme' }, 'options.tenantIds'],
+      // A factory whose name passes the name check: every event would fail, or be skipped.
+      [{ ...base, projections: [Object.assign(async () => undefined, { displayName: 'counts' })] }, 'options.projections.0'],
+      [{ ...base, projections: [{ name: 'counts' }] }, 'options.projections.0'],
+      [{ ...base, projections: [balancesProjection(), null] }, 'options.projections.1'],
+      [{ ...base, projections: balancesProjection() }, 'options.projections'],
+      // Every error would be swallowed.
+      [{ ...base, onError: 'console' }, 'options.onError'],
+      [{ ...base, onBatch: 42 }, 'options.onBatch'],
+      [{ ...base, discoverTenants: ['acme'] }, 'options.discoverTenants'],
+      [null, 'options'],
+    ];
+    for (const [options, at] of refusals) {
+      let thrown: unknown;
+      try {
+        new ProjectionRunner(options as unknown as Options);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, at).toBeInstanceOf(InvalidInputError);
+      expect((thrown as InvalidInputError).message, at).toContain(`at ${at}:`);
+    }
+  });
+});
+
+describe('start and stop', () => {
+  it('a runner stopped before it started refuses to start, rather than reporting standby and projecting nothing; stop() twice resolves', async () => {
+    const runner = track(new ProjectionRunner({ pool: db.app, store, tenantIds: ['acme'], projections: [balancesProjection()], currencies }));
+    await runner.stop();
+    expect(() => runner.start()).toThrow(/stopped/);
+    await expect(runner.stop()).resolves.toBeUndefined();
+    expect((await runner.status()).map((status) => status.state)).toEqual(['stopped']);
+  });
+});
+
+describe('callbacks', () => {
+  it('an async onBatch or onError that rejects leaves no unhandled rejection (which would end the process) and stops nothing', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let batches = 0;
+      let errors = 0;
+      const runner = track(
+        new ProjectionRunner({
+          pool: db.app,
+          store,
+          tenantIds: ['acme'],
+          projections: [eventProjection({ name: 'async-callbacks', handle: async () => undefined, reset: async () => undefined }), failingProjection('fails-for-callbacks')],
+          currencies,
+          onBatch: async () => {
+            batches += 1;
+            throw new Error('the metrics sink is down');
+          },
+          onError: async () => {
+            errors += 1;
+            throw new Error('the log sink is down');
+          },
+        }),
+      );
+      runner.start();
+      await runner.whenCaughtUp(10_000);
+      await eventually(async () => batches > 0 && errors > 0, 5_000, 'both callbacks called');
+      const statuses = await runner.status();
+      expect(statuses.map((status) => [status.projection, status.state])).toEqual([
+        ['async-callbacks', 'live'],
+        ['fails-for-callbacks', 'failed'],
+      ]);
+      await runner.stop();
+      // A rejection nobody handles is reported once the microtasks have run.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });
