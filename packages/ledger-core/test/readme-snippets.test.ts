@@ -37,6 +37,7 @@ const PAGES = [
   'packages/tenant-rls/README.md',
   'packages/projections/README.md',
   'docs/projections.md',
+  'docs/events.md',
 ] as const;
 
 /** Modules a `run` snippet may import. */

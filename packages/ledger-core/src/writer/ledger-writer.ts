@@ -825,7 +825,12 @@ export class LedgerWriter {
     this.#expiriesSizeRebuilt = Math.max(expiries.size, EXPIRIES_COMPACT_MIN / 2);
   }
 
-  /** Folds every event after the in-memory version, checking the hash chain as it goes. */
+  /**
+   * Folds every event after the in-memory version, checking that each continues the chain the
+   * writer holds (the next version, and a `previousHash` equal to the last event's hash). It does
+   * not recompute each event's hash: that is the auditable path's work (`replayLedger`,
+   * `verifyChain`, `ledgerkit-audit`), and start-up time would grow with the tail's size.
+   */
   async #catchUp(): Promise<void> {
     for (;;) {
       const page = await this.#store.readStream({
