@@ -140,3 +140,43 @@ export class ApplicationRoleRequiredError extends Error {
     this.role = role;
   }
 }
+
+/**
+ * SQLSTATE classes after which a session may be gone or unsound: connection exception (08),
+ * insufficient resources (53: out of memory, disk full), system error (58: I/O), configuration
+ * file error (F0), internal error (XX: a corrupt page, say).
+ */
+const SESSION_ENDING_SQLSTATE_CLASSES = new Set(['08', '53', '58', 'F0', 'XX']);
+/**
+ * SQLSTATEs, in classes that are otherwise harmless, that the server sends as it ends the session
+ * (severity FATAL): shutdown (57P01-57P03), database dropped (57P04), idle-session timeout (57P05),
+ * idle-in-transaction timeout (25P03).
+ */
+const SESSION_ENDING_SQLSTATES = new Set(['57P01', '57P02', '57P03', '57P04', '57P05', '25P03']);
+
+/**
+ * Whether `error` is the server refusing one statement on a session it keeps open: a
+ * node-postgres `DatabaseError` (recognised by its shape, so that a pool of another copy of `pg`
+ * is served too: only the server's error response sets a `severity` with a 5-character SQLSTATE
+ * `code`), of severity ERROR rather than FATAL or PANIC, and not of a SQLSTATE that ends or
+ * endangers the session (see {@link SESSION_ENDING_SQLSTATE_CLASSES}, {@link SESSION_ENDING_SQLSTATES};
+ * checked as well as the severity, which the server may send translated). An invalid input value
+ * or a statement timeout (57014) qualifies; a lost socket, a client-side query timeout or any
+ * error not from the server does not. A connection that raised `'error'` is dropped in any case
+ * (see `withPooledClient`).
+ * @internal
+ */
+export function isRefusedOnLiveSession(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const { code, severity } = error as { code?: unknown; severity?: unknown };
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || typeof severity !== 'string') return false;
+  if (severity === 'FATAL' || severity === 'PANIC') return false;
+  return !SESSION_ENDING_SQLSTATE_CLASSES.has(code.slice(0, 2)) && !SESSION_ENDING_SQLSTATES.has(code);
+}
+
+/** Whether the server cancelled a statement (SQLSTATE 57014: a statement timeout, or `pg_cancel_backend`), looking through causes. */
+export function isCancelledStatement(error: unknown, depth = 0): boolean {
+  if (!(error instanceof Error) || depth > 3) return false;
+  if ((error as { code?: unknown }).code === '57014') return true;
+  return isCancelledStatement(error.cause, depth + 1);
+}

@@ -11,7 +11,8 @@ import {
   type Checkpoint,
   type CheckpointAdvance,
 } from './checkpoints.js';
-import { ApplicationRoleRequiredError, CheckpointMovedError, environmentSqlstateOf, isTransientError, ProjectionFailedError, type FailedEvent } from './errors.js';
+import { optionsOf } from './read-models/options.js';
+import { ApplicationRoleRequiredError, CheckpointMovedError, environmentSqlstateOf, isCancelledStatement, isTransientError, ProjectionFailedError, type FailedEvent } from './errors.js';
 import { PROJECTION_NAME_PATTERN, type ErrorPolicy, type Projection, type ProjectionEvent } from './projection.js';
 import { SCHEMA } from './schema.js';
 import { RunnerSession } from './session.js';
@@ -1035,8 +1036,7 @@ function checkProjectionName(name: unknown): void {
  */
 function checkOptionShapes(options: unknown): void {
   const issue = (path: readonly (string | number)[], message: string): InvalidInputError => new InvalidInputError([{ path: ['options', ...path], message }]);
-  if (typeof options !== 'object' || options === null) throw issue([], 'must be an object');
-  const given = options as Record<string, unknown>;
+  const given = optionsOf(options as Record<string, unknown> | undefined, true);
   if (given['tenantIds'] !== undefined && !Array.isArray(given['tenantIds'])) throw issue(['tenantIds'], 'must be an array of tenant ids');
   const projections = given['projections'];
   if (!Array.isArray(projections)) throw issue(['projections'], 'must be an array of projections');
@@ -1051,12 +1051,6 @@ function checkOptionShapes(options: unknown): void {
   }
 }
 
-/** Whether the server cancelled a statement (SQLSTATE 57014: a statement timeout, or `pg_cancel_backend`), looking through causes. */
-function isCancelledStatement(error: unknown, depth = 0): boolean {
-  if (!(error instanceof Error) || depth > 3) return false;
-  if ((error as { code?: unknown }).code === '57014') return true;
-  return isCancelledStatement(error.cause, depth + 1);
-}
 
 function checkErrorPolicy(name: string, value: unknown): ErrorPolicy | undefined {
   if (value === undefined || ERROR_POLICIES.includes(value as ErrorPolicy)) return value as ErrorPolicy | undefined;

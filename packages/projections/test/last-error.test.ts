@@ -1,10 +1,9 @@
 import type { EventStore } from '@ledgerkit/ledger-core';
-import { eventProjection, ProjectionRunner, type ProjectionStatus } from '@ledgerkit/projections';
-import { PostgresEventStore } from '@ledgerkit/store-postgres';
+import { eventProjection } from '@ledgerkit/projections';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSeenTable, currencies, eventually, globalLog, openFixtureLedger, seenProjection, writeTransfers } from './support/fixtures.js';
-import { openTestDatabase, type TestDatabase } from './support/test-database.js';
+import { describe, expect, it } from 'vitest';
+import { eventually, globalLog, openFixtureLedger, seenProjection, writeTransfers } from './support/fixtures.js';
+import { statusOf, useRunnerFile } from './support/runner-files.js';
 
 // `status().lastError` is the error a projection has not got past: an operator who sees one with
 // state 'live' must be looking at a current problem, not at one the projection recovered from.
@@ -12,38 +11,12 @@ import { openTestDatabase, type TestDatabase } from './support/test-database.js'
 /** How long a test waits for the runner to reach a state, ms. */
 const WAIT_MS = 10_000;
 
-let db: TestDatabase;
-let store: PostgresEventStore;
-
-beforeAll(async () => {
-  db = await openTestDatabase();
-  store = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000 });
-  await createSeenTable(db);
-});
-
-afterAll(async () => {
-  await Promise.all(runners.map((runner) => runner.stop().catch(() => undefined)));
-  await db?.close();
-});
-
-/** Every runner of the file, stopped before the database closes even when a test fails. */
-const runners: ProjectionRunner[] = [];
-
-function runnerFor(tenantId: string, overrides: Partial<ConstructorParameters<typeof ProjectionRunner>[0]>): ProjectionRunner {
-  const runner = new ProjectionRunner({ pool: db.app, store, tenantIds: [tenantId], projections: [], currencies, pollIntervalMs: 50, takeoverIntervalMs: 50, ...overrides });
-  runners.push(runner);
-  return runner;
-}
-
-async function statusOf(runner: ProjectionRunner, projection: string): Promise<ProjectionStatus> {
-  const found = (await runner.status()).find((status) => status.projection === projection);
-  if (found === undefined) throw new Error(`no status for ${projection}`);
-  return found;
-}
+const file = useRunnerFile();
+const { runnerFor } = file;
 
 /** The error columns of a projection's stored checkpoint, as another runner's status reads them. */
 async function storedError(tenantId: string, projection: string): Promise<unknown> {
-  const { rows } = await db.admin.query('SELECT last_error, last_error_position, last_error_at FROM ledgerkit.projection_checkpoints WHERE tenant_id = $1 AND projection = $2', [
+  const { rows } = await file.db.admin.query('SELECT last_error, last_error_position, last_error_at FROM ledgerkit.projection_checkpoints WHERE tenant_id = $1 AND projection = $2', [
     tenantId,
     projection,
   ]);
@@ -62,7 +35,7 @@ function expectInstantSince(at: string | undefined, notBeforeMs: number): void {
 describe('status().lastError', () => {
   it('a transient error while applying a batch shows, with when it happened, while the runner retries, and is cleared once the batch commits', async () => {
     const tenantId = 'transient-apply';
-    const ledger = await openFixtureLedger(store, tenantId);
+    const ledger = await openFixtureLedger(file.store, tenantId);
     await writeTransfers(ledger, 'a', 5, 5);
     let failures = 0;
     let release: () => void = () => undefined;
@@ -98,11 +71,11 @@ describe('status().lastError', () => {
 
   it('an error reading the log while live shows while it lasts, and is cleared by the next read that reaches the end of the log, with no new event', async () => {
     const tenantId = 'transient-read';
-    const ledger = await openFixtureLedger(store, tenantId);
+    const ledger = await openFixtureLedger(file.store, tenantId);
     await writeTransfers(ledger, 'a', 3, 3);
     let readsFail = false;
     // The runner's own reads fail while `readsFail`; status() reads one event (limit 1) and is let through.
-    const failingStore = new Proxy(store, {
+    const failingStore = new Proxy(file.store, {
       get(target, property) {
         if (property === 'readAll') {
           return (query: Parameters<EventStore['readAll']>[0]) => (readsFail && query.limit !== 1 ? Promise.reject(new Error('the log is unreachable')) : target.readAll(query));
@@ -130,11 +103,11 @@ describe('status().lastError', () => {
 
   it('a projection stopped on an event keeps the error, with its position and time, until retry() gets it past the event; then it is null, also for the next runner', async () => {
     const tenantId = 'failed-then-retried';
-    const ledger = await openFixtureLedger(store, tenantId);
+    const ledger = await openFixtureLedger(file.store, tenantId);
     await writeTransfers(ledger, 'a', 4, 4);
     await ledger.transfer({ transferId: 'poison', debitAccountId: 'cash', creditAccountId: 'bob', amount: '1.00', currency: 'EUR' });
     await writeTransfers(ledger, 'b', 4, 4);
-    const poison = (await globalLog(store, tenantId)).find((entry) => entry.event.data['transferId'] === 'poison');
+    const poison = (await globalLog(file.store, tenantId)).find((entry) => entry.event.data['transferId'] === 'poison');
     let poisoned = true;
     const startedMs = Date.now();
     const runner = runnerFor(tenantId, { projections: [seenProjection('seen', () => poisoned)] });
@@ -165,14 +138,14 @@ describe('status().lastError', () => {
 
   it('a projection stopped on an event keeps that event as its lastError when a later look at its checkpoint fails; onError still hears of it', async () => {
     const tenantId = 'failed-then-unreachable';
-    const ledger = await openFixtureLedger(store, tenantId);
+    const ledger = await openFixtureLedger(file.store, tenantId);
     await ledger.transfer({ transferId: 'poison', debitAccountId: 'cash', creditAccountId: 'bob', amount: '1.00', currency: 'EUR' });
-    const poison = (await globalLog(store, tenantId)).find((entry) => entry.event.data['transferId'] === 'poison');
+    const poison = (await globalLog(file.store, tenantId)).find((entry) => entry.event.data['transferId'] === 'poison');
     let poolDown = false;
     const errors: string[] = [];
     // New connections fail while `poolDown`; the runner's own session (locks, LISTEN) stays up.
     const flakyPool: ClientPool = {
-      connect: () => (poolDown ? Promise.reject(new Error('the database is unreachable')) : db.app.connect()),
+      connect: () => (poolDown ? Promise.reject(new Error('the database is unreachable')) : file.db.app.connect()),
     };
     const runner = runnerFor(tenantId, { pool: flakyPool, projections: [seenProjection('seen', () => true)], onError: (error) => errors.push(error.message) });
     runner.start();
@@ -191,10 +164,10 @@ describe('status().lastError', () => {
 
   it('an event skipped under skip-with-record is the last error until the projection handles a later event; the skip stays counted', async () => {
     const tenantId = 'skipped-then-handled';
-    const ledger = await openFixtureLedger(store, tenantId);
+    const ledger = await openFixtureLedger(file.store, tenantId);
     await writeTransfers(ledger, 'a', 3, 3);
     await ledger.transfer({ transferId: 'poison', debitAccountId: 'cash', creditAccountId: 'bob', amount: '1.00', currency: 'EUR' });
-    const poison = (await globalLog(store, tenantId)).find((entry) => entry.event.data['transferId'] === 'poison');
+    const poison = (await globalLog(file.store, tenantId)).find((entry) => entry.event.data['transferId'] === 'poison');
     const runner = runnerFor(tenantId, { projections: [seenProjection('seen', () => true, 'skip-with-record')] });
     runner.start();
     await runner.whenCaughtUp();

@@ -1,9 +1,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { ProjectionRunner, type ProjectionStatus } from '@ledgerkit/projections';
-import { PostgresEventStore } from '@ledgerkit/store-postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSeenTable, currencies, eventually, openFixtureLedger, seenProjection, seenVersions, writeTransfers } from './support/fixtures.js';
-import { openTestDatabase, type TestDatabase } from './support/test-database.js';
+import { describe, expect, it } from 'vitest';
+import { eventually, openFixtureLedger, seenProjection, seenVersions, writeTransfers } from './support/fixtures.js';
+import { statusOf, useRunnerFile } from './support/runner-files.js';
 
 // The runner's own connection (its advisory locks and LISTEN) can die under it: a server restart,
 // a session an administrator killed. The runner must notice, take its locks again, and report
@@ -12,38 +10,12 @@ import { openTestDatabase, type TestDatabase } from './support/test-database.js'
 /** How long a test waits for the runner to reach a state, ms. */
 const WAIT_MS = 10_000;
 
-let db: TestDatabase;
-let store: PostgresEventStore;
-
-beforeAll(async () => {
-  db = await openTestDatabase();
-  store = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000 });
-  await createSeenTable(db);
-});
-
-afterAll(async () => {
-  await Promise.all(runners.map((runner) => runner.stop().catch(() => undefined)));
-  await db?.close();
-});
-
-/** Every runner of the file, stopped before the database closes even when a test fails. */
-const runners: ProjectionRunner[] = [];
-
-function runnerFor(tenantId: string, overrides: Partial<ConstructorParameters<typeof ProjectionRunner>[0]>): ProjectionRunner {
-  const runner = new ProjectionRunner({ pool: db.app, store, tenantIds: [tenantId], projections: [], currencies, pollIntervalMs: 50, takeoverIntervalMs: 50, ...overrides });
-  runners.push(runner);
-  return runner;
-}
-
-async function statusOf(runner: ProjectionRunner, projection: string): Promise<ProjectionStatus> {
-  const found = (await runner.status()).find((status) => status.projection === projection);
-  if (found === undefined) throw new Error(`no status for ${projection}`);
-  return found;
-}
+const file = useRunnerFile();
+const { runnerFor } = file;
 
 /** Terminates the backends holding advisory locks in this database: the runners' sessions, and only them. */
 async function killRunnerSessions(): Promise<number> {
-  const { rowCount } = await db.admin.query(
+  const { rowCount } = await file.db.admin.query(
     `SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
       WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database() GROUP BY l.pid`,
   );
@@ -53,7 +25,7 @@ async function killRunnerSessions(): Promise<number> {
 describe('the runner session', () => {
   it('a projection stopped on an event is still reported failed once its runner has taken its lock again after losing its session', async () => {
     const tenantId = 'failed-relock';
-    const ledger = await openFixtureLedger(store, tenantId);
+    const ledger = await openFixtureLedger(file.store, tenantId);
     await writeTransfers(ledger, 'a', 5);
     await ledger.transfer({ transferId: 'poison', debitAccountId: 'cash', creditAccountId: 'bob', amount: '1.00', currency: 'EUR' });
     const runner = runnerFor(tenantId, { projections: [seenProjection('seen', () => true)] });
@@ -73,7 +45,7 @@ describe('the runner session', () => {
 
   it('live: after its session was killed, a NOTIFY wakes the runner again long before its poll interval', async () => {
     const tenantId = 'listen-again';
-    const ledger = await openFixtureLedger(store, tenantId);
+    const ledger = await openFixtureLedger(file.store, tenantId);
     const runner = runnerFor(tenantId, { projections: [seenProjection('seen', () => false)], pollIntervalMs: 60_000 });
     runner.start();
     await runner.whenCaughtUp();
@@ -89,14 +61,14 @@ describe('the runner session', () => {
 
   it('a session that goes silent (its server side gone, no word to the client) is noticed: the runner stops claiming its locks while another runner holds them', async () => {
     const tenantId = 'silent-session';
-    const ledger = await openFixtureLedger(store, tenantId);
+    const ledger = await openFixtureLedger(file.store, tenantId);
     await writeTransfers(ledger, 's', 10);
-    const proxy = await openProxy(new URL(db.appUrl));
+    const proxy = await openProxy(new URL(file.db.appUrl));
     try {
-      const viaProxy = new URL(db.appUrl);
+      const viaProxy = new URL(file.db.appUrl);
       viaProxy.host = `127.0.0.1:${proxy.port}`;
-      const a = runnerFor(tenantId, { projections: [seenProjection('seen', () => false)], pool: db.pool(viaProxy.toString(), 5) });
-      const b = runnerFor(tenantId, { projections: [seenProjection('seen', () => false)], pool: db.pool(db.appUrl, 5) });
+      const a = runnerFor(tenantId, { projections: [seenProjection('seen', () => false)], pool: file.db.pool(viaProxy.toString(), 5) });
+      const b = runnerFor(tenantId, { projections: [seenProjection('seen', () => false)], pool: file.db.pool(file.db.appUrl, 5) });
       a.start();
       await a.whenCaughtUp();
       b.start();
@@ -106,7 +78,7 @@ describe('the runner session', () => {
 
       // A's session, as a NAT that forgot it would leave it: the server's end closes (its
       // backend and advisory locks go), the client's end stays open and hears nothing more.
-      const { rows } = await db.admin.query<{ port: number }>(
+      const { rows } = await file.db.admin.query<{ port: number }>(
         `SELECT a.client_port AS port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()`,
       );
@@ -116,7 +88,7 @@ describe('the runner session', () => {
       await writeTransfers(ledger, 't', 5);
       await eventually(async () => !(await statusOf(a, 'seen')).active, 2 * WAIT_MS, 'a noticing it lost its session');
       await eventually(async () => (await statusOf(b, 'seen')).eventsApplied === ledger.version, WAIT_MS, 'b applying the new events');
-      expect(await seenVersions(db.admin, tenantId, 'seen')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
+      expect(await seenVersions(file.db.admin, tenantId, 'seen')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
       await Promise.all([a.stop(), b.stop()]);
     } finally {
       await proxy.close();
@@ -129,7 +101,7 @@ describe('the runner session', () => {
     const runner = runnerFor('unused', {
       tenantIds: [],
       projections: [seenProjection('seen', () => false)],
-      pool: db.pool(`${db.appUrl}?application_name=discovering_runner`, 5),
+      pool: file.db.pool(`${file.db.appUrl}?application_name=discovering_runner`, 5),
       discoverTenants: async () => {
         calls += 1;
         return [...known];
@@ -139,21 +111,21 @@ describe('the runner session', () => {
     runner.start();
     await eventually(async () => calls >= 1, WAIT_MS, 'the first discovery');
     const sessions = async (): Promise<number> =>
-      (await db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'discovering_runner' AND datname = current_database()`)).rowCount ?? 0;
+      (await file.db.admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'discovering_runner' AND datname = current_database()`)).rowCount ?? 0;
     await eventually(async () => (await sessions()) === 1, WAIT_MS, 'the session connected');
     const callsAtKill = calls;
-    const killed = await db.admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'discovering_runner' AND datname = current_database()`);
+    const killed = await file.db.admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'discovering_runner' AND datname = current_database()`);
     expect(killed.rowCount).toBe(1);
     // Two discoveries: one when the session is lost (it connects again), one for the appends
     // nobody heard meanwhile. After them, only a NOTIFY calls discoverTenants within the hour.
     await eventually(async () => (await sessions()) === 1 && calls >= callsAtKill + 2, WAIT_MS, 'the session connected again');
     const callsBefore = calls;
     known.push('fresh-tenant');
-    const ledger = await openFixtureLedger(store, 'fresh-tenant');
+    const ledger = await openFixtureLedger(file.store, 'fresh-tenant');
     await writeTransfers(ledger, 'f', 2);
     await eventually(async () => calls > callsBefore, WAIT_MS, 'a discovery after the NOTIFY');
     await runner.whenCaughtUp();
-    expect(await seenVersions(db.admin, 'fresh-tenant', 'seen')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
+    expect(await seenVersions(file.db.admin, 'fresh-tenant', 'seen')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
     await runner.stop();
     await ledger.close();
   });

@@ -1,34 +1,18 @@
 import { ProjectionRunner, type ProjectionStatus } from '@ledgerkit/projections';
-import { PostgresEventStore } from '@ledgerkit/store-postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSeenTable, currencies, eventually, openFixtureLedger, seenProjection, seenVersions, writeTransfers } from './support/fixtures.js';
-import { openTestDatabase, type TestDatabase } from './support/test-database.js';
+import { describe, expect, it } from 'vitest';
+import { currencies, eventually, openFixtureLedger, seenProjection, seenVersions, writeTransfers } from './support/fixtures.js';
+import { useRunnerFile } from './support/runner-files.js';
 
 // A role with a statement_timeout (a common guard) cancels a batch that takes too long. The
 // error is transient, so the runner retries; retried at the same size, the batch would time out
 // forever and the projection never get past it.
 
-let db: TestDatabase;
-let store: PostgresEventStore;
-
-beforeAll(async () => {
-  db = await openTestDatabase();
-  store = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000 });
-  await createSeenTable(db);
-});
-
-afterAll(async () => {
-  await Promise.all(runners.map((runner) => runner.stop().catch(() => undefined)));
-  await db?.close();
-});
-
-/** Every runner of the file, stopped before the database closes even when a test fails. */
-const runners: ProjectionRunner[] = [];
+const file = useRunnerFile();
 
 describe('a batch cancelled by a statement timeout', () => {
   it('is retried in smaller batches until one fits in the timeout, so the projection gets past it, applying each event once', async () => {
     const tenantId = 'timeouts';
-    const ledger = await openFixtureLedger(store, tenantId);
+    const ledger = await openFixtureLedger(file.store, tenantId);
     await writeTransfers(ledger, 'a', 40, 8);
     // Batches of more events than this outlast the statement timeout.
     const eventsMax = 8;
@@ -47,11 +31,10 @@ describe('a batch cancelled by a statement timeout', () => {
       },
     };
     const errors: Error[] = [];
-    const runner = new ProjectionRunner({ pool: db.app, store, tenantIds: [tenantId], projections: [projection], currencies, batchSize: 100, pollIntervalMs: 50, onError: (error) => errors.push(error) });
-    runners.push(runner);
+    const runner = file.track(new ProjectionRunner({ pool: file.db.app, store: file.store, tenantIds: [tenantId], projections: [projection], currencies, batchSize: 100, pollIntervalMs: 50, onError: (error) => errors.push(error) }));
     runner.start();
     await eventually(async () => ((await runner.status())[0] as ProjectionStatus).eventsApplied === ledger.version, 20_000, 'every event applied');
-    expect(await seenVersions(db.admin, tenantId, 'slow')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
+    expect(await seenVersions(file.db.admin, tenantId, 'slow')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
     expect(errors.some((error) => /statement timeout/.test(error.message))).toBe(true);
     expect(Math.min(...batchSizes)).toBeGreaterThan(1);
     await runner.stop();

@@ -24,7 +24,7 @@ import {
 import { createHash } from 'node:crypto';
 import { isTenantId, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
-import { ResultTooLargeError } from '../errors.js';
+import { isRefusedOnLiveSession, ResultTooLargeError } from '../errors.js';
 import { isRoleChecked, checkApplicationRole } from '../role-check.js';
 import { SCHEMA } from '../schema.js';
 import { accountListQuery, listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
@@ -780,38 +780,6 @@ function pageSize(limit: number | undefined): number {
     throw new InvalidInputError([{ path: ['limit'], message: `must be an integer in 1..${TRANSFER_PAGE_SIZE_MAX}` }]);
   }
   return chosen;
-}
-
-/**
- * SQLSTATE classes after which a session may be gone or unsound: connection exception (08),
- * insufficient resources (53: out of memory, disk full), system error (58: I/O), configuration
- * file error (F0), internal error (XX: a corrupt page, say).
- */
-const SESSION_ENDING_SQLSTATE_CLASSES = new Set(['08', '53', '58', 'F0', 'XX']);
-/**
- * SQLSTATEs, in classes that are otherwise harmless, that the server sends as it ends the session
- * (severity FATAL): shutdown (57P01-57P03), database dropped (57P04), idle-session timeout (57P05),
- * idle-in-transaction timeout (25P03).
- */
-const SESSION_ENDING_SQLSTATES = new Set(['57P01', '57P02', '57P03', '57P04', '57P05', '25P03']);
-
-/**
- * Whether `error` is the server refusing one statement on a session it keeps open: a
- * node-postgres `DatabaseError` (recognised by its shape, so that a pool of another copy of `pg`
- * is served too: only the server's error response sets a `severity` with a 5-character SQLSTATE
- * `code`), of severity ERROR rather than FATAL or PANIC, and not of a SQLSTATE that ends or
- * endangers the session (see {@link SESSION_ENDING_SQLSTATE_CLASSES}, {@link SESSION_ENDING_SQLSTATES};
- * checked as well as the severity, which the server may send translated). An invalid input value
- * or a statement timeout (57014) qualifies; a lost socket, a client-side query timeout or any
- * error not from the server does not. A connection that raised `'error'` is dropped in any case
- * (see `withPooledClient`).
- */
-function isRefusedOnLiveSession(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const { code, severity } = error as { code?: unknown; severity?: unknown };
-  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || typeof severity !== 'string') return false;
-  if (severity === 'FATAL' || severity === 'PANIC') return false;
-  return !SESSION_ENDING_SQLSTATE_CLASSES.has(code.slice(0, 2)) && !SESSION_ENDING_SQLSTATES.has(code);
 }
 
 /** A PostgreSQL data exception (SQLSTATE class 22): the input, not the database, is at fault. */
