@@ -38,6 +38,8 @@ const PAGES = [
   'packages/projections/README.md',
   'docs/projections.md',
   'docs/events.md',
+  'docs/decider.md',
+  'docs/store-authors.md',
 ] as const;
 
 /** Modules a `run` snippet may import. */
