@@ -833,6 +833,16 @@ describe('evolve asserts invariants', () => {
     const state = fold(base);
     expect(() => evolve(state, { type: 'AccountFrozen', accountId: 'bob', reason: undefined }, meta(4))).toThrow(/event version 4 after 4/);
   });
+
+  test('evolve refuses an event out of order before it changes anything', () => {
+    const state = fold([...base, posted('t1', simple('cash', 'bob', 5n))]);
+    const before = { version: state.version, bob: { ...state.accounts.get('bob') } };
+    expect(() => evolve(state, posted('t2', simple('cash', 'bob', 7n)), meta(state.version))).toThrow(InvariantViolationError);
+    expect(() => evolve(state, { type: 'AccountFrozen', accountId: 'bob', reason: undefined }, meta(state.version))).toThrow(/event version/);
+    expect(state.version).toBe(before.version);
+    expect({ ...state.accounts.get('bob') }).toEqual(before.bob);
+    expect(state.transfers.get('t2')).toBeUndefined();
+  });
 });
 
 // ---- the spec helper itself -------------------------------------------------------------------

@@ -18,6 +18,8 @@ export { transferRecordOf, type EventMeta } from './transfer-record.js';
  * `state.limitsAsserted`, no constrained account passes its limit.
  */
 export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta): LedgerState {
+  // Before anything changes: an event out of order must leave the state as it was.
+  if (meta.ledgerVersion <= state.version) violated(`event version ${meta.ledgerVersion} after ${state.version}`);
   switch (event.type) {
     case 'AccountOpened': {
       if (state.accounts.get(event.accountId) !== undefined) violated(`account ${event.accountId} opened twice`);
@@ -85,7 +87,6 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
     default:
       return assertNever(event);
   }
-  if (meta.ledgerVersion <= state.version) violated(`event version ${meta.ledgerVersion} after ${state.version}`);
   state.version = meta.ledgerVersion;
   if (meta.recordedAtMs > state.lastRecordedAtMs) state.lastRecordedAtMs = meta.recordedAtMs;
   return state;
