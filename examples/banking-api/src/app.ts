@@ -14,7 +14,7 @@ import type { AuditSink } from './audit.js';
 import { requireScope, type Principal, type TokenVerifier } from './auth.js';
 import type { ApiSettings } from './config.js';
 import { problemFromError, validationProblem } from './error-mapping.js';
-import { requestFingerprint, type IdempotencyStore, type KeyRef } from './idempotency.js';
+import { requestFingerprint, type IdempotencyStore, type KeyRef, type StoredResponse } from './idempotency.js';
 import { UNMATCHED_ROUTE, type RequestMetrics } from './metrics.js';
 import { buildOpenApiDocument, type OpenApiInfo } from './openapi.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from './problems.js';
@@ -240,7 +240,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
         subject: principal.subject,
         action: route.audit.action,
         ledgerId: request.ledgerId ?? ledgerOf(request, settings.defaultLedgerId),
-        resourceId: resourceIdOf(route, request.params, request.parsedBody),
+        ...auditIdsOf(route, request.params, request.parsedBody),
         status,
         outcome: status < 400 ? 'success' : status < 500 ? 'rejected' : 'error',
         problemCode: request.problemCode,
@@ -327,44 +327,60 @@ export function buildApp(deps: AppDependencies): BankingApp {
     if (claim.kind === 'in_progress') throw new ProblemError('idempotency_request_in_progress', undefined, { retryAfterSeconds: 1 });
     if (claim.kind === 'replay') {
       request.replayed = true;
-      const problemCode = claim.response.headers['x-problem-code'];
-      if (problemCode !== undefined) request.problemCode = problemCode;
-      for (const [name, value] of Object.entries(claim.response.headers)) if (name !== 'x-problem-code') reply.header(name, value);
       reply.header('idempotent-replayed', 'true');
-      reply.code(claim.response.status).send(claim.response.body);
+      sendStored(request, reply, claim.response);
       return;
     }
 
-    let answer: Answer;
-    let contentType = JSON_CONTENT_TYPE;
-    let problemCode: string | undefined;
+    let response: StoredResponse;
     try {
-      answer = await route.handle({ params, query, body, context });
+      response = await claimedAnswer(route, request, { params, query, body, context });
     } catch (error) {
-      const problem = problemFromError(error);
-      if (problem.status >= 500) {
-        // The server failed: give the key back, so a retry runs the request again (the ledger
-        // itself answers a retried transfer id with its original outcome).
-        await idempotency.finish(ref, undefined).catch((finishError: unknown) => request.log.warn({ err: finishError }, 'idempotency key not released'));
-        throw error;
-      }
-      answer = { status: problem.status, body: problem.toDocument(request.id, request.url), headers: problemHeaders(problem) };
-      contentType = PROBLEM_CONTENT_TYPE;
-      problemCode = problem.code;
+      // The server failed, in the handler or in its answer (one that fails its schema with
+      // `validateResponses`, possibly after the ledger acted): give the key back, so a retry runs
+      // the request again (the ledger itself answers a retried transfer or account id with its
+      // original outcome) instead of being told "in progress" until the lease runs out.
+      await idempotency.finish(ref, undefined).catch((finishError: unknown) => request.log.warn({ err: finishError }, 'idempotency key not released'));
+      throw error;
     }
-    checkAnswer(route, answer, problemCode !== undefined);
-    const text = JSON.stringify(answer.body);
-    const headers: Record<string, string> = { ...answer.headers, 'content-type': contentType, ...(problemCode === undefined ? {} : { 'x-problem-code': problemCode }) };
     // The answer is sent without waiting for it to be stored (a retry in this process is answered
     // from memory meanwhile; it is written with synchronous_commit off either way), unless too
     // many answers are waiting already. It is sent even if it cannot be stored: the key then stays
     // claimed until its lease runs out, and a retry after that runs again (answered by the
     // ledger's own idempotency).
-    const stored = idempotency.finish(ref, { status: answer.status, headers, body: text }).catch((error: unknown) => request.log.warn({ err: error }, 'idempotent answer not stored'));
+    const stored = idempotency.finish(ref, response).catch((error: unknown) => request.log.warn({ err: error }, 'idempotent answer not stored'));
     if (idempotency.isBehind()) await stored;
+    sendStored(request, reply, response);
+  }
+
+  /** Sends an answer as {@link claimedAnswer} made it (or as it was stored), its problem code kept for the log and the audit. */
+  function sendStored(request: FastifyRequest, reply: FastifyReply, response: StoredResponse): void {
+    const problemCode = response.headers['x-problem-code'];
     if (problemCode !== undefined) request.problemCode = problemCode;
-    for (const [name, value] of Object.entries(headers)) if (name !== 'x-problem-code') reply.header(name, value);
-    reply.code(answer.status).send(text);
+    for (const [name, value] of Object.entries(response.headers)) if (name !== 'x-problem-code') reply.header(name, value);
+    reply.code(response.status).send(response.body);
+  }
+
+  /**
+   * The answer of a POST that holds its `Idempotency-Key`, as it is sent and stored: the handler's,
+   * checked against its schema, or the 4xx problem it threw. Throws on a server failure (5xx).
+   */
+  async function claimedAnswer(route: Route, request: FastifyRequest, input: Parameters<Route['handle']>[0]): Promise<StoredResponse> {
+    let answer: Answer;
+    let contentType = JSON_CONTENT_TYPE;
+    let problemCode: string | undefined;
+    try {
+      answer = await route.handle(input);
+    } catch (error) {
+      const problem = problemFromError(error);
+      if (problem.status >= 500) throw error;
+      answer = { status: problem.status, body: problem.toDocument(request.id, request.url), headers: problemHeaders(problem) };
+      contentType = PROBLEM_CONTENT_TYPE;
+      problemCode = problem.code;
+    }
+    checkAnswer(route, answer, problemCode !== undefined);
+    const headers: Record<string, string> = { ...answer.headers, 'content-type': contentType, ...(problemCode === undefined ? {} : { 'x-problem-code': problemCode }) };
+    return { status: answer.status, headers, body: JSON.stringify(answer.body) };
   }
 
   function sendAnswer(route: Route, reply: FastifyReply, answer: Answer): void {
@@ -441,25 +457,28 @@ function problemHeaders(problem: ProblemError): Record<string, string> {
 }
 
 /**
- * The resource id an audit event names: only from path parameters and a body that passed their
- * schemas (`body` is the parsed one, `undefined` when it did not get that far). A raw value may
- * hold anything a request can (a NUL, say), which PostgreSQL refuses in jsonb, and an audit batch
- * holding it would fail and be retried for ever, stopping every tenant's trail.
+ * The ids an audit event names (see `RouteSpec.audit`): only from path parameters and a body that
+ * passed their schemas (`body` is the parsed one, `undefined` when it did not get that far). A raw
+ * value may hold anything a request can (a NUL, say), which PostgreSQL refuses in jsonb, and an
+ * audit batch holding it would fail and be retried for ever, stopping every tenant's trail.
  */
-function resourceIdOf(route: Route, params: unknown, body: unknown): string | null {
+function auditIdsOf(route: Route, params: unknown, body: unknown): { resourceId: string | null; targetId: string | null } {
+  const none = { resourceId: null, targetId: null };
+  const audit = route.audit;
+  if (audit === undefined) return none;
   try {
-    if (route.params === undefined) return route.audit?.resourceId(undefined as never, body as never) ?? null;
-    const parsed = route.params.safeParse(params);
-    return parsed.success ? (route.audit?.resourceId(parsed.data as never, body as never) ?? null) : null;
+    const parsed = route.params === undefined ? { success: true as const, data: undefined } : route.params.safeParse(params);
+    if (!parsed.success) return none;
+    return { resourceId: audit.resourceId(parsed.data as never, body as never), targetId: audit.targetId?.(parsed.data as never) ?? null };
   } catch {
-    return null;
+    return none;
   }
 }
 
 /**
  * The ledger a request addressed, for an audit event of a request refused before its handler read
  * it (a bad path, query or scope): the `Ledger-Id` header's, the default without one, `null` for a
- * header that is not a valid id (which is not stored: see {@link resourceIdOf}).
+ * header that is not a valid id (which is not stored: see {@link auditIdsOf}).
  */
 function ledgerOf(request: FastifyRequest, defaultLedgerId: string): string | null {
   const parsed = ledgerHeaderSchema.safeParse(request.headers['ledger-id']);

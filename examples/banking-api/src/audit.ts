@@ -20,8 +20,13 @@ export interface AuditEvent {
   readonly action: string;
   /** `null` when the request named a ledger that is not a valid id. */
   readonly ledgerId: string | null;
-  /** The account or transfer acted on, when there is one. */
+  /** The account or transfer read, changed or created, when there is one. */
   readonly resourceId: string | null;
+  /**
+   * The transfer acted on by a request that creates another (the hold a post or void resolves,
+   * the transfer a reversal reverses); `null` for every other request.
+   */
+  readonly targetId: string | null;
   readonly status: number;
   /** `success` (2xx), `rejected` (4xx) or `error` (5xx). */
   readonly outcome: 'success' | 'rejected' | 'error';
@@ -78,6 +83,7 @@ function storedJson(event: AuditEvent, isoTime: string | null): string {
     action: event.action,
     ledgerId: event.ledgerId,
     resourceId: event.resourceId,
+    targetId: event.targetId,
     status: event.status,
     outcome: event.outcome,
     problemCode: event.problemCode,

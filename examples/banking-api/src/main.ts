@@ -16,13 +16,19 @@
  *   BANKING_API_JWT_PUBLIC_KEY    a PEM (SPKI) public key, with BANKING_API_JWT_ALGORITHM (default EdDSA)
  *   BANKING_API_DEV_TOKENS=1      trust the development key in .dev-keys/ instead (never in production)
  *   BANKING_API_*                 limits, e.g. BANKING_API_RATE_LIMIT_PER_SECOND (see config.ts)
+ *
+ * SIGTERM or SIGINT, from the first moment on, stops it gracefully: once it listens, `close()`
+ * (requests answered, writers drained, pools closed); during start-up (migrations, connecting,
+ * listening), start-up stops after the step under way and closes what it opened. Exit code 0 for
+ * either; 1 if start-up or shutdown failed, if start-up had not stopped within
+ * BANKING_API_SHUTDOWN_TIMEOUT_MS (10 s) of the signal, or on a second signal (exits at once).
  */
 import { createRemoteJWKSet, importSPKI, type JWTVerifyGetKey, type KeyInput } from 'jose';
 import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER, loadOrCreateDevKeys } from './dev-tokens.js';
 import { prepareDatabase } from './database.js';
-import { settingsFromEnv } from './config.js';
+import { resolveSettings, settingsFromEnv } from './config.js';
 import { createLogger } from './logger.js';
-import { closeOnSignals, createBankingApi } from './server.js';
+import { createBankingApi, shutdownOnSignals, type BankingApi } from './server.js';
 import type { TokenVerifierOptions } from './auth.js';
 
 async function authFromEnv(env: NodeJS.ProcessEnv): Promise<TokenVerifierOptions> {
@@ -50,30 +56,54 @@ async function authFromEnv(env: NodeJS.ProcessEnv): Promise<TokenVerifierOptions
 
 async function main(): Promise<void> {
   const env = process.env;
-  let databaseUrl = env['DATABASE_URL'];
-  const migrationUrl = env['MIGRATION_DATABASE_URL'];
-  if (migrationUrl !== undefined) {
-    const password = env['LEDGERKIT_APP_PASSWORD'];
-    if (password === undefined) throw new Error('MIGRATION_DATABASE_URL needs LEDGERKIT_APP_PASSWORD (the application role\'s password)');
-    const { appUrl } = await prepareDatabase({ adminUrl: migrationUrl, appPassword: password });
-    databaseUrl ??= appUrl;
+  const logger = createLogger({ level: env['LOG_LEVEL'] ?? 'info' });
+  const settings = resolveSettings(settingsFromEnv(env));
+  // Before anything is opened: a signal from now on stops start-up gracefully (see the module comment).
+  const shutdown = shutdownOnSignals({ logger, timeoutMs: settings.shutdownTimeoutMs });
+  const { signal } = shutdown;
+  let api: BankingApi | undefined;
+  try {
+    logger.info('banking API starting');
+    let databaseUrl = env['DATABASE_URL'];
+    const migrationUrl = env['MIGRATION_DATABASE_URL'];
+    if (migrationUrl !== undefined) {
+      const password = env['LEDGERKIT_APP_PASSWORD'];
+      if (password === undefined) throw new Error('MIGRATION_DATABASE_URL needs LEDGERKIT_APP_PASSWORD (the application role\'s password)');
+      const { appUrl } = await prepareDatabase({ adminUrl: migrationUrl, appPassword: password });
+      signal.throwIfAborted();
+      databaseUrl ??= appUrl;
+    }
+    if (databaseUrl === undefined) throw new Error('set DATABASE_URL (the application role)');
+    const auth = await authFromEnv(env);
+    signal.throwIfAborted();
+    api = await createBankingApi({ databaseUrl, poolSize: Number(env['DB_POOL_SIZE'] ?? 16), auth, settings, logger });
+    signal.throwIfAborted();
+    const url = await api.listen({ port: Number(env['PORT'] ?? 8080), host: env['HOST'] ?? '127.0.0.1' });
+    signal.throwIfAborted();
+    logger.info({ url }, 'banking API listening');
+    const metricsPort = env['METRICS_PORT'];
+    if (metricsPort !== undefined && metricsPort !== '') {
+      const metricsUrl = await api.listenMetrics({ port: Number(metricsPort), host: env['METRICS_HOST'] ?? '127.0.0.1' });
+      logger.info({ url: metricsUrl }, 'metrics listening');
+    }
+    shutdown.serve(api);
+  } catch (error) {
+    // Whatever start-up opened is closed, whether a signal stopped it or it failed (a signal
+    // while closing after a failure does not make it a graceful stop).
+    const stopped = signal.aborted;
+    const closed = await api?.close().then(
+      () => true,
+      (closeError: unknown) => {
+        logger.error({ err: closeError }, 'closing after start-up failed');
+        return false;
+      },
+    );
+    if (stopped) {
+      logger.info(`start-up ${(signal.reason as Error).message}: closed what it had opened`);
+      process.exit(closed === false ? 1 : 0);
+    }
+    throw error;
   }
-  if (databaseUrl === undefined) throw new Error('set DATABASE_URL (the application role)');
-  const api = await createBankingApi({
-    databaseUrl,
-    poolSize: Number(env['DB_POOL_SIZE'] ?? 16),
-    auth: await authFromEnv(env),
-    settings: settingsFromEnv(env),
-    logger: createLogger({ level: env['LOG_LEVEL'] ?? 'info' }),
-  });
-  const url = await api.listen({ port: Number(env['PORT'] ?? 8080), host: env['HOST'] ?? '127.0.0.1' });
-  api.logger.info({ url }, 'banking API listening');
-  const metricsPort = env['METRICS_PORT'];
-  if (metricsPort !== undefined && metricsPort !== '') {
-    const metricsUrl = await api.listenMetrics({ port: Number(metricsPort), host: env['METRICS_HOST'] ?? '127.0.0.1' });
-    api.logger.info({ url: metricsUrl }, 'metrics listening');
-  }
-  closeOnSignals(api);
 }
 
 main().catch((error: unknown) => {

@@ -204,8 +204,26 @@ GRANT EXECUTE ON FUNCTION ${S}.claim_idempotency_keys(text, text[], text[], text
 `;
 };
 
-/** Every migration of the API schema, in order. */
-const API_MIGRATIONS: readonly ApiMigration[] = [{ version: 1, name: 'idempotency keys, audit events, account directory; RLS', sql: initialSchema }];
+/**
+ * Audit events name the transfer a hold's post or void, or a reversal, acted on (`targetId`)
+ * besides the new transfer it created (`resourceId`): the view gains `target_id` (last, as
+ * `CREATE OR REPLACE VIEW` requires; null in events written before).
+ */
+const auditTarget = (): string => `
+CREATE OR REPLACE VIEW ${S}.audit_events WITH (security_invoker = true) AS
+  SELECT s.tenant_id, s.segment_id, e.ordinality::integer AS seq, (e.event->>'occurredAt')::timestamptz AS occurred_at,
+         e.event->>'requestId' AS request_id, e.event->>'clientId' AS client_id, e.event->>'subject' AS subject,
+         e.event->>'action' AS action, e.event->>'ledgerId' AS ledger_id, e.event->>'resourceId' AS resource_id,
+         (e.event->>'status')::integer AS status, e.event->>'outcome' AS outcome, e.event->>'problemCode' AS problem_code,
+         (e.event->>'replayed')::boolean AS replayed, e.event->>'targetId' AS target_id
+  FROM ${S}.audit_segments s CROSS JOIN LATERAL jsonb_array_elements(s.events) WITH ORDINALITY AS e(event, ordinality);
+`;
+
+/** Every migration of the API schema, in order. Applied steps are never edited: a change is a new step. */
+const API_MIGRATIONS: readonly ApiMigration[] = [
+  { version: 1, name: 'idempotency keys, audit events, account directory; RLS', sql: initialSchema },
+  { version: 2, name: 'audit events: target_id', sql: auditTarget },
+];
 
 /** Options of {@link migrateBankingApi}. */
 export interface MigrateBankingApiOptions {

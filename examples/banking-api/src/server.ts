@@ -308,24 +308,71 @@ async function pingDatabase(pool: pg.Pool): Promise<CheckResult> {
   }
 }
 
-/** Calls `api.close()` on SIGINT or SIGTERM, then exits (a second signal exits at once). */
-export function closeOnSignals(api: BankingApi, onClosed: () => Promise<void> = async () => undefined): void {
-  let signalled = false;
+/** Graceful shutdown on SIGINT and SIGTERM; see {@link shutdownOnSignals}. */
+export interface SignalShutdown {
+  /**
+   * Aborted by the first signal, with an `Error` naming it as the reason. Start-up checks it after
+   * each step (`signal.throwIfAborted()`) and, once it is aborted, closes what it opened and exits.
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Start-up is over: from now on the first signal closes `api`, then runs `onClosed`, then exits
+   * 0 (1 if either failed). Throws the signal's reason if a signal came already.
+   */
+  serve(api: BankingApi, onClosed?: () => Promise<void>): void;
+}
+
+/**
+ * Listens for SIGINT and SIGTERM from now on. Call it before start-up begins: a signal during
+ * start-up (migrations, connecting, listening) must stop it gracefully, not kill the process with
+ * its pools and writers open. The first signal aborts {@link SignalShutdown.signal}; once
+ * {@link SignalShutdown.serve} was called, it closes the API instead. A start-up that has not
+ * stopped within `timeoutMs` of the signal (a step waiting on a lock, say) exits 1; a second
+ * signal exits 1 at once.
+ */
+export function shutdownOnSignals(options: { readonly logger: Logger; readonly timeoutMs: number }): SignalShutdown {
+  const { logger, timeoutMs } = options;
+  const controller = new AbortController();
+  let closeServed: (() => void) | undefined;
   const handler = (signal: NodeJS.Signals): void => {
-    if (signalled) process.exit(1);
-    signalled = true;
-    api.logger.info({ signal }, 'shutting down');
-    void api
-      .close()
-      .then(onClosed)
-      .then(
-        () => process.exit(0),
-        (error: unknown) => {
-          api.logger.error({ err: error }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
+    if (controller.signal.aborted) {
+      logger.warn({ signal }, 'second signal: exiting at once');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down');
+    controller.abort(new Error(`stopped by ${signal}`));
+    if (closeServed !== undefined) {
+      closeServed();
+      return;
+    }
+    setTimeout(() => {
+      logger.error(`start-up did not stop within ${timeoutMs} ms of ${signal}; exiting`);
+      process.exit(1);
+    }, timeoutMs);
   };
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    signal: controller.signal,
+    serve(api, onClosed = async () => undefined) {
+      controller.signal.throwIfAborted();
+      closeServed = () => {
+        void api
+          .close()
+          .then(onClosed)
+          .then(
+            () => process.exit(0),
+            (error: unknown) => {
+              logger.error({ err: error }, 'shutdown failed');
+              process.exit(1);
+            },
+          );
+      };
+    },
+  };
+}
+
+/** Calls `api.close()` on SIGINT or SIGTERM, then `onClosed`, then exits (a second signal exits at once): {@link shutdownOnSignals} once start-up is over. */
+export function closeOnSignals(api: BankingApi, onClosed?: () => Promise<void>): void {
+  shutdownOnSignals({ logger: api.logger, timeoutMs: api.settings.shutdownTimeoutMs }).serve(api, onClosed);
 }

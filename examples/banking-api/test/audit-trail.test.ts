@@ -171,6 +171,38 @@ describe('audit events', () => {
       ['transfer.create', 'res-missing', 404, false],
     ]);
   });
+
+  it("posting or voiding a hold and reversing a transfer name the new transfer as the resource and the hold or transfer acted on as the target, refused ones too", async () => {
+    const api = await start();
+    const bank = client(api.url, await api.token('aud-target', undefined, { subject: 'target-app' }));
+    await openAccounts(bank);
+    const transfer = { debitAccountId: 'cash', creditAccountId: 'sink', amount: '2.00', currency: 'EUR' };
+    for (const [path, transferId] of [['/holds', 'tgt-hold-1'], ['/holds', 'tgt-hold-2'], ['/transfers', 'tgt-pay']] as const) {
+      expect((await bank.post(path, { ...transfer, transferId })).status).toBe(201);
+    }
+    expect((await bank.post('/holds/tgt-hold-1/post', { transferId: 'tgt-post' })).status).toBe(201);
+    expect((await bank.post('/holds/tgt-hold-2/void', { transferId: 'tgt-void' })).status).toBe(201);
+    expect((await bank.post('/transfers/tgt-pay/reversal', { transferId: 'tgt-back' })).status).toBe(201);
+    expectProblem(await bank.post('/holds/tgt-hold-1/post', { transferId: 'tgt-post-again' }), 409, 'pending_already_resolved');
+    expectProblem(await bank.post('/transfers/tgt-pay/reversal', {}), 400, 'invalid_request');
+    const rows = await eventually(async () => {
+      const { rows: found } = await db.admin.query<{ action: string; resource_id: string | null; target_id: string | null; status: number }>(
+        "SELECT action, resource_id, target_id, status FROM banking_api.audit_events WHERE client_id = 'target-app' AND action NOT LIKE 'account.%' ORDER BY occurred_at, segment_id, seq",
+      );
+      expect(found).toHaveLength(8);
+      return found;
+    });
+    expect(rows.map((row) => [row.action, row.resource_id, row.target_id, row.status])).toEqual([
+      ['hold.create', 'tgt-hold-1', null, 201],
+      ['hold.create', 'tgt-hold-2', null, 201],
+      ['transfer.create', 'tgt-pay', null, 201],
+      ['hold.post', 'tgt-post', 'tgt-hold-1', 201],
+      ['hold.void', 'tgt-void', 'tgt-hold-2', 201],
+      ['transfer.reverse', 'tgt-back', 'tgt-pay', 201],
+      ['hold.post', 'tgt-post-again', 'tgt-hold-1', 409],
+      ['transfer.reverse', null, 'tgt-pay', 400],
+    ]);
+  });
 });
 
 describe('audit events while the database is away', () => {

@@ -270,6 +270,61 @@ describe('idempotency keys', () => {
     expect(Number((await alpha.get(balancePath)).body.posted) - Number(before)).toBe(3);
   });
 
+  it('an answer that fails its response schema is a 500 that gives its key back, as any 5xx: the retry runs again and gets the ledger\'s own outcome, not "in progress"', async () => {
+    // A directory row that breaks the account schema (metadata values are strings), written
+    // inside the append that opens the account: the ledger has acted, the answer is refused.
+    await db.admin.query(`CREATE FUNCTION public.break_account_metadata() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.metadata := '{"n": 1}'; RETURN NEW; END $$`);
+    await db.admin.query(
+      `CREATE TRIGGER break_account_metadata BEFORE INSERT ON banking_api.accounts FOR EACH ROW WHEN (NEW.account_id = 'schema-broken') EXECUTE FUNCTION public.break_account_metadata()`,
+    );
+    try {
+      const key = randomUUID();
+      const body = { accountId: 'schema-broken', currency: 'EUR', type: 'asset' };
+      expectProblem(await alpha.post('/accounts', body, { key }), 500, 'internal');
+      await db.admin.query(`UPDATE banking_api.accounts SET metadata = '{}' WHERE tenant_id = $1 AND account_id = 'schema-broken'`, [ALPHA]);
+      const retry = await alpha.post('/accounts', body, { key });
+      // Run again, not replayed: the ledger answers the account it opened the first time.
+      expect({ status: retry.status, replayed: retry.headers.get('idempotent-replayed') }).toEqual({ status: 200, replayed: null });
+      expect(retry.body).toMatchObject({ accountId: 'schema-broken', metadata: {} });
+    } finally {
+      await db.admin.query('DROP TRIGGER IF EXISTS break_account_metadata ON banking_api.accounts');
+      await db.admin.query('DROP FUNCTION IF EXISTS public.break_account_metadata()');
+    }
+  });
+
+  it('an account the ledger opened but the directory does not show yet is a 503 that gives the key back, not a 404 replayed for the whole life of the key', async () => {
+    // The directory's projection runner waits its longest before it applies an append made with
+    // the inline hooks, so that the answer is made before it repairs the row.
+    const slow = await startTestApi(db, { inlineProjectionBatchDelayMs: 1_000 });
+    try {
+      const bank = client(slow.url, await slow.token(ALPHA));
+      // The inline hook's row is lost once (the runner's is kept): the append succeeds, the row is not there.
+      await db.admin.query('CREATE TABLE public.directory_rows_lost (account_id text PRIMARY KEY)');
+      await db.admin.query(
+        `CREATE FUNCTION public.lose_directory_row() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN
+           INSERT INTO public.directory_rows_lost VALUES (NEW.account_id) ON CONFLICT DO NOTHING;
+           IF FOUND THEN RETURN NULL; END IF; RETURN NEW; END $$`,
+      );
+      await db.admin.query(
+        `CREATE TRIGGER lose_directory_row BEFORE INSERT ON banking_api.accounts FOR EACH ROW WHEN (NEW.account_id = 'directory-late') EXECUTE FUNCTION public.lose_directory_row()`,
+      );
+      const key = randomUUID();
+      const body = { accountId: 'directory-late', currency: 'EUR', type: 'asset' };
+      const first = await bank.post('/accounts', body, { key });
+      expectProblem(first, 503, 'unavailable');
+      expect(first.headers.get('retry-after')).toBe('1');
+      await eventually(async () => expect((await bank.get('/accounts/directory-late')).status).toBe(200));
+      const retry = await bank.post('/accounts', body, { key });
+      expect({ status: retry.status, replayed: retry.headers.get('idempotent-replayed') }).toEqual({ status: 200, replayed: null });
+      expect(retry.body).toMatchObject({ accountId: 'directory-late', status: 'open' });
+    } finally {
+      await slow.close();
+      await db.admin.query('DROP TRIGGER IF EXISTS lose_directory_row ON banking_api.accounts');
+      await db.admin.query('DROP FUNCTION IF EXISTS public.lose_directory_row()');
+      await db.admin.query('DROP TABLE IF EXISTS public.directory_rows_lost');
+    }
+  });
+
   it('keys belong to one client of one tenant: another client may use the same key for its own request', async () => {
     const key = randomUUID();
     expect((await alpha.post('/accounts', { accountId: 'k-alpha', currency: 'EUR', type: 'asset' }, { key })).status).toBe(201);

@@ -23,10 +23,17 @@ export function commandContext(context: RequestContext): CommandContext {
   return { correlationId: context.requestId, metadata: { 'api.client': context.principal.clientId } };
 }
 
-/** The account after a command: the directory is kept inside the append, so it is current. */
+/**
+ * The account after a command: the directory is kept inside the append, so it is current. If it
+ * lacks the account all the same (its projection runner rebuilding it, say), the ledger has acted
+ * but the answer cannot be made: a 503, which gives the `Idempotency-Key` back, so that the retry
+ * gets the account (a 404 would be stored and replayed for the key's whole life).
+ */
 async function accountAfterWrite(services: Services, context: RequestContext, accountId: string): Promise<DirectoryAccount> {
   const account = await services.directory.get(context.tenantId, context.ledgerId, accountId);
-  if (account === undefined) throw new ProblemError('not_found', 'the account is not in the directory yet; read it again shortly');
+  if (account === undefined) {
+    throw new ProblemError('unavailable', 'the account is not in the directory yet; retry shortly with the same Idempotency-Key', { retryAfterSeconds: 1 });
+  }
   return account;
 }
 

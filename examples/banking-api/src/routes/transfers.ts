@@ -46,6 +46,9 @@ function receipt(context: RequestContext, result: CommandResult, kind: Kind, tra
   };
 }
 
+/** The audit resource of a request that creates a transfer: the id its body names (none before the body passed its schema). */
+const newTransferId = (_params: unknown, body: { readonly transferId: string } | undefined): string | null => body?.transferId ?? null;
+
 const hasPostings = (raw: unknown): boolean => typeof raw === 'object' && raw !== null && Object.hasOwn(raw, 'postings');
 
 const RECEIPT_RESPONSES = {
@@ -137,7 +140,7 @@ export function transferRoutes(services: Services): Route[] {
       bodyFor: (raw) => (hasPostings(raw) ? multiTransferBodySchema : simpleTransferBodySchema),
       responses: RECEIPT_RESPONSES,
       problems: [404, 409, 422],
-      audit: { action: 'transfer.create', resourceId: (_params, body) => body?.transferId ?? null },
+      audit: { action: 'transfer.create', resourceId: newTransferId },
       async handle({ body, context }) {
         const result = await ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.transfer(body, commandContext(context)));
         return receipt(context, result, 'transfer', body.transferId);
@@ -219,7 +222,7 @@ export function transferRoutes(services: Services): Route[] {
       bodyFor: (raw) => (hasPostings(raw) ? multiHoldBodySchema : simpleHoldBodySchema),
       responses: RECEIPT_RESPONSES,
       problems: [404, 409, 422],
-      audit: { action: 'hold.create', resourceId: (_params, body) => body?.transferId ?? null },
+      audit: { action: 'hold.create', resourceId: newTransferId },
       async handle({ body, context }) {
         const result = await ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.hold(body, commandContext(context)));
         return receipt(context, result, 'hold', body.transferId);
@@ -236,7 +239,7 @@ export function transferRoutes(services: Services): Route[] {
       body: postHoldBodySchema,
       responses: RECEIPT_RESPONSES,
       problems: [404, 409, 422],
-      audit: { action: 'hold.post', resourceId: (params) => params.holdId },
+      audit: { action: 'hold.post', resourceId: newTransferId, targetId: (params) => params.holdId },
       async handle({ params, body, context }) {
         const result = await ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.postPending({ ...body, pendingId: params.holdId }, commandContext(context)));
         return receipt(context, result, 'postPending', body.transferId, { pendingId: params.holdId });
@@ -253,7 +256,7 @@ export function transferRoutes(services: Services): Route[] {
       body: voidHoldBodySchema,
       responses: RECEIPT_RESPONSES,
       problems: [404, 409, 422],
-      audit: { action: 'hold.void', resourceId: (params) => params.holdId },
+      audit: { action: 'hold.void', resourceId: newTransferId, targetId: (params) => params.holdId },
       async handle({ params, body, context }) {
         const result = await ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.voidPending({ ...body, pendingId: params.holdId }, commandContext(context)));
         return receipt(context, result, 'voidPending', body.transferId, { pendingId: params.holdId });
@@ -271,7 +274,7 @@ export function transferRoutes(services: Services): Route[] {
       body: reverseBodySchema,
       responses: RECEIPT_RESPONSES,
       problems: [404, 409, 422],
-      audit: { action: 'transfer.reverse', resourceId: (params) => params.transferId },
+      audit: { action: 'transfer.reverse', resourceId: newTransferId, targetId: (params) => params.transferId },
       async handle({ params, body, context }) {
         const result = await ledgers.use(context.tenantId, context.ledgerId, (ledger) => ledger.reverse({ ...body, reversalOf: params.transferId }, commandContext(context)));
         return receipt(context, result, 'reversal', body.transferId, { reversalOf: params.transferId });
