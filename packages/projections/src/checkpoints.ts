@@ -14,7 +14,6 @@ export interface Checkpoint {
 export interface CheckpointRow extends Checkpoint {
   readonly eventsApplied: number;
   readonly eventsSkipped: number;
-  readonly ledgerVersions: Readonly<Record<string, number>>;
   readonly lastRecordedAt: Date | null;
   readonly lastError: string | null;
   readonly lastErrorPosition: string | null;
@@ -27,7 +26,6 @@ interface RawCheckpointRow {
   readonly generation: number;
   readonly events_applied: string;
   readonly events_skipped: string;
-  readonly ledger_versions: Record<string, number>;
   readonly last_recorded_at: Date | null;
   readonly last_error: string | null;
   readonly last_error_position: string | null;
@@ -36,7 +34,9 @@ interface RawCheckpointRow {
 }
 
 const TABLE = `${SCHEMA}.projection_checkpoints`;
-const COLUMNS = `position, generation, events_applied, events_skipped, ledger_versions, last_recorded_at, last_error, last_error_position, last_error_at, updated_at`;
+/** Each projection's last version handled per ledger (read-model migration 5): one row per ledger, written by the batches that handle it. */
+const LEDGER_VERSIONS = `${SCHEMA}.projection_ledger_versions`;
+const COLUMNS = `position, generation, events_applied, events_skipped, last_recorded_at, last_error, last_error_position, last_error_at, updated_at`;
 
 /** What a handled batch moves the checkpoint by. */
 export interface CheckpointAdvance {
@@ -95,26 +95,60 @@ export async function fenceCheckpoint(client: PoolClient, tenantId: string, proj
   }
 }
 
-// Renamed with its text (it clears the last error now): a connection that prepared the old text
-// under the old name keeps it, and node-postgres refuses one name for two texts.
+// Renamed with its text (it writes the per-ledger progress to rows now): a connection that
+// prepared the old text under the old name keeps it, and node-postgres refuses one name for two texts.
+// One statement, so one round trip as before: the checkpoint row, then (joined to it, so only when
+// it was there) an upsert of the rows of the ledgers the batch handled, each moved forward only.
 const ADVANCE_STATEMENT = {
-  name: 'ledgerkit_projection_advance_v2',
-  text: `UPDATE ${TABLE} SET position = $3, events_applied = events_applied + $4, events_skipped = events_skipped + $5,
-       ledger_versions = ledger_versions || $6::jsonb, last_recorded_at = $7,
-       last_error = NULL, last_error_position = NULL, last_error_at = NULL, updated_at = now()
-     WHERE tenant_id = $1 AND projection = $2`,
+  name: 'ledgerkit_projection_advance_v3',
+  text: `WITH advanced AS (
+       UPDATE ${TABLE} SET position = $3, events_applied = events_applied + $4, events_skipped = events_skipped + $5, last_recorded_at = $6,
+         last_error = NULL, last_error_position = NULL, last_error_at = NULL, updated_at = now()
+       WHERE tenant_id = $1 AND projection = $2 RETURNING tenant_id, projection)
+     INSERT INTO ${LEDGER_VERSIONS} AS v (tenant_id, projection, ledger_id, ledger_version)
+     SELECT a.tenant_id, a.projection, l.ledger_id, l.ledger_version FROM advanced a, unnest($7::text[], $8::bigint[]) AS l (ledger_id, ledger_version)
+     ON CONFLICT (tenant_id, projection, ledger_id) DO UPDATE SET ledger_version = greatest(v.ledger_version, excluded.ledger_version)`,
 };
 
 /**
- * Moves the (fenced) checkpoint past a batch, and clears the stored last error: the projection
- * got past it (see `ProjectionStatus.lastError`). A skip records its error after this, in the
- * same transaction.
+ * Moves the (fenced) checkpoint past a batch, with the progress of the ledgers the batch handled
+ * (the rows of the others are not touched), and clears the stored last error: the projection got
+ * past it (see `ProjectionStatus.lastError`). A skip records its error after this, in the same
+ * transaction.
  */
 export async function advanceCheckpoint(client: PoolClient, tenantId: string, projection: string, advance: CheckpointAdvance): Promise<void> {
-  await client.query(
-    ADVANCE_STATEMENT,
-    [tenantId, projection, advance.position, advance.applied, advance.skipped, JSON.stringify(Object.fromEntries(advance.ledgerVersions)), advance.lastRecordedAt],
-  );
+  await client.query(ADVANCE_STATEMENT, [
+    tenantId,
+    projection,
+    advance.position,
+    advance.applied,
+    advance.skipped,
+    advance.lastRecordedAt,
+    [...advance.ledgerVersions.keys()],
+    [...advance.ledgerVersions.values()],
+  ]);
+}
+
+// Per projection: what each of the tenant's streams holds beyond the version the projection
+// handled, summed. One probe of the progress rows per stream, all in the database.
+const LAG_SQL = `SELECT p.projection, (SELECT coalesce(sum(greatest(s.version - coalesce(v.ledger_version, 0), 0)), 0)
+      FROM ${SCHEMA}.ledger_streams s
+      LEFT JOIN ${LEDGER_VERSIONS} v ON v.tenant_id = $1 AND v.projection = p.projection AND v.ledger_id = s.ledger_id COLLATE "C"
+     WHERE s.tenant_id = $1)::text AS lag
+   FROM unnest($2::text[]) AS p (projection)`;
+
+/**
+ * Committed events of the tenant that each projection has not handled yet, over all its ledgers:
+ * the event store's stream heads against the projections' per-ledger progress, summed in the
+ * database (one row per projection comes back, whatever the number of ledgers). `undefined` when
+ * the event store's stream table is not in this database. The tenant is filtered here as well as
+ * by row-level security.
+ */
+export async function readLagEvents(client: PoolClient, tenantId: string, projections: readonly string[]): Promise<Map<string, number> | undefined> {
+  const exists = await client.query<{ found: boolean }>(`SELECT to_regclass('${SCHEMA}.ledger_streams') IS NOT NULL AS found`);
+  if (exists.rows[0]?.found !== true) return undefined;
+  const { rows } = await client.query<{ projection: string; lag: string }>(LAG_SQL, [tenantId, [...projections]]);
+  return new Map(rows.map((row) => [row.projection, Number(row.lag)]));
 }
 
 /** Records a failed event in `projection_failures` (skip-with-record) and as the last error. */
@@ -139,18 +173,22 @@ export async function recordError(client: PoolClient, tenantId: string, projecti
 
 /**
  * Resets the checkpoint for a rebuild: back before the first event, a new generation (which
- * fences out any batch still in flight), no error, and the failure records of the old run gone.
- * Returns the new checkpoint.
+ * fences out any batch still in flight), no error, and the per-ledger progress and failure
+ * records of the old run gone. Returns the new checkpoint.
  */
 export async function resetCheckpoint(client: PoolClient, tenantId: string, projection: string): Promise<Checkpoint> {
   await client.query(`INSERT INTO ${TABLE} (tenant_id, projection) VALUES ($1, $2) ON CONFLICT (tenant_id, projection) DO NOTHING`, [tenantId, projection]);
   const { rows } = await client.query<{ generation: number }>(
-    `UPDATE ${TABLE} SET position = NULL, generation = generation + 1, events_applied = 0, events_skipped = 0, ledger_versions = '{}',
+    `UPDATE ${TABLE} SET position = NULL, generation = generation + 1, events_applied = 0, events_skipped = 0,
        last_recorded_at = NULL, last_error = NULL, last_error_position = NULL, last_error_at = NULL, updated_at = now()
      WHERE tenant_id = $1 AND projection = $2 RETURNING generation`,
     [tenantId, projection],
   );
-  await client.query(`DELETE FROM ${SCHEMA}.projection_failures WHERE tenant_id = $1 AND projection = $2`, [tenantId, projection]);
+  await client.query(
+    `WITH progress AS (DELETE FROM ${LEDGER_VERSIONS} WHERE tenant_id = $1 AND projection = $2)
+     DELETE FROM ${SCHEMA}.projection_failures WHERE tenant_id = $1 AND projection = $2`,
+    [tenantId, projection],
+  );
   const generation = rows[0]?.generation;
   if (generation === undefined) throw new Error(`checkpoint of ${projection} is not visible for tenant ${tenantId}`);
   return { position: null, generation };
@@ -162,7 +200,6 @@ function toCheckpointRow(row: RawCheckpointRow): CheckpointRow {
     generation: row.generation,
     eventsApplied: Number(row.events_applied),
     eventsSkipped: Number(row.events_skipped),
-    ledgerVersions: row.ledger_versions,
     lastRecordedAt: row.last_recorded_at,
     lastError: row.last_error,
     lastErrorPosition: row.last_error_position,

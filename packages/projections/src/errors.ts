@@ -68,6 +68,60 @@ export class CheckpointMovedError extends Error {
   }
 }
 
+/** Why a {@link RunnerNotRunningError} was raised: the runner was never started, or was stopped. */
+export type RunnerNotRunningReason = 'not-started' | 'stopped';
+
+/**
+ * A `ProjectionRunner` was asked for something only a running runner can do (`whenCaughtUp`,
+ * `rebuild`) before its `start()` or once its `stop()` was called. Raised at once: nothing would
+ * ever happen to wait for.
+ */
+export class RunnerNotRunningError extends Error {
+  /** Stable code, safe to switch on. */
+  readonly code = 'runner_not_running';
+  /** Whether the runner was never started or has been stopped. */
+  readonly reason: RunnerNotRunningReason;
+
+  constructor(what: string, reason: RunnerNotRunningReason) {
+    super(reason === 'not-started' ? `${what}: the runner is not started (call start() first)` : `${what}: the runner was stopped`);
+    this.name = 'RunnerNotRunningError';
+    this.reason = reason;
+  }
+}
+
+/** A (projection, tenant) a runner's `stop()` gave up waiting for; see {@link StopTimeoutError}. */
+export interface AbandonedProjection {
+  /** The projection's name. */
+  readonly projection: string;
+  readonly tenantId: string;
+}
+
+/**
+ * `ProjectionRunner.stop()` waited its `stopTimeoutMs` and some projections were still in a batch
+ * (a handler that never returns, say) or in some other step. The runner abandoned them: the
+ * connection of a batch's transaction was destroyed, not committed nor pooled, so the batch rolled
+ * back with its checkpoint unmoved (a runner that takes over applies it again, exactly once); the
+ * locks were released and the session closed. The runner is stopped all the same; this says which
+ * projections did not stop by themselves.
+ */
+export class StopTimeoutError extends Error {
+  /** Stable code, safe to switch on. */
+  readonly code = 'stop_timeout';
+  /** The (projection, tenant) pairs abandoned, in the runner's order. */
+  readonly abandoned: readonly AbandonedProjection[];
+  /** How long `stop()` waited for them, ms. */
+  readonly timeoutMs: number;
+
+  constructor(abandoned: readonly AbandonedProjection[], timeoutMs: number) {
+    const shown = abandoned.slice(0, 10).map((entry) => `${entry.projection} (tenant ${entry.tenantId})`);
+    if (abandoned.length > shown.length) shown.push(`${abandoned.length - shown.length} more`);
+    super(`the runner stopped without ${shown.join(', ')}: still busy after stopTimeoutMs (${timeoutMs} ms); their batches in flight were rolled back`);
+    this.name = 'StopTimeoutError';
+    this.abandoned = abandoned;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
 /** SQLSTATE classes and codes that say "try again", not "this event is bad". */
 const TRANSIENT_SQLSTATE_CLASSES = ['08', '40', '53', '57', '58'];
 /** Codes outside those classes that also say "try again": a lock not granted within `lock_timeout`. */

@@ -23,7 +23,19 @@ export {
   type RebuildProjectionOptions,
 } from './runner.js';
 export { eventProjection, PROJECTION_NAME_PATTERN, type Projection, type ProjectionEvent, type ProjectionContext, type ErrorPolicy, type EventProjectionDefinition } from './projection.js';
-export { ProjectionFailedError, CheckpointMovedError, ResultTooLargeError, ApplicationRoleRequiredError, isTransientError, type FailedEvent, type RoleRefusal } from './errors.js';
+export {
+  ProjectionFailedError,
+  CheckpointMovedError,
+  ResultTooLargeError,
+  ApplicationRoleRequiredError,
+  RunnerNotRunningError,
+  StopTimeoutError,
+  isTransientError,
+  type FailedEvent,
+  type RoleRefusal,
+  type RunnerNotRunningReason,
+  type AbandonedProjection,
+} from './errors.js';
 export type { Checkpoint } from './checkpoints.js';
 export { balancesProjection, inlineBalances, BALANCES_PROJECTION, type InlineBalancesOptions, type InlineBalances, type InlineBalancesPlan, type InlineStatement } from './read-models/balances.js';
 export { historyProjection, HISTORY_PROJECTION } from './read-models/history.js';

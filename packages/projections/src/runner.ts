@@ -1,10 +1,12 @@
 import { CurrencyRegistry, EventCodec, InvalidInputError, LimitExceededError, READ_LIMIT_MAX, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
-import { assertTenantId, InvalidTenantIdError, isTenantId, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import { assertTenantId, InvalidTenantIdError, isTenantId, withTenant, type ClientPool, type WithTenantOptions } from '@ledgerkit/tenant-rls';
+import type { PoolClient } from 'pg';
 import {
   advanceCheckpoint,
   ensureCheckpoint,
   fenceCheckpoint,
   readCheckpoints,
+  readLagEvents,
   recordError,
   recordSkippedEvent,
   resetCheckpoint,
@@ -12,9 +14,19 @@ import {
   type CheckpointAdvance,
 } from './checkpoints.js';
 import { optionsOf } from './read-models/options.js';
-import { ApplicationRoleRequiredError, CheckpointMovedError, environmentSqlstateOf, isCancelledStatement, isTransientError, ProjectionFailedError, type FailedEvent } from './errors.js';
+import {
+  ApplicationRoleRequiredError,
+  CheckpointMovedError,
+  environmentSqlstateOf,
+  isCancelledStatement,
+  isTransientError,
+  ProjectionFailedError,
+  RunnerNotRunningError,
+  StopTimeoutError,
+  type AbandonedProjection,
+  type FailedEvent,
+} from './errors.js';
 import { PROJECTION_NAME_PATTERN, type ErrorPolicy, type Projection, type ProjectionEvent } from './projection.js';
-import { SCHEMA } from './schema.js';
 import { RunnerSession } from './session.js';
 import { LogTails } from './log-tail.js';
 import { checkApplicationRole } from './role-check.js';
@@ -112,6 +124,17 @@ export interface ProjectionRunnerOptions {
    * standby): that error fails every event, so the projection stops there as under `stop`.
    */
   readonly errorPolicy?: ErrorPolicy;
+  /**
+   * How long `stop()` waits for the projections to finish what they are doing (a batch in flight,
+   * mostly): 0..600,000 ms, default 30,000. Past it the runner abandons those still busy (a
+   * handler that never returns, a statement stuck on a lock): the connection of each one's
+   * transaction is destroyed, not committed nor returned to the pool, so its batch rolls back and
+   * its checkpoint stays where it was; then the locks are released, the session is closed and
+   * `stop()` rejects with {@link StopTimeoutError}, which names them. A statement still running on
+   * the server runs on until the server notices its connection is gone (it holds its locks that
+   * long: a runner that takes over waits for them), then rolls back.
+   */
+  readonly stopTimeoutMs?: number;
   /** Channel to LISTEN on for appends; default {@link DEFAULT_NOTIFY_CHANNEL}; `null` to only poll. */
   readonly notifyChannel?: string | null;
   /**
@@ -252,7 +275,9 @@ interface Worker {
    * `batchSize` once a read reaches the end of the log.
    */
   batchLimit: number;
-  rebuilds: { resolve: () => void; reject: (error: unknown) => void }[];
+  rebuilds: RebuildRequest[];
+  /** The rebuild requests of the rebuild in progress: settled when it ends, or rejected if `stop()` abandons it. */
+  rebuilding: RebuildRequest[];
   retryRequested: boolean;
   idlePauseMs: number;
   retryPauseMs: number;
@@ -264,6 +289,18 @@ interface Worker {
   /** The next page, read while the current one is applied. */
   prefetch: { readonly key: string; readonly page: Promise<Page | undefined> } | undefined;
   loop: Promise<void> | undefined;
+  /** Whether its loop runs: started and not ended. */
+  running: boolean;
+  /** The connection of the transaction it is in, if any: what `stop()` destroys when it abandons the worker. */
+  transaction: PoolClient | undefined;
+  /** Given up by `stop()` (see {@link ProjectionRunnerOptions.stopTimeoutMs}): it may start no transaction and reports nothing. */
+  abandoned: boolean;
+}
+
+/** A caller of `rebuild()`, waiting for the reset to commit. */
+interface RebuildRequest {
+  resolve(): void;
+  reject(error: unknown): void;
 }
 
 /**
@@ -296,6 +333,7 @@ export class ProjectionRunner {
   readonly #pollIntervalMs: number;
   readonly #liveBatchDelayMs: number;
   readonly #takeoverIntervalMs: number;
+  readonly #stopTimeoutMs: number;
   readonly #onError: ProjectionRunnerOptions['onError'];
   readonly #onBatch: ProjectionRunnerOptions['onBatch'];
   readonly #projections: readonly Projection[];
@@ -319,6 +357,8 @@ export class ProjectionRunner {
   readonly #tails = new LogTails(LOG_TAIL_EVENTS_MAX);
   #started = false;
   #stopping = false;
+  /** What `stop()` returns, from its first call on. */
+  #stopped: Promise<void> | undefined;
   /** Calls of `whenCaughtUp` waiting: while there are any, no projection waits between live batches. */
   #caughtUpWaiters = 0;
 
@@ -331,6 +371,7 @@ export class ProjectionRunner {
     this.#pollIntervalMs = bounded('pollIntervalMs', options.pollIntervalMs, 1_000, 10, 60_000);
     this.#liveBatchDelayMs = bounded('liveBatchDelayMs', options.liveBatchDelayMs, 0, 0, 1_000);
     this.#takeoverIntervalMs = bounded('takeoverIntervalMs', options.takeoverIntervalMs, 1_000, 10, 60_000);
+    this.#stopTimeoutMs = bounded('stopTimeoutMs', options.stopTimeoutMs, 30_000, 0, 600_000);
     this.#onError = options.onError;
     this.#onBatch = options.onBatch;
     const channel = options.notifyChannel === undefined ? DEFAULT_NOTIFY_CHANNEL : options.notifyChannel;
@@ -402,6 +443,7 @@ export class ProjectionRunner {
         narrowRemaining: 0,
         batchLimit: this.#batchSize,
         rebuilds: [],
+        rebuilding: [],
         retryRequested: false,
         idlePauseMs: IDLE_PAUSE_MS_MIN,
         retryPauseMs: RETRY_PAUSE_MS_MIN,
@@ -410,6 +452,9 @@ export class ProjectionRunner {
         lockAttempts: 0,
         prefetch: undefined,
         loop: undefined,
+        running: false,
+        transaction: undefined,
+        abandoned: false,
       }),
     );
     this.#workers.push(...workers);
@@ -423,7 +468,10 @@ export class ProjectionRunner {
       return;
     }
     worker.state = 'standby';
-    worker.loop = this.#run(worker);
+    worker.running = true;
+    worker.loop = this.#run(worker).finally(() => {
+      worker.running = false;
+    });
   }
 
   /**
@@ -524,23 +572,92 @@ export class ProjectionRunner {
   /**
    * Stops after the batches in flight, releases the locks (a standby runner takes over) and closes
    * the session. Does not wait for a `discoverTenants` call in flight: its answer is ignored.
+   *
+   * Waits at most {@link ProjectionRunnerOptions.stopTimeoutMs} (default 30 s) for the batches:
+   * projections still busy then are abandoned, their batches rolled back (their connections are
+   * destroyed), and once the locks are released and the session closed it rejects with
+   * {@link StopTimeoutError} naming them. Calling it again returns the same outcome.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
     this.#stopping = true;
+    const deadlineMs = Date.now() + this.#stopTimeoutMs;
     for (const onStop of this.#stopListeners) onStop();
     this.#stopListeners.clear();
     this.#discoveryWakeup.wake();
-    await this.#discovery;
     for (const worker of this.#workers) {
       worker.wakeup.wake();
       worker.hurry.wake();
     }
-    await Promise.all(this.#workers.map((worker) => worker.loop));
+    // Discovery only waits (its calls are left behind), and adds no worker once stopping.
+    await this.#discovery;
+    const loops = Promise.all(this.#workers.map((worker) => worker.loop));
+    const abandoned: AbandonedProjection[] = [];
+    if (!(await settlesWithin(loops, deadlineMs - Date.now()))) {
+      for (const worker of this.#workers) {
+        if (!worker.running) continue;
+        this.#abandon(worker);
+        abandoned.push({ projection: worker.projection.name, tenantId: worker.tenantId });
+      }
+    }
     for (const worker of this.#workers) {
       worker.state = 'stopped';
-      for (const request of worker.rebuilds.splice(0)) request.reject(new Error('the runner stopped before the rebuild'));
+      for (const request of worker.rebuilds.splice(0)) request.reject(new RunnerNotRunningError('rebuild', 'stopped'));
     }
     await this.#session.close();
+    if (abandoned.length > 0) throw new StopTimeoutError(abandoned, this.#stopTimeoutMs);
+  }
+
+  /**
+   * Gives up on a worker that did not stop in time. The connection of its transaction is
+   * destroyed, not committed nor pooled (pg-pool ends a connection released with an error): the
+   * server rolls back a transaction whose session ends, so nothing of the batch commits and the
+   * checkpoint does not move. A late return of its handler finds the connection closed.
+   */
+  #abandon(worker: Worker): void {
+    worker.abandoned = true;
+    const client = worker.transaction;
+    worker.transaction = undefined;
+    if (client !== undefined) {
+      // A closed connection's late 'error' must not crash the process.
+      client.on('error', () => undefined);
+      try {
+        client.release(new Error(`abandoned by stop() after stopTimeoutMs (${this.#stopTimeoutMs} ms)`));
+      } catch {
+        // Released meanwhile: its transaction ended with it.
+      }
+    }
+    for (const request of worker.rebuilding.splice(0)) request.reject(new RunnerNotRunningError('rebuild', 'stopped'));
+  }
+
+  /**
+   * `fn` in a transaction with the worker's tenant set (see `withTenant`), its connection known to
+   * the worker meanwhile, so that `stop()` can destroy it if the worker does not stop in time.
+   */
+  async #inTenant<T>(worker: Worker, fn: (client: PoolClient) => Promise<T>, options?: WithTenantOptions): Promise<T> {
+    const abandoned = (): Error => new Error('abandoned by stop(): no further transaction');
+    if (worker.abandoned) throw abandoned();
+    let used: PoolClient | undefined;
+    try {
+      return await withTenant(
+        this.#pool,
+        worker.tenantId,
+        async (client) => {
+          // Abandoned while its connection or BEGIN was on the way: nothing more is done.
+          if (worker.abandoned) throw abandoned();
+          used = client;
+          worker.transaction = client;
+          return fn(client);
+        },
+        options,
+      );
+    } finally {
+      if (used !== undefined && worker.transaction === used) worker.transaction = undefined;
+    }
   }
 
   /**
@@ -549,7 +666,8 @@ export class ProjectionRunner {
    * while writers keep appending. Resolves once the reset has committed; {@link whenCaughtUp}
    * tells when the replay has reached the end of the log. Also clears a `failed` state. Rejects
    * (never throws) for a projection or tenant this runner does not run (`RangeError`), a runner
-   * not running, or a pool whose role was refused (`ApplicationRoleRequiredError`).
+   * not started or stopped ({@link RunnerNotRunningError}), or a pool whose role was refused
+   * (`ApplicationRoleRequiredError`).
    */
   rebuild(projection: string, tenantId: string): Promise<void> {
     let worker: Worker;
@@ -559,7 +677,8 @@ export class ProjectionRunner {
       return Promise.reject(error);
     }
     if (this.#refusal !== undefined) return Promise.reject(this.#refusal);
-    if (!this.#started || this.#stopping) return Promise.reject(new Error('the runner is not running'));
+    const notRunning = this.#notRunning('rebuild');
+    if (notRunning !== undefined) return Promise.reject(notRunning);
     return new Promise<void>((resolve, reject) => {
       worker.rebuilds.push({ resolve, reject });
       worker.wakeup.wake();
@@ -579,13 +698,17 @@ export class ProjectionRunner {
    * event rather than rebuilt elsewhere), and every other one has confirmed another runner
    * holds it. Rejects after `timeoutMs` (default 60,000), which must be a finite number ≥ 0
    * (else `LimitExceededError`), and with `ApplicationRoleRequiredError` when the pool's role
-   * was refused. Meanwhile no projection waits out its `liveBatchDelayMs`: one who waits for the
-   * read models gets them as soon as they can be had.
+   * was refused. Rejects at once, whatever the timeout, with {@link RunnerNotRunningError} when
+   * the runner is not started yet or `stop()` was called (also while waiting). Meanwhile no
+   * projection waits out its `liveBatchDelayMs`: one who waits for the read models gets them as
+   * soon as they can be had.
    */
   async whenCaughtUp(timeoutMs = 60_000): Promise<void> {
     if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
       throw new LimitExceededError(`timeoutMs must be a finite number of ms, 0 or more, got ${String(timeoutMs)}`);
     }
+    const notRunning = this.#notRunning('whenCaughtUp');
+    if (notRunning !== undefined) throw notRunning;
     this.#caughtUpWaiters += 1;
     try {
       await this.#caughtUp(timeoutMs);
@@ -606,6 +729,7 @@ export class ProjectionRunner {
         await sleep(CAUGHT_UP_POLL_MS);
       }
     }
+    if (this.#stopping) throw new RunnerNotRunningError('whenCaughtUp', 'stopped');
     const marks = this.#workers.map((worker) => ({ worker, read: worker.readSeq, lockAttempts: worker.lockAttempts, failureChecks: worker.failureChecks }));
     for (const worker of this.#workers) {
       worker.wakeup.wake();
@@ -621,38 +745,35 @@ export class ProjectionRunner {
       });
       if (this.#refusal !== undefined) throw this.#refusal;
       if (done) return;
-      if (this.#stopping) throw new Error('the runner stopped');
+      if (this.#stopping) throw new RunnerNotRunningError('whenCaughtUp', 'stopped');
       if (Date.now() > deadline) throw new Error(`projections not caught up after ${timeoutMs} ms`);
       await sleep(CAUGHT_UP_POLL_MS);
     }
+  }
+
+  /** Why `what` cannot be done now: the runner is not started, or is stopping or stopped; `undefined` while it runs. */
+  #notRunning(what: string): RunnerNotRunningError | undefined {
+    if (this.#stopping) return new RunnerNotRunningError(what, 'stopped');
+    if (!this.#started) return new RunnerNotRunningError(what, 'not-started');
+    return undefined;
   }
 
   /** The status of every (projection, tenant) of this runner, read from the database and the runner. */
   async status(): Promise<ProjectionStatus[]> {
     const result: ProjectionStatus[] = [];
     for (const [tenantId, workers] of this.#byTenant) {
-      const { rows, streams } = await withTenant(
+      const names = workers.map((worker) => worker.projection.name);
+      // The lag in events is summed in the database: one row per projection, however many ledgers.
+      const { rows, lags } = await withTenant(
         this.#pool,
         tenantId,
-        async (client) => {
-          const checkpoints = await readCheckpoints(client, tenantId, workers.map((worker) => worker.projection.name));
-          // The event store's own table, when it lives in this database: committed events per
-          // ledger of this tenant (filtered here as well as by row-level security).
-          const exists = await client.query<{ found: boolean }>(`SELECT to_regclass('${SCHEMA}.ledger_streams') IS NOT NULL AS found`);
-          const heads =
-            exists.rows[0]?.found === true
-              ? (await client.query<{ ledger_id: string; version: string }>(`SELECT ledger_id, version FROM ${SCHEMA}.ledger_streams WHERE tenant_id = $1`, [tenantId])).rows
-              : undefined;
-          return { rows: checkpoints, streams: heads };
-        },
+        async (client) => ({ rows: await readCheckpoints(client, tenantId, names), lags: await readLagEvents(client, tenantId, names) }),
         { readOnly: true },
       );
       for (const worker of workers) {
         const row = rows.get(worker.projection.name);
-        // A Map, not the object: a ledger may be named `constructor` or `toString`.
-        const handled = new Map(Object.entries(row?.ledgerVersions ?? {}));
-        const lagEvents =
-          streams === undefined ? null : streams.reduce((sum, stream) => sum + Math.max(0, Number(stream.version) - (handled.get(stream.ledger_id) ?? 0)), 0);
+        const lagEvents = lags === undefined ? null : (lags.get(worker.projection.name) ?? null);
+        // The age of the first event not handled: one event read, whatever the lag.
         const next = await this.#store.readAll({ tenantId, after: row?.position ?? null, limit: 1 });
         const waitingSince = next[0] === undefined ? undefined : Date.parse(next[0].event.recordedAt);
         const stored = row?.lastError == null ? null : { message: row.lastError, position: row.lastErrorPosition, at: (row.lastErrorAt ?? row.updatedAt).toISOString() };
@@ -733,7 +854,7 @@ export class ProjectionRunner {
         worker.failedAt = undefined;
         worker.retryRequested = false;
         if (worker.checkpoint === undefined) {
-          const row = await withTenant(this.#pool, worker.tenantId, (client) => ensureCheckpoint(client, worker.tenantId, worker.projection.name));
+          const row = await this.#inTenant(worker, (client) => ensureCheckpoint(client, worker.tenantId, worker.projection.name));
           worker.checkpoint = { position: row.position, generation: row.generation };
         }
         const progressed = await this.#step(worker, worker.checkpoint);
@@ -775,7 +896,7 @@ export class ProjectionRunner {
     const { page, events, undecodable } = read;
     if (page.length === 0) {
       // Nothing new; but a rebuild by another process moves the checkpoint without a new event.
-      const rows = await withTenant(this.#pool, worker.tenantId, (client) => readCheckpoints(client, worker.tenantId, [worker.projection.name]), { readOnly: true });
+      const rows = await this.#inTenant(worker, (client) => readCheckpoints(client, worker.tenantId, [worker.projection.name]), { readOnly: true });
       const row = rows.get(worker.projection.name);
       if (row === undefined || row.position !== checkpoint.position || row.generation !== checkpoint.generation) throw new CheckpointMovedError(worker.projection.name, worker.tenantId);
       // The log read to its end: an error not tied to an event (the log or the database out of
@@ -852,7 +973,7 @@ export class ProjectionRunner {
     const { tenantId } = worker;
     const name = worker.projection.name;
     const startedMs = performance.now();
-    await withTenant(this.#pool, tenantId, async (client) => {
+    await this.#inTenant(worker, async (client) => {
       // A batch lost in a server crash is lost with its checkpoint (they commit together) and
       // applied again: the log is the durable copy, so the commit need not wait for its flush.
       await fenceCheckpoint(client, tenantId, name, checkpoint, { asynchronousCommit: true });
@@ -895,7 +1016,7 @@ export class ProjectionRunner {
     worker.narrowRemaining = 0;
     if (worker.policy === 'skip-with-record' && environment === undefined) {
       const advance = advanceOf([{ position: entry.position, stored: entry.event }], 0, 1);
-      await withTenant(this.#pool, tenantId, async (client) => {
+      await this.#inTenant(worker, async (client) => {
         await fenceCheckpoint(client, tenantId, name, checkpoint);
         // The advance first: it clears the last error, and this skip's error is the last one now.
         await advanceCheckpoint(client, tenantId, name, advance);
@@ -905,7 +1026,7 @@ export class ProjectionRunner {
       this.#report(worker, failure, failed.position);
       return;
     }
-    await withTenant(this.#pool, tenantId, async (client) => {
+    await this.#inTenant(worker, async (client) => {
       await fenceCheckpoint(client, tenantId, name, checkpoint);
       await recordError(client, tenantId, name, failed.position, failure.message);
     });
@@ -925,7 +1046,7 @@ export class ProjectionRunner {
    */
   async #failureCleared(worker: Worker): Promise<boolean> {
     const name = worker.projection.name;
-    const rows = await withTenant(this.#pool, worker.tenantId, (client) => readCheckpoints(client, worker.tenantId, [name]), { readOnly: true });
+    const rows = await this.#inTenant(worker, (client) => readCheckpoints(client, worker.tenantId, [name]), { readOnly: true });
     const row = rows.get(name);
     const at = worker.failedAt;
     if (row !== undefined && at !== undefined && row.position === at.position && row.generation === at.generation) return false;
@@ -938,8 +1059,9 @@ export class ProjectionRunner {
 
   async #rebuild(worker: Worker): Promise<void> {
     const requests = worker.rebuilds.splice(0);
+    worker.rebuilding = requests;
     try {
-      worker.checkpoint = await rebuildProjection({ pool: this.#pool, tenantId: worker.tenantId, projection: worker.projection });
+      worker.checkpoint = await this.#inTenant(worker, (client) => resetProjection(this.#pool, client, worker.tenantId, worker.projection));
       worker.failure = undefined;
       worker.failedAt = undefined;
       worker.lastError = undefined;
@@ -948,10 +1070,14 @@ export class ProjectionRunner {
       for (const request of requests) request.resolve();
     } catch (error) {
       for (const request of requests) request.reject(error);
+    } finally {
+      worker.rebuilding = [];
     }
   }
 
   #report(worker: Worker, error: unknown, position: string | null): void {
+    // What an abandoned worker meets after `stop()` (its connection closed under it) is no news.
+    if (worker.abandoned) return;
     const failure = error instanceof Error ? error : new Error(String(error));
     // Stopped on an event, status keeps that event's error until the projection gets past it; a
     // later error not tied to an event (a failed look at its checkpoint) goes to `onError` only.
@@ -984,13 +1110,16 @@ export interface RebuildProjectionOptions {
 export async function rebuildProjection(options: RebuildProjectionOptions): Promise<Checkpoint> {
   const { tenantId, projection, pool } = options;
   checkProjectionName(projection.name);
-  return withTenant(pool, tenantId, async (client) => {
-    await checkApplicationRole(pool, client);
-    // The checkpoint row first: the same lock order as a batch, so the two cannot deadlock.
-    const checkpoint = await resetCheckpoint(client, tenantId, projection.name);
-    await projection.reset({ client, tenantId, after: null });
-    return checkpoint;
-  });
+  return withTenant(pool, tenantId, (client) => resetProjection(pool, client, tenantId, projection));
+}
+
+/** The work of {@link rebuildProjection}, in the caller's transaction (tenant set) on `client`, a connection of `pool`. */
+async function resetProjection(pool: ClientPool, client: PoolClient, tenantId: string, projection: Projection): Promise<Checkpoint> {
+  await checkApplicationRole(pool, client);
+  // The checkpoint row first: the same lock order as a batch, so the two cannot deadlock.
+  const checkpoint = await resetCheckpoint(client, tenantId, projection.name);
+  await projection.reset({ client, tenantId, after: null });
+  return checkpoint;
 }
 
 /**
@@ -1062,6 +1191,18 @@ function bounded(name: string, value: number | undefined, fallback: number, min:
   const chosen = value ?? fallback;
   if (!Number.isInteger(chosen) || chosen < min || chosen > max) throw new LimitExceededError(`${name} must be an integer in ${min}..${max}, got ${String(value)}`);
   return chosen;
+}
+
+/** Whether `promise` settles (either way) within `ms`; it is left running otherwise. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    const settled = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
 }
 
 function sleep(ms: number): Promise<void> {

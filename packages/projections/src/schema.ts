@@ -6,8 +6,11 @@ export const SCHEMA = 'ledgerkit';
 /** One step of this package's schema history, applied once, in order, as the owner role. */
 export type ReadModelMigration = SchemaMigration;
 
-/** Every table of this package; each has `tenant_id` leading its key and a forced tenant policy. */
-export const READ_MODEL_TABLES = [
+/**
+ * The tables migration 1 creates, as it created them: frozen, since an applied migration must
+ * do the same on every database (a table added later gets its policy and grants in its own step).
+ */
+const INITIAL_TABLES = [
   'projection_checkpoints',
   'projection_failures',
   'rm_balances',
@@ -19,6 +22,9 @@ export const READ_MODEL_TABLES = [
   'rm_ledger_times',
   'rm_transfers',
 ] as const;
+
+/** Every table of this package; each has `tenant_id` leading its key and a forced tenant policy. */
+export const READ_MODEL_TABLES = [...INITIAL_TABLES, 'projection_ledger_versions'] as const;
 
 // Amounts are numeric minor units: exact, and wide enough for BALANCE_MINOR_MAX (10^38 - 1).
 // Times are timestamptz, exact for the events' millisecond ISO strings. Ids compare byte-wise
@@ -195,7 +201,7 @@ CREATE TABLE ${SCHEMA}.rm_transfers (
 CREATE INDEX rm_transfers_by_reference ON ${SCHEMA}.rm_transfers (tenant_id, ledger_id, reference, ledger_version) WHERE reference IS NOT NULL;
 CREATE INDEX rm_transfers_open_holds ON ${SCHEMA}.rm_transfers (tenant_id, ledger_id, (coalesce(timeout_at, 'infinity')), transfer_id) WHERE hold_status = 'pending';
 
-${READ_MODEL_TABLES.map((table) => tenantIsolationSql({ schema: SCHEMA, table })).join('\n')}
+${INITIAL_TABLES.map((table) => tenantIsolationSql({ schema: SCHEMA, table })).join('\n')}
 
 -- The balance read in one round trip: sets the tenant, reads under the tenant policy as the
 -- caller (RETURN QUERY runs the query there and then), and puts the caller's setting back, so the
@@ -214,7 +220,7 @@ END
 $read$;
 
 GRANT USAGE ON SCHEMA ${SCHEMA} TO ${app};
-GRANT SELECT, INSERT, UPDATE, DELETE ON ${READ_MODEL_TABLES.map((table) => `${SCHEMA}.${table}`).join(', ')} TO ${app};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${INITIAL_TABLES.map((table) => `${SCHEMA}.${table}`).join(', ')} TO ${app};
 REVOKE ALL ON FUNCTION ${SCHEMA}.read_balance(text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ${SCHEMA}.read_balance(text, text, text) TO ${app};
 `;
@@ -287,10 +293,46 @@ GRANT EXECUTE ON FUNCTION ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}(boolean, text)
 `;
 };
 
+/**
+ * Each projection's progress per ledger in rows of its own, instead of the JSON map in its
+ * checkpoint row that every batch rewrote whole (bytes in the number of the tenant's ledgers, per
+ * batch): a batch now upserts the rows of the ledgers it handled, and `status()` works the lag out
+ * here. The map's entries are copied into rows; the checkpoints' forced row-level security binds
+ * their owner, the role this runs as, too, so it is lifted for the copy, inside this transaction
+ * (no other session sees the table meanwhile: ALTER TABLE holds it exclusively until the commit).
+ *
+ * The column is dropped rather than left unused: a runner of the release before, still running,
+ * would keep writing the map and none of the rows, and the lag reported would quietly go wrong;
+ * without the column its batches fail (SQLSTATE 42703, a setup error: the projection stops as
+ * `failed`, nothing applied) until it runs this release. Dropping a column rewrites nothing.
+ */
+const ledgerProgressRows = (roles: RoleNames): string => {
+  const app = quoteName(roles.app, 'application role');
+  return `
+CREATE TABLE ${SCHEMA}.projection_ledger_versions (
+  tenant_id text NOT NULL,
+  projection text NOT NULL,
+  ledger_id text COLLATE "C" NOT NULL,
+  -- Last version of the ledger the projection handled (applied or skipped); never moves back
+  -- but with a rebuild, which deletes the projection's rows.
+  ledger_version bigint NOT NULL,
+  PRIMARY KEY (tenant_id, projection, ledger_id)
+) WITH (fillfactor = 50);
+ALTER TABLE ${SCHEMA}.projection_checkpoints NO FORCE ROW LEVEL SECURITY;
+INSERT INTO ${SCHEMA}.projection_ledger_versions (tenant_id, projection, ledger_id, ledger_version)
+  SELECT c.tenant_id, c.projection, v.key, v.value::bigint FROM ${SCHEMA}.projection_checkpoints c, jsonb_each_text(c.ledger_versions) v;
+ALTER TABLE ${SCHEMA}.projection_checkpoints FORCE ROW LEVEL SECURITY;
+ALTER TABLE ${SCHEMA}.projection_checkpoints DROP COLUMN ledger_versions;
+${tenantIsolationSql({ schema: SCHEMA, table: 'projection_ledger_versions' })}
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${SCHEMA}.projection_ledger_versions TO ${app};
+`;
+};
+
 /** Every read-model migration, in order. */
 export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
   { version: 1, name: 'checkpoints, failures, balances, account history, transfers; RLS', sql: initialSchema },
   { version: 2, name: 'transfer and hold payloads as json', sql: jsonPayloads },
   { version: 3, name: 'balance reads in batches (read_balances)', sql: readBalances },
   { version: 4, name: 'the guard of inline plans (inline_plan_check)', sql: inlinePlanCheck },
+  { version: 5, name: 'per-ledger progress of projections in rows (projection_ledger_versions)', sql: ledgerProgressRows },
 ];

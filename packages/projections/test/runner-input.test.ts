@@ -7,12 +7,13 @@ import {
   ProjectionRunner,
   ReadModels,
   rebuildProjection,
+  RunnerNotRunningError,
   type ErrorPolicy,
   type ProjectionStatus,
 } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currencies, eventually, expectBalancesAgree, openFixtureLedger, writeTransfers } from './support/fixtures.js';
+import { currencies, eventually, expectBalancesAgree, openFixtureLedger, within, writeTransfers } from './support/fixtures.js';
 import { ExtraRoles } from './support/extra-roles.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
@@ -48,15 +49,6 @@ afterAll(async () => {
 function track(runner: ProjectionRunner): ProjectionRunner {
   runners.push(runner);
   return runner;
-}
-
-/** `promise`, or a rejection naming `what` once `ms` have passed: a hang fails the test quickly. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A projection that fails on every event: under `stop` it stays before the first one. */
@@ -130,11 +122,27 @@ describe('stop and whenCaughtUp do not hang', () => {
     for (const timeoutMs of [Number.NaN, -5, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, '100' as unknown as number]) {
       await expect(within(runner.whenCaughtUp(timeoutMs), 2_000, `whenCaughtUp(${String(timeoutMs)})`), String(timeoutMs)).rejects.toBeInstanceOf(LimitExceededError);
     }
-    // 0 is a valid timeout: a runner never started is not caught up within it.
+    // 0 is a valid timeout: not refused as one (but the runner is, for it was never started).
     const zero = await within(runner.whenCaughtUp(0), 2_000, 'whenCaughtUp(0)').catch((error: unknown) => error);
-    expect(zero).toBeInstanceOf(Error);
-    expect(zero).not.toBeInstanceOf(LimitExceededError);
-    expect((zero as Error).message).toContain('not caught up after 0 ms');
+    expect(zero).toBeInstanceOf(RunnerNotRunningError);
+  });
+
+  it('whenCaughtUp rejects at once, with RunnerNotRunningError saying why, before start() and after stop(), not after its timeout', async () => {
+    const runner = track(new ProjectionRunner({ pool: db.app, store, tenantIds: ['acme'], projections: [balancesProjection()], currencies }));
+    const before = await within(runner.whenCaughtUp(), 1_000, 'whenCaughtUp() before start()').catch((error: unknown) => error);
+    expect(before).toBeInstanceOf(RunnerNotRunningError);
+    expect(before).toMatchObject({ code: 'runner_not_running', reason: 'not-started', message: expect.stringContaining('the runner is not started') });
+    runner.start();
+    await runner.whenCaughtUp(10_000);
+    await runner.stop();
+    const after = await within(runner.whenCaughtUp(), 1_000, 'whenCaughtUp() after stop()').catch((error: unknown) => error);
+    expect(after).toMatchObject({ code: 'runner_not_running', reason: 'stopped', message: expect.stringContaining('the runner was stopped') });
+    // A runner with no tenant (yet) is not caught up either, once stopped: nothing is left to catch up.
+    const discovering = track(new ProjectionRunner({ pool: db.app, store, projections: [balancesProjection()], currencies, discoverTenants: async () => [] }));
+    discovering.start();
+    await discovering.whenCaughtUp(10_000);
+    await discovering.stop();
+    await expect(within(discovering.whenCaughtUp(), 1_000, 'whenCaughtUp() of a stopped runner with no tenant')).rejects.toBeInstanceOf(RunnerNotRunningError);
   });
 });
 

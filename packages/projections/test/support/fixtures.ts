@@ -1,5 +1,5 @@
 import { CurrencyRegistry, Ledger, type EventStore, type GlobalEvent } from '@ledgerkit/ledger-core';
-import { balancesProjection, historyProjection, ProjectionRunner, type ReadModels } from '@ledgerkit/projections';
+import { balancesProjection, historyProjection, ProjectionRunner, type Projection, type ReadModels } from '@ledgerkit/projections';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
 import { expect } from 'vitest';
 
@@ -56,6 +56,15 @@ export async function globalLog(store: EventStore, tenantId: string): Promise<Gl
   }
 }
 
+/** `promise`, or a rejection naming `what` once `ms` have passed: a hang fails the test quickly. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Polls `check` until it returns true; fails after `timeoutMs`. */
 export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<number> {
   const start = Date.now();
@@ -66,9 +75,18 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_0
   }
 }
 
-/** Runs the balances and history projections of `tenantIds` until they have read the end of the log, then stops them. */
-export async function projectToEnd(pool: ClientPool, store: EventStore, tenantIds: readonly string[]): Promise<void> {
-  const runner = new ProjectionRunner({ pool, store, tenantIds: [...tenantIds], projections: [balancesProjection(), historyProjection()], currencies });
+/**
+ * Runs projections of `tenantIds` (default the balances and history projections) until they have
+ * read the end of the log, then stops them.
+ */
+export async function projectToEnd(
+  pool: ClientPool,
+  store: EventStore,
+  tenantIds: readonly string[],
+  options: { readonly projections?: readonly Projection[]; readonly batchSize?: number } = {},
+): Promise<void> {
+  const projections = options.projections ?? [balancesProjection(), historyProjection()];
+  const runner = new ProjectionRunner({ pool, store, tenantIds: [...tenantIds], projections, currencies, ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }) });
   runner.start();
   try {
     await runner.whenCaughtUp();

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { migrateReadModels } from '@ledgerkit/projections';
+import { migrateReadModels, READ_MODEL_MIGRATIONS } from '@ledgerkit/projections';
 import { migrate, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
-import type { RoleNames } from '@ledgerkit/tenant-rls';
+import { runMigrations, type RoleNames } from '@ledgerkit/tenant-rls';
 
 /**
  * A database of its own for one test file, with the event store's schema and the read models:
@@ -25,7 +25,11 @@ export interface TestDatabase {
   close(): Promise<void>;
 }
 
-export async function openTestDatabase(): Promise<TestDatabase> {
+/**
+ * `readModelsTo: n` applies the read-model migrations 1..n only, for a test that upgrades an
+ * older read-model schema holding data (the event store's schema is current).
+ */
+export async function openTestDatabase(options: { readonly readModelsTo?: number } = {}): Promise<TestDatabase> {
   const embedded: EmbeddedPostgresServer | undefined = process.env['DATABASE_URL'] ? undefined : await startEmbeddedPostgres({ fast: true });
   const serverUrl = process.env['DATABASE_URL'] ?? (embedded as EmbeddedPostgresServer).connectionString;
   const suffix = randomBytes(5).toString('hex');
@@ -75,7 +79,18 @@ export async function openTestDatabase(): Promise<TestDatabase> {
     }
     admin = makePool(adminUrl);
     await migrate({ pool: admin, roles, appPassword });
-    await migrateReadModels({ pool: admin, roles });
+    if (options.readModelsTo === undefined) {
+      await migrateReadModels({ pool: admin, roles });
+    } else {
+      await runMigrations({
+        pool: admin,
+        roles,
+        schema: 'ledgerkit',
+        historyTable: 'projection_migrations',
+        migrations: READ_MODEL_MIGRATIONS.slice(0, options.readModelsTo),
+        packageName: '@ledgerkit/projections',
+      });
+    }
     app = makePool(appUrl, 20);
   } catch (error) {
     await close().catch(() => undefined);
