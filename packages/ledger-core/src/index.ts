@@ -67,7 +67,7 @@ export {
 export { InMemoryEventStore } from './store/in-memory-store.js';
 export { copyLedger, COPY_BATCH_SIZE_DEFAULT, type CopyLedgerOptions, type CopyLedgerResult } from './store/copy-ledger.js';
 
-export { replayLedger, readLedger, replayAccountEntries, parseAsOf, AS_OF_MESSAGE, REPLAY_PAGE_SIZE, HISTORY_PAGE_SIZE_MAX, type AsOf, type AsOfPoint, type ReplayOptions, type LedgerSource, type AccountEntry, type AccountEntriesPage, type AccountEntriesOptions } from './query/replay.js';
+export { replayLedger, readLedger, replayAccountEntries, parseAsOf, AS_OF_MESSAGE, REPLAY_PAGE_SIZE, HISTORY_PAGE_SIZE_MAX, type AsOf, type AsOfPoint, type ReplayOptions, type ReplayedState, type LedgerSource, type AccountEntry, type AccountEntriesPage, type AccountEntriesOptions } from './query/replay.js';
 export { balanceOf, trialBalanceOf, type Balance, type TrialBalance, type TrialBalanceLine, type TrialBalanceTotal } from './query/views.js';
 
 export * from './errors.js';

@@ -142,6 +142,16 @@ function corruption(stored: unknown): CorruptEventError {
   throw new Error('expected a CorruptEventError, but the event decoded');
 }
 
+/** What `call` throws; fails the test if it returns. */
+function thrown(call: () => unknown): unknown {
+  try {
+    call();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the call to throw, but it returned');
+}
+
 const transferPosted = stream[6] as StoredEvent;
 
 describe('EventCodec', () => {
@@ -238,8 +248,23 @@ describe('EventCodec', () => {
   test('decoding a schema version with no upcaster to the current one throws CorruptEventError', () => {
     expect(corruption({ ...(stream[0] as StoredEvent), schemaVersion: 2 }).message).toMatch(/no upcaster from AccountOpened v2 to v1/);
     expect(corruption({ ...transferPosted, schemaVersion: 3 }).ledgerVersion).toBe(7);
-    const withoutUpcasters = new EventCodec({ currencies, upcasters: new UpcasterRegistry() });
-    expect(() => withoutUpcasters.decode({ ...transferPosted, schemaVersion: 1 })).toThrow(/no upcaster from TransferPosted v1 to v2/);
+    const ownSteps = new EventCodec({ currencies, upcasters: new UpcasterRegistry().register('AccountFrozen', 1, (data) => data) });
+    expect(() => ownSteps.decode({ ...transferPosted, schemaVersion: 3 })).toThrow(/no upcaster from TransferPosted v3 to v2/);
+  });
+
+  test("a codec given a registry of the caller's own steps still applies the built-in ones: a v1 TransferPosted decodes", () => {
+    const v1 = rehashed(transferPosted, {
+      schemaVersion: 1,
+      data: { transferId: 'old-2', debitAccountId: 'alice', creditAccountId: 'bob', amount: '1.25', currency: 'EUR' },
+    });
+    const expected = codec.decode(v1).event;
+    const frozenV1 = (data: JsonObject): JsonObject => ({ ...data, reason: data['reason'] ?? 'unspecified' });
+    for (const upcasters of [new UpcasterRegistry(), new UpcasterRegistry().register('AccountFrozen', 1, frozenV1), builtInUpcasters().register('AccountFrozen', 1, frozenV1)]) {
+      const custom = new EventCodec({ currencies, upcasters });
+      expect(custom.decode(v1).event).toEqual(expected);
+      expect(() => custom.verify(v1)).not.toThrow();
+    }
+    expect(expected).toMatchObject({ transferId: 'old-2', postings: [{ accountId: 'alice', amount: 125n }, { accountId: 'bob', amount: 125n }] });
   });
 
   test('the built-in upcaster reads a v1 TransferPosted (one debit, one credit account) as postings', () => {
@@ -341,11 +366,38 @@ describe('EventCodec.verify and appendableDataJson (what a store may append)', (
 });
 
 describe('UpcasterRegistry', () => {
-  test('registering a second upcaster for the same type and version throws', () => {
+  test('registering a second upcaster for the same type and version throws InvalidInputError (no limit was exceeded)', () => {
     const registry = new UpcasterRegistry().register('Thing', 1, (data) => data);
-    expect(() => registry.register('Thing', 1, (data) => data)).toThrow(LimitExceededError);
+    const error = thrown(() => registry.register('Thing', 1, (data) => data));
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect(error).not.toBeInstanceOf(LimitExceededError);
+    expect(error).toMatchObject({ code: 'invalid_input', issues: [{ path: ['fromVersion'], message: expect.stringMatching(/Thing v1 → v2 is already registered/) }] });
     expect(() => registry.register('Thing', 2, (data) => data)).not.toThrow();
-    expect(() => builtInUpcasters().register('TransferPosted', 1, (data) => data)).toThrow(/TransferPosted@1 is already registered/);
+  });
+
+  test("a step the library already owns is refused in any registry, with InvalidInputError saying so; the library's own keeps applying", () => {
+    for (const registry of [new UpcasterRegistry(), builtInUpcasters(), new UpcasterRegistry().register('AccountFrozen', 1, (data) => data)]) {
+      const error = thrown(() => registry.register('TransferPosted', 1, () => ({ replaced: true })));
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect((error as InvalidInputError).issues).toEqual([{ path: ['fromVersion'], message: expect.stringMatching(/TransferPosted v1 → v2 is a built-in step: it always applies and cannot be replaced/) }]);
+      const v1 = { transferId: 'x', debitAccountId: 'a', creditAccountId: 'b', amount: '1.00', currency: 'EUR' };
+      expect(registry.upcast('TransferPosted', 1, 2, v1)).toMatchObject({ postings: [{ accountId: 'a', side: 'debit' }, { accountId: 'b', side: 'credit' }] });
+    }
+  });
+
+  test('a step registered with a type, version or function of the wrong shape is refused with InvalidInputError at that argument', () => {
+    const step = (data: JsonObject): JsonObject => data;
+    const cases: [() => unknown, string][] = [
+      [() => new UpcasterRegistry().register('', 1, step), 'type'],
+      [() => new UpcasterRegistry().register('T'.repeat(65), 1, step), 'type'],
+      [() => new UpcasterRegistry().register(7 as unknown as string, 1, step), 'type'],
+      [() => new UpcasterRegistry().register('Thing', -1, step), 'fromVersion'],
+      [() => new UpcasterRegistry().register('Thing', 1.5, step), 'fromVersion'],
+      [() => new UpcasterRegistry().register('Thing', Number.MAX_SAFE_INTEGER + 1, step), 'fromVersion'],
+      [() => new UpcasterRegistry().register('Thing', 1, 'step' as unknown as typeof step), 'upcast'],
+    ];
+    for (const [call, path] of cases) expect(thrown(call), path).toMatchObject({ name: 'InvalidInputError', issues: [{ path: [path] }] });
+    expect(() => new UpcasterRegistry().register('T'.repeat(64), 0, step)).not.toThrow();
   });
 
   test('upcasting chains one step per version, in order, up to the target', () => {

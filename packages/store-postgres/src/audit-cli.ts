@@ -5,14 +5,20 @@
  * one JSON document: the chain's verdict, the trial balance at that point with per-currency
  * totals, and the balances of the accounts asked for. The exit code is the verdict: 0 when the
  * chain holds and every currency balances, 1 when either does not, 2 when the audit could not
- * run (bad arguments, no connection, an event it cannot read, a ledger with no event the role can
- * read — a mistyped tenant or ledger id must not pass as an empty, balanced ledger — or a
- * version past the ledger's head).
+ * run (bad arguments, an `--upcasters` module that gives no registry, no connection, an event it
+ * cannot read, a ledger with no event the role can read — a mistyped tenant or ledger id must not
+ * pass as an empty, balanced ledger — or a version past the ledger's head).
+ *
+ * It reads events with the built-in upcasters, plus the steps of the `--upcasters` module, if
+ * given (the module's code runs in the audit's process: give it only a module you trust).
  *
  * It connects as the application role (row-level security applies, and the store refuses a role
  * that escapes it), reads only, and keeps in memory the ledger's accounts and open holds, never
  * its events.
  */
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   balanceOf,
@@ -23,8 +29,8 @@ import {
   readLedger,
   replayLedger,
   trialBalanceOf,
+  UpcasterRegistry,
   verifyChain,
-  type AccountState,
   type AsOf,
   type Balance,
   type ChainVerification,
@@ -44,10 +50,14 @@ export const AUDIT_USAGE = `usage: ledgerkit-audit --tenant <id> --ledger <id> [
   --account <id>               also print this account's balance (repeatable, at most 1,000)
   --currency <CODE:scale>      a custom asset of the ledger, e.g. POINTS:0 (repeatable)
   --accounts-max <n>           refuse a ledger with more accounts (default 1,000,000)
+  --upcasters <module>         an ES module whose default export (or export \`upcasters\`) is an
+                               UpcasterRegistry, or a function that registers steps on the
+                               registry it is given; the built-in steps always apply
 
 Prints one JSON document. Exit code 0: the chain holds and every currency balances; 1: it does
 not; 2: the audit could not run (also for a ledger with no events, which is most often a
-mistyped --tenant or --ledger, and for --as-of-version past the ledger's head).`;
+mistyped --tenant or --ledger, for --as-of-version past the ledger's head, and for an
+--upcasters module that gives no registry).`;
 
 /** Most `--account` arguments. */
 const ACCOUNTS_LISTED_MAX = 1_000;
@@ -55,6 +65,8 @@ const ACCOUNTS_LISTED_MAX = 1_000;
 const ACCOUNTS_MAX_DEFAULT = 1_000_000;
 /** Connections the audit opens: it reads one page at a time. */
 const POOL_SIZE = 2;
+/** Longest `--upcasters` path. */
+const MODULE_PATH_LENGTH_MAX = 4_096;
 
 /** What the audit prints. */
 export interface AuditReport {
@@ -86,6 +98,13 @@ export interface AuditOutput {
 /** A reason the audit cannot run, reported with the usage text. */
 class UsageError extends Error {}
 
+/** Why the `--upcasters` module gives no registry. */
+class UpcastersModuleError extends Error {
+  constructor(path: string, reason: string, cause?: unknown) {
+    super(`--upcasters ${path}: ${reason}`, cause === undefined ? undefined : { cause });
+  }
+}
+
 /**
  * Runs the audit for the command-line arguments `argv` (without `node` and the script) and
  * returns the exit code. Never throws: whatever stops it is written to `output.err`.
@@ -102,11 +121,18 @@ export async function runAudit(argv: readonly string[], env: NodeJS.ProcessEnv, 
     output.out(`${AUDIT_USAGE}\n`);
     return 0;
   }
+  let upcasters: UpcasterRegistry | undefined;
+  try {
+    upcasters = options.upcastersPath === undefined ? undefined : await upcastersFrom(options.upcastersPath);
+  } catch (error) {
+    output.err(`ledgerkit-audit: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 2;
+  }
   const pool = new pg.Pool({ connectionString: options.databaseUrl, max: POOL_SIZE });
   // A connection that drops while idle must not end the process with an unhandled error.
   pool.on('error', () => undefined);
   try {
-    const report = await audit(pool, options);
+    const report = await audit(pool, options, upcasters);
     output.out(`${JSON.stringify(report, null, 2)}\n`);
     return report.ok ? 0 : 1;
   } catch (error) {
@@ -125,6 +151,8 @@ interface AuditOptionsParsed {
   readonly accountIds: readonly string[];
   readonly currencies: CurrencyRegistry;
   readonly accountsMax: number;
+  /** `--upcasters`, as given. */
+  readonly upcastersPath: string | undefined;
 }
 
 type AuditOptions = AuditOptionsParsed | 'help';
@@ -145,6 +173,7 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
       account: { type: 'string', multiple: true },
       currency: { type: 'string', multiple: true },
       'accounts-max': { type: 'string' },
+      upcasters: { type: 'string' },
     },
   });
   if (values.help === true) return 'help';
@@ -174,13 +203,70 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
   if (!/^\d{1,7}$/.test(accountsMaxText) || accountsMax < 1 || accountsMax > ACCOUNTS_MAX_DEFAULT) {
     throw new UsageError(`--accounts-max must be an integer in 1..${ACCOUNTS_MAX_DEFAULT}`);
   }
-  return { databaseUrl, tenantId: values.tenant, ledgerId: values.ledger, asOf, accountIds, currencies: new CurrencyRegistry(custom), accountsMax };
+  const upcastersPath = values.upcasters;
+  if (upcastersPath !== undefined && (upcastersPath.length < 1 || upcastersPath.length > MODULE_PATH_LENGTH_MAX)) {
+    throw new UsageError(`--upcasters must be a path of 1..${MODULE_PATH_LENGTH_MAX} characters`);
+  }
+  return { databaseUrl, tenantId: values.tenant, ledgerId: values.ledger, asOf, accountIds, currencies: new CurrencyRegistry(custom), accountsMax, upcastersPath };
 }
 
-async function audit(pool: pg.Pool, options: AuditOptionsParsed): Promise<AuditReport> {
+/** Why a registry from another copy of ledger-core cannot be used. */
+const FOREIGN_REGISTRY = '(it comes from another copy of @ledgerkit/ledger-core than the one the command runs with)';
+
+/**
+ * The registry of the `--upcasters` module at `path` (relative to the working directory): its
+ * default export or, without one, its export `upcasters`; either an `UpcasterRegistry` or a
+ * function called once with a new registry (which holds the built-in steps) to register steps on,
+ * that returns nothing, that registry or another one (a promise of either is awaited). Throws
+ * {@link UpcastersModuleError} saying what is wrong.
+ */
+async function upcastersFrom(path: string): Promise<UpcasterRegistry> {
+  const file = resolve(path);
+  const found = await stat(file).catch(() => undefined);
+  if (found === undefined || !found.isFile()) throw new UpcastersModuleError(path, `no such file (looked for ${file})`);
+  let exported: Record<string, unknown>;
+  try {
+    exported = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new UpcastersModuleError(path, `could not be loaded: ${error instanceof Error ? error.message : String(error)}`, error);
+  }
+  const { default: byDefault, upcasters: named } = exported;
+  if (byDefault !== undefined && named !== undefined && byDefault !== named) {
+    throw new UpcastersModuleError(path, 'exports both a default export and `upcasters`: export only one');
+  }
+  const given = byDefault ?? named;
+  if (given === undefined) throw new UpcastersModuleError(path, 'exports neither a default export nor `upcasters`');
+  if (given instanceof UpcasterRegistry) return given;
+  if (typeof given === 'function') {
+    const registry = new UpcasterRegistry();
+    let returned: unknown;
+    try {
+      returned = await (given as (registry: UpcasterRegistry) => unknown)(registry);
+    } catch (error) {
+      throw new UpcastersModuleError(path, `its function failed: ${error instanceof Error ? error.message : String(error)}`, error);
+    }
+    if (returned === undefined) return registry;
+    if (returned instanceof UpcasterRegistry) return returned;
+    if (isForeignRegistry(returned)) {
+      throw new UpcastersModuleError(path, `its function returned an UpcasterRegistry that is not this command's ${FOREIGN_REGISTRY}: register the steps on the registry it is given and return nothing`);
+    }
+    throw new UpcastersModuleError(path, 'its function must return nothing or an UpcasterRegistry');
+  }
+  if (isForeignRegistry(given)) throw new UpcastersModuleError(path, `its UpcasterRegistry is not this command's ${FOREIGN_REGISTRY}: export a function that registers the steps on the registry it is given`);
+  throw new UpcastersModuleError(path, 'must be an UpcasterRegistry or a function that registers steps on the registry it is given');
+}
+
+/** Whether `value` looks like an `UpcasterRegistry` that is not an instance of this one's class. */
+function isForeignRegistry(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as { register?: unknown; upcast?: unknown };
+  return typeof candidate.register === 'function' && typeof candidate.upcast === 'function';
+}
+
+async function audit(pool: pg.Pool, options: AuditOptionsParsed, upcasters: UpcasterRegistry | undefined): Promise<AuditReport> {
   const { tenantId, ledgerId, asOf, currencies } = options;
   const store = await PostgresEventStore.open({ pool });
-  const source = { store, codec: new EventCodec({ currencies }), tenantId, ledgerId };
+  const source = { store, codec: new EventCodec({ currencies, ...(upcasters === undefined ? {} : { upcasters }) }), tenantId, ledgerId };
   const chain = await verifyChain(readLedger(source, { verify: false }));
   if (chain.eventCount === 0) {
     // Row-level security answers a wrong tenant, and the store a wrong ledger, with no rows: an
@@ -196,8 +282,7 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed): Promise<AuditR
     if (error instanceof LimitExceededError) throw new Error(`${error.message}: more than --accounts-max`);
     throw error;
   });
-  // replayLedger keeps the accounts in a Map.
-  const accounts = state.accounts as Map<string, AccountState>;
+  const accounts = state.accounts;
   const trialBalance = trialBalanceOf(accounts.values(), currencies);
   const balances: Record<string, Balance | null> = {};
   for (const accountId of options.accountIds) {

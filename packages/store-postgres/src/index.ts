@@ -17,7 +17,7 @@ export {
   type InlineProjection,
   type InlinePlan,
 } from './postgres-event-store.js';
-export type { BatchStatement } from './statement-batch.js';
+export { BatchCommittedUnreadableError, type BatchStatement } from './statement-batch.js';
 export { migrate, SCHEMA_VERSION, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { MIGRATIONS, SCHEMA, EVENTS_CHANNEL, VERSION_CONFLICT_SQLSTATE, DUPLICATE_INDEX_KEY_SQLSTATE, type Migration } from './migrations.js';
 export { startEmbeddedPostgres, type EmbeddedPostgresOptions, type EmbeddedPostgresServer } from './embedded.js';

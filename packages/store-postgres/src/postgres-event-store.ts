@@ -29,7 +29,7 @@ import {
 import { isTenantId, TENANT_SETTING, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
-import { BATCH_STATEMENTS_MAX, runBatch, type BatchStatement } from './statement-batch.js';
+import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch, type BatchStatement } from './statement-batch.js';
 import { DUPLICATE_INDEX_KEY_SQLSTATE, READ_GLOBAL_SIGNATURE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
 
 /** Longest `horizonWaitMs`. */
@@ -91,7 +91,10 @@ export interface InlineProjection {
  */
 export interface InlinePlan {
   readonly statements: readonly BatchStatement[];
-  /** Whether the batch's error is this plan's own refusal; by default no error is. */
+  /**
+   * Whether the batch's error is this plan's own refusal; by default no error is. Never asked
+   * about a `BatchCommittedUnreadableError`: that batch committed, append and plan alike.
+   */
   readonly declined?: (error: unknown) => boolean;
 }
 
@@ -317,11 +320,14 @@ export class PostgresEventStore implements EventStore {
    * next version, and that within the batch each event's `previousHash` is the `hash` of the
    * event before it.
    *
-   * A malformed request is refused with `InvalidInputError` (bad ids, `expectedVersion`, a broken
-   * chain inside the batch) or `LimitExceededError` (too many events, an event of another tenant
-   * or ledger, wrong version numbering), before anything is sent: neither is retriable. A stream
+   * A malformed request is refused with `InvalidInputError` (bad ids, `expectedVersion`, an event
+   * of another tenant or ledger, wrong version numbering, a broken chain inside the batch) or
+   * `LimitExceededError` (too many events), before anything is sent: neither is retriable. A stream
    * that moved throws the retriable `VersionConflictError`, a claimed index key
    * `DuplicateIndexKeyError`, a lost server `StoreUnavailableError`; a refused append writes nothing.
+   * An append sent with an inline plan (one statement batch) that committed but whose answer the
+   * pool's type parsers could not read throws the retriable {@link BatchCommittedUnreadableError}:
+   * its events were written.
    */
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
@@ -349,11 +355,10 @@ export class PostgresEventStore implements EventStore {
       const event = request.events[offset] as StoredEvent;
       // First: an event its readers could not read is refused before any field of it is used.
       data[offset] = appendableDataJson(event, offset, this.#verifier);
-      if (event.tenantId !== request.tenantId || event.ledgerId !== request.ledgerId) {
-        throw new LimitExceededError(`event ${offset} belongs to another tenant or ledger`);
-      }
+      if (event.tenantId !== request.tenantId) throw new InvalidInputError([{ path: ['events', offset, 'tenantId'], message: 'must be the tenant the append is for' }]);
+      if (event.ledgerId !== request.ledgerId) throw new InvalidInputError([{ path: ['events', offset, 'ledgerId'], message: 'must be the ledger the append is for' }]);
       if (event.ledgerVersion !== expected + offset + 1) {
-        throw new LimitExceededError(`event ${offset} has version ${event.ledgerVersion}, expected ${expected + offset + 1}`);
+        throw new InvalidInputError([{ path: ['events', offset, 'ledgerVersion'], message: `must be ${expected + offset + 1} (expectedVersion + ${offset + 1}), got ${String(event.ledgerVersion)}` }]);
       }
       // The chain inside the batch (the first link is the database's fence): one string compare.
       if (offset > 0 && event.previousHash !== hashes[offset - 1]) {
@@ -404,7 +409,8 @@ export class PostgresEventStore implements EventStore {
             );
             version = Number(results[1]?.rows[0]?.['version']);
           } catch (error) {
-            if (plan.declined?.(error) !== true) throw error;
+            // A batch that committed is never appended again, whatever the plan takes its error for.
+            if (error instanceof BatchCommittedUnreadableError || plan.declined?.(error) !== true) throw error;
             version = await general();
           }
         }

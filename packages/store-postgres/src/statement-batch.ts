@@ -9,6 +9,7 @@
  * Statements are unnamed (parsed each time, as node-postgres does for a query without a name).
  * No statement may depend on another's result: they are all on the wire before the first answers.
  */
+import { WriterFailedError } from '@ledgerkit/ledger-core';
 import pg from 'pg';
 import type { Connection, FieldDef } from 'pg';
 
@@ -20,7 +21,7 @@ export interface BatchStatement {
 
 /** What one statement of a batch returned. */
 export interface BatchResult {
-  /** Rows, parsed with node-postgres' default type parsers. */
+  /** Rows, parsed with the client's type parsers (its `types` option, else the global ones), as `client.query` parses them. */
   readonly rows: Record<string, unknown>[];
   /** Rows the statement affected or returned (its command tag), or `null` when the tag has none. */
   readonly rowCount: number | null;
@@ -28,6 +29,24 @@ export interface BatchResult {
 
 /** Most statements in one batch. */
 export const BATCH_STATEMENTS_MAX = 64;
+
+/**
+ * A statement batch ran and **committed**, but a row of its answer could not be parsed on the
+ * client (a type parser that throws, such as one a user installed): its results are lost, its
+ * effects are not. For an append, its events were written though the call failed, so it must
+ * never be taken for an append that wrote nothing. A {@link WriterFailedError} (code
+ * `writer_failed`, retriable): the writer answers its commands "may have been applied", and a
+ * retry with the same ids answers with the original outcome (`duplicate: true`). `cause` is the
+ * parser's error.
+ */
+export class BatchCommittedUnreadableError extends WriterFailedError {
+  /** Index, in the batch, of the statement whose row could not be parsed. */
+  readonly statementIndex: number;
+  constructor(statementIndex: number, cause: unknown) {
+    super(`the statement batch committed, but a row of statement ${statementIndex}'s answer could not be parsed: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
+    this.statementIndex = statementIndex;
+  }
+}
 
 /** node-postgres' `Result` (exported at runtime, not in its type declarations). */
 interface PgResult {
@@ -38,8 +57,12 @@ interface PgResult {
   addRow(row: Record<string, unknown>): void;
   addCommandComplete(message: unknown): void;
 }
+/** Where a `Result` finds the parser of a column's type: the client, as for its own queries. */
+interface TypeParsers {
+  getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown;
+}
 interface PgRuntime {
-  readonly Result: new (rowMode?: string) => PgResult;
+  readonly Result: new (rowMode: undefined, types: TypeParsers) => PgResult;
   readonly utils: { prepareValue(value: unknown): unknown };
 }
 const runtime = pg as unknown as PgRuntime;
@@ -65,15 +88,17 @@ class StatementBatch {
   readonly #results: PgResult[];
   #current = 0;
   #settled = false;
+  /** The first row that could not be parsed, kept until the server says how the batch ended. */
+  #unreadable: { readonly statementIndex: number; readonly error: unknown } | undefined;
   #resolve: (results: BatchResult[]) => void = () => undefined;
   #reject: (error: unknown) => void = () => undefined;
   readonly done: Promise<BatchResult[]>;
   /** node-postgres calls it (and may wrap it, e.g. for `query_timeout`). */
   callback: (error: Error | null, results?: BatchResult[]) => void;
 
-  constructor(statements: readonly BatchStatement[]) {
+  constructor(statements: readonly BatchStatement[], types: TypeParsers) {
     this.#statements = statements;
-    this.#results = statements.map(() => new runtime.Result());
+    this.#results = statements.map(() => new runtime.Result(undefined, types));
     this.done = new Promise<BatchResult[]>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -116,13 +141,13 @@ class StatementBatch {
 
   handleDataRow(message: { fields: unknown[] }): void {
     const result = this.#results[this.#current];
-    if (result === undefined || this.#settled) return;
+    if (result === undefined || this.#settled || this.#unreadable !== undefined) return;
     try {
       result.addRow(result.parseRow(message.fields));
     } catch (error) {
-      // A value the client cannot parse: the server has run the statement all the same (as with
-      // node-postgres' own queries), the caller learns of the failure.
-      this.#fail(error instanceof Error ? error : new Error(String(error)));
+      // A value the client cannot parse: the server runs the batch all the same, and whether it
+      // commits is known only at its end (a later statement may still fail and roll it back).
+      this.#unreadable = { statementIndex: this.#current, error };
     }
   }
 
@@ -158,6 +183,11 @@ class StatementBatch {
       this.callback(new Error(`statement batch: ${this.#current} of ${this.#statements.length} statements answered`));
       return;
     }
+    // Every statement ran and no error came before the Sync's answer: the batch committed.
+    if (this.#unreadable !== undefined) {
+      this.callback(new BatchCommittedUnreadableError(this.#unreadable.statementIndex, this.#unreadable.error));
+      return;
+    }
     this.callback(null, this.#results.map((result) => ({ rows: result.rows, rowCount: result.rowCount })));
   }
 
@@ -170,14 +200,21 @@ class StatementBatch {
 
 /**
  * Runs `statements` on `client` as one transaction in one round trip (see the module comment)
- * and returns each one's result, in order; rejects with the first failure, in which case none of
- * them took effect. The client must not be inside a transaction block of its own: there, the
- * statements would join it instead of committing at the end of the batch.
+ * and returns each one's result, in order, its rows parsed with the client's type parsers. It
+ * rejects with:
+ * - the first statement's error (or a value that could not be sent): none of them took effect;
+ * - {@link BatchCommittedUnreadableError}, once the server has answered the whole batch, when
+ *   every statement ran and the batch **committed** but a row of the answer could not be parsed:
+ *   all of them took effect;
+ * - a lost connection's error: whether the batch committed is unknown.
+ *
+ * The client must not be inside a transaction block of its own: there, the statements would join
+ * it instead of committing at the end of the batch.
  */
 export async function runBatch(client: pg.ClientBase, statements: readonly BatchStatement[]): Promise<BatchResult[]> {
   if (statements.length === 0) return [];
   if (statements.length > BATCH_STATEMENTS_MAX) throw new RangeError(`a statement batch holds at most ${BATCH_STATEMENTS_MAX} statements, got ${statements.length}`);
-  const batch = new StatementBatch(statements);
+  const batch = new StatementBatch(statements, { getTypeParser: (oid, format) => client.getTypeParser(oid, format) });
   client.query(batch);
   return batch.done;
 }

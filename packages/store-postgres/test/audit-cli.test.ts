@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CurrencyRegistry, Ledger, type AsOf } from '@ledgerkit/ledger-core';
+import { CurrencyRegistry, hashEvent, Ledger, type AsOf, type StoredEvent } from '@ledgerkit/ledger-core';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAudit, type AuditReport } from '../src/audit-cli.js';
+import { REFUSED_MESSAGE } from './support/audit-upcasters-refusing.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
 // ledgerkit-audit: the auditor's replay from the PostgreSQL log alone, its report and exit codes.
@@ -15,11 +18,14 @@ const TENANT = 'audited';
 const MINUTE = 60_000;
 const T0 = Date.parse('2025-03-01T08:00:00.000Z');
 const POINTS = { code: 'POINTS', scale: 0 };
+const SUPPORT = join(dirname(fileURLToPath(import.meta.url)), 'support');
 
 let db: TestDatabase;
 let ledger: Ledger;
 let points: Ledger;
 let now = T0;
+/** Modules written for `--upcasters`, removed after the file. */
+let modules: string;
 
 beforeAll(async () => {
   db = await openTestDatabase();
@@ -40,13 +46,57 @@ beforeAll(async () => {
   await points.openAccount({ accountId: 'issued', currency: 'POINTS', type: 'equity' });
   await points.openAccount({ accountId: 'carol', currency: 'POINTS', type: 'liability' });
   await points.transfer({ transferId: 'p1', debitAccountId: 'issued', creditAccountId: 'carol', amount: '300', currency: 'POINTS' });
+  // A ledger whose last event is a TransferPosted at schema version 1, read through the built-in step.
+  const legacy = await Ledger.open({ store, tenantId: TENANT, ledgerId: 'legacy', snapshotEveryEvents: 0, clock: () => now });
+  await legacy.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+  await legacy.openAccount({ accountId: 'alice', currency: 'EUR', type: 'liability' });
+  await legacy.close();
+  const [head] = await store.readStream({ tenantId: TENANT, ledgerId: 'legacy', direction: 'backward', limit: 1 });
+  if (head === undefined) throw new Error('the legacy ledger is empty');
+  const { hash: previousHash, ...envelope } = head;
+  const v1: Omit<StoredEvent, 'hash'> = {
+    ...envelope,
+    eventId: 'legacy-1',
+    ledgerVersion: 3,
+    type: 'TransferPosted',
+    schemaVersion: 1,
+    data: { transferId: 'legacy-t1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '5.00', currency: 'EUR', metadata: {} },
+    previousHash,
+  };
+  await store.append({ tenantId: TENANT, ledgerId: 'legacy', expectedVersion: 2, events: [{ ...v1, hash: hashEvent(v1) }] });
+  modules = await mkdtemp(join(tmpdir(), 'audit-upcasters-'));
 });
 
 afterAll(async () => {
   await ledger?.close();
   await points?.close();
   await db?.close();
+  if (modules !== undefined) await rm(modules, { recursive: true, force: true });
 });
+
+/** Writes an ES module for `--upcasters` and returns its path. */
+async function upcastersModule(name: string, source: string): Promise<string> {
+  const path = join(modules, name);
+  await writeFile(path, source);
+  return path;
+}
+
+/** Runs the command itself, as an auditor would (under tsx, from the sources). */
+function runCommand(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, TSX_TSCONFIG_PATH: join(REPO_ROOT, 'tsconfig.json'), DATABASE_URL: db.appUrl },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, out, err }));
+  });
+}
 
 /** Runs the audit in this process; the report parsed when it printed one. */
 async function audit(...args: string[]): Promise<{ code: number; report: AuditReport | undefined; err: string }> {
@@ -154,18 +204,7 @@ describe('ledgerkit-audit', () => {
   });
 
   it('the command itself exits with the verdict: 0, then 1 once an event was changed behind the chain\'s back', async () => {
-    const run = (): Promise<{ code: number | null; out: string }> =>
-      new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', BIN, '--tenant', TENANT, '--ledger', 'eur'], {
-          cwd: REPO_ROOT,
-          env: { ...process.env, TSX_TSCONFIG_PATH: join(REPO_ROOT, 'tsconfig.json'), DATABASE_URL: db.appUrl },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
-        let out = '';
-        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-        child.once('error', reject);
-        child.once('close', (code) => resolve({ code, out }));
-      });
+    const run = (): Promise<{ code: number | null; out: string }> => runCommand('--tenant', TENANT, '--ledger', 'eur');
     const before = await run();
     expect(before.code).toBe(0);
     expect((JSON.parse(before.out) as AuditReport).ok).toBe(true);
@@ -188,5 +227,69 @@ describe('ledgerkit-audit', () => {
     expect(report.chain).toMatchObject({ ok: false, eventCount: 6, brokenAt: { ledgerVersion: 7, reason: 'hash_mismatch' } });
     expect(report.trialBalance).toBeNull();
     expect(report.ok).toBe(false);
+  }, 60_000);
+
+  it('--upcasters: with a registry of the user\'s own steps, in each form a module may give it, the built-in steps still apply (a v1 TransferPosted reads)', async () => {
+    const functionForm = await upcastersModule(
+      'registers.mjs',
+      `export default function (registry) { registry.register('AccountFrozen', 1, (data) => ({ ...data, reason: data.reason ?? 'unspecified' })); }\n`,
+    );
+    const returnsIt = await upcastersModule('returns.mjs', `export const upcasters = (registry) => registry.register('AccountUnfrozen', 1, (data) => data);\n`);
+    const expected = { cash: { posted: '5.00' }, alice: { posted: '5.00' } };
+    for (const module of [join(SUPPORT, 'audit-upcasters.ts'), functionForm, returnsIt]) {
+      const { code, report, err } = await audit('--tenant', TENANT, '--ledger', 'legacy', '--upcasters', module, '--account', 'cash', '--account', 'alice');
+      expect(err, module).toBe('');
+      expect(code, module).toBe(0);
+      expect(report?.lastIncludedVersion, module).toBe(3);
+      expect(report?.balances, module).toMatchObject(expected);
+    }
+  });
+
+  it('--upcasters: the audit reads every event with the registry the module gives', async () => {
+    const { code, report, err } = await audit('--tenant', TENANT, '--ledger', 'legacy', '--upcasters', join(SUPPORT, 'audit-upcasters-refusing.ts'));
+    expect(code).toBe(2);
+    expect(report).toBeUndefined();
+    expect(err).toContain(REFUSED_MESSAGE);
+  });
+
+  it('--upcasters: a module that gives no usable registry is exit 2, with a message naming the module and the problem, before any connection', async () => {
+    const directory = join(modules, 'a-directory.mjs');
+    await mkdir(directory, { recursive: true });
+    const cases: [string, RegExp][] = [
+      [join(modules, 'missing.mjs'), /no such file/],
+      [directory, /no such file/],
+      [await upcastersModule('throws.mjs', `throw new Error('cannot load this');\n`), /could not be loaded: .*cannot load this/],
+      [await upcastersModule('neither.mjs', `export const steps = 1;\n`), /exports neither a default export nor `upcasters`/],
+      [await upcastersModule('number.mjs', `export default 42;\n`), /must be an UpcasterRegistry or a function that registers steps/],
+      [await upcastersModule('both.mjs', `export default () => {};\nexport const upcasters = () => {};\n`), /both a default export and `upcasters`/],
+      [await upcastersModule('owned.mjs', `export default (registry) => { registry.register('TransferPosted', 1, (data) => data); };\n`), /TransferPosted v1 → v2 is a built-in step/],
+      [await upcastersModule('returns-other.mjs', `export default () => 42;\n`), /must return nothing or an UpcasterRegistry/],
+      [await upcastersModule('copy.mjs', `export default { register() { return this; }, upcast(type, from, to, data) { return data; } };\n`), /UpcasterRegistry is not this command's .*another copy of @ledgerkit\/ledger-core/],
+      [await upcastersModule('returns-copy.mjs', `export default () => ({ register() { return this; }, upcast(type, from, to, data) { return data; } });\n`), /returned an UpcasterRegistry that is not this command's .*another copy/],
+    ];
+    for (const [module, message] of cases) {
+      let err = '';
+      let out = '';
+      const code = await runAudit(['--tenant', TENANT, '--ledger', 'eur', '--upcasters', module], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nowhere' }, { out: (text) => (out += text), err: (text) => (err += text) });
+      expect(code, module).toBe(2);
+      expect(out, module).toBe('');
+      expect(err, module).toContain(`--upcasters ${module}`);
+      expect(err, module).toMatch(message);
+    }
+    let usage = '';
+    expect(await runAudit(['--help'], {}, { out: (text) => (usage += text), err: () => undefined })).toBe(0);
+    expect(usage).toMatch(/--upcasters <module> +an ES module whose default export/);
+    expect(await audit('--tenant', TENANT, '--ledger', 'eur', '--upcasters')).toMatchObject({ code: 2, err: expect.stringMatching(/usage: ledgerkit-audit[\s\S]*--upcasters <module>/) });
+  });
+
+  it('--upcasters: the command itself loads the module (plain Node ESM) and audits with it', async () => {
+    const module = await upcastersModule('command.mjs', `export default (registry) => { registry.register('AccountClosed', 1, (data) => data); };\n`);
+    const { code, out, err } = await runCommand('--tenant', TENANT, '--ledger', 'legacy', '--upcasters', module, '--account', 'alice');
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect((JSON.parse(out) as AuditReport).balances['alice']?.posted).toBe('5.00');
+    const refused = await runCommand('--tenant', TENANT, '--ledger', 'legacy', '--upcasters', join(modules, 'missing.mjs'));
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/--upcasters .*missing\.mjs: no such file/);
   }, 60_000);
 });

@@ -1,10 +1,11 @@
-import { composeInlineProjections, INLINE_PLAN_STATEMENTS_MAX, PostgresEventStore, EVENTS_CHANNEL, type InlineProjection } from '@ledgerkit/store-postgres';
-import { LimitExceededError, VersionConflictError, type AppendRequest } from '@ledgerkit/ledger-core';
+import { composeInlineProjections, INLINE_PLAN_STATEMENTS_MAX, PostgresEventStore, EVENTS_CHANNEL, type InlinePlan, type InlineProjection } from '@ledgerkit/store-postgres';
+import { Ledger, LimitExceededError, StoreUnavailableError, VersionConflictError, WriterFailedError, type AppendRequest } from '@ledgerkit/ledger-core';
 import { TransactionAbortedError } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountOpened, emptyHead, encodeAfter, headAfter, transferPosted } from './support/events.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
+import { MACADDR_UNPARSEABLE, UNPARSEABLE_MESSAGE, UNPARSEABLE_ROW_SQL } from './support/unparseable-type.js';
 
 let db: TestDatabase;
 
@@ -197,6 +198,85 @@ describe('the append notification', () => {
       expect(heard).toEqual(['notify-a', 'notify-a', 'notify-b']);
     } finally {
       await listener.end();
+    }
+  });
+});
+
+// An append sent as one statement batch (the append with an inline plan's statements) commits at
+// the end of the batch; if the client then cannot parse a row of the answer (a type parser of the
+// user's that throws), the append happened all the same. The writer must treat it as an append of
+// unknown outcome, never as one that wrote nothing.
+describe('an append whose batch committed but whose answer the client cannot parse', () => {
+  it('fails its commands with a retriable WriterFailedError saying they may have been applied, not a rejection; it is not appended again, and a retry answers duplicate', async () => {
+    // The parsers are this pool's own: the global ones, shared with every other test, are left alone.
+    const pool = new pg.Pool({ connectionString: db.appUrl, max: 4, types: MACADDR_UNPARSEABLE });
+    pool.on('error', () => undefined);
+    let unreadable = false;
+    const calls = { general: 0, declined: 0 };
+    const inline: InlineProjection = Object.assign(
+      async () => {
+        calls.general += 1;
+      },
+      {
+        plan: (): InlinePlan => ({
+          statements: unreadable ? [{ text: UNPARSEABLE_ROW_SQL, values: [] }] : [],
+          // A careless plan that takes any error for its own refusal: an append that committed must
+          // still not be sent again down the general path.
+          declined: () => {
+            calls.declined += 1;
+            return true;
+          },
+        }),
+      },
+    );
+    const where = { tenantId: 'unreadable-answer', ledgerId: 'eur' };
+    const transfer = { transferId: 't1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '10.00', currency: 'EUR' };
+    try {
+      const store = await PostgresEventStore.open({ pool, inline });
+      const ledger = await Ledger.open({ store, ...where, snapshotEveryEvents: 0 });
+      await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+      await ledger.openAccount({ accountId: 'alice', currency: 'EUR', type: 'liability' });
+      await ledger.openAccount({ accountId: 'bob', currency: 'EUR', type: 'liability' });
+
+      unreadable = true;
+      // A transfer, and a freeze: decided again on the committed tail, the freeze would be
+      // rejected (`account_frozen`), a committed command reported as one that failed.
+      for (const command of [() => ledger.transfer(transfer), () => ledger.freezeAccount({ accountId: 'bob' })]) {
+        const failure: unknown = await command().then(
+          (result) => result,
+          (error: unknown) => error,
+        );
+        expect(failure).toBeInstanceOf(WriterFailedError);
+        expect(failure).not.toBeInstanceOf(StoreUnavailableError);
+        expect(failure).toMatchObject({
+          retriable: true,
+          message: expect.stringContaining('they may have been applied'),
+          cause: { name: 'BatchCommittedUnreadableError', cause: { message: UNPARSEABLE_MESSAGE } },
+        });
+      }
+      expect(calls).toEqual({ general: 0, declined: 0 });
+      const logged = await db.admin.query<{ ledger_version: string; type: string }>(
+        'SELECT ledger_version, type FROM ledgerkit.events WHERE tenant_id = $1 AND ledger_id = $2 ORDER BY ledger_version',
+        [where.tenantId, where.ledgerId],
+      );
+      expect(logged.rows.map((row) => [Number(row.ledger_version), row.type])).toEqual([
+        [1, 'AccountOpened'],
+        [2, 'AccountOpened'],
+        [3, 'AccountOpened'],
+        [4, 'TransferPosted'],
+        [5, 'AccountFrozen'],
+      ]);
+
+      // The writer reads the tail before it decides anything else: the retry learns the original outcome.
+      unreadable = false;
+      expect(await ledger.transfer(transfer)).toMatchObject({ ok: true, duplicate: true, ledgerVersion: 4 });
+      expect(ledger.balance('alice')?.posted).toBe('10.00');
+      expect(ledger.balance('bob')?.status).toBe('frozen');
+      expect(await ledger.transfer({ ...transfer, transferId: 't2' })).toMatchObject({ ok: true, duplicate: false, ledgerVersion: 6 });
+      expect(calls).toEqual({ general: 0, declined: 0 });
+      await ledger.close();
+    } finally {
+      await pool.end();
     }
   });
 });

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BATCH_STATEMENTS_MAX, runBatch } from '../src/statement-batch.js';
+import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch } from '../src/statement-batch.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
+import { MACADDR_UNPARSEABLE, UNPARSEABLE_MESSAGE, UNPARSEABLE_ROW_SQL } from './support/unparseable-type.js';
 
 let db: TestDatabase;
 let client: pg.Client;
@@ -92,5 +93,39 @@ describe('runBatch: several statements, one round trip, one transaction', () => 
     expect(await runBatch(client, [])).toEqual([]);
     const tooMany = Array.from({ length: BATCH_STATEMENTS_MAX + 1 }, () => ({ text: 'SELECT 1', values: [] }));
     await expect(runBatch(client, tooMany)).rejects.toThrow(RangeError);
+  });
+});
+
+describe('runBatch: an answer the client cannot parse', () => {
+  let parsing: pg.Client;
+
+  beforeAll(async () => {
+    // The client's own type parsers (as the pool's `types` option sets them), not the global ones.
+    parsing = new pg.Client({ connectionString: db.adminUrl, types: MACADDR_UNPARSEABLE });
+    await parsing.connect();
+  });
+
+  afterAll(async () => {
+    await parsing?.end();
+  });
+
+  const insert = (id: number, label: string): { text: string; values: unknown[] } => ({ text: 'INSERT INTO batch_rows (id, label) VALUES ($1, $2)', values: [id, label] });
+
+  it('parses rows with the client’s type parsers; a committed batch whose answer it cannot parse rejects, once committed, with BatchCommittedUnreadableError; one a later statement rolled back, with that statement’s error', async () => {
+    const error: unknown = await runBatch(parsing, [insert(40, 'forty'), { text: UNPARSEABLE_ROW_SQL, values: [] }, insert(41, 'forty-one')]).then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    expect(error).toBeInstanceOf(BatchCommittedUnreadableError);
+    expect(error).toMatchObject({ name: 'BatchCommittedUnreadableError', statementIndex: 1, retriable: true, cause: { message: UNPARSEABLE_MESSAGE } });
+    expect((error as Error).message).toMatch(/committed/);
+    // By the time it rejects the batch has committed, the statements after the unreadable row included.
+    expect((await client.query('SELECT id FROM batch_rows WHERE id BETWEEN 40 AND 49 ORDER BY id')).rows).toEqual([{ id: 40 }, { id: 41 }]);
+    expect((await parsing.query('SELECT 3 AS three')).rows).toEqual([{ three: 3 }]);
+
+    // A statement after the unreadable row fails: the batch rolled back, and the caller learns that.
+    await expect(runBatch(parsing, [{ text: UNPARSEABLE_ROW_SQL, values: [] }, insert(42, 'forty-two'), insert(40, 'taken')])).rejects.toMatchObject({ code: '23505' });
+    expect((await client.query('SELECT id FROM batch_rows WHERE id BETWEEN 40 AND 49 ORDER BY id')).rows).toEqual([{ id: 40 }, { id: 41 }]);
+    expect((await parsing.query('SELECT 4 AS four')).rows).toEqual([{ four: 4 }]);
   });
 });

@@ -127,7 +127,10 @@ export interface DecodedEvent {
 export interface EventCodecOptions {
   /** Currencies used to convert amounts; must include every custom asset the ledger uses. */
   readonly currencies: CurrencyRegistry;
-  /** Upcasters for older schema versions; defaults to the library's built-in ones. */
+  /**
+   * Upcasters for older schema versions: the steps registered on it, and the library's built-in
+   * ones, which every registry holds (see {@link UpcasterRegistry}). Default: the built-in ones.
+   */
   readonly upcasters?: UpcasterRegistry;
 }
 

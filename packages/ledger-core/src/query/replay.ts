@@ -168,12 +168,32 @@ export interface ReplayOptions {
 }
 
 /**
+ * A ledger's state as {@link replayLedger} rebuilt it: a `LedgerState` (so it goes wherever one
+ * does) whose accounts are a `Map` the caller can list, and that is the caller's own.
+ *
+ * ```ts
+ * const state = await replayLedger(source, { ledgerVersion: 120 });
+ * const trial = trialBalanceOf(state.accounts.values(), currencies);
+ * const ids = [...state.accounts.keys()];
+ * ```
+ */
+export interface ReplayedState extends LedgerState {
+  /** Every account opened by the point, by id. */
+  readonly accounts: Map<string, AccountState>;
+  /**
+   * The holds still pending at the point, by transfer id, and nothing else: a replay keeps no
+   * other transfer, so its memory is O(accounts + open holds).
+   */
+  readonly transfers: Table<TransferRecord>;
+}
+
+/**
  * Rebuilds a ledger's state as of a point in its history by replaying its events from the
  * first one: the independent, auditable path. Deterministic, streaming, with memory bounded by
  * the number of accounts and open holds (and by `options.accountsMax`, if given). The hash chain
  * is verified on the way.
  */
-export async function replayLedger(source: LedgerSource, asOf?: AsOf, options: ReplayOptions = {}): Promise<LedgerState> {
+export async function replayLedger(source: LedgerSource, asOf?: AsOf, options: ReplayOptions = {}): Promise<ReplayedState> {
   checkOptions(options);
   const { include, byEffective } = inclusion(asOf);
   const accountsMax = options.accountsMax ?? Number.POSITIVE_INFINITY;
@@ -181,7 +201,7 @@ export async function replayLedger(source: LedgerSource, asOf?: AsOf, options: R
     throw new InvalidInputError([{ path: ['accountsMax'], message: 'must be a positive integer' }]);
   }
   const accounts = new Map<string, AccountState>();
-  const state: LedgerState = {
+  const state: ReplayedState = {
     version: 0,
     lastRecordedAtMs: 0,
     accounts,

@@ -11,9 +11,13 @@ export const INDEX_KEYS_MAX = 30_000;
 export interface AppendRequest {
   readonly tenantId: string;
   readonly ledgerId: string;
-  /** The stream's version the events were decided against; 0 for a new stream. */
+  /** The stream's version the events were decided against; 0 for a new stream. A non-negative integer. */
   readonly expectedVersion: number;
-  /** Events numbered `expectedVersion + 1 ...` in order, each with this tenant and ledger. */
+  /**
+   * Events numbered `expectedVersion + 1 ...` in order, each with this tenant and ledger, each
+   * after the first with the `hash` of the one before it as its `previousHash`. At most
+   * {@link APPEND_EVENTS_MAX}; none is a fenced no-op (see {@link EventStore.append}).
+   */
   readonly events: readonly StoredEvent[];
 }
 
@@ -32,7 +36,10 @@ export interface ReadStreamRequest {
 /** Read a tenant's global log: every ledger's events in one order that never skips an event. */
 export interface ReadAllRequest {
   readonly tenantId: string;
-  /** Position of the last event already seen, or `null` to start at the beginning. */
+  /**
+   * `null` to start at the beginning, or the `position` of the last event already seen: a
+   * position this store returned. Any other string is refused (see {@link EventStore.readAll}).
+   */
   readonly after: string | null;
   /** Most events to return: 1 ..{@link READ_LIMIT_MAX}. */
   readonly limit: number;
@@ -74,16 +81,34 @@ export interface EventStore {
    * has been acknowledged: the upper batch can only ever extend the very events it was decided
    * after, so it is refused if the lower one is refused or another writer got there first. A
    * store therefore takes concurrent appends of one stream in the order their fences allow, or
-   * refuses the later one; it never interleaves them. Also rejects
-   * (writing nothing) events whose tenant, ledger or version numbering do not match the request,
-   * and, with `DuplicateIndexKeyError`, events claiming an index key the ledger already holds.
-   * A refused append (those errors, or a validation error) writes nothing. Nothing a reader could
-   * not read is ever written: every event goes through `appendableDataJson` first, which trusts
-   * events `EventCodec.encode` built and checks any other as a reader would (plus its hash),
-   * refusing a bad one with `InvalidInputError` at `events.<n>`. When the store cannot
-   * be reached or the connection breaks during the call, it throws `StoreUnavailableError` and the
-   * outcome is unknown — the batch may have committed — but it is all or nothing, never partial.
-   * Resolves with the stream's new version.
+   * refuses the later one; it never interleaves them. Resolves with the stream's new version,
+   * `expectedVersion + events.length`.
+   *
+   * A store checks, in this order, and throws the first failure:
+   * 1. at most {@link APPEND_EVENTS_MAX} events, else `LimitExceededError`;
+   * 2. `expectedVersion` a non-negative integer, else `InvalidInputError` at `expectedVersion`;
+   * 3. each event, in batch order: that its readers could read it — it goes through
+   *    `appendableDataJson`, which trusts events `EventCodec.encode` built and checks any other
+   *    as a reader would (plus its hash), else `InvalidInputError` at `events.<n>` — then that
+   *    its `tenantId` and `ledgerId` are the request's and its `ledgerVersion` is
+   *    `expectedVersion + n + 1`, and (after the first) that its `previousHash` is the `hash` of
+   *    the event before it, else `InvalidInputError` at `events.<n>.tenantId`, `.ledgerId`,
+   *    `.ledgerVersion` or `.previousHash`;
+   * 4. the fence above, else `VersionConflictError`;
+   * 5. that no event claims an index key (`indexKeysOf`) the ledger already holds or another
+   *    event of the batch claims, else `DuplicateIndexKeyError`.
+   *
+   * A malformed request (1 to 3) is refused the same way whatever the stream holds, and never
+   * with a retriable error: a caller that retried it would only be refused again. A refused
+   * append writes nothing, and nothing a reader could not read is ever written. When the store
+   * cannot be reached or the connection breaks during the call, it throws `StoreUnavailableError`
+   * and the outcome is unknown — the batch may have committed — but it is all or nothing, never
+   * partial.
+   *
+   * An empty batch (`events: []`) checks the fence's version alone: it resolves with
+   * `{ ledgerVersion: expectedVersion }` if the stream is at `expectedVersion` (0 for a stream
+   * never written), and throws `VersionConflictError` otherwise. It writes nothing: no event, no
+   * global position, no change of version, and a stream it names stays unwritten.
    */
   append(request: AppendRequest): Promise<{ readonly ledgerVersion: number }>;
 
@@ -95,6 +120,15 @@ export interface EventStore {
    * appears exactly once, in an order consistent with each stream's versions, and an event is
    * never returned after one that follows it: a reader that resumes from the last position it
    * saw never misses an event committed later by a slower transaction.
+   *
+   * A position is a non-empty string without NUL, opaque to callers. `after` must be `null` or a
+   * position this store returned; a string that is not of the form of this store's positions is
+   * refused with `InvalidInputError` at `after`, before anything is read (a store need not tell a
+   * well-formed position it never returned from one it did).
+   *
+   * How soon an append's events show here once the append has resolved is the store's own:
+   * `PostgresEventStore` holds back events committed after a transaction still open, for up to its
+   * `horizonWaitMs`. They may show late, but never behind a position already returned.
    */
   readAll(request: ReadAllRequest): Promise<GlobalEvent[]>;
 

@@ -1,4 +1,4 @@
-import { DuplicateIndexKeyError, LimitExceededError, VersionConflictError } from '../errors.js';
+import { DuplicateIndexKeyError, InvalidInputError, LimitExceededError, VersionConflictError } from '../errors.js';
 import { appendableDataJson, EventCodec, indexKeysOf } from '../events/codec.js';
 import { CurrencyRegistry } from '../money/currency.js';
 import { GENESIS_HASH, type GlobalEvent, type StoredEvent } from '../events/stored-event.js';
@@ -26,6 +26,8 @@ interface TenantLog {
 }
 
 const POSITION_DIGITS = 16;
+/** The global positions this store hands out: fixed-width decimal, so string order is numeric order. */
+const POSITION_PATTERN = /^\d{16}$/;
 
 /**
  * An `EventStore` in process memory: for tests, demos and single-process tools. Appends are
@@ -46,30 +48,35 @@ export class InMemoryEventStore implements EventStore {
     this.#verifier = options.codec ?? new EventCodec({ currencies: new CurrencyRegistry() });
   }
 
+  /**
+   * Appends a batch (see the `EventStore` port), checking in the port's order: the batch's size,
+   * `expectedVersion`, each event's shape, then the fence and the index keys.
+   */
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
-    request.events.forEach((event, offset) => appendableDataJson(event, offset, this.#verifier));
+    const expected = request.expectedVersion;
+    // A malformed argument, not a conflict: VersionConflictError would invite a retry.
+    if (!Number.isSafeInteger(expected) || expected < 0) throw new InvalidInputError([{ path: ['expectedVersion'], message: 'must be a non-negative integer' }]);
+    // The batch's shape before the stream's state: a malformed batch gets the same answer whatever the stream holds.
+    request.events.forEach((event, offset) => {
+      appendableDataJson(event, offset, this.#verifier);
+      checkEventShape(request, event, offset);
+    });
     const stream = this.#stream(request.tenantId, request.ledgerId);
     const current = stream.events.length;
-    if (current !== request.expectedVersion) throw new VersionConflictError(request.expectedVersion, current);
+    if (current !== expected) throw new VersionConflictError(expected, current);
     const first = request.events[0];
     if (first !== undefined && first.previousHash !== (stream.events[current - 1]?.hash ?? GENESIS_HASH)) {
       // The chain fence: the batch was decided after some other event than the stream's last.
-      throw new VersionConflictError(request.expectedVersion, current);
+      throw new VersionConflictError(expected, current);
     }
     const claimed = new Set<string>();
-    request.events.forEach((event, offset) => {
-      if (event.tenantId !== request.tenantId || event.ledgerId !== request.ledgerId) {
-        throw new LimitExceededError(`event ${offset} belongs to another tenant or ledger`);
-      }
-      if (event.ledgerVersion !== request.expectedVersion + offset + 1) {
-        throw new LimitExceededError(`event ${offset} has version ${event.ledgerVersion}, expected ${request.expectedVersion + offset + 1}`);
-      }
+    for (const event of request.events) {
       for (const key of indexKeysOf(event)) {
         if (stream.index.has(key) || claimed.has(key)) throw new DuplicateIndexKeyError(key);
         claimed.add(key);
       }
-    });
+    }
     const tenant = this.#tenant(request.tenantId);
     for (const original of request.events) {
       const event = deepFreeze(structuredClone(original));
@@ -93,8 +100,16 @@ export class InMemoryEventStore implements EventStore {
     return events.slice(Math.max(from - request.limit, 0), from).reverse();
   }
 
+  /**
+   * Reads the tenant's global log (see the `EventStore` port). An `after` that is not a position
+   * of this store's form (16 decimal digits) is refused with `InvalidInputError` at `after`.
+   */
   async readAll(request: ReadAllRequest): Promise<GlobalEvent[]> {
     checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
+    const after: unknown = request.after;
+    if (after !== null && (typeof after !== 'string' || !POSITION_PATTERN.test(after))) {
+      throw new InvalidInputError([{ path: ['after'], message: 'not a position returned by this store' }]);
+    }
     const global = this.#tenants.get(request.tenantId)?.global ?? [];
     let start = 0;
     if (request.after !== null) {
@@ -152,6 +167,20 @@ export class InMemoryEventStore implements EventStore {
     }
     return stream;
   }
+}
+
+/**
+ * Throws `InvalidInputError` unless the event at `offset` belongs where the request appends it:
+ * the request's tenant and ledger, the version after the one before it, and (after the first,
+ * which the fence checks against the stream) the hash of the event before it as `previousHash`.
+ */
+function checkEventShape(request: AppendRequest, event: StoredEvent, offset: number): void {
+  const issue = (field: string, message: string): InvalidInputError => new InvalidInputError([{ path: ['events', offset, field], message }]);
+  if (event.tenantId !== request.tenantId) throw issue('tenantId', 'must be the tenant the append is for');
+  if (event.ledgerId !== request.ledgerId) throw issue('ledgerId', 'must be the ledger the append is for');
+  const version = request.expectedVersion + offset + 1;
+  if (event.ledgerVersion !== version) throw issue('ledgerVersion', `must be ${version} (expectedVersion + ${offset + 1}), got ${String(event.ledgerVersion)}`);
+  if (offset > 0 && event.previousHash !== request.events[offset - 1]?.hash) throw issue('previousHash', 'must be the hash of the event before it in the batch');
 }
 
 function checkLimit(value: number, min: number, max: number, what: string): void {
