@@ -142,6 +142,14 @@ describe('benchmark output', () => {
     expect(targetOf(WRITER_HOT)).toEqual({ ratioTo: { scenario: WRITER_CALLERS, min: 0.8 }, statement: undefined });
     expect(targetOf(WRITER_STARTUP)).toEqual({ latencyP50MsMax: 2_000, statement: undefined });
     expect(targetOf(PG_APPEND)).toEqual({ ratioToRawCeiling: 0.5, statement: undefined });
+    // A follow scenario is held to the writer it follows, and a miss names that writer.
+    const follows = report.scenarios.filter((s) => s.name.startsWith('projection-follow-') && s.target !== null);
+    expect(follows.length).toBeGreaterThan(0);
+    for (const s of follows) {
+      expect(targetOf(s.name), s.name).toEqual({ ratioTo: { scenario: s.rawCeiling, min: 0.95 }, latencyP99MsMax: 2_000, statement: undefined });
+      expect(s.rawCeiling, s.name).toMatch(/^projection-follow-writer/);
+      for (const miss of s.misses) expect(miss, s.name).not.toMatch(/raw ceiling/);
+    }
     for (const name of [RAW_BATCH, EMMETT_BATCH, RAW_CALLERS, EMMETT_CALLERS, WRITER_FIXED_RATE]) expect(targetOf(name), name).toBeNull();
   });
 
