@@ -1,4 +1,3 @@
-import type { AccountState } from './domain/state.js';
 import { checkOptions } from './input/options.js';
 import { parseCommand, type LinkedMemberInput } from './input/parse-command.js';
 import { CurrencyRegistry } from './money/currency.js';
@@ -152,7 +151,7 @@ export class Ledger {
   async trialBalance(asOf?: AsOf): Promise<TrialBalance> {
     if (asOf === undefined) return trialBalanceOf(this.#writer.accounts(), this.#currencies);
     const state = await replayLedger(this.#source, asOf);
-    return trialBalanceOf((state.accounts as Map<string, AccountState>).values(), this.#currencies);
+    return trialBalanceOf(state.accounts.values(), this.#currencies);
   }
 
   /**

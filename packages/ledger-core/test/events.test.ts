@@ -292,6 +292,12 @@ describe('EventCodec', () => {
   });
 });
 
+/** A second instance of the errors module: the classes another installed copy of ledger-core throws. */
+async function otherCopyOfErrors(): Promise<typeof import('../src/errors.js')> {
+  const path = '../src/errors.ts?another-copy';
+  return (await import(/* @vite-ignore */ path)) as typeof import('../src/errors.js');
+}
+
 describe('EventCodec.verify and appendableDataJson (what a store may append)', () => {
   const plain = (event: StoredEvent): StoredEvent => JSON.parse(JSON.stringify(event)) as StoredEvent;
 
@@ -349,6 +355,25 @@ describe('EventCodec.verify and appendableDataJson (what a store may append)', (
     }
   });
 
+  test('a currency registry of another copy of ledger-core that lacks a currency reads as this copy’s does: the same CorruptEventError message, its error as cause', async () => {
+    const copy = await otherCopyOfErrors();
+    const tokenEvent = plain(stream.find((event) => JSON.stringify(event.data).includes('TOKEN18')) as StoredEvent);
+    const unknown = new copy.UnknownCurrencyError('TOKEN18');
+    const foreign = new EventCodec({ currencies: { get: (): never => { throw unknown; } } as unknown as CurrencyRegistry });
+    const own = new EventCodec({ currencies: new CurrencyRegistry() });
+    const refusalOf = (reader: EventCodec): CorruptEventError => {
+      try {
+        reader.decode(tokenEvent);
+      } catch (error) {
+        return error as CorruptEventError;
+      }
+      throw new Error('decoded');
+    };
+    expect(refusalOf(own).message).toMatch(/unknown currency "TOKEN18"/);
+    expect(refusalOf(foreign).message).toBe(refusalOf(own).message);
+    expect(refusalOf(foreign).cause).toBe(unknown);
+  });
+
   test('an event in a currency the verifying codec lacks is refused with a hint to give the store the ledger’s codec, and passes with it', () => {
     const tokenEvent = stream.find((event) => JSON.stringify(event.data).includes('TOKEN18'));
     expect(tokenEvent).toBeDefined();
@@ -356,6 +381,17 @@ describe('EventCodec.verify and appendableDataJson (what a store may append)', (
     const builtInOnly = new EventCodec({ currencies: new CurrencyRegistry() });
     expect(() => appendableDataJson(copy, 3, builtInOnly)).toThrow(/unknown currency.*give the store a codec that has them/is);
     expect(() => appendableDataJson(copy, 3, codec)).not.toThrow();
+  });
+
+  test('a verifier of another copy of ledger-core (a store option an application built with its own copy) refuses as InvalidInputError too, with the hint', async () => {
+    const copy = await otherCopyOfErrors();
+    const refusal = new copy.CorruptEventError('unknown currency', { ledgerVersion: 3 }, new copy.UnknownCurrencyError('TOKEN18'));
+    expect(refusal).not.toBeInstanceOf(CorruptEventError);
+    // Its own classes, its own private fields: another copy's EventCodec is not this one's type either.
+    const verifier = { verify: (): never => { throw refusal; } } as unknown as EventCodec;
+    const copied = plain(stream[0] as StoredEvent);
+    expect(() => appendableDataJson(copied, 3, verifier)).toThrow(InvalidInputError);
+    expect(() => appendableDataJson(copied, 3, verifier)).toThrow(/at events\.3: .*unknown currency.*give the store a codec that has them/is);
   });
 
   test('a value that is not an event is refused, not a TypeError', () => {

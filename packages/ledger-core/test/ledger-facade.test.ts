@@ -1,6 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
-  CorruptEventError,
   CurrencyRegistry,
   EventCodec,
   InMemoryEventStore,
@@ -17,7 +16,6 @@ import {
   replayLedger,
   type EventStore,
   type LedgerWriterOptions,
-  type StoredEvent,
 } from '@ledgerkit/ledger-core';
 
 async function openLedger(): Promise<{ ledger: Ledger; store: InMemoryEventStore }> {
@@ -128,21 +126,84 @@ describe('readLedger', () => {
 });
 
 describe('upcasters', () => {
-  it('an upcaster that throws surfaces as a CorruptEventError naming the ledger version', async () => {
-    const { ledger, store } = await openLedger();
-    await ledger.close();
-    const events: StoredEvent[] = [];
-    for await (const event of readLedger({ store, tenantId: 'acme', ledgerId: 'eur' })) events.push(event);
-    const old = { ...(events[2] as StoredEvent), type: 'AccountFrozen', schemaVersion: 0 };
-    const upcasters = new UpcasterRegistry().register('AccountFrozen', 0, () => {
-      throw new Error('boom');
+  type Release = typeof import('@ledgerkit/ledger-core');
+  const SCHEMAS = '../src/events/schemas.js';
+
+  /**
+   * ledger-core as a release that raised `AccountFrozen` to schema version 2 would be: a fresh copy
+   * of the package with that one entry of `CURRENT_SCHEMA_VERSIONS` changed. In this release no
+   * step of a caller's ever runs (every type but `TransferPosted` is at version 1, and its one step
+   * is built in), so an `AccountFrozen` written by this release stands for the old events a
+   * caller's step reads.
+   */
+  async function releaseWithAccountFrozenV2(): Promise<Release> {
+    vi.resetModules();
+    vi.doMock(SCHEMAS, async (importOriginal) => {
+      const actual = await importOriginal<typeof import('../src/events/schemas.js')>();
+      return { ...actual, CURRENT_SCHEMA_VERSIONS: { ...actual.CURRENT_SCHEMA_VERSIONS, AccountFrozen: 2 } };
     });
-    const codec = new EventCodec({ currencies: new CurrencyRegistry(), upcasters });
-    expect(() => codec.decode(old)).toThrow(CorruptEventError);
     try {
-      codec.decode(old);
-    } catch (error) {
-      expect((error as CorruptEventError).ledgerVersion).toBe(3);
+      return (await import('@ledgerkit/ledger-core')) as Release;
+    } finally {
+      vi.doUnmock(SCHEMAS);
+      vi.resetModules();
     }
+  }
+
+  /** A registry whose `AccountFrozen` v1 → v2 step counts its calls and throws `boom`. */
+  function throwingStep(release: Release, boom: Error): { upcasters: UpcasterRegistry; calls: () => number } {
+    let calls = 0;
+    const upcasters = new release.UpcasterRegistry().register('AccountFrozen', 1, () => {
+      calls += 1;
+      throw boom;
+    });
+    return { upcasters, calls: () => calls };
+  }
+
+  const where = { tenantId: 'acme', ledgerId: 'eur' } as const;
+  const settled = (promise: Promise<unknown>): Promise<unknown> => promise.then((value) => value, (error: unknown) => error);
+
+  it('an upcaster that throws: Ledger.open rejects with a CorruptEventError naming the event (version, type, step) with the step’s error as cause', async () => {
+    const { ledger, store } = await openLedger();
+    await ledger.freezeAccount({ accountId: 'alice' });
+    await ledger.close();
+    const release = await releaseWithAccountFrozenV2();
+    const boom = new Error('boom');
+    const step = throwingStep(release, boom);
+
+    const refusal = await settled(release.Ledger.open({ store, ...where, upcasters: step.upcasters }));
+    expect(step.calls(), 'the step was called, once').toBe(1);
+    expect(refusal).toBeInstanceOf(release.CorruptEventError);
+    expect(refusal).toMatchObject({ code: 'corrupt_event', retriable: false, ledgerVersion: 4, cause: boom });
+    expect((refusal as Error).message).toBe('corrupt event at ledger version 4: upcaster for AccountFrozen v1 failed: Error: boom');
+    // A step that does not throw reads the same log.
+    const reading = new release.UpcasterRegistry().register('AccountFrozen', 1, (data) => ({ ...data }));
+    const reopened = await release.Ledger.open({ store, ...where, upcasters: reading });
+    expect(reopened.version).toBe(4);
+    expect(reopened.balance('alice')).toMatchObject({ status: 'frozen', posted: '10.00' });
+    await reopened.close();
+  });
+
+  it('an upcaster that throws on an event a running ledger catches up on: the command fails naming the event, nothing of it is applied, nothing is written', async () => {
+    const { ledger: older, store } = await openLedger();
+    const release = await releaseWithAccountFrozenV2();
+    const boom = new Error('boom');
+    const step = throwingStep(release, boom);
+    const ledger = await release.Ledger.open({ store, ...where, upcasters: step.upcasters });
+    expect(ledger.version).toBe(3);
+    // The older writer appends an AccountFrozen at version 1 of its schema.
+    expect(await older.freezeAccount({ accountId: 'alice' })).toMatchObject({ ok: true, ledgerVersion: 4 });
+    await older.close();
+
+    const failure = await settled(ledger.transfer({ transferId: 't2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '5.00', currency: 'EUR' }));
+    expect(step.calls(), 'the step was called').toBeGreaterThanOrEqual(1);
+    expect(failure).toBeInstanceOf(release.WriterFailedError);
+    expect((failure as Error).message).toMatch(/they were not applied\): corrupt event at ledger version 4: upcaster for AccountFrozen v1 failed: Error: boom$/);
+    expect((failure as Error).cause).toBeInstanceOf(release.CorruptEventError);
+    expect((failure as Error).cause).toMatchObject({ ledgerVersion: 4, cause: boom });
+    expect(ledger.version, 'the unreadable event is not applied').toBe(3);
+    expect(ledger.balance('alice')).toMatchObject({ status: 'open', posted: '10.00' });
+    expect(await store.readStream({ ...where, direction: 'backward', limit: 10 }), 'nothing written after it').toHaveLength(4);
+    await ledger.close();
   });
 });

@@ -338,9 +338,9 @@ async function checkInvariants(h: Harness, label: string): Promise<Facts> {
 async function checkReplay(h: Harness, label: string): Promise<void> {
   const replayed = await replayLedger(h.source);
   expect(replayed.version, `${label}: replay version`).toBe(h.writer.version);
-  expect(stateOf((replayed.accounts as Map<string, AccountState>).values()), `${label}: replay equals the writer`).toEqual(stateOf(h.writer.accounts()));
+  expect(stateOf(replayed.accounts.values()), `${label}: replay equals the writer`).toEqual(stateOf(h.writer.accounts()));
   const again = await replayLedger(h.source);
-  expect(stateOf((again.accounts as Map<string, AccountState>).values()), `${label}: replay is deterministic`).toEqual(stateOf((replayed.accounts as Map<string, AccountState>).values()));
+  expect(stateOf(again.accounts.values()), `${label}: replay is deterministic`).toEqual(stateOf(replayed.accounts.values()));
 }
 
 // ---- steps ------------------------------------------------------------------------------------------
@@ -670,7 +670,7 @@ describe('hold, reversal, status and retry lifecycles under random sequences', (
             const atMs = [...new Set(facts.events.map((e) => Date.parse(e.effectiveAt)))];
             for (const t of [atMs[0] as number, ...atMs.filter((_, i) => i % 5 === 4), h.nowMs(facts)]) {
               const view = await replayLedger(h.source, { effectiveAt: new Date(t).toISOString() });
-              const got = new Map([...(view.accounts as Map<string, AccountState>).values()].map((a) => [a.id, [a.debitsPosted, a.creditsPosted, a.debitsPending, a.creditsPending]]));
+              const got = new Map([...view.accounts.values()].map((a) => [a.id, [a.debitsPosted, a.creditsPosted, a.debitsPending, a.creditsPending]]));
               expect(got, `effective-time view at ${new Date(t).toISOString()}`).toEqual(balancesAsOfEffective(facts, t));
             }
             const before = stateOf(h.writer.accounts());

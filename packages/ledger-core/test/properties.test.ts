@@ -19,9 +19,9 @@ import {
   type CommandResult,
   type EventStore,
   type LedgerSource,
-  type LedgerState,
   type LedgerWriterOptions,
   type LinkedMemberInput,
+  type ReplayedState,
   type StoredEvent,
 } from '@ledgerkit/ledger-core';
 
@@ -1208,9 +1208,8 @@ function fullView(a: AccountState): AccountState {
   return { ...a, flags: { ...a.flags }, metadata: { ...a.metadata } };
 }
 
-function accountsOf(state: LedgerState): AccountState[] {
-  // replayLedger's account table is a Map; the Table interface only promises get/set.
-  return [...(state.accounts as Map<string, AccountState>).values()];
+function accountsOf(state: ReplayedState): AccountState[] {
+  return [...state.accounts.values()];
 }
 
 async function storedEvents(store: EventStore): Promise<StoredEvent[]> {

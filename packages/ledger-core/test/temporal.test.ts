@@ -13,6 +13,7 @@ import {
   type CommandResult,
   type HistoryEntry,
   type LedgerSource,
+  type ReplayedState,
   type TrialBalance,
 } from '@ledgerkit/ledger-core';
 
@@ -35,9 +36,8 @@ const minor = (amount: string): bigint => BigInt(amount.replace('.', ''));
 
 const byId = (a: AccountState, b: AccountState): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-function accountsOf(state: { accounts: unknown }): AccountState[] {
-  // replayLedger's account table is a Map; the Table interface only promises get/set.
-  return [...(state.accounts as Map<string, AccountState>).values()].sort(byId);
+function accountsOf(state: ReplayedState): AccountState[] {
+  return [...state.accounts.values()].sort(byId);
 }
 
 function expectBalanced(trial: TrialBalance, label: string): void {

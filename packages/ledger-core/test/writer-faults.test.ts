@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   APPEND_EVENTS_MAX,
+  DuplicateIndexKeyError,
   InMemoryEventStore,
+  LedgerError,
   LedgerWriter,
   LimitExceededError,
   OverloadedError,
@@ -708,5 +710,117 @@ describe('an append the store refuses for its arguments', () => {
     expect((refused as Error).message).toMatch(/they were not applied/);
     expect((await allEvents(store)).some((event) => event.data['transferId'] === 'refused')).toBe(false);
     expect(await writer.submit(transfer('refused', 'bank', 'alice', 5n))).toMatchObject({ ok: true, duplicate: false });
+  });
+});
+
+describe('a store built on another copy of ledger-core (an application that installs its own beside the store’s)', () => {
+  type ErrorClasses = typeof import('../src/errors.js');
+  /** A second instance of the errors module: the classes such a store throws. Same names, codes and flags; other classes. */
+  const otherCopy = async (): Promise<ErrorClasses> => {
+    const path = '../src/errors.ts?another-copy';
+    return (await import(/* @vite-ignore */ path)) as ErrorClasses;
+  };
+  type Injected = 'version_conflict' | 'duplicate_index_key' | 'store_unavailable';
+
+  /** The in-memory store with every error it throws made of the other copy's classes. */
+  class OtherCopyStore extends InMemoryEventStore {
+    /** Refusals the next appends answer with, one per call, before writing anything. */
+    readonly injected: Injected[] = [];
+    /** Every error an append threw. */
+    readonly thrown: unknown[] = [];
+    appendCalls = 0;
+
+    constructor(readonly copy: ErrorClasses) {
+      super();
+    }
+
+    override async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
+      this.appendCalls += 1;
+      try {
+        const injected = this.injected.shift();
+        if (injected === 'version_conflict') throw new VersionConflictError(request.expectedVersion);
+        if (injected === 'duplicate_index_key') throw new DuplicateIndexKeyError(`transfer:${String(request.events[0]?.data['transferId'])}`);
+        if (injected === 'store_unavailable') throw new StoreUnavailableError('connection lost before the reply', new Error('Connection terminated unexpectedly'));
+        return await super.append(request);
+      } catch (error) {
+        const copied = this.#copied(error);
+        this.thrown.push(copied);
+        throw copied;
+      }
+    }
+
+    #copied(error: unknown): unknown {
+      const { copy } = this;
+      if (error instanceof VersionConflictError) return new copy.VersionConflictError(error.expectedVersion, error.actualVersion);
+      if (error instanceof DuplicateIndexKeyError) return new copy.DuplicateIndexKeyError(error.key);
+      if (error instanceof StoreUnavailableError) return new copy.StoreUnavailableError(error.message, error.cause);
+      return error;
+    }
+  }
+
+  const openOn = async (options: Partial<LedgerWriterOptions> = {}): Promise<{ store: OtherCopyStore; writer: LedgerWriter }> => {
+    const store = new OtherCopyStore(await otherCopy());
+    return { store, writer: await openWriter(store, options) };
+  };
+  /** What the store threw, as the writer saw it: not instances of the writer's classes. */
+  const expectForeign = (store: OtherCopyStore, code: Injected): void => {
+    const error = store.thrown.find((thrown) => (thrown as { code?: unknown }).code === code);
+    expect(error, `the store threw ${code}`).toBeDefined();
+    expect(error).not.toBeInstanceOf(LedgerError);
+    expect(error).toBeInstanceOf(store.copy.LedgerError);
+  };
+
+  it('a version conflict is read as one: the writer reads the tail and decides the batch again, on the fast path and on the careful one', async () => {
+    const { store, writer } = await openOn();
+    await setUp(writer);
+    const other = await openWriter(store);
+    expect(await other.submit(transfer('other', 'bank', 'bob', 5n))).toMatchObject({ ok: true });
+
+    // The stale writer's append hits the fence, and its batch is decided again after the tail.
+    expect(await writer.submit(transfer('t1', 'alice', 'bob', 30n))).toMatchObject({ ok: true, duplicate: false, ledgerVersion: 6 });
+    expectForeign(store, 'version_conflict');
+    // Refused on the fast path, then on the careful path: the third append lands.
+    store.injected.push('version_conflict', 'version_conflict');
+    const calls = store.appendCalls;
+    expect(await writer.submit(transfer('t2', 'alice', 'bob', 20n))).toMatchObject({ ok: true, duplicate: false, ledgerVersion: 7 });
+    expect(store.appendCalls - calls).toBe(3);
+
+    const events = await allEvents(store);
+    for (const id of ['other', 't1', 't2']) expect(events.filter((event) => event.data['transferId'] === id), id).toHaveLength(1);
+    expect(writer.account('alice')).toMatchObject({ debitsPosted: 50n, creditsPosted: 100n });
+    expect(await verifyChain(events)).toMatchObject({ ok: true, eventCount: 7 });
+  });
+
+  it('a duplicate index key is read as one: a retry of a transfer memory no longer holds answers with the original outcome', async () => {
+    // No transfer kept in memory: the fast path does not look a new id up, and the append's keys refuse a known one.
+    const { store, writer } = await openOn({ transfersCachedMax: 0 });
+    await setUp(writer);
+    const original = await writer.submit(transfer('t1', 'alice', 'bob', 30n));
+    expect(original).toMatchObject({ ok: true, duplicate: false });
+
+    expect(await writer.submit(transfer('t1', 'alice', 'bob', 30n))).toEqual({ ...original, duplicate: true });
+    expectForeign(store, 'duplicate_index_key');
+    // A taken key refused on the careful path as well is decided again there too.
+    store.injected.push('duplicate_index_key', 'duplicate_index_key');
+    expect(await writer.submit(transfer('t2', 'alice', 'bob', 20n))).toMatchObject({ ok: true, duplicate: false });
+    expect((await allEvents(store)).filter((event) => event.data['transferId'] === 't1')).toHaveLength(1);
+    expect(writer.account('alice')).toMatchObject({ debitsPosted: 50n });
+  });
+
+  it('a refusal that outlasts the retries fails its commands as not applied, and a lost store fails them as StoreUnavailableError', async () => {
+    const { store, writer } = await openOn({ conflictRetriesMax: 0 });
+    await setUp(writer);
+    store.injected.push('version_conflict', 'version_conflict');
+    const refused = await failureOf(writer.submit(transfer('t1', 'alice', 'bob', 30n)));
+    expect(refused).toBeInstanceOf(WriterFailedError);
+    expect((refused as Error).message).toMatch(/they were not applied/);
+
+    store.injected.push('store_unavailable');
+    const lost = await failureOf(writer.submit(transfer('t2', 'alice', 'bob', 30n)));
+    expectForeign(store, 'store_unavailable');
+    expect(lost).toBeInstanceOf(StoreUnavailableError);
+    expect(lost).toMatchObject({ code: 'store_unavailable', retriable: true });
+    expect((lost as Error).message).toMatch(/may have been applied/);
+    expect(await writer.submit(transfer('t1', 'alice', 'bob', 30n))).toMatchObject({ ok: true, duplicate: false });
   });
 });

@@ -29,7 +29,7 @@ import {
 import { isTenantId, TENANT_SETTING, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
-import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch, type BatchStatement } from './statement-batch.js';
+import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch, runStatement, type BatchStatement } from './statement-batch.js';
 import { DUPLICATE_INDEX_KEY_SQLSTATE, READ_GLOBAL_SIGNATURE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
 
 /** Longest `horizonWaitMs`. */
@@ -325,9 +325,9 @@ export class PostgresEventStore implements EventStore {
    * `LimitExceededError` (too many events), before anything is sent: neither is retriable. A stream
    * that moved throws the retriable `VersionConflictError`, a claimed index key
    * `DuplicateIndexKeyError`, a lost server `StoreUnavailableError`; a refused append writes nothing.
-   * An append sent with an inline plan (one statement batch) that committed but whose answer the
-   * pool's type parsers could not read throws the retriable {@link BatchCommittedUnreadableError}:
-   * its events were written.
+   * An append that committed but whose answer the pool's type parsers could not read (sent alone,
+   * without an inline projection, or with an inline plan as one statement batch) throws the
+   * retriable {@link BatchCommittedUnreadableError}: its events were written.
    */
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
@@ -422,9 +422,10 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
+  /** The append as one autocommitted statement: an answer it cannot parse after the commit is `BatchCommittedUnreadableError`. */
   async #appendAlone(text: string, values: unknown[]): Promise<number> {
-    const rows = await this.#alone<{ version: string }>({ text, values });
-    return Number(rows[0]?.version);
+    const rows = await withStoreClient(this.#pool, (client) => runStatement(client, { text, values }));
+    return Number(rows[0]?.['version']);
   }
 
   /** One autocommitted statement that sets the tenant itself (a store function), one round trip. */
@@ -653,7 +654,8 @@ const UNAVAILABLE_MESSAGE = /^(Connection terminated unexpectedly|Connection ter
  * outcome is then unknown: its commit may have happened before the connection was lost.
  */
 function unavailableError(error: unknown): StoreUnavailableError | undefined {
-  if (error instanceof StoreUnavailableError || !isConnectionLoss(error, 0)) return undefined;
+  // Already one (by its code: an inline projection may throw another copy of ledger-core's), or not a loss.
+  if ((error as { readonly code?: unknown } | null | undefined)?.code === 'store_unavailable' || !isConnectionLoss(error, 0)) return undefined;
   return new StoreUnavailableError(`PostgreSQL is unavailable: ${error instanceof Error ? error.message : String(error)}`, error);
 }
 

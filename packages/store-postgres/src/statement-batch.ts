@@ -31,10 +31,11 @@ export interface BatchResult {
 export const BATCH_STATEMENTS_MAX = 64;
 
 /**
- * A statement batch ran and **committed**, but a row of its answer could not be parsed on the
- * client (a type parser that throws, such as one a user installed): its results are lost, its
- * effects are not. For an append, its events were written though the call failed, so it must
- * never be taken for an append that wrote nothing. A {@link WriterFailedError} (code
+ * A statement batch (or a single autocommitted statement: the append of a store without an inline
+ * projection) ran and **committed**, but a row of its answer could not be parsed on the client (a
+ * type parser that throws, such as one a user installed): its results are lost, its effects are
+ * not. For an append, its events were written though the call failed, so it must never be taken
+ * for an append that wrote nothing. A {@link WriterFailedError} (code
  * `writer_failed`, retriable): the writer answers its commands "may have been applied", and a
  * retry with the same ids answers with the original outcome (`duplicate: true`). `cause` is the
  * parser's error.
@@ -217,4 +218,38 @@ export async function runBatch(client: pg.ClientBase, statements: readonly Batch
   const batch = new StatementBatch(statements, { getTypeParser: (oid, format) => client.getTypeParser(oid, format) });
   client.query(batch);
   return batch.done;
+}
+
+/**
+ * Runs one statement on `client` as `client.query` runs it (the same messages, one round trip;
+ * outside a transaction block it commits on its own) and returns its rows, parsed with the
+ * client's type parsers. It rejects as `client.query` does, except where the server completed the
+ * statement without an error but a value of its answer could not be parsed: then, as
+ * {@link runBatch} does, with {@link BatchCommittedUnreadableError} (statement 0) instead of the
+ * parser's error, for the statement took effect.
+ */
+export async function runStatement(client: pg.ClientBase, statement: BatchStatement): Promise<Record<string, unknown>[]> {
+  let unreadable: { readonly error: unknown } | undefined;
+  // The client's parsers, each made to note its error instead of throwing it: node-postgres would
+  // reject with a parser's error whatever the server answered after the row (an error, a lost
+  // connection). This way the query settles as the server's answer says, and resolves only when
+  // the statement completed.
+  const getTypeParser = (oid: number, format?: 'text' | 'binary') => {
+    const parse = client.getTypeParser(oid, format);
+    return (value: string): unknown => {
+      try {
+        return parse(value);
+      } catch (error) {
+        unreadable ??= { error };
+        return undefined;
+      }
+    };
+  };
+  // A query's `types` also reach its Parse message as parameter types: an object has no `length`,
+  // so none are sent, as without it (a test compares the bytes).
+  const types = { getTypeParser: getTypeParser as pg.CustomTypesConfig['getTypeParser'] };
+  // node-postgres does not change the values it is given.
+  const { rows } = await client.query<Record<string, unknown>>({ text: statement.text, values: statement.values as unknown[], types });
+  if (unreadable !== undefined) throw new BatchCommittedUnreadableError(0, unreadable.error);
+  return rows;
 }

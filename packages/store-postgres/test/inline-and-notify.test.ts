@@ -1,11 +1,11 @@
-import { composeInlineProjections, INLINE_PLAN_STATEMENTS_MAX, PostgresEventStore, EVENTS_CHANNEL, type InlinePlan, type InlineProjection } from '@ledgerkit/store-postgres';
+import { BatchCommittedUnreadableError, composeInlineProjections, INLINE_PLAN_STATEMENTS_MAX, PostgresEventStore, EVENTS_CHANNEL, type InlinePlan, type InlineProjection } from '@ledgerkit/store-postgres';
 import { Ledger, LimitExceededError, StoreUnavailableError, VersionConflictError, WriterFailedError, type AppendRequest } from '@ledgerkit/ledger-core';
 import { TransactionAbortedError } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountOpened, emptyHead, encodeAfter, headAfter, transferPosted } from './support/events.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
-import { MACADDR_UNPARSEABLE, UNPARSEABLE_MESSAGE, UNPARSEABLE_ROW_SQL } from './support/unparseable-type.js';
+import { INT8_UNPARSEABLE_MESSAGE, int8UnparseableWhile, MACADDR_UNPARSEABLE, UNPARSEABLE_MESSAGE, UNPARSEABLE_ROW_SQL } from './support/unparseable-type.js';
 
 let db: TestDatabase;
 
@@ -50,6 +50,21 @@ describe('the inline hook', () => {
     const plain = await PostgresEventStore.open({ pool: db.app });
     expect(await plain.readStream({ tenantId: 'inline-b', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect(await plain.append({ tenantId: 'inline-b', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
+  });
+
+  it('a hook’s StoreUnavailableError made by another copy of ledger-core (a projection package’s own) is passed on as it is, not wrapped again', async () => {
+    const path = '../../ledger-core/src/errors.ts?another-copy';
+    const copy = (await import(/* @vite-ignore */ path)) as typeof import('../../ledger-core/src/errors.js');
+    const lost = new copy.StoreUnavailableError('the read model’s server went away', Object.assign(new Error('Connection terminated unexpectedly'), { code: '57P01' }));
+    expect(lost).not.toBeInstanceOf(StoreUnavailableError);
+    const failing = await PostgresEventStore.open({
+      pool: db.app,
+      inline: async () => {
+        throw lost;
+      },
+    });
+    const events = encodeAfter(emptyHead('inline-d', 'eur'), [accountOpened('cash')]);
+    await expect(failing.append({ tenantId: 'inline-d', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toBe(lost);
   });
 
   it('a hook that catches the error of a statement it ran cannot commit the append: it rejects, writes nothing, and the stream goes on', async () => {
@@ -274,6 +289,44 @@ describe('an append whose batch committed but whose answer the client cannot par
       expect(ledger.balance('bob')?.status).toBe('frozen');
       expect(await ledger.transfer({ ...transfer, transferId: 't2' })).toMatchObject({ ok: true, duplicate: false, ledgerVersion: 6 });
       expect(calls).toEqual({ general: 0, declined: 0 });
+      await ledger.close();
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('sent alone (no inline projection: one autocommitted statement), its unreadable answer is the same typed error, not the parser’s own; the stream goes on after the committed events', async () => {
+    let unreadable = false;
+    const pool = new pg.Pool({ connectionString: db.appUrl, max: 4, types: int8UnparseableWhile(() => unreadable) });
+    pool.on('error', () => undefined);
+    const where = { tenantId: 'unreadable-plain', ledgerId: 'eur' };
+    const transfer = { transferId: 't1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '10.00', currency: 'EUR' };
+    try {
+      const store = await PostgresEventStore.open({ pool });
+      const events = encodeAfter(emptyHead(where.tenantId, where.ledgerId), [accountOpened('cash'), accountOpened('alice')]);
+      unreadable = true;
+      const failure: unknown = await store.append({ ...where, expectedVersion: 0, events }).then(
+        (result) => result,
+        (error: unknown) => error,
+      );
+      unreadable = false;
+      expect(failure).toBeInstanceOf(BatchCommittedUnreadableError);
+      expect(failure).toMatchObject({ code: 'writer_failed', retriable: true, statementIndex: 0, cause: { message: INT8_UNPARSEABLE_MESSAGE } });
+      expect(await store.readStream({ ...where, direction: 'forward', limit: 10 }), 'the append committed').toEqual(events);
+
+      // Through the writer: its commands may have been applied, and a retry answers duplicate.
+      const ledger = await Ledger.open({ store, ...where, snapshotEveryEvents: 0 });
+      unreadable = true;
+      const lost: unknown = await ledger.transfer(transfer).then(
+        (result) => result,
+        (error: unknown) => error,
+      );
+      unreadable = false;
+      expect(lost).toBeInstanceOf(WriterFailedError);
+      expect(lost).toMatchObject({ message: expect.stringContaining('they may have been applied'), cause: { name: 'BatchCommittedUnreadableError' } });
+      expect(await ledger.transfer(transfer)).toMatchObject({ ok: true, duplicate: true, ledgerVersion: 3 });
+      expect(await ledger.transfer({ ...transfer, transferId: 't2' })).toMatchObject({ ok: true, duplicate: false, ledgerVersion: 4 });
+      expect(ledger.writer.account('alice')).toMatchObject({ creditsPosted: 2_000n, debitsPosted: 0n });
       await ledger.close();
     } finally {
       await pool.end();

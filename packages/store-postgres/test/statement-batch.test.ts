@@ -1,20 +1,25 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch } from '../src/statement-batch.js';
+import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch, runStatement } from '../src/statement-batch.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 import { MACADDR_UNPARSEABLE, UNPARSEABLE_MESSAGE, UNPARSEABLE_ROW_SQL } from './support/unparseable-type.js';
 
 let db: TestDatabase;
 let client: pg.Client;
+/** A client with type parsers of its own (as the pool's `types` option sets them), not the global ones: a `macaddr` is unreadable to it. */
+let parsing: pg.Client;
 
 beforeAll(async () => {
   db = await openTestDatabase({ migrate: false });
   client = new pg.Client({ connectionString: db.adminUrl });
   await client.connect();
   await client.query('CREATE TABLE batch_rows (id integer PRIMARY KEY, label text NOT NULL)');
+  parsing = new pg.Client({ connectionString: db.adminUrl, types: MACADDR_UNPARSEABLE });
+  await parsing.connect();
 });
 
 afterAll(async () => {
+  await parsing?.end();
   await client?.end();
   await db?.close();
 });
@@ -97,18 +102,6 @@ describe('runBatch: several statements, one round trip, one transaction', () => 
 });
 
 describe('runBatch: an answer the client cannot parse', () => {
-  let parsing: pg.Client;
-
-  beforeAll(async () => {
-    // The client's own type parsers (as the pool's `types` option sets them), not the global ones.
-    parsing = new pg.Client({ connectionString: db.adminUrl, types: MACADDR_UNPARSEABLE });
-    await parsing.connect();
-  });
-
-  afterAll(async () => {
-    await parsing?.end();
-  });
-
   const insert = (id: number, label: string): { text: string; values: unknown[] } => ({ text: 'INSERT INTO batch_rows (id, label) VALUES ($1, $2)', values: [id, label] });
 
   it('parses rows with the client’s type parsers; a committed batch whose answer it cannot parse rejects, once committed, with BatchCommittedUnreadableError; one a later statement rolled back, with that statement’s error', async () => {
@@ -127,5 +120,54 @@ describe('runBatch: an answer the client cannot parse', () => {
     await expect(runBatch(parsing, [{ text: UNPARSEABLE_ROW_SQL, values: [] }, insert(42, 'forty-two'), insert(40, 'taken')])).rejects.toMatchObject({ code: '23505' });
     expect((await client.query('SELECT id FROM batch_rows WHERE id BETWEEN 40 AND 49 ORDER BY id')).rows).toEqual([{ id: 40 }, { id: 41 }]);
     expect((await parsing.query('SELECT 4 AS four')).rows).toEqual([{ four: 4 }]);
+  });
+});
+
+describe('runStatement: one statement as client.query runs it', () => {
+  /** What `send` writes to the client's socket. */
+  async function bytesSent(on: pg.Client, send: () => Promise<unknown>): Promise<Buffer> {
+    const stream = (on as unknown as { connection: { stream: { write: (chunk: Buffer, ...rest: unknown[]) => boolean } } }).connection.stream;
+    const write = stream.write;
+    const chunks: Buffer[] = [];
+    stream.write = (chunk, ...rest) => {
+      chunks.push(Buffer.from(chunk));
+      return write.call(stream, chunk, ...rest);
+    };
+    try {
+      await send();
+    } finally {
+      stream.write = write;
+    }
+    return Buffer.concat(chunks);
+  }
+
+  it('sends the very bytes client.query sends, and returns the rows it returns', async () => {
+    const statement = { text: 'SELECT $1::bigint AS big, $2::text AS label, $3::text[] AS list', values: [42, 'é', ['a', null]] };
+    let rows: unknown;
+    const ours = await bytesSent(parsing, async () => {
+      rows = await runStatement(parsing, statement);
+    });
+    const theirs = await bytesSent(parsing, () => parsing.query(statement.text, [...statement.values]));
+    expect(ours.equals(theirs)).toBe(true);
+    expect(rows).toEqual([{ big: '42', label: 'é', list: ['a', null] }]);
+  });
+
+  it('a statement that committed but whose answer the client cannot parse rejects with BatchCommittedUnreadableError; one the server failed after the unreadable row, with the server’s error', async () => {
+    const error: unknown = await runStatement(parsing, { text: `INSERT INTO batch_rows (id, label) VALUES ($1, $2) RETURNING '08:00:2b:01:02:03'::macaddr AS unparseable`, values: [60, 'sixty'] }).then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    expect(error).toBeInstanceOf(BatchCommittedUnreadableError);
+    expect(error).toMatchObject({ statementIndex: 0, retriable: true, cause: { message: UNPARSEABLE_MESSAGE } });
+    expect((await client.query('SELECT id FROM batch_rows WHERE id BETWEEN 60 AND 69 ORDER BY id')).rows).toEqual([{ id: 60 }]);
+
+    // Each row writes one; the first is sent (and cannot be parsed) before the second fails the
+    // statement, which keeps nothing: the answer is the server's error.
+    await client.query(`CREATE OR REPLACE FUNCTION batch_write(id integer) RETURNS integer LANGUAGE sql VOLATILE AS $$ INSERT INTO batch_rows (id, label) VALUES (id, 'written') RETURNING id $$`);
+    const failing = `SELECT batch_write(60 + i) AS written, CASE WHEN i = 1 THEN '08:00:2b:01:02:03'::macaddr ELSE (1 / (i - 2))::text::macaddr END AS unparseable
+      FROM generate_series(1, 2) i`;
+    await expect(runStatement(parsing, { text: failing, values: [] })).rejects.toMatchObject({ code: '22012' });
+    expect((await client.query('SELECT id FROM batch_rows WHERE id BETWEEN 60 AND 69 ORDER BY id')).rows).toEqual([{ id: 60 }]);
+    expect((await parsing.query('SELECT 5 AS five')).rows).toEqual([{ five: 5 }]);
   });
 });

@@ -1,4 +1,5 @@
-import { CorruptEventError, InvalidAmountError, InvalidInputError, UnknownCurrencyError } from '../errors.js';
+import { hasErrorCode } from '../error-code.js';
+import { CorruptEventError, InvalidInputError } from '../errors.js';
 import type { EventDraft } from '../domain/decide.js';
 import type { EventMeta } from '../domain/evolve.js';
 import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/types.js';
@@ -87,10 +88,12 @@ export function appendableDataJson(event: StoredEvent, offset: number, verifier:
   try {
     verifier.verify(event);
   } catch (error) {
-    if (!(error instanceof CorruptEventError)) throw error;
+    // By code: the verifier, a store's option, may be another copy of ledger-core's.
+    if (!hasErrorCode(error, ['corrupt_event'])) throw error;
+    const { message, cause } = error as Error;
     // An unknown currency or schema version may be the verifier's gap, not the event's.
-    const hint = error.cause instanceof UnknownCurrencyError || /upcaster/.test(error.message) ? ' (if the ledger has its own currencies or upcasters, give the store a codec that has them)' : '';
-    throw new InvalidInputError([{ path: ['events', offset], message: `not built by EventCodec.encode, and its readers could not read it: ${error.message}${hint}` }]);
+    const hint = hasErrorCode(cause, ['unknown_currency']) || /upcaster/.test(message) ? ' (if the ledger has its own currencies or upcasters, give the store a codec that has them)' : '';
+    throw new InvalidInputError([{ path: ['events', offset], message: `not built by EventCodec.encode, and its readers could not read it: ${message}${hint}` }]);
   }
   return JSON.stringify(event.data);
 }
@@ -208,7 +211,8 @@ export class EventCodec {
       };
     } catch (error) {
       if (error instanceof CorruptEventError) throw error;
-      const message = error instanceof InvalidAmountError || error instanceof UnknownCurrencyError ? error.message : String(error);
+      // By code: the currency registry may be another copy of ledger-core's.
+      const message = hasErrorCode(error, ['invalid_amount', 'unknown_currency']) ? (error as Error).message : String(error);
       throw new CorruptEventError(message, pick(where), error);
     }
   }

@@ -71,6 +71,15 @@ export interface Snapshot {
  * returns another tenant's events. Implementable by PostgreSQL (a table with a unique
  * `(tenant, ledger, version)` key and a commit-ordered global read) and by EventStoreDB (a
  * stream per ledger appended with an expected revision, `$all` read by position).
+ *
+ * Every method checks the ids it is given before it reads or writes anything, after the size
+ * limit of its request (`LimitExceededError`), and refuses a bad one with `InvalidInputError` at
+ * the field: a `tenantId` that is not a string matching `ID_PATTERN`; for `append` and
+ * `saveSnapshot`, a `ledgerId` that is not one either; for the reads (`readStream`,
+ * `findByIndexKeys`, `loadSnapshot`), a `ledgerId`, and for `findByIndexKeys` a key, that is not
+ * a string without NUL or unpaired UTF-16 surrogates (any other string finds nothing, as no
+ * append could have written it). `readStream` then refuses a `direction` other than `'forward'`
+ * or `'backward'` and a `fromVersion` that is not an integer (any integer is a place to start).
  */
 export interface EventStore {
   /**
@@ -86,19 +95,20 @@ export interface EventStore {
    *
    * A store checks, in this order, and throws the first failure:
    * 1. at most {@link APPEND_EVENTS_MAX} events, else `LimitExceededError`;
-   * 2. `expectedVersion` a non-negative integer, else `InvalidInputError` at `expectedVersion`;
-   * 3. each event, in batch order: that its readers could read it — it goes through
+   * 2. the `tenantId`, then the `ledgerId` (see above), else `InvalidInputError` at the field;
+   * 3. `expectedVersion` a non-negative integer, else `InvalidInputError` at `expectedVersion`;
+   * 4. each event, in batch order: that its readers could read it — it goes through
    *    `appendableDataJson`, which trusts events `EventCodec.encode` built and checks any other
    *    as a reader would (plus its hash), else `InvalidInputError` at `events.<n>` — then that
    *    its `tenantId` and `ledgerId` are the request's and its `ledgerVersion` is
    *    `expectedVersion + n + 1`, and (after the first) that its `previousHash` is the `hash` of
    *    the event before it, else `InvalidInputError` at `events.<n>.tenantId`, `.ledgerId`,
    *    `.ledgerVersion` or `.previousHash`;
-   * 4. the fence above, else `VersionConflictError`;
-   * 5. that no event claims an index key (`indexKeysOf`) the ledger already holds or another
+   * 5. the fence above, else `VersionConflictError`;
+   * 6. that no event claims an index key (`indexKeysOf`) the ledger already holds or another
    *    event of the batch claims, else `DuplicateIndexKeyError`.
    *
-   * A malformed request (1 to 3) is refused the same way whatever the stream holds, and never
+   * A malformed request (1 to 4) is refused the same way whatever the stream holds, and never
    * with a retriable error: a caller that retried it would only be refused again. A refused
    * append writes nothing, and nothing a reader could not read is ever written. When the store
    * cannot be reached or the connection breaks during the call, it throws `StoreUnavailableError`

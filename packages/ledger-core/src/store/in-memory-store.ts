@@ -1,5 +1,7 @@
+import { ID_PATTERN, ID_PATTERN_MESSAGE } from '../domain/limits.js';
 import { DuplicateIndexKeyError, InvalidInputError, LimitExceededError, VersionConflictError } from '../errors.js';
 import { appendableDataJson, EventCodec, indexKeysOf } from '../events/codec.js';
+import { isStorableText, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
 import { CurrencyRegistry } from '../money/currency.js';
 import { GENESIS_HASH, type GlobalEvent, type StoredEvent } from '../events/stored-event.js';
 import {
@@ -50,10 +52,12 @@ export class InMemoryEventStore implements EventStore {
 
   /**
    * Appends a batch (see the `EventStore` port), checking in the port's order: the batch's size,
-   * `expectedVersion`, each event's shape, then the fence and the index keys.
+   * the tenant and ledger ids, `expectedVersion`, each event's shape, then the fence and the
+   * index keys.
    */
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
+    checkIds(request.tenantId, { id: request.ledgerId, writing: true });
     const expected = request.expectedVersion;
     // A malformed argument, not a conflict: VersionConflictError would invite a retry.
     if (!Number.isSafeInteger(expected) || expected < 0) throw new InvalidInputError([{ path: ['expectedVersion'], message: 'must be a non-negative integer' }]);
@@ -88,8 +92,16 @@ export class InMemoryEventStore implements EventStore {
     return { ledgerVersion: stream.events.length };
   }
 
+  /**
+   * Reads one stream (see the `EventStore` port); a `direction` other than `'forward'` or
+   * `'backward'` and a `fromVersion` that is not an integer are refused with `InvalidInputError`.
+   */
   async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
     checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
+    checkIds(request.tenantId, { id: request.ledgerId, writing: false });
+    const direction: unknown = request.direction;
+    if (direction !== 'forward' && direction !== 'backward') throw new InvalidInputError([{ path: ['direction'], message: "must be 'forward' or 'backward'" }]);
+    if (request.fromVersion !== undefined && !Number.isSafeInteger(request.fromVersion)) throw new InvalidInputError([{ path: ['fromVersion'], message: 'must be an integer' }]);
     const events = this.#tenants.get(request.tenantId)?.ledgers.get(request.ledgerId)?.events ?? [];
     if (request.direction === 'forward') {
       const from = Math.max(request.fromVersion ?? 1, 1);
@@ -106,6 +118,7 @@ export class InMemoryEventStore implements EventStore {
    */
   async readAll(request: ReadAllRequest): Promise<GlobalEvent[]> {
     checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
+    checkIds(request.tenantId);
     const after: unknown = request.after;
     if (after !== null && (typeof after !== 'string' || !POSITION_PATTERN.test(after))) {
       throw new InvalidInputError([{ path: ['after'], message: 'not a position returned by this store' }]);
@@ -128,6 +141,8 @@ export class InMemoryEventStore implements EventStore {
 
   async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
     checkLimit(request.keys.length, 0, INDEX_KEYS_MAX, 'index keys per lookup');
+    checkIds(request.tenantId, { id: request.ledgerId, writing: false });
+    request.keys.forEach((key, i) => checkStorable(key, ['keys', i]));
     const index = this.#tenants.get(request.tenantId)?.ledgers.get(request.ledgerId)?.index;
     const found = new Map<string, StoredEvent>();
     if (index === undefined) return found;
@@ -139,6 +154,7 @@ export class InMemoryEventStore implements EventStore {
   }
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    checkIds(snapshot.tenantId, { id: snapshot.ledgerId, writing: true });
     const snapshots = this.#tenant(snapshot.tenantId).snapshots;
     // A slower writer's snapshot of an earlier version must not replace a newer one.
     if ((snapshots.get(snapshot.ledgerId)?.ledgerVersion ?? -1) > snapshot.ledgerVersion) return;
@@ -146,6 +162,7 @@ export class InMemoryEventStore implements EventStore {
   }
 
   async loadSnapshot(request: { tenantId: string; ledgerId: string }): Promise<Snapshot | null> {
+    checkIds(request.tenantId, { id: request.ledgerId, writing: false });
     return this.#tenants.get(request.tenantId)?.snapshots.get(request.ledgerId) ?? null;
   }
 
@@ -181,6 +198,26 @@ function checkEventShape(request: AppendRequest, event: StoredEvent, offset: num
   const version = request.expectedVersion + offset + 1;
   if (event.ledgerVersion !== version) throw issue('ledgerVersion', `must be ${version} (expectedVersion + ${offset + 1}), got ${String(event.ledgerVersion)}`);
   if (offset > 0 && event.previousHash !== request.events[offset - 1]?.hash) throw issue('previousHash', 'must be the hash of the event before it in the batch');
+}
+
+/**
+ * The ids a call names, checked as `PostgresEventStore` checks them: the tenant id, and the
+ * ledger id of a write, must match `ID_PATTERN`; the ledger id of a read (a stream never written
+ * finds nothing) must be a string a store can hold. Else `InvalidInputError` at the field.
+ */
+function checkIds(tenantId: unknown, ledger?: { readonly id: unknown; readonly writing: boolean }): void {
+  if (!isId(tenantId)) throw new InvalidInputError([{ path: ['tenantId'], message: ID_PATTERN_MESSAGE }]);
+  if (ledger === undefined) return;
+  if (!ledger.writing) checkStorable(ledger.id, ['ledgerId']);
+  else if (!isId(ledger.id)) throw new InvalidInputError([{ path: ['ledgerId'], message: ID_PATTERN_MESSAGE }]);
+}
+
+function isId(value: unknown): boolean {
+  return typeof value === 'string' && ID_PATTERN.test(value);
+}
+
+function checkStorable(value: unknown, path: readonly (string | number)[]): void {
+  if (typeof value !== 'string' || !isStorableText(value)) throw new InvalidInputError([{ path, message: `must be a string that ${STORABLE_TEXT_MESSAGE}` }]);
 }
 
 function checkLimit(value: number, min: number, max: number, what: string): void {

@@ -856,6 +856,83 @@ export function describeEventStoreConformance(
         await stream.expectUnchanged([]);
       }, timeout);
     });
+
+    describe('arguments', () => {
+      /** Not ids (`ID_PATTERN`): empty, a space, a quote, non-ASCII, too long, a leading dash, and no string at all. */
+      const notIds: readonly unknown[] = ['', 'a b', "acme';--", 'zoë', 'x'.repeat(129), '-acme', 7, null, undefined];
+      /** Not strings a store can hold: no string at all, a NUL, an unpaired surrogate. */
+      const unstorable: readonly unknown[] = [7, null, undefined, 'eur\u0000', 'eur\ud800'];
+      /** The calls of every method that name `change`d arguments, by name. */
+      const callsWith = (change: (request: { tenantId: string; ledgerId: string }) => { tenantId: string; ledgerId: string }, batch: readonly StoredEvent[]): [string, () => Promise<unknown>][] => {
+        const where = change({ tenantId, ledgerId });
+        return [
+          ['append', () => store.append({ ...where, expectedVersion: 1, events: batch })],
+          ['readStream', () => store.readStream({ ...where, direction: 'forward', limit: 10 })],
+          ['readAll', () => store.readAll({ tenantId: where.tenantId, after: null, limit: 10 })],
+          ['findByIndexKeys', () => store.findByIndexKeys({ ...where, keys: ['transfer:t'] })],
+          ['saveSnapshot', () => store.saveSnapshot({ ...where, ledgerVersion: 1, hash: batch[0]!.previousHash, schemaVersion: 1, state: sampleState(1) })],
+          ['loadSnapshot', () => store.loadSnapshot(where)],
+        ];
+      };
+
+      it('every method refuses a tenantId that is not an id (ID_PATTERN) with InvalidInputError at tenantId, and writes nothing', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const batch = stream.next([transferPosted(uid('t'))]);
+        for (const value of notIds) {
+          for (const [method, call] of callsWith((where) => ({ ...where, tenantId: value as string }), batch)) {
+            await expectLedgerError(call(), 'invalid_input', issueAt(['tenantId']), `${method} with tenantId ${String(JSON.stringify(value))}`);
+          }
+        }
+        await stream.expectUnchanged(batch);
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toBeNull();
+      }, timeout);
+
+      it('append and saveSnapshot refuse a ledgerId that is not an id (ID_PATTERN) with InvalidInputError at ledgerId, and write nothing', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const batch = stream.next([transferPosted(uid('t'))]);
+        const writes = new Set(['append', 'saveSnapshot']);
+        for (const value of notIds) {
+          for (const [method, call] of callsWith((where) => ({ ...where, ledgerId: value as string }), batch).filter(([name]) => writes.has(name))) {
+            await expectLedgerError(call(), 'invalid_input', issueAt(['ledgerId']), `${method} with ledgerId ${String(JSON.stringify(value))}`);
+          }
+        }
+        await stream.expectUnchanged(batch);
+        expect(await logOf(tenantId, 1)).toHaveLength(1);
+      }, timeout);
+
+      it('readStream, findByIndexKeys and loadSnapshot refuse a ledgerId, and findByIndexKeys a key, that is not a string a store can hold, with InvalidInputError at it', async () => {
+        await streamOf(tenantId, ledgerId).append([accountOpened('cash')]);
+        const reads = new Set(['readStream', 'findByIndexKeys', 'loadSnapshot']);
+        for (const value of unstorable) {
+          const label = String(JSON.stringify(value));
+          for (const [method, call] of callsWith((where) => ({ ...where, ledgerId: value as string }), []).filter(([name]) => reads.has(name))) {
+            await expectLedgerError(call(), 'invalid_input', issueAt(['ledgerId']), `${method} with ledgerId ${label}`);
+          }
+          const keys = ['transfer:t', value as string];
+          await expectLedgerError(store.findByIndexKeys({ tenantId, ledgerId, keys }), 'invalid_input', issueAt(['keys', 1]), `findByIndexKeys with key ${label}`);
+        }
+      }, timeout);
+
+      it('readStream refuses a direction other than forward or backward, and a fromVersion that is not an integer, with InvalidInputError at that field', async () => {
+        await streamOf(tenantId, ledgerId).append([accountOpened('cash')]);
+        for (const direction of ['sideways', 'FORWARD', '', null, undefined, 1]) {
+          const read = store.readStream({ tenantId, ledgerId, direction: direction as 'forward', limit: 10 });
+          await expectLedgerError(read, 'invalid_input', issueAt(['direction']), `direction ${String(JSON.stringify(direction))}`);
+        }
+        for (const fromVersion of [1.5, Number.NaN, Number.POSITIVE_INFINITY, Number.MAX_SAFE_INTEGER + 1, '1', null]) {
+          for (const direction of ['forward', 'backward'] as const) {
+            const read = store.readStream({ tenantId, ledgerId, direction, fromVersion: fromVersion as number, limit: 10 });
+            await expectLedgerError(read, 'invalid_input', issueAt(['fromVersion']), `${direction} from ${String(fromVersion)}`);
+          }
+        }
+        // Any integer is a place to start: before the first version, or after the last.
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'forward', fromVersion: -5, limit: 10 })).toHaveLength(1);
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'backward', fromVersion: 0, limit: 10 })).toEqual([]);
+        expect(await store.readStream({ tenantId, ledgerId, direction: 'backward', fromVersion: 9, limit: 10 })).toHaveLength(1);
+      }, timeout);
+    });
   });
 }
 
@@ -1010,23 +1087,23 @@ function expectExactlyOnceInStreamOrder(log: readonly GlobalEvent[], streams: re
   expect(log).toHaveLength(eventCount(streams));
 }
 
-async function expectLedgerError(call: Promise<unknown>, code?: LedgerErrorCode, fields: Record<string, unknown> = {}): Promise<void> {
+async function expectLedgerError(call: Promise<unknown>, code?: LedgerErrorCode, fields: Record<string, unknown> = {}, label = 'the call'): Promise<void> {
   const outcome = await call.then(
     (value) => ({ rejected: false as const, value }),
     (reason: unknown) => ({ rejected: true as const, reason }),
   );
-  expect(outcome.rejected, 'the call was expected to throw a LedgerError').toBe(true);
-  if (outcome.rejected) expectLedgerErrorValue(outcome.reason, code, fields);
+  expect(outcome.rejected, `${label} was expected to throw a LedgerError`).toBe(true);
+  if (outcome.rejected) expectLedgerErrorValue(outcome.reason, code, fields, label);
 }
 
 // Checked by shape, not `instanceof`: a store may load ledger-core through another bundle entry.
-function expectLedgerErrorValue(error: unknown, code?: LedgerErrorCode, fields: Record<string, unknown> = {}): void {
-  expect(error).toBeInstanceOf(Error);
+function expectLedgerErrorValue(error: unknown, code?: LedgerErrorCode, fields: Record<string, unknown> = {}, label = 'the call'): void {
+  expect(error, label).toBeInstanceOf(Error);
   const actual = error as { code?: unknown; retriable?: unknown; message?: unknown };
-  expect(typeof actual.code, `LedgerError code of ${String(actual.message)}`).toBe('string');
-  expect(typeof actual.retriable).toBe('boolean');
-  if (code !== undefined) expect(actual.code, String(actual.message)).toBe(code);
-  expect(error).toMatchObject(fields);
+  expect(typeof actual.code, `${label}: LedgerError code of ${String(actual.message)}`).toBe('string');
+  expect(typeof actual.retriable, label).toBe('boolean');
+  if (code !== undefined) expect(actual.code, `${label}: ${String(actual.message)}`).toBe(code);
+  expect(error, label).toMatchObject(fields);
 }
 
 /** The fields of an `InvalidInputError` whose one issue is at `path`. */

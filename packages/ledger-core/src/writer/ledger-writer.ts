@@ -6,9 +6,9 @@ import type { RejectionCode } from '../domain/rejections.js';
 import { restoreState, serializeState, SNAPSHOT_SCHEMA_VERSION } from '../domain/snapshot-codec.js';
 import { commitOverlay, initialState, overlayState, rebaseOverlay, type AccountState, type LedgerState, type OverlayState, type TransferRecord } from '../domain/state.js';
 import type { LedgerCommand, Metadata, TransferLikeCommand } from '../domain/types.js';
+import { hasErrorCode } from '../error-code.js';
 import {
   CorruptEventError,
-  DuplicateIndexKeyError,
   InvalidInputError,
   LimitExceededError,
   OverloadedError,
@@ -16,6 +16,7 @@ import {
   VersionConflictError,
   WriterClosedError,
   WriterFailedError,
+  type LedgerErrorCode,
 } from '../errors.js';
 import { EventCodec } from '../events/codec.js';
 import { commandError } from '../input/command-checks.js';
@@ -37,6 +38,14 @@ export const QUEUE_LENGTH_MAX_LIMIT = 1_000_000;
 export const APPENDS_IN_FLIGHT_MAX_LIMIT = 4;
 /** Shortest queue that is cut in two so that its halves' appends overlap (see `appendsInFlightMax`). */
 const SPLIT_QUEUE_LENGTH_MIN = 1_000;
+
+// A store's errors are told apart by their codes: the store may throw another copy's classes.
+/** A store's refusals after which a batch is decided again on the stream's tail: another writer got there first. */
+const DECIDE_AGAIN: readonly LedgerErrorCode[] = ['version_conflict', 'duplicate_index_key'];
+/** A store's refusals of an append, which writes nothing (the port's contract): a fence, a taken key, or arguments it would not take. */
+const REFUSED: readonly LedgerErrorCode[] = [...DECIDE_AGAIN, 'invalid_input', 'limit_exceeded'];
+/** A store that could not be reached: its callers get a `StoreUnavailableError` too. */
+const STORE_UNAVAILABLE: readonly LedgerErrorCode[] = ['store_unavailable'];
 
 /** Options of {@link LedgerWriter.open}. Every number has a default and a hard limit. */
 export interface LedgerWriterOptions {
@@ -442,7 +451,7 @@ export class LedgerWriter {
     for (let i = proven + 1; i < stacked.length; i += 1) {
       const failure = outcomes[i];
       const { batch } = (stacked[i] as InFlightBatch).decided;
-      if (failure instanceof VersionConflictError || failure instanceof DuplicateIndexKeyError) again.push(...batch);
+      if (hasErrorCode(failure, DECIDE_AGAIN)) again.push(...batch);
       else this.#failBatch(batch, failure, true);
     }
     // A held batch was decided on top of them all: decide it again too.
@@ -522,13 +531,10 @@ export class LedgerWriter {
   }
 
   #failBatch(batch: readonly QueuedCommand[], error: unknown, appending: boolean): void {
-    // A refused append writes nothing (the port's contract: a fence, a taken key, or arguments the
-    // store would not take); any other failure of the append leaves its outcome unknown.
-    const refused =
-      error instanceof VersionConflictError || error instanceof DuplicateIndexKeyError || error instanceof InvalidInputError || error instanceof LimitExceededError;
-    const outcome = appending && !refused ? 'may have been applied' : 'were not applied';
+    // A refused append writes nothing; any other failure of the append leaves its outcome unknown.
+    const outcome = appending && !hasErrorCode(error, REFUSED) ? 'may have been applied' : 'were not applied';
     const message = `could not append a batch of ${batch.length} commands (they ${outcome}): ${describe(error)}`;
-    const failure = error instanceof StoreUnavailableError ? new StoreUnavailableError(message, error) : new WriterFailedError(message, error);
+    const failure = hasErrorCode(error, STORE_UNAVAILABLE) ? new StoreUnavailableError(message, error) : new WriterFailedError(message, error);
     for (const item of batch) item.reject?.(failure);
   }
 
@@ -591,7 +597,7 @@ export class LedgerWriter {
         lastError = error;
         // Whatever failed, the store may now be ahead of memory: never decide again before reading it.
         this.#tailUnknown = true;
-        if (error instanceof VersionConflictError || error instanceof DuplicateIndexKeyError) continue;
+        if (hasErrorCode(error, DECIDE_AGAIN)) continue;
         break;
       }
     }
