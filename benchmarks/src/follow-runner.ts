@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   process.on('disconnect', () => {
     if (!finished) process.exit(1);
   });
-  runner.start();
+  await runner.start();
   await runner.whenCaughtUp();
   send({ type: 'ready' });
   await new Promise<void>((resolve) => {

@@ -504,7 +504,7 @@ async function measureCatchUp(app: pg.Pool, store: PostgresEventStore, tenantId:
   };
   const runner = new ProjectionRunner({ pool: app, store, tenantIds: [tenantId], projections: [balancesProjection(), historyProjection()], currencies: CURRENCIES, batchSize, onBatch });
   for (const recorder of recorders.values()) recorder.start();
-  runner.start();
+  await runner.start();
   try {
     await runner.whenCaughtUp(900_000);
   } finally {
@@ -710,7 +710,7 @@ async function measureInline(app: pg.Pool, settings: ProjectionsBenchSettings): 
   const visible = async (store: PostgresEventStore, tenantId: string, recorder: Recorder): Promise<void> => {
     const writer = await openFundedWriter(store, tenantId, 4);
     const runner = new ProjectionRunner({ pool: app, store: plain, tenantIds: [tenantId], projections: [balancesProjection()], currencies: CURRENCIES });
-    runner.start();
+    await runner.start();
     await runner.whenCaughtUp();
     for (let n = 0; n < settings.visibilitySamples; n += 1) {
       const result = await writer.submit(transferCommand(`v-${n}`, 'acc-0', 'acc-1', 1n));
@@ -827,7 +827,7 @@ async function appendHistory(
 
 async function catchUp(app: pg.Pool, store: PostgresEventStore, tenantId: string, batchSize: number): Promise<void> {
   const runner = new ProjectionRunner({ pool: app, store, tenantIds: [tenantId], projections: [balancesProjection(), historyProjection()], currencies: CURRENCIES, batchSize });
-  runner.start();
+  await runner.start();
   try {
     await runner.whenCaughtUp(600_000);
   } finally {

@@ -146,3 +146,26 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<A
 function upperSnake(name: string): string {
   return name.replace(/([A-Z])/g, '_$1').toUpperCase();
 }
+
+/** The range of a TCP port setting (`PORT`, `METRICS_PORT`): 0 asks the system for a free port. */
+export const PORT_RANGE = { min: 0, max: 65_535 } as const;
+
+/** Longest value {@link integerFromEnv} reads: more digits than any of its settings needs. */
+const INTEGER_DIGITS_MAX = 9;
+
+/**
+ * An integer setting of the process from the environment variable `name`: `undefined` when it is
+ * unset; otherwise it must be written as decimal digits only (no sign, point, exponent, space or
+ * hex: `Number()` would read `''` as 0 and `'0x1F'` as 31) and lie in `range`, else a `RangeError`
+ * naming the variable, the range and the value, for a start-up that fails loudly instead of, say,
+ * listening on a port the system picked.
+ */
+export function integerFromEnv(env: NodeJS.ProcessEnv, name: string, range: { readonly min: number; readonly max: number }): number | undefined {
+  const raw = env[name];
+  if (raw === undefined) return undefined;
+  const value = new RegExp(`^[0-9]{1,${INTEGER_DIGITS_MAX}}$`).test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= range.min && value <= range.max)) {
+    throw new RangeError(`${name} must be an integer in ${range.min}..${range.max}, got ${JSON.stringify(raw.slice(0, 40))}`);
+  }
+  return value;
+}

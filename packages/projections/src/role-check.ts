@@ -1,7 +1,8 @@
 import { withPooledClient, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
-import { ApplicationRoleRequiredError } from './errors.js';
+import { ApplicationRoleRequiredError, ReadModelSchemaVersionError } from './errors.js';
 import { SCHEMA } from './schema.js';
+import { checkReadModelSchemaVersion } from './schema-version.js';
 
 /**
  * The role check of `PostgresEventStore.open`: whether the connected role escapes row-level
@@ -23,9 +24,10 @@ export function isRoleChecked(pool: ClientPool): boolean {
 
 /**
  * Checks, on `client` (a connection of `pool`), that the role is subject to row-level security,
- * and remembers a pool that passed so that it is not checked again. Throws
- * {@link ApplicationRoleRequiredError} for a role that is not; a refused pool is checked again
- * next time (the role may have been fixed meanwhile).
+ * then that the read models are at the version this release needs, and remembers a pool that
+ * passed so that it is not checked again. Throws {@link ApplicationRoleRequiredError} for a role
+ * that is not, {@link ReadModelSchemaVersionError} for read models at another version; a refused
+ * pool is checked again next time (the role may have been fixed, the read models migrated).
  */
 export async function checkApplicationRole(pool: ClientPool, client: PoolClient): Promise<void> {
   if (checkedPools.has(pool)) return;
@@ -34,6 +36,7 @@ export async function checkApplicationRole(pool: ClientPool, client: PoolClient)
   if (row === undefined) throw new Error('the connected role is not in pg_roles');
   if (row.bypasses_rls) throw new ApplicationRoleRequiredError(row.role, 'bypasses_rls');
   if (row.owns_tables) throw new ApplicationRoleRequiredError(row.role, 'owns_tables');
+  await checkReadModelSchemaVersion(client);
   checkedPools.add(pool);
 }
 
@@ -41,5 +44,7 @@ export async function checkApplicationRole(pool: ClientPool, client: PoolClient)
 export async function checkPoolRole(pool: ClientPool): Promise<void> {
   if (checkedPools.has(pool)) return;
   // A refusal leaves the connection fine; anything else may not have.
-  await withPooledClient(pool, (client) => checkApplicationRole(pool, client), { keepAfter: (error) => error instanceof ApplicationRoleRequiredError });
+  await withPooledClient(pool, (client) => checkApplicationRole(pool, client), {
+    keepAfter: (error) => error instanceof ApplicationRoleRequiredError || error instanceof ReadModelSchemaVersionError,
+  });
 }

@@ -1,5 +1,5 @@
 import { CurrencyRegistry, EventCodec, InvalidInputError, LimitExceededError, READ_LIMIT_MAX, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
-import { assertTenantId, InvalidTenantIdError, isTenantId, withTenant, type ClientPool, type WithTenantOptions } from '@ledgerkit/tenant-rls';
+import { assertTenantId, InvalidTenantIdError, isTenantId, withPooledClient, withTenant, type ClientPool, type WithTenantOptions } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import {
   advanceCheckpoint,
@@ -21,6 +21,7 @@ import {
   isCancelledStatement,
   isTransientError,
   ProjectionFailedError,
+  ReadModelSchemaVersionError,
   RunnerNotRunningError,
   StopTimeoutError,
   type AbandonedProjection,
@@ -30,6 +31,7 @@ import { PROJECTION_NAME_PATTERN, type ErrorPolicy, type Projection, type Projec
 import { RunnerSession } from './session.js';
 import { LogTails } from './log-tail.js';
 import { checkApplicationRole } from './role-check.js';
+import { checkReadModelSchemaVersion } from './schema-version.js';
 import { Wakeup } from './wakeup.js';
 
 /** Most tenants one runner serves. */
@@ -320,7 +322,7 @@ interface RebuildRequest {
  *
  * ```ts
  * const runner = new ProjectionRunner({ pool: appPool, store, tenantIds: ['acme'], projections: [balancesProjection(), historyProjection()] });
- * runner.start();
+ * await runner.start();
  * // ... later
  * await runner.stop();
  * ```
@@ -356,6 +358,8 @@ export class ProjectionRunner {
   /** What the projections read last, decoded: a projection behind another takes the events from here. */
   readonly #tails = new LogTails(LOG_TAIL_EVENTS_MAX);
   #started = false;
+  /** The start under way or done (its read-model schema check, then the projections started); see `start()`. */
+  #starting: Promise<void> | undefined;
   #stopping = false;
   /** What `stop()` returns, from its first call on. */
   #stopped: Promise<void> | undefined;
@@ -402,22 +406,52 @@ export class ProjectionRunner {
   }
 
   /**
-   * Starts every (projection, tenant): each takes its lock when free, then catches up and follows
-   * the log. With `discoverTenants`, also starts discovering tenants.
+   * Checks the read-model schema, then starts every (projection, tenant): each takes its lock when
+   * free, then catches up and follows the log. With `discoverTenants`, also starts discovering
+   * tenants. Resolves once the projections are started.
    *
-   * The runner's first connection checks the pool's role, as `PostgresEventStore.open` does: a
+   * First, on one connection of the pool, the database's read-model schema version is read: it
+   * must be `READ_MODEL_SCHEMA_VERSION`, no older (every batch would fail on a table or column
+   * this release needs) and no newer (a later release's migration ran: its tables may mean what
+   * this release does not keep). Otherwise `start()` rejects with
+   * {@link ReadModelSchemaVersionError} (`found`, `needed`) before any projection runs; it rejects
+   * likewise with the error of a check that could not run (the database out of reach:
+   * `isTransientError` tells), and with {@link RunnerNotRunningError} (reason `stopped`) when
+   * `stop()` was called during the check. A rejected start started nothing and leaves the runner
+   * as it was: call `start()` again (after `migrateReadModels`, say), or `stop()`. Meanwhile
+   * `whenCaughtUp` waits for the check, and rejects with its error; a `rebuild` asked meanwhile
+   * rejects with it too.
+   *
+   * The runner's session connection checks the pool's role, as `PostgresEventStore.open` does: a
    * superuser, a role with BYPASSRLS or the tables' owner would let projections see every
    * tenant's rows, so the runner then projects nothing. Every projection goes to `failed` with an
    * {@link ApplicationRoleRequiredError}, which `onError` receives (once) and `whenCaughtUp` and
    * `rebuild` reject with. Checked once per pool.
    *
-   * Throws when called a second time, or after `stop()`: a stopped runner does not start again.
+   * Throws at once (not a rejection) when called while started or starting, or after `stop()`: a
+   * stopped runner does not start again.
    */
-  start(): void {
+  start(): Promise<void> {
     if (this.#started) throw new Error('the runner was already started');
     // Its session is closed for good: started now, it would report `standby` and project nothing.
     if (this.#stopping) throw new Error('the runner was stopped: make a new one');
     this.#started = true;
+    const starting = this.#start();
+    this.#starting = starting;
+    return starting;
+  }
+
+  async #start(): Promise<void> {
+    try {
+      // A refusal leaves the connection fine; anything else may not have.
+      await withPooledClient(this.#pool, (client) => checkReadModelSchemaVersion(client), { keepAfter: (error) => error instanceof ReadModelSchemaVersionError });
+      if (this.#stopping) throw new RunnerNotRunningError('start', 'stopped');
+    } catch (error) {
+      // Nothing was started: the runner is as before its `start()`.
+      this.#started = false;
+      for (const worker of this.#workers) for (const request of worker.rebuilds.splice(0)) request.reject(error);
+      throw error;
+    }
     for (const worker of this.#workers) this.#startWorker(worker);
     if (this.#discoverTenants !== undefined) this.#discovery = this.#discover(this.#discoverTenants);
   }
@@ -593,6 +627,9 @@ export class ProjectionRunner {
       worker.wakeup.wake();
       worker.hurry.wake();
     }
+    // A start still checking the read models' version starts nothing once stopping; its
+    // connection is back in the pool when it has settled.
+    if (this.#starting !== undefined) await settlesWithin(this.#starting, deadlineMs - Date.now());
     // Discovery only waits (its calls are left behind), and adds no worker once stopping.
     await this.#discovery;
     const loops = Promise.all(this.#workers.map((worker) => worker.loop));
@@ -719,6 +756,12 @@ export class ProjectionRunner {
 
   async #caughtUp(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    const starting = this.#starting;
+    if (starting !== undefined) {
+      // Called during `start()`: after its check, or with its error.
+      if (!(await settlesWithin(starting, timeoutMs))) throw new Error(`the runner did not start within ${timeoutMs} ms`);
+      await starting;
+    }
     if (this.#discovery !== undefined) {
       // The tenants known after the call, too: a discovery that started after it.
       const target = this.#discoveriesStarted + 1;
@@ -1104,8 +1147,9 @@ export interface RebuildProjectionOptions {
  * replays from the first event, also when it had stopped on a failed event. Returns the new checkpoint.
  *
  * Rejects, with nothing written, for a malformed tenant id (`InvalidTenantIdError`), a projection
- * name the runner would refuse (`LimitExceededError`), or a pool whose role escapes row-level
- * security (`ApplicationRoleRequiredError`; checked once per pool).
+ * name the runner would refuse (`LimitExceededError`), a pool whose role escapes row-level
+ * security (`ApplicationRoleRequiredError`), or read models at another schema version than this
+ * release's (`ReadModelSchemaVersionError`); both checked once per pool that passes.
  */
 export async function rebuildProjection(options: RebuildProjectionOptions): Promise<Checkpoint> {
   const { tenantId, projection, pool } = options;

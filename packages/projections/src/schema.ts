@@ -328,6 +328,50 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${SCHEMA}.projection_ledger_versions TO 
 `;
 };
 
+/** The table, in {@link SCHEMA}, that records the read-model migrations applied. */
+export const READ_MODEL_HISTORY_TABLE = 'projection_migrations';
+
+/**
+ * The application role may read the history of the read-model migrations (versions, names and
+ * times: nothing of any tenant), so that the runner and `ReadModels` can check, as that role,
+ * that the read models are at the version their release needs (see `schema-version.ts`). Every
+ * later migration is recorded in the same table, so a release reads the version of a database a
+ * newer release migrated too.
+ */
+const readableHistory = (roles: RoleNames): string => `
+GRANT SELECT ON ${SCHEMA}.${READ_MODEL_HISTORY_TABLE} TO ${quoteName(roles.app, 'application role')};
+`;
+
+/**
+ * What each migration before 6 left in the catalog, which every role may read: how the version
+ * of a database migrated before the history was readable is told, as a role that cannot read the
+ * history. Mark `n - 1` holds after migration `n`: a boolean SQL expression over the catalog,
+ * with `ns` the OID of {@link SCHEMA} (NULL when the schema does not exist, which fails every mark).
+ * Frozen: later versions are read from the history.
+ * @internal
+ */
+export const VERSION_MARKS_BEFORE_READABLE_HISTORY: readonly string[] = [
+  // 1: the checkpoints.
+  relationMark('projection_checkpoints'),
+  // 2: transfer payloads as json.
+  `EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+     WHERE c.relnamespace = ns AND c.relname = 'rm_transfers' AND a.attname = 'postings' AND NOT a.attisdropped
+       AND a.atttypid = 'pg_catalog.json'::pg_catalog.regtype)`,
+  // 3 and 4: their functions.
+  functionMark('read_balances'),
+  functionMark(INLINE_PLAN_CHECK_FUNCTION),
+  // 5: per-ledger progress in rows.
+  relationMark('projection_ledger_versions'),
+];
+
+function relationMark(table: string): string {
+  return `EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = ns AND c.relname = '${table}' AND c.relkind = 'r')`;
+}
+
+function functionMark(name: string): string {
+  return `EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = ns AND p.proname = '${name}')`;
+}
+
 /** Every read-model migration, in order. */
 export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
   { version: 1, name: 'checkpoints, failures, balances, account history, transfers; RLS', sql: initialSchema },
@@ -335,4 +379,5 @@ export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
   { version: 3, name: 'balance reads in batches (read_balances)', sql: readBalances },
   { version: 4, name: 'the guard of inline plans (inline_plan_check)', sql: inlinePlanCheck },
   { version: 5, name: 'per-ledger progress of projections in rows (projection_ledger_versions)', sql: ledgerProgressRows },
+  { version: 6, name: 'the application role reads the read-model schema version (projection_migrations)', sql: readableHistory },
 ];

@@ -14,6 +14,14 @@ describe('isTransientError: the database or the network failing, retried later',
     expect(isTransientError(new Error('Connection terminated unexpectedly'))).toBe(true);
   });
 
+  it("a store's StoreUnavailableError is transient, also one of another copy of ledger-core (same code, another class)", () => {
+    class StoreUnavailableError extends Error {
+      readonly code = 'store_unavailable';
+    }
+    expect(isTransientError(new StoreUnavailableError('the store could not be reached'))).toBe(true);
+    expect(isTransientError(new Error('batch failed', { cause: new StoreUnavailableError('down') }))).toBe(true);
+  });
+
   it('what the event or the setup causes is not', () => {
     for (const code of ['23505', '22P02', '42P01', '42501', '25006', '55000']) expect(isTransientError(pgError(code)), code).toBe(false);
     expect(isTransientError('a string')).toBe(false);

@@ -55,7 +55,10 @@ export interface ReadModelsOptions {
   /**
    * Pool of the application role; every read is one read-only transaction with the tenant set.
    * A role that escapes row-level security (superuser, BYPASSRLS, the tables' owner) is refused
-   * at the first read with `ApplicationRoleRequiredError` (checked once per pool).
+   * at the first read with `ApplicationRoleRequiredError`, and read models at another schema
+   * version than this release's `READ_MODEL_SCHEMA_VERSION` (not migrated far enough, or migrated
+   * by a newer release) with `ReadModelSchemaVersionError` (`found`, `needed`). Checked once per
+   * pool that passes: a refused pool is checked again at its next read.
    */
   readonly pool: ClientPool;
   /** Currencies to format amounts with; must include the ledgers' custom assets. Default ISO 4217. */
@@ -289,8 +292,8 @@ const HOLD_ORDER = `coalesce(timeout_at, 'infinity'::timestamptz)`;
  * Every method checks its arguments before any SQL and rejects bad ones with `InvalidInputError`:
  * tenant, ledger, account and transfer ids off the id pattern (a NUL character included), times
  * outside years 0001-9999 UTC, cursors it did not make, an options argument that is not an object
- * (`null` from JavaScript, say: at `options`). The first read of a pool checks its role
- * (see {@link ReadModelsOptions.pool}).
+ * (`null` from JavaScript, say: at `options`). The first read of a pool checks its role and the
+ * read models' schema version (see {@link ReadModelsOptions.pool}).
  */
 export class ReadModels {
   readonly #pool: ClientPool;
@@ -596,7 +599,7 @@ export class ReadModels {
     return this.#read(tenantId, (client) => listAccounts(client, this.#currencies, tenantId, query));
   }
 
-  /** Runs `fn` in a read-only transaction with the tenant set; the pool's first read checks its role. */
+  /** Runs `fn` in a read-only transaction with the tenant set; the pool's first read checks its role and the schema version. */
   async #read<T>(tenantId: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
     checkTenant(tenantId);
     const pool = this.#pool;
