@@ -86,17 +86,34 @@ export class InvalidInputError extends LedgerError {
   }
 }
 
-/** An event read from a store that fails validation, decoding or has an unknown type/version. */
+/**
+ * An event read from a store that fails validation, decoding or has an unknown type/version.
+ *
+ * A `LedgerWriter` that meets one while reading its stream's tail (another writer appended an
+ * event this release cannot read, or a row was damaged) rejects the batch with it, naming the
+ * ledger, and stops: every later `submit` rejects with the same error at once (see
+ * `LedgerWriter`). Not retriable.
+ */
 export class CorruptEventError extends LedgerError {
   /** Ledger version (stream position) of the bad event, when known. */
   readonly ledgerVersion: number | undefined;
   /** Store-specific global position of the bad event, when known. */
   readonly globalPosition: string | undefined;
-  constructor(message: string, where: { ledgerVersion?: number; globalPosition?: string }, cause?: unknown) {
+  /** Tenant of the bad event's ledger, when the thrower names it. */
+  readonly tenantId: string | undefined;
+  /** Ledger of the bad event, when the thrower names it. */
+  readonly ledgerId: string | undefined;
+  /** What is wrong with the event (the message without where it is). */
+  readonly reason: string;
+  constructor(message: string, where: { ledgerVersion?: number; globalPosition?: string; tenantId?: string; ledgerId?: string }, cause?: unknown) {
     const at = where.ledgerVersion !== undefined ? `ledger version ${where.ledgerVersion}` : `global position ${where.globalPosition ?? '?'}`;
-    super('corrupt_event', `corrupt event at ${at}: ${message}`, { cause });
+    const of = where.ledgerId === undefined ? '' : ` of ledger ${JSON.stringify(where.ledgerId)}${where.tenantId === undefined ? '' : ` (tenant ${JSON.stringify(where.tenantId)})`}`;
+    super('corrupt_event', `corrupt event at ${at}${of}: ${message}`, { cause });
     this.ledgerVersion = where.ledgerVersion;
     this.globalPosition = where.globalPosition;
+    this.tenantId = where.tenantId;
+    this.ledgerId = where.ledgerId;
+    this.reason = message;
   }
 }
 

@@ -197,8 +197,10 @@ describe('upcasters', () => {
 
     const failure = await settled(ledger.transfer({ transferId: 't2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '5.00', currency: 'EUR' }));
     expect(step.calls(), 'the step was called').toBeGreaterThanOrEqual(1);
-    expect(failure).toBeInstanceOf(release.WriterFailedError);
-    expect((failure as Error).message).toMatch(/they were not applied\): corrupt event at ledger version 4: upcaster for AccountFrozen v1 failed: Error: boom$/);
+    // The writer cannot read the tail, so it stops: a non-retriable error naming the ledger and the event.
+    expect(failure).toBeInstanceOf(release.CorruptEventError);
+    expect(failure).toMatchObject({ code: 'corrupt_event', retriable: false, ledgerVersion: 4, tenantId: where.tenantId, ledgerId: where.ledgerId });
+    expect((failure as Error).message).toMatch(/^corrupt event at ledger version 4 of ledger "[^"]+" \(tenant "[^"]+"\): upcaster for AccountFrozen v1 failed: Error: boom \(the writer cannot read this event/);
     expect((failure as Error).cause).toBeInstanceOf(release.CorruptEventError);
     expect((failure as Error).cause).toMatchObject({ ledgerVersion: 4, cause: boom });
     expect(ledger.version, 'the unreadable event is not applied').toBe(3);

@@ -2,6 +2,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   APPEND_EVENTS_MAX,
+  CorruptEventError,
+  CurrencyRegistry,
   DuplicateIndexKeyError,
   InMemoryEventStore,
   LedgerError,
@@ -10,6 +12,7 @@ import {
   OverloadedError,
   StoreUnavailableError,
   VersionConflictError,
+  WriterClosedError,
   WriterFailedError,
   readLedger,
   verifyChain,
@@ -139,11 +142,11 @@ afterEach(async () => {
   await Promise.all(writers.splice(0).map((writer) => writer.close()));
 });
 
-function openAccount(accountId: string, noOverdraft = false): LedgerCommand {
+function openAccount(accountId: string, noOverdraft = false, currency = 'EUR'): LedgerCommand {
   return {
     kind: 'openAccount',
     accountId,
-    currency: 'EUR',
+    currency,
     type: accountId === 'bank' ? 'asset' : 'liability',
     flags: { debitsMustNotExceedCredits: noOverdraft, creditsMustNotExceedDebits: false },
     metadata: {},
@@ -822,5 +825,84 @@ describe('a store built on another copy of ledger-core (an application that inst
     expect(lost).toMatchObject({ code: 'store_unavailable', retriable: true });
     expect((lost as Error).message).toMatch(/may have been applied/);
     expect(await writer.submit(transfer('t1', 'alice', 'bob', 30n))).toMatchObject({ ok: true, duplicate: false });
+  });
+});
+
+/** Counts every call to the store it wraps. */
+function countingStore(inner: EventStore): { readonly store: EventStore; readonly calls: () => number } {
+  let calls = 0;
+  const count = <T>(result: T): T => {
+    calls += 1;
+    return result;
+  };
+  const store: EventStore = {
+    append: (request) => count(inner.append(request)),
+    readStream: (request) => count(inner.readStream(request)),
+    readAll: (request) => count(inner.readAll(request)),
+    findByIndexKeys: (request) => count(inner.findByIndexKeys(request)),
+    saveSnapshot: (snapshot) => count(inner.saveSnapshot(snapshot)),
+    loadSnapshot: (request) => count(inner.loadSnapshot(request)),
+  };
+  return { store, calls: () => calls };
+}
+
+describe('an event on the tail the writer cannot read', () => {
+  /** A ledger set up by this release's writer, then written to by one that knows a currency it does not (as a newer release's might): version 5 is an account in POINTS. */
+  async function ledgerWithUnreadableEvent(store: EventStore, options: Partial<LedgerWriterOptions> = {}): Promise<LedgerWriter> {
+    const first = await openWriter(store, options);
+    await setUp(first);
+    const newer = await openWriter(store, { currencies: new CurrencyRegistry([{ code: 'POINTS', scale: 0 }]) });
+    expect(await newer.submit(openAccount('loyalty', false, 'POINTS'))).toMatchObject({ ok: true, ledgerVersion: 5 });
+    return first;
+  }
+
+  const expectStopped = (error: unknown): void => {
+    expect(error).toBeInstanceOf(CorruptEventError);
+    expect(error).toMatchObject({ code: 'corrupt_event', retriable: false, ledgerVersion: 5, tenantId: TENANT, ledgerId: LEDGER });
+    expect((error as CorruptEventError).message).toMatch(/^corrupt event at ledger version 5 of ledger "main" \(tenant "acme"\): .*POINTS/);
+    expect((error as CorruptEventError).reason).toMatch(/POINTS/);
+  };
+
+  it('rejects the batch that meets it with a non-retriable CorruptEventError naming the ledger, the event’s version and the codec’s reason, then stops: later submits reject at once with it, without a store call', async () => {
+    const counted = countingStore(new FaultyStore());
+    const first = await ledgerWithUnreadableEvent(counted.store);
+
+    // The fast path's append is refused by the chain fence; the careful path reads the tail and meets version 5.
+    const batch = await Promise.all([failureOf(first.submit(transfer('t-1', 'bank', 'bob', 1n))), failureOf(first.submit(transfer('t-2', 'bank', 'bob', 2n)))]);
+    for (const error of batch) expectStopped(error);
+    expect(batch[1]).toBe(batch[0]);
+    expect(first.version).toBe(4);
+
+    const callsWhenStopped = counted.calls();
+    const later = await failureOf(first.submit(transfer('t-1', 'bank', 'bob', 1n)));
+    expect(later).toBe(batch[0]);
+    await Promise.all([first.submit(openAccount('carol')).catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 20))]);
+    expect(counted.calls()).toBe(callsWhenStopped);
+    expect((await allEvents(counted.store)).filter((event) => event.data['transferId'] === 't-1')).toHaveLength(0);
+
+    await first.close();
+    expect(await failureOf(first.submit(openAccount('dave')))).toBeInstanceOf(WriterClosedError);
+  });
+
+  it('commands queued behind the batch that meets it reject with the same error, after a lost reply as after a conflict', async () => {
+    const faulty = new FaultyStore();
+    // Five commands make three batches: the first meets the event, the other two are still queued.
+    const first = await ledgerWithUnreadableEvent(faulty, { batchSizeMax: 2 });
+    // The append fails with an unknown outcome, so the next batch reads the tail first.
+    faulty.failBeforeCommit = 1;
+    expect(await failureOf(first.submit(transfer('t-1', 'bank', 'bob', 1n)))).toBeInstanceOf(StoreUnavailableError);
+    const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => failureOf(first.submit(transfer(`t-${i}`, 'bank', 'bob', 1n)))));
+    for (const error of outcomes) expectStopped(error);
+    // The set-up's five appends and the failed one: the stopped writer appends nothing more.
+    expect(faulty.appendCalls).toBe(6);
+  });
+
+  it('LedgerWriter.open on such a ledger rejects with the codec’s CorruptEventError at the event’s version, as before', async () => {
+    const store = new FaultyStore();
+    await ledgerWithUnreadableEvent(store);
+    const error = await LedgerWriter.open({ store, tenantId: TENANT, ledgerId: LEDGER }).then(() => undefined, (caught: unknown) => caught);
+    expect(error).toBeInstanceOf(CorruptEventError);
+    expect(error).toMatchObject({ code: 'corrupt_event', retriable: false, ledgerVersion: 5 });
+    expect((error as Error).message).toMatch(/^corrupt event at ledger version 5: .*POINTS/);
   });
 });

@@ -169,6 +169,16 @@ interface InFlightBatch {
  * any failed store call the writer reads the stream's tail before it decides anything else: a
  * retry with the same ids then answers with the original outcome. It needs no restart: each
  * batch tries the store again.
+ *
+ * If the tail it reads holds an event it cannot read (a `CorruptEventError`: a damaged or forged
+ * row, or an event type or schema version this release's upcasters do not know, e.g. one a newer
+ * release's writer appended), it can decide nothing more on this ledger: it stops. The batch's
+ * commands (not applied) and every command still queued reject with a `CorruptEventError`
+ * (`corrupt_event`, not retriable) that names the ledger, the event's `ledgerVersion` and the
+ * codec's `reason`, and so does every later `submit`, at once and without reading the store.
+ * Commands of earlier batches that failed with a `WriterFailedError` keep an unknown outcome.
+ * `close()` still works; to go on, repair the event or upgrade, and open a new writer (`open`
+ * rejects with the codec's `CorruptEventError` while the event is there).
  */
 export class LedgerWriter {
   readonly #store: EventStore;
@@ -204,6 +214,11 @@ export class LedgerWriter {
    * reply was lost may have committed), so the tail is read before the next decision.
    */
   #tailUnknown = false;
+  /**
+   * Set once the stream's tail held an event this writer cannot read: it decides nothing more,
+   * and every command is rejected with this error.
+   */
+  #stopped: CorruptEventError | undefined;
 
   private constructor(options: LedgerWriterOptions) {
     checkOptions(options);
@@ -322,9 +337,13 @@ export class LedgerWriter {
    * `close()`, and `WriterFailedError` (retriable; `StoreUnavailableError` when the store could
    * not be reached) when the store could not take its batch. After a `WriterFailedError` the
    * command may have been applied: submit it again with the same id to learn its outcome.
+   * Rejects with `CorruptEventError` (not retriable) once the writer has met an event on the
+   * stream's tail that it cannot read: it has stopped (see {@link LedgerWriter}), and every later
+   * call rejects with the same error at once.
    */
   submit(command: LedgerCommand, context?: CommandContext): Promise<CommandResult> {
     if (this.#closed) return Promise.reject(new WriterClosedError());
+    if (this.#stopped !== undefined) return Promise.reject(this.#stopped);
     if (this.#queue.length >= this.#queueLengthMax) return Promise.reject(new OverloadedError(this.#queueLengthMax));
     const refused = commandError(command, context, this.#currencies);
     if (refused !== undefined) return Promise.reject(refused);
@@ -374,6 +393,12 @@ export class LedgerWriter {
     while (this.#queue.length > 0 || inFlight.length > 0 || held !== undefined) {
       if (inFlight.length === 0) {
         barrier = false;
+        const stopped = this.#stopped;
+        if (stopped !== undefined) {
+          // Nothing is in flight or held here (the careful path runs with nothing in flight).
+          for (const item of this.#queue.splice(0)) item.reject?.(stopped);
+          continue;
+        }
         if (held !== undefined) {
           const settled = held;
           held = undefined;
@@ -539,7 +564,7 @@ export class LedgerWriter {
   }
 
   #enqueueExpiries(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#stopped !== undefined) return;
     // The time a batch would record: the clock may be behind the last recorded event.
     const now = Math.max(this.#clock(), this.#state.lastRecordedAtMs);
     let added = 0;
@@ -572,7 +597,7 @@ export class LedgerWriter {
       appending = false;
       try {
         if (this.#tailUnknown) {
-          await this.#catchUp();
+          await this.#catchUpOrStop();
           this.#tailUnknown = false;
         }
         await this.#hydrate(batch, this.#state);
@@ -597,11 +622,48 @@ export class LedgerWriter {
         lastError = error;
         // Whatever failed, the store may now be ahead of memory: never decide again before reading it.
         this.#tailUnknown = true;
+        if (this.#stopped !== undefined) break;
         if (hasErrorCode(error, DECIDE_AGAIN)) continue;
         break;
       }
     }
+    const stopped = this.#stopped;
+    if (stopped !== undefined) {
+      // Met on the tail read before this attempt decided anything: nothing of it was appended.
+      for (const item of batch) item.reject?.(stopped);
+      return;
+    }
     this.#failBatch(batch, lastError, appending);
+  }
+
+  /**
+   * Catches up; an event on the tail that cannot be read (`corrupt_event`, from the codec, the
+   * chain check or the store) stops the writer: reading the tail again would meet it again, and
+   * nothing can be decided on a state that lacks it. Throws the error the writer stopped with.
+   */
+  async #catchUpOrStop(): Promise<void> {
+    try {
+      await this.#catchUp();
+    } catch (error) {
+      // By code: a store may throw another copy of ledger-core's classes.
+      if (!hasErrorCode(error, ['corrupt_event'])) throw error;
+      const found = error as { readonly ledgerVersion?: unknown; readonly reason?: unknown; readonly globalPosition?: unknown };
+      const ledgerVersion = typeof found.ledgerVersion === 'number' ? found.ledgerVersion : undefined;
+      const globalPosition = typeof found.globalPosition === 'string' ? found.globalPosition : undefined;
+      const reason = typeof found.reason === 'string' ? found.reason : describe(error);
+      this.#stopped = new CorruptEventError(
+        `${reason} (the writer cannot read this event, so it decides nothing more on this ledger and has stopped: repair the event or upgrade, then open a new writer)`,
+        {
+          ...(ledgerVersion === undefined ? { ledgerVersion: this.#state.version + 1 } : { ledgerVersion }),
+          ...(globalPosition === undefined ? {} : { globalPosition }),
+          tenantId: this.#tenantId,
+          ledgerId: this.#ledgerId,
+        },
+        error,
+      );
+      clearInterval(this.#expiryTimer);
+      throw this.#stopped;
+    }
   }
 
   /** Throws `VersionConflictError` when the stream holds an event after the in-memory version. */
