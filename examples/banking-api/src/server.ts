@@ -105,7 +105,11 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
     const directoryHook = inlineAccountDirectory(currencies);
     // Both hooks have plans for an append of transfers, which then goes to PostgreSQL with the
     // balance writes in one round trip.
+    // Checks the role and that the event store's schema is migrated: refused here, at start-up.
     const store = await PostgresEventStore.open({ pool: appPool, inline: composeInlineProjections(balances, directoryHook) });
+    const models = new ReadModels({ pool: appPool, currencies });
+    // Read models at another schema version than this release's: refused here, not per request.
+    await models.check();
     const ledgers = new LedgerRegistry({
       store,
       runnerPool,
@@ -136,7 +140,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       settings,
       currencies,
       ledgers,
-      models: new ReadModels({ pool: appPool, currencies }),
+      models,
       directory: new AccountDirectory(appPool),
       readiness: async () => {
         const checks: Record<string, CheckResult> = {};

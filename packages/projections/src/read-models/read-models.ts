@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import { isTenantId, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import { isRefusedOnLiveSession, ResultTooLargeError } from '../errors.js';
-import { isRoleChecked, checkApplicationRole } from '../role-check.js';
+import { isRoleChecked, checkApplicationRole, checkPoolRole } from '../role-check.js';
 import { SCHEMA } from '../schema.js';
 import { accountListQuery, listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
 import { optionsOf } from './options.js';
@@ -309,6 +309,16 @@ export class ReadModels {
     this.#pool = checked.pool;
     this.#currencies = checked.currencies ?? new CurrencyRegistry();
     this.#batchBalanceReads = checked.batchBalanceReads ?? true;
+  }
+
+  /**
+   * Makes now the checks a pool's first read would make: that its role is subject to row-level
+   * security (`ApplicationRoleRequiredError`) and that the read models are at this release's
+   * schema version (`ReadModelSchemaVersionError`, with `found` and `needed`). Call it at start-up
+   * to fail there rather than on the first request. Resolves at once for a pool that passed.
+   */
+  async check(): Promise<void> {
+    await checkPoolRole(this.#pool);
   }
 
   /**
