@@ -442,9 +442,10 @@ describe('the runner', () => {
     }
     await runner.whenCaughtUp();
     const written = ledger.version - FIXTURE_ACCOUNTS.length;
-    // Each event read about once, not once per projection.
+    // Each event read about once, not once per projection (2 × written without the shared tail;
+    // on a loaded machine the history sometimes falls out of the tail and reads a page again).
     expect(rowsRead - before).toBeGreaterThanOrEqual(written);
-    expect(rowsRead - before).toBeLessThan(1.5 * written);
+    expect(rowsRead - before).toBeLessThan(1.75 * written);
     const source: LedgerSource = { store, codec: ledger.writer.codec, tenantId, ledgerId: 'eur' };
     let n = 0;
     await expectReadModelsAgree({ models, ledger, source, currencies, accountIds: FIXTURE_ACCOUNTS, pick: (k) => (n += 1) % k, statementLimitMax: 50 });
