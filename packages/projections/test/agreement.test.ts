@@ -5,7 +5,7 @@ import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { expectReadModelsAgree } from './support/agreement.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
-import { ACCOUNTS, GHOST_ACCOUNT, manualClock, runWorkload, workloadArb, type ManualClock, type Step } from './support/workload.js';
+import { ACCOUNTS, GHOST_ACCOUNT, manualClock, propertyRuns, runWorkload, workloadArb, type ManualClock, type Step } from './support/workload.js';
 
 let db: TestDatabase;
 let store: PostgresEventStore;
@@ -64,7 +64,7 @@ describe('the read models agree with replay (the contract between the fast and t
           await ledger.close();
         }
       }),
-      { numRuns: 25, endOnFailure: true },
+      { numRuns: propertyRuns(25), endOnFailure: true },
     );
   }, 120_000);
 
@@ -113,7 +113,7 @@ describe('the read models agree with replay (the contract between the fast and t
           }
         },
       ),
-      { numRuns: 8, endOnFailure: true },
+      { numRuns: propertyRuns(8), endOnFailure: true },
     );
   }, 240_000);
 });

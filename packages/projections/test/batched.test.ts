@@ -5,7 +5,7 @@ import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectReadModelsAgree } from './support/agreement.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
-import { ACCOUNTS, GHOST_ACCOUNT, manualClock, runWorkload, workloadArb } from './support/workload.js';
+import { ACCOUNTS, GHOST_ACCOUNT, manualClock, propertyRuns, runWorkload, workloadArb } from './support/workload.js';
 
 let db: TestDatabase;
 let store: PostgresEventStore;
@@ -81,7 +81,7 @@ describe('the batched (set-based) projections', () => {
           await ledger.close();
         }
       }),
-      { numRuns: 15, endOnFailure: true },
+      { numRuns: propertyRuns(15), endOnFailure: true },
     );
   }, 180_000);
 });

@@ -237,3 +237,17 @@ export async function runWorkload(ledger: Ledger, clock: ManualClock, groups: re
   // Expiries the last wait made due are queued by a timer; give it a turn before the ledger closes.
   await new Promise((resolve) => setTimeout(resolve, 25));
 }
+
+/**
+ * Runs of a property over random workloads: `runs`, scaled by `LEDGERKIT_PROPERTY_RUNS_FRACTION`
+ * (0 < f ≤ 1, default 1) and at least 1. CI's second pass, on the machine's PostgreSQL 15, sets it
+ * to check the same properties on that server at a fraction of the runs the first pass (embedded
+ * PostgreSQL 18) makes in full.
+ */
+export function propertyRuns(runs: number): number {
+  const raw = process.env['LEDGERKIT_PROPERTY_RUNS_FRACTION'];
+  if (raw === undefined || raw === '') return runs;
+  const fraction = Number(raw);
+  if (!(fraction > 0 && fraction <= 1)) throw new RangeError(`LEDGERKIT_PROPERTY_RUNS_FRACTION must be a number in (0, 1], got ${JSON.stringify(raw)}`);
+  return Math.max(1, Math.round(runs * fraction));
+}
