@@ -1,3 +1,4 @@
+import { InvalidInputError } from '@ledgerkit/ledger-core';
 import { DEFAULT_ROLES, runMigrations, type ClientPool, type RoleNames } from '@ledgerkit/tenant-rls';
 import { READ_MODEL_HISTORY_TABLE, READ_MODEL_MIGRATIONS, SCHEMA } from './schema.js';
 
@@ -14,6 +15,12 @@ export interface MigrateReadModelsOptions {
   readonly appPassword?: string;
   /** Create the roles when missing; default true. With false they must exist. */
   readonly createRoles?: boolean;
+  /**
+   * Migrate only up to this version (an integer in 0..`READ_MODEL_SCHEMA_VERSION`, default the
+   * latter): for upgrade tests and staged roll-outs. This release's runners and `ReadModels`
+   * refuse read models below `READ_MODEL_SCHEMA_VERSION`.
+   */
+  readonly toVersion?: number;
 }
 
 /** What {@link migrateReadModels} did. */
@@ -34,12 +41,16 @@ export const READ_MODEL_SCHEMA_VERSION = READ_MODEL_MIGRATIONS.length;
  * Idempotent; refuses a database whose read models are newer than this release knows.
  */
 export async function migrateReadModels(options: MigrateReadModelsOptions): Promise<MigrateReadModelsResult> {
+  const { toVersion = READ_MODEL_MIGRATIONS.length, ...rest } = options;
+  if (!Number.isInteger(toVersion) || toVersion < 0 || toVersion > READ_MODEL_MIGRATIONS.length) {
+    throw new InvalidInputError([{ path: ['toVersion'], message: `must be an integer in 0..${READ_MODEL_MIGRATIONS.length}` }]);
+  }
   return runMigrations({
-    ...options,
+    ...rest,
     roles: options.roles ?? DEFAULT_ROLES,
     schema: SCHEMA,
     historyTable: READ_MODEL_HISTORY_TABLE,
-    migrations: READ_MODEL_MIGRATIONS,
+    migrations: READ_MODEL_MIGRATIONS.slice(0, toVersion),
     packageName: '@ledgerkit/projections',
   });
 }

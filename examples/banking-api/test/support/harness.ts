@@ -6,9 +6,9 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { READ_MODEL_MIGRATIONS } from '@ledgerkit/projections';
+import { migrateReadModels } from '@ledgerkit/projections';
 import { migrate, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
-import { runMigrations, type RoleNames } from '@ledgerkit/tenant-rls';
+import type { RoleNames } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import type { ApiSettings } from '../../src/config.js';
 import { prepareDatabase } from '../../src/database.js';
@@ -75,14 +75,7 @@ export async function openTestDatabase(options: { readonly readModelsTo?: number
       admin = new pg.Pool({ connectionString: adminUrl, max: 2 });
       admin.on('error', () => undefined);
       await migrate({ pool: admin, roles, appPassword });
-      await runMigrations({
-        pool: admin,
-        roles,
-        schema: 'ledgerkit',
-        historyTable: 'projection_migrations',
-        migrations: READ_MODEL_MIGRATIONS.slice(0, options.readModelsTo),
-        packageName: '@ledgerkit/projections',
-      });
+      await migrateReadModels({ pool: admin, roles, toVersion: options.readModelsTo });
       await migrateBankingApi({ pool: admin, roles });
       const url = new URL(adminUrl);
       url.username = roles.app;

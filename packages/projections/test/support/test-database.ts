@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { migrateReadModels, READ_MODEL_MIGRATIONS } from '@ledgerkit/projections';
+import { migrateReadModels } from '@ledgerkit/projections';
 import { migrate, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
-import { runMigrations, type RoleNames } from '@ledgerkit/tenant-rls';
+import type { RoleNames } from '@ledgerkit/tenant-rls';
 
 /**
  * A database of its own for one test file, with the event store's schema and the read models:
@@ -79,18 +79,7 @@ export async function openTestDatabase(options: { readonly readModelsTo?: number
     }
     admin = makePool(adminUrl);
     await migrate({ pool: admin, roles, appPassword });
-    if (options.readModelsTo === undefined) {
-      await migrateReadModels({ pool: admin, roles });
-    } else {
-      await runMigrations({
-        pool: admin,
-        roles,
-        schema: 'ledgerkit',
-        historyTable: 'projection_migrations',
-        migrations: READ_MODEL_MIGRATIONS.slice(0, options.readModelsTo),
-        packageName: '@ledgerkit/projections',
-      });
-    }
+    await migrateReadModels({ pool: admin, roles, ...(options.readModelsTo === undefined ? {} : { toVersion: options.readModelsTo }) });
     app = makePool(appUrl, 20);
   } catch (error) {
     await close().catch(() => undefined);
