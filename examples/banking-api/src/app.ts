@@ -334,7 +334,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
 
     let response: StoredResponse;
     try {
-      response = await claimedAnswer(route, request, { params, query, body, context });
+      response = await claimedAnswer(route, request, { params, query, body, context: { ...context, idempotencyKey: ref.key } });
     } catch (error) {
       // The server failed, in the handler or in its answer (one that fails its schema with
       // `validateResponses`, possibly after the ledger acted): give the key back, so a retry runs

@@ -14,6 +14,11 @@ export interface RequestContext {
   readonly tenantId: string;
   /** From the `Ledger-Id` header, or the process default. */
   readonly ledgerId: string;
+  /**
+   * The request's `Idempotency-Key` as the client sent it (a POST's; `undefined` for a GET). Keys
+   * are the client's own: combine it with the tenant and the client id before it names anything.
+   */
+  readonly idempotencyKey?: string;
 }
 
 /** A handler's answer: status, JSON body and extra headers. */

@@ -39,7 +39,7 @@ export * from './domain/limits.js';
 export { REJECTION_CODES, type RejectionCode } from './domain/rejections.js';
 export { decide, type DecideContext, type Decision, type Accepted, type Rejected, type EventDraft, type OriginalOutcome } from './domain/decide.js';
 export { evolve, transferRecordOf, type EventMeta } from './domain/evolve.js';
-export { initialState, overlayState, commitOverlay, OverlayTable, type LedgerState, type AccountState, type TransferRecord, type TransferKind, type Table, type OverlayState } from './domain/state.js';
+export { initialState, overlayState, commitOverlay, OverlayTable, type LedgerState, type AccountState, type TransferRecord, type TransferKind, type LifecycleCommandRecord, type Table, type OverlayState } from './domain/state.js';
 export { serializeState, restoreState, SNAPSHOT_SCHEMA_VERSION } from './domain/snapshot-codec.js';
 
 export { parseCommand, type LinkedMemberInput } from './input/parse-command.js';

@@ -82,17 +82,17 @@ export class Ledger {
     return this.#writer.submit(parseCommand.openAccount(input, this.#currencies), context);
   }
 
-  /** Freezes an account: `{ accountId, reason? }`. */
+  /** Freezes an account: `{ accountId, reason?, commandId? }` (`commandId` makes it retryable: see `LifecycleCommandIdentity`). */
   async freezeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.freezeAccount(input), context);
   }
 
-  /** Unfreezes an account: `{ accountId }`. */
+  /** Unfreezes an account: `{ accountId, commandId? }` (`commandId` makes it retryable: see `LifecycleCommandIdentity`). */
   async unfreezeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.unfreezeAccount(input), context);
   }
 
-  /** Closes an account with zero balance and nothing pending: `{ accountId }`. */
+  /** Closes an account with zero balance and nothing pending: `{ accountId, commandId? }` (`commandId` makes it retryable: see `LifecycleCommandIdentity`). */
   async closeAccount(input: unknown, context?: CommandContext): Promise<CommandResult> {
     return this.#writer.submit(parseCommand.closeAccount(input), context);
   }

@@ -2,9 +2,10 @@
  * Random-sequence properties over the lifecycles the reference-model test (properties.test.ts)
  * reaches only by chance or not at all: holds that the writer itself expires as its clock moves
  * (at exactly the timeout instant too), posts and voids racing an expiry in one batch, reversals of
- * every kind of transfer (and second reversals), status changes between them, retries of any
- * earlier command after restarts from a snapshot with a one-transfer cache, linked groups failing
- * at every position, and effective-time views. Each command's outcome is checked against the rule
+ * every kind of transfer (and second reversals), status changes between them (with or without a
+ * command id), retries of any earlier command (a freeze, unfreeze or close with its command id
+ * too) after restarts from a snapshot with a one-transfer cache, linked groups failing at every
+ * position, and effective-time views. Each command's outcome is checked against the rule
  * the docs state, computed from the state just before it, and the whole ledger against the
  * invariants after every step.
  */
@@ -12,12 +13,16 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   InMemoryEventStore,
+  LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX,
   LedgerWriter,
   REJECTION_CODES,
   readLedger,
   replayLedger,
   type AccountState,
+  type CloseAccountCommand,
   type CommandResult,
+  type FreezeAccountCommand,
+  type UnfreezeAccountCommand,
   type LedgerCommand,
   type LedgerSource,
   type LedgerWriterOptions,
@@ -352,7 +357,7 @@ type Step =
   | { readonly t: 'post'; readonly pick: number; readonly mode: 'full' | 'omit' | 'partial' | 'over'; readonly race: 'none' | 'before' | 'after' }
   | { readonly t: 'void'; readonly pick: number; readonly race: 'none' | 'before' | 'after' }
   | { readonly t: 'reverse'; readonly pick: number; readonly backMs: number }
-  | { readonly t: 'status'; readonly op: 'freezeAccount' | 'unfreezeAccount' | 'closeAccount'; readonly pick: number }
+  | { readonly t: 'status'; readonly op: LifecycleOp; readonly pick: number; readonly withId: boolean }
   | { readonly t: 'clock'; readonly deltaMs: number }
   | { readonly t: 'toTimeout'; readonly pick: number; readonly offsetMs: -1 | 0 | 1 }
   | { readonly t: 'atTimeout'; readonly pick: number; readonly offsetMs: -1 | 0; readonly then: 'post' | 'void'; readonly race: 'none' | 'before' | 'after' }
@@ -371,7 +376,10 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ t: fc.constant('post' as const), pick: fc.nat(), mode: fc.constantFrom('full' as const, 'omit' as const, 'partial' as const, 'over' as const), race: raceArb }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('void' as const), pick: fc.nat(), race: raceArb }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('reverse' as const), pick: fc.nat(), backMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40_000 })) }) },
-  { weight: 2, arbitrary: fc.record({ t: fc.constant('status' as const), op: fc.constantFrom('freezeAccount' as const, 'unfreezeAccount' as const, 'closeAccount' as const), pick: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ t: fc.constant('status' as const), op: fc.constantFrom('freezeAccount' as const, 'unfreezeAccount' as const, 'closeAccount' as const), pick: fc.nat(), withId: fc.boolean() }),
+  },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('clock' as const), deltaMs: fc.integer({ min: 0, max: 2_500 }) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('toTimeout' as const), pick: fc.nat(), offsetMs: fc.constantFrom(-1 as const, 0 as const, 1 as const) }) },
   { weight: 2, arbitrary: fc.constant<Step>({ t: 'tick' }) },
@@ -406,6 +414,27 @@ function expectOutcome(result: CommandResult, expected: Set<string> | 'ok', labe
     expect(result.ok, `${label}: expected one of ${[...expected].join(', ')}, got ${JSON.stringify(result)}`).toBe(false);
     expect([...expected], label).toContain((result as { code: string }).code);
   }
+}
+
+type LifecycleOp = 'freezeAccount' | 'unfreezeAccount' | 'closeAccount';
+const LIFECYCLE_OPS: readonly LifecycleOp[] = ['freezeAccount', 'unfreezeAccount', 'closeAccount'];
+
+function isLifecycle(command: LedgerCommand): command is FreezeAccountCommand | UnfreezeAccountCommand | CloseAccountCommand {
+  return command.kind === 'freezeAccount' || command.kind === 'unfreezeAccount' || command.kind === 'closeAccount';
+}
+
+function lifecycleCommand(op: LifecycleOp, accountId: string, commandId: string | undefined): LedgerCommand {
+  const id = commandId === undefined ? {} : { commandId };
+  return op === 'freezeAccount' ? { kind: op, accountId, reason: undefined, ...id } : { kind: op, accountId, ...id };
+}
+
+/** What the docs rule for a freeze, unfreeze or close that is not a retry, from the account's state before it. */
+function statusExpectation(op: LifecycleOp, a: AccountState | undefined): Set<string> | 'ok' {
+  if (a === undefined) return new Set(['account_not_found']);
+  if (a.status === 'closed') return new Set(['account_closed']);
+  if (op === 'freezeAccount') return a.status === 'frozen' ? new Set(['account_frozen']) : 'ok';
+  if (op === 'unfreezeAccount') return a.status === 'frozen' ? 'ok' : new Set(['account_not_frozen']);
+  return a.debitsPosted === a.creditsPosted && a.debitsPending === 0n && a.creditsPending === 0n ? 'ok' : new Set(['account_not_empty']);
 }
 
 /** The command a mutated retry sends, and the code the docs give it. */
@@ -520,14 +549,9 @@ async function run(h: Harness, step: Step, label: string): Promise<void> {
     }
     case 'status': {
       const accountId = step.pick % 13 === 0 ? GHOST : (IDS[step.pick % IDS.length] as string);
-      const a = accounts.get(accountId);
-      let expected: Set<string> | 'ok';
-      if (a === undefined) expected = new Set(['account_not_found']);
-      else if (a.status === 'closed') expected = new Set(['account_closed']);
-      else if (step.op === 'freezeAccount') expected = a.status === 'frozen' ? new Set(['account_frozen']) : 'ok';
-      else if (step.op === 'unfreezeAccount') expected = a.status === 'frozen' ? 'ok' : new Set(['account_not_frozen']);
-      else expected = a.debitsPosted === a.creditsPosted && a.debitsPending === 0n && a.creditsPending === 0n ? 'ok' : new Set(['account_not_empty']);
-      const command: LedgerCommand = step.op === 'freezeAccount' ? { kind: step.op, accountId, reason: undefined } : { kind: step.op, accountId };
+      // A fresh command id is a new command: decided by the status alone, as one without an id.
+      const expected = statusExpectation(step.op, accounts.get(accountId));
+      const command = lifecycleCommand(step.op, accountId, step.withId ? h.id('s') : undefined);
       const result = await h.submit(command);
       expectOutcome(result, expected, `${label} ${step.op} ${accountId}`);
       expect(h.writer.version, `${label}: version`).toBe(versionBefore + (expected === 'ok' ? 1 : 0));
@@ -564,12 +588,39 @@ async function run(h: Harness, step: Step, label: string): Promise<void> {
       return;
     }
     case 'retry': {
-      const candidates = h.done.filter((d) => d.result.ok && !d.result.duplicate && d.command.kind !== 'freezeAccount' && d.command.kind !== 'unfreezeAccount' && d.command.kind !== 'closeAccount');
+      // Lifecycle commands count when they carried a command id (without one, a retry is a new command).
+      const candidates = h.done.filter((d) => d.result.ok && !d.result.duplicate && (!isLifecycle(d.command) || d.command.commandId !== undefined));
       // Mostly commands of the run rather than of the setup, which retries meet less often.
       const later = candidates.filter((d) => !d.command.kind.startsWith('open') && !['fund-alice', 'fund-bob', 'draw-line'].includes((d.command as { transferId?: string }).transferId ?? ''));
       const original = pick(step.pick % 4 === 0 || later.length === 0 ? candidates : later, step.pick);
       if (original === undefined) return;
       const first = original.result as { ledgerVersion: number; recordedAt: string };
+      if (isLifecycle(original.command)) {
+        const command = original.command;
+        const accountId = command.accountId;
+        // The account remembers the ids of its last LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX accepted changes that had one; a
+        // retry answers as the latest of them with its id (an id forgotten and used again names its new use).
+        const latest = h.done
+          .filter((d) => d.result.ok && !d.result.duplicate && isLifecycle(d.command) && d.command.accountId === accountId && d.command.commandId !== undefined)
+          .slice(-LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX)
+          .reverse()
+          .find((d) => (d.command as FreezeAccountCommand).commandId === command.commandId);
+        const kind = step.mutate ? (LIFECYCLE_OPS[(LIFECYCLE_OPS.indexOf(command.kind) + 1 + (step.pick & 1)) % 3] as LifecycleOp) : command.kind;
+        const result = await h.submit(lifecycleCommand(kind, accountId, command.commandId));
+        const described = `${label}: retry of ${command.kind} ${accountId} ${command.commandId ?? ''} as ${kind}`;
+        if (latest === undefined) {
+          // Forgotten: decided afresh by the status, as any new command.
+          const expected = statusExpectation(kind, accounts.get(accountId));
+          expectOutcome(result, expected, `${described} (forgotten)`);
+          expect(h.writer.version, `${label}: version`).toBe(versionBefore + (expected === 'ok' ? 1 : 0));
+        } else {
+          const recorded = latest.result as { ledgerVersion: number; recordedAt: string };
+          if (kind === latest.command.kind) expect(result, described).toMatchObject({ ok: true, duplicate: true, ledgerVersion: recorded.ledgerVersion, recordedAt: recorded.recordedAt });
+          else expect(result, described).toMatchObject({ ok: false, code: 'exists_with_different_kind' });
+          expect(h.writer.version, `${label}: a retry writes nothing`).toBe(versionBefore);
+        }
+        return;
+      }
       const change = step.mutate ? mutated(original.command, step.pick >> 3) : undefined;
       const result = await h.submit(change?.[0] ?? original.command);
       if (change === undefined) expect(result, `${label}: retry of ${JSON.stringify(original.command, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`).toMatchObject({ ok: true, duplicate: true, ledgerVersion: first.ledgerVersion, recordedAt: first.recordedAt });

@@ -1,4 +1,5 @@
-import type { Balance, CommandContext, Ledger } from '@ledgerkit/ledger-core';
+import { createHash } from 'node:crypto';
+import { LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX, type Balance, type CommandContext, type Ledger } from '@ledgerkit/ledger-core';
 import type { DirectoryAccount } from '../account-directory.js';
 import { acceptedOrThrow } from '../error-mapping.js';
 import { ProblemError } from '../problems.js';
@@ -63,6 +64,21 @@ function balanceBody(ledgerId: string, balance: Balance, asOf: string | null, ti
   };
 }
 
+/**
+ * The ledger's `commandId` of a freeze, unfreeze or close: `key:` and the SHA-256 (hex) of the
+ * tenant, the client id and the request's `Idempotency-Key`, so that a retry of the request (same
+ * key) is answered by the ledger as a duplicate of the change it repeats, even once the key's
+ * stored answer is gone (the first attempt ended in a 5xx after the ledger acted, which gives the
+ * key back, or the answer was lost with the last moments of the key store). Hashed rather than the
+ * key itself: a key may hold characters an id may not, and be longer than one (255 against 128),
+ * and keys are per client, so two clients' equal keys must name different commands. Always
+ * 68 characters of the id alphabet.
+ */
+export function lifecycleCommandIdOf(tenantId: string, clientId: string, idempotencyKey: string): string {
+  // Each part but the last after its length: no two triples hash the same text, whatever a client id holds.
+  return `key:${createHash('sha256').update(`${tenantId.length}:${tenantId}${clientId.length}:${clientId}${idempotencyKey}`).digest('hex')}`;
+}
+
 type AccountCommand = (ledger: Ledger, input: unknown, context: CommandContext) => ReturnType<Ledger['freezeAccount']>;
 
 function accountCommandRoute(services: Services, action: 'freeze' | 'unfreeze' | 'close', run: AccountCommand, summary: string, withReason: boolean): Route {
@@ -72,6 +88,7 @@ function accountCommandRoute(services: Services, action: 'freeze' | 'unfreeze' |
     path: `/accounts/{accountId}/${action}`,
     operationId: `${action}Account`,
     summary,
+    description: `${LIFECYCLE_DESCRIPTIONS[action]} A retry with the same \`Idempotency-Key\` answers with the original outcome, also after a 5xx that left it unknown whether the change was made: 200 with the account, never a 409 for the change the first attempt made (the ledger remembers the last ${LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX} such changes of each account).`,
     tag: 'accounts',
     scope: 'accounts:write',
     params: accountParamsSchema,
@@ -81,12 +98,23 @@ function accountCommandRoute(services: Services, action: 'freeze' | 'unfreeze' |
     problems: [404, 409],
     audit: { action: `account.${action}`, resourceId: (params) => params.accountId },
     async handle({ params, body: input, context }) {
-      const result = await services.ledgers.use(context.tenantId, context.ledgerId, (ledger) => run(ledger, { ...input, accountId: params.accountId }, commandContext(context)));
+      // Every POST holds its key (app.ts refuses one without); the fallback keeps the command as it was.
+      const key = context.idempotencyKey;
+      const commandId = key === undefined ? {} : { commandId: lifecycleCommandIdOf(context.tenantId, context.principal.clientId, key) };
+      const command = { ...input, accountId: params.accountId, ...commandId };
+      const result = await services.ledgers.use(context.tenantId, context.ledgerId, (ledger) => run(ledger, command, commandContext(context)));
       acceptedOrThrow(result);
       return ok(await accountAfterWrite(services, context, params.accountId));
     },
   });
 }
+
+/** What each lifecycle route does, before what its retries answer. */
+const LIFECYCLE_DESCRIPTIONS = {
+  freeze: 'Freezes an open account: no transfer, hold or hold post touches it until it is unfrozen (holds on it can still be voided or expire). A frozen account answers 409 `account_frozen`, a closed one 409 `account_closed`.',
+  unfreeze: 'Unfreezes a frozen account. An account that is not frozen answers 409 `account_not_frozen`, a closed one 409 `account_closed`.',
+  close: 'Closes an account for good; only at zero balance with nothing held (else 409 `account_not_empty`). A closed account answers 409 `account_closed`.',
+} as const;
 
 /** Accounts: open, list, get, freeze, unfreeze, close, balance and statement. */
 export function accountRoutes(services: Services): Route[] {

@@ -1,13 +1,14 @@
 import { evolve } from './evolve.js';
 import { BALANCE_MINOR_MAX } from './limits.js';
 import type { RejectionCode } from './rejections.js';
-import { overlayState, type AccountState, type LedgerState, type TransferKind, type TransferRecord } from './state.js';
+import { overlayState, type AccountState, type LedgerState, type LifecycleCommandRecord, type TransferKind, type TransferRecord } from './state.js';
 import type {
   CloseAccountCommand,
   ExpirePendingCommand,
   FreezeAccountCommand,
   LedgerCommand,
   LedgerEvent,
+  LifecycleCommand,
   LinkedCommand,
   Metadata,
   OpenAccountCommand,
@@ -142,27 +143,64 @@ function decideOpenAccount(command: OpenAccountCommand, state: LedgerState, cont
 function decideFreeze(command: FreezeAccountCommand, state: LedgerState, context: DecideContext): Decision {
   const account = state.accounts.get(command.accountId);
   if (account === undefined) return reject('account_not_found', `account ${command.accountId} does not exist`);
+  const retried = lifecycleRetry(account, command);
+  if (retried !== undefined) return retried;
   if (account.status === 'closed') return reject('account_closed', `account ${command.accountId} is closed`);
   if (account.status === 'frozen') return reject('account_frozen', `account ${command.accountId} is already frozen`);
-  return accept([{ event: { type: 'AccountFrozen', accountId: command.accountId, reason: command.reason }, effectiveAtMs: context.nowMs }]);
+  return accept([
+    {
+      event: { type: 'AccountFrozen', accountId: command.accountId, reason: command.reason, ...withCommandId(command) },
+      effectiveAtMs: context.nowMs,
+    },
+  ]);
 }
 
 function decideUnfreeze(command: UnfreezeAccountCommand, state: LedgerState, context: DecideContext): Decision {
   const account = state.accounts.get(command.accountId);
   if (account === undefined) return reject('account_not_found', `account ${command.accountId} does not exist`);
+  const retried = lifecycleRetry(account, command);
+  if (retried !== undefined) return retried;
   if (account.status === 'closed') return reject('account_closed', `account ${command.accountId} is closed`);
   if (account.status !== 'frozen') return reject('account_not_frozen', `account ${command.accountId} is not frozen`);
-  return accept([{ event: { type: 'AccountUnfrozen', accountId: command.accountId }, effectiveAtMs: context.nowMs }]);
+  return accept([{ event: { type: 'AccountUnfrozen', accountId: command.accountId, ...withCommandId(command) }, effectiveAtMs: context.nowMs }]);
 }
 
 function decideClose(command: CloseAccountCommand, state: LedgerState, context: DecideContext): Decision {
   const account = state.accounts.get(command.accountId);
   if (account === undefined) return reject('account_not_found', `account ${command.accountId} does not exist`);
+  const retried = lifecycleRetry(account, command);
+  if (retried !== undefined) return retried;
   if (account.status === 'closed') return reject('account_closed', `account ${command.accountId} is already closed`);
   if (account.debitsPosted !== account.creditsPosted || account.debitsPending !== 0n || account.creditsPending !== 0n) {
     return reject('account_not_empty', `account ${command.accountId} has a balance or pending amounts`);
   }
-  return accept([{ event: { type: 'AccountClosed', accountId: command.accountId }, effectiveAtMs: context.nowMs }]);
+  return accept([{ event: { type: 'AccountClosed', accountId: command.accountId, ...withCommandId(command) }, effectiveAtMs: context.nowMs }]);
+}
+
+/**
+ * The answer to a lifecycle command whose `commandId` the account remembers: a duplicate of the
+ * recorded change if it was of the same kind, else `exists_with_different_kind`; `undefined` for a
+ * command without an id or with one the account does not (or no longer) remember(s). Decided
+ * before the status checks, as a transfer's retry is: the retry of a freeze finds the account frozen.
+ */
+function lifecycleRetry(account: AccountState, command: LifecycleCommand): Decision | undefined {
+  const id = command.commandId;
+  const recent = account.recentLifecycleCommands;
+  if (id === undefined || recent === undefined) return undefined;
+  // Newest first: an id forgotten and then used again names its latest use.
+  for (let i = recent.length - 1; i >= 0; i -= 1) {
+    const recorded = recent[i] as LifecycleCommandRecord;
+    if (recorded.commandId !== id) continue;
+    return recorded.kind === command.kind
+      ? duplicate(recorded.ledgerVersion, recorded.recordedAtMs)
+      : reject('exists_with_different_kind', `command id ${id} was already used for ${recorded.kind} of account ${account.id}`);
+  }
+  return undefined;
+}
+
+/** `{ commandId }` for a command that carries one, else nothing: an event without one keeps its old encoding. */
+function withCommandId(command: LifecycleCommand): { readonly commandId?: string } {
+  return command.commandId === undefined ? {} : { commandId: command.commandId };
 }
 
 function decideTransfer(command: TransferCommand, state: LedgerState, context: DecideContext): Decision {

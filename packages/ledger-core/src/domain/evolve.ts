@@ -1,9 +1,9 @@
 import { InvariantViolationError, invariant } from '../errors.js';
-import { BALANCE_MINOR_MAX } from './limits.js';
+import { BALANCE_MINOR_MAX, LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX } from './limits.js';
 import type { AccountState, LedgerState, TransferRecord } from './state.js';
 import { transferRecordOf, type EventMeta } from './transfer-record.js';
 import { TransferStore } from './transfer-store.js';
-import { normalSideOf, type LedgerEvent, type PendingPosted, type PendingVoided, type Posting, type TransferPending, type TransferPosted } from './types.js';
+import { normalSideOf, type LedgerEvent, type LifecycleCommandKind, type PendingPosted, type PendingVoided, type Posting, type TransferPending, type TransferPosted } from './types.js';
 
 export { transferRecordOf, type EventMeta } from './transfer-record.js';
 
@@ -37,15 +37,22 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
         creditsPosted: 0n,
         debitsPending: 0n,
         creditsPending: 0n,
+        recentLifecycleCommands: undefined,
       });
       break;
     }
-    case 'AccountFrozen':
-      mustGetAccount(state, event.accountId).status = 'frozen';
+    case 'AccountFrozen': {
+      const account = mustGetAccount(state, event.accountId);
+      account.status = 'frozen';
+      rememberLifecycleCommand(account, event.commandId, 'freezeAccount', meta);
       break;
-    case 'AccountUnfrozen':
-      mustGetAccount(state, event.accountId).status = 'open';
+    }
+    case 'AccountUnfrozen': {
+      const account = mustGetAccount(state, event.accountId);
+      account.status = 'open';
+      rememberLifecycleCommand(account, event.commandId, 'unfreezeAccount', meta);
       break;
+    }
     case 'AccountClosed': {
       const account = mustGetAccount(state, event.accountId);
       invariant(
@@ -53,6 +60,7 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
         () => `account ${account.id} closed with a balance`,
       );
       account.status = 'closed';
+      rememberLifecycleCommand(account, event.commandId, 'closeAccount', meta);
       break;
     }
     case 'TransferPosted': {
@@ -90,6 +98,19 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
   state.version = meta.ledgerVersion;
   if (meta.recordedAtMs > state.lastRecordedAtMs) state.lastRecordedAtMs = meta.recordedAtMs;
   return state;
+}
+
+/**
+ * Adds a lifecycle change's command id, if it has one, to the account's recent ones, dropping the
+ * oldest past {@link LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX}. A new array each time: copies of the
+ * account (overlays, `LedgerWriter.account`) share the old one, and lifecycle changes are rare.
+ */
+function rememberLifecycleCommand(account: AccountState, commandId: string | undefined, kind: LifecycleCommandKind, meta: EventMeta): void {
+  if (commandId === undefined) return;
+  const recent = account.recentLifecycleCommands ?? [];
+  const kept = recent.length >= LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX ? recent.slice(recent.length - LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX + 1) : recent.slice();
+  kept.push({ commandId, kind, ledgerVersion: meta.ledgerVersion, recordedAtMs: meta.recordedAtMs });
+  account.recentLifecycleCommands = kept;
 }
 
 function recordTransfer(state: LedgerState, event: TransferPosted | TransferPending | PendingPosted | PendingVoided, meta: EventMeta): void {

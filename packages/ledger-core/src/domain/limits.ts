@@ -3,7 +3,7 @@
  * anything is decided or written; the decider asserts the structural ones again.
  */
 
-/** Longest id (account, transfer, ledger, tenant). */
+/** Longest id (account, transfer, command, ledger, tenant). */
 export const ID_LENGTH_MAX = 128;
 /** Ids are printable, URL-safe and never empty. */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -25,6 +25,13 @@ export const METADATA_BYTES_MAX = 4_096;
 export const REFERENCE_LENGTH_MAX = 256;
 /** Longest freeze reason. */
 export const REASON_LENGTH_MAX = 256;
+/**
+ * Most lifecycle command ids (freeze, unfreeze, close) an account remembers, counted in command
+ * ids. A lifecycle command carrying a `commandId` that is among its account's last this many
+ * recorded ones, with the same kind, is answered as a duplicate of the original; an older one is
+ * decided afresh, by the account's status. Changes made without a command id take no place in it.
+ */
+export const LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX = 16;
 /** Longest hold timeout: one year. */
 export const HOLD_TIMEOUT_MS_MAX = 366 * 24 * 60 * 60 * 1000;
 /** Largest balance, in minor units, that any of an account's four balances may reach. */

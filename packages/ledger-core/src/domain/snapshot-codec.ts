@@ -1,9 +1,19 @@
 import { z } from 'zod';
 import type { JsonObject } from '../events/stored-event.js';
-import { initialState, type AccountState, type LedgerState, type TransferRecord } from './state.js';
+import { LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX } from './limits.js';
+import { initialState, type AccountState, type LedgerState, type LifecycleCommandRecord, type TransferRecord } from './state.js';
 import type { Posting } from './types.js';
 
-/** Shape version of serialized snapshot state. */
+/**
+ * Shape version of serialized snapshot state.
+ *
+ * Still 1 with accounts' `lifecycleCommands` (their remembered lifecycle command ids): the field is
+ * optional and written only for an account that has some, so a snapshot of a ledger that never
+ * used command ids is byte for byte what earlier releases wrote, and a snapshot without it reads
+ * as accounts with none. An earlier release reading a snapshot that has it refuses the snapshot
+ * (every object of the shape is strict), so its writer replays the log instead, as it does for a
+ * snapshot of another version: never a state that has forgotten ids it should answer retries of.
+ */
 export const SNAPSHOT_SCHEMA_VERSION = 1;
 
 const minor = z.string().regex(/^[0-9]{1,40}$/);
@@ -23,6 +33,12 @@ const snapshotStateSchema = z.strictObject({
       openedAtMs: z.int(),
       status: z.enum(['open', 'frozen', 'closed']),
       balances: z.tuple([minor, minor, minor, minor]),
+      // [commandId, kind, ledgerVersion, recordedAtMs], oldest first; absent when there are none.
+      lifecycleCommands: z
+        .array(z.tuple([z.string(), z.enum(['freezeAccount', 'unfreezeAccount', 'closeAccount']), z.int().positive(), z.int().nonnegative()]))
+        .min(1)
+        .max(LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX)
+        .optional(),
     }),
   ),
   holds: z.array(
@@ -40,7 +56,8 @@ const snapshotStateSchema = z.strictObject({
 });
 
 /**
- * Serializes what a writer needs to resume: every account and every unresolved hold. Resolved
+ * Serializes what a writer needs to resume: every account (with the lifecycle command ids it
+ * remembers) and every unresolved hold. Resolved
  * and posted transfers are not included; the writer finds them through the store's index.
  */
 export function serializeState(state: LedgerState, accounts: Iterable<AccountState>, holds: Iterable<TransferRecord>): JsonObject {
@@ -57,6 +74,7 @@ export function serializeState(state: LedgerState, accounts: Iterable<AccountSta
       openedAtMs: a.openedAtMs,
       status: a.status,
       balances: [String(a.debitsPosted), String(a.creditsPosted), String(a.debitsPending), String(a.creditsPending)],
+      ...lifecycleCommandsRow(a.recentLifecycleCommands),
     });
   }
   const holdRows = [];
@@ -74,6 +92,12 @@ export function serializeState(state: LedgerState, accounts: Iterable<AccountSta
     });
   }
   return { version: state.version, lastRecordedAtMs: state.lastRecordedAtMs, accounts: accountRows, holds: holdRows } as JsonObject;
+}
+
+/** An account's remembered lifecycle command ids as snapshot rows: nothing at all when it has none. */
+function lifecycleCommandsRow(recent: readonly LifecycleCommandRecord[] | undefined): { lifecycleCommands?: [string, string, number, number][] } {
+  if (recent === undefined || recent.length === 0) return {};
+  return { lifecycleCommands: recent.map((r) => [r.commandId, r.kind, r.ledgerVersion, r.recordedAtMs]) };
 }
 
 /** Rebuilds a state from {@link serializeState}'s output; `undefined` if the data is not valid. */
@@ -99,6 +123,7 @@ export function restoreState(data: JsonObject): LedgerState | undefined {
       creditsPosted: BigInt(cP),
       debitsPending: BigInt(dPe),
       creditsPending: BigInt(cPe),
+      recentLifecycleCommands: a.lifecycleCommands?.map(([commandId, kind, ledgerVersion, recordedAtMs]) => ({ commandId, kind, ledgerVersion, recordedAtMs })),
     };
     state.accounts.set(a.id, account);
   }

@@ -1,5 +1,5 @@
 import { TransferStore } from './transfer-store.js';
-import type { AccountFlags, AccountType, Metadata, Posting, Side } from './types.js';
+import type { AccountFlags, AccountType, LifecycleCommandKind, Metadata, Posting, Side } from './types.js';
 
 /**
  * The minimal map interface the state needs; a `Map` satisfies it. `get` returns the stored
@@ -25,6 +25,26 @@ export interface AccountState {
   creditsPosted: bigint;
   debitsPending: bigint;
   creditsPending: bigint;
+  /**
+   * The account's most recent lifecycle changes that carried a `commandId`, oldest first, at most
+   * {@link LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX}: what `decide` answers a retried freeze,
+   * unfreeze or close with (see `LifecycleCommandIdentity`). `undefined` (or absent) when there
+   * are none, as for every account folded from events without command ids. `evolve` replaces the
+   * array rather than changing it, so a copy of the account may share it.
+   */
+  recentLifecycleCommands?: readonly LifecycleCommandRecord[] | undefined;
+}
+
+/** A recorded lifecycle change that carried a command id: enough to answer its retries. */
+export interface LifecycleCommandRecord {
+  /** The command's `commandId`. */
+  readonly commandId: string;
+  /** The kind of command it was; a retry must be of the same kind to count as one. */
+  readonly kind: LifecycleCommandKind;
+  /** Ledger version of the event that recorded it: the original outcome of a retry. */
+  readonly ledgerVersion: number;
+  /** When that event was recorded, epoch ms. */
+  readonly recordedAtMs: number;
 }
 
 /** What kind of command created a transfer record. */
@@ -161,6 +181,8 @@ const copyAccount = (account: AccountState): AccountState => ({
   creditsPosted: account.creditsPosted,
   debitsPending: account.debitsPending,
   creditsPending: account.creditsPending,
+  // Never changed in place (evolve replaces it), so the copy shares it.
+  recentLifecycleCommands: account.recentLifecycleCommands,
 });
 const copyTransfer = (transfer: TransferRecord): TransferRecord => ({ ...transfer });
 

@@ -45,23 +45,70 @@ export interface OpenAccountCommand {
   readonly metadata: Metadata;
 }
 
-/** Freeze an account: no new transfers or holds touch it until it is unfrozen. */
-export interface FreezeAccountCommand {
+/**
+ * Freeze an account: no new transfers or holds touch it until it is unfrozen.
+ *
+ * With a `commandId`, a retry is answered as a duplicate of the original (see
+ * {@link LifecycleCommandIdentity}); without one, freezing a frozen account is `account_frozen`.
+ */
+export interface FreezeAccountCommand extends LifecycleCommandIdentity {
   readonly kind: 'freezeAccount';
   readonly accountId: string;
   readonly reason: string | undefined;
 }
 
-/** Unfreeze a frozen account. */
-export interface UnfreezeAccountCommand {
+/**
+ * Unfreeze a frozen account.
+ *
+ * With a `commandId`, a retry is answered as a duplicate of the original (see
+ * {@link LifecycleCommandIdentity}); without one, unfreezing an open account is `account_not_frozen`.
+ */
+export interface UnfreezeAccountCommand extends LifecycleCommandIdentity {
   readonly kind: 'unfreezeAccount';
   readonly accountId: string;
 }
 
-/** Close an account for good; allowed only at zero balance with nothing pending. */
-export interface CloseAccountCommand {
+/**
+ * Close an account for good; allowed only at zero balance with nothing pending.
+ *
+ * With a `commandId`, a retry is answered as a duplicate of the original (see
+ * {@link LifecycleCommandIdentity}); without one, closing a closed account is `account_closed`.
+ */
+export interface CloseAccountCommand extends LifecycleCommandIdentity {
   readonly kind: 'closeAccount';
   readonly accountId: string;
+}
+
+/** The kind of an account lifecycle command: one that changes an account's status. */
+export type LifecycleCommandKind = 'freezeAccount' | 'unfreezeAccount' | 'closeAccount';
+
+/** A command that changes an account's status. */
+export type LifecycleCommand = FreezeAccountCommand | UnfreezeAccountCommand | CloseAccountCommand;
+
+/**
+ * The optional idempotency key of an account lifecycle command (freeze, unfreeze, close).
+ *
+ * A lifecycle command is not idempotent by itself: freezing a frozen account is refused. A caller
+ * that may send the same command twice (a retry after a timeout, or after an error that leaves
+ * the outcome unknown) gives it a caller-chosen `commandId`, an id under the rules of a transfer
+ * id ({@link ID_PATTERN}, at most {@link ID_LENGTH_MAX} characters). The accepted command records
+ * it in its event, and the account remembers the ids of its last
+ * {@link LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX} such changes (`AccountState.recentLifecycleCommands`).
+ * A command whose id is among them is then decided before any status check:
+ *
+ * - with the same kind, it is a retry: accepted, no events, `duplicateOf` the original's ledger
+ *   version and recorded time (the writer answers `duplicate: true`), whatever the status is now;
+ * - with another kind (an id used for a freeze, then for a close), it is rejected
+ *   `exists_with_different_kind`.
+ *
+ * Ids are scoped to their account (the same id may name one change on each of two accounts), and
+ * a retry's other fields (a freeze's `reason`) are not compared: the original stands. An id older
+ * than the account's last {@link LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX} is forgotten, and a command
+ * naming it is decided as a new one. Without a `commandId` a command behaves as it always has.
+ */
+export interface LifecycleCommandIdentity {
+  /** Caller-chosen id of this change; its idempotency key within the account. Optional. */
+  readonly commandId?: string | undefined;
 }
 
 /** Move money now (`pending` absent) or place a hold (`pending` present). */
@@ -150,16 +197,22 @@ export interface AccountFrozen {
   readonly type: 'AccountFrozen';
   readonly accountId: string;
   readonly reason: string | undefined;
+  /** The `commandId` of the freeze command, when it carried one (see {@link LifecycleCommandIdentity}). */
+  readonly commandId?: string | undefined;
 }
 /** A frozen account was unfrozen. */
 export interface AccountUnfrozen {
   readonly type: 'AccountUnfrozen';
   readonly accountId: string;
+  /** The `commandId` of the unfreeze command, when it carried one (see {@link LifecycleCommandIdentity}). */
+  readonly commandId?: string | undefined;
 }
 /** An account was closed. */
 export interface AccountClosed {
   readonly type: 'AccountClosed';
   readonly accountId: string;
+  /** The `commandId` of the close command, when it carried one (see {@link LifecycleCommandIdentity}). */
+  readonly commandId?: string | undefined;
 }
 /** Money moved: postings applied to posted balances. `reversalOf` names the transfer it reverses. */
 export interface TransferPosted {

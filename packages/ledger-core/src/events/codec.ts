@@ -263,11 +263,12 @@ export class EventCodec {
           flags: { ...event.flags },
           metadata: event.metadata,
         };
+      // Optional fields only when present: an event without them encodes (and hashes) as before they existed.
       case 'AccountFrozen':
-        return event.reason === undefined ? { accountId: event.accountId } : { accountId: event.accountId, reason: event.reason };
+        return withOptional({ accountId: event.accountId }, { reason: event.reason, commandId: event.commandId });
       case 'AccountUnfrozen':
       case 'AccountClosed':
-        return { accountId: event.accountId };
+        return withOptional({ accountId: event.accountId }, { commandId: event.commandId });
       case 'TransferPosted':
         return withOptional(
           { transferId: event.transferId, postings: this.#encodePostings(event.postings), metadata: event.metadata },
@@ -334,12 +335,12 @@ export class EventCodec {
       }
       case 'AccountFrozen': {
         const d = data as WireEventData<'AccountFrozen'>;
-        return { type, accountId: d.accountId, reason: d.reason };
+        return { type, accountId: d.accountId, reason: d.reason, ...(d.commandId === undefined ? {} : { commandId: d.commandId }) };
       }
       case 'AccountUnfrozen':
       case 'AccountClosed': {
-        const d = data as { accountId: string };
-        return { type, accountId: d.accountId };
+        const d = data as WireEventData<'AccountUnfrozen' | 'AccountClosed'>;
+        return { type, accountId: d.accountId, ...(d.commandId === undefined ? {} : { commandId: d.commandId }) };
       }
       case 'TransferPosted': {
         const d = data as WireEventData<'TransferPosted'>;

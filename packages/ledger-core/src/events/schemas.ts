@@ -94,9 +94,11 @@ export const eventDataSchemas = {
     flags,
     metadata: metadataSchema,
   }),
-  AccountFrozen: z.strictObject({ accountId: idSchema, reason: z.string().max(REASON_LENGTH_MAX).optional() }),
-  AccountUnfrozen: z.strictObject({ accountId: idSchema }),
-  AccountClosed: z.strictObject({ accountId: idSchema }),
+  // `commandId` was added without a schema version: it is optional, absent from events written
+  // before it (and from those of commands without one), which keep their bytes and hashes.
+  AccountFrozen: z.strictObject({ accountId: idSchema, reason: z.string().max(REASON_LENGTH_MAX).optional(), commandId: idSchema.optional() }),
+  AccountUnfrozen: z.strictObject({ accountId: idSchema, commandId: idSchema.optional() }),
+  AccountClosed: z.strictObject({ accountId: idSchema, commandId: idSchema.optional() }),
   TransferPosted: z.strictObject({
     transferId: idSchema,
     postings: wirePostings,

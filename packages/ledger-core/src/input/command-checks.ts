@@ -49,10 +49,14 @@ function topLevelIssue(command: LedgerCommand): InputIssue | undefined {
         metadataIssue(command.metadata, NO_PATH, 'metadata')
       );
     case 'freezeAccount':
-      return idIssue(command.accountId, 'accountId') ?? optionalStringIssue(command.reason, REASON_LENGTH_MAX, NO_PATH, 'reason');
+      return (
+        idIssue(command.accountId, 'accountId') ??
+        optionalStringIssue(command.reason, REASON_LENGTH_MAX, NO_PATH, 'reason') ??
+        optionalIdIssue(command.commandId, 'commandId')
+      );
     case 'unfreezeAccount':
     case 'closeAccount':
-      return idIssue(command.accountId, 'accountId');
+      return idIssue(command.accountId, 'accountId') ?? optionalIdIssue(command.commandId, 'commandId');
     case 'expirePending':
       return idIssue(command.pendingId, 'pendingId');
     case 'linked': {
@@ -205,6 +209,11 @@ function optionalStringIssue(value: unknown, lengthMax: number, at: Path, name: 
 
 function idIssue(value: unknown, name: string, at: Path = NO_PATH): InputIssue | undefined {
   return typeof value === 'string' && ID_PATTERN.test(value) ? undefined : issue([...at, name], ID_PATTERN_MESSAGE);
+}
+
+/** An id's problem, as {@link idIssue}, for a field that may also be `undefined` (a lifecycle command's `commandId`). */
+function optionalIdIssue(value: unknown, name: string): InputIssue | undefined {
+  return value === undefined ? undefined : idIssue(value, name);
 }
 
 function isObject(value: unknown): value is object {

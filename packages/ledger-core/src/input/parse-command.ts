@@ -43,10 +43,13 @@ export const openAccountInputSchema = z.strictObject({
   metadata,
 });
 
+/** A lifecycle command's optional idempotency key: an id, as a transfer id is (see `LifecycleCommandIdentity`). */
+const commandId = idSchema.optional();
+
 /** Input of `freezeAccount`. */
-export const freezeAccountInputSchema = z.strictObject({ accountId: idSchema, reason: storableString(0, REASON_LENGTH_MAX).optional() });
+export const freezeAccountInputSchema = z.strictObject({ accountId: idSchema, reason: storableString(0, REASON_LENGTH_MAX).optional(), commandId });
 /** Input of `unfreezeAccount` and `closeAccount`. */
-export const accountIdInputSchema = z.strictObject({ accountId: idSchema });
+export const accountIdInputSchema = z.strictObject({ accountId: idSchema, commandId });
 
 const postingInput = z.strictObject({ accountId: idSchema, side: z.enum(['debit', 'credit']), amount, currency: currencyCodeSchema });
 const transferCommon = { transferId: idSchema, effectiveAt: effectiveAt.optional(), reference, metadata };
@@ -179,15 +182,17 @@ export const parseCommand = {
 
   freezeAccount(input: unknown): FreezeAccountCommand {
     const v = validate(freezeAccountInputSchema, input);
-    return { kind: 'freezeAccount', accountId: v.accountId, reason: v.reason };
+    return { kind: 'freezeAccount', accountId: v.accountId, reason: v.reason, ...withCommandId(v.commandId) };
   },
 
   unfreezeAccount(input: unknown): UnfreezeAccountCommand {
-    return { kind: 'unfreezeAccount', accountId: validate(accountIdInputSchema, input).accountId };
+    const v = validate(accountIdInputSchema, input);
+    return { kind: 'unfreezeAccount', accountId: v.accountId, ...withCommandId(v.commandId) };
   },
 
   closeAccount(input: unknown): CloseAccountCommand {
-    return { kind: 'closeAccount', accountId: validate(accountIdInputSchema, input).accountId };
+    const v = validate(accountIdInputSchema, input);
+    return { kind: 'closeAccount', accountId: v.accountId, ...withCommandId(v.commandId) };
   },
 
   transfer(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): TransferCommand {
@@ -242,6 +247,11 @@ export const parseCommand = {
     return { kind: 'linked', commands };
   },
 };
+
+/** `{ commandId }` when the input has one, else nothing: the command is then exactly what it was before command ids. */
+function withCommandId(id: string | undefined): { readonly commandId?: string } {
+  return id === undefined ? {} : { commandId: id };
+}
 
 function transferCommand(
   v: z.output<typeof transferInputSchema>,
