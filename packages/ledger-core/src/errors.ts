@@ -90,9 +90,9 @@ export class InvalidInputError extends LedgerError {
  * An event read from a store that fails validation, decoding or has an unknown type/version.
  *
  * A `LedgerWriter` that meets one while reading its stream's tail (another writer appended an
- * event this release cannot read, or a row was damaged) rejects the batch with it, naming the
- * ledger, and stops: every later `submit` rejects with the same error at once (see
- * `LedgerWriter`). Not retriable.
+ * event this release cannot read, or a row was damaged), or while looking up in the store's
+ * index a transfer a command names, rejects the batch with it, naming the ledger, and stops:
+ * every later `submit` rejects with the same error at once (see `LedgerWriter`). Not retriable.
  */
 export class CorruptEventError extends LedgerError {
   /** Ledger version (stream position) of the bad event, when known. */

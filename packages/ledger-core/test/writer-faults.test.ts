@@ -906,3 +906,108 @@ describe('an event on the tail the writer cannot read', () => {
     expect((error as Error).message).toMatch(/^corrupt event at ledger version 5: .*POINTS/);
   });
 });
+
+describe('an event the writer looks up in the index and cannot read', () => {
+  /** An in-memory store whose index answers `key` with `damage` applied to the event that claimed it. */
+  class DamagedIndexStore extends InMemoryEventStore {
+    readonly damaged = new Map<string, (event: StoredEvent) => StoredEvent>();
+    lookups = 0;
+    override async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
+      this.lookups += 1;
+      const found = await super.findByIndexKeys(request);
+      for (const [key, damage] of this.damaged) {
+        const event = found.get(key);
+        if (event !== undefined) found.set(key, damage(event));
+      }
+      return found;
+    }
+  }
+
+  /** As a newer release would write it: a schema version this release has no upcaster for. */
+  const newerSchema = (event: StoredEvent): StoredEvent => ({ ...event, schemaVersion: 99 });
+
+  /** A writer that holds one transfer in memory, set up (fund-alice at version 4) and then pushed past it. */
+  async function writerThatForgot(store: EventStore): Promise<LedgerWriter> {
+    const writer = await openWriter(store, { transfersCachedMax: 1 });
+    await setUp(writer);
+    for (let i = 0; i < 3; i += 1) expect(await writer.submit(transfer(`filler-${i}`, 'bank', 'bob', 1n))).toMatchObject({ ok: true });
+    return writer;
+  }
+
+  const expectStoppedAt = (error: unknown, ledgerVersion: number, reason: RegExp): void => {
+    expect(error).toBeInstanceOf(CorruptEventError);
+    expect(error).toMatchObject({ code: 'corrupt_event', retriable: false, ledgerVersion, tenantId: TENANT, ledgerId: LEDGER });
+    expect((error as CorruptEventError).message).toMatch(new RegExp(`^corrupt event at ledger version ${ledgerVersion} of ledger "main" \\(tenant "acme"\\): `));
+    expect((error as CorruptEventError).reason).toMatch(reason);
+    expect((error as CorruptEventError).reason).toMatch(/has stopped/);
+  };
+
+  it('a retry of a transfer memory has evicted whose event cannot be read: its batch rejects with a non-retriable CorruptEventError naming the ledger and the event, nothing is written, and the writer stops', async () => {
+    const store = new DamagedIndexStore();
+    const writer = await writerThatForgot(store);
+    store.damaged.set('transfer:fund-alice', newerSchema);
+    const before = await allEvents(store);
+    const version = writer.version;
+
+    // The retry is decided as new, the store's unique key refuses it, and the careful path looks the id up.
+    const batch = await Promise.all([failureOf(writer.submit(transfer('fund-alice', 'bank', 'alice', 100n))), failureOf(writer.submit(transfer('t-new', 'bank', 'bob', 1n)))]);
+    for (const error of batch) expectStoppedAt(error, 4, /no upcaster from TransferPosted v99/);
+    expect(batch[1]).toBe(batch[0]);
+    expect(writer.version).toBe(version);
+    expect(await allEvents(store)).toEqual(before);
+
+    // Stopped: later commands, even ones that name no stored transfer, reject at once without a lookup.
+    const lookups = store.lookups;
+    expect(await failureOf(writer.submit(transfer('t-later', 'bank', 'bob', 1n)))).toBe(batch[0]);
+    expect(await failureOf(writer.submit(openAccount('carol')))).toBe(batch[0]);
+    expect(store.lookups).toBe(lookups);
+    expect(await allEvents(store)).toEqual(before);
+  });
+
+  it('a command naming an evicted transfer (a reversal) whose event cannot be read rejects with the same error, never a retriable one, however often it is sent', async () => {
+    const store = new DamagedIndexStore();
+    const writer = await writerThatForgot(store);
+    // Damaged at rest: the amount is no longer one the currency can hold.
+    store.damaged.set('transfer:fund-alice', (event) => ({ ...event, data: { ...event.data, postings: [{ accountId: 'bank', side: 'debit', amount: '1.001', currency: 'EUR' }] } }));
+    const reversal: LedgerCommand = { kind: 'reverseTransfer', transferId: 'r-1', reversalOf: 'fund-alice', effectiveAtMs: undefined, reference: undefined, metadata: {} };
+    const first = await failureOf(writer.submit(reversal));
+    expectStoppedAt(first, 4, /./);
+    expect(first).toMatchObject({ retriable: false });
+    for (let i = 0; i < 3; i += 1) expect(await failureOf(writer.submit(reversal))).toBe(first);
+    expect((await allEvents(store)).filter((event) => event.data['transferId'] === 'r-1')).toHaveLength(0);
+  });
+
+  it('a resolution event the index returns for a hold is read too: one of a type this release does not know stops the writer instead of reading as an expiry', async () => {
+    const store = new DamagedIndexStore();
+    const writer = await openWriter(store, { transfersCachedMax: 1 });
+    await setUp(writer);
+    expect(await writer.submit(hold('h-1', 'bank', 'bob', 5n))).toMatchObject({ ok: true, ledgerVersion: 5 });
+    expect(await writer.submit(postPending('p-1', 'h-1'))).toMatchObject({ ok: true, ledgerVersion: 6 });
+    for (let i = 0; i < 3; i += 1) expect(await writer.submit(transfer(`filler-${i}`, 'bank', 'bob', 1n))).toMatchObject({ ok: true });
+    // A newer release's way of resolving a hold.
+    store.damaged.set('resolution:h-1', (event) => ({ ...event, type: 'PendingSettled' }));
+    const error = await failureOf(writer.submit(postPending('p-2', 'h-1')));
+    expectStoppedAt(error, 6, /unknown event type "PendingSettled"/);
+  });
+
+  it('an index event a store itself refuses to give (corrupt_event from findByIndexKeys) stops the writer the same way', async () => {
+    class RefusingIndexStore extends InMemoryEventStore {
+      refuse = false;
+      override async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
+        if (this.refuse) throw new CorruptEventError('row does not match its checksum', { ledgerVersion: 4 });
+        return super.findByIndexKeys(request);
+      }
+    }
+    const store = new RefusingIndexStore();
+    const writer = await writerThatForgot(store);
+    store.refuse = true;
+    const error = await failureOf(writer.submit(transfer('fund-alice', 'bank', 'alice', 100n)));
+    expectStoppedAt(error, 4, /row does not match its checksum/);
+  });
+
+  it('a transfer the index returns and the writer can read is still taken in: the retry answers with the original outcome', async () => {
+    const store = new DamagedIndexStore();
+    const writer = await writerThatForgot(store);
+    expect(await writer.submit(transfer('fund-alice', 'bank', 'alice', 100n))).toMatchObject({ ok: true, duplicate: true, ledgerVersion: 4 });
+  });
+});

@@ -1,7 +1,8 @@
-import type { Ledger } from '@ledgerkit/ledger-core';
+import { Ledger, WriterFailedError } from '@ledgerkit/ledger-core';
 import {
   balancesProjection,
   historyProjection,
+  inlineBalances,
   migrateReadModels,
   ProjectionRunner,
   READ_MODEL_MIGRATIONS,
@@ -11,11 +12,12 @@ import {
   rebuildProjection,
   RunnerNotRunningError,
 } from '@ledgerkit/projections';
-import { PostgresEventStore } from '@ledgerkit/store-postgres';
+import { PostgresEventStore, type InlineProjection } from '@ledgerkit/store-postgres';
 import { runMigrations, type ClientPool } from '@ledgerkit/tenant-rls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readReadModelSchemaVersion } from '../src/schema-version.js';
 import { currencies, expectBalancesAgree, openFixtureLedger, writeTransfers } from './support/fixtures.js';
+import { recordingClient } from './support/recording-client.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
 // The runner and ReadModels refuse read models at another schema version than their release's,
@@ -182,5 +184,56 @@ describe('the version read', () => {
       }
       expect({ version, app: await versionAs(db.app), admin: await versionAs(db.admin) }).toEqual({ version, app: version, admin: version });
     }
+  });
+});
+
+describe('inline balances on read models at another version', () => {
+  /** An inlineBalances hook whose general path records the statements it sends in `statements`. */
+  function recordedHook(statements: string[]): InlineProjection {
+    const balances = inlineBalances({ currencies });
+    return Object.assign(async (client: Parameters<InlineProjection>[0], append: Parameters<InlineProjection>[1]) => balances(recordingClient(client, statements), append), {
+      plan: balances.plan,
+    });
+  }
+  const schemaChecks = (statements: readonly string[]): number => statements.filter((text) => text.includes('has_table_privilege')).length;
+  const settled = (promise: Promise<unknown>): Promise<unknown> => promise.then((value) => value, (error: unknown) => error);
+
+  it('the first append through the hook on read models at migration 4 rejects with ReadModelSchemaVersionError and writes nothing; once migrated the same hook applies appends and checks no more; a newer release’s version is refused too', async () => {
+    const db = await open(4);
+    const statements: string[] = [];
+    const store = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000, inline: recordedHook(statements) });
+    const ledger = await Ledger.open({ store, tenantId: 'acme', ledgerId: 'eur', currencies, snapshotEveryEvents: 0 });
+    ledgers.push(ledger);
+
+    // The store's append rejects with the hook's error; the writer passes it on as the cause.
+    const failure = await settled(ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' }));
+    expect(failure).toBeInstanceOf(WriterFailedError);
+    const refusal = (failure as Error).cause;
+    expect(refusal).toBeInstanceOf(ReadModelSchemaVersionError);
+    expect(refusal).toMatchObject({ code: 'read_model_schema_version', found: 4, needed: READ_MODEL_SCHEMA_VERSION });
+    // Rolled back, events included, and checked before the hook wrote anything.
+    expect(await store.readStream({ tenantId: 'acme', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
+    expect(statements.filter((text) => !text.includes('has_table_privilege'))).toEqual([]);
+    // Refused: the next append checks again.
+    expect(await settled(ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' }))).toMatchObject({ cause: { found: 4 } });
+    expect(schemaChecks(statements)).toBe(2);
+
+    await migrateReadModels({ pool: db.admin, roles: db.roles });
+    await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+    for (const accountId of ['alice', 'bob', 'carol']) await ledger.openAccount({ accountId, currency: 'EUR', type: 'liability' });
+    await writeTransfers(ledger, 't', 12, 3);
+    // One check passed, at the first append after the migration: no round trip per append.
+    expect(schemaChecks(statements)).toBe(3);
+    await expectBalancesAgree(new ReadModels({ pool: db.app, currencies }), ledger, 'acme');
+
+    // A newer release's migration: a hook that has not checked yet refuses it as newer.
+    const newer = READ_MODEL_SCHEMA_VERSION + 1;
+    await db.admin.query('INSERT INTO ledgerkit.projection_migrations (version, name) VALUES ($1, $2)', [newer, 'a newer release']);
+    const newerStore = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000, inline: inlineBalances({ currencies }) });
+    const other = await Ledger.open({ store: newerStore, tenantId: 'acme', ledgerId: 'other', currencies, snapshotEveryEvents: 0 });
+    ledgers.push(other);
+    const newerFailure = await settled(other.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' }));
+    expect((newerFailure as Error).cause).toMatchObject({ name: 'ReadModelSchemaVersionError', found: newer, needed: READ_MODEL_SCHEMA_VERSION });
+    expect(await newerStore.readStream({ tenantId: 'acme', ledgerId: 'other', direction: 'forward', limit: 10 })).toEqual([]);
   });
 });

@@ -53,11 +53,13 @@ export const AUDIT_USAGE = `usage: ledgerkit-audit --tenant <id> --ledger <id> [
   --upcasters <module>         an ES module whose default export (or export \`upcasters\`) is an
                                UpcasterRegistry, or a function that registers steps on the
                                registry it is given; the built-in steps always apply
+  --upcasters-timeout-ms <n>   how long that module may take to load and give its registry,
+                               1..600,000 ms (default 30,000)
 
 Prints one JSON document. Exit code 0: the chain holds and every currency balances; 1: it does
 not; 2: the audit could not run (also for a ledger with no events, which is most often a
 mistyped --tenant or --ledger, for --as-of-version past the ledger's head, and for an
---upcasters module that gives no registry).`;
+--upcasters module that gives no registry, or none within --upcasters-timeout-ms).`;
 
 /** Most `--account` arguments. */
 const ACCOUNTS_LISTED_MAX = 1_000;
@@ -67,6 +69,15 @@ const ACCOUNTS_MAX_DEFAULT = 1_000_000;
 const POOL_SIZE = 2;
 /** Longest `--upcasters` path. */
 const MODULE_PATH_LENGTH_MAX = 4_096;
+/**
+ * Default of `--upcasters-timeout-ms`: how long, in milliseconds, the `--upcasters` module may
+ * take to load (its top-level `await` included) and give its registry (the promise its function
+ * returns included). A module that never settles would otherwise hang the audit, or let it end
+ * with no report at all once nothing else keeps the process running.
+ */
+export const UPCASTERS_LOAD_TIMEOUT_MS_DEFAULT = 30_000;
+/** Ceiling of `--upcasters-timeout-ms`, in milliseconds. */
+export const UPCASTERS_LOAD_TIMEOUT_MS_MAX = 600_000;
 
 /** What the audit prints. */
 export interface AuditReport {
@@ -123,7 +134,8 @@ export async function runAudit(argv: readonly string[], env: NodeJS.ProcessEnv, 
   }
   let upcasters: UpcasterRegistry | undefined;
   try {
-    upcasters = options.upcastersPath === undefined ? undefined : await upcastersFrom(options.upcastersPath);
+    // Before any connection: a module that gives no registry in time ends the audit here.
+    upcasters = options.upcastersPath === undefined ? undefined : await upcastersWithin(options.upcastersPath, options.upcastersTimeoutMs);
   } catch (error) {
     output.err(`ledgerkit-audit: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
@@ -153,6 +165,8 @@ interface AuditOptionsParsed {
   readonly accountsMax: number;
   /** `--upcasters`, as given. */
   readonly upcastersPath: string | undefined;
+  /** `--upcasters-timeout-ms`, or its default. */
+  readonly upcastersTimeoutMs: number;
 }
 
 type AuditOptions = AuditOptionsParsed | 'help';
@@ -174,6 +188,7 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
       currency: { type: 'string', multiple: true },
       'accounts-max': { type: 'string' },
       upcasters: { type: 'string' },
+      'upcasters-timeout-ms': { type: 'string' },
     },
   });
   if (values.help === true) return 'help';
@@ -207,7 +222,37 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
   if (upcastersPath !== undefined && (upcastersPath.length < 1 || upcastersPath.length > MODULE_PATH_LENGTH_MAX)) {
     throw new UsageError(`--upcasters must be a path of 1..${MODULE_PATH_LENGTH_MAX} characters`);
   }
-  return { databaseUrl, tenantId: values.tenant, ledgerId: values.ledger, asOf, accountIds, currencies: new CurrencyRegistry(custom), accountsMax, upcastersPath };
+  const timeoutText = values['upcasters-timeout-ms'] ?? String(UPCASTERS_LOAD_TIMEOUT_MS_DEFAULT);
+  const upcastersTimeoutMs = Number(timeoutText);
+  if (!/^\d{1,6}$/.test(timeoutText) || upcastersTimeoutMs < 1 || upcastersTimeoutMs > UPCASTERS_LOAD_TIMEOUT_MS_MAX) {
+    throw new UsageError(`--upcasters-timeout-ms must be an integer in 1..${UPCASTERS_LOAD_TIMEOUT_MS_MAX}`);
+  }
+  return { databaseUrl, tenantId: values.tenant, ledgerId: values.ledger, asOf, accountIds, currencies: new CurrencyRegistry(custom), accountsMax, upcastersPath, upcastersTimeoutMs };
+}
+
+/**
+ * {@link upcastersFrom}, bounded: an {@link UpcastersModuleError} when the module has not given
+ * its registry within `timeoutMs`. The pending timer keeps the process running until then, so
+ * a module that never settles ends the audit with exit code 2, not with nothing. (Its loading
+ * cannot be cancelled: it goes on in the background, and the command exits all the same.)
+ */
+async function upcastersWithin(path: string, timeoutMs: number): Promise<UpcasterRegistry> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new UpcastersModuleError(
+          path,
+          `gave no registry within ${timeoutMs} ms (its top-level await, or the promise its function returned, has not settled): fix the module, or give it longer with --upcasters-timeout-ms`,
+        ),
+      );
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([upcastersFrom(path), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Why a registry from another copy of ledger-core cannot be used. */

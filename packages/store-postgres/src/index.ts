@@ -19,5 +19,6 @@ export {
 } from './postgres-event-store.js';
 export { BatchCommittedUnreadableError, type BatchStatement } from './statement-batch.js';
 export { migrate, SCHEMA_VERSION, type MigrateOptions, type MigrateResult } from './migrate.js';
+export { StoreSchemaVersionError } from './schema-version.js';
 export { MIGRATIONS, SCHEMA, EVENTS_CHANNEL, VERSION_CONFLICT_SQLSTATE, DUPLICATE_INDEX_KEY_SQLSTATE, type Migration } from './migrations.js';
 export { startEmbeddedPostgres, type EmbeddedPostgresOptions, type EmbeddedPostgresServer } from './embedded.js';

@@ -30,7 +30,9 @@ import { isTenantId, TENANT_SETTING, withPooledClient, withTenant, type ClientPo
 import type { PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
 import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch, runStatement, type BatchStatement } from './statement-batch.js';
-import { DUPLICATE_INDEX_KEY_SQLSTATE, READ_GLOBAL_SIGNATURE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
+import { SCHEMA_VERSION } from './migrate.js';
+import { DUPLICATE_INDEX_KEY_SQLSTATE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
+import { STORE_VERSION_SQL, StoreSchemaVersionError, storeSchemaVersionOf, type StoreVersionRow } from './schema-version.js';
 
 /** Longest `horizonWaitMs`. */
 export const HORIZON_WAIT_MS_MAX = 60_000;
@@ -241,11 +243,12 @@ const LAG_SQL = `SELECT CASE WHEN pg_snapshot_xmin(s.snap) < pg_snapshot_xmax(s.
   CROSS JOIN LATERAL (SELECT count(*)::int AS count, min(e.recorded_at) AS oldest FROM ${SCHEMA}.events e
                        WHERE e.tenant_id = $1 AND e.txid >= pg_snapshot_xmin(s.snap)) held`;
 
+/** The role check of `open`, with what the store schema version is read from (one round trip). */
 const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
-    to_regprocedure('${READ_GLOBAL_SIGNATURE}') IS NOT NULL AS migrated,
     EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '${SCHEMA}')
-            AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS owns_tables
-  FROM pg_roles r WHERE r.rolname = current_user`;
+            AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS owns_tables,
+    v.history_readable, v.marks
+  FROM pg_roles r CROSS JOIN (${STORE_VERSION_SQL}) v WHERE r.rolname = current_user`;
 
 /**
  * The PostgreSQL `EventStore`. Appends are one call of the `append_events` function, fenced by
@@ -286,7 +289,11 @@ export class PostgresEventStore implements EventStore {
   /**
    * Opens the store after checking the pool's role: it must neither be a superuser nor bypass
    * row-level security, must not own (or be a member of the owner of) the tables, and the
-   * schema must be migrated. Any of those would silently weaken tenant isolation.
+   * schema must be at this release's version, `SCHEMA_VERSION`. Any of those would silently
+   * weaken tenant isolation or fail later. A schema at another version is refused with
+   * {@link StoreSchemaVersionError} (`code: 'store_schema_version'`), whose `found` and `needed`
+   * (and message) name the database's version and this release's; see that class for how
+   * `found` is read.
    */
   static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
     const store = new PostgresEventStore(options);
@@ -294,11 +301,12 @@ export class PostgresEventStore implements EventStore {
     // retriable StoreUnavailableError (not a raw driver error, nor an 'error' event nobody
     // listens to, which would crash the process), and its connection is not pooled again.
     await withStoreClient(options.pool, async (client) => {
-      const { rows } = await client.query<{ bypasses_rls: boolean; migrated: boolean; owns_tables: boolean }>(ROLE_CHECK_SQL);
+      const { rows } = await client.query<{ bypasses_rls: boolean; owns_tables: boolean } & StoreVersionRow>(ROLE_CHECK_SQL);
       const role = rows[0];
       if (role === undefined) throw new Error('the connected role is not in pg_roles');
       if (role.bypasses_rls) throw new Error('the store must connect as the application role: this role is a superuser or has BYPASSRLS');
-      if (!role.migrated) throw new Error(`schema ${SCHEMA} is not migrated to this release's version (or this role may not see it): run migrate() first`);
+      const found = await storeSchemaVersionOf(client, role);
+      if (found !== SCHEMA_VERSION) throw new StoreSchemaVersionError(found, SCHEMA_VERSION);
       if (role.owns_tables) throw new Error('the store must connect as the application role: this role owns the tables or is a member of their owner');
     }).catch((error: unknown) => {
       throw unavailableError(error) ?? error;

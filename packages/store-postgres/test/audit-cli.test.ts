@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { CurrencyRegistry, hashEvent, Ledger, type AsOf, type StoredEvent } from '@ledgerkit/ledger-core';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAudit, type AuditReport } from '../src/audit-cli.js';
+import { runAudit, UPCASTERS_LOAD_TIMEOUT_MS_MAX, type AuditReport } from '../src/audit-cli.js';
 import { REFUSED_MESSAGE } from './support/audit-upcasters-refusing.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
@@ -281,6 +281,50 @@ describe('ledgerkit-audit', () => {
     expect(usage).toMatch(/--upcasters <module> +an ES module whose default export/);
     expect(await audit('--tenant', TENANT, '--ledger', 'eur', '--upcasters')).toMatchObject({ code: 2, err: expect.stringMatching(/usage: ledgerkit-audit[\s\S]*--upcasters <module>/) });
   });
+
+  it('--upcasters: a module whose top-level await, or whose function\'s promise, never settles is exit 2 once --upcasters-timeout-ms has passed, naming the module, before any connection', async () => {
+    const cases = [
+      await upcastersModule('never-loads.mjs', `await new Promise(() => {});\nexport default () => {};\n`),
+      await upcastersModule('never-registers.mjs', `export default () => new Promise(() => {});\n`),
+    ];
+    for (const module of cases) {
+      let err = '';
+      let out = '';
+      const started = Date.now();
+      // A database that is not there: the audit must stop before it tries to connect.
+      const code = await runAudit(['--tenant', TENANT, '--ledger', 'eur', '--upcasters', module, '--upcasters-timeout-ms', '200'], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nowhere' }, {
+        out: (text) => (out += text),
+        err: (text) => (err += text),
+      });
+      const tookMs = Date.now() - started;
+      expect(code, module).toBe(2);
+      expect(out, module).toBe('');
+      expect(err, module).toBe(`ledgerkit-audit: --upcasters ${module}: gave no registry within 200 ms (its top-level await, or the promise its function returned, has not settled): fix the module, or give it longer with --upcasters-timeout-ms\n`);
+      expect(tookMs, module).toBeGreaterThanOrEqual(190);
+      expect(tookMs, module).toBeLessThan(5_000);
+    }
+    // A module that settles in time is not affected by a short bound.
+    const quick = await upcastersModule('quick.mjs', `await new Promise((resolve) => setTimeout(resolve, 10));\nexport default (registry) => { registry.register('AccountClosed', 1, (data) => data); };\n`);
+    expect(await audit('--tenant', TENANT, '--ledger', 'legacy', '--upcasters', quick, '--upcasters-timeout-ms', '5000')).toMatchObject({ code: 0, err: '' });
+    for (const bad of ['0', String(UPCASTERS_LOAD_TIMEOUT_MS_MAX + 1), '1.5', '-1', 'soon', '']) {
+      const refused = await audit('--tenant', TENANT, '--ledger', 'eur', '--upcasters', quick, `--upcasters-timeout-ms=${bad}`);
+      expect(refused.code, bad).toBe(2);
+      expect(refused.err, bad).toMatch(/^--upcasters-timeout-ms must be an integer in 1\.\.600000\n\nusage: ledgerkit-audit/);
+    }
+    let usage = '';
+    expect(await runAudit(['--help'], {}, { out: (text) => (usage += text), err: () => undefined })).toBe(0);
+    expect(usage).toMatch(/--upcasters-timeout-ms <n> +how long that module may take to load/);
+  });
+
+  it('--upcasters: the command exits 2 on a module that never settles, even one that holds the process open', async () => {
+    const module = await upcastersModule('never-with-timer.mjs', `setInterval(() => {}, 1_000);\nawait new Promise(() => {});\nexport default () => {};\n`);
+    const started = Date.now();
+    const { code, out, err } = await runCommand('--tenant', TENANT, '--ledger', 'legacy', '--upcasters', module, '--upcasters-timeout-ms', '300');
+    expect(code).toBe(2);
+    expect(out).toBe('');
+    expect(err).toMatch(/--upcasters .*never-with-timer\.mjs: gave no registry within 300 ms/);
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
 
   it('--upcasters: the command itself loads the module (plain Node ESM) and audits with it', async () => {
     const module = await upcastersModule('command.mjs', `export default (registry) => { registry.register('AccountClosed', 1, (data) => data); };\n`);

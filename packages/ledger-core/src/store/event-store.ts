@@ -147,7 +147,12 @@ export interface EventStore {
 
   /**
    * Stores a snapshot, replacing the ledger's snapshot of the same or an earlier version; one of
-   * an earlier version than the stored one (saved late by a slower writer) is dropped.
+   * an earlier version than the stored one (saved late by a slower writer) is dropped. After the
+   * ids, it refuses with `InvalidInputError` at the field, in this order and before storing
+   * anything: a `ledgerVersion` that is not a non-negative integer; a `hash` that is not a string
+   * without NUL or unpaired surrogates; a `schemaVersion` that is not an integer in
+   * 0..2,147,483,647; a `state` that is not a JSON object without NUL characters or unpaired
+   * surrogates (a BigInt in it, say). A refused snapshot never replaces the stored one.
    */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
 

@@ -52,6 +52,8 @@ const CONCURRENCY_DEFAULT = 8;
 const ID_PREFIX_PATTERN = /^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/;
 /** The suite's events are recorded one second apart from this instant on. */
 const BASE_TIME_MS = Date.UTC(2025, 0, 1);
+/** Largest snapshot `schemaVersion` every store must keep: PostgreSQL's `integer`, 2,147,483,647. */
+const SNAPSHOT_SCHEMA_VERSION_STORABLE_MAX = 2 ** 31 - 1;
 /** Upper bound on readAll polls in the concurrent-reader test, so a broken store fails instead of hanging. */
 const POLLS_MAX = 100_000;
 /** Upper bound on pages one full read takes; the suite never writes nearly this many events to one tenant. */
@@ -915,6 +917,90 @@ export function describeEventStoreConformance(
         }
       }, timeout);
 
+      /** A snapshot of `stream`'s version 1 to change one field of at a time. */
+      const goodSnapshot = (stream: TestStream): Snapshot => ({
+        tenantId: stream.tenantId,
+        ledgerId: stream.ledgerId,
+        ledgerVersion: 1,
+        hash: stream.events[0]!.hash,
+        schemaVersion: 1,
+        state: sampleState(1),
+      });
+      /** Fields `saveSnapshot` must refuse, each at its own path, in the order a store checks them. */
+      const badSnapshotFields: readonly (readonly [keyof Snapshot, readonly unknown[]])[] = [
+        ['ledgerVersion', [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, Number.MAX_SAFE_INTEGER + 1, '2', null, undefined]],
+        ['hash', [7, null, undefined, `${'a'.repeat(63)}\u0000`, `${'a'.repeat(63)}\ud800`]],
+        ['schemaVersion', [-1, 1.5, Number.NaN, SNAPSHOT_SCHEMA_VERSION_STORABLE_MAX + 1, 2 ** 40, '1', null, undefined]],
+        [
+          'state',
+          [
+            null,
+            [],
+            'state',
+            7,
+            { s: 'nul \u0000' },
+            { ['k\u0000']: 1 },
+            { nested: { list: ['ok', 'lone \udc00 surrogate'] } },
+            { ['\ud800']: 1 },
+            { big: 1n },
+            { toJSON: () => 'not an object' },
+          ],
+        ],
+      ];
+
+      it('saveSnapshot refuses a ledgerVersion that is not a non-negative integer, a hash or a state a store cannot hold, and a schemaVersion outside 0..2,147,483,647, with InvalidInputError at that field, and keeps the saved snapshot', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        const saved = goodSnapshot(stream);
+        await store.saveSnapshot(saved);
+        for (const [field, values] of badSnapshotFields) {
+          for (const value of values) {
+            // A later version than the saved one: a store must refuse it, not drop it as stale.
+            const bad = { ...saved, ledgerVersion: 2, hash: stream.events[1]!.hash, [field]: value } as Snapshot;
+            await expectLedgerError(store.saveSnapshot(bad), 'invalid_input', issueAt([field]), `saveSnapshot with ${field} ${describeValue(value)}`);
+          }
+        }
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(saved);
+        // Nothing was stored under the ledger on another path either.
+        expect(await store.loadSnapshot({ tenantId, ledgerId: otherLedgerId })).toBeNull();
+      }, timeout);
+
+      it('saveSnapshot checks its fields in order: tenantId, ledgerId, ledgerVersion, hash, schemaVersion, state', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const order: readonly (keyof Snapshot)[] = ['tenantId', 'ledgerId', 'ledgerVersion', 'hash', 'schemaVersion', 'state'];
+        const badValue: Record<keyof Snapshot, unknown> = {
+          tenantId: 'bad tenant',
+          ledgerId: 'bad ledger',
+          ledgerVersion: -1,
+          hash: 'nul\u0000',
+          schemaVersion: 2 ** 31,
+          state: [],
+        };
+        // Every field from the `i`th on is bad: the refusal names the `i`th.
+        for (let i = 0; i < order.length; i += 1) {
+          const bad: Record<string, unknown> = { ...goodSnapshot(stream) };
+          for (const field of order.slice(i)) bad[field] = badValue[field];
+          await expectLedgerError(store.saveSnapshot(bad as unknown as Snapshot), 'invalid_input', issueAt([order[i] as string]), `saveSnapshot bad from ${order[i]}`);
+        }
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toBeNull();
+      }, timeout);
+
+      it('saveSnapshot stores the edges of what it accepts: ledgerVersion 0, schemaVersion 0 and 2,147,483,647, and text that only looks like an escape', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash')]);
+        const atGenesis: Snapshot = { ...goodSnapshot(stream), ledgerVersion: 0, hash: GENESIS_HASH, schemaVersion: 0, state: {} };
+        await store.saveSnapshot(atGenesis);
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(atGenesis);
+        const lookalike: Snapshot = {
+          ...goodSnapshot(stream),
+          schemaVersion: SNAPSHOT_SCHEMA_VERSION_STORABLE_MAX,
+          state: { text: 'back\\u0000slash \\\\u0000 \\\\\\uD800', emoji: '\ud83d\ude00' },
+        };
+        await store.saveSnapshot(lookalike);
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(lookalike);
+      }, timeout);
+
       it('readStream refuses a direction other than forward or backward, and a fromVersion that is not an integer, with InvalidInputError at that field', async () => {
         await streamOf(tenantId, ledgerId).append([accountOpened('cash')]);
         for (const direction of ['sideways', 'FORWARD', '', null, undefined, 1]) {
@@ -1114,6 +1200,17 @@ function issueAt(path: readonly (string | number)[]): Record<string, unknown> {
 /** A stored event as plain JSON data, as a copy read from another store would be: not built by `EventCodec.encode`. */
 function plainCopy(event: StoredEvent): StoredEvent {
   return JSON.parse(JSON.stringify(event)) as StoredEvent;
+}
+
+/** A value as a test label: its JSON when it has one, else its type and text (a BigInt, a function). */
+function describeValue(value: unknown): string {
+  try {
+    const json = JSON.stringify(value);
+    if (json !== undefined) return json;
+  } catch {
+    // A BigInt: described below.
+  }
+  return `${typeof value} ${String(value)}`;
 }
 
 function uid(prefix: string): string {

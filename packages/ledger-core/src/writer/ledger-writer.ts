@@ -18,7 +18,7 @@ import {
   WriterFailedError,
   type LedgerErrorCode,
 } from '../errors.js';
-import { EventCodec } from '../events/codec.js';
+import { EventCodec, type DecodedEvent } from '../events/codec.js';
 import { commandError } from '../input/command-checks.js';
 import { checkOptions } from '../input/options.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
@@ -179,6 +179,17 @@ interface InFlightBatch {
  * Commands of earlier batches that failed with a `WriterFailedError` keep an unknown outcome.
  * `close()` still works; to go on, repair the event or upgrade, and open a new writer (`open`
  * rejects with the codec's `CorruptEventError` while the event is there).
+ *
+ * It stops the same way on an unreadable event that the store's index returns: a command names
+ * a transfer the writer no longer holds in memory (`transfersCachedMax`), or a writer opened from
+ * a snapshot never read, so the writer looks the transfer, its resolution and its reversal up
+ * ("hydrates" them), and one of those events cannot be read. The batch's commands reject with
+ * the `CorruptEventError` (that event's `ledgerVersion`), none of them is applied or written,
+ * and the writer stops. It stops rather than refusing only the commands that name that transfer:
+ * the event is committed and the log append-only, so the condition is permanent, and the ledger
+ * cannot be reopened, replayed or audited past it either; one rule for every unreadable event
+ * (the writer stops, `open` refuses) is one an operator can watch for. Before, such a batch
+ * failed with a retriable `WriterFailedError`, and its callers retried for ever.
  */
 export class LedgerWriter {
   readonly #store: EventStore;
@@ -215,8 +226,8 @@ export class LedgerWriter {
    */
   #tailUnknown = false;
   /**
-   * Set once the stream's tail held an event this writer cannot read: it decides nothing more,
-   * and every command is rejected with this error.
+   * Set once the stream's tail, or the index, held an event this writer cannot read: it decides
+   * nothing more, and every command is rejected with this error.
    */
   #stopped: CorruptEventError | undefined;
 
@@ -338,8 +349,9 @@ export class LedgerWriter {
    * not be reached) when the store could not take its batch. After a `WriterFailedError` the
    * command may have been applied: submit it again with the same id to learn its outcome.
    * Rejects with `CorruptEventError` (not retriable) once the writer has met an event on the
-   * stream's tail that it cannot read: it has stopped (see {@link LedgerWriter}), and every later
-   * call rejects with the same error at once.
+   * stream's tail, or one the store's index returned for a transfer a command names, that it
+   * cannot read: it has stopped (see {@link LedgerWriter}), and every later call rejects with the
+   * same error at once.
    */
   submit(command: LedgerCommand, context?: CommandContext): Promise<CommandResult> {
     if (this.#closed) return Promise.reject(new WriterClosedError());
@@ -600,7 +612,7 @@ export class LedgerWriter {
           await this.#catchUpOrStop();
           this.#tailUnknown = false;
         }
-        await this.#hydrate(batch, this.#state);
+        await this.#hydrateOrStop(batch);
         const decided = this.#decideBatch(batch, this.#state, this.#lastHash);
         if (decided.events.length > 0) {
           appending = true;
@@ -629,7 +641,9 @@ export class LedgerWriter {
     }
     const stopped = this.#stopped;
     if (stopped !== undefined) {
-      // Met on the tail read before this attempt decided anything: nothing of it was appended.
+      // Met on the tail read or the index lookup before this attempt decided anything, and an
+      // earlier attempt only goes on to this one after its append was refused: nothing of the
+      // batch was appended.
       for (const item of batch) item.reject?.(stopped);
       return;
     }
@@ -647,23 +661,55 @@ export class LedgerWriter {
     } catch (error) {
       // By code: a store may throw another copy of ledger-core's classes.
       if (!hasErrorCode(error, ['corrupt_event'])) throw error;
-      const found = error as { readonly ledgerVersion?: unknown; readonly reason?: unknown; readonly globalPosition?: unknown };
-      const ledgerVersion = typeof found.ledgerVersion === 'number' ? found.ledgerVersion : undefined;
-      const globalPosition = typeof found.globalPosition === 'string' ? found.globalPosition : undefined;
-      const reason = typeof found.reason === 'string' ? found.reason : describe(error);
-      this.#stopped = new CorruptEventError(
-        `${reason} (the writer cannot read this event, so it decides nothing more on this ledger and has stopped: repair the event or upgrade, then open a new writer)`,
-        {
-          ...(ledgerVersion === undefined ? { ledgerVersion: this.#state.version + 1 } : { ledgerVersion }),
-          ...(globalPosition === undefined ? {} : { globalPosition }),
-          tenantId: this.#tenantId,
-          ledgerId: this.#ledgerId,
-        },
-        error,
-      );
-      clearInterval(this.#expiryTimer);
-      throw this.#stopped;
+      throw this.#stop(error, this.#state.version + 1, 'the writer cannot read this event');
     }
+  }
+
+  /**
+   * Hydrates the batch on the committed state (see `#hydrate`); an event the index returns that
+   * cannot be read (`corrupt_event`, from the codec or the store) stops the writer, as one on the
+   * tail does, and throws the error it stopped with. Stopping, rather than refusing only the
+   * commands that name that transfer, because the condition is permanent and the ledger's own:
+   * the event is committed (the lookup takes no event above the committed version), the log is
+   * append-only, so every later lookup meets it again; `open`, replays and audits of the ledger
+   * fail on it too; and an event a newer release wrote means this release is too old for the
+   * ledger. An operator must repair the event or upgrade either way, and one rule for every
+   * unreadable event (the writer stops, `open` refuses) is easier to watch for than a writer that
+   * goes on refusing a few commands. Nothing of the batch is in memory or in the store: the
+   * lookup comes before the batch is decided.
+   */
+  async #hydrateOrStop(batch: readonly QueuedCommand[]): Promise<void> {
+    try {
+      await this.#hydrate(batch, this.#state);
+    } catch (error) {
+      if (!hasErrorCode(error, ['corrupt_event'])) throw error;
+      throw this.#stop(error, undefined, 'the writer cannot read this event, which a command names through the ledger’s index');
+    }
+  }
+
+  /**
+   * Stops the writer on `error` (a `corrupt_event` error): every later command rejects with the
+   * returned `CorruptEventError`, which names the ledger, the event's `ledgerVersion` (the
+   * error's, else `fallbackVersion`), its global position when known, and the error's `reason`
+   * followed by `why`.
+   */
+  #stop(error: unknown, fallbackVersion: number | undefined, why: string): CorruptEventError {
+    const found = error as { readonly ledgerVersion?: unknown; readonly reason?: unknown; readonly globalPosition?: unknown };
+    const ledgerVersion = typeof found.ledgerVersion === 'number' ? found.ledgerVersion : fallbackVersion;
+    const globalPosition = typeof found.globalPosition === 'string' ? found.globalPosition : undefined;
+    const reason = typeof found.reason === 'string' ? found.reason : describe(error);
+    this.#stopped = new CorruptEventError(
+      `${reason} (${why}, so it decides nothing more on this ledger and has stopped: repair the event or upgrade, then open a new writer)`,
+      {
+        ...(ledgerVersion === undefined ? {} : { ledgerVersion }),
+        ...(globalPosition === undefined ? {} : { globalPosition }),
+        tenantId: this.#tenantId,
+        ledgerId: this.#ledgerId,
+      },
+      error,
+    );
+    clearInterval(this.#expiryTimer);
+    return this.#stopped;
   }
 
   /** Throws `VersionConflictError` when the stream holds an event after the in-memory version. */
@@ -826,17 +872,44 @@ export class LedgerWriter {
     const later = await this.#findByKeys(
       existing.flatMap((id) => [`resolution:${id}`, `reversal:${id}`]),
     );
+    // Every event is read through the codec first, and nothing is taken into memory until all
+    // are: one it cannot read throws `CorruptEventError` (see `#hydrateOrStop`).
+    const records: [string, TransferRecord][] = [];
     for (const id of existing) {
-      const decoded = this.#codec.decode(created.get(`transfer:${id}`) as StoredEvent);
+      const decoded = this.#decodeIndexed(created.get(`transfer:${id}`) as StoredEvent);
       const record = transferRecordOf(decoded.event, decoded.meta);
       if (record === undefined) continue;
       const resolution = later.get(`resolution:${id}`);
       if (record.kind === 'hold' && resolution !== undefined) {
-        record.resolution = resolution.type === 'PendingPosted' ? 'posted' : resolution.type === 'PendingVoided' ? 'voided' : 'expired';
+        const resolved = this.#decodeIndexed(resolution).event;
+        if (resolved.type === 'PendingPosted') record.resolution = 'posted';
+        else if (resolved.type === 'PendingVoided') record.resolution = 'voided';
+        else if (resolved.type === 'PendingExpired') record.resolution = 'expired';
+        else throw new CorruptEventError(`a ${resolved.type} event holds the index key resolution:${id}`, { ledgerVersion: resolution.ledgerVersion });
       }
       const reversal = later.get(`reversal:${id}`);
-      if (reversal !== undefined) record.reversedBy = reversal.data['transferId'] as string;
-      this.#state.transfers.set(id, record);
+      if (reversal !== undefined) {
+        const reversing = this.#decodeIndexed(reversal).event;
+        if (reversing.type !== 'TransferPosted') throw new CorruptEventError(`a ${reversing.type} event holds the index key reversal:${id}`, { ledgerVersion: reversal.ledgerVersion });
+        record.reversedBy = reversing.transferId;
+      }
+      records.push([id, record]);
+    }
+    for (const [id, record] of records) this.#state.transfers.set(id, record);
+  }
+
+  /**
+   * An event the index returned, decoded; the codec's `CorruptEventError` when it cannot be read,
+   * with the event's `ledgerVersion` when the codec could not tell it (a garbled envelope).
+   */
+  #decodeIndexed(stored: StoredEvent): DecodedEvent {
+    try {
+      return this.#codec.decode(stored);
+    } catch (error) {
+      const version: unknown = stored?.ledgerVersion;
+      const found = error as { readonly ledgerVersion?: unknown; readonly reason?: unknown };
+      if (!hasErrorCode(error, ['corrupt_event']) || found.ledgerVersion !== undefined || !Number.isSafeInteger(version)) throw error;
+      throw new CorruptEventError(typeof found.reason === 'string' ? found.reason : describe(error), { ledgerVersion: version as number }, error);
     }
   }
 

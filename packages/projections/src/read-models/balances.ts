@@ -2,6 +2,7 @@ import { CurrencyRegistry, EventCodec, type AppendRequest, type UpcasterRegistry
 import type { PoolClient } from 'pg';
 import type { Projection, ProjectionEvent } from '../projection.js';
 import { INLINE_PLAN_CHECK_FUNCTION, INLINE_PLAN_DECLINED_SQLSTATE, SCHEMA } from '../schema.js';
+import { checkReadModelSchemaVersion } from '../schema-version.js';
 import { TenantCaches } from './tenant-caches.js';
 import { addTo, arrayLiteral, concurrentUpdate, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type LedgerEventOf, type Totals } from './rows.js';
 
@@ -222,6 +223,15 @@ export interface InlineBalances {
  * append in one round trip. The plan's first statement moves the ledger's version from the one
  * the rows were computed at and refuses (SQLSTATE {@link INLINE_PLAN_DECLINED_SQLSTATE}) when the
  * model is elsewhere; the store then appends again through the general path, which skips.
+ *
+ * The hook checks the read-model schema version at its first append, as the runner's `start()`
+ * and `ReadModels` do: on read models at another version than this release's
+ * `READ_MODEL_SCHEMA_VERSION` (not migrated far enough, or migrated by a newer release) that
+ * append rejects with `ReadModelSchemaVersionError` (`found`, `needed`) and rolls back, events
+ * included, before the hook writes anything. The check (two short catalog reads, in the append's
+ * transaction) is made until one passes and then never again, so later appends pay nothing for
+ * it; the plan path is taken only after it has passed. Give each store its own hook: the check
+ * is made once per hook, not per database.
  */
 export function inlineBalances(options: InlineBalancesOptions = {}): InlineBalances {
   const codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
@@ -234,7 +244,14 @@ export function inlineBalances(options: InlineBalancesOptions = {}): InlineBalan
   // stacked on one still in flight continues from them (and fails with it if it fails).
   const cache = new InlineRowsCache();
   const decode = (append: AppendRequest): LedgerEventOf[] => append.events.map((stored) => ({ ledgerId: stored.ledgerId, ...codec.decode(stored) }));
+  // Set once the read models were found at this release's schema version; a refusal leaves it
+  // unset, so the next append checks again (the read models may have been migrated since).
+  let schemaChecked = false;
   const general = async (client: PoolClient, append: AppendRequest): Promise<void> => {
+    if (!schemaChecked) {
+      await checkReadModelSchemaVersion(client);
+      schemaChecked = true;
+    }
     const key = keyOf(append.tenantId, append.ledgerId);
     const cached = cache.take(key);
     const last = append.expectedVersion + append.events.length;
@@ -254,6 +271,8 @@ export function inlineBalances(options: InlineBalancesOptions = {}): InlineBalan
     cache.put(key, { version: last, hash: lastEvent.hash, rows });
   };
   const plan = (append: AppendRequest): InlineBalancesPlan | undefined => {
+    // The general path checks the schema version first (a plan cannot read anything).
+    if (!schemaChecked) return undefined;
     const key = keyOf(append.tenantId, append.ledgerId);
     const cached = cache.take(key);
     const first = append.events[0];
