@@ -178,34 +178,64 @@ const NULL_MARK = '\u001f';
 /**
  * One column as the text `string_to_array(…, chr(30), chr(31))` splits back into it, or
  * `undefined` when a value would not survive that (empty, or holding U+001E or U+001F).
+ *
+ * Only the first `checkFirst` values are looked for those characters: the caller passes fewer for
+ * a column whose other values are known to be safe (JSON text, which escapes every control
+ * character, or values equal to ones of a column checked already). A value equal to the one
+ * before it is not looked at again either (a batch's type and times mostly repeat). The text is
+ * built with one `join` where no value is null: a flat string in one copy, where appending value
+ * by value made a tree of two string pieces per value that was flattened (walked and copied)
+ * when node-postgres wrote it. Exported for its tests only (not from the package).
  */
-function joinedColumn(values: readonly (string | number | null)[]): string | undefined {
-  let joined = '';
+export function joinedColumn(values: readonly (string | number | null)[], checkFirst = values.length): string | undefined {
+  let previous: string | undefined;
+  let nulls = false;
   for (let i = 0; i < values.length; i += 1) {
     const value = values[i];
-    let text: string;
     if (value === null || value === undefined) {
-      text = NULL_MARK;
-    } else if (typeof value === 'number') {
-      text = String(value);
-    } else {
-      if (value.length === 0 || value.includes(VALUE_SEPARATOR) || value.includes(NULL_MARK)) return undefined;
-      text = value;
+      nulls = true;
+    } else if (typeof value === 'string' && value !== previous) {
+      if (value.length === 0 || (i < checkFirst && (value.includes(VALUE_SEPARATOR) || value.includes(NULL_MARK)))) return undefined;
+      previous = value;
     }
-    joined = i === 0 ? text : joined + VALUE_SEPARATOR + text;
   }
-  return joined;
+  if (!nulls) return values.join(VALUE_SEPARATOR);
+  // `join` writes null as nothing: each becomes the mark, in a copy (the arrays are also the
+  // fallback parameters).
+  return values.map((value) => (value === null || value === undefined ? NULL_MARK : value)).join(VALUE_SEPARATOR);
 }
 
 /** The append's parameters: every column joined when all of them can be, else as arrays. */
-function appendParameters(head: readonly unknown[], columns: readonly (readonly (string | number | null)[])[]): { text: string; values: unknown[] } {
+function appendParameters(head: readonly unknown[], columns: readonly AppendColumn[]): { text: string; values: unknown[] } {
   const joined: string[] = [];
   for (const column of columns) {
-    const text = joinedColumn(column);
-    if (text === undefined) return { text: ARRAY_APPEND_SQL, values: [...head, ...columns] };
+    const text = joinedColumn(column.values, column.checkFirst);
+    if (text === undefined) return { text: ARRAY_APPEND_SQL, values: [...head, ...columns.map((one) => one.values)] };
     joined.push(text);
   }
   return { text: JOINED_APPEND_SQL, values: [...head, ...joined] };
+}
+
+/** A column of the append, and how many of its first values {@link joinedColumn} must check. */
+interface AppendColumn {
+  readonly values: readonly (string | number | null)[];
+  readonly checkFirst?: number;
+}
+
+/**
+ * `JSON.stringify(metadata)`, without the call (a serializer and a string builder set up, and the
+ * result copied) for the usual empty object: a plain object (its prototype `Object.prototype`,
+ * so not an array or a boxed primitive) with no own enumerable key and no `toJSON`, own or
+ * inherited, which `JSON.stringify` would call, is `{}`. Exported for its tests only.
+ */
+export function metadataJson(metadata: unknown): string {
+  if (typeof metadata === 'object' && metadata !== null && Object.getPrototypeOf(metadata) === Object.prototype && !('toJSON' in metadata) && isEmptyObject(metadata)) return '{}';
+  return JSON.stringify(metadata);
+}
+
+function isEmptyObject(value: object): boolean {
+  for (const key in value) if (Object.hasOwn(value, key)) return false;
+  return true;
 }
 
 const READ_FORWARD_SQL = `SELECT ${EVENT_COLUMNS} FROM ${SCHEMA}.events e
@@ -379,7 +409,7 @@ export class PostgresEventStore implements EventStore {
       effectiveAt[offset] = event.effectiveAt;
       correlationIds[offset] = event.correlationId;
       causationIds[offset] = event.causationId;
-      metadata[offset] = JSON.stringify(event.metadata);
+      metadata[offset] = metadataJson(event.metadata);
       previousHashes[offset] = event.previousHash;
       hashes[offset] = event.hash;
       const ids = indexIdsOf(event);
@@ -389,7 +419,24 @@ export class PostgresEventStore implements EventStore {
     }
     const call = appendParameters(
       [tenantId, ledgerId, expected],
-      [eventIds, types, schemaVersions, data, recordedAt, effectiveAt, correlationIds, causationIds, metadata, previousHashes, hashes, transferKeys, resolutionKeys, reversalKeys],
+      [
+        { values: eventIds },
+        { values: types },
+        { values: schemaVersions },
+        // JSON text (the codec's canonical text, or JSON.stringify's) escapes every control character.
+        { values: data, checkFirst: 0 },
+        { values: recordedAt },
+        { values: effectiveAt },
+        { values: correlationIds },
+        { values: causationIds },
+        { values: metadata, checkFirst: 0 },
+        // Each after the first was found equal to the hash before it, which its column checks.
+        { values: previousHashes, checkFirst: 1 },
+        { values: hashes },
+        { values: transferKeys },
+        { values: resolutionKeys },
+        { values: reversalKeys },
+      ],
     );
     const inline = this.#inline;
     try {
