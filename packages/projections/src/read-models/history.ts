@@ -3,7 +3,7 @@ import type { PoolClient } from 'pg';
 import type { Projection, ProjectionEvent } from '../projection.js';
 import { SCHEMA } from '../schema.js';
 import { TenantCaches } from './tenant-caches.js';
-import { addTo, arrayLiteral, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type Totals } from './rows.js';
+import { addTo, arrayElement, arrayLiteral, arrayLiteralOf, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type Totals } from './rows.js';
 
 /** Name of the history projection (its checkpoint and lock). */
 export const HISTORY_PROJECTION = 'history';
@@ -28,22 +28,48 @@ interface AccountHead extends AccountAttributes, Totals {
   seq: number;
   /** Its row must be written: it is new, or its status changed. */
   dirty: boolean;
+  /** The account id as an array-literal element, quoted once per head rather than once per entry. */
+  readonly accountElement: string;
+  /** The running totals as decimal text: each converted when it changes, not four times per entry. */
+  debitsPostedText: string;
+  creditsPostedText: string;
+  debitsPendingText: string;
+  creditsPendingText: string;
 }
 
-interface EntryRow {
-  readonly ledgerId: string;
-  readonly accountId: string;
-  readonly ledgerVersion: number;
-  readonly seq: number;
-  readonly eventType: string;
+/**
+ * An event's columns as the insert sends them (array-literal elements, ISO times), made once for
+ * all its entries and its transfer row.
+ */
+interface EventText {
+  readonly meta: EventMeta;
   readonly transferId: string;
+  readonly ledgerElement: string;
+  readonly version: string;
+  readonly eventTypeElement: string;
+  readonly transferElement: string;
+  /** ISO-8601 times (valid array-literal elements as they are: no quote, comma, brace or space). */
+  readonly recordedAt: string;
+  readonly effectiveAt: string;
+  /** Positions (from 1, as text) of the times in the batch's list of times it sends once. */
+  readonly recordedSlot: string;
+  readonly effectiveSlot: string;
+}
+
+/** One entry: its running totals in ledger order are its own {@link Totals} fields. */
+interface EntryRow extends Totals {
+  readonly account: AccountHead;
+  readonly event: EventText;
+  readonly seq: number;
   readonly side: Side;
   readonly bucket: 'posted' | 'pending';
   readonly amount: bigint;
-  readonly recordedAt: string;
-  readonly effectiveAt: string;
   readonly effectiveAtMs: number;
-  readonly totals: Totals;
+  /** The ledger-order totals as decimal text (the head's, shared while they do not change). */
+  readonly debitsPostedText: string;
+  readonly creditsPostedText: string;
+  readonly debitsPendingText: string;
+  readonly creditsPendingText: string;
   /** Running totals in effective-time order, when they differ from `totals`; set once the batch is complete. */
   effectiveTotals: Totals | null;
 }
@@ -71,18 +97,16 @@ interface StateRow {
 }
 
 interface TransferRow {
-  readonly ledgerId: string;
-  readonly transferId: string;
+  readonly event: EventText;
   readonly kind: TransferKind;
-  readonly postings: readonly HeldPosting[];
+  /** The postings' JSON as an array-literal element. */
+  readonly postingsElement: string;
   readonly reference: string | null;
   readonly pendingId: string | null;
   readonly reversalOf: string | null;
   reversedBy: string | null;
-  readonly metadata: Readonly<Record<string, string>>;
-  readonly ledgerVersion: number;
-  readonly recordedAt: string;
-  readonly effectiveAt: string;
+  /** The metadata's JSON as an array-literal element. */
+  readonly metadataElement: string;
   holdStatus: 'pending' | 'posted' | 'voided' | 'expired' | null;
   readonly timeoutAt: string | null;
   resolvedBy: string | null;
@@ -131,33 +155,56 @@ const UPSERT_ACCOUNTS_SQL = `INSERT INTO ${SCHEMA}.rm_accounts AS a (tenant_id, 
     $10::timestamptz[], $11::timestamptz[], $12::text[]) AS r
   ON CONFLICT (tenant_id, ledger_id, account_id) DO UPDATE SET status = EXCLUDED.status`;
 
-// Every batch runs the next three: named, so each connection prepares them once.
+// Every batch runs the next ones: named, so each connection prepares them once.
+// A ledger's recorded times never decrease along its stream, so only a batch's times at or before
+// the ledger's latest stored one can be there already: those are upserted, the later ones (all
+// of them, mostly) inserted, at about half the server's work per row of an upsert. Each ledger
+// of the batch is one backward probe of the primary key for its latest time.
 const UPSERT_LEDGER_TIMES_SQL = {
-  name: 'ledgerkit_history_ledger_times',
-  text: `INSERT INTO ${SCHEMA}.rm_ledger_times AS t (tenant_id, ledger_id, recorded_at, ledger_version)
-  SELECT $1, r.* FROM unnest($2::text[], $3::timestamptz[], $4::bigint[]) AS r
+  name: 'ledgerkit_history_ledger_times_v2',
+  text: `WITH r AS MATERIALIZED (SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::bigint[]) AS r(ledger_id, recorded_at, ledger_version)),
+  latest AS MATERIALIZED (SELECT k.ledger_id, l.recorded_at FROM (SELECT DISTINCT r.ledger_id FROM r) k
+    CROSS JOIN LATERAL (SELECT x.recorded_at FROM ${SCHEMA}.rm_ledger_times x WHERE x.tenant_id = $1 AND x.ledger_id = k.ledger_id
+      ORDER BY x.recorded_at DESC LIMIT 1) l),
+  later AS (INSERT INTO ${SCHEMA}.rm_ledger_times (tenant_id, ledger_id, recorded_at, ledger_version)
+    SELECT $1, r.ledger_id, r.recorded_at, r.ledger_version FROM r
+    WHERE NOT EXISTS (SELECT FROM latest l WHERE l.ledger_id = r.ledger_id AND l.recorded_at >= r.recorded_at))
+  INSERT INTO ${SCHEMA}.rm_ledger_times AS t (tenant_id, ledger_id, recorded_at, ledger_version)
+  SELECT $1, r.ledger_id, r.recorded_at, r.ledger_version FROM r JOIN latest l ON l.ledger_id = r.ledger_id AND l.recorded_at >= r.recorded_at
   ON CONFLICT (tenant_id, ledger_id, recorded_at) DO UPDATE SET ledger_version = greatest(t.ledger_version, EXCLUDED.ledger_version)`,
 };
 
-const INSERT_ENTRIES_SQL = {
-  name: 'ledgerkit_history_entries',
-  text: `INSERT INTO ${SCHEMA}.rm_account_entries (tenant_id, ledger_id, account_id, ledger_version, seq, event_type,
-    transfer_id, side, bucket, amount, recorded_at, effective_at, debits_posted, credits_posted, debits_pending, credits_pending,
-    eff_debits_posted, eff_credits_posted, eff_debits_pending, eff_credits_pending)
-  SELECT $1, e.* FROM unnest($2::text[], $3::text[], $4::bigint[], $5::smallint[], $6::text[], $7::text[], $8::text[], $9::text[],
-    $10::numeric[], $11::timestamptz[], $12::timestamptz[], $13::numeric[], $14::numeric[], $15::numeric[], $16::numeric[],
-    $17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[]) AS e`,
-};
+// The entries and transfers of a batch share few distinct times (a writer's batch is recorded at
+// one): the batch sends each time once, in $2, and every row the position of its times there.
+// A batch with no back-dated entry (the common case) leaves the eff_* columns NULL: it sends
+// them not at all rather than as four arrays of NULLs.
+const ENTRY_TOTALS = 'debits_posted, credits_posted, debits_pending, credits_pending';
+const ENTRY_EFFECTIVE_TOTALS = 'eff_debits_posted, eff_credits_posted, eff_debits_pending, eff_credits_pending';
+const insertEntriesSql = (withEffective: boolean): string => `INSERT INTO ${SCHEMA}.rm_account_entries (tenant_id, ledger_id, account_id, ledger_version,
+    seq, event_type, transfer_id, side, bucket, amount, recorded_at, effective_at, ${ENTRY_TOTALS}${withEffective ? `, ${ENTRY_EFFECTIVE_TOTALS}` : ''})
+  SELECT $1, e.ledger_id, e.account_id, e.ledger_version, e.seq, e.event_type, e.transfer_id, e.side, e.bucket, e.amount,
+    ($2::timestamptz[])[e.recorded], ($2::timestamptz[])[e.effective], ${ENTRY_TOTALS}${withEffective ? `, ${ENTRY_EFFECTIVE_TOTALS}` : ''}
+  FROM unnest($3::text[], $4::text[], $5::bigint[], $6::smallint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::numeric[], $12::int[], $13::int[],
+    $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[]${withEffective ? ', $18::numeric[], $19::numeric[], $20::numeric[], $21::numeric[]' : ''})
+    AS e(ledger_id, account_id, ledger_version, seq, event_type, transfer_id, side, bucket, amount, recorded, effective, ${ENTRY_TOTALS}${withEffective ? `, ${ENTRY_EFFECTIVE_TOTALS}` : ''})`;
+
+// Every batch runs the next one: named, so each connection prepares it once.
+const INSERT_ENTRIES_SQL = { name: 'ledgerkit_history_entries_v2', text: insertEntriesSql(false) };
+const INSERT_ENTRIES_EFFECTIVE_SQL = { name: 'ledgerkit_history_entries_effective_v2', text: insertEntriesSql(true) };
 
 const INSERT_STATES_SQL = `INSERT INTO ${SCHEMA}.rm_account_states (tenant_id, ledger_id, account_id, ledger_version, recorded_at, effective_at, status)
   SELECT $1, s.* FROM unnest($2::text[], $3::text[], $4::bigint[], $5::timestamptz[], $6::timestamptz[], $7::text[]) AS s`;
 
 const INSERT_TRANSFERS_SQL = {
-  name: 'ledgerkit_history_transfers',
+  name: 'ledgerkit_history_transfers_v2',
   text: `INSERT INTO ${SCHEMA}.rm_transfers (tenant_id, ledger_id, transfer_id, kind, postings, reference, pending_id,
     reversal_of, reversed_by, metadata, ledger_version, recorded_at, effective_at, hold_status, timeout_at, resolved_by, resolved_version)
-  SELECT $1, t.* FROM unnest($2::text[], $3::text[], $4::text[], $5::json[], $6::text[], $7::text[], $8::text[], $9::text[], $10::json[],
-    $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::timestamptz[], $16::text[], $17::bigint[]) AS t`,
+  SELECT $1, t.ledger_id, t.transfer_id, t.kind, t.postings, t.reference, t.pending_id, t.reversal_of, t.reversed_by, t.metadata, t.ledger_version,
+    ($2::timestamptz[])[t.recorded], ($2::timestamptz[])[t.effective], t.hold_status, t.timeout_at, t.resolved_by, t.resolved_version
+  FROM unnest($3::text[], $4::text[], $5::text[], $6::json[], $7::text[], $8::text[], $9::text[], $10::text[], $11::json[],
+    $12::bigint[], $13::int[], $14::int[], $15::text[], $16::timestamptz[], $17::text[], $18::bigint[])
+    AS t(ledger_id, transfer_id, kind, postings, reference, pending_id, reversal_of, reversed_by, metadata, ledger_version, recorded, effective,
+      hold_status, timeout_at, resolved_by, resolved_version)`,
 };
 
 // Changes to stored transfers: an upsert of each stored row (one key probe) with the changed
@@ -213,7 +260,15 @@ const SHIFT_SUCCESSORS_SQL = `INSERT INTO ${SCHEMA}.rm_account_entries AS en (te
  * The statements that look rows up by a batch of keys, for the test that checks their plans are
  * driven from the keys. @internal
  */
-export const HISTORY_KEYED_SQL: readonly string[] = [SELECT_ACCOUNTS_SQL, MAX_EFFECTIVE_SQL, SELECT_HOLDS_SQL, UPDATE_TRANSFERS_SQL, PREDECESSORS_SQL, SHIFT_SUCCESSORS_SQL];
+export const HISTORY_KEYED_SQL: readonly string[] = [
+  SELECT_ACCOUNTS_SQL,
+  MAX_EFFECTIVE_SQL,
+  SELECT_HOLDS_SQL,
+  UPDATE_TRANSFERS_SQL,
+  PREDECESSORS_SQL,
+  SHIFT_SUCCESSORS_SQL,
+  UPSERT_LEDGER_TIMES_SQL.text,
+];
 
 /**
  * The history read model, from which every past balance is one index probe:
@@ -275,16 +330,30 @@ class HistoryBatch {
   readonly #accounts: Map<string, AccountHead>;
   /** Held postings of open holds, by (ledger, hold id). */
   #holds = new Map<string, readonly HeldPosting[]>();
-  #entries: EntryRow[] = [];
-  /** The batch's entries by account, for the effective-time order. */
-  #byAccount = new Map<string, AccountEntries>();
+  /** Entries of the batch so far. */
+  #entryCount = 0;
+  /** The batch's entries by account, for the effective-time order and the insert. */
+  #byAccount = new Map<AccountHead, AccountEntries>();
   #states: StateRow[] = [];
   #newTransfers = new Map<string, TransferRow>();
   #transferUpdates = new Map<string, TransferUpdate>();
   /** Last version per (ledger, recorded time) of the batch. */
   #ledgerTimes = new Map<string, number>();
-  /** The last event's times, formatted. */
-  #lastTimes: { readonly meta: EventMeta; readonly recordedAt: string; readonly effectiveAt: string } | undefined;
+  /** The last event's (ledger, recorded time) and its {@link keyOf} key: a writer's batch shares one. */
+  #lastLedgerTime: { readonly ledgerId: string; readonly recordedAt: string; readonly key: string } | undefined;
+  /** The last event's columns, formatted. */
+  #lastEvent: EventText | undefined;
+  /** Ledger ids as array-literal elements (the batch's ledgers). */
+  #ledgerElements = new Map<string, string>();
+  /** The distinct times of the batch's entries and transfers, ISO, each sent once. */
+  #times: string[] = [];
+  /** Position (from 1, as text) in `#times` by epoch ms. */
+  #timeSlots = new Map<number, string>();
+  // The last two times formatted (recorded and effective times repeat from event to event).
+  #isoMs0 = Number.NaN;
+  #isoText0 = '';
+  #isoMs1 = Number.NaN;
+  #isoText1 = '';
 
   /** @param accounts heads known to be current (they are updated in place), or an empty map. */
   constructor(client: PoolClient, tenantId: string, accounts: Map<string, AccountHead>) {
@@ -298,7 +367,13 @@ class HistoryBatch {
     await this.#load(events);
     for (const { stored, event, meta } of events) {
       const ledgerId = stored.ledgerId;
-      this.#ledgerTimes.set(keyOf(ledgerId, this.#times(meta).recordedAt), meta.ledgerVersion);
+      const recordedAt = this.#iso(meta.recordedAtMs);
+      let ledgerTime = this.#lastLedgerTime;
+      if (ledgerTime === undefined || ledgerTime.ledgerId !== ledgerId || ledgerTime.recordedAt !== recordedAt) {
+        ledgerTime = { ledgerId, recordedAt, key: keyOf(ledgerId, recordedAt) };
+        this.#lastLedgerTime = ledgerTime;
+      }
+      this.#ledgerTimes.set(ledgerTime.key, meta.ledgerVersion);
       switch (event.type) {
         case 'AccountOpened': {
           const key = keyOf(ledgerId, event.accountId);
@@ -312,8 +387,8 @@ class HistoryBatch {
             creditsMustNotExceedDebits: event.flags.creditsMustNotExceedDebits,
             metadata: event.metadata,
             openedVersion: meta.ledgerVersion,
-            openedRecordedAt: iso(meta.recordedAtMs),
-            openedEffectiveAt: iso(meta.effectiveAtMs),
+            openedRecordedAt: recordedAt,
+            openedEffectiveAt: this.#iso(meta.effectiveAtMs),
             status: 'open',
             debitsPosted: 0n,
             creditsPosted: 0n,
@@ -323,6 +398,11 @@ class HistoryBatch {
             seqVersion: 0,
             seq: 0,
             dirty: true,
+            accountElement: arrayElement(event.accountId),
+            debitsPostedText: '0',
+            creditsPostedText: '0',
+            debitsPendingText: '0',
+            creditsPendingText: '0',
           });
           this.#state(ledgerId, event.accountId, meta, 'open');
           break;
@@ -338,7 +418,7 @@ class HistoryBatch {
           break;
         case 'TransferPosted':
           this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'posted', meta);
-          this.#newTransfer(ledgerId, event.transferId, event.reversalOf === undefined ? 'transfer' : 'reversal', event.postings, meta, {
+          this.#newTransfer(ledgerId, event.type, event.transferId, event.reversalOf === undefined ? 'transfer' : 'reversal', postingsElement(event.postings), meta, {
             reference: event.reference ?? null,
             reversalOf: event.reversalOf ?? null,
             metadata: event.metadata,
@@ -347,7 +427,7 @@ class HistoryBatch {
           break;
         case 'TransferPending':
           this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'pending', meta);
-          this.#newTransfer(ledgerId, event.transferId, 'hold', event.postings, meta, {
+          this.#newTransfer(ledgerId, event.type, event.transferId, 'hold', postingsElement(event.postings), meta, {
             reference: event.reference ?? null,
             metadata: event.metadata,
             holdStatus: 'pending',
@@ -358,12 +438,12 @@ class HistoryBatch {
         case 'PendingPosted':
           this.#release(ledgerId, event.type, event.transferId, event.pendingId, meta);
           this.#postAll(ledgerId, event.type, event.transferId, event.postings, 'posted', meta);
-          this.#newTransfer(ledgerId, event.transferId, 'postPending', event.postings, meta, { pendingId: event.pendingId, metadata: event.metadata });
+          this.#newTransfer(ledgerId, event.type, event.transferId, 'postPending', postingsElement(event.postings), meta, { pendingId: event.pendingId, metadata: event.metadata });
           this.#updateTransfer(ledgerId, event.pendingId, { holdStatus: 'posted', resolvedBy: event.transferId, resolvedVersion: meta.ledgerVersion });
           break;
         case 'PendingVoided':
           this.#release(ledgerId, event.type, event.transferId, event.pendingId, meta);
-          this.#newTransfer(ledgerId, event.transferId, 'voidPending', [], meta, { pendingId: event.pendingId, metadata: event.metadata });
+          this.#newTransfer(ledgerId, event.type, event.transferId, 'voidPending', postingsElement([]), meta, { pendingId: event.pendingId, metadata: event.metadata });
           this.#updateTransfer(ledgerId, event.pendingId, { holdStatus: 'voided', resolvedBy: event.transferId, resolvedVersion: meta.ledgerVersion });
           break;
         case 'PendingExpired':
@@ -396,33 +476,39 @@ class HistoryBatch {
       ]);
       for (const row of rows) if (row.hold_status === 'pending') this.#holds.set(keyOf(row.ledger_id, row.transfer_id), row.postings);
     }
+    // The accounts whose heads are not known already (the heads kept from the batch before are
+    // not gone through: there may be many more of them than the batch touches).
+    // Nor those the batch opens (it has no row yet).
     const wantedAccounts = new Set<string>();
+    const opened = new Set<string>();
+    const accounts = this.#accounts;
+    const want = (ledgerId: string, accountId: string): void => {
+      const key = keyOf(ledgerId, accountId);
+      if (!accounts.has(key) && !opened.has(key)) wantedAccounts.add(key);
+    };
     for (const { stored, event } of events) {
       const ledgerId = stored.ledgerId;
-      const add = (accountId: string): void => {
-        wantedAccounts.add(keyOf(ledgerId, accountId));
-      };
       switch (event.type) {
         case 'AccountOpened':
+          opened.add(keyOf(ledgerId, event.accountId));
           break;
         case 'AccountFrozen':
         case 'AccountUnfrozen':
         case 'AccountClosed':
-          add(event.accountId);
+          want(ledgerId, event.accountId);
           break;
         case 'TransferPosted':
         case 'TransferPending':
-          for (const posting of event.postings) add(posting.accountId);
+          for (const posting of event.postings) want(ledgerId, posting.accountId);
           break;
         case 'PendingPosted':
         case 'PendingVoided':
         case 'PendingExpired':
-          if (event.type === 'PendingPosted') for (const posting of event.postings) add(posting.accountId);
-          for (const posting of this.#holds.get(keyOf(ledgerId, event.pendingId)) ?? []) add(posting.accountId);
+          if (event.type === 'PendingPosted') for (const posting of event.postings) want(ledgerId, posting.accountId);
+          for (const posting of this.#holds.get(keyOf(ledgerId, event.pendingId)) ?? []) want(ledgerId, posting.accountId);
           break;
       }
     }
-    for (const key of this.#accounts.keys()) wantedAccounts.delete(key);
     if (wantedAccounts.size === 0) return;
     const { rows } = await this.#client.query<RawAccountRow>(SELECT_ACCOUNTS_SQL, [this.#tenantId, ...splitKeys(wantedAccounts)]);
     for (const row of rows) this.#accounts.set(keyOf(row.ledger_id, row.account_id), accountHeadOf(row));
@@ -438,7 +524,7 @@ class HistoryBatch {
     const account = this.#account(ledgerId, accountId);
     account.status = status;
     account.dirty = true;
-    this.#states.push({ ledgerId, accountId, ledgerVersion: meta.ledgerVersion, recordedAt: iso(meta.recordedAtMs), effectiveAt: iso(meta.effectiveAtMs), status });
+    this.#states.push({ ledgerId, accountId, ledgerVersion: meta.ledgerVersion, recordedAt: this.#iso(meta.recordedAtMs), effectiveAt: this.#iso(meta.effectiveAtMs), status });
   }
 
   #postAll(ledgerId: string, eventType: string, transferId: string, postings: readonly Posting[], bucket: 'posted' | 'pending', meta: EventMeta): void {
@@ -458,14 +544,13 @@ class HistoryBatch {
    * effective-time order are worked out once the batch is complete ({@link #effectiveOrder}).
    */
   #entry(ledgerId: string, accountId: string, eventType: string, transferId: string, side: Side, bucket: 'posted' | 'pending', amount: bigint, meta: EventMeta): void {
-    const key = keyOf(ledgerId, accountId);
     const account = this.#account(ledgerId, accountId);
-    let group = this.#byAccount.get(key);
+    let group = this.#byAccount.get(account);
     if (group === undefined) {
       group = { account, before: totalsOf(account), maxEffectiveMsBefore: account.maxEffectiveMs, backdatedByTime: false, entries: [] };
-      this.#byAccount.set(key, group);
+      this.#byAccount.set(account, group);
     }
-    addTo(account, side, bucket, amount);
+    moveHead(account, side, bucket, amount);
     if (account.seqVersion !== meta.ledgerVersion) {
       account.seqVersion = meta.ledgerVersion;
       account.seq = 0;
@@ -476,35 +561,83 @@ class HistoryBatch {
     // never decrease, effective never passes recorded): only one recorded after it took effect
     // can be back-dated.
     if (meta.effectiveAtMs < meta.recordedAtMs) group.backdatedByTime = true;
-    const times = this.#times(meta);
     const entry: EntryRow = {
-      ledgerId,
-      accountId,
-      ledgerVersion: meta.ledgerVersion,
+      account,
+      event: this.#eventText(ledgerId, eventType, transferId, meta),
       seq,
-      eventType,
-      transferId,
       side,
       bucket,
       amount,
-      recordedAt: times.recordedAt,
-      effectiveAt: times.effectiveAt,
       effectiveAtMs: meta.effectiveAtMs,
-      totals: totalsOf(account),
+      debitsPosted: account.debitsPosted,
+      creditsPosted: account.creditsPosted,
+      debitsPending: account.debitsPending,
+      creditsPending: account.creditsPending,
+      debitsPostedText: account.debitsPostedText,
+      creditsPostedText: account.creditsPostedText,
+      debitsPendingText: account.debitsPendingText,
+      creditsPendingText: account.creditsPendingText,
       effectiveTotals: null,
     };
     group.entries.push(entry);
-    this.#entries.push(entry);
+    this.#entryCount += 1;
   }
 
-  /** The event's times as ISO strings, formatted once per event. */
-  #times(meta: EventMeta): { readonly recordedAt: string; readonly effectiveAt: string } {
-    if (this.#lastTimes?.meta !== meta) {
-      const recordedAt = iso(meta.recordedAtMs);
-      this.#lastTimes = { meta, recordedAt, effectiveAt: meta.effectiveAtMs === meta.recordedAtMs ? recordedAt : iso(meta.effectiveAtMs) };
-    }
-    return this.#lastTimes;
+  /** The event's columns, formatted once for all its rows. */
+  #eventText(ledgerId: string, eventType: string, transferId: string, meta: EventMeta): EventText {
+    const last = this.#lastEvent;
+    if (last !== undefined && last.meta === meta && last.transferId === transferId) return last;
+    const recordedAt = this.#iso(meta.recordedAtMs);
+    const effectiveAt = meta.effectiveAtMs === meta.recordedAtMs ? recordedAt : this.#iso(meta.effectiveAtMs);
+    const recordedSlot = this.#timeSlot(meta.recordedAtMs, recordedAt);
+    const text: EventText = {
+      meta,
+      transferId,
+      ledgerElement: this.#ledgerElement(ledgerId),
+      version: String(meta.ledgerVersion),
+      eventTypeElement: arrayElement(eventType),
+      transferElement: arrayElement(transferId),
+      recordedAt,
+      effectiveAt,
+      recordedSlot,
+      effectiveSlot: meta.effectiveAtMs === meta.recordedAtMs ? recordedSlot : this.#timeSlot(meta.effectiveAtMs, effectiveAt),
+    };
+    this.#lastEvent = text;
+    return text;
   }
+
+  /** The time's position in the batch's list of times, added if new. */
+  #timeSlot(ms: number, text: string): string {
+    let slot = this.#timeSlots.get(ms);
+    if (slot === undefined) {
+      this.#times.push(text);
+      slot = String(this.#times.length);
+      this.#timeSlots.set(ms, slot);
+    }
+    return slot;
+  }
+
+  #ledgerElement(ledgerId: string): string {
+    let element = this.#ledgerElements.get(ledgerId);
+    if (element === undefined) {
+      element = arrayElement(ledgerId);
+      this.#ledgerElements.set(ledgerId, element);
+    }
+    return element;
+  }
+
+  /** Epoch ms as an ISO string; the last two times are remembered (an event's, mostly the event before's too). */
+  #iso(ms: number): string {
+    if (ms === this.#isoMs0) return this.#isoText0;
+    if (ms === this.#isoMs1) return this.#isoText1;
+    const text = iso(ms);
+    this.#isoMs1 = this.#isoMs0;
+    this.#isoText1 = this.#isoText0;
+    this.#isoMs0 = ms;
+    this.#isoText0 = text;
+    return text;
+  }
+
 
   /**
    * The batch's entries in effective-time order, set-based: an entry's effective-order totals are
@@ -548,17 +681,17 @@ class HistoryBatch {
     if (probes.length > 0) {
       const { rows } = await this.#client.query<Record<(typeof TOTAL_COLUMNS)[number] | 'i', string>>(PREDECESSORS_SQL, [
         this.#tenantId,
-        probes.map((entry) => entry.ledgerId),
-        probes.map((entry) => entry.accountId),
-        probes.map((entry) => entry.effectiveAt),
+        probes.map((entry) => entry.account.ledgerId),
+        probes.map((entry) => entry.account.accountId),
+        probes.map((entry) => entry.event.effectiveAt),
       ]);
       for (const row of rows) predecessors.set(probes[Number(row.i) - 1] as EntryRow, totalsOfRow(row));
       const deltas = probes.map((entry) => deltaOf(entry));
       await this.#client.query(SHIFT_SUCCESSORS_SQL, [
         this.#tenantId,
-        probes.map((entry) => entry.ledgerId),
-        probes.map((entry) => entry.accountId),
-        probes.map((entry) => entry.effectiveAt),
+        probes.map((entry) => entry.account.ledgerId),
+        probes.map((entry) => entry.account.accountId),
+        probes.map((entry) => entry.event.effectiveAt),
         deltas.map((delta) => delta.debitsPosted.toString()),
         deltas.map((delta) => delta.creditsPosted.toString()),
         deltas.map((delta) => delta.debitsPending.toString()),
@@ -580,34 +713,31 @@ class HistoryBatch {
           debitsPending: base.debitsPending + running.debitsPending,
           creditsPending: base.creditsPending + running.creditsPending,
         };
-        entry.effectiveTotals = sameTotals(effective, entry.totals) ? null : effective;
+        entry.effectiveTotals = sameTotals(effective, entry) ? null : effective;
       }
     }
   }
 
   #newTransfer(
     ledgerId: string,
+    eventType: string,
     transferId: string,
     kind: TransferKind,
-    postings: readonly Posting[],
+    postings: string,
     meta: EventMeta,
     extra: { reference?: string | null; pendingId?: string; reversalOf?: string | null; metadata: Readonly<Record<string, string>>; holdStatus?: 'pending'; timeoutAt?: string | null },
   ): void {
     const key = keyOf(ledgerId, transferId);
     if (this.#newTransfers.has(key)) inconsistent(`transfer ${transferId} of ledger ${ledgerId} recorded twice`);
     this.#newTransfers.set(key, {
-      ledgerId,
-      transferId,
+      event: this.#eventText(ledgerId, eventType, transferId, meta),
       kind,
-      postings: heldPostingsOf(postings),
+      postingsElement: postings,
       reference: extra.reference ?? null,
       pendingId: extra.pendingId ?? null,
       reversalOf: extra.reversalOf ?? null,
       reversedBy: null,
-      metadata: extra.metadata,
-      ledgerVersion: meta.ledgerVersion,
-      recordedAt: iso(meta.recordedAtMs),
-      effectiveAt: iso(meta.effectiveAtMs),
+      metadataElement: metadataElement(extra.metadata),
       holdStatus: extra.holdStatus ?? null,
       timeoutAt: extra.timeoutAt ?? null,
       resolvedBy: null,
@@ -625,32 +755,87 @@ class HistoryBatch {
     if (!this.#newTransfers.has(key)) this.#transferUpdates.set(key, target as TransferUpdate);
   }
 
+  /**
+   * The entries in one statement: each column one array literal, built in one pass over the rows
+   * from the text the rows share (an account's id and totals, an event's columns), so that a row
+   * costs a few array stores rather than a string conversion per column. The rows go in key
+   * order (by account, then ledger order), so that the server inserts an account's entries
+   * one after the other into the same index pages: about a tenth less of its work than in
+   * ledger order, where they are spread over the whole of both indexes.
+   */
   async #flushEntries(): Promise<void> {
-    const rows = this.#entries;
-    if (rows.length === 0) return;
-    this.#entries = [];
-    const effective = (pick: (totals: Totals) => bigint): string => arrayLiteral(rows.map((row) => (row.effectiveTotals === null ? null : pick(row.effectiveTotals))));
-    await this.#client.query(INSERT_ENTRIES_SQL, [
+    const n = this.#entryCount;
+    if (n === 0) return;
+    const rows = new Array<EntryRow>(n);
+    let at = 0;
+    for (const group of [...this.#byAccount.values()].sort(byAccountKey)) for (const entry of group.entries) rows[at++] = entry;
+    const ledgers = new Array<string>(n);
+    const accounts = new Array<string>(n);
+    const versions = new Array<string>(n);
+    const seqs = new Array<string>(n);
+    const eventTypes = new Array<string>(n);
+    const transfers = new Array<string>(n);
+    const sides = new Array<string>(n);
+    const buckets = new Array<string>(n);
+    const amounts = new Array<string>(n);
+    const recorded = new Array<string>(n);
+    const effective = new Array<string>(n);
+    const debitsPosted = new Array<string>(n);
+    const creditsPosted = new Array<string>(n);
+    const debitsPending = new Array<string>(n);
+    const creditsPending = new Array<string>(n);
+    let reordered = false;
+    for (let i = 0; i < n; i += 1) {
+      const row = rows[i] as EntryRow;
+      const event = row.event;
+      ledgers[i] = event.ledgerElement;
+      accounts[i] = row.account.accountElement;
+      versions[i] = event.version;
+      seqs[i] = String(row.seq);
+      eventTypes[i] = event.eventTypeElement;
+      transfers[i] = event.transferElement;
+      // 'debit' | 'credit', 'posted' | 'pending': elements as they are.
+      sides[i] = row.side;
+      buckets[i] = row.bucket;
+      amounts[i] = row.amount.toString();
+      recorded[i] = event.recordedSlot;
+      effective[i] = event.effectiveSlot;
+      debitsPosted[i] = row.debitsPostedText;
+      creditsPosted[i] = row.creditsPostedText;
+      debitsPending[i] = row.debitsPendingText;
+      creditsPending[i] = row.creditsPendingText;
+      if (row.effectiveTotals !== null) reordered = true;
+    }
+    const values: string[] = [
       this.#tenantId,
-      arrayLiteral(rows.map((row) => row.ledgerId)),
-      arrayLiteral(rows.map((row) => row.accountId)),
-      arrayLiteral(rows.map((row) => row.ledgerVersion)),
-      arrayLiteral(rows.map((row) => row.seq)),
-      arrayLiteral(rows.map((row) => row.eventType)),
-      arrayLiteral(rows.map((row) => row.transferId)),
-      arrayLiteral(rows.map((row) => row.side)),
-      arrayLiteral(rows.map((row) => row.bucket)),
-      arrayLiteral(rows.map((row) => row.amount)),
-      arrayLiteral(rows.map((row) => row.recordedAt)),
-      arrayLiteral(rows.map((row) => row.effectiveAt)),
-      arrayLiteral(rows.map((row) => row.totals.debitsPosted)),
-      arrayLiteral(rows.map((row) => row.totals.creditsPosted)),
-      arrayLiteral(rows.map((row) => row.totals.debitsPending)),
-      arrayLiteral(rows.map((row) => row.totals.creditsPending)),
-      effective((totals) => totals.debitsPosted),
-      effective((totals) => totals.creditsPosted),
-      effective((totals) => totals.debitsPending),
-      effective((totals) => totals.creditsPending),
+      arrayLiteralOf(this.#times),
+      arrayLiteralOf(ledgers),
+      arrayLiteralOf(accounts),
+      arrayLiteralOf(versions),
+      arrayLiteralOf(seqs),
+      arrayLiteralOf(eventTypes),
+      arrayLiteralOf(transfers),
+      arrayLiteralOf(sides),
+      arrayLiteralOf(buckets),
+      arrayLiteralOf(amounts),
+      arrayLiteralOf(recorded),
+      arrayLiteralOf(effective),
+      arrayLiteralOf(debitsPosted),
+      arrayLiteralOf(creditsPosted),
+      arrayLiteralOf(debitsPending),
+      arrayLiteralOf(creditsPending),
+    ];
+    if (!reordered) {
+      await this.#client.query(INSERT_ENTRIES_SQL, values);
+      return;
+    }
+    const effectiveTotals = (pick: (totals: Totals) => bigint): string => arrayLiteral(rows.map((row) => (row.effectiveTotals === null ? null : pick(row.effectiveTotals))));
+    await this.#client.query(INSERT_ENTRIES_EFFECTIVE_SQL, [
+      ...values,
+      effectiveTotals((totals) => totals.debitsPosted),
+      effectiveTotals((totals) => totals.creditsPosted),
+      effectiveTotals((totals) => totals.debitsPending),
+      effectiveTotals((totals) => totals.creditsPending),
     ]);
   }
 
@@ -692,25 +877,64 @@ class HistoryBatch {
       ]);
     }
     const transfers = [...this.#newTransfers.values()];
-    if (transfers.length > 0) {
+    const n = transfers.length;
+    if (n > 0) {
+      const ledgers = new Array<string>(n);
+      const ids = new Array<string>(n);
+      const kinds = new Array<string>(n);
+      const postings = new Array<string>(n);
+      const references = new Array<string>(n);
+      const pendingIds = new Array<string>(n);
+      const reversalOf = new Array<string>(n);
+      const reversedBy = new Array<string>(n);
+      const metadata = new Array<string>(n);
+      const versions = new Array<string>(n);
+      const recorded = new Array<string>(n);
+      const effective = new Array<string>(n);
+      const holdStatus = new Array<string>(n);
+      const timeoutAt = new Array<string>(n);
+      const resolvedBy = new Array<string>(n);
+      const resolvedVersion = new Array<string>(n);
+      for (let i = 0; i < n; i += 1) {
+        const t = transfers[i] as TransferRow;
+        const event = t.event;
+        ledgers[i] = event.ledgerElement;
+        ids[i] = event.transferElement;
+        // The kinds and hold statuses are elements as they are; times are ISO strings.
+        kinds[i] = t.kind;
+        postings[i] = t.postingsElement;
+        references[i] = elementOrNull(t.reference);
+        pendingIds[i] = elementOrNull(t.pendingId);
+        reversalOf[i] = elementOrNull(t.reversalOf);
+        reversedBy[i] = elementOrNull(t.reversedBy);
+        metadata[i] = t.metadataElement;
+        versions[i] = event.version;
+        recorded[i] = event.recordedSlot;
+        effective[i] = event.effectiveSlot;
+        holdStatus[i] = t.holdStatus ?? 'NULL';
+        timeoutAt[i] = t.timeoutAt ?? 'NULL';
+        resolvedBy[i] = elementOrNull(t.resolvedBy);
+        resolvedVersion[i] = t.resolvedVersion === null ? 'NULL' : String(t.resolvedVersion);
+      }
       await client.query(INSERT_TRANSFERS_SQL, [
         tenantId,
-        arrayLiteral(transfers.map((t) => t.ledgerId)),
-        arrayLiteral(transfers.map((t) => t.transferId)),
-        arrayLiteral(transfers.map((t) => t.kind)),
-        arrayLiteral(transfers.map((t) => JSON.stringify(t.postings))),
-        arrayLiteral(transfers.map((t) => t.reference)),
-        arrayLiteral(transfers.map((t) => t.pendingId)),
-        arrayLiteral(transfers.map((t) => t.reversalOf)),
-        arrayLiteral(transfers.map((t) => t.reversedBy)),
-        arrayLiteral(transfers.map((t) => JSON.stringify(t.metadata))),
-        arrayLiteral(transfers.map((t) => t.ledgerVersion)),
-        arrayLiteral(transfers.map((t) => t.recordedAt)),
-        arrayLiteral(transfers.map((t) => t.effectiveAt)),
-        arrayLiteral(transfers.map((t) => t.holdStatus)),
-        arrayLiteral(transfers.map((t) => t.timeoutAt)),
-        arrayLiteral(transfers.map((t) => t.resolvedBy)),
-        arrayLiteral(transfers.map((t) => t.resolvedVersion)),
+        arrayLiteralOf(this.#times),
+        arrayLiteralOf(ledgers),
+        arrayLiteralOf(ids),
+        arrayLiteralOf(kinds),
+        arrayLiteralOf(postings),
+        arrayLiteralOf(references),
+        arrayLiteralOf(pendingIds),
+        arrayLiteralOf(reversalOf),
+        arrayLiteralOf(reversedBy),
+        arrayLiteralOf(metadata),
+        arrayLiteralOf(versions),
+        arrayLiteralOf(recorded),
+        arrayLiteralOf(effective),
+        arrayLiteralOf(holdStatus),
+        arrayLiteralOf(timeoutAt),
+        arrayLiteralOf(resolvedBy),
+        arrayLiteralOf(resolvedVersion),
       ]);
     }
     if (this.#transferUpdates.size > 0) {
@@ -750,6 +974,10 @@ interface RawAccountRow {
 }
 
 function accountHeadOf(row: RawAccountRow): AccountHead {
+  const debitsPosted = BigInt(row.debits_posted ?? 0);
+  const creditsPosted = BigInt(row.credits_posted ?? 0);
+  const debitsPending = BigInt(row.debits_pending ?? 0);
+  const creditsPending = BigInt(row.credits_pending ?? 0);
   return {
     ledgerId: row.ledger_id,
     accountId: row.account_id,
@@ -762,16 +990,73 @@ function accountHeadOf(row: RawAccountRow): AccountHead {
     openedRecordedAt: row.opened_recorded_at.toISOString(),
     openedEffectiveAt: row.opened_effective_at.toISOString(),
     status: row.status,
-    debitsPosted: BigInt(row.debits_posted ?? 0),
-    creditsPosted: BigInt(row.credits_posted ?? 0),
-    debitsPending: BigInt(row.debits_pending ?? 0),
-    creditsPending: BigInt(row.credits_pending ?? 0),
+    debitsPosted,
+    creditsPosted,
+    debitsPending,
+    creditsPending,
     maxEffectiveMs: row.debits_posted === null ? null : undefined,
     seqVersion: 0,
     seq: 0,
     dirty: false,
+    accountElement: arrayElement(row.account_id),
+    debitsPostedText: debitsPosted.toString(),
+    creditsPostedText: creditsPosted.toString(),
+    debitsPendingText: debitsPending.toString(),
+    creditsPendingText: creditsPending.toString(),
   };
 }
+
+/** Adds a signed amount to one of the head's four balances, and writes that one's text again. */
+function moveHead(account: AccountHead, side: Side, bucket: 'posted' | 'pending', amount: bigint): void {
+  if (bucket === 'posted') {
+    if (side === 'debit') {
+      account.debitsPosted += amount;
+      account.debitsPostedText = account.debitsPosted.toString();
+    } else {
+      account.creditsPosted += amount;
+      account.creditsPostedText = account.creditsPosted.toString();
+    }
+  } else if (side === 'debit') {
+    account.debitsPending += amount;
+    account.debitsPendingText = account.debitsPending.toString();
+  } else {
+    account.creditsPending += amount;
+    account.creditsPendingText = account.creditsPending.toString();
+  }
+}
+
+/** A string or NULL as an array-literal element. */
+function elementOrNull(value: string | null): string {
+  return value === null ? 'NULL' : arrayElement(value);
+}
+
+/** What needs no escaping in a JSON string nor, quoted, in an array-literal element. */
+const PLAIN_TEXT = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+/**
+ * The postings as `heldPostingsOf` would store them, `JSON.stringify`'d, as an array-literal
+ * element: written directly when the ids and currencies need no escaping (ids cannot, by their
+ * pattern), which spares an object per posting and escaping the JSON's quotes one by one.
+ */
+function postingsElement(postings: readonly Posting[]): string {
+  let text = '"[';
+  for (let i = 0; i < postings.length; i += 1) {
+    const posting = postings[i] as Posting;
+    if (!PLAIN_TEXT.test(posting.accountId) || !PLAIN_TEXT.test(posting.currency) || !PLAIN_TEXT.test(posting.side)) {
+      return arrayElement(JSON.stringify(heldPostingsOf(postings)));
+    }
+    text += `${i === 0 ? '' : ','}{\\"accountId\\":\\"${posting.accountId}\\",\\"side\\":\\"${posting.side}\\",\\"amountMinor\\":\\"${posting.amount.toString()}\\",\\"currency\\":\\"${posting.currency}\\"}`;
+  }
+  return `${text}]"`;
+}
+
+/** Metadata's JSON as an array-literal element (most transfers have none). */
+function metadataElement(metadata: Readonly<Record<string, string>>): string {
+  for (const key in metadata) if (Object.hasOwn(metadata, key)) return arrayElement(JSON.stringify(metadata));
+  return EMPTY_OBJECT_ELEMENT;
+}
+
+const EMPTY_OBJECT_ELEMENT = arrayElement('{}');
 
 function totalsOfRow(row: Record<(typeof TOTAL_COLUMNS)[number], string>): Totals {
   return { debitsPosted: BigInt(row.debits_posted), creditsPosted: BigInt(row.credits_posted), debitsPending: BigInt(row.debits_pending), creditsPending: BigInt(row.credits_pending) };
@@ -788,6 +1073,15 @@ function sameTotals(a: Totals, b: Totals): boolean {
   return a.debitsPosted === b.debitsPosted && a.creditsPosted === b.creditsPosted && a.debitsPending === b.debitsPending && a.creditsPending === b.creditsPending;
 }
 
+/** Key order of the accounts' entry groups: by ledger, then account (as strings; the server's order is byte-wise, close enough for locality). */
+function byAccountKey(a: AccountEntries, b: AccountEntries): number {
+  const x = a.account;
+  const y = b.account;
+  if (x.ledgerId !== y.ledgerId) return x.ledgerId < y.ledgerId ? -1 : 1;
+  return x.accountId < y.accountId ? -1 : x.accountId > y.accountId ? 1 : 0;
+}
+
+/** A copy of an account's four balances. */
 function totalsOf(totals: Totals): Totals {
   return { debitsPosted: totals.debitsPosted, creditsPosted: totals.creditsPosted, debitsPending: totals.debitsPending, creditsPending: totals.creditsPending };
 }

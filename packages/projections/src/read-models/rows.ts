@@ -80,6 +80,20 @@ const NEEDS_ESCAPE = /["\\]/;
 const ESCAPED = /["\\]/g;
 
 /**
+ * A string as one element of a PostgreSQL array literal: quoted (so `NULL` stays a string), its
+ * quotes and backslashes escaped. For a caller that builds a literal from elements it made once
+ * and reuses (see {@link arrayLiteralOf}).
+ */
+export function arrayElement(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? `"${value.replace(ESCAPED, '\\$&')}"` : `"${value}"`;
+}
+
+/** A PostgreSQL array literal of elements already in literal form ({@link arrayElement}, numbers, `NULL`). */
+export function arrayLiteralOf(elements: readonly string[]): string {
+  return `{${elements.join(',')}}`;
+}
+
+/**
  * A PostgreSQL array literal (`{"a","b",NULL,3}`) for one `unnest($n::type[])` parameter: built in
  * one pass, it spares node-postgres its per-element escaping of a JavaScript array, which is most
  * of a large batch's serialisation cost. Strings are quoted (so `NULL` stays a string) and their
@@ -90,7 +104,7 @@ export function arrayLiteral(values: readonly (string | number | bigint | null)[
   for (let i = 0; i < values.length; i += 1) {
     const value = values[i];
     if (value === null || value === undefined) parts[i] = 'NULL';
-    else if (typeof value === 'string') parts[i] = NEEDS_ESCAPE.test(value) ? `"${value.replace(ESCAPED, '\\$&')}"` : `"${value}"`;
+    else if (typeof value === 'string') parts[i] = arrayElement(value);
     else parts[i] = String(value);
   }
   return `{${parts.join(',')}}`;
