@@ -64,7 +64,7 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
       break;
     }
     case 'TransferPosted': {
-      applyPostings(state, event.postings, 'posted', 1n);
+      applyPostings(state, event.postings, 'posted', 1);
       if (event.reversalOf !== undefined) {
         const original = state.transfers.get(event.reversalOf);
         if (original !== undefined) {
@@ -77,12 +77,12 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
       break;
     }
     case 'TransferPending':
-      applyPostings(state, event.postings, 'pending', 1n);
+      applyPostings(state, event.postings, 'pending', 1);
       recordTransfer(state, event, meta);
       break;
     case 'PendingPosted':
       resolveHold(state, event.pendingId, 'posted');
-      applyPostings(state, event.postings, 'posted', 1n);
+      applyPostings(state, event.postings, 'posted', 1);
       recordTransfer(state, event, meta);
       break;
     case 'PendingVoided':
@@ -129,7 +129,7 @@ function resolveHold(state: LedgerState, pendingId: string, resolution: 'posted'
   const hold = state.transfers.get(pendingId);
   if (hold === undefined || hold.kind !== 'hold') violated(`pending transfer ${pendingId} is unknown`);
   if (hold.resolution !== 'pending') violated(`pending transfer ${pendingId} resolved twice`);
-  applyPostings(state, hold.postings, 'pending', -1n);
+  applyPostings(state, hold.postings, 'pending', -1);
   hold.resolution = resolution;
   state.transfers.set(pendingId, hold);
 }
@@ -140,12 +140,15 @@ function mustGetAccount(state: LedgerState, accountId: string): AccountState {
   return account;
 }
 
-function applyPostings(state: LedgerState, postings: readonly Posting[], bucket: 'posted' | 'pending', sign: 1n | -1n): void {
-  for (const posting of postings) {
+// `sign` is a number, not a bigint: testing it is then a plain compare, where `sign === 1n` was a
+// bigint comparison per posting.
+function applyPostings(state: LedgerState, postings: readonly Posting[], bucket: 'posted' | 'pending', sign: 1 | -1): void {
+  for (let i = 0; i < postings.length; i += 1) {
+    const posting = postings[i] as Posting;
     const account = mustGetAccount(state, posting.accountId);
     if (account.currency !== posting.currency) violated(`posting in ${posting.currency} on ${account.currency} account ${account.id}`);
     if (posting.amount <= 0n) violated(`non-positive posting on ${account.id}`);
-    const amount = sign === 1n ? posting.amount : -posting.amount;
+    const amount = sign === 1 ? posting.amount : -posting.amount;
     let changed: bigint;
     if (bucket === 'posted') {
       if (posting.side === 'debit') changed = account.debitsPosted += amount;
@@ -155,7 +158,7 @@ function applyPostings(state: LedgerState, postings: readonly Posting[], bucket:
     // Only the balance that changed can leave its range, and only an increase on one side can
     // break that side's limit; a release (sign -1) only ever moves an account away from its limit.
     if (!inRange(changed)) violated(`account ${account.id} balance out of range`);
-    if (state.limitsAsserted && sign === 1n) assertLimits(account, posting.side);
+    if (state.limitsAsserted && sign === 1) assertLimits(account, posting.side);
   }
 }
 

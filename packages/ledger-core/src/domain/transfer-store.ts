@@ -48,9 +48,18 @@ export class TransferStore extends Map<string, TransferRecord> {
   #live = 0;
   /** Iterators not yet finished: compaction renumbers entries, so it waits until none is open. */
   #openIterators = 0;
-  // `decide` looks an id up and `evolve` records it: the same string, hashed once.
-  #lastKey: string | undefined = undefined;
-  #lastHash = 0;
+  /**
+   * The key of the last lookup that missed, its hash and the empty slot its probe ended at, until
+   * anything is placed in the table: `decide`'s lookup of a new id finds it absent, and `evolve`
+   * then records it without hashing it again or probing the table twice more (once to find it
+   * absent again, once for a free slot). Sound because, until the next insertion, an absent key
+   * stays absent (a delete leaves its slot occupied) and every slot of the probe up to that empty
+   * one stays occupied. (A one-key hash cache compared every looked-up id with the previous one:
+   * a string comparison per lookup, dearer than what it saved outside this path.)
+   */
+  #missKey: string | undefined = undefined;
+  #missHash = 0;
+  #missSlot = 0;
 
   constructor() {
     // No entries argument: `Map`'s constructor would call `set` before the fields above exist.
@@ -100,7 +109,7 @@ export class TransferStore extends Map<string, TransferRecord> {
     this.#effectiveAtMs = new Float64Array(ENTRIES_MIN);
     this.#count = 0;
     this.#live = 0;
-    this.#lastKey = undefined;
+    this.#missKey = undefined;
   }
 
   override forEach(callback: (value: TransferRecord, key: string, map: Map<string, TransferRecord>) => void, thisArg?: unknown): void {
@@ -132,12 +141,12 @@ export class TransferStore extends Map<string, TransferRecord> {
     if (event.type !== 'TransferPosted' || event.reversalOf !== undefined || event.reference !== undefined || !isEmpty(event.metadata)) {
       const record = transferRecordOf(event, meta);
       if (record === undefined) return true;
-      if (this.#find(record.id) >= 0) return false;
+      if (!this.#knownAbsent(record.id) && this.#find(record.id) >= 0) return false;
       this.#objects[this.#append(record.id)] = record;
       return true;
     }
     const id = event.transferId;
-    if (this.#find(id) >= 0) return false;
+    if (!this.#knownAbsent(id) && this.#find(id) >= 0) return false;
     const entry = this.#append(id);
     this.#postings[entry] = event.postings;
     this.#ledgerVersions[entry] = meta.ledgerVersion;
@@ -164,15 +173,25 @@ export class TransferStore extends Map<string, TransferRecord> {
     return undefined;
   }
 
-  /** The entry holding `key`, or -1. */
+  /** Whether `key` is the last key found absent, and still is (see `#missKey`). */
+  #knownAbsent(key: string): boolean {
+    return key === this.#missKey;
+  }
+
+  /** The entry holding `key`, or -1 (remembering where the probe ended, see `#missKey`). */
   #find(key: string): number {
-    const hash = this.#hashOf(key);
+    const hash = hashString(key);
     const table = this.#table;
     const mask = (table.length >> 1) - 1;
     const keys = this.#keys;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
       const stored = table[slot << 1] as number;
-      if (stored === 0) return -1;
+      if (stored === 0) {
+        this.#missKey = key;
+        this.#missHash = hash;
+        this.#missSlot = slot;
+        return -1;
+      }
       if (table[(slot << 1) + 1] === hash && keys[stored - 1] === key) return stored - 1;
     }
   }
@@ -180,7 +199,7 @@ export class TransferStore extends Map<string, TransferRecord> {
   /** Adds an entry for a key known to be absent and returns its index. */
   #append(key: string): number {
     if ((this.#count + 1) * TABLE_SLOTS_PER_ENTRY > this.#table.length >> 1) this.#rebuild();
-    const hash = this.#hashOf(key);
+    const hash = key === this.#missKey ? this.#missHash : hashString(key);
     const entry = this.#count;
     if (entry === this.#hashes.length) this.#growColumns();
     this.#count = entry + 1;
@@ -196,10 +215,12 @@ export class TransferStore extends Map<string, TransferRecord> {
   #place(entry: number, hash: number): void {
     const table = this.#table;
     const mask = (table.length >> 1) - 1;
-    let slot = hash & mask;
+    // The probe of a key just found absent ended at the slot this one would reach.
+    let slot = this.#keys[entry] === this.#missKey ? this.#missSlot : hash & mask;
     while (table[slot << 1] !== 0) slot = (slot + 1) & mask;
     table[slot << 1] = entry + 1;
     table[(slot << 1) + 1] = hash;
+    this.#missKey = undefined;
   }
 
   /** A fresh table sized for the live entries, after dropping deleted ones if no iterator is open. */
@@ -209,6 +230,7 @@ export class TransferStore extends Map<string, TransferRecord> {
     // Room to double the entries before the next rebuild.
     while (size < (this.#count + 1) * TABLE_SLOTS_PER_ENTRY * 2) size *= 2;
     this.#table = new Int32Array(size * 2);
+    this.#missKey = undefined;
     for (let entry = 0; entry < this.#count; entry += 1) {
       if (this.#keys[entry] !== undefined) this.#place(entry, this.#hashes[entry] as number);
     }
@@ -265,14 +287,6 @@ export class TransferStore extends Map<string, TransferRecord> {
     this.#objects[entry] = record;
     this.#postings[entry] = undefined;
     return record;
-  }
-
-  #hashOf(key: string): number {
-    if (key === this.#lastKey) return this.#lastHash;
-    const hash = hashString(key);
-    this.#lastKey = key;
-    this.#lastHash = hash;
-    return hash;
   }
 }
 
