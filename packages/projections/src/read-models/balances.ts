@@ -4,7 +4,7 @@ import type { Projection, ProjectionEvent } from '../projection.js';
 import { INLINE_PLAN_CHECK_FUNCTION, INLINE_PLAN_DECLINED_SQLSTATE, SCHEMA } from '../schema.js';
 import { checkReadModelSchemaVersion } from '../schema-version.js';
 import { TenantCaches } from './tenant-caches.js';
-import { addTo, arrayLiteral, concurrentUpdate, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type LedgerEventOf, type Totals } from './rows.js';
+import { addTo, arrayElement, arrayLiteral, arrayLiteralOf, concurrentUpdate, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type LedgerEventOf, type Totals } from './rows.js';
 
 /** Name of the balances projection (its checkpoint and lock). */
 export const BALANCES_PROJECTION = 'balances';
@@ -19,6 +19,26 @@ interface BalanceRow extends AccountAttributes, Totals {
   dirty: boolean;
   /** Whether its row exists in the table (else it is inserted). */
   stored: boolean;
+  /** Whether the events changed its status, or its pending totals, since it was last written. */
+  statusChanged: boolean;
+  pendingChanged: boolean;
+  /**
+   * Its key and totals as array-literal elements, made when first written and kept while they
+   * do not change (ids for good, a total until an event changes it): a row kept between batches
+   * is quoted once, and a total the batch left alone (the pending ones, under transfers) is not
+   * converted again.
+   */
+  text: RowText | undefined;
+}
+
+/** A {@link BalanceRow}'s key and totals as array-literal elements; a total is `undefined` once changed. */
+interface RowText {
+  readonly ledger: string;
+  readonly account: string;
+  debitsPosted: string | undefined;
+  creditsPosted: string | undefined;
+  debitsPending: string | undefined;
+  creditsPending: string | undefined;
 }
 
 interface RawBalanceRow {
@@ -65,22 +85,55 @@ const UPSERT_ACCOUNTS_SQL = `INSERT INTO ${SCHEMA}.rm_balances AS b (tenant_id, 
 // Rows that exist: only what a batch changes (the account's attributes never do). Written as an
 // upsert of the stored row with the new totals, found by one key probe each, so that no join is
 // planned; a key with no row yields nothing, and the row count tells.
-const UPDATE_ACCOUNTS_STATEMENT = {
-  name: 'ledgerkit_balances_update',
-  text: `INSERT INTO ${SCHEMA}.rm_balances AS b (tenant_id, ledger_id, account_id, currency, account_type,
+//
+// A column no row of the batch changed is not sent: the stored row's value is kept. Transfers
+// change only the posted totals, so most batches send neither the status nor the pending totals
+// (two numeric and one text array fewer to build in Node and to parse on the server per row).
+// One statement per combination, each named so that a connection prepares it once.
+const updateAccountsStatement = (withStatus: boolean, withPending: boolean): { readonly name: string; readonly text: string } => {
+  const columns = ['ledger_id', 'account_id', ...(withStatus ? ['status'] : []), 'debits_posted', 'credits_posted', ...(withPending ? ['debits_pending', 'credits_pending'] : []), 'ledger_version'];
+  const types: Record<string, string> = { ledger_id: 'text', account_id: 'text', status: 'text', ledger_version: 'bigint' };
+  const sent = (column: string, stored = `x.${column}`): string => (columns.includes(column) ? `r.${column}` : stored);
+  const set = columns.slice(2).map((column) => `${column} = EXCLUDED.${column}`).join(', ');
+  return {
+    name: `ledgerkit_balances_update_v2_${withStatus ? 's' : ''}${withPending ? 'p' : ''}`,
+    text: `INSERT INTO ${SCHEMA}.rm_balances AS b (tenant_id, ledger_id, account_id, currency, account_type,
     debits_must_not_exceed_credits, credits_must_not_exceed_debits, metadata, opened_version, opened_at, status,
     debits_posted, credits_posted, debits_pending, credits_pending, ledger_version)
   SELECT x.tenant_id, x.ledger_id, x.account_id, x.currency, x.account_type, x.debits_must_not_exceed_credits,
-    x.credits_must_not_exceed_debits, x.metadata, x.opened_version, x.opened_at, r.status,
-    r.debits_posted, r.credits_posted, r.debits_pending, r.credits_pending, r.ledger_version
-  FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bigint[])
-    AS r(ledger_id, account_id, status, debits_posted, credits_posted, debits_pending, credits_pending, ledger_version)
+    x.credits_must_not_exceed_debits, x.metadata, x.opened_version, x.opened_at, ${sent('status')},
+    r.debits_posted, r.credits_posted, ${sent('debits_pending')}, ${sent('credits_pending')}, r.ledger_version
+  FROM unnest(${columns.map((column, i) => `$${i + 2}::${types[column] ?? 'numeric'}[]`).join(', ')})
+    AS r(${columns.join(', ')})
   CROSS JOIN LATERAL (SELECT * FROM ${SCHEMA}.rm_balances y
     WHERE y.tenant_id = $1 AND y.ledger_id = r.ledger_id AND y.account_id = r.account_id OFFSET 0) x
-  ON CONFLICT (tenant_id, ledger_id, account_id) DO UPDATE SET status = EXCLUDED.status, debits_posted = EXCLUDED.debits_posted,
-    credits_posted = EXCLUDED.credits_posted, debits_pending = EXCLUDED.debits_pending, credits_pending = EXCLUDED.credits_pending,
-    ledger_version = EXCLUDED.ledger_version`,
+  ON CONFLICT (tenant_id, ledger_id, account_id) DO UPDATE SET ${set}`,
+  };
 };
+
+/** An update of existing rows, as the runner sends it and as the plan path sends it (guarded). */
+interface UpdateStatement {
+  readonly name: string;
+  readonly text: string;
+  /** Its parameters plus one, the number of rows it must find, as the plan path's guard. */
+  readonly guardedText: string;
+  /** Number of its parameters. */
+  readonly parameters: number;
+}
+
+// Indexed by (status sent ? 2 : 0) + (pending sent ? 1 : 0).
+const UPDATE_ACCOUNTS_STATEMENTS: readonly UpdateStatement[] = [false, true].flatMap((withStatus) =>
+  [false, true].map((withPending) => {
+    const statement = updateAccountsStatement(withStatus, withPending);
+    const parameters = 6 + (withStatus ? 1 : 0) + (withPending ? 2 : 0);
+    return {
+      ...statement,
+      parameters,
+      guardedText: `WITH updated AS (${statement.text} RETURNING 1)
+  SELECT ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}((SELECT count(*) FROM updated) = $${parameters + 1}, 'balance rows to update are missing')`,
+    };
+  }),
+);
 
 const INSERT_HOLDS_SQL = `INSERT INTO ${SCHEMA}.rm_balance_holds (tenant_id, ledger_id, transfer_id, postings)
   SELECT $1, h.* FROM unnest($2::text[], $3::text[], $4::json[]) AS h`;
@@ -98,8 +151,6 @@ const MOVE_LEDGER_VERSION_SQL = `UPDATE ${SCHEMA}.rm_balance_ledgers SET ledger_
 // the plan assumed, and the store appends again through the general path.
 const MOVE_LEDGER_VERSION_GUARDED_SQL = `WITH moved AS (${MOVE_LEDGER_VERSION_SQL} RETURNING 1)
   SELECT ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}((SELECT count(*) FROM moved) = 1, 'the balances of this ledger are not at the expected version')`;
-const UPDATE_ACCOUNTS_GUARDED_SQL = `WITH updated AS (${UPDATE_ACCOUNTS_STATEMENT.text} RETURNING 1)
-  SELECT ${SCHEMA}.${INLINE_PLAN_CHECK_FUNCTION}((SELECT count(*) FROM updated) = $10, 'balance rows to update are missing')`;
 
 /** Whether an error is an inline plan's guard refusing (see {@link INLINE_PLAN_DECLINED_SQLSTATE}). */
 function isPlanDeclined(error: unknown): boolean {
@@ -110,7 +161,7 @@ function isPlanDeclined(error: unknown): boolean {
  * The statements that look rows up by a batch of keys, for the test that checks their plans are
  * driven from the keys. @internal
  */
-export const BALANCES_KEYED_SQL: readonly string[] = [SELECT_ACCOUNTS_SQL, SELECT_HOLDS_SQL, UPDATE_ACCOUNTS_STATEMENT.text];
+export const BALANCES_KEYED_SQL: readonly string[] = [SELECT_ACCOUNTS_SQL, SELECT_HOLDS_SQL, ...UPDATE_ACCOUNTS_STATEMENTS.map((statement) => statement.text)];
 
 /** The hold deletion, for the same test. @internal */
 export const BALANCES_DELETE_HOLDS_SQL = DELETE_HOLDS_SQL;
@@ -145,12 +196,10 @@ export function balancesProjectionWithCache(rowsCachedMax: number): Projection {
     name: BALANCES_PROJECTION,
     async apply({ client, tenantId, after }, events) {
       const cached = cache.take(tenantId);
-      const ledgers = cached !== undefined && cached.after === after ? cached.ledgers : new Map<string, CachedLedger>();
-      await applyFromRunner(client, tenantId, events, ledgers);
+      const state = cached !== undefined && cached.after === after ? cached : { versions: new Map<string, number>(), rows: new Map<string, BalanceRow>() };
+      await applyFromRunner(client, tenantId, events, state);
       const last = events[events.length - 1];
-      let rows = 0;
-      for (const ledger of ledgers.values()) rows += ledger.accounts.size;
-      if (last !== undefined) cache.put(tenantId, { after: last.position, ledgers }, rows);
+      if (last !== undefined) cache.put(tenantId, { after: last.position, versions: state.versions, rows: state.rows }, state.rows.size);
     },
     async reset({ client, tenantId }) {
       cache.take(tenantId);
@@ -311,7 +360,7 @@ export function inlineBalances(options: InlineBalancesOptions = {}): InlineBalan
     const writes = writesOf(append.tenantId, folded);
     if (writes.deleteHolds.length > 0) return undefined;
     const statements: InlineStatement[] = [{ text: MOVE_LEDGER_VERSION_GUARDED_SQL, values: [append.tenantId, append.ledgerId, append.expectedVersion, last] }];
-    if (writes.update !== undefined) statements.push({ text: UPDATE_ACCOUNTS_GUARDED_SQL, values: [...writes.update, writes.updateCount] });
+    if (writes.update !== undefined) statements.push({ text: writes.update.statement.guardedText, values: [...writes.update.values, writes.updateCount] });
     if (writes.insert !== undefined) statements.push({ text: UPSERT_ACCOUNTS_SQL, values: writes.insert });
     if (writes.insertHolds !== undefined) statements.push({ text: INSERT_HOLDS_SQL, values: writes.insertHolds });
     const rows = cached.rows;
@@ -360,23 +409,24 @@ class InlineRowsCache {
 /** Most balance rows kept in memory between batches, over all tenants: by a runner's projection, and by an inline hook. */
 const ROWS_CACHED_MAX = 100_000;
 
-/** A ledger's balance rows as of a ledger version. */
-interface CachedLedger {
-  version: number;
-  readonly accounts: Map<string, BalanceRow>;
-}
-
+/** A tenant's balance rows as its runner's last batch left them. */
 interface BalancesCache {
   readonly after: string;
-  readonly ledgers: Map<string, CachedLedger>;
+  /** Per ledger, the version its rows are current at. */
+  readonly versions: Map<string, number>;
+  /**
+   * The rows, by `keyOf(ledgerId, accountId)`: one map for every ledger, so that a batch looks
+   * its rows up in it directly rather than in a map rebuilt from per-ledger maps each time.
+   */
+  readonly rows: Map<string, BalanceRow>;
 }
 
 /**
  * Applies a runner's batch: per ledger, the events after the version the model is at (the inline
- * hook may have applied some), moving that version with a compare-and-set. `ledgers` holds rows
+ * hook may have applied some), moving that version with a compare-and-set. `cache` holds rows
  * known to be current at their ledger's version; it is brought up to date in place.
  */
-async function applyFromRunner(client: PoolClient, tenantId: string, events: readonly ProjectionEvent[], ledgers: Map<string, CachedLedger>): Promise<void> {
+async function applyFromRunner(client: PoolClient, tenantId: string, events: readonly ProjectionEvent[], cache: Pick<BalancesCache, 'versions' | 'rows'>): Promise<void> {
   const byLedger = new Map<string, LedgerEventOf[]>();
   for (const { stored, event, meta } of events) {
     const list = byLedger.get(stored.ledgerId) ?? [];
@@ -404,27 +454,19 @@ async function applyFromRunner(client: PoolClient, tenantId: string, events: rea
     if (moved.rowCount !== 1) throw concurrentUpdate(`ledger ${ledgerId} of the balances read model moved during the batch`);
     todo.push(...fresh);
   }
-  // Rows of a ledger someone else moved (the inline hook) are stale: read them again.
-  for (const ledgerId of ledgerIds) {
-    const cached = ledgers.get(ledgerId);
-    if (cached !== undefined && cached.version !== (applied.get(ledgerId) ?? 0)) ledgers.delete(ledgerId);
+  // Rows of a ledger someone else moved (the inline hook) are stale: read them again. (Rare: the
+  // pass over every row kept is paid only then.)
+  const stale = new Set(ledgerIds.filter((ledgerId) => cache.versions.has(ledgerId) && cache.versions.get(ledgerId) !== (applied.get(ledgerId) ?? 0)));
+  if (stale.size > 0) {
+    for (const ledgerId of stale) cache.versions.delete(ledgerId);
+    for (const [key, row] of cache.rows) if (stale.has(row.ledgerId)) cache.rows.delete(key);
   }
   if (todo.length === 0) return;
-  const known = new Map<string, BalanceRow>();
-  for (const [ledgerId, cached] of ledgers) for (const [accountId, row] of cached.accounts) known.set(keyOf(ledgerId, accountId), row);
-  const touched = await applyEvents(client, tenantId, todo, known);
-  for (const row of touched.values()) {
-    let cached = ledgers.get(row.ledgerId);
-    if (cached === undefined) {
-      cached = { version: 0, accounts: new Map() };
-      ledgers.set(row.ledgerId, cached);
-    }
-    cached.accounts.set(row.accountId, row);
-  }
+  const touched = await applyEvents(client, tenantId, todo, cache.rows);
+  for (const [key, row] of touched) cache.rows.set(key, row);
   for (const ledgerId of ledgerIds) {
-    const cached = ledgers.get(ledgerId);
     const last = byLedger.get(ledgerId)?.at(-1);
-    if (cached !== undefined && last !== undefined) cached.version = Math.max(applied.get(ledgerId) ?? 0, last.meta.ledgerVersion);
+    if (last !== undefined) cache.versions.set(ledgerId, Math.max(applied.get(ledgerId) ?? 0, last.meta.ledgerVersion));
   }
 }
 
@@ -446,7 +488,8 @@ async function applyEvents(client: PoolClient, tenantId: string, events: readonl
   const accounts = await loadAccounts(client, tenantId, events, holds, known);
   const writes = writesOf(tenantId, foldEvents(events, accounts, holds));
   if (writes.update !== undefined) {
-    const { rowCount } = await client.query({ ...UPDATE_ACCOUNTS_STATEMENT, values: writes.update });
+    const { name, text } = writes.update.statement;
+    const { rowCount } = await client.query({ name, text, values: writes.update.values });
     if (rowCount !== writes.updateCount) inconsistent(`${writes.updateCount - (rowCount ?? 0)} balance row(s) to update do not exist`);
   }
   if (writes.insert !== undefined) await client.query(UPSERT_ACCOUNTS_SQL, writes.insert);
@@ -474,6 +517,15 @@ function foldEvents(events: readonly LedgerEventOf[], accounts: Map<string, Bala
       addTo(row, posting.side, bucket, sign * posting.amount);
       row.ledgerVersion = version;
       row.dirty = true;
+      if (bucket === 'pending') row.pendingChanged = true;
+      const text = row.text;
+      if (text !== undefined) {
+        if (bucket === 'posted') {
+          if (posting.side === 'debit') text.debitsPosted = undefined;
+          else text.creditsPosted = undefined;
+        } else if (posting.side === 'debit') text.debitsPending = undefined;
+        else text.creditsPending = undefined;
+      }
     }
   };
   const release = (ledgerId: string, version: number, pendingId: string): void => {
@@ -509,6 +561,9 @@ function foldEvents(events: readonly LedgerEventOf[], accounts: Map<string, Bala
           ledgerVersion: version,
           dirty: true,
           stored: false,
+          statusChanged: false,
+          pendingChanged: false,
+          text: undefined,
         });
         break;
       }
@@ -519,6 +574,7 @@ function foldEvents(events: readonly LedgerEventOf[], accounts: Map<string, Bala
         row.status = event.type === 'AccountFrozen' ? 'frozen' : event.type === 'AccountUnfrozen' ? 'open' : 'closed';
         row.ledgerVersion = version;
         row.dirty = true;
+        row.statusChanged = true;
         break;
       }
       case 'TransferPosted':
@@ -546,8 +602,8 @@ function foldEvents(events: readonly LedgerEventOf[], accounts: Map<string, Bala
 
 /** Statement values of a fold's writes (see {@link writesOf}). */
 interface Writes {
-  /** `UPDATE_ACCOUNTS_STATEMENT`'s values: changed rows that exist. */
-  readonly update: unknown[] | undefined;
+  /** The update of changed rows that exist, and its values. */
+  readonly update: { readonly statement: UpdateStatement; readonly values: unknown[] } | undefined;
   readonly updateCount: number;
   /** `UPSERT_ACCOUNTS_SQL`'s values: rows opened by the events. */
   readonly insert: unknown[] | undefined;
@@ -557,52 +613,106 @@ interface Writes {
   readonly deleteHolds: unknown[][];
 }
 
+/** Orders rows by key: the table's order for ASCII ids (it compares bytes), so the server updates a page's rows one after the other. */
+function byKey(a: BalanceRow, b: BalanceRow): number {
+  if (a.ledgerId !== b.ledgerId) return a.ledgerId < b.ledgerId ? -1 : 1;
+  return a.accountId < b.accountId ? -1 : a.accountId > b.accountId ? 1 : 0;
+}
+
+/** A row's {@link RowText}, made on its first write and completed for the totals changed since the last. */
+function textOf(row: BalanceRow): RowText {
+  let text = row.text;
+  if (text === undefined) {
+    text = { ledger: arrayElement(row.ledgerId), account: arrayElement(row.accountId), debitsPosted: undefined, creditsPosted: undefined, debitsPending: undefined, creditsPending: undefined };
+    row.text = text;
+  }
+  text.debitsPosted ??= row.debitsPosted.toString();
+  text.creditsPosted ??= row.creditsPosted.toString();
+  text.debitsPending ??= row.debitsPending.toString();
+  text.creditsPending ??= row.creditsPending.toString();
+  return text;
+}
+
 /**
  * The writes a fold needs: a narrow update of the changed rows that exist, an insert of the new
  * ones, the holds opened and closed. Marks the changed rows as written.
+ *
+ * Each array parameter is a PostgreSQL array literal built in one pass from the rows' kept text
+ * ({@link RowText}) rather than one JavaScript array per column that node-postgres escapes
+ * element by element; the rows go in key order.
  */
 function writesOf(tenantId: string, folded: Folded): Writes {
-  const changed = [...folded.accounts.values()].filter((row) => row.dirty);
-  const existing = changed.filter((row) => row.stored);
-  const rows = changed.filter((row) => !row.stored);
-  for (const row of changed) {
+  const existing: BalanceRow[] = [];
+  const opened: BalanceRow[] = [];
+  let withStatus = false;
+  let withPending = false;
+  for (const row of folded.accounts.values()) {
+    if (!row.dirty) continue;
+    if (row.stored) {
+      existing.push(row);
+      withStatus ||= row.statusChanged;
+      withPending ||= row.pendingChanged;
+    } else opened.push(row);
     row.dirty = false;
     row.stored = true;
+    row.statusChanged = false;
+    row.pendingChanged = false;
   }
-  const update =
-    existing.length === 0
-      ? undefined
-      : [
-          tenantId,
-          arrayLiteral(existing.map((row) => row.ledgerId)),
-          arrayLiteral(existing.map((row) => row.accountId)),
-          arrayLiteral(existing.map((row) => row.status)),
-          arrayLiteral(existing.map((row) => row.debitsPosted)),
-          arrayLiteral(existing.map((row) => row.creditsPosted)),
-          arrayLiteral(existing.map((row) => row.debitsPending)),
-          arrayLiteral(existing.map((row) => row.creditsPending)),
-          arrayLiteral(existing.map((row) => row.ledgerVersion)),
-        ];
+  let update: Writes['update'];
+  if (existing.length > 0) {
+    existing.sort(byKey);
+    const count = existing.length;
+    const ledgers = new Array<string>(count);
+    const accounts = new Array<string>(count);
+    const statuses = withStatus ? new Array<string>(count) : undefined;
+    const debitsPosted = new Array<string>(count);
+    const creditsPosted = new Array<string>(count);
+    const debitsPending = withPending ? new Array<string>(count) : undefined;
+    const creditsPending = withPending ? new Array<string>(count) : undefined;
+    const versions = new Array<number>(count);
+    for (let i = 0; i < count; i += 1) {
+      const row = existing[i] as BalanceRow;
+      const text = textOf(row);
+      ledgers[i] = text.ledger;
+      accounts[i] = text.account;
+      // Statuses and totals are valid elements as they are (a word, an optionally signed integer).
+      if (statuses !== undefined) statuses[i] = row.status;
+      debitsPosted[i] = text.debitsPosted as string;
+      creditsPosted[i] = text.creditsPosted as string;
+      if (debitsPending !== undefined && creditsPending !== undefined) {
+        debitsPending[i] = text.debitsPending as string;
+        creditsPending[i] = text.creditsPending as string;
+      }
+      versions[i] = row.ledgerVersion;
+    }
+    const values: unknown[] = [tenantId, arrayLiteralOf(ledgers), arrayLiteralOf(accounts)];
+    if (statuses !== undefined) values.push(arrayLiteralOf(statuses));
+    values.push(arrayLiteralOf(debitsPosted), arrayLiteralOf(creditsPosted));
+    if (debitsPending !== undefined && creditsPending !== undefined) values.push(arrayLiteralOf(debitsPending), arrayLiteralOf(creditsPending));
+    values.push(`{${versions.join(',')}}`);
+    update = { statement: UPDATE_ACCOUNTS_STATEMENTS[(withStatus ? 2 : 0) + (withPending ? 1 : 0)] as UpdateStatement, values };
+  }
+  // Opened rows: once per account, so plain per-column literals.
   const insert =
-    rows.length === 0
+    opened.length === 0
       ? undefined
       : [
           tenantId,
-          rows.map((row) => row.ledgerId),
-          rows.map((row) => row.accountId),
-          rows.map((row) => row.currency),
-          rows.map((row) => row.accountType),
-          rows.map((row) => row.debitsMustNotExceedCredits),
-          rows.map((row) => row.creditsMustNotExceedDebits),
-          rows.map((row) => JSON.stringify(row.metadata)),
-          rows.map((row) => row.openedVersion),
-          rows.map((row) => row.openedAt),
-          rows.map((row) => row.status),
-          rows.map((row) => row.debitsPosted.toString()),
-          rows.map((row) => row.creditsPosted.toString()),
-          rows.map((row) => row.debitsPending.toString()),
-          rows.map((row) => row.creditsPending.toString()),
-          rows.map((row) => row.ledgerVersion),
+          arrayLiteral(opened.map((row) => row.ledgerId)),
+          arrayLiteral(opened.map((row) => row.accountId)),
+          arrayLiteral(opened.map((row) => row.currency)),
+          arrayLiteral(opened.map((row) => row.accountType)),
+          arrayLiteralOf(opened.map((row) => (row.debitsMustNotExceedCredits ? 't' : 'f'))),
+          arrayLiteralOf(opened.map((row) => (row.creditsMustNotExceedDebits ? 't' : 'f'))),
+          arrayLiteral(opened.map((row) => JSON.stringify(row.metadata))),
+          arrayLiteral(opened.map((row) => row.openedVersion)),
+          arrayLiteral(opened.map((row) => row.openedAt)),
+          arrayLiteral(opened.map((row) => row.status)),
+          arrayLiteral(opened.map((row) => row.debitsPosted)),
+          arrayLiteral(opened.map((row) => row.creditsPosted)),
+          arrayLiteral(opened.map((row) => row.debitsPending)),
+          arrayLiteral(opened.map((row) => row.creditsPending)),
+          arrayLiteral(opened.map((row) => row.ledgerVersion)),
         ];
   let insertHolds: unknown[] | undefined;
   if (folded.createdHolds.size > 0) {
@@ -712,6 +822,9 @@ async function loadAccounts(
       ledgerVersion: Number(row.ledger_version),
       dirty: false,
       stored: true,
+      statusChanged: false,
+      pendingChanged: false,
+      text: undefined,
     });
   }
   return accounts;
