@@ -241,10 +241,13 @@ export interface ProjectionStatus {
   readonly lastError: ProjectionErrorInfo | null;
 }
 
-/** A page of the log: as read, decoded up to the first event that does not decode (and why). */
+/** A page of the log: decoded up to the first event that does not decode (and that event, and why). */
 interface Page {
-  readonly page: readonly GlobalEvent[];
+  /** Events the page holds, decoded or not. */
+  readonly length: number;
   readonly events: readonly ProjectionEvent[];
+  /** The event after the last decoded one, when it did not decode; `undefined` when all did. */
+  readonly undecoded: GlobalEvent | undefined;
   readonly undecodable: unknown;
 }
 
@@ -935,9 +938,9 @@ export class ProjectionRunner {
     const key = pageKey(worker.tenantId, checkpoint.position, limit);
     const prefetched = worker.prefetch?.key === key ? await worker.prefetch.page : undefined;
     worker.prefetch = undefined;
-    const read = prefetched !== undefined && prefetched.page.length > 0 ? prefetched : await this.#read(worker.tenantId, checkpoint.position, limit);
-    const { page, events, undecodable } = read;
-    if (page.length === 0) {
+    const read = prefetched !== undefined && prefetched.length > 0 ? prefetched : await this.#read(worker.tenantId, checkpoint.position, limit);
+    const { events, undecoded, undecodable } = read;
+    if (read.length === 0) {
       // Nothing new; but a rebuild by another process moves the checkpoint without a new event.
       const rows = await this.#inTenant(worker, (client) => readCheckpoints(client, worker.tenantId, [worker.projection.name]), { readOnly: true });
       const row = rows.get(worker.projection.name);
@@ -950,13 +953,13 @@ export class ProjectionRunner {
       worker.emptyReadSeq = readSeq;
       return false;
     }
-    worker.state = page.length === limit ? 'catching-up' : 'live';
+    worker.state = read.length === limit ? 'catching-up' : 'live';
     if (events.length === 0) {
-      await this.#handleFailure(worker, checkpoint, page[0] as GlobalEvent, undecodable);
+      await this.#handleFailure(worker, checkpoint, undecoded as GlobalEvent, undecodable);
       return true;
     }
     const last = events[events.length - 1] as ProjectionEvent;
-    if (page.length === limit && events.length === page.length && limit > 1) {
+    if (read.length === limit && events.length === read.length && limit > 1) {
       // Behind the log: read the next page while this one is applied.
       const nextKey = pageKey(worker.tenantId, last.position, limit);
       worker.prefetch = { key: nextKey, page: this.#read(worker.tenantId, last.position, limit).catch(() => undefined) };
@@ -987,28 +990,31 @@ export class ProjectionRunner {
    */
   async #read(tenantId: string, after: string | null, limit: number): Promise<Page> {
     const shared = (this.#byTenant.get(tenantId)?.length ?? 0) > 1;
+    // Kept events were decoded when first read: no page of `GlobalEvent`s is built for them.
     const kept = (shared ? this.#tails.take(tenantId, after, limit) : undefined) ?? [];
-    const keptPage = kept.map((event) => ({ position: event.position, event: event.stored }));
-    if (kept.length === limit) return { page: keptPage, events: kept, undecodable: undefined };
+    if (kept.length === limit) return { length: limit, events: kept, undecoded: undefined, undecodable: undefined };
     // The rest of the page from the log, after the last event kept: a projection behind another
     // near the live end reads only what that one has not read yet (the log after a position
     // never changes, so the kept events and these are the page a single read would return).
     const lastKept = kept[kept.length - 1];
     const read = await this.#store.readAll({ tenantId, after: lastKept === undefined ? after : lastKept.position, limit: limit - kept.length });
-    const page = keptPage.length === 0 ? read : [...keptPage, ...read];
-    const events: ProjectionEvent[] = [...kept];
+    const length = kept.length + read.length;
+    // `kept` itself (a fresh array from the tails, or a new empty one), to add to.
+    const events: ProjectionEvent[] = kept;
     let undecodable: unknown;
+    let undecoded: GlobalEvent | undefined;
     for (const entry of read) {
       try {
         const { event, meta } = this.#codec.decode(entry.event);
         events.push({ position: entry.position, stored: entry.event, event, meta });
       } catch (error) {
+        undecoded = entry;
         undecodable = error;
         break;
       }
     }
     if (shared) this.#tails.remember(tenantId, after, events);
-    return { page, events, undecodable };
+    return { length, events, undecoded, undecodable };
   }
 
   async #applyBatch(worker: Worker, checkpoint: Checkpoint, events: readonly ProjectionEvent[]): Promise<void> {

@@ -14,7 +14,6 @@ import {
   DECIMAL_STRING_PATTERN,
   EVENT_ID_LENGTH_MAX,
   EVENT_TYPE_LENGTH_MAX,
-  HEX_64_PATTERN,
   isIsoUtcMsTime,
 } from './schemas.js';
 
@@ -22,6 +21,9 @@ import {
 // than its schema, never looser: `false` means "not decided here" (the schema then judges, and
 // words the error), never "invalid", so skipping the schema when a check says `true` changes no
 // outcome. `test/fast-checks.test.ts` holds them to that with randomly changed inputs.
+
+/** A value of this module's own, equal to nothing an envelope can hold (see `accepted`). */
+const NOTHING_YET: unique symbol = Symbol('nothing accepted yet');
 
 /** The stored envelope's keys, each required (see `storedEventSchema`). */
 const ENVELOPE_KEYS = new Set([
@@ -56,23 +58,50 @@ export function isPlainEnvelope(value: unknown): boolean {
     keys += 1;
   }
   if (keys !== ENVELOPE_KEYS.size) return false;
-  return (
+  const { tenantId, ledgerId, recordedAt, effectiveAt, previousHash, hash } = v;
+  const plain =
     boundedString(v['eventId'], 1, EVENT_ID_LENGTH_MAX) &&
-    isId(v['tenantId']) &&
-    isId(v['ledgerId']) &&
+    (tenantId === accepted.tenantId || isId(tenantId)) &&
+    (ledgerId === accepted.ledgerId || isId(ledgerId)) &&
     isPositiveSafeInteger(v['ledgerVersion']) &&
     boundedString(v['type'], 1, EVENT_TYPE_LENGTH_MAX) &&
     isPositiveSafeInteger(v['schemaVersion']) &&
     isPlainObject(v['data']) &&
-    isIsoTime(v['recordedAt']) &&
-    isIsoTime(v['effectiveAt']) &&
+    (recordedAt === accepted.recordedAt || isIsoTime(recordedAt)) &&
+    (effectiveAt === accepted.effectiveAt || isIsoTime(effectiveAt)) &&
     isNullOrBoundedString(v['correlationId']) &&
     isNullOrBoundedString(v['causationId']) &&
     isPlainMetadata(v['metadata']) &&
-    isHex64(v['previousHash']) &&
-    isHex64(v['hash'])
-  );
+    // Along a stream, an event's previousHash is the hash of the event before it.
+    (previousHash === accepted.hash || isHex64(previousHash)) &&
+    isHex64(hash);
+  if (plain) {
+    accepted.tenantId = tenantId;
+    accepted.ledgerId = ledgerId;
+    accepted.recordedAt = recordedAt;
+    accepted.effectiveAt = effectiveAt;
+    accepted.hash = hash;
+  }
+  return plain;
 }
+
+/**
+ * The last envelope {@link isPlainEnvelope} accepted: its values that the next envelope most
+ * likely repeats (a page of the log is mostly one tenant's, one ledger's, appended in batches that
+ * share a recorded time), and its hash, which the next event of its stream holds as
+ * `previousHash`. A value equal to the one remembered passed its check already, so it is not
+ * checked again: a string comparison instead of a regular expression or a scan, about 0.6 µs an
+ * event for the two hashes, the two ids and the two times. A memo of pure checks: what it
+ * remembers only ever passed them, so no answer changes. {@link NOTHING_YET}, which no envelope
+ * can hold, stands for "nothing accepted yet" (an empty string would let an empty id through).
+ */
+const accepted: { tenantId: unknown; ledgerId: unknown; recordedAt: unknown; effectiveAt: unknown; hash: unknown } = {
+  tenantId: NOTHING_YET,
+  ledgerId: NOTHING_YET,
+  recordedAt: NOTHING_YET,
+  effectiveAt: NOTHING_YET,
+  hash: NOTHING_YET,
+};
 
 function isPlainObject(value: unknown): value is object {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
@@ -128,9 +157,22 @@ function isIsoTime(value: unknown): boolean {
   return typeof value === 'string' && isIsoUtcMsTime(value);
 }
 
+/**
+ * Whether `value` is 64 lowercase hex digits: `HEX_64_PATTERN`, read through a table of the
+ * digits instead (about 130 ns for a hash instead of 280 ns for the regular expression).
+ */
 function isHex64(value: unknown): boolean {
-  return typeof value === 'string' && value.length === 64 && HEX_64_PATTERN.test(value);
+  if (typeof value !== 'string' || value.length !== 64) return false;
+  for (let i = 0; i < 64; i += 1) {
+    const code = value.charCodeAt(i);
+    if (code >= HEX_DIGIT.length || HEX_DIGIT[code] === 0) return false;
+  }
+  return true;
 }
+
+/** 1 at the char code of each lowercase hex digit (`0-9`, `a-f`), 0 at every other code below 128. */
+const HEX_DIGIT = new Uint8Array(128);
+for (const digit of '0123456789abcdef') HEX_DIGIT[digit.charCodeAt(0)] = 1;
 
 const TRANSFER_POSTED_KEYS = new Set(['transferId', 'postings', 'metadata', 'reference', 'reversalOf']);
 const POSTING_KEYS = new Set(['accountId', 'side', 'amount', 'currency']);
@@ -153,9 +195,9 @@ export function isPlainTransferPostedData(value: unknown): boolean {
 }
 
 function isPlainPosting(value: unknown): boolean {
-  if (!hasOnlyOwnKeys(value, POSTING_KEYS)) return false;
+  // Every key allowed and own, and as many as there are allowed keys: each of them is there.
+  if (ownAllowedKeyCount(value, POSTING_KEYS) !== POSTING_KEYS.size) return false;
   const v = value as Record<string, unknown>;
-  for (const key of POSTING_KEYS) if (!Object.hasOwn(v, key)) return false;
   const amount = v['amount'];
   const side = v['side'];
   const currency = v['currency'];
@@ -172,7 +214,16 @@ function isPlainPosting(value: unknown): boolean {
 
 /** A plain object whose keys (inherited enumerable ones included) are all its own and all in `allowed`. */
 function hasOnlyOwnKeys(value: unknown, allowed: ReadonlySet<string>): boolean {
-  if (!isPlainObject(value)) return false;
-  for (const key in value) if (!allowed.has(key) || !Object.hasOwn(value, key)) return false;
-  return true;
+  return ownAllowedKeyCount(value, allowed) >= 0;
+}
+
+/** How many keys `value` has when {@link hasOnlyOwnKeys} holds (the keys `for…in` lists: distinct), else -1. */
+function ownAllowedKeyCount(value: unknown, allowed: ReadonlySet<string>): number {
+  if (!isPlainObject(value)) return -1;
+  let count = 0;
+  for (const key in value) {
+    if (!allowed.has(key) || !Object.hasOwn(value, key)) return -1;
+    count += 1;
+  }
+  return count;
 }
