@@ -13,6 +13,7 @@ import {
   isStorableText,
   LimitExceededError,
   READ_LIMIT_MAX,
+  snapshotStateJson,
   STORABLE_TEXT_MESSAGE,
   StoreUnavailableError,
   VersionConflictError,
@@ -607,16 +608,9 @@ export class PostgresEventStore implements EventStore {
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     const tenantId = checkTenant(snapshot.tenantId);
     const ledgerId = checkLedgerId(snapshot.ledgerId);
-    if (!Number.isSafeInteger(snapshot.ledgerVersion) || snapshot.ledgerVersion < 0) {
-      throw new InvalidInputError([{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }]);
-    }
-    const hash = checkText(snapshot.hash, ['hash']);
-    if (!Number.isInteger(snapshot.schemaVersion) || snapshot.schemaVersion < 0 || snapshot.schemaVersion > INTEGER_MAX) {
-      throw new InvalidInputError([{ path: ['schemaVersion'], message: `must be an integer in 0..${INTEGER_MAX}` }]);
-    }
-    const state = snapshotStateJson(snapshot.state);
+    const state = snapshotStateJson(snapshot);
     await withTenant(this.#pool, tenantId, (client) =>
-      client.query(SAVE_SNAPSHOT_SQL, [tenantId, ledgerId, snapshot.ledgerVersion, hash, snapshot.schemaVersion, state]),
+      client.query(SAVE_SNAPSHOT_SQL, [tenantId, ledgerId, snapshot.ledgerVersion, snapshot.hash, snapshot.schemaVersion, state]),
     ).catch((error: unknown) => {
       throw unavailableError(error) ?? error;
     });
@@ -922,30 +916,6 @@ function checkLedgerId(ledgerId: string): string {
 function checkText(value: string, path: readonly (string | number)[]): string {
   if (typeof value !== 'string' || !isStorableText(value)) throw new InvalidInputError([{ path, message: `must be a string that ${STORABLE_TEXT_MESSAGE}` }]);
   return value;
-}
-
-/** Largest PostgreSQL `integer`. */
-const INTEGER_MAX = 2 ** 31 - 1;
-
-/**
- * A JSON escape `jsonb` refuses: `\u0000`, or a lone surrogate (`JSON.stringify` escapes only
- * lone ones). Its backslash must follow an even number of backslashes: after an odd number it
- * is itself escaped, and `u0000` is plain text.
- */
-const JSONB_UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
-
-/** A snapshot's state as the JSON text `jsonb` will take; `InvalidInputError` for anything else. */
-function snapshotStateJson(state: unknown): string {
-  if (typeof state !== 'object' || state === null || Array.isArray(state)) throw new InvalidInputError([{ path: ['state'], message: 'must be a JSON object' }]);
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(state);
-  } catch (error) {
-    throw new InvalidInputError([{ path: ['state'], message: `cannot be written as JSON: ${error instanceof Error ? error.message : String(error)}` }]);
-  }
-  if (typeof json !== 'string' || !json.startsWith('{')) throw new InvalidInputError([{ path: ['state'], message: 'must be a JSON object' }]);
-  if (JSONB_UNSTORABLE_ESCAPE.test(json)) throw new InvalidInputError([{ path: ['state'], message: 'must not hold NUL characters or lone UTF-16 surrogates' }]);
-  return json;
 }
 
 function checkLimit(value: number, min: number, max: number, what: string): void {

@@ -3,6 +3,7 @@ import { DuplicateIndexKeyError, InvalidInputError, LimitExceededError, VersionC
 import { appendableDataJson, EventCodec, indexKeysOf } from '../events/codec.js';
 import { isStorableText, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
 import { CurrencyRegistry } from '../money/currency.js';
+import { snapshotStateJson } from './snapshot-content.js';
 import { GENESIS_HASH, type GlobalEvent, type JsonObject, type StoredEvent } from '../events/stored-event.js';
 import {
   APPEND_EVENTS_MAX,
@@ -165,16 +166,7 @@ export class InMemoryEventStore implements EventStore {
    */
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     checkIds(snapshot.tenantId, { id: snapshot.ledgerId, writing: true });
-    const ledgerVersion: unknown = snapshot.ledgerVersion;
-    if (!Number.isSafeInteger(ledgerVersion) || (ledgerVersion as number) < 0) {
-      throw new InvalidInputError([{ path: ['ledgerVersion'], message: 'must be a non-negative integer' }]);
-    }
-    checkStorable(snapshot.hash, ['hash']);
-    const schemaVersion: unknown = snapshot.schemaVersion;
-    if (!Number.isInteger(schemaVersion) || (schemaVersion as number) < 0 || (schemaVersion as number) > SNAPSHOT_SCHEMA_VERSION_STORED_MAX) {
-      throw new InvalidInputError([{ path: ['schemaVersion'], message: `must be an integer in 0..${SNAPSHOT_SCHEMA_VERSION_STORED_MAX}` }]);
-    }
-    const state = JSON.parse(snapshotStateJson(snapshot.state)) as JsonObject;
+    const state = JSON.parse(snapshotStateJson(snapshot)) as JsonObject;
     const snapshots = this.#tenant(snapshot.tenantId).snapshots;
     // A slower writer's snapshot of an earlier version must not replace a newer one.
     if ((snapshots.get(snapshot.ledgerId)?.ledgerVersion ?? -1) > snapshot.ledgerVersion) return;
@@ -251,38 +243,6 @@ function isId(value: unknown): boolean {
 
 function checkStorable(value: unknown, path: readonly (string | number)[]): void {
   if (typeof value !== 'string' || !isStorableText(value)) throw new InvalidInputError([{ path, message: `must be a string that ${STORABLE_TEXT_MESSAGE}` }]);
-}
-
-/**
- * Largest snapshot `schemaVersion` a store must hold: PostgreSQL's `integer`, 2,147,483,647, the
- * column `PostgresEventStore` keeps it in.
- */
-const SNAPSHOT_SCHEMA_VERSION_STORED_MAX = 2 ** 31 - 1;
-
-/**
- * A JSON escape a store cannot hold: `\u0000`, or a lone surrogate (`JSON.stringify` escapes only
- * lone ones). Its backslash must follow an even number of backslashes: after an odd number it
- * is itself escaped, and `u0000` is plain text.
- */
-const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
-
-/**
- * A snapshot's state as JSON text, checked as `PostgresEventStore` checks it: a JSON object
- * (`JSON.stringify` writes an object), without NUL characters or unpaired surrogates in its keys
- * or strings. Else `InvalidInputError` at `state`.
- */
-function snapshotStateJson(state: unknown): string {
-  const issue = (message: string): InvalidInputError => new InvalidInputError([{ path: ['state'], message }]);
-  if (typeof state !== 'object' || state === null || Array.isArray(state)) throw issue('must be a JSON object');
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(state);
-  } catch (error) {
-    throw issue(`cannot be written as JSON: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (typeof json !== 'string' || !json.startsWith('{')) throw issue('must be a JSON object');
-  if (UNSTORABLE_ESCAPE.test(json)) throw issue('must not hold NUL characters or lone UTF-16 surrogates');
-  return json;
 }
 
 function checkLimit(value: number, min: number, max: number, what: string): void {
