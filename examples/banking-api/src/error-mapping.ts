@@ -39,6 +39,9 @@ export function problemFromError(error: unknown): ProblemError {
         return new ProblemError('unavailable', 'the ledger writer is shutting down', { retryAfterSeconds: 1 });
       case 'writer_failed':
       case 'store_unavailable':
+        // Not retriable: the store refused the append for a reason a retry meets again (read
+        // models at another schema version, say), which is the server's fault, not the caller's.
+        if (!error.retriable) return new ProblemError('internal');
         return new ProblemError('unavailable', 'the ledger could not be written; retry with the same Idempotency-Key', { retryAfterSeconds: 1 });
       default:
         return new ProblemError('internal');

@@ -16,6 +16,7 @@ export type LedgerErrorCode =
   | 'writer_closed'
   | 'writer_failed'
   | 'store_unavailable'
+  | 'append_refused'
   | 'chain_broken'
   | 'limit_exceeded'
   | 'invariant_violated';
@@ -153,16 +154,40 @@ export class WriterClosedError extends LedgerError {
 
 /**
  * The writer could not persist a batch (store unavailable, conflict retries exhausted, ...).
- * Retriable. The batch's commands may or may not have been applied (an append whose reply was
- * lost may have committed): retry with the same ids, and a command that was applied answers with
- * its original outcome (`duplicate: true`).
+ * Retriable, except when the store refused the append for a reason a retry will meet again (an
+ * {@link AppendRefusedError} that is not retriable, which is then its `cause`). Unless its
+ * message says the commands "were not applied" (the store refused the append before writing
+ * anything), they may or may not have been applied (an append whose reply was lost may have
+ * committed): retry with the same ids, and a command that was applied answers with its original
+ * outcome (`duplicate: true`).
  */
 export class WriterFailedError extends LedgerError {
   /**
    * @param code `writer_failed`, or the code of a subclass that names the reason more precisely.
+   * @param retriable whether a retry may succeed; `true` unless the cause says otherwise.
    */
-  constructor(message: string, cause: unknown, code: Extract<LedgerErrorCode, 'writer_failed' | 'store_unavailable'> = 'writer_failed') {
-    super(code, message, { cause, retriable: true });
+  constructor(message: string, cause: unknown, code: Extract<LedgerErrorCode, 'writer_failed' | 'store_unavailable'> = 'writer_failed', retriable = true) {
+    super(code, message, { cause, retriable });
+  }
+}
+
+/**
+ * A store refused an append before writing any of it, for a reason other than a moved stream
+ * (`VersionConflictError`), a claimed key (`DuplicateIndexKeyError`) or a malformed request
+ * (`InvalidInputError`, `LimitExceededError`): the database answered one of its statements with
+ * an error, so its transaction rolled back, or an inline projection run in that transaction
+ * failed before the commit (its read models at another schema version, say). **Nothing of the
+ * append was written**; `cause` is the original error.
+ *
+ * `retriable` says whether the same append may succeed later: the cause's own `retriable` when it
+ * has one, else what the store knows of it (PostgreSQL: a serialization failure, a lock or
+ * resource shortage or a cancelled statement may pass next time; a constraint, a permission or
+ * a data error will not). A writer passes it on inside a `WriterFailedError` whose commands "were
+ * not applied", retriable as this error is.
+ */
+export class AppendRefusedError extends LedgerError {
+  constructor(message: string, cause: unknown, retriable: boolean) {
+    super('append_refused', message, { cause, retriable });
   }
 }
 

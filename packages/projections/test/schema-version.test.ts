@@ -1,4 +1,4 @@
-import { Ledger, WriterFailedError } from '@ledgerkit/ledger-core';
+import { AppendRefusedError, Ledger, WriterFailedError } from '@ledgerkit/ledger-core';
 import {
   balancesProjection,
   historyProjection,
@@ -205,17 +205,23 @@ describe('inline balances on read models at another version', () => {
     const ledger = await Ledger.open({ store, tenantId: 'acme', ledgerId: 'eur', currencies, snapshotEveryEvents: 0 });
     ledgers.push(ledger);
 
-    // The store's append rejects with the hook's error; the writer passes it on as the cause.
+    // The store refuses the append with the hook's error as the cause (AppendRefusedError: nothing
+    // written, not retriable), and the writer passes that on: "were not applied", not retriable.
     const failure = await settled(ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' }));
     expect(failure).toBeInstanceOf(WriterFailedError);
-    const refusal = (failure as Error).cause;
+    expect(failure).toMatchObject({ code: 'writer_failed', retriable: false });
+    expect((failure as Error).message).toContain('were not applied');
+    const storeRefusal = (failure as Error).cause;
+    expect(storeRefusal).toBeInstanceOf(AppendRefusedError);
+    expect(storeRefusal).toMatchObject({ code: 'append_refused', retriable: false });
+    const refusal = (storeRefusal as Error).cause;
     expect(refusal).toBeInstanceOf(ReadModelSchemaVersionError);
     expect(refusal).toMatchObject({ code: 'read_model_schema_version', found: 4, needed: READ_MODEL_SCHEMA_VERSION });
     // Rolled back, events included, and checked before the hook wrote anything.
     expect(await store.readStream({ tenantId: 'acme', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect(statements.filter((text) => !text.includes('has_table_privilege'))).toEqual([]);
     // Refused: the next append checks again.
-    expect(await settled(ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' }))).toMatchObject({ cause: { found: 4 } });
+    expect(await settled(ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' }))).toMatchObject({ cause: { cause: { found: 4 } } });
     expect(schemaChecks(statements)).toBe(2);
 
     await migrateReadModels({ pool: db.admin, roles: db.roles });
@@ -233,7 +239,7 @@ describe('inline balances on read models at another version', () => {
     const other = await Ledger.open({ store: newerStore, tenantId: 'acme', ledgerId: 'other', currencies, snapshotEveryEvents: 0 });
     ledgers.push(other);
     const newerFailure = await settled(other.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' }));
-    expect((newerFailure as Error).cause).toMatchObject({ name: 'ReadModelSchemaVersionError', found: newer, needed: READ_MODEL_SCHEMA_VERSION });
+    expect(((newerFailure as Error).cause as Error).cause).toMatchObject({ name: 'ReadModelSchemaVersionError', found: newer, needed: READ_MODEL_SCHEMA_VERSION });
     expect(await newerStore.readStream({ tenantId: 'acme', ledgerId: 'other', direction: 'forward', limit: 10 })).toEqual([]);
   });
 });

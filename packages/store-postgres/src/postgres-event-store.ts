@@ -1,5 +1,6 @@
 import {
   APPEND_EVENTS_MAX,
+  AppendRefusedError,
   appendableDataJson,
   CurrencyRegistry,
   DuplicateIndexKeyError,
@@ -27,7 +28,7 @@ import {
   type Snapshot,
   type StoredEvent,
 } from '@ledgerkit/ledger-core';
-import { isTenantId, TENANT_SETTING, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import { isTenantId, TENANT_SETTING, TransactionAbortedError, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { CustomTypesConfig, PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
 import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch, runStatement, type BatchStatement } from './statement-batch.js';
@@ -466,11 +467,21 @@ export class PostgresEventStore implements EventStore {
         // transaction. Nothing else has to run in that transaction.
         version = await this.#appendAlone(call.text, call.values);
       } else {
-        const plan = inline.plan?.(request);
+        let plan: InlinePlan | undefined;
+        try {
+          plan = inline.plan?.(request);
+        } catch (error) {
+          throw refusedByInline(error);
+        }
         const general = (): Promise<number> =>
           withTenant(this.#pool, tenantId, async (client) => {
             const { rows } = await client.query<{ version: string }>(call.text, call.values);
-            await inline(client, request);
+            try {
+              await inline(client, request);
+            } catch (error) {
+              // Thrown before the COMMIT: the transaction rolls back, events and all.
+              throw refusedByInline(error);
+            }
             return Number(rows[0]?.version);
           });
         if (plan === undefined) {
@@ -493,7 +504,7 @@ export class PostgresEventStore implements EventStore {
       if (version !== expected + count) throw new Error(`append_events returned version ${version}, expected ${expected + count}`);
       return { ledgerVersion: version };
     } catch (error) {
-      throw unavailableError(error) ?? appendError(error, expected);
+      throw unavailableError(error) ?? refusedError(appendError(error, expected));
     }
   }
 
@@ -861,6 +872,45 @@ function appendError(error: unknown, expectedVersion: number): unknown {
     default:
       return error;
   }
+}
+
+/**
+ * SQLSTATE classes of an error the same statement may not meet next time: a transaction
+ * rollback (serialization failure, deadlock), insufficient resources, an object in use (a lock
+ * not available), operator intervention (a cancelled statement), a system error.
+ */
+const TRANSIENT_SQLSTATE_CLASSES = new Set(['40', '53', '55', '57', '58']);
+
+/** An error the server answered with (node-postgres' `DatabaseError`, told by its fields: the pool may use another copy of pg). */
+function isServerError(error: unknown): error is Error & { code: string } {
+  const fields = error as { readonly code?: unknown; readonly severity?: unknown } | null | undefined;
+  return error instanceof Error && typeof fields?.code === 'string' && /^[0-9A-Z]{5}$/.test(fields.code) && typeof fields.severity === 'string';
+}
+
+/**
+ * An append's error the store knows wrote nothing, as `AppendRefusedError`: an error the server
+ * answered one of its statements with (the statement, and the transaction or statement batch it
+ * was part of, rolled back; a COMMIT that rolled back is one too). A connection lost on the way
+ * is not one (`unavailableError` comes first), nor the port's own refusals, which pass unchanged.
+ */
+function refusedError(error: unknown): unknown {
+  if (error instanceof TransactionAbortedError) return new AppendRefusedError(`the append's transaction rolled back at its COMMIT; nothing was written`, error, true);
+  if (!isServerError(error)) return error;
+  return new AppendRefusedError(`PostgreSQL refused the append (SQLSTATE ${error.code}: ${error.message}); nothing was written`, error, TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2)));
+}
+
+/**
+ * What an inline projection threw inside an append's transaction, before its COMMIT: the append
+ * rolls back with it, so it is an `AppendRefusedError`, retriable as the error says (its own
+ * `retriable`, else by SQLSTATE for a server's error, else not). A lost connection passes as it is
+ * (the store reports it as `StoreUnavailableError`), and so does an `AppendRefusedError`.
+ */
+function refusedByInline(error: unknown): unknown {
+  const code = (error as { readonly code?: unknown } | null | undefined)?.code;
+  if (code === 'append_refused' || code === 'store_unavailable' || isConnectionLoss(error, 0)) return error;
+  const own = (error as { readonly retriable?: unknown } | null | undefined)?.retriable;
+  const retriable = typeof own === 'boolean' ? own : isServerError(error) && TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2));
+  return new AppendRefusedError(`the inline projection failed, and the append with it (nothing was written): ${error instanceof Error ? error.message : String(error)}`, error, retriable);
 }
 
 /** SQLSTATEs of a server that is going away, coming up or refusing sessions (class 08 is matched as a whole). */

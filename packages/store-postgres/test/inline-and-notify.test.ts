@@ -1,5 +1,5 @@
 import { BatchCommittedUnreadableError, composeInlineProjections, INLINE_PLAN_STATEMENTS_MAX, PostgresEventStore, EVENTS_CHANNEL, type InlinePlan, type InlineProjection } from '@ledgerkit/store-postgres';
-import { Ledger, LimitExceededError, StoreUnavailableError, VersionConflictError, WriterFailedError, type AppendRequest } from '@ledgerkit/ledger-core';
+import { AppendRefusedError, Ledger, LimitExceededError, StoreUnavailableError, VersionConflictError, WriterFailedError, type AppendRequest } from '@ledgerkit/ledger-core';
 import { TransactionAbortedError } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,15 +38,33 @@ describe('the inline hook', () => {
     expect(seen).toHaveLength(1);
   });
 
-  it('a hook that throws rolls the whole append back and rejects with its error', async () => {
+  it('a hook that throws rolls the whole append back and rejects with AppendRefusedError (nothing written), its error as the cause, retriable only if that says so', async () => {
+    const thrown = new Error('read model unavailable');
     const failing = await PostgresEventStore.open({
       pool: db.app,
       inline: async () => {
-        throw new Error('read model unavailable');
+        throw thrown;
       },
     });
     const events = encodeAfter(emptyHead('inline-b', 'eur'), [accountOpened('cash')]);
-    await expect(failing.append({ tenantId: 'inline-b', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toThrow('read model unavailable');
+    const refusal = await failing.append({ tenantId: 'inline-b', ledgerId: 'eur', expectedVersion: 0, events }).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(AppendRefusedError);
+    expect(refusal).toMatchObject({ code: 'append_refused', retriable: false, message: expect.stringContaining('read model unavailable') });
+    expect((refusal as Error).cause).toBe(thrown);
+    // An error that says it may pass next time keeps that; so does a server error of a transient class.
+    for (const [error, retriable] of [
+      [Object.assign(new Error('busy'), { retriable: true }), true],
+      [Object.assign(new Error('could not obtain lock'), { code: '55P03', severity: 'ERROR' }), true],
+      [Object.assign(new Error('permission denied'), { code: '42501', severity: 'ERROR' }), false],
+    ] as const) {
+      const store = await PostgresEventStore.open({
+        pool: db.app,
+        inline: async () => {
+          throw error;
+        },
+      });
+      await expect(store.append({ tenantId: 'inline-b', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toMatchObject({ code: 'append_refused', retriable, cause: error });
+    }
     const plain = await PostgresEventStore.open({ pool: db.app });
     expect(await plain.readStream({ tenantId: 'inline-b', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect(await plain.append({ tenantId: 'inline-b', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
@@ -76,10 +94,63 @@ describe('the inline hook', () => {
       },
     });
     const events = encodeAfter(emptyHead('inline-c', 'eur'), [accountOpened('cash')]);
-    await expect(swallowing.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toBeInstanceOf(TransactionAbortedError);
+    const refusal = await swallowing.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events }).catch((error: unknown) => error);
+    // The COMMIT answered ROLLBACK: refused, nothing written, and a retry may pass.
+    expect(refusal).toBeInstanceOf(AppendRefusedError);
+    expect(refusal).toMatchObject({ code: 'append_refused', retriable: true });
+    expect((refusal as Error).cause).toBeInstanceOf(TransactionAbortedError);
     const plain = await PostgresEventStore.open({ pool: db.app });
     expect(await plain.readStream({ tenantId: 'inline-c', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect(await plain.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
+  });
+});
+
+describe('a writer whose append the inline hook refuses', () => {
+  it('fails the batch with WriterFailedError saying its commands were not applied, retriable as the refusal; a plan that throws refuses too; the same ids then apply as new commands', async () => {
+    let failWith: unknown;
+    let planThrows = false;
+    const inline: InlineProjection = Object.assign(
+      async () => {
+        if (failWith !== undefined) throw failWith;
+      },
+      {
+        plan: (): InlinePlan | undefined => {
+          if (planThrows) throw new Error('plan could not be made');
+          return undefined;
+        },
+      },
+    );
+    const store = await PostgresEventStore.open({ pool: db.app, inline });
+    const where = { tenantId: 'inline-refused', ledgerId: 'eur' };
+    const ledger = await Ledger.open({ store, ...where, snapshotEveryEvents: 0 });
+    try {
+      await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+      await ledger.openAccount({ accountId: 'alice', currency: 'EUR', type: 'liability' });
+      const transfer = { transferId: 'r1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '5.00', currency: 'EUR' };
+      const settle = (promise: Promise<unknown>): Promise<unknown> => promise.then((value) => value, (error: unknown) => error);
+
+      for (const [cause, retriable] of [
+        [Object.assign(new Error('read models busy'), { retriable: true }), true],
+        [new Error('read models at another version'), false],
+      ] as const) {
+        failWith = cause;
+        const failure = await settle(ledger.transfer(transfer));
+        expect(failure).toBeInstanceOf(WriterFailedError);
+        expect(failure).not.toBeInstanceOf(StoreUnavailableError);
+        expect(failure).toMatchObject({ code: 'writer_failed', retriable, message: expect.stringContaining('they were not applied'), cause: { code: 'append_refused', retriable, cause } });
+      }
+      failWith = undefined;
+      planThrows = true;
+      expect(await settle(ledger.transfer(transfer))).toMatchObject({ retriable: false, message: expect.stringContaining('were not applied'), cause: { code: 'append_refused', message: expect.stringContaining('plan could not be made') } });
+
+      // Nothing of them was written: the same id is a new transfer once the hook lets it through.
+      planThrows = false;
+      expect(await ledger.transfer(transfer)).toMatchObject({ ok: true, duplicate: false, ledgerVersion: 3 });
+      const logged = await db.admin.query<{ n: number }>('SELECT count(*)::int AS n FROM ledgerkit.events WHERE tenant_id = $1 AND ledger_id = $2', [where.tenantId, where.ledgerId]);
+      expect(logged.rows).toEqual([{ n: 3 }]);
+    } finally {
+      await ledger.close();
+    }
   });
 });
 
@@ -124,11 +195,14 @@ describe('the inline hook’s plan (its statements sent with the append, one rou
     expect(rows).toEqual([{ tenant: 'plan-a', seen_events: 2, same_transaction: true }]);
   });
 
-  it('a plan statement that fails rolls the append back and rejects with its error', async () => {
+  it('a plan statement that fails rolls the append back and rejects with AppendRefusedError, the server’s error as the cause', async () => {
     const calls = { general: 0, planned: 0 };
     const store = await PostgresEventStore.open({ pool: db.app, inline: loggingHook(calls, () => 'SELECT 1 / 0') });
     const events = encodeAfter(emptyHead('plan-b', 'eur'), [accountOpened('cash')]);
-    await expect(store.append({ tenantId: 'plan-b', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toMatchObject({ code: '22012' });
+    const refusal = await store.append({ tenantId: 'plan-b', ledgerId: 'eur', expectedVersion: 0, events }).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(AppendRefusedError);
+    // Division by zero (class 22, a data exception) will fail again: not retriable.
+    expect(refusal).toMatchObject({ code: 'append_refused', retriable: false, message: expect.stringContaining('SQLSTATE 22012'), cause: { code: '22012' } });
     const plain = await PostgresEventStore.open({ pool: db.app });
     expect(await plain.readStream({ tenantId: 'plan-b', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect((await db.admin.query(`SELECT count(*)::int AS n FROM public.plan_log WHERE tenant = 'plan-b'`)).rows).toEqual([{ n: 0 }]);

@@ -110,7 +110,11 @@ export interface EventStore {
    *
    * A malformed request (1 to 4) is refused the same way whatever the stream holds, and never
    * with a retriable error: a caller that retried it would only be refused again. A refused
-   * append writes nothing, and nothing a reader could not read is ever written. When the store
+   * append writes nothing, and nothing a reader could not read is ever written. A store that
+   * knows an append failed for another reason before anything of it was written (the database
+   * answered a statement with an error, so its transaction rolled back; an inline projection
+   * failed before the commit) throws `AppendRefusedError` with the original error as its
+   * `cause`, so that a writer can tell its callers the commands were not applied. When the store
    * cannot be reached or the connection breaks during the call, it throws `StoreUnavailableError`
    * and the outcome is unknown — the batch may have committed — but it is all or nothing, never
    * partial.

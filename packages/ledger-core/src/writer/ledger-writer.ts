@@ -43,9 +43,11 @@ const SPLIT_QUEUE_LENGTH_MIN = 1_000;
 /** A store's refusals after which a batch is decided again on the stream's tail: another writer got there first. */
 const DECIDE_AGAIN: readonly LedgerErrorCode[] = ['version_conflict', 'duplicate_index_key'];
 /** A store's refusals of an append, which writes nothing (the port's contract): a fence, a taken key, or arguments it would not take. */
-const REFUSED: readonly LedgerErrorCode[] = [...DECIDE_AGAIN, 'invalid_input', 'limit_exceeded'];
+const REFUSED: readonly LedgerErrorCode[] = [...DECIDE_AGAIN, 'invalid_input', 'limit_exceeded', 'append_refused'];
 /** A store that could not be reached: its callers get a `StoreUnavailableError` too. */
 const STORE_UNAVAILABLE: readonly LedgerErrorCode[] = ['store_unavailable'];
+/** A store's refusal that wrote nothing and carries its own `retriable` (`AppendRefusedError`). */
+const APPEND_REFUSED: readonly LedgerErrorCode[] = ['append_refused'];
 
 /** Options of {@link LedgerWriter.open}. Every number has a default and a hard limit. */
 export interface LedgerWriterOptions {
@@ -571,7 +573,10 @@ export class LedgerWriter {
     // A refused append writes nothing; any other failure of the append leaves its outcome unknown.
     const outcome = appending && !hasErrorCode(error, REFUSED) ? 'may have been applied' : 'were not applied';
     const message = `could not append a batch of ${batch.length} commands (they ${outcome}): ${describe(error)}`;
-    const failure = hasErrorCode(error, STORE_UNAVAILABLE) ? new StoreUnavailableError(message, error) : new WriterFailedError(message, error);
+    // A refusal a retry would meet again (an inline projection's read models at another schema
+    // version, say) is passed on as not retriable; every other failure may pass next time.
+    const retriable = !(hasErrorCode(error, APPEND_REFUSED) && (error as { readonly retriable?: unknown }).retriable === false);
+    const failure = hasErrorCode(error, STORE_UNAVAILABLE) ? new StoreUnavailableError(message, error) : new WriterFailedError(message, error, 'writer_failed', retriable);
     for (const item of batch) item.reject?.(failure);
   }
 
