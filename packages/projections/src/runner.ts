@@ -251,6 +251,14 @@ interface Page {
   readonly undecodable: unknown;
 }
 
+/** A page as the store returned it (see `#readLog`): with the limit it was read with and the position of its last event. */
+interface LogRead extends Page {
+  /** The limit of the read: a page shorter than it reached the end of the log (as it stood then). */
+  readonly limit: number;
+  /** Position of its last event, decoded or not; `undefined` when it is empty. */
+  readonly last: string | undefined;
+}
+
 interface Worker {
   readonly projection: Projection;
   readonly tenantId: string;
@@ -360,6 +368,12 @@ export class ProjectionRunner {
   readonly #byTenant = new Map<string, Worker[]>();
   /** What the projections read last, decoded: a projection behind another takes the events from here. */
   readonly #tails = new LogTails(LOG_TAIL_EVENTS_MAX);
+  /**
+   * The reads of the log in flight, per tenant then per position read after, for another
+   * projection of the tenant to join (see `#readShared`): an entry is removed when its read
+   * settles, a tenant's map with its last entry.
+   */
+  readonly #readsInFlight = new Map<string, Map<string | null, Promise<LogRead>>>();
   #started = false;
   /** The start under way or done (its read-model schema check, then the projections started); see `start()`. */
   #starting: Promise<void> | undefined;
@@ -986,7 +1000,8 @@ export class ProjectionRunner {
   /**
    * One page of the log after `after`, decoded up to the first event that does not decode. Served
    * from what another projection of this runner read as far as that goes, and from the log for
-   * the rest of the page.
+   * the rest of the page: by a read of its own, or by joining one another projection of the
+   * tenant has in flight from the same position (see `#readShared`).
    */
   async #read(tenantId: string, after: string | null, limit: number): Promise<Page> {
     const shared = (this.#byTenant.get(tenantId)?.length ?? 0) > 1;
@@ -997,10 +1012,73 @@ export class ProjectionRunner {
     // near the live end reads only what that one has not read yet (the log after a position
     // never changes, so the kept events and these are the page a single read would return).
     const lastKept = kept[kept.length - 1];
-    const read = await this.#store.readAll({ tenantId, after: lastKept === undefined ? after : lastKept.position, limit: limit - kept.length });
-    const length = kept.length + read.length;
-    // `kept` itself (a fresh array from the tails, or a new empty one), to add to.
+    const from = lastKept === undefined ? after : lastKept.position;
+    const read = shared ? await this.#readShared(tenantId, from, limit - kept.length) : await this.#readLog(tenantId, from, limit - kept.length);
+    // `kept` itself (a fresh array from the tails, or a new empty one), to add to: a page read by
+    // another projection's read is not handed out as it is, each caller gets an array of its own.
     const events: ProjectionEvent[] = kept;
+    for (const event of read.events) events.push(event);
+    if (shared) this.#tails.remember(tenantId, after, events);
+    return { length: kept.length + read.length, events, undecoded: read.undecoded, undecodable: read.undecodable };
+  }
+
+  /**
+   * Up to `limit` events of the tenant's log after `from`, for a tenant several projections of this
+   * runner follow: when another of them has a read from `from` in flight (all woken by the same
+   * NOTIFY, or started together), its page is shared rather than read again.
+   *
+   * - A shared read holding at least `limit` events: the first `limit` of them (the page a read of
+   *   `limit` would return, as the log after a position never changes), its undecodable event
+   *   only if that lies among them.
+   * - A shared read that filled its own, smaller, limit: its events, and the rest read after its last.
+   * - A shared read that found the end of the log (fewer events than its limit): those events, a
+   *   short page, as a read at that moment returns (the caller reads on from its last event).
+   * - A shared read that was already in flight when the caller asked and returned nothing, or
+   *   failed: not the caller's answer. An empty page tells `whenCaughtUp` the projection reached
+   *   the end of the log, so it must come from a read that started after the caller asked, not
+   *   from one that may have looked before an append the caller's waiter made; and a failure is
+   *   the owner's to report. The caller then shares a read of the same position started since
+   *   (which started after it asked: its outcome, failure included, stands as the caller's own
+   *   read's would), or reads the log itself.
+   *
+   * A read of its own is registered for others to share until it settles, then removed.
+   */
+  async #readShared(tenantId: string, from: string | null, limit: number): Promise<Page> {
+    const earlier = this.#readsInFlight.get(tenantId)?.get(from);
+    if (earlier !== undefined) {
+      const shared = await earlier.then(
+        (read) => read,
+        () => undefined,
+      );
+      if (shared !== undefined && shared.length > 0) return this.#pageFrom(tenantId, shared, limit);
+      const later = this.#readsInFlight.get(tenantId)?.get(from);
+      if (later !== undefined && later !== earlier) return this.#pageFrom(tenantId, await later, limit);
+    }
+    let reads = this.#readsInFlight.get(tenantId);
+    if (reads === undefined) {
+      reads = new Map();
+      this.#readsInFlight.set(tenantId, reads);
+    }
+    const tenantReads = reads;
+    const read: Promise<LogRead> = this.#readLog(tenantId, from, limit).finally(() => {
+      if (tenantReads.get(from) === read) tenantReads.delete(from);
+      if (tenantReads.size === 0 && this.#readsInFlight.get(tenantId) === tenantReads) this.#readsInFlight.delete(tenantId);
+    });
+    tenantReads.set(from, read);
+    return read;
+  }
+
+  /** A caller's page of up to `limit` events from a read another projection made from the same position (see `#readShared`). */
+  async #pageFrom(tenantId: string, read: LogRead, limit: number): Promise<Page> {
+    if (read.length >= limit) return pageOf(read, limit);
+    if (read.length < read.limit || read.last === undefined || read.undecoded !== undefined) return read;
+    return joinPages(read, await this.#readShared(tenantId, read.last, limit - read.length));
+  }
+
+  /** Up to `limit` events of the tenant's log after `from`, read from the store, decoded up to the first that does not decode. */
+  async #readLog(tenantId: string, from: string | null, limit: number): Promise<LogRead> {
+    const read = await this.#store.readAll({ tenantId, after: from, limit });
+    const events: ProjectionEvent[] = [];
     let undecodable: unknown;
     let undecoded: GlobalEvent | undefined;
     for (const entry of read) {
@@ -1013,8 +1091,7 @@ export class ProjectionRunner {
         break;
       }
     }
-    if (shared) this.#tails.remember(tenantId, after, events);
-    return { length, events, undecoded, undecodable };
+    return { length: read.length, events, undecoded, undecodable, limit, last: read[read.length - 1]?.position };
   }
 
   async #applyBatch(worker: Worker, checkpoint: Checkpoint, events: readonly ProjectionEvent[]): Promise<void> {
@@ -1184,6 +1261,18 @@ function callQuietly<A extends unknown[]>(callback: ((...args: A) => void) | und
   } catch {
     // Ignored, as the rejection above.
   }
+}
+
+/** The first `limit` events of a page of more (its undecodable event only if it is among them). */
+function pageOf(page: Page, limit: number): Page {
+  if (page.length <= limit) return page;
+  if (limit <= page.events.length) return { length: limit, events: page.events.slice(0, limit), undecoded: undefined, undecodable: undefined };
+  return { length: limit, events: page.events, undecoded: page.undecoded, undecodable: page.undecodable };
+}
+
+/** A page whose events all decoded, followed by the page read after its last event: one page. */
+function joinPages(first: Page, rest: Page): Page {
+  return { length: first.length + rest.length, events: [...first.events, ...rest.events], undecoded: rest.undecoded, undecodable: rest.undecodable };
 }
 
 function pageKey(tenantId: string, after: string | null, limit: number): string {

@@ -1,4 +1,4 @@
-import { Ledger, type LedgerSource } from '@ledgerkit/ledger-core';
+import { Ledger, type EventStore, type GlobalEvent, type LedgerSource, type ReadAllRequest } from '@ledgerkit/ledger-core';
 import {
   BALANCES_PROJECTION,
   balancesProjection,
@@ -89,6 +89,43 @@ describe('the runner', () => {
       expect(statusOf(statuses, name)).toMatchObject({ state: 'live', active: true, eventsApplied: ledger.version, eventsSkipped: 0, lagEvents: 0, lagSeconds: 0, lastError: null });
     }
     await expectBalancesAgree(models, ledger, tenantId);
+    await ledger.close();
+  });
+
+  it('projections of one tenant that read the same page at once share one read of the log, and a failed shared read loses nothing', async () => {
+    const tenantId = 'shared-reads';
+    const ledger = await openFixtureLedger(store, tenantId);
+    await writeTransfers(ledger, 's', 90, 5);
+    // Every page read takes a while, so projections started together overlap in their reads.
+    const reads: { after: string | null; events: number }[] = [];
+    let failNext = true;
+    const slow = storeReading(async (request) => {
+      await new Promise((resolve) => setTimeout(resolve, 40));
+      if (request.limit !== 1 && failNext) {
+        failNext = false;
+        throw new Error('the first page read fails');
+      }
+      const page = await store.readAll(request);
+      if (request.limit !== 1) reads.push({ after: request.after ?? null, events: page.length });
+      return page;
+    });
+    const runner = runnerFor(tenantId, { store: slow, batchSize: 32, projections: [balancesProjection(), historyProjection(), seenProjection('seen-shared', () => false)] });
+    runner.start();
+    await runner.whenCaughtUp();
+    // Live: appended after the catch-up, all three woken by the same notification.
+    await writeTransfers(ledger, 't', 20, 5);
+    await runner.whenCaughtUp();
+    await runner.stop();
+    expect(await seenVersions(db.admin, tenantId, 'seen-shared')).toEqual(Array.from({ length: ledger.version }, (_, i) => i + 1));
+    await expectBalancesAgree(models, ledger, tenantId);
+    let n = 0;
+    const source: LedgerSource = { store, codec: ledger.writer.codec, tenantId, ledgerId: 'eur' };
+    await expectReadModelsAgree({ models, ledger, source, currencies, accountIds: FIXTURE_ACCOUNTS, pick: (k) => (n += 1) % k });
+    // A page of the log after a position is read from the store once, however many projections
+    // apply it (an empty read, the end of the log, is each projection's own).
+    const pages = reads.filter((read) => read.events > 0).map((read) => read.after);
+    expect(pages.length).toBeGreaterThan(3);
+    expect(new Set(pages).size).toBe(pages.length);
     await ledger.close();
   });
 
@@ -462,3 +499,14 @@ describe('the runner', () => {
     expect(() => new ProjectionRunner({ ...base, tenantIds: ["x' OR 1=1"] })).toThrow(/tenant/);
   });
 });
+
+/** The test database's store, its `readAll` replaced by `readAll` (every other method the store's own). */
+function storeReading(readAll: (request: ReadAllRequest) => Promise<GlobalEvent[]>): EventStore {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === 'readAll') return readAll;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
