@@ -57,9 +57,11 @@ export interface PostgresEventStoreOptions {
    * Runs inside every non-empty append's transaction, after the events are written, with that
    * transaction's connection (tenant set) and the request: for a read model that must be current
    * when the append returns (read-your-writes), such as `@ledgerkit/projections`' inline balances.
-   * If it throws, the append rolls back and rejects with its error, so keep it short and bounded;
-   * if a statement of its fails and it catches the error, the append rolls back all the same and
-   * rejects with tenant-rls' `TransactionAbortedError` (use a savepoint to go on after a failure).
+   * If it throws, the append rolls back and rejects with ledger-core's `AppendRefusedError`, its
+   * error as `cause` (retriable as that error's own `retriable` says, else by SQLSTATE class), so
+   * keep it short and bounded; if a statement of its fails and it catches the error, the append
+   * rolls back all the same and rejects with an `AppendRefusedError` whose `cause` is tenant-rls'
+   * `TransactionAbortedError` (use a savepoint to go on after a failure).
    */
   readonly inline?: InlineProjection;
   /**

@@ -276,8 +276,10 @@ export interface InlineBalances {
  * The hook checks the read-model schema version at its first append, as the runner's `start()`
  * and `ReadModels` do: on read models at another version than this release's
  * `READ_MODEL_SCHEMA_VERSION` (not migrated far enough, or migrated by a newer release) that
- * append rejects with `ReadModelSchemaVersionError` (`found`, `needed`) and rolls back, events
- * included, before the hook writes anything. The check (two short catalog reads, in the append's
+ * append rejects with a non-retriable `AppendRefusedError` whose `cause` is a
+ * `ReadModelSchemaVersionError` (`found`, `needed`), and rolls back, events included, before the
+ * hook writes anything (a `LedgerWriter` answers its commands with a `WriterFailedError` saying
+ * they were not applied). The check (two short catalog reads, in the append's
  * transaction) is made until one passes and then never again, so later appends pay nothing for
  * it; the plan path is taken only after it has passed. Give each store its own hook: the check
  * is made once per hook, not per database.
