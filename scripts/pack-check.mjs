@@ -19,11 +19,16 @@
  *    - the repo's tsc type-checks test/packaging/consumer/types-esm.mts and types-cjs.cts against
  *      the installed packages (strict, skipLibCheck off) with moduleResolution node16, then
  *      types-esm.mts with moduleResolution bundler;
+ *    - given a PostgreSQL server (a superuser URL: --database-url, or LEDGERKIT_PACK_CHECK_DATABASE_URL),
+ *      test/packaging/consumer/pg-smoke.mjs migrates a database of its own, appends through
+ *      PostgresEventStore, catches a projection runner up and reads the read models, then drops
+ *      the database and its roles;
  *    - every bin answers `npx <bin> --help` with its usage and exit code 0 (and `ledgerkit-audit`
  *      with no arguments and no DATABASE_URL exits 2, as documented).
  * 3. Removes its temp dirs (unless --keep), prints a summary, and exits 1 if anything failed.
  *
- * Options: --keep (keep the temp dir and print its path), --verbose (print every command's output).
+ * Options: --keep (keep the temp dir and print its path), --verbose (print every command's output),
+ * --database-url URL (see above).
  */
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -36,6 +41,9 @@ const consumerSources = join(root, 'test', 'packaging', 'consumer');
 const tsc = join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'tsc.cmd' : 'tsc');
 const keep = process.argv.includes('--keep');
 const verbose = process.argv.includes('--verbose');
+/** A PostgreSQL superuser URL for pg-smoke.mjs: `--database-url URL`, else LEDGERKIT_PACK_CHECK_DATABASE_URL. */
+const databaseUrlAt = process.argv.indexOf('--database-url');
+const databaseUrl = (databaseUrlAt === -1 ? undefined : process.argv[databaseUrlAt + 1]) ?? (process.env.LEDGERKIT_PACK_CHECK_DATABASE_URL || undefined);
 const started = performance.now();
 
 /** What went wrong, one clear sentence each. */
@@ -293,6 +301,13 @@ async function main() {
           if (!bareOk) failures.push(`\`npx ${command}\` without a database URL should explain and exit 2; it exited ${bare.status}${tail(bare)}`);
         }
       }
+    }
+    // The PostgreSQL packages end to end, when a server is given.
+    if (databaseUrl === undefined) warnings.push('no PostgreSQL server given (--database-url URL or LEDGERKIT_PACK_CHECK_DATABASE_URL): pg-smoke.mjs not run');
+    else {
+      const result = await run(process.execPath, ['pg-smoke.mjs'], { cwd: consumer, env: { ...env, LEDGERKIT_PG_URL: databaseUrl }, timeoutMs: 120_000 });
+      step(result.status === 0, `PostgreSQL: ${result.status === 0 ? result.stdout.trim().replace(/^pg: /, '') : 'pg-smoke.mjs failed'}`);
+      if (result.status !== 0) failures.push(`the PostgreSQL consumer (pg-smoke.mjs) failed (exit ${result.status})${tail(result)}`);
     }
     if (!packOk) warnings.push('the tarball checks failed, so the consumer ran on defective tarballs');
   } finally {
