@@ -89,9 +89,11 @@ describe('accounts', () => {
     expectProblem(await bank.post('/accounts', { accountId: 'x1', currency: 'XXZ', type: 'asset' }), 400, 'invalid_request');
   });
 
-  it('an account with both balance flags is refused by the ledger with 422 limit_exceeded', async () => {
+  it('an account with both balance flags is malformed: 400 invalid_request at body.flags, and no account opened', async () => {
     const reply = await bank.post('/accounts', { accountId: 'pinned', currency: 'EUR', type: 'asset', flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: true } });
-    expectProblem(reply, 422, 'limit_exceeded');
+    expectProblem(reply, 400, 'invalid_request');
+    expect((reply.body.errors as { path: string }[]).map((issue) => issue.path)).toEqual(['body.flags']);
+    expectProblem(await bank.get('/accounts/pinned'), 404, 'not_found');
   });
 
   it('get answers the account, and 404 not_found for an unknown one', async () => {

@@ -371,3 +371,28 @@ describe('parseCommand refuses metadata and text no store could keep as given', 
     expect(parseCommand.transfer(body(',"metadata":{"a":"b","proto":"x"}'), currencies).metadata).toEqual({ a: 'b', proto: 'x' });
   });
 });
+
+describe('parseCommand.openAccount and the balance flags', () => {
+  const open = (flags: unknown): unknown => parseCommand.openAccount({ accountId: 'pinned', currency: 'EUR', type: 'asset', flags }, currencies);
+
+  it('refuses both flags at once as malformed input at flags, before any decision', () => {
+    let refusal: unknown;
+    try {
+      open({ debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: true });
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(InvalidInputError);
+    expect((refusal as InvalidInputError).issues).toEqual([{ path: ['flags'], message: expect.stringContaining('both debitsMustNotExceedCredits and creditsMustNotExceedDebits') }]);
+  });
+
+  it.each([
+    [undefined, false, false],
+    [{}, false, false],
+    [{ debitsMustNotExceedCredits: true }, true, false],
+    [{ creditsMustNotExceedDebits: true, debitsMustNotExceedCredits: false }, false, true],
+    [{ debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, false, false],
+  ])('accepts %j as at most one flag', (flags, debits, credits) => {
+    expect(open(flags)).toMatchObject({ kind: 'openAccount', flags: { debitsMustNotExceedCredits: debits, creditsMustNotExceedDebits: credits } });
+  });
+});

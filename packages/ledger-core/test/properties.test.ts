@@ -11,6 +11,7 @@ import {
   EventCodec,
   InMemoryEventStore,
   InvalidAmountError,
+  InvalidInputError,
   Ledger,
   readLedger,
   replayLedger,
@@ -562,16 +563,30 @@ function memberInput(cmd: MemberCmd): LinkedMemberInput {
 
 function submit(ledger: Ledger, cmd: Cmd): Promise<CommandResult> {
   switch (cmd.kind) {
-    case 'open':
-      return ledger.openAccount(
-        optional({
-          accountId: cmd.id,
-          currency: cmd.currency,
-          type: cmd.type,
-          flags: { debitsMustNotExceedCredits: cmd.noOverdraft, creditsMustNotExceedDebits: cmd.noOvercredit },
-          metadata: Object.keys(cmd.metadata).length > 0 ? cmd.metadata : undefined,
-        }),
-      );
+    case 'open': {
+      const input = optional({
+        accountId: cmd.id,
+        currency: cmd.currency,
+        type: cmd.type,
+        flags: { debitsMustNotExceedCredits: cmd.noOverdraft, creditsMustNotExceedDebits: cmd.noOvercredit },
+        metadata: Object.keys(cmd.metadata).length > 0 ? cmd.metadata : undefined,
+      });
+      if (!(cmd.noOverdraft && cmd.noOvercredit)) return ledger.openAccount(input);
+      // Both flags: input the parser refuses, so the decider's own rejection is reached with the
+      // command built by hand, as a caller without parseCommand would.
+      return expect(ledger.openAccount(input))
+        .rejects.toBeInstanceOf(InvalidInputError)
+        .then(() =>
+          ledger.writer.submit({
+            kind: 'openAccount',
+            accountId: cmd.id,
+            currency: cmd.currency,
+            type: cmd.type,
+            flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: true },
+            metadata: cmd.metadata,
+          }),
+        );
+    }
     case 'freeze':
       return ledger.freezeAccount({ accountId: cmd.id });
     case 'unfreeze':

@@ -15,7 +15,7 @@ export const REJECTION_CODES = {
   unbalanced_postings: 'Debits and credits of the transfer do not balance in every currency.',
   accounts_must_be_different: 'The same account appears in more than one posting of a transfer.',
   insufficient_funds: 'An account flagged debitsMustNotExceedCredits would have debits above its credits.',
-  limit_exceeded: 'An account flagged creditsMustNotExceedDebits would have credits above its debits.',
+  limit_exceeded: 'An account flagged creditsMustNotExceedDebits would have credits above its debits, or one was to be opened with both balance flags (only reachable by commands built without parseCommand).',
   balance_overflow: 'A balance would exceed the largest balance the ledger represents.',
   pending_not_found: 'The pending transfer to post, void or expire does not exist.',
   pending_already_resolved: 'The pending transfer was already posted, voided or expired.',

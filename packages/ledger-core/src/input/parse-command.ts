@@ -39,6 +39,11 @@ export const openAccountInputSchema = z.strictObject({
   type: z.enum(['asset', 'liability', 'equity', 'income', 'expense']),
   flags: z
     .strictObject({ debitsMustNotExceedCredits: z.boolean().optional(), creditsMustNotExceedDebits: z.boolean().optional() })
+    // Both would pin the account at zero; `decide` refuses a hand-built command so flagged with
+    // `limit_exceeded`, input is refused here, as malformed.
+    .refine((flags) => flags.debitsMustNotExceedCredits !== true || flags.creditsMustNotExceedDebits !== true, {
+      message: 'an account cannot be flagged both debitsMustNotExceedCredits and creditsMustNotExceedDebits',
+    })
     .optional(),
   metadata,
 });
