@@ -1,4 +1,4 @@
-import { Ledger, type EventStore, type GlobalEvent, type LedgerSource, type ReadAllRequest } from '@ledgerkit/ledger-core';
+import { CurrencyRegistry, Ledger, type EventStore, type GlobalEvent, type LedgerSource, type ReadAllRequest } from '@ledgerkit/ledger-core';
 import {
   BALANCES_PROJECTION,
   balancesProjection,
@@ -125,6 +125,41 @@ describe('the runner', () => {
     // apply it (an empty read, the end of the log, is each projection's own).
     const pages = reads.filter((read) => read.events > 0).map((read) => read.after);
     expect(pages.length).toBeGreaterThan(3);
+    expect(new Set(pages).size).toBe(pages.length);
+    await ledger.close();
+  });
+
+  it('an event no projection can decode, met in a shared read, stops each of them at its position, everything before it applied once', async () => {
+    const tenantId = 'shared-undecodable';
+    const ledger = await openFixtureLedger(store, tenantId);
+    await writeTransfers(ledger, 'a', 40, 5);
+    const decodable = ledger.version;
+    // A ledger of the same tenant in a currency the runner's registry does not know.
+    const points = await Ledger.open({ store, tenantId, ledgerId: 'pts', currencies: new CurrencyRegistry([{ code: 'PTS', scale: 0 }]), snapshotEveryEvents: 0 });
+    expect(await points.openAccount({ accountId: 'p1', currency: 'PTS', type: 'asset' })).toMatchObject({ ok: true });
+    await points.close();
+    await writeTransfers(ledger, 'b', 10, 5);
+    const undecodable = (await globalLog(store, tenantId)).find((entry) => entry.event.ledgerId === 'pts');
+    const reads: { after: string | null; events: number }[] = [];
+    const slow = storeReading(async (request) => {
+      await new Promise((resolve) => setTimeout(resolve, 40));
+      const page = await store.readAll(request);
+      if (request.limit !== 1) reads.push({ after: request.after ?? null, events: page.length });
+      return page;
+    });
+    const runner = runnerFor(tenantId, { store: slow, batchSize: 16, projections: [balancesProjection(), historyProjection(), seenProjection('seen-undecodable', () => false)] });
+    runner.start();
+    await runner.whenCaughtUp();
+    const statuses = await runner.status();
+    await runner.stop();
+    for (const name of [BALANCES_PROJECTION, HISTORY_PROJECTION, 'seen-undecodable']) {
+      const status = statusOf(statuses, name);
+      expect(status.state, name).toBe('failed');
+      expect(status.lastError?.position, name).toBe(undecodable?.position);
+      expect(status.eventsApplied, name).toBe(decodable);
+    }
+    expect(await seenVersions(db.admin, tenantId, 'seen-undecodable')).toEqual(Array.from({ length: decodable }, (_, i) => i + 1));
+    const pages = reads.filter((read) => read.events > 0).map((read) => read.after);
     expect(new Set(pages).size).toBe(pages.length);
     await ledger.close();
   });
