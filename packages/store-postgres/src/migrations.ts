@@ -576,6 +576,16 @@ GRANT EXECUTE ON FUNCTION ${READ_GLOBAL_SIGNATURE} TO ${app};
 `;
 };
 
+/**
+ * Migration 7: the application role may read the history of the store's migrations (versions,
+ * names and times: nothing of any tenant), so that `PostgresEventStore.open`, connected as that
+ * role, reads the database's version from it rather than working it out from the catalog (see
+ * `schema-version.ts`): a version recorded by a newer release is then told from this one's.
+ */
+const readableHistory = (roles: RoleNames): string => `
+GRANT SELECT ON ${SCHEMA}.schema_migrations TO ${quoteName(roles.app, 'application role')};
+`;
+
 /** Every migration the package ships, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
@@ -584,4 +594,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'chain fence on the previous hash; events inserted before the stream fence', sql: chainFence },
   { version: 5, name: 'stacked appends: an append short of its expected version waits for the append below it', sql: stackedAppends },
   { version: 6, name: 'global reads in one statement (read_global_events)', sql: readGlobalEvents },
+  { version: 7, name: 'the application role reads the migration history', sql: readableHistory },
 ];

@@ -15,10 +15,10 @@ export const STORE_HISTORY_TABLE = 'schema_migrations';
  * administrator) with this release. `found > needed`: a newer release migrated the database; run
  * that release (or a later one) instead: `migrate` of this release refuses such a database too.
  *
- * `found` is read from `ledgerkit.schema_migrations` when the connected role may read it; else
- * (the application role, which this release's migrations grant no access to it) it is worked out
- * from what this release's migrations left in the catalog, which tells every
- * version up to this release's but cannot tell a later release's migration from none.
+ * `found` is read from `ledgerkit.schema_migrations` when the connected role may read it (the
+ * application role may from migration 7 on); else it is worked out from what migrations 1 to 6
+ * left in the catalog, which tells those versions apart (a database migrated before the history
+ * was readable) but nothing later.
  */
 export class StoreSchemaVersionError extends Error {
   /** Stable code, safe to switch on. */
@@ -43,11 +43,12 @@ export class StoreSchemaVersionError extends Error {
 }
 
 /**
- * What each migration leaves in the catalog that no later one of this release removes, by
- * version (entry `n - 1` for migration `n`), as boolean SQL over `ns` (the schema's oid, or NULL)
- * and `ev` (the `events` table's oid, or NULL). Read through `pg_catalog` only, which every role
- * may read, so a role without `USAGE` on the schema gets an answer rather than an error. A test
- * holds the list to the migrations: one mark each, and each holds from its migration on.
+ * What each migration before 7 leaves in the catalog that no later one removes, by version (entry
+ * `n - 1` for migration `n`), as boolean SQL over `ns` (the schema's oid, or NULL) and `ev` (the
+ * `events` table's oid, or NULL). Read through `pg_catalog` only, which every role may read, so a
+ * role without `USAGE` on the schema gets an answer rather than an error. Frozen: from migration
+ * 7 on the application role reads the version from the history instead. A test holds each mark
+ * to its migration.
  */
 export const STORE_VERSION_MARKS: readonly string[] = [
   // 1: the tables.
