@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  AppendRefusedError,
   APPEND_EVENTS_MAX,
   CorruptEventError,
   CurrencyRegistry,
@@ -713,6 +714,36 @@ describe('an append the store refuses for its arguments', () => {
     expect((refused as Error).message).toMatch(/they were not applied/);
     expect((await allEvents(store)).some((event) => event.data['transferId'] === 'refused')).toBe(false);
     expect(await writer.submit(transfer('refused', 'bank', 'alice', 5n))).toMatchObject({ ok: true, duplicate: false });
+  });
+});
+
+describe('an append the store refuses for a reason of its own (AppendRefusedError)', () => {
+  it.each([
+    ['retriable', true],
+    ['not retriable', false],
+  ] as const)('%s: its commands fail saying they were not applied, as retriable as the refusal, with it as cause; the writer goes on', async (_label, retriable) => {
+    class RefusingStore extends InMemoryEventStore {
+      refusal: AppendRefusedError | undefined;
+      override async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
+        const refusal = this.refusal;
+        this.refusal = undefined;
+        if (refusal !== undefined) throw refusal;
+        return super.append(request);
+      }
+    }
+    const store = new RefusingStore();
+    const writer = await openWriter(store);
+    for (const accountId of ['bank', 'alice']) expect(await writer.submit(openAccount(accountId))).toMatchObject({ ok: true });
+    const cause = new AppendRefusedError('the inline read model refused it', new Error('underneath'), retriable);
+    store.refusal = cause;
+    const refused = await outcomeOf(writer.submit(transfer('refused', 'bank', 'alice', 5n)));
+    expect(refused).toBeInstanceOf(WriterFailedError);
+    expect(refused).toMatchObject({ code: 'writer_failed', retriable, cause });
+    expect((refused as Error).message).toMatch(/they were not applied/);
+    expect((await allEvents(store)).some((event) => event.data['transferId'] === 'refused')).toBe(false);
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 0n });
+    expect(await writer.submit(transfer('refused', 'bank', 'alice', 5n))).toMatchObject({ ok: true, duplicate: false });
+    expect(writer.account('alice')).toMatchObject({ creditsPosted: 5n });
   });
 });
 
