@@ -74,6 +74,13 @@ try {
   await runner?.stop().catch(() => undefined);
   await ledger?.close().catch(() => undefined);
   await Promise.all(pools.map((created) => created.end().catch(() => undefined)));
+  // Ended pools' connections leave the server a moment later: wait for them (a connection still
+  // there after 5 s is one the packages leaked, which the forced drop below turns into a crash).
+  for (let polls = 0; polls < 250; polls += 1) {
+    const { rows } = await maintenance.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [database]);
+    if (rows[0]?.n === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   await maintenance.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined);
   await maintenance.query(`DROP ROLE IF EXISTS ${roles.app}`).catch(() => undefined);
   await maintenance.query(`DROP ROLE IF EXISTS ${roles.owner}`).catch(() => undefined);
