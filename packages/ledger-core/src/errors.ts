@@ -186,6 +186,12 @@ export class WriterFailedError extends LedgerError {
  * not applied", retriable as this error is.
  */
 export class AppendRefusedError extends LedgerError {
+  /**
+   * @param message what was refused and why, for logs (a caller's answer should not echo it: it
+   *   may name the server's configuration).
+   * @param cause the error the store met: the database's, or what an inline projection threw.
+   * @param retriable whether the same append may succeed if sent again later.
+   */
   constructor(message: string, cause: unknown, retriable: boolean) {
     super('append_refused', message, { cause, retriable });
   }
