@@ -60,8 +60,8 @@ export interface PostgresEventStoreOptions {
    * If it throws, the append rolls back and rejects with ledger-core's `AppendRefusedError`, its
    * error as `cause` (retriable as that error's own `retriable` says, else by SQLSTATE class), so
    * keep it short and bounded; if a statement of its fails and it catches the error, the append
-   * rolls back all the same and rejects with an `AppendRefusedError` whose `cause` is tenant-rls'
-   * `TransactionAbortedError` (use a savepoint to go on after a failure).
+   * rolls back all the same and rejects with an `AppendRefusedError` whose `cause` is that
+   * statement's error, retriable by its SQLSTATE class (use a savepoint to go on after a failure).
    */
   readonly inline?: InlineProjection;
   /**
@@ -475,17 +475,26 @@ export class PostgresEventStore implements EventStore {
         } catch (error) {
           throw refusedByInline(error);
         }
-        const general = (): Promise<number> =>
-          withTenant(this.#pool, tenantId, async (client) => {
-            const { rows } = await client.query<{ version: string }>(call.text, call.values);
-            try {
-              await inline(client, request);
-            } catch (error) {
-              // Thrown before the COMMIT: the transaction rolls back, events and all.
-              throw refusedByInline(error);
-            }
-            return Number(rows[0]?.version);
-          });
+        const general = async (): Promise<number> => {
+          // The first statement of the hook's that failed: if the hook caught its error, the
+          // COMMIT rolls back, and this says why.
+          let failed: { readonly error: unknown } | undefined;
+          try {
+            return await withTenant(this.#pool, tenantId, async (client) => {
+              const { rows } = await client.query<{ version: string }>(call.text, call.values);
+              try {
+                await inline(recordingFailures(client, (error) => (failed ??= { error })), request);
+              } catch (error) {
+                // Thrown before the COMMIT: the transaction rolls back, events and all.
+                throw refusedByInline(error);
+              }
+              return Number(rows[0]?.version);
+            });
+          } catch (error) {
+            if (error instanceof TransactionAbortedError && failed !== undefined) throw refusedAfterCaughtError(error, failed.error);
+            throw error;
+          }
+        };
         if (plan === undefined) {
           version = await general();
         } else {
@@ -899,6 +908,39 @@ function refusedError(error: unknown): unknown {
   if (error instanceof TransactionAbortedError) return new AppendRefusedError(`the append's transaction rolled back at its COMMIT; nothing was written`, error, true);
   if (!isServerError(error)) return error;
   return new AppendRefusedError(`PostgreSQL refused the append (SQLSTATE ${error.code}: ${error.message}); nothing was written`, error, TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2)));
+}
+
+/**
+ * The connection handed to an inline projection, which tells `record` of every error a
+ * promise-returning `query` of it rejects with (and otherwise is the connection itself): a hook
+ * that catches such an error has doomed the append's transaction, and the store reports that
+ * error as the reason (see {@link refusedAfterCaughtError}).
+ */
+function recordingFailures(client: PoolClient, record: (error: unknown) => void): PoolClient {
+  return new Proxy(client, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      if (property !== 'query') return value.bind(target);
+      return (...args: unknown[]): unknown => {
+        const result: unknown = Reflect.apply(value, target, args);
+        // A branch of its own: the hook still gets the rejection from the promise it holds.
+        if (typeof (result as { then?: unknown } | null)?.then === 'function') (result as Promise<unknown>).then(undefined, record);
+        return result;
+      };
+    },
+  });
+}
+
+/**
+ * The append's transaction rolled back at its COMMIT because the inline projection caught the
+ * error of one of its statements: refused, with that error as the cause, retriable by its SQLSTATE
+ * class as a statement error that reached the store would be.
+ */
+function refusedAfterCaughtError(aborted: TransactionAbortedError, error: unknown): AppendRefusedError {
+  const what = isServerError(error) ? `SQLSTATE ${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
+  const retriable = isServerError(error) ? TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2)) : true;
+  return new AppendRefusedError(`the inline projection caught the error of one of its statements (${what}), so the append's transaction rolled back at its COMMIT (${aborted.message}); nothing was written`, error, retriable);
 }
 
 /**

@@ -1,6 +1,5 @@
 import { BatchCommittedUnreadableError, composeInlineProjections, INLINE_PLAN_STATEMENTS_MAX, PostgresEventStore, EVENTS_CHANNEL, type InlinePlan, type InlineProjection } from '@ledgerkit/store-postgres';
 import { AppendRefusedError, Ledger, LimitExceededError, StoreUnavailableError, VersionConflictError, WriterFailedError, type AppendRequest } from '@ledgerkit/ledger-core';
-import { TransactionAbortedError } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountOpened, emptyHead, encodeAfter, headAfter, transferPosted } from './support/events.js';
@@ -95,10 +94,20 @@ describe('the inline hook', () => {
     });
     const events = encodeAfter(emptyHead('inline-c', 'eur'), [accountOpened('cash')]);
     const refusal = await swallowing.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events }).catch((error: unknown) => error);
-    // The COMMIT answered ROLLBACK: refused, nothing written, and a retry may pass.
+    // The COMMIT answered ROLLBACK: refused, nothing written; the caught statement error is the
+    // reason, and a division by zero will fail again.
     expect(refusal).toBeInstanceOf(AppendRefusedError);
-    expect(refusal).toMatchObject({ code: 'append_refused', retriable: true });
-    expect((refusal as Error).cause).toBeInstanceOf(TransactionAbortedError);
+    expect(refusal).toMatchObject({ code: 'append_refused', retriable: false, cause: { code: '22012' } });
+    expect((refusal as Error).message).toContain('SQLSTATE 22012');
+    expect((refusal as Error).message).toContain('rolled back at its COMMIT');
+    // A caught error of a class that may pass next time (a serialization failure) leaves it retriable.
+    const transient = await PostgresEventStore.open({
+      pool: db.app,
+      inline: async (client) => {
+        await client.query(`DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$`).catch(() => undefined);
+      },
+    });
+    await expect(transient.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toMatchObject({ code: 'append_refused', retriable: true, cause: { code: '40001' } });
     const plain = await PostgresEventStore.open({ pool: db.app });
     expect(await plain.readStream({ tenantId: 'inline-c', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect(await plain.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
