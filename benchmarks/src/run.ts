@@ -4,6 +4,7 @@
  *
  *   tsx --expose-gc --max-semi-space-size=64 --tsconfig tsconfig.json src/run.ts [--ci] [--only NAME,…] [--no-pg] [--no-emmett]
  *     [--rounds N] [--ops N] [--pg-rounds N] [--pg-batches N] [--sustained-seconds N] [--history N]
+ *     [--projection-history N]
  *     [--out DIR] [--no-write]
  *
  * The PostgreSQL scenarios use the server at DATABASE_URL when it is set, else an embedded one.
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     'pg-batches': { type: 'string' },
     'sustained-seconds': { type: 'string' },
     history: { type: 'string' },
+    'projection-history': { type: 'string' },
     out: { type: 'string', default: fileURLToPath(new URL('../results', import.meta.url)) },
     'no-write': { type: 'boolean', default: false },
   },
@@ -40,7 +42,7 @@ const { values } = parseArgs({
 });
 
 const base = values.ci ? CI_SETTINGS : FULL_SETTINGS;
-const customised = [values.rounds, values.ops, values['pg-rounds'], values['pg-batches'], values['sustained-seconds'], values.history].some((value) => value !== undefined);
+const customised = [values.rounds, values.ops, values['pg-rounds'], values['pg-batches'], values['sustained-seconds'], values.history, values['projection-history']].some((value) => value !== undefined);
 const optional = (flag: keyof typeof values): number | undefined => {
   const text = values[flag];
   return typeof text === 'string' ? positiveInteger(`--${flag}`, text) : undefined;
@@ -63,6 +65,8 @@ const settings: SuiteSettings = {
           sustainedWindowMs: (optional('sustained-seconds') ?? base.writer.sustainedWindowMs / 1_000) * 1_000,
           startupHistoryEvents: optional('history') ?? base.writer.startupHistoryEvents,
         },
+  projections:
+    base.projections === undefined ? undefined : { ...base.projections, historyEvents: optional('projection-history') ?? base.projections.historyEvents },
 };
 
 if (!gcBetweenRounds) console.warn('note: run node with --expose-gc so every round starts from a collected heap');
