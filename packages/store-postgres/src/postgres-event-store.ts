@@ -476,14 +476,14 @@ export class PostgresEventStore implements EventStore {
           throw refusedByInline(error);
         }
         const general = async (): Promise<number> => {
-          // The first statement of the hook's that failed: if the hook caught its error, the
-          // COMMIT rolls back, and this says why.
+          // The first statement of the hook's that the server failed (which aborts the
+          // transaction): if the hook caught its error, the COMMIT rolls back, and this says why.
           let failed: { readonly error: unknown } | undefined;
           try {
             return await withTenant(this.#pool, tenantId, async (client) => {
               const { rows } = await client.query<{ version: string }>(call.text, call.values);
               try {
-                await inline(recordingFailures(client, (error) => (failed ??= { error })), request);
+                await inline(recordingFailures(client, (error) => (failed ??= isServerError(error) ? { error } : undefined)), request);
               } catch (error) {
                 // Thrown before the COMMIT: the transaction rolls back, events and all.
                 throw refusedByInline(error);
@@ -938,7 +938,7 @@ function recordingFailures(client: PoolClient, record: (error: unknown) => void)
  * class as a statement error that reached the store would be.
  */
 function refusedAfterCaughtError(aborted: TransactionAbortedError, error: unknown): AppendRefusedError {
-  const what = isServerError(error) ? `SQLSTATE ${error.code}: ${error.message}` : error instanceof Error ? error.message : String(error);
+  const what = isServerError(error) ? `SQLSTATE ${error.code}: ${error.message}` : String(error);
   const retriable = isServerError(error) ? TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2)) : true;
   return new AppendRefusedError(`the inline projection caught the error of one of its statements (${what}), so the append's transaction rolled back at its COMMIT (${aborted.message}); nothing was written`, error, retriable);
 }
