@@ -13,6 +13,7 @@ import {
   InvalidAmountError,
   InvalidInputError,
   Ledger,
+  parseCommand,
   readLedger,
   replayLedger,
   verifyChain,
@@ -572,20 +573,18 @@ function submit(ledger: Ledger, cmd: Cmd): Promise<CommandResult> {
         metadata: Object.keys(cmd.metadata).length > 0 ? cmd.metadata : undefined,
       });
       if (!(cmd.noOverdraft && cmd.noOvercredit)) return ledger.openAccount(input);
-      // Both flags: input the parser refuses, so the decider's own rejection is reached with the
+      // Both flags: input the parser refuses (checked at once, so that this command is submitted
+      // in its turn among concurrent ones), so the decider's own rejection is reached with the
       // command built by hand, as a caller without parseCommand would.
-      return expect(ledger.openAccount(input))
-        .rejects.toBeInstanceOf(InvalidInputError)
-        .then(() =>
-          ledger.writer.submit({
-            kind: 'openAccount',
-            accountId: cmd.id,
-            currency: cmd.currency,
-            type: cmd.type,
-            flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: true },
-            metadata: cmd.metadata,
-          }),
-        );
+      expect(() => parseCommand.openAccount(input)).toThrow(InvalidInputError);
+      return ledger.writer.submit({
+        kind: 'openAccount',
+        accountId: cmd.id,
+        currency: cmd.currency,
+        type: cmd.type,
+        flags: { debitsMustNotExceedCredits: true, creditsMustNotExceedDebits: true },
+        metadata: cmd.metadata,
+      });
     }
     case 'freeze':
       return ledger.freezeAccount({ accountId: cmd.id });
