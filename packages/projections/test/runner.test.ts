@@ -96,19 +96,7 @@ describe('the runner', () => {
     const tenantId = 'shared-reads';
     const ledger = await openFixtureLedger(store, tenantId);
     await writeTransfers(ledger, 's', 90, 5);
-    // Every page read takes a while, so projections started together overlap in their reads.
-    const reads: { after: string | null; events: number }[] = [];
-    let failNext = true;
-    const slow = storeReading(async (request) => {
-      await new Promise((resolve) => setTimeout(resolve, 40));
-      if (request.limit !== 1 && failNext) {
-        failNext = false;
-        throw new Error('the first page read fails');
-      }
-      const page = await store.readAll(request);
-      if (request.limit !== 1) reads.push({ after: request.after ?? null, events: page.length });
-      return page;
-    });
+    const { store: slow, pagesRead } = slowPageReads({ failFirst: true });
     const runner = runnerFor(tenantId, { store: slow, batchSize: 32, projections: [balancesProjection(), historyProjection(), seenProjection('seen-shared', () => false)] });
     runner.start();
     await runner.whenCaughtUp();
@@ -123,7 +111,7 @@ describe('the runner', () => {
     await expectReadModelsAgree({ models, ledger, source, currencies, accountIds: FIXTURE_ACCOUNTS, pick: (k) => (n += 1) % k });
     // A page of the log after a position is read from the store once, however many projections
     // apply it (an empty read, the end of the log, is each projection's own).
-    const pages = reads.filter((read) => read.events > 0).map((read) => read.after);
+    const pages = pagesRead();
     expect(pages.length).toBeGreaterThan(3);
     expect(new Set(pages).size).toBe(pages.length);
     await ledger.close();
@@ -140,13 +128,7 @@ describe('the runner', () => {
     await points.close();
     await writeTransfers(ledger, 'b', 10, 5);
     const undecodable = (await globalLog(store, tenantId)).find((entry) => entry.event.ledgerId === 'pts');
-    const reads: { after: string | null; events: number }[] = [];
-    const slow = storeReading(async (request) => {
-      await new Promise((resolve) => setTimeout(resolve, 40));
-      const page = await store.readAll(request);
-      if (request.limit !== 1) reads.push({ after: request.after ?? null, events: page.length });
-      return page;
-    });
+    const { store: slow, pagesRead } = slowPageReads();
     const runner = runnerFor(tenantId, { store: slow, batchSize: 16, projections: [balancesProjection(), historyProjection(), seenProjection('seen-undecodable', () => false)] });
     runner.start();
     await runner.whenCaughtUp();
@@ -159,7 +141,7 @@ describe('the runner', () => {
       expect(status.eventsApplied, name).toBe(decodable);
     }
     expect(await seenVersions(db.admin, tenantId, 'seen-undecodable')).toEqual(Array.from({ length: decodable }, (_, i) => i + 1));
-    const pages = reads.filter((read) => read.events > 0).map((read) => read.after);
+    const pages = pagesRead();
     expect(new Set(pages).size).toBe(pages.length);
     await ledger.close();
   });
@@ -535,13 +517,32 @@ describe('the runner', () => {
   });
 });
 
-/** The test database's store, its `readAll` replaced by `readAll` (every other method the store's own). */
-function storeReading(readAll: (request: ReadAllRequest) => Promise<GlobalEvent[]>): EventStore {
-  return new Proxy(store, {
+/**
+ * The test database's store with every `readAll` taking 40 ms longer, so that projections started
+ * together overlap in their reads (every other method the store's own). `pagesRead()` lists the
+ * position each page read that found events started after (a read of one event, the status's
+ * lag probe, is not a page); `failFirst` makes the first page read fail.
+ */
+function slowPageReads(options: { readonly failFirst?: boolean } = {}): { store: EventStore; pagesRead: () => (string | null)[] } {
+  const pages: (string | null)[] = [];
+  let failNext = options.failFirst === true;
+  const readAll = async (request: ReadAllRequest): Promise<GlobalEvent[]> => {
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    if (request.limit === 1) return store.readAll(request);
+    if (failNext) {
+      failNext = false;
+      throw new Error('the first page read fails');
+    }
+    const page = await store.readAll(request);
+    if (page.length > 0) pages.push(request.after ?? null);
+    return page;
+  };
+  const slow = new Proxy(store, {
     get(target, property) {
       if (property === 'readAll') return readAll;
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+  return { store: slow, pagesRead: () => [...pages] };
 }

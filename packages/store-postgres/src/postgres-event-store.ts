@@ -898,6 +898,11 @@ function isServerError(error: unknown): error is Error & { code: string } {
   return error instanceof Error && typeof fields?.code === 'string' && /^[0-9A-Z]{5}$/.test(fields.code) && typeof fields.severity === 'string';
 }
 
+/** Whether a server's error is of a class the same statement may not meet next time. */
+function isTransient(error: Error & { code: string }): boolean {
+  return TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2));
+}
+
 /**
  * An append's error the store knows wrote nothing, as `AppendRefusedError`: an error the server
  * answered one of its statements with (the statement, and the transaction or statement batch it
@@ -907,7 +912,7 @@ function isServerError(error: unknown): error is Error & { code: string } {
 function refusedError(error: unknown): unknown {
   if (error instanceof TransactionAbortedError) return new AppendRefusedError(`the append's transaction rolled back at its COMMIT; nothing was written`, error, true);
   if (!isServerError(error)) return error;
-  return new AppendRefusedError(`PostgreSQL refused the append (SQLSTATE ${error.code}: ${error.message}); nothing was written`, error, TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2)));
+  return new AppendRefusedError(`PostgreSQL refused the append (SQLSTATE ${error.code}: ${error.message}); nothing was written`, error, isTransient(error));
 }
 
 /**
@@ -939,7 +944,7 @@ function recordingFailures(client: PoolClient, record: (error: unknown) => void)
  */
 function refusedAfterCaughtError(aborted: TransactionAbortedError, error: unknown): AppendRefusedError {
   const what = isServerError(error) ? `SQLSTATE ${error.code}: ${error.message}` : String(error);
-  const retriable = isServerError(error) ? TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2)) : true;
+  const retriable = isServerError(error) ? isTransient(error) : true;
   return new AppendRefusedError(`the inline projection caught the error of one of its statements (${what}), so the append's transaction rolled back at its COMMIT (${aborted.message}); nothing was written`, error, retriable);
 }
 
@@ -953,7 +958,7 @@ function refusedByInline(error: unknown): unknown {
   const code = (error as { readonly code?: unknown } | null | undefined)?.code;
   if (code === 'append_refused' || code === 'store_unavailable' || isConnectionLoss(error, 0)) return error;
   const own = (error as { readonly retriable?: unknown } | null | undefined)?.retriable;
-  const retriable = typeof own === 'boolean' ? own : isServerError(error) && TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2));
+  const retriable = typeof own === 'boolean' ? own : isServerError(error) && isTransient(error);
   return new AppendRefusedError(`the inline projection failed, and the append with it (nothing was written): ${error instanceof Error ? error.message : String(error)}`, error, retriable);
 }
 
