@@ -1,4 +1,5 @@
 import { StoreUnavailableError } from '@ledgerkit/ledger-core';
+import { isTransientSqlstate } from '@ledgerkit/tenant-rls';
 
 /** Where a projection failed: the event it could not handle. */
 export interface FailedEvent {
@@ -154,10 +155,6 @@ export class StopTimeoutError extends Error {
   }
 }
 
-/** SQLSTATE classes and codes that say "try again", not "this event is bad". */
-const TRANSIENT_SQLSTATE_CLASSES = ['08', '40', '53', '57', '58'];
-/** Codes outside those classes that also say "try again": a lock not granted within `lock_timeout`. */
-const TRANSIENT_SQLSTATES = new Set(['55P03']);
 const TRANSIENT_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 const TRANSIENT_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/;
 
@@ -173,7 +170,8 @@ export function isTransientError(error: unknown, depth = 0): boolean {
   if (error instanceof StoreUnavailableError || code === 'store_unavailable') return true;
   if (typeof code === 'string') {
     if (TRANSIENT_SOCKET_CODES.has(code)) return true;
-    if (/^[0-9A-Z]{5}$/.test(code) && (TRANSIENT_SQLSTATE_CLASSES.includes(code.slice(0, 2)) || TRANSIENT_SQLSTATES.has(code))) return true;
+    // SQLSTATEs that say "try again", not "this event is bad": the store's answer too.
+    if (isTransientSqlstate(code)) return true;
   }
   if (TRANSIENT_MESSAGE.test(error.message)) return true;
   return isTransientError(error.cause, depth + 1);

@@ -28,7 +28,7 @@ import {
   type Snapshot,
   type StoredEvent,
 } from '@ledgerkit/ledger-core';
-import { isTenantId, TENANT_SETTING, TransactionAbortedError, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import { isTenantId, isTransientSqlstate, TENANT_SETTING, TransactionAbortedError, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { CustomTypesConfig, PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
 import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch, runStatement, type BatchStatement } from './statement-batch.js';
@@ -885,22 +885,15 @@ function appendError(error: unknown, expectedVersion: number): unknown {
   }
 }
 
-/**
- * SQLSTATE classes of an error the same statement may not meet next time: a transaction
- * rollback (serialization failure, deadlock), insufficient resources, an object in use (a lock
- * not available), operator intervention (a cancelled statement), a system error.
- */
-const TRANSIENT_SQLSTATE_CLASSES = new Set(['40', '53', '55', '57', '58']);
-
 /** An error the server answered with (node-postgres' `DatabaseError`, told by its fields: the pool may use another copy of pg). */
 function isServerError(error: unknown): error is Error & { code: string } {
   const fields = error as { readonly code?: unknown; readonly severity?: unknown } | null | undefined;
   return error instanceof Error && typeof fields?.code === 'string' && /^[0-9A-Z]{5}$/.test(fields.code) && typeof fields.severity === 'string';
 }
 
-/** Whether a server's error is of a class the same statement may not meet next time. */
+/** Whether a server's error is one the same statement may not meet next time (tenant-rls' `isTransientSqlstate`, the runner's answer too). */
 function isTransient(error: Error & { code: string }): boolean {
-  return TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2));
+  return isTransientSqlstate(error.code);
 }
 
 /**

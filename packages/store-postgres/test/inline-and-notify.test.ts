@@ -55,6 +55,8 @@ describe('the inline hook', () => {
       [Object.assign(new Error('busy'), { retriable: true }), true],
       [Object.assign(new Error('could not obtain lock'), { code: '55P03', severity: 'ERROR' }), true],
       [Object.assign(new Error('permission denied'), { code: '42501', severity: 'ERROR' }), false],
+      // Class 55 is the database's set-up (an object not in the state the statement needs), 55P03 aside.
+      [Object.assign(new Error('object not in prerequisite state'), { code: '55000', severity: 'ERROR' }), false],
     ] as const) {
       const store = await PostgresEventStore.open({
         pool: db.app,

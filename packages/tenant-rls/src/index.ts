@@ -11,4 +11,5 @@ export { ensureRoles, checkRoles, DEFAULT_ROLES, type RoleNames, type EnsureRole
 export { tenantIsolationSql, tenantScopedFunctionSql, appendOnlyFunctionSql, appendOnlySql, APPEND_ONLY_SQLSTATE, TENANT_PREDICATE_SQL, type TenantScopedFunction } from './policies.js';
 export { withRetention, RETENTION_SETTING, RetentionRoleError, type WithRetentionOptions } from './retention.js';
 export { quoteName, quoteLiteral, qualifiedName, SQL_NAME_PATTERN, type TableName } from './sql.js';
+export { isTransientSqlstate } from './sqlstate.js';
 export { runMigrations, type SchemaMigration, type RunMigrationsOptions, type RunMigrationsResult } from './run-migrations.js';
