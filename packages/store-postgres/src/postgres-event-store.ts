@@ -909,18 +909,30 @@ function refusedError(error: unknown): unknown {
 }
 
 /**
- * The connection handed to an inline projection, which tells `record` of every error a
- * promise-returning `query` of it rejects with (and otherwise is the connection itself): a hook
- * that catches such an error has doomed the append's transaction, and the store reports that
- * error as the reason (see {@link refusedAfterCaughtError}).
+ * The connection handed to an inline projection, which tells `record` of every error a `query` of
+ * it fails with (and otherwise is the connection itself): a hook that catches such an error has
+ * doomed the append's transaction, and the store reports that error as the reason (see
+ * {@link refusedAfterCaughtError}). Both of node-postgres' ways are watched: the promise `query`
+ * returns, and the callback given as its last argument or as a query config's `callback`.
  */
 function recordingFailures(client: PoolClient, record: (error: unknown) => void): PoolClient {
+  const watched = (callback: (...results: unknown[]) => unknown) =>
+    function (this: unknown, ...results: unknown[]): unknown {
+      if (results[0] !== null && results[0] !== undefined) record(results[0]);
+      return Reflect.apply(callback, this, results);
+    };
   return new Proxy(client, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
       if (typeof value !== 'function') return value;
       if (property !== 'query') return value.bind(target);
       return (...args: unknown[]): unknown => {
+        const last = args.length - 1;
+        const config = args[0] as { readonly callback?: unknown; readonly submit?: unknown } | null | undefined;
+        if (typeof args[last] === 'function') args[last] = watched(args[last] as (...results: unknown[]) => unknown);
+        else if (typeof config === 'object' && config !== null && typeof config.submit !== 'function' && typeof config.callback === 'function') {
+          args[0] = { ...config, callback: watched(config.callback as (...results: unknown[]) => unknown) };
+        }
         const result: unknown = Reflect.apply(value, target, args);
         // A branch of its own: the hook still gets the rejection from the promise it holds.
         if (typeof (result as { then?: unknown } | null)?.then === 'function') (result as Promise<unknown>).then(undefined, record);

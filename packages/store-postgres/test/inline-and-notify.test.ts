@@ -110,6 +110,15 @@ describe('the inline hook', () => {
       },
     });
     await expect(transient.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toMatchObject({ code: 'append_refused', retriable: true, cause: { code: '40001' } });
+    // node-postgres' callback style, a last-argument callback or a config's, is watched as well.
+    const ignoring = (run: (client: pg.PoolClient, done: () => void) => void) =>
+      PostgresEventStore.open({ pool: db.app, inline: (client) => new Promise<void>((resolve) => run(client as pg.PoolClient, resolve)) });
+    for (const store of [
+      await ignoring((client, done) => void client.query('SELECT 1 / 0', [], () => done())),
+      await ignoring((client, done) => void client.query({ text: 'SELECT 1 / 0', callback: () => done() } as unknown as string)),
+    ]) {
+      await expect(store.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).rejects.toMatchObject({ code: 'append_refused', retriable: false, cause: { code: '22012' } });
+    }
     const plain = await PostgresEventStore.open({ pool: db.app });
     expect(await plain.readStream({ tenantId: 'inline-c', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect(await plain.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
