@@ -21,6 +21,8 @@
  *   --post-connections <n>  autocannon connections of post-transfers (default 64, as the writer's own
  *                           64-caller benchmark; a closed loop's latency is connections ÷ throughput,
  *                           so 200 connections at 5,000 req/s cannot have a p99 under 40 ms)
+ *   --pg-statements  starts the server with pg_stat_statements and reports each scenario's costliest
+ *                    statements (calls, total and per-call time, rows) in the JSON and the table
  *   BENCH_POOL_SIZE=<n>     the server's connection pool (default 8: two cores run 8 busy backends
  *                           with less switching than 16)
  *   BENCH_CPU_PROF=<dir>    the server writes a V8 CPU profile (node --cpu-prof) there on exit
@@ -77,10 +79,64 @@ interface ScenarioResult {
   readonly statusCounts: Record<string, number>;
   /** Cores used during the measured interval, per process group. */
   readonly cpuCores: Record<string, number>;
+  /**
+   * CPU time per answered request, µs, per process group (cores ÷ requests per second): what a
+   * request costs each process, steadier across runs on a shared machine than the rates are.
+   */
+  readonly cpuMicrosecondsPerRequest: Record<string, number>;
   readonly target?: { readonly requestsPerSecond: number; readonly p99Ms: number };
   readonly meetsTarget?: boolean;
+  /** With `--pg-statements`: PostgreSQL's costliest statements during the scenario (warm-up included). */
+  readonly pgStatements?: readonly StatementCost[];
   /** Read from the server's metrics port right after the scenario. */
   readonly serverAfter?: ServerState;
+}
+
+/** One statement's share of PostgreSQL's time, from `pg_stat_statements`. */
+interface StatementCost {
+  readonly calls: number;
+  readonly totalMs: number;
+  readonly microsecondsPerCall: number;
+  readonly rows: number;
+  /** The normalized statement's first characters, whitespace folded. */
+  readonly query: string;
+}
+
+/** How many statements `--pg-statements` reports per scenario. */
+const PG_STATEMENTS_TOP = 12;
+
+/**
+ * `pg_stat_statements` on the benchmark's own server (track = all: statements inside functions
+ * are listed as well, and also counted in their callers' time): `reset` before a scenario, `read`
+ * after it.
+ */
+function statementCosts(connectionString: string) {
+  const query = async <T extends pg.QueryResultRow>(sql: string): Promise<T[]> => {
+    const client = new pg.Client({ connectionString });
+    await client.connect();
+    try {
+      return (await client.query<T>(sql)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  return {
+    setUp: () => query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements'),
+    reset: () => query('SELECT pg_stat_statements_reset()'),
+    read: async (): Promise<StatementCost[]> =>
+      (
+        await query<{ calls: string; total_ms: number; rows: string; query: string }>(
+          `SELECT calls, total_exec_time AS total_ms, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+           FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT ${PG_STATEMENTS_TOP}`,
+        )
+      ).map((row) => ({
+        calls: Number(row.calls),
+        totalMs: Math.round(row.total_ms * 10) / 10,
+        microsecondsPerCall: Number(row.calls) === 0 ? 0 : Math.round((row.total_ms * 10_000) / Number(row.calls)) / 10,
+        rows: Number(row.rows),
+        query: row.query,
+      })),
+  };
 }
 
 /** What the server's metrics said right after a scenario. */
@@ -125,6 +181,7 @@ async function main(): Promise<void> {
       'mixed-rate': { type: 'string', default: '1500,3000' },
       'get-connections': { type: 'string', default: '64' },
       'post-connections': { type: 'string', default: '64' },
+      'pg-statements': { type: 'boolean', default: false },
     },
   });
   const durationSeconds = values.quick ? 5 : 15;
@@ -139,7 +196,8 @@ async function main(): Promise<void> {
   const cpuSpeed = cpuSpeedIndex();
   log(`CPU speed index: ${cpuSpeed.toLocaleString('en-US')} SHA-256 digests of 64 bytes per second on one core (compare reports by it)`);
 
-  const server = await startEmbeddedPostgres();
+  const server = await startEmbeddedPostgres(values['pg-statements'] ? { settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } } : {});
+  const statements = values['pg-statements'] ? statementCosts(server.connectionString) : undefined;
   const postmaster = Number((await readFile(join(server.directory, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
   const logFile = join(tmpdir(), `banking-api-bench-${process.pid}.log`);
   const results: ScenarioResult[] = [];
@@ -151,6 +209,7 @@ async function main(): Promise<void> {
     await versionClient.connect();
     postgresVersion = (await versionClient.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown';
     await versionClient.end();
+    await statements?.setUp();
     const keys = await generateDevKeys();
     const publicJwk = JSON.stringify(await exportJWK(keys.publicKey));
     const admin = await mintToken(keys, { tenantId: TENANT, scopes: SCOPES, subject: 'bench-admin', ttlSeconds: 7_200 });
@@ -166,7 +225,12 @@ async function main(): Promise<void> {
       const tokenFor = limiter ? (n: number) => clientTokens[n % RATE_LIMITED_CLIENTS] as string : () => admin;
       const meter = new CpuMeter({ 'api server': () => processTree(started.child.pid ?? -1), postgres: () => processTree(postmaster), 'load generator': () => [process.pid] });
       const suffix = limiter ? ' (rate limiter on)' : '';
-      const withServerState = async (result: ScenarioResult): Promise<ScenarioResult> => ({ ...result, serverAfter: await serverState(started.metricsUrl) });
+      const withServerState = async (result: ScenarioResult): Promise<ScenarioResult> => {
+        const pgStatements = await statements?.read();
+        await statements?.reset();
+        return { ...result, ...(pgStatements === undefined ? {} : { pgStatements }), serverAfter: await serverState(started.metricsUrl) };
+      };
+      await statements?.reset();
 
       if (wanted('get-balance')) {
         results.push(
@@ -244,6 +308,12 @@ async function main(): Promise<void> {
     log(`wrote ${join(RESULTS_DIR, 'api-latest.json')} and api-latest.md`);
   }
   process.stdout.write(markdown(report));
+}
+
+/** Cores per process group as CPU µs per request at `requestsPerSecond` (empty when nothing was answered). */
+function perRequest(cores: Record<string, number>, requestsPerSecond: number): Record<string, number> {
+  if (!(requestsPerSecond > 0)) return {};
+  return Object.fromEntries(Object.entries(cores).map(([group, used]) => [group, Math.round((used * 1_000_000) / requestsPerSecond)]));
 }
 
 function positiveInteger(flag: string, raw: string | undefined): number {
@@ -327,6 +397,7 @@ async function closedLoop(options: ClosedLoopOptions): Promise<ScenarioResult> {
     errors,
     statusCounts,
     cpuCores,
+    cpuMicrosecondsPerRequest: perRequest(cpuCores, requestsPerSecond),
     target: options.target,
     meetsTarget: requestsPerSecond >= options.target.requestsPerSecond && latencyMs.p99 <= options.target.p99Ms && errors === 0,
   };
@@ -377,6 +448,7 @@ async function mixed(options: MixedOptions): Promise<ScenarioResult> {
     errors: result.errors,
     statusCounts: result.all.statusCounts,
     cpuCores,
+    cpuMicrosecondsPerRequest: perRequest(cpuCores, result.achievedRatePerSecond),
     ...(options.target === undefined
       ? {}
       : {
@@ -450,18 +522,20 @@ function markdown(report: { generatedAt: string; machine: { cpus: number; model:
     '',
     report.api.notes,
     '',
-    '| scenario | generator | conns / rate | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cores: api / pg / loadgen | projection lag after (s / events) | target | meets |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |',
+    '| scenario | generator | conns / rate | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cores: api / pg / loadgen | CPU µs per request: api / pg / loadgen | projection lag after (s / events) | target | meets |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |',
   ];
   for (const s of report.scenarios) {
     const load = s.connections === undefined ? `${s.intendedRatePerSecond} req/s` : `${s.connections} conns`;
     const cores = `${s.cpuCores['api server'] ?? '?'} / ${s.cpuCores['postgres'] ?? '?'} / ${s.cpuCores['load generator'] ?? '?'}`;
+    const costs = s.cpuMicrosecondsPerRequest;
+    const perRequestCpu = `${costs['api server'] ?? '?'} / ${costs['postgres'] ?? '?'} / ${costs['load generator'] ?? '?'}`;
     const errors = s.errors === 0 ? '0' : `${s.errors} (${Object.entries(s.statusCounts).filter(([status]) => !status.startsWith('2')).map(([status, n]) => `${status}: ${n}`).join(', ')})`;
     const target = s.target === undefined ? '–' : `≥ ${s.target.requestsPerSecond.toLocaleString('en-US')} req/s, p99 ≤ ${s.target.p99Ms} ms`;
     const meets = s.meetsTarget === undefined ? '–' : s.meetsTarget ? 'yes' : 'NO';
     const lag = s.serverAfter === undefined ? '–' : `${s.serverAfter.projectionLagSecondsMax ?? '?'} / ${s.serverAfter.projectionLagEventsMax ?? '?'}`;
     lines.push(
-      `| ${s.name} | ${s.generator.startsWith('autocannon') ? 'autocannon' : 'open loop (CO-corrected)'} | ${load} | ${s.requestsPerSecond.toLocaleString('en-US')} | ${s.latencyMs.p50} | ${s.latencyMs.p95} | ${s.latencyMs.p99} | ${s.latencyMs.max} | ${errors} | ${cores} | ${lag} | ${target} | ${meets} |`,
+      `| ${s.name} | ${s.generator.startsWith('autocannon') ? 'autocannon' : 'open loop (CO-corrected)'} | ${load} | ${s.requestsPerSecond.toLocaleString('en-US')} | ${s.latencyMs.p50} | ${s.latencyMs.p95} | ${s.latencyMs.p99} | ${s.latencyMs.max} | ${errors} | ${cores} | ${perRequestCpu} | ${lag} | ${target} | ${meets} |`,
     );
   }
   const mixedRows = report.scenarios.filter((s) => s.byKind !== undefined);
@@ -473,6 +547,12 @@ function markdown(report: { generatedAt: string; machine: { cpus: number; model:
         lines.push(`| ${s.name} | ${kind} | ${value.requests} | ${value.latencyMs.p50} | ${value.latencyMs.p95} | ${value.latencyMs.p99} | ${value.latencyMs.max} | ${value.errors} | ${s.serviceTimeMs?.p99 ?? '–'} |`);
       }
     }
+  }
+  for (const s of report.scenarios) {
+    if (s.pgStatements === undefined) continue;
+    lines.push('', `PostgreSQL's costliest statements in ${s.name} (pg_stat_statements, track = all, warm-up included: a function's statements are listed and also counted in its own time):`, '');
+    lines.push('| calls | total ms | µs per call | rows | statement |', '| ---: | ---: | ---: | ---: | --- |');
+    for (const cost of s.pgStatements) lines.push(`| ${cost.calls} | ${cost.totalMs} | ${cost.microsecondsPerCall} | ${cost.rows} | \`${cost.query.replaceAll('|', '\\|').replaceAll('`', "'")}\` |`);
   }
   lines.push('');
   return `${lines.join('\n')}\n`;

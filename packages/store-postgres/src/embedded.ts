@@ -17,7 +17,19 @@ export interface EmbeddedPostgresOptions {
   readonly fast?: boolean;
   /** Receives the server's log output; default: dropped (the tail is kept for error messages). */
   readonly onLog?: (message: string) => void;
+  /**
+   * Server settings given at start (`-c name=value`), after the defaults and `fast`'s, so they win:
+   * e.g. `{ shared_preload_libraries: 'pg_stat_statements' }`. At most
+   * {@link EMBEDDED_SETTINGS_MAX}; a name must be a plain (possibly dotted) setting name and a value
+   * one line. Throws `TypeError` for anything else, before starting anything.
+   */
+  readonly settings?: Readonly<Record<string, string>>;
 }
+
+/** Most entries of {@link EmbeddedPostgresOptions.settings}. */
+export const EMBEDDED_SETTINGS_MAX = 64;
+const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
+const SETTING_VALUE_LENGTH_MAX = 1_000;
 
 /** A running embedded server. */
 export interface EmbeddedPostgresServer {
@@ -65,6 +77,7 @@ const TAKEN_OVER_EVENTS = ['beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREA
  * SIGINT (its directory is then left behind).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgresServer> {
+  const settings = settingFlags(options.settings);
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const directory = await mkdtemp(join(tmpdir(), 'ledgerkit-pg-'));
   const isRoot = userInfo().uid === 0;
@@ -79,6 +92,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   };
   const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='];
   if (options.fast === true) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  flags.push(...settings);
   const make = (port: number): InstanceType<typeof EmbeddedPostgres> =>
     new EmbeddedPostgres({
       databaseDir: join(directory, 'data'),
@@ -248,4 +262,19 @@ async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === 'string') throw new Error('could not find a free TCP port');
   return address.port;
+}
+
+/** `-c name=value` arguments for the caller's settings, checked (see {@link EmbeddedPostgresOptions.settings}). */
+function settingFlags(settings: Readonly<Record<string, string>> | undefined): string[] {
+  if (settings === undefined) return [];
+  if (typeof settings !== 'object' || settings === null) throw new TypeError('settings must be an object of setting names to values');
+  const entries = Object.entries(settings);
+  if (entries.length > EMBEDDED_SETTINGS_MAX) throw new TypeError(`settings: at most ${EMBEDDED_SETTINGS_MAX} entries, got ${entries.length}`);
+  return entries.flatMap(([name, value]) => {
+    if (!SETTING_NAME.test(name)) throw new TypeError(`settings: ${JSON.stringify(name)} is not a setting name`);
+    if (typeof value !== 'string' || value.length > SETTING_VALUE_LENGTH_MAX || /[\0\r\n]/.test(value)) {
+      throw new TypeError(`settings.${name} must be a one-line string of at most ${SETTING_VALUE_LENGTH_MAX} characters`);
+    }
+    return ['-c', `${name}=${value}`];
+  });
 }

@@ -21,4 +21,4 @@ export { BatchCommittedUnreadableError, type BatchStatement } from './statement-
 export { migrate, SCHEMA_VERSION, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { StoreSchemaVersionError } from './schema-version.js';
 export { MIGRATIONS, SCHEMA, EVENTS_CHANNEL, VERSION_CONFLICT_SQLSTATE, DUPLICATE_INDEX_KEY_SQLSTATE, type Migration } from './migrations.js';
-export { startEmbeddedPostgres, type EmbeddedPostgresOptions, type EmbeddedPostgresServer } from './embedded.js';
+export { startEmbeddedPostgres, EMBEDDED_SETTINGS_MAX, type EmbeddedPostgresOptions, type EmbeddedPostgresServer } from './embedded.js';

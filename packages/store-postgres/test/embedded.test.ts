@@ -9,7 +9,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
+import { EMBEDDED_SETTINGS_MAX, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@ledgerkit/store-postgres';
+import pg from 'pg';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const HOST = join(dirname(fileURLToPath(import.meta.url)), 'support', 'embedded-host.ts');
@@ -126,5 +127,37 @@ describe('startEmbeddedPostgres in a host process', () => {
     expect(result).toMatchObject({ code: 0, signal: null });
     expect(directory).not.toBe('');
     expect(existsSync(directory)).toBe(false);
+  });
+});
+
+describe('startEmbeddedPostgres({ settings })', () => {
+  it('starts the server with the settings given, after fast’s, so they win', async () => {
+    const server = await startEmbeddedPostgres({ fast: true, settings: { synchronous_commit: 'on', 'ledgerkit.custom': 'a=b, c' } });
+    leftovers.push({ server, pid: postmasterPid(server) });
+    const client = new pg.Client({ connectionString: server.connectionString });
+    await client.connect();
+    try {
+      const shown = await client.query<{ name: string; setting: string }>(
+        `SELECT name, setting FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync') UNION ALL SELECT 'ledgerkit.custom', current_setting('ledgerkit.custom')`,
+      );
+      expect(Object.fromEntries(shown.rows.map((row) => [row.name, row.setting]))).toEqual({
+        synchronous_commit: 'on',
+        fsync: 'off',
+        'ledgerkit.custom': 'a=b, c',
+      });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it.each([
+    [{ 'bad name': 'x' }, /not a setting name/],
+    [{ 'a=b': 'x' }, /not a setting name/],
+    [{ work_mem: '4MB\n-c fsync=off' }, /one-line string/],
+    [{ work_mem: 4 as unknown as string }, /one-line string/],
+    [Object.fromEntries(Array.from({ length: EMBEDDED_SETTINGS_MAX + 1 }, (_, n) => [`ledgerkit.s${n}`, '1'])), /at most 64/],
+  ])('refuses settings it cannot pass safely (%o) with a TypeError, starting nothing', async (settings, message) => {
+    await expect(startEmbeddedPostgres({ fast: true, settings })).rejects.toThrow(message);
+    await expect(startEmbeddedPostgres({ fast: true, settings })).rejects.toBeInstanceOf(TypeError);
   });
 });
