@@ -17,6 +17,7 @@ import {
   type UpcasterRegistry,
 } from '@ledgerkit/ledger-core';
 import { TRIAL_BALANCE_LINES_DEFAULT, TRIAL_BALANCE_LINES_MAX, type ReadModels } from './read-models/read-models.js';
+import { optionsOf, requireObjectWith } from './read-models/options.js';
 
 /** Most mismatches one reconciliation lists (it counts them all). */
 export const RECONCILE_MISMATCHES_MAX = 1_000;
@@ -73,7 +74,8 @@ export interface Reconciliation {
  * bad event `CorruptEventError`) and compares every account's balance there — all four totals,
  * status and type — with the history read model's answer as of the same version. Memory is
  * bounded by the number of accounts (`accountsMax`); time is one pass over the log up to the
- * version and one statement on the read model.
+ * version and one statement on the read model. Options that are not an object, or lack a store
+ * or read models, are refused with `InvalidInputError` at `options`, `store` or `models`.
  *
  * ```ts
  * const result = await reconcileLedger({ store, models, tenantId: 'acme', ledgerId: 'eur' });
@@ -81,7 +83,9 @@ export interface Reconciliation {
  * ```
  */
 export async function reconcileLedger(options: ReconcileOptions): Promise<Reconciliation> {
-  const { store, models, tenantId, ledgerId } = options;
+  const { store, models, tenantId, ledgerId } = optionsOf(options, true);
+  requireObjectWith(store, 'store', ['readStream']);
+  requireObjectWith(models, 'models', ['historyVersion', 'balancesAt']);
   const accountsMax = options.accountsMax ?? TRIAL_BALANCE_LINES_DEFAULT;
   if (!Number.isInteger(accountsMax) || accountsMax < 1 || accountsMax > TRIAL_BALANCE_LINES_MAX) {
     throw new InvalidInputError([{ path: ['accountsMax'], message: `must be an integer in 1..${TRIAL_BALANCE_LINES_MAX}` }]);

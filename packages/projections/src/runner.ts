@@ -13,7 +13,7 @@ import {
   type Checkpoint,
   type CheckpointAdvance,
 } from './checkpoints.js';
-import { optionsOf } from './read-models/options.js';
+import { optionsOf, requireObjectWith } from './read-models/options.js';
 import {
   ApplicationRoleRequiredError,
   CheckpointMovedError,
@@ -581,16 +581,21 @@ export class ProjectionRunner {
         // Listening, so that the first append of a new tenant wakes this loop. Neither wait holds
         // up `stop()`: a discovery that never settles is left behind.
         if ((await this.#unlessStopped(this.#session.open())) === STOPPED) break;
-        const found = await this.#unlessStopped(discoverTenants());
+        // Called inside a promise: a callback that throws, or answers without a promise, is
+        // reported as a failed discovery rather than breaking the loop.
+        const found = await this.#unlessStopped(Promise.resolve().then(discoverTenants));
         if (found === STOPPED) break;
-        for (const tenantId of new Set(found)) {
+        if (!Array.isArray(found)) {
+          throw new InvalidInputError([{ path: ['discoverTenants'], message: `must resolve to an array of tenant ids, got ${found === null ? 'null' : typeof found}` }]);
+        }
+        for (const tenantId of new Set<unknown>(found)) {
           if (this.#stopping) break;
-          if (this.#byTenant.has(tenantId)) continue;
           // A malformed id is reported and left out on its own: the ids after it are still added.
-          if (!isTenantId(tenantId)) {
-            this.#reportRunnerWide(new InvalidTenantIdError(tenantId));
+          if (typeof tenantId !== 'string' || !isTenantId(tenantId)) {
+            this.#reportRunnerWide(new InvalidTenantIdError(tenantId as string));
             continue;
           }
+          if (this.#byTenant.has(tenantId)) continue;
           if (this.#byTenant.size >= RUNNER_TENANTS_MAX) {
             this.#reportRunnerWide(new LimitExceededError(`this runner serves ${RUNNER_TENANTS_MAX} tenants already; tenant ${tenantId} and the others not served yet are left out`));
             break;
@@ -1229,13 +1234,16 @@ export interface RebuildProjectionOptions {
  * deletes its rows. Usable from any process: the active runner notices the new generation and
  * replays from the first event, also when it had stopped on a failed event. Returns the new checkpoint.
  *
- * Rejects, with nothing written, for a malformed tenant id (`InvalidTenantIdError`), a projection
- * name the runner would refuse (`LimitExceededError`), a pool whose role escapes row-level
+ * Rejects, with nothing written, for options that are not an object or lack a pool or a
+ * projection (`InvalidInputError` at `options`, `pool` or `projection`), a malformed tenant id
+ * (`InvalidTenantIdError`), a projection name the runner would refuse (`LimitExceededError`), a pool whose role escapes row-level
  * security (`ApplicationRoleRequiredError`), or read models at another schema version than this
  * release's (`ReadModelSchemaVersionError`); both checked once per pool that passes.
  */
 export async function rebuildProjection(options: RebuildProjectionOptions): Promise<Checkpoint> {
-  const { tenantId, projection, pool } = options;
+  const { tenantId, projection, pool } = optionsOf(options, true);
+  requireObjectWith(pool, 'pool', ['connect']);
+  requireObjectWith(projection, 'projection', []);
   checkProjectionName(projection.name);
   return withTenant(pool, tenantId, (client) => resetProjection(pool, client, tenantId, projection));
 }
@@ -1332,10 +1340,23 @@ function bounded(name: string, value: number | undefined, fallback: number, min:
   return chosen;
 }
 
-/** Whether `promise` settles (either way) within `ms`; it is left running otherwise. */
+/** The longest delay `setTimeout` keeps (2^31 - 1 ms, ~24.8 days); a longer one fires at once. */
+const TIMER_MS_MAX = 2 ** 31 - 1;
+
+/**
+ * Whether `promise` settles (either way) within `ms`, which may exceed what one timer can wait
+ * (it is waited out in steps); the promise is left running otherwise.
+ */
 function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    const deadline = Date.now() + Math.max(0, ms);
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      const left = deadline - Date.now();
+      timer = left <= 0 ? undefined : setTimeout(arm, Math.min(left, TIMER_MS_MAX));
+      if (timer === undefined) resolve(false);
+    };
+    arm();
     const settled = (): void => {
       clearTimeout(timer);
       resolve(true);

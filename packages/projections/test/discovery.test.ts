@@ -1,6 +1,6 @@
 import { balancesProjection, ProjectionRunner, ReadModels } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
-import { LimitExceededError, type Ledger } from '@ledgerkit/ledger-core';
+import { InvalidInputError, LimitExceededError, type Ledger } from '@ledgerkit/ledger-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currencies, eventually, expectBalancesAgree, openFixtureLedger, writeTransfers } from './support/fixtures.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
@@ -92,6 +92,46 @@ describe('tenant discovery', () => {
     fail = false;
     await eventually(async () => errors.some((message) => message.includes('not a tenant id!')), 5_000, 'the invalid tenant reported');
     expect((await runner.status()).map((status) => status.tenantId)).toEqual(['disc-1']);
+    await runner.stop();
+  });
+
+  it('a discovery answering something other than an array, or throwing synchronously, is reported as a failed discovery and adds no tenant', async () => {
+    const answers: unknown[] = ['disc-1', null, 42, { 0: 'disc-1' }];
+    let call = 0;
+    const errors: Error[] = [];
+    const runner = new ProjectionRunner({
+      pool: db.app,
+      store,
+      tenantIds: ['disc-2'],
+      projections: [balancesProjection()],
+      currencies,
+      // Neither async nor typed: what a JavaScript caller may hand over.
+      discoverTenants: (() => {
+        call += 1;
+        if (call === 1) throw new Error('sync failure');
+        return Promise.resolve(answers[(call - 2) % answers.length]);
+      }) as unknown as () => Promise<readonly string[]>,
+      tenantDiscoveryIntervalMs: 100,
+      onError: (error) => errors.push(error),
+    });
+    runners.push(runner);
+    runner.start();
+    await eventually(async () => errors.filter((error) => error instanceof InvalidInputError).length >= answers.length, 10_000, 'each wrong answer reported');
+    expect(errors[0]?.message).toBe('sync failure');
+    // A string is not a list of one-character tenants.
+    expect(errors.filter((error) => error instanceof InvalidInputError).map((error) => error.message)).toEqual(
+      expect.arrayContaining([expect.stringContaining('got string'), expect.stringContaining('got null'), expect.stringContaining('got number'), expect.stringContaining('got object')]),
+    );
+    expect((await runner.status()).map((status) => status.tenantId)).toEqual(['disc-2']);
+    await runner.stop();
+  });
+
+  it('whenCaughtUp with a timeout longer than one timer can wait (over ~24.8 days), called during start, waits for the start', async () => {
+    const runner = new ProjectionRunner({ pool: db.app, store, tenantIds: ['disc-1'], projections: [balancesProjection()], currencies });
+    runners.push(runner);
+    const started = runner.start();
+    await expect(runner.whenCaughtUp(30 * 86_400_000)).resolves.toBeUndefined();
+    await started;
     await runner.stop();
   });
 

@@ -1,5 +1,5 @@
 import { InvalidInputError, type AsOf, type Ledger } from '@ledgerkit/ledger-core';
-import { ApplicationRoleRequiredError, ReadModels, ResultTooLargeError, TRIAL_BALANCE_LINES_MAX } from '@ledgerkit/projections';
+import { ApplicationRoleRequiredError, balancesProjection, ReadModels, rebuildProjection, reconcileLedger, ResultTooLargeError, TRIAL_BALANCE_LINES_MAX } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import type { ClientPool } from '@ledgerkit/tenant-rls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -313,5 +313,29 @@ describe('an options argument that is not an object', () => {
       expect(error, name).toBeInstanceOf(InvalidInputError);
       expect((error as InvalidInputError).issues[0]?.path, name).toEqual(['options']);
     }
+  });
+
+  it('a missing or wrong pool, projection, store or read models is refused at its own name, before any SQL, by the constructor, rebuildProjection and reconcileLedger', async () => {
+    const pathOf = async (call: () => unknown): Promise<unknown> => {
+      try {
+        await call();
+      } catch (error) {
+        expect(error).toBeInstanceOf(InvalidInputError);
+        return (error as InvalidInputError).issues[0]?.path;
+      }
+      return 'no error';
+    };
+    expect(await pathOf(() => new ReadModels({} as never))).toEqual(['pool']);
+    expect(await pathOf(() => new ReadModels({ pool: { query: () => undefined } } as never))).toEqual(['pool']);
+    expect(await pathOf(() => rebuildProjection(null as never))).toEqual(['options']);
+    expect(await pathOf(() => rebuildProjection({ tenantId: TENANT, pool: db.app } as never))).toEqual(['projection']);
+    expect(await pathOf(() => rebuildProjection({ tenantId: TENANT, projection: balancesProjection() } as never))).toEqual(['pool']);
+    expect(await pathOf(() => reconcileLedger(undefined as never))).toEqual(['options']);
+    expect(await pathOf(() => reconcileLedger({ models, tenantId: TENANT, ledgerId: 'eur' } as never))).toEqual(['store']);
+    expect(await pathOf(() => reconcileLedger({ store: {}, models, tenantId: TENANT, ledgerId: 'eur' } as never))).toEqual(['store']);
+    const store = await PostgresEventStore.open({ pool: db.app });
+    expect(await pathOf(() => reconcileLedger({ store, models: 'models', tenantId: TENANT, ledgerId: 'eur' } as never))).toEqual(['models']);
+    // Given everything, the same calls answer.
+    expect((await reconcileLedger({ store, models, tenantId: TENANT, ledgerId: 'eur' })).agrees).toBe(true);
   });
 });

@@ -14,3 +14,16 @@ export function optionsOf<T extends object>(options: T | undefined, required = f
   }
   return options;
 }
+
+/**
+ * Refuses, with `InvalidInputError` at `[field]`, a required option that is not an object with the
+ * named methods (a pool's `connect`, a store's `readStream`): checked up front, so that a missing
+ * or wrong one is reported as the caller's input rather than as a `TypeError` from deep inside
+ * the first call that uses it.
+ */
+export function requireObjectWith(value: unknown, field: string, methods: readonly string[]): void {
+  const fields = value as Record<string, unknown> | null | undefined;
+  if (typeof value !== 'object' || value === null || methods.some((method) => typeof fields?.[method] !== 'function')) {
+    throw new InvalidInputError([{ path: [field], message: methods.length === 0 ? 'must be an object' : `must be an object with ${methods.join(', ')}` }]);
+  }
+}

@@ -6,10 +6,12 @@ import {
   ID_PATTERN,
   ID_PATTERN_MESSAGE,
   InvalidInputError,
+  isStorableText,
   normalSideOf,
   parseAsOf,
   parseInstantMs,
   REFERENCE_LENGTH_MAX,
+  STORABLE_TEXT_MESSAGE,
   trialBalanceOf,
   type AccountState,
   type AccountType,
@@ -28,7 +30,7 @@ import { isRefusedOnLiveSession, ResultTooLargeError } from '../errors.js';
 import { isRoleChecked, checkApplicationRole, checkPoolRole } from '../role-check.js';
 import { SCHEMA } from '../schema.js';
 import { accountListQuery, listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
-import { optionsOf } from './options.js';
+import { optionsOf, requireObjectWith } from './options.js';
 import { keyOf, type HeldPosting } from './rows.js';
 
 /** Most transfers or holds one lookup returns. */
@@ -303,9 +305,13 @@ export class ReadModels {
   #balanceReads = new Map<string, BalanceRead[]>();
   #balanceFlushScheduled = false;
 
-  /** Refuses `options` that are not an object with `InvalidInputError` at `options`. */
+  /**
+   * Refuses `options` that are not an object with `InvalidInputError` at `options`, and a `pool`
+   * that is not one (no `connect` method) at `pool`.
+   */
   constructor(options: ReadModelsOptions) {
     const checked = optionsOf(options, true);
+    requireObjectWith(checked.pool, 'pool', ['connect']);
     this.#pool = checked.pool;
     this.#currencies = checked.currencies ?? new CurrencyRegistry();
     this.#batchBalanceReads = checked.batchBalanceReads ?? true;
@@ -492,8 +498,8 @@ export class ReadModels {
     }
     const afterVersion = options.afterVersion ?? 0;
     if (!Number.isSafeInteger(afterVersion) || afterVersion < 0) throw new InvalidInputError([{ path: ['afterVersion'], message: 'must be a non-negative integer' }]);
-    const from = options.from === undefined ? null : isoOf(options.from, 'from');
-    const to = options.to === undefined ? null : isoOf(options.to, 'to');
+    const from = options.from === undefined ? null : isoOfBound(options.from, 'from');
+    const to = options.to === undefined ? null : isoOfBound(options.to, 'to');
     const result = await this.#read(tenantId, async (client) => {
       const account = (await client.query<{ currency: string; account_type: AccountType }>(ACCOUNT_SQL, [tenantId, ledgerId, accountId])).rows[0];
       if (account === undefined) return undefined;
@@ -543,15 +549,17 @@ export class ReadModels {
    * A page of the transfers carrying a reference, in ledger order: at most `limit` (1..1000,
    * default 100), keyset-paginated by `after`, the previous page's `next`, so a reference used by
    * any number of transfers is read in full, each page one range scan of the reference index. A
-   * reference longer than ledger-core's `REFERENCE_LENGTH_MAX` or holding a NUL character (which
-   * no stored reference can) is refused with `InvalidInputError` at `reference`, and a cursor of
+   * reference longer than ledger-core's `REFERENCE_LENGTH_MAX` or holding a NUL character or an
+   * unpaired UTF-16 surrogate (which no stored reference can) is refused with `InvalidInputError` at `reference`, and a cursor of
    * another ledger or reference, or one not made here, at `after`; both before any SQL.
    */
   async transfersByReference(tenantId: string, ledgerId: string, reference: string, pageOptions?: TransfersByReferenceOptions): Promise<TransfersPage> {
     const options = optionsOf(pageOptions);
     checkId(ledgerId, 'ledgerId');
-    if (typeof reference !== 'string' || reference.length > REFERENCE_LENGTH_MAX || reference.includes('\u0000')) {
-      throw new InvalidInputError([{ path: ['reference'], message: `must be a string of at most ${REFERENCE_LENGTH_MAX} characters without NUL characters` }]);
+    // Text no stored reference can hold is refused, not looked up: the driver would send an
+    // unpaired surrogate as U+FFFD and match references that differ from the one asked for.
+    if (typeof reference !== 'string' || reference.length > REFERENCE_LENGTH_MAX || !isStorableText(reference)) {
+      throw new InvalidInputError([{ path: ['reference'], message: `must be a string of at most ${REFERENCE_LENGTH_MAX} characters: it ${STORABLE_TEXT_MESSAGE}` }]);
     }
     const limit = pageSize(options.limit);
     const afterVersion = options.after == null ? 0 : referenceCursorOf(options.after, ledgerId, reference);
@@ -579,7 +587,7 @@ export class ReadModels {
     const options = optionsOf(holdsOptions);
     checkId(ledgerId, 'ledgerId');
     const limit = pageSize(options.limit);
-    const before = options.expiringBefore === undefined ? null : isoOf(options.expiringBefore, 'expiringBefore');
+    const before = options.expiringBefore === undefined ? null : isoOfBound(options.expiringBefore, 'expiringBefore');
     const after = options.after == null ? null : holdCursorOf(options.after);
     const { rows } = await this.#read(tenantId, (client) =>
       client.query<TransferColumns>(
@@ -705,6 +713,19 @@ function pointOf(asOf: unknown): { kind: AsOfKind; value: number | string } {
  */
 function isoOf(value: string | Date, field: string): string {
   return isoOfMs(parseInstantMs(value, field), field);
+}
+
+/**
+ * {@link isoOf} for a range's bound — `from` (at or after), `to` and `expiringBefore` (before) —
+ * which must not be cut to the millisecond as an as-of point is: the ledger records whole
+ * milliseconds, so a bound with a fraction below one (`…30.0005Z`) is rounded up to the next
+ * millisecond, where it lets in and keeps out the same times. (`Date.parse` drops the digits
+ * past the third, which would move `from` before a time it excludes and `to` onto one it includes.)
+ */
+function isoOfBound(value: string | Date, field: string): string {
+  const ms = parseInstantMs(value, field);
+  const fraction = typeof value === 'string' ? /T\d{2}:\d{2}:\d{2}\.(\d+)/.exec(value)?.[1] : undefined;
+  return isoOfMs(fraction !== undefined && /[1-9]/.test(fraction.slice(3)) ? ms + 1 : ms, field);
 }
 
 /** {@link isoOf} of an instant already read as epoch ms; a refusal names `path`. */
