@@ -714,6 +714,9 @@ describe('retries', () => {
 
   rejectionRule('reusing a transfer id with another currency is rejected with exists_with_different_currency', ['exists_with_different_currency'], () => {
     given.when(transfer('t1', simple('alice', 'bob', 100n, 'USD'), { reference: 'inv-1', metadata: { k: 'v' } })).thenRejects('exists_with_different_currency');
+    // A partial post retried in another currency (p1 posted 300 EUR of h1): not the same request.
+    given.when(postPending('p1', 'h1', 300n, { currency: 'USD' })).thenRejects('exists_with_different_currency');
+    given.when(postPending('p1', 'h1', 300n)).thenDuplicate({ ledgerVersion: 8 });
   });
 
   rejectionRule('reusing a hold id with another timeout is rejected with exists_with_different_timeout', ['exists_with_different_timeout'], () => {

@@ -1,9 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
+import { Decimal } from 'decimal.js';
 import {
   AMOUNT_MINOR_MAX,
   AMOUNT_STRING_LENGTH_MAX,
   CURRENCY_SCALE_MAX,
+  DECIMAL_STRING_LENGTH_MAX,
   CUSTOM_CURRENCIES_MAX,
   CurrencyRegistry,
   InvalidAmountError,
@@ -343,5 +345,43 @@ describe('toDecimal, fromDecimal and convert', () => {
     expect(reasonOf(() => convert(100n, EUR, USD, '0', 'half-even'))).toBe('zero');
     expect(reasonOf(() => convert(100n, EUR, USD, '0.000', 'half-even'))).toBe('zero');
     expect(reasonOf(() => convert(100n, EUR, USD, 1.1 as unknown as string, 'half-even'))).toBe('malformed');
+  });
+});
+
+describe('money helpers given input no amount can be', () => {
+  test('fromDecimal refuses an exponent far out of range as too_large without writing its digits out, and reads a vanishing one as zero', () => {
+    for (const value of ['1e1000000000', '-1e1000000000', '1e900000000000000', new Decimal('1e400000000')]) {
+      expect(reasonOf(() => fromDecimal(value, 2, 'half-even')), String(value)).toBe('too_large');
+    }
+    expect(fromDecimal('1e-1000000000', 2, 'half-even')).toBe(0n);
+    expect(fromDecimal('1e-1000000000', 2, 'up')).toBe(1n);
+    // The edges of the range still answer.
+    expect(fromDecimal(`${AMOUNT_MINOR_MAX}e-2`, 2, 'down')).toBe(AMOUNT_MINOR_MAX);
+    expect(reasonOf(() => fromDecimal(`${AMOUNT_MINOR_MAX + 1n}e-2`, 2, 'down'))).toBe('too_large');
+  });
+
+  test('fromDecimal refuses a string longer than DECIMAL_STRING_LENGTH_MAX as malformed; at the limit it reads it', () => {
+    expect(reasonOf(() => fromDecimal(`0.${'1'.repeat(DECIMAL_STRING_LENGTH_MAX - 1)}`, 2, 'down'))).toBe('malformed');
+    expect(fromDecimal(`0.${'1'.repeat(DECIMAL_STRING_LENGTH_MAX - 2)}`, 2, 'down')).toBe(11n);
+  });
+
+  test('convert refuses a long rate with a message that shows it cut short', () => {
+    let error: unknown;
+    try {
+      convert(1n, EUR, USD, 'x'.repeat(1_000_000), 'down');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(InvalidAmountError);
+    expect((error as Error).message.length).toBeLessThan(200);
+    expect(reasonOf(() => convert(1n, EUR, USD, `1.${'0'.repeat(AMOUNT_STRING_LENGTH_MAX)}`, 'down'))).toBe('malformed');
+  });
+
+  test('formatAmount and toDecimal refuse minor units that are not a bigint, and formatAmount a scale out of range, with InvalidInputError', () => {
+    for (const minor of [1.5, Number.NaN, '150', null]) {
+      expect(() => formatAmount(minor as unknown as bigint, 2), String(minor)).toThrow(InvalidInputError);
+      expect(() => toDecimal(minor as unknown as bigint, 2), String(minor)).toThrow(InvalidInputError);
+    }
+    for (const scale of [-1, 1.5, CURRENCY_SCALE_MAX + 1, Number.NaN]) expect(() => formatAmount(150n, scale), String(scale)).toThrow(InvalidInputError);
   });
 });

@@ -320,7 +320,8 @@ class Model {
     if (existing !== undefined) {
       const full = named === undefined ? undefined : twoPostingAmount(named);
       const asked = cmd.amount ?? full;
-      const askedPostings = asked === undefined ? undefined : (named ?? existing).postings.map((p) => ({ ...p, amount: asked }));
+      const currency = cmd.amount === undefined ? undefined : cmd.currency;
+      const askedPostings = asked === undefined ? undefined : (named ?? existing).postings.map((p) => ({ ...p, amount: asked, currency: currency ?? p.currency }));
       return this.#retry(existing, cmd, 'postPending', askedPostings);
     }
     const unusable = this.#holdProblem(named, now);
@@ -332,6 +333,7 @@ class Model {
     if (cmd.amount !== undefined) {
       const full = twoPostingAmount(hold);
       if (full === undefined) return fail('partial_post_not_supported');
+      if (cmd.currency !== hold.postings[0]?.currency) return fail('currency_mismatch');
       if (cmd.amount > full) return fail('amount_exceeds_pending');
       const amount = cmd.amount;
       postings = hold.postings.map((p) => ({ ...p, amount }));
@@ -617,7 +619,7 @@ function submit(ledger: Ledger, cmd: Cmd): Promise<CommandResult> {
 // ---- abstract steps, resolved against the model when they run ------------------------------------
 
 type Eff = { readonly t: 'none' } | { readonly t: 'past' | 'future' | 'tooOld'; readonly ms: number };
-type Mutation = 'none' | 'amount' | 'metadata' | 'reference' | 'kind' | 'timeout' | 'effective';
+type Mutation = 'none' | 'amount' | 'metadata' | 'reference' | 'kind' | 'timeout' | 'effective' | 'currency';
 
 type TransferStep =
   | {
@@ -747,7 +749,7 @@ const commandStepArb: fc.Arbitrary<CommandStep> = fc.oneof(
     arbitrary: fc.record({
       t: fc.constant('retry' as const),
       pick: fc.nat(),
-      mutation: fc.constantFrom<Mutation>('none', 'none', 'none', 'amount', 'metadata', 'reference', 'kind', 'timeout', 'effective'),
+      mutation: fc.constantFrom<Mutation>('none', 'none', 'none', 'amount', 'metadata', 'reference', 'kind', 'timeout', 'effective', 'currency'),
     }),
   },
 );
@@ -1139,6 +1141,9 @@ function mutate(cmd: Cmd, mutation: Mutation, now: number): Cmd {
       switch (mutation) {
         case 'amount':
           return { ...cmd, amount: 1n };
+        case 'currency':
+          // A partial post in another currency than it was made in (a full post names none).
+          return { ...cmd, amount: cmd.amount ?? 1n, currency: cmd.currency === 'JPY' ? 'EUR' : 'JPY' };
         case 'kind':
           return { kind: 'void', id: cmd.id, pendingId: cmd.pendingId, effectiveAtMs: cmd.effectiveAtMs, metadata: cmd.metadata };
         case 'effective':

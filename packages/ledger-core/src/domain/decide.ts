@@ -245,7 +245,13 @@ function decidePostPending(command: PostPendingCommand, state: LedgerState, cont
   const existing = state.transfers.get(command.transferId);
   if (existing !== undefined) {
     const requested = command.amount ?? (hold === undefined ? undefined : fullAmountOf(hold));
-    const asked = requested === undefined ? undefined : (hold?.postings ?? existing.postings).map((p) => ({ ...p, amount: requested }));
+    // A partial post names its currency: a retry in another one is another request, as a fresh
+    // post in it would be refused (currency_mismatch). A full post takes the hold's.
+    const currency = command.amount === undefined ? undefined : command.currency;
+    const asked =
+      requested === undefined
+        ? undefined
+        : (hold?.postings ?? existing.postings).map((p) => ({ ...p, amount: requested, currency: currency ?? p.currency }));
     return compareRetry(existing, command, 'postPending', asked);
   }
   const usable = checkHoldUsable(hold, command.pendingId, context);

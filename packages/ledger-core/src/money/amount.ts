@@ -112,9 +112,13 @@ function classifyMalformed(input: string): 'negative' | 'exponent' | 'not_finite
 
 /**
  * Formats minor units as a decimal string with exactly `scale` decimals: 150n at scale 2 is
- * `"1.50"`, -5n is `"-0.05"`. Exact for any bigint.
+ * `"1.50"`, -5n is `"-0.05"`. Exact for any bigint. Throws `InvalidInputError` for `minor` that is
+ * not a bigint (a number would be formatted as something it is not) or a scale that is not an
+ * integer in 0..{@link CURRENCY_SCALE_MAX}.
  */
 export function formatAmount(minor: bigint, scale: number): string {
+  checkMinor(minor);
+  checkScale(scale);
   const negative = minor < 0n;
   const digits = (negative ? -minor : minor).toString();
   if (scale === 0) return negative ? `-${digits}` : digits;
@@ -142,17 +146,27 @@ const Exact = Decimal.clone({ precision: 100, rounding: Decimal.ROUND_HALF_EVEN,
 
 /**
  * Minor units as an exact decimal.js value in major units (150n, scale 2 → 1.5). Throws
- * `InvalidInputError` for a scale that is not an integer in 0..{@link CURRENCY_SCALE_MAX}.
+ * `InvalidInputError` for `minor` that is not a bigint or a scale that is not an integer in
+ * 0..{@link CURRENCY_SCALE_MAX}.
  */
 export function toDecimal(minor: bigint, scale: number): Decimal {
+  checkMinor(minor);
   checkScale(scale);
   return new Exact(minor.toString()).dividedBy(new Exact(10).pow(scale));
 }
 
+/** Longest string {@link fromDecimal} reads: far more digits than any amount in range needs. */
+export const DECIMAL_STRING_LENGTH_MAX = 1_000;
+
+/** ±{@link AMOUNT_MINOR_MAX} as a decimal, to compare a rounded value before it is written out. */
+const AMOUNT_MINOR_MAX_DECIMAL = AMOUNT_MINOR_MAX.toString();
+
 /**
  * Rounds a decimal.js value in major units to minor units of `scale` with an explicit rounding
- * mode. Throws {@link InvalidAmountError} if the value is not a number (`malformed`), not finite,
- * or the result is outside ±{@link AMOUNT_MINOR_MAX}; `InvalidInputError` for a rounding mode
+ * mode. Throws {@link InvalidAmountError} if the value is not a number (`malformed`, also for a
+ * string longer than {@link DECIMAL_STRING_LENGTH_MAX}), not finite, or the result is outside
+ * ±{@link AMOUNT_MINOR_MAX} (`too_large`, found before any digit of it is written out, however
+ * large an exponent asks for); `InvalidInputError` for a rounding mode
  * that is not a {@link RoundingMode} (it is never replaced by a default) or a scale that is not an
  * integer in 0..{@link CURRENCY_SCALE_MAX}.
  */
@@ -163,6 +177,9 @@ export function fromDecimal(value: Decimal.Value, scale: number, rounding: Round
   if (typeof rounding !== 'string' || !Object.hasOwn(ROUNDING, rounding)) {
     throw new InvalidInputError([{ path: ['rounding'], message: `must be one of ${Object.keys(ROUNDING).join(', ')}` }]);
   }
+  if (typeof value === 'string' && value.length > DECIMAL_STRING_LENGTH_MAX) {
+    throw new InvalidAmountError('malformed', `value is longer than ${DECIMAL_STRING_LENGTH_MAX} characters`);
+  }
   let exact: Decimal;
   try {
     exact = new Exact(value);
@@ -171,11 +188,12 @@ export function fromDecimal(value: Decimal.Value, scale: number, rounding: Round
   }
   const scaled = exact.times(new Exact(10).pow(scale)).toDecimalPlaces(0, ROUNDING[rounding]);
   if (!scaled.isFinite()) throw new InvalidAmountError('not_finite', 'value is not finite');
-  const minor = BigInt(scaled.toFixed(0));
-  if (minor > AMOUNT_MINOR_MAX || minor < -AMOUNT_MINOR_MAX) {
+  // Compared as a decimal first: writing out the digits of 1e1000000000 would take minutes and
+  // all the memory there is.
+  if (scaled.abs().greaterThan(AMOUNT_MINOR_MAX_DECIMAL)) {
     throw new InvalidAmountError('too_large', `value is above the maximum of ${AMOUNT_DIGITS_MAX} digits`);
   }
-  return minor;
+  return BigInt(scaled.toFixed(0));
 }
 
 /**
@@ -186,12 +204,18 @@ export function fromDecimal(value: Decimal.Value, scale: number, rounding: Round
  * ```
  */
 export function convert(minor: bigint, from: Currency, to: Currency, rate: string, rounding: RoundingMode): bigint {
-  if (typeof rate !== 'string' || !/^(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(rate) || rate.length > AMOUNT_STRING_LENGTH_MAX) {
-    throw new InvalidAmountError('malformed', `rate ${JSON.stringify(rate)} must be a positive plain decimal string`);
+  // The length first: the message shows the rate, cut short, and the pattern need not scan a long one.
+  if (typeof rate !== 'string' || rate.length > AMOUNT_STRING_LENGTH_MAX || !/^(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(rate)) {
+    const shown = typeof rate === 'string' ? JSON.stringify(rate.slice(0, AMOUNT_STRING_LENGTH_MAX)) : typeof rate;
+    throw new InvalidAmountError('malformed', `rate ${shown} must be a positive plain decimal string of at most ${AMOUNT_STRING_LENGTH_MAX} characters`);
   }
   const rateValue = new Exact(rate);
   if (rateValue.isZero()) throw new InvalidAmountError('zero', 'rate must be greater than zero');
   return fromDecimal(toDecimal(minor, from.scale).times(rateValue), to.scale, rounding);
+}
+
+function checkMinor(minor: bigint): void {
+  if (typeof minor !== 'bigint') throw new InvalidInputError([{ path: ['minor'], message: `must be a bigint of minor units, got ${typeof minor}` }]);
 }
 
 function checkScale(scale: number): void {
