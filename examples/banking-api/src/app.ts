@@ -24,7 +24,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { auditRoutes } from './routes/audit.js';
 import { systemRoutes } from './routes/system.js';
 import { transferRoutes } from './routes/transfers.js';
-import { idempotencyKeySchema, ledgerHeaderSchema } from './schemas.js';
+import { idempotencyKeySchema, ledgerHeaderSchema, noQuerySchema } from './schemas.js';
 import type { Services } from './services.js';
 
 declare module 'fastify' {
@@ -236,8 +236,9 @@ export function buildApp(deps: AppDependencies): BankingApp {
         occurredAt: new Date(),
         requestId: request.id,
         tenantId: principal.tenantId,
-        clientId: principal.clientId,
-        subject: principal.subject,
+        // Pseudonymous where they come from `sub` (see Principal.clientLabel): the trail is append-only.
+        clientId: principal.clientLabel,
+        subject: principal.subjectLabel,
         action: route.audit.action,
         ledgerId: request.ledgerId ?? ledgerOf(request, settings.defaultLedgerId),
         ...auditIdsOf(route, request.params, request.parsedBody),
@@ -262,7 +263,8 @@ export function buildApp(deps: AppDependencies): BankingApp {
         status,
         ms: Math.round(reply.elapsedTime * 100) / 100,
         tenant: principal?.tenantId,
-        client: principal?.clientId,
+        // Never a `sub` in clear: the `client_id` claim, else a pseudonym of `sub`.
+        client: principal?.clientLabel,
         problem: request.problemCode ?? undefined,
         replayed: request.replayed || undefined,
       },
@@ -296,6 +298,8 @@ export function buildApp(deps: AppDependencies): BankingApp {
       return;
     }
     const principal = request.principal as Principal;
+    // A route without a query schema takes no query: any key is refused, not ignored.
+    if (route.query === undefined) parse(noQuerySchema, request.query, 'query');
     const query = parse(route.query, request.query, 'query');
     const ledgerId = parseHeader(ledgerHeaderSchema, request, 'ledger-id') ?? settings.defaultLedgerId;
     request.ledgerId = ledgerId;

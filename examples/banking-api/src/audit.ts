@@ -14,7 +14,9 @@ export interface AuditEvent {
   readonly occurredAt: Date;
   readonly requestId: string;
   readonly tenantId: string;
+  /** The client: its `client_id` claim, or the pseudonym of `sub` (`sub:` and 16 hex digits) without one. */
   readonly clientId: string;
+  /** The pseudonym of the token's `sub` (`pseudonymOfSubject`): the trail never holds a `sub` in clear. */
   readonly subject: string;
   /** E.g. `balance.read`, `transfer.create`. */
   readonly action: string;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isStorableText } from '@ledgerkit/ledger-core';
 import { isTenantId } from '@ledgerkit/tenant-rls';
 import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type KeyInput } from 'jose';
@@ -19,6 +20,14 @@ export interface Principal {
   readonly clientId: string;
   /** The token's subject (`sub`), at most 256 characters like `clientId`. */
   readonly subject: string;
+  /**
+   * The client as logs, audit events and ledger event metadata name it: the `client_id` claim as
+   * it is (an OAuth client id, not personal data), or {@link pseudonymOfSubject} of `sub` when the
+   * token has no `client_id` (a `sub` may be an e-mail address or a person's id). Never `sub` in clear.
+   */
+  readonly clientLabel: string;
+  /** The subject as audit events name it: always {@link pseudonymOfSubject} of `sub`, never `sub` in clear. */
+  readonly subjectLabel: string;
   /** The tenant the token is for: every read and write is scoped to it. */
   readonly tenantId: string;
   readonly scopes: ReadonlySet<Scope>;
@@ -61,6 +70,19 @@ export interface TokenVerifierOptions {
  * otherwise share a rate-limit bucket and each other's idempotent answers.
  */
 const CLIENT_ID_LENGTH_MAX = 256;
+
+/**
+ * The stable pseudonym a `sub` is logged and audited by: `sub:` and the first 16 hex digits of the
+ * SHA-256 of its UTF-8 text. The same `sub` always gives the same pseudonym, so the requests of
+ * one subject can be followed through logs and audit events, and an operator who knows a `sub`
+ * can find its events by computing this; the logs and the (append-only) audit trail never hold
+ * the `sub` itself. Pseudonymous, not anonymous: a guessable `sub` (an e-mail address) can be
+ * confirmed by hashing a guess.
+ */
+export function pseudonymOfSubject(subject: string): string {
+  return `sub:${createHash('sha256').update(subject, 'utf8').digest('hex').slice(0, 16)}`;
+}
+
 /** Longest bearer token accepted, characters: a bound on work done for a garbage header. */
 const TOKEN_LENGTH_MAX = 8_192;
 /** The scheme name is case-insensitive (RFC 9110, section 11.1): `bearer` is `Bearer`. */
@@ -172,16 +194,25 @@ export class TokenVerifier {
     const subject = payload.sub;
     if (typeof subject !== 'string' || subject === '' || !isStorableText(subject)) throw unauthorized('the token\'s sub claim is missing or invalid', 'invalid_token');
     if (subject.length > CLIENT_ID_LENGTH_MAX) throw unauthorized(`the token's sub claim is longer than ${CLIENT_ID_LENGTH_MAX} characters`, 'invalid_token');
+    // `client_id` is optional (the client is then `sub`), but one that is present must be a
+    // non-empty string: a number, `null` or `""` ignored would fall back to `sub`, and two clients
+    // with `client_id` 1001 and 2002 and the same `sub` would share rate-limit buckets and
+    // idempotency keys (one replayed the other's stored answer).
     const clientClaim = payload['client_id'];
-    if (typeof clientClaim === 'string' && !isStorableText(clientClaim)) throw unauthorized('the token\'s client_id claim is invalid', 'invalid_token');
-    if (typeof clientClaim === 'string' && clientClaim.length > CLIENT_ID_LENGTH_MAX) {
+    if (clientClaim !== undefined && (typeof clientClaim !== 'string' || clientClaim === '' || !isStorableText(clientClaim))) {
+      throw unauthorized('the token\'s client_id claim is not a non-empty string', 'invalid_token');
+    }
+    if (clientClaim !== undefined && clientClaim.length > CLIENT_ID_LENGTH_MAX) {
       throw unauthorized(`the token's client_id claim is longer than ${CLIENT_ID_LENGTH_MAX} characters`, 'invalid_token');
     }
-    const clientId = typeof clientClaim === 'string' && clientClaim !== '' ? clientClaim : subject;
+    const fromClientClaim = clientClaim !== undefined;
+    const clientId = fromClientClaim ? clientClaim : subject;
     const scopeClaim = payload['scope'];
     const granted = typeof scopeClaim === 'string' ? scopeClaim.split(' ') : [];
     const scopes = new Set<Scope>(granted.filter((scope): scope is Scope => (SCOPES as readonly string[]).includes(scope)));
-    return { clientId, subject, tenantId, scopes, expiresAtMs: (payload.exp as number) * 1_000 };
+    const subjectLabel = pseudonymOfSubject(subject);
+    const clientLabel = fromClientClaim ? clientClaim : subjectLabel;
+    return { clientId, subject, clientLabel, subjectLabel, tenantId, scopes, expiresAtMs: (payload.exp as number) * 1_000 };
   }
 }
 

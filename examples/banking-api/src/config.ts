@@ -21,7 +21,10 @@ export interface ApiSettings {
   readonly rateLimitBurst: number;
   /** Clients (buckets) tracked at once; the stalest full bucket is dropped beyond it. 100..1,000,000, default 100,000. */
   readonly rateLimitClientsMax: number;
-  /** Tenants served by this process at once (each has a projection runner). 1..1,000, default 64. */
+  /**
+   * Tenants served by this process at once (each has a projection runner). 1..1,000, default 64. A
+   * new tenant beyond it takes the place of the least recently used idle one (see `LedgerRegistry`).
+   */
   readonly tenantsMax: number;
   /** Ledgers with an open writer in this process at once; an idle one is closed to make room. 1..10,000, default 256. */
   readonly ledgersMax: number;

@@ -3,7 +3,9 @@
  * (tenant, ledger), opened on first use and shared by every request for it, so concurrent
  * requests are batched into one append; one `ProjectionRunner` per tenant, started on the
  * tenant's first request. Both are bounded: an idle ledger is closed to make room for another,
- * and a tenant beyond the bound is refused with 503 rather than growing without limit. Ledgers
+ * and a new tenant beyond the bound of tenants takes the place of the least recently used idle
+ * tenant (its runner stopped, its writers closed; both start again on its next request), or is
+ * refused with 503 while every tenant is busy or was used within the last second. Ledgers
  * are bounded per tenant too: a tenant at its bound makes room among its own ledgers only, so
  * one tenant opening many cannot close every other tenant's writers (each would pay a reopen).
  */
@@ -32,6 +34,23 @@ export interface LedgerRegistryOptions {
   readonly projections: () => Projection[];
   /** Told about projection errors (the runner retries them itself). */
   readonly onRunnerError?: (error: Error, where: { readonly projection: string; readonly tenantId: string }) => void;
+  /**
+   * How long a tenant must have gone without a request before its place may be given to a new
+   * tenant, ms; default {@link TENANT_IDLE_MS_MIN}. Keeps tenants in steady use from being stopped
+   * and started again in turn when more than `tenantsMax` are active.
+   */
+  readonly tenantIdleMsMin?: number;
+  /** Told when stopping an evicted tenant's runner or closing its writers failed. */
+  readonly onEvictionError?: (error: Error, tenantId: string) => void;
+}
+
+/** Default of {@link LedgerRegistryOptions.tenantIdleMsMin}: one second. */
+export const TENANT_IDLE_MS_MIN = 1_000;
+
+interface TenantEntry {
+  readonly runner: ProjectionRunner;
+  /** The tenant's last admitted request, epoch ms. */
+  lastUsedMs: number;
 }
 
 interface LedgerEntry {
@@ -47,7 +66,8 @@ interface LedgerEntry {
 /** Health of the writers, for `/health/ready`. */
 export interface WritersHealth {
   readonly ok: boolean;
-  readonly detail: string;
+  /** Why not, for the log (`/health/ready` answers a fixed text instead); absent when `ok`. */
+  readonly detail?: string;
 }
 
 /** Writer failures in a row after which a ledger's writer counts as unhealthy. */
@@ -62,7 +82,9 @@ export class LedgerRegistry {
    * tenant's count is its map's size, and room is made among its own entries only.
    */
   readonly #ledgersByTenant = new Map<string, Map<string, LedgerEntry>>();
-  readonly #runners = new Map<string, ProjectionRunner>();
+  readonly #tenants = new Map<string, TenantEntry>();
+  /** Runners stopping and writers closing of evicted tenants: shutdown waits for them. */
+  readonly #evictions = new Set<Promise<void>>();
   #closing = false;
 
   constructor(options: LedgerRegistryOptions) {
@@ -70,12 +92,19 @@ export class LedgerRegistry {
   }
 
   /**
-   * Makes sure the tenant's projection runner runs (a Map lookup after the first call). Throws
-   * a 503 problem when the process already serves its maximum of tenants.
+   * Makes sure the tenant's projection runner runs (a Map lookup after the first call) and marks
+   * the tenant as used now. A new tenant when the process serves its maximum of tenants takes the
+   * place of the least recently used idle one (see {@link LedgerRegistry.#evictTenant}); throws a
+   * 503 problem when there is none.
    */
   ensureTenant(tenantId: string): void {
-    if (this.#runners.has(tenantId) || this.#closing) return;
-    if (this.#runners.size >= this.#options.tenantsMax) throw new ProblemError('overloaded', 'this server serves its maximum number of tenants', { retryAfterSeconds: 5 });
+    const known = this.#tenants.get(tenantId);
+    if (known !== undefined) {
+      known.lastUsedMs = Date.now();
+      return;
+    }
+    if (this.#closing) return;
+    if (this.#tenants.size >= this.#options.tenantsMax) this.#evictTenant();
     const runner = new ProjectionRunner({
       pool: this.#options.runnerPool,
       store: this.#options.store,
@@ -85,12 +114,13 @@ export class LedgerRegistry {
       liveBatchDelayMs: this.#options.projectionBatchDelayMs,
       ...(this.#options.onRunnerError === undefined ? {} : { onError: this.#options.onRunnerError }),
     });
-    this.#runners.set(tenantId, runner);
+    const entry: TenantEntry = { runner, lastUsedMs: Date.now() };
+    this.#tenants.set(tenantId, entry);
     // A start that fails (read models at another schema version, the database out of reach)
     // started nothing: the runner is dropped, reported, and the tenant's next request tries again.
     // One that `stopRunners` cut short is no news.
     runner.start().catch((error: unknown) => {
-      if (this.#runners.get(tenantId) === runner) this.#runners.delete(tenantId);
+      if (this.#tenants.get(tenantId) === entry) this.#tenants.delete(tenantId);
       if (error instanceof RunnerNotRunningError) return;
       this.#options.onRunnerError?.(error instanceof Error ? error : new Error(String(error)), { projection: '*', tenantId });
     });
@@ -101,7 +131,7 @@ export class LedgerRegistry {
    * for a read of something the same client has just written. False when it timed out.
    */
   async waitForProjections(tenantId: string, timeoutMs: number): Promise<boolean> {
-    const runner = this.#runners.get(tenantId);
+    const runner = this.#tenants.get(tenantId)?.runner;
     if (runner === undefined || timeoutMs <= 0) return false;
     try {
       await runner.whenCaughtUp(timeoutMs);
@@ -147,7 +177,7 @@ export class LedgerRegistry {
       if (ledger.writer.queueLength >= this.#options.writerQueueLengthMax * 0.9) return { ok: false, detail: 'a writer queue is nearly full' };
     }
     if (this.#closing) return { ok: false, detail: 'shutting down' };
-    return { ok: true, detail: `${this.#ledgers.size} writers open, ${this.#runners.size} tenants` };
+    return { ok: true };
   }
 
   /** Every open writer's queue length and ledger version, for the metrics. */
@@ -162,7 +192,7 @@ export class LedgerRegistry {
 
   /** The status (lag included) of every projection of every tenant this process serves; tenants that fail to answer are left out. */
   async projectionStatus(): Promise<ProjectionStatus[]> {
-    const answers = await Promise.allSettled([...this.#runners.values()].map((runner) => runner.status()));
+    const answers = await Promise.allSettled([...this.#tenants.values()].map((tenant) => tenant.runner.status()));
     return answers.flatMap((answer) => (answer.status === 'fulfilled' ? answer.value : []));
   }
 
@@ -177,15 +207,74 @@ export class LedgerRegistry {
     const entries = [...this.#ledgers.values()];
     this.#ledgers.clear();
     this.#ledgersByTenant.clear();
-    await Promise.allSettled(entries.map(async (entry) => (await entry.opening).close()));
+    await Promise.allSettled([...entries.map(async (entry) => (await entry.opening).close()), ...this.#evictions]);
   }
 
   /** Stops every projection runner (after their batches in flight). */
   async stopRunners(): Promise<void> {
     this.#closing = true;
-    const runners = [...this.#runners.values()];
-    this.#runners.clear();
-    await Promise.allSettled(runners.map((runner) => runner.stop()));
+    const runners = [...this.#tenants.values()].map((tenant) => tenant.runner);
+    this.#tenants.clear();
+    await Promise.allSettled([...runners.map((runner) => runner.stop()), ...this.#evictions]);
+  }
+
+  /**
+   * Makes room for a new tenant, synchronously: the least recently used tenant that has had no
+   * request for `tenantIdleMsMin` and whose writers are all idle (none opening, none with a command
+   * in flight or queued) is forgotten at once, its writers closed and its runner stopped in the
+   * background (both start again on its next request; its read models resume from their
+   * checkpoints). Throws a 503 problem, with `Retry-After`, when no tenant qualifies: every one is
+   * in use, which changes within a second or so, unless more than `tenantsMax` tenants stay busy
+   * (then an operator should raise `tenantsMax`).
+   */
+  #evictTenant(): void {
+    const nowMs = Date.now();
+    const idleMsMin = this.#options.tenantIdleMsMin ?? TENANT_IDLE_MS_MIN;
+    let victim: { readonly tenantId: string; readonly entry: TenantEntry } | undefined;
+    for (const [tenantId, entry] of this.#tenants) {
+      if (nowMs - entry.lastUsedMs < idleMsMin || !this.#writersIdle(tenantId)) continue;
+      if (victim === undefined || entry.lastUsedMs < victim.entry.lastUsedMs) victim = { tenantId, entry };
+    }
+    if (victim === undefined) {
+      throw new ProblemError(
+        'overloaded',
+        `this server serves its maximum of ${this.#options.tenantsMax} tenants and each is in use: retry later (if this persists, an operator must raise tenantsMax)`,
+        { retryAfterSeconds: Math.max(1, Math.ceil(idleMsMin / 1_000)) },
+      );
+    }
+    const { tenantId, entry } = victim;
+    this.#tenants.delete(tenantId);
+    const closing: Promise<void>[] = [];
+    for (const [key, ledgerEntry] of this.#ledgersByTenant.get(tenantId) ?? []) {
+      this.#forget(key, ledgerEntry);
+      const ledger = ledgerEntry.ledger;
+      if (ledger !== undefined) {
+        closing.push(
+          ledger.close().catch((error: unknown) => {
+            if (!(error instanceof LedgerError)) throw error;
+          }),
+        );
+      }
+    }
+    closing.push(
+      entry.runner.stop().catch((error: unknown) => {
+        if (!(error instanceof RunnerNotRunningError)) throw error;
+      }),
+    );
+    const eviction = Promise.all(closing).then(
+      () => undefined,
+      (error: unknown) => this.#options.onEvictionError?.(error instanceof Error ? error : new Error(String(error)), tenantId),
+    );
+    this.#evictions.add(eviction);
+    void eviction.finally(() => this.#evictions.delete(eviction));
+  }
+
+  /** Whether none of the tenant's writers is opening, running a command or holding one queued. */
+  #writersIdle(tenantId: string): boolean {
+    for (const entry of this.#ledgersByTenant.get(tenantId)?.values() ?? []) {
+      if (entry.inFlight !== 0 || entry.ledger === undefined || entry.ledger.writer.queueLength !== 0) return false;
+    }
+    return true;
   }
 
   /** Registers and opens a ledger, once `evicted` (the closing of the ledger it replaces, if any) has settled. */

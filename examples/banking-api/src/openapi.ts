@@ -48,7 +48,7 @@ export function buildOpenApiDocument(routes: readonly Route[], info: OpenApiInfo
           scheme: 'bearer',
           bearerFormat: 'JWT',
           description:
-            'OAuth 2.0 access token (RFC 9068 JWT) with `iss`, `aud`, `exp`, `sub`, `tenant_id` and a space-separated `scope` of accounts:read, accounts:write, transfers:write, audit:read. `sub` and `client_id` (optional; the client, `sub` when absent) are at most 256 characters: a longer one answers 401 `invalid_token`.',
+            'OAuth 2.0 access token (RFC 9068 JWT) with `iss`, `aud`, `exp`, `sub`, `tenant_id` and a space-separated `scope` of accounts:read, accounts:write, transfers:write, audit:read. `sub` and `client_id` (optional; the client, `sub` when absent; when present a non-empty string) are at most 256 characters: a longer one, or a `client_id` that is not a non-empty string, answers 401 `invalid_token`.',
         },
       },
       parameters: {

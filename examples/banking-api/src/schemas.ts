@@ -4,7 +4,20 @@
  * document cannot drift from what the server does. Request bodies build on ledger-core's own
  * input schemas (`inputSchemas`); the ledger still re-validates every command it receives.
  */
-import { AMOUNT_STRING_LENGTH_MAX, HISTORY_PAGE_SIZE_MAX, ID_PATTERN, inputSchemas, LINKED_COMMANDS_MAX, REFERENCE_LENGTH_MAX } from '@ledgerkit/ledger-core';
+import {
+  AMOUNT_DIGITS_MAX,
+  AMOUNT_STRING_LENGTH_MAX,
+  CURRENCY_SCALE_MAX,
+  HISTORY_PAGE_SIZE_MAX,
+  ID_PATTERN,
+  inputSchemas,
+  LINKED_COMMANDS_MAX,
+  METADATA_BYTES_MAX,
+  METADATA_KEY_LENGTH_MAX,
+  METADATA_KEYS_MAX,
+  METADATA_VALUE_LENGTH_MAX,
+  REFERENCE_LENGTH_MAX,
+} from '@ledgerkit/ledger-core';
 import { z } from 'zod';
 
 /** Components of request shapes (rendered with their input types). */
@@ -27,12 +40,31 @@ export const idSchema = z
   .regex(ID_PATTERN)
   .meta({ description: '1-128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit.', example: 'acc-alice' });
 
-/** A positive decimal amount as a string; its decimals may not exceed the currency's minor units. */
+/**
+ * A positive decimal amount as a string; its decimals may not exceed the currency's minor units,
+ * and in minor units it has at most {@link AMOUNT_DIGITS_MAX} digits (the ledger refuses more). The
+ * pattern bounds what no currency accepts (more than 36 digits before the point, more than
+ * {@link CURRENCY_SCALE_MAX} after it), so the document is never looser than the server; the
+ * bound that depends on the currency is in the description.
+ */
 export const amountSchema = z
   .string()
   .max(AMOUNT_STRING_LENGTH_MAX)
-  .regex(/^(0|[1-9][0-9]*)(\.[0-9]+)?$/)
-  .meta({ description: "Decimal string, never a JSON number; at most the currency's minor-unit digits (EUR: 2).", example: '125.50' });
+  .regex(new RegExp(`^(0|[1-9][0-9]{0,${AMOUNT_DIGITS_MAX - 1}})(\\.[0-9]{1,${CURRENCY_SCALE_MAX}})?$`))
+  .meta({
+    description: `Decimal string, never a JSON number; at most the currency's minor-unit digits after the point (EUR: 2), and at most ${AMOUNT_DIGITS_MAX} digits in minor units: the digits before the point plus the currency's minor-unit digits (EUR: at most ${AMOUNT_DIGITS_MAX - 2} before the point). A longer amount answers 400.`,
+    example: '125.50',
+  });
+
+/**
+ * Request metadata: ledger-core's schema (the same checks), documented with every bound it
+ * enforces, `maxProperties` included, and the byte bound (which JSON Schema cannot state) in words.
+ */
+const metadataInSchema = inputSchemas.openAccountInputSchema.shape.metadata.meta({
+  maxProperties: METADATA_KEYS_MAX,
+  description: `String-to-string metadata: at most ${METADATA_KEYS_MAX} entries, keys of 1-${METADATA_KEY_LENGTH_MAX} characters, values of at most ${METADATA_VALUE_LENGTH_MAX}, and at most ${METADATA_BYTES_MAX.toLocaleString('en-US')} bytes as UTF-8 JSON in all. More answers 400.`,
+  example: { channel: 'mobile' },
+});
 
 /** A signed decimal amount as the API returns it. */
 export const signedAmountSchema = z
@@ -70,6 +102,13 @@ function limitQuery(max: number) {
 // ---------------------------------------------------------------------------------------------
 // Headers, path and query
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * The query of a protected route that declares none: no key at all. An unknown key answers 400 (at
+ * `query`) as on the routes with a query schema, rather than being ignored: `POST
+ * /transfers?dryRun=true` must not move money. Not rendered in the OpenAPI document (no parameters).
+ */
+export const noQuerySchema = z.strictObject({});
 
 /** The ledger a request addresses; the process default (`main`) when absent. */
 export const ledgerHeaderSchema = idSchema.optional().meta({ description: 'The ledger (book) within your tenant; default `main`.', example: 'main' });
@@ -121,7 +160,7 @@ export const statementQuerySchema = z.strictObject({
 // Request bodies
 // ---------------------------------------------------------------------------------------------
 
-export const openAccountBodySchema = inputSchemas.openAccountInputSchema.register(requestComponents, { id: 'OpenAccountRequest' });
+export const openAccountBodySchema = inputSchemas.openAccountInputSchema.extend({ metadata: metadataInSchema }).register(requestComponents, { id: 'OpenAccountRequest' });
 
 export const freezeAccountBodySchema = z
   .strictObject({ reason: z.string().max(256).optional() })
@@ -132,11 +171,11 @@ export const emptyBodySchema = z.strictObject({}).register(requestComponents, { 
 const postingSchema = z.strictObject({ accountId: idSchema, side: sideSchema, amount: amountSchema, currency: currencySchema });
 
 export const simpleTransferBodySchema = inputSchemas.simpleTransferInputSchema
-  .extend({ amount: amountSchema })
+  .extend({ amount: amountSchema, metadata: metadataInSchema })
   .register(requestComponents, { id: 'SimpleTransferRequest' });
 
 export const multiTransferBodySchema = inputSchemas.multiTransferInputSchema
-  .extend({ postings: z.array(postingSchema).min(2).max(32) })
+  .extend({ postings: z.array(postingSchema).min(2).max(32), metadata: metadataInSchema })
   .register(requestComponents, { id: 'MultiPostingTransferRequest' });
 
 /** `POST /transfers`: a simple transfer, or one with postings when the body has `postings`. */
@@ -160,12 +199,12 @@ export const postHoldBodySchema = z
     amount: amountSchema.optional().meta({ description: 'Part of a two-posting hold to post; all of it when absent.' }),
     currency: currencySchema.optional(),
     effectiveAt: instantSchema.optional(),
-    metadata: inputSchemas.voidPendingInputSchema.shape.metadata,
+    metadata: metadataInSchema,
   })
   .register(requestComponents, { id: 'PostHoldRequest' });
 
 export const voidHoldBodySchema = z
-  .strictObject({ transferId: idSchema, effectiveAt: instantSchema.optional(), metadata: inputSchemas.voidPendingInputSchema.shape.metadata })
+  .strictObject({ transferId: idSchema, effectiveAt: instantSchema.optional(), metadata: metadataInSchema })
   .register(requestComponents, { id: 'VoidHoldRequest' });
 
 export const reverseBodySchema = z
@@ -173,7 +212,7 @@ export const reverseBodySchema = z
     transferId: idSchema.meta({ description: 'Id of the new, reversing transfer.' }),
     reference: z.string().min(1).max(REFERENCE_LENGTH_MAX).optional(),
     effectiveAt: instantSchema.optional(),
-    metadata: inputSchemas.reverseInputSchema.shape.metadata,
+    metadata: metadataInSchema,
   })
   .register(requestComponents, { id: 'ReverseTransferRequest' });
 

@@ -127,6 +127,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
         accountDirectoryProjection({ liveBatchDelayMs: settings.inlineProjectionBatchDelayMs }),
       ],
       onRunnerError: (error, where) => logger.warn({ err: error, projection: where.projection, tenant: where.tenantId }, 'projection error (retried)'),
+      onEvictionError: (error, tenantId) => logger.warn({ err: error, tenant: tenantId }, 'idle tenant evicted: its runner or writers did not stop cleanly'),
     });
     const idempotency = new IdempotencyStore({ pool: bookkeepingPool, ttlMs: settings.idempotencyTtlMs, leaseMs: settings.idempotencyLeaseMs });
     const audit = new AuditSink({
@@ -142,11 +143,21 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       ledgers,
       models,
       directory: new AccountDirectory(appPool),
+      // `/health/ready` is public: its checks say only which part is not ready, in fixed words
+      // (never a database error, which names roles, hosts and ports, nor counts of writers or
+      // tenants); why is written to the log, at warn.
       readiness: async () => {
-        const checks: Record<string, CheckResult> = {};
-        checks['database'] = await pingDatabase(appPool);
-        checks['writers'] = ledgers.health();
-        checks['audit'] = audit.healthy() ? { ok: true } : { ok: false, detail: 'audit backlog near its bound' };
+        const database = await pingDatabase(appPool);
+        const writers = ledgers.health();
+        const auditHealthy = audit.healthy();
+        const checks: Record<string, CheckResult> = {
+          database: database.ok ? { ok: true } : { ok: false, detail: 'unreachable' },
+          writers: writers.ok ? { ok: true } : { ok: false, detail: 'not ready' },
+          audit: auditHealthy ? { ok: true } : { ok: false, detail: 'not ready' },
+        };
+        if (!database.ok) logger.warn({ err: database.error, check: 'database' }, 'not ready: the database does not answer');
+        if (!writers.ok) logger.warn({ check: 'writers', reason: writers.detail }, 'not ready: ledger writers');
+        if (!auditHealthy) logger.warn({ check: 'audit', reason: 'audit backlog near its bound' }, 'not ready: audit');
         return checks;
       },
     };
@@ -300,7 +311,8 @@ async function withTimeout<T>(work: Promise<T>, timeoutMs: number, fallback: T):
   }
 }
 
-async function pingDatabase(pool: pg.Pool): Promise<CheckResult> {
+/** Whether the database answers `SELECT 1` within 2 s; the error when not (for the log only). */
+async function pingDatabase(pool: pg.Pool): Promise<{ readonly ok: true } | { readonly ok: false; readonly error: unknown }> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -311,7 +323,7 @@ async function pingDatabase(pool: pg.Pool): Promise<CheckResult> {
     ]);
     return { ok: true };
   } catch (error) {
-    return { ok: false, detail: error instanceof Error ? error.message : 'unreachable' };
+    return { ok: false, error };
   } finally {
     clearTimeout(timer);
   }

@@ -217,6 +217,37 @@ describe('transfers', () => {
     expect(multi.body.errors.map((issue: { path: string }) => issue.path)).toEqual(expect.arrayContaining(['body.postings', 'body.postings.0.amount']));
   });
 
+  it('amounts and metadata are refused past the bounds the OpenAPI document states: 36 digits in minor units, 16 metadata entries, 4,096 bytes', async () => {
+    const base = { debitAccountId: 'cash', creditAccountId: 'alice', currency: 'EUR' };
+    // EUR has 2 minor-unit digits: 34 before the point is the most (36 digits in minor units).
+    for (const amount of ['1'.repeat(35), '1'.repeat(37), `1.${'0'.repeat(19)}`]) {
+      const reply = await bank.post('/transfers', { ...base, transferId: 'amt-long', amount });
+      expectProblem(reply, 400, 'invalid_request');
+      expect(reply.body.errors.map((issue: { path: string }) => issue.path)).toEqual(['body.amount']);
+    }
+    const entries = (count: number, value = 'v') => Object.fromEntries(Array.from({ length: count }, (_, n) => [`k${n}`, value]));
+    const account = { currency: 'EUR', type: 'asset' } as const;
+    for (const metadata of [entries(17), entries(9, 'x'.repeat(500))]) {
+      const reply = await bank.post('/accounts', { ...account, accountId: 'meta-over', metadata });
+      expectProblem(reply, 400, 'invalid_request');
+      expect(reply.body.errors[0].path).toMatch(/^body\.metadata/);
+    }
+    expect((await bank.post('/accounts', { ...account, accountId: 'meta-16', metadata: entries(16) })).status).toBe(201);
+    const document = (await client(api.url, '').get('/openapi.json')).body;
+    const amount = document.components.schemas.SimpleTransferRequest.properties.amount;
+    const pattern = new RegExp(amount.pattern);
+    expect(['1'.repeat(36), '0.05', `1.${'0'.repeat(18)}`].every((value) => pattern.test(value))).toBe(true);
+    expect(['1'.repeat(37), `1.${'0'.repeat(19)}`, '01', '1.'].some((value) => pattern.test(value))).toBe(false);
+    expect(amount.description).toMatch(/36 digits/);
+    for (const [name, schema] of Object.entries(document.components.schemas as Record<string, { properties?: Record<string, any> }>)) {
+      const metadata = schema.properties?.['metadata'];
+      if (metadata === undefined || name === 'Account' || name === 'Transfer') continue;
+      expect({ name, maxProperties: metadata.maxProperties }).toEqual({ name, maxProperties: 16 });
+      expect(metadata.description, name).toMatch(/4,096 bytes/);
+    }
+    expect(document.components.schemas.OpenAccountRequest.properties.metadata.maxProperties).toBe(16);
+  });
+
   it('text PostgreSQL could not keep as sent (a NUL, an unpaired surrogate) answers 400 and leaves the read models working', async () => {
     const base = { debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' };
     const refused = [
@@ -403,6 +434,31 @@ describe('query and header errors', () => {
     expect(parameter.description).toMatch(/only with `asOf`/i);
   });
 
+  it('a route without query parameters refuses any query key with 400 at query, POSTs included: POST /transfers?dryRun=true moves no money', async () => {
+    const before = (await bank.get('/accounts/alice/balance')).body.posted as string;
+    const transfer = { transferId: 'dry-run', debitAccountId: 'cash', creditAccountId: 'alice', amount: '5.00', currency: 'EUR' };
+    const refused = [
+      await bank.post('/transfers?dryRun=true', transfer),
+      await bank.post('/accounts/alice/freeze?force=1'),
+      await bank.post('/accounts?validateOnly', { accountId: 'query-account', currency: 'EUR', type: 'asset' }),
+      await bank.get('/accounts/alice?expand=balance'),
+      await bank.get('/transfers/dry-run?x=1'),
+    ];
+    for (const reply of refused) {
+      expectProblem(reply, 400, 'invalid_request');
+      expect(reply.body.errors.map((issue: { path: string }) => issue.path)).toEqual(['query']);
+    }
+    expect((await bank.get('/accounts/alice/balance')).body).toMatchObject({ posted: before, status: 'open' });
+    expectProblem(await bank.get('/accounts/query-account'), 404, 'not_found');
+    // The same requests without the query are served; an empty query string is no key.
+    expect((await bank.post('/transfers?', transfer)).status).toBe(201);
+    // The document declares no query parameter for them.
+    const document = (await client(api.url, '').get('/openapi.json')).body;
+    for (const [path, method] of [['/transfers', 'post'], ['/accounts', 'post'], ['/accounts/{accountId}/freeze', 'post'], ['/accounts/{accountId}', 'get']] as const) {
+      expect(document.paths[path][method].parameters.filter((parameter: { in?: string }) => parameter.in === 'query'), `${method} ${path}`).toEqual([]);
+    }
+  });
+
   it('a header that fails its schema is named in the issue path (header.idempotency-key, header.ledger-id), as query and body issues are', async () => {
     const badKey = await bank.post('/accounts', { accountId: 'header-key', currency: 'EUR', type: 'asset' }, { key: 'has space' });
     expectProblem(badKey, 400, 'invalid_request');
@@ -532,5 +588,7 @@ describe('documents and health', () => {
     const ready = await client(api.url, '').get('/health/ready');
     expect(ready.status).toBe(200);
     expect(ready.body).toMatchObject({ status: 'ready', checks: { database: { ok: true }, writers: { ok: true }, audit: { ok: true } } });
+    // Public: no internal counts (writers open, tenants served) in the details.
+    expect(ready.body.checks).toEqual({ database: { ok: true }, writers: { ok: true }, audit: { ok: true } });
   });
 });

@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSettings, settingsFromEnv } from '../src/config.js';
-import { call, client, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
+import { call, client, eventually, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
 import { expectProblem } from './support/expect-problem.js';
 
 let db: TestDatabase;
@@ -109,7 +109,7 @@ describe('graceful shutdown', () => {
     await expect(fetch(`${api.url}/health/live`)).rejects.toThrow();
   });
 
-  it('readiness answers 503 with the failing check while the database refuses connections, and 200 again once it is back', async () => {
+  it('readiness answers 503 with the failing check while the database refuses connections, and 200 again once it is back; the error itself goes to the log only', async () => {
     const api = await start({});
     expect((await call(api.url, 'GET', '/health/ready')).status).toBe(200);
     await db.admin.query(`ALTER ROLE ${db.roles.app} NOLOGIN`);
@@ -117,7 +117,13 @@ describe('graceful shutdown', () => {
       await db.admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [db.roles.app]);
       const down = await call(api.url, 'GET', '/health/ready');
       expect(down.status).toBe(503);
-      expect(down.body).toMatchObject({ status: 'not_ready', checks: { database: { ok: false }, writers: { ok: true } } });
+      // Public and unauthenticated: a fixed word, never the database's message (role, host, port).
+      expect(down.body).toEqual({ status: 'not_ready', checks: { database: { ok: false, detail: 'unreachable' }, writers: { ok: true }, audit: { ok: true } } });
+      expect(down.text).not.toContain(db.roles.app);
+      expect(down.text).not.toContain(new URL(db.appUrl).port);
+      const warned = api.logs.filter((line) => line['level'] === 40 && line['check'] === 'database');
+      expect(warned.length).toBeGreaterThan(0);
+      expect(JSON.stringify(warned[0])).toContain(db.roles.app);
     } finally {
       await db.admin.query(`ALTER ROLE ${db.roles.app} LOGIN`);
     }
@@ -266,12 +272,66 @@ describe('bounds', () => {
     expectProblem(await bank.get(`/trial-balance?asOf=${asOf}`), 422, 'result_too_large');
   });
 
-  it('a tenant beyond the process maximum answers 503 overloaded with Retry-After', async () => {
+  it('a new tenant beyond the process maximum takes the place of the least recently used idle tenant, whose runner and writers start again on its next request', async () => {
+    const api = await start({ tenantsMax: 2 });
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 1_100));
+    const tenantsServed = async () => [...new Set((await api.api.ledgers.projectionStatus()).map((status) => status.tenantId))].sort();
+    const first = client(api.url, await api.token('first-tenant'));
+    const second = client(api.url, await api.token('second-tenant'));
+    const third = client(api.url, await api.token('third-tenant'));
+    const open = async (bank: ReturnType<typeof client>) => {
+      for (const [accountId, type] of [['cash', 'asset'], ['sink', 'liability']]) expect((await bank.post('/accounts', { accountId, currency: 'EUR', type })).status).toBe(201);
+    };
+    const transfer = async (bank: ReturnType<typeof client>, transferId: string) => {
+      expect((await bank.post('/transfers', { transferId, debitAccountId: 'cash', creditAccountId: 'sink', amount: '1.00', currency: 'EUR' })).status).toBe(201);
+      // The history read model shows it: the tenant's projection runner runs.
+      await eventually(async () => expect((await bank.get(`/transfers/${transferId}`)).status).toBe(200));
+    };
+    await open(first);
+    await transfer(first, 'first-1');
+    expect((await second.get('/accounts')).status).toBe(200);
+    await eventually(async () => expect(await tenantsServed()).toEqual(['first-tenant', 'second-tenant']));
+    // Both were used within the last second: no place is given up yet, and the answer says to come back soon.
+    const early = await third.get('/accounts');
+    expectProblem(early, 503, 'overloaded');
+    expect(early.headers.get('retry-after')).toBe('1');
+    expect(early.body.detail).toMatch(/maximum of 2 tenants/);
+    await pause();
+    expect((await second.get('/accounts')).status).toBe(200);
+    // The first tenant is now the least recently used, and idle: the third takes its place.
+    await open(third);
+    await transfer(third, 'third-1');
+    await eventually(async () => expect(await tenantsServed()).toEqual(['second-tenant', 'third-tenant']));
+    expect(await api.api.ledgers.ledger('first-tenant', 'main')).toBeUndefined();
+    await pause();
+    // The first tenant comes back (in place of the second, least recently used): all of it works.
+    await transfer(first, 'first-2');
+    expect((await first.get('/accounts/sink/balance')).body.posted).toBe('2.00');
+    expect((await first.get('/accounts/sink/transactions')).body.entries).toHaveLength(2);
+    await eventually(async () => expect(await tenantsServed()).toEqual(['first-tenant', 'third-tenant']));
+    expect(api.logs.filter((line) => String(line['msg']).includes('evicted'))).toEqual([]);
+  });
+
+  it('a tenant whose writer is busy keeps its place: with no idle tenant, a new one answers 503 overloaded with Retry-After until one is', async () => {
     const api = await start({ tenantsMax: 1 });
-    expect((await client(api.url, await api.token('first-tenant')).get('/accounts')).status).toBe(200);
-    const reply = await client(api.url, await api.token('second-tenant')).get('/accounts');
-    expectProblem(reply, 503, 'overloaded');
-    expect(reply.headers.get('retry-after')).toBe('5');
+    expect((await client(api.url, await api.token('busy-tenant')).get('/accounts')).status).toBe(200);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const held = api.api.ledgers.use('busy-tenant', 'main', () => gate);
+    const newcomer = client(api.url, await api.token('newcomer-tenant'));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const reply = await newcomer.get('/accounts');
+      expectProblem(reply, 503, 'overloaded');
+      expect(reply.headers.get('retry-after')).toBe('1');
+      expect(reply.body.detail).toMatch(/tenantsMax/);
+    } finally {
+      release();
+      await held;
+    }
+    expect((await newcomer.get('/accounts')).status).toBe(200);
   });
 
   it('a writer queue at its bound answers 503 overloaded, and every accepted transfer is applied', async () => {

@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { SignJWT } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pseudonymOfSubject } from '../src/auth.js';
 import { generateDevKeys, mintToken } from '../src/dev-tokens.js';
 import { call, client, eventually, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
 import { expectProblem } from './support/expect-problem.js';
@@ -142,6 +143,30 @@ describe('bearer tokens', () => {
       expectProblem(reply, 401, 'unauthorized');
       expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
     }
+  });
+
+  it('a client_id claim that is present but not a non-empty string answers 401 invalid_token, never falls back to sub: two such clients never share keys', async () => {
+    const signed = (claims: Record<string, unknown>) =>
+      new SignJWT({ tenant_id: ALPHA, scope: 'accounts:write accounts:read', sub: 'shared-app', ...claims })
+        .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
+        .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
+        .setAudience('banking-api')
+        .setExpirationTime('1h')
+        .sign(api.keys.privateKey);
+    const key = randomUUID();
+    for (const clientId of [1001, 2002, null, '', true, { id: 'x' }, ['a']]) {
+      const reply = await call(api.url, 'POST', '/accounts', { token: await signed({ client_id: clientId }), key, body: { accountId: `numeric-${String(clientId)}`, currency: 'EUR', type: 'asset' } });
+      expectProblem(reply, 401, 'unauthorized');
+      expect(reply.body.detail).toMatch(/client_id/);
+      expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    }
+    // The same ids as text are two clients: one key, two requests, neither replaying the other.
+    const first = await call(api.url, 'POST', '/accounts', { token: await signed({ client_id: '1001' }), key, body: { accountId: 'numeric-1001', currency: 'EUR', type: 'asset' } });
+    const second = await call(api.url, 'POST', '/accounts', { token: await signed({ client_id: '2002' }), key, body: { accountId: 'numeric-2002', currency: 'EUR', type: 'asset' } });
+    expect([first.status, second.status]).toEqual([201, 201]);
+    expect(second.headers.get('idempotent-replayed')).toBeNull();
+    // No client_id at all is still allowed: the client is the sub.
+    expect((await call(api.url, 'GET', '/accounts/numeric-1001', { token: await signed({}) })).status).toBe(200);
   });
 
   it('a token whose sub or client_id is longer than 256 characters answers 401 invalid_token, so ids that differ past the bound never share a client; 256 are accepted', async () => {
@@ -464,6 +489,45 @@ describe('logs, audit and caching', () => {
     expect(lines[0]).toMatchObject({ method: 'GET', tenant: ALPHA, client: `client-of-${ALPHA}`, ms: expect.any(Number) });
   });
 
+  it('a sub (an e-mail address, say) never reaches the logs, the audit trail or the ledger events in clear: without client_id the client is named by a stable pseudonym', async () => {
+    const email = 'jane.doe@example.com';
+    const pseudonym = pseudonymOfSubject(email);
+    expect(pseudonym).toMatch(/^sub:[0-9a-f]{16}$/);
+    expect(pseudonymOfSubject(email)).toBe(pseudonym);
+    expect(pseudonymOfSubject('john.doe@example.com')).not.toBe(pseudonym);
+    const token = await new SignJWT({ tenant_id: ALPHA, scope: 'accounts:read transfers:write' })
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
+      .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
+      .setAudience('banking-api')
+      .setSubject(email)
+      .setExpirationTime('1h')
+      .sign(api.keys.privateKey);
+    const person = client(api.url, token);
+    expect((await person.get(balancePath)).status).toBe(200);
+    expect((await person.post('/transfers', { transferId: 'by-a-person', debitAccountId: 'cash', creditAccountId: PERSONAL_ACCOUNT, amount: '1.00', currency: 'EUR' })).status).toBe(201);
+    const lines = await eventually(async () => {
+      const found = api.logs.filter((line) => line['msg'] === 'request' && line['client'] === pseudonym);
+      expect(found).toHaveLength(2);
+      return found;
+    });
+    expect(lines.map((line) => line['route'])).toEqual(['/accounts/{accountId}/balance', '/transfers']);
+    expect(api.logText()).not.toContain(email);
+    const rows = await eventually(async () => {
+      const { rows: found } = await db.admin.query<{ client_id: string; subject: string }>(
+        'SELECT client_id, subject FROM banking_api.audit_events WHERE tenant_id = $1 AND client_id = $2',
+        [ALPHA, pseudonym],
+      );
+      expect(found).toHaveLength(2);
+      return found;
+    });
+    for (const row of rows) expect(row).toEqual({ client_id: pseudonym, subject: pseudonym });
+    const { rows: leaks } = await db.admin.query(
+      "SELECT 1 FROM banking_api.audit_segments WHERE events::text LIKE '%' || $1 || '%' UNION ALL SELECT 1 FROM ledgerkit.events e WHERE e::text LIKE '%' || $1 || '%'",
+      [email],
+    );
+    expect(leaks).toEqual([]);
+  });
+
   it('money reads and moves are audited off the request path: who, tenant, what, outcome', async () => {
     const auditor = client(api.url, await api.token(ALPHA, ['accounts:read'], { subject: 'audited-app' }));
     await auditor.get(balancePath);
@@ -478,7 +542,7 @@ describe('logs, audit and caching', () => {
     expect(rows[0]).toMatchObject({ tenant_id: ALPHA, action: 'balance.read', resource_id: PERSONAL_ACCOUNT, status: 200, outcome: 'success', problem_code: null });
     expect(rows[1]).toMatchObject({ tenant_id: ALPHA, action: 'transfer.create', status: 403, outcome: 'rejected', problem_code: 'insufficient_scope' });
     for (const row of rows) {
-      expect(row).toMatchObject({ subject: 'audited-app', replayed: false, request_id: expect.any(String) });
+      expect(row).toMatchObject({ subject: pseudonymOfSubject('audited-app'), replayed: false, request_id: expect.any(String) });
       expect(Math.abs(Date.now() - (row['occurred_at'] as Date).getTime())).toBeLessThan(60_000);
     }
     // The segment row carries the tenant; its events do not repeat it.

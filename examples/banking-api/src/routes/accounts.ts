@@ -19,9 +19,12 @@ import {
 } from '../schemas.js';
 import type { Services } from '../services.js';
 
-/** The context recorded in the envelope of every event a request causes: its id and the client. */
+/**
+ * The context recorded in the envelope of every event a request causes: its id and the client
+ * (as logs and audit events name it: never a `sub` in clear, the event log being permanent).
+ */
 export function commandContext(context: RequestContext): CommandContext {
-  return { correlationId: context.requestId, metadata: { 'api.client': context.principal.clientId } };
+  return { correlationId: context.requestId, metadata: { 'api.client': context.principal.clientLabel } };
 }
 
 /**

@@ -26,7 +26,7 @@ export function systemRoutes(services: Services, openApiDocument: () => Record<s
       operationId: 'ready',
       summary: 'Readiness: the database answers and the ledger writers are healthy',
       tag: 'system',
-      responses: { 200: { description: 'Ready.', schema: healthSchema }, 503: { description: 'Not ready (checks say why).', schema: healthSchema } },
+      responses: { 200: { description: 'Ready.', schema: healthSchema }, 503: { description: 'Not ready: the failing checks say `unreachable` (database), `not ready` or `shutting down`; the reason is in the server log.', schema: healthSchema } },
       problems: [],
       async handle() {
         const checks = await services.readiness();
