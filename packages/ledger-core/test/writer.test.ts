@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   EXPIRIES_COMPACT_MIN,
+  InvalidInputError,
   InMemoryEventStore,
   LedgerWriter,
   OverloadedError,
@@ -546,5 +547,57 @@ describe('time', () => {
     }
     // The hold's timeout counts from its recorded time, not from the clock that was behind.
     expect(writer.pendingHold('further')?.timeoutAtMs).toBe(T0 + 1_000);
+  });
+});
+
+describe('the clock and the other collaborators given to open', () => {
+  it('a clock with a fraction of a millisecond is read as whole milliseconds: the live writer and one reopened on its log answer alike', async () => {
+    const store = new InMemoryEventStore();
+    const clock = () => T0 + 0.6;
+    const live = await openWriter(store, { clock });
+    await live.submit(openAccount('bank'));
+    await live.submit(openAccount('bob'));
+    const first = await live.submit(transfer('t1', 'bank', 'bob', 5n));
+    expect(first).toMatchObject({ ok: true, recordedAt: new Date(T0).toISOString() });
+    // A retry naming the time the ledger answered with as its effective time is the same transfer.
+    const retry = transfer('t1', 'bank', 'bob', 5n, { effectiveAtMs: T0 });
+    expect(await live.submit(retry)).toMatchObject({ ok: true, duplicate: true });
+    // A transfer effective at the instant the account was opened is allowed, live and reopened.
+    expect(await live.submit(transfer('t2', 'bank', 'bob', 1n, { effectiveAtMs: T0 }))).toMatchObject({ ok: true });
+    await live.close();
+    const reopened = await openWriter(store, { clock });
+    expect(await reopened.submit(retry)).toMatchObject({ ok: true, duplicate: true });
+    expect(await reopened.submit(transfer('t3', 'bank', 'bob', 1n, { effectiveAtMs: T0 }))).toMatchObject({ ok: true });
+  });
+
+  it('a clock reading no time can be recorded at fails the batch with a WriterFailedError that is not retriable, naming the clock; the writer goes on once it reads well', async () => {
+    let reading: unknown = Number.NaN;
+    const writer = await openWriter(new InMemoryEventStore(), { clock: () => reading as number });
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, 1e20, -1, '2025']) {
+      reading = bad;
+      const error = await writer.submit(openAccount('bank')).catch((caught: unknown) => caught);
+      expect(error, String(bad)).toBeInstanceOf(WriterFailedError);
+      expect(error, String(bad)).toMatchObject({ retriable: false, message: expect.stringContaining('clock') });
+    }
+    reading = T0;
+    expect(await writer.submit(openAccount('bank'))).toMatchObject({ ok: true, recordedAt: new Date(T0).toISOString() });
+  });
+
+  it('open refuses a clock that is not a function, a store that is not one and currencies that are not a registry, with InvalidInputError at each', async () => {
+    const pathOf = async (options: Partial<LedgerWriterOptions>): Promise<unknown> => {
+      const error = await LedgerWriter.open({ store: new InMemoryEventStore(), tenantId: TENANT, ledgerId: LEDGER, ...options }).then(
+        async (writer) => {
+          await writer.close();
+          return 'opened';
+        },
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(InvalidInputError);
+      return (error as InvalidInputError).issues[0]?.path;
+    };
+    expect(await pathOf({ clock: 5 as unknown as () => number })).toEqual(['clock']);
+    expect(await pathOf({ store: null as unknown as EventStore })).toEqual(['store']);
+    expect(await pathOf({ store: {} as EventStore })).toEqual(['store']);
+    expect(await pathOf({ currencies: {} as never })).toEqual(['currencies']);
   });
 });

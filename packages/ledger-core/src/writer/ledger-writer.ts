@@ -59,7 +59,12 @@ export interface LedgerWriterOptions {
   readonly currencies?: CurrencyRegistry;
   /** Upcasters for older stored event versions; default: the built-in ones. */
   readonly upcasters?: UpcasterRegistry;
-  /** Wall clock in epoch ms; default `Date.now`. Recorded times never go backwards even if it does. */
+  /**
+   * Wall clock in epoch ms; default `Date.now`. Recorded times never go backwards even if it does.
+   * Read as whole milliseconds (a fraction is dropped, as stored times have none); a reading that
+   * is not a finite number in years 1970-9999 fails the batch it was read for, not retriable, and
+   * a `clock` that is not a function is refused by `open` (`InvalidInputError` at `clock`).
+   */
   readonly clock?: () => number;
   /** Most commands decided and appended together: 1..8190, default 1000. */
   readonly batchSizeMax?: number;
@@ -249,6 +254,17 @@ export class LedgerWriter {
       currencies: this.#currencies,
       ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }),
     });
+    const store = options.store as unknown as Record<string, unknown> | null | undefined;
+    if (typeof store !== 'object' || store === null || typeof store['append'] !== 'function' || typeof store['readStream'] !== 'function') {
+      throw new InvalidInputError([{ path: ['store'], message: 'must be an EventStore (an object with append, readStream and the rest of the port)' }]);
+    }
+    // By shape, not instanceof: a registry made by another copy of this package serves as well.
+    if (options.currencies !== undefined && typeof (options.currencies as { get?: unknown } | null)?.get !== 'function') {
+      throw new InvalidInputError([{ path: ['currencies'], message: 'must be a CurrencyRegistry' }]);
+    }
+    if (options.clock !== undefined && typeof options.clock !== 'function') {
+      throw new InvalidInputError([{ path: ['clock'], message: 'must be a function returning the time in epoch ms' }]);
+    }
     this.#clock = options.clock ?? Date.now;
     this.#batchSizeMax = bounded('batchSizeMax', options.batchSizeMax, 1_000, 1, BATCH_SIZE_MAX_LIMIT);
     this.#batchWaitMs = bounded('batchWaitMs', options.batchWaitMs, 0, 0, 1_000);
@@ -575,15 +591,22 @@ export class LedgerWriter {
     const message = `could not append a batch of ${batch.length} commands (they ${outcome}): ${describe(error)}`;
     // A refusal a retry would meet again (an inline projection's read models at another schema
     // version, say) is passed on as not retriable; every other failure may pass next time.
-    const retriable = !(hasErrorCode(error, APPEND_REFUSED) && (error as { readonly retriable?: unknown }).retriable === false);
+    const retriable = !(hasErrorCode(error, APPEND_REFUSED) && (error as { readonly retriable?: unknown }).retriable === false) && !(error instanceof ClockReadingError);
     const failure = hasErrorCode(error, STORE_UNAVAILABLE) ? new StoreUnavailableError(message, error) : new WriterFailedError(message, error, 'writer_failed', retriable);
     for (const item of batch) item.reject?.(failure);
   }
 
   #enqueueExpiries(): void {
     if (this.#closed || this.#stopped !== undefined) return;
-    // The time a batch would record: the clock may be behind the last recorded event.
-    const now = Math.max(this.#clock(), this.#state.lastRecordedAtMs);
+    // The time a batch would record: the clock may be behind the last recorded event. A clock
+    // that cannot be read fails the next batch that reads it (with its reason), not this timer.
+    let reading: number;
+    try {
+      reading = this.#now();
+    } catch {
+      return;
+    }
+    const now = Math.max(reading, this.#state.lastRecordedAtMs);
     let added = 0;
     while ((this.#expiries.peekKey() ?? Infinity) <= now && this.#queue.length < this.#queueLengthMax) {
       const timeoutAtMs = this.#expiries.peekKey() as number;
@@ -729,8 +752,15 @@ export class LedgerWriter {
     if (next !== undefined) throw new VersionConflictError(this.#state.version);
   }
 
+  /** The clock as whole epoch ms; {@link ClockReadingError} for a reading no time can be recorded at. */
+  #now(): number {
+    const reading: unknown = this.#clock();
+    if (typeof reading !== 'number' || !(reading >= 0 && reading <= RECORDED_AT_MS_MAX)) throw new ClockReadingError(reading);
+    return Math.floor(reading);
+  }
+
   #decideBatch(batch: QueuedCommand[], base: LedgerState, previousHashBelow: string): DecidedBatch {
-    const nowMs = Math.max(this.#clock(), base.lastRecordedAtMs);
+    const nowMs = Math.max(this.#now(), base.lastRecordedAtMs);
     const context = { nowMs, backdateWindowMs: this.#backdateWindowMs };
     const view = overlayState(base);
     const events: StoredEvent[] = [];
@@ -1052,6 +1082,22 @@ function toResult(decision: Decision, versions: readonly number[], recordedAt: s
     duplicate: false,
     ...(members === undefined ? {} : { members }),
   };
+}
+
+/** The last instant a time is recorded at: 9999-12-31T23:59:59.999Z (a later one has no 4-digit ISO year). */
+const RECORDED_AT_MS_MAX = 253_402_300_799_999;
+
+/**
+ * The `clock` option answered something no time can be recorded at (not a number, not finite,
+ * before 1970 or after 9999): the batch that read it fails with this as its cause, not retriable,
+ * since the same clock answers the same way.
+ */
+class ClockReadingError extends InvalidInputError {
+  constructor(reading: unknown) {
+    const shown = typeof reading === 'number' ? String(reading) : typeof reading;
+    super([{ path: ['clock'], message: `must return epoch ms in years 1970-9999, returned ${shown}` }]);
+    this.name = 'ClockReadingError';
+  }
 }
 
 function bounded(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
