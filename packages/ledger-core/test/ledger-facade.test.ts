@@ -7,6 +7,9 @@ import {
   InvalidInputError,
   Ledger,
   LedgerWriter,
+  LINKED_COMMANDS_MAX,
+  METADATA_KEYS_MAX,
+  POSTINGS_MAX,
   READ_LIMIT_MAX,
   UnknownCurrencyError,
   UpcasterRegistry,
@@ -61,6 +64,39 @@ describe('Ledger facade input handling', () => {
     const result = await ledger.postPending({ transferId: 'p1', pendingId: 'h1', amount: '1', currency: 'JPY' });
     expect(result).toMatchObject({ ok: false, code: 'currency_mismatch' });
     expect(ledger.balance('alice')?.pending).toBe('5.00');
+    await ledger.close();
+  });
+});
+
+describe('collections past their bound', () => {
+  /** An object whose property `name` throws when read: the refusal must come from a count alone. */
+  const untouchable = <T extends object>(target: T, name: string): T =>
+    Object.defineProperty(target, name, {
+      enumerable: true,
+      get() {
+        throw new Error(`${name} was read`);
+      },
+    });
+
+  it('metadata with more than METADATA_KEYS_MAX entries, a transfer with more than POSTINGS_MAX postings and a group of more than LINKED_COMMANDS_MAX are refused by counting, before any element is read', async () => {
+    const { ledger } = await openLedger();
+    const before = ledger.version;
+    const metadata = untouchable(Object.fromEntries(Array.from({ length: METADATA_KEYS_MAX }, (_, n) => [`k${n}`, 'v'])), 'last');
+    const postings = [...Array.from({ length: POSTINGS_MAX }, () => ({ accountId: 'cash', side: 'debit', amount: '1', currency: 'EUR' })), untouchable({}, 'accountId')];
+    const members = Array.from({ length: LINKED_COMMANDS_MAX + 1 }, () => untouchable({}, 'kind'));
+    const refusals: Array<[Promise<unknown>, readonly (string | number)[]]> = [
+      [ledger.transfer({ transferId: 't2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1', currency: 'EUR', metadata }), ['metadata']],
+      [ledger.openAccount({ accountId: 'x', currency: 'EUR', type: 'asset', metadata }), ['metadata']],
+      [ledger.transfer({ transferId: 't2', postings }), ['postings']],
+      [ledger.linked(members as never), []],
+      [ledger.linked([{ kind: 'transfer', input: { transferId: 't2', postings } }]), [0, 'input', 'postings']],
+    ];
+    for (const [refusal, path] of refusals) {
+      const error = await refusal.catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect((error as InvalidInputError).issues).toEqual([expect.objectContaining({ path })]);
+    }
+    expect(ledger.version).toBe(before);
     await ledger.close();
   });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { HOLD_TIMEOUT_MS_MAX, LINKED_COMMANDS_MAX, POSTINGS_MAX, REASON_LENGTH_MAX, REFERENCE_LENGTH_MAX } from '../domain/limits.js';
+import { HOLD_TIMEOUT_MS_MAX, LINKED_COMMANDS_MAX, METADATA_KEYS_MAX, POSTINGS_MAX, REASON_LENGTH_MAX, REFERENCE_LENGTH_MAX } from '../domain/limits.js';
 import type {
   CloseAccountCommand,
   FreezeAccountCommand,
@@ -13,7 +13,7 @@ import type {
   UnfreezeAccountCommand,
   VoidPendingCommand,
 } from '../domain/types.js';
-import { InvalidAmountError, InvalidInputError } from '../errors.js';
+import { InvalidAmountError, InvalidInputError, type InputIssue } from '../errors.js';
 import { currencyCodeSchema, idSchema, isStorableText, metadataSchema, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
 import { parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
@@ -127,7 +127,25 @@ export type LinkedMemberInput = z.input<typeof linkedMemberInputSchema>;
 /** The path prefix of a command that is not a member of a linked group. */
 const NO_PREFIX: readonly (string | number)[] = [];
 
+/**
+ * The first bound of a collection `input` goes past — linked members, postings, metadata entries
+ * — found by counting alone, before the schema parses a single element: the schema checks these
+ * bounds only after it has parsed every element, which for a million metadata keys or linked
+ * members took seconds of the event loop to refuse what one count tells.
+ */
+function oversizedIssue(input: unknown, prefix: readonly (string | number)[]): InputIssue | undefined {
+  if (typeof input !== 'object' || input === null) return undefined;
+  const { postings, metadata } = input as { readonly postings?: unknown; readonly metadata?: unknown };
+  if (Array.isArray(postings) && postings.length > POSTINGS_MAX) return { path: [...prefix, 'postings'], message: `must hold at most ${POSTINGS_MAX} postings` };
+  if (typeof metadata === 'object' && metadata !== null && Object.keys(metadata).length > METADATA_KEYS_MAX) {
+    return { path: [...prefix, 'metadata'], message: `at most ${METADATA_KEYS_MAX} metadata entries` };
+  }
+  return undefined;
+}
+
 function validate<S extends z.ZodType>(schema: S, input: unknown, prefix: readonly (string | number)[] = NO_PREFIX): z.output<S> {
+  const oversized = oversizedIssue(input, prefix);
+  if (oversized !== undefined) throw new InvalidInputError([oversized]);
   const result = schema.safeParse(input);
   if (!result.success) {
     throw new InvalidInputError(
@@ -240,6 +258,15 @@ export const parseCommand = {
   },
 
   linked(input: unknown, currencies: CurrencyRegistry): LinkedCommand {
+    // The group's bounds by counting first, as `validate` does for each command's (see oversizedIssue).
+    if (Array.isArray(input)) {
+      if (input.length > LINKED_COMMANDS_MAX) throw new InvalidInputError([{ path: [], message: `must hold at most ${LINKED_COMMANDS_MAX} commands` }]);
+      for (let index = 0; index < input.length; index += 1) {
+        const member = input[index] as { readonly input?: unknown } | null | undefined;
+        const issue = oversizedIssue(typeof member === 'object' && member !== null ? member.input : undefined, [index, 'input']);
+        if (issue !== undefined) throw new InvalidInputError([issue]);
+      }
+    }
     const members = validate(linkedInputSchema, input);
     const commands: TransferLikeCommand[] = members.map((member, index) => parseCommand[member.kind](member.input, currencies, [index, 'input']));
     const ids = new Set<string>();
