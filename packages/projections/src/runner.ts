@@ -744,7 +744,11 @@ export class ProjectionRunner {
     });
   }
 
-  /** Lets a `failed` projection try its failing event again (after a fix was deployed, say). */
+  /**
+   * Lets a `failed` projection try its failing event again (after a fix was deployed, say).
+   * Synchronous, so it throws (where {@link rebuild} rejects) `RangeError` for a projection or
+   * tenant this runner does not run; for one that is not failed it only wakes the projection.
+   */
   retry(projection: string, tenantId: string): void {
     const worker = this.#worker(projection, tenantId);
     worker.retryRequested = true;
