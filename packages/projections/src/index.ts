@@ -56,6 +56,7 @@ export {
   type HoldsPage,
   type TransfersPage,
   type TransfersByReferenceOptions,
+  type OpenHoldsOptions,
 } from './read-models/read-models.js';
 export {
   ACCOUNT_PAGE_SIZE_MAX,

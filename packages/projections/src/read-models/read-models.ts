@@ -90,17 +90,24 @@ export interface StatementOptions {
   readonly afterVersion?: number;
   /** Most entries: 1..1000, default 100. A page never ends inside an event, so it may hold one more. */
   readonly limit?: number;
-  /** Only entries recorded at or after this instant (years 0001-9999 UTC). */
+  /**
+   * Only entries recorded at or after this instant (years 0001-9999 UTC). Recorded times are whole
+   * milliseconds, so a fraction below one rounds up (`…30.0005Z` keeps out an entry at `…30.000Z`).
+   */
   readonly from?: string | Date;
-  /** Only entries recorded before this instant (years 0001-9999 UTC). */
+  /** Only entries recorded before this instant (years 0001-9999 UTC; a fraction below a millisecond rounds up, as for `from`). */
   readonly to?: string | Date;
 }
 
 /** One posting of a transfer, amount as a decimal string. */
 export interface TransferPostingView {
+  /** The account the posting moves. */
   readonly accountId: string;
+  /** Whether it debits or credits that account. */
   readonly side: Side;
+  /** Positive, in major units with the currency's decimals (`"12.50"`). */
   readonly amount: string;
+  /** ISO-4217 (or registered custom) currency code. */
   readonly currency: string;
 }
 
@@ -117,11 +124,15 @@ export interface HoldView {
 
 /** A transfer as the history read model records it. */
 export interface TransferView {
+  /** The ledger (book) within the tenant. */
   readonly ledgerId: string;
+  /** The id the transfer was created with (the ledger's idempotency key for it). */
   readonly transferId: string;
+  /** Which command made it: a transfer, hold, postPending, voidPending or reversal. */
   readonly kind: TransferKind;
   /** Posted postings (transfer, reversal, postPending), held postings (hold), none (voidPending). */
   readonly postings: readonly TransferPostingView[];
+  /** The caller's reference (an invoice number, say); `null` without one. */
   readonly reference: string | null;
   /** The hold a postPending or voidPending resolves. */
   readonly pendingId: string | null;
@@ -129,9 +140,13 @@ export interface TransferView {
   readonly reversalOf: string | null;
   /** The reversal that reversed this transfer. */
   readonly reversedBy: string | null;
+  /** The caller's string-to-string metadata (`{}` without any). */
   readonly metadata: Readonly<Record<string, string>>;
+  /** Ledger version of the event that recorded it. */
   readonly ledgerVersion: number;
+  /** When the ledger recorded it, ISO-8601 UTC with milliseconds. */
   readonly recordedAt: string;
+  /** When it takes effect for as-of queries (equal to `recordedAt` unless back-dated), ISO-8601 UTC. */
   readonly effectiveAt: string;
   /** Set for holds only. */
   readonly hold: HoldView | null;
@@ -146,6 +161,19 @@ export interface TransfersByReferenceOptions {
    */
   readonly after?: string | null;
   /** Most transfers on the page: 1..{@link TRANSFER_PAGE_SIZE_MAX}, default 100. */
+  readonly limit?: number;
+}
+
+/** Options of {@link ReadModels.openHolds}. */
+export interface OpenHoldsOptions {
+  /**
+   * Only holds timing out before this instant (years 0001-9999 UTC; a fraction below a
+   * millisecond rounds up, as timeouts are whole milliseconds); default every open hold.
+   */
+  readonly expiringBefore?: string | Date;
+  /** Where the page starts: the previous page's `next`; anything else is refused with `InvalidInputError`. */
+  readonly after?: string | null;
+  /** Most holds on the page: 1..{@link TRANSFER_PAGE_SIZE_MAX}, default 100. */
   readonly limit?: number;
 }
 
@@ -583,7 +611,7 @@ export class ReadModels {
    * those timing out before it (an instant in years 0001-9999 UTC). Keyset-paginated by `after`,
    * the previous page's `next`: anything else is refused with `InvalidInputError`.
    */
-  async openHolds(tenantId: string, ledgerId: string, holdsOptions?: { readonly expiringBefore?: string | Date; readonly after?: string | null; readonly limit?: number }): Promise<HoldsPage> {
+  async openHolds(tenantId: string, ledgerId: string, holdsOptions?: OpenHoldsOptions): Promise<HoldsPage> {
     const options = optionsOf(holdsOptions);
     checkId(ledgerId, 'ledgerId');
     const limit = pageSize(options.limit);
