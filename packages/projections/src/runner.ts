@@ -383,6 +383,13 @@ export class ProjectionRunner {
   /** Calls of `whenCaughtUp` waiting: while there are any, no projection waits between live batches. */
   #caughtUpWaiters = 0;
 
+  /**
+   * Checks the options and sets up the runner; nothing runs until {@link start}. Throws, before
+   * anything is opened: `InvalidInputError` for options or a collaborator of the wrong shape,
+   * `LimitExceededError` for a number out of its bounds, a malformed projection name or channel,
+   * a name used twice, an unknown error policy, or too few or too many tenants or projections, and
+   * `InvalidTenantIdError` for a malformed tenant id.
+   */
   constructor(options: ProjectionRunnerOptions) {
     checkOptionShapes(options);
     this.#pool = options.pool;
