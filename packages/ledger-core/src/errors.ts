@@ -50,6 +50,7 @@ export type InvalidAmountReason =
 
 /** An amount string that is not an exact, in-range decimal for its currency. */
 export class InvalidAmountError extends LedgerError {
+  /** Why the amount was refused, a stable value to branch on (see {@link InvalidAmountReason}). */
   readonly reason: InvalidAmountReason;
   /** Path of the offending field in the input, when the amount came from a structured input. */
   readonly path: readonly (string | number)[];
@@ -62,6 +63,7 @@ export class InvalidAmountError extends LedgerError {
 
 /** A currency code that the registry does not know. */
 export class UnknownCurrencyError extends LedgerError {
+  /** The currency code that was looked up, in full (the message shows at most its first 16 characters). */
   readonly currency: string;
   constructor(currency: string) {
     super('unknown_currency', `unknown currency ${JSON.stringify(currency.slice(0, 16))}: declare it in the CurrencyRegistry first`);
@@ -73,11 +75,13 @@ export class UnknownCurrencyError extends LedgerError {
 export interface InputIssue {
   /** Path to the offending field, e.g. `["postings", 1, "amount"]`. */
   readonly path: readonly (string | number)[];
+  /** What is wrong with the value there, in words, e.g. `must be a non-negative integer`. */
   readonly message: string;
 }
 
 /** Untrusted input that failed validation. Nothing was written. */
 export class InvalidInputError extends LedgerError {
+  /** Every problem found, at least one; the message names the first (its path and message). */
   readonly issues: readonly InputIssue[];
   constructor(issues: readonly InputIssue[]) {
     const first = issues[0];
@@ -120,7 +124,12 @@ export class CorruptEventError extends LedgerError {
 
 /** The stream's version was not the expected one: another writer appended first. */
 export class VersionConflictError extends LedgerError {
+  /** The ledger version (number of events in the stream) the append was decided against. */
   readonly expectedVersion: number;
+  /**
+   * The stream's version found instead, when the thrower knows it; `undefined` when it does not
+   * (a database serialization failure or deadlock, or a writer that found a newer event).
+   */
   readonly actualVersion: number | undefined;
   constructor(expectedVersion: number, actualVersion?: number) {
     super('version_conflict', `expected ledger version ${expectedVersion}, found ${actualVersion ?? 'a different one'}`, { retriable: true });
@@ -131,6 +140,11 @@ export class VersionConflictError extends LedgerError {
 
 /** An append tried to index a transfer id, resolution or reversal that is already indexed. */
 export class DuplicateIndexKeyError extends LedgerError {
+  /**
+   * The key already claimed in the ledger's index: `transfer:<id>`, `resolution:<pendingId>` or
+   * `reversal:<id>` (see `indexKeysOf`). A store that cannot isolate it gives the database's own
+   * description of the conflict instead (`PostgresEventStore`: the constraint violation's detail).
+   */
   readonly key: string;
   constructor(key: string) {
     super('duplicate_index_key', `index key ${key} already exists in this ledger`, { retriable: true });
@@ -246,6 +260,7 @@ export function invariant(condition: boolean, message: string | (() => string)):
 
 /** A stream's hash chain does not hold: an event was altered, removed or inserted. */
 export class ChainBrokenError extends LedgerError {
+  /** Ledger version (stream position, from 1) of the first event at which the chain does not hold. */
   readonly ledgerVersion: number;
   constructor(ledgerVersion: number, reason: string) {
     super('chain_broken', `hash chain broken at ledger version ${ledgerVersion}: ${reason}`);

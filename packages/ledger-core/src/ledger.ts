@@ -1,3 +1,4 @@
+import { InvalidInputError } from './errors.js';
 import { checkOptions } from './input/options.js';
 import { parseCommand, type LinkedMemberInput } from './input/parse-command.js';
 import { CurrencyRegistry } from './money/currency.js';
@@ -57,11 +58,17 @@ export class Ledger {
 
   /**
    * Opens a ledger (creating it on its first event) and starts its writer. Throws
-   * `InvalidInputError` for options that are not an object (at `options`) and for a tenant or
-   * ledger id off the id pattern.
+   * `InvalidInputError` for options that are not an object (at `options`), for `currencies` that
+   * is given but has no `get` method (at `currencies`: `null` is refused, not replaced by the
+   * default registry; checked by shape, so a registry of another copy of ledger-core serves), both
+   * before anything is read from the store, and for a tenant or ledger id off the id pattern.
    */
   static async open(options: LedgerWriterOptions): Promise<Ledger> {
     checkOptions(options);
+    // As LedgerWriter.open refuses them: the `??` below would otherwise turn a null into the default.
+    if (options.currencies !== undefined && typeof (options.currencies as { get?: unknown } | null)?.get !== 'function') {
+      throw new InvalidInputError([{ path: ['currencies'], message: 'must be a CurrencyRegistry' }]);
+    }
     const currencies = options.currencies ?? new CurrencyRegistry();
     const writer = await LedgerWriter.open({ ...options, currencies });
     return new Ledger(writer, currencies, { store: options.store, codec: writer.codec, tenantId: options.tenantId, ledgerId: options.ledgerId });

@@ -25,6 +25,7 @@ import {
   type LedgerEventType,
   type StoredEvent,
 } from '@ledgerkit/ledger-core';
+import { issuePathsOf } from './support/issue-paths.js';
 
 const currencies = new CurrencyRegistry([{ code: 'TOKEN18', scale: 18 }]);
 const codec = new EventCodec({ currencies });
@@ -155,6 +156,19 @@ function thrown(call: () => unknown): unknown {
 const transferPosted = stream[6] as StoredEvent;
 
 describe('EventCodec', () => {
+  test('options that are not an object are InvalidInputError at options, and currencies or upcasters of the wrong shape at the field, not a TypeError', () => {
+    for (const options of [null, 'currencies', 42]) expect(issuePathsOf(() => new EventCodec(options as never)), String(options)).toEqual([['options']]);
+    for (const bad of [undefined, null, {}, 'EUR', { get: 'EUR' }]) {
+      expect(issuePathsOf(() => new EventCodec({ currencies: bad as never })), String(bad)).toEqual([['currencies']]);
+    }
+    for (const bad of [null, {}, () => undefined, { upcast: true }]) {
+      expect(issuePathsOf(() => new EventCodec({ currencies, upcasters: bad as never })), String(bad)).toEqual([['upcasters']]);
+    }
+    // By shape: a registry with a `get` (another copy's, say) serves, and decodes as the real one.
+    const lookalike = { get: (code: string) => currencies.get(code) } as unknown as CurrencyRegistry;
+    expect(new EventCodec({ currencies: lookalike, upcasters: builtInUpcasters() }).decode(transferPosted).event).toEqual(codec.decode(transferPosted).event);
+  });
+
   test('the sample stream holds every event type', () => {
     const types = new Set(everyEvent.map((event) => event.type));
     expect([...types].sort()).toEqual((Object.keys(CURRENT_SCHEMA_VERSIONS) as LedgerEventType[]).sort());
@@ -499,6 +513,23 @@ describe('canonicalJson', () => {
     expect(() => canonicalJson(Number.MAX_SAFE_INTEGER + 1)).toThrow(TypeError);
   });
 
+  test('refuses, at any depth, every value it cannot write exactly (a bigint, a function, a symbol, a non-finite number, undefined itself) instead of writing {} or null', () => {
+    const inexpressible: unknown[] = [1n, 0n, -(2n ** 80n), () => 1, function named() {}, Symbol('x'), Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.5];
+    for (const value of inexpressible) {
+      const name = typeof value === 'symbol' ? 'symbol' : String(value);
+      expect(() => canonicalJson(value as JsonValue), name).toThrow(TypeError);
+      expect(() => canonicalJson({ a: 'x', nested: { value } } as unknown as JsonObject), `nested ${name}`).toThrow(TypeError);
+      expect(() => canonicalJson([1, value] as unknown as JsonValue), `in an array ${name}`).toThrow(TypeError);
+    }
+    expect(() => canonicalJson(undefined as unknown as JsonValue)).toThrow(TypeError);
+  });
+
+  test('inside a value, undefined is written as JSON.stringify writes it: left out of an object, null in an array', () => {
+    const value = { a: [1, undefined, 2], b: undefined, c: { d: undefined } } as unknown as JsonObject;
+    expect(canonicalJson(value)).toBe('{"a":[1,null,2],"c":{}}');
+    expect(canonicalJson(value)).toBe(JSON.stringify(value));
+  });
+
   test('the event hash does not depend on the key order a store returns', () => {
     const reordered: StoredEvent = { ...transferPosted, data: { metadata: { k: 'v' }, reference: 'inv-1', postings: transferPosted.data['postings'] as JsonValue, transferId: 't1' } };
     expect(canonicalEncoding(reordered)).toBe(canonicalEncoding(transferPosted));
@@ -540,7 +571,9 @@ describe('canonicalDataJson (the fast path for transfer-like data)', () => {
   });
 
   test('takes data that is not an object (a tampered event) as canonicalJson does', () => {
-    for (const value of [null, undefined, 'text', 7, [1, 2]]) expect(canonicalDataJson(value as unknown as JsonObject)).toBe(canonicalJson(value as JsonValue));
+    for (const value of [null, 'text', 7, [1, 2]]) expect(canonicalDataJson(value as unknown as JsonObject)).toBe(canonicalJson(value as JsonValue));
+    // Absent data, which canonicalJson refuses, is written null as it always was: its hash stays.
+    expect(canonicalDataJson(undefined as unknown as JsonObject)).toBe('null');
   });
 
   test('reads own keys only, as canonicalJson does: a prototype cannot add a field or a posting key', () => {
@@ -618,6 +651,29 @@ describe('verifyChain', () => {
 
   test('an empty stream verifies, ending where it started', async () => {
     expect(await verifyChain([])).toEqual({ ok: true, eventCount: 0, lastHash: GENESIS_HASH, lastVersion: 0 });
+  });
+
+  test('arguments of the wrong shape reject with InvalidInputError at the argument, not a TypeError', async () => {
+    const pathOf = async (run: () => Promise<unknown>): Promise<unknown> => {
+      const error = await run().then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(InvalidInputError);
+      return (error as InvalidInputError).issues.map((issue) => issue.path);
+    };
+    const start = stream[4] as StoredEvent;
+    for (const bad of [null, 'genesis', 0]) expect(await pathOf(() => verifyChain(stream, bad as never)), String(bad)).toEqual([['start']]);
+    for (const version of [-1, 1.5, '5', undefined, Number.NaN]) {
+      expect(await pathOf(() => verifyChain(stream.slice(5), { version, hash: start.hash } as never)), String(version)).toEqual([['start', 'version']]);
+    }
+    for (const hash of [undefined, null, 7, 'abc', start.hash.toUpperCase(), `${start.hash}0`]) {
+      expect(await pathOf(() => verifyChain(stream.slice(5), { version: start.ledgerVersion, hash } as never)), String(hash)).toEqual([['start', 'hash']]);
+    }
+    for (const events of [null, undefined, 42, 'events', {}]) expect(await pathOf(() => verifyChain(events as never)), String(events)).toEqual([['events']]);
+    expect(await pathOf(() => verifyChain([stream[0] as StoredEvent, null as never]))).toEqual([['events', 1]]);
+    // The explicit genesis is the default.
+    expect(await verifyChain(stream, { version: 0, hash: GENESIS_HASH })).toMatchObject({ ok: true, eventCount: stream.length });
   });
 });
 

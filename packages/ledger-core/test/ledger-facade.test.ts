@@ -53,6 +53,43 @@ describe('Ledger facade input handling', () => {
     await ledger.close();
   });
 
+  it('currencies given without a get method (null included) are InvalidInputError at currencies, before the store is read', async () => {
+    for (const currencies of [null, {}, 'EUR', 42, { find: () => undefined }]) {
+      const store = new InMemoryEventStore();
+      const reads = vi.spyOn(store, 'readStream');
+      const snapshots = vi.spyOn(store, 'loadSnapshot');
+      const error = await Ledger.open({ store, tenantId: 'acme', ledgerId: 'eur', currencies: currencies as never }).catch((caught: unknown) => caught);
+      expect(error, String(currencies)).toBeInstanceOf(InvalidInputError);
+      expect((error as InvalidInputError).issues).toEqual([expect.objectContaining({ path: ['currencies'] })]);
+      expect(reads).not.toHaveBeenCalled();
+      expect(snapshots).not.toHaveBeenCalled();
+    }
+    // By shape: a registry-like object with get serves (another copy's registry, say).
+    const registry = new CurrencyRegistry();
+    const lookalike = { get: (code: string) => registry.get(code), find: (code: string) => registry.find(code), list: () => registry.list() };
+    const ledger = await Ledger.open({ store: new InMemoryEventStore(), tenantId: 'acme', ledgerId: 'eur', currencies: lookalike as never });
+    expect(await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' })).toMatchObject({ ok: true });
+    await ledger.close();
+  });
+
+  it('an effectiveAt longer than its bound is InvalidInputError at effectiveAt, and nothing is written', async () => {
+    const { ledger } = await openLedger();
+    const before = ledger.version;
+    const transfer = { transferId: 't-long', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' };
+    for (const effectiveAt of [`2025-03-01T12:00:00.${'1'.repeat(10_000_000)}Z`, `2025-03-01T12:00:00.${'1'.repeat(60)}+05:30`]) {
+      const error = await ledger.transfer({ ...transfer, effectiveAt }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect((error as InvalidInputError).issues).toEqual([expect.objectContaining({ path: ['effectiveAt'] })]);
+      expect((error as Error).message.length).toBeLessThan(300);
+    }
+    expect(ledger.version).toBe(before);
+    // An ISO date-time with an offset and nanoseconds is well within it.
+    const now = new Date().toISOString().replace('Z', '123456+00:00');
+    expect(now).toHaveLength(35);
+    expect(await ledger.transfer({ ...transfer, effectiveAt: now })).toMatchObject({ ok: true });
+    await ledger.close();
+  });
+
   it('an invalid tenant or ledger id is refused before the writer starts', async () => {
     await expect(Ledger.open({ store: new InMemoryEventStore(), tenantId: 'a b', ledgerId: 'eur' })).rejects.toBeInstanceOf(InvalidInputError);
     await expect(Ledger.open({ store: new InMemoryEventStore(), tenantId: 'acme', ledgerId: '' })).rejects.toBeInstanceOf(InvalidInputError);
@@ -121,6 +158,15 @@ describe('options objects', () => {
     for (const [name, call] of calls) {
       await expect(call(), name).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: ['options'] }] });
     }
+    // The constructors of the store and the codec, synchronously.
+    for (const options of [NULL, 'codec' as never, 42 as never]) {
+      expect(() => new InMemoryEventStore(options), `InMemoryEventStore ${String(options)}`).toThrow(expect.objectContaining({ name: 'InvalidInputError', issues: [expect.objectContaining({ path: ['options'] })] }));
+      expect(() => new EventCodec(options), `EventCodec ${String(options)}`).toThrow(expect.objectContaining({ name: 'InvalidInputError', issues: [expect.objectContaining({ path: ['options'] })] }));
+    }
+    for (const codec of [null, {}, 'codec']) {
+      expect(() => new InMemoryEventStore({ codec: codec as never }), String(codec)).toThrow(expect.objectContaining({ name: 'InvalidInputError', issues: [expect.objectContaining({ path: ['codec'] })] }));
+    }
+    expect(new InMemoryEventStore(undefined)).toBeInstanceOf(InMemoryEventStore);
     await expect(ledger.history('nobody', { limit: 0 })).rejects.toMatchObject({ name: 'InvalidInputError', issues: [{ path: ['limit'] }] });
     // Absent options still mean the defaults.
     expect((await ledger.history('alice')).entries).toHaveLength(1);

@@ -21,6 +21,7 @@ import {
   type InvalidAmountReason,
   type RoundingMode,
 } from '@ledgerkit/ledger-core';
+import { issuePathsOf } from './support/issue-paths.js';
 
 const currencies = new CurrencyRegistry([
   { code: 'POINTS', scale: 0 },
@@ -94,6 +95,35 @@ describe('CurrencyRegistry', () => {
     expect(caught).toMatchObject({ currency: 'DOGE', code: 'unknown_currency' });
     expect(currencies.find('XYZ')).toBeUndefined();
     expect(currencies.find('EUR')).toEqual({ code: 'EUR', scale: 2 });
+  });
+
+  test('custom assets that are not an array, or an entry that is not an object, are InvalidInputError at custom, not a TypeError', () => {
+    for (const custom of [null, 'POINTS', 42, { code: 'POINTS', scale: 0 }]) {
+      expect(issuePathsOf(() => new CurrencyRegistry(custom as unknown as Currency[])), String(custom)).toEqual([['custom']]);
+    }
+    for (const entry of [null, undefined, 'POINTS', 7]) {
+      expect(issuePathsOf(() => new CurrencyRegistry([{ code: 'POINTS', scale: 0 }, entry as unknown as Currency])), String(entry)).toEqual([['custom', 1]]);
+    }
+    // A code that is not a string breaks the code rule like any other bad code, even a symbol.
+    for (const code of [Symbol('POINTS'), 12n, 42, { toString: () => 'POINTS' }]) {
+      expect(() => new CurrencyRegistry([{ code, scale: 0 } as unknown as Currency]), String(typeof code)).toThrow(LimitExceededError);
+    }
+    // Left out, they still mean no custom asset.
+    expect(new CurrencyRegistry(undefined).find('POINTS')).toBeUndefined();
+  });
+
+  test('get of a code that is not a string is InvalidInputError at code, not a TypeError; find answers undefined', () => {
+    for (const code of [123, null, undefined, 12n, Symbol('EUR'), { code: 'EUR' }, ['EUR']]) {
+      let caught: unknown;
+      try {
+        currencies.get(code as unknown as string);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, String(typeof code)).toBeInstanceOf(InvalidInputError);
+      expect(caught).toMatchObject({ code: 'invalid_input', issues: [{ path: ['code'] }] });
+      expect(currencies.find(code as unknown as string)).toBeUndefined();
+    }
   });
 
   test('custom assets of one registry are unknown to another', () => {
@@ -345,6 +375,35 @@ describe('toDecimal, fromDecimal and convert', () => {
     expect(reasonOf(() => convert(100n, EUR, USD, '0', 'half-even'))).toBe('zero');
     expect(reasonOf(() => convert(100n, EUR, USD, '0.000', 'half-even'))).toBe('zero');
     expect(reasonOf(() => convert(100n, EUR, USD, 1.1 as unknown as string, 'half-even'))).toBe('malformed');
+  });
+});
+
+describe('parseAmount given options or a currency of the wrong shape', () => {
+  test('options that are not an object are InvalidInputError at options whatever the amount, not a TypeError or a result', () => {
+    for (const options of [null, 'allowZero', 1, true]) {
+      for (const amount of ['0', '1', '12.34', 'x', 5]) {
+        expect(() => parseAmount(amount, EUR, options as never), `${String(options)} ${String(amount)}`).toThrow(
+          expect.objectContaining({ name: 'InvalidInputError', issues: [expect.objectContaining({ path: ['options'] })] }),
+        );
+      }
+    }
+    // Left out or undefined, they still mean the defaults.
+    expect(parseAmount('1', EUR)).toBe(100n);
+    expect(parseAmount('1', EUR, undefined)).toBe(100n);
+    expect(parseAmount('0', EUR, { allowZero: true })).toBe(0n);
+  });
+
+  test('a currency that is not an object with an integer scale in range is InvalidInputError at currency, not a TypeError', () => {
+    const bad = [null, undefined, 'EUR', { code: 'EUR' }, { code: 'EUR', scale: 1.5 }, { code: 'EUR', scale: -1 }, { code: 'EUR', scale: CURRENCY_SCALE_MAX + 1 }, { code: 'EUR', scale: '2' }];
+    for (const currency of bad) {
+      for (const amount of ['0', '1', '1.00']) {
+        expect(() => parseAmount(amount, currency as never), `${JSON.stringify(currency)} ${amount}`).toThrow(
+          expect.objectContaining({ name: 'InvalidInputError', issues: [expect.objectContaining({ path: ['currency'] })] }),
+        );
+      }
+    }
+    // A currency of the same shape from elsewhere (another copy of the package) serves.
+    expect(parseAmount('1.5', { code: 'EUR', scale: 2 })).toBe(150n);
   });
 });
 

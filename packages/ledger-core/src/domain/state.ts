@@ -117,11 +117,21 @@ export class OverlayTable<V> implements Table<V> {
   readonly #copy: (value: V) => V;
   readonly #local = new Map<string, V>();
 
+  /**
+   * @param base the table reads fall through to; it is written only by {@link commit}.
+   * @param copy makes an independent copy of one of `base`'s values, so that changes made to the
+   *   copy (the overlay's value from then on) never reach the value in `base`.
+   */
   constructor(base: Table<V>, copy: (value: V) => V) {
     this.#base = base;
     this.#copy = copy;
   }
 
+  /**
+   * The value for `key`: this overlay's own if it has one, else a copy of the base's (kept from
+   * then on as the overlay's own, so a caller may change it in place), or `undefined` if neither
+   * has one.
+   */
   get(key: string): V | undefined {
     const local = this.#local.get(key);
     if (local !== undefined) return local;
@@ -132,6 +142,7 @@ export class OverlayTable<V> implements Table<V> {
     return copy;
   }
 
+  /** Sets `key` in this overlay only; the base sees it at {@link commit}. Returns the overlay. */
   set(key: string, value: V): this {
     this.#local.set(key, value);
     return this;

@@ -4,8 +4,20 @@ import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
 /**
  * Canonical JSON: object keys sorted by code unit, no whitespace, integers only. Two encodings
  * of the same event are byte-identical whatever key order a store returns (jsonb reorders).
+ *
+ * Holds JSON values only, each exactly: a value it cannot write as itself is refused with a
+ * `TypeError` (at any depth), never written as something else: a number that is not a safe
+ * integer (a fraction, `NaN`, `±Infinity`, beyond ±2^53-1), a bigint, a function, a symbol, and
+ * `undefined` itself. Inside a value, as in `JSON.stringify`, an object property that is
+ * `undefined` is left out and an array item that is `undefined` (or a hole) is written `null`.
  */
-export function canonicalJson(value: JsonValue | undefined): string {
+export function canonicalJson(value: JsonValue): string {
+  if (value === undefined) throw new TypeError('canonical JSON cannot hold undefined');
+  return canonicalValue(value);
+}
+
+/** {@link canonicalJson} of a value or of an item inside one, where `undefined` is written `null`. */
+function canonicalValue(value: JsonValue | undefined): string {
   if (value === null || value === undefined) return 'null';
   switch (typeof value) {
     case 'string':
@@ -15,12 +27,15 @@ export function canonicalJson(value: JsonValue | undefined): string {
     case 'number':
       if (!Number.isSafeInteger(value)) throw new TypeError(`canonical JSON holds integers only, got ${value}`);
       return String(value);
-    default:
+    case 'object':
       break;
+    default:
+      // A bigint, function or symbol: Object.keys would make each an empty object.
+      throw new TypeError(`canonical JSON holds JSON values only, got a ${typeof value}`);
   }
   if (Array.isArray(value)) {
     let out = '[';
-    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalValue(value[i]);
     return `${out}]`;
   }
   const keys = Object.keys(value);
@@ -30,7 +45,7 @@ export function canonicalJson(value: JsonValue | undefined): string {
   for (const key of keys) {
     const item = (value as Record<string, JsonValue | undefined>)[key];
     if (item === undefined) continue;
-    out += `${first ? '' : ','}${jsonString(key)}:${canonicalJson(item)}`;
+    out += `${first ? '' : ','}${jsonString(key)}:${canonicalValue(item)}`;
     first = false;
   }
   return `${out}}`;
@@ -60,14 +75,16 @@ export function jsonString(text: string): string {
 }
 
 /**
- * {@link canonicalJson} of an event's data, the same bytes, faster for the transfer-like shapes
+ * {@link canonicalJson} of an event's data, the same bytes (or the same error; but absent data,
+ * which `canonicalJson` refuses, is written `null`), faster for the transfer-like shapes
  * the writer encodes most: their keys are written in sorted order as known, and each posting
  * from its four keys, instead of listing and sorting the keys of every object. Any other shape
  * (or an unexpected key) takes the generic walk.
  */
 export function canonicalDataJson(data: JsonObject): string {
-  // A stored event under verification may hold anything here (tampered, or not an object at all).
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return canonicalJson(data);
+  // A stored event under verification may hold anything here (tampered, or not an object at all;
+  // absent data is written `null`, as it always has been, so that its hash does not change).
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return canonicalValue(data);
   const keys = Object.keys(data);
   const postings = data['postings'];
   if (!Array.isArray(postings) || keys.length > TRANSFER_DATA_KEYS.length) return canonicalJson(data);

@@ -1,5 +1,6 @@
 import { hasErrorCode } from '../error-code.js';
 import { CorruptEventError, InvalidInputError } from '../errors.js';
+import { checkOptions } from '../input/options.js';
 import type { EventDraft } from '../domain/decide.js';
 import type { EventMeta } from '../domain/evolve.js';
 import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/types.js';
@@ -176,7 +177,20 @@ export class EventCodec {
   readonly #currencies: CurrencyRegistry;
   readonly #upcasters: UpcasterRegistry;
 
+  /**
+   * @param options the ledger's currencies and, optionally, its upcasters. Options that are not an
+   *   object are refused with `InvalidInputError` at `options`; `currencies` without a `get`
+   *   method at `currencies`, and `upcasters` without an `upcast` method at `upcasters` (checked
+   *   by shape: a registry of another copy of ledger-core serves as well).
+   */
   constructor(options: EventCodecOptions) {
+    checkOptions(options);
+    if (typeof (options.currencies as { get?: unknown } | null | undefined)?.get !== 'function') {
+      throw new InvalidInputError([{ path: ['currencies'], message: 'must be a CurrencyRegistry' }]);
+    }
+    if (options.upcasters !== undefined && typeof (options.upcasters as { upcast?: unknown } | null)?.upcast !== 'function') {
+      throw new InvalidInputError([{ path: ['upcasters'], message: 'must be an UpcasterRegistry' }]);
+    }
     this.#currencies = options.currencies;
     this.#upcasters = options.upcasters ?? builtInUpcasters();
   }

@@ -18,7 +18,14 @@ import { currencyCodeSchema, idSchema, isStorableText, metadataSchema, STORABLE_
 import { parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
 
-const effectiveAt = z.iso.datetime({ offset: true });
+/**
+ * Longest `effectiveAt` a command accepts. An ISO-8601 date-time with an offset and nanoseconds
+ * (`2025-03-01T12:00:00.123456789+05:30`) has 35 characters; the rest is room for a longer
+ * fraction. A longer string (a fraction megabytes long, say) is refused with `InvalidInputError`
+ * at `effectiveAt`.
+ */
+const EFFECTIVE_AT_LENGTH_MAX = 64;
+const effectiveAt = z.iso.datetime({ offset: true }).max(EFFECTIVE_AT_LENGTH_MAX);
 const amount = z.unknown();
 // Commands also refuse text no store could keep as it is (see isStorableText); stored events are
 // decoded by the schemas alone, unchanged.

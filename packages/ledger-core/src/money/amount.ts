@@ -1,5 +1,6 @@
 import { Decimal } from 'decimal.js';
 import { InvalidAmountError, InvalidInputError } from '../errors.js';
+import { checkOptions } from '../input/options.js';
 import { CURRENCY_SCALE_MAX, type Currency } from './currency.js';
 
 /**
@@ -26,9 +27,17 @@ export interface ParseAmountOptions {
  * Accepts only plain decimals (`"12"`, `"12.5"`, `"0.05"`); rejects, with an
  * {@link InvalidAmountError}: non-strings, empty strings, signs, spaces, exponent notation,
  * `NaN`/`Infinity`, leading zeros, more decimals than the currency's scale (never rounds),
- * zero unless allowed, and anything above {@link AMOUNT_MINOR_MAX}.
+ * zero unless allowed, and anything above {@link AMOUNT_MINOR_MAX}. Options that are not an object
+ * (`null`, say; left out they mean the defaults) are refused with `InvalidInputError` at
+ * `options`, and a `currency` that is not an object with an integer `scale` in
+ * 0..{@link CURRENCY_SCALE_MAX} at `currency`, whatever the amount.
  */
 export function parseAmount(input: unknown, currency: Currency, options: ParseAmountOptions = {}): bigint {
+  // Checked first, so that the answer never depends on the amount.
+  checkOptions(options);
+  if (typeof currency !== 'object' || currency === null || !Number.isInteger(currency.scale) || currency.scale < 0 || currency.scale > CURRENCY_SCALE_MAX) {
+    throw new InvalidInputError([{ path: ['currency'], message: `must be a Currency: { code, scale } with an integer scale in 0..${CURRENCY_SCALE_MAX}` }]);
+  }
   if (typeof input !== 'string') {
     throw new InvalidAmountError('not_a_string', `amount must be a decimal string, got ${typeof input}`);
   }

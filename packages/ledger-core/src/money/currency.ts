@@ -1,4 +1,4 @@
-import { LimitExceededError, UnknownCurrencyError } from '../errors.js';
+import { InvalidInputError, LimitExceededError, UnknownCurrencyError } from '../errors.js';
 
 /** A currency or asset: its code and its scale (number of decimal places of its minor unit). */
 export interface Currency {
@@ -55,16 +55,26 @@ export class CurrencyRegistry {
 
   /**
    * @param custom custom assets to declare besides ISO 4217. A custom code may not redefine an
-   *   ISO code with a different scale. At most {@link CUSTOM_CURRENCIES_MAX}.
+   *   ISO code with a different scale. At most {@link CUSTOM_CURRENCIES_MAX}. Something that is not
+   *   an array (`null`, say) is refused with `InvalidInputError` at `custom`, and an entry that is
+   *   not an object with `InvalidInputError` at `custom.<index>`; a code or scale off its rule with
+   *   `LimitExceededError`.
    */
   constructor(custom: readonly Currency[] = []) {
+    if (!Array.isArray(custom)) throw new InvalidInputError([{ path: ['custom'], message: 'must be an array of { code, scale } currencies' }]);
     if (custom.length > CUSTOM_CURRENCIES_MAX) {
       throw new LimitExceededError(`at most ${CUSTOM_CURRENCIES_MAX} custom currencies, got ${custom.length}`);
     }
     this.#byCode = isoTable();
-    for (const currency of custom) {
-      if (!CODE_PATTERN.test(currency.code)) {
-        throw new LimitExceededError(`currency code ${JSON.stringify(currency.code)} must match ${CODE_PATTERN}`);
+    for (let index = 0; index < custom.length; index += 1) {
+      const currency = custom[index] as Currency;
+      if (typeof currency !== 'object' || currency === null) {
+        throw new InvalidInputError([{ path: ['custom', index], message: 'must be a { code, scale } currency' }]);
+      }
+      // A code that is not a string (a symbol would make the pattern's test throw a TypeError).
+      if (typeof currency.code !== 'string' || !CODE_PATTERN.test(currency.code)) {
+        const shown = typeof currency.code === 'string' ? JSON.stringify(currency.code.slice(0, 16)) : `of type ${typeof currency.code}`;
+        throw new LimitExceededError(`currency code ${shown} must match ${CODE_PATTERN}`);
       }
       if (!Number.isInteger(currency.scale) || currency.scale < 0 || currency.scale > CURRENCY_SCALE_MAX) {
         throw new LimitExceededError(`currency ${currency.code}: scale must be an integer in 0..${CURRENCY_SCALE_MAX}`);
@@ -77,10 +87,16 @@ export class CurrencyRegistry {
     }
   }
 
-  /** The currency for `code`; throws {@link UnknownCurrencyError} if it is not declared. */
+  /**
+   * The currency for `code`; throws {@link UnknownCurrencyError} if it is not declared, and
+   * `InvalidInputError` at `code` if `code` is not a string (no currency code can be one).
+   */
   get(code: string): Currency {
     const currency = this.#byCode.get(code);
-    if (currency === undefined) throw new UnknownCurrencyError(code);
+    if (currency === undefined) {
+      if (typeof code !== 'string') throw new InvalidInputError([{ path: ['code'], message: `must be a currency code (a string), got ${typeof code}` }]);
+      throw new UnknownCurrencyError(code);
+    }
     return currency;
   }
 

@@ -2,6 +2,7 @@ import { ID_PATTERN, ID_PATTERN_MESSAGE } from '../domain/limits.js';
 import { DuplicateIndexKeyError, InvalidInputError, LimitExceededError, VersionConflictError } from '../errors.js';
 import { appendableDataJson, EventCodec, indexKeysOf } from '../events/codec.js';
 import { isStorableText, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
+import { checkOptions } from '../input/options.js';
 import { CurrencyRegistry } from '../money/currency.js';
 import { snapshotStateJson } from './snapshot-content.js';
 import { GENESIS_HASH, type GlobalEvent, type JsonObject, type StoredEvent } from '../events/stored-event.js';
@@ -45,9 +46,15 @@ export class InMemoryEventStore implements EventStore {
   /**
    * @param options.codec checks appended events that `EventCodec.encode` did not build (see
    *   `appendableDataJson`); give it the ledger's currencies and upcasters. Default: a codec with
-   *   the built-in currencies and upcasters.
+   *   the built-in currencies and upcasters. Options that are not an object (`null`, say) are
+   *   refused with `InvalidInputError` at `options`, and a `codec` without a `verify` method at
+   *   `codec` (checked by shape: a codec of another copy of ledger-core serves as well).
    */
   constructor(options: { readonly codec?: EventCodec } = {}) {
+    checkOptions(options);
+    if (options.codec !== undefined && typeof (options.codec as { verify?: unknown } | null)?.verify !== 'function') {
+      throw new InvalidInputError([{ path: ['codec'], message: 'must be an EventCodec' }]);
+    }
     this.#verifier = options.codec ?? new EventCodec({ currencies: new CurrencyRegistry() });
   }
 
@@ -140,6 +147,13 @@ export class InMemoryEventStore implements EventStore {
     return global.slice(start, start + request.limit);
   }
 
+  /**
+   * Returns, for each key the ledger's index holds, the event that claimed it (see the `EventStore`
+   * port); keys it does not hold, and every key of a ledger or tenant with no events, are left out.
+   * More than `INDEX_KEYS_MAX` keys are refused with `LimitExceededError`; a bad tenant or ledger id,
+   * or a key that is not a storable string, with `InvalidInputError` at the field, before anything
+   * is read.
+   */
   async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
     checkLimit(request.keys.length, 0, INDEX_KEYS_MAX, 'index keys per lookup');
     checkIds(request.tenantId, { id: request.ledgerId, writing: false });
