@@ -391,6 +391,7 @@ export class PostgresEventStore implements EventStore {
    * retriable {@link BatchCommittedUnreadableError}: its events were written.
    */
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
+    checkRequest(request, 'events');
     checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
     const tenantId = checkTenant(request.tenantId);
     const ledgerId = checkLedgerId(request.ledgerId);
@@ -549,6 +550,7 @@ export class PostgresEventStore implements EventStore {
    * `InvalidInputError`.
    */
   async readStream(request: ReadStreamRequest): Promise<StoredEvent[]> {
+    checkRequest(request);
     checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
     const tenantId = checkTenant(request.tenantId);
     const ledgerId = checkText(request.ledgerId, ['ledgerId']);
@@ -570,6 +572,7 @@ export class PostgresEventStore implements EventStore {
    * refused with `InvalidInputError`.
    */
   async readAll(request: ReadAllRequest): Promise<GlobalEvent[]> {
+    checkRequest(request);
     checkLimit(request.limit, 1, READ_LIMIT_MAX, 'read limit');
     const tenantId = checkTenant(request.tenantId);
     const after = request.after === null ? CURSOR_START : decodeCursor(request.after);
@@ -596,6 +599,7 @@ export class PostgresEventStore implements EventStore {
    * every key must be strings without NUL or unpaired surrogates, else `InvalidInputError`.
    */
   async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
+    checkRequest(request, 'keys');
     checkLimit(request.keys.length, 0, INDEX_KEYS_MAX, 'index keys per lookup');
     const tenantId = checkTenant(request.tenantId);
     const ledgerId = checkText(request.ledgerId, ['ledgerId']);
@@ -628,6 +632,7 @@ export class PostgresEventStore implements EventStore {
    * object PostgreSQL can store (a BigInt, a NUL character or a lone UTF-16 surrogate in it).
    */
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    checkRequest(snapshot);
     const tenantId = checkTenant(snapshot.tenantId);
     const ledgerId = checkLedgerId(snapshot.ledgerId);
     const state = snapshotStateJson(snapshot);
@@ -643,6 +648,7 @@ export class PostgresEventStore implements EventStore {
    * unpaired surrogates is refused with `InvalidInputError`.
    */
   async loadSnapshot(request: { readonly tenantId: string; readonly ledgerId: string }): Promise<Snapshot | null> {
+    checkRequest(request);
     const tenantId = checkTenant(request.tenantId);
     const ledgerId = checkText(request.ledgerId, ['ledgerId']);
     const rows = await this.#read<{ tenant_id: string; ledger_id: string; ledger_version: string; hash: string; schema_version: number; state: JsonObject }>(
@@ -997,6 +1003,15 @@ function isConnectionLoss(error: unknown, depth: number): boolean {
 
 function isDatabaseError(error: unknown): error is Error & { code: string; detail?: string } {
   return error instanceof Error && typeof (error as { code?: unknown }).code === 'string';
+}
+
+/**
+ * Refuses, with `InvalidInputError`, a request that is not an object (at `request`) or whose
+ * `arrayField` is not an array (at that field): reading either would be a `TypeError`.
+ */
+function checkRequest<T extends object>(request: T, arrayField?: keyof T & string): void {
+  if (typeof request !== 'object' || request === null) throw new InvalidInputError([{ path: ['request'], message: 'must be a request object' }]);
+  if (arrayField !== undefined && !Array.isArray(request[arrayField])) throw new InvalidInputError([{ path: [arrayField], message: 'must be an array' }]);
 }
 
 function checkTenant(tenantId: string): string {

@@ -593,6 +593,23 @@ describe('bad arguments are refused with typed, non-retriable errors before anyt
     expect(await readStreamOf(tenantId, ledgerId)).toEqual([]);
   });
 
+  it('a request that is not an object, or whose events or keys are not an array, is InvalidInputError at request, events or keys, not a TypeError', async () => {
+    const tenantId = fresh('shapes');
+    for (const request of [null, undefined, 'append']) {
+      expect(await refusal(() => store.append(request as never))).toEqual(invalid(['request']));
+      expect(await refusal(() => store.readStream(request as never))).toEqual(invalid(['request']));
+      expect(await refusal(() => store.readAll(request as never))).toEqual(invalid(['request']));
+      expect(await refusal(() => store.findByIndexKeys(request as never))).toEqual(invalid(['request']));
+      expect(await refusal(() => store.loadSnapshot(request as never))).toEqual(invalid(['request']));
+      expect(await refusal(() => store.saveSnapshot(request as never))).toEqual(invalid(['request']));
+    }
+    for (const events of [null, undefined, 'events', { length: 1 }]) {
+      expect(await refusal(() => store.append({ tenantId, ledgerId: 'eur', expectedVersion: 0, events: events as never }))).toEqual(invalid(['events']));
+      expect(await refusal(() => store.findByIndexKeys({ tenantId, ledgerId: 'eur', keys: events as never }))).toEqual(invalid(['keys']));
+    }
+    expect(await readStreamOf(tenantId, 'eur')).toEqual([]);
+  });
+
   it('readStream: a direction other than forward or backward is refused instead of read backward', async () => {
     const tenantId = fresh('direction');
     await store.append({ tenantId, ledgerId: 'eur', expectedVersion: 0, events: encodeAfter(emptyHead(tenantId, 'eur'), [accountOpened('cash')]) });

@@ -34,10 +34,27 @@ export async function withPooledClient<T>(pool: ClientPool, fn: (client: PoolCli
     if (options.keepAfter?.(error) !== true) broken ??= error instanceof Error ? error : new Error(String(error));
     throw error;
   } finally {
-    // Ours only: the pool attaches its own listener again when the connection comes back.
-    client.removeAllListeners('error');
+    // Ours only: the application's own listeners (added on the pool's 'connect', say) stay, and
+    // the pool attaches its idle listener again when the connection comes back.
+    stopListeningForErrors(client);
     client.release(broken);
   }
+}
+
+/** The `'error'` listener {@link checkOutClient} attached to each connection it handed out. */
+const ownErrorListeners = new WeakMap<PoolClient, (error: Error) => void>();
+
+/**
+ * Takes off the `'error'` listener {@link checkOutClient} attached to `client`, and only that one:
+ * listeners the application put on its connections stay (removing every `'error'` listener took
+ * theirs too, and a connection whose server then went away crashed the process). Call it before
+ * releasing the connection. A client `checkOutClient` did not hand out is left as it is.
+ */
+export function stopListeningForErrors(client: PoolClient): void {
+  const listener = ownErrorListeners.get(client);
+  if (listener === undefined) return;
+  client.off('error', listener);
+  ownErrorListeners.delete(client);
 }
 
 /** node-postgres' `Pool.connect` with a callback, as `pg.Pool` (pg-pool) offers it besides the promise. */
@@ -45,8 +62,8 @@ type CallbackConnect = (callback: (error: Error | undefined, client: PoolClient 
 
 /**
  * Checks a connection out of `pool` with `onError` listening for its `'error'` event from the
- * moment it is handed out (the caller removes every `'error'` listener it no longer wants, with
- * `client.removeAllListeners('error')`, before releasing it). With a promise,
+ * moment it is handed out (the caller takes that listener off with
+ * {@link stopListeningForErrors} before releasing the connection). With a promise,
  * the listener could only be attached a turn later, and a server that ends the session right as
  * it starts sends its last message in the same packet as the one that completes the connection:
  * node-postgres then raises `'error'` in between, with nobody listening, and the process crashes
@@ -54,9 +71,14 @@ type CallbackConnect = (callback: (error: Error | undefined, client: PoolClient 
  * connection out synchronously; a pool without it (a test double) is asked for the promise.
  */
 export function checkOutClient(pool: ClientPool, onError: (error: Error, client: PoolClient) => void): Promise<PoolClient> {
+  const listen = (client: PoolClient): void => {
+    const listener = (error: Error): void => onError(error, client);
+    client.on('error', listener);
+    ownErrorListeners.set(client, listener);
+  };
   if (pool.connect.length === 0) {
     return pool.connect().then((client) => {
-      client.on('error', (error: Error) => onError(error, client));
+      listen(client);
       return client;
     });
   }
@@ -65,7 +87,7 @@ export function checkOutClient(pool: ClientPool, onError: (error: Error, client:
       if (error !== undefined && error !== null) reject(error);
       else if (client === undefined) reject(new Error('the pool handed out no connection'));
       else {
-        client.on('error', (error: Error) => onError(error, client));
+        listen(client);
         resolve(client);
       }
     });

@@ -66,7 +66,9 @@ export async function runMigrations(options: RunMigrationsOptions): Promise<RunM
     await client.query('BEGIN');
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('ledgerkit.migrate'))`);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${schemaName} AUTHORIZATION ${owner}`);
-    const schemaOwner = await client.query<{ owner: string }>(`SELECT nspowner::regrole::text AS owner FROM pg_namespace WHERE nspname = $1`, [schema]);
+    // The role's name as stored (`pg_get_userbyid`), not `::regrole::text`, which quotes a name
+    // that needs it (`"order"`) and so never equals the plain name given.
+    const schemaOwner = await client.query<{ owner: string }>(`SELECT pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname = $1`, [schema]);
     if (schemaOwner.rows[0]?.owner !== roles.owner) {
       throw new Error(`schema ${schema} is owned by ${schemaOwner.rows[0]?.owner ?? 'nobody'}, not by the owner role ${roles.owner}`);
     }

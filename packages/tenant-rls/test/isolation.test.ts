@@ -11,6 +11,7 @@ import {
   TENANT_SETTING,
   RetentionRoleError,
   TransactionAbortedError,
+  withPooledClient,
   withRetention,
   withTenant,
   type RoleNames,
@@ -258,6 +259,31 @@ describe('withTenant', () => {
     ).rejects.toThrow();
     const count = await withTenant(pool, 'tenant-a', async (client) => (await client.query('SELECT count(*)::int AS n FROM scratch.notes')).rows[0]);
     expect(count).toEqual({ n: 2 });
+  });
+});
+
+describe('the application’s own error listeners on pooled connections', () => {
+  it('stay after withTenant and withPooledClient give the connection back: a server going away later reaches them, not an unheard error', async () => {
+    const pool = db.pool(asUser(db.adminUrl, roles.app, appPassword), 1);
+    const heard: Error[] = [];
+    const listener = (error: Error): void => {
+      heard.push(error);
+    };
+    pool.on('connect', (client) => client.on('error', listener));
+    await withTenant(pool, 'tenant-a', (client) => client.query('SELECT 1'));
+    await withPooledClient(pool, (client) => client.query('SELECT 1'));
+    const client = await pool.connect();
+    try {
+      // Ours, and no listener of withTenant's or withPooledClient's left behind.
+      expect(client.listeners('error')).toEqual([listener]);
+      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await admin.query('SELECT pg_terminate_backend($1)', [rows[0]?.pid]);
+      await expect(client.query('SELECT 1')).rejects.toThrow();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(heard.length).toBeGreaterThan(0);
+    } finally {
+      client.release(true);
+    }
   });
 });
 

@@ -92,6 +92,27 @@ describe('runMigrations run at once by several processes', () => {
   });
 });
 
+describe('runMigrations with role names that SQL must quote', () => {
+  it('an owner role named like a keyword ("order") owns its schema and the migration runs', async () => {
+    // Roles are the cluster's: the keyword name is shared by every run on this server, so it is
+    // created if missing and dropped at the end like the others.
+    const keyword: RoleNames = { owner: 'order', app: `lk_${db.suffix}_kwapp` };
+    extraRoles.push(keyword.app, keyword.owner);
+    const result = await runMigrations({
+      pool: db.pool(db.adminUrl, 1),
+      roles: keyword,
+      appPassword: 'app-secret',
+      schema: 'keyword_owned',
+      historyTable: 'keyword_history',
+      packageName: 'a test',
+      migrations: [{ version: 1, name: 'a table', sql: () => 'CREATE TABLE keyword_owned.t (id integer)' }],
+    });
+    expect(result.applied).toEqual([1]);
+    const owner = await db.pool(db.adminUrl, 1).query<{ owner: string }>(`SELECT pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname = 'keyword_owned'`);
+    expect(owner.rows[0]?.owner).toBe('order');
+  });
+});
+
 describe('withPooledClient', () => {
   it('a connection whose server goes away while it is checked out is dropped, and its error event crashes nothing', async () => {
     const pool = db.pool(db.adminUrl, 1);

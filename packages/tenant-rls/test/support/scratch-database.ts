@@ -53,7 +53,8 @@ export async function openScratchDatabase(): Promise<ScratchDatabase> {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        for (const role of rolesToDrop) await client.query(`DROP ROLE IF EXISTS ${role}`);
+        // Quoted: a role may be named like a keyword ("order").
+        for (const role of rolesToDrop) await client.query(`DROP ROLE IF EXISTS "${role}"`);
       } finally {
         await client.end();
         await embedded?.stop();
