@@ -155,6 +155,34 @@ function thrown(call: () => unknown): unknown {
 
 const transferPosted = stream[6] as StoredEvent;
 
+describe('an encoded event', () => {
+  test('cannot be changed after encoding (a store trusts it as encoded): a change throws, and the event still verifies; the caller’s metadata object stays its own', async () => {
+    const metadata: Record<string, string> = { actor: 'tests' };
+    const event = codec.encode(
+      { event: { type: 'AccountOpened', accountId: 'cash', currency: 'EUR', accountType: 'asset', flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, metadata: {} }, effectiveAtMs: T0 },
+      { eventId: 'evt-frozen', tenantId: 'acme', ledgerId: 'main', ledgerVersion: 1, recordedAtMs: T0, correlationId: null, causationId: null, metadata, previousHash: GENESIS_HASH },
+    );
+    const writable = event as { -readonly [K in keyof StoredEvent]: StoredEvent[K] };
+    expect(() => {
+      writable.recordedAt = '2031-01-01T00:00:00.000Z';
+    }).toThrow(TypeError);
+    expect(() => {
+      writable.type = 'Bogus';
+    }).toThrow(TypeError);
+    expect(() => {
+      (writable.metadata as Record<string, string>)['actor'] = 'someone else';
+    }).toThrow(TypeError);
+    expect(() => {
+      (writable.data as Record<string, unknown>)['accountId'] = 'other';
+    }).toThrow(TypeError);
+    expect(event).toMatchObject({ recordedAt: new Date(T0).toISOString(), type: 'AccountOpened', metadata: { actor: 'tests' }, data: { accountId: 'cash' } });
+    expect((await verifyChain([event])).ok).toBe(true);
+    // The caller may go on using its own object.
+    metadata['actor'] = 'next command';
+    expect(event.metadata).toEqual({ actor: 'tests' });
+  });
+});
+
 describe('EventCodec', () => {
   test('options that are not an object are InvalidInputError at options, and currencies or upcasters of the wrong shape at the field, not a TypeError', () => {
     for (const options of [null, 'currencies', 42]) expect(issuePathsOf(() => new EventCodec(options as never)), String(options)).toEqual([['options']]);

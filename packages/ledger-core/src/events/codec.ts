@@ -49,12 +49,19 @@ class EncodedEvent implements StoredEvent {
     this.effectiveAt = unhashed.effectiveAt;
     this.correlationId = unhashed.correlationId;
     this.causationId = unhashed.causationId;
-    this.metadata = unhashed.metadata;
+    // A copy unless frozen already: the caller's own object (a command context's) is not frozen under it.
+    this.metadata = Object.isFrozen(unhashed.metadata) ? unhashed.metadata : Object.freeze({ ...unhashed.metadata });
     this.previousHash = unhashed.previousHash;
     this.hash = hash;
     this.#dataJson = dataJson;
     this.#decoded = decoded;
     this.#currencies = currencies;
+    // A store trusts an encoded event as it is (see appendableDataJson): changed after encoding —
+    // another recorded time, type or metadata — it would be written with a hash that no longer
+    // matches, into an append-only log. Frozen, so that a change throws in strict mode and is
+    // ignored otherwise. The data's stored text is the one made here (`#dataJson`).
+    Object.freeze(this.data);
+    Object.freeze(this);
   }
 
   /** The canonical data text of an event the codec encoded, else `undefined`. */
