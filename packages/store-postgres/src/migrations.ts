@@ -504,7 +504,7 @@ const stackLockKey = (version: string): string => `hashtext(p_tenant_id || '/' |
 /** Replaces `anchor` (which must occur exactly once) in `text`. */
 function replaceOnce(text: string, anchor: string, replacement: string): string {
   const at = text.indexOf(anchor);
-  if (at < 0 || text.indexOf(anchor, at + 1) >= 0) throw new Error(`migration 5: anchor not found exactly once: ${anchor.slice(0, 60)}`);
+  if (at < 0 || text.indexOf(anchor, at + 1) >= 0) throw new Error(`migration: anchor not found exactly once: ${anchor.slice(0, 60)}`);
   return text.slice(0, at) + replacement + text.slice(at + anchor.length);
 }
 
@@ -586,6 +586,37 @@ const readableHistory = (roles: RoleNames): string => `
 GRANT SELECT ON ${SCHEMA}.schema_migrations TO ${quoteName(roles.app, 'application role')};
 `;
 
+/**
+ * Migration 8: the report of a duplicate idempotency key counts each key's repeats in the batch
+ * once (a window count over the batch) instead of a count over the whole batch for every event:
+ * a batch of 16,000 whose last transfer reused an id took 10.4 s to be refused, holding the
+ * stream, against 0.3 s for the append itself; one of 50,000 would have taken minutes. The
+ * rest of the append is migration 5's, unchanged; the answer (LK002 naming the first key claimed
+ * before or twice in the batch, in event order) is the same.
+ */
+const linearDuplicateKeyReport = (): string =>
+  replaceOnce(
+    stackedAppends(),
+    appendDuplicateKeyReport,
+    `    SELECT k.key INTO v_key
+      FROM (SELECT u.t, u.r, u.v, u.ord,
+                   count(*) OVER (PARTITION BY u.t) AS t_repeats,
+                   count(*) OVER (PARTITION BY u.r) AS r_repeats,
+                   count(*) OVER (PARTITION BY u.v) AS v_repeats
+              FROM unnest(p_transfer_keys, p_resolution_keys, p_reversal_keys) WITH ORDINALITY AS u(t, r, v, ord)) u
+     CROSS JOIN LATERAL (VALUES (1, 'transfer:' || u.t, u.t IS NOT NULL AND (u.t_repeats > 1 OR
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.transfer_key = u.t))),
+                                (2, 'resolution:' || u.r, u.r IS NOT NULL AND (u.r_repeats > 1 OR
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.resolution_key = u.r))),
+                                (3, 'reversal:' || u.v, u.v IS NOT NULL AND (u.v_repeats > 1 OR
+                                   EXISTS (SELECT 1 FROM ${SCHEMA}.events x WHERE x.tenant_id = p_tenant_id AND x.ledger_id = p_ledger_id AND x.reversal_key = u.v)))) AS k(n, key, taken)
+     WHERE k.taken
+     ORDER BY u.ord, k.n LIMIT 1;
+    RAISE EXCEPTION 'index key % already exists in this ledger', coalesce(v_key, 'unknown')
+      USING ERRCODE = '${DUPLICATE_INDEX_KEY_SQLSTATE}', DETAIL = coalesce(v_key, 'unknown');
+`,
+  );
+
 /** Every migration the package ships, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
@@ -595,4 +626,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'stacked appends: an append short of its expected version waits for the append below it', sql: stackedAppends },
   { version: 6, name: 'global reads in one statement (read_global_events)', sql: readGlobalEvents },
   { version: 7, name: 'the application role reads the migration history', sql: readableHistory },
+  { version: 8, name: 'a duplicate idempotency key is reported in time linear in the batch', sql: linearDuplicateKeyReport },
 ];

@@ -593,6 +593,20 @@ describe('bad arguments are refused with typed, non-retriable errors before anyt
     expect(await readStreamOf(tenantId, ledgerId)).toEqual([]);
   });
 
+  it('a large batch whose last transfer reuses an earlier transfer id is refused naming that key, and writes nothing (the report counts each key once, migration 8)', async () => {
+    const tenantId = fresh('dup-large');
+    const ledgerId = 'eur';
+    const base = encodeAfter(emptyHead(tenantId, ledgerId), [accountOpened('cash'), transferPosted('dup')]);
+    await store.append({ tenantId, ledgerId, expectedVersion: 0, events: base });
+    const batch = encodeAfter(headAfter(emptyHead(tenantId, ledgerId), base), [
+      ...Array.from({ length: 5_000 }, (_, n) => transferPosted(`bulk-${n}`)),
+      transferPosted('dup'),
+    ]);
+    const error = await store.append({ tenantId, ledgerId, expectedVersion: 2, events: batch }).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'duplicate_index_key', key: 'transfer:dup' });
+    expect(await readStreamOf(tenantId, ledgerId)).toHaveLength(2);
+  });
+
   it('a request that is not an object, or whose events or keys are not an array, is InvalidInputError at request, events or keys, not a TypeError', async () => {
     const tenantId = fresh('shapes');
     for (const request of [null, undefined, 'append']) {
