@@ -1,5 +1,6 @@
 import { BatchCommittedUnreadableError, composeInlineProjections, INLINE_PLAN_STATEMENTS_MAX, PostgresEventStore, EVENTS_CHANNEL, type InlinePlan, type InlineProjection } from '@ledgerkit/store-postgres';
 import { AppendRefusedError, Ledger, LimitExceededError, StoreUnavailableError, VersionConflictError, WriterFailedError, type AppendRequest } from '@ledgerkit/ledger-core';
+import { TransactionEndedError } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountOpened, emptyHead, encodeAfter, headAfter, transferPosted } from './support/events.js';
@@ -122,6 +123,38 @@ describe('the inline hook', () => {
     const plain = await PostgresEventStore.open({ pool: db.app });
     expect(await plain.readStream({ tenantId: 'inline-c', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
     expect(await plain.append({ tenantId: 'inline-c', ledgerId: 'eur', expectedVersion: 0, events })).toEqual({ ledgerVersion: 1 });
+  });
+});
+
+describe('an inline hook that ends the append’s transaction itself', () => {
+  it('rejects with TransactionEndedError — never resolved as if committed, nor refused as "nothing written" — whether the hook rolled back or committed', async () => {
+    const events = encodeAfter(emptyHead('inline-e', 'eur'), [accountOpened('cash')]);
+    const rollingBack = await PostgresEventStore.open({
+      pool: db.app,
+      inline: async (client) => {
+        // A ROLLBACK after a savepoint ends the whole transaction, the append with it.
+        await client.query('SAVEPOINT a');
+        await client.query('ROLLBACK');
+      },
+    });
+    const lost = await rollingBack.append({ tenantId: 'inline-e', ledgerId: 'eur', expectedVersion: 0, events }).catch((error: unknown) => error);
+    expect(lost).toBeInstanceOf(TransactionEndedError);
+    const plain = await PostgresEventStore.open({ pool: db.app });
+    expect(await plain.readStream({ tenantId: 'inline-e', ledgerId: 'eur', direction: 'forward', limit: 10 })).toEqual([]);
+
+    const thrown = new Error('after its own COMMIT');
+    const committing = await PostgresEventStore.open({
+      pool: db.app,
+      inline: async (client) => {
+        await client.query('COMMIT');
+        throw thrown;
+      },
+    });
+    const kept = await committing.append({ tenantId: 'inline-e', ledgerId: 'eur', expectedVersion: 0, events }).catch((error: unknown) => error);
+    expect(kept).toBeInstanceOf(TransactionEndedError);
+    expect(kept).not.toBeInstanceOf(AppendRefusedError);
+    // The append did commit: the error says so may have happened, and it did.
+    expect(await plain.readStream({ tenantId: 'inline-e', ledgerId: 'eur', direction: 'forward', limit: 10 })).toHaveLength(1);
   });
 });
 

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 export { TENANT_ID_PATTERN, TENANT_ID_LENGTH_MAX, InvalidTenantIdError, isTenantId, assertTenantId } from './tenant-id.js';
-export { withTenant, TransactionAbortedError, TENANT_SETTING, type ClientPool, type WithTenantOptions } from './with-tenant.js';
+export { withTenant, TransactionAbortedError, TransactionEndedError, TENANT_SETTING, type ClientPool, type WithTenantOptions } from './with-tenant.js';
 export { withPooledClient, checkOutClient, stopListeningForErrors, type PooledClientOptions } from './pooled-client.js';
 export { ensureRoles, checkRoles, DEFAULT_ROLES, type RoleNames, type EnsureRolesOptions } from './roles.js';
 export { tenantIsolationSql, tenantScopedFunctionSql, appendOnlyFunctionSql, appendOnlySql, APPEND_ONLY_SQLSTATE, TENANT_PREDICATE_SQL, type TenantScopedFunction } from './policies.js';

@@ -34,10 +34,51 @@ export class TransactionAbortedError extends Error {
 }
 
 /**
+ * The transaction of {@link withTenant} (or `inTransaction`) was ended inside `fn`, by a `COMMIT`
+ * or `ROLLBACK` of its own (a `ROLLBACK` after a `SAVEPOINT` ends the whole transaction too): the
+ * closing `COMMIT` or `ROLLBACK` found none in progress (PostgreSQL's warning 25P01). What `fn`
+ * wrote before that may or may not have been committed, and what it ran after ran outside any
+ * transaction, so the call's outcome is unknown: neither resolved as if committed nor reported as
+ * rolled back. `cause` is `fn`'s own error when it threw. Use `SAVEPOINT` and `ROLLBACK TO` inside `fn`.
+ */
+export class TransactionEndedError extends Error {
+  /** Stable code, safe to switch on. */
+  readonly code = 'transaction_ended';
+
+  constructor(cause?: unknown) {
+    super('the transaction was ended inside fn (a COMMIT or ROLLBACK of its own): what it wrote may or may not have been committed', cause === undefined ? undefined : { cause });
+    this.name = 'TransactionEndedError';
+  }
+}
+
+/** PostgreSQL's warning for a COMMIT or ROLLBACK with no transaction in progress. */
+const NO_ACTIVE_SQL_TRANSACTION = '25P01';
+
+/**
+ * Runs `text` (`COMMIT` or `ROLLBACK`) and says whether the server warned that no transaction was
+ * in progress: the notice arrives before the command completes.
+ */
+async function endTransaction(client: PoolClient, text: 'COMMIT' | 'ROLLBACK'): Promise<{ readonly command: string | undefined; readonly noTransaction: boolean }> {
+  let noTransaction = false;
+  const onNotice = (notice: { readonly code?: unknown }): void => {
+    if (notice.code === NO_ACTIVE_SQL_TRANSACTION) noTransaction = true;
+  };
+  client.on('notice', onNotice);
+  try {
+    const result = await client.query(text);
+    return { command: result?.command, noTransaction };
+  } finally {
+    client.off('notice', onNotice);
+  }
+}
+
+/**
  * Runs `fn` in a transaction on a pooled connection with the tenant set for that transaction
  * only (`set_config(..., true)`), then commits; if `fn` or the commit fails it rolls back and
  * rethrows; if a statement failed inside and `fn` caught its error, the COMMIT can only roll back,
- * and it rejects with {@link TransactionAbortedError} instead of resolving as if committed.
+ * and it rejects with {@link TransactionAbortedError} instead of resolving as if committed; if
+ * `fn` ended the transaction itself (its own `COMMIT` or `ROLLBACK`), it rejects with
+ * {@link TransactionEndedError}, whether `fn` returned or threw.
  * Because the setting ends with the transaction, a connection returned to the pool carries no
  * tenant into its next use. The tenant id is validated before anything is sent.
  *
@@ -65,6 +106,7 @@ export type Statement = readonly [text: string, values: readonly unknown[]];
  */
 export async function inTransaction<T>(pool: ClientPool, begin: string, setup: readonly Statement[], fn: (client: PoolClient) => Promise<T>): Promise<T> {
   let rolledBack = false;
+  let committing = false;
   return withPooledClient(
     pool,
     async (client) => {
@@ -73,16 +115,24 @@ export async function inTransaction<T>(pool: ClientPool, begin: string, setup: r
         for (const [text, values] of setup) await client.query(text, [...values]);
         const result = await fn(client);
         // PostgreSQL answers the COMMIT of a transaction that a failed statement aborted with the
-        // command tag ROLLBACK, not with an error.
-        const commit = await client.query('COMMIT');
-        if (commit?.command === 'ROLLBACK') throw new TransactionAbortedError();
+        // command tag ROLLBACK, not with an error; and one with no transaction left (fn ended it)
+        // with a warning.
+        committing = true;
+        const commit = await endTransaction(client, 'COMMIT');
+        if (commit.noTransaction) throw new TransactionEndedError();
+        if (commit.command === 'ROLLBACK') throw new TransactionAbortedError();
         return result;
       } catch (error) {
         // A rollback that worked leaves the connection fine for the pool; one that failed does not.
-        rolledBack = await client.query('ROLLBACK').then(
-          () => true,
-          () => false,
+        const rollback = await endTransaction(client, 'ROLLBACK').then(
+          (ended) => ended,
+          () => undefined,
         );
+        rolledBack = rollback !== undefined;
+        // fn threw after ending the transaction itself: what it wrote may be committed, so its
+        // error must not read as "rolled back, nothing written". (After our own COMMIT there is
+        // no transaction either: that COMMIT's outcome is the error already.)
+        if (!committing && rollback?.noTransaction === true) throw new TransactionEndedError(error);
         throw error;
       }
     },

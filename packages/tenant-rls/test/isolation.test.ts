@@ -11,6 +11,7 @@ import {
   TENANT_SETTING,
   RetentionRoleError,
   TransactionAbortedError,
+  TransactionEndedError,
   withPooledClient,
   withRetention,
   withTenant,
@@ -228,6 +229,37 @@ describe('withTenant', () => {
       await client.query(`INSERT INTO scratch.notes VALUES ('tenant-d', 2, 'kept')`);
     });
     expect(await withTenant(appSingle, 'tenant-d', async (client) => (await client.query('SELECT body FROM scratch.notes')).rows)).toEqual([{ body: 'kept' }]);
+  });
+
+  it('fn that ends the transaction itself (its own ROLLBACK or COMMIT) makes withTenant reject with TransactionEndedError, whether fn returned or threw, never resolve as if committed', async () => {
+    const outcomeOf = (fn: (client: pg.PoolClient) => Promise<unknown>) =>
+      withTenant(appSingle, 'tenant-e', fn).then(
+        (value) => value,
+        (error: unknown) => error,
+      );
+    const notesOfE = async () => withTenant(appSingle, 'tenant-e', async (client) => (await client.query('SELECT id FROM scratch.notes ORDER BY id')).rows);
+    // A ROLLBACK after a savepoint ends the whole transaction: the insert is gone, and fn returned normally.
+    const rolledBack = await outcomeOf(async (client) => {
+      await client.query(`INSERT INTO scratch.notes VALUES ('tenant-e', 1, 'rolled back by fn')`);
+      await client.query('SAVEPOINT a');
+      await client.query('ROLLBACK');
+      return 'fn returned normally';
+    });
+    expect(rolledBack).toBeInstanceOf(TransactionEndedError);
+    expect(rolledBack).toMatchObject({ code: 'transaction_ended' });
+    expect(await notesOfE()).toEqual([]);
+    // A COMMIT of fn's own, then a throw: the insert is committed, so the error must not read as a rollback.
+    const thrown = new Error('after committing');
+    const committed = await outcomeOf(async (client) => {
+      await client.query(`INSERT INTO scratch.notes VALUES ('tenant-e', 2, 'committed by fn')`);
+      await client.query('COMMIT');
+      throw thrown;
+    });
+    expect(committed).toBeInstanceOf(TransactionEndedError);
+    expect((committed as Error).cause).toBe(thrown);
+    expect(await notesOfE()).toEqual([{ id: 2 }]);
+    // The connection went back to the pool in working order.
+    expect(await withTenant(appSingle, 'tenant-a', async (client) => (await client.query('SELECT count(*)::int AS n FROM scratch.notes')).rows[0])).toEqual({ n: 2 });
   });
 
   it('tenantScopedFunctionSql: one statement runs as the named tenant with its settings, and the caller keeps its own tenant', async () => {
