@@ -3,6 +3,7 @@ import { ReadModels } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currencies, openFixtureLedger, projectToEnd } from './support/fixtures.js';
+import { recordingClient } from './support/recording-client.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
 
 // A range's bounds given finer than the millisecond the ledger records, and a reference no stored
@@ -72,5 +73,17 @@ describe('transfersByReference with a reference no stored reference can hold', (
     expect((error as InvalidInputError).issues).toEqual([expect.objectContaining({ path: ['reference'] })]);
     // The reference that is stored is found.
     expect((await models.transfersByReference(TENANT, 'eur', 'inv-\uFFFD')).transfers.map((transfer) => transfer.transferId)).toEqual(['t1']);
+  });
+});
+
+describe('a statement read', () => {
+  it('reads the account and its entries from one snapshot (repeatable read), while single-statement reads stay read committed', async () => {
+    const statements: string[] = [];
+    const recorded = new ReadModels({ pool: { connect: async () => recordingClient(await db.app.connect(), statements) }, currencies });
+    expect((await recorded.statement(TENANT, 'eur', 'alice')).entries).toHaveLength(1);
+    expect(statements.filter((text) => text.startsWith('BEGIN'))).toEqual([expect.stringMatching(/^BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;/)]);
+    statements.length = 0;
+    await recorded.transfersByReference(TENANT, 'eur', 'inv-\uFFFD');
+    expect(statements.filter((text) => text.startsWith('BEGIN'))).toEqual([expect.stringMatching(/^BEGIN READ ONLY;/)]);
   });
 });

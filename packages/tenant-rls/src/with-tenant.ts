@@ -15,6 +15,13 @@ export interface ClientPool {
 export interface WithTenantOptions {
   /** Start the transaction `READ ONLY`: the database then refuses any write. Default false. */
   readonly readOnly?: boolean;
+  /**
+   * Start the transaction `ISOLATION LEVEL REPEATABLE READ`: every statement in it sees the one
+   * snapshot taken at its first, so a read of several statements is consistent even while other
+   * transactions commit between them. Default false (`READ COMMITTED`: each statement sees what
+   * was committed when it started). For writes, a concurrent update then fails with 40001.
+   */
+  readonly repeatableRead?: boolean;
 }
 
 /**
@@ -90,7 +97,7 @@ export async function withTenant<T>(pool: ClientPool, tenantId: string, fn: (cli
   assertTenantId(tenantId);
   // One round trip for both: a parameterless query may hold several statements (the simple
   // protocol), and a valid tenant id holds no quote, backslash or semicolon, so it is quoted safely.
-  const begin = options?.readOnly === true ? 'BEGIN READ ONLY' : 'BEGIN';
+  const begin = `BEGIN${options?.repeatableRead === true ? ' ISOLATION LEVEL REPEATABLE READ' : ''}${options?.readOnly === true ? ' READ ONLY' : ''}`;
   return inTransaction(pool, `${begin}; SELECT set_config('${TENANT_SETTING}', ${quoteLiteral(tenantId)}, true)`, [], fn);
 }
 

@@ -275,6 +275,25 @@ describe('withTenant', () => {
     expect(() => tenantScopedFunctionSql({ schema: 'scratch', name: 'Bad', args: '', returns: 'void', body: '' })).toThrow(/function name/);
   });
 
+  it('repeatableRead: every statement of fn sees the snapshot of its first, while another transaction commits between them; without it the second sees the commit', async () => {
+    const countsAcross = async (id: number, options: { readOnly: boolean; repeatableRead?: boolean }) =>
+      withTenant(
+        app,
+        'tenant-f',
+        async (client) => {
+          const before = (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM scratch.notes')).rows[0]?.n;
+          await withTenant(admin, 'tenant-f', (other) => other.query(`INSERT INTO scratch.notes VALUES ('tenant-f', $1, 'committed meanwhile')`, [id]));
+          const after = (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM scratch.notes')).rows[0]?.n;
+          return { before, after };
+        },
+        options,
+      );
+    const snapshot = await countsAcross(1, { readOnly: true, repeatableRead: true });
+    expect(snapshot.after).toBe(snapshot.before);
+    const readCommitted = await countsAcross(2, { readOnly: true });
+    expect(readCommitted.after).toBe((readCommitted.before ?? 0) + 1);
+  });
+
   it('a read-only transaction cannot write', async () => {
     const code = await sqlstateOf(withTenant(app, 'tenant-a', (client) => client.query(`INSERT INTO scratch.notes VALUES ('tenant-a', 9, 'x')`), { readOnly: true }));
     expect(code).toBe('25006');

@@ -533,7 +533,9 @@ export class ReadModels {
       if (account === undefined) return undefined;
       const entries = await client.query<EntryColumns>(STATEMENT_SQL, [tenantId, ledgerId, accountId, afterVersion, from, to, limit + ENTRIES_PER_EVENT_MAX]);
       return { account, rows: entries.rows };
-    });
+      // The account and its entries from one snapshot: a rebuild committed between the two
+      // statements would otherwise show the account with none of its entries.
+    }, true);
     if (result === undefined) return { accountId, entries: [], nextAfterVersion: null };
     const scale = this.#currencies.get(result.account.currency).scale;
     const debitNormal = normalSideOf(result.account.account_type) === 'debit';
@@ -646,10 +648,16 @@ export class ReadModels {
   }
 
   /** Runs `fn` in a read-only transaction with the tenant set; the pool's first read checks its role and the schema version. */
-  async #read<T>(tenantId: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in a read-only transaction as the tenant. `snapshot`: every statement of `fn` sees
+   * one snapshot (repeatable read), for a read of more than one statement, which could otherwise
+   * straddle a rebuild or an append committed between its statements.
+   */
+  async #read<T>(tenantId: string, fn: (client: PoolClient) => Promise<T>, snapshot = false): Promise<T> {
     checkTenant(tenantId);
     const pool = this.#pool;
-    if (isRoleChecked(pool)) return withTenant(pool, tenantId, fn, { readOnly: true });
+    const options = snapshot ? { readOnly: true, repeatableRead: true } : { readOnly: true };
+    if (isRoleChecked(pool)) return withTenant(pool, tenantId, fn, options);
     return withTenant(
       pool,
       tenantId,
@@ -657,7 +665,7 @@ export class ReadModels {
         await checkApplicationRole(pool, client);
         return fn(client);
       },
-      { readOnly: true },
+      options,
     );
   }
 
