@@ -90,7 +90,8 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
 
 /**
  * Verifies OAuth 2.0 bearer JWTs with jose: signature, the `typ` header (`at+jwt`), `iss`, `aud`,
- * `exp` (required), `nbf`, and a tenant claim; scopes come from the space-separated `scope` claim
+ * `exp` (required), `nbf`, `iat` (when present, not in the future), and a tenant claim; scopes
+ * come from the space-separated `scope` claim
  * (RFC 9068). A token that verified is remembered, keyed by its exact text, until it expires, so
  * steady traffic with one token pays for one signature check: the cache never outlives `exp`, and
  * a token that failed is never cached.
@@ -176,6 +177,11 @@ export class TokenVerifier {
       }));
     } catch (error) {
       throw unauthorized(describeJoseError(error), 'invalid_token');
+    }
+    // jose checks that `iat` is a number, not that it has passed: a token issued in the future
+    // (beyond the clock tolerance) comes from a misset or forged issuer clock.
+    if (typeof payload.iat === 'number' && payload.iat * 1_000 > nowMs + this.#clockToleranceSeconds * 1_000) {
+      throw unauthorized('the token was issued in the future (its iat claim)', 'invalid_token');
     }
     const principal = this.#principalOf(payload);
     if (this.#cacheMax > 0) {

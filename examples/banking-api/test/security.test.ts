@@ -74,6 +74,16 @@ describe('bearer tokens', () => {
     expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
   });
 
+  it('a token issued in the future (iat past the clock tolerance) answers 401 invalid_token; within the tolerance it is accepted', async () => {
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const future = await call(api.url, 'GET', balancePath, { token: await api.token(ALPHA, undefined, { issuedAtSeconds: nowSeconds + 3_600, ttlSeconds: 7_200 }) });
+    expectProblem(future, 401, 'unauthorized');
+    expect(future.body.detail).toMatch(/issued in the future/);
+    expect(future.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    const skewed = await call(api.url, 'GET', balancePath, { token: await api.token(ALPHA, undefined, { issuedAtSeconds: nowSeconds + 2, ttlSeconds: 600 }) });
+    expect(skewed.status).toBe(200);
+  });
+
   it('a token for another audience answers 401', async () => {
     const reply = await call(api.url, 'GET', balancePath, { token: await api.token(ALPHA, undefined, { audience: 'another-api' }) });
     expectProblem(reply, 401, 'unauthorized');
