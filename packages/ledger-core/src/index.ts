@@ -30,7 +30,7 @@ export {
   AMOUNT_DIGITS_MAX,
   AMOUNT_MINOR_MAX,
   AMOUNT_STRING_LENGTH_MAX,
-  DECIMAL_STRING_LENGTH_MAX,
+  FROM_DECIMAL_STRING_LENGTH_MAX,
   type ParseAmountOptions,
   type RoundingMode,
 } from './money/amount.js';

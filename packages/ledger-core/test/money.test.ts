@@ -5,7 +5,7 @@ import {
   AMOUNT_MINOR_MAX,
   AMOUNT_STRING_LENGTH_MAX,
   CURRENCY_SCALE_MAX,
-  DECIMAL_STRING_LENGTH_MAX,
+  FROM_DECIMAL_STRING_LENGTH_MAX,
   CUSTOM_CURRENCIES_MAX,
   CurrencyRegistry,
   InvalidAmountError,
@@ -419,9 +419,9 @@ describe('money helpers given input no amount can be', () => {
     expect(reasonOf(() => fromDecimal(`${AMOUNT_MINOR_MAX + 1n}e-2`, 2, 'down'))).toBe('too_large');
   });
 
-  test('fromDecimal refuses a string longer than DECIMAL_STRING_LENGTH_MAX as malformed; at the limit it reads it', () => {
-    expect(reasonOf(() => fromDecimal(`0.${'1'.repeat(DECIMAL_STRING_LENGTH_MAX - 1)}`, 2, 'down'))).toBe('malformed');
-    expect(fromDecimal(`0.${'1'.repeat(DECIMAL_STRING_LENGTH_MAX - 2)}`, 2, 'down')).toBe(11n);
+  test('fromDecimal refuses a string longer than FROM_DECIMAL_STRING_LENGTH_MAX as malformed; at the limit it reads it', () => {
+    expect(reasonOf(() => fromDecimal(`0.${'1'.repeat(FROM_DECIMAL_STRING_LENGTH_MAX - 1)}`, 2, 'down'))).toBe('malformed');
+    expect(fromDecimal(`0.${'1'.repeat(FROM_DECIMAL_STRING_LENGTH_MAX - 2)}`, 2, 'down')).toBe(11n);
   });
 
   test('convert refuses a long rate with a message that shows it cut short', () => {

@@ -165,7 +165,7 @@ export function toDecimal(minor: bigint, scale: number): Decimal {
 }
 
 /** Longest string {@link fromDecimal} reads: far more digits than any amount in range needs. */
-export const DECIMAL_STRING_LENGTH_MAX = 1_000;
+export const FROM_DECIMAL_STRING_LENGTH_MAX = 1_000;
 
 /** ±{@link AMOUNT_MINOR_MAX} as a decimal, to compare a rounded value before it is written out. */
 const AMOUNT_MINOR_MAX_DECIMAL = AMOUNT_MINOR_MAX.toString();
@@ -173,7 +173,7 @@ const AMOUNT_MINOR_MAX_DECIMAL = AMOUNT_MINOR_MAX.toString();
 /**
  * Rounds a decimal.js value in major units to minor units of `scale` with an explicit rounding
  * mode. Throws {@link InvalidAmountError} if the value is not a number (`malformed`, also for a
- * string longer than {@link DECIMAL_STRING_LENGTH_MAX}), not finite, or the result is outside
+ * string longer than {@link FROM_DECIMAL_STRING_LENGTH_MAX}), not finite, or the result is outside
  * ±{@link AMOUNT_MINOR_MAX} (`too_large`, found before any digit of it is written out, however
  * large an exponent asks for); `InvalidInputError` for a rounding mode
  * that is not a {@link RoundingMode} (it is never replaced by a default) or a scale that is not an
@@ -186,8 +186,8 @@ export function fromDecimal(value: Decimal.Value, scale: number, rounding: Round
   if (typeof rounding !== 'string' || !Object.hasOwn(ROUNDING, rounding)) {
     throw new InvalidInputError([{ path: ['rounding'], message: `must be one of ${Object.keys(ROUNDING).join(', ')}` }]);
   }
-  if (typeof value === 'string' && value.length > DECIMAL_STRING_LENGTH_MAX) {
-    throw new InvalidAmountError('malformed', `value is longer than ${DECIMAL_STRING_LENGTH_MAX} characters`);
+  if (typeof value === 'string' && value.length > FROM_DECIMAL_STRING_LENGTH_MAX) {
+    throw new InvalidAmountError('malformed', `value is longer than ${FROM_DECIMAL_STRING_LENGTH_MAX} characters`);
   }
   let exact: Decimal;
   try {
