@@ -300,6 +300,10 @@ const LAG_SQL = `SELECT CASE WHEN pg_snapshot_xmin(s.snap) < pg_snapshot_xmax(s.
 const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
     EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '${SCHEMA}')
             AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS owns_tables,
+    EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '${SCHEMA}')
+            AND c.relname IN ('events', 'ledger_streams')
+            AND (has_table_privilege(current_user, c.oid, 'INSERT') OR has_table_privilege(current_user, c.oid, 'UPDATE')
+                 OR has_table_privilege(current_user, c.oid, 'DELETE') OR has_table_privilege(current_user, c.oid, 'TRUNCATE'))) AS writes_fenced_tables,
     v.history_readable, v.marks
   FROM pg_roles r CROSS JOIN (${STORE_VERSION_SQL}) v WHERE r.rolname = current_user`;
 
@@ -341,7 +345,8 @@ export class PostgresEventStore implements EventStore {
 
   /**
    * Opens the store after checking the pool's role: it must neither be a superuser nor bypass
-   * row-level security, must not own (or be a member of the owner of) the tables, and the
+   * row-level security, must not own (or be a member of the owner of) the tables, must not be
+   * able to write `events` or `ledger_streams` itself (only through `append_events`), and the
    * schema must be at this release's version, `SCHEMA_VERSION`. Any of those would silently
    * weaken tenant isolation or fail later. A schema at another version is refused with
    * {@link StoreSchemaVersionError} (`code: 'store_schema_version'`), whose `found` and `needed`
@@ -354,13 +359,18 @@ export class PostgresEventStore implements EventStore {
     // retriable StoreUnavailableError (not a raw driver error, nor an 'error' event nobody
     // listens to, which would crash the process), and its connection is not pooled again.
     await withStoreClient(options.pool, async (client) => {
-      const { rows } = await client.query<{ bypasses_rls: boolean; owns_tables: boolean } & StoreVersionRow>(ROLE_CHECK_SQL);
+      const { rows } = await client.query<{ bypasses_rls: boolean; owns_tables: boolean; writes_fenced_tables: boolean } & StoreVersionRow>(ROLE_CHECK_SQL);
       const role = rows[0];
       if (role === undefined) throw new Error('the connected role is not in pg_roles');
       if (role.bypasses_rls) throw new Error('the store must connect as the application role: this role is a superuser or has BYPASSRLS');
       const found = await storeSchemaVersionOf(client, role);
       if (found !== SCHEMA_VERSION) throw new StoreSchemaVersionError(found, SCHEMA_VERSION);
       if (role.owns_tables) throw new Error('the store must connect as the application role: this role owns the tables or is a member of their owner');
+      // Appends go through append_events (SECURITY DEFINER), which keeps the version and hash
+      // fences; a role that may write the tables itself (a broad GRANT) could go around them.
+      if (role.writes_fenced_tables) {
+        throw new Error(`the store must connect as the application role with no write privilege of its own on ${SCHEMA}.events or ${SCHEMA}.ledger_streams (it writes them only through append_events, which keeps the version and hash fences): revoke INSERT, UPDATE, DELETE and TRUNCATE on them`);
+      }
     }).catch((error: unknown) => {
       throw unavailableError(error) ?? error;
     });

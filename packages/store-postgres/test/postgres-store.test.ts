@@ -504,6 +504,19 @@ describe('PostgresEventStore.open', () => {
     }
   });
 
+  it('refuses an application role that may write the events or the stream rows itself (a broad GRANT), which could go around the fences', async () => {
+    const appPool = db.pool(db.appUrl, 1);
+    for (const [privilege, table] of [['INSERT', 'events'], ['UPDATE', 'ledger_streams'], ['TRUNCATE', 'events']] as const) {
+      await db.admin.query(`GRANT ${privilege} ON ledgerkit.${table} TO ${db.roles.app}`);
+      try {
+        await expect(PostgresEventStore.open({ pool: appPool }), `${privilege} on ${table}`).rejects.toThrow(/no write privilege of its own/);
+      } finally {
+        await db.admin.query(`REVOKE ${privilege} ON ledgerkit.${table} FROM ${db.roles.app}`);
+      }
+    }
+    await expect(PostgresEventStore.open({ pool: appPool })).resolves.toBeInstanceOf(PostgresEventStore);
+  });
+
   it('a connection that loses its server during the role check rejects with StoreUnavailableError, without crashing the process, and is not pooled again', async () => {
     const appPool = db.pool(db.appUrl, 1);
     const killer = db.pool(db.adminUrl, 1);
