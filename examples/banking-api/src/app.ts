@@ -338,12 +338,13 @@ export function buildApp(deps: AppDependencies): BankingApp {
 
     let response: StoredResponse;
     try {
-      response = await claimedAnswer(route, request, { params, query, body, context: { ...context, idempotencyKey: ref.key } });
+      response = await claimedAnswer(route, request, { params, query, body, context: { ...context, idempotencyKey: ref.key, idempotencyNonce: claim.nonce } });
     } catch (error) {
       // The server failed, in the handler or in its answer (one that fails its schema with
       // `validateResponses`, possibly after the ledger acted): give the key back, so a retry runs
       // the request again (the ledger itself answers a retried transfer or account id with its
-      // original outcome) instead of being told "in progress" until the lease runs out.
+      // original outcome, and a lifecycle command by the key's nonce, which the release keeps)
+      // instead of being told "in progress" until the lease runs out.
       await idempotency.finish(ref, undefined).catch((finishError: unknown) => request.log.warn({ err: finishError }, 'idempotency key not released'));
       throw error;
     }

@@ -27,8 +27,12 @@ export interface StoredResponse {
 
 /** The outcome of a claim. */
 export type ClaimResult =
-  /** The key is this request's: run it, then `finish`. */
-  | { readonly kind: 'claimed' }
+  /**
+   * The key is this request's: run it, then `finish`. `nonce` is drawn anew for a new request with
+   * the key (a first claim, one after the key expired, another body after a release) and kept for
+   * the same request claimed again; `null` for a key claimed before nonces existed.
+   */
+  | { readonly kind: 'claimed'; readonly nonce: string | null }
   /** The key already answered this same request: send `response` again. */
   | { readonly kind: 'replay'; readonly response: StoredResponse }
   /** The key was used for a different request. */
@@ -88,6 +92,7 @@ interface ClaimRow {
   readonly o_status: number | null;
   readonly o_headers: Record<string, string> | null;
   readonly o_body: string | null;
+  readonly o_nonce: string | null;
 }
 
 const CLAIM_SQL = `SELECT * FROM ${API_SCHEMA}.claim_idempotency_keys($1, $2::text[], $3::text[], $4::text[], $5, $6)`;
@@ -150,7 +155,8 @@ export class IdempotencyStore {
   }
 
   /**
-   * Stores the answer of a claimed key, or (with `undefined`) gives the key back for a retry.
+   * Stores the answer of a claimed key, or (with `undefined`) releases the key for a retry (kept,
+   * with its nonce, until it expires: the same request claims it again with the same nonce).
    * An answer is replayed to claims in this process at once; the promise settles when it is
    * written (a failed write leaves the key claimed until its lease runs out, so a retry after
    * that runs the request again). A key given back is free only once the promise resolves.
@@ -293,7 +299,7 @@ export class IdempotencyStore {
 }
 
 function claimResultOf(row: ClaimRow, fingerprint: string): ClaimResult {
-  if (row.o_claimed) return { kind: 'claimed' };
+  if (row.o_claimed) return { kind: 'claimed', nonce: row.o_nonce };
   if (row.o_fingerprint !== fingerprint) return { kind: 'mismatch' };
   if (row.o_state === 'done' && row.o_status !== null && row.o_body !== null) {
     return { kind: 'replay', response: { status: row.o_status, headers: row.o_headers ?? {}, body: row.o_body } };

@@ -219,10 +219,86 @@ CREATE OR REPLACE VIEW ${S}.audit_events WITH (security_invoker = true) AS
   FROM ${S}.audit_segments s CROSS JOIN LATERAL jsonb_array_elements(s.events) WITH ORDINALITY AS e(event, ordinality);
 `;
 
+/**
+ * Lifecycle commands (freeze, unfreeze, close) get their ledger command id from the key's claim,
+ * not from the key alone: each claim of a key after it expired (or by another request after it
+ * was released) draws a new `claim_nonce`, and a retry of the same request keeps it. Before, a
+ * freeze sent again with a key that had expired was taken by the ledger (which remembers recent
+ * command ids with no time limit) as a duplicate of the first one and did nothing. A request that
+ * failed on the server's side now releases its key (`state = 'released'`, kept until it expires)
+ * instead of deleting it, so that its retry keeps the nonce and the ledger still recognises a
+ * change the failed attempt made. Rows claimed before keep a null nonce (the command id as before).
+ */
+const claimNonces = (roles: RoleNames): string => {
+  const app = quoteName(roles.app, 'application role');
+  return `
+ALTER TABLE ${S}.idempotency_keys ADD COLUMN claim_nonce text;
+ALTER TABLE ${S}.idempotency_keys DROP CONSTRAINT idempotency_keys_state_check;
+ALTER TABLE ${S}.idempotency_keys ADD CONSTRAINT idempotency_keys_state_check CHECK (state IN ('pending', 'done', 'released'));
+DROP FUNCTION ${S}.claim_idempotency_keys(text, text[], text[], text[], integer, bigint);
+
+-- Claims go key by key through the primary key (one plan, one index probe per key), as before.
+${tenantFunction(
+  'claim_idempotency_keys',
+  'p_client_ids text[], p_keys text[], p_fingerprints text[], p_lease_ms integer, p_ttl_ms bigint',
+  'TABLE (o_ord integer, o_claimed boolean, o_fingerprint text, o_state text, o_status integer, o_headers jsonb, o_body text, o_nonce text)',
+  `DECLARE
+    v_now timestamptz := clock_timestamp();
+  BEGIN
+  FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+    o_ord := i;
+    INSERT INTO ${S}.idempotency_keys AS k (tenant_id, client_id, idem_key, fingerprint, state, locked_until, expires_at, claim_nonce)
+    VALUES (p_tenant_id, p_client_ids[i], p_keys[i], p_fingerprints[i], 'pending',
+            v_now + make_interval(secs => p_lease_ms / 1000.0), v_now + make_interval(secs => p_ttl_ms / 1000.0), gen_random_uuid()::text)
+    ON CONFLICT (tenant_id, client_id, idem_key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'pending',
+      locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at, response_status = NULL, response_headers = NULL, response_body = NULL,
+      -- A new request (the key expired, or another body after a release) is another command;
+      -- the same request again (an abandoned or released claim) keeps its nonce.
+      claim_nonce = CASE WHEN k.expires_at <= v_now OR k.fingerprint <> EXCLUDED.fingerprint THEN EXCLUDED.claim_nonce ELSE k.claim_nonce END
+      -- An expired key is free again; an abandoned claim (its lease ran out) may be taken over by
+      -- the same request; a released one (its request failed on the server's side) by any.
+      WHERE k.expires_at <= v_now OR (k.state = 'pending' AND k.locked_until <= v_now AND k.fingerprint = EXCLUDED.fingerprint) OR k.state = 'released'
+    RETURNING true, k.claim_nonce INTO o_claimed, o_nonce;
+    IF o_claimed THEN
+      o_fingerprint := NULL; o_state := NULL; o_status := NULL; o_headers := NULL; o_body := NULL;
+    ELSE
+      o_claimed := false; o_nonce := NULL;
+      SELECT k.fingerprint, k.state, k.response_status, k.response_headers, k.response_body
+        INTO o_fingerprint, o_state, o_status, o_headers, o_body
+        FROM ${S}.idempotency_keys k WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i];
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+  END;`,
+)}
+
+${tenantFunction(
+  'finish_idempotency_keys',
+  'p_client_ids text[], p_keys text[], p_fingerprints text[], p_statuses integer[], p_headers jsonb[], p_bodies text[]',
+  'void',
+  `FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+    IF p_statuses[i] IS NOT NULL THEN
+      UPDATE ${S}.idempotency_keys k SET state = 'done', response_status = p_statuses[i], response_headers = p_headers[i], response_body = p_bodies[i], locked_until = NULL
+      WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i] AND k.fingerprint = p_fingerprints[i] AND k.state = 'pending';
+    ELSE
+      -- A request that failed on the server's side releases its key: a retry runs it again, with
+      -- the same nonce (so the ledger recognises a change the failed attempt made).
+      UPDATE ${S}.idempotency_keys k SET state = 'released', locked_until = NULL
+      WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i] AND k.fingerprint = p_fingerprints[i] AND k.state = 'pending';
+    END IF;
+  END LOOP;`,
+)}
+
+REVOKE ALL ON FUNCTION ${S}.claim_idempotency_keys(text, text[], text[], text[], integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${S}.claim_idempotency_keys(text, text[], text[], text[], integer, bigint) TO ${app};
+`;
+};
+
 /** Every migration of the API schema, in order. Applied steps are never edited: a change is a new step. */
 const API_MIGRATIONS: readonly ApiMigration[] = [
   { version: 1, name: 'idempotency keys, audit events, account directory; RLS', sql: initialSchema },
   { version: 2, name: 'audit events: target_id', sql: auditTarget },
+  { version: 3, name: 'idempotency keys: claim nonces, released keys kept', sql: claimNonces },
 ];
 
 /** Options of {@link migrateBankingApi}. */

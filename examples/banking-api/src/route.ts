@@ -19,6 +19,12 @@ export interface RequestContext {
    * are the client's own: combine it with the tenant and the client id before it names anything.
    */
   readonly idempotencyKey?: string;
+  /**
+   * The nonce of this request's claim of its key (see `ClaimResult`): the same for a retry of the
+   * same request, new for a new request with the key (after it expired, say); `null` for a claim
+   * made before nonces existed; `undefined` for a GET.
+   */
+  readonly idempotencyNonce?: string | null;
 }
 
 /** A handler's answer: status, JSON body and extra headers. */

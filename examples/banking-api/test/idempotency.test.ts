@@ -38,11 +38,14 @@ function store(options: { leaseMs?: number; ttlMs?: number; pool?: pg.Pool; unwr
 const ref = (key: string, fingerprint = `fp-${key}`, tenantId = 'idem-tenant', clientId = 'client-1'): KeyRef => ({ tenantId, clientId, key, fingerprint });
 const answer = { status: 201, headers: { location: '/transfers/t1' }, body: '{"ok":true}' };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A claim, whatever its nonce (a UUID; see the nonce test for when it is new and when kept). */
+const claimed = { kind: 'claimed', nonce: expect.stringMatching(/^[0-9a-f-]{36}$/) } as unknown as ClaimResult;
+const nonceOf = (result: ClaimResult): string | null => (result.kind === 'claimed' ? result.nonce : null);
 
 describe('idempotency keys in PostgreSQL', () => {
   it('a new key is claimed; while it runs a retry is in progress and a different body a mismatch; once answered a retry replays it', async () => {
     const keys = store();
-    expect(await keys.claim(ref('k1'))).toEqual({ kind: 'claimed' });
+    expect(await keys.claim(ref('k1'))).toEqual(claimed);
     expect(await keys.claim(ref('k1'))).toEqual({ kind: 'in_progress' });
     expect(await keys.claim(ref('k1', 'other'))).toEqual({ kind: 'mismatch' });
     await keys.finish(ref('k1'), answer);
@@ -52,29 +55,50 @@ describe('idempotency keys in PostgreSQL', () => {
 
   it('a key given back (the server failed) is claimed again by the retry', async () => {
     const keys = store();
-    expect(await keys.claim(ref('k2'))).toEqual({ kind: 'claimed' });
+    expect(await keys.claim(ref('k2'))).toEqual(claimed);
     await keys.finish(ref('k2'), undefined);
-    expect(await keys.claim(ref('k2'))).toEqual({ kind: 'claimed' });
+    expect(await keys.claim(ref('k2'))).toEqual(claimed);
   });
 
   it('a claim whose lease ran out is taken over by the same request only; an expired key is free for any', async () => {
     const short = store({ leaseMs: 50 });
-    expect(await short.claim(ref('k3'))).toEqual({ kind: 'claimed' });
+    expect(await short.claim(ref('k3'))).toEqual(claimed);
     await sleep(120);
     expect(await short.claim(ref('k3', 'other'))).toEqual({ kind: 'mismatch' });
-    expect(await short.claim(ref('k3'))).toEqual({ kind: 'claimed' });
+    expect(await short.claim(ref('k3'))).toEqual(claimed);
     const expiring = store({ ttlMs: 50 });
-    expect(await expiring.claim(ref('k4'))).toEqual({ kind: 'claimed' });
+    expect(await expiring.claim(ref('k4'))).toEqual(claimed);
     await expiring.finish(ref('k4'), answer);
     await sleep(120);
-    expect(await expiring.claim(ref('k4', 'new body'))).toEqual({ kind: 'claimed' });
+    expect(await expiring.claim(ref('k4', 'new body'))).toEqual(claimed);
+  });
+
+  it('a claim’s nonce is kept for the same request claimed again (released, or its lease ran out) and drawn anew for a new request (another body after a release, or the key expired)', async () => {
+    const keys = store({ leaseMs: 50, ttlMs: 400 });
+    const first = nonceOf(await keys.claim(ref('n1')));
+    expect(first).not.toBeNull();
+    await keys.finish(ref('n1'), undefined);
+    expect(nonceOf(await keys.claim(ref('n1')))).toBe(first);
+    await sleep(120);
+    // The lease ran out: the same request takes it over, with the same nonce.
+    expect(nonceOf(await keys.claim(ref('n1')))).toBe(first);
+    await keys.finish(ref('n1'), undefined);
+    const other = nonceOf(await keys.claim(ref('n1', 'another body')));
+    expect(other).not.toBeNull();
+    expect(other).not.toBe(first);
+    await keys.finish(ref('n1', 'another body'), answer);
+    await sleep(450);
+    // Expired: the same request again is a new one.
+    const afterExpiry = nonceOf(await keys.claim(ref('n1', 'another body')));
+    expect(afterExpiry).not.toBeNull();
+    expect(afterExpiry).not.toBe(other);
   });
 
   it('keys are per tenant and per client', async () => {
     const keys = store();
-    expect(await keys.claim(ref('shared', 'a', 'tenant-a', 'client-1'))).toEqual({ kind: 'claimed' });
-    expect(await keys.claim(ref('shared', 'b', 'tenant-b', 'client-1'))).toEqual({ kind: 'claimed' });
-    expect(await keys.claim(ref('shared', 'c', 'tenant-a', 'client-2'))).toEqual({ kind: 'claimed' });
+    expect(await keys.claim(ref('shared', 'a', 'tenant-a', 'client-1'))).toEqual(claimed);
+    expect(await keys.claim(ref('shared', 'b', 'tenant-b', 'client-1'))).toEqual(claimed);
+    expect(await keys.claim(ref('shared', 'c', 'tenant-a', 'client-2'))).toEqual(claimed);
     expect(await keys.claim(ref('shared', 'z', 'tenant-a', 'client-1'))).toEqual({ kind: 'mismatch' });
   });
 
@@ -102,16 +126,16 @@ describe('idempotency keys in PostgreSQL', () => {
     const expected: ClaimResult[] = [
       { kind: 'replay', response: answer },
       { kind: 'in_progress' },
-      { kind: 'claimed' },
+      claimed,
       { kind: 'mismatch' },
-      ...fresh.map((): ClaimResult => ({ kind: 'claimed' })),
+      ...fresh.map((): ClaimResult => claimed),
       { kind: 'in_progress' },
     ];
     expect(results).toEqual(expected);
     // Answers in one batch too, some stored, some given back.
     await Promise.all(fresh.map((one, i) => keys.finish(one, i % 2 === 0 ? { ...answer, body: `{"i":${i}}` } : undefined)));
     const again = await Promise.all(fresh.map((one) => keys.claim(one)));
-    again.forEach((result, i) => expect(result).toEqual(i % 2 === 0 ? { kind: 'replay', response: { ...answer, body: `{"i":${i}}` } } : { kind: 'claimed' }));
+    again.forEach((result, i) => expect(result).toEqual(i % 2 === 0 ? { kind: 'replay', response: { ...answer, body: `{"i":${i}}` } } : claimed));
   });
 
   it('two stores (two processes) claiming the same keys at once: each key is claimed exactly once', async () => {

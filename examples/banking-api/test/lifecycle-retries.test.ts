@@ -32,13 +32,15 @@ afterAll(async () => {
  * Deletes a key's stored answer once it is written (until then the process answers a retry from
  * memory, which is not the case under test), returning the client id it was stored under.
  */
-async function forgetAnswer(key: string): Promise<string> {
+async function forgetAnswer(key: string): Promise<{ clientId: string; nonce: string | null }> {
   for (let attempt = 0; attempt < 200; attempt += 1) {
-    const { rows } = await db.admin.query<{ client_id: string }>(
-      "DELETE FROM banking_api.idempotency_keys WHERE tenant_id = $1 AND idem_key = $2 AND state = 'done' RETURNING client_id",
+    // As when the answer was never stored: the claim stays, its lease run out, the same request may take it over.
+    const { rows } = await db.admin.query<{ client_id: string; claim_nonce: string | null }>(
+      `UPDATE banking_api.idempotency_keys SET state = 'pending', locked_until = now() - interval '1 second', response_status = NULL, response_headers = NULL, response_body = NULL
+        WHERE tenant_id = $1 AND idem_key = $2 AND state = 'done' RETURNING client_id, claim_nonce`,
       [TENANT, key],
     );
-    if (rows.length === 1) return (rows[0] as { client_id: string }).client_id;
+    if (rows.length === 1) return { clientId: (rows[0] as { client_id: string }).client_id, nonce: (rows[0] as { claim_nonce: string | null }).claim_nonce };
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   throw new Error(`the answer of key ${key} was never stored`);
@@ -59,7 +61,7 @@ describe('freeze, unfreeze and close retried after their answer was lost', () =>
     const first = await bank.post('/accounts/erin/freeze', { reason: 'kyc review' }, { key });
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({ accountId: 'erin', status: 'frozen' });
-    const clientId = await forgetAnswer(key);
+    const { clientId, nonce } = await forgetAnswer(key);
 
     const retry = await bank.post('/accounts/erin/freeze', { reason: 'kyc review' }, { key });
     expect(retry.status).toBe(200);
@@ -70,7 +72,7 @@ describe('freeze, unfreeze and close retried after their answer was lost', () =>
 
     const events = await eventsOf('erin');
     expect(events.map((event) => event.type)).toEqual(['AccountOpened', 'AccountFrozen']);
-    expect(events[1]?.data).toEqual({ accountId: 'erin', reason: 'kyc review', commandId: lifecycleCommandIdOf(TENANT, clientId, key) });
+    expect(events[1]?.data).toEqual({ accountId: 'erin', reason: 'kyc review', commandId: lifecycleCommandIdOf(TENANT, clientId, key, nonce) });
 
     // A new request (another key) to freeze the frozen account is refused as before.
     expectProblem(await bank.post('/accounts/erin/freeze', { reason: 'kyc review' }, { key: 'freeze-erin-2' }), 409, 'account_frozen');
@@ -121,6 +123,26 @@ describe('freeze, unfreeze and close retried after their answer was lost', () =>
     expect(retry.status).toBe(200);
     expect(retry.body).toMatchObject({ accountId: 'gus', status: 'frozen' });
     expect((await eventsOf('gus')).map((event) => event.type)).toEqual(['AccountOpened', 'AccountFrozen']);
+  });
+
+  it('the same Idempotency-Key sent again after it expired is a new request: a freeze after an unfreeze freezes again, not a duplicate the ledger remembers', async () => {
+    expect((await bank.post('/accounts', { accountId: 'hal', currency: 'EUR', type: 'liability' })).status).toBe(201);
+    expect((await bank.post('/accounts/hal/freeze', { reason: 'review' }, { key: 'hal-freeze' })).body).toMatchObject({ status: 'frozen' });
+    expect((await bank.post('/accounts/hal/unfreeze', undefined, { key: 'hal-unfreeze' })).body).toMatchObject({ status: 'open' });
+    // The key's time is up (as after idempotencyTtlMs): its stored answer no longer counts.
+    for (let attempt = 0; attempt < 200; attempt += 1) {
+      const { rowCount } = await db.admin.query(
+        "UPDATE banking_api.idempotency_keys SET expires_at = now() - interval '1 second' WHERE tenant_id = $1 AND idem_key = 'hal-freeze' AND state = 'done'",
+        [TENANT],
+      );
+      if (rowCount === 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const again = await bank.post('/accounts/hal/freeze', { reason: 'review' }, { key: 'hal-freeze' });
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBeNull();
+    expect(again.body).toMatchObject({ accountId: 'hal', status: 'frozen' });
+    expect((await eventsOf('hal')).map((event) => event.type)).toEqual(['AccountOpened', 'AccountFrozen', 'AccountUnfrozen', 'AccountFrozen']);
   });
 
   it('the OpenAPI document says what a retry of freeze, unfreeze and close answers', async () => {

@@ -69,17 +69,23 @@ function balanceBody(ledgerId: string, balance: Balance, asOf: string | null, ti
 
 /**
  * The ledger's `commandId` of a freeze, unfreeze or close: `key:` and the SHA-256 (hex) of the
- * tenant, the client id and the request's `Idempotency-Key`, so that a retry of the request (same
- * key) is answered by the ledger as a duplicate of the change it repeats, even once the key's
- * stored answer is gone (the first attempt ended in a 5xx after the ledger acted, which gives the
- * key back, or the answer was lost with the last moments of the key store). Hashed rather than the
+ * tenant, the client id, the request's `Idempotency-Key` and the nonce of its claim, so that a
+ * retry of the request (same key, same claim nonce) is answered by the ledger as a duplicate of
+ * the change it repeats, even once the key's stored answer is gone (the first attempt ended in a
+ * 5xx after the ledger acted, which releases the key and keeps its nonce, or the answer was lost
+ * with the last moments of the key store), while the same key sent again after it expired is a
+ * new command (a new nonce), not a duplicate the ledger still remembers. Hashed rather than the
  * key itself: a key may hold characters an id may not, and be longer than one (255 against 128),
  * and keys are per client, so two clients' equal keys must name different commands. Always
  * 68 characters of the id alphabet.
  */
-export function lifecycleCommandIdOf(tenantId: string, clientId: string, idempotencyKey: string): string {
+export function lifecycleCommandIdOf(tenantId: string, clientId: string, idempotencyKey: string, nonce: string | null = null): string {
   // Each part but the last after its length: no two triples hash the same text, whatever a client id holds.
-  return `key:${createHash('sha256').update(`${tenantId.length}:${tenantId}${clientId.length}:${clientId}${idempotencyKey}`).digest('hex')}`;
+  const hash = createHash('sha256').update(`${tenantId.length}:${tenantId}${clientId.length}:${clientId}`);
+  // The claim's nonce: a new request with the key (after it expired) is a new command; without
+  // one (a key claimed before nonces) the id is as it always was.
+  hash.update(nonce === null ? idempotencyKey : `${idempotencyKey.length}:${idempotencyKey}${nonce}`);
+  return `key:${hash.digest('hex')}`;
 }
 
 type AccountCommand = (ledger: Ledger, input: unknown, context: CommandContext) => ReturnType<Ledger['freezeAccount']>;
@@ -103,7 +109,7 @@ function accountCommandRoute(services: Services, action: 'freeze' | 'unfreeze' |
     async handle({ params, body: input, context }) {
       // Every POST holds its key (app.ts refuses one without); the fallback keeps the command as it was.
       const key = context.idempotencyKey;
-      const commandId = key === undefined ? {} : { commandId: lifecycleCommandIdOf(context.tenantId, context.principal.clientId, key) };
+      const commandId = key === undefined ? {} : { commandId: lifecycleCommandIdOf(context.tenantId, context.principal.clientId, key, context.idempotencyNonce ?? null) };
       const command = { ...input, accountId: params.accountId, ...commandId };
       const result = await services.ledgers.use(context.tenantId, context.ledgerId, (ledger) => run(ledger, command, commandContext(context)));
       acceptedOrThrow(result);
