@@ -37,6 +37,7 @@ import {
   type Currency,
   type TrialBalance,
 } from '@ledgerkit/ledger-core';
+import { withTenant } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
 import { PostgresEventStore } from './postgres-event-store.js';
 
@@ -55,11 +56,16 @@ export const AUDIT_USAGE = `usage: ledgerkit-audit --tenant <id> --ledger <id> [
                                registry it is given; the built-in steps always apply
   --upcasters-timeout-ms <n>   how long that module may take to load and give its registry,
                                1..600,000 ms (default 30,000)
+  --connect-timeout-ms <n>     how long to wait for the database to accept a connection,
+                               1..600,000 ms (default 10,000)
 
-Prints one JSON document. Exit code 0: the chain holds and every currency balances; 1: it does
-not; 2: the audit could not run (also for a ledger with no events, which is most often a
-mistyped --tenant or --ledger, for --as-of-version past the ledger's head, and for an
---upcasters module that gives no registry, or none within --upcasters-timeout-ms).`;
+Prints one JSON document. Exit code 0: the chain holds, it reaches the head the database
+records for the ledger, and every currency balances; 1: it does not (events missing at the end
+count); 2: the audit could not run (also for a ledger with no events, which is most often a
+mistyped --tenant or --ledger, for --as-of-version past the ledger's head, for an --upcasters
+module that gives no registry, or none within --upcasters-timeout-ms, for a server that does not
+accept the connection within --connect-timeout-ms or answer a query within 120 s, and for an
+option given twice).`;
 
 /** Most `--account` arguments. */
 const ACCOUNTS_LISTED_MAX = 1_000;
@@ -67,6 +73,14 @@ const ACCOUNTS_LISTED_MAX = 1_000;
 const ACCOUNTS_MAX_DEFAULT = 1_000_000;
 /** Connections the audit opens: it reads one page at a time. */
 const POOL_SIZE = 2;
+/** Default of `--connect-timeout-ms`: a host that accepts and stays silent must not hang the audit. */
+const CONNECT_TIMEOUT_MS_DEFAULT = 10_000;
+/** Ceiling of `--connect-timeout-ms`, ms: ten minutes. */
+const CONNECT_TIMEOUT_MS_MAX = 600_000;
+/** How long it waits for any one query's answer, ms (a page of events, the head). */
+const QUERY_TIMEOUT_MS = 120_000;
+/** Options that take one value: given twice, an auditor's script would silently audit the last one. */
+const SINGLE_VALUE_OPTIONS = ['database-url', 'tenant', 'ledger', 'as-of-version', 'as-of-recorded', 'as-of-effective', 'accounts-max', 'upcasters', 'upcasters-timeout-ms', 'connect-timeout-ms'];
 /** Longest `--upcasters` path. */
 const MODULE_PATH_LENGTH_MAX = 4_096;
 /**
@@ -88,6 +102,12 @@ export interface AuditReport {
   /** The whole stream's chain, checked from the first event to the head. */
   readonly chain: ChainVerification;
   /**
+   * The ledger's head as the database records it (`ledgerkit.ledger_streams`, read before the
+   * chain), and whether the chain reaches it: events deleted from the end of a stream leave a
+   * chain that holds, but one that ends short of the recorded head.
+   */
+  readonly head: { readonly recordedVersion: number; readonly reached: boolean };
+  /**
    * Version of the last event the replay took in (the head's with no point; with an effective
    * time, the last event effective by then); `null` when the chain is broken.
    */
@@ -96,7 +116,7 @@ export interface AuditReport {
   readonly trialBalance: TrialBalance | null;
   /** The accounts asked for, `null` for one not opened by then. */
   readonly balances: Readonly<Record<string, Balance | null>>;
-  /** The chain holds and every currency's debits equal its credits. */
+  /** The chain holds and reaches the recorded head, and every currency's debits equal its credits. */
   readonly ok: boolean;
 }
 
@@ -140,7 +160,7 @@ export async function runAudit(argv: readonly string[], env: NodeJS.ProcessEnv, 
     output.err(`ledgerkit-audit: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
   }
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: POOL_SIZE });
+  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: POOL_SIZE, connectionTimeoutMillis: options.connectTimeoutMs, query_timeout: QUERY_TIMEOUT_MS });
   // A connection that drops while idle must not end the process with an unhandled error.
   pool.on('error', () => undefined);
   try {
@@ -167,15 +187,18 @@ interface AuditOptionsParsed {
   readonly upcastersPath: string | undefined;
   /** `--upcasters-timeout-ms`, or its default. */
   readonly upcastersTimeoutMs: number;
+  /** `--connect-timeout-ms`, or its default. */
+  readonly connectTimeoutMs: number;
 }
 
 type AuditOptions = AuditOptionsParsed | 'help';
 
 function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditOptions {
-  const { values } = parseArgs({
+  const { values, tokens } = parseArgs({
     args: [...argv],
     strict: true,
     allowPositionals: false,
+    tokens: true,
     options: {
       help: { type: 'boolean' },
       'database-url': { type: 'string' },
@@ -189,9 +212,13 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
       'accounts-max': { type: 'string' },
       upcasters: { type: 'string' },
       'upcasters-timeout-ms': { type: 'string' },
+      'connect-timeout-ms': { type: 'string' },
     },
   });
   if (values.help === true) return 'help';
+  for (const name of SINGLE_VALUE_OPTIONS) {
+    if (tokens.filter((token) => token.kind === 'option' && token.name === name).length > 1) throw new UsageError(`--${name} given more than once`);
+  }
   const databaseUrl = values['database-url'] ?? env['DATABASE_URL'];
   if (databaseUrl === undefined || databaseUrl === '') throw new UsageError('give --database-url or set DATABASE_URL');
   if (values.tenant === undefined || values.ledger === undefined) throw new UsageError('--tenant and --ledger are required');
@@ -227,7 +254,12 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
   if (!/^\d{1,6}$/.test(timeoutText) || upcastersTimeoutMs < 1 || upcastersTimeoutMs > UPCASTERS_LOAD_TIMEOUT_MS_MAX) {
     throw new UsageError(`--upcasters-timeout-ms must be an integer in 1..${UPCASTERS_LOAD_TIMEOUT_MS_MAX}`);
   }
-  return { databaseUrl, tenantId: values.tenant, ledgerId: values.ledger, asOf, accountIds, currencies: new CurrencyRegistry(custom), accountsMax, upcastersPath, upcastersTimeoutMs };
+  const connectText = values['connect-timeout-ms'] ?? String(CONNECT_TIMEOUT_MS_DEFAULT);
+  const connectTimeoutMs = Number(connectText);
+  if (!/^\d{1,6}$/.test(connectText) || connectTimeoutMs < 1 || connectTimeoutMs > CONNECT_TIMEOUT_MS_MAX) {
+    throw new UsageError(`--connect-timeout-ms must be an integer in 1..${CONNECT_TIMEOUT_MS_MAX.toLocaleString('en-US')}`);
+  }
+  return { databaseUrl, tenantId: values.tenant, ledgerId: values.ledger, asOf, accountIds, currencies: new CurrencyRegistry(custom), accountsMax, upcastersPath, upcastersTimeoutMs, connectTimeoutMs };
 }
 
 /**
@@ -312,13 +344,18 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed, upcasters: Upca
   const { tenantId, ledgerId, asOf, currencies } = options;
   const store = await PostgresEventStore.open({ pool });
   const source = { store, codec: new EventCodec({ currencies, ...(upcasters === undefined ? {} : { upcasters }) }), tenantId, ledgerId };
+  // The head first: events appended while the chain is read only take the chain past it.
+  const recordedVersion = await withTenant(pool, tenantId, async (client) =>
+    Number((await client.query<{ version: string }>(`SELECT version FROM ledgerkit.ledger_streams WHERE tenant_id = $1 AND ledger_id = $2`, [tenantId, ledgerId])).rows[0]?.version ?? 0),
+  { readOnly: true });
   const chain = await verifyChain(readLedger(source, { verify: false }));
   if (chain.eventCount === 0) {
     // Row-level security answers a wrong tenant, and the store a wrong ledger, with no rows: an
     // empty ledger would pass as a sound, balanced one.
     throw new Error(`tenant ${JSON.stringify(tenantId)} has no events in ledger ${JSON.stringify(ledgerId)} that this role can read: check --tenant and --ledger`);
   }
-  const base = { tenantId, ledgerId, asOf: asOf ?? null, chain };
+  const head = { recordedVersion, reached: chain.ok && chain.lastVersion >= recordedVersion };
+  const base = { tenantId, ledgerId, asOf: asOf ?? null, chain, head };
   if (!chain.ok) return { ...base, lastIncludedVersion: null, trialBalance: null, balances: {}, ok: false };
   if (asOf !== undefined && 'ledgerVersion' in asOf && asOf.ledgerVersion > chain.lastVersion) {
     throw new Error(`--as-of-version ${asOf.ledgerVersion} is past the ledger's head, version ${chain.lastVersion}`);
@@ -334,5 +371,5 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed, upcasters: Upca
     const account = accounts.get(accountId);
     balances[accountId] = account === undefined ? null : balanceOf(account, currencies);
   }
-  return { ...base, lastIncludedVersion: state.version, trialBalance, balances, ok: trialBalance.totals.every((total) => total.balanced) };
+  return { ...base, lastIncludedVersion: state.version, trialBalance, balances, ok: head.reached && trialBalance.totals.every((total) => total.balanced) };
 }

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -116,6 +117,7 @@ describe('ledgerkit-audit', () => {
       ledgerId: 'eur',
       asOf: null,
       chain: { ok: true, eventCount: ledger.version, lastHash: expect.stringMatching(/^[0-9a-f]{64}$/), lastVersion: ledger.version },
+      head: { recordedVersion: ledger.version, reached: true },
       lastIncludedVersion: ledger.version,
       trialBalance: JSON.parse(JSON.stringify(await ledger.trialBalance())),
       balances: { alice: ledger.balance('alice'), nobody: null },
@@ -164,6 +166,10 @@ describe('ledgerkit-audit', () => {
       ['--tenant', TENANT, '--ledger', 'eur', '--currency', 'POINTS'],
       ['--tenant', TENANT, '--ledger', 'eur', '--accounts-max', '0'],
       ['--tenant', TENANT, '--ledger', 'eur', '--surprise'],
+      // An option given twice: a script's leftover flag must not silently pick what is audited.
+      ['--tenant', 'someone-else', '--tenant', TENANT, '--ledger', 'eur'],
+      ['--tenant', TENANT, '--ledger', 'eur', '--as-of-version', '2', '--as-of-version', '5'],
+      ['--tenant', TENANT, '--ledger', 'eur', '--connect-timeout-ms', '0'],
     ];
     for (const args of bad) {
       const { code, report, err } = await audit(...args);
@@ -202,6 +208,41 @@ describe('ledgerkit-audit', () => {
     // Refused as the third account opens (version 3), not after the whole ledger was loaded.
     expect(many.err).toMatch(/more than 2 accounts at version 3: more than --accounts-max/);
   });
+
+  it('events deleted from the end of a stream (a chain that still holds, but short of the head the database records) fail the audit, exit 1', async () => {
+    const store = await PostgresEventStore.open({ pool: db.app });
+    const truncated = await Ledger.open({ store, tenantId: TENANT, ledgerId: 'truncated', snapshotEveryEvents: 0, clock: () => now });
+    await truncated.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+    await truncated.openAccount({ accountId: 'dave', currency: 'EUR', type: 'liability' });
+    await truncated.transfer({ transferId: 'd1', debitAccountId: 'cash', creditAccountId: 'dave', amount: '10.00', currency: 'EUR' });
+    await truncated.transfer({ transferId: 'd2', debitAccountId: 'cash', creditAccountId: 'dave', amount: '20.00', currency: 'EUR' });
+    await truncated.close();
+    const whole = await audit('--tenant', TENANT, '--ledger', 'truncated');
+    expect(whole).toMatchObject({ code: 0, report: { ok: true, head: { recordedVersion: 4, reached: true } } });
+    await db.admin.query('ALTER TABLE ledgerkit.events DISABLE TRIGGER append_only_rows');
+    try {
+      await db.admin.query(`DELETE FROM ledgerkit.events WHERE tenant_id = $1 AND ledger_id = 'truncated' AND ledger_version = 4`, [TENANT]);
+    } finally {
+      await db.admin.query('ALTER TABLE ledgerkit.events ENABLE TRIGGER append_only_rows');
+    }
+    const cut = await audit('--tenant', TENANT, '--ledger', 'truncated');
+    expect(cut.code).toBe(1);
+    expect(cut.report).toMatchObject({ ok: false, chain: { ok: true, lastVersion: 3 }, head: { recordedVersion: 4, reached: false } });
+  });
+
+  it('a server that accepts the connection and never answers is exit 2 once --connect-timeout-ms has passed, not a hang', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      let err = '';
+      const code = await runAudit(['--tenant', TENANT, '--ledger', 'eur', '--connect-timeout-ms', '300'], { DATABASE_URL: `postgres://u:pw@127.0.0.1:${port}/db` }, { out: () => undefined, err: (text) => (err += text) });
+      expect(code).toBe(2);
+      expect(err).toMatch(/^ledgerkit-audit: .*timeout/i);
+    } finally {
+      silent.close();
+    }
+  }, 30_000);
 
   it('the command itself exits with the verdict: 0, then 1 once an event was changed behind the chain\'s back', async () => {
     const run = (): Promise<{ code: number | null; out: string }> => runCommand('--tenant', TENANT, '--ledger', 'eur');
