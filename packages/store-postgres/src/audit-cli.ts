@@ -360,7 +360,9 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed, upcasters: Upca
   if (asOf !== undefined && 'ledgerVersion' in asOf && asOf.ledgerVersion > chain.lastVersion) {
     throw new Error(`--as-of-version ${asOf.ledgerVersion} is past the ledger's head, version ${chain.lastVersion}`);
   }
-  const state = await replayLedger(source, asOf, { accountsMax: options.accountsMax }).catch((error: unknown) => {
+  // At the head, the head the chain was checked to: events appended since are neither verified
+  // nor replayed, so the trial balance is of exactly the events the chain covered.
+  const state = await replayLedger(source, asOf ?? { ledgerVersion: chain.lastVersion }, { accountsMax: options.accountsMax }).catch((error: unknown) => {
     if (error instanceof LimitExceededError) throw new Error(`${error.message}: more than --accounts-max`);
     throw error;
   });

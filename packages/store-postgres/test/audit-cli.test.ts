@@ -230,6 +230,24 @@ describe('ledgerkit-audit', () => {
     expect(cut.report).toMatchObject({ ok: false, chain: { ok: true, lastVersion: 3 }, head: { recordedVersion: 4, reached: false } });
   });
 
+  it('the command whose reader closes the pipe early (| head) ends with the verdict as its exit code, not an unhandled EPIPE', async () => {
+    const outcome = await new Promise<{ code: number | null; err: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', BIN, '--tenant', TENANT, '--ledger', 'eur'], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, TSX_TSCONFIG_PATH: join(REPO_ROOT, 'tsconfig.json'), DATABASE_URL: db.appUrl },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      // The reader is gone before the report is written.
+      child.stdout.destroy();
+      let err = '';
+      child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code, err }));
+    });
+    expect(outcome.err).not.toMatch(/EPIPE|Error/);
+    expect(outcome.code).toBe(0);
+  }, 60_000);
+
   it('a server that accepts the connection and never answers is exit 2 once --connect-timeout-ms has passed, not a hang', async () => {
     const silent = createServer(() => undefined);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
