@@ -541,8 +541,8 @@ describe('canonicalJson', () => {
     expect(() => canonicalJson(Number.MAX_SAFE_INTEGER + 1)).toThrow(TypeError);
   });
 
-  test('refuses, at any depth, every value it cannot write exactly (a bigint, a function, a symbol, a non-finite number, undefined itself) instead of writing {} or null', () => {
-    const inexpressible: unknown[] = [1n, 0n, -(2n ** 80n), () => 1, function named() {}, Symbol('x'), Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.5];
+  test('refuses, at any depth, every value it cannot write exactly (a bigint, a function, a symbol, a non-finite number, a Date, Map or Set, undefined itself) instead of writing {} or null', () => {
+    const inexpressible: unknown[] = [1n, 0n, -(2n ** 80n), () => 1, function named() {}, Symbol('x'), Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.5, new Date(0), new Map([['a', 1]]), new Set([1])];
     for (const value of inexpressible) {
       const name = typeof value === 'symbol' ? 'symbol' : String(value);
       expect(() => canonicalJson(value as JsonValue), name).toThrow(TypeError);

@@ -7,8 +7,8 @@ import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
  *
  * Holds JSON values only, each exactly: a value it cannot write as itself is refused with a
  * `TypeError` (at any depth), never written as something else: a number that is not a safe
- * integer (a fraction, `NaN`, `±Infinity`, beyond ±2^53-1), a bigint, a function, a symbol, and
- * `undefined` itself. Inside a value, as in `JSON.stringify`, an object property that is
+ * integer (a fraction, `NaN`, `±Infinity`, beyond ±2^53-1), a bigint, a function, a symbol, a
+ * `Date`, `Map` or `Set` (whose content is not in own keys), and `undefined` itself. Inside a value, as in `JSON.stringify`, an object property that is
  * `undefined` is left out and an array item that is `undefined` (or a hole) is written `null`.
  */
 export function canonicalJson(value: JsonValue): string {
@@ -37,6 +37,11 @@ function canonicalValue(value: JsonValue | undefined): string {
     let out = '[';
     for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalValue(value[i]);
     return `${out}]`;
+  }
+  // Built-ins whose content is not in own keys: written as `{}`, two different values would hash
+  // alike. (Other class instances are written by their own keys, as an encoded event is.)
+  if (value instanceof Date || value instanceof Map || value instanceof Set) {
+    throw new TypeError(`canonical JSON cannot hold a ${value.constructor.name}: write it as JSON (a string, an object or an array) first`);
   }
   const keys = Object.keys(value);
   if (keys.length > 1) keys.sort();
