@@ -35,6 +35,26 @@ function tenantFunction(name: string, args: string, returns: string, body: strin
   return tenantScopedFunctionSql({ schema: S, name, args, returns, body });
 }
 
+/**
+ * `finish_idempotency_keys`: stores each answer of a batch (`state = 'done'`), and for a request
+ * that failed on the server's side (a null status) runs `onFailure`, the statement the two
+ * versions of the function differ in (migration 1 deletes the key, migration 3 releases it).
+ */
+function finishKeysFunction(onFailure: string): string {
+  return tenantFunction(
+    'finish_idempotency_keys',
+    'p_client_ids text[], p_keys text[], p_fingerprints text[], p_statuses integer[], p_headers jsonb[], p_bodies text[]',
+    'void',
+    `FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+    IF p_statuses[i] IS NOT NULL THEN
+      UPDATE ${S}.idempotency_keys k SET state = 'done', response_status = p_statuses[i], response_headers = p_headers[i], response_body = p_bodies[i], locked_until = NULL
+      WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i] AND k.fingerprint = p_fingerprints[i] AND k.state = 'pending';
+    ELSE
+${onFailure}    END IF;
+  END LOOP;`,
+  );
+}
+
 const initialSchema = (roles: RoleNames): string => {
   const app = quoteName(roles.app, 'application role');
   const tables = ['idempotency_keys', 'audit_segments', 'accounts'];
@@ -139,21 +159,10 @@ ${tenantFunction(
   END;`,
 )}
 
-${tenantFunction(
-  'finish_idempotency_keys',
-  'p_client_ids text[], p_keys text[], p_fingerprints text[], p_statuses integer[], p_headers jsonb[], p_bodies text[]',
-  'void',
-  `FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
-    IF p_statuses[i] IS NOT NULL THEN
-      UPDATE ${S}.idempotency_keys k SET state = 'done', response_status = p_statuses[i], response_headers = p_headers[i], response_body = p_bodies[i], locked_until = NULL
-      WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i] AND k.fingerprint = p_fingerprints[i] AND k.state = 'pending';
-    ELSE
-      -- A request that failed on the server's side gives its key back: a retry runs it again.
+${finishKeysFunction(`      -- A request that failed on the server's side gives its key back: a retry runs it again.
       DELETE FROM ${S}.idempotency_keys k
       WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i] AND k.fingerprint = p_fingerprints[i] AND k.state = 'pending';
-    END IF;
-  END LOOP;`,
-)}
+`)}
 
 ${tenantFunction(
   'expire_idempotency_keys',
@@ -272,22 +281,11 @@ ${tenantFunction(
   END;`,
 )}
 
-${tenantFunction(
-  'finish_idempotency_keys',
-  'p_client_ids text[], p_keys text[], p_fingerprints text[], p_statuses integer[], p_headers jsonb[], p_bodies text[]',
-  'void',
-  `FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
-    IF p_statuses[i] IS NOT NULL THEN
-      UPDATE ${S}.idempotency_keys k SET state = 'done', response_status = p_statuses[i], response_headers = p_headers[i], response_body = p_bodies[i], locked_until = NULL
-      WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i] AND k.fingerprint = p_fingerprints[i] AND k.state = 'pending';
-    ELSE
-      -- A request that failed on the server's side releases its key: a retry runs it again, with
+${finishKeysFunction(`      -- A request that failed on the server's side releases its key: a retry runs it again, with
       -- the same nonce (so the ledger recognises a change the failed attempt made).
       UPDATE ${S}.idempotency_keys k SET state = 'released', locked_until = NULL
       WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i] AND k.fingerprint = p_fingerprints[i] AND k.state = 'pending';
-    END IF;
-  END LOOP;`,
-)}
+`)}
 
 REVOKE ALL ON FUNCTION ${S}.claim_idempotency_keys(text, text[], text[], text[], integer, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ${S}.claim_idempotency_keys(text, text[], text[], text[], integer, bigint) TO ${app};

@@ -1,5 +1,4 @@
-import { InvalidInputError } from './errors.js';
-import { checkOptions } from './input/options.js';
+import { checkCollaborator, checkOptions } from './input/options.js';
 import { parseCommand, type LinkedMemberInput } from './input/parse-command.js';
 import { CurrencyRegistry } from './money/currency.js';
 import { formatAmount } from './money/amount.js';
@@ -66,9 +65,7 @@ export class Ledger {
   static async open(options: LedgerWriterOptions): Promise<Ledger> {
     checkOptions(options);
     // As LedgerWriter.open refuses them: the `??` below would otherwise turn a null into the default.
-    if (options.currencies !== undefined && typeof (options.currencies as { get?: unknown } | null)?.get !== 'function') {
-      throw new InvalidInputError([{ path: ['currencies'], message: 'must be a CurrencyRegistry' }]);
-    }
+    checkCollaborator(options.currencies, 'currencies', ['get'], 'a CurrencyRegistry');
     const currencies = options.currencies ?? new CurrencyRegistry();
     const writer = await LedgerWriter.open({ ...options, currencies });
     return new Ledger(writer, currencies, { store: options.store, codec: writer.codec, tenantId: options.tenantId, ledgerId: options.ledgerId });

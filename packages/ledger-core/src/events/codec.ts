@@ -1,6 +1,6 @@
 import { hasErrorCode } from '../error-code.js';
 import { CorruptEventError, InvalidInputError } from '../errors.js';
-import { checkOptions } from '../input/options.js';
+import { checkCollaborator, checkOptions } from '../input/options.js';
 import type { EventDraft } from '../domain/decide.js';
 import type { EventMeta } from '../domain/evolve.js';
 import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/types.js';
@@ -192,12 +192,8 @@ export class EventCodec {
    */
   constructor(options: EventCodecOptions) {
     checkOptions(options);
-    if (typeof (options.currencies as { get?: unknown } | null | undefined)?.get !== 'function') {
-      throw new InvalidInputError([{ path: ['currencies'], message: 'must be a CurrencyRegistry' }]);
-    }
-    if (options.upcasters !== undefined && typeof (options.upcasters as { upcast?: unknown } | null)?.upcast !== 'function') {
-      throw new InvalidInputError([{ path: ['upcasters'], message: 'must be an UpcasterRegistry' }]);
-    }
+    checkCollaborator(options.currencies, 'currencies', ['get'], 'a CurrencyRegistry', true);
+    checkCollaborator(options.upcasters, 'upcasters', ['upcast'], 'an UpcasterRegistry');
     this.#currencies = options.currencies;
     this.#upcasters = options.upcasters ?? builtInUpcasters();
   }

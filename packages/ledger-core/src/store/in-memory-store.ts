@@ -2,7 +2,7 @@ import { ID_PATTERN, ID_PATTERN_MESSAGE } from '../domain/limits.js';
 import { DuplicateIndexKeyError, InvalidInputError, LimitExceededError, VersionConflictError } from '../errors.js';
 import { appendableDataJson, EventCodec, indexKeysOf } from '../events/codec.js';
 import { isStorableText, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
-import { checkOptions } from '../input/options.js';
+import { checkCollaborator, checkOptions } from '../input/options.js';
 import { CurrencyRegistry } from '../money/currency.js';
 import { snapshotStateJson } from './snapshot-content.js';
 import { GENESIS_HASH, type GlobalEvent, type JsonObject, type StoredEvent } from '../events/stored-event.js';
@@ -52,9 +52,7 @@ export class InMemoryEventStore implements EventStore {
    */
   constructor(options: { readonly codec?: EventCodec } = {}) {
     checkOptions(options);
-    if (options.codec !== undefined && typeof (options.codec as { verify?: unknown } | null)?.verify !== 'function') {
-      throw new InvalidInputError([{ path: ['codec'], message: 'must be an EventCodec' }]);
-    }
+    checkCollaborator(options.codec, 'codec', ['verify'], 'an EventCodec');
     this.#verifier = options.codec ?? new EventCodec({ currencies: new CurrencyRegistry() });
   }
 

@@ -20,7 +20,7 @@ import {
 } from '../errors.js';
 import { EventCodec, type DecodedEvent } from '../events/codec.js';
 import { commandError } from '../input/command-checks.js';
-import { checkOptions } from '../input/options.js';
+import { checkCollaborator, checkOptions } from '../input/options.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
 import type { UpcasterRegistry } from '../events/upcasters.js';
 import { CurrencyRegistry } from '../money/currency.js';
@@ -246,6 +246,9 @@ export class LedgerWriter {
         throw new InvalidInputError([{ path: [field], message: ID_PATTERN_MESSAGE }]);
       }
     }
+    checkCollaborator(options.store, 'store', ['append', 'readStream'], 'an EventStore (an object with append, readStream and the rest of the port)', true);
+    // Before the codec is made: a null would otherwise become the default registry.
+    checkCollaborator(options.currencies, 'currencies', ['get'], 'a CurrencyRegistry');
     this.#store = options.store;
     this.#tenantId = options.tenantId;
     this.#ledgerId = options.ledgerId;
@@ -254,14 +257,6 @@ export class LedgerWriter {
       currencies: this.#currencies,
       ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }),
     });
-    const store = options.store as unknown as Record<string, unknown> | null | undefined;
-    if (typeof store !== 'object' || store === null || typeof store['append'] !== 'function' || typeof store['readStream'] !== 'function') {
-      throw new InvalidInputError([{ path: ['store'], message: 'must be an EventStore (an object with append, readStream and the rest of the port)' }]);
-    }
-    // By shape, not instanceof: a registry made by another copy of this package serves as well.
-    if (options.currencies !== undefined && typeof (options.currencies as { get?: unknown } | null)?.get !== 'function') {
-      throw new InvalidInputError([{ path: ['currencies'], message: 'must be a CurrencyRegistry' }]);
-    }
     if (options.clock !== undefined && typeof options.clock !== 'function') {
       throw new InvalidInputError([{ path: ['clock'], message: 'must be a function returning the time in epoch ms' }]);
     }
