@@ -55,6 +55,7 @@ export { UpcasterRegistry, builtInUpcasters, UPCAST_STEPS_MAX, type Upcaster } f
 export { eventDataSchemas, storedEventSchema, CURRENT_SCHEMA_VERSIONS, isStorableText, STORABLE_TEXT_MESSAGE, type WireEventData } from './events/schemas.js';
 
 export {
+  APPEND_DATA_CHARS_MAX,
   APPEND_EVENTS_MAX,
   READ_LIMIT_MAX,
   INDEX_KEYS_MAX,

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AppendRefusedError,
+  APPEND_DATA_CHARS_MAX,
   APPEND_EVENTS_MAX,
   CorruptEventError,
   CurrencyRegistry,
@@ -15,6 +16,7 @@ import {
   VersionConflictError,
   WriterClosedError,
   WriterFailedError,
+  dataJsonOf,
   readLedger,
   verifyChain,
   type AppendRequest,
@@ -592,12 +594,14 @@ const outcomeOf = (promise: Promise<CommandResult>): Promise<CommandResult | Err
   (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
 );
 
-/** An in-memory store that records the size of every append it is asked for. */
+/** An in-memory store that records the size of every append it is asked for, in events and in characters of data JSON. */
 class CountingStore extends InMemoryEventStore {
   readonly appendSizes: number[] = [];
+  readonly appendDataChars: number[] = [];
 
   override async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     this.appendSizes.push(request.events.length);
+    this.appendDataChars.push(request.events.reduce((sum, event) => sum + dataJsonOf(event).length, 0));
     return super.append(request);
   }
 }
@@ -620,6 +624,32 @@ describe('append size', () => {
     expect(events).toHaveLength(2 + 800 * 64);
     expect(await verifyChain(events)).toMatchObject({ ok: true });
   }, 60_000);
+
+  it('a batch of linked groups whose data exceeds APPEND_DATA_CHARS_MAX is split across appends instead of failing every command of the batch', async () => {
+    const store = new CountingStore();
+    const writer = await openWriter(store, { appendsInFlightMax: 1 });
+    // Transfers of 32 postings between long account ids, with a long reference and ~3.6 KB of metadata.
+    const accounts = Array.from({ length: 32 }, (_, index) => `account-${index}-`.padEnd(128, 'x'));
+    for (const accountId of accounts) expect(await writer.submit(openAccount(accountId))).toMatchObject({ ok: true });
+    const metadata = Object.fromEntries(Array.from({ length: 7 }, (_, index) => [`note-${index}`, 'n'.repeat(500)]));
+    const large = (transferId: string): TransferCommand => ({
+      ...transfer(transferId, 'unused', 'unused', 1n),
+      postings: accounts.map((accountId, index) => ({ accountId, side: index % 2 === 0 ? 'debit' : 'credit', amount: 10n ** 30n, currency: 'EUR' })),
+      reference: 'r'.repeat(256),
+      metadata,
+    });
+    // 440 groups of 64: 28,160 events, within APPEND_EVENTS_MAX but (at ~10,000 characters each) over the data limit.
+    const groups = Array.from({ length: 440 }, (_, g): LedgerCommand => ({ kind: 'linked', commands: Array.from({ length: 64 }, (_, i) => large(`g${g}-${i}`)) }));
+    const outcomes = await Promise.all(groups.map((group) => outcomeOf(writer.submit(group))));
+    expect(outcomes.filter((outcome) => outcome instanceof Error).map((error) => (error as Error).message).slice(0, 1)).toEqual([]);
+    expect(outcomes.every((outcome) => !(outcome instanceof Error) && outcome.ok)).toBe(true);
+    const sent = store.appendDataChars.reduce((sum, chars) => sum + chars, 0);
+    expect(sent, 'the test sends more than one append may hold').toBeGreaterThan(APPEND_DATA_CHARS_MAX);
+    expect(Math.max(...store.appendDataChars)).toBeLessThanOrEqual(APPEND_DATA_CHARS_MAX);
+    const events = await allEvents(store);
+    expect(events).toHaveLength(32 + 440 * 64);
+    expect(await verifyChain(events)).toMatchObject({ ok: true });
+  }, 120_000);
 });
 
 /**

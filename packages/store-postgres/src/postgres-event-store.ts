@@ -1,4 +1,5 @@
 import {
+  APPEND_DATA_CHARS_MAX,
   APPEND_EVENTS_MAX,
   AppendRefusedError,
   appendableDataJson,
@@ -393,12 +394,13 @@ export class PostgresEventStore implements EventStore {
    *
    * A malformed request is refused with `InvalidInputError` (bad ids, `expectedVersion`, an event
    * of another tenant or ledger, wrong version numbering, a broken chain inside the batch) or
-   * `LimitExceededError` (too many events), before anything is sent: neither is retriable. A stream
-   * that moved throws the retriable `VersionConflictError`, a claimed index key
-   * `DuplicateIndexKeyError`, a lost server `StoreUnavailableError`; a refused append writes nothing.
-   * An append that committed but whose answer the pool's type parsers could not read (sent alone,
-   * without an inline projection, or with an inline plan as one statement batch) throws the
-   * retriable {@link BatchCommittedUnreadableError}: its events were written.
+   * `LimitExceededError` (too many events, or more data JSON than ledger-core's
+   * `APPEND_DATA_CHARS_MAX`), before anything is sent: neither is retriable. A stream that moved
+   * throws the retriable `VersionConflictError`, a claimed index key `DuplicateIndexKeyError`, a
+   * lost server `StoreUnavailableError`; a refused append writes nothing. An append that
+   * committed but whose answer the pool's type parsers could not read (sent alone, without an
+   * inline projection, or with an inline plan as one statement batch) throws the retriable
+   * {@link BatchCommittedUnreadableError}: its events were written.
    */
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     checkRequest(request, 'events');
@@ -423,10 +425,19 @@ export class PostgresEventStore implements EventStore {
     const transferKeys = new Array<string | null>(count);
     const resolutionKeys = new Array<string | null>(count);
     const reversalKeys = new Array<string | null>(count);
+    // First: an event its readers could not read is refused before any field of it is used, and
+    // a batch whose data would not fit in one string (see APPEND_DATA_CHARS_MAX) before it is joined.
+    let dataChars = 0;
+    for (let offset = 0; offset < count; offset += 1) {
+      const text = appendableDataJson(request.events[offset] as StoredEvent, offset, this.#verifier);
+      dataChars += text.length;
+      if (dataChars > APPEND_DATA_CHARS_MAX) {
+        throw new LimitExceededError(`the events' data JSON text must be at most ${APPEND_DATA_CHARS_MAX} characters per append; it passed that at events.${offset}`);
+      }
+      data[offset] = text;
+    }
     for (let offset = 0; offset < count; offset += 1) {
       const event = request.events[offset] as StoredEvent;
-      // First: an event its readers could not read is refused before any field of it is used.
-      data[offset] = appendableDataJson(event, offset, this.#verifier);
       if (event.tenantId !== request.tenantId) throw new InvalidInputError([{ path: ['events', offset, 'tenantId'], message: 'must be the tenant the append is for' }]);
       if (event.ledgerId !== request.ledgerId) throw new InvalidInputError([{ path: ['events', offset, 'ledgerId'], message: 'must be the ledger the append is for' }]);
       if (event.ledgerVersion !== expected + offset + 1) {

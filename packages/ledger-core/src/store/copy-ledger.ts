@@ -46,6 +46,8 @@ export interface CopyLedgerResult {
 export async function copyLedger(options: CopyLedgerOptions): Promise<CopyLedgerResult> {
   const { from, to, tenantId, ledgerId } = checkOptions(options);
   const batchSize = options.batchSize ?? COPY_BATCH_SIZE_DEFAULT;
+  // 10,000 of the largest events hold ~110 million characters of data JSON: within
+  // APPEND_DATA_CHARS_MAX, so a batch is never refused for its size.
   const batchSizeMax = Math.min(READ_LIMIT_MAX, APPEND_EVENTS_MAX);
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > batchSizeMax) {
     throw new LimitExceededError(`batchSize must be an integer in 1..${batchSizeMax}, got ${String(options.batchSize)}`);

@@ -2,6 +2,15 @@ import type { GlobalEvent, JsonObject, StoredEvent } from '../events/stored-even
 
 /** Most events one append may carry. */
 export const APPEND_EVENTS_MAX = 50_000;
+/**
+ * Most characters of event `data`, as JSON text (what `appendableDataJson` returns), one append
+ * may carry, summed over its events: 2^28 (268,435,456). A JavaScript string holds at most about
+ * twice that, so a store can send a batch's data as one text; and 50,000 of the largest events
+ * the domain's limits allow (~11,000 characters each: 32 postings, a reference, 4 KB of metadata)
+ * would not fit in that string. About 24,000 of them fit in this limit; `LedgerWriter` ends a
+ * batch before it.
+ */
+export const APPEND_DATA_CHARS_MAX = 2 ** 28;
 /** Most events one read may return. */
 export const READ_LIMIT_MAX = 10_000;
 /** Most keys one index lookup may ask for. */
@@ -16,7 +25,8 @@ export interface AppendRequest {
   /**
    * Events numbered `expectedVersion + 1 ...` in order, each with this tenant and ledger, each
    * after the first with the `hash` of the one before it as its `previousHash`. At most
-   * {@link APPEND_EVENTS_MAX}; none is a fenced no-op (see {@link EventStore.append}).
+   * {@link APPEND_EVENTS_MAX}, holding at most {@link APPEND_DATA_CHARS_MAX} characters of data
+   * JSON in all; none is a fenced no-op (see {@link EventStore.append}).
    */
   readonly events: readonly StoredEvent[];
 }
@@ -97,18 +107,20 @@ export interface EventStore {
    * 1. at most {@link APPEND_EVENTS_MAX} events, else `LimitExceededError`;
    * 2. the `tenantId`, then the `ledgerId` (see above), else `InvalidInputError` at the field;
    * 3. `expectedVersion` a non-negative integer, else `InvalidInputError` at `expectedVersion`;
-   * 4. each event, in batch order: that its readers could read it — it goes through
+   * 4. each event, in batch order, that its readers could read it — it goes through
    *    `appendableDataJson`, which trusts events `EventCodec.encode` built and checks any other
-   *    as a reader would (plus its hash), else `InvalidInputError` at `events.<n>` — then that
-   *    its `tenantId` and `ledgerId` are the request's and its `ledgerVersion` is
-   *    `expectedVersion + n + 1`, and (after the first) that its `previousHash` is the `hash` of
-   *    the event before it, else `InvalidInputError` at `events.<n>.tenantId`, `.ledgerId`,
-   *    `.ledgerVersion` or `.previousHash`;
-   * 5. the fence above, else `VersionConflictError`;
-   * 6. that no event claims an index key (`indexKeysOf`) the ledger already holds or another
+   *    as a reader would (plus its hash), else `InvalidInputError` at `events.<n>` — and that the
+   *    data JSON text it returns, added up over the events so far, is at most
+   *    {@link APPEND_DATA_CHARS_MAX} characters, else `LimitExceededError`;
+   * 5. each event, in batch order, that its `tenantId` and `ledgerId` are the request's and its
+   *    `ledgerVersion` is `expectedVersion + n + 1`, and (after the first) that its
+   *    `previousHash` is the `hash` of the event before it, else `InvalidInputError` at
+   *    `events.<n>.tenantId`, `.ledgerId`, `.ledgerVersion` or `.previousHash`;
+   * 6. the fence above, else `VersionConflictError`;
+   * 7. that no event claims an index key (`indexKeysOf`) the ledger already holds or another
    *    event of the batch claims, else `DuplicateIndexKeyError`.
    *
-   * A malformed request (1 to 4) is refused the same way whatever the stream holds, and never
+   * A malformed request (1 to 5) is refused the same way whatever the stream holds, and never
    * with a retriable error: a caller that retried it would only be refused again. A refused
    * append writes nothing, and nothing a reader could not read is ever written. A store that
    * knows an append failed for another reason before anything of it was written (the database

@@ -7,6 +7,7 @@ import { CurrencyRegistry } from '../money/currency.js';
 import { snapshotStateJson } from './snapshot-content.js';
 import { GENESIS_HASH, type GlobalEvent, type JsonObject, type StoredEvent } from '../events/stored-event.js';
 import {
+  APPEND_DATA_CHARS_MAX,
   APPEND_EVENTS_MAX,
   INDEX_KEYS_MAX,
   READ_LIMIT_MAX,
@@ -58,8 +59,8 @@ export class InMemoryEventStore implements EventStore {
 
   /**
    * Appends a batch (see the `EventStore` port), checking in the port's order: the batch's size,
-   * the tenant and ledger ids, `expectedVersion`, each event's shape, then the fence and the
-   * index keys.
+   * the tenant and ledger ids, `expectedVersion`, each event's readability and the size of their
+   * data, each event's shape, then the fence and the index keys.
    */
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
@@ -68,10 +69,12 @@ export class InMemoryEventStore implements EventStore {
     // A malformed argument, not a conflict: VersionConflictError would invite a retry.
     if (!Number.isSafeInteger(expected) || expected < 0) throw new InvalidInputError([{ path: ['expectedVersion'], message: 'must be a non-negative integer' }]);
     // The batch's shape before the stream's state: a malformed batch gets the same answer whatever the stream holds.
+    let dataChars = 0;
     request.events.forEach((event, offset) => {
-      appendableDataJson(event, offset, this.#verifier);
-      checkEventShape(request, event, offset);
+      dataChars += appendableDataJson(event, offset, this.#verifier).length;
+      if (dataChars > APPEND_DATA_CHARS_MAX) throw dataTooLong(offset);
     });
+    request.events.forEach((event, offset) => checkEventShape(request, event, offset));
     const stream = this.#stream(request.tenantId, request.ledgerId);
     const current = stream.events.length;
     if (current !== expected) throw new VersionConflictError(expected, current);
@@ -259,6 +262,11 @@ function checkStorable(value: unknown, path: readonly (string | number)[]): void
 
 function checkLimit(value: number, min: number, max: number, what: string): void {
   if (!Number.isInteger(value) || value < min || value > max) throw new LimitExceededError(`${what} must be an integer in ${min}..${max}, got ${value}`);
+}
+
+/** The batch's data JSON text passed {@link APPEND_DATA_CHARS_MAX} at the event at `offset`. */
+function dataTooLong(offset: number): LimitExceededError {
+  return new LimitExceededError(`the events' data JSON text must be at most ${APPEND_DATA_CHARS_MAX} characters per append; it passed that at events.${offset}`);
 }
 
 function deepFreeze<T>(value: T): T {

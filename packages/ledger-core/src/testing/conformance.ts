@@ -3,11 +3,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LedgerEvent, Posting } from '../domain/types.js';
 import { LimitExceededError, type LedgerErrorCode } from '../errors.js';
 import { canonicalJson, hashEvent } from '../events/canonical.js';
-import { EventCodec, indexKeysOf } from '../events/codec.js';
+import { dataJsonOf, EventCodec, indexKeysOf } from '../events/codec.js';
 import { GENESIS_HASH, type GlobalEvent, type JsonObject, type JsonValue, type StoredEvent } from '../events/stored-event.js';
 import { verifyChain } from '../events/verify-chain.js';
 import { CurrencyRegistry } from '../money/currency.js';
-import { APPEND_EVENTS_MAX, INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore, type Snapshot } from '../store/event-store.js';
+import { APPEND_DATA_CHARS_MAX, APPEND_EVENTS_MAX, INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore, type Snapshot } from '../store/event-store.js';
 
 /** A store instance handed to the conformance suite, and how to release it after a test. */
 export interface EventStoreUnderTest {
@@ -857,6 +857,20 @@ export function describeEventStoreConformance(
         await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 0, events }), 'limit_exceeded');
         await stream.expectUnchanged([]);
       }, timeout);
+
+      it(`append rejects events holding more than APPEND_DATA_CHARS_MAX (${APPEND_DATA_CHARS_MAX}) characters of data JSON in all with a LedgerError, before their versions, and writes nothing`, async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        const [large] = stream.next([largeTransfer(uid('t'))]) as [StoredEvent];
+        const chars = dataJsonOf(large).length;
+        // The same event over and over (one string in memory): its data counts at every place.
+        const count = Math.floor(APPEND_DATA_CHARS_MAX / chars) + 1;
+        expect(count, 'events it takes to pass the limit').toBeLessThanOrEqual(APPEND_EVENTS_MAX);
+        const events = new Array<StoredEvent>(count).fill(large);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 0, events }), 'limit_exceeded');
+        // One fewer is within the limit: refused for the second event's version, not for size.
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 0, events: events.slice(0, count - 1) }), 'invalid_input', issueAt(['events', 1, 'ledgerVersion']));
+        await stream.expectUnchanged([large]);
+      }, timeout);
     });
 
     describe('arguments', () => {
@@ -1241,6 +1255,14 @@ function transferPosted(transferId: string, options: { readonly reversalOf?: str
     reversalOf: options.reversalOf,
     metadata: { purpose: 'conformance' },
   };
+}
+
+/** A transfer near the largest the domain's limits allow: 32 postings of long ids, a long reference, ~3.6 KB of metadata. */
+function largeTransfer(transferId: string): LedgerEvent {
+  const amount = 10n ** 35n;
+  const postings = Array.from({ length: 16 }, (_, index) => [eur(`cash-${index}-`.padEnd(128, 'c'), 'debit', amount), eur(`revenue-${index}-`.padEnd(128, 'r'), 'credit', amount)]).flat();
+  const metadata = Object.fromEntries(Array.from({ length: 7 }, (_, index) => [`note-${index}`, 'n'.repeat(500)]));
+  return { type: 'TransferPosted', transferId, postings, reference: 'r'.repeat(256), reversalOf: undefined, metadata };
 }
 
 function transferPending(transferId: string, options: { readonly timeoutMs?: number; readonly reference?: string } = {}): LedgerEvent {

@@ -18,13 +18,13 @@ import {
   WriterFailedError,
   type LedgerErrorCode,
 } from '../errors.js';
-import { EventCodec, type DecodedEvent } from '../events/codec.js';
+import { dataJsonOf, EventCodec, type DecodedEvent } from '../events/codec.js';
 import { commandError } from '../input/command-checks.js';
 import { checkCollaborator, checkOptions } from '../input/options.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
 import type { UpcasterRegistry } from '../events/upcasters.js';
 import { CurrencyRegistry } from '../money/currency.js';
-import { APPEND_EVENTS_MAX, INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
+import { APPEND_DATA_CHARS_MAX, APPEND_EVENTS_MAX, INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
 import { MinHeap } from './min-heap.js';
 
 /** Expiry heap size below which it is never rebuilt (see `LedgerWriter.holdTimeoutsTracked`). */
@@ -761,29 +761,46 @@ export class LedgerWriter {
     const events: StoredEvent[] = [];
     const results: DecidedCommand[] = [];
     let previousHash = previousHashBelow;
+    let dataChars = 0;
     let rejected = false;
     for (let index = 0; index < batch.length; index += 1) {
       const item = batch[index] as QueuedCommand;
       const decision = decide(item.command, view, context);
-      if (decision.ok && events.length > 0 && events.length + decision.events.length > APPEND_EVENTS_MAX) {
-        // A store takes at most APPEND_EVENTS_MAX events per append and refuses the whole append
-        // beyond it, so a batch of linked groups (up to 64 events per command) would fail every
-        // command, and every retry of them, for good. The batch ends here; the rest of it goes
-        // back to the front of the queue, in order, to be decided on top of this one. (`decide`
-        // left the view unchanged, so dropping this decision is sound.)
-        this.#queue.unshift(...batch.splice(index));
-        break;
-      }
       const versions: number[] = [];
       if (decision.ok) {
-        for (const draft of decision.events) {
+        const drafts = decision.events;
+        // A store takes at most APPEND_EVENTS_MAX events and APPEND_DATA_CHARS_MAX characters of
+        // data per append and refuses the whole append beyond either, so a batch of linked groups
+        // (up to 64 events per command) would fail every command, and every retry of them, for
+        // good. The batch ends before the command that would pass either; the rest of it goes
+        // back to the front of the queue, in order, to be decided on top of this one. (`decide`
+        // left the view unchanged, and nothing is evolved before the check, so dropping this
+        // decision is sound.)
+        if (events.length > 0 && events.length + drafts.length > APPEND_EVENTS_MAX) {
+          this.#queue.unshift(...batch.splice(index));
+          break;
+        }
+        const encoded = new Array<StoredEvent>(drafts.length);
+        let hash = previousHash;
+        let chars = 0;
+        for (let k = 0; k < drafts.length; k += 1) {
+          const stored = this.#encode(drafts[k] as EventDraft, view.version + 1 + k, nowMs, item.context, hash);
+          hash = stored.hash;
+          chars += dataJsonOf(stored).length;
+          encoded[k] = stored;
+        }
+        if (events.length > 0 && dataChars + chars > APPEND_DATA_CHARS_MAX) {
+          this.#queue.unshift(...batch.splice(index));
+          break;
+        }
+        for (let k = 0; k < drafts.length; k += 1) {
           const ledgerVersion = view.version + 1;
-          evolve(view, draft.event, { ledgerVersion, recordedAtMs: nowMs, effectiveAtMs: draft.effectiveAtMs });
-          const stored = this.#encode(draft, ledgerVersion, nowMs, item.context, previousHash);
-          previousHash = stored.hash;
-          events.push(stored);
+          evolve(view, (drafts[k] as EventDraft).event, { ledgerVersion, recordedAtMs: nowMs, effectiveAtMs: (drafts[k] as EventDraft).effectiveAtMs });
+          events.push(encoded[k] as StoredEvent);
           versions.push(ledgerVersion);
         }
+        previousHash = hash;
+        dataChars += chars;
       } else {
         rejected = true;
       }
