@@ -18,7 +18,7 @@ import { requestFingerprint, type IdempotencyStore, type KeyRef, type StoredResp
 import { UNMATCHED_ROUTE, type RequestMetrics } from './metrics.js';
 import { buildOpenApiDocument, type OpenApiInfo } from './openapi.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from './problems.js';
-import type { RateLimiter } from './rate-limiter.js';
+import type { RateDecision, RateLimiter } from './rate-limiter.js';
 import { fastifyPath, type Answer, type RequestContext, type Route } from './route.js';
 import { accountRoutes } from './routes/accounts.js';
 import { auditRoutes } from './routes/audit.js';
@@ -173,15 +173,17 @@ export function buildApp(deps: AppDependencies): BankingApp {
   app.decorateRequest('parsedBody', undefined);
   app.decorateRequest('audited', false);
 
+  /** Refuses a request whose rate limiter bucket is empty: 429 with `Retry-After`. */
+  function refuseWhenLimited(decision: RateDecision): void {
+    if (!decision.allowed) throw new ProblemError('rate_limited', `more than ${settings.rateLimitPerSecond} requests per second`, { retryAfterSeconds: decision.retryAfterSeconds });
+  }
+
   /** Admits a protected request once its token is known: rate limit, scope, tenant. Throws a problem. */
   function admit(request: FastifyRequest, route: Route & { scope: NonNullable<Route['scope']> }, principal: Principal | undefined, authError: unknown): void {
     // Limited per client when the token is good, per address when not (guessing tokens costs too).
-    if (rateLimiter !== undefined) {
-      // NUL separates the parts: tenant ids may contain ':' and neither id may contain a NUL, so
-      // no two (tenant, client) pairs share a bucket.
-      const decision = rateLimiter.take(principal === undefined ? `ip\u0000${request.ip}` : `client\u0000${principal.tenantId}\u0000${principal.clientId}`);
-      if (!decision.allowed) throw new ProblemError('rate_limited', `more than ${settings.rateLimitPerSecond} requests per second`, { retryAfterSeconds: decision.retryAfterSeconds });
-    }
+    // NUL separates the parts: tenant ids may contain ':' and neither id may contain a NUL, so no
+    // two (tenant, client) pairs share a bucket.
+    if (rateLimiter !== undefined) refuseWhenLimited(rateLimiter.take(principal === undefined ? addressKey(request) : `client\u0000${principal.tenantId}\u0000${principal.clientId}`));
     if (principal === undefined) throw authError;
     request.principal = principal;
     requireScope(principal, route.scope);
@@ -210,6 +212,10 @@ export function buildApp(deps: AppDependencies): BankingApp {
         done();
         return;
       }
+      // An address whose requests without a valid token used up its bucket is refused before its
+      // token is verified: a flood of forged tokens costs a map lookup each, not a signature check.
+      // (A token verified before, from any address, is admitted above.)
+      if (rateLimiter !== undefined) refuseWhenLimited(rateLimiter.peek(addressKey(request)));
     } catch (error) {
       done(error as Error);
       return;
@@ -452,6 +458,11 @@ function contentCodings(header: string | undefined): string[] {
 }
 
 /** Whether a request has a body to read, by fastify's own rule (a length above 0, or chunked). */
+/** The rate limiter's bucket of requests from this address without a valid token. */
+function addressKey(request: FastifyRequest): string {
+  return `ip\u0000${request.ip}`;
+}
+
 function hasBody(request: FastifyRequest): boolean {
   const length = request.headers['content-length'];
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');

@@ -64,12 +64,28 @@ export class RateLimiter {
       bucket.tokens -= 1;
       return ALLOWED;
     }
-    const waitMs = (1 - bucket.tokens) / this.#ratePerMs;
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1_000)) };
+    return refusal(bucket.tokens, this.#ratePerMs);
+  }
+
+  /**
+   * Whether `clientKey` could take a token now, without taking it (its bucket is neither created
+   * nor made more recent): an empty bucket is refused with the time until its next token.
+   */
+  peek(clientKey: string): RateDecision {
+    const bucket = this.#buckets.get(clientKey);
+    if (bucket === undefined) return ALLOWED;
+    const tokens = Math.min(this.#burst, bucket.tokens + (this.#clock() - bucket.updatedAtMs) * this.#ratePerMs);
+    return tokens >= 1 ? ALLOWED : refusal(tokens, this.#ratePerMs);
   }
 
   /** Buckets currently kept. */
   get size(): number {
     return this.#buckets.size;
   }
+}
+
+/** The refusal of a bucket holding `tokens` (< 1), refilled at `ratePerMs`: whole seconds, at least 1. */
+function refusal(tokens: number, ratePerMs: number): RateDecision {
+  const waitMs = (1 - tokens) / ratePerMs;
+  return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1_000)) };
 }

@@ -83,6 +83,28 @@ describe('rate limiting', () => {
     expect(statuses.filter((status) => status === 401).length).toBeLessThanOrEqual(3 + refills);
     if (refills === 0) expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
   });
+
+  it('an address that used up its bucket on invalid tokens is refused before a new token is verified; a token verified before is still admitted', async () => {
+    const api = await start({ rateLimitPerSecond: 1, rateLimitBurst: 2 });
+    const known = client(api.url, await api.token('rl-addr', undefined, { subject: 'known' }));
+    expect((await known.get('/accounts')).status).toBe(200);
+    // Valid, but never sent yet: only a signature check would tell.
+    const fresh = client(api.url, await api.token('rl-addr', undefined, { subject: 'fresh' }));
+    const invalid = await Promise.all(Array.from({ length: 6 }, () => call(api.url, 'GET', '/accounts', { token: 'x.y.z' })));
+    expect(invalid.map((reply) => reply.status)).toContain(429);
+    const sinceMs = performance.now();
+    const freshReply = await fresh.get('/accounts');
+    const knownStatus = (await known.get('/accounts')).status;
+    // Only meaningful while the address's bucket is still empty (it refills one token a second).
+    if (performance.now() - sinceMs < 900) {
+      expectProblem(freshReply, 429, 'rate_limited');
+      expect(Number(freshReply.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    }
+    expect(knownStatus).toBe(200);
+    // Once the bucket has a token again, the new token is verified and admitted.
+    await new Promise((resolve) => setTimeout(resolve, 1_000 * Number(freshReply.headers.get('retry-after') ?? 1)));
+    expect((await fresh.get('/accounts')).status).toBe(200);
+  });
 });
 
 describe('graceful shutdown', () => {
