@@ -15,7 +15,7 @@ export interface RateLimiterOptions {
   /** Most buckets kept. */
   readonly clientsMax: number;
   /** Monotonic clock in ms; default `performance.now`. */
-  readonly clock?: () => number;
+  readonly clock?: (() => number) | undefined;
 }
 
 /** The answer for one request. */
@@ -41,6 +41,7 @@ export class RateLimiter {
     if (!(options.ratePerSecond > 0)) throw new RangeError('ratePerSecond must be positive');
     if (!(options.burst >= 1)) throw new RangeError('burst must be at least 1');
     if (!Number.isInteger(options.clientsMax) || options.clientsMax < 1) throw new RangeError('clientsMax must be a positive integer');
+    if (options.clock !== undefined && typeof options.clock !== 'function') throw new TypeError('clock must be a function');
     this.#ratePerMs = options.ratePerSecond / 1_000;
     this.#burst = options.burst;
     this.#clientsMax = options.clientsMax;

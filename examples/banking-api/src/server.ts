@@ -43,6 +43,11 @@ export interface BankingApiOptions {
   readonly currencies?: CurrencyRegistry;
   /** Overrides of the OpenAPI document's info. */
   readonly openApi?: Partial<OpenApiInfo>;
+  /**
+   * The rate limiter's monotonic clock, in ms; default `performance.now`. For tests that must
+   * decide when buckets refill.
+   */
+  readonly rateLimitClockMs?: () => number;
 }
 
 /** A running (or ready to run) API. */
@@ -164,7 +169,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
     const verifier = new TokenVerifier({ cacheMax: settings.tokenCacheMax, ...options.auth });
     const rateLimiter =
       settings.rateLimitPerSecond > 0
-        ? new RateLimiter({ ratePerSecond: settings.rateLimitPerSecond, burst: settings.rateLimitBurst, clientsMax: settings.rateLimitClientsMax })
+        ? new RateLimiter({ ratePerSecond: settings.rateLimitPerSecond, burst: settings.rateLimitBurst, clientsMax: settings.rateLimitClientsMax, clock: options.rateLimitClockMs })
         : undefined;
     const metrics = new RequestMetrics();
     const built = buildApp({

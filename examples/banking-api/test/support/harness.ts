@@ -15,7 +15,7 @@ import { prepareDatabase } from '../../src/database.js';
 import { migrateBankingApi } from '../../src/migrations.js';
 import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER, generateDevKeys, mintToken, type DevKeys, type MintTokenOptions } from '../../src/dev-tokens.js';
 import { createLogger } from '../../src/logger.js';
-import { createBankingApi, type BankingApi } from '../../src/server.js';
+import { createBankingApi, type BankingApi, type BankingApiOptions } from '../../src/server.js';
 import type { Scope, TokenVerifierOptions } from '../../src/auth.js';
 
 /** Every scope, for tokens that may do anything. */
@@ -107,7 +107,12 @@ export interface TestApi {
  * Starts the API on `db` with test settings (responses checked against their schemas; no rate
  * limit unless given); `auth` overrides token verification options (the key stays the test's own).
  */
-export async function startTestApi(db: TestDatabase, settings: Partial<ApiSettings> = {}, auth: Partial<Omit<TokenVerifierOptions, 'key'>> = {}): Promise<TestApi> {
+export async function startTestApi(
+  db: TestDatabase,
+  settings: Partial<ApiSettings> = {},
+  auth: Partial<Omit<TokenVerifierOptions, 'key'>> = {},
+  options: Pick<BankingApiOptions, 'rateLimitClockMs'> = {},
+): Promise<TestApi> {
   const keys = await generateDevKeys();
   const logs: Record<string, unknown>[] = [];
   let text = '';
@@ -125,6 +130,7 @@ export async function startTestApi(db: TestDatabase, settings: Partial<ApiSettin
     auth: { issuer: DEV_ISSUER, audience: DEFAULT_AUDIENCE, algorithms: [DEV_ALGORITHM], ...auth, key: keys.publicKey },
     settings: { validateResponses: true, rateLimitPerSecond: 0, tenantsMax: 16, ...settings },
     logger: createLogger({ level: 'info', destination }),
+    ...options,
   });
   const url = await api.listen({ port: 0 });
   return {
