@@ -208,8 +208,21 @@ describe('metrics', () => {
     expect(value(/^banking_api_requests_total\{route="\/accounts\/\{accountId\}\/balance",method="GET",status="404"\} /)).toBeGreaterThanOrEqual(1);
     expect(value(/^banking_api_requests_total\{route="\/transfer-groups",method="POST",status="201"\} /)).toBeGreaterThanOrEqual(1);
     expect(value(/^banking_api_requests_total\{route="unmatched",method="GET",status="404"\} /)).toBeGreaterThanOrEqual(1);
+    // The histogram counts every answered request of the route (the two above at least, and as
+    // many as its requests_total series): a missing line reads as NaN, which no check below admits.
     const count = value(/^banking_api_request_duration_seconds_count\{route="\/accounts\/\{accountId\}\/balance",method="GET"\} /);
+    const answered = text
+      .split('\n')
+      .filter((line) => line.startsWith('banking_api_requests_total{route="/accounts/{accountId}/balance",method="GET",'))
+      .reduce((total, line) => total + Number(line.split(' ').pop()), 0);
+    expect(Number.isFinite(count), 'the _count line').toBe(true);
+    expect(count).toBeGreaterThanOrEqual(2);
+    expect(count).toBe(answered);
     expect(value(/^banking_api_request_duration_seconds_bucket\{route="\/accounts\/\{accountId\}\/balance",method="GET",le="\+Inf"\} /)).toBe(count);
+    const sum = value(/^banking_api_request_duration_seconds_sum\{route="\/accounts\/\{accountId\}\/balance",method="GET"\} /);
+    expect(Number.isFinite(sum), 'the _sum line').toBe(true);
+    // Each request takes some time, so requests observed add up to more than nothing.
+    expect(sum).toBeGreaterThan(0);
     expect(text).toContain('# TYPE banking_api_request_duration_seconds histogram');
     expect(text).toMatch(new RegExp(`^banking_api_writer_queue_depth\\{tenant="${TENANT}",ledger="main"\\} \\d+$`, 'm'));
     expect(text).toMatch(new RegExp(`^banking_api_projection_lag_seconds\\{projection="[^"]+",tenant="${TENANT}"\\} [0-9.e-]+$`, 'm'));
@@ -222,13 +235,23 @@ describe('metrics', () => {
   });
 
   it('histogram buckets are cumulative and end at the count', async () => {
+    // Requests of its own, so that the histogram has observations whatever ran before.
+    const requests = 3;
+    for (let n = 0; n < requests; n += 1) expect((await bank.get('/accounts/alice/balance')).status).toBe(200);
     const text = await (await fetch(metricsUrl)).text();
-    const buckets = text
-      .split('\n')
-      .filter((line) => line.startsWith('banking_api_request_duration_seconds_bucket{route="/accounts/{accountId}/balance",method="GET"'))
-      .map((line) => Number(line.split(' ').pop()));
+    const series = (suffix: string): string[] =>
+      text.split('\n').filter((line) => line.startsWith(`banking_api_request_duration_seconds_${suffix}{route="/accounts/{accountId}/balance",method="GET"`));
+    const buckets = series('bucket').map((line) => Number(line.split(' ').pop()));
+    const counts = series('count').map((line) => Number(line.split(' ').pop()));
     expect(buckets.length).toBe(13);
+    expect(counts.length).toBe(1);
+    const count = counts[0] as number;
+    // NaN and Infinity would pass the comparisons below vacuously or wrongly: every value is a number.
+    for (const bucket of [...buckets, count]) expect(Number.isFinite(bucket), String(bucket)).toBe(true);
+    expect(count).toBeGreaterThanOrEqual(requests);
     for (let index = 1; index < buckets.length; index += 1) expect(buckets[index]).toBeGreaterThanOrEqual(buckets[index - 1] as number);
+    // The last bucket (+Inf) holds every observation.
+    expect(buckets[buckets.length - 1]).toBe(count);
   });
 
   it('only GET /metrics is served there, and the API port has no /metrics', async () => {

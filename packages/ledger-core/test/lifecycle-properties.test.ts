@@ -37,6 +37,12 @@ const START_MS = Date.parse('2025-06-01T00:00:00.000Z');
 const BACKDATE_WINDOW_MS = 30_000;
 const EXPIRY_INTERVAL_MS = 10;
 const GHOST = 'ghost';
+// A property that runs out of time fails rather than passing on the runs it managed: a loaded
+// machine must not quietly test fewer cases, nor drop a failure found late. The limit is far
+// above a run's time here (100 runs take about 2 s on an idle 2-core machine), and the test's
+// timeout above the limit, so that the property's own report (its counterexample) is what fails.
+const PROPERTY_TIME_LIMIT_MS = 30_000;
+const PROPERTY_TEST_TIMEOUT_MS = PROPERTY_TIME_LIMIT_MS + 30_000;
 
 type Side = 'debit' | 'credit';
 
@@ -731,9 +737,10 @@ describe('hold, reversal, status and retry lifecycles under random sequences', (
             await h.writer.close();
           }
         }),
-        { numRuns: 100, interruptAfterTimeLimit: 8_000, markInterruptAsFailure: false },
+        { numRuns: 100, interruptAfterTimeLimit: PROPERTY_TIME_LIMIT_MS, markInterruptAsFailure: true },
       );
     },
+    PROPERTY_TEST_TIMEOUT_MS,
   );
 });
 
@@ -845,7 +852,7 @@ describe('linked groups mixing every member kind', () => {
           await h.writer.close();
         }
       }),
-      { numRuns: 80, interruptAfterTimeLimit: 8_000, markInterruptAsFailure: false },
+      { numRuns: 80, interruptAfterTimeLimit: PROPERTY_TIME_LIMIT_MS, markInterruptAsFailure: true },
     );
-  });
+  }, PROPERTY_TEST_TIMEOUT_MS);
 });
