@@ -40,6 +40,12 @@ export interface ApiSettings {
   /** Most commands a writer decides and appends in one batch: 1..8,190, default 1,000. */
   readonly writerBatchSizeMax: number;
   /**
+   * Most memory, estimated, a writer's transfer records may take (its `transfersCachedBytesMax`;
+   * older records are read from the index on a retry): 0..1 GiB, default 16 MiB. With `ledgersMax`
+   * open ledgers, this times `ledgersMax` is the most they take in all (256 × 16 MiB = 4 GiB).
+   */
+  readonly writerTransfersCachedBytesMax: number;
+  /**
    * How long a tenant's projection runner, once live, waits after each batch before reading the
    * next, so that under load a batch gathers more events (fewer read-model transactions per
    * transfer, at most this much more lag): 0..1,000 ms, default 20.
@@ -90,6 +96,7 @@ const NUMBER_SETTINGS = {
   ledgersPerTenantMax: { min: 1, max: 10_000, fallback: 16 },
   writerQueueLengthMax: { min: 100, max: 1_000_000, fallback: 20_000 },
   writerBatchSizeMax: { min: 1, max: 8_190, fallback: 1_000 },
+  writerTransfersCachedBytesMax: { min: 0, max: 2 ** 30, fallback: 16 * 2 ** 20 },
   projectionBatchDelayMs: { min: 0, max: 1_000, fallback: 20 },
   inlineProjectionBatchDelayMs: { min: 0, max: 1_000, fallback: 250 },
   idempotencyTtlMs: { min: 60_000, max: 30 * 86_400_000, fallback: 86_400_000 },

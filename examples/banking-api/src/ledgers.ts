@@ -28,6 +28,8 @@ export interface LedgerRegistryOptions {
   readonly ledgersPerTenantMax: number;
   readonly writerQueueLengthMax: number;
   readonly writerBatchSizeMax: number;
+  /** Each writer's `transfersCachedBytesMax`. */
+  readonly writerTransfersCachedBytesMax: number;
   /** The runners' `liveBatchDelayMs`. */
   readonly projectionBatchDelayMs: number;
   /** The projections each tenant's runner runs. */
@@ -287,6 +289,7 @@ export class LedgerRegistry {
         currencies: this.#options.currencies,
         queueLengthMax: this.#options.writerQueueLengthMax,
         batchSizeMax: this.#options.writerBatchSizeMax,
+        transfersCachedBytesMax: this.#options.writerTransfersCachedBytesMax,
       });
     const opening = evicted === undefined ? open() : evicted.then(open);
     const entry: LedgerEntry = { tenantId, opening, ledger: undefined, inFlight: 0, lastUsedMs: Date.now(), failuresInARow: 0 };

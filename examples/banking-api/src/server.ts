@@ -124,6 +124,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       ledgersPerTenantMax: settings.ledgersPerTenantMax,
       writerQueueLengthMax: settings.writerQueueLengthMax,
       writerBatchSizeMax: settings.writerBatchSizeMax,
+      writerTransfersCachedBytesMax: settings.writerTransfersCachedBytesMax,
       projectionBatchDelayMs: settings.projectionBatchDelayMs,
       // The balances and the directory are kept by the inline hooks: their runners are a safety net.
       projections: () => [

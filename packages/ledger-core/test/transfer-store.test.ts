@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { transferRecordOf, type EventMeta } from '../src/domain/transfer-record.js';
-import { TransferStore } from '../src/domain/transfer-store.js';
+import { recordBytes, TransferStore } from '../src/domain/transfer-store.js';
 import type { TransferRecord } from '../src/domain/state.js';
 import type { LedgerEvent, Posting } from '../src/domain/types.js';
 
@@ -165,6 +165,8 @@ function apply(store: TransferStore, model: Map<string, TransferRecord>, step: O
 
 function expectSame(store: TransferStore, model: Map<string, TransferRecord>): void {
   expect(store.size).toBe(model.size);
+  // The running estimate is the sum over the live records, however they came and went.
+  expect(store.estimatedBytes).toBe([...model].reduce((sum, [id, record]) => sum + recordBytes(id, record), 0));
   expect([...store.keys()]).toEqual([...model.keys()]);
   expect([...store.entries()]).toEqual([...model.entries()]);
   // Iterating hands out the same objects `get` does.
@@ -192,6 +194,32 @@ describe('TransferStore', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('estimates a record by what grows with it: a transfer of 32 long-id postings with 4 KB of metadata weighs 20 times a plain one or more', () => {
+    const store = new TransferStore();
+    store.record(eventOf('posted', 'plain', 5n), metaOf(1));
+    const plain = store.estimatedBytes;
+    expect(plain).toBeGreaterThan(0);
+    const accountIds = Array.from({ length: 32 }, (_, index) => `account-${index}-`.padEnd(128, 'x'));
+    const metadata = Object.fromEntries(Array.from({ length: 7 }, (_, index) => [`note-${index}`, 'n'.repeat(500)]));
+    const large: LedgerEvent = {
+      type: 'TransferPosted',
+      transferId: 'large',
+      postings: accountIds.map((accountId, index) => ({ accountId, side: index % 2 === 0 ? 'debit' : 'credit', amount: 1n, currency: 'EUR' })),
+      reference: 'r'.repeat(256),
+      reversalOf: undefined,
+      metadata,
+    };
+    store.record(large, metaOf(2));
+    const largeBytes = store.estimatedBytes - plain;
+    // 32 × 128 characters of account ids, 3,500 of metadata, 256 of reference at least.
+    expect(largeBytes).toBeGreaterThan(32 * 128 + 7 * 500 + 256);
+    expect(largeBytes).toBeGreaterThan(20 * plain);
+    expect(store.delete('large')).toBe(true);
+    expect(store.estimatedBytes).toBe(plain);
+    store.clear();
+    expect(store.estimatedBytes).toBe(0);
   });
 
   it('is a Map to code that checks, and refuses a second record for the same id', () => {

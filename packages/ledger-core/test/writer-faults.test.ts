@@ -594,10 +594,16 @@ const outcomeOf = (promise: Promise<CommandResult>): Promise<CommandResult | Err
   (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
 );
 
-/** An in-memory store that records the size of every append it is asked for, in events and in characters of data JSON. */
+/** An in-memory store that records the size of every append it is asked for, in events and in characters of data JSON, and every index key looked up. */
 class CountingStore extends InMemoryEventStore {
   readonly appendSizes: number[] = [];
   readonly appendDataChars: number[] = [];
+  readonly keysLookedUp: string[] = [];
+
+  override async findByIndexKeys(request: FindByIndexKeysRequest): Promise<Map<string, StoredEvent>> {
+    this.keysLookedUp.push(...request.keys);
+    return super.findByIndexKeys(request);
+  }
 
   override async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     this.appendSizes.push(request.events.length);
@@ -652,6 +658,44 @@ describe('append size', () => {
     const [last] = await store.readStream({ tenantId: TENANT, ledgerId: LEDGER, direction: 'backward', limit: 1 });
     expect(last?.ledgerVersion).toBe(32 + 440 * 64);
   }, 120_000);
+});
+
+describe('transfer records kept in memory', () => {
+  /** 32 accounts with long ids, opened; transfers between them of 32 postings with ~3.6 KB of metadata. */
+  async function largeTransfers(writer: LedgerWriter): Promise<(transferId: string) => TransferCommand> {
+    const accounts = Array.from({ length: 32 }, (_, index) => `account-${index}-`.padEnd(128, 'x'));
+    for (const accountId of accounts) expect(await writer.submit(openAccount(accountId))).toMatchObject({ ok: true });
+    const metadata = Object.fromEntries(Array.from({ length: 7 }, (_, index) => [`note-${index}`, 'n'.repeat(500)]));
+    return (transferId) => ({
+      ...transfer(transferId, 'unused', 'unused', 1n),
+      postings: accounts.map((accountId, index) => ({ accountId, side: index % 2 === 0 ? 'debit' : 'credit', amount: 1n, currency: 'EUR' })),
+      metadata,
+    });
+  }
+
+  it('are bounded by their estimated size too (transfersCachedBytesMax): past it the oldest are dropped, and a retry of one is answered from the store\'s index', async () => {
+    const outcomes: { lookedUp: boolean; retry: CommandResult }[] = [];
+    for (const transfersCachedBytesMax of [200_000, undefined]) {
+      const store = new CountingStore();
+      const writer = await openWriter(store, transfersCachedBytesMax === undefined ? {} : { transfersCachedBytesMax });
+      const large = await largeTransfers(writer);
+      // 100 transfers of ~10 KB each: about 1 MB, five times the smaller bound, far under the default.
+      const first = await writer.submit(large('large-0'));
+      expect(first).toMatchObject({ ok: true });
+      for (let n = 1; n < 100; n += 1) expect(await writer.submit(large(`large-${n}`))).toMatchObject({ ok: true });
+      const retry = await writer.submit(large('large-0'));
+      expect(retry).toMatchObject({ ok: true, duplicate: true, ledgerVersion: (first as { ledgerVersion: number }).ledgerVersion });
+      outcomes.push({ lookedUp: store.keysLookedUp.includes('transfer:large-0'), retry });
+    }
+    // Under the 200 KB bound the first record was dropped and read back from the index; under the default it was still in memory.
+    expect(outcomes.map((outcome) => outcome.lookedUp)).toEqual([true, false]);
+  });
+
+  it('transfersCachedBytesMax outside 0..2^40 or not an integer is refused at open', async () => {
+    for (const transfersCachedBytesMax of [-1, 1.5, 2 ** 40 + 1]) {
+      await expect(LedgerWriter.open({ store: new InMemoryEventStore(), tenantId: TENANT, ledgerId: LEDGER, transfersCachedBytesMax })).rejects.toBeInstanceOf(LimitExceededError);
+    }
+  });
 });
 
 /**

@@ -5,6 +5,7 @@ import { BACKDATE_WINDOW_MS_DEFAULT, ID_PATTERN, ID_PATTERN_MESSAGE } from '../d
 import type { RejectionCode } from '../domain/rejections.js';
 import { restoreState, serializeState, SNAPSHOT_SCHEMA_VERSION } from '../domain/snapshot-codec.js';
 import { commitOverlay, initialState, overlayState, rebaseOverlay, type AccountState, type LedgerState, type OverlayState, type TransferRecord } from '../domain/state.js';
+import { TransferStore } from '../domain/transfer-store.js';
 import type { LedgerCommand, Metadata, TransferLikeCommand } from '../domain/types.js';
 import { hasErrorCode } from '../error-code.js';
 import {
@@ -38,6 +39,8 @@ export const QUEUE_LENGTH_MAX_LIMIT = 1_000_000;
 export const APPENDS_IN_FLIGHT_MAX_LIMIT = 4;
 /** Shortest queue that is cut in two so that its halves' appends overlap (see `appendsInFlightMax`). */
 const SPLIT_QUEUE_LENGTH_MIN = 1_000;
+/** Default `transfersCachedBytesMax`: 128 MiB. */
+const TRANSFERS_CACHED_BYTES_DEFAULT = 128 * 2 ** 20;
 
 // A store's errors are told apart by their codes: the store may throw another copy's classes.
 /** A store's refusals after which a batch is decided again on the stream's tail: another writer got there first. */
@@ -76,6 +79,13 @@ export interface LedgerWriterOptions {
   readonly backdateWindowMs?: number;
   /** Most resolved transfer records kept in memory for fast retries; older ones are read from the store's index. Default 200,000. */
   readonly transfersCachedMax?: number;
+  /**
+   * Most memory those records may take, estimated from their ids, postings, references and
+   * metadata (see `TransferStore.estimatedBytes`): 0..2^40, default 128 MiB (134,217,728). The
+   * oldest resolved records are dropped past either bound; open holds are always kept. Without
+   * it, 200,000 transfers of 32 postings and 4 KB of metadata each took about 2.5 GB.
+   */
+  readonly transfersCachedBytesMax?: number;
   /** Save a snapshot after this many events since the last one; 0 never. Default 50,000. */
   readonly snapshotEveryEvents?: number;
   /** How many times one batch is re-decided after another writer appended first: 0..100, default 8. */
@@ -210,6 +220,7 @@ export class LedgerWriter {
   readonly #queueLengthMax: number;
   readonly #backdateWindowMs: number;
   readonly #transfersCachedMax: number;
+  readonly #transfersCachedBytesMax: number;
   readonly #snapshotEveryEvents: number;
   readonly #conflictRetriesMax: number;
   readonly #appendsInFlightMax: number;
@@ -266,6 +277,7 @@ export class LedgerWriter {
     this.#queueLengthMax = bounded('queueLengthMax', options.queueLengthMax, 100_000, 1, QUEUE_LENGTH_MAX_LIMIT);
     this.#backdateWindowMs = bounded('backdateWindowMs', options.backdateWindowMs, BACKDATE_WINDOW_MS_DEFAULT, 0, 10 * 366 * 86_400_000);
     this.#transfersCachedMax = bounded('transfersCachedMax', options.transfersCachedMax, 200_000, 0, 50_000_000);
+    this.#transfersCachedBytesMax = bounded('transfersCachedBytesMax', options.transfersCachedBytesMax, TRANSFERS_CACHED_BYTES_DEFAULT, 0, 2 ** 40);
     this.#snapshotEveryEvents = bounded('snapshotEveryEvents', options.snapshotEveryEvents, 50_000, 0, 100_000_000);
     this.#conflictRetriesMax = bounded('conflictRetriesMax', options.conflictRetriesMax, 8, 0, 100);
     this.#appendsInFlightMax = bounded('appendsInFlightMax', options.appendsInFlightMax, 2, 1, APPENDS_IN_FLIGHT_MAX_LIMIT);
@@ -878,10 +890,12 @@ export class LedgerWriter {
 
   #evictTransfers(): void {
     const transfers = this.#state.transfers;
-    if (transfers.size <= this.#transfersCachedMax) return;
+    const sized = transfers instanceof TransferStore ? transfers : undefined;
+    if (transfers.size <= this.#transfersCachedMax && (sized?.estimatedBytes ?? 0) <= this.#transfersCachedBytesMax) return;
     const target = Math.floor(this.#transfersCachedMax * 0.9);
+    const targetBytes = Math.floor(this.#transfersCachedBytesMax * 0.9);
     for (const [id, record] of transfers) {
-      if (transfers.size <= target) break;
+      if (transfers.size <= target && (sized?.estimatedBytes ?? 0) <= targetBytes) break;
       if (record.kind === 'hold' && record.resolution === 'pending') continue;
       transfers.delete(id);
       this.#transfersComplete = false;
