@@ -67,7 +67,7 @@ export {
   type Snapshot,
 } from './store/event-store.js';
 export { InMemoryEventStore } from './store/in-memory-store.js';
-export { snapshotStateJson, SNAPSHOT_SCHEMA_VERSION_STORED_MAX } from './store/snapshot-content.js';
+export { snapshotStateJson, SNAPSHOT_SCHEMA_VERSION_STORED_MAX, SNAPSHOT_STATE_BYTES_MAX } from './store/snapshot-content.js';
 export { copyLedger, COPY_BATCH_SIZE_DEFAULT, type CopyLedgerOptions, type CopyLedgerResult } from './store/copy-ledger.js';
 
 export { replayLedger, readLedger, replayAccountEntries, parseAsOf, AS_OF_MESSAGE, REPLAY_PAGE_SIZE, HISTORY_PAGE_SIZE_MAX, type AsOf, type AsOfPoint, type ReplayOptions, type ReplayedState, type LedgerSource, type AccountEntry, type AccountEntriesPage, type AccountEntriesOptions } from './query/replay.js';

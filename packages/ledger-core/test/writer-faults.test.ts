@@ -691,6 +691,23 @@ describe('transfer records kept in memory', () => {
     expect(outcomes.map((outcome) => outcome.lookedUp)).toEqual([true, false]);
   });
 
+  it('a snapshot the store refuses is tried again after another snapshotEveryEvents events, not after every batch', async () => {
+    class SnapshotRefusingStore extends InMemoryEventStore {
+      attempts: number[] = [];
+      override async saveSnapshot(snapshot: Snapshot): Promise<void> {
+        this.attempts.push(snapshot.ledgerVersion);
+        throw new LimitExceededError('the state is too large to keep');
+      }
+    }
+    const store = new SnapshotRefusingStore();
+    const writer = await openWriter(store, { snapshotEveryEvents: 4 });
+    await setUp(writer);
+    // One batch per command (each awaited): 4 events of set-up, then 16 transfers.
+    for (let n = 0; n < 16; n += 1) expect(await writer.submit(transfer(`s-${n}`, 'bank', 'bob', 1n))).toMatchObject({ ok: true });
+    await writer.close();
+    expect(store.attempts).toEqual([4, 8, 12, 16, 20]);
+  });
+
   it('transfersCachedBytesMax outside 0..2^40 or not an integer is refused at open', async () => {
     for (const transfersCachedBytesMax of [-1, 1.5, 2 ** 40 + 1]) {
       await expect(LedgerWriter.open({ store: new InMemoryEventStore(), tenantId: TENANT, ledgerId: LEDGER, transfersCachedBytesMax })).rejects.toBeInstanceOf(LimitExceededError);

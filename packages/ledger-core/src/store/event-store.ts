@@ -168,7 +168,8 @@ export interface EventStore {
    * anything: a `ledgerVersion` that is not a non-negative integer; a `hash` that is not a string
    * without NUL or unpaired surrogates; a `schemaVersion` that is not an integer in
    * 0..2,147,483,647; a `state` that is not a JSON object without NUL characters or unpaired
-   * surrogates (a BigInt in it, say). A refused snapshot never replaces the stored one.
+   * surrogates (a BigInt in it, say); then, with `LimitExceededError`, a `state` over
+   * `SNAPSHOT_STATE_BYTES_MAX` bytes of JSON. A refused snapshot never replaces the stored one.
    */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
 

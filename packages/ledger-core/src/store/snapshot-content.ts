@@ -1,4 +1,4 @@
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, LimitExceededError } from '../errors.js';
 import { isStorableText, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
 import type { Snapshot } from './event-store.js';
 
@@ -7,6 +7,13 @@ import type { Snapshot } from './event-store.js';
  * column `PostgresEventStore` keeps it in.
  */
 export const SNAPSHOT_SCHEMA_VERSION_STORED_MAX = 2 ** 31 - 1;
+
+/**
+ * Most bytes of a snapshot's `state` as UTF-8 JSON text: 2^27 (128 MiB). PostgreSQL's `jsonb`
+ * holds at most 256 MiB in one array, and a state that large takes seconds to serialize and to
+ * write; a ledger past it is opened from an older snapshot and the events after it, as without one.
+ */
+export const SNAPSHOT_STATE_BYTES_MAX = 2 ** 27;
 
 /**
  * A JSON escape a store cannot hold: `\u0000`, or a lone surrogate (`JSON.stringify` escapes only
@@ -23,7 +30,8 @@ const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
  * without NUL or unpaired surrogates; a `schemaVersion` that is not an integer in
  * 0..{@link SNAPSHOT_SCHEMA_VERSION_STORED_MAX}; a `state` that is not a JSON object (an array, a
  * value `JSON.stringify` cannot write, a BigInt in it) or that holds a NUL character or a lone
- * UTF-16 surrogate in a key or string. What the store keeps is that text: `loadSnapshot` gives
+ * UTF-16 surrogate in a key or string; and with `LimitExceededError` a `state` over
+ * {@link SNAPSHOT_STATE_BYTES_MAX} bytes of JSON. What the store keeps is that text: `loadSnapshot` gives
  * back what `JSON.stringify` kept (no `undefined` members; a `Date` as its ISO string).
  */
 export function snapshotStateJson(snapshot: Snapshot): string {
@@ -47,6 +55,11 @@ export function snapshotStateJson(snapshot: Snapshot): string {
     throw issue(`cannot be written as JSON: ${error instanceof Error ? error.message : String(error)}`);
   }
   if (typeof json !== 'string' || !json.startsWith('{')) throw issue('must be a JSON object');
+  // A UTF-16 unit is 1 to 3 bytes of UTF-8 (a surrogate pair, two units, is 4): count the bytes
+  // only where the length alone does not decide.
+  if (json.length > SNAPSHOT_STATE_BYTES_MAX || (json.length > SNAPSHOT_STATE_BYTES_MAX / 3 && Buffer.byteLength(json) > SNAPSHOT_STATE_BYTES_MAX)) {
+    throw new LimitExceededError(`a snapshot's state must be at most ${SNAPSHOT_STATE_BYTES_MAX} bytes of JSON`);
+  }
   if (UNSTORABLE_ESCAPE.test(json)) throw issue('must not hold NUL characters or lone UTF-16 surrogates');
   return json;
 }

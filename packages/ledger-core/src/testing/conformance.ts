@@ -6,6 +6,7 @@ import { canonicalJson, hashEvent } from '../events/canonical.js';
 import { dataJsonOf, EventCodec, indexKeysOf } from '../events/codec.js';
 import { GENESIS_HASH, type GlobalEvent, type JsonObject, type JsonValue, type StoredEvent } from '../events/stored-event.js';
 import { verifyChain } from '../events/verify-chain.js';
+import { SNAPSHOT_STATE_BYTES_MAX } from '../store/snapshot-content.js';
 import { CurrencyRegistry } from '../money/currency.js';
 import { APPEND_DATA_CHARS_MAX, APPEND_EVENTS_MAX, INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore, type Snapshot } from '../store/event-store.js';
 
@@ -977,6 +978,19 @@ export function describeEventStoreConformance(
         expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(saved);
         // Nothing was stored under the ledger on another path either.
         expect(await store.loadSnapshot({ tenantId, ledgerId: otherLedgerId })).toBeNull();
+      }, timeout);
+
+      it(`saveSnapshot refuses a state over SNAPSHOT_STATE_BYTES_MAX (${SNAPSHOT_STATE_BYTES_MAX}) bytes of JSON with a LedgerError, counting bytes, not characters, and keeps the saved snapshot`, async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), transferPosted(uid('t'))]);
+        const saved = goodSnapshot(stream);
+        await store.saveSnapshot(saved);
+        const later = { ...saved, ledgerVersion: 2, hash: stream.events[1]!.hash };
+        // `{"s":"…"}` is 8 bytes around the string; a third as many characters as the limit, each
+        // 3 bytes of UTF-8, and one more: far under the limit in characters, just over it in bytes.
+        const euros = Math.floor((SNAPSHOT_STATE_BYTES_MAX - 8) / 3) + 1;
+        await expectLedgerError(store.saveSnapshot({ ...later, state: { s: '€'.repeat(euros) } }), 'limit_exceeded');
+        expect(await store.loadSnapshot({ tenantId, ledgerId })).toEqual(saved);
       }, timeout);
 
       it('saveSnapshot checks its fields in order: tenantId, ledgerId, ledgerVersion, hash, schemaVersion, state', async () => {

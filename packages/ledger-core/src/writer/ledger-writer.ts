@@ -845,8 +845,13 @@ export class LedgerWriter {
     this.#evictTransfers();
     if (this.#snapshotEveryEvents > 0 && this.#snapshotting === undefined && this.#state.version - this.#lastSnapshotVersion >= this.#snapshotEveryEvents) {
       // The state is serialized now, synchronously; saving it does not hold up the next batch.
+      const attempted = this.#state.version;
       this.#snapshotting = this.saveSnapshot()
-        .catch(() => undefined)
+        .catch(() => {
+          // Tried again after another snapshotEveryEvents events, not after every batch: a state
+          // the store refuses (too large, say) was serialized again, for seconds, after each one.
+          this.#lastSnapshotVersion = Math.max(this.#lastSnapshotVersion, attempted);
+        })
         .finally(() => {
           this.#snapshotting = undefined;
         });
