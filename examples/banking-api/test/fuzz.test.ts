@@ -16,7 +16,20 @@ let api: TestApi;
 let token: string;
 const TENANT = 'fuzz-bank';
 const ACCOUNTS = ['cash', 'alice', 'bob', 'fees', 'usd-cash'];
-const RUNS = Number(process.env['FUZZ_RUNS'] ?? 150);
+const RUNS = fuzzRuns(150);
+
+/**
+ * Runs of each route's property: `FUZZ_RUNS`, a positive integer, or `fallback` when it is unset
+ * or empty (as the projections tests' `propertyRuns` reads its variable). Anything else is refused:
+ * `Number('')` or `Number('0')` would make 0 runs, and every route test pass asserting nothing.
+ */
+function fuzzRuns(fallback: number): number {
+  const raw = process.env['FUZZ_RUNS'];
+  if (raw === undefined || raw === '') return fallback;
+  const runs = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(runs) || runs < 1) throw new RangeError(`FUZZ_RUNS must be a positive integer, got ${JSON.stringify(raw)}`);
+  return runs;
+}
 
 beforeAll(async () => {
   db = await openTestDatabase();

@@ -1,4 +1,4 @@
-import { InvalidInputError, LimitExceededError, type Ledger } from '@ledgerkit/ledger-core';
+import { EventCodec, InvalidInputError, LimitExceededError, replayLedger, type Ledger } from '@ledgerkit/ledger-core';
 import { ReadModels, reconcileLedger, ResultTooLargeError } from '@ledgerkit/projections';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,11 +49,41 @@ describe('reconcileLedger', () => {
   it('a read model that followed the log agrees with replay at its last version and at every earlier one', async () => {
     const result = await reconcileLedger({ store, models, tenantId: TENANT, ledgerId: 'eur', currencies });
     expect(result).toEqual({ tenantId: TENANT, ledgerId: 'eur', ledgerVersion: ledger.version, accountsCompared: 5, mismatchCount: 0, mismatches: [], agrees: true });
+    // Agreeing says nothing about which version was compared (the head agrees too): the accounts
+    // compared must be those open at that version, none at version 0.
+    const source = { store, codec: new EventCodec({ currencies }), tenantId: TENANT, ledgerId: 'eur' };
+    const opened: number[] = [];
     for (let ledgerVersion = 0; ledgerVersion <= ledger.version; ledgerVersion += 1) {
       const earlier = await reconcileLedger({ store, models, tenantId: TENANT, ledgerId: 'eur', currencies, ledgerVersion });
       expect(earlier.agrees, `version ${ledgerVersion}`).toBe(true);
       expect(earlier.ledgerVersion).toBe(ledgerVersion);
+      const accounts = (await replayLedger(source, { ledgerVersion })).accounts.size;
+      expect(earlier.accountsCompared, `accounts compared at version ${ledgerVersion}`).toBe(accounts);
+      opened.push(accounts);
     }
+    expect(opened[0]).toBe(0);
+    expect(opened.at(-1)).toBe(5);
+
+    // The read model's answer at an old version only: alice's first entry off by a cent (her later
+    // entries carry their own running totals, so the head still agrees). Reconciling at that
+    // version must find it, which it cannot if it compared the head's balances instead.
+    const owner = db.admin;
+    const where = `tenant_id = $1 AND ledger_id = 'eur' AND account_id = 'alice'`;
+    const firstAlice = Number((await owner.query(`SELECT min(ledger_version) AS v FROM ledgerkit.rm_account_entries WHERE ${where}`, [TENANT])).rows[0].v);
+    expect(firstAlice).toBeLessThan(ledger.version);
+    const changed = await owner.query(`UPDATE ledgerkit.rm_account_entries SET credits_posted = credits_posted + 1 WHERE ${where} AND ledger_version = $2`, [TENANT, firstAlice]);
+    expect(changed.rowCount).toBe(1);
+    try {
+      const atHead = await reconcileLedger({ store, models, tenantId: TENANT, ledgerId: 'eur', currencies });
+      expect(atHead.agrees, 'the head is untouched').toBe(true);
+      const old = await reconcileLedger({ store, models, tenantId: TENANT, ledgerId: 'eur', currencies, ledgerVersion: firstAlice });
+      expect(old).toMatchObject({ ledgerVersion: firstAlice, agrees: false, mismatchCount: 1 });
+      expect(old.mismatches[0]?.accountId).toBe('alice');
+      expect(old.mismatches[0]?.readModel?.creditsPosted).not.toBe(old.mismatches[0]?.replay?.creditsPosted);
+    } finally {
+      await owner.query(`UPDATE ledgerkit.rm_account_entries SET credits_posted = credits_posted - 1 WHERE ${where} AND ledger_version = $2`, [TENANT, firstAlice]);
+    }
+    expect((await reconcileLedger({ store, models, tenantId: TENANT, ledgerId: 'eur', currencies, ledgerVersion: firstAlice })).agrees).toBe(true);
   });
 
   it('balancesAt answers what replay computes for every account, status and pending totals included', async () => {

@@ -1,4 +1,5 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { PostgresEventStore } from '@ledgerkit/store-postgres';
 import { describe, expect, it } from 'vitest';
 import { eventually, openFixtureLedger, seenProjection, seenVersions, writeTransfers } from './support/fixtures.js';
 import { statusOf, useRunnerFile } from './support/runner-files.js';
@@ -52,11 +53,33 @@ describe('the runner session', () => {
     expect(await killRunnerSessions()).toBe(1);
     await eventually(async () => (await statusOf(runner, 'seen')).active, WAIT_MS, 'lock taken again');
     await runner.whenCaughtUp();
-    // Idle now, and the poll is a minute away: only a NOTIFY heard on the new session wakes it.
-    await writeTransfers(ledger, 'n', 1);
-    await eventually(async () => (await statusOf(runner, 'seen')).eventsApplied === ledger.version, WAIT_MS, 'woken by a NOTIFY');
-    await runner.stop();
-    await ledger.close();
+    // The control: the same tenant, its own projection (its own lock), without LISTEN, and a store
+    // that returns at once (a read waiting out the append's open transaction would see it).
+    const impatient = await PostgresEventStore.open({ pool: file.db.app });
+    const polling = runnerFor(tenantId, { projections: [seenProjection('seen-polled', () => false)], pollIntervalMs: 60_000, notifyChannel: null, store: impatient });
+    polling.start();
+    try {
+      await polling.whenCaughtUp();
+      // Idle now, and the poll is a minute away. After activity (the reconnect wakes every worker)
+      // the runner re-reads at pauses doubling from 5 ms (IDLE_PAUSE_MS_MIN): reads ~2.6 s, ~5.1 s,
+      // then ~10.2 s. Written 6.5 s after both caught up (well past the ~5.1 s read, even late under
+      // load), the append is some 3.5 s before either runner reads again: only a NOTIFY heard on the
+      // new session brings it sooner.
+      await new Promise((resolve) => setTimeout(resolve, 6_500));
+      const writtenAt = Date.now();
+      await writeTransfers(ledger, 'n', 1);
+      await eventually(async () => (await statusOf(runner, 'seen')).eventsApplied === ledger.version, WAIT_MS, 'woken by a NOTIFY');
+      const tookMs = Date.now() - writtenAt;
+      // ~50 ms idle; a runner that only re-read would take some 3.5 s.
+      expect(tookMs, 'applied after the append, ms').toBeLessThan(1_500);
+      // The control has not seen it in that time: the timing above left polling no way to.
+      await new Promise((resolve) => setTimeout(resolve, writtenAt + 1_500 - Date.now()));
+      expect((await statusOf(polling, 'seen-polled')).eventsApplied, 'applied by the polling control').toBe(ledger.version - 1);
+    } finally {
+      // Stopped even when it fails: their locks would otherwise be in the next test's way.
+      await Promise.all([runner.stop(), polling.stop()]);
+      await ledger.close();
+    }
   });
 
   it('a session that goes silent (its server side gone, no word to the client) is noticed: the runner stops claiming its locks while another runner holds them', async () => {

@@ -466,11 +466,18 @@ describe('tenantScopedFunctionSql puts the caller’s tenant back however the bo
     const seen = await asAppTenant('tenant-b', async (client) => {
       await client.query('SELECT scratch.add_note($1, 77)', ['tenant-a']);
       const after = await tenantNow(client);
+      // What the body wrote, read as tenant-a in this transaction (the check after the rollback
+      // below cannot see it): row 77 for tenant-a, and not the row after the early RETURN. Rolling
+      // back to the savepoint puts the caller's tenant back and keeps the rows written before it.
+      await client.query('SAVEPOINT read_as_a');
+      await client.query(`SELECT set_config($1, 'tenant-a', true)`, [TENANT_SETTING]);
+      const written = (await client.query('SELECT tenant_id, id, body FROM scratch.notes WHERE id IN (77, -77) ORDER BY id')).rows;
+      await client.query('ROLLBACK TO SAVEPOINT read_as_a');
       // Under the caller's tenant again: a row for tenant-a is refused by the policy.
       const code = await sqlstateOf(client.query(`INSERT INTO scratch.notes VALUES ('tenant-a', 78, 'x')`));
-      return { after, code };
+      return { after, written, code };
     });
-    expect(seen).toEqual({ after: { setting: 'tenant-b', visible: ['tenant-b'] }, code: '42501' });
+    expect(seen).toEqual({ after: { setting: 'tenant-b', visible: ['tenant-b'] }, written: [{ tenant_id: 'tenant-a', id: 77, body: 'added' }], code: '42501' });
     const added = await asAppTenant('tenant-a', async (client) => (await client.query('SELECT id, body FROM scratch.notes WHERE id = 77')).rows);
     expect(added).toEqual([]); // rolled back with its transaction
   });

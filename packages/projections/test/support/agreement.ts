@@ -73,10 +73,14 @@ export async function expectReadModelsAgree(subject: AgreementSubject): Promise<
     expect(await models.balancesAt(tenantId, ledgerId, asOf), `every balance as of ${JSON.stringify(asOf)}`).toEqual(everyBalance);
   }
 
-  // The run-time check of the same contract finds nothing, at the last version and an earlier one.
-  for (const ledgerVersion of [undefined, pick(last + 1)]) {
+  // The run-time check of the same contract finds nothing, at the last version, at version 0 and
+  // at an earlier one. Agreeing alone would hold were the head compared instead: the accounts
+  // compared must be the ones open at that version (none at 0).
+  for (const ledgerVersion of [undefined, 0, pick(last + 1)]) {
     const reconciled = await reconcileLedger({ store: source.store, models, tenantId, ledgerId, currencies: subject.currencies, ...(ledgerVersion === undefined ? {} : { ledgerVersion }) });
-    expect(reconciled, `reconciliation at ${String(ledgerVersion)}`).toMatchObject({ ledgerVersion: ledgerVersion ?? last, mismatchCount: 0, agrees: true });
+    const opened = (await replayLedger(source, { ledgerVersion: ledgerVersion ?? last })).accounts.size;
+    expect(reconciled, `reconciliation at ${String(ledgerVersion)}`).toMatchObject({ ledgerVersion: ledgerVersion ?? last, accountsCompared: opened, mismatchCount: 0, agrees: true });
+    if (ledgerVersion === 0) expect(reconciled.accountsCompared, 'accounts compared at version 0').toBe(0);
   }
 
   // Statements, page by page.
