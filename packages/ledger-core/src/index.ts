@@ -49,7 +49,7 @@ export * as inputSchemas from './input/schemas-export.js';
 
 export { EventCodec, appendableDataJson, dataJsonOf, indexKeysOf, indexIdsOf, INDEX_KEY_PREFIXES, type IndexIds, type EventCodecOptions, type EnvelopeInput, type DecodedEvent } from './events/codec.js';
 export { GENESIS_HASH, type StoredEvent, type GlobalEvent, type JsonObject, type JsonValue } from './events/stored-event.js';
-export { canonicalJson, canonicalEncoding, hashEvent } from './events/canonical.js';
+export { canonicalJson, canonicalEncoding, hashEvent, CANONICAL_DEPTH_MAX } from './events/canonical.js';
 export { verifyChain, type ChainVerification, type BrokenLink, type ChainStart } from './events/verify-chain.js';
 export { UpcasterRegistry, builtInUpcasters, UPCAST_STEPS_MAX, type Upcaster } from './events/upcasters.js';
 export { eventDataSchemas, storedEventSchema, CURRENT_SCHEMA_VERSIONS, isStorableText, STORABLE_TEXT_MESSAGE, type WireEventData } from './events/schemas.js';

@@ -8,16 +8,24 @@ import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
  * Holds JSON values only, each exactly: a value it cannot write as itself is refused with a
  * `TypeError` (at any depth), never written as something else: a number that is not a safe
  * integer (a fraction, `NaN`, `±Infinity`, beyond ±2^53-1), a bigint, a function, a symbol, a
- * `Date`, `Map` or `Set` (whose content is not in own keys), and `undefined` itself. Inside a value, as in `JSON.stringify`, an object property that is
+ * `Date`, `Map` or `Set` (whose content is not in own keys), `undefined` itself, and arrays and
+ * objects nested deeper than {@link CANONICAL_DEPTH_MAX}. Inside a value, as in `JSON.stringify`, an object property that is
  * `undefined` is left out and an array item that is `undefined` (or a hole) is written `null`.
  */
 export function canonicalJson(value: JsonValue): string {
   if (value === undefined) throw new TypeError('canonical JSON cannot hold undefined');
-  return canonicalValue(value);
+  return canonicalValue(value, 0);
 }
 
-/** {@link canonicalJson} of a value or of an item inside one, where `undefined` is written `null`. */
-function canonicalValue(value: JsonValue | undefined): string {
+/**
+ * Deepest nesting of arrays and objects {@link canonicalJson} writes: 64. An event's content is
+ * four deep at most; a row of a damaged or forged log nested thousands deep (PostgreSQL's jsonb
+ * takes 10,000) would otherwise overflow the stack with a `RangeError`.
+ */
+export const CANONICAL_DEPTH_MAX = 64;
+
+/** {@link canonicalJson} of a value or of an item inside one (at `depth`), where `undefined` is written `null`. */
+function canonicalValue(value: JsonValue | undefined, depth: number): string {
   if (value === null || value === undefined) return 'null';
   switch (typeof value) {
     case 'string':
@@ -33,9 +41,10 @@ function canonicalValue(value: JsonValue | undefined): string {
       // A bigint, function or symbol: Object.keys would make each an empty object.
       throw new TypeError(`canonical JSON holds JSON values only, got a ${typeof value}`);
   }
+  if (depth >= CANONICAL_DEPTH_MAX) throw new TypeError(`canonical JSON holds values nested at most ${CANONICAL_DEPTH_MAX} deep`);
   if (Array.isArray(value)) {
     let out = '[';
-    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalValue(value[i]);
+    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalValue(value[i], depth + 1);
     return `${out}]`;
   }
   // Built-ins whose content is not in own keys: written as `{}`, two different values would hash
@@ -50,7 +59,7 @@ function canonicalValue(value: JsonValue | undefined): string {
   for (const key of keys) {
     const item = (value as Record<string, JsonValue | undefined>)[key];
     if (item === undefined) continue;
-    out += `${first ? '' : ','}${jsonString(key)}:${canonicalValue(item)}`;
+    out += `${first ? '' : ','}${jsonString(key)}:${canonicalValue(item, depth + 1)}`;
     first = false;
   }
   return `${out}}`;
@@ -89,7 +98,7 @@ export function jsonString(text: string): string {
 export function canonicalDataJson(data: JsonObject): string {
   // A stored event under verification may hold anything here (tampered, or not an object at all;
   // absent data is written `null`, as it always has been, so that its hash does not change).
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return canonicalValue(data);
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return canonicalValue(data, 0);
   const keys = Object.keys(data);
   const postings = data['postings'];
   if (!Array.isArray(postings) || keys.length > TRANSFER_DATA_KEYS.length) return canonicalJson(data);

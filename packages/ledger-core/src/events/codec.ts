@@ -6,7 +6,7 @@ import type { EventMeta } from '../domain/evolve.js';
 import type { LedgerEvent, LedgerEventType, Metadata, Posting } from '../domain/types.js';
 import { formatAmount, parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
-import { canonicalDataJson, canonicalEncodingWithData, canonicalJson, hashEncoding, hashEvent, isPlainString } from './canonical.js';
+import { CANONICAL_DEPTH_MAX, canonicalDataJson, canonicalEncodingWithData, canonicalJson, hashEncoding, hashEvent, isPlainString } from './canonical.js';
 import { isPlainEnvelope, isPlainTransferPostedData } from './fast-checks.js';
 import { CURRENT_SCHEMA_VERSIONS, eventDataSchemas, isStorableText, STORABLE_TEXT_MESSAGE, storedEventSchema, type WireEventData } from './schemas.js';
 import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
@@ -456,6 +456,9 @@ export class EventCodec {
  */
 function unstorableTextIn(value: JsonValue | undefined, path: (string | number)[]): (string | number)[] | undefined {
   if (typeof value === 'string') return isStorableText(value) ? undefined : path;
+  // Deeper than canonical JSON writes: the hash check after this refuses the event, without this
+  // walk overflowing the stack first (a forged row may nest thousands deep).
+  if (path.length > CANONICAL_DEPTH_MAX) return undefined;
   if (Array.isArray(value)) {
     for (let index = 0; index < value.length; index += 1) {
       const found = unstorableTextIn(value[index], [...path, index]);
