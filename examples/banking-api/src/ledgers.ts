@@ -74,6 +74,11 @@ export interface WritersHealth {
 
 /** Writer failures in a row after which a ledger's writer counts as unhealthy. */
 const FAILURES_UNHEALTHY = 3;
+/**
+ * Each tenant's runner keeps at most this much, estimated, of the decoded events its projections
+ * share (`logTailBytesMax`): `tenantsMax` × 4 MiB in all, 256 MiB at the default 64 tenants.
+ */
+const RUNNER_LOG_TAIL_BYTES_MAX = 4 * 2 ** 20;
 
 /** Writers and runners of this process; see the module comment. */
 export class LedgerRegistry {
@@ -114,6 +119,8 @@ export class LedgerRegistry {
       projections: this.#options.projections(),
       currencies: this.#options.currencies,
       liveBatchDelayMs: this.#options.projectionBatchDelayMs,
+      // A runner per tenant: each keeps a share of what a lone runner may (64 MiB).
+      logTailBytesMax: RUNNER_LOG_TAIL_BYTES_MAX,
       ...(this.#options.onRunnerError === undefined ? {} : { onError: this.#options.onRunnerError }),
     });
     const entry: TenantEntry = { runner, lastUsedMs: Date.now() };

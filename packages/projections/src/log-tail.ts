@@ -1,5 +1,38 @@
 import type { ProjectionEvent } from './projection.js';
 
+/** Estimated bytes of a kept event apart from what grows with it: its envelope (ids, hashes, times) read and decoded. */
+const EVENT_BYTES = 1_000;
+/** Estimated bytes of one posting, as stored and decoded, apart from its account id (counted twice). */
+const POSTING_BYTES = 200;
+/** Estimated bytes of one metadata entry apart from its key and value (each counted twice). */
+const METADATA_ENTRY_BYTES = 100;
+
+/**
+ * An event's memory while kept, estimated from what grows with it (postings, account ids,
+ * metadata, as stored and as decoded): a transfer of 32 postings with 4 KB of metadata weighs
+ * about 30 times a plain one.
+ */
+export function eventBytes(event: ProjectionEvent): number {
+  let bytes = EVENT_BYTES;
+  const data = event.stored.data as Record<string, unknown>;
+  const postings = data['postings'];
+  if (Array.isArray(postings)) {
+    for (const posting of postings as { readonly accountId?: unknown }[]) {
+      bytes += POSTING_BYTES + 2 * (typeof posting?.accountId === 'string' ? posting.accountId.length : 0);
+    }
+  }
+  for (const metadata of [data['metadata'], event.stored.metadata]) {
+    if (typeof metadata !== 'object' || metadata === null) continue;
+    for (const key in metadata) {
+      const value = (metadata as Record<string, unknown>)[key];
+      bytes += METADATA_ENTRY_BYTES + 2 * (key.length + (typeof value === 'string' ? value.length : 0));
+    }
+  }
+  const reference = data['reference'];
+  if (typeof reference === 'string') bytes += 2 * reference.length;
+  return bytes;
+}
+
 /** One tenant's run of consecutive events, as read from its global log. */
 interface Tail {
   /** The position just before the first event kept (`null`: the start of the log). */
@@ -7,6 +40,8 @@ interface Tail {
   /** Sequence number of `events[0]`; a position's sequence number never changes while it is kept. */
   base: number;
   events: ProjectionEvent[];
+  /** {@link eventBytes} of each kept event, `events`' order. */
+  weights: number[];
   /**
    * Sequence number of some kept events' positions: the last event of each run appended and of
    * each page taken, which are where a projection's next read starts (its checkpoint after it
@@ -24,17 +59,28 @@ interface Tail {
  * because the log after a position never changes, it only grows: events read after a position
  * are the next events of the log, for every reader, forever.
  *
- * Bounded: at most `eventsMax` events over all tenants; the least recently extended tenant loses
- * its oldest events first.
+ * Bounded: at most `eventsMax` events over all tenants, and at most `bytesMax` of their estimated
+ * memory ({@link eventBytes}); the least recently extended tenant loses its oldest events first.
  */
 export class LogTails {
   readonly #eventsMax: number;
+  readonly #bytesMax: number;
   readonly #tails = new Map<string, Tail>();
   #events = 0;
+  #bytes = 0;
 
-  /** @param eventsMax most decoded events kept, over all tenants. */
-  constructor(eventsMax: number) {
+  /**
+   * @param eventsMax most decoded events kept, over all tenants.
+   * @param bytesMax most of their estimated memory kept, over all tenants.
+   */
+  constructor(eventsMax: number, bytesMax: number) {
     this.#eventsMax = eventsMax;
+    this.#bytesMax = bytesMax;
+  }
+
+  /** Events kept, and their estimated bytes, over all tenants. */
+  get size(): { readonly events: number; readonly bytes: number } {
+    return { events: this.#events, bytes: this.#bytes };
   }
 
   /**
@@ -61,8 +107,8 @@ export class LogTails {
     const start = tail === undefined ? undefined : this.#startOf(tail, after);
     if (tail === undefined || start === undefined) {
       // Not next to what is kept: this run replaces it.
-      if (tail !== undefined) this.#events -= tail.events.length;
-      const fresh: Tail = { after, base: 0, events: [], ends: new Map() };
+      if (tail !== undefined) this.#drop(tail);
+      const fresh: Tail = { after, base: 0, events: [], weights: [], ends: new Map() };
       this.#tails.delete(tenantId);
       this.#tails.set(tenantId, fresh);
       this.#append(fresh, events);
@@ -82,8 +128,14 @@ export class LogTails {
   forget(tenantId: string): void {
     const tail = this.#tails.get(tenantId);
     if (tail === undefined) return;
-    this.#events -= tail.events.length;
+    this.#drop(tail);
     this.#tails.delete(tenantId);
+  }
+
+  /** Takes a whole tail's events out of the totals. */
+  #drop(tail: Tail): void {
+    this.#events -= tail.events.length;
+    for (const weight of tail.weights) this.#bytes -= weight;
   }
 
   /** Sequence number of the first event after `after`, when `after` is the kept run's start or one of its events. */
@@ -101,17 +153,31 @@ export class LogTails {
   }
 
   #append(tail: Tail, events: readonly ProjectionEvent[]): void {
-    for (const event of events) tail.events.push(event);
+    for (const event of events) {
+      const weight = eventBytes(event);
+      tail.events.push(event);
+      tail.weights.push(weight);
+      this.#bytes += weight;
+    }
     const last = events[events.length - 1];
     if (last !== undefined) tail.ends.set(last.position, tail.base + tail.events.length - 1);
     this.#events += events.length;
   }
 
-  /** Drops the oldest events of the least recently extended tenants until the bound holds. */
+  /** Drops the oldest events of the least recently extended tenants until both bounds hold. */
   #trim(): void {
     for (const [tenantId, tail] of this.#tails) {
-      if (this.#events <= this.#eventsMax) return;
-      const drop = Math.min(tail.events.length, this.#events - this.#eventsMax);
+      if (this.#events <= this.#eventsMax && this.#bytes <= this.#bytesMax) return;
+      // Enough of this tail's oldest events for the count, then more while the bytes are over.
+      let drop = Math.min(tail.events.length, Math.max(0, this.#events - this.#eventsMax));
+      let bytes = 0;
+      for (let i = 0; i < drop; i += 1) bytes += tail.weights[i] as number;
+      while (drop < tail.events.length && this.#bytes - bytes > this.#bytesMax) {
+        bytes += tail.weights[drop] as number;
+        drop += 1;
+      }
+      tail.weights.splice(0, drop);
+      this.#bytes -= bytes;
       const dropped = tail.events.splice(0, drop);
       const last = dropped[dropped.length - 1];
       if (last !== undefined) tail.after = last.position;

@@ -51,6 +51,8 @@ const CAUGHT_UP_POLL_MS = 5;
 const DISCOVERY_PAUSE_MS_MIN = 100;
 /** Decoded events kept for the runner's other projections following the same stretch of a log: at most this many. */
 const LOG_TAIL_EVENTS_MAX = 20_000;
+/** Default `logTailBytesMax`: 64 MiB. */
+const LOG_TAIL_BYTES_DEFAULT = 64 * 2 ** 20;
 /** The error policies there are: anything else is refused rather than taken for `stop`. */
 const ERROR_POLICIES: readonly ErrorPolicy[] = ['stop', 'skip-with-record'];
 /** What a wait of {@link ProjectionRunner}'s that `stop()` cut short settles with. */
@@ -110,6 +112,13 @@ export interface ProjectionRunnerOptions {
   readonly liveBatchDelayMs?: number;
   /** How long an idle projection waits before it reads again without a notification: 10..60,000 ms, default 1000. */
   readonly pollIntervalMs?: number;
+  /**
+   * Most memory, estimated, of the decoded events the runner keeps so that a projection following
+   * another through the same stretch of a log need not read and decode it again (at most 20,000
+   * events in any case): 0..2^36 bytes, default 64 MiB; 0 keeps none. An application running a
+   * runner per tenant gives each a share of what it can spare.
+   */
+  readonly logTailBytesMax?: number;
   /**
    * How often a standby runner tries to take over a projection another runner holds: 10..60,000
    * ms, default 1000. Also how often the runner checks that its own connection (its locks and
@@ -367,7 +376,7 @@ export class ProjectionRunner {
   readonly #workers: Worker[] = [];
   readonly #byTenant = new Map<string, Worker[]>();
   /** What the projections read last, decoded: a projection behind another takes the events from here. */
-  readonly #tails = new LogTails(LOG_TAIL_EVENTS_MAX);
+  readonly #tails: LogTails;
   /**
    * The reads of the log in flight, per tenant then per position read after, for another
    * projection of the tenant to join (see `#readShared`): an entry is removed when its read
@@ -397,6 +406,7 @@ export class ProjectionRunner {
     this.#codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
     this.#batchSize = bounded('batchSize', options.batchSize, 1_000, 1, READ_LIMIT_MAX);
     this.#pollIntervalMs = bounded('pollIntervalMs', options.pollIntervalMs, 1_000, 10, 60_000);
+    this.#tails = new LogTails(LOG_TAIL_EVENTS_MAX, bounded('logTailBytesMax', options.logTailBytesMax, LOG_TAIL_BYTES_DEFAULT, 0, 2 ** 36));
     this.#liveBatchDelayMs = bounded('liveBatchDelayMs', options.liveBatchDelayMs, 0, 0, 1_000);
     this.#takeoverIntervalMs = bounded('takeoverIntervalMs', options.takeoverIntervalMs, 1_000, 10, 60_000);
     this.#stopTimeoutMs = bounded('stopTimeoutMs', options.stopTimeoutMs, 30_000, 0, 600_000);

@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { LogTails } from '../src/log-tail.js';
+import { eventBytes, LogTails } from '../src/log-tail.js';
 import type { ProjectionEvent } from '../src/projection.js';
 
-/** Stand-ins for decoded events: only their positions matter to the tails. */
-const events = (from: number, count: number): ProjectionEvent[] => Array.from({ length: count }, (_, i) => ({ position: `p${from + i}` }) as unknown as ProjectionEvent);
+/** Stand-ins for decoded events: only their positions matter to the tails (and their content to its estimate, the least an event weighs here). */
+const events = (from: number, count: number): ProjectionEvent[] =>
+  Array.from({ length: count }, (_, i) => ({ position: `p${from + i}`, stored: { data: {}, metadata: {} } }) as unknown as ProjectionEvent);
+/** No bound on the bytes: only the count bounds the tails. */
+const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 const positions = (list: readonly ProjectionEvent[] | undefined): string[] | undefined => list?.map((event) => event.position);
 
 describe('LogTails', () => {
   it('serves what was read after a position, as much of a page as it keeps, and nothing after a position it never saw', () => {
-    const tails = new LogTails(100);
+    const tails = new LogTails(100, UNBOUNDED);
     tails.remember('t', null, events(1, 10));
     expect(positions(tails.take('t', null, 4))).toEqual(['p1', 'p2', 'p3', 'p4']);
     expect(positions(tails.take('t', 'p3', 100))).toEqual(['p4', 'p5', 'p6', 'p7', 'p8', 'p9', 'p10']);
@@ -19,7 +22,7 @@ describe('LogTails', () => {
   });
 
   it('a read that continues the run extends it; one elsewhere starts a new run', () => {
-    const tails = new LogTails(100);
+    const tails = new LogTails(100, UNBOUNDED);
     tails.remember('t', null, events(1, 5));
     // Overlapping the kept run: only the new events are added.
     tails.remember('t', 'p3', events(4, 5));
@@ -30,7 +33,7 @@ describe('LogTails', () => {
   });
 
   it('keeps at most eventsMax events, dropping the oldest of the least recently extended tenant first', () => {
-    const tails = new LogTails(10);
+    const tails = new LogTails(10, UNBOUNDED);
     tails.remember('a', null, events(1, 6));
     tails.remember('b', null, events(1, 6));
     expect(tails.take('a', null, 1)).toBeUndefined();
@@ -84,6 +87,41 @@ class ReferenceTails {
   }
 }
 
+describe('LogTails bounded by bytes', () => {
+  /** A transfer-like stand-in of `postings` postings between long account ids and `metadataChars` of metadata. */
+  const large = (position: string, postings: number, metadataChars: number): ProjectionEvent =>
+    ({
+      position,
+      stored: {
+        data: { postings: Array.from({ length: postings }, (_, i) => ({ accountId: `account-${i}-`.padEnd(128, 'x') })), metadata: { note: 'n'.repeat(metadataChars) } },
+        metadata: {},
+      },
+    }) as unknown as ProjectionEvent;
+
+  it('weighs an event by what grows with it: 32 postings and 4 KB of metadata weigh many times a plain event', () => {
+    const plain = eventBytes(events(1, 1)[0] as ProjectionEvent);
+    const heavy = eventBytes(large('p1', 32, 4_000));
+    expect(heavy).toBeGreaterThan(2 * (32 * 128 + 4_000));
+    expect(heavy).toBeGreaterThan(10 * plain);
+  });
+
+  it('keeps at most bytesMax of estimated memory, dropping the oldest events first, however few they are', () => {
+    const heavy = eventBytes(large('p1', 32, 4_000));
+    // Room for three heavy events by their weight, and for 100 by their count.
+    const tails = new LogTails(100, 3 * heavy);
+    tails.remember('t', null, Array.from({ length: 5 }, (_, i) => large(`p${i + 1}`, 32, 4_000)));
+    expect(tails.size).toEqual({ events: 3, bytes: 3 * heavy });
+    expect(tails.take('t', null, 10)).toBeUndefined();
+    expect(positions(tails.take('t', 'p2', 10))).toEqual(['p3', 'p4', 'p5']);
+    tails.forget('t');
+    expect(tails.size).toEqual({ events: 0, bytes: 0 });
+    // Nothing kept at all with a bound of 0.
+    const none = new LogTails(100, 0);
+    none.remember('t', null, events(1, 3));
+    expect(none.size).toEqual({ events: 0, bytes: 0 });
+  });
+});
+
 describe('LogTails against its reference', () => {
   it('property: any sequence of reads remembered and pages taken gets the answers of a map of every position', async () => {
     const fc = (await import('fast-check')).default;
@@ -92,9 +130,11 @@ describe('LogTails against its reference', () => {
       fc.record({ kind: fc.constant('take' as const), tenant: fc.constantFrom('a', 'b'), after: fc.option(fc.nat(60), { nil: null }), limit: fc.integer({ min: 1, max: 12 }) }),
     );
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 30 }), fc.array(opArb, { maxLength: 40 }), (max, ops) => {
-        const tails = new LogTails(max);
-        const reference = new ReferenceTails(max);
+      // Every stand-in weighs the same (eventBytes of one), so a bound on bytes is a bound on events.
+      fc.property(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 40 }), fc.array(opArb, { maxLength: 40 }), (max, weighed, ops) => {
+        const unit = eventBytes(events(1, 1)[0] as ProjectionEvent);
+        const tails = new LogTails(max, weighed * unit);
+        const reference = new ReferenceTails(Math.min(max, weighed));
         for (const op of ops) {
           const after = op.after === null ? null : `p${op.after}`;
           if (op.kind === 'remember') {

@@ -220,6 +220,14 @@ describe('a pool whose role escapes row-level security', () => {
 });
 
 describe('options and arguments', () => {
+  it('refuses a logTailBytesMax outside 0..2^36 or not an integer, and takes 0 (nothing kept)', () => {
+    const base = { pool: db.app, store, tenantIds: ['acme'], currencies, projections: [balancesProjection()] };
+    for (const logTailBytesMax of [-1, 1.5, 2 ** 36 + 1, Number.NaN]) {
+      expect(() => new ProjectionRunner({ ...base, logTailBytesMax }), String(logTailBytesMax)).toThrow(LimitExceededError);
+    }
+    expect(new ProjectionRunner({ ...base, logTailBytesMax: 0 })).toBeInstanceOf(ProjectionRunner);
+  });
+
   it('refuses an unknown errorPolicy, runner-wide or per projection, instead of taking it for stop', () => {
     const base = { pool: db.app, store, tenantIds: ['acme'], currencies };
     expect(() => new ProjectionRunner({ ...base, projections: [balancesProjection()], errorPolicy: 'skip' as ErrorPolicy })).toThrow(LimitExceededError);
