@@ -9,8 +9,9 @@ import type { JsonObject, JsonValue, StoredEvent } from './stored-event.js';
  * `TypeError` (at any depth), never written as something else: a number that is not a safe
  * integer (a fraction, `NaN`, `±Infinity`, beyond ±2^53-1), a bigint, a function, a symbol, a
  * `Date`, `Map` or `Set` (whose content is not in own keys), `undefined` itself, and arrays and
- * objects nested deeper than {@link CANONICAL_DEPTH_MAX}. Inside a value, as in `JSON.stringify`, an object property that is
- * `undefined` is left out and an array item that is `undefined` (or a hole) is written `null`.
+ * objects nested deeper than {@link CANONICAL_DEPTH_MAX}. Inside a value, as in `JSON.stringify`,
+ * an object property that is `undefined` is left out and an array item that is `undefined` (or a
+ * hole) is written `null`.
  */
 export function canonicalJson(value: JsonValue): string {
   if (value === undefined) throw new TypeError('canonical JSON cannot hold undefined');

@@ -31,8 +31,9 @@ const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
  * 0..{@link SNAPSHOT_SCHEMA_VERSION_STORED_MAX}; a `state` that is not a JSON object (an array, a
  * value `JSON.stringify` cannot write, a BigInt in it) or that holds a NUL character or a lone
  * UTF-16 surrogate in a key or string; and with `LimitExceededError` a `state` over
- * {@link SNAPSHOT_STATE_BYTES_MAX} bytes of JSON. What the store keeps is that text: `loadSnapshot` gives
- * back what `JSON.stringify` kept (no `undefined` members; a `Date` as its ISO string).
+ * {@link SNAPSHOT_STATE_BYTES_MAX} bytes of JSON. What the store keeps is that text:
+ * `loadSnapshot` gives back what `JSON.stringify` kept (no `undefined` members; a `Date` as its
+ * ISO string).
  */
 export function snapshotStateJson(snapshot: Snapshot): string {
   const ledgerVersion: unknown = snapshot.ledgerVersion;
