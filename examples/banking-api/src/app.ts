@@ -280,7 +280,9 @@ export function buildApp(deps: AppDependencies): BankingApp {
   });
 
   app.setErrorHandler((error, request, reply) => {
-    const problem = problemFromError(error);
+    const problem = clientAborted(error, request)
+      ? new ProblemError('invalid_request', 'the request body ended early: the client closed the connection')
+      : problemFromError(error);
     if (problem.status >= 500) request.log.error({ err: error, route: request.routeOptions.config.apiRoute?.path }, 'request failed');
     sendProblem(request, reply, problem);
   });
@@ -458,6 +460,15 @@ function contentCodings(header: string | undefined): string[] {
 }
 
 /** Whether a request has a body to read, by fastify's own rule (a length above 0, or chunked). */
+/**
+ * Whether `error` is the client closing its connection before the body was read whole: its doing,
+ * not the server's (the socket's `ECONNRESET` would otherwise read as a database gone).
+ */
+function clientAborted(error: unknown, request: FastifyRequest): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ECONNRESET' && (request.raw.readableAborted || request.raw.destroyed);
+}
+
 /** The rate limiter's bucket of requests from this address without a valid token. */
 function addressKey(request: FastifyRequest): string {
   return `ip\u0000${request.ip}`;

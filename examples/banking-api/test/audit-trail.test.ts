@@ -123,6 +123,31 @@ describe('audit events', () => {
     expect(rows[0]).toMatchObject({ action: 'transfer.create', status: 201, outcome: 'success', problem_code: null, replayed: false });
   });
 
+  it('a client that closes its connection before its body is read whole is a rejected request, not a database that is unavailable', async () => {
+    const api = await start();
+    const tenant = 'aud-abort';
+    await openAccounts(client(api.url, await api.token(tenant)));
+    const token = await api.token(tenant, undefined, { subject: 'abort-app' });
+    const { hostname, port } = new URL(api.url);
+    const socket = connect({ host: hostname, port: Number(port) });
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // 50 bytes declared, 7 sent, then the connection closed.
+    socket.write(
+      `POST /transfers HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nIdempotency-Key: ${randomUUID()}\r\nContent-Length: 50\r\n\r\n{"trans`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.destroy();
+    const rows = await eventually(async () => {
+      const found = await auditRows('abort-app');
+      expect(found).toHaveLength(1);
+      return found;
+    });
+    expect(rows[0]).toMatchObject({ action: 'transfer.create', status: 400, outcome: 'rejected', problem_code: 'invalid_request' });
+    // Nothing at error level: on-call is not paged for a client's hang-up.
+    expect(api.logs.filter((line) => (line['level'] as number) >= 50)).toEqual([]);
+  });
+
   it('an event names the ledger the request addressed, also when it was refused before the ledger was read; an invalid Ledger-Id is named as none', async () => {
     const api = await start();
     const tenant = 'aud-ledger';
