@@ -89,7 +89,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
     ...auditRoutes(services),
     ...systemRoutes(services, () => openApiDocument, () => shuttingDown),
   ];
-  openApiDocument = buildOpenApiDocument(routes, deps.openApi);
+  openApiDocument = buildOpenApiDocument(routes, deps.openApi, { bodyLimitBytes: settings.bodyLimitBytes });
 
   const app = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast keeps the instance type the default one.

@@ -22,8 +22,14 @@ export interface OpenApiInfo {
   readonly serverUrl?: string;
 }
 
+/** Limits of the server the document describes. */
+export interface OpenApiLimits {
+  /** Largest request body taken, in bytes (`bodyLimitBytes`): stated in every 413 answer's description. */
+  readonly bodyLimitBytes: number;
+}
+
 /** Builds the document for `routes`. Pure: call once at start-up and serve the result. */
-export function buildOpenApiDocument(routes: readonly Route[], info: OpenApiInfo): Record<string, unknown> {
+export function buildOpenApiDocument(routes: readonly Route[], info: OpenApiInfo, limits: OpenApiLimits): Record<string, unknown> {
   const schemas: Record<string, JsonSchema> = {
     ...componentSchemas(requestComponents, 'input'),
     ...componentSchemas(responseComponents, 'output'),
@@ -31,7 +37,7 @@ export function buildOpenApiDocument(routes: readonly Route[], info: OpenApiInfo
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const operations = (paths[route.path] ??= {});
-    operations[route.method.toLowerCase()] = operationOf(route);
+    operations[route.method.toLowerCase()] = operationOf(route, limits);
   }
   return {
     openapi: '3.1.0',
@@ -81,7 +87,7 @@ export function buildOpenApiDocument(routes: readonly Route[], info: OpenApiInfo
   };
 }
 
-function operationOf(route: Route): Record<string, unknown> {
+function operationOf(route: Route, limits: OpenApiLimits): Record<string, unknown> {
   const parameters: unknown[] = [...parametersOf(route.params, 'path'), ...parametersOf(route.query, 'query')];
   if (route.scope !== null) parameters.push({ $ref: '#/components/parameters/LedgerId' });
   if (route.method === 'POST') parameters.push({ $ref: '#/components/parameters/IdempotencyKey' });
@@ -99,7 +105,7 @@ function operationOf(route: Route): Record<string, unknown> {
   for (const status of problemStatuses(route)) {
     const headers = problemHeadersOf(route, status);
     responses[String(status)] = {
-      description: PROBLEM_DESCRIPTIONS[status] ?? 'Problem',
+      description: status === 413 ? `The body is larger than ${limits.bodyLimitBytes} bytes, the most this server takes (payload_too_large).` : (PROBLEM_DESCRIPTIONS[status] ?? 'Problem'),
       content: { 'application/problem+json': { schema: { $ref: `${COMPONENT_PREFIX}Problem` } } },
       ...(Object.keys(headers).length === 0 ? {} : { headers }),
     };

@@ -96,7 +96,9 @@ function limitQuery(max: number) {
     .transform(Number)
     .pipe(z.number().int().min(1).max(max))
     .optional()
-    .meta({ description: `Page size, 1..${max}.` });
+    // Documented as what it is to a client, an integer in 1..max (the query string carries it as
+    // text, which the pattern checks first): not a string of up to seven digits.
+    .meta({ description: `Page size, 1..${max}.`, type: 'integer', minimum: 1, maximum: max, pattern: undefined });
 }
 
 // ---------------------------------------------------------------------------------------------

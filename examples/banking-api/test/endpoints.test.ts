@@ -459,6 +459,21 @@ describe('query and header errors', () => {
     }
   });
 
+  it('the page-size parameters are documented as the integers the server takes, with the bounds it enforces, and every 413 states the body limit', async () => {
+    const document = (await client(api.url, '').get('/openapi.json')).body;
+    for (const [path, operations] of Object.entries(document.paths as Record<string, Record<string, { responses: Record<string, { description: string }> }>>)) {
+      const post = operations['post'];
+      if (post !== undefined) expect(post.responses['413']?.description, path).toContain(`${api.api.settings.bodyLimitBytes} bytes`);
+    }
+    for (const [path, max] of [['/accounts', 500], ['/accounts/{accountId}/transactions', 1_000]] as const) {
+      const limit = document.paths[path].get.parameters.find((candidate: { name: string }) => candidate.name === 'limit');
+      expect(limit.schema, path).toEqual({ type: 'integer', minimum: 1, maximum: max });
+      const at = path.replace('{accountId}', 'alice');
+      expect((await bank.get(`${at}?limit=${max}`)).status, `${at} limit ${max}`).toBe(200);
+      expectProblem(await bank.get(`${at}?limit=${max + 1}`), 400, 'invalid_request');
+    }
+  });
+
   it('a header that fails its schema is named in the issue path (header.idempotency-key, header.ledger-id), as query and body issues are', async () => {
     const badKey = await bank.post('/accounts', { accountId: 'header-key', currency: 'EUR', type: 'asset' }, { key: 'has space' });
     expectProblem(badKey, 400, 'invalid_request');
