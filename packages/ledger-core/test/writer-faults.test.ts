@@ -660,6 +660,52 @@ describe('append size', () => {
   }, 120_000);
 });
 
+describe('appends that fail in unusual ways', () => {
+  /** An in-memory store whose appends, by call number, are refused or fail as `script` says (after `delayMs`). */
+  class ScriptedStore extends InMemoryEventStore {
+    calls = 0;
+    constructor(private readonly script: ReadonlyMap<number, { readonly delayMs: number; readonly error: () => Error; readonly synchronous?: boolean }>) {
+      super();
+    }
+
+    override append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
+      const step = this.script.get(this.calls);
+      this.calls += 1;
+      if (step === undefined) return super.append(request);
+      if (step.synchronous === true) throw step.error();
+      return new Promise((_, reject) => setTimeout(() => reject(step.error()), step.delayMs));
+    }
+  }
+
+  it("a store's append that throws at once (not a rejected promise) fails its batch's callers, and the writer goes on", async () => {
+    // Set-up makes appends 0-3; the fifth append throws synchronously.
+    const store = new ScriptedStore(new Map([[4, { delayMs: 0, synchronous: true, error: () => new StoreUnavailableError('the connection is gone', undefined) }]]));
+    const writer = await openWriter(store, { appendsInFlightMax: 1 });
+    await setUp(writer);
+    const failed = await failureOf(writer.submit(transfer('sync-throw', 'bank', 'bob', 1n)));
+    expect(failed).toBeInstanceOf(StoreUnavailableError);
+    expect(await writer.submit(transfer('after-throw', 'bank', 'bob', 1n))).toMatchObject({ ok: true });
+  });
+
+  it('an append stacked on one the store refused is decided again, not reported as maybe applied, whatever its own failure', async () => {
+    // Appends 0-3 are set-up; 4 (t1) is refused as a conflict, 5 (t2, stacked on it) fails as a lost connection.
+    const store = new ScriptedStore(
+      new Map([
+        [4, { delayMs: 50, error: () => new VersionConflictError(4) }],
+        [5, { delayMs: 80, error: () => new StoreUnavailableError('connection reset', undefined) }],
+      ]),
+    );
+    const writer = await openWriter(store, { appendsInFlightMax: 2, batchSizeMax: 1 });
+    await setUp(writer);
+    const [first, second] = await Promise.all([outcomeOf(writer.submit(transfer('t1', 'bank', 'bob', 1n))), outcomeOf(writer.submit(transfer('t2', 'bank', 'bob', 1n)))]);
+    // The scripted failures happened as set: both appends were in flight at once.
+    expect(store.calls).toBeGreaterThanOrEqual(6);
+    expect([first, second]).toMatchObject([{ ok: true }, { ok: true }]);
+    const events = await allEvents(store);
+    expect(events.filter((event) => event.type === 'TransferPosted').map((event) => event.data['transferId'])).toEqual(['fund-alice', 't1', 't2']);
+  });
+});
+
 describe('transfer records kept in memory', () => {
   /** 32 accounts with long ids, opened; transfers between them of 32 postings with ~3.6 KB of metadata. */
   async function largeTransfers(writer: LedgerWriter): Promise<(transferId: string) => TransferCommand> {

@@ -497,8 +497,10 @@ export class LedgerWriter {
    * An append that succeeded proves every one below it committed (each was fenced on the hash of
    * the last event below it), so those are applied. Above them, a refused append wrote nothing:
    * its commands go back to the front of the queue and are decided again after the tail is read
-   * (the careful path, with its retry limit). Any other failure leaves its outcome unknown: its
-   * callers get a retriable error, as for a single append.
+   * (the careful path, with its retry limit), and so do the commands of every append above it,
+   * whatever their own failure: each was fenced on the hash of the last event below it, which a
+   * refused append never wrote. Any other failure leaves its outcome unknown: its callers get a
+   * retriable error, as for a single append.
    */
   #afterFailedAppend(stacked: readonly InFlightBatch[], outcomes: readonly unknown[], held: DecidedBatch | undefined): void {
     // Whatever failed, the store may now be ahead of memory: never decide again before reading it.
@@ -510,11 +512,14 @@ export class LedgerWriter {
       this.#applyDecided(decided);
     }
     const again: QueuedCommand[] = [];
+    // Whether an append below was refused: then none above it can have been written.
+    let refusedBelow = false;
     for (let i = proven + 1; i < stacked.length; i += 1) {
       const failure = outcomes[i];
       const { batch } = (stacked[i] as InFlightBatch).decided;
-      if (hasErrorCode(failure, DECIDE_AGAIN)) again.push(...batch);
+      if (refusedBelow || hasErrorCode(failure, DECIDE_AGAIN)) again.push(...batch);
       else this.#failBatch(batch, failure, true);
+      if (hasErrorCode(failure, REFUSED)) refusedBelow = true;
     }
     // A held batch was decided on top of them all: decide it again too.
     if (held !== undefined) again.push(...held.batch);
@@ -568,12 +573,19 @@ export class LedgerWriter {
   }
 
   #startAppend(decided: DecidedBatch): InFlightBatch {
-    const outcome = this.#store
-      .append({ tenantId: this.#tenantId, ledgerId: this.#ledgerId, expectedVersion: decided.expectedVersion, events: decided.events })
-      .then(
-        () => undefined,
-        (error: unknown) => error ?? new Error('append failed'),
-      );
+    let appended: Promise<unknown>;
+    try {
+      // A store whose `append` throws at once, or answers something other than a promise, fails
+      // the batch as a rejected promise would: the throw escaped the drain loop, leaving the
+      // batches in flight unanswered and the rejection unhandled (fatal to a default Node process).
+      appended = Promise.resolve(this.#store.append({ tenantId: this.#tenantId, ledgerId: this.#ledgerId, expectedVersion: decided.expectedVersion, events: decided.events }));
+    } catch (error) {
+      appended = Promise.reject(error);
+    }
+    const outcome = appended.then(
+      () => undefined,
+      (error: unknown) => error ?? new Error('append failed'),
+    );
     return { decided, outcome };
   }
 
