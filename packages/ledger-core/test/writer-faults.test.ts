@@ -754,6 +754,22 @@ describe('transfer records kept in memory', () => {
     expect(store.attempts).toEqual([4, 8, 12, 16, 20]);
   });
 
+  it('with open holds alone over transfersCachedBytesMax, resolved records are still dropped as more come, and every open hold is kept', async () => {
+    const store = new CountingStore();
+    const writer = await openWriter(store, { transfersCachedBytesMax: 100_000 });
+    const large = await largeTransfers(writer);
+    // 30 open holds of ~10 KB: three times the bound, and never dropped.
+    for (let n = 0; n < 30; n += 1) expect(await writer.submit({ ...large(`hold-${n}`), pending: { timeoutMs: undefined } })).toMatchObject({ ok: true });
+    // Then 100 transfers: the records keep growing past where a walk found nothing to drop.
+    const first = await writer.submit(large('large-0'));
+    for (let n = 1; n < 100; n += 1) expect(await writer.submit(large(`large-${n}`))).toMatchObject({ ok: true });
+    expect(await writer.submit(large('large-0'))).toMatchObject({ ok: true, duplicate: true, ledgerVersion: (first as { ledgerVersion: number }).ledgerVersion });
+    expect(store.keysLookedUp, 'the first transfer was dropped and read back from the index').toContain('transfer:large-0');
+    // The first hold is still in memory: posting it reads nothing of it from the index.
+    expect(await writer.submit(postPending('post-hold-0', 'hold-0'))).toMatchObject({ ok: true });
+    expect(store.keysLookedUp).not.toContain('transfer:hold-0');
+  });
+
   it('transfersCachedBytesMax outside 0..2^40 or not an integer is refused at open', async () => {
     for (const transfersCachedBytesMax of [-1, 1.5, 2 ** 40 + 1]) {
       await expect(LedgerWriter.open({ store: new InMemoryEventStore(), tenantId: TENANT, ledgerId: LEDGER, transfersCachedBytesMax })).rejects.toBeInstanceOf(LimitExceededError);

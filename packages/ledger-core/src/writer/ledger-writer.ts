@@ -908,16 +908,31 @@ export class LedgerWriter {
   #evictTransfers(): void {
     const transfers = this.#state.transfers;
     const sized = transfers instanceof TransferStore ? transfers : undefined;
-    if (transfers.size <= this.#transfersCachedMax && (sized?.estimatedBytes ?? 0) <= this.#transfersCachedBytesMax) return;
+    const bytes = (): number => sized?.estimatedBytes ?? 0;
+    if (transfers.size <= this.#transfersCachedMax && bytes() <= this.#transfersCachedBytesMax) {
+      this.#evictAgainAt = undefined;
+      return;
+    }
+    // A walk that found too little to drop (open holds, which stay) is not repeated after every
+    // batch, only once the records have grown by a tenth of a bound since.
+    const again = this.#evictAgainAt;
+    if (again !== undefined && transfers.size < again.size && bytes() < again.bytes) return;
     const target = Math.floor(this.#transfersCachedMax * 0.9);
     const targetBytes = Math.floor(this.#transfersCachedBytesMax * 0.9);
     for (const [id, record] of transfers) {
-      if (transfers.size <= target && (sized?.estimatedBytes ?? 0) <= targetBytes) break;
+      if (transfers.size <= target && bytes() <= targetBytes) break;
       if (record.kind === 'hold' && record.resolution === 'pending') continue;
       transfers.delete(id);
       this.#transfersComplete = false;
     }
+    this.#evictAgainAt =
+      transfers.size <= target && bytes() <= targetBytes
+        ? undefined
+        : { size: transfers.size + Math.ceil(this.#transfersCachedMax / 10) + 1, bytes: bytes() + Math.ceil(this.#transfersCachedBytesMax / 10) + 1 };
   }
+
+  /** When the transfer records are to be walked again after a walk that left them over a bound (see `#evictTransfers`). */
+  #evictAgainAt: { readonly size: number; readonly bytes: number } | undefined;
 
   /**
    * Loads the transfer records the batch's commands name but memory no longer holds, into the
