@@ -97,6 +97,8 @@ export function buildApp(deps: AppDependencies): BankingApp {
     // One line per request, written by the onResponse hook below, instead of fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: settings.bodyLimitBytes,
+    // `request.ip` is the client's only behind a proxy that is trusted (see ApiSettings.trustedProxies).
+    ...(settings.trustedProxies.length === 0 ? {} : { trustProxy: [...settings.trustedProxies] }),
     genReqId: () => randomUUID(),
     // Requests that reach a closing server get our own 503 problem (onRequest below), not fastify's.
     return503OnClosing: false,

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * The API's settings. Every number has a default and a hard limit, checked once at start-up, so
  * a typo in an environment variable fails loudly instead of removing a limit.
@@ -15,6 +17,14 @@ export interface ApiSettings {
   readonly requestTimeoutMs: number;
   /** Ledger used when a request has no `Ledger-Id` header; default `main`. */
   readonly defaultLedgerId: string;
+  /**
+   * Addresses (IPv4 or IPv6, or CIDR ranges) of the proxies in front of the API whose
+   * `X-Forwarded-For` is believed: a request's address, which keys the rate limit of requests
+   * without a valid token, is then the client's, not the proxy's. At most 64; default none (every
+   * request's address is its connection's). Behind a load balancer, leave it empty and every
+   * client shares one address: one client's bad tokens then hold up the others' new ones.
+   */
+  readonly trustedProxies: readonly string[];
   /** Per-client request rate (token bucket refill), requests per second; 0 disables the limiter. 0..100,000, default 100. */
   readonly rateLimitPerSecond: number;
   /** Bucket size: requests a client may send at once after being idle. 1..100,000, default = the rate (at least 1). */
@@ -113,6 +123,18 @@ const NUMBER_SETTINGS = {
 /** The range of `rateLimitBurst`, whose default follows `rateLimitPerSecond`. */
 const RATE_LIMIT_BURST_RANGE = { min: 1, max: 100_000 } as const;
 
+/** Most entries of `trustedProxies`. */
+const TRUSTED_PROXIES_MAX = 64;
+
+/** An IPv4 or IPv6 address, or a CIDR range of either (`10.0.0.0/8`, `fd00::/8`). */
+function isAddressOrRange(text: string): boolean {
+  const [address, prefix, extra] = text.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
 /** The ledger id pattern of ledger-core, repeated for the default ledger check. */
 const LEDGER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -126,7 +148,12 @@ export function resolveSettings(given: Partial<ApiSettings> = {}): ApiSettings {
   const rateLimitBurst = bounded('rateLimitBurst', given.rateLimitBurst, { ...RATE_LIMIT_BURST_RANGE, fallback: burstFallback });
   const defaultLedgerId = given.defaultLedgerId ?? 'main';
   if (!LEDGER_ID_PATTERN.test(defaultLedgerId)) throw new RangeError(`defaultLedgerId ${JSON.stringify(defaultLedgerId)} is not a valid ledger id`);
-  return { ...numbers, rateLimitBurst, defaultLedgerId, validateResponses: given.validateResponses ?? false };
+  const trustedProxies = [...(given.trustedProxies ?? [])];
+  if (trustedProxies.length > TRUSTED_PROXIES_MAX) throw new RangeError(`trustedProxies: at most ${TRUSTED_PROXIES_MAX} entries, got ${trustedProxies.length}`);
+  for (const entry of trustedProxies) {
+    if (typeof entry !== 'string' || !isAddressOrRange(entry)) throw new RangeError(`trustedProxies: ${JSON.stringify(entry)} is not an IP address or CIDR range`);
+  }
+  return { ...numbers, rateLimitBurst, defaultLedgerId, trustedProxies, validateResponses: given.validateResponses ?? false };
 }
 
 function bounded(name: string, value: number | undefined, setting: NumberSetting): number {
@@ -153,7 +180,10 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<A
   }
   const ledger = env['BANKING_API_DEFAULT_LEDGER_ID'];
   if (ledger !== undefined && ledger !== '') settings['defaultLedgerId'] = ledger;
-  return settings as Partial<ApiSettings>;
+  // Comma-separated; checked by resolveSettings.
+  const proxies = env['BANKING_API_TRUSTED_PROXIES'];
+  const trustedProxies = proxies === undefined || proxies.trim() === '' ? {} : { trustedProxies: proxies.split(',').map((entry) => entry.trim()) };
+  return { ...(settings as Partial<ApiSettings>), ...trustedProxies };
 }
 
 function upperSnake(name: string): string {

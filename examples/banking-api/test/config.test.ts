@@ -35,6 +35,16 @@ describe('settingsFromEnv', () => {
     expect(() => settingsFromEnv({ BANKING_API_RATE_LIMIT_BURST: '0' })).toThrow(/BANKING_API_RATE_LIMIT_BURST must be an integer in 1\.\.100000/);
   });
 
+  it('reads BANKING_API_TRUSTED_PROXIES as comma-separated addresses or CIDR ranges, refusing anything else at start-up', () => {
+    expect(settingsFromEnv({ BANKING_API_TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.1,fd00::/8' })).toEqual({ trustedProxies: ['10.0.0.0/8', '127.0.0.1', 'fd00::/8'] });
+    expect(resolveSettings(settingsFromEnv({ BANKING_API_TRUSTED_PROXIES: '10.0.0.0/8, ::1' })).trustedProxies).toEqual(['10.0.0.0/8', '::1']);
+    expect(resolveSettings({}).trustedProxies).toEqual([]);
+    for (const bad of ['true', 'loopback', '10.0.0.0/33', '::1/129', '1.2.3.4/8/8', '', '10.0.0.0/', '999.1.1.1']) {
+      expect(() => resolveSettings(settingsFromEnv({ BANKING_API_TRUSTED_PROXIES: `127.0.0.1,${bad}` })), bad).toThrow(RangeError);
+    }
+    expect(() => resolveSettings({ trustedProxies: Array.from({ length: 65 }, (_, n) => `10.0.0.${n}`) })).toThrow(/at most 64/);
+  });
+
   it('leaves unset variables at their defaults and reads the default ledger as text', () => {
     expect(settingsFromEnv({})).toEqual({});
     expect(settingsFromEnv({ BANKING_API_DEFAULT_LEDGER_ID: 'books', BANKING_API_SHUTDOWN_TIMEOUT_MS: '00500' })).toEqual({ defaultLedgerId: 'books', shutdownTimeoutMs: 500 });

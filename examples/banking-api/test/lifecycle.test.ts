@@ -88,6 +88,22 @@ describe('rate limiting', () => {
     expect((await call(api.url, 'GET', '/accounts', { token: 'x.y.z' })).status).toBe(429);
   });
 
+  it('behind a trusted proxy the address is the forwarded client\'s: one client\'s bad tokens do not hold up another\'s new token; an untrusted X-Forwarded-For changes nothing', async () => {
+    const forwarded = (address: string): { headers: Record<string, string> } => ({ headers: { 'x-forwarded-for': address } });
+    for (const trustedProxies of [['127.0.0.1', '::1'], []]) {
+      const clock = stoppedClock();
+      const api = await start({ rateLimitPerSecond: 1, rateLimitBurst: 2, trustedProxies }, { rateLimitClockMs: clock.clockMs });
+      const statuses = [];
+      for (let n = 0; n < 3; n += 1) statuses.push((await call(api.url, 'GET', '/accounts', { token: 'x.y.z', ...forwarded('198.51.100.1') })).status);
+      expect(statuses).toEqual([401, 401, 429]);
+      const other = await api.token('rl-proxy', undefined, { subject: `other-${trustedProxies.length}` });
+      const reply = await call(api.url, 'GET', '/accounts', { token: other, ...forwarded('198.51.100.2') });
+      // Trusted: another client, another bucket. Not trusted: both are the proxy's address.
+      expect(reply.status, `trusted ${JSON.stringify(trustedProxies)}`).toBe(trustedProxies.length > 0 ? 200 : 429);
+      await api.close();
+    }
+  });
+
   it('an address that used up its bucket on invalid tokens is refused before a new token is verified; a token verified before is still admitted', async () => {
     const clock = stoppedClock();
     const api = await start({ rateLimitPerSecond: 1, rateLimitBurst: 2 }, { rateLimitClockMs: clock.clockMs });
