@@ -288,8 +288,18 @@ export function buildApp(deps: AppDependencies): BankingApp {
     if (problem.status >= 500) request.log.error({ err: error, route: request.routeOptions.config.apiRoute?.path }, 'request failed');
     sendProblem(request, reply, problem);
   });
+  // A path the API serves, asked with another method: 405 with the methods it takes (RFC 9110).
+  const routePatterns = routes.map((route) => ({ method: route.method, pattern: new RegExp(`^${route.path.replace(/\{[^}]+\}/g, '[^/]+')}$`) }));
   app.setNotFoundHandler((request, reply) => {
-    sendProblem(request, reply, new ProblemError('not_found', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`));
+    const path = request.url.split('?')[0] ?? '';
+    const methods = new Set<string>(routePatterns.filter((route) => route.pattern.test(path)).map((route) => route.method));
+    if (methods.has('GET')) methods.add('HEAD');
+    if (methods.size > 0) {
+      const allow = [...methods].sort().join(', ');
+      sendProblem(request, reply, new ProblemError('method_not_allowed', `${path} takes ${allow}, not ${request.method}`, { headers: { allow } }));
+      return;
+    }
+    sendProblem(request, reply, new ProblemError('not_found', `no route ${request.method} ${path}`));
   });
 
   for (const route of routes) {

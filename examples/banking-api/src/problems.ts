@@ -18,6 +18,7 @@ export const API_PROBLEMS = {
   unauthorized: { status: 401, title: 'A valid bearer token is required' },
   insufficient_scope: { status: 403, title: 'The token lacks the scope this operation needs' },
   not_found: { status: 404, title: 'No such resource' },
+  method_not_allowed: { status: 405, title: 'The resource does not take this method' },
   request_timeout: { status: 408, title: 'The request was not received in time' },
   idempotency_request_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still being processed' },
   payload_too_large: { status: 413, title: 'The request body is larger than the API accepts' },

@@ -474,6 +474,23 @@ describe('query and header errors', () => {
     }
   });
 
+  it('a path the API serves, asked with a method it does not take, answers 405 method_not_allowed with Allow; an unknown path stays 404', async () => {
+    const token = await api.token(TENANT);
+    for (const [method, path, allow] of [
+      ['PUT', '/accounts/alice', 'GET, HEAD'],
+      ['DELETE', '/accounts/alice', 'GET, HEAD'],
+      ['GET', '/transfers', 'POST'],
+      ['PUT', '/accounts', 'GET, HEAD, POST'],
+    ] as const) {
+      const reply = await call(api.url, method, path, { token });
+      expectProblem(reply, 405, 'method_not_allowed');
+      expect(reply.headers.get('allow'), `${method} ${path}`).toBe(allow);
+      expect(reply.headers.get('cache-control')).toBe('no-store');
+    }
+    expectProblem(await call(api.url, 'PUT', '/no-such-thing', { token }), 404, 'not_found');
+    expectProblem(await call(api.url, 'GET', '/accounts/alice/nothing', { token }), 404, 'not_found');
+  });
+
   it('a header that fails its schema is named in the issue path (header.idempotency-key, header.ledger-id), as query and body issues are', async () => {
     const badKey = await bank.post('/accounts', { accountId: 'header-key', currency: 'EUR', type: 'asset' }, { key: 'has space' });
     expectProblem(badKey, 400, 'invalid_request');
