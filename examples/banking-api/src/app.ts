@@ -289,7 +289,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
     sendProblem(request, reply, problem);
   });
   // A path the API serves, asked with another method: 405 with the methods it takes (RFC 9110).
-  const routePatterns = routes.map((route) => ({ method: route.method, pattern: new RegExp(`^${route.path.replace(/\{[^}]+\}/g, '[^/]+')}$`) }));
+  const routePatterns = routes.map((route) => ({ method: route.method, pattern: pathPattern(route.path) }));
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     const methods = new Set<string>(routePatterns.filter((route) => route.pattern.test(path)).map((route) => route.method));
@@ -472,6 +472,12 @@ function contentCodings(header: string | undefined): string[] {
 }
 
 /** Whether a request has a body to read, by fastify's own rule (a length above 0, or chunked). */
+/** A route path's concrete paths (`/accounts/{accountId}` matches `/accounts/alice`), its other characters literal. */
+function pathPattern(path: string): RegExp {
+  const literal = path.split(/\{[^}]+\}/).map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^${literal.join('[^/]+')}$`);
+}
+
 /**
  * Whether `error` is the client closing its connection before the body was read whole: its doing,
  * not the server's (the socket's `ECONNRESET` would otherwise read as a database gone).

@@ -489,6 +489,9 @@ describe('query and header errors', () => {
     }
     expectProblem(await call(api.url, 'PUT', '/no-such-thing', { token }), 404, 'not_found');
     expectProblem(await call(api.url, 'GET', '/accounts/alice/nothing', { token }), 404, 'not_found');
+    // A route's path is matched literally but for its parameters: the dot of /openapi.json is a dot.
+    expectProblem(await call(api.url, 'PUT', '/openapi.json', { token }), 405, 'method_not_allowed');
+    expectProblem(await call(api.url, 'PUT', '/openapiXjson', { token }), 404, 'not_found');
   });
 
   it('a header that fails its schema is named in the issue path (header.idempotency-key, header.ledger-id), as query and body issues are', async () => {
