@@ -612,6 +612,22 @@ class CountingStore extends InMemoryEventStore {
   }
 }
 
+/**
+ * Opens 32 accounts with long ids; returns a maker of transfers between them of 32 postings of
+ * large amounts, with a long reference and ~3.6 KB of metadata (~10,000 characters of data each).
+ */
+async function largeTransfers(writer: LedgerWriter): Promise<(transferId: string) => TransferCommand> {
+  const accounts = Array.from({ length: 32 }, (_, index) => `account-${index}-`.padEnd(128, 'x'));
+  for (const accountId of accounts) expect(await writer.submit(openAccount(accountId))).toMatchObject({ ok: true });
+  const metadata = Object.fromEntries(Array.from({ length: 7 }, (_, index) => [`note-${index}`, 'n'.repeat(500)]));
+  return (transferId) => ({
+    ...transfer(transferId, 'unused', 'unused', 1n),
+    postings: accounts.map((accountId, index) => ({ accountId, side: index % 2 === 0 ? 'debit' : 'credit', amount: 10n ** 30n, currency: 'EUR' })),
+    reference: 'r'.repeat(256),
+    metadata,
+  });
+}
+
 describe('append size', () => {
   it('a batch of linked groups whose events exceed APPEND_EVENTS_MAX is split across appends instead of failing every command of the batch', async () => {
     const store = new CountingStore();
@@ -634,16 +650,7 @@ describe('append size', () => {
   it('a batch of linked groups whose data exceeds APPEND_DATA_CHARS_MAX is split across appends instead of failing every command of the batch', async () => {
     const store = new CountingStore();
     const writer = await openWriter(store, { appendsInFlightMax: 1 });
-    // Transfers of 32 postings between long account ids, with a long reference and ~3.6 KB of metadata.
-    const accounts = Array.from({ length: 32 }, (_, index) => `account-${index}-`.padEnd(128, 'x'));
-    for (const accountId of accounts) expect(await writer.submit(openAccount(accountId))).toMatchObject({ ok: true });
-    const metadata = Object.fromEntries(Array.from({ length: 7 }, (_, index) => [`note-${index}`, 'n'.repeat(500)]));
-    const large = (transferId: string): TransferCommand => ({
-      ...transfer(transferId, 'unused', 'unused', 1n),
-      postings: accounts.map((accountId, index) => ({ accountId, side: index % 2 === 0 ? 'debit' : 'credit', amount: 10n ** 30n, currency: 'EUR' })),
-      reference: 'r'.repeat(256),
-      metadata,
-    });
+    const large = await largeTransfers(writer);
     // 440 groups of 64: 28,160 events, within APPEND_EVENTS_MAX but (at ~10,000 characters each) over the data limit.
     const groups = Array.from({ length: 440 }, (_, g): LedgerCommand => ({ kind: 'linked', commands: Array.from({ length: 64 }, (_, i) => large(`g${g}-${i}`)) }));
     const outcomes = await Promise.all(groups.map((group) => outcomeOf(writer.submit(group))));
@@ -707,18 +714,6 @@ describe('appends that fail in unusual ways', () => {
 });
 
 describe('transfer records kept in memory', () => {
-  /** 32 accounts with long ids, opened; transfers between them of 32 postings with ~3.6 KB of metadata. */
-  async function largeTransfers(writer: LedgerWriter): Promise<(transferId: string) => TransferCommand> {
-    const accounts = Array.from({ length: 32 }, (_, index) => `account-${index}-`.padEnd(128, 'x'));
-    for (const accountId of accounts) expect(await writer.submit(openAccount(accountId))).toMatchObject({ ok: true });
-    const metadata = Object.fromEntries(Array.from({ length: 7 }, (_, index) => [`note-${index}`, 'n'.repeat(500)]));
-    return (transferId) => ({
-      ...transfer(transferId, 'unused', 'unused', 1n),
-      postings: accounts.map((accountId, index) => ({ accountId, side: index % 2 === 0 ? 'debit' : 'credit', amount: 1n, currency: 'EUR' })),
-      metadata,
-    });
-  }
-
   it('are bounded by their estimated size too (transfersCachedBytesMax): past it the oldest are dropped, and a retry of one is answered from the store\'s index', async () => {
     const outcomes: { lookedUp: boolean; retry: CommandResult }[] = [];
     for (const transfersCachedBytesMax of [200_000, undefined]) {
