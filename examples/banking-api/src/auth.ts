@@ -69,7 +69,7 @@ export interface TokenVerifierOptions {
  * longer id is refused rather than shortened: two clients whose ids share a prefix would
  * otherwise share a rate-limit bucket and each other's idempotent answers.
  */
-const CLIENT_ID_LENGTH_MAX = 256;
+export const CLIENT_ID_LENGTH_MAX = 256;
 
 /**
  * The stable pseudonym a `sub` is logged and audited by: `sub:` and the first 16 hex digits of the
