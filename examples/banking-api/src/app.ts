@@ -507,14 +507,18 @@ function problemHeaders(problem: ProblemError): Record<string, string> {
  * value may hold anything a request can (a NUL, say), which PostgreSQL refuses in jsonb, and an
  * audit batch holding it would fail and be retried for ever, stopping every tenant's trail.
  */
-function auditIdsOf(route: Route, params: unknown, body: unknown): { resourceId: string | null; targetId: string | null } {
-  const none = { resourceId: null, targetId: null };
+function auditIdsOf(route: Route, params: unknown, body: unknown): { resourceId: string | null; targetId: string | null; memberIds: readonly string[] | null } {
+  const none = { resourceId: null, targetId: null, memberIds: null };
   const audit = route.audit;
   if (audit === undefined) return none;
   try {
     const parsed = route.params === undefined ? { success: true as const, data: undefined } : route.params.safeParse(params);
     if (!parsed.success) return none;
-    return { resourceId: audit.resourceId(parsed.data as never, body as never), targetId: audit.targetId?.(parsed.data as never) ?? null };
+    return {
+      resourceId: audit.resourceId(parsed.data as never, body as never),
+      targetId: audit.targetId?.(parsed.data as never) ?? null,
+      memberIds: audit.memberIds?.(body as never) ?? null,
+    };
   } catch {
     return none;
   }

@@ -29,6 +29,12 @@ export interface AuditEvent {
    * the transfer a reversal reverses); `null` for every other request.
    */
   readonly targetId: string | null;
+  /**
+   * The transfers a linked group (`transfer.group`) names, in the body's order, whether or not
+   * they were applied (the outcome says); `null` for every other request, and for a group whose
+   * body did not pass its schema.
+   */
+  readonly memberIds: readonly string[] | null;
   readonly status: number;
   /** `success` (2xx), `rejected` (4xx) or `error` (5xx). */
   readonly outcome: 'success' | 'rejected' | 'error';
@@ -86,6 +92,7 @@ function storedJson(event: AuditEvent, isoTime: string | null): string {
     ledgerId: event.ledgerId,
     resourceId: event.resourceId,
     targetId: event.targetId,
+    memberIds: event.memberIds,
     status: event.status,
     outcome: event.outcome,
     problemCode: event.problemCode,

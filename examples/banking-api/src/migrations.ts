@@ -229,6 +229,23 @@ CREATE OR REPLACE VIEW ${S}.audit_events WITH (security_invoker = true) AS
 `;
 
 /**
+ * Audit events of a linked group name its transfers (`memberIds`): the view gains `member_ids`
+ * (last, as `CREATE OR REPLACE VIEW` requires; null in events written before and in every event
+ * that is not a group's).
+ */
+const auditMembers = (): string => `
+CREATE OR REPLACE VIEW ${S}.audit_events WITH (security_invoker = true) AS
+  SELECT s.tenant_id, s.segment_id, e.ordinality::integer AS seq, (e.event->>'occurredAt')::timestamptz AS occurred_at,
+         e.event->>'requestId' AS request_id, e.event->>'clientId' AS client_id, e.event->>'subject' AS subject,
+         e.event->>'action' AS action, e.event->>'ledgerId' AS ledger_id, e.event->>'resourceId' AS resource_id,
+         (e.event->>'status')::integer AS status, e.event->>'outcome' AS outcome, e.event->>'problemCode' AS problem_code,
+         (e.event->>'replayed')::boolean AS replayed, e.event->>'targetId' AS target_id,
+         CASE WHEN jsonb_typeof(e.event->'memberIds') = 'array'
+              THEN ARRAY(SELECT m.id FROM jsonb_array_elements_text(e.event->'memberIds') WITH ORDINALITY AS m(id, n) ORDER BY m.n) END AS member_ids
+  FROM ${S}.audit_segments s CROSS JOIN LATERAL jsonb_array_elements(s.events) WITH ORDINALITY AS e(event, ordinality);
+`;
+
+/**
  * Lifecycle commands (freeze, unfreeze, close) get their ledger command id from the key's claim,
  * not from the key alone: each claim of a key after it expired (or by another request after it
  * was released) draws a new `claim_nonce`, and a retry of the same request keeps it. Before, a
@@ -297,6 +314,7 @@ const API_MIGRATIONS: readonly ApiMigration[] = [
   { version: 1, name: 'idempotency keys, audit events, account directory; RLS', sql: initialSchema },
   { version: 2, name: 'audit events: target_id', sql: auditTarget },
   { version: 3, name: 'idempotency keys: claim nonces, released keys kept', sql: claimNonces },
+  { version: 4, name: 'audit events: member_ids of linked groups', sql: auditMembers },
 ];
 
 /** Options of {@link migrateBankingApi}. */

@@ -76,12 +76,14 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
    * The audit action; the id of the account or transfer the request reads, changes or creates
    * (`resourceId`: from the path, or from the body, which is `undefined` when the request was
    * refused before its body passed the schema); and for a request that creates a transfer acting
-   * on another one (a hold's post or void, a reversal), that other one's id (`targetId`).
+   * on another one (a hold's post or void, a reversal), that other one's id (`targetId`); for a
+   * request that creates several (a linked group), their ids in the body's order (`memberIds`).
    */
   readonly audit?: {
     readonly action: string;
     readonly resourceId: (params: z.output<P>, body: z.output<B> | undefined) => string | null;
     readonly targetId?: (params: z.output<P>) => string | null;
+    readonly memberIds?: (body: z.output<B> | undefined) => readonly string[] | null;
   };
   handle(input: HandlerInput<z.output<P>, z.output<Q>, z.output<B>>): Promise<Answer>;
 }

@@ -228,6 +228,34 @@ describe('audit events', () => {
       ['transfer.reverse', null, 'tgt-pay', 400],
     ]);
   });
+
+  it('a linked group names its transfers in order, applied, already applied (200) or refused; other requests and a group refused by its schema name none', async () => {
+    const api = await start();
+    const bank = client(api.url, await api.token('aud-group', undefined, { subject: 'group-app' }));
+    await openAccounts(bank);
+    const leg = (transferId: string, amount: string) => ({ kind: 'transfer', transferId, debitAccountId: 'cash', creditAccountId: 'sink', amount, currency: 'EUR' });
+    const group = { transfers: [leg('grp-b', '1.00'), leg('grp-a', '2.00'), { ...leg('grp-hold', '3.00'), kind: 'hold' }] };
+    expect((await bank.post('/transfer-groups', group)).status).toBe(201);
+    expect((await bank.post('/transfer-groups', group)).status).toBe(200);
+    expectProblem(await bank.post('/transfer-groups', { transfers: [leg('grp-c', '1.00'), { ...leg('grp-ghost', '1.00'), creditAccountId: 'ghost' }] }), 404, 'account_not_found');
+    expectProblem(await bank.post('/transfer-groups', { transfers: [] }), 400, 'invalid_request');
+    const { kind: _kind, ...single } = leg('grp-single', '1.00');
+    expect((await bank.post('/transfers', single)).status).toBe(201);
+    const rows = await eventually(async () => {
+      const { rows: found } = await db.admin.query<{ action: string; resource_id: string | null; member_ids: string[] | null; status: number; replayed: boolean }>(
+        "SELECT action, resource_id, member_ids, status, replayed FROM banking_api.audit_events WHERE client_id = 'group-app' AND action NOT LIKE 'account.%' ORDER BY occurred_at, segment_id, seq",
+      );
+      expect(found).toHaveLength(5);
+      return found;
+    });
+    expect(rows.map((row) => [row.action, row.resource_id, row.member_ids, row.status, row.replayed])).toEqual([
+      ['transfer.group', null, ['grp-b', 'grp-a', 'grp-hold'], 201, false],
+      ['transfer.group', null, ['grp-b', 'grp-a', 'grp-hold'], 200, false],
+      ['transfer.group', null, ['grp-c', 'grp-ghost'], 404, false],
+      ['transfer.group', null, null, 400, false],
+      ['transfer.create', 'grp-single', null, 201, false],
+    ]);
+  });
 });
 
 describe('audit events while the database is away', () => {

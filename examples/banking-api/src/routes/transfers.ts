@@ -162,7 +162,7 @@ export function transferRoutes(services: Services): Route[] {
         200: { description: 'Every transfer of the group had already been applied with the same content: the original outcome, nothing new written.', schema: transferGroupReceiptSchema },
       },
       problems: [404, 409, 422],
-      audit: { action: 'transfer.group', resourceId: () => null },
+      audit: { action: 'transfer.group', resourceId: () => null, memberIds: (body) => body?.transfers.map((member) => member.transferId) ?? null },
       async handle({ body, context }) {
         const members = body.transfers.map(linkedMemberOf);
         const seen = new Map<string, number>();
