@@ -314,10 +314,10 @@ describe('snapshots', () => {
     [{ type: 'AccountUnfrozen', accountId: 'alice', commandId: 'Y' }, NOW + 2],
     [{ type: 'AccountFrozen', accountId: 'bob', reason: undefined }, NOW + 3],
   ]);
-  const serialize = (s: LedgerState): JsonObject => JSON.parse(JSON.stringify(serializeState(s, (s.accounts as Map<string, AccountState>).values(), []))) as JsonObject;
+  const serialize = (s: LedgerState): JsonObject => JSON.parse(JSON.stringify(serializeState(s, (s.accounts as Map<string, AccountState>).values(), [], new CurrencyRegistry()))) as JsonObject;
 
   test('the remembered ids survive a round trip; an account without any is written as before, without the field', () => {
-    expect(SNAPSHOT_SCHEMA_VERSION).toBe(1);
+    expect(SNAPSHOT_SCHEMA_VERSION).toBe(2);
     const data = serialize(state);
     const rows = data['accounts'] as Record<string, unknown>[];
     expect(rows.find((row) => row['id'] === 'alice')?.['lifecycleCommands']).toEqual([
@@ -325,7 +325,7 @@ describe('snapshots', () => {
       ['Y', 'unfreezeAccount', 4, NOW + 2],
     ]);
     expect(Object.keys(rows.find((row) => row['id'] === 'bob') ?? {})).not.toContain('lifecycleCommands');
-    const restored = restoreState(data) as LedgerState;
+    const restored = restoreState(data, new CurrencyRegistry()) as LedgerState;
     expect(restored).toBeDefined();
     expect(account(restored, 'alice').recentLifecycleCommands).toEqual(account(state, 'alice').recentLifecycleCommands);
     expect(account(restored, 'bob').recentLifecycleCommands).toBeUndefined();
@@ -336,10 +336,11 @@ describe('snapshots', () => {
     expect(decide(freeze('alice', 'X'), restored, context)).toMatchObject({ ok: true, duplicateOf: { ledgerVersion: 3, recordedAtMs: NOW + 1 } });
   });
 
-  test('a snapshot written before command ids (no field anywhere) loads, as accounts that remember none', () => {
+  test('a snapshot without command ids (no field anywhere, as before them) loads, as accounts that remember none', () => {
     const old = {
       version: 2,
       lastRecordedAtMs: NOW,
+      scales: { EUR: 2 },
       accounts: [
         {
           id: 'alice',
@@ -356,7 +357,7 @@ describe('snapshots', () => {
       ],
       holds: [],
     };
-    const restored = restoreState(old) as LedgerState;
+    const restored = restoreState(old, new CurrencyRegistry()) as LedgerState;
     expect(restored).toBeDefined();
     expect(account(restored, 'alice')).toMatchObject({ status: 'frozen', recentLifecycleCommands: undefined });
     expect(decide(freeze('alice', 'X'), restored, { nowMs: NOW, backdateWindowMs: 0 })).toMatchObject({ ok: false, code: 'account_frozen' });
@@ -366,10 +367,10 @@ describe('snapshots', () => {
   test('a malformed list makes the snapshot unusable (undefined), so the writer replays the log instead', () => {
     const data = serialize(state);
     const withRows = (lifecycleCommands: unknown): JsonObject => ({ ...data, accounts: (data['accounts'] as Record<string, unknown>[]).map((row) => (row['id'] === 'alice' ? { ...row, lifecycleCommands } : row)) }) as JsonObject;
-    expect(restoreState(withRows([['X', 'openAccount', 3, NOW]]))).toBeUndefined();
-    expect(restoreState(withRows([])), 'an empty list is never written').toBeUndefined();
-    expect(restoreState(withRows(Array.from({ length: LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX + 1 }, (_, i) => [`c${i}`, 'freezeAccount', i + 1, NOW])))).toBeUndefined();
-    expect(restoreState(withRows(Array.from({ length: LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX }, (_, i) => [`c${i}`, 'freezeAccount', i + 1, NOW])))).toBeDefined();
+    expect(restoreState(withRows([['X', 'openAccount', 3, NOW]]), new CurrencyRegistry())).toBeUndefined();
+    expect(restoreState(withRows([]), new CurrencyRegistry()), 'an empty list is never written').toBeUndefined();
+    expect(restoreState(withRows(Array.from({ length: LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX + 1 }, (_, i) => [`c${i}`, 'freezeAccount', i + 1, NOW])), new CurrencyRegistry())).toBeUndefined();
+    expect(restoreState(withRows(Array.from({ length: LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX }, (_, i) => [`c${i}`, 'freezeAccount', i + 1, NOW])), new CurrencyRegistry())).toBeDefined();
   });
 });
 

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  CorruptEventError,
+  CurrencyRegistry,
   EXPIRIES_COMPACT_MIN,
   InvalidInputError,
   InMemoryEventStore,
@@ -381,6 +383,50 @@ describe('two writers on one ledger', () => {
 });
 
 describe('snapshots and restart', () => {
+  it('a snapshot is not used by a writer whose registry gives one of its currencies another scale: it opens as it would with no snapshot', async () => {
+    const store = new InstrumentedStore();
+    const tok = (scale: number) => new CurrencyRegistry([{ code: 'TOK', scale }]);
+    const inTok = (command: TransferCommand): TransferCommand => ({ ...command, postings: command.postings.map((p) => ({ ...p, currency: 'TOK' })) });
+    const first = await openWriter(store, { currencies: tok(2), snapshotEveryEvents: 0 });
+    for (const accountId of ['bank', 'alice']) {
+      const open = openAccount(accountId, { noOverdraft: accountId === 'alice' });
+      expect(await first.submit(open.kind === 'openAccount' ? { ...open, currency: 'TOK' } : open)).toMatchObject({ ok: true });
+    }
+    // 1.50 TOK posted and 0.25 TOK held (minor units at scale 2), then a snapshot of it.
+    expect(await first.submit(inTok(transfer('fund', 'bank', 'alice', 150n)))).toMatchObject({ ok: true });
+    expect(await first.submit(inTok(hold('held', 'alice', 'bank', 25n)))).toMatchObject({ ok: true });
+    await first.saveSnapshot();
+    await first.close();
+    expect((await store.loadSnapshot({ tenantId: TENANT, ledgerId: LEDGER }))?.state['scales']).toEqual({ TOK: 2 });
+
+    const balancesOf = (writer: LedgerWriter) => sorted(writer.accounts()).map((a) => [a.id, a.creditsPosted, a.debitsPosted, a.debitsPending]);
+    // The same scale: the snapshot is used (only the event at its version is read).
+    store.eventsRead = 0;
+    const same = await openWriter(store, { currencies: tok(2), snapshotEveryEvents: 0 });
+    expect(store.eventsRead).toBe(1);
+    expect(balancesOf(same)).toEqual([['alice', 150n, 0n, 25n], ['bank', 0n, 150n, 0n]]);
+    await same.close();
+
+    // A larger scale: the log's decimal amounts read at scale 4 (1.5000 and 0.2500), as with no snapshot;
+    // the snapshot's minor units would have read as 0.0150 and 0.0025.
+    store.eventsRead = 0;
+    const wider = await openWriter(store, { currencies: tok(4), snapshotEveryEvents: 0 });
+    // The event at the snapshot's version (read to check its hash), then all four from the start.
+    expect(store.eventsRead).toBe(1 + 4);
+    const replayed = await openWriter(new CopyWithoutSnapshot(store), { currencies: tok(4), snapshotEveryEvents: 0 });
+    expect(balancesOf(wider)).toEqual([['alice', 15_000n, 0n, 2_500n], ['bank', 0n, 15_000n, 0n]]);
+    expect(balancesOf(wider)).toEqual(balancesOf(replayed));
+    // So alice, who may not overdraw, cannot spend what she does not have.
+    expect(await wider.submit(inTok(transfer('too-much', 'alice', 'bank', 12_501n)))).toMatchObject({ ok: false, code: 'insufficient_funds' });
+    await wider.close();
+    await replayed.close();
+
+    // A smaller scale: the log's 1.50 does not fit scale 0, so the open fails as it does with no
+    // snapshot, instead of reading 150 minor units as 150 TOK.
+    await expect(LedgerWriter.open({ store, tenantId: TENANT, ledgerId: LEDGER, currencies: tok(0) })).rejects.toThrow(CorruptEventError);
+    await expect(LedgerWriter.open({ store: new CopyWithoutSnapshot(store), tenantId: TENANT, ledgerId: LEDGER, currencies: tok(0) })).rejects.toThrow(CorruptEventError);
+  });
+
   it('a writer restarted from a snapshot has the same balances, reads only the tail, answers retries of evicted transfers from the index, and refuses to reverse twice', async () => {
     const store = new InstrumentedStore();
     const options = { snapshotEveryEvents: 5, transfersCachedMax: 3 } as const;

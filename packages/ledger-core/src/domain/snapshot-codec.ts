@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { JsonObject } from '../events/stored-event.js';
+import { CURRENCY_SCALE_MAX, type CurrencyRegistry } from '../money/currency.js';
 import { LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX } from './limits.js';
 import { initialState, type AccountState, type LedgerState, type LifecycleCommandRecord, type TransferRecord } from './state.js';
 import type { Posting } from './types.js';
@@ -7,20 +8,29 @@ import type { Posting } from './types.js';
 /**
  * Shape version of serialized snapshot state.
  *
- * Still 1 with accounts' `lifecycleCommands` (their remembered lifecycle command ids): the field is
+ * 2 since snapshots record the scale of every currency they hold amounts in (`scales`): a
+ * snapshot's balances and held amounts are minor units, which mean something only at the scale
+ * they were counted in. A ledger opened with a registry that gives one of those currencies
+ * another scale does not use the snapshot (see {@link restoreState}); it replays the log, whose
+ * amounts are decimal strings, and so gets the answer it would get with no snapshot at all. A
+ * snapshot of version 1 (no scales) is not used either: the first open after upgrading replays.
+ *
+ * Accounts' `lifecycleCommands` (their remembered lifecycle command ids): the field is
  * optional and written only for an account that has some, so a snapshot of a ledger that never
  * used command ids is byte for byte what earlier releases wrote, and a snapshot without it reads
  * as accounts with none. An earlier release reading a snapshot that has it refuses the snapshot
  * (every object of the shape is strict), so its writer replays the log instead, as it does for a
  * snapshot of another version: never a state that has forgotten ids it should answer retries of.
  */
-export const SNAPSHOT_SCHEMA_VERSION = 1;
+export const SNAPSHOT_SCHEMA_VERSION = 2;
 
 const minor = z.string().regex(/^[0-9]{1,40}$/);
 const posting = z.tuple([z.string(), z.enum(['debit', 'credit']), minor, z.string()]);
 const snapshotStateSchema = z.strictObject({
   version: z.int().nonnegative(),
   lastRecordedAtMs: z.int().nonnegative(),
+  // Currency code → scale, for every currency of the accounts and holds below.
+  scales: z.record(z.string(), z.int().min(0).max(CURRENCY_SCALE_MAX)),
   accounts: z.array(
     z.strictObject({
       id: z.string(),
@@ -57,12 +67,21 @@ const snapshotStateSchema = z.strictObject({
 
 /**
  * Serializes what a writer needs to resume: every account (with the lifecycle command ids it
- * remembers) and every unresolved hold. Resolved
- * and posted transfers are not included; the writer finds them through the store's index.
+ * remembers) and every unresolved hold, with the scale `currencies` gives each of their
+ * currencies (a currency it does not know is left out, and {@link restoreState} then refuses the
+ * data). Resolved and posted transfers are not included; the writer finds them through the
+ * store's index.
  */
-export function serializeState(state: LedgerState, accounts: Iterable<AccountState>, holds: Iterable<TransferRecord>): JsonObject {
+export function serializeState(state: LedgerState, accounts: Iterable<AccountState>, holds: Iterable<TransferRecord>, currencies: CurrencyRegistry): JsonObject {
+  const scales: Record<string, number> = {};
+  const noteScale = (code: string): void => {
+    if (Object.hasOwn(scales, code)) return;
+    const currency = currencies.find(code);
+    if (currency !== undefined) scales[code] = currency.scale;
+  };
   const accountRows = [];
   for (const a of accounts) {
+    noteScale(a.currency);
     accountRows.push({
       id: a.id,
       currency: a.currency,
@@ -80,6 +99,7 @@ export function serializeState(state: LedgerState, accounts: Iterable<AccountSta
   const holdRows = [];
   for (const h of holds) {
     if (h.kind !== 'hold' || h.resolution !== 'pending') continue;
+    for (const p of h.postings) noteScale(p.currency);
     holdRows.push({
       id: h.id,
       postings: h.postings.map((p) => [p.accountId, p.side, String(p.amount), p.currency]),
@@ -91,7 +111,7 @@ export function serializeState(state: LedgerState, accounts: Iterable<AccountSta
       effectiveAtMs: h.effectiveAtMs,
     });
   }
-  return { version: state.version, lastRecordedAtMs: state.lastRecordedAtMs, accounts: accountRows, holds: holdRows } as JsonObject;
+  return { version: state.version, lastRecordedAtMs: state.lastRecordedAtMs, scales, accounts: accountRows, holds: holdRows } as JsonObject;
 }
 
 /** An account's remembered lifecycle command ids as snapshot rows: nothing at all when it has none. */
@@ -100,10 +120,19 @@ function lifecycleCommandsRow(recent: readonly LifecycleCommandRecord[] | undefi
   return { lifecycleCommands: recent.map((r) => [r.commandId, r.kind, r.ledgerVersion, r.recordedAtMs]) };
 }
 
-/** Rebuilds a state from {@link serializeState}'s output; `undefined` if the data is not valid. */
-export function restoreState(data: JsonObject): LedgerState | undefined {
+/**
+ * Rebuilds a state from {@link serializeState}'s output; `undefined` if the data is not valid, or
+ * if it holds an amount in a currency whose recorded scale is missing or differs from the scale
+ * `currencies` gives it (its minor units would be read at the wrong scale: 1.50 counted as 150
+ * at scale 2 is 150 at scale 0). The caller then rebuilds the state from the log instead.
+ */
+export function restoreState(data: JsonObject, currencies: CurrencyRegistry): LedgerState | undefined {
   const parsed = snapshotStateSchema.safeParse(data);
   if (!parsed.success) return undefined;
+  const { scales } = parsed.data;
+  const scaleHolds = (code: string): boolean => Object.hasOwn(scales, code) && currencies.find(code)?.scale === scales[code];
+  if (!parsed.data.accounts.every((a) => scaleHolds(a.currency))) return undefined;
+  if (!parsed.data.holds.every((h) => h.postings.every(([, , , currency]) => scaleHolds(currency)))) return undefined;
   const state = initialState();
   state.version = parsed.data.version;
   state.lastRecordedAtMs = parsed.data.lastRecordedAtMs;

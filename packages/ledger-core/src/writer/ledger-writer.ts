@@ -882,7 +882,7 @@ export class LedgerWriter {
       ledgerVersion: version,
       hash: this.#lastHash,
       schemaVersion: SNAPSHOT_SCHEMA_VERSION,
-      state: serializeState(this.#state, this.#state.accounts.values(), this.#state.transfers.values()),
+      state: serializeState(this.#state, this.#state.accounts.values(), this.#state.transfers.values(), this.#currencies),
     });
     this.#lastSnapshotVersion = version;
   }
@@ -1038,7 +1038,7 @@ export class LedgerWriter {
         fromVersion: snapshot.ledgerVersion,
         limit: 1,
       });
-      const restored = restoreState(snapshot.state);
+      const restored = restoreState(snapshot.state, this.#currencies);
       if (restored !== undefined && atSnapshot?.hash === snapshot.hash && restored.version === snapshot.ledgerVersion) {
         this.#state = restored as WriterState;
         this.#lastHash = snapshot.hash;
