@@ -1,5 +1,6 @@
 import type { EventMeta, LedgerEvent, StoredEvent } from '@ledgerkit/ledger-core';
 import type { PoolClient } from 'pg';
+import type { FailedEvent } from './errors.js';
 
 /** An event as a projection receives it: decoded, as stored, and where it sits in the global log. */
 export interface ProjectionEvent {
@@ -37,8 +38,9 @@ export interface ProjectionContext {
  *   position, and stop this projection for this tenant (others keep running) until `retry` or
  *   `rebuild`. The read model stays exactly as of the event before.
  * - `skip-with-record`: record the position and the error in `ledgerkit.projection_failures`, move
- *   the checkpoint past the event without applying it, and go on. The read model then lacks that
- *   event: use it only where a gap is better than a halt, and watch the failures table.
+ *   the checkpoint past the event without applying it (calling {@link Projection.skipped}), and go
+ *   on. The read model then lacks that event, and only that event: use it only where a gap is
+ *   better than a halt, and watch the failures table.
  */
 export type ErrorPolicy = 'stop' | 'skip-with-record';
 
@@ -65,6 +67,13 @@ export interface Projection {
   apply(context: ProjectionContext, events: readonly ProjectionEvent[]): Promise<void>;
   /** Deletes every row this projection wrote for `context.tenantId`: the first half of a rebuild. */
   reset(context: ProjectionContext): Promise<void>;
+  /**
+   * Optional: told of an event skipped under `skip-with-record`, in the transaction that records
+   * the skip and moves the checkpoint past it. Nothing of the event is to be applied; a read model
+   * that tracks how far each ledger is applied (the balances model, which the inline hook also
+   * moves) marks the event's version as passed here, so that the ledger's later events still apply.
+   */
+  skipped?(context: ProjectionContext, event: FailedEvent): Promise<void>;
 }
 
 /** Projection names: they key checkpoints and advisory locks. */

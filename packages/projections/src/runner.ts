@@ -1173,6 +1173,7 @@ export class ProjectionRunner {
         // The advance first: it clears the last error, and this skip's error is the last one now.
         await advanceCheckpoint(client, tenantId, name, advance);
         await recordSkippedEvent(client, tenantId, name, failed, failure.message);
+        await worker.projection.skipped?.({ client, tenantId, after: checkpoint.position }, failed);
       });
       worker.checkpoint = { position: advance.position, generation: checkpoint.generation };
       this.#report(worker, failure, failed.position);

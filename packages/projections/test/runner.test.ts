@@ -5,6 +5,7 @@ import {
   eventProjection,
   HISTORY_PROJECTION,
   historyProjection,
+  inlineBalances,
   ProjectionFailedError,
   ProjectionRunner,
   ReadModels,
@@ -323,6 +324,36 @@ describe('the runner', () => {
       { position: poisonEntry?.position, ledger_id: 'eur', ledger_version: String(poisonVersion), event_type: 'TransferPosted', error: expect.stringContaining('cannot handle the poison transfer') },
     ]);
     await ledger.close();
+  });
+
+  it('under skip-with-record a skipped event is the only one the balances model lacks: the ledger\'s later events apply, from the runner and from the inline hook', async () => {
+    const tenantId = 'skip-balances';
+    const withPoints = new CurrencyRegistry([{ code: 'POINTS', scale: 0 }]);
+    const ledger = await Ledger.open({ store, tenantId, ledgerId: 'eur', currencies: withPoints, snapshotEveryEvents: 0 });
+    await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+    await ledger.openAccount({ accountId: 'alice', currency: 'EUR', type: 'liability' });
+    // The runner's registry has no POINTS: this event does not decode, and is skipped.
+    await ledger.openAccount({ accountId: 'points', currency: 'POINTS', type: 'liability' });
+    for (let n = 0; n < 5; n += 1) await ledger.transfer({ transferId: `after-skip-${n}`, debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' });
+    await ledger.close();
+    const runner = runnerFor(tenantId, { errorPolicy: 'skip-with-record' });
+    runner.start();
+    await runner.whenCaughtUp();
+    const statuses = await runner.status();
+    await runner.stop();
+    for (const projection of [BALANCES_PROJECTION, HISTORY_PROJECTION]) {
+      expect(statusOf(statuses, projection)).toMatchObject({ eventsApplied: 7, eventsSkipped: 1, lagEvents: 0 });
+    }
+    expect((await models.balance(tenantId, 'eur', 'alice'))?.posted).toBe('5.00');
+    expect((await models.balance(tenantId, 'eur', 'cash'))?.posted).toBe('5.00');
+    expect(await models.balance(tenantId, 'eur', 'points')).toBeUndefined();
+    // With the runner stopped, an append through the inline hook reaches the model at once: it
+    // found the ledger's version where its append continues the stream.
+    const inlineStore = await PostgresEventStore.open({ pool: db.app, horizonWaitMs: 10_000, inline: inlineBalances({ currencies: withPoints }) });
+    const again = await Ledger.open({ store: inlineStore, tenantId, ledgerId: 'eur', currencies: withPoints, snapshotEveryEvents: 0 });
+    expect(await again.transfer({ transferId: 'inline-after-skip', debitAccountId: 'cash', creditAccountId: 'alice', amount: '10.00', currency: 'EUR' })).toMatchObject({ ok: true });
+    await again.close();
+    expect((await models.balance(tenantId, 'eur', 'alice'))?.posted).toBe('15.00');
   });
 
   it('under skip-with-record an error of the database\'s setup (a missing table, a missing grant) skips nothing: the projection stops there', async () => {

@@ -201,6 +201,16 @@ export function balancesProjectionWithCache(rowsCachedMax: number): Projection {
       const last = events[events.length - 1];
       if (last !== undefined) cache.put(tenantId, { after: last.position, versions: state.versions, rows: state.rows }, state.rows.size);
     },
+    // A skipped event leaves the rows as they are but must not stop its ledger: every later event
+    // of the ledger would fail the version check above (applied up to v - 1, next is v + 1) and
+    // be skipped in turn, and the inline hook would never find the ledger at its append's version.
+    // So the ledger's version moves past the event, with the same compare-and-set (a no-op when
+    // the inline hook already applied past it).
+    async skipped({ client, tenantId }, { ledgerId, ledgerVersion }) {
+      cache.take(tenantId);
+      if (ledgerVersion === 1) await client.query(INSERT_LEDGER_VERSION_SQL, [tenantId, ledgerId, 1]);
+      else await client.query(MOVE_LEDGER_VERSION_SQL, [tenantId, ledgerId, ledgerVersion - 1, ledgerVersion]);
+    },
     async reset({ client, tenantId }) {
       cache.take(tenantId);
       // Ledger versions first: the lock order of the inline hook (version, then balances, then holds).
