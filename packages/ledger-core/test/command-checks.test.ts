@@ -8,6 +8,7 @@ import {
   LedgerWriter,
   UnknownCurrencyError,
   parseCommand,
+  parseInstantMs,
   type CommandContext,
   type CommandResult,
   type LedgerCommand,
@@ -394,5 +395,81 @@ describe('parseCommand.openAccount and the balance flags', () => {
     [{ debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, false, false],
   ])('accepts %j as at most one flag', (flags, debits, credits) => {
     expect(open(flags)).toMatchObject({ kind: 'openAccount', flags: { debitsMustNotExceedCredits: debits, creditsMustNotExceedDebits: credits } });
+  });
+});
+
+describe('parseCommand and parseInstantMs given arguments of the wrong type from JavaScript', () => {
+  const simple = { transferId: 't1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' };
+  const postPending = { transferId: 'p1', pendingId: 'h1', amount: '0.50', currency: 'EUR' };
+  const notRegistries = [undefined, null, {}, 'EUR', { get: 'EUR' }];
+
+  /** The error `run` throws, or undefined. */
+  function thrownBy(run: () => unknown): unknown {
+    try {
+      run();
+    } catch (error) {
+      return error;
+    }
+    return undefined;
+  }
+
+  function expectInvalidAt(run: () => unknown, path: readonly (string | number)[], label: string): void {
+    const error = thrownBy(run);
+    expect(error, label).toBeInstanceOf(InvalidInputError);
+    expect((error as InvalidInputError).issues.map((issue) => issue.path), label).toEqual([path]);
+  }
+
+  it.each([
+    ['transfer', (registry: unknown, input: unknown) => parseCommand.transfer(input ?? simple, registry as CurrencyRegistry)],
+    ['hold', (registry: unknown, input: unknown) => parseCommand.hold(input ?? { ...simple, timeoutMs: 1_000 }, registry as CurrencyRegistry)],
+    ['postPending', (registry: unknown, input: unknown) => parseCommand.postPending(input ?? postPending, registry as CurrencyRegistry)],
+    ['postPending of the whole hold', (registry: unknown, input: unknown) => parseCommand.postPending(input ?? { transferId: 'p1', pendingId: 'h1' }, registry as CurrencyRegistry)],
+    ['linked', (registry: unknown, input: unknown) => parseCommand.linked(input ?? [{ kind: 'transfer', input: simple }], registry as CurrencyRegistry)],
+  ] as const)('%s refuses a missing or malformed currency registry with InvalidInputError at currencies, whatever the input', (name, parse) => {
+    for (const registry of notRegistries) {
+      for (const input of [undefined, {}, null]) expectInvalidAt(() => parse(registry, input), ['currencies'], `${name} ${JSON.stringify(registry)} ${JSON.stringify(input)}`);
+    }
+    expect(parse(currencies, undefined)).toMatchObject({ kind: name === 'linked' ? 'linked' : name === 'hold' ? 'transfer' : name.split(' ')[0] });
+  });
+
+  it.each([
+    ['openAccount', (registry: unknown) => parseCommand.openAccount({ accountId: 'a', currency: 'EUR', type: 'asset' }, registry as CurrencyRegistry)],
+    ['voidPending', (registry: unknown) => parseCommand.voidPending({ transferId: 'v1', pendingId: 'h1' }, registry as CurrencyRegistry)],
+    ['reverse', (registry: unknown) => parseCommand.reverse({ transferId: 'r1', reversalOf: 't1' }, registry as CurrencyRegistry)],
+  ] as const)('%s takes its registry left out, but refuses null or one without get at currencies', (name, parse) => {
+    for (const registry of notRegistries.slice(1)) expectInvalidAt(() => parse(registry), ['currencies'], `${name} ${JSON.stringify(registry)}`);
+    expect(parse(undefined)).toBeDefined();
+    expect(parse(currencies)).toBeDefined();
+  });
+
+  it('openAccount with a registry still refuses an undeclared currency, and without one takes it', () => {
+    const open = { accountId: 'a', currency: 'XXX1', type: 'asset' };
+    expect(thrownBy(() => parseCommand.openAccount(open, currencies))).toBeInstanceOf(UnknownCurrencyError);
+    expect(parseCommand.openAccount(open)).toMatchObject({ currency: 'XXX1' });
+  });
+
+  it('a path prefix that is not an array of strings and numbers is InvalidInputError at prefix, not a TypeError', () => {
+    const prefixes = [null, 'ab', 5, {}, [Symbol('x')], [{}]];
+    prefixes.forEach((prefix, index) => {
+      const bad = prefix as unknown as readonly string[];
+      for (const input of [simple, {}]) {
+        expectInvalidAt(() => parseCommand.transfer(input, currencies, bad), ['prefix'], `transfer, prefix ${index}`);
+        expectInvalidAt(() => parseCommand.hold(input, currencies, bad), ['prefix'], `hold, prefix ${index}`);
+        expectInvalidAt(() => parseCommand.postPending(input, currencies, bad), ['prefix'], `postPending, prefix ${index}`);
+        expectInvalidAt(() => parseCommand.voidPending(input, undefined, bad), ['prefix'], `voidPending, prefix ${index}`);
+        expectInvalidAt(() => parseCommand.reverse(input, undefined, bad), ['prefix'], `reverse, prefix ${index}`);
+      }
+    });
+    // A good prefix still leads the path of the input's errors.
+    expectInvalidAt(() => parseCommand.transfer({ ...simple, transferId: '' }, currencies, ['batch', 3]), ['batch', 3, 'transferId'], 'good prefix');
+    expect(parseCommand.transfer(simple, currencies, ['batch', 3])).toMatchObject({ transferId: 't1' });
+  });
+
+  it('parseInstantMs refuses a field name that is not a string at field, not a TypeError', () => {
+    for (const field of [Symbol('asOf'), null, 3]) {
+      for (const value of ['2025-03-01T12:00:00Z', 'yesterday']) expectInvalidAt(() => parseInstantMs(value, field as unknown as string), ['field'], `${String(field)} ${value}`);
+    }
+    expectInvalidAt(() => parseInstantMs('yesterday', 'asOf'), ['asOf'], 'a bad instant');
+    expect(parseInstantMs('2025-03-01T12:00:00Z', 'asOf')).toBe(Date.parse('2025-03-01T12:00:00Z'));
   });
 });

@@ -444,3 +444,49 @@ describe('money helpers given input no amount can be', () => {
     for (const scale of [-1, 1.5, CURRENCY_SCALE_MAX + 1, Number.NaN]) expect(() => formatAmount(150n, scale), String(scale)).toThrow(InvalidInputError);
   });
 });
+
+describe('money helpers given arguments of the wrong type from JavaScript', () => {
+  test('convert refuses a from or to that is not a currency with InvalidInputError at from or to, not a TypeError', () => {
+    const bad = [null, undefined, 'EUR', 2, { code: 'EUR' }, { scale: 2 }, { code: Symbol('EUR'), scale: 2 }, { code: 'EUR', scale: 1.5 }, { code: 'EUR', scale: CURRENCY_SCALE_MAX + 1 }];
+    for (const currency of bad) {
+      const shown = String(typeof currency === 'object' && currency !== null ? JSON.stringify(currency) : typeof currency);
+      expect(issuePathsOf(() => convert(100n, currency as never, EUR, '1', 'half-even')), shown).toEqual([['from']]);
+      expect(issuePathsOf(() => convert(100n, EUR, currency as never, '1', 'half-even')), shown).toEqual([['to']]);
+    }
+    // A currency of the same shape from elsewhere (another copy of the package) serves.
+    expect(convert(100n, { code: 'EUR', scale: 2 }, { code: 'JPY', scale: 0 }, '163.9', 'half-even')).toBe(164n);
+  });
+
+  test('convert checks its other arguments before the rate, so the answer does not depend on it', () => {
+    for (const rate of ['1', 'x', '0']) {
+      expect(issuePathsOf(() => convert(1.5 as unknown as bigint, EUR, USD, rate, 'half-even')), rate).toEqual([['minor']]);
+      expect(issuePathsOf(() => convert(null as unknown as bigint, EUR, USD, rate, 'half-even')), rate).toEqual([['minor']]);
+      expect(issuePathsOf(() => convert(100n, EUR, USD, rate, undefined as unknown as RoundingMode)), rate).toEqual([['rounding']]);
+      expect(issuePathsOf(() => convert(100n, EUR, USD, rate, 'nearest' as RoundingMode)), rate).toEqual([['rounding']]);
+    }
+    expect(reasonOf(() => convert(100n, EUR, USD, null as unknown as string, 'half-even'))).toBe('malformed');
+    expect(convert(100n, EUR, USD, '1', 'half-even')).toBe(100n);
+  });
+
+  test('parseAmount refuses a currency whose code is not a string at currency, whatever the amount, not a TypeError', () => {
+    for (const code of [Symbol('EUR'), 978, null, undefined]) {
+      for (const amount of ['1.234', '1', '0', 'x']) {
+        expect(issuePathsOf(() => parseAmount(amount, { code, scale: 2 } as never)), `${String(code)} ${amount}`).toEqual([['currency']]);
+      }
+    }
+    expect(reasonOf(() => parseAmount('1.234', { code: 'EUR', scale: 2 }))).toBe('too_many_decimals');
+  });
+
+  test('fromDecimal refuses, as malformed, a value that cannot even be shown as a string', () => {
+    const throwing = {
+      toString(): string {
+        throw new Error('toString called');
+      },
+    };
+    for (const value of [Object.create(null) as object, throwing, () => 1]) {
+      expect(reasonOf(() => fromDecimal(value as never, 2, 'down'))).toBe('malformed');
+    }
+    expect(reasonOf(() => fromDecimal(null as never, 2, 'down'))).toBe('malformed');
+    expect(fromDecimal(new Decimal('1.5'), 2, 'down')).toBe(150n);
+  });
+});

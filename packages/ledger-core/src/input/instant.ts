@@ -13,9 +13,12 @@ export const INSTANT_MESSAGE = 'must be a valid Date, or an ISO-8601 date-time w
  * refused with `InvalidInputError` at `[field]`, including the strings `Date.parse` would guess
  * at: one without an offset (JavaScript reads it in the machine's time zone, so the same query
  * would answer differently on another machine), a date alone, other formats, and impossible
- * dates (`Date.parse` rolls 2025-02-30 over to 2 March).
+ * dates (`Date.parse` rolls 2025-02-30 over to 2 March). A `field` that is not a string is
+ * refused with `InvalidInputError` at `field`.
  */
 export function parseInstantMs(value: unknown, field: string): number {
+  // The field names the path of the error: a symbol there would make its message throw a TypeError.
+  if (typeof field !== 'string') throw new InvalidInputError([{ path: ['field'], message: `must be the name of the field (a string), got ${typeof field}` }]);
   const ms = instantMsOrNaN(value);
   if (!Number.isFinite(ms)) throw new InvalidInputError([{ path: [field], message: INSTANT_MESSAGE }]);
   return ms;

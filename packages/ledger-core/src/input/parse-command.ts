@@ -17,6 +17,7 @@ import { InvalidAmountError, InvalidInputError, type InputIssue } from '../error
 import { currencyCodeSchema, idSchema, isStorableText, metadataSchema, STORABLE_TEXT_MESSAGE } from '../events/schemas.js';
 import { parseAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
+import { checkCollaborator } from './options.js';
 
 /**
  * Longest `effectiveAt` a command accepts. An ISO-8601 date-time with an offset and nanoseconds
@@ -186,14 +187,34 @@ function money(value: unknown, currencies: CurrencyRegistry, code: string, prefi
   }
 }
 
+const REGISTRY_METHODS: readonly string[] = ['get'];
+
+/**
+ * Refuses, with `InvalidInputError` at `currencies` or `prefix`, the arguments besides the input a
+ * JavaScript caller may get wrong: a registry that is not an object with a `get` method (left out,
+ * `undefined`, only where it is optional; `null` never), and a path prefix that is not an array of
+ * strings and numbers. Checked before the input, so that the answer never depends on it.
+ */
+function checkArguments(currencies: unknown, required: boolean, prefix: readonly (string | number)[] = NO_PREFIX): void {
+  checkCollaborator(currencies, 'currencies', REGISTRY_METHODS, 'a CurrencyRegistry', required);
+  if (prefix === NO_PREFIX) return;
+  if (!Array.isArray(prefix) || !prefix.every((part) => typeof part === 'string' || typeof part === 'number')) {
+    throw new InvalidInputError([{ path: ['prefix'], message: 'must be an array of strings and numbers (a path), or undefined' }]);
+  }
+}
+
 /**
  * Turns untrusted input into decider commands. Each function validates shape, ids, limits and
  * metadata with zod, and amounts exactly against their currency's scale. It throws
  * `InvalidInputError`, `InvalidAmountError` or `UnknownCurrencyError`; it never returns a
- * partially valid command.
+ * partially valid command. A `currencies` argument that is not a {@link CurrencyRegistry} (an
+ * object with a `get` method; `null`, or left out where it is required, say) is refused with
+ * `InvalidInputError` at `currencies`, and a `prefix` that is not an array of strings and numbers
+ * at `prefix`, whatever the input.
  */
 export const parseCommand = {
   openAccount(input: unknown, currencies?: CurrencyRegistry): OpenAccountCommand {
+    checkArguments(currencies, false);
     const v = validate(openAccountInputSchema, input);
     // An account in an undeclared currency could never be decoded again from the log.
     currencies?.get(v.currency);
@@ -226,15 +247,19 @@ export const parseCommand = {
   },
 
   transfer(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): TransferCommand {
+    checkArguments(currencies, true, prefix);
     return transferCommand(validate(branchOf(input, simpleTransferInputSchema, multiTransferInputSchema), input, prefix), undefined, currencies, prefix);
   },
 
   hold(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): TransferCommand {
+    checkArguments(currencies, true, prefix);
     const v = validate(branchOf(input, simpleHoldInputSchema, multiHoldInputSchema), input, prefix);
     return transferCommand(v, { timeoutMs: v.timeoutMs }, currencies, prefix);
   },
 
   postPending(input: unknown, currencies: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): PostPendingCommand {
+    // Required even when the input posts the whole hold and no amount is read.
+    checkArguments(currencies, true, prefix);
     const v = validate(postPendingInputSchema, input, prefix);
     return {
       kind: 'postPending',
@@ -247,12 +272,14 @@ export const parseCommand = {
     };
   },
 
-  voidPending(input: unknown, _currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): VoidPendingCommand {
+  voidPending(input: unknown, currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): VoidPendingCommand {
+    checkArguments(currencies, false, prefix);
     const v = validate(voidPendingInputSchema, input, prefix);
     return { kind: 'voidPending', transferId: v.transferId, pendingId: v.pendingId, effectiveAtMs: toMs(v.effectiveAt), metadata: v.metadata ?? {} };
   },
 
-  reverse(input: unknown, _currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): ReverseTransferCommand {
+  reverse(input: unknown, currencies?: CurrencyRegistry, prefix: readonly (string | number)[] = NO_PREFIX): ReverseTransferCommand {
+    checkArguments(currencies, false, prefix);
     const v = validate(reverseInputSchema, input, prefix);
     return {
       kind: 'reverseTransfer',
@@ -265,6 +292,7 @@ export const parseCommand = {
   },
 
   linked(input: unknown, currencies: CurrencyRegistry): LinkedCommand {
+    checkArguments(currencies, true);
     // The group's bounds by counting first, as `validate` does for each command's (see oversizedIssue).
     if (Array.isArray(input)) {
       if (input.length > LINKED_COMMANDS_MAX) throw new InvalidInputError([{ path: [], message: `must hold at most ${LINKED_COMMANDS_MAX} commands` }]);

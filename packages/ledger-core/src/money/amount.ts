@@ -29,15 +29,13 @@ export interface ParseAmountOptions {
  * `NaN`/`Infinity`, leading zeros, more decimals than the currency's scale (never rounds),
  * zero unless allowed, and anything above {@link AMOUNT_MINOR_MAX}. Options that are not an object
  * (`null`, say; left out they mean the defaults) are refused with `InvalidInputError` at
- * `options`, and a `currency` that is not an object with an integer `scale` in
- * 0..{@link CURRENCY_SCALE_MAX} at `currency`, whatever the amount.
+ * `options`, and a `currency` that is not an object with a string `code` and an integer `scale`
+ * in 0..{@link CURRENCY_SCALE_MAX} at `currency`, whatever the amount.
  */
 export function parseAmount(input: unknown, currency: Currency, options: ParseAmountOptions = {}): bigint {
   // Checked first, so that the answer never depends on the amount.
   checkOptions(options);
-  if (typeof currency !== 'object' || currency === null || !Number.isInteger(currency.scale) || currency.scale < 0 || currency.scale > CURRENCY_SCALE_MAX) {
-    throw new InvalidInputError([{ path: ['currency'], message: `must be a Currency: { code, scale } with an integer scale in 0..${CURRENCY_SCALE_MAX}` }]);
-  }
+  checkCurrency(currency, 'currency');
   if (typeof input !== 'string') {
     throw new InvalidAmountError('not_a_string', `amount must be a decimal string, got ${typeof input}`);
   }
@@ -181,11 +179,7 @@ const AMOUNT_MINOR_MAX_DECIMAL = AMOUNT_MINOR_MAX.toString();
  */
 export function fromDecimal(value: Decimal.Value, scale: number, rounding: RoundingMode): bigint {
   checkScale(scale);
-  // A mode from JavaScript or configuration may be anything; decimal.js would round an unknown
-  // one (undefined) with its default, half-even, without a word.
-  if (typeof rounding !== 'string' || !Object.hasOwn(ROUNDING, rounding)) {
-    throw new InvalidInputError([{ path: ['rounding'], message: `must be one of ${Object.keys(ROUNDING).join(', ')}` }]);
-  }
+  checkRounding(rounding);
   if (typeof value === 'string' && value.length > FROM_DECIMAL_STRING_LENGTH_MAX) {
     throw new InvalidAmountError('malformed', `value is longer than ${FROM_DECIMAL_STRING_LENGTH_MAX} characters`);
   }
@@ -193,7 +187,11 @@ export function fromDecimal(value: Decimal.Value, scale: number, rounding: Round
   try {
     exact = new Exact(value);
   } catch {
-    throw new InvalidAmountError('malformed', `value ${JSON.stringify(String(value).slice(0, AMOUNT_STRING_LENGTH_MAX))} is not a number`);
+    // Only a primitive is shown: turning an object into a string can throw again (one without a
+    // prototype, or whose toString throws).
+    const type = value === null ? 'null' : typeof value;
+    const shown = type === 'string' ? JSON.stringify((value as string).slice(0, AMOUNT_STRING_LENGTH_MAX)) : type === 'object' || type === 'function' || type === 'null' ? `of type ${type}` : String(value);
+    throw new InvalidAmountError('malformed', `value ${shown} is not a number`);
   }
   const scaled = exact.times(new Exact(10).pow(scale)).toDecimalPlaces(0, ROUNDING[rounding]);
   if (!scaled.isFinite()) throw new InvalidAmountError('not_finite', 'value is not finite');
@@ -211,8 +209,19 @@ export function fromDecimal(value: Decimal.Value, scale: number, rounding: Round
  * ```ts
  * convert(10_000n, EUR, USD, '1.0842', 'half-even'); // 10842n (108.42 USD)
  * ```
+ * The other arguments are checked before the rate, and refused with `InvalidInputError`: `minor`
+ * that is not a bigint at `minor`, a `from` or `to` that is not a currency (an object with a
+ * string `code` and an integer `scale` in 0..{@link CURRENCY_SCALE_MAX}) at `from` or `to`, and a
+ * rounding mode that is not a {@link RoundingMode} at `rounding`. A rate that is not a positive
+ * plain decimal string of at most {@link AMOUNT_STRING_LENGTH_MAX} characters is refused with
+ * {@link InvalidAmountError} (`malformed`, or `zero`), and so is a result outside
+ * ±{@link AMOUNT_MINOR_MAX} (`too_large`).
  */
 export function convert(minor: bigint, from: Currency, to: Currency, rate: string, rounding: RoundingMode): bigint {
+  checkMinor(minor);
+  checkCurrency(from, 'from');
+  checkCurrency(to, 'to');
+  checkRounding(rounding);
   // The length first: the message shows the rate, cut short, and the pattern need not scan a long one.
   if (typeof rate !== 'string' || rate.length > AMOUNT_STRING_LENGTH_MAX || !/^(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(rate)) {
     const shown = typeof rate === 'string' ? JSON.stringify(rate.slice(0, AMOUNT_STRING_LENGTH_MAX)) : typeof rate;
@@ -221,6 +230,32 @@ export function convert(minor: bigint, from: Currency, to: Currency, rate: strin
   const rateValue = new Exact(rate);
   if (rateValue.isZero()) throw new InvalidAmountError('zero', 'rate must be greater than zero');
   return fromDecimal(toDecimal(minor, from.scale).times(rateValue), to.scale, rounding);
+}
+
+/**
+ * Refuses, with `InvalidInputError` at `[field]`, a currency that is not an object with a string
+ * `code` and an integer `scale` in 0..{@link CURRENCY_SCALE_MAX}: a JavaScript caller may pass
+ * `null`, and a code that is not a string (a symbol) cannot be put in a message.
+ */
+function checkCurrency(currency: Currency, field: string): void {
+  if (
+    typeof currency !== 'object' ||
+    currency === null ||
+    typeof currency.code !== 'string' ||
+    !Number.isInteger(currency.scale) ||
+    currency.scale < 0 ||
+    currency.scale > CURRENCY_SCALE_MAX
+  ) {
+    throw new InvalidInputError([{ path: [field], message: `must be a Currency: { code, scale } with a string code and an integer scale in 0..${CURRENCY_SCALE_MAX}` }]);
+  }
+}
+
+function checkRounding(rounding: RoundingMode): void {
+  // A mode from JavaScript or configuration may be anything; decimal.js would round an unknown
+  // one (undefined) with its default, half-even, without a word.
+  if (typeof rounding !== 'string' || !Object.hasOwn(ROUNDING, rounding)) {
+    throw new InvalidInputError([{ path: ['rounding'], message: `must be one of ${Object.keys(ROUNDING).join(', ')}` }]);
+  }
 }
 
 function checkMinor(minor: bigint): void {
