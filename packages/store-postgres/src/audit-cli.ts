@@ -9,6 +9,13 @@
  * cannot read, a ledger with no event the role can read — a mistyped tenant or ledger id must not
  * pass as an empty, balanced ledger — or a version past the ledger's head).
  *
+ * The chain is an unkeyed SHA-256 chain: it shows a change made by someone who did not recompute
+ * every later hash, and events missing at the end (the chain ends short of the head the
+ * database records), but not a rewrite by a superuser or the tables' owner who disabled the
+ * triggers and recomputed the hashes after it. Against that, the auditor keeps the head hash of
+ * an earlier report outside the database and gives it back with `--expect-head-hash`: the audit
+ * then fails unless that event is still in the verified chain.
+ *
  * It reads events with the built-in upcasters, plus the steps of the `--upcasters` module, if
  * given (the module's code runs in the audit's process: give it only a module you trust).
  *
@@ -35,6 +42,7 @@ import {
   type Balance,
   type ChainVerification,
   type Currency,
+  type StoredEvent,
   type TrialBalance,
 } from '@ledgerkit/ledger-core';
 import { withTenant } from '@ledgerkit/tenant-rls';
@@ -44,7 +52,8 @@ import { PostgresEventStore } from './postgres-event-store.js';
 /** The usage text `--help` prints and a bad argument repeats. */
 export const AUDIT_USAGE = `usage: ledgerkit-audit --tenant <id> --ledger <id> [options]
 
-  --database-url <url>         the application role's URL (default: DATABASE_URL)
+  --database-url <url>         the application role's URL, postgres://… or postgresql://…
+                               (default: DATABASE_URL; a libpq keyword string is refused)
   --as-of-version <n>          the state after event n
   --as-of-recorded <instant>   what the ledger knew at that instant (ISO-8601 with an offset)
   --as-of-effective <instant>  the books as of that business time, back-dated events included
@@ -58,14 +67,18 @@ export const AUDIT_USAGE = `usage: ledgerkit-audit --tenant <id> --ledger <id> [
                                1..600,000 ms (default 30,000)
   --connect-timeout-ms <n>     how long to wait for the database to accept a connection,
                                1..600,000 ms (default 10,000)
+  --expect-head-hash <hash>    the chain.lastHash of an earlier report (64 hex digits), kept
+                               outside the database: the audit fails unless the event with that
+                               hash is still in the verified chain (the ledger may have grown)
 
 Prints one JSON document. Exit code 0: the chain holds, it reaches the head the database
-records for the ledger, and every currency balances; 1: it does not (events missing at the end
-count); 2: the audit could not run (also for a ledger with no events, which is most often a
-mistyped --tenant or --ledger, for --as-of-version past the ledger's head, for an --upcasters
-module that gives no registry, or none within --upcasters-timeout-ms, for a server that does not
-accept the connection within --connect-timeout-ms or answer a query within 120 s, and for an
-option given twice).`;
+records for the ledger, every currency balances, and the --expect-head-hash event, if given, is
+in the chain; 1: it does not (events missing at the end count, and so does an --as-of-version
+that only they reached); 2: the audit could not run (also for a ledger with no events, which is
+most often a mistyped --tenant or --ledger, for --as-of-version past the ledger's head, for an
+--upcasters module that gives no registry, or none within --upcasters-timeout-ms, for a server
+that does not accept the connection within --connect-timeout-ms or answer a query within 120 s,
+and for an option given twice).`;
 
 /** Most `--account` arguments. */
 const ACCOUNTS_LISTED_MAX = 1_000;
@@ -80,7 +93,11 @@ const CONNECT_TIMEOUT_MS_MAX = 600_000;
 /** How long it waits for any one query's answer, ms (a page of events, the head). */
 const QUERY_TIMEOUT_MS = 120_000;
 /** Options that take one value: given twice, an auditor's script would silently audit the last one. */
-const SINGLE_VALUE_OPTIONS = ['database-url', 'tenant', 'ledger', 'as-of-version', 'as-of-recorded', 'as-of-effective', 'accounts-max', 'upcasters', 'upcasters-timeout-ms', 'connect-timeout-ms'];
+const SINGLE_VALUE_OPTIONS = ['database-url', 'tenant', 'ledger', 'as-of-version', 'as-of-recorded', 'as-of-effective', 'accounts-max', 'upcasters', 'upcasters-timeout-ms', 'connect-timeout-ms', 'expect-head-hash'];
+/** The URL schemes node-postgres reads a connection string of: anything else it misreads (a host named `base`, say). */
+const DATABASE_URL_PROTOCOLS = ['postgres:', 'postgresql:'];
+/** An event hash: 64 hex digits (reports print them in lower case; either case is accepted). */
+const HEAD_HASH_PATTERN = /^[0-9a-fA-F]{64}$/;
 /** Longest `--upcasters` path. */
 const MODULE_PATH_LENGTH_MAX = 4_096;
 /**
@@ -108,16 +125,39 @@ export interface AuditReport {
    */
   readonly head: { readonly recordedVersion: number; readonly reached: boolean };
   /**
+   * With `--expect-head-hash` only: the hash given, and the version of the event of the verified
+   * chain that has it (`found: false` and `ledgerVersion: null` when no such event is there: the
+   * events up to it were rewritten or deleted since the report it was taken from).
+   */
+  readonly expectedHeadHash?: ExpectedHeadHash;
+  /**
    * Version of the last event the replay took in (the head's with no point; with an effective
-   * time, the last event effective by then); `null` when the chain is broken.
+   * time, the last event effective by then); `null` when the chain is broken, or when
+   * `--as-of-version` names a version the recorded head passes but no surviving event reaches.
    */
   readonly lastIncludedVersion: number | null;
-  /** At the point; `null` when the chain is broken (replay stops at the first bad link). */
+  /**
+   * At the point; `null` when the chain is broken (replay stops at the first bad link) or the
+   * point is past the surviving events (see `lastIncludedVersion`).
+   */
   readonly trialBalance: TrialBalance | null;
   /** The accounts asked for, `null` for one not opened by then. */
   readonly balances: Readonly<Record<string, Balance | null>>;
-  /** The chain holds and reaches the recorded head, and every currency's debits equal its credits. */
+  /**
+   * The chain holds and reaches the recorded head, every currency's debits equal its credits, and
+   * the `--expect-head-hash` event, if given, is in the chain.
+   */
   readonly ok: boolean;
+}
+
+/** The report's {@link AuditReport.expectedHeadHash}: whether the event an earlier report ended at is still in the chain. */
+export interface ExpectedHeadHash {
+  /** The hash given with `--expect-head-hash`, in lower case. */
+  readonly hash: string;
+  /** Whether an event of the verified chain has this hash. */
+  readonly found: boolean;
+  /** That event's version, `null` when none has it. */
+  readonly ledgerVersion: number | null;
 }
 
 /** Where the audit writes: the report to `out`, a reason it could not run to `err`. */
@@ -189,6 +229,8 @@ interface AuditOptionsParsed {
   readonly upcastersTimeoutMs: number;
   /** `--connect-timeout-ms`, or its default. */
   readonly connectTimeoutMs: number;
+  /** `--expect-head-hash`, in lower case. */
+  readonly expectedHeadHash: string | undefined;
 }
 
 type AuditOptions = AuditOptionsParsed | 'help';
@@ -213,6 +255,7 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
       upcasters: { type: 'string' },
       'upcasters-timeout-ms': { type: 'string' },
       'connect-timeout-ms': { type: 'string' },
+      'expect-head-hash': { type: 'string' },
     },
   });
   if (values.help === true) return 'help';
@@ -221,6 +264,7 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
   }
   const databaseUrl = values['database-url'] ?? env['DATABASE_URL'];
   if (databaseUrl === undefined || databaseUrl === '') throw new UsageError('give --database-url or set DATABASE_URL');
+  checkDatabaseUrl(databaseUrl, values['database-url'] === undefined ? 'DATABASE_URL' : '--database-url');
   if (values.tenant === undefined || values.ledger === undefined) throw new UsageError('--tenant and --ledger are required');
   const points: AsOf[] = [];
   if (values['as-of-version'] !== undefined) {
@@ -259,7 +303,41 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
   if (!/^\d{1,6}$/.test(connectText) || connectTimeoutMs < 1 || connectTimeoutMs > CONNECT_TIMEOUT_MS_MAX) {
     throw new UsageError(`--connect-timeout-ms must be an integer in 1..${CONNECT_TIMEOUT_MS_MAX.toLocaleString('en-US')}`);
   }
-  return { databaseUrl, tenantId: values.tenant, ledgerId: values.ledger, asOf, accountIds, currencies: new CurrencyRegistry(custom), accountsMax, upcastersPath, upcastersTimeoutMs, connectTimeoutMs };
+  const expectedHeadHash = values['expect-head-hash'];
+  if (expectedHeadHash !== undefined && !HEAD_HASH_PATTERN.test(expectedHeadHash)) {
+    throw new UsageError('--expect-head-hash must be an event hash: 64 hex digits, such as the chain.lastHash of an earlier report');
+  }
+  return {
+    databaseUrl,
+    tenantId: values.tenant,
+    ledgerId: values.ledger,
+    asOf,
+    accountIds,
+    currencies: new CurrencyRegistry(custom),
+    accountsMax,
+    upcastersPath,
+    upcastersTimeoutMs,
+    connectTimeoutMs,
+    expectedHeadHash: expectedHeadHash?.toLowerCase(),
+  };
+}
+
+/**
+ * Refuses a database URL that node-postgres would misread: a libpq keyword string
+ * (`host=… user=…`) or a URL without its scheme (`user:pw@host/db`) is read as a URL relative to
+ * some base, and the audit then fails late with a host it never meant. The message names where
+ * the value came from (`source`), never the value: it may hold a password.
+ */
+function checkDatabaseUrl(databaseUrl: string, source: string): void {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(databaseUrl).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol === undefined || !DATABASE_URL_PROTOCOLS.includes(protocol)) {
+    throw new UsageError(`${source} must be a URL with the scheme postgres: or postgresql:, such as postgres://user:password@host:5432/database (a libpq keyword string, host=… user=…, is not accepted); its value is not shown, as it may hold a password`);
+  }
 }
 
 /**
@@ -348,17 +426,28 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed, upcasters: Upca
   const recordedVersion = await withTenant(pool, tenantId, async (client) =>
     Number((await client.query<{ version: string }>(`SELECT version FROM ledgerkit.ledger_streams WHERE tenant_id = $1 AND ledger_id = $2`, [tenantId, ledgerId])).rows[0]?.version ?? 0),
   { readOnly: true });
-  const chain = await verifyChain(readLedger(source, { verify: false }));
+  // The version of the event whose hash is the expected one, as the chain is read past it.
+  let expectedAt: number | undefined;
+  const expectedHash = options.expectedHeadHash;
+  const events = readLedger(source, { verify: false });
+  const chain = await verifyChain(expectedHash === undefined ? events : watchForHash(events, expectedHash, (version) => (expectedAt ??= version)));
   if (chain.eventCount === 0) {
     // Row-level security answers a wrong tenant, and the store a wrong ledger, with no rows: an
     // empty ledger would pass as a sound, balanced one.
     throw new Error(`tenant ${JSON.stringify(tenantId)} has no events in ledger ${JSON.stringify(ledgerId)} that this role can read: check --tenant and --ledger`);
   }
   const head = { recordedVersion, reached: chain.ok && chain.lastVersion >= recordedVersion };
-  const base = { tenantId, ledgerId, asOf: asOf ?? null, chain, head };
+  // Only the events verifyChain accepted count: with a broken chain, those below the broken link.
+  const verifiedAt = expectedAt !== undefined && (chain.ok || expectedAt < chain.brokenAt.ledgerVersion) ? expectedAt : undefined;
+  const expected: ExpectedHeadHash | undefined = expectedHash === undefined ? undefined : { hash: expectedHash, found: verifiedAt !== undefined, ledgerVersion: verifiedAt ?? null };
+  const base = { tenantId, ledgerId, asOf: asOf ?? null, chain, head, ...(expected === undefined ? {} : { expectedHeadHash: expected }) };
   if (!chain.ok) return { ...base, lastIncludedVersion: null, trialBalance: null, balances: {}, ok: false };
   if (asOf !== undefined && 'ledgerVersion' in asOf && asOf.ledgerVersion > chain.lastVersion) {
-    throw new Error(`--as-of-version ${asOf.ledgerVersion} is past the ledger's head, version ${chain.lastVersion}`);
+    // The head is the later of the chain's end and the recorded head: events deleted from the end
+    // leave versions the database recorded but no event reaches, and such a point fails the audit.
+    const headVersion = Math.max(chain.lastVersion, recordedVersion);
+    if (asOf.ledgerVersion > headVersion) throw new Error(`--as-of-version ${asOf.ledgerVersion} is past the ledger's head, version ${headVersion}`);
+    return { ...base, lastIncludedVersion: null, trialBalance: null, balances: {}, ok: false };
   }
   // At the head, the head the chain was checked to: events appended since are neither verified
   // nor replayed, so the trial balance is of exactly the events the chain covered.
@@ -373,5 +462,14 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed, upcasters: Upca
     const account = accounts.get(accountId);
     balances[accountId] = account === undefined ? null : balanceOf(account, currencies);
   }
-  return { ...base, lastIncludedVersion: state.version, trialBalance, balances, ok: head.reached && trialBalance.totals.every((total) => total.balanced) };
+  const ok = head.reached && (expected === undefined || expected.found) && trialBalance.totals.every((total) => total.balanced);
+  return { ...base, lastIncludedVersion: state.version, trialBalance, balances, ok };
+}
+
+/** The events of `events`, as they are; `seen` is told the version of each one whose hash is `hash`. */
+async function* watchForHash(events: AsyncIterable<StoredEvent>, hash: string, seen: (version: number) => void): AsyncGenerator<StoredEvent> {
+  for await (const event of events) {
+    if (event.hash === hash) seen(event.ledgerVersion);
+    yield event;
+  }
 }

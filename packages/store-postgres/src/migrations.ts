@@ -1,5 +1,5 @@
 import { GENESIS_HASH } from '@ledgerkit/ledger-core';
-import { appendOnlyFunctionSql, appendOnlySql, quoteName, TENANT_ID_PATTERN, TENANT_PREDICATE_SQL, tenantIsolationSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
+import { APPEND_ONLY_SQLSTATE, appendOnlyFunctionSql, appendOnlySql, quoteName, TENANT_ID_PATTERN, TENANT_PREDICATE_SQL, tenantIsolationSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The tenant id pattern (the `tenant_id` domain's), as a PostgreSQL regular expression: the same syntax. */
 const TENANT_ID_SQL_PATTERN = TENANT_ID_PATTERN.source;
@@ -617,6 +617,31 @@ const linearDuplicateKeyReport = (): string =>
 `,
   );
 
+/**
+ * Migration 9: a stream's recorded version never goes down. `ledgerkit-audit` compares the chain
+ * with the head `ledger_streams` records, so events deleted from the end of a stream (through
+ * the retention path, or around the append-only trigger) are found; lowering the recorded version
+ * to match would hide them. A row trigger refuses any UPDATE that lowers `version`, for every
+ * role, the owner and superusers included, with the append-only tables' SQLSTATE (`LK003`).
+ * `append_events` only ever raises it (to the expected version plus the batch's events); the
+ * retention path deletes events and leaves the stream rows alone. The trigger's `WHEN` keeps the
+ * function out of every append. Like every trigger, it stops no one who may disable it (the
+ * owner, a superuser): the defence against those is a head hash kept outside the database (see
+ * `ledgerkit-audit --expect-head-hash`).
+ */
+const versionNeverLowered = (): string => `
+CREATE FUNCTION ${SCHEMA}.reject_lowered_stream_version() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $lowered$
+BEGIN
+  RAISE EXCEPTION 'ledgerkit: the version of ledger % cannot go down (from % to %): a stream''s recorded head only moves forward', OLD.ledger_id, OLD.version, NEW.version
+    USING ERRCODE = '${APPEND_ONLY_SQLSTATE}',
+          HINT = 'the recorded head is what ledgerkit-audit checks the chain against: events deleted from the end of a stream must stay visible';
+END
+$lowered$;
+CREATE TRIGGER version_never_lowered BEFORE UPDATE ON ${SCHEMA}.ledger_streams
+  FOR EACH ROW WHEN (NEW.version < OLD.version) EXECUTE FUNCTION ${SCHEMA}.reject_lowered_stream_version();
+`;
+
 /** Every migration the package ships, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
@@ -627,4 +652,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: 'global reads in one statement (read_global_events)', sql: readGlobalEvents },
   { version: 7, name: 'the application role reads the migration history', sql: readableHistory },
   { version: 8, name: 'a duplicate idempotency key is reported in time linear in the batch', sql: linearDuplicateKeyReport },
+  { version: 9, name: 'a stream\'s recorded version never goes down', sql: versionNeverLowered },
 ];

@@ -297,13 +297,18 @@ const LAG_SQL = `SELECT CASE WHEN pg_snapshot_xmin(s.snap) < pg_snapshot_xmax(s.
   CROSS JOIN LATERAL (SELECT count(*)::int AS count, min(e.recorded_at) AS oldest FROM ${SCHEMA}.events e
                        WHERE e.tenant_id = $1 AND e.txid >= pg_snapshot_xmin(s.snap)) held`;
 
-/** The role check of `open`, with what the store schema version is read from (one round trip). */
+/**
+ * The role check of `open`, with what the store schema version is read from (one round trip).
+ * INSERT and UPDATE are asked of any column (`has_any_column_privilege`, which a table-level
+ * grant answers too): a grant on some columns only (`GRANT UPDATE (version) ON …`) lets the role
+ * write those columns around the fences all the same. DELETE and TRUNCATE exist only per table.
+ */
 const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
     EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '${SCHEMA}')
             AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS owns_tables,
     EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '${SCHEMA}')
             AND c.relname IN ('events', 'ledger_streams')
-            AND (has_table_privilege(current_user, c.oid, 'INSERT') OR has_table_privilege(current_user, c.oid, 'UPDATE')
+            AND (has_any_column_privilege(current_user, c.oid, 'INSERT') OR has_any_column_privilege(current_user, c.oid, 'UPDATE')
                  OR has_table_privilege(current_user, c.oid, 'DELETE') OR has_table_privilege(current_user, c.oid, 'TRUNCATE'))) AS writes_fenced_tables,
     v.history_readable, v.marks
   FROM pg_roles r CROSS JOIN (${STORE_VERSION_SQL}) v WHERE r.rolname = current_user`;
@@ -347,7 +352,8 @@ export class PostgresEventStore implements EventStore {
   /**
    * Opens the store after checking the pool's role: it must neither be a superuser nor bypass
    * row-level security, must not own (or be a member of the owner of) the tables, must not be
-   * able to write `events` or `ledger_streams` itself (only through `append_events`), and the
+   * able to write `events` or `ledger_streams` itself (only through `append_events`; a grant of
+   * INSERT or UPDATE on some of their columns counts), and the
    * schema must be at this release's version, `SCHEMA_VERSION`. Any of those would silently
    * weaken tenant isolation or fail later. A schema at another version is refused with
    * {@link StoreSchemaVersionError} (`code: 'store_schema_version'`), whose `found` and `needed`
@@ -370,7 +376,7 @@ export class PostgresEventStore implements EventStore {
       // Appends go through append_events (SECURITY DEFINER), which keeps the version and hash
       // fences; a role that may write the tables itself (a broad GRANT) could go around them.
       if (role.writes_fenced_tables) {
-        throw new Error(`the store must connect as the application role with no write privilege of its own on ${SCHEMA}.events or ${SCHEMA}.ledger_streams (it writes them only through append_events, which keeps the version and hash fences): revoke INSERT, UPDATE, DELETE and TRUNCATE on them`);
+        throw new Error(`the store must connect as the application role with no write privilege of its own on ${SCHEMA}.events or ${SCHEMA}.ledger_streams (it writes them only through append_events, which keeps the version and hash fences): revoke INSERT, UPDATE, DELETE and TRUNCATE on them, and INSERT and UPDATE on any of their columns`);
       }
     }).catch((error: unknown) => {
       throw unavailableError(error) ?? error;

@@ -230,6 +230,131 @@ describe('ledgerkit-audit', () => {
     expect(cut.report).toMatchObject({ ok: false, chain: { ok: true, lastVersion: 3 }, head: { recordedVersion: 4, reached: false } });
   });
 
+  it('--as-of-version between the last surviving event and the head the database records is exit 1 with the report (reached: false), past both exit 2', async () => {
+    const store = await PostgresEventStore.open({ pool: db.app });
+    const cut = await Ledger.open({ store, tenantId: TENANT, ledgerId: 'cut-tail', snapshotEveryEvents: 0, clock: () => now });
+    await cut.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+    await cut.openAccount({ accountId: 'erin', currency: 'EUR', type: 'liability' });
+    for (const transferId of ['e1', 'e2', 'e3']) await cut.transfer({ transferId, debitAccountId: 'cash', creditAccountId: 'erin', amount: '1.00', currency: 'EUR' });
+    await cut.close();
+    await db.admin.query('ALTER TABLE ledgerkit.events DISABLE TRIGGER append_only_rows');
+    try {
+      await db.admin.query(`DELETE FROM ledgerkit.events WHERE tenant_id = $1 AND ledger_id = 'cut-tail' AND ledger_version >= 4`, [TENANT]);
+    } finally {
+      await db.admin.query('ALTER TABLE ledgerkit.events ENABLE TRIGGER append_only_rows');
+    }
+    const below = await audit('--tenant', TENANT, '--ledger', 'cut-tail', '--as-of-version', '3');
+    expect(below).toMatchObject({ code: 1, report: { ok: false, lastIncludedVersion: 3, head: { recordedVersion: 5, reached: false } } });
+    for (const version of ['4', '5']) {
+      const { code, report, err } = await audit('--tenant', TENANT, '--ledger', 'cut-tail', '--as-of-version', version);
+      expect(err, version).toBe('');
+      expect(code, version).toBe(1);
+      expect(report, version).toMatchObject({
+        asOf: { ledgerVersion: Number(version) },
+        chain: { ok: true, lastVersion: 3 },
+        head: { recordedVersion: 5, reached: false },
+        lastIncludedVersion: null,
+        trialBalance: null,
+        ok: false,
+      });
+    }
+    const past = await audit('--tenant', TENANT, '--ledger', 'cut-tail', '--as-of-version', '6');
+    expect(past.code).toBe(2);
+    expect(past.report).toBeUndefined();
+    expect(past.err).toContain("--as-of-version 6 is past the ledger's head, version 5");
+  });
+
+  it('a database URL that is not a postgres: or postgresql: URL (a libpq keyword string, no scheme) is a usage error, exit 2, that never shows the value', async () => {
+    const secret = 'Sup3rSecretPassw0rd';
+    const values = [`host=127.0.0.1 user=x password=${secret} dbname=y`, `user:${secret}@127.0.0.1/x`, `http://u:${secret}@127.0.0.1/x`, `${secret}`];
+    for (const value of values) {
+      for (const [args, env, source] of [
+        [['--database-url', value], {}, '--database-url'],
+        [[], { DATABASE_URL: value }, 'DATABASE_URL'],
+      ] as const) {
+        let out = '';
+        let err = '';
+        const code = await runAudit(['--tenant', TENANT, '--ledger', 'eur', ...args], env, { out: (text) => (out += text), err: (text) => (err += text) });
+        expect(code, `${source}: ${value}`).toBe(2);
+        expect(out).toBe('');
+        expect(err, value).toMatch(new RegExp(`^${source} must be a URL with the scheme postgres: or postgresql:.*\\n\\nusage: ledgerkit-audit`));
+        expect(err, value).not.toContain(secret);
+      }
+    }
+    // Both schemes node-postgres reads are accepted.
+    const postgresql = new URL(db.appUrl);
+    postgresql.protocol = 'postgresql:';
+    let err = '';
+    expect(await runAudit(['--tenant', TENANT, '--ledger', 'eur', '--database-url', postgresql.toString()], {}, { out: () => undefined, err: (text) => (err += text) })).toBe(0);
+    expect(err).toBe('');
+  });
+
+  it('--expect-head-hash: passes while the event of an earlier report\'s head hash is in the verified chain, fails (exit 1) once it is not, even when every hash after a rewrite was recomputed', async () => {
+    const store = await PostgresEventStore.open({ pool: db.app });
+    const anchored = await Ledger.open({ store, tenantId: TENANT, ledgerId: 'anchored', snapshotEveryEvents: 0, clock: () => now });
+    await anchored.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+    await anchored.openAccount({ accountId: 'fred', currency: 'EUR', type: 'liability' });
+    await anchored.transfer({ transferId: 'f1', debitAccountId: 'cash', creditAccountId: 'fred', amount: '10.00', currency: 'EUR' });
+    const earlier = await audit('--tenant', TENANT, '--ledger', 'anchored');
+    expect(earlier.code).toBe(0);
+    const kept = earlier.report?.chain.ok === true ? earlier.report.chain.lastHash : '';
+    expect(kept).toMatch(/^[0-9a-f]{64}$/);
+    // The ledger grew since: the hash is that of an event below the head, still in the chain.
+    await anchored.transfer({ transferId: 'f2', debitAccountId: 'cash', creditAccountId: 'fred', amount: '20.00', currency: 'EUR' });
+    await anchored.close();
+    for (const given of [kept, kept.toUpperCase()]) {
+      const later = await audit('--tenant', TENANT, '--ledger', 'anchored', '--expect-head-hash', given);
+      expect(later.err).toBe('');
+      expect(later.code).toBe(0);
+      expect(later.report).toMatchObject({ ok: true, chain: { ok: true, lastVersion: 4 }, expectedHeadHash: { hash: kept, found: true, ledgerVersion: 3 } });
+    }
+    const absent = await audit('--tenant', TENANT, '--ledger', 'anchored', '--expect-head-hash', 'ab'.repeat(32));
+    expect(absent.code).toBe(1);
+    expect(absent.report).toMatchObject({ ok: false, chain: { ok: true }, head: { reached: true }, expectedHeadHash: { hash: 'ab'.repeat(32), found: false, ledgerVersion: null } });
+    // A superuser rewrites event 3 and recomputes every hash from it on: the chain holds again.
+    const events = await store.readStream({ tenantId: TENANT, ledgerId: 'anchored', direction: 'forward', limit: 10 });
+    let previousHash = events[1]?.hash ?? '';
+    await db.admin.query('ALTER TABLE ledgerkit.events DISABLE TRIGGER append_only_rows');
+    try {
+      for (const event of events.slice(2)) {
+        const data = event.ledgerVersion === 3 ? (JSON.parse(JSON.stringify(event.data).replaceAll('"amount":"10.00"', '"amount":"11.00"')) as typeof event.data) : event.data;
+        const { hash: _old, ...content } = { ...event, data, previousHash };
+        const hash = hashEvent(content);
+        await db.admin.query(`UPDATE ledgerkit.events SET data = $4::json, previous_hash = $5, hash = $6 WHERE tenant_id = $1 AND ledger_id = $2 AND ledger_version = $3`, [
+          TENANT,
+          'anchored',
+          event.ledgerVersion,
+          JSON.stringify(data),
+          previousHash,
+          hash,
+        ]);
+        previousHash = hash;
+      }
+    } finally {
+      await db.admin.query('ALTER TABLE ledgerkit.events ENABLE TRIGGER append_only_rows');
+    }
+    const rewritten = await audit('--tenant', TENANT, '--ledger', 'anchored', '--account', 'fred');
+    expect(rewritten.err).toBe('');
+    expect(rewritten).toMatchObject({ code: 0, report: { ok: true, chain: { ok: true }, balances: { fred: { posted: '31.00' } } } });
+    const caught = await audit('--tenant', TENANT, '--ledger', 'anchored', '--expect-head-hash', kept);
+    expect(caught.code).toBe(1);
+    expect(caught.report).toMatchObject({ ok: false, chain: { ok: true }, expectedHeadHash: { hash: kept, found: false, ledgerVersion: null } });
+  });
+
+  it('--expect-head-hash: a value that is not 64 hex digits is a usage error, exit 2, before any connection; --help describes it', async () => {
+    for (const bad of ['', 'abc', 'g'.repeat(64), 'a'.repeat(63), 'a'.repeat(65), ` ${'a'.repeat(64)}`]) {
+      let out = '';
+      let err = '';
+      const code = await runAudit(['--tenant', TENANT, '--ledger', 'eur', `--expect-head-hash=${bad}`], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nowhere' }, { out: (text) => (out += text), err: (text) => (err += text) });
+      expect(code, JSON.stringify(bad)).toBe(2);
+      expect(out).toBe('');
+      expect(err, JSON.stringify(bad)).toMatch(/^--expect-head-hash must be an event hash: 64 hex digits.*\n\nusage: ledgerkit-audit/);
+    }
+    let usage = '';
+    expect(await runAudit(['--help'], {}, { out: (text) => (usage += text), err: () => undefined })).toBe(0);
+    expect(usage).toMatch(/--expect-head-hash <hash> +the chain\.lastHash of an earlier report/);
+  });
+
   it('the command whose reader closes the pipe early (| head) ends with the verdict as its exit code, not an unhandled EPIPE', async () => {
     const outcome = await new Promise<{ code: number | null; err: string }>((resolve, reject) => {
       const child = spawn(process.execPath, ['--import', 'tsx', BIN, '--tenant', TENANT, '--ledger', 'eur'], {

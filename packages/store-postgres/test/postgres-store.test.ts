@@ -517,6 +517,31 @@ describe('PostgresEventStore.open', () => {
     await expect(PostgresEventStore.open({ pool: appPool })).resolves.toBeInstanceOf(PostgresEventStore);
   });
 
+  it('refuses an application role granted INSERT or UPDATE on some columns only, which writes those columns around the fences all the same', async () => {
+    const appPool = db.pool(db.appUrl, 1);
+    const grants = [
+      ['INSERT (tenant_id, ledger_id, ledger_version, event_id, type, schema_version, data, recorded_at, effective_at, metadata, previous_hash, hash)', 'events'],
+      ['UPDATE (version)', 'ledger_streams'],
+      ['INSERT (tenant_id, ledger_id, version, last_txid)', 'ledger_streams'],
+      ['UPDATE (data)', 'events'],
+    ] as const;
+    for (const [privilege, table] of grants) {
+      await db.admin.query(`GRANT ${privilege} ON ledgerkit.${table} TO ${db.roles.app}`);
+      try {
+        await expect(PostgresEventStore.open({ pool: appPool }), `${privilege} on ${table}`).rejects.toThrow(/no write privilege of its own/);
+      } finally {
+        await db.admin.query(`REVOKE ${privilege} ON ledgerkit.${table} FROM ${db.roles.app}`);
+      }
+    }
+    // A column grant of SELECT only writes nothing.
+    await db.admin.query(`GRANT SELECT (version) ON ledgerkit.ledger_streams TO ${db.roles.app}`);
+    try {
+      await expect(PostgresEventStore.open({ pool: appPool })).resolves.toBeInstanceOf(PostgresEventStore);
+    } finally {
+      await db.admin.query(`REVOKE SELECT (version) ON ledgerkit.ledger_streams FROM ${db.roles.app}`);
+    }
+  });
+
   it('a connection that loses its server during the role check rejects with StoreUnavailableError, without crashing the process, and is not pooled again', async () => {
     const appPool = db.pool(db.appUrl, 1);
     const killer = db.pool(db.adminUrl, 1);

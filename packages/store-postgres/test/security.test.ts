@@ -178,6 +178,27 @@ describe('events cannot be altered after the fact', () => {
     }
   }
 
+  for (const who of ['owner', 'superuser'] as const) {
+    it(`a stream's recorded version cannot be lowered, even by the ${who}; raising or keeping it is not refused`, async () => {
+      for (const statement of [`UPDATE ledgerkit.ledger_streams SET version = version - 1`, `UPDATE ledgerkit.ledger_streams SET version = 0`]) {
+        expect(await sqlstateOf(asPrivileged(who, statement)), `${who}: ${statement}`).toBe(APPEND_ONLY_SQLSTATE);
+      }
+      expect(await sqlstateOf(asPrivileged(who, `UPDATE ledgerkit.ledger_streams SET version = version, updated_at = now()`))).toBeUndefined();
+    });
+  }
+
+  it('after retention deleted a stream’s last events, its recorded version still cannot be lowered to hide them', async () => {
+    const tenantId = 'tenant-lowered';
+    const events = encodeAfter(emptyHead(tenantId, 'cut'), [accountOpened('cash'), accountOpened('bank'), accountOpened('fees')]);
+    await store.append({ tenantId, ledgerId: 'cut', expectedVersion: 0, events });
+    const options = { tenantId, ownerRole: db.roles.owner };
+    const deleted = await withRetention(db.admin, options, async (client) => (await client.query(`DELETE FROM ledgerkit.events WHERE ledger_id = 'cut' AND ledger_version > 1`)).rowCount);
+    expect(deleted).toBe(2);
+    const lowered = withRetention(db.admin, options, (client) => client.query(`UPDATE ledgerkit.ledger_streams SET version = 1 WHERE ledger_id = 'cut'`));
+    await expect(lowered).rejects.toMatchObject({ code: APPEND_ONLY_SQLSTATE, message: expect.stringMatching(/version of ledger cut cannot go down \(from 3 to 1\)/) });
+    expect((await asApp(tenantId, `SELECT version::int AS version FROM ledgerkit.ledger_streams WHERE ledger_id = 'cut'`)).rows).toEqual([{ version: 3 }]);
+  });
+
   it('retention is the one maintenance path: the owner may delete a tenant’s events with ledgerkit.retention on, never update them', async () => {
     const tenantId = 'tenant-retention';
     const events = encodeAfter(emptyHead(tenantId, 'archive'), [accountOpened('cash'), accountOpened('bank')]);
