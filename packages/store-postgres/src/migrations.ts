@@ -623,6 +623,9 @@ const linearDuplicateKeyReport = (): string =>
  * the retention path, or around the append-only trigger) are found; lowering the recorded version
  * to match would hide them. A row trigger refuses any UPDATE that lowers `version`, for every
  * role, the owner and superusers included, with the append-only tables' SQLSTATE (`LK003`).
+ * Deleting the stream's row would do the same (the audit would find no recorded head), so DELETE
+ * and TRUNCATE of `ledger_streams` get the append-only tables' triggers: refused but for the
+ * retention path (the owner with `ledgerkit.retention = on`, erasing a tenant's streams).
  * `append_events` only ever raises it (to the expected version plus the batch's events); the
  * retention path deletes events and leaves the stream rows alone. The trigger's `WHEN` keeps the
  * function out of every append. Like every trigger, it stops no one who may disable it (the
@@ -640,6 +643,8 @@ END
 $lowered$;
 CREATE TRIGGER version_never_lowered BEFORE UPDATE ON ${SCHEMA}.ledger_streams
   FOR EACH ROW WHEN (NEW.version < OLD.version) EXECUTE FUNCTION ${SCHEMA}.reject_lowered_stream_version();
+CREATE TRIGGER append_only_delete BEFORE DELETE ON ${SCHEMA}.ledger_streams FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.reject_append_only_change();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON ${SCHEMA}.ledger_streams FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.reject_append_only_change();
 `;
 
 /** Every migration the package ships, in order. */
@@ -652,5 +657,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: 'global reads in one statement (read_global_events)', sql: readGlobalEvents },
   { version: 7, name: 'the application role reads the migration history', sql: readableHistory },
   { version: 8, name: 'a duplicate idempotency key is reported in time linear in the batch', sql: linearDuplicateKeyReport },
-  { version: 9, name: 'a stream\'s recorded version never goes down', sql: versionNeverLowered },
+  { version: 9, name: 'a stream\'s recorded version never goes down, and its row is deleted only by retention', sql: versionNeverLowered },
 ];

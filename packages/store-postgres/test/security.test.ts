@@ -185,6 +185,12 @@ describe('events cannot be altered after the fact', () => {
       }
       expect(await sqlstateOf(asPrivileged(who, `UPDATE ledgerkit.ledger_streams SET version = version, updated_at = now()`))).toBeUndefined();
     });
+
+    it(`a stream's row cannot be deleted or truncated by the ${who} (the audit would find no recorded head)`, async () => {
+      for (const statement of [`DELETE FROM ledgerkit.ledger_streams`, `TRUNCATE ledgerkit.ledger_streams`]) {
+        expect(await sqlstateOf(asPrivileged(who, statement)), `${who}: ${statement}`).toBe(APPEND_ONLY_SQLSTATE);
+      }
+    });
   }
 
   it('after retention deleted a stream’s last events, its recorded version still cannot be lowered to hide them', async () => {
@@ -208,6 +214,9 @@ describe('events cannot be altered after the fact', () => {
     const deleted = await withRetention(db.admin, options, async (client) => (await client.query(`DELETE FROM ledgerkit.events WHERE ledger_id = 'archive'`)).rowCount);
     expect(deleted).toBe(2);
     expect(await store.readStream({ tenantId, ledgerId: 'archive', direction: 'forward', limit: 10 })).toEqual([]);
+    // A tenant's erasure takes its stream rows too, through the same path.
+    const streams = await withRetention(db.admin, options, async (client) => (await client.query(`DELETE FROM ledgerkit.ledger_streams WHERE ledger_id = 'archive'`)).rowCount);
+    expect(streams).toBe(1);
     // The retention transaction saw only its tenant.
     expect((await asApp(A, 'SELECT count(*)::int AS n FROM ledgerkit.events')).rows).toEqual([{ n: 3 }]);
   });
