@@ -32,7 +32,8 @@ async function storeWithV1Transfer(): Promise<InMemoryEventStore> {
   await ledger.close();
   const [head] = await store.readStream({ ...where, direction: 'backward', limit: 1 });
   if (head === undefined) throw new Error('empty ledger');
-  const at = new Date(Date.now() - 1_000).toISOString();
+  // Recorded with the event before it: recorded times never decrease along a stream.
+  const at = head.recordedAt;
   const v1: Omit<StoredEvent, 'hash'> = {
     eventId: 'legacy-1',
     ...where,

@@ -20,5 +20,5 @@ export {
 export { BatchCommittedUnreadableError, type BatchStatement } from './statement-batch.js';
 export { migrate, SCHEMA_VERSION, type MigrateOptions, type MigrateResult } from './migrate.js';
 export { StoreSchemaVersionError } from './schema-version.js';
-export { MIGRATIONS, SCHEMA, EVENTS_CHANNEL, VERSION_CONFLICT_SQLSTATE, DUPLICATE_INDEX_KEY_SQLSTATE, type Migration } from './migrations.js';
+export { MIGRATIONS, SCHEMA, EVENTS_CHANNEL, VERSION_CONFLICT_SQLSTATE, DUPLICATE_INDEX_KEY_SQLSTATE, RECORDED_EARLIER_SQLSTATE, type Migration } from './migrations.js';
 export { startEmbeddedPostgres, EMBEDDED_SETTINGS_MAX, type EmbeddedPostgresOptions, type EmbeddedPostgresServer } from './embedded.js';

@@ -11,6 +11,11 @@ export const SCHEMA = 'ledgerkit';
 export const VERSION_CONFLICT_SQLSTATE = 'LK001';
 /** SQLSTATE raised by `append_events` when an index key is already claimed. */
 export const DUPLICATE_INDEX_KEY_SQLSTATE = 'LK002';
+/**
+ * SQLSTATE raised by `append_events` (since migration 10) when the batch's first event is
+ * recorded before the stream's event it follows: recorded times never decrease along a stream.
+ */
+export const RECORDED_EARLIER_SQLSTATE = 'LK004';
 
 /** One step of this package's schema history, applied once, in order, as the owner role. */
 export type Migration = SchemaMigration;
@@ -647,6 +652,40 @@ CREATE TRIGGER append_only_delete BEFORE DELETE ON ${SCHEMA}.ledger_streams FOR 
 CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON ${SCHEMA}.ledger_streams FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.reject_append_only_change();
 `;
 
+/**
+ * Migration 10: an append whose first event is recorded before the stream's event at the expected
+ * version is refused (`RECORDED_EARLIER_SQLSTATE`), as the port requires (the store checks the
+ * events inside a batch before it calls the function). Readers of a ledger as of a recorded time,
+ * and the audit with them, stop at the first event recorded after that time: an event recorded
+ * earlier than the one before it would be silently left out of every such answer. The chain
+ * fence already reads the event below; it now reads its recorded time with its hash, and compares
+ * the two texts byte-wise (every stored recorded time is ISO-8601 UTC with milliseconds, so that
+ * order is the instants'). The rest is migration 8's append, unchanged.
+ */
+const recordedTimesInOrder = (): string => {
+  let sql = replaceOnce(linearDuplicateKeyReport(), '  v_hash_below text;\n', '  v_hash_below text;\n  v_recorded_below text;\n');
+  sql = replaceOnce(
+    sql,
+    `    SELECT e.hash INTO v_hash_below FROM ${SCHEMA}.events e
+     WHERE e.tenant_id = p_tenant_id AND e.ledger_id = p_ledger_id AND e.ledger_version = p_expected_version;`,
+    `    SELECT e.hash, e.recorded_at INTO v_hash_below, v_recorded_below FROM ${SCHEMA}.events e
+     WHERE e.tenant_id = p_tenant_id AND e.ledger_id = p_ledger_id AND e.ledger_version = p_expected_version;`,
+  );
+  return replaceOnce(
+    sql,
+    `  RETURN v_new_version;
+END
+$append$;`,
+    `  IF p_recorded_at[1] COLLATE "C" < v_recorded_below COLLATE "C" THEN
+    RAISE EXCEPTION 'the first event is recorded at %, before the event at ledger version % (%): recorded times never decrease along a stream', p_recorded_at[1], p_expected_version, v_recorded_below
+      USING ERRCODE = '${RECORDED_EARLIER_SQLSTATE}';
+  END IF;
+  RETURN v_new_version;
+END
+$append$;`,
+  );
+};
+
 /** Every migration the package ships, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
@@ -658,4 +697,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 7, name: 'the application role reads the migration history', sql: readableHistory },
   { version: 8, name: 'a duplicate idempotency key is reported in time linear in the batch', sql: linearDuplicateKeyReport },
   { version: 9, name: 'a stream\'s recorded version never goes down, and its row is deleted only by retention', sql: versionNeverLowered },
+  { version: 10, name: 'an append is not recorded before the event it follows', sql: recordedTimesInOrder },
 ];

@@ -34,7 +34,7 @@ import type { CustomTypesConfig, PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
 import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch, runStatement, type BatchStatement } from './statement-batch.js';
 import { SCHEMA_VERSION } from './migrate.js';
-import { DUPLICATE_INDEX_KEY_SQLSTATE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
+import { DUPLICATE_INDEX_KEY_SQLSTATE, RECORDED_EARLIER_SQLSTATE, SCHEMA, VERSION_CONFLICT_SQLSTATE } from './migrations.js';
 import { STORE_VERSION_SQL, StoreSchemaVersionError, storeSchemaVersionOf, type StoreVersionRow } from './schema-version.js';
 
 /** Longest `horizonWaitMs`. */
@@ -453,6 +453,9 @@ export class PostgresEventStore implements EventStore {
       if (offset > 0 && event.previousHash !== hashes[offset - 1]) {
         throw new InvalidInputError([{ path: ['events', offset, 'previousHash'], message: 'must be the hash of the event before it in the batch' }]);
       }
+      // Recorded times never decrease (the first against the stream: the database's fence). Every
+      // stored recorded time is ISO-8601 UTC with milliseconds, so the strings compare as instants.
+      if (offset > 0 && event.recordedAt < (recordedAt[offset - 1] as string)) throw recordedEarlier(offset);
       eventIds[offset] = event.eventId;
       types[offset] = event.type;
       schemaVersions[offset] = event.schemaVersion;
@@ -900,6 +903,11 @@ class PlainJsonReader {
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
+/** The event at `offset` is recorded before the event it follows (the port's check 5, or 6 for the first). */
+function recordedEarlier(offset: number): InvalidInputError {
+  return new InvalidInputError([{ path: ['events', offset, 'recordedAt'], message: 'must not be earlier than the recordedAt of the event before it: recorded times never decrease along a stream' }]);
+}
+
 /** Maps the database's refusals of an append to the port's typed errors. */
 function appendError(error: unknown, expectedVersion: number): unknown {
   if (!isDatabaseError(error)) return error;
@@ -910,6 +918,8 @@ function appendError(error: unknown, expectedVersion: number): unknown {
     }
     case DUPLICATE_INDEX_KEY_SQLSTATE:
       return new DuplicateIndexKeyError(error.detail ?? 'unknown');
+    case RECORDED_EARLIER_SQLSTATE:
+      return recordedEarlier(0);
     case '40001': // serialization_failure
     case '40P01': // deadlock_detected
       return new VersionConflictError(expectedVersion);

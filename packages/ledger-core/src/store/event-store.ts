@@ -24,7 +24,8 @@ export interface AppendRequest {
   readonly expectedVersion: number;
   /**
    * Events numbered `expectedVersion + 1 ...` in order, each with this tenant and ledger, each
-   * after the first with the `hash` of the one before it as its `previousHash`. At most
+   * after the first with the `hash` of the one before it as its `previousHash`, and none
+   * recorded before the one before it (recorded times never decrease along a stream). At most
    * {@link APPEND_EVENTS_MAX}, holding at most {@link APPEND_DATA_CHARS_MAX} characters of data
    * JSON in all; none is a fenced no-op (see {@link EventStore.append}).
    */
@@ -114,9 +115,14 @@ export interface EventStore {
    *    {@link APPEND_DATA_CHARS_MAX} characters, else `LimitExceededError`;
    * 5. each event, in batch order, that its `tenantId` and `ledgerId` are the request's and its
    *    `ledgerVersion` is `expectedVersion + n + 1`, and (after the first) that its
-   *    `previousHash` is the `hash` of the event before it, else `InvalidInputError` at
-   *    `events.<n>.tenantId`, `.ledgerId`, `.ledgerVersion` or `.previousHash`;
-   * 6. the fence above, else `VersionConflictError`;
+   *    `previousHash` is the `hash` of the event before it and its `recordedAt` is not earlier
+   *    than that event's, else `InvalidInputError` at `events.<n>.tenantId`, `.ledgerId`,
+   *    `.ledgerVersion`, `.previousHash` or `.recordedAt`;
+   * 6. the fence above, else `VersionConflictError`; then that the first event's `recordedAt` is
+   *    not earlier than that of the stream's event at `expectedVersion`, else `InvalidInputError`
+   *    at `events.0.recordedAt` (a reader of the ledger as of a recorded time stops at the first
+   *    event recorded after it, and `ledgerkit-audit` with it: an event recorded earlier than the
+   *    one before it would be left out of every such answer);
    * 7. that no event claims an index key (`indexKeysOf`) the ledger already holds or another
    *    event of the batch claims, else `DuplicateIndexKeyError`.
    *

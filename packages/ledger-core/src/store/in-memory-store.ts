@@ -60,7 +60,8 @@ export class InMemoryEventStore implements EventStore {
   /**
    * Appends a batch (see the `EventStore` port), checking in the port's order: the batch's size,
    * the tenant and ledger ids, `expectedVersion`, each event's readability and the size of their
-   * data, each event's shape, then the fence and the index keys.
+   * data, each event's shape (recorded times included), then the fence, the first event's
+   * recorded time against the stream's last, and the index keys.
    */
   async append(request: AppendRequest): Promise<{ ledgerVersion: number }> {
     checkLimit(request.events.length, 0, APPEND_EVENTS_MAX, 'events per append');
@@ -83,6 +84,8 @@ export class InMemoryEventStore implements EventStore {
       // The chain fence: the batch was decided after some other event than the stream's last.
       throw new VersionConflictError(expected, current);
     }
+    const below = stream.events[current - 1];
+    if (first !== undefined && below !== undefined && first.recordedAt < below.recordedAt) throw recordedEarlier(0);
     const claimed = new Set<string>();
     for (const event of request.events) {
       for (const key of indexKeysOf(event)) {
@@ -238,6 +241,14 @@ function checkEventShape(request: AppendRequest, event: StoredEvent, offset: num
   const version = request.expectedVersion + offset + 1;
   if (event.ledgerVersion !== version) throw issue('ledgerVersion', `must be ${version} (expectedVersion + ${offset + 1}), got ${String(event.ledgerVersion)}`);
   if (offset > 0 && event.previousHash !== request.events[offset - 1]?.hash) throw issue('previousHash', 'must be the hash of the event before it in the batch');
+  // Stored recorded times are all ISO-8601 UTC with milliseconds (the readability check saw to
+  // it), so comparing the strings compares the instants.
+  if (offset > 0 && event.recordedAt < (request.events[offset - 1] as StoredEvent).recordedAt) throw recordedEarlier(offset);
+}
+
+/** The event at `offset` is recorded before the event it follows: recorded times never decrease along a stream. */
+function recordedEarlier(offset: number): InvalidInputError {
+  return new InvalidInputError([{ path: ['events', offset, 'recordedAt'], message: 'must not be earlier than the recordedAt of the event before it: recorded times never decrease along a stream' }]);
 }
 
 /**

@@ -376,6 +376,24 @@ export function describeEventStoreConformance(
         await stream.expectUnchanged(orphan);
       }, timeout);
 
+      it('recorded times never decrease along a stream: an event recorded before the one it follows, in the batch or in the stream, is refused (InvalidInputError at its recordedAt, nothing written); the same instant is taken', async () => {
+        const stream = streamOf(tenantId, ledgerId);
+        await stream.append([accountOpened('cash'), accountOpened('revenue')]);
+        const lastMs = Date.parse((stream.events[1] as StoredEvent).recordedAt);
+        // Inside the batch: the second event a millisecond before the first.
+        const backInBatch = encodeChain(stream.head, [transferPosted(uid('t')), transferPosted(uid('t'))], (v) => (v === 3 ? lastMs + 5_000 : lastMs + 4_999));
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 2, events: backInBatch }), 'invalid_input', { issues: [{ path: ['events', 1, 'recordedAt'] }] });
+        await stream.expectUnchanged(backInBatch);
+        // Against the stream: the first event a millisecond before the stream's last.
+        const backInStream = encodeChain(stream.head, [transferPosted(uid('t'))], () => lastMs - 1);
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 2, events: backInStream }), 'invalid_input', { issues: [{ path: ['events', 0, 'recordedAt'] }] });
+        await stream.expectUnchanged(backInStream);
+        // A stale expectedVersion is a conflict first, whatever the times.
+        await expectLedgerError(store.append({ tenantId, ledgerId, expectedVersion: 1, events: encodeChain({ ...stream.head, version: 1, hash: (stream.events[0] as StoredEvent).hash }, [transferPosted(uid('t'))], () => lastMs - 10_000) }), 'version_conflict');
+        // The same instant as the event before, in the stream and in the batch, is taken.
+        await stream.appendEncoded(encodeChain(stream.head, [transferPosted(uid('t')), transferPosted(uid('t'))], () => lastMs));
+      }, timeout);
+
       it('an event EventCodec.encode did not build is checked as its readers would check it: one they could not read is refused (InvalidInputError at its offset, nothing written), a faithful copy is stored', async () => {
         const stream = streamOf(tenantId, ledgerId);
         await stream.append([accountOpened('cash')]);
@@ -1110,12 +1128,13 @@ class TestStream {
   }
 }
 
-function encodeChain(head: StreamHead, events: readonly LedgerEvent[]): StoredEvent[] {
+/** Encodes `events` after `head`, each recorded at `recordedAtMsOf(its version)` (default a second apart) and effective 250 ms before. */
+function encodeChain(head: StreamHead, events: readonly LedgerEvent[], recordedAtMsOf: (ledgerVersion: number) => number = (v) => BASE_TIME_MS + v * 1_000): StoredEvent[] {
   const encoded: StoredEvent[] = [];
   let previousHash = head.hash;
   events.forEach((event, offset) => {
     const ledgerVersion = head.version + offset + 1;
-    const recordedAtMs = BASE_TIME_MS + ledgerVersion * 1_000;
+    const recordedAtMs = recordedAtMsOf(ledgerVersion);
     const stored = codec.encode(
       { event, effectiveAtMs: recordedAtMs - 250 },
       {

@@ -27,7 +27,7 @@ export function encodeAfter(head: Head, events: readonly LedgerEvent[]): StoredE
         tenantId: head.tenantId,
         ledgerId: head.ledgerId,
         ledgerVersion: head.version + offset + 1,
-        recordedAtMs: Date.UTC(2025, 0, 1) + offset,
+        recordedAtMs: Date.UTC(2025, 0, 1) + head.version + offset,
         correlationId: null,
         causationId: null,
         metadata: {},
