@@ -1,4 +1,4 @@
-import type { EventMeta, LedgerEvent, StoredEvent } from '@ledgerkit/ledger-core';
+import { InvalidInputError, type EventMeta, type LedgerEvent, type StoredEvent } from '@ledgerkit/ledger-core';
 import type { PoolClient } from 'pg';
 import type { FailedEvent } from './errors.js';
 
@@ -105,8 +105,16 @@ export interface EventProjectionDefinition {
  *   reset: async ({ client, tenantId }) => { await client.query('UPDATE app.counts SET n = 0 WHERE tenant_id = $1', [tenantId]); },
  * });
  * ```
+ *
+ * A `definition` that is not an object is refused with `InvalidInputError` at `definition`, and
+ * a `handle` or `reset` that is not a function at `handle` or `reset`; the name is checked by the
+ * runner (see {@link Projection.name}).
  */
 export function eventProjection(definition: EventProjectionDefinition): Projection {
+  if (typeof definition !== 'object' || definition === null) throw new InvalidInputError([{ path: ['definition'], message: 'must be an object with name, handle and reset' }]);
+  for (const callback of ['handle', 'reset'] as const) {
+    if (typeof definition[callback] !== 'function') throw new InvalidInputError([{ path: [callback], message: 'must be a function' }]);
+  }
   return {
     name: definition.name,
     ...(definition.errorPolicy === undefined ? {} : { errorPolicy: definition.errorPolicy }),

@@ -7,17 +7,17 @@
  */
 import {
   balanceOf,
-  CurrencyRegistry,
   EventCodec,
   InvalidInputError,
   replayLedger,
   type AccountState,
   type Balance,
+  type CurrencyRegistry,
   type EventStore,
   type UpcasterRegistry,
 } from '@ledgerkit/ledger-core';
 import { TRIAL_BALANCE_LINES_DEFAULT, TRIAL_BALANCE_LINES_MAX, type ReadModels } from './read-models/read-models.js';
-import { optionsOf, requireObjectWith } from './read-models/options.js';
+import { currenciesOf, optionsOf, requireObjectWith } from './read-models/options.js';
 
 /** Most mismatches one reconciliation lists (it counts them all). */
 export const RECONCILE_MISMATCHES_MAX = 1_000;
@@ -75,7 +75,9 @@ export interface Reconciliation {
  * status and type — with the history read model's answer as of the same version. Memory is
  * bounded by the number of accounts (`accountsMax`); time is one pass over the log up to the
  * version and one statement on the read model. Options that are not an object, or lack a store
- * or read models, are refused with `InvalidInputError` at `options`, `store` or `models`.
+ * or read models, are refused with `InvalidInputError` at `options`, `store` or `models`, and
+ * `currencies` or `upcasters` that are not registries (`null` included) at their names, before
+ * any SQL.
  *
  * ```ts
  * const result = await reconcileLedger({ store, models, tenantId: 'acme', ledgerId: 'eur' });
@@ -94,6 +96,9 @@ export async function reconcileLedger(options: ReconcileOptions): Promise<Reconc
   if (!Number.isInteger(listedMax) || listedMax < 0 || listedMax > RECONCILE_MISMATCHES_MAX) {
     throw new InvalidInputError([{ path: ['mismatchesListedMax'], message: `must be an integer in 0..${RECONCILE_MISMATCHES_MAX}` }]);
   }
+  // Checks the currencies and upcasters before any SQL.
+  const currencies = currenciesOf(options.currencies);
+  const codec = new EventCodec({ currencies, ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
   // Also checks the tenant and ledger ids, before the log is read.
   const applied = await models.historyVersion(tenantId, ledgerId);
   const wanted = options.ledgerVersion ?? applied;
@@ -101,8 +106,6 @@ export async function reconcileLedger(options: ReconcileOptions): Promise<Reconc
   if (wanted > applied) {
     throw new InvalidInputError([{ path: ['ledgerVersion'], message: `is past version ${applied}, the last the history read model has applied` }]);
   }
-  const currencies = options.currencies ?? new CurrencyRegistry();
-  const codec = new EventCodec({ currencies, ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
   // Stops as soon as the ledger holds more than accountsMax accounts: memory stays bounded.
   const state = await replayLedger({ store, codec, tenantId, ledgerId }, { ledgerVersion: wanted }, { accountsMax });
   // replayLedger keeps the accounts in a Map (as `Ledger.trialBalance` relies on too).

@@ -1,4 +1,4 @@
-import { CurrencyRegistry, EventCodec, InvalidInputError, LimitExceededError, READ_LIMIT_MAX, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
+import { EventCodec, InvalidInputError, LimitExceededError, READ_LIMIT_MAX, type CurrencyRegistry, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
 import { assertTenantId, InvalidTenantIdError, isTenantId, withPooledClient, withTenant, type ClientPool, type WithTenantOptions } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import {
@@ -13,7 +13,7 @@ import {
   type Checkpoint,
   type CheckpointAdvance,
 } from './checkpoints.js';
-import { optionsOf, requireObjectWith } from './read-models/options.js';
+import { currenciesOf, optionsOf, requireObjectWith } from './read-models/options.js';
 import {
   ApplicationRoleRequiredError,
   CheckpointMovedError,
@@ -403,7 +403,7 @@ export class ProjectionRunner {
     checkOptionShapes(options);
     this.#pool = options.pool;
     this.#store = options.store;
-    this.#codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
+    this.#codec = new EventCodec({ currencies: currenciesOf(options.currencies), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
     this.#batchSize = bounded('batchSize', options.batchSize, 1_000, 1, READ_LIMIT_MAX);
     this.#pollIntervalMs = bounded('pollIntervalMs', options.pollIntervalMs, 1_000, 10, 60_000);
     this.#tails = new LogTails(LOG_TAIL_EVENTS_MAX, bounded('logTailBytesMax', options.logTailBytesMax, LOG_TAIL_BYTES_DEFAULT, 0, 2 ** 36));
@@ -1257,15 +1257,15 @@ export interface RebuildProjectionOptions {
  * replays from the first event, also when it had stopped on a failed event. Returns the new checkpoint.
  *
  * Rejects, with nothing written, for options that are not an object or lack a pool or a
- * projection (`InvalidInputError` at `options`, `pool` or `projection`), a malformed tenant id
- * (`InvalidTenantIdError`), a projection name the runner would refuse (`LimitExceededError`), a pool whose role escapes row-level
+ * projection with a `reset` function (`InvalidInputError` at `options`, `pool` or `projection`),
+ * a malformed tenant id (`InvalidTenantIdError`), a projection name the runner would refuse (`LimitExceededError`), a pool whose role escapes row-level
  * security (`ApplicationRoleRequiredError`), or read models at another schema version than this
  * release's (`ReadModelSchemaVersionError`); both checked once per pool that passes.
  */
 export async function rebuildProjection(options: RebuildProjectionOptions): Promise<Checkpoint> {
   const { tenantId, projection, pool } = optionsOf(options, true);
   requireObjectWith(pool, 'pool', ['connect']);
-  requireObjectWith(projection, 'projection', []);
+  requireObjectWith(projection, 'projection', ['reset']);
   checkProjectionName(projection.name);
   return withTenant(pool, tenantId, (client) => resetProjection(pool, client, tenantId, projection));
 }
@@ -1335,6 +1335,9 @@ function checkProjectionName(name: unknown): void {
 function checkOptionShapes(options: unknown): void {
   const issue = (path: readonly (string | number)[], message: string): InvalidInputError => new InvalidInputError([{ path: ['options', ...path], message }]);
   const given = optionsOf(options as Record<string, unknown> | undefined, true);
+  // Used only once the runner has started: a wrong one would fail every worker, retried forever.
+  if (!hasMethods(given['pool'], ['connect'])) throw issue(['pool'], 'must be a pool of the application role (an object with connect)');
+  if (!hasMethods(given['store'], ['readAll'])) throw issue(['store'], 'must be an EventStore (an object with readAll and the rest of the port)');
   if (given['tenantIds'] !== undefined && !Array.isArray(given['tenantIds'])) throw issue(['tenantIds'], 'must be an array of tenant ids');
   const projections = given['projections'];
   if (!Array.isArray(projections)) throw issue(['projections'], 'must be an array of projections');
@@ -1349,6 +1352,12 @@ function checkOptionShapes(options: unknown): void {
   }
 }
 
+/** Whether `value` is an object with every one of `methods` a function. */
+function hasMethods(value: unknown, methods: readonly string[]): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const fields = value as Record<string, unknown>;
+  return methods.every((method) => typeof fields[method] === 'function');
+}
 
 function checkErrorPolicy(name: string, value: unknown): ErrorPolicy | undefined {
   if (value === undefined || ERROR_POLICIES.includes(value as ErrorPolicy)) return value as ErrorPolicy | undefined;

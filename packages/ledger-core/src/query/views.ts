@@ -1,5 +1,7 @@
 import type { AccountState } from '../domain/state.js';
 import type { AccountType, Side } from '../domain/types.js';
+import { InvalidInputError } from '../errors.js';
+import { checkCollaborator } from '../input/options.js';
 import { formatAmount } from '../money/amount.js';
 import type { CurrencyRegistry } from '../money/currency.js';
 
@@ -22,8 +24,15 @@ export interface Balance {
   readonly available: string;
 }
 
-/** Formats an account's state as a {@link Balance}. */
+/**
+ * Formats an account's state as a {@link Balance}. An `account` that is not an object is refused
+ * with `InvalidInputError` at `account`, and `currencies` that are not a `CurrencyRegistry` (an
+ * object with `get`) at `currencies`.
+ */
 export function balanceOf(account: AccountState, currencies: CurrencyRegistry): Balance {
+  // Two type checks only: this runs for every account a read returns.
+  if (typeof account !== 'object' || account === null) throw new InvalidInputError([{ path: ['account'], message: 'must be an account state (an object)' }]);
+  checkCollaborator(currencies, 'currencies', ['get'], 'a CurrencyRegistry', true);
   const scale = currencies.get(account.currency).scale;
   const debitNormal = account.normalSide === 'debit';
   const posted = debitNormal ? account.debitsPosted - account.creditsPosted : account.creditsPosted - account.debitsPosted;
@@ -67,9 +76,23 @@ export interface TrialBalance {
   readonly totals: TrialBalanceTotal[];
 }
 
-/** Builds a trial balance from account states, sorted by currency then account id. */
+/**
+ * Builds a trial balance from account states, sorted by currency then account id. `accounts` that
+ * are not an iterable are refused with `InvalidInputError` at `accounts`, one of them that is not
+ * an object at `accounts.<index>`, and `currencies` that are not a `CurrencyRegistry` (an object
+ * with `get`) at `currencies`.
+ */
 export function trialBalanceOf(accounts: Iterable<AccountState>, currencies: CurrencyRegistry): TrialBalance {
-  const sorted = [...accounts].sort((a, b) => (a.currency === b.currency ? compare(a.id, b.id) : compare(a.currency, b.currency)));
+  const iterable = accounts as Partial<Iterable<AccountState>> | null | undefined;
+  if (typeof iterable !== 'object' || iterable === null || typeof iterable[Symbol.iterator] !== 'function') {
+    throw new InvalidInputError([{ path: ['accounts'], message: 'must be an iterable of account states' }]);
+  }
+  checkCollaborator(currencies, 'currencies', ['get'], 'a CurrencyRegistry', true);
+  const listed = [...accounts];
+  for (const [index, account] of listed.entries()) {
+    if (typeof account !== 'object' || account === null) throw new InvalidInputError([{ path: ['accounts', index], message: 'must be an account state (an object)' }]);
+  }
+  const sorted = listed.sort((a, b) => (a.currency === b.currency ? compare(a.id, b.id) : compare(a.currency, b.currency)));
   const sums = new Map<string, { debits: bigint; credits: bigint }>();
   const lines = sorted.map((account): TrialBalanceLine => {
     const scale = currencies.get(account.currency).scale;

@@ -1,8 +1,9 @@
-import { CurrencyRegistry, EventCodec, type AppendRequest, type UpcasterRegistry } from '@ledgerkit/ledger-core';
+import { EventCodec, type AppendRequest, type CurrencyRegistry, type UpcasterRegistry } from '@ledgerkit/ledger-core';
 import type { PoolClient } from 'pg';
 import type { Projection, ProjectionEvent } from '../projection.js';
 import { INLINE_PLAN_CHECK_FUNCTION, INLINE_PLAN_DECLINED_SQLSTATE, SCHEMA } from '../schema.js';
 import { checkReadModelSchemaVersion } from '../schema-version.js';
+import { currenciesOf, optionsOf } from './options.js';
 import { TenantCaches } from './tenant-caches.js';
 import { addTo, arrayElement, arrayLiteral, arrayLiteralOf, concurrentUpdate, inconsistent, iso, keyOf, splitKeys, type AccountAttributes, type HeldPosting, type LedgerEventOf, type Totals } from './rows.js';
 
@@ -293,9 +294,14 @@ export interface InlineBalances {
  * transaction) is made until one passes and then never again, so later appends pay nothing for
  * it; the plan path is taken only after it has passed. Give each store its own hook: the check
  * is made once per hook, not per database.
+ *
+ * Refuses, when called, `options` that are not an object (`null` from JavaScript, say) with
+ * `InvalidInputError` at `options`, and `currencies` or `upcasters` that are not a registry (an
+ * object with `get`, with `upcast`; `null` included) at `currencies` or `upcasters`.
  */
-export function inlineBalances(options: InlineBalancesOptions = {}): InlineBalances {
-  const codec = new EventCodec({ currencies: options.currencies ?? new CurrencyRegistry(), ...(options.upcasters === undefined ? {} : { upcasters: options.upcasters }) });
+export function inlineBalances(options?: InlineBalancesOptions): InlineBalances {
+  const { currencies, upcasters } = optionsOf(options);
+  const codec = new EventCodec({ currencies: currenciesOf(currencies), ...(upcasters === undefined ? {} : { upcasters }) });
   // The rows each ledger's last append through this hook left, tagged with the version and the
   // hash of its last event. The next append trusts them only if it continues exactly that chain
   // (its expected version and first previous hash): then the rows in the database are these,

@@ -1,4 +1,4 @@
-import { InvalidInputError } from '@ledgerkit/ledger-core';
+import { CurrencyRegistry, InvalidInputError } from '@ledgerkit/ledger-core';
 
 /**
  * The options object of a `ReadModels` call, `{}` when left out. Anything else that is not a
@@ -26,4 +26,19 @@ export function requireObjectWith(value: unknown, field: string, methods: readon
   if (typeof value !== 'object' || value === null || methods.some((method) => typeof fields?.[method] !== 'function')) {
     throw new InvalidInputError([{ path: [field], message: methods.length === 0 ? 'must be an object' : `must be an object with ${methods.join(', ')}` }]);
   }
+}
+
+/**
+ * The `currencies` option: ISO 4217 when left out, else what was given once it is checked to be
+ * a registry (an object with `get`), with `InvalidInputError` at `currencies`. A `null` is refused,
+ * not taken for "left out". Checked up front: otherwise the first amount formatted (the first
+ * read that finds a row) would be a `TypeError`.
+ */
+export function currenciesOf(currencies: CurrencyRegistry | undefined): CurrencyRegistry {
+  if (currencies === undefined) return new CurrencyRegistry();
+  const fields = currencies as unknown as Record<string, unknown> | null;
+  if (typeof currencies !== 'object' || fields === null || typeof fields['get'] !== 'function') {
+    throw new InvalidInputError([{ path: ['currencies'], message: 'must be a CurrencyRegistry (an object with get)' }]);
+  }
+  return currencies;
 }

@@ -1,6 +1,5 @@
 import {
   balanceOf,
-  CurrencyRegistry,
   formatAmount,
   HISTORY_PAGE_SIZE_MAX,
   ID_PATTERN,
@@ -17,6 +16,7 @@ import {
   type AccountType,
   type AsOf,
   type Balance,
+  type CurrencyRegistry,
   type HistoryEntry,
   type HistoryPage,
   type Side,
@@ -30,7 +30,7 @@ import { isRefusedOnLiveSession, ResultTooLargeError } from '../errors.js';
 import { isRoleChecked, checkApplicationRole, checkPoolRole } from '../role-check.js';
 import { SCHEMA } from '../schema.js';
 import { accountListQuery, listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
-import { optionsOf, requireObjectWith } from './options.js';
+import { currenciesOf, optionsOf, requireObjectWith } from './options.js';
 import { keyOf, type HeldPosting } from './rows.js';
 
 /** Most transfers or holds one lookup returns. */
@@ -334,15 +334,21 @@ export class ReadModels {
   #balanceFlushScheduled = false;
 
   /**
-   * Refuses `options` that are not an object with `InvalidInputError` at `options`, and a `pool`
-   * that is not one (no `connect` method) at `pool`.
+   * Refuses `options` that are not an object with `InvalidInputError` at `options`, a `pool`
+   * that is not one (no `connect` method) at `pool`, `currencies` that are not a
+   * `CurrencyRegistry` (no `get` method; `null` included) at `currencies`, and a
+   * `batchBalanceReads` that is not a boolean at `batchBalanceReads`.
    */
   constructor(options: ReadModelsOptions) {
     const checked = optionsOf(options, true);
     requireObjectWith(checked.pool, 'pool', ['connect']);
+    const batchBalanceReads: unknown = checked.batchBalanceReads;
+    if (batchBalanceReads !== undefined && typeof batchBalanceReads !== 'boolean') {
+      throw new InvalidInputError([{ path: ['batchBalanceReads'], message: 'must be a boolean (or left out)' }]);
+    }
     this.#pool = checked.pool;
-    this.#currencies = checked.currencies ?? new CurrencyRegistry();
-    this.#batchBalanceReads = checked.batchBalanceReads ?? true;
+    this.#currencies = currenciesOf(checked.currencies);
+    this.#batchBalanceReads = batchBalanceReads ?? true;
   }
 
   /**
