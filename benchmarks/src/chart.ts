@@ -61,7 +61,8 @@ export function renderChart(report: BenchmarkReport): string {
       y += ROW_HEIGHT;
       const barY = y - ROW_HEIGHT + 4;
       const colour = COLOURS[s.role];
-      const mark = s.meetsTarget === false ? ' ✗' : s.meetsTarget === true ? ' ✓' : '';
+      const judged = s.target === null || s.meetsTarget !== null;
+      const mark = s.meetsTarget === false ? ' ✗' : s.meetsTarget === true ? ' ✓' : judged ? '' : ' –';
       parts.push(text(28, y - 5, `${s.name}${mark}`, { size: 11, fill: s.meetsTarget === false ? TARGET_COLOUR : '#111827' }));
       if (showsThroughput(s)) {
         const w = Math.max(1, rateScale.x(s.opsPerSecMedian));
@@ -73,7 +74,10 @@ export function renderChart(report: BenchmarkReport): string {
       }
       const w = Math.max(1, latencyScale.x(s.latencyMs.p99));
       parts.push(rect(latencyX, barY, w, ROW_HEIGHT - 7, colour));
-      parts.push(text(latencyX + w + 4, y - 5, `${compactMs(s.latencyMs.p99)} per ${shortLatencyOf(s.latencyOf)}`, { size: 10, fill: '#374151' }));
+      // A target stated at a larger history than this run built is not judged: say so next to the figure.
+      const history = s.details['historyEvents'];
+      const note = judged ? '' : ` · target not judged${typeof history === 'number' ? ` (history ${history.toLocaleString('en-US')})` : ''}`;
+      parts.push(text(latencyX + w + 4, y - 5, `${compactMs(s.latencyMs.p99)} per ${shortLatencyOf(s.latencyOf)}${note}`, { size: 10, fill: '#374151' }));
       const latencyTarget = s.target?.latencyP99MsMax ?? s.target?.latencyP50MsMax;
       if (latencyTarget !== undefined) parts.push(targetTick(latencyX + latencyScale.x(latencyTarget), barY));
     }
@@ -168,7 +172,7 @@ function legend(x: number, y: number): string {
     out.push(rect(cx, y - 9, 12, 10, colour), text(cx + 16, y, name, { size: 11 }));
     cx += 30 + name.length * 6.2;
   }
-  out.push(`<line x1="${cx}" x2="${cx}" y1="${y - 11}" y2="${y + 2}" stroke="${TARGET_COLOUR}" stroke-width="2"/>`, text(cx + 6, y, 'target (✗ missed, ✓ met)', { size: 11 }));
+  out.push(`<line x1="${cx}" x2="${cx}" y1="${y - 11}" y2="${y + 2}" stroke="${TARGET_COLOUR}" stroke-width="2"/>`, text(cx + 6, y, 'target (✗ missed, ✓ met, – not judged)', { size: 11 }));
   return out.join('\n');
 }
 

@@ -63,14 +63,19 @@ export const gcBetweenRounds = collectGarbage !== undefined;
  */
 export async function measureScenarios(scenarios: readonly Scenario[], settings: MeasureSettings, onRound?: RoundListener): Promise<Measurement[]> {
   assertSettings(settings);
+  // Warm-up rounds are not recorded, but an operation failing in one is the scenario's failure: it counts.
+  const warmupErrors = new Map<Scenario, number>();
   for (const scenario of scenarios) {
-    for (let round = 0; round < settings.warmupRounds; round += 1) await timeRound(scenario, -1 - round, settings, undefined);
+    for (let round = 0; round < settings.warmupRounds; round += 1) {
+      const { errors } = await timeRound(scenario, -1 - round, settings, undefined);
+      warmupErrors.set(scenario, (warmupErrors.get(scenario) ?? 0) + errors);
+    }
   }
   const states = scenarios.map((scenario) => ({
     scenario,
     roundOpsPerSec: [] as number[],
     timedNs: 0,
-    errors: 0,
+    errors: warmupErrors.get(scenario) ?? 0,
     cpuUs: 0,
     wallNs: 0,
     perOp: newLatencyHistogram(),
@@ -120,7 +125,7 @@ export async function measureScenarios(scenarios: readonly Scenario[], settings:
         loadAverage1m: { start: state.loadAtStart, end: state.loadAtEnd },
         peers: scenario.peers ?? {},
         series: null,
-        details: {},
+        details: (warmupErrors.get(scenario) ?? 0) > 0 ? { warmupErrors: warmupErrors.get(scenario) ?? 0 } : {},
       };
     });
   } finally {

@@ -143,6 +143,7 @@ export class LoadRecorder {
 /** Runs the schedule's windows in order and summarises every scenario that had a recorded window. */
 export async function runLoadSchedule(windows: readonly LoadWindow[], onWindow?: WindowListener): Promise<Measurement[]> {
   const states = new Map<LoadScenario, ScenarioState>();
+  const warmupErrors = new Map<LoadScenario, number>();
   const stateOf = (scenario: LoadScenario): ScenarioState => {
     let state = states.get(scenario);
     if (state === undefined) {
@@ -197,11 +198,15 @@ export async function runLoadSchedule(windows: readonly LoadWindow[], onWindow?:
           await round.finish?.();
         }
       } finally {
-        if (state === undefined) recorder.destroy();
+        // A warm-up window is not recorded, but its failures are the scenario's: they count as errors.
+        if (state === undefined) {
+          if (recorder.errors > 0) warmupErrors.set(window.scenario, (warmupErrors.get(window.scenario) ?? 0) + recorder.errors);
+          recorder.destroy();
+        }
       }
     }
     const measurements: Measurement[] = [];
-    for (const [scenario, state] of states) measurements.push(summarise(scenario, state));
+    for (const [scenario, state] of states) measurements.push(summarise(scenario, state, warmupErrors.get(scenario) ?? 0));
     return measurements;
   } finally {
     for (const state of states.values()) state.recorder.destroy();
@@ -290,13 +295,42 @@ export function batchLoop(batchSize: number, send: (firstSeq: number, count: num
   };
 }
 
+/** How a fixed-rate generator kept to its schedule, summed over the windows it was given to. */
+export class FixedRateSchedule {
+  /** Operations the windows' schedules held, and how many of them were sent. */
+  due = 0;
+  sent = 0;
+  /** Scheduled length of the windows, ns (the rate is `due` ÷ this). */
+  windowNs = 0;
+  /** How late sends went out after their due time, summed and at worst, ns. */
+  lateNsTotal = 0;
+  lateNsMax = 0;
+  /** Timer ticks the generator slept for (each tick sends every operation that has come due). */
+  ticks = 0;
+
+  /** The figures for a scenario's details. */
+  details(): Record<string, number> {
+    const seconds = Math.max(this.windowNs, 1) / 1e9;
+    return {
+      sentRatePerSec: Math.round((this.sent / seconds) * 10) / 10,
+      sendLateMeanMs: Math.round((this.lateNsTotal / Math.max(this.sent, 1) / 1e6) * 1_000) / 1_000,
+      sendLateMaxMs: Math.round((this.lateNsMax / 1e6) * 1_000) / 1_000,
+      sendsPerTick: Math.round((this.sent / Math.max(this.ticks, 1)) * 10) / 10,
+    };
+  }
+}
+
 /**
  * An open loop: operation i is due at `start + i / ratePerSec` for the window's length, and is
- * sent as soon as the event loop gets to it at or after that time — never held back because
- * earlier operations are still in flight. Its latency is recorded from when it was due (the
- * corrected figure) and, separately, from when it was sent (uncorrected).
+ * sent at the first timer tick at or after that time — never held back because earlier
+ * operations are still in flight. Between ticks the generator sleeps on a timer (at least 1 ms:
+ * it never spins on `setImmediate`, which would take a core from the server and the system under
+ * test), and each tick sends every operation that has come due since the last, so the achieved
+ * rate is the scheduled one. Latency is recorded from when each operation was due (the corrected
+ * figure, which charges the wait for the tick to the generator's own operations) and, separately,
+ * from when it was sent (uncorrected). `schedule`, when given, collects how the sends kept to time.
  */
-export function fixedRate(ratePerSec: number, send: (seq: number) => Promise<boolean>, onError: (error: unknown) => void): LoadRound['drive'] {
+export function fixedRate(ratePerSec: number, send: (seq: number) => Promise<boolean>, onError: (error: unknown) => void, schedule?: FixedRateSchedule): LoadRound['drive'] {
   return async (recorder, stopAtNs) => {
     const startNs = process.hrtime.bigint();
     const total = Math.floor((Number(stopAtNs - startNs) / 1e9) * ratePerSec);
@@ -317,17 +351,31 @@ export function fixedRate(ratePerSec: number, send: (seq: number) => Promise<boo
         },
       );
     };
+    if (schedule !== undefined) {
+      schedule.due += total;
+      schedule.windowNs += Number(stopAtNs - startNs);
+    }
     let sent = 0;
     while (sent < total) {
       const now = process.hrtime.bigint();
       while (sent < total && dueNs(sent) <= now) {
-        inFlight.push(issue(sent, dueNs(sent)));
+        const due = dueNs(sent);
+        if (schedule !== undefined) {
+          const lateNs = Number(now - due);
+          schedule.sent += 1;
+          schedule.lateNsTotal += lateNs;
+          if (lateNs > schedule.lateNsMax) schedule.lateNsMax = lateNs;
+        }
+        inFlight.push(issue(sent, due));
         sent += 1;
       }
       if (sent < total) {
-        const waitMs = Number(dueNs(sent) - process.hrtime.bigint()) / 1e6;
-        // setTimeout's floor is ~1 ms: operations due within it go out together on the next turn.
-        await new Promise<void>((resolve) => (waitMs >= 1 ? setTimeout(resolve, Math.floor(waitMs)) : setImmediate(resolve)));
+        // Sleep until the next one is due, rounded up to whole ms (a timer cannot wait less than
+        // 1 ms, and never fires early by this clock's reckoning more than its own rounding): at
+        // 5,000/s a tick sends about five. No busy wait: the CPU goes to the writer and the server.
+        const waitMs = Math.max(1, Math.ceil(Number(dueNs(sent) - process.hrtime.bigint()) / 1e6));
+        if (schedule !== undefined) schedule.ticks += 1;
+        await new Promise<void>((resolve) => setTimeout(resolve, waitMs));
       }
     }
     await Promise.all(inFlight);
@@ -345,7 +393,8 @@ interface ScenarioState {
   seriesOffsetSec: number;
 }
 
-function summarise(scenario: LoadScenario, state: ScenarioState): Measurement {
+/** The scenario's measurement; `warmupErrors` (failures in its unrecorded warm-up windows) count as errors too. */
+function summarise(scenario: LoadScenario, state: ScenarioState, warmupErrors: number): Measurement {
   const { recorder } = state;
   const uncorrected: Record<string, number> = {};
   if (recorder.uncorrected.totalCount > 0) {
@@ -366,12 +415,12 @@ function summarise(scenario: LoadScenario, state: ScenarioState): Measurement {
     batchLatencyMs: recorder.batched ? summariseMs(recorder.perBatch) : null,
     latencySamples: recorder.perOp.totalCount,
     ops: recorder.ops,
-    errors: recorder.errors,
+    errors: recorder.errors + warmupErrors,
     cpuPerWall: state.cpuUs / (Math.max(state.timedNs, 1) / 1_000),
     loadAverage1m: { start: state.loadAtStart ?? 0, end: state.loadAtEnd },
     peers: scenario.peers ?? {},
     series: scenario.series ? state.series : null,
-    details: { timedSeconds: Math.round(state.timedNs / 1e7) / 100, ...uncorrected, ...scenario.details?.() },
+    details: { timedSeconds: Math.round(state.timedNs / 1e7) / 100, ...(warmupErrors > 0 ? { warmupErrors } : {}), ...uncorrected, ...scenario.details?.() },
   };
 }
 

@@ -23,6 +23,13 @@ export interface Target {
   readonly latencyP99MsMax?: number;
   /** Highest acceptable median latency of one operation, ms (e.g. a start-up). */
   readonly latencyP50MsMax?: number;
+  /** p99 latency ÷ the p99 of another scenario of the same run at most `max` (e.g. flat in history length). */
+  readonly latencyP99RatioTo?: { readonly scenario: string; readonly max: number };
+  /**
+   * The history (events) the target is stated at. The scenario reports the history it ran on as
+   * `details.historyEvents`; on a smaller one the target is not judged (`meetsTarget: null`).
+   */
+  readonly historyEvents?: number;
   readonly statement: string;
 }
 

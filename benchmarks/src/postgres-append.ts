@@ -112,15 +112,16 @@ function storeAppend(store: PostgresEventStore, rows: RoundRows, report: ErrorRe
 
 /**
  * The end-to-end rate: 1,000 pre-built simple transfers submitted to a `LedgerWriter` at once
- * and awaited together, so its queue forms one batch — decided, encoded, hashed and appended in
- * one call. Each round opens a fresh ledger (its fixture accounts opened and funded through the
+ * and awaited together. With the writer's default options (`appendsInFlightMax` 2) a queue of
+ * 1,000 found idle is cut in two: two batches of 500, each decided, encoded and hashed, the
+ * second decided while the first is being appended, so two fenced appends per 1,000. Each round opens a fresh ledger (its fixture accounts opened and funded through the
  * same writer before the clock starts), so state, and with it the cost of a decision, is the
  * same in every round. Snapshots are off: their cost depends on the history, not the batch.
  */
 function writerSubmit(store: PostgresEventStore, options: PostgresAppendOptions, report: ErrorReporter): Scenario {
   return {
     name: PG_WRITER,
-    description: `LedgerWriter.submit of ${PG_BATCH_SIZE.toLocaleString('en-US')} pre-built simple transfers, awaited together: decide + encode + hash + append, one batch per append`,
+    description: `LedgerWriter.submit of ${PG_BATCH_SIZE.toLocaleString('en-US')} pre-built simple transfers, awaited together: decide + encode + hash + append; with default options (appendsInFlightMax 2) the writer cuts the idle queue of 1,000 into two fenced appends of 500, the second decided while the first is appended`,
     target: undefined,
     latencyOf: 'batch',
     async prepare(opsCount, round): Promise<PreparedRound> {

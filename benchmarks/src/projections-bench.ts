@@ -265,10 +265,10 @@ class Recorder {
     this.#pausedCpuUs += cpu.user + cpu.system;
   }
 
-  /** Counts `ops` completed now (only while the window is open). */
+  /** Counts `ops` completed now (only while the window is open); intervals are of running time, pauses left out. */
   count(ops: number): void {
     if (this.#endNs !== undefined) return;
-    const at = Number(process.hrtime.bigint() - this.#startNs) / 1e6;
+    const at = Number(process.hrtime.bigint() - this.#startNs - this.#pausedNs) / 1e6;
     const slot = Math.floor(at / INTERVAL_MS);
     while (this.#intervals.length <= slot) this.#intervals.push(0);
     this.#intervals[slot] = (this.#intervals[slot] ?? 0) + ops;
@@ -542,13 +542,30 @@ async function measureBalanceReads(
     i % 2 === 0
       ? models.balance(small.tenantId, small.ledgerId, smallAccounts[(i >> 1) % smallAccounts.length] as string)
       : models.balance(large.tenantId, large.ledgerId, largeAccounts[((i >> 1) * 7_919) % largeAccounts.length] as string);
-  // Interleaved, one read of each history in turn, so background noise falls on both alike.
-  await timeSequential(2 * settings.balanceReads, read, (i, ns) => {
-    const recorder = recorders[i % 2] as Recorder;
-    recorder.count(1);
-    recorder.latency(ns);
-  }, () => recorders.forEach((r) => r.start()));
+  let wallStartNs = 0n;
+  // Interleaved, one read of each history in turn, so background noise falls on both alike. Each
+  // recorder's clock runs only around its own reads (paused while the other history is read), so
+  // each rate is its own reads ÷ its own time, not ÷ the time both took.
+  await timeSequential(
+    2 * settings.balanceReads,
+    read,
+    (i, ns) => {
+      const recorder = recorders[i % 2] as Recorder;
+      recorder.count(1);
+      recorder.latency(ns);
+      recorder.pause();
+    },
+    () => {
+      wallStartNs = process.hrtime.bigint();
+      recorders.forEach((r) => {
+        r.start();
+        r.pause();
+      });
+    },
+    (i) => (recorders[i % 2] as Recorder).resume(),
+  );
   recorders.forEach((r) => r.stop());
+  const wallSeconds = Math.round((Number(process.hrtime.bigint() - wallStartNs) / 1e9) * 1_000) / 1_000;
   const [smallReads, largeReads] = recorders;
   const p99Small = summariseMs(smallReads.histogram).p99;
   const p99Large = summariseMs(largeReads.histogram).p99;
@@ -556,16 +573,28 @@ async function measureBalanceReads(
   return [
     smallReads.measurement({
       name: BALANCE_READ_SMALL,
-      description: 'ReadModels.balance on a ledger with 10 events of history, one request in flight (interleaved with the large-history reads)',
+      description: 'ReadModels.balance on a ledger with 10 events of history, one request in flight (interleaved with the large-history reads; its rate is its reads ÷ its own reads\' time)',
       latencyOf: 'balance read',
-      details: { historyEvents: 10 },
+      details: { historyEvents: 10, timedSeconds: Math.round(smallReads.seconds() * 1_000) / 1_000, interleavedWallSeconds: wallSeconds },
     }),
     largeReads.measurement({
       name: BALANCE_READ_LARGE,
       description: `ReadModels.balance on a ledger with ${int(settings.historyEvents)} events of history and ${int(settings.accounts)} accounts, one request in flight; flat in history length means p99 ≤ 1.5 × the 10-event p99`,
       latencyOf: 'balance read',
-      target: { latencyP99MsMax: 1, statement: 'issue 4: balance read p99 ≤ 1 ms with one request in flight' },
-      details: { historyEvents: settings.historyEvents, p99RatioTo10Events: ratio, flatInHistoryLength: ratio <= 1.5 },
+      // Both parts are stated at 1,000,000 events (flat = p99 there ≤ 1.5 × at 10), so a smaller history (CI) does not judge them.
+      target: {
+        latencyP99MsMax: 1,
+        latencyP99RatioTo: { scenario: BALANCE_READ_SMALL, max: 1.5 },
+        historyEvents: 1_000_000,
+        statement: 'issue 4: balance read p99 ≤ 1 ms with one request in flight, flat in history length (p99 at 1,000,000 events ≤ 1.5 × p99 at 10)',
+      },
+      details: {
+        historyEvents: settings.historyEvents,
+        p99RatioTo10Events: ratio,
+        flatInHistoryLength: ratio <= 1.5,
+        timedSeconds: Math.round(largeReads.seconds() * 1_000) / 1_000,
+        interleavedWallSeconds: wallSeconds,
+      },
     }),
   ];
 }
@@ -680,7 +709,8 @@ async function measureAsOf(
     name: BALANCE_AS_OF,
     description: `ReadModels.balanceAt as of a ledger version, a recorded time and an effective time in turn, at ${int(settings.historyEvents)} events of history, one request in flight`,
     latencyOf: 'balance read as of a point',
-    target: { latencyP99MsMax: 5, statement: 'issue 4: balance as of a past instant p99 ≤ 5 ms at 1,000,000 events of history' },
+    // Judged only at the history the target names (the full run), not on the CI run's 20,000 events.
+    target: { latencyP99MsMax: 5, historyEvents: 1_000_000, statement: 'issue 4: balance as of a past instant p99 ≤ 5 ms at 1,000,000 events of history' },
     details,
   });
 }
@@ -886,11 +916,18 @@ async function submitTransfers(writer: LedgerWriter, accounts: number, prefix: s
  * Runs `op` `count` times one after another, after a tenth as many unrecorded (`begin` is called
  * between the two), and passes each timed one's latency in ns to `record`.
  */
-async function timeSequential(count: number, op: (i: number) => Promise<unknown>, record: (i: number, ns: number) => void, begin: () => void): Promise<void> {
+async function timeSequential(
+  count: number,
+  op: (i: number) => Promise<unknown>,
+  record: (i: number, ns: number) => void,
+  begin: () => void,
+  before?: (i: number) => void,
+): Promise<void> {
   const warmup = Math.max(1, Math.floor(count / 10));
   for (let i = 0; i < warmup; i += 1) await op(count + i);
   begin();
   for (let i = 0; i < count; i += 1) {
+    before?.(i);
     const started = process.hrtime.bigint();
     await op(i);
     record(i, Number(process.hrtime.bigint() - started));

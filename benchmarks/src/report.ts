@@ -17,6 +17,8 @@ import { summariseThroughput } from './stats.js';
  * 3: groups are listed with their method and settings; every scenario reports `latencyMs` (of
  * what `latencyOf` says), `opsPerSecOverall`, its peers' ratios (`ratioToRawCeiling`,
  * `ratioToEmmett`), `misses`, `loadAverage1m`, `series` and `details`; `latencyNs` is gone.
+ * Added within 3 (no field changed meaning): `notJudged`, and `meetsTarget: null` with a target
+ * when the scenario ran on a smaller history than the target names.
  */
 export const REPORT_SCHEMA_VERSION = 3;
 
@@ -92,9 +94,14 @@ export interface ScenarioResult {
   readonly emmettPeer: string | null;
   readonly ratioToEmmett: number | null;
   readonly target: Target | null;
-  /** Whether every part of the target was met; `null` without a target. */
+  /**
+   * Whether every part of the target was met (and no operation failed); `null` without a target,
+   * or when the target was not judged (see `notJudged`).
+   */
   readonly meetsTarget: boolean | null;
-  /** The parts of the target that were missed, as sentences (empty when met or without target). */
+  /** Why a target was not judged (e.g. the history was smaller than the target names); else `null`. */
+  readonly notJudged: string | null;
+  /** The parts of the target that were missed, as sentences (empty when met, not judged or without target). */
   readonly misses: readonly string[];
   readonly series: readonly SeriesPoint[] | null;
   readonly details: Readonly<Record<string, number | string | boolean>>;
@@ -138,11 +145,19 @@ export interface ReportInput {
   readonly groups: readonly MeasuredGroup[];
 }
 
-/** Builds the report: medians, ratios to the peers that ran, and each target's verdict. */
+/**
+ * Builds the report: medians, ratios to the peers that ran, and each target's verdict. Ratios and
+ * verdicts are taken from the figures as reported (rounded), so a reader recomputing them from
+ * the document (as `validate.ts` does) gets the same answer.
+ */
 export function buildReport(input: ReportInput): BenchmarkReport {
   const medians = new Map<string, number>();
+  const p99s = new Map<string, number>();
   for (const group of input.groups) {
-    for (const m of group.measurements) medians.set(m.name, summariseThroughput(nonEmpty(m.opsPerSecSamples, m.opsPerSecOverall)).median);
+    for (const m of group.measurements) {
+      medians.set(m.name, roundRate(summariseThroughput(nonEmpty(m.opsPerSecSamples, m.opsPerSecOverall)).median));
+      p99s.set(m.name, roundLatency(m.latencyMs).p99);
+    }
   }
   const rawNames = new Set<string>();
   const peerNames = new Set<string>();
@@ -168,7 +183,16 @@ export function buildReport(input: ReportInput): BenchmarkReport {
       const emmettRan = m.peers.emmett !== undefined && medians.has(m.peers.emmett);
       const ratioToRawCeiling = rawRan ? ratio(m.name, rawCeiling) : null;
       const target = m.target ?? null;
-      const misses = target === null ? [] : missesOf(target, { median: throughput.median, overall: m.opsPerSecOverall, latencyMs: m.latencyMs }, ratioToRawCeiling, (to) => ratio(m.name, to));
+      const latencyMs = roundLatency(m.latencyMs);
+      const notJudged = target === null ? null : notJudgedReason(target, m.details);
+      const latencyRatioTo = (to: string): number | null => {
+        const theirs = p99s.get(to);
+        return theirs === undefined || theirs <= 0 ? null : round4(latencyMs.p99 / theirs);
+      };
+      const misses =
+        target === null || notJudged !== null
+          ? []
+          : missesOf(target, { median: roundRate(throughput.median), overall: roundRate(m.opsPerSecOverall), latencyMs, errors: m.errors }, ratioToRawCeiling, (to) => ratio(m.name, to), latencyRatioTo);
       return {
         name: m.name,
         group: group.info.id,
@@ -188,7 +212,7 @@ export function buildReport(input: ReportInput): BenchmarkReport {
         // A window shorter than one interval yields no interval sample; its whole-run rate stands in.
         sampleOf: m.opsPerSecSamples.length > 0 ? m.sampleOf : 'whole run (shorter than one sample)',
         latencyOf: m.latencyOf,
-        latencyMs: roundLatency(m.latencyMs),
+        latencyMs,
         batchLatencyMs: m.batchLatencyMs === null ? null : roundLatency(m.batchLatencyMs),
         latencySamples: m.latencySamples,
         ops: m.ops,
@@ -200,7 +224,8 @@ export function buildReport(input: ReportInput): BenchmarkReport {
         emmettPeer: emmettRan ? (m.peers.emmett ?? null) : null,
         ratioToEmmett: emmettRan ? ratio(m.name, m.peers.emmett ?? null) : null,
         target,
-        meetsTarget: target === null ? null : misses.length === 0,
+        meetsTarget: target === null || notJudged !== null ? null : misses.length === 0,
+        notJudged,
         misses,
         series: m.series === null ? null : m.series.map((p) => ({ atSec: p.atSec, opsPerSec: Math.round(p.opsPerSec), p99Ms: Math.round(p.p99Ms * 1000) / 1000 })),
         details: m.details,
@@ -223,14 +248,27 @@ export function buildReport(input: ReportInput): BenchmarkReport {
   };
 }
 
-/** Every part of `target` that the figures miss, as a sentence; empty when all are met. */
+/**
+ * Why `target` cannot be judged on this measurement, or `null` when it can: a target stated at a
+ * history size is not judged on a smaller history (a CI run builds less than the full one).
+ */
+function notJudgedReason(target: Target, details: Measurement['details']): string | null {
+  if (target.historyEvents === undefined) return null;
+  const history = details['historyEvents'];
+  if (typeof history !== 'number') return `the history it ran on is not reported; the target is stated at ${int(target.historyEvents)} events`;
+  return history < target.historyEvents ? `history ${int(history)} events, the target is stated at ${int(target.historyEvents)}` : null;
+}
+
+/** Every part of `target` that the figures miss, as a sentence; empty when all are met. Failed operations are a miss. */
 function missesOf(
   target: Target,
-  figures: { readonly median: number; readonly overall: number; readonly latencyMs: LatencySummary },
+  figures: { readonly median: number; readonly overall: number; readonly latencyMs: LatencySummary; readonly errors: number },
   ratioToRawCeiling: number | null,
   ratioTo: (scenario: string) => number | null,
+  latencyRatioTo: (scenario: string) => number | null,
 ): string[] {
   const misses: string[] = [];
+  if (figures.errors > 0) misses.push(`${int(figures.errors)} operations failed`);
   if (target.opsPerSec !== undefined) {
     const basis = target.basis ?? 'median';
     const rate = basis === 'overall' ? figures.overall : figures.median;
@@ -250,6 +288,11 @@ function missesOf(
   }
   if (target.latencyP50MsMax !== undefined && figures.latencyMs.p50 > target.latencyP50MsMax) {
     misses.push(`median ${formatMs(figures.latencyMs.p50)} > ${int(target.latencyP50MsMax)} ms`);
+  }
+  if (target.latencyP99RatioTo !== undefined) {
+    const value = latencyRatioTo(target.latencyP99RatioTo.scenario);
+    if (value === null) misses.push(`${target.latencyP99RatioTo.scenario} did not run`);
+    else if (value > target.latencyP99RatioTo.max) misses.push(`p99 ${value.toFixed(2)} × ${target.latencyP99RatioTo.scenario}'s > ${target.latencyP99RatioTo.max}`);
   }
   return misses;
 }
@@ -273,7 +316,7 @@ const COLUMNS: readonly Column[] = [
   { title: '× raw', cell: (s) => (s.ratioToRawCeiling === null ? '–' : s.ratioToRawCeiling.toFixed(3)) },
   { title: '× Emmett', cell: (s) => (s.ratioToEmmett === null ? '–' : s.ratioToEmmett.toFixed(2)) },
   { title: 'target', cell: (s) => formatTarget(s.target) },
-  { title: 'meets', cell: (s) => (s.meetsTarget === null ? '–' : s.meetsTarget ? 'yes' : 'NO') },
+  { title: 'meets', cell: (s) => verdict(s, 'NO') },
   { title: 'load', cell: (s) => `${s.loadAverage1m.start.toFixed(1)}→${s.loadAverage1m.end.toFixed(1)}` },
 ];
 
@@ -293,11 +336,28 @@ export function formatTable(report: BenchmarkReport): string {
   return [...blocks.flatMap((block) => [block, '']), describeRun(report), '', ...formatMisses(report)].join('\n').trimEnd();
 }
 
-/** One line per missed target, or a line saying all were met. */
+/** One line per missed target (or a line saying every judged target was met), then one per target not judged. */
 export function formatMisses(report: BenchmarkReport): string[] {
   const missed = report.scenarios.filter((s) => s.meetsTarget === false);
-  if (missed.length === 0) return ['Every target was met.'];
-  return [`TARGETS MISSED (${missed.length}):`, ...missed.map((s) => `  ✗ ${s.name}: ${s.misses.join('; ')} — target: ${s.target?.statement ?? ''}`)];
+  const unjudged = report.scenarios.filter((s) => s.target !== null && s.meetsTarget === null);
+  const lines =
+    missed.length === 0
+      ? [unjudged.length === 0 ? 'Every target was met.' : 'Every judged target was met.']
+      : [`TARGETS MISSED (${missed.length}):`, ...missed.map((s) => `  ✗ ${s.name}: ${s.misses.join('; ')} — target: ${s.target?.statement ?? ''}`)];
+  if (unjudged.length > 0) {
+    lines.push(`TARGETS NOT JUDGED (${unjudged.length}):`, ...unjudged.map((s) => `  – ${s.name}: ${s.notJudged ?? 'not judged'} — target: ${s.target?.statement ?? ''}`));
+  }
+  return lines;
+}
+
+/** The "meets" cell: yes, `no` (with `missed` as the word), "not judged (history N)" or – without a target. */
+export function verdict(s: ScenarioResult, missed: string): string {
+  if (s.target === null) return '–';
+  if (s.meetsTarget === null) {
+    const history = s.details['historyEvents'];
+    return typeof history === 'number' ? `not judged (history ${int(history)})` : 'not judged';
+  }
+  return s.meetsTarget ? 'yes' : missed;
 }
 
 /** The tables in Markdown, with a headline comparison, the run's context and the notes. */
@@ -317,7 +377,7 @@ export function formatMarkdown(report: BenchmarkReport): string {
     };
     for (const s of headline) {
       lines.push(
-        `| \`${s.name}\` | ${rate(s.opsPerSecMedian)} ${s.opsUnit}/s | ${formatMs(s.latencyMs.p99)} per ${s.latencyOf} | ${medianOf(s.rawCeiling)} | ${s.ratioToRawCeiling?.toFixed(3) ?? '–'} | ${medianOf(s.emmettPeer)} | ${s.ratioToEmmett?.toFixed(2) ?? '–'} | ${s.target?.statement ?? '–'} | ${s.meetsTarget === null ? '–' : s.meetsTarget ? 'yes' : '**NO**: ' + s.misses.join('; ')} |`,
+        `| \`${s.name}\` | ${rate(s.opsPerSecMedian)} ${s.opsUnit}/s | ${formatMs(s.latencyMs.p99)} per ${s.latencyOf} | ${medianOf(s.rawCeiling)} | ${s.ratioToRawCeiling?.toFixed(3) ?? '–'} | ${medianOf(s.emmettPeer)} | ${s.ratioToEmmett?.toFixed(2) ?? '–'} | ${s.target?.statement ?? '–'} | ${verdict(s, `**NO**: ${s.misses.join('; ')}`)} |`,
       );
     }
     lines.push('');
@@ -342,7 +402,7 @@ export function formatMarkdown(report: BenchmarkReport): string {
     '',
     '- Throughput: "median" is the median of the samples (rounds, windows or 1 s intervals, per group); "overall" is all operations ÷ all timed seconds; "slowest sample" is the slowest round, window or interval.',
     '- Latency: p50/p95/p99/max of one operation as "latency of" says, from an HDR histogram (3 significant digits). For the fixed-rate scenario it is counted from each transfer\'s due time (coordinated omission corrected); its details give the uncorrected figures too.',
-    '- "× raw" and "× Emmett" are this median ÷ the peer\'s median from the same run, same machine, same PostgreSQL; "meets" checks every part of the target. "load" is the 1-minute load average at the start and end of the scenario (2 cores: above ~2 the machine was shared).',
+    '- "× raw" and "× Emmett" are this median ÷ the peer\'s median from the same run, same machine, same PostgreSQL; "meets" checks every part of the target, and a scenario with a failed operation never meets it; a target stated at a history size (e.g. 1,000,000 events) is "not judged" on a smaller history (the CI run). "load" is the 1-minute load average at the start and end of the scenario (2 cores: above ~2 the machine was shared).',
     '',
   );
   return lines.join('\n');
@@ -376,6 +436,8 @@ function formatTarget(target: Target | null): string {
   if (target.ratioTo !== undefined) parts.push(`≥ ${target.ratioTo.min} × ${target.ratioTo.scenario}`);
   if (target.latencyP99MsMax !== undefined) parts.push(`p99 ≤ ${target.latencyP99MsMax} ms`);
   if (target.latencyP50MsMax !== undefined) parts.push(`median ≤ ${int(target.latencyP50MsMax)} ms`);
+  if (target.latencyP99RatioTo !== undefined) parts.push(`p99 ≤ ${target.latencyP99RatioTo.max} × ${target.latencyP99RatioTo.scenario}`);
+  if (target.historyEvents !== undefined) parts.push(`at ${int(target.historyEvents)} events`);
   return parts.join(', ');
 }
 

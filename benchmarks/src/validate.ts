@@ -1,7 +1,10 @@
 /**
  * Checks a results document as a consumer would read it back from disk: the shape of schema
- * version 3, finite non-negative figures in a sensible order, and verdicts that agree with the
- * figures. `pnpm bench:ci` fails when this finds anything; a missed target is not a problem here.
+ * version 3 (with the descriptive fields, versions and settings README.md shows), finite
+ * non-negative figures in a sensible order, no failed operation, ratios that are the quotient of
+ * the medians they name, peers that ran durably, and verdicts that agree with the figures (each
+ * target recomputed from its parts, and not judged on a smaller history than it names).
+ * `pnpm bench:ci` fails when this finds anything; a missed target is not a problem here.
  */
 import { REPORT_SCHEMA_VERSION } from './report.js';
 
@@ -26,15 +29,38 @@ export function validateReport(value: unknown): string[] {
     const flags = machine['nodeFlags'];
     if (!Array.isArray(flags) || !flags.every((flag) => typeof flag === 'string')) fail('machine.nodeFlags', 'not a list of strings');
   }
+  number(value['durationMs'], 'durationMs', fail, { positive: true });
+  if (value['singleThreaded'] !== true) fail('singleThreaded', `expected true, got ${JSON.stringify(value['singleThreaded'])}`);
   const versions = value['versions'];
   if (!isObject(versions)) fail('versions', 'missing');
-  else for (const key of ['ledgerCore', 'storePostgres', 'pg', 'node']) if (typeof versions[key] !== 'string') fail(`versions.${key}`, 'missing');
-  if (!isObject(value['settings'])) fail('settings', 'missing');
+  else {
+    for (const key of ['ledgerCore', 'zod', 'hdrHistogramJs', 'storePostgres', 'pg', 'embeddedPostgres', 'node', 'v8']) {
+      if (typeof versions[key] !== 'string' || versions[key] === '') fail(`versions.${key}`, 'missing');
+    }
+    for (const key of ['emmettPostgresql', 'gitCommit']) if (versions[key] !== null && typeof versions[key] !== 'string') fail(`versions.${key}`, 'expected a string or null');
+    if (versions['gitDirty'] !== null && typeof versions['gitDirty'] !== 'boolean') fail('versions.gitDirty', 'expected a boolean or null');
+  }
+  const settings = value['settings'];
+  if (!isObject(settings)) fail('settings', 'missing');
+  else {
+    number(settings['seed'], 'settings.seed', fail, { integer: true });
+    if (typeof settings['gcBetweenRounds'] !== 'boolean') fail('settings.gcBetweenRounds', 'expected a boolean');
+  }
 
   const postgres = value['postgres'];
+  let emmett: Record<string, unknown> | undefined;
   if (postgres !== null) {
     if (!isObject(postgres) || !isObject(postgres['server']) || !isObject(postgres['emmett'])) fail('postgres', 'expected { server, emmett } or null');
-    else if (postgres['server']['synchronousCommit'] !== 'on') fail('postgres.server.synchronousCommit', `expected on, got ${String(postgres['server']['synchronousCommit'])}`);
+    else {
+      if (postgres['server']['synchronousCommit'] !== 'on') fail('postgres.server.synchronousCommit', `expected on, got ${String(postgres['server']['synchronousCommit'])}`);
+      emmett = postgres['emmett'];
+      if (typeof emmett['available'] !== 'boolean') fail('postgres.emmett.available', 'expected a boolean');
+      else if (emmett['available']) {
+        // A peer that commits without waiting for the WAL flush would flatter itself against our durable commits.
+        if (emmett['synchronousCommit'] !== 'on') fail('postgres.emmett.synchronousCommit', `the Emmett peer ran with synchronous_commit ${String(emmett['synchronousCommit'])}, expected on`);
+        if (typeof emmett['version'] !== 'string') fail('postgres.emmett.version', 'missing');
+      } else if (typeof emmett['reason'] !== 'string' || emmett['reason'] === '') fail('postgres.emmett.reason', 'missing: say why the Emmett peer did not run');
+    }
   }
 
   const groups = value['groups'];
@@ -43,7 +69,12 @@ export function validateReport(value: unknown): string[] {
   else {
     for (const [i, group] of groups.entries()) {
       if (!isObject(group) || typeof group['id'] !== 'string' || typeof group['title'] !== 'string' || typeof group['method'] !== 'string') fail(`groups[${i}]`, 'expected id, title and method');
-      else groupIds.add(group['id']);
+      else {
+        groupIds.add(group['id']);
+        if (group['title'] === '' || group['method'] === '') fail(`group ${group['id']}`, 'title and method must not be empty');
+        if (group['rawCeiling'] !== null && typeof group['rawCeiling'] !== 'string') fail(`group ${group['id']}.rawCeiling`, 'expected a scenario name or null');
+        if (!isObject(group['settings'])) fail(`group ${group['id']}.settings`, 'missing');
+      }
     }
   }
 
@@ -62,9 +93,15 @@ export function validateReport(value: unknown): string[] {
     if (!['ours', 'raw-ceiling', 'peer'].includes(String(s['role']))) fail(at, `unknown role ${String(s['role'])}`);
     number(s['opsPerSecMedian'], `${at}.opsPerSecMedian`, fail, { positive: true });
     number(s['opsPerSecOverall'], `${at}.opsPerSecOverall`, fail, { positive: true });
+    for (const key of ['description', 'opsUnit', 'sampleOf', 'latencyOf']) {
+      if (typeof s[key] !== 'string' || (s[key] as string).trim() === '') fail(`${at}.${key}`, 'missing: every scenario says what it measures');
+    }
     number(s['ops'], `${at}.ops`, fail, { positive: true, integer: true });
     number(s['errors'], `${at}.errors`, fail, { integer: true });
+    // Failed operations mean the fixture no longer fits the rules: the figures measure the wrong thing.
+    if (typeof s['errors'] === 'number' && s['errors'] > 0) fail(`${at}.errors`, `${s['errors']} operations failed; expected 0, the figures are not valid`);
     number(s['samples'], `${at}.samples`, fail, { positive: true, integer: true });
+    number(s['latencySamples'], `${at}.latencySamples`, fail, { integer: true });
     number(s['cpuPerWall'], `${at}.cpuPerWall`, fail);
     const rates = s['opsPerSec'];
     if (!isObject(rates)) fail(at, 'opsPerSec missing');
@@ -73,7 +110,12 @@ export function validateReport(value: unknown): string[] {
       // low end of the distribution may be 0; the fastest window cannot be.
       for (const key of ['p50', 'p95', 'p99', 'min']) number(rates[key], `${at}.opsPerSec.${key}`, fail);
       number(rates['max'], `${at}.opsPerSec.max`, fail, { positive: true });
-      if (Number(rates['min']) > Number(rates['max'])) fail(at, 'opsPerSec.min > max');
+      // The slow tail: max ≥ p50 ≥ p95 ≥ p99 ≥ min (pN is the rate N % of samples reached or beat).
+      const [max, p50, p95, p99, min] = ['max', 'p50', 'p95', 'p99', 'min'].map((key) => Number(rates[key])) as [number, number, number, number, number];
+      if (min > max) fail(at, 'opsPerSec.min > max');
+      else if (!(max >= p50 && p50 >= p95 && p95 >= p99 && p99 >= min)) fail(`${at}.opsPerSec`, `percentiles out of order: expected max ≥ p50 ≥ p95 ≥ p99 ≥ min, got ${max}, ${p50}, ${p95}, ${p99}, ${min}`);
+      const median = Number(s['opsPerSecMedian']);
+      if (Number.isFinite(median) && (median < min || median > max)) fail(`${at}.opsPerSecMedian`, `${median} is outside the samples' range ${min}–${max}`);
     }
     latency(s['latencyMs'], `${at}.latencyMs`, fail);
     if (s['batchLatencyMs'] !== null) latency(s['batchLatencyMs'], `${at}.batchLatencyMs`, fail);
@@ -84,26 +126,153 @@ export function validateReport(value: unknown): string[] {
     const target = s['target'];
     const meets = s['meetsTarget'];
     const misses = s['misses'];
+    const notJudged = s['notJudged'];
     if (!Array.isArray(misses) || misses.some((m) => typeof m !== 'string')) fail(at, 'misses must be an array of strings');
+    // `notJudged` came within schema 3: a document written before it has none, which reads as null.
+    if (notJudged !== undefined && notJudged !== null && typeof notJudged !== 'string') fail(`${at}.notJudged`, 'expected a string or null');
     if (target === null) {
       if (meets !== null) fail(at, 'meetsTarget must be null without a target');
-    } else if (!isObject(target) || typeof target['statement'] !== 'string') fail(at, 'target needs a statement');
-    else if (typeof meets !== 'boolean') fail(at, 'meetsTarget must be a boolean with a target');
-    else if (Array.isArray(misses) && meets !== (misses.length === 0)) fail(at, 'meetsTarget disagrees with misses');
+    } else if (!isObject(target) || typeof target['statement'] !== 'string' || target['statement'] === '') fail(at, 'target needs a statement');
+    else {
+      const history = isObject(s['details']) ? s['details']['historyEvents'] : undefined;
+      const stated = target['historyEvents'];
+      const smaller = stated !== undefined && !(typeof history === 'number' && typeof stated === 'number' && history >= stated);
+      if (stated !== undefined && typeof stated !== 'number') fail(`${at}.target.historyEvents`, 'expected a number');
+      if (smaller) {
+        if (meets !== null) fail(`${at}.meetsTarget`, `the target is stated at ${String(stated)} events of history but the scenario ran on ${String(history)}: expected null (not judged), got ${String(meets)}`);
+        if (typeof notJudged !== 'string' || notJudged === '') fail(`${at}.notJudged`, 'missing: a target not judged needs the reason');
+        if (Array.isArray(misses) && misses.length > 0) fail(`${at}.misses`, 'a target not judged has no misses');
+      } else if (typeof meets !== 'boolean') fail(at, `meetsTarget must be a boolean with a target judged on its history, got ${String(meets)}`);
+      else {
+        if (notJudged !== undefined && notJudged !== null) fail(`${at}.notJudged`, 'must be null for a judged target');
+        if (Array.isArray(misses)) {
+          if (meets !== (misses.length === 0)) fail(at, 'meetsTarget disagrees with misses');
+          verdictAgrees(at, target, s, scenarioMap(scenarios), misses.length, fail);
+        }
+      }
+    }
     const series = s['series'];
     if (series !== null && !(Array.isArray(series) && series.every((p) => isObject(p) && Number.isFinite(p['atSec']) && Number.isFinite(p['opsPerSec']) && Number.isFinite(p['p99Ms'])))) {
       fail(at, 'series must be null or points of { atSec, opsPerSec, p99Ms }');
     }
     if (!isObject(s['details'])) fail(at, 'details missing');
   }
+  const byName = scenarioMap(scenarios);
   for (const [i, s] of scenarios.entries()) {
     if (!isObject(s)) continue;
-    for (const key of ['rawCeiling', 'emmettPeer']) {
+    const at = `scenario ${String(s['name'])}`;
+    for (const [key, ratioKey] of [
+      ['rawCeiling', 'ratioToRawCeiling'],
+      ['emmettPeer', 'ratioToEmmett'],
+    ] as const) {
       const peer = s[key];
-      if (peer !== null && !names.has(String(peer))) fail(`scenarios[${i}].${key}`, `${String(peer)} is not a scenario of this run`);
+      const ratio = s[ratioKey];
+      if (peer !== null && !names.has(String(peer))) {
+        fail(`scenarios[${i}].${key}`, `${String(peer)} is not a scenario of this run`);
+        continue;
+      }
+      if (peer === null) {
+        if (ratio !== null) fail(`${at}.${ratioKey}`, `expected null without a ${key}, got ${String(ratio)}`);
+        continue;
+      }
+      const quotient = medianQuotient(s, byName.get(String(peer)));
+      if (typeof ratio !== 'number') fail(`${at}.${ratioKey}`, `expected a number: ${String(peer)} ran`);
+      else if (quotient !== undefined && (ratio < quotient.low - RATIO_ROUNDING || ratio > quotient.high + RATIO_ROUNDING)) {
+        fail(`${at}.${ratioKey}`, `${ratio} is not this median ÷ ${String(peer)}'s (${quotient.value.toFixed(4)})`);
+      }
+    }
+    if (s['emmettPeer'] !== null && s['emmettPeer'] !== undefined && emmett?.['available'] !== true) {
+      fail(`${at}.emmettPeer`, 'names an Emmett peer, but postgres.emmett says Emmett did not run');
     }
   }
   return problems;
+}
+
+/** A ratio is rounded to 4 decimals. */
+const RATIO_ROUNDING = 0.000_05;
+
+function scenarioMap(scenarios: readonly unknown[]): Map<string, Record<string, unknown>> {
+  const map = new Map<string, Record<string, unknown>>();
+  for (const s of scenarios) if (isObject(s) && typeof s['name'] === 'string') map.set(s['name'], s);
+  return map;
+}
+
+/**
+ * `mine`'s median ÷ `theirs`, and the range it may have had before the medians were rounded as
+ * reported (whole ops/s from 100 up, hundredths below); `undefined` when a median is missing.
+ */
+function medianQuotient(mine: Record<string, unknown>, theirs: Record<string, unknown> | undefined): { value: number; low: number; high: number } | undefined {
+  const a = mine['opsPerSecMedian'];
+  const b = theirs?.['opsPerSecMedian'];
+  if (typeof a !== 'number' || typeof b !== 'number' || !(b > 0)) return undefined;
+  const slack = (median: number): number => (median >= 100 ? 0.5 : 0.005);
+  const low = Math.max(0, a - slack(a)) / (b + slack(b));
+  const high = b - slack(b) > 0 ? (a + slack(a)) / (b - slack(b)) : Number.POSITIVE_INFINITY;
+  return { value: a / b, low, high };
+}
+
+/**
+ * Recomputes which parts of `target` the scenario's figures miss, and fails when the number of
+ * misses reported cannot be right. A part whose figure sits within rounding of its threshold may
+ * count either way; failed operations are always a miss.
+ */
+function verdictAgrees(
+  at: string,
+  target: Record<string, unknown>,
+  s: Record<string, unknown>,
+  byName: ReadonlyMap<string, Record<string, unknown>>,
+  reported: number,
+  fail: (where: string, what: string) => void,
+): void {
+  const missed: string[] = [];
+  const maybe: string[] = [];
+  const latency = isObject(s['latencyMs']) ? s['latencyMs'] : {};
+  const part = (name: string, outcome: 'met' | 'missed' | 'either'): void => {
+    if (outcome === 'missed') missed.push(name);
+    else if (outcome === 'either') maybe.push(name);
+  };
+  if (typeof s['errors'] === 'number' && s['errors'] > 0) part('failed operations', 'missed');
+  if (typeof target['opsPerSec'] === 'number') {
+    const basis = target['basis'] === 'overall' ? 'overall' : 'median';
+    const rate = Number(basis === 'overall' ? s['opsPerSecOverall'] : s['opsPerSecMedian']);
+    part(`${basis} ops/s ≥ ${target['opsPerSec']}`, rate < target['opsPerSec'] ? 'missed' : 'met');
+  }
+  if (typeof target['ratioToRawCeiling'] === 'number') {
+    const ratio = s['ratioToRawCeiling'];
+    part(`× raw ceiling ≥ ${target['ratioToRawCeiling']}`, typeof ratio !== 'number' || ratio < target['ratioToRawCeiling'] ? 'missed' : 'met');
+  }
+  const ratioTo = target['ratioTo'];
+  if (isObject(ratioTo) && typeof ratioTo['scenario'] === 'string' && typeof ratioTo['min'] === 'number') {
+    const name = `× ${ratioTo['scenario']} ≥ ${ratioTo['min']}`;
+    const min = ratioTo['min'];
+    if (ratioTo['scenario'] === s['rawCeiling'] && typeof s['ratioToRawCeiling'] === 'number') part(name, s['ratioToRawCeiling'] < min ? 'missed' : 'met');
+    else {
+      const quotient = medianQuotient(s, byName.get(ratioTo['scenario']));
+      if (quotient === undefined) part(name, 'missed');
+      else part(name, quotient.high + RATIO_ROUNDING < min ? 'missed' : quotient.low - RATIO_ROUNDING >= min ? 'met' : 'either');
+    }
+  }
+  if (typeof target['latencyP99MsMax'] === 'number') part(`p99 ≤ ${target['latencyP99MsMax']} ms`, Number(latency['p99']) > target['latencyP99MsMax'] ? 'missed' : 'met');
+  if (typeof target['latencyP50MsMax'] === 'number') part(`median ≤ ${target['latencyP50MsMax']} ms`, Number(latency['p50']) > target['latencyP50MsMax'] ? 'missed' : 'met');
+  const latencyRatio = target['latencyP99RatioTo'];
+  if (isObject(latencyRatio) && typeof latencyRatio['scenario'] === 'string' && typeof latencyRatio['max'] === 'number') {
+    const name = `p99 ≤ ${latencyRatio['max']} × ${latencyRatio['scenario']}'s`;
+    const other = byName.get(latencyRatio['scenario']);
+    const theirs = isObject(other?.['latencyMs']) ? Number(other['latencyMs']['p99']) : Number.NaN;
+    if (!(theirs > 0)) part(name, 'missed');
+    else {
+      const value = Number(latency['p99']) / theirs;
+      const max = latencyRatio['max'];
+      part(name, value > max + RATIO_ROUNDING ? 'missed' : value <= max - RATIO_ROUNDING ? 'met' : 'either');
+    }
+  }
+  if (reported < missed.length || reported > missed.length + maybe.length) {
+    const expected = missed.length === 0 ? 'none' : missed.join('; ');
+    fail(
+      `${at}.meetsTarget`,
+      `disagrees with the figures: recomputed from the target, the missed parts are ${expected}${maybe.length > 0 ? ` (within rounding: ${maybe.join('; ')})` : ''}, but ${reported} ${reported === 1 ? 'miss is' : 'misses are'} reported (meetsTarget ${String(s['meetsTarget'])})`,
+    );
+  }
 }
 
 function latency(value: unknown, where: string, fail: (where: string, what: string) => void): void {

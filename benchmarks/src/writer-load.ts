@@ -16,7 +16,7 @@ import type pg from 'pg';
 import { ChainEncoder } from './chain-encoder.js';
 import type { EmmettPeer } from './emmett-peer.js';
 import { buildFixtureLedger, fixtureAccountIds, fixtureCommands, hotAccountFixtureCommands, hotAccountTransferStream, transferStream } from './ledger-fixture.js';
-import { batchLoop, closedLoop, fixedRate, type LoadRound, type LoadScenario } from './load-harness.js';
+import { batchLoop, closedLoop, fixedRate, FixedRateSchedule, type LoadRound, type LoadScenario } from './load-harness.js';
 import type { Target } from './measurement.js';
 import { BENCH_TENANT_ID, insertRawRows } from './raw-insert.js';
 import { roundLabel, type ErrorReporter } from './scenario-util.js';
@@ -73,9 +73,10 @@ export function callerScenarios(options: WriterLoadOptions): LoadScenario[] {
 
 /** The fixed-arrival-rate scenario. */
 export function fixedRateScenario(options: WriterLoadOptions): LoadScenario {
+  const schedule = new FixedRateSchedule();
   return {
     name: WRITER_FIXED_RATE,
-    description: `${options.fixedRatePerSec.toLocaleString('en-US')} transfers/s arriving at fixed times (open loop) into one LedgerWriter; latency from each transfer's due time, so stalls are charged to every transfer they delay (coordinated omission corrected)`,
+    description: `${options.fixedRatePerSec.toLocaleString('en-US')} transfers/s arriving at fixed times (open loop) into one LedgerWriter; latency from each transfer's due time, so stalls are charged to every transfer they delay (coordinated omission corrected); the generator sleeps on a timer between sends (no busy wait) and each tick sends every transfer that has come due`,
     target: undefined,
     latencyOf: 'transfer, from its due time',
     sampleBy: 'interval',
@@ -83,10 +84,13 @@ export function fixedRateScenario(options: WriterLoadOptions): LoadScenario {
     async prepare(round) {
       const opened = await openFixtureWriter(options, `fixed-${roundLabel(round)}`, 'uniform');
       return {
-        drive: fixedRate(options.fixedRatePerSec, (seq) => submitOne(opened.writer, opened.next(seq)), (error) => options.report(WRITER_FIXED_RATE, error)),
+        // Only the recorded windows' sends go into the schedule figures (warm-up rounds are negative).
+        drive: fixedRate(options.fixedRatePerSec, (seq) => submitOne(opened.writer, opened.next(seq)), (error) => options.report(WRITER_FIXED_RATE, error), round >= 0 ? schedule : undefined),
         finish: () => opened.writer.close(),
       };
     },
+    // How the generator kept to its schedule: the rate it sent at (it must be the intended one) and how late sends went out.
+    details: () => ({ intendedRatePerSec: options.fixedRatePerSec, ...schedule.details() }),
   };
 }
 
@@ -98,7 +102,7 @@ function writerBatch(options: WriterLoadOptions): LoadScenario {
   };
   return {
     name: WRITER_BATCH,
-    description: `${LOAD_BATCH_SIZE.toLocaleString('en-US')} LedgerWriter.submit calls at once, awaited with Promise.all, batch after batch on one ledger for the whole window (decide + encode + hash + one fenced append per batch; default writer options)`,
+    description: `${LOAD_BATCH_SIZE.toLocaleString('en-US')} LedgerWriter.submit calls at once, awaited with Promise.all, batch after batch on one ledger for the whole window (decide + encode + hash; with default writer options, appendsInFlightMax 2, each idle queue of 1,000 is cut into two fenced appends of 500, the second decided while the first is appended)`,
     target,
     latencyOf: `batch of ${LOAD_BATCH_SIZE.toLocaleString('en-US')} transfers`,
     peers: { rawCeiling: RAW_BATCH, ...(options.emmett === undefined ? {} : { emmett: EMMETT_BATCH }) },

@@ -94,7 +94,8 @@ export async function measureWriterStartup(options: WriterStartupOptions): Promi
     return {
       name: WRITER_STARTUP,
       description: `LedgerWriter.open on a ledger of ${historyEvents.toLocaleString('en-US')} events (${options.accounts.toLocaleString('en-US')} accounts, simple transfers): load the latest snapshot, check its hash against the stream, fold the ${tailEvents.toLocaleString('en-US')} events after it`,
-      target: { latencyP50MsMax: 2_000, statement: 'writer start-up with 1,000,000 events of history: at most 2 s (median of the opens), thanks to snapshots' },
+      // Judged only on the history the target names (the full run); a CI run's smaller history says nothing about it.
+      target: { latencyP50MsMax: 2_000, historyEvents: 1_000_000, statement: 'writer start-up with 1,000,000 events of history: at most 2 s (median of the opens), thanks to snapshots' },
       latencyOf: 'writer start-up',
       opsPerSecSamples: samples,
       sampleOf: 'open',

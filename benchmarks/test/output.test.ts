@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RAW_CEILING } from '../src/core-decide-evolve.js';
 import { runtimeFlags } from '../src/environment.js';
 import { PG_APPEND, PG_RAW_CEILING, PG_WRITER } from '../src/postgres-append.js';
-import { PROJECTION_SCENARIO_NAMES } from '../src/projections-bench.js';
+import { BALANCE_AS_OF, BALANCE_READ_LARGE, BALANCE_READ_SMALL, PROJECTION_SCENARIO_NAMES } from '../src/projections-bench.js';
+import { renderChart } from '../src/chart.js';
 import { formatMarkdown, formatTable, writeReport, type BenchmarkReport, type ScenarioResult } from '../src/report.js';
 import { CI_SETTINGS, runSuite, suiteScenarioNames, type SuiteSettings } from '../src/suite.js';
 import { validateReport } from '../src/validate.js';
@@ -140,7 +141,9 @@ describe('benchmark output', () => {
     expect(targetOf(WRITER_BATCH)).toEqual({ opsPerSec: 50_000, basis: 'overall', statement: undefined });
     expect(targetOf(WRITER_CALLERS)).toEqual({ opsPerSec: 15_000, latencyP99MsMax: 20, statement: undefined });
     expect(targetOf(WRITER_HOT)).toEqual({ ratioTo: { scenario: WRITER_CALLERS, min: 0.8 }, statement: undefined });
-    expect(targetOf(WRITER_STARTUP)).toEqual({ latencyP50MsMax: 2_000, statement: undefined });
+    expect(targetOf(WRITER_STARTUP)).toEqual({ latencyP50MsMax: 2_000, historyEvents: 1_000_000, statement: undefined });
+    expect(targetOf(BALANCE_AS_OF)).toEqual({ latencyP99MsMax: 5, historyEvents: 1_000_000, statement: undefined });
+    expect(targetOf(BALANCE_READ_LARGE)).toEqual({ latencyP99MsMax: 1, latencyP99RatioTo: { scenario: BALANCE_READ_SMALL, max: 1.5 }, historyEvents: 1_000_000, statement: undefined });
     expect(targetOf(PG_APPEND)).toEqual({ ratioToRawCeiling: 0.5, statement: undefined });
     // A follow scenario is held to the writer it follows, and a miss names that writer.
     const follows = report.scenarios.filter((s) => s.name.startsWith('projection-follow-') && s.target !== null);
@@ -153,11 +156,17 @@ describe('benchmark output', () => {
     for (const name of [RAW_BATCH, EMMETT_BATCH, RAW_CALLERS, EMMETT_CALLERS, WRITER_FIXED_RATE]) expect(targetOf(name), name).toBeNull();
   });
 
-  it('a verdict is met exactly when no part of the target is missed', () => {
+  it('a verdict is met exactly when no part of the target is missed, and not judged on a smaller history than the target names', () => {
     for (const s of report.scenarios) {
       if (s.target === null) expect(s.meetsTarget, s.name).toBeNull();
-      else expect(s.meetsTarget, s.name).toBe(s.misses.length === 0);
+      else if (s.target.historyEvents !== undefined && (s.details['historyEvents'] as number) < s.target.historyEvents) {
+        expect(s.meetsTarget, s.name).toBeNull();
+        expect(s.notJudged, s.name).toMatch(/history/);
+        expect(s.misses, s.name).toEqual([]);
+      } else expect(s.meetsTarget, s.name).toBe(s.misses.length === 0);
     }
+    // The tiny run's histories are far below the 1,000,000 events these targets name.
+    for (const name of [WRITER_STARTUP, BALANCE_AS_OF, BALANCE_READ_LARGE]) expect(byName(name).meetsTarget, name).toBeNull();
     const hot = byName(WRITER_HOT);
     const ratio = hot.opsPerSecMedian / byName(WRITER_CALLERS).opsPerSecMedian;
     expect(hot.meetsTarget).toBe(ratio >= 0.8);
@@ -168,6 +177,36 @@ describe('benchmark output', () => {
     expect(report.postgres?.server.source).toBe(process.env['DATABASE_URL'] ? 'DATABASE_URL' : 'embedded');
     expect(report.postgres?.emmett).toMatchObject({ available: true, synchronousCommit: 'on' });
     expect(report.versions.emmettPostgresql).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('sends the fixed-rate transfers at the intended rate, on timer ticks, every one of them completed', () => {
+    const fixed = byName(WRITER_FIXED_RATE);
+    const { intendedRatePerSec = 0, sentRatePerSec, sendLateMeanMs, sendsPerTick } = fixed.details as Record<string, number>;
+    expect(intendedRatePerSec).toBe(TINY.writer?.fixedRatePerSec);
+    expect(sentRatePerSec).toBeGreaterThanOrEqual(intendedRatePerSec * 0.99);
+    expect(sentRatePerSec).toBeLessThanOrEqual(intendedRatePerSec * 1.01);
+    const scheduled = Math.floor(((TINY.writer?.fixedRateWindowMs ?? 0) / 1_000) * intendedRatePerSec);
+    expect(fixed.ops).toBeGreaterThanOrEqual(scheduled - 1);
+    expect(fixed.ops).toBeLessThanOrEqual(scheduled);
+    // A timer tick is at least 1 ms: sends go out a little late, never early, and never one spin per send.
+    expect(sendLateMeanMs).toBeGreaterThanOrEqual(0);
+    expect(sendLateMeanMs).toBeLessThan(50);
+    // At 300/s one is due every 3.3 ms: about one per tick, and a tick that a timer fires a hair early sends none.
+    expect(sendsPerTick).toBeGreaterThanOrEqual(0.5);
+  });
+
+  it('times each history of the interleaved balance reads on its own reads only', () => {
+    const small = byName(BALANCE_READ_SMALL);
+    const large = byName(BALANCE_READ_LARGE);
+    const wall = small.details['interleavedWallSeconds'] as number;
+    const own = [small, large].map((s) => s.details['timedSeconds'] as number);
+    // Each recorder's clock ran only around its own reads: together they fit in the wall time, each well inside it.
+    expect(own[0]! + own[1]!).toBeLessThanOrEqual(wall * 1.01 + 0.002);
+    for (const [i, s] of [small, large].entries()) {
+      expect(own[i]!, s.name).toBeLessThan(wall);
+      // Its rate is its reads ÷ its own time (timedSeconds is rounded to the ms).
+      expect(Math.abs(s.opsPerSecOverall * own[i]! - s.ops), s.name).toBeLessThanOrEqual(s.opsPerSecOverall * 0.001 + 0.5);
+    }
   });
 
   it('reports throughput over time for the continuous windows, and fixed-rate latency from the due time that is never below the latency from the send', () => {
@@ -204,6 +243,161 @@ describe('benchmark output', () => {
   it('prints a console table with one row per scenario and a line for the targets', () => {
     const table = formatTable(report);
     for (const name of EXPECTED) expect(table).toContain(name);
-    expect(table).toMatch(/TARGETS MISSED|Every target was met/);
+    expect(table).toMatch(/TARGETS MISSED|Every judged target was met/);
+    expect(table).toMatch(/TARGETS NOT JUDGED \(3\):/);
+  });
+
+  it('shows a target stated at a larger history than the run built as not judged, in the tables and the chart', () => {
+    const markdown = formatMarkdown(report);
+    const row = markdown.split('\n').find((line) => line.startsWith(`| \`${WRITER_STARTUP}\` |`) && line.includes('not judged'));
+    expect(row).toContain('not judged (history 3,000)');
+    expect(formatTable(report)).toContain('not judged (history 3,000)');
+    expect(renderChart(report)).toContain('target not judged (history 3,000)');
+  });
+});
+
+/** A report as read back from disk, any field open to change. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = { scenarios: Record<string, any>[]; [key: string]: any };
+
+/** A deep copy of the tiny run's report, to break one thing in. */
+function copyOf(): Doc {
+  return JSON.parse(JSON.stringify(report)) as Doc;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function scenarioIn(doc: Doc, name: string): Record<string, any> {
+  const found = doc.scenarios.find((s) => s['name'] === name);
+  if (found === undefined) throw new Error(`no scenario ${name}`);
+  return found;
+}
+
+describe('the validator refuses', () => {
+  it('a scenario with failed operations, naming it', () => {
+    const doc = copyOf();
+    scenarioIn(doc, RAW_BATCH)['errors'] = 3;
+    expect(validateReport(doc).join('\n')).toMatch(new RegExp(`scenario ${RAW_BATCH}\\.errors: 3 operations failed`));
+  });
+
+  it('a verdict that the figures contradict, in either direction', () => {
+    const met = copyOf();
+    const callers = scenarioIn(met, WRITER_CALLERS);
+    // Thresholds no run can miss: the verdict must be met.
+    callers['target'] = { ...callers['target'], opsPerSec: 1, latencyP99MsMax: 1e9 };
+    callers['meetsTarget'] = false;
+    callers['misses'] = ['median 1 ops/s < 15,000'];
+    expect(validateReport(met).join('\n')).toMatch(new RegExp(`scenario ${WRITER_CALLERS}\\.meetsTarget: disagrees with the figures: .*the missed parts are none`));
+
+    const missed = copyOf();
+    const batch = scenarioIn(missed, WRITER_BATCH);
+    // A threshold no run can reach, on the basis the target names (overall), reported as met.
+    batch['target'] = { ...batch['target'], opsPerSec: 1e12 };
+    batch['meetsTarget'] = true;
+    batch['misses'] = [];
+    expect(validateReport(missed).join('\n')).toMatch(new RegExp(`scenario ${WRITER_BATCH}\\.meetsTarget: disagrees with the figures: .*overall ops/s ≥ 1000000000000`));
+
+    const latency = copyOf();
+    const hot = scenarioIn(latency, WRITER_CALLERS);
+    hot['target'] = { latencyP99MsMax: hot['latencyMs']['p99'] / 2, statement: 'p99 at most half of what it was' };
+    hot['meetsTarget'] = true;
+    hot['misses'] = [];
+    expect(validateReport(latency).join('\n')).toMatch(/p99 ≤ .* ms/);
+  });
+
+  it('a met target for a scenario with failed operations', () => {
+    const doc = copyOf();
+    const s = doc.scenarios.find((x) => x['meetsTarget'] === true) ?? scenarioIn(doc, WRITER_HOT);
+    s['target'] = { opsPerSec: 1, statement: 'any rate' };
+    s['meetsTarget'] = true;
+    s['misses'] = [];
+    s['errors'] = 1;
+    const problems = validateReport(doc).join('\n');
+    expect(problems).toMatch(new RegExp(`scenario ${String(s['name'])}\\.meetsTarget: disagrees with the figures: .*failed operations`));
+  });
+
+  it('a ratio that is not the quotient of the two medians', () => {
+    const doc = copyOf();
+    const s = scenarioIn(doc, WRITER_BATCH);
+    s['ratioToRawCeiling'] = Math.round(s['ratioToRawCeiling'] * 2 * 10_000) / 10_000 + 0.01;
+    s['ratioToEmmett'] = s['ratioToEmmett'] / 3;
+    const problems = validateReport(doc).join('\n');
+    expect(problems).toMatch(new RegExp(`scenario ${WRITER_BATCH}\\.ratioToRawCeiling: .* is not this median ÷ ${RAW_BATCH}'s`));
+    expect(problems).toMatch(new RegExp(`scenario ${WRITER_BATCH}\\.ratioToEmmett: .* is not this median ÷ ${EMMETT_BATCH}'s`));
+    const orphan = copyOf();
+    scenarioIn(orphan, WRITER_HOT)['ratioToEmmett'] = 2;
+    expect(validateReport(orphan).join('\n')).toMatch(new RegExp(`scenario ${WRITER_HOT}\\.ratioToEmmett: expected null without a emmettPeer`));
+  });
+
+  it('throughput percentiles out of order, and a median outside the samples', () => {
+    const doc = copyOf();
+    const s = scenarioIn(doc, RAW_CEILING);
+    s['opsPerSec'] = { ...s['opsPerSec'], p95: s['opsPerSec']['max'] * 2, max: s['opsPerSec']['max'] * 3 };
+    expect(validateReport(doc).join('\n')).toMatch(new RegExp(`scenario ${RAW_CEILING}\\.opsPerSec: percentiles out of order`));
+    const median = copyOf();
+    const m = scenarioIn(median, RAW_CEILING);
+    m['opsPerSecMedian'] = m['opsPerSec']['max'] + 1;
+    expect(validateReport(median).join('\n')).toMatch(new RegExp(`scenario ${RAW_CEILING}\\.opsPerSecMedian: .* is outside the samples' range`));
+  });
+
+  it('an Emmett peer that did not commit synchronously, or that did not run but is named', () => {
+    const doc = copyOf();
+    doc['postgres'] = { ...doc['postgres'], emmett: { ...doc['postgres'].emmett, synchronousCommit: 'off' } };
+    expect(validateReport(doc).join('\n')).toMatch(/postgres\.emmett\.synchronousCommit: the Emmett peer ran with synchronous_commit off/);
+    const absent = copyOf();
+    absent['postgres'] = { ...absent['postgres'], emmett: { available: false, version: null, synchronousCommit: null, reason: 'left out' } };
+    expect(validateReport(absent).join('\n')).toMatch(new RegExp(`scenario ${WRITER_CALLERS}\\.emmettPeer: names an Emmett peer`));
+  });
+
+  it('a scenario without its descriptive fields, and a document without the versions and settings README.md names', () => {
+    for (const key of ['description', 'latencyOf', 'sampleOf', 'opsUnit']) {
+      const doc = copyOf();
+      delete scenarioIn(doc, WRITER_CALLERS)[key];
+      expect(validateReport(doc).join('\n'), key).toMatch(new RegExp(`scenario ${WRITER_CALLERS}\\.${key}: missing`));
+    }
+    const blank = copyOf();
+    scenarioIn(blank, WRITER_CALLERS)['description'] = ' ';
+    expect(validateReport(blank).join('\n')).toMatch(/description: missing/);
+    for (const key of ['pg', 'embeddedPostgres', 'zod']) {
+      const doc = copyOf();
+      delete doc['versions'][key];
+      expect(validateReport(doc).join('\n'), key).toMatch(new RegExp(`versions\\.${key}: missing`));
+    }
+    const settings = copyOf();
+    delete settings['settings']['seed'];
+    expect(validateReport(settings).join('\n')).toMatch(/settings\.seed: expected a finite number/);
+    const group = copyOf();
+    delete group['groups'][0].settings;
+    expect(validateReport(group).join('\n')).toMatch(/group core\.settings: missing/);
+  });
+
+  it('a target judged on a smaller history than it names, and one not judged on the history it names', () => {
+    const judged = copyOf();
+    const startup = scenarioIn(judged, WRITER_STARTUP);
+    startup['meetsTarget'] = true;
+    startup['notJudged'] = null;
+    const problems = validateReport(judged).join('\n');
+    expect(problems).toMatch(new RegExp(`scenario ${WRITER_STARTUP}\\.meetsTarget: the target is stated at 1000000 events of history but the scenario ran on 3000: expected null`));
+    expect(problems).toMatch(new RegExp(`scenario ${WRITER_STARTUP}\\.notJudged: missing`));
+    const full = copyOf();
+    const fullStartup = scenarioIn(full, WRITER_STARTUP);
+    fullStartup['details'] = { ...fullStartup['details'], historyEvents: 1_000_000 };
+    expect(validateReport(full).join('\n')).toMatch(new RegExp(`scenario ${WRITER_STARTUP}: meetsTarget must be a boolean with a target judged on its history`));
+  });
+
+  it('a balance read reported flat in history when its p99 is not within 1.5 × the 10-event p99', () => {
+    const doc = copyOf();
+    const large = scenarioIn(doc, BALANCE_READ_LARGE);
+    const small = scenarioIn(doc, BALANCE_READ_SMALL);
+    // As a full run would report it: judged at 1,000,000 events, p99 well under 1 ms but 3 × the 10-event p99.
+    large['details'] = { ...large['details'], historyEvents: 1_000_000 };
+    large['notJudged'] = null;
+    large['meetsTarget'] = true;
+    large['misses'] = [];
+    small['latencyMs'] = { p50: 0.05, p95: 0.08, p99: 0.1, max: 0.2 };
+    large['latencyMs'] = { p50: 0.1, p95: 0.2, p99: 0.3, max: 0.4 };
+    expect(validateReport(doc).join('\n')).toMatch(new RegExp(`scenario ${BALANCE_READ_LARGE}\\.meetsTarget: disagrees with the figures: .*p99 ≤ 1.5 × ${BALANCE_READ_SMALL}'s`));
+    large['meetsTarget'] = false;
+    large['misses'] = [`p99 3.00 × ${BALANCE_READ_SMALL}'s > 1.5`];
+    expect(validateReport(doc)).toEqual([]);
   });
 });

@@ -13,7 +13,15 @@
  * - the same four with the rate limiter on (100 req/s per client; the load spread over 400
  *   clients so that no client exceeds it), and `rate-limit-429`: one client asking 400 req/s.
  *
- * Writes benchmarks/results/api-latest.json and api-latest.md (unless --no-write).
+ * Writes benchmarks/results/api-latest.json and api-latest.md (unless --no-write). Exits 1 when
+ * any scenario had an unexpected error (a non-2xx answer, a socket error or a timeout; in
+ * `rate-limit-429` the 429s are the point and only other failures count, and none at all means
+ * the limiter did not act): the figures would then measure failures, not the API.
+ *
+ * What it does not do: it runs no peer in the same run (no other API or raw-ceiling server is
+ * measured next to this one, so its figures are absolute, on a shared machine, and move with
+ * the machine's load), and it measures each scenario in one window (after one warm-up), not
+ * interleaved rounds, so there is no spread across repeats within a run.
  *   --quick          5 s per scenario instead of 15
  *   --only <name>    run only scenarios whose name contains <name>
  *   --mixed-rate <n,m> arrival rates of the mixed scenario (default 1500,3000 req/s: below and near saturation)
@@ -76,6 +84,10 @@ interface ScenarioResult {
   readonly serviceTimeMs?: Percentiles;
   readonly byKind?: Record<string, { requests: number; latencyMs: Percentiles; errors: number }>;
   readonly errors: number;
+  /** Errors the scenario does not expect: all of them, except answers with a status in `expectedErrorStatuses`. */
+  readonly unexpectedErrors: number;
+  /** Non-2xx statuses that are the scenario's point (429 for `rate-limit-429`), not failures. */
+  readonly expectedErrorStatuses?: readonly string[];
   readonly statusCounts: Record<string, number>;
   /** Cores used during the measured interval, per process group. */
   readonly cpuCores: Record<string, number>;
@@ -275,7 +287,7 @@ async function main(): Promise<void> {
         }
       }
       if (limiter && wanted('rate-limit')) {
-        results.push(await mixed({ name: 'rate-limit-429 (one client asking 400 req/s)', url, ratePerSecond: 400, durationSeconds: 5, warmupSeconds: 0, meter, rateLimiter: true, tokenFor: () => clientTokens[0] as string, readsOnly: true }));
+        results.push(await mixed({ name: 'rate-limit-429 (one client asking 400 req/s)', url, ratePerSecond: 400, durationSeconds: 5, warmupSeconds: 0, meter, rateLimiter: true, tokenFor: () => clientTokens[0] as string, readsOnly: true, expectedErrorStatuses: ['429'] }));
       }
       await stopServer(child);
       child = undefined;
@@ -308,6 +320,23 @@ async function main(): Promise<void> {
     log(`wrote ${join(RESULTS_DIR, 'api-latest.json')} and api-latest.md`);
   }
   process.stdout.write(markdown(report));
+
+  // The figures of a scenario whose requests failed measure the failures: the run fails.
+  const problems = results.flatMap((s) => {
+    const found: string[] = [];
+    if (s.unexpectedErrors > 0) {
+      const statuses = Object.entries(s.statusCounts).filter(([status]) => !status.startsWith('2') && !(s.expectedErrorStatuses ?? []).includes(status));
+      found.push(`${s.name}: ${s.unexpectedErrors} unexpected errors (${statuses.map(([status, n]) => `${status}: ${n}`).join(', ')})`);
+    }
+    for (const status of s.expectedErrorStatuses ?? []) {
+      if ((s.statusCounts[status] ?? 0) === 0) found.push(`${s.name}: no ${status} answers, the scenario did not provoke what it measures`);
+    }
+    return found;
+  });
+  if (problems.length > 0) {
+    log(`FAILED: the figures are not valid:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    process.exitCode = 1;
+  }
 }
 
 /** Cores per process group as CPU µs per request at `requestsPerSecond` (empty when nothing was answered). */
@@ -395,6 +424,7 @@ async function closedLoop(options: ClosedLoopOptions): Promise<ScenarioResult> {
     requestsPerSecond,
     latencyMs,
     errors,
+    unexpectedErrors: errors,
     statusCounts,
     cpuCores,
     cpuMicrosecondsPerRequest: perRequest(cpuCores, requestsPerSecond),
@@ -416,6 +446,8 @@ interface MixedOptions {
   readonly tokenFor: (n: number) => string;
   readonly readsOnly?: boolean;
   readonly target?: { readonly requestsPerSecond: number; readonly p99Ms: number };
+  /** Non-2xx statuses the scenario exists to provoke (e.g. `429`): not counted as unexpected errors. */
+  readonly expectedErrorStatuses?: readonly string[];
 }
 
 /** The open-loop scenario: 4 reads then 1 write, repeating, at a fixed arrival rate. */
@@ -434,6 +466,8 @@ async function mixed(options: MixedOptions): Promise<ScenarioResult> {
   const result = await runOpenLoop({ baseUrl: options.url, ratePerSecond: options.ratePerSecond, durationSeconds: options.durationSeconds, connectionsMax: 512, request: request(20_000_000) });
   const cpuCores = options.meter.stop();
   log(`  ${result.achievedRatePerSecond} req/s, p50 ${result.all.latencyMs.p50} ms, p95 ${result.all.latencyMs.p95} ms, p99 ${result.all.latencyMs.p99} ms, errors ${result.errors} ${JSON.stringify(result.all.statusCounts)}`);
+  const expected = options.expectedErrorStatuses ?? [];
+  const expectedErrors = expected.reduce((sum, status) => sum + (result.all.statusCounts[status] ?? 0), 0);
   return {
     name: options.name,
     rateLimiter: options.rateLimiter,
@@ -446,6 +480,8 @@ async function mixed(options: MixedOptions): Promise<ScenarioResult> {
     serviceTimeMs: result.all.serviceTimeMs,
     byKind: Object.fromEntries(Object.entries(result.byKind).map(([kind, value]) => [kind, { requests: value.requests, latencyMs: value.latencyMs, errors: value.errors }])),
     errors: result.errors,
+    unexpectedErrors: result.errors - expectedErrors,
+    ...(expected.length === 0 ? {} : { expectedErrorStatuses: expected }),
     statusCounts: result.all.statusCounts,
     cpuCores,
     cpuMicrosecondsPerRequest: perRequest(cpuCores, result.achievedRatePerSecond),
