@@ -372,16 +372,25 @@ type Step =
   | { readonly t: 'reopen'; readonly snapshot: boolean };
 
 const amountArb = fc.oneof({ weight: 3, arbitrary: fc.bigInt(1n, 500n) }, { weight: 1, arbitrary: fc.bigInt(1n, 20_000n) });
+/**
+ * How far back a transfer or reversal is dated: not at all, within the window, or at its edges
+ * (1 ms inside and exactly at the window are accepted, 1 ms past it is effective_at_outside_window).
+ */
+const backMsArb = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(0) },
+  { weight: 3, arbitrary: fc.integer({ min: 1, max: 40_000 }) },
+  { weight: 2, arbitrary: fc.constantFrom(BACKDATE_WINDOW_MS - 1, BACKDATE_WINDOW_MS, BACKDATE_WINDOW_MS + 1) },
+);
 const timeoutArb = fc.option(fc.integer({ min: 1, max: 3_000 }), { nil: undefined, freq: 4 });
 const raceArb = fc.constantFrom('none' as const, 'none' as const, 'before' as const, 'after' as const);
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ t: fc.constant('transfer' as const), from: fc.nat(), to: fc.nat(), amount: amountArb, backMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40_000 })) }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('transfer' as const), from: fc.nat(), to: fc.nat(), amount: amountArb, backMs: backMsArb }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('multi' as const), picks: fc.array(fc.nat(), { minLength: 3, maxLength: 3 }), amount: amountArb, hold: fc.boolean(), timeoutMs: timeoutArb }) },
   { weight: 4, arbitrary: fc.record({ t: fc.constant('hold' as const), from: fc.nat(), to: fc.nat(), amount: amountArb, timeoutMs: timeoutArb }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('post' as const), pick: fc.nat(), mode: fc.constantFrom('full' as const, 'omit' as const, 'partial' as const, 'over' as const), race: raceArb }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('void' as const), pick: fc.nat(), race: raceArb }) },
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('reverse' as const), pick: fc.nat(), backMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 40_000 })) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('reverse' as const), pick: fc.nat(), backMs: backMsArb }) },
   {
     weight: 2,
     arbitrary: fc.record({ t: fc.constant('status' as const), op: fc.constantFrom('freezeAccount' as const, 'unfreezeAccount' as const, 'closeAccount' as const), pick: fc.nat(), withId: fc.boolean() }),
@@ -420,6 +429,20 @@ function expectOutcome(result: CommandResult, expected: Set<string> | 'ok', labe
     expect(result.ok, `${label}: expected one of ${[...expected].join(', ')}, got ${JSON.stringify(result)}`).toBe(false);
     expect([...expected], label).toContain((result as { code: string }).code);
   }
+}
+
+/**
+ * The window's edge, stated outright: a command dated exactly `BACKDATE_WINDOW_MS` (or 1 ms less)
+ * before its recorded time is inside the window, one dated 1 ms more is outside it
+ * (docs/decider.md: `effective_at_outside_window` before `nowMs - backdateWindowMs`), unless
+ * the command was refused with one of the codes `checkedFirst`, which are decided before its time.
+ */
+function checkWindowEdge(h: Harness, backMs: number, checkedFirst: readonly string[], label: string): void {
+  const { result } = h.done[h.done.length - 1] as Done;
+  const code = result.ok ? 'accepted' : result.code;
+  if (checkedFirst.includes(code)) return;
+  if (backMs === BACKDATE_WINDOW_MS + 1) expect(code, `${label}: dated 1 ms past the window`).toBe('effective_at_outside_window');
+  if (backMs === BACKDATE_WINDOW_MS || backMs === BACKDATE_WINDOW_MS - 1) expect(code, `${label}: dated ${backMs} ms back, inside the window`).not.toBe('effective_at_outside_window');
 }
 
 type LifecycleOp = 'freezeAccount' | 'unfreezeAccount' | 'closeAccount';
@@ -483,7 +506,8 @@ async function run(h: Harness, step: Step, label: string): Promise<void> {
     case 'transfer': {
       const [from, to] = other(step.from, step.to);
       const command = transfer(h.id('t'), [posting(from, 'debit', step.amount), posting(to, 'credit', step.amount)], { effectiveAtMs: step.backMs === 0 ? undefined : nowMs - step.backMs }) as TransferLikeCommand;
-      return solo(command, expectedCodes(command, accounts, facts, nowMs));
+      await solo(command, expectedCodes(command, accounts, facts, nowMs));
+      return checkWindowEdge(h, step.backMs, [], label);
     }
     case 'multi': {
       const pool = [...IDS];
@@ -551,7 +575,9 @@ async function run(h: Harness, step: Step, label: string): Promise<void> {
         reference: undefined,
         metadata: {},
       };
-      return solo(command, expectedCodes(command, accounts, facts, nowMs));
+      await solo(command, expectedCodes(command, accounts, facts, nowMs));
+      // A reversal's original is looked up before its time is.
+      return checkWindowEdge(h, step.backMs, ['transfer_not_found', 'transfer_not_reversible', 'transfer_already_reversed'], label);
     }
     case 'status': {
       const accountId = step.pick % 13 === 0 ? GHOST : (IDS[step.pick % IDS.length] as string);
@@ -853,6 +879,63 @@ describe('linked groups mixing every member kind', () => {
         }
       }),
       { numRuns: 80, interruptAfterTimeLimit: PROPERTY_TIME_LIMIT_MS, markInterruptAsFailure: true },
+    );
+  }, PROPERTY_TEST_TIMEOUT_MS);
+});
+
+describe('lifecycle command ids an account remembers', () => {
+  const MAX = LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX;
+  it(`after N alternating freezes and unfreezes of one account, each with a fresh id, a retry of the k-th is a duplicate with its original version exactly when k is among the last ${MAX} (another kind: exists_with_different_kind), else it is decided afresh by the status; also after a restart, from a snapshot or not`, async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 40 }),
+        // How many changes after the k-th: anywhere, and mostly around the edge of what is remembered.
+        fc.oneof(fc.nat({ max: 39 }), fc.constantFrom(MAX - 2, MAX - 1, MAX, MAX + 1)),
+        fc.constantFrom('same' as const, 'same' as const, 'other' as const, 'close' as const),
+        fc.constantFrom('none' as const, 'reopen' as const, 'snapshot' as const),
+        async (n, after, retryAs, restart) => {
+          const h = new Harness({});
+          await h.open();
+          try {
+            const opened = await h.submit({ kind: 'openAccount', accountId: 'acct', currency: 'EUR', type: 'liability', flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, metadata: {} });
+            expect(opened).toMatchObject({ ok: true });
+            const kinds: LifecycleOp[] = [];
+            const results: CommandResult[] = [];
+            for (let i = 1; i <= n; i += 1) {
+              h.clockMs += 1;
+              const op: LifecycleOp = i % 2 === 1 ? 'freezeAccount' : 'unfreezeAccount';
+              const result = await h.submit(lifecycleCommand(op, 'acct', `c${i}`));
+              expect(result, `change ${i}`).toMatchObject({ ok: true, duplicate: false });
+              kinds.push(op);
+              results.push(result);
+            }
+            if (restart !== 'none') await h.reopen(restart === 'snapshot');
+            h.clockMs += 1_000;
+            const k = n - (after % n);
+            const original = kinds[k - 1] as LifecycleOp;
+            const kind: LifecycleOp = retryAs === 'same' ? original : retryAs === 'close' ? 'closeAccount' : original === 'freezeAccount' ? 'unfreezeAccount' : 'freezeAccount';
+            const account = h.accounts().get('acct');
+            expect(account?.status, 'status after the changes').toBe(n % 2 === 1 ? 'frozen' : 'open');
+            const versionBefore = h.writer.version;
+            const result = await h.submit(lifecycleCommand(kind, 'acct', `c${k}`));
+            const label = `retry of c${k} (${original}) as ${kind} after ${n} changes${restart === 'none' ? '' : `, ${restart}`}`;
+            if (n - k < MAX) {
+              const recorded = results[k - 1] as { ledgerVersion: number; recordedAt: string };
+              if (kind === original) expect(result, `${label}: remembered`).toMatchObject({ ok: true, duplicate: true, ledgerVersion: recorded.ledgerVersion, recordedAt: recorded.recordedAt });
+              else expect(result, `${label}: remembered`).toMatchObject({ ok: false, code: 'exists_with_different_kind' });
+              expect(h.writer.version, `${label}: a retry writes nothing`).toBe(versionBefore);
+            } else {
+              // Forgotten: a new command, decided by the account's status as one without an id.
+              const expected = statusExpectation(kind, account);
+              expectOutcome(result, expected, `${label}: forgotten`);
+              expect(h.writer.version, `${label}: version`).toBe(versionBefore + (expected === 'ok' ? 1 : 0));
+            }
+          } finally {
+            await h.writer.close();
+          }
+        },
+      ),
+      { numRuns: 100, interruptAfterTimeLimit: PROPERTY_TIME_LIMIT_MS, markInterruptAsFailure: true },
     );
   }, PROPERTY_TEST_TIMEOUT_MS);
 });

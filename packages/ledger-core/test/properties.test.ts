@@ -641,11 +641,22 @@ type TransferStep =
       readonly amounts: readonly bigint[];
       readonly mixed: boolean;
       readonly unbalanced: boolean;
+      /** Mixed currencies, off by +k in one and by -k in the other: balanced in total, not per currency. */
+      readonly crossUnbalanced: bigint | undefined;
       readonly hold: boolean;
       readonly timeoutMs: number | undefined;
       readonly eff: Eff;
     }
-  | { readonly t: 'post'; readonly pick: number; readonly preferOpen: boolean; readonly mode: 'omit' | 'full' | 'partial' | 'over'; readonly fraction: number; readonly eff: Eff }
+  | {
+      readonly t: 'post';
+      readonly pick: number;
+      readonly preferOpen: boolean;
+      readonly mode: 'omit' | 'full' | 'partial' | 'over';
+      readonly fraction: number;
+      /** The amount named in another currency than the hold's (an omitted amount becomes a partial one). */
+      readonly wrongCurrency: boolean;
+      readonly eff: Eff;
+    }
   | { readonly t: 'void'; readonly pick: number; readonly preferOpen: boolean; readonly eff: Eff }
   | { readonly t: 'reverse'; readonly pick: number; readonly eff: Eff; readonly ref: boolean };
 
@@ -677,6 +688,12 @@ const effArb: fc.Arbitrary<Eff> = fc.oneof(
   { weight: 2, arbitrary: fc.integer({ min: 0, max: 50_000 }).map((ms): Eff => ({ t: 'past', ms })) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 5_000 }).map((ms): Eff => ({ t: 'future', ms })) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 5_000 }).map((ms): Eff => ({ t: 'tooOld', ms })) },
+  // The window's edges: 1 ms inside it and exactly at it are accepted (only before now - window is
+  // outside it, docs/decider.md), 1 ms past it is effective_at_outside_window.
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<Eff>({ t: 'past', ms: BACKDATE_WINDOW_MS - 1 }, { t: 'past', ms: BACKDATE_WINDOW_MS }, { t: 'tooOld', ms: 1 }),
+  },
 );
 const timeoutArb = fc.option(fc.integer({ min: 1, max: 20_000 }), { nil: undefined, freq: 2 });
 
@@ -705,6 +722,7 @@ const transferStepArb: fc.Arbitrary<TransferStep> = fc.oneof(
       amounts: fc.array(amountArb, { minLength: 4, maxLength: 4 }),
       mixed: fc.boolean(),
       unbalanced: fc.integer({ min: 0, max: 7 }).map((n) => n === 0),
+      crossUnbalanced: fc.option(fc.oneof(fc.constant(1n), fc.bigInt(1n, 2_000n)), { nil: undefined, freq: 6 }),
       hold: fc.boolean(),
       timeoutMs: timeoutArb,
       eff: effArb,
@@ -718,6 +736,7 @@ const transferStepArb: fc.Arbitrary<TransferStep> = fc.oneof(
       preferOpen: fc.integer({ min: 0, max: 4 }).map((n) => n > 0),
       mode: fc.constantFrom('omit' as const, 'full' as const, 'partial' as const, 'partial' as const, 'over' as const),
       fraction: fc.nat(),
+      wrongCurrency: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
       eff: effArb,
     }),
   },
@@ -910,13 +929,22 @@ class Runner {
         };
         const currency = (CURRENCIES[step.currency] as { code: string }).code;
         legs(currency, step.picks, step.amounts);
-        if (step.mixed) {
+        if (step.mixed || step.crossUnbalanced !== undefined) {
           const other = (CURRENCIES[(step.currency + 1) % CURRENCIES.length] as { code: string }).code;
           legs(other, step.picks.slice(0, 2), step.amounts.slice(2));
         }
         if (step.unbalanced) {
           const last = postings[postings.length - 1] as MPosting;
           postings[postings.length - 1] = { ...last, amount: last.amount + 1n };
+        }
+        if (step.crossUnbalanced !== undefined) {
+          // +k on the first currency's first debit and +k on the other currency's last credit: the
+          // first currency nets +k, the other -k, so the postings balance only summed across currencies.
+          const k = step.crossUnbalanced;
+          const first = postings[0] as MPosting;
+          const last = postings[postings.length - 1] as MPosting;
+          postings[0] = { ...first, amount: first.amount + k };
+          postings[postings.length - 1] = { ...last, amount: last.amount + k };
         }
         return {
           kind: 'transfer',
@@ -938,9 +966,11 @@ class Runner {
         if (step.t === 'void') return { kind: 'void', id: this.freshId(), pendingId, effectiveAtMs, metadata: {} };
         const named = model.transfers.get(pendingId);
         const held = named?.postings[0]?.amount ?? 100n;
-        const amount =
-          step.mode === 'omit' ? undefined : step.mode === 'full' ? held : step.mode === 'over' ? held + 1n : 1n + (BigInt(step.fraction) % held);
-        return { kind: 'post', id: this.freshId(), pendingId, amount, currency: named?.postings[0]?.currency ?? 'EUR', effectiveAtMs, metadata: {} };
+        const mode = step.wrongCurrency && step.mode === 'omit' ? 'partial' : step.mode;
+        const amount = mode === 'omit' ? undefined : mode === 'full' ? held : mode === 'over' ? held + 1n : 1n + (BigInt(step.fraction) % held);
+        const heldCurrency = named?.postings[0]?.currency ?? 'EUR';
+        const currency = step.wrongCurrency ? ((CURRENCIES.find((c) => c.code !== heldCurrency) as { code: string }).code) : heldCurrency;
+        return { kind: 'post', id: this.freshId(), pendingId, amount, currency, effectiveAtMs, metadata: {} };
       }
       case 'reverse': {
         const reversalOf = step.pick % 11 === 0 ? GHOST_TRANSFER : (pick([...model.transfers.keys()], step.pick) ?? GHOST_TRANSFER);
