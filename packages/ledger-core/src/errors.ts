@@ -132,10 +132,23 @@ export class VersionConflictError extends LedgerError {
    */
   readonly actualVersion: number | undefined;
   constructor(expectedVersion: number, actualVersion?: number) {
-    super('version_conflict', `expected ledger version ${expectedVersion}, found ${actualVersion ?? 'a different one'}`, { retriable: true });
+    super('version_conflict', versionConflictMessage(expectedVersion, actualVersion), { retriable: true });
     this.expectedVersion = expectedVersion;
     this.actualVersion = actualVersion;
   }
+}
+
+/**
+ * The message of a {@link VersionConflictError}. A stream found at the expected version itself
+ * refused the append on its chain fence: the event at that version is not the one the batch was
+ * decided after, or was written by a transaction that began after the append's (PostgreSQL's
+ * stacked appends); "expected 6, found 6" would read as no conflict at all.
+ */
+function versionConflictMessage(expectedVersion: number, actualVersion: number | undefined): string {
+  if (actualVersion === expectedVersion) {
+    return `the stream is at the expected ledger version ${expectedVersion}, but the event there is not the one this batch was decided after (or was written by a transaction that began after this append's): decide the batch again`;
+  }
+  return `expected ledger version ${expectedVersion}, found ${actualVersion ?? 'a different one'}`;
 }
 
 /** An append tried to index a transfer id, resolution or reversal that is already indexed. */
