@@ -233,16 +233,17 @@ export class IdempotencyStore {
   async #writeClaims(tenantId: string, claims: PendingClaim[]): Promise<void> {
     this.#tenantsSeen.add(tenantId);
     // One statement may not claim the same key twice: a second request with a key that is in
-    // this very batch is, by definition, a concurrent duplicate.
+    // this very batch is, by definition, a concurrent duplicate if it is the same request (409,
+    // in progress), and a reuse of the key if its body differs (422), as it would be a moment later.
     const unique: PendingClaim[] = [];
-    const seen = new Set<string>();
+    const firstFingerprint = new Map<string, string>();
     for (const claim of claims) {
       const id = keyIdOf(claim.ref);
-      if (seen.has(id)) claim.resolve({ kind: 'in_progress' });
-      else {
-        seen.add(id);
+      const first = firstFingerprint.get(id);
+      if (first === undefined) {
+        firstFingerprint.set(id, claim.ref.fingerprint);
         unique.push(claim);
-      }
+      } else claim.resolve(first === claim.ref.fingerprint ? { kind: 'in_progress' } : { kind: 'mismatch' });
     }
     try {
       const rows = await withPooledClient(this.#pool, async (client) =>

@@ -31,6 +31,8 @@ export interface RequestContext {
 export interface Answer {
   readonly status: number;
   readonly body: unknown;
+  /** `body` already serialised, sent as it is (a large document that never changes is not serialised per request). */
+  readonly bodyJson?: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
 

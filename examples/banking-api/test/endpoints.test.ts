@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { requestFingerprint } from '../src/idempotency.js';
 import { call, client, eventually, openTestDatabase, startTestApi, type Reply, type TestApi, type TestDatabase } from './support/harness.js';
 import { expectProblem } from './support/expect-problem.js';
@@ -471,6 +471,24 @@ describe('query and header errors', () => {
       const at = path.replace('{accountId}', 'alice');
       expect((await bank.get(`${at}?limit=${max}`)).status, `${at} limit ${max}`).toBe(200);
       expectProblem(await bank.get(`${at}?limit=${max + 1}`), 400, 'invalid_request');
+    }
+  });
+
+  it('serves the OpenAPI document from text made once, not serialised per request', async () => {
+    const stringify = vi.spyOn(JSON, 'stringify');
+    try {
+      const replies = [];
+      for (let n = 0; n < 3; n += 1) replies.push(await client(api.url, '').get('/openapi.json'));
+      for (const reply of replies) {
+        expect(reply.status).toBe(200);
+        expect(reply.headers.get('content-type')).toMatch(/^application\/json/);
+        expect(reply.body.openapi).toBe('3.1.0');
+      }
+      expect(replies[1]?.body).toEqual(replies[0]?.body);
+      const serialisedDocuments = stringify.mock.calls.filter(([value]) => typeof value === 'object' && value !== null && 'openapi' in value);
+      expect(serialisedDocuments).toEqual([]);
+    } finally {
+      stringify.mockRestore();
     }
   });
 

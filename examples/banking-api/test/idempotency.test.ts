@@ -120,8 +120,10 @@ describe('idempotency keys in PostgreSQL', () => {
       keys.claim(ref('b-back')),
       keys.claim(ref('b-done-2', 'other')),
       ...fresh.map((one) => keys.claim(one)),
-      // The same new key twice in one batch: the second is a concurrent duplicate.
+      // The same new key twice in one batch: the second is a concurrent duplicate; with another
+      // body, the key is reused (422), as it would be a moment later.
       keys.claim(ref('b-new-0')),
+      keys.claim(ref('b-new-1', 'other')),
     ]);
     const expected: ClaimResult[] = [
       { kind: 'replay', response: answer },
@@ -130,6 +132,7 @@ describe('idempotency keys in PostgreSQL', () => {
       { kind: 'mismatch' },
       ...fresh.map((): ClaimResult => claimed),
       { kind: 'in_progress' },
+      { kind: 'mismatch' },
     ];
     expect(results).toEqual(expected);
     // Answers in one batch too, some stored, some given back.

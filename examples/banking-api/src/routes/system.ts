@@ -4,8 +4,14 @@ import { healthSchema, openApiDocumentSchema, problemParamsSchema, problemTypeLi
 import type { Services } from '../services.js';
 import { ProblemError } from '../problems.js';
 
+/** A document served as it is: the object (for response validation) and its JSON text, made once. */
+export interface ServedDocument {
+  readonly document: Record<string, unknown>;
+  readonly json: string;
+}
+
 /** Health, the OpenAPI document and the problem-type pages: public, never rate limited. */
-export function systemRoutes(services: Services, openApiDocument: () => Record<string, unknown>, isShuttingDown: () => boolean): Route[] {
+export function systemRoutes(services: Services, openApi: () => ServedDocument, isShuttingDown: () => boolean): Route[] {
   const catalogue = problemCatalogue();
   return [
     definePublicRoute({
@@ -44,7 +50,8 @@ export function systemRoutes(services: Services, openApiDocument: () => Record<s
       responses: { 200: { description: 'The document.', schema: openApiDocumentSchema } },
       problems: [],
       async handle() {
-        return ok(openApiDocument());
+        const { document, json } = openApi();
+        return { status: 200, body: document, bodyJson: json };
       },
     }),
     definePublicRoute({
