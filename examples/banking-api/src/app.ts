@@ -6,7 +6,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
@@ -111,7 +111,9 @@ export function buildApp(deps: AppDependencies): BankingApp {
     // headersTimeout (60 s by default) and requestTimeout as the bound, so both are set, and checks
     // it every connectionsCheckingInterval (30 s by default): a tenth of it keeps the bound close.
     requestTimeout: settings.requestTimeoutMs,
-    http: { headersTimeout: settings.requestTimeoutMs, connectionsCheckingInterval: Math.floor(settings.requestTimeoutMs / 10) },
+    // A request without Host is refused by the onRequest hook below, as a problem document (Node
+    // would answer it with an empty 400 of its own).
+    http: { headersTimeout: settings.requestTimeoutMs, connectionsCheckingInterval: Math.floor(settings.requestTimeoutMs / 10), requireHostHeader: false },
     // Above the longest id (128): a longer path parameter reaches its zod schema and answers a
     // 400 problem, instead of the router refusing ids the API accepts (its default is 100).
     routerOptions: { maxParamLength: PATH_PARAM_LENGTH_MAX },
@@ -200,6 +202,13 @@ export function buildApp(deps: AppDependencies): BankingApp {
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('cache-control', 'no-store');
     reply.header('x-request-id', request.id);
+    // HTTP/1.1 requires Host (RFC 9112, section 3.2); Node's own check is off so that this answer
+    // is a problem document.
+    if (request.headers.host === undefined && request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor >= 1) {
+      reply.header('connection', 'close');
+      done(new ProblemError('invalid_request', 'an HTTP/1.1 request must carry a Host header'));
+      return;
+    }
     const route = request.routeOptions.config.apiRoute;
     if (route === undefined || route.scope === null) {
       done();
@@ -425,6 +434,22 @@ export function buildApp(deps: AppDependencies): BankingApp {
     const result = spec.schema.safeParse(answer.body);
     if (!result.success) throw new Error(`${route.operationId} answered ${answer.status} with a body that does not match its schema: ${result.error.message}`);
   }
+
+  // An Expect header other than 100-continue: Node answers 417 itself, with no body, unless someone
+  // listens; the answer is a problem document like every other refusal.
+  app.server.on('checkExpectation', (_request: unknown, response: ServerResponse) => {
+    const problem = new ProblemError('expectation_failed', 'the API answers Expect: 100-continue only');
+    const id = randomUUID();
+    const body = JSON.stringify(problem.toDocument(id, ''));
+    response.writeHead(problem.status, {
+      'content-type': `${PROBLEM_CONTENT_TYPE}; charset=utf-8`,
+      'cache-control': 'no-store',
+      'x-request-id': id,
+      connection: 'close',
+      'content-length': Buffer.byteLength(body),
+    });
+    response.end(body);
+  });
 
   function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: ProblemError): void {
     request.problemCode = problem.code;

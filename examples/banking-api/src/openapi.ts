@@ -133,6 +133,7 @@ const PROBLEM_DESCRIPTIONS: Readonly<Record<number, string>> = {
   409: 'Conflicts with the current state, or a request with this Idempotency-Key is still running (idempotency_request_in_progress: retry after Retry-After seconds).',
   413: 'The body is too large (payload_too_large).',
   415: 'The body is not UTF-8 application/json, or has a content coding such as gzip (unsupported_media_type).',
+  417: 'The Expect header asks for something other than 100-continue (expectation_failed); the connection is closed.',
   422: 'A ledger rule refused it (its code names which), or the Idempotency-Key was used for another request.',
   429: 'Rate limited (rate_limited): wait Retry-After seconds.',
   431: 'The request headers are too large (request_headers_too_large); the connection is closed.',
@@ -155,7 +156,7 @@ function problemHeadersOf(route: Route, status: number): Record<string, unknown>
 
 function problemStatuses(route: Route): number[] {
   // Node's HTTP parser answers these for any request, before a route is known.
-  const statuses = new Set<number>([...route.problems, 408, 431]);
+  const statuses = new Set<number>([...route.problems, 408, 417, 431]);
   // A path or query parameter that fails its schema answers 400, on public routes too.
   if (route.params !== undefined || route.query !== undefined) statuses.add(400);
   if (route.scope !== null) [400, 401, 403, 429, 500, 503].forEach((status) => statuses.add(status));

@@ -27,6 +27,7 @@ export const API_PROBLEMS = {
   result_too_large: { status: 422, title: 'The result is larger than one answer may be' },
   rate_limited: { status: 429, title: 'Too many requests from this client' },
   request_headers_too_large: { status: 431, title: 'The request headers are larger than the API accepts' },
+  expectation_failed: { status: 417, title: 'The request\'s Expect header asks for something the API does not do' },
   internal: { status: 500, title: 'The server failed to handle the request' },
   overloaded: { status: 503, title: 'The service is overloaded; retry shortly' },
   unavailable: { status: 503, title: 'A dependency of the service is unavailable; retry shortly' },

@@ -125,6 +125,22 @@ describe('accounts', () => {
     expect(reply.text).not.toContain('FST_');
   });
 
+  it('an Expect header other than 100-continue answers 417 and a request without Host 400, both as problem documents with no-store (not Node\'s empty answers)', async () => {
+    for (const [request, status, code] of [
+      ['GET /health/live HTTP/1.1\r\nHost: api\r\nExpect: the-moon\r\n\r\n', 417, 'expectation_failed'],
+      ['GET /health/live HTTP/1.1\r\n\r\n', 400, 'invalid_request'],
+      ['GET /accounts HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n', 400, 'invalid_request'],
+    ] as const) {
+      const reply = await exchange(api.url, request);
+      expect({ request, status: reply.status }).toEqual({ request, status });
+      expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(reply.headers.get('cache-control')).toBe('no-store');
+      expect(JSON.parse(reply.text)).toMatchObject({ status, code, type: `/problems/${code}` });
+    }
+    // HTTP/1.0 has no Host requirement, and 100-continue is still answered as Node does.
+    expect((await exchange(api.url, 'GET /health/live HTTP/1.0\r\n\r\n')).status).toBe(200);
+  });
+
   it('request headers over the server limit answer 431 as a problem document', async () => {
     const reply = await bank.get('/accounts', { headers: { 'x-padding': 'p'.repeat(20_000) } });
     expectProblem(reply, 431, 'request_headers_too_large');
