@@ -13,7 +13,7 @@ import {
   type Checkpoint,
   type CheckpointAdvance,
 } from './checkpoints.js';
-import { currenciesOf, optionsOf, requireObjectWith } from './read-models/options.js';
+import { currenciesOf, hasMethods, optionsOf, requireObjectWith } from './read-models/options.js';
 import {
   ApplicationRoleRequiredError,
   CheckpointMovedError,
@@ -1350,13 +1350,6 @@ function checkOptionShapes(options: unknown): void {
   for (const callback of ['onError', 'onBatch', 'discoverTenants']) {
     if (given[callback] !== undefined && typeof given[callback] !== 'function') throw issue([callback], 'must be a function (or left out)');
   }
-}
-
-/** Whether `value` is an object with every one of `methods` a function. */
-function hasMethods(value: unknown, methods: readonly string[]): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const fields = value as Record<string, unknown>;
-  return methods.every((method) => typeof fields[method] === 'function');
 }
 
 function checkErrorPolicy(name: string, value: unknown): ErrorPolicy | undefined {

@@ -22,10 +22,16 @@ export function optionsOf<T extends object>(options: T | undefined, required = f
  * the first call that uses it.
  */
 export function requireObjectWith(value: unknown, field: string, methods: readonly string[]): void {
-  const fields = value as Record<string, unknown> | null | undefined;
-  if (typeof value !== 'object' || value === null || methods.some((method) => typeof fields?.[method] !== 'function')) {
+  if (!hasMethods(value, methods)) {
     throw new InvalidInputError([{ path: [field], message: methods.length === 0 ? 'must be an object' : `must be an object with ${methods.join(', ')}` }]);
   }
+}
+
+/** Whether `value` is an object with every one of `methods` a function. */
+export function hasMethods(value: unknown, methods: readonly string[]): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const fields = value as Record<string, unknown>;
+  return methods.every((method) => typeof fields[method] === 'function');
 }
 
 /**
@@ -36,9 +42,6 @@ export function requireObjectWith(value: unknown, field: string, methods: readon
  */
 export function currenciesOf(currencies: CurrencyRegistry | undefined): CurrencyRegistry {
   if (currencies === undefined) return new CurrencyRegistry();
-  const fields = currencies as unknown as Record<string, unknown> | null;
-  if (typeof currencies !== 'object' || fields === null || typeof fields['get'] !== 'function') {
-    throw new InvalidInputError([{ path: ['currencies'], message: 'must be a CurrencyRegistry (an object with get)' }]);
-  }
+  if (!hasMethods(currencies, ['get'])) throw new InvalidInputError([{ path: ['currencies'], message: 'must be a CurrencyRegistry (an object with get)' }]);
   return currencies;
 }
