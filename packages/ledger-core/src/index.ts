@@ -13,6 +13,7 @@ export {
   QUEUE_LENGTH_MAX_LIMIT,
   APPENDS_IN_FLIGHT_MAX_LIMIT,
   EXPIRIES_COMPACT_MIN,
+  STATE_BYTES_MAX_DEFAULT,
   type LedgerWriterOptions,
   type CommandContext,
   type CommandResult,

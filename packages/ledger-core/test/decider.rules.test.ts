@@ -183,6 +183,14 @@ describe('accounts', () => {
       .thenRejects('limit_exceeded');
   });
 
+  rejectionRule("opening an account or a hold past the writer's stateBytesMax is rejected with ledger_full; a transfer between existing accounts still passes", ['ledger_full'], () => {
+    const given = spec.given(world);
+    const full = { stateBytesMax: given.state.stateBytes ?? 0 };
+    given.when({ kind: 'openAccount', accountId: 'carol', currency: 'EUR', type: 'liability', flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false }, metadata: {} }, full).thenRejects('ledger_full');
+    given.when(hold('h9', simple('alice', 'bob', 1n)), full).thenRejects('ledger_full');
+    given.when(transfer('t9', simple('alice', 'bob', 1n)), full).then([posted('t9', simple('alice', 'bob', 1n))]);
+  });
+
   test('freezing an open account records AccountFrozen with its reason', () => {
     const { stateAfter } = spec.given(world).when({ kind: 'freezeAccount', accountId: 'alice', reason: 'court order' }).then([
       { type: 'AccountFrozen', accountId: 'alice', reason: 'court order' },

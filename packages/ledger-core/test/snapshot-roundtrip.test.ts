@@ -46,7 +46,8 @@ type Step =
   | { readonly t: 'void'; readonly pick: number }
   | { readonly t: 'expire'; readonly pick: number }
   | { readonly t: 'status'; readonly op: LifecycleOp; readonly pick: number; readonly id: 'none' | 'fresh' | 'reused' }
-  | { readonly t: 'churn'; readonly pick: number; readonly count: number };
+  | { readonly t: 'churn'; readonly pick: number; readonly count: number }
+  | { readonly t: 'open'; readonly currency: 'EUR' | 'JPY'; readonly metadata: Readonly<Record<string, string>> };
 
 const backMsArb = fc.oneof(
   { weight: 2, arbitrary: fc.constant(0) },
@@ -83,6 +84,15 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   },
   // Freezes and unfreezes of one account in a row, each with a fresh id: up to past what an account remembers.
   { weight: 1, arbitrary: fc.record({ t: fc.constant('churn' as const), pick: fc.nat(), count: fc.integer({ min: 1, max: LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX + 4 }) }) },
+  // New accounts whose metadata JSON escapes (quotes, control characters, non-ASCII): what a state's size counts.
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      t: fc.constant('open' as const),
+      currency: fc.constantFrom('EUR' as const, 'JPY' as const),
+      metadata: fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string({ maxLength: 24, unit: 'binary' }), { maxKeys: 3, noNullPrototype: true }),
+    }),
+  },
 );
 
 const pick = <T>(items: readonly T[], n: number): T | undefined => (items.length === 0 ? undefined : items[n % items.length]);
@@ -94,13 +104,16 @@ class Folded {
   #next = 0;
   readonly commandIds: string[] = [];
 
+  /** `stateBytesMax` for every decision; `undefined`: no bound. */
+  constructor(readonly stateBytesMax?: number) {}
+
   id(prefix: string): string {
     this.#next += 1;
     return `${prefix}-${this.#next}`;
   }
 
   apply(command: LedgerCommand): Decision {
-    const decision = decide(command, this.state, { nowMs: this.nowMs, backdateWindowMs: BACKDATE_WINDOW_MS });
+    const decision = decide(command, this.state, { nowMs: this.nowMs, backdateWindowMs: BACKDATE_WINDOW_MS, stateBytesMax: this.stateBytesMax });
     if (decision.ok) {
       for (const draft of decision.events) {
         evolve(this.state, draft.event, { ledgerVersion: this.state.version + 1, recordedAtMs: this.nowMs, effectiveAtMs: draft.effectiveAtMs });
@@ -215,6 +228,17 @@ function run(f: Folded, step: Step): void {
       if (decision.ok && commandId !== undefined && step.id === 'fresh') f.commandIds.push(commandId);
       return;
     }
+    case 'open': {
+      f.apply({
+        kind: 'openAccount',
+        accountId: f.id(`${step.currency.toLowerCase()}-new`),
+        currency: step.currency,
+        type: 'liability',
+        flags: { debitsMustNotExceedCredits: false, creditsMustNotExceedDebits: false },
+        metadata: step.metadata,
+      });
+      return;
+    }
     case 'churn': {
       const accountId = ids[step.pick % ids.length] as string;
       for (let i = 0; i < step.count; i += 1) {
@@ -298,6 +322,13 @@ describe('snapshot codec round trip', () => {
         const again = viaJson as LedgerState;
         expect(serializeState(again, (again.accounts as Map<string, AccountState>).values(), (again.transfers as Map<string, TransferRecord>).values(), currencies), 'serialize ∘ restore').toStrictEqual(data);
 
+        // The size evolve kept is the size counted afresh from what the snapshot holds, and bounds
+        // the bytes the snapshot's accounts and holds take as JSON.
+        expect(again.stateBytes, 'stateBytes kept by evolve = counted from the snapshot').toBe(f.state.stateBytes);
+        const { accounts, holds } = data as { accounts: unknown; holds: unknown };
+        const taken = Buffer.byteLength(JSON.stringify({ accounts, holds }), 'utf8');
+        expect(taken, 'JSON bytes of the accounts and holds ≤ stateBytes').toBeLessThanOrEqual(f.state.stateBytes as number);
+
         for (const { command, nowMs } of probes(f)) {
           const context = { nowMs, backdateWindowMs: BACKDATE_WINDOW_MS };
           expect(decide(command, again, context), `${command.kind} at ${nowMs}`).toStrictEqual(decide(command, f.state, context));
@@ -312,5 +343,35 @@ describe('snapshot codec round trip', () => {
     // pending when serialized, and accounts remembering many command ids.
     expect(backdatedTimed, 'runs with a pending back-dated hold with a timeout').toBeGreaterThan(20);
     expect(manyIds, 'runs with an account remembering as many command ids as it can').toBeGreaterThan(10);
+  });
+
+  it('under a stateBytesMax, no accepted command takes the state past it unless it opens no account or hold, and every ledger_full is a command that fits no more (the same command with no bound is accepted)', () => {
+    let full = 0;
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 10, maxLength: 80 }), fc.integer({ min: 4_000, max: 9_000 }), (steps, stateBytesMax) => {
+        const f = new Folded(stateBytesMax);
+        setup(f);
+        const unbounded = f.apply.bind(f);
+        f.apply = (command: LedgerCommand): Decision => {
+          const before = f.state.stateBytes;
+          const free = decide(command, f.state, { nowMs: f.nowMs, backdateWindowMs: BACKDATE_WINDOW_MS });
+          const decision = unbounded(command);
+          const grows = command.kind === 'openAccount' || (command.kind === 'transfer' && command.pending !== undefined);
+          if (!decision.ok && decision.code === 'ledger_full') {
+            full += 1;
+            expect(grows, 'only an account or a hold is refused for room').toBe(true);
+            expect(free.ok, 'refused for room, accepted without a bound').toBe(true);
+            expect(f.state.stateBytes, 'a refusal changes nothing').toBe(before);
+          } else {
+            expect(decision, 'the bound changes no other decision').toStrictEqual(free);
+          }
+          if (decision.ok && grows && decision.duplicateOf === undefined) expect(f.state.stateBytes, `${command.kind} kept within stateBytesMax`).toBeLessThanOrEqual(stateBytesMax);
+          return decision;
+        };
+        for (const step of steps) run(f, step);
+      }),
+      { numRuns: 100 },
+    );
+    expect(full, 'ledger_full refusals seen').toBeGreaterThan(20);
   });
 });

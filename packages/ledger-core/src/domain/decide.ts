@@ -1,5 +1,6 @@
 import { evolve } from './evolve.js';
 import { BALANCE_MINOR_MAX } from './limits.js';
+import { accountBytes, holdBytes } from './state-bytes.js';
 import type { RejectionCode } from './rejections.js';
 import { overlayState, type AccountState, type LedgerState, type LifecycleCommandRecord, type TransferKind, type TransferRecord } from './state.js';
 import type {
@@ -27,6 +28,12 @@ export interface DecideContext {
   readonly nowMs: number;
   /** How far in the past `effectiveAtMs` may be, in ms. */
   readonly backdateWindowMs: number;
+  /**
+   * Most bytes the state's accounts and open holds may take as a snapshot stores them
+   * (`LedgerState.stateBytes`): a new account or hold that would pass it is refused with
+   * `ledger_full`. `undefined`: no bound (the writer always passes one).
+   */
+  readonly stateBytesMax?: number | undefined;
 }
 
 /** An event the decider wants appended, with its business (effective) time. */
@@ -129,6 +136,8 @@ function decideOpenAccount(command: OpenAccountCommand, state: LedgerState, cont
     // Both flags at once would pin the account at zero forever; refuse it as a limit that can never be met.
     return reject('limit_exceeded', 'an account cannot have both debitsMustNotExceedCredits and creditsMustNotExceedDebits');
   }
+  const full = checkRoom(state, context, accountBytes(command.accountId, command.currency, command.metadata), `account ${command.accountId}`);
+  if (full !== undefined) return full;
   return accept([
     {
       event: {
@@ -207,6 +216,18 @@ function withCommandId(command: LifecycleCommand): { readonly commandId?: string
   return command.commandId === undefined ? {} : { commandId: command.commandId };
 }
 
+/**
+ * `ledger_full` when something that takes `bytes` of the state (an account or an open hold) would
+ * take it past `context.stateBytesMax`. Only what grows the state is refused: transfers between
+ * existing accounts, resolutions and lifecycle changes always pass.
+ */
+function checkRoom(state: LedgerState, context: DecideContext, bytes: number, what: string): Rejected | undefined {
+  const max = context.stateBytesMax;
+  const taken = state.stateBytes ?? 0;
+  if (max === undefined || taken + bytes <= max) return undefined;
+  return reject('ledger_full', `${what} (about ${bytes} bytes of state) would take the ledger's accounts and open holds past ${max} bytes, the writer's stateBytesMax (${taken} taken)`);
+}
+
 function decideTransfer(command: TransferCommand, state: LedgerState, context: DecideContext): Decision {
   const kind: TransferKind = command.pending === undefined ? 'transfer' : 'hold';
   const existing = state.transfers.get(command.transferId);
@@ -218,6 +239,10 @@ function decideTransfer(command: TransferCommand, state: LedgerState, context: D
   if (typeof effective !== 'number') return effective;
   const applied = checkPostings(state, command.postings, command.pending === undefined ? 'posted' : 'pending', effective);
   if (applied !== undefined) return applied;
+  if (command.pending !== undefined) {
+    const full = checkRoom(state, context, holdBytes(command), `hold ${command.transferId}`);
+    if (full !== undefined) return full;
+  }
 
   const event: LedgerEvent =
     command.pending === undefined

@@ -1,6 +1,7 @@
 import { InvariantViolationError, invariant } from '../errors.js';
 import { BALANCE_MINOR_MAX, LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX } from './limits.js';
-import type { AccountState, LedgerState, TransferRecord } from './state.js';
+import { accountBytes, holdBytes, lifecycleRecordBytes } from './state-bytes.js';
+import type { AccountState, LedgerState, LifecycleCommandRecord, TransferRecord } from './state.js';
 import { transferRecordOf, type EventMeta } from './transfer-record.js';
 import { TransferStore } from './transfer-store.js';
 import { normalSideOf, type LedgerEvent, type LifecycleCommandKind, type PendingPosted, type PendingVoided, type Posting, type TransferPending, type TransferPosted } from './types.js';
@@ -39,18 +40,19 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
         creditsPending: 0n,
         recentLifecycleCommands: undefined,
       });
+      state.stateBytes = (state.stateBytes ?? 0) + accountBytes(event.accountId, event.currency, event.metadata);
       break;
     }
     case 'AccountFrozen': {
       const account = mustGetAccount(state, event.accountId);
       account.status = 'frozen';
-      rememberLifecycleCommand(account, event.commandId, 'freezeAccount', meta);
+      rememberLifecycleCommand(state, account, event.commandId, 'freezeAccount', meta);
       break;
     }
     case 'AccountUnfrozen': {
       const account = mustGetAccount(state, event.accountId);
       account.status = 'open';
-      rememberLifecycleCommand(account, event.commandId, 'unfreezeAccount', meta);
+      rememberLifecycleCommand(state, account, event.commandId, 'unfreezeAccount', meta);
       break;
     }
     case 'AccountClosed': {
@@ -60,7 +62,7 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
         () => `account ${account.id} closed with a balance`,
       );
       account.status = 'closed';
-      rememberLifecycleCommand(account, event.commandId, 'closeAccount', meta);
+      rememberLifecycleCommand(state, account, event.commandId, 'closeAccount', meta);
       break;
     }
     case 'TransferPosted': {
@@ -79,6 +81,7 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
     case 'TransferPending':
       applyPostings(state, event.postings, 'pending', 1);
       recordTransfer(state, event, meta);
+      state.stateBytes = (state.stateBytes ?? 0) + holdBytes(event);
       break;
     case 'PendingPosted':
       resolveHold(state, event.pendingId, 'posted');
@@ -105,12 +108,17 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
  * oldest past {@link LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX}. A new array each time: copies of the
  * account (overlays, `LedgerWriter.account`) share the old one, and lifecycle changes are rare.
  */
-function rememberLifecycleCommand(account: AccountState, commandId: string | undefined, kind: LifecycleCommandKind, meta: EventMeta): void {
+function rememberLifecycleCommand(state: LedgerState, account: AccountState, commandId: string | undefined, kind: LifecycleCommandKind, meta: EventMeta): void {
   if (commandId === undefined) return;
   const recent = account.recentLifecycleCommands ?? [];
-  const kept = recent.length >= LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX ? recent.slice(recent.length - LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX + 1) : recent.slice();
-  kept.push({ commandId, kind, ledgerVersion: meta.ledgerVersion, recordedAtMs: meta.recordedAtMs });
+  const dropped = recent.length >= LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX ? recent.length - LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX + 1 : 0;
+  const kept = recent.slice(dropped);
+  const record = { commandId, kind, ledgerVersion: meta.ledgerVersion, recordedAtMs: meta.recordedAtMs };
+  kept.push(record);
   account.recentLifecycleCommands = kept;
+  let bytes = (state.stateBytes ?? 0) + lifecycleRecordBytes(record);
+  for (let i = 0; i < dropped; i += 1) bytes -= lifecycleRecordBytes(recent[i] as LifecycleCommandRecord);
+  state.stateBytes = bytes;
 }
 
 function recordTransfer(state: LedgerState, event: TransferPosted | TransferPending | PendingPosted | PendingVoided, meta: EventMeta): void {
@@ -132,6 +140,7 @@ function resolveHold(state: LedgerState, pendingId: string, resolution: 'posted'
   applyPostings(state, hold.postings, 'pending', -1);
   hold.resolution = resolution;
   state.transfers.set(pendingId, hold);
+  state.stateBytes = (state.stateBytes ?? 0) - holdBytes(hold);
 }
 
 function mustGetAccount(state: LedgerState, accountId: string): AccountState {

@@ -30,6 +30,8 @@ export const REJECTION_CODES = {
   effective_at_outside_window: 'effectiveAt is further in the past than the configured back-dating window.',
   effective_at_before_dependency: 'effectiveAt is earlier than an account it touches was opened, or than the transfer it resolves or reverses.',
   linked_group_failed: 'Another command of the same linked group was rejected, so none was applied.',
+  ledger_full:
+    "An account or hold to be opened would take the ledger's state (its accounts and open holds, as a snapshot stores them) past the writer's stateBytesMax; transfers between existing accounts still pass.",
   exists_with_different_kind: 'The id was already used for a different kind of command.',
   exists_with_different_accounts: 'The transfer id was already used with different accounts or sides.',
   exists_with_different_amount: 'The transfer id was already used with a different amount.',

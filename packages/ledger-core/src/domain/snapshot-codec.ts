@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { JsonObject } from '../events/stored-event.js';
 import { CURRENCY_SCALE_MAX, type CurrencyRegistry } from '../money/currency.js';
 import { LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX } from './limits.js';
+import { stateBytesOf } from './state-bytes.js';
 import { initialState, type AccountState, type LedgerState, type LifecycleCommandRecord, type TransferRecord } from './state.js';
 import type { Posting } from './types.js';
 
@@ -136,6 +137,8 @@ export function restoreState(data: JsonObject, currencies: CurrencyRegistry): Le
   const state = initialState();
   state.version = parsed.data.version;
   state.lastRecordedAtMs = parsed.data.lastRecordedAtMs;
+  const accounts: AccountState[] = [];
+  const holds: TransferRecord[] = [];
   for (const a of parsed.data.accounts) {
     const [dP, cP, dPe, cPe] = a.balances;
     const account: AccountState = {
@@ -155,6 +158,7 @@ export function restoreState(data: JsonObject, currencies: CurrencyRegistry): Le
       recentLifecycleCommands: a.lifecycleCommands?.map(([commandId, kind, ledgerVersion, recordedAtMs]) => ({ commandId, kind, ledgerVersion, recordedAtMs })),
     };
     state.accounts.set(a.id, account);
+    accounts.push(account);
   }
   for (const h of parsed.data.holds) {
     const postings: Posting[] = h.postings.map(([accountId, side, amount, currency]) => ({ accountId, side, amount: BigInt(amount), currency }));
@@ -175,6 +179,8 @@ export function restoreState(data: JsonObject, currencies: CurrencyRegistry): Le
       reversedBy: undefined,
     };
     state.transfers.set(h.id, hold);
+    holds.push(hold);
   }
+  state.stateBytes = stateBytesOf(accounts, holds);
   return state;
 }

@@ -80,6 +80,13 @@ export interface LedgerState {
   version: number;
   /** Recorded time of the last event applied, epoch ms. */
   lastRecordedAtMs: number;
+  /**
+   * Bytes the accounts (with their remembered lifecycle commands) and the open holds take as a
+   * snapshot stores them, bounded from above (see `state-bytes.ts`); kept by `evolve`. `decide`
+   * refuses a new account or hold that would take it past `DecideContext.stateBytesMax`. Absent
+   * (a state built by hand) counts as 0 and is set by the first event that changes it.
+   */
+  stateBytes?: number;
   readonly accounts: Table<AccountState>;
   /**
    * Transfer records. The writer keeps every unresolved hold here and a bounded set of recent
@@ -102,6 +109,7 @@ export function initialState(options: { limitsAsserted?: boolean } = {}): Ledger
   return {
     version: 0,
     lastRecordedAtMs: 0,
+    stateBytes: 0,
     accounts: new Map<string, AccountState>(),
     transfers: new TransferStore(),
     limitsAsserted: options.limitsAsserted ?? true,
@@ -202,6 +210,7 @@ export function overlayState(base: LedgerState): OverlayState {
   return {
     version: base.version,
     lastRecordedAtMs: base.lastRecordedAtMs,
+    stateBytes: base.stateBytes ?? 0,
     accounts: new OverlayTable(base.accounts, copyAccount),
     transfers: new OverlayTable(base.transfers, copyTransfer),
     limitsAsserted: base.limitsAsserted,
@@ -220,4 +229,5 @@ export function commitOverlay(overlay: OverlayState, base: LedgerState): void {
   overlay.transfers.commit();
   base.version = overlay.version;
   base.lastRecordedAtMs = overlay.lastRecordedAtMs;
+  base.stateBytes = overlay.stateBytes ?? 0;
 }

@@ -213,6 +213,7 @@ export async function replayLedger(source: LedgerSource, asOf?: AsOf, options: R
   const state: ReplayedState = {
     version: 0,
     lastRecordedAtMs: 0,
+    stateBytes: 0,
     accounts,
     transfers: new OpenHoldsTable(),
     // A view filtered by business time can show a back-dated debit before the credit that funded it.

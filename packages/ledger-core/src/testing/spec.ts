@@ -130,7 +130,7 @@ interface InspectableState extends LedgerState {
 }
 
 function emptyState(): InspectableState {
-  return { version: 0, lastRecordedAtMs: 0, accounts: new Map(), transfers: new Map(), limitsAsserted: true };
+  return { version: 0, lastRecordedAtMs: 0, stateBytes: 0, accounts: new Map(), transfers: new Map(), limitsAsserted: true };
 }
 
 function foldHistory(history: readonly HistoryEntry[]): InspectableState {

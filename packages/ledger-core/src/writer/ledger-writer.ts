@@ -26,6 +26,7 @@ import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
 import type { UpcasterRegistry } from '../events/upcasters.js';
 import { CurrencyRegistry } from '../money/currency.js';
 import { APPEND_DATA_CHARS_MAX, APPEND_EVENTS_MAX, INDEX_KEYS_MAX, READ_LIMIT_MAX, type EventStore } from '../store/event-store.js';
+import { SNAPSHOT_STATE_BYTES_MAX } from '../store/snapshot-content.js';
 import { MinHeap } from './min-heap.js';
 
 /** Expiry heap size below which it is never rebuilt (see `LedgerWriter.holdTimeoutsTracked`). */
@@ -41,6 +42,12 @@ export const APPENDS_IN_FLIGHT_MAX_LIMIT = 4;
 const SPLIT_QUEUE_LENGTH_MIN = 1_000;
 /** Default `transfersCachedBytesMax`: 128 MiB. */
 const TRANSFERS_CACHED_BYTES_DEFAULT = 128 * 2 ** 20;
+/**
+ * Default `stateBytesMax`: 96 MiB, three quarters of what one snapshot may hold
+ * (`SNAPSHOT_STATE_BYTES_MAX`). The rest is room for what is counted but never refused: the
+ * lifecycle command ids accounts remember (at most 16 each) and the currencies' scales.
+ */
+export const STATE_BYTES_MAX_DEFAULT = 96 * 2 ** 20;
 
 // A store's errors are told apart by their codes: the store may throw another copy's classes.
 /** A store's refusals after which a batch is decided again on the stream's tail: another writer got there first. */
@@ -88,6 +95,18 @@ export interface LedgerWriterOptions {
   readonly transfersCachedBytesMax?: number;
   /** Save a snapshot after this many events since the last one; 0 never. Default 50,000. */
   readonly snapshotEveryEvents?: number;
+  /**
+   * Most bytes the ledger's accounts and open holds may take as a snapshot stores them (an upper
+   * bound kept as events are applied; see {@link LedgerWriter.stateBytes}): 0..`SNAPSHOT_STATE_BYTES_MAX`
+   * (128 MiB), default {@link STATE_BYTES_MAX_DEFAULT} (96 MiB). Opening an account or a hold that
+   * would pass it is rejected with `ledger_full`; transfers, resolutions and lifecycle changes
+   * still pass. It keeps the state within one snapshot, so start-up stays bounded, and bounds the
+   * writer's memory: about 229,000 accounts with 10-character ids and no metadata (each counted as
+   * 439 bytes, its balances at their widest), 305,000 at the largest bound. Ledgers beyond it are
+   * split into several (see the scale-out plan in `docs/performance.md`). A state already past
+   * it (written by an earlier release, or with a larger bound) is loaded as it is.
+   */
+  readonly stateBytesMax?: number;
   /** How many times one batch is re-decided after another writer appended first: 0..100, default 8. */
   readonly conflictRetriesMax?: number;
   /** How often expired holds are looked for: 10..60,000 ms, default 1000. */
@@ -222,6 +241,7 @@ export class LedgerWriter {
   readonly #transfersCachedMax: number;
   readonly #transfersCachedBytesMax: number;
   readonly #snapshotEveryEvents: number;
+  readonly #stateBytesMax: number;
   readonly #conflictRetriesMax: number;
   readonly #appendsInFlightMax: number;
   readonly #expiryTimer: NodeJS.Timeout;
@@ -279,6 +299,7 @@ export class LedgerWriter {
     this.#transfersCachedMax = bounded('transfersCachedMax', options.transfersCachedMax, 200_000, 0, 50_000_000);
     this.#transfersCachedBytesMax = bounded('transfersCachedBytesMax', options.transfersCachedBytesMax, TRANSFERS_CACHED_BYTES_DEFAULT, 0, 2 ** 40);
     this.#snapshotEveryEvents = bounded('snapshotEveryEvents', options.snapshotEveryEvents, 50_000, 0, 100_000_000);
+    this.#stateBytesMax = bounded('stateBytesMax', options.stateBytesMax, STATE_BYTES_MAX_DEFAULT, 0, SNAPSHOT_STATE_BYTES_MAX);
     this.#conflictRetriesMax = bounded('conflictRetriesMax', options.conflictRetriesMax, 8, 0, 100);
     this.#appendsInFlightMax = bounded('appendsInFlightMax', options.appendsInFlightMax, 2, 1, APPENDS_IN_FLIGHT_MAX_LIMIT);
     const expiryCheckIntervalMs = bounded('expiryCheckIntervalMs', options.expiryCheckIntervalMs, 1_000, 10, 60_000);
@@ -323,6 +344,15 @@ export class LedgerWriter {
   /** Hash of the last event applied. */
   get lastHash(): string {
     return this.#lastHash;
+  }
+
+  /**
+   * Bytes the ledger's accounts (with the lifecycle command ids they remember) and open holds take
+   * as a snapshot stores them, bounded from above, as of the last committed batch (for metrics;
+   * compare it with `stateBytesMax`).
+   */
+  get stateBytes(): number {
+    return this.#state.stateBytes ?? 0;
   }
 
   /** Commands waiting to be decided. */
@@ -780,7 +810,7 @@ export class LedgerWriter {
 
   #decideBatch(batch: QueuedCommand[], base: LedgerState, previousHashBelow: string): DecidedBatch {
     const nowMs = Math.max(this.#now(), base.lastRecordedAtMs);
-    const context = { nowMs, backdateWindowMs: this.#backdateWindowMs };
+    const context = { nowMs, backdateWindowMs: this.#backdateWindowMs, stateBytesMax: this.#stateBytesMax };
     const view = overlayState(base);
     const events: StoredEvent[] = [];
     const results: DecidedCommand[] = [];
