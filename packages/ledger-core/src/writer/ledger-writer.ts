@@ -58,6 +58,12 @@ const REFUSED: readonly LedgerErrorCode[] = [...DECIDE_AGAIN, 'invalid_input', '
 const STORE_UNAVAILABLE: readonly LedgerErrorCode[] = ['store_unavailable'];
 /** A store's refusal that wrote nothing and carries its own `retriable` (`AppendRefusedError`). */
 const APPEND_REFUSED: readonly LedgerErrorCode[] = ['append_refused'];
+/**
+ * Appends that must succeed, after a refused batch shrank the batches, before they may double
+ * again (up to `batchSizeMax`): a batch refused for its size (a server's statement timeout, say)
+ * is then tried at the larger size again only now and then, not every other batch.
+ */
+const BATCH_GROWTH_APPENDS = 8;
 
 /** Options of {@link LedgerWriter.open}. Every number has a default and a hard limit. */
 export interface LedgerWriterOptions {
@@ -204,7 +210,9 @@ interface InFlightBatch {
  * as it was. The store may nevertheless hold the batch (a commit whose reply was lost), so after
  * any failed store call the writer reads the stream's tail before it decides anything else: a
  * retry with the same ids then answers with the original outcome. It needs no restart: each
- * batch tries the store again.
+ * batch tries the store again. A retriable refusal of a batch of several commands (the store
+ * wrote nothing; a server's statement timeout, say) fails none of them: the writer halves its
+ * batches and decides them again, failing a command only when it is refused alone.
  *
  * If the tail it reads holds an event it cannot read (a `CorruptEventError`: a damaged or forged
  * row, or an event type or schema version this release's upcasters do not know, e.g. one a newer
@@ -256,6 +264,16 @@ export class LedgerWriter {
   /** The expiry heap's size when it was last rebuilt (see {@link #compactExpiries}). */
   #expiriesSizeRebuilt = 0;
   #flushScheduled = false;
+  /** The timer of a flush waiting `batchWaitMs`; cleared by `close`, which flushes at once. */
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Most commands in the next batch: `batchSizeMax`, halved by each retriable refusal of a batch
+   * of more than one command (whose commands are then decided again in smaller batches rather
+   * than failed), doubled back after {@link BATCH_GROWTH_APPENDS} appends in a row succeed.
+   */
+  #batchSizeCap = 1;
+  /** Appends that succeeded since the cap last changed. */
+  #appendsAtCap = 0;
   #running: Promise<void> | undefined;
   #closed = false;
   /**
@@ -293,6 +311,7 @@ export class LedgerWriter {
     }
     this.#clock = options.clock ?? Date.now;
     this.#batchSizeMax = bounded('batchSizeMax', options.batchSizeMax, 1_000, 1, BATCH_SIZE_MAX_LIMIT);
+    this.#batchSizeCap = this.#batchSizeMax;
     this.#batchWaitMs = bounded('batchWaitMs', options.batchWaitMs, 0, 0, 1_000);
     this.#queueLengthMax = bounded('queueLengthMax', options.queueLengthMax, 100_000, 1, QUEUE_LENGTH_MAX_LIMIT);
     this.#backdateWindowMs = bounded('backdateWindowMs', options.backdateWindowMs, BACKDATE_WINDOW_MS_DEFAULT, 0, 10 * 366 * 86_400_000);
@@ -424,6 +443,11 @@ export class LedgerWriter {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#expiryTimer);
+    if (this.#flushTimer !== undefined) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = undefined;
+      this.#flushScheduled = false;
+    }
     while (this.#running !== undefined || this.#queue.length > 0) {
       if (this.#running === undefined) this.#startRun();
       await this.#running;
@@ -436,14 +460,20 @@ export class LedgerWriter {
     this.#flushScheduled = true;
     const start = (): void => {
       this.#flushScheduled = false;
+      this.#flushTimer = undefined;
       this.#startRun();
     };
-    if (this.#batchWaitMs === 0 || this.#queue.length >= this.#batchSizeMax) setImmediate(start);
-    else setTimeout(start, this.#batchWaitMs);
+    if (this.#batchWaitMs === 0 || this.#queue.length >= this.#batchSizeCap) setImmediate(start);
+    else this.#flushTimer = setTimeout(start, this.#batchWaitMs);
   }
 
   #startRun(): void {
     if (this.#running !== undefined) return;
+    if (this.#flushTimer !== undefined) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = undefined;
+      this.#flushScheduled = false;
+    }
     this.#running = this.#drain().finally(() => {
       this.#running = undefined;
       if (this.#queue.length > 0) this.#scheduleFlush();
@@ -457,60 +487,80 @@ export class LedgerWriter {
     let held: DecidedBatch | undefined;
     /** Nothing more is decided on top until every append in flight is in (a held batch, or one that needs the store first). */
     let barrier = false;
-    while (this.#queue.length > 0 || inFlight.length > 0 || held !== undefined) {
-      if (inFlight.length === 0) {
-        barrier = false;
-        const stopped = this.#stopped;
-        if (stopped !== undefined) {
-          // Nothing is in flight or held here (the careful path runs with nothing in flight).
-          for (const item of this.#queue.splice(0)) item.reject?.(stopped);
+    try {
+      while (this.#queue.length > 0 || inFlight.length > 0 || held !== undefined) {
+        if (inFlight.length === 0) {
+          barrier = false;
+          const stopped = this.#stopped;
+          if (stopped !== undefined) {
+            // Nothing is in flight or held here (the careful path runs with nothing in flight).
+            for (const item of this.#queue.splice(0)) item.reject?.(stopped);
+            continue;
+          }
+          if (held !== undefined) {
+            const settled = held;
+            held = undefined;
+            rebaseOverlay(settled.view, this.#state);
+            await this.#finishWithoutAppend(settled);
+            continue;
+          }
+          const batch = this.#takeBatch(0);
+          const decided = this.#tailUnknown ? undefined : await this.#tryDecide(batch, this.#state, this.#lastHash);
+          if (decided === undefined) await this.#processBatch(batch);
+          else if (decided.events.length > 0) {
+            inFlight.push(this.#startAppend(decided));
+            await this.#letAppendLeave();
+          } else await this.#finishWithoutAppend(decided);
           continue;
         }
-        if (held !== undefined) {
-          const settled = held;
-          held = undefined;
-          rebaseOverlay(settled.view, this.#state);
-          await this.#finishWithoutAppend(settled);
+        if (!barrier && inFlight.length < this.#appendsInFlightMax && this.#queue.length > 0) {
+          // Decide the next batch on top of the highest one in flight and append it at once: the
+          // store's chain fence refuses it unless every batch below it commits first.
+          const top = (inFlight[inFlight.length - 1] as InFlightBatch).decided;
+          const batch = this.#takeBatch(inFlight.length);
+          const next = await this.#tryDecide(batch, top.view, top.lastHash);
+          if (next !== undefined && next.events.length > 0) {
+            inFlight.push(this.#startAppend(next));
+            await this.#letAppendLeave();
+            continue;
+          }
+          barrier = true;
+          // Not decidable on top (a command needs the store first): decide it again once these are in.
+          if (next === undefined) this.#queue.unshift(...batch);
+          else held = next;
+        }
+        const lowest = inFlight.shift() as InFlightBatch;
+        const failure = await lowest.outcome;
+        if (failure === undefined) {
+          this.#applyDecided(lowest.decided);
+          const above = inFlight[0]?.decided ?? held;
+          if (above !== undefined) rebaseOverlay(above.view, this.#state);
           continue;
         }
-        const batch = this.#takeBatch(0);
-        const decided = this.#tailUnknown ? undefined : await this.#tryDecide(batch, this.#state, this.#lastHash);
-        if (decided === undefined) await this.#processBatch(batch);
-        else if (decided.events.length > 0) {
-          inFlight.push(this.#startAppend(decided));
-          await this.#letAppendLeave();
-        } else await this.#finishWithoutAppend(decided);
-        continue;
+        const stacked = [lowest, ...inFlight.splice(0)];
+        const outcomes = [failure, ...(await Promise.all(stacked.slice(1).map((entry) => entry.outcome)))];
+        this.#afterFailedAppend(stacked, outcomes, held);
+        held = undefined;
       }
-      if (!barrier && inFlight.length < this.#appendsInFlightMax && this.#queue.length > 0) {
-        // Decide the next batch on top of the highest one in flight and append it at once: the
-        // store's chain fence refuses it unless every batch below it commits first.
-        const top = (inFlight[inFlight.length - 1] as InFlightBatch).decided;
-        const batch = this.#takeBatch(inFlight.length);
-        const next = await this.#tryDecide(batch, top.view, top.lastHash);
-        if (next !== undefined && next.events.length > 0) {
-          inFlight.push(this.#startAppend(next));
-          await this.#letAppendLeave();
-          continue;
-        }
-        barrier = true;
-        // Not decidable on top (a command needs the store first): decide it again once these are in.
-        if (next === undefined) this.#queue.unshift(...batch);
-        else held = next;
-      }
-      const lowest = inFlight.shift() as InFlightBatch;
-      const failure = await lowest.outcome;
-      if (failure === undefined) {
-        this.#applyDecided(lowest.decided);
-        const above = inFlight[0]?.decided ?? held;
-        if (above !== undefined) rebaseOverlay(above.view, this.#state);
-        continue;
-      }
-      const stacked = [lowest, ...inFlight.splice(0)];
-      const outcomes = [failure, ...(await Promise.all(stacked.slice(1).map((entry) => entry.outcome)))];
-      this.#afterFailedAppend(stacked, outcomes, held);
-      held = undefined;
+    } catch (error) {
+      await this.#abandon(inFlight.splice(0), held, error);
     }
+  }
+
+  /**
+   * What the drain loop does if something it calls throws where nothing should (a bug, or a store
+   * that breaks the port in a way no check foresaw): rather than leave callers waiting for ever and
+   * the rejection unhandled (fatal to a default Node process), it waits for the appends in flight
+   * to finish, then fails their commands and the held batch's with a retriable `WriterFailedError`
+   * ("may have been applied": a retry with the same ids learns the outcome), and reads the stream's
+   * tail before it decides anything else. Queued commands stay queued for the next run.
+   */
+  async #abandon(inFlight: readonly InFlightBatch[], held: DecidedBatch | undefined, error: unknown): Promise<void> {
+    this.#tailUnknown = true;
+    await Promise.all(inFlight.map((entry) => entry.outcome));
+    const failure = new WriterFailedError(`the writer failed while appending (the commands may have been applied): ${describe(error)}`, error, 'writer_failed', true);
+    for (const entry of inFlight) for (const item of entry.decided.batch) item.reject?.(failure);
+    if (held !== undefined) for (const item of held.batch) item.reject?.(failure);
   }
 
   /**
@@ -547,7 +597,7 @@ export class LedgerWriter {
     for (let i = proven + 1; i < stacked.length; i += 1) {
       const failure = outcomes[i];
       const { batch } = (stacked[i] as InFlightBatch).decided;
-      if (refusedBelow || hasErrorCode(failure, DECIDE_AGAIN)) again.push(...batch);
+      if (refusedBelow || hasErrorCode(failure, DECIDE_AGAIN) || this.#shrinkFor(batch, failure)) again.push(...batch);
       else this.#failBatch(batch, failure, true);
       if (hasErrorCode(failure, REFUSED)) refusedBelow = true;
     }
@@ -564,8 +614,9 @@ export class LedgerWriter {
    */
   #takeBatch(depth: number): QueuedCommand[] {
     const length = this.#queue.length;
-    const split = this.#appendsInFlightMax > 1 && length >= SPLIT_QUEUE_LENGTH_MIN && (depth === 0 || length <= this.#batchSizeMax);
-    return this.#queue.splice(0, split ? Math.min(this.#batchSizeMax, Math.ceil(length / 2)) : this.#batchSizeMax);
+    const size = this.#batchSizeCap;
+    const split = this.#appendsInFlightMax > 1 && length >= SPLIT_QUEUE_LENGTH_MIN && (depth === 0 || length <= size);
+    return this.#queue.splice(0, split ? Math.min(size, Math.ceil(length / 2)) : size);
   }
 
   /**
@@ -628,6 +679,13 @@ export class LedgerWriter {
 
   /** The batch is durable (or needed no append): apply it to memory and answer its callers. */
   #applyDecided(decided: DecidedBatch): void {
+    if (decided.events.length > 0 && this.#batchSizeCap < this.#batchSizeMax) {
+      this.#appendsAtCap += 1;
+      if (this.#appendsAtCap >= BATCH_GROWTH_APPENDS) {
+        this.#batchSizeCap = Math.min(this.#batchSizeMax, 2 * this.#batchSizeCap);
+        this.#appendsAtCap = 0;
+      }
+    }
     commitOverlay(decided.view, this.#state);
     this.#lastHash = decided.lastHash;
     for (const entry of decided.results) settle(entry, decided.recordedAt);
@@ -639,8 +697,9 @@ export class LedgerWriter {
     const outcome = appending && !hasErrorCode(error, REFUSED) ? 'may have been applied' : 'were not applied';
     const message = `could not append a batch of ${batch.length} commands (they ${outcome}): ${describe(error)}`;
     // A refusal a retry would meet again (an inline projection's read models at another schema
-    // version, say) is passed on as not retriable; every other failure may pass next time.
-    const retriable = !(hasErrorCode(error, APPEND_REFUSED) && (error as { readonly retriable?: unknown }).retriable === false) && !(error instanceof ClockReadingError);
+    // version, a store's limit or check) is passed on as not retriable; every other failure may
+    // pass next time.
+    const retriable = !isFinalRefusal(error) && !(error instanceof ClockReadingError);
     const failure = hasErrorCode(error, STORE_UNAVAILABLE) ? new StoreUnavailableError(message, error) : new WriterFailedError(message, error, 'writer_failed', retriable);
     for (const item of batch) item.reject?.(failure);
   }
@@ -724,7 +783,26 @@ export class LedgerWriter {
       for (const item of batch) item.reject?.(stopped);
       return;
     }
+    if (appending && this.#shrinkFor(batch, lastError)) {
+      // Decided again, in smaller batches, by the drain loop.
+      this.#queue.unshift(...batch);
+      return;
+    }
     this.#failBatch(batch, lastError, appending);
+  }
+
+  /**
+   * Whether a batch whose append was refused should be decided again in smaller batches rather
+   * than failed: it holds more than one command and the refusal may pass on a retry (a server's
+   * statement timeout cancels a large append that a smaller one would finish within, and callers
+   * retrying together would only form the same batch again). Halves the batch size cap when so.
+   * Each refusal halves the cap or, at one command, fails that command: the retries are bounded.
+   */
+  #shrinkFor(batch: readonly QueuedCommand[], failure: unknown): boolean {
+    if (batch.length <= 1 || !hasErrorCode(failure, APPEND_REFUSED) || isFinalRefusal(failure)) return false;
+    this.#batchSizeCap = Math.max(1, Math.min(this.#batchSizeCap, Math.ceil(batch.length / 2)));
+    this.#appendsAtCap = 0;
+    return true;
   }
 
   /**
@@ -1197,5 +1275,15 @@ function bounded(name: string, value: number | undefined, fallback: number, min:
 }
 
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    // An object with no way to a string (a null prototype, a throwing toString) still fails its batch.
+    return Object.prototype.toString.call(error);
+  }
+}
+
+/** A store's refusal that says it would be met again (`retriable: false` on an error with a ledger code). */
+function isFinalRefusal(error: unknown): boolean {
+  return hasErrorCode(error, REFUSED) && (error as { readonly retriable?: unknown }).retriable === false;
 }
