@@ -15,10 +15,11 @@ import { requireScope, type Principal, type TokenVerifier } from './auth.js';
 import type { ApiSettings } from './config.js';
 import { problemFromError, validationProblem } from './error-mapping.js';
 import { requestFingerprint, type IdempotencyStore, type KeyRef, type StoredResponse } from './idempotency.js';
+import { safeErrorFields } from './logger.js';
 import { UNMATCHED_ROUTE, type RequestMetrics } from './metrics.js';
 import { buildOpenApiDocument, type OpenApiInfo } from './openapi.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from './problems.js';
-import type { RateDecision, RateLimiter } from './rate-limiter.js';
+import { rateLimitAddress, type RateDecision, type RateLimiter } from './rate-limiter.js';
 import { fastifyPath, type Answer, type RequestContext, type Route } from './route.js';
 import { accountRoutes } from './routes/accounts.js';
 import { auditRoutes } from './routes/audit.js';
@@ -297,7 +298,9 @@ export function buildApp(deps: AppDependencies): BankingApp {
     const problem = clientAborted(error, request)
       ? new ProblemError('invalid_request', 'the request body ended early: the client closed the connection')
       : problemFromError(error);
-    if (problem.status >= 500) request.log.error({ err: error, route: request.routeOptions.config.apiRoute?.path }, 'request failed');
+    // Class, codes and SQLSTATE only (with the request id of the request's logger): never the
+    // error's words, which can name the data a database statement refused.
+    if (problem.status >= 500) request.log.error({ error: safeErrorFields(error), route: request.routeOptions.config.apiRoute?.path }, 'request failed');
     sendProblem(request, reply, problem);
   });
   // A path the API serves, asked with another method: 405 with the methods it takes (RFC 9110).
@@ -515,9 +518,12 @@ function clientAborted(error: unknown, request: FastifyRequest): boolean {
   return code === 'ECONNRESET' && (request.raw.readableAborted || request.raw.destroyed);
 }
 
-/** The rate limiter's bucket of requests from this address without a valid token. */
+/**
+ * The rate limiter's bucket of requests from this address without a valid token: an IPv6
+ * client's is its /64 network's (see {@link rateLimitAddress}).
+ */
 function addressKey(request: FastifyRequest): string {
-  return `ip\u0000${request.ip}`;
+  return `ip\u0000${rateLimitAddress(request.ip)}`;
 }
 
 function hasBody(request: FastifyRequest): boolean {

@@ -7,6 +7,9 @@
  * Per process: N processes behind a load balancer let a client through at up to N × the rate.
  * A deployment that needs a global limit puts it in the gateway (as the seed's platform does).
  */
+import { isIPv4, isIPv6 } from 'node:net';
+
+/** Options of {@link RateLimiter}. */
 export interface RateLimiterOptions {
   /** Refill rate, tokens per second; > 0. */
   readonly ratePerSecond: number;
@@ -89,4 +92,59 @@ export class RateLimiter {
 function refusal(tokens: number, ratePerMs: number): RateDecision {
   const waitMs = (1 - tokens) / ratePerMs;
   return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1_000)) };
+}
+
+/** Longest address text {@link rateLimitAddress} keeps of something that is not an IP address. */
+export const ADDRESS_KEY_LENGTH_MAX = 64;
+
+/** Bits of an IPv6 address that one client is taken to control: a /64 is one subscriber's network (RFC 6177). */
+export const IPV6_CLIENT_PREFIX_BITS = 64;
+
+/** IPv6 groups (16 bits each) in {@link IPV6_CLIENT_PREFIX_BITS}. */
+const PREFIX_GROUPS = IPV6_CLIENT_PREFIX_BITS / 16;
+
+/**
+ * The address a client's requests without a valid token are limited by. An IPv4 address is
+ * its own; an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as a dual-stack socket reports an
+ * IPv4 client) is its IPv4 address; any other IPv6 address is its /64 network
+ * (`2001:db8:1:2::/64`), zone id dropped: a client holds a whole /64 and could otherwise take a
+ * fresh bucket with each of its addresses. Text that is no IP address (a trusted proxy's odd
+ * `X-Forwarded-For`) is kept as it is, cut to {@link ADDRESS_KEY_LENGTH_MAX} characters.
+ */
+export function rateLimitAddress(address: string): string {
+  if (isIPv4(address)) return address;
+  const withoutZone = address.split('%', 1)[0] ?? '';
+  if (!isIPv6(withoutZone)) return address.slice(0, ADDRESS_KEY_LENGTH_MAX);
+  const groups = ipv6Groups(withoutZone);
+  if (isIPv4Mapped(groups)) return ipv4Text(groups[6] ?? 0, groups[7] ?? 0);
+  const network = groups.map((group, index) => (index < PREFIX_GROUPS ? group : 0));
+  return `${canonicalIPv6(network.map((group) => group.toString(16)).join(':'))}/${IPV6_CLIENT_PREFIX_BITS}`;
+}
+
+/**
+ * The eight 16-bit groups of a valid IPv6 address (without zone id). The URL parser (WHATWG)
+ * reads it, `::` and embedded IPv4 included, and writes its canonical form: hex groups only, at
+ * most one `::`, which is then only filled in with zeros.
+ */
+function ipv6Groups(address: string): number[] {
+  const [head = '', tail] = canonicalIPv6(address).split('::');
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16)));
+  const front = parse(head);
+  if (tail === undefined) return front;
+  const back = parse(tail);
+  return [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
+}
+
+/** The canonical text (RFC 5952) of a valid IPv6 address, without brackets. */
+function canonicalIPv6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+}
+
+/** Whether the groups are `::ffff:0:0/96`, an IPv4 address written as IPv6. */
+function isIPv4Mapped(groups: readonly number[]): boolean {
+  return groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff;
+}
+
+function ipv4Text(high: number, low: number): string {
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
 }

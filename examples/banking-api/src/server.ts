@@ -13,6 +13,7 @@ import { AccountDirectory, accountDirectoryProjection, inlineAccountDirectory } 
 import { buildApp } from './app.js';
 import { AuditSink, type AuditStats } from './audit.js';
 import { TokenVerifier, type TokenVerifierOptions } from './auth.js';
+import { CachedCheck } from './cached-check.js';
 import { resolveSettings, type ApiSettings } from './config.js';
 import { IdempotencyStore } from './idempotency.js';
 import { LedgerRegistry } from './ledgers.js';
@@ -48,6 +49,11 @@ export interface BankingApiOptions {
    * decide when buckets refill.
    */
   readonly rateLimitClockMs?: () => number;
+  /**
+   * The monotonic clock, in ms, of the readiness probe's cached database check; default
+   * `performance.now`. For tests that must decide when the check's result runs out.
+   */
+  readonly readinessClockMs?: () => number;
 }
 
 /** A running (or ready to run) API. */
@@ -143,6 +149,18 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       flushIntervalMs: settings.auditFlushIntervalMs,
       onProblem: (message, error) => logger.warn(error === undefined ? {} : { err: error }, message),
     });
+    // `/health/ready` is public: without this, anyone could drive one database round trip per
+    // request. Probes share one check per window (and a check in flight), and a failed one is
+    // logged once per check, not once per probe.
+    const databaseCheck = new CachedCheck({
+      ttlMs: READINESS_DATABASE_TTL_MS,
+      clockMs: options.readinessClockMs,
+      check: async () => {
+        const database = await pingDatabase(appPool);
+        if (!database.ok) logger.warn({ err: database.error, check: 'database' }, 'not ready: the database does not answer');
+        return database.ok;
+      },
+    });
     const services: Services = {
       settings,
       currencies,
@@ -151,17 +169,18 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       directory: new AccountDirectory(appPool),
       // `/health/ready` is public: its checks say only which part is not ready, in fixed words
       // (never a database error, which names roles, hosts and ports, nor counts of writers or
-      // tenants); why is written to the log, at warn.
+      // tenants); why is written to the log, at warn. The database is asked at most once per
+      // READINESS_DATABASE_TTL_MS (see databaseCheck); the writers, the audit sink and shutdown,
+      // which cost no round trip, on every probe.
       readiness: async () => {
-        const database = await pingDatabase(appPool);
+        const databaseOk = await databaseCheck.get();
         const writers = ledgers.health();
         const auditHealthy = audit.healthy();
         const checks: Record<string, CheckResult> = {
-          database: database.ok ? { ok: true } : { ok: false, detail: 'unreachable' },
+          database: databaseOk ? { ok: true } : { ok: false, detail: 'unreachable' },
           writers: writers.ok ? { ok: true } : { ok: false, detail: 'not ready' },
           audit: auditHealthy ? { ok: true } : { ok: false, detail: 'not ready' },
         };
-        if (!database.ok) logger.warn({ err: database.error, check: 'database' }, 'not ready: the database does not answer');
         if (!writers.ok) logger.warn({ check: 'writers', reason: writers.detail }, 'not ready: ledger writers');
         if (!auditHealthy) logger.warn({ check: 'audit', reason: 'audit backlog near its bound' }, 'not ready: audit');
         return checks;
@@ -298,6 +317,12 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
     throw error;
   }
 }
+
+/**
+ * How long one database check answers `/health/ready`, ms: probes within it cost no round trip;
+ * a database that stops answering is reported within it (plus the check's own 2 s bound).
+ */
+export const READINESS_DATABASE_TTL_MS = 1_000;
 
 /** How long the pools may take to close after a shutdown that ran out of time, ms. */
 const POOL_END_GRACE_MS = 1_000;

@@ -4,6 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSettings, settingsFromEnv } from '../src/config.js';
+import { READINESS_DATABASE_TTL_MS } from '../src/server.js';
 import { call, client, eventually, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
 import { expectProblem } from './support/expect-problem.js';
 
@@ -104,6 +105,23 @@ describe('rate limiting', () => {
     }
   });
 
+  it('requests without a valid token from IPv6 addresses are limited per /64: a client rotating through its network shares one bucket; another network has its own', async () => {
+    const forwarded = (address: string): { headers: Record<string, string> } => ({ headers: { 'x-forwarded-for': address } });
+    const clock = stoppedClock();
+    const api = await start({ rateLimitPerSecond: 1, rateLimitBurst: 3, trustedProxies: ['127.0.0.1', '::1'] }, { rateLimitClockMs: clock.clockMs });
+    const statuses = [];
+    for (const address of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:aaaa:bbbb:cccc:dddd', '2001:0db8:0001:0002::ffff', '2001:db8:1:2::5%eth0']) {
+      statuses.push((await call(api.url, 'GET', '/accounts', { token: 'x.y.z', ...forwarded(address) })).status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    expect((await call(api.url, 'GET', '/accounts', { token: 'x.y.z', ...forwarded('2001:db8:1:3::1') })).status).toBe(401);
+    // IPv4 stays per address, whether written as IPv4 or mapped into IPv6.
+    const ipv4 = [];
+    for (const address of ['192.0.2.7', '::ffff:192.0.2.7', '192.0.2.7', '::ffff:c000:207']) ipv4.push((await call(api.url, 'GET', '/accounts', { token: 'x.y.z', ...forwarded(address) })).status);
+    expect(ipv4).toEqual([401, 401, 401, 429]);
+    expect((await call(api.url, 'GET', '/accounts', { token: 'x.y.z', ...forwarded('192.0.2.8') })).status).toBe(401);
+  });
+
   it('an address that used up its bucket on invalid tokens is refused before a new token is verified; a token verified before is still admitted', async () => {
     const clock = stoppedClock();
     const api = await start({ rateLimitPerSecond: 1, rateLimitBurst: 2 }, { rateLimitClockMs: clock.clockMs });
@@ -149,11 +167,14 @@ describe('graceful shutdown', () => {
   });
 
   it('readiness answers 503 with the failing check while the database refuses connections, and 200 again once it is back; the error itself goes to the log only', async () => {
-    const api = await start({});
+    const clock = stoppedClock();
+    const api = await start({}, { readinessClockMs: clock.clockMs });
     expect((await call(api.url, 'GET', '/health/ready')).status).toBe(200);
     await db.admin.query(`ALTER ROLE ${db.roles.app} NOLOGIN`);
     try {
       await db.admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [db.roles.app]);
+      // The last check's answer is kept for its window: the next probe after it asks the database.
+      clock.advance(READINESS_DATABASE_TTL_MS);
       const down = await call(api.url, 'GET', '/health/ready');
       expect(down.status).toBe(503);
       // Public and unauthenticated: a fixed word, never the database's message (role, host, port).
@@ -171,7 +192,43 @@ describe('graceful shutdown', () => {
     } finally {
       await db.admin.query(`ALTER ROLE ${db.roles.app} LOGIN`);
     }
+    clock.advance(READINESS_DATABASE_TTL_MS);
     expect((await call(api.url, 'GET', '/health/ready')).status).toBe(200);
+  });
+
+  it('readiness asks the database at most once per window, for probes at once or one after another; a database that stops answering is reported once the window ends, and asked again after the next', async () => {
+    const clock = stoppedClock();
+    const api = await start({}, { readinessClockMs: clock.clockMs });
+    const probe = async (): Promise<number> => (await call(api.url, 'GET', '/health/ready')).status;
+    /** Database checks that failed: each is logged once, however many probes it answered. */
+    const failedChecks = (): number => api.logs.filter((line) => line['level'] === 40 && line['check'] === 'database').length;
+    expect(await probe()).toBe(200);
+    await db.admin.query(`ALTER ROLE ${db.roles.app} NOLOGIN`);
+    try {
+      await db.admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [db.roles.app]);
+      // Within the window of the check that passed: answered without asking the (now refusing) database.
+      expect(await Promise.all(Array.from({ length: 20 }, probe))).toEqual(Array.from({ length: 20 }, () => 200));
+      for (let n = 0; n < 5; n += 1) expect(await probe()).toBe(200);
+      expect(failedChecks()).toBe(0);
+      // The window is over: 20 probes at once and 5 after them share one check, which fails.
+      clock.advance(READINESS_DATABASE_TTL_MS);
+      expect(await Promise.all(Array.from({ length: 20 }, probe))).toEqual(Array.from({ length: 20 }, () => 503));
+      for (let n = 0; n < 5; n += 1) expect(await probe()).toBe(503);
+      expect(failedChecks()).toBe(1);
+      // Past it, the next probe checks again.
+      clock.advance(READINESS_DATABASE_TTL_MS);
+      expect(await probe()).toBe(503);
+      expect(failedChecks()).toBe(2);
+    } finally {
+      await db.admin.query(`ALTER ROLE ${db.roles.app} LOGIN`);
+    }
+    // A failure is kept for its window only: the database answering again is seen after it.
+    expect(await probe()).toBe(503);
+    clock.advance(READINESS_DATABASE_TTL_MS - 1);
+    expect(await probe()).toBe(503);
+    clock.advance(1);
+    expect(await probe()).toBe(200);
+    expect(failedChecks()).toBe(2);
   });
 });
 

@@ -499,6 +499,36 @@ describe('logs, audit and caching', () => {
     expect(lines[0]).toMatchObject({ method: 'GET', tenant: ALPHA, client: `client-of-${ALPHA}`, ms: expect.any(Number) });
   });
 
+  it('a 5xx logs the error\'s class, code and SQLSTATE with the request id, never the database\'s message, detail or stack (they can name account ids)', async () => {
+    // A database error whose words name the data, as a constraint violation's do:
+    // `Key (tenant_id, account_id)=(...)`. Raised inside the append that opens the account.
+    const marker = 'marker-jane-doe-4711';
+    await db.admin.query(
+      `CREATE FUNCTION public.refuse_marked_account() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+         RAISE EXCEPTION 'Key (tenant_id, account_id)=(%, %) refused', NEW.tenant_id, NEW.account_id USING ERRCODE = 'P0001', DETAIL = 'detail ' || NEW.account_id, HINT = 'hint ' || NEW.account_id;
+       END $$`,
+    );
+    await db.admin.query(
+      `CREATE TRIGGER refuse_marked_account BEFORE INSERT ON banking_api.accounts FOR EACH ROW WHEN (NEW.account_id = '${marker}') EXECUTE FUNCTION public.refuse_marked_account()`,
+    );
+    try {
+      const reply = await alpha.post('/accounts', { accountId: marker, currency: 'EUR', type: 'asset' });
+      expect(reply.status).toBeGreaterThanOrEqual(500);
+      const requestId = reply.headers.get('x-request-id');
+      const failed = api.logs.filter((line) => line['msg'] === 'request failed' && line['reqId'] === requestId);
+      expect(failed).toHaveLength(1);
+      const line = JSON.stringify(failed[0]);
+      expect(line).not.toContain(marker);
+      expect(line).not.toMatch(/Key \(tenant_id|refused|"stack"|"message"|"detail"/);
+      // What explains it stays: the library's error and code, the SQLSTATE of the database error under it.
+      expect(failed[0]).toMatchObject({ error: { type: 'WriterFailedError', code: 'writer_failed', sqlState: 'P0001' }, route: '/accounts' });
+      expect(api.logText()).not.toContain(marker);
+    } finally {
+      await db.admin.query('DROP TRIGGER IF EXISTS refuse_marked_account ON banking_api.accounts');
+      await db.admin.query('DROP FUNCTION IF EXISTS public.refuse_marked_account()');
+    }
+  });
+
   it('a sub (an e-mail address, say) never reaches the logs, the audit trail or the ledger events in clear: without client_id the client is named by a stable pseudonym', async () => {
     const email = 'jane.doe@example.com';
     const pseudonym = pseudonymOfSubject(email);

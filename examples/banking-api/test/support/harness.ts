@@ -111,7 +111,7 @@ export async function startTestApi(
   db: TestDatabase,
   settings: Partial<ApiSettings> = {},
   auth: Partial<Omit<TokenVerifierOptions, 'key'>> = {},
-  options: Pick<BankingApiOptions, 'rateLimitClockMs'> = {},
+  options: Pick<BankingApiOptions, 'rateLimitClockMs' | 'readinessClockMs'> = {},
 ): Promise<TestApi> {
   const keys = await generateDevKeys();
   const logs: Record<string, unknown>[] = [];
