@@ -1135,6 +1135,8 @@ class Runner {
     const replayed = await replayLedger(this.source);
     expect(replayed.version, `${label}: replay version`).toBe(this.ledger.version);
     expect(accountsOf(replayed).map(fullView).sort(byId), `${label}: replay`).toEqual(accounts.map(fullView).sort(byId));
+    // And counts it as taking as many bytes (what ledger_full is decided on).
+    expect(replayed.stateBytes, `${label}: replay's stateBytes`).toBe(this.ledger.writer.stateBytes);
   }
 }
 
