@@ -32,7 +32,7 @@ import { RunnerSession } from './session.js';
 import { LogTails } from './log-tail.js';
 import { checkApplicationRole } from './role-check.js';
 import { checkReadModelSchemaVersion } from './schema-version.js';
-import { Wakeup } from './wakeup.js';
+import { NOTIFY_QUIET_MS, NOTIFY_WAKE_MS_MIN, WakeGate, Wakeup } from './wakeup.js';
 
 /** Most tenants one runner serves. */
 export const RUNNER_TENANTS_MAX = 1_000;
@@ -375,6 +375,10 @@ export class ProjectionRunner {
   readonly #session: RunnerSession;
   readonly #workers: Worker[] = [];
   readonly #byTenant = new Map<string, Worker[]>();
+  /** Per tenant, what a NOTIFY naming it wakes its projections through: at most once per {@link NOTIFY_WAKE_MS_MIN}. */
+  readonly #tenantWakes = new Map<string, WakeGate>();
+  /** What a NOTIFY with an empty payload ("any tenant") goes through: one runner-wide tick per {@link NOTIFY_WAKE_MS_MIN}. */
+  readonly #anyTenantWake = new WakeGate(NOTIFY_WAKE_MS_MIN, NOTIFY_QUIET_MS, (burst) => this.#wakeEveryTenant(burst));
   /** What the projections read last, decoded: a projection behind another takes the events from here. */
   readonly #tails: LogTails;
   /**
@@ -436,7 +440,7 @@ export class ProjectionRunner {
       assertTenantId(tenantId);
       this.#addTenant(tenantId);
     }
-    this.#session = new RunnerSession(this.#pool, channel ?? undefined, (tenantId) => this.#wake(tenantId), this.#takeoverIntervalMs);
+    this.#session = new RunnerSession(this.#pool, channel ?? undefined, (payload) => (payload === null ? this.#wakeAll() : this.#notified(payload)), this.#takeoverIntervalMs);
   }
 
   /**
@@ -527,6 +531,7 @@ export class ProjectionRunner {
     );
     this.#workers.push(...workers);
     this.#byTenant.set(tenantId, workers);
+    this.#tenantWakes.set(tenantId, new WakeGate(NOTIFY_WAKE_MS_MIN, NOTIFY_QUIET_MS, (burst) => this.#wakeNotified(workers, burst)));
     if (this.#started && !this.#stopping) for (const worker of workers) this.#startWorker(worker);
   }
 
@@ -666,6 +671,8 @@ export class ProjectionRunner {
       worker.wakeup.wake();
       worker.hurry.wake();
     }
+    this.#anyTenantWake.cancel();
+    for (const gate of this.#tenantWakes.values()) gate.cancel();
     // A start still checking the read models' version starts nothing once stopping; its
     // connection is back in the pool when it has settled.
     if (this.#starting !== undefined) await settlesWithin(this.#starting, deadlineMs - Date.now());
@@ -889,15 +896,56 @@ export class ProjectionRunner {
     return worker;
   }
 
-  #wake(tenantId: string | null): void {
-    // An append of a tenant this runner does not serve: maybe a new one to discover.
-    if (tenantId !== null && !this.#byTenant.has(tenantId) && this.#discoverTenants !== undefined) this.#discoveryWakeup.wake();
-    // The session was lost, or is back after appends nobody heard: discovery connects it again
-    // (a runner with no tenant yet has no other reason to) and looks for tenants it missed.
-    if (tenantId === null && this.#discoveries > 0) this.#discoveryWakeup.wake();
-    const workers = tenantId === null ? this.#workers : (this.#byTenant.get(tenantId) ?? []);
-    for (const worker of workers) {
+  /**
+   * The session was lost (its locks with it), or is back after appends nobody heard: every
+   * projection looks at once, and so does discovery, which connects the session again (a runner
+   * with no tenant yet has no other reason to) and looks for tenants it missed.
+   */
+  #wakeAll(): void {
+    if (this.#discoveries > 0) this.#discoveryWakeup.wake();
+    for (const worker of this.#workers) {
       worker.idlePauseMs = IDLE_PAUSE_MS_MIN;
+      worker.wakeup.wake();
+    }
+  }
+
+  /**
+   * A NOTIFY heard on the channel. Any role that can connect can send one (no grant is needed), so
+   * what a payload causes is bounded, however many arrive: a tenant's projections are woken at
+   * most once per {@link NOTIFY_WAKE_MS_MIN}, through their tenant's gate (the first wake after a
+   * quiet interval at once, later ones coalesced into one at the interval's end). An empty payload
+   * (an append made with no tenant set) is one tick of a runner-wide gate, which passes it on to
+   * every tenant's gate; a payload naming no tenant served wakes no projection, only discovery
+   * (which calls `discoverTenants` at most every {@link DISCOVERY_PAUSE_MS_MIN}).
+   */
+  #notified(payload: string): void {
+    if (payload === '') {
+      this.#anyTenantWake.wake();
+      return;
+    }
+    const gate = this.#tenantWakes.get(payload);
+    if (gate !== undefined) gate.wake();
+    // An append of a tenant this runner does not serve: maybe a new one to discover.
+    else if (this.#discoverTenants !== undefined) this.#discoveryWakeup.wake();
+  }
+
+  /**
+   * A NOTIFY for any tenant, passed on by the runner-wide gate: discovery looks for tenants it
+   * missed, and every tenant's projections are woken through their gates (in a burst if this
+   * wake is one).
+   */
+  #wakeEveryTenant(burst: boolean): void {
+    if (this.#discoveries > 0) this.#discoveryWakeup.wake();
+    for (const gate of this.#tenantWakes.values()) gate.wake(burst);
+  }
+
+  /** Wakes a tenant's projections for a NOTIFY their gate passed on (`burst`: not the first after a quiet spell; see {@link NOTIFY_QUIET_MS}). */
+  #wakeNotified(workers: readonly Worker[], burst: boolean): void {
+    for (const worker of workers) {
+      // After the first wake of a burst, an empty read is followed by quick re-reads (the event
+      // may still sit above the read horizon). Within a burst they start no quicker than the
+      // wakes themselves come, so a flood costs about one read per interval.
+      worker.idlePauseMs = burst ? Math.min(worker.idlePauseMs, NOTIFY_WAKE_MS_MIN) : IDLE_PAUSE_MS_MIN;
       worker.wakeup.wake();
     }
   }

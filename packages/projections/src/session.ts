@@ -3,8 +3,13 @@ import type { Notification } from 'pg';
 import type { PoolClient } from 'pg';
 import { checkApplicationRole } from './role-check.js';
 
-/** Receives what the session hears: a tenant id, or `null` for "any tenant". */
-export type WakeListener = (tenantId: string | null) => void;
+/**
+ * Receives what the session hears: the payload of a NOTIFY on its channel (a tenant id, or `''`
+ * for "any tenant"; anyone who can connect can send one, so it is only a hint), or `null` when the
+ * session itself connected or was lost (appends may have gone unheard, locks may be gone: every
+ * projection looks at once).
+ */
+export type WakeListener = (payload: string | null) => void;
 
 /**
  * Longest wait for the session's answer to a check (or to any of its statements) before the
@@ -132,7 +137,7 @@ export class RunnerSession {
     // Listening from the moment it is handed out (see checkOutClient): a late 'error' crashes nothing.
     const client = await checkOutClient(this.#pool, (error, failed) => this.#drop(failed, error));
     client.on('notification', (message: Notification) => {
-      if (message.channel === this.#channel) this.#onWake(message.payload === undefined || message.payload === '' ? null : message.payload);
+      if (message.channel === this.#channel) this.#onWake(message.payload ?? '');
     });
     try {
       // Before anything else (the locks gate every batch): a role that escapes row-level
