@@ -14,16 +14,28 @@
  *   clients so that no client exceeds it), and `rate-limit-429`: one client asking 400 req/s.
  *
  * Writes benchmarks/results/api-latest.json and api-latest.md (unless --no-write). Exits 1 when
- * any scenario had an unexpected error (a non-2xx answer, a socket error or a timeout; in
- * `rate-limit-429` the 429s are the point and only other failures count, and none at all means
- * the limiter did not act): the figures would then measure failures, not the API.
+ * any scenario (the peer's included) had an unexpected error (a non-2xx answer, a socket error or
+ * a timeout; in `rate-limit-429` the 429s are the point and only other failures count, and none
+ * at all means the limiter did not act): the figures would then measure failures, not the API.
  *
- * What it does not do: it runs no peer in the same run (no other API or raw-ceiling server is
- * measured next to this one, so its figures are absolute, on a shared machine, and move with
- * the machine's load), and it measures each scenario in one window (after one warm-up), not
- * interleaved rounds, so there is no spread across repeats within a run.
+ * The peer (bench/peer.ts): a bare server for the closed-loop scenarios' two operations,
+ * fastify + pg and nothing of the API's (no JWT, idempotency, rate limit, audit, request log,
+ * ledger library or zod: one primary-key SELECT per balance read, one durable INSERT per
+ * transfer, in a database of its own on the same embedded PostgreSQL), run as the API server is
+ * (a process of its own, the same Node flags, a pool of the same size). Right after each
+ * `get-balance` and `post-transfers` scenario (with the limiter off and on) the same requests run
+ * against the peer with the same autocannon settings (`peer: …` rows), and the API's scenario
+ * reports `timesPeer` (API req/s ÷ peer req/s, the table's "× peer"): what the API's work costs
+ * next to a bare fastify + pg handler on the same machine in the same minutes, to compare runs by
+ * where the absolute rates move with the machine's load. For transfers the peer is a ceiling;
+ * for balance reads it is not (the API's reads share one statement per turn of the event loop,
+ * the peer's do not), so `get-balance` can be above 1 × peer.
+ *
+ * What it does not do: it measures each scenario (the peer's too) in one window after one
+ * warm-up, not in interleaved rounds, so there is no spread across repeats within a run, and a
+ * ratio is of two adjacent windows, not a median of several.
  *   --quick          5 s per scenario instead of 15
- *   --only <name>    run only scenarios whose name contains <name>
+ *   --only <name>    run only scenarios whose name contains <name> (a peer scenario runs with its API scenario)
  *   --mixed-rate <n,m> arrival rates of the mixed scenario (default 1500,3000 req/s: below and near saturation)
  *   --get-connections <n>   autocannon connections of get-balance (default 64)
  *   --post-connections <n>  autocannon connections of post-transfers (default 64, as the writer's own
@@ -60,6 +72,8 @@ const RATE_LIMITED_CLIENTS = 400;
 const SCOPES: Scope[] = ['accounts:read', 'accounts:write', 'transfers:write', 'audit:read'];
 const TENANT = 'bench-bank';
 const POOL_SIZE = Number(process.env['BENCH_POOL_SIZE'] ?? 8);
+/** The peer's database on the embedded server: its tables are nowhere near the API's. */
+const PEER_DATABASE = 'bench_peer';
 /**
  * Node flags of the server process: a larger young generation (the default semi-space is 16 MB)
  * means fewer scavenges for the short-lived objects every request makes. BENCH_NODE_FLAGS
@@ -98,6 +112,12 @@ interface ScenarioResult {
   readonly cpuMicrosecondsPerRequest: Record<string, number>;
   readonly target?: { readonly requestsPerSecond: number; readonly p99Ms: number };
   readonly meetsTarget?: boolean;
+  /** On an API closed-loop scenario: the peer's scenario measured right after it (same requests, same autocannon settings). */
+  readonly peerScenario?: string;
+  /** On an API closed-loop scenario: its req/s ÷ the peer's in `peerScenario` (the table's "× peer"); null when the peer answered nothing. */
+  readonly timesPeer?: number | null;
+  /** On a peer scenario: the API scenario it was measured beside. */
+  readonly peerOf?: string;
   /** With `--pg-statements`: PostgreSQL's costliest statements during the scenario (warm-up included). */
   readonly pgStatements?: readonly StatementCost[];
   /** Read from the server's metrics port right after the scenario. */
@@ -214,6 +234,7 @@ async function main(): Promise<void> {
   const logFile = join(tmpdir(), `banking-api-bench-${process.pid}.log`);
   const results: ScenarioResult[] = [];
   let child: ChildProcess | undefined;
+  let peer: { child: ChildProcess; url: string; meter: CpuMeter } | undefined;
   let postgresVersion = 'unknown';
   try {
     const { appUrl } = await prepareDatabase({ adminUrl: server.connectionString, appPassword: 'bench' });
@@ -228,6 +249,12 @@ async function main(): Promise<void> {
     const clientTokens = await Promise.all(
       Array.from({ length: RATE_LIMITED_CLIENTS }, (_, n) => mintToken(keys, { tenantId: TENANT, scopes: SCOPES, subject: `bench-client-${n}`, ttlSeconds: 7_200 })),
     );
+    // The peer runs beside the API's closed-loop scenarios, from first to last: idle while the
+    // API is measured, as the API server is idle (but for its background work) while the peer is.
+    if (wanted('get-balance') || wanted('post-transfers')) {
+      const started = await startPeer(server.connectionString);
+      peer = { ...started, meter: new CpuMeter({ 'peer server': () => processTree(started.child.pid ?? -1), postgres: () => processTree(postmaster), 'load generator': () => [process.pid] }) };
+    }
 
     for (const limiter of [false, true]) {
       const started = await startServer(appUrl, publicJwk, limiter ? 100 : 0, logFile);
@@ -237,16 +264,35 @@ async function main(): Promise<void> {
       const tokenFor = limiter ? (n: number) => clientTokens[n % RATE_LIMITED_CLIENTS] as string : () => admin;
       const meter = new CpuMeter({ 'api server': () => processTree(started.child.pid ?? -1), postgres: () => processTree(postmaster), 'load generator': () => [process.pid] });
       const suffix = limiter ? ' (rate limiter on)' : '';
-      const withServerState = async (result: ScenarioResult): Promise<ScenarioResult> => {
+      const withStatements = async (result: ScenarioResult): Promise<ScenarioResult> => {
         const pgStatements = await statements?.read();
         await statements?.reset();
-        return { ...result, ...(pgStatements === undefined ? {} : { pgStatements }), serverAfter: await serverState(started.metricsUrl) };
+        return pgStatements === undefined ? result : { ...result, pgStatements };
+      };
+      const withServerState = async (result: ScenarioResult): Promise<ScenarioResult> => ({ ...(await withStatements(result)), serverAfter: await serverState(started.metricsUrl) });
+      /**
+       * A closed-loop scenario against the API, then the same (same requests, connections,
+       * duration and warm-up) against the peer, and the API's rate as a multiple of the peer's.
+       */
+      const closedLoopWithPeer = async (options: ClosedLoopOptions, operation: string): Promise<void> => {
+        const api = await withServerState(await closedLoop(options));
+        if (peer === undefined) {
+          results.push(api);
+          return;
+        }
+        const { target: _apiTarget, ...same } = options;
+        const measured = await withStatements(
+          await closedLoop({ ...same, name: `peer: ${operation}${limiter ? ' (beside the limiter-on run)' : ''}`, url: peer.url, meter: peer.meter, rateLimiter: false, peerOf: options.name }),
+        );
+        const timesPeer = measured.requestsPerSecond > 0 ? Math.round((api.requestsPerSecond / measured.requestsPerSecond) * 1_000) / 1_000 : null;
+        log(`  ${options.name}: ${timesPeer ?? '?'} × peer`);
+        results.push({ ...api, peerScenario: measured.name, timesPeer }, measured);
       };
       await statements?.reset();
 
       if (wanted('get-balance')) {
-        results.push(
-          await withServerState(await closedLoop({
+        await closedLoopWithPeer(
+          {
             name: `get-balance${suffix}`,
             url,
             connections: getConnections,
@@ -256,7 +302,8 @@ async function main(): Promise<void> {
             rateLimiter: limiter,
             target: GET_TARGET,
             request: (n) => ({ method: 'GET', path: `/accounts/c${n % ACCOUNTS}/balance`, headers: { authorization: `Bearer ${tokenFor(n)}` } }),
-          })),
+          },
+          'get-balance',
         );
       }
       if (wanted('get-balance-fixed-rate')) {
@@ -267,8 +314,8 @@ async function main(): Promise<void> {
         );
       }
       if (wanted('post-transfers')) {
-        results.push(
-          await withServerState(await closedLoop({
+        await closedLoopWithPeer(
+          {
             name: `post-transfers${suffix}`,
             url,
             connections: postConnections,
@@ -278,7 +325,8 @@ async function main(): Promise<void> {
             rateLimiter: limiter,
             target: { requestsPerSecond: 5_000, p99Ms: 50 },
             request: (n) => transferRequest(tokenFor(n), n),
-          })),
+          },
+          'post-transfers',
         );
       }
       if (wanted('mixed')) {
@@ -294,6 +342,7 @@ async function main(): Promise<void> {
     }
   } finally {
     if (child !== undefined) await stopServer(child).catch(() => undefined);
+    if (peer !== undefined) await stopServer(peer.child).catch(() => undefined);
     await server.stop();
     await rm(logFile, { force: true });
   }
@@ -310,6 +359,13 @@ async function main(): Promise<void> {
       logging: 'pino at info, one line per request, buffered to a file',
       accounts: ACCOUNTS,
       notes: 'Every request carries a bearer JWT (EdDSA; verified once per distinct token, then served from the verified-token cache until it expires). Every POST carries a new Idempotency-Key (claimed and answered in PostgreSQL) and transfer id. Audit events are written in the background.',
+    },
+    peer: {
+      server: 'bench/peer.ts: fastify + pg, no request log',
+      database: `${PEER_DATABASE} on the same embedded PostgreSQL (plain tables: balances with ${ACCOUNTS} rows, transfers; primary keys)`,
+      poolSize: POOL_SIZE,
+      nodeFlags: SERVER_NODE_FLAGS.join(' ') || 'none',
+      notes: `Peer ("× peer" = API req/s ÷ peer req/s, measured right after the API's scenario with the same requests and autocannon settings): fastify and pg with nothing of the API's (no JWT, Idempotency-Key, rate limit, audit, request log, ledger library or zod), in a process of its own with the API server's Node flags and a pool of ${POOL_SIZE}. A balance read is one primary-key SELECT of a plain row; a transfer is one INSERT into a plain table, committed with synchronous_commit on.`,
     },
     scenarios: results,
   };
@@ -372,8 +428,10 @@ interface ClosedLoopOptions {
   readonly warmupSeconds: number;
   readonly meter: CpuMeter;
   readonly rateLimiter: boolean;
-  readonly target: { requestsPerSecond: number; p99Ms: number };
+  readonly target?: { requestsPerSecond: number; p99Ms: number };
   readonly request: (n: number) => Omit<PlannedRequest, 'kind'> & { kind?: string };
+  /** Set on a peer scenario: the API scenario it is measured beside. */
+  readonly peerOf?: string;
 }
 
 /** autocannon, one request at a time per connection; percentiles from every response time. */
@@ -428,8 +486,10 @@ async function closedLoop(options: ClosedLoopOptions): Promise<ScenarioResult> {
     statusCounts,
     cpuCores,
     cpuMicrosecondsPerRequest: perRequest(cpuCores, requestsPerSecond),
-    target: options.target,
-    meetsTarget: requestsPerSecond >= options.target.requestsPerSecond && latencyMs.p99 <= options.target.p99Ms && errors === 0,
+    ...(options.target === undefined
+      ? {}
+      : { target: options.target, meetsTarget: requestsPerSecond >= options.target.requestsPerSecond && latencyMs.p99 <= options.target.p99Ms && errors === 0 }),
+    ...(options.peerOf === undefined ? {} : { peerOf: options.peerOf }),
   };
   log(`  ${requestsPerSecond} req/s, p50 ${latencyMs.p50} ms, p95 ${latencyMs.p95} ms, p99 ${latencyMs.p99} ms, errors ${errors}, cores ${JSON.stringify(cpuCores)}`);
   return summary;
@@ -533,6 +593,36 @@ async function startServer(databaseUrl: string, publicJwk: string, rateLimit: nu
   return { child, url, metricsUrl };
 }
 
+/** Creates the peer's database and starts the peer (bench/peer.ts) as the API server is started: same Node flags, same pool size. */
+async function startPeer(adminUrl: string): Promise<{ child: ChildProcess; url: string }> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [PEER_DATABASE]);
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${PEER_DATABASE}`);
+  } finally {
+    await admin.end();
+  }
+  const databaseUrl = new URL(adminUrl);
+  databaseUrl.pathname = `/${PEER_DATABASE}`;
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', join(here, 'peer.ts')], {
+    cwd: join(here, '..'),
+    env: { ...process.env, BENCH_POOL_SIZE: String(POOL_SIZE), DATABASE_URL: databaseUrl.toString(), TSX_TSCONFIG_PATH: join(here, '..', '..', '..', 'tsconfig.json') },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buffered = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const match = /READY (\S+)/.exec(buffered);
+      if (match?.[1] !== undefined) resolve(match[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`the peer server exited with ${String(code)} before it was ready`)));
+  });
+  log(`peer server ${child.pid ?? '?'} at ${url} (fastify + pg, database ${PEER_DATABASE}, pool of ${POOL_SIZE})`);
+  return { child, url };
+}
+
 async function stopServer(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -550,7 +640,7 @@ function gitDescribe(): string {
   }
 }
 
-function markdown(report: { generatedAt: string; machine: { cpus: number; model: string; node: string; loadAverageAtStart: number; cpuSpeedIndex: number }; postgres: { version: string; durability: string }; api: { commit: string; poolSize: number; nodeFlags: string; logging: string; notes: string }; scenarios: ScenarioResult[] }): string {
+function markdown(report: { generatedAt: string; machine: { cpus: number; model: string; node: string; loadAverageAtStart: number; cpuSpeedIndex: number }; postgres: { version: string; durability: string }; api: { commit: string; poolSize: number; nodeFlags: string; logging: string; notes: string }; peer: { notes: string }; scenarios: ScenarioResult[] }): string {
   const lines = [
     `# Banking API load test — ${report.generatedAt}`,
     '',
@@ -558,20 +648,25 @@ function markdown(report: { generatedAt: string; machine: { cpus: number; model:
     '',
     report.api.notes,
     '',
-    '| scenario | generator | conns / rate | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cores: api / pg / loadgen | CPU µs per request: api / pg / loadgen | projection lag after (s / events) | target | meets |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |',
+    report.peer.notes,
+    '',
+    '| scenario | generator | conns / rate | req/s | × peer | p50 ms | p95 ms | p99 ms | max ms | errors | cores: server / pg / loadgen | CPU µs per request: server / pg / loadgen | projection lag after (s / events) | target | meets |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |',
   ];
   for (const s of report.scenarios) {
     const load = s.connections === undefined ? `${s.intendedRatePerSecond} req/s` : `${s.connections} conns`;
-    const cores = `${s.cpuCores['api server'] ?? '?'} / ${s.cpuCores['postgres'] ?? '?'} / ${s.cpuCores['load generator'] ?? '?'}`;
+    // The server column is the API server's, or on a peer row the peer's.
+    const serverGroup = s.peerOf === undefined ? 'api server' : 'peer server';
+    const cores = `${s.cpuCores[serverGroup] ?? '?'} / ${s.cpuCores['postgres'] ?? '?'} / ${s.cpuCores['load generator'] ?? '?'}`;
     const costs = s.cpuMicrosecondsPerRequest;
-    const perRequestCpu = `${costs['api server'] ?? '?'} / ${costs['postgres'] ?? '?'} / ${costs['load generator'] ?? '?'}`;
+    const perRequestCpu = `${costs[serverGroup] ?? '?'} / ${costs['postgres'] ?? '?'} / ${costs['load generator'] ?? '?'}`;
+    const timesPeer = s.timesPeer === undefined ? '–' : s.timesPeer === null ? '?' : `${s.timesPeer.toFixed(3)} ×`;
     const errors = s.errors === 0 ? '0' : `${s.errors} (${Object.entries(s.statusCounts).filter(([status]) => !status.startsWith('2')).map(([status, n]) => `${status}: ${n}`).join(', ')})`;
     const target = s.target === undefined ? '–' : `≥ ${s.target.requestsPerSecond.toLocaleString('en-US')} req/s, p99 ≤ ${s.target.p99Ms} ms`;
     const meets = s.meetsTarget === undefined ? '–' : s.meetsTarget ? 'yes' : 'NO';
     const lag = s.serverAfter === undefined ? '–' : `${s.serverAfter.projectionLagSecondsMax ?? '?'} / ${s.serverAfter.projectionLagEventsMax ?? '?'}`;
     lines.push(
-      `| ${s.name} | ${s.generator.startsWith('autocannon') ? 'autocannon' : 'open loop (CO-corrected)'} | ${load} | ${s.requestsPerSecond.toLocaleString('en-US')} | ${s.latencyMs.p50} | ${s.latencyMs.p95} | ${s.latencyMs.p99} | ${s.latencyMs.max} | ${errors} | ${cores} | ${perRequestCpu} | ${lag} | ${target} | ${meets} |`,
+      `| ${s.name} | ${s.generator.startsWith('autocannon') ? 'autocannon' : 'open loop (CO-corrected)'} | ${load} | ${s.requestsPerSecond.toLocaleString('en-US')} | ${timesPeer} | ${s.latencyMs.p50} | ${s.latencyMs.p95} | ${s.latencyMs.p99} | ${s.latencyMs.max} | ${errors} | ${cores} | ${perRequestCpu} | ${lag} | ${target} | ${meets} |`,
     );
   }
   const mixedRows = report.scenarios.filter((s) => s.byKind !== undefined);
