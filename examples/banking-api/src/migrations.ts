@@ -10,7 +10,8 @@ import {
   appendOnlySql,
   DEFAULT_ROLES,
   quoteName,
-  tenantIsolationSql,
+  qualifiedName,
+  tenantPolicyUpdateSql,
   tenantScopedFunctionSql,
   TENANT_SETTING,
   withPooledClient,
@@ -55,9 +56,28 @@ ${onFailure}    END IF;
   );
 }
 
+/** The API's tenant tables, each under a forced tenant policy. */
+const TENANT_TABLES = ['idempotency_keys', 'audit_segments', 'accounts'] as const;
+
+/**
+ * Row-level security, enabled and forced, with the tenant policy as migration 1 made it (frozen:
+ * an applied step must do the same on every database). Its predicate let an empty tenant setting,
+ * which a pooled connection has once a transaction-local tenant ended, match rows whose
+ * `tenant_id` is `''`; migration 5 gives every table tenant-rls' current predicate.
+ */
+function tenantIsolationBefore5(table: string): string {
+  const name = qualifiedName({ schema: S, table });
+  const predicate = `tenant_id = pg_catalog.current_setting('${TENANT_SETTING}', true)`;
+  return [
+    `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
+    `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
+    `CREATE POLICY tenant_isolation ON ${name} AS PERMISSIVE FOR ALL USING (${predicate}) WITH CHECK (${predicate});`,
+  ].join('\n');
+}
+
 const initialSchema = (roles: RoleNames): string => {
   const app = quoteName(roles.app, 'application role');
-  const tables = ['idempotency_keys', 'audit_segments', 'accounts'];
+  const tables = TENANT_TABLES;
   return `
 CREATE TABLE ${S}.idempotency_keys (
   tenant_id text NOT NULL,
@@ -115,7 +135,7 @@ CREATE TABLE ${S}.accounts (
   PRIMARY KEY (tenant_id, ledger_id, account_id)
 );
 
-${tables.map((table) => tenantIsolationSql({ schema: S, table })).join('\n')}
+${tables.map(tenantIsolationBefore5).join('\n')}
 ${appendOnlyFunctionSql(S)}
 ${appendOnlySql({ schema: S, table: 'audit_segments' })}
 -- One row per event; security_invoker, so the segments' tenant policy applies to whoever reads it.
@@ -315,6 +335,9 @@ const API_MIGRATIONS: readonly ApiMigration[] = [
   { version: 2, name: 'audit events: target_id', sql: auditTarget },
   { version: 3, name: 'idempotency keys: claim nonces, released keys kept', sql: claimNonces },
   { version: 4, name: 'audit events: member_ids of linked groups', sql: auditMembers },
+  // With no tenant set, a query sees and changes nothing on a pooled connection too (an empty
+  // setting is no tenant): ALTER POLICY, catalog only, no scan.
+  { version: 5, name: 'tenant policies: an empty tenant setting is no tenant', sql: () => TENANT_TABLES.map((table) => tenantPolicyUpdateSql({ schema: S, table })).join('\n') },
 ];
 
 /** Options of {@link migrateBankingApi}. */

@@ -384,6 +384,30 @@ describe('idempotency keys', () => {
       await app.end();
     }
   });
+
+  it("with no tenant set, a connection whose earlier transaction set one sees no row whose tenant_id is '' and cannot write one (API migration 5)", async () => {
+    await db.admin.query(`INSERT INTO banking_api.accounts (tenant_id, ledger_id, account_id, currency, account_type, debits_must_not_exceed_credits, credits_must_not_exceed_debits, metadata, status, opened_version, opened_at, version)
+      VALUES ('', 'main', 'empty-tenant', 'EUR', 'asset', false, false, '{}', 'open', 1, now(), 1)`);
+    const app = new pg.Client({ connectionString: db.appUrl });
+    await app.connect();
+    try {
+      await app.query('BEGIN');
+      await app.query("SELECT set_config('ledgerkit.tenant_id', $1, true)", [ALPHA]);
+      await app.query('COMMIT');
+      // The transaction-local setting is gone, and the session's value is now '' (not NULL).
+      expect((await app.query<{ setting: string | null }>("SELECT current_setting('ledgerkit.tenant_id', true) AS setting")).rows[0]?.setting).toBe('');
+      for (const table of ['accounts', 'idempotency_keys', 'audit_segments']) {
+        expect((await app.query(`SELECT count(*)::int AS n FROM banking_api.${table}`)).rows[0].n, table).toBe(0);
+      }
+      await expect(
+        app.query(`INSERT INTO banking_api.accounts (tenant_id, ledger_id, account_id, currency, account_type, debits_must_not_exceed_credits, credits_must_not_exceed_debits, metadata, status, opened_version, opened_at, version)
+          VALUES ('', 'main', 'empty-tenant-2', 'EUR', 'asset', false, false, '{}', 'open', 1, now(), 1)`),
+      ).rejects.toMatchObject({ code: '42501' });
+    } finally {
+      await app.end();
+      await db.admin.query("DELETE FROM banking_api.accounts WHERE tenant_id = ''");
+    }
+  });
 });
 
 describe('request bodies', () => {

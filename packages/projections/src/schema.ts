@@ -1,4 +1,4 @@
-import { quoteName, tenantIsolationSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
+import { qualifiedName, quoteName, tenantPolicyUpdateSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The schema the read models live in: the events' schema, under the same roles and policies. */
 export const SCHEMA = 'ledgerkit';
@@ -25,6 +25,24 @@ const INITIAL_TABLES = [
 
 /** Every table of this package; each has `tenant_id` leading its key and a forced tenant policy. */
 export const READ_MODEL_TABLES = [...INITIAL_TABLES, 'projection_ledger_versions'] as const;
+
+/**
+ * The tenant policies' predicate as migrations 1 and 5 created it, frozen (an applied migration
+ * must do the same on every database): it let an empty setting, which a pooled connection has
+ * once a transaction-local tenant ended, match rows whose `tenant_id` is `''`. Migration 7
+ * replaces it with tenant-rls' `TENANT_PREDICATE_SQL` on every table.
+ */
+const PREDICATE_BEFORE_7 = `tenant_id = pg_catalog.current_setting('ledgerkit.tenant_id', true)`;
+
+/** tenant-rls' `tenantIsolationSql` as migrations 1 and 5 ran it, with {@link PREDICATE_BEFORE_7} (frozen). */
+function tenantIsolationBefore7(table: string): string {
+  const name = qualifiedName({ schema: SCHEMA, table });
+  return [
+    `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
+    `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
+    `CREATE POLICY tenant_isolation ON ${name} AS PERMISSIVE FOR ALL USING (${PREDICATE_BEFORE_7}) WITH CHECK (${PREDICATE_BEFORE_7});`,
+  ].join('\n');
+}
 
 // Amounts are numeric minor units: exact, and wide enough for BALANCE_MINOR_MAX (10^38 - 1).
 // Times are timestamptz, exact for the events' millisecond ISO strings. Ids compare byte-wise
@@ -201,7 +219,7 @@ CREATE TABLE ${SCHEMA}.rm_transfers (
 CREATE INDEX rm_transfers_by_reference ON ${SCHEMA}.rm_transfers (tenant_id, ledger_id, reference, ledger_version) WHERE reference IS NOT NULL;
 CREATE INDEX rm_transfers_open_holds ON ${SCHEMA}.rm_transfers (tenant_id, ledger_id, (coalesce(timeout_at, 'infinity')), transfer_id) WHERE hold_status = 'pending';
 
-${INITIAL_TABLES.map((table) => tenantIsolationSql({ schema: SCHEMA, table })).join('\n')}
+${INITIAL_TABLES.map(tenantIsolationBefore7).join('\n')}
 
 -- The balance read in one round trip: sets the tenant, reads under the tenant policy as the
 -- caller (RETURN QUERY runs the query there and then), and puts the caller's setting back, so the
@@ -252,17 +270,26 @@ export const readBalancesQuery = (tenant: string, ledgers: string, accounts: str
 const readBalances = (roles: RoleNames): string => {
   const app = quoteName(roles.app, 'application role');
   return `
-${tenantScopedFunctionSql({
-  schema: SCHEMA,
-  name: 'read_balances',
-  args: 'p_ledger_ids text[], p_account_ids text[]',
-  returns: `SETOF ${SCHEMA}.rm_balances`,
-  body: `RETURN QUERY ${readBalancesQuery('p_tenant_id', 'p_ledger_ids', 'p_account_ids')};`,
-})}
+${readBalancesFunction(false)}
 REVOKE ALL ON FUNCTION ${SCHEMA}.read_balances(text, text[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ${SCHEMA}.read_balances(text, text[], text[]) TO ${app};
 `;
 };
+
+/**
+ * `CREATE OR REPLACE` of `read_balances`, as migration 3 made it (`refuseOtherTenant` false) or as
+ * migration 7 does (true: a tenant argument other than the caller's tenant is refused).
+ */
+function readBalancesFunction(refuseOtherTenant: boolean): string {
+  return tenantScopedFunctionSql({
+    schema: SCHEMA,
+    name: 'read_balances',
+    args: 'p_ledger_ids text[], p_account_ids text[]',
+    returns: `SETOF ${SCHEMA}.rm_balances`,
+    body: `RETURN QUERY ${readBalancesQuery('p_tenant_id', 'p_ledger_ids', 'p_account_ids')};`,
+    ...(refuseOtherTenant ? { refuseOtherTenant } : {}),
+  });
+}
 
 /** SQLSTATE an inline plan's guard raises when the read model is not as the plan assumed (see `inlineBalances`). */
 export const INLINE_PLAN_DECLINED_SQLSTATE = 'LK101';
@@ -323,7 +350,7 @@ INSERT INTO ${SCHEMA}.projection_ledger_versions (tenant_id, projection, ledger_
   SELECT c.tenant_id, c.projection, v.key, v.value::bigint FROM ${SCHEMA}.projection_checkpoints c, jsonb_each_text(c.ledger_versions) v;
 ALTER TABLE ${SCHEMA}.projection_checkpoints FORCE ROW LEVEL SECURITY;
 ALTER TABLE ${SCHEMA}.projection_checkpoints DROP COLUMN ledger_versions;
-${tenantIsolationSql({ schema: SCHEMA, table: 'projection_ledger_versions' })}
+${tenantIsolationBefore7('projection_ledger_versions')}
 GRANT SELECT, INSERT, UPDATE, DELETE ON ${SCHEMA}.projection_ledger_versions TO ${app};
 `;
 };
@@ -372,6 +399,33 @@ function functionMark(name: string): string {
   return `EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = ns AND p.proname = '${name}')`;
 }
 
+/**
+ * A query with no tenant set sees and changes nothing on a pooled connection too:
+ * - Every read-model table's tenant policy gets tenant-rls' `TENANT_PREDICATE_SQL`, which takes an
+ *   empty setting for none (`ALTER POLICY`: catalog only, a short ACCESS EXCLUSIVE lock per table,
+ *   no scan). Before, a connection whose transaction-local tenant had ended (its session value is
+ *   then `''`) saw, and could insert, rows whose `tenant_id` is `''`. No CHECK on `tenant_id` is
+ *   added: under the new predicate no role subject to the policies can read or write such a row
+ *   (the owner included: FORCE), and a CHECK would cost every hot write and, validated, fail on a
+ *   database that already holds such rows.
+ * - `read_balance` and `read_balances` refuse (SQLSTATE 42501, as the store's `append_events`
+ *   does) a tenant argument other than the tenant the caller's transaction has set, instead of
+ *   reading as it. Replaced in place (`CREATE OR REPLACE`: same signatures and results, grants kept).
+ */
+const emptyTenantSetting = (): string => `
+${READ_MODEL_TABLES.map((table) => tenantPolicyUpdateSql({ schema: SCHEMA, table })).join('\n')}
+${tenantScopedFunctionSql({
+  schema: SCHEMA,
+  name: 'read_balance',
+  args: 'p_ledger_id text, p_account_id text',
+  returns: `SETOF ${SCHEMA}.rm_balances`,
+  body: `RETURN QUERY SELECT * FROM ${SCHEMA}.rm_balances b
+    WHERE b.tenant_id = p_tenant_id AND b.ledger_id = p_ledger_id AND b.account_id = p_account_id;`,
+  refuseOtherTenant: true,
+})}
+${readBalancesFunction(true)}
+`;
+
 /** Every read-model migration, in order. */
 export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
   { version: 1, name: 'checkpoints, failures, balances, account history, transfers; RLS', sql: initialSchema },
@@ -380,4 +434,5 @@ export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
   { version: 4, name: 'the guard of inline plans (inline_plan_check)', sql: inlinePlanCheck },
   { version: 5, name: 'per-ledger progress of projections in rows (projection_ledger_versions)', sql: ledgerProgressRows },
   { version: 6, name: 'the application role reads the read-model schema version (projection_migrations)', sql: readableHistory },
+  { version: 7, name: 'an empty tenant setting is no tenant; read_balance and read_balances refuse another tenant', sql: emptyTenantSetting },
 ];

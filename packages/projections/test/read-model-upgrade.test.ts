@@ -75,7 +75,11 @@ describe('read-model migration 5 on read models the previous release wrote', () 
     }
     const lagBefore = await lagsFromMaps();
 
-    expect(await migrateReadModels({ pool: db.admin, roles: db.roles })).toEqual({ applied: [5, 6], schemaVersion: READ_MODEL_SCHEMA_VERSION });
+    expect(await migrateReadModels({ pool: db.admin, roles: db.roles })).toEqual({
+      // 5 and every migration after it.
+      applied: Array.from({ length: READ_MODEL_SCHEMA_VERSION - 4 }, (_, index) => 5 + index),
+      schemaVersion: READ_MODEL_SCHEMA_VERSION,
+    });
 
     const { rows } = await db.admin.query<{ tenant_id: string; projection: string; ledger_id: string; v: string }>(
       'SELECT tenant_id, projection, ledger_id, ledger_version AS v FROM ledgerkit.projection_ledger_versions ORDER BY 1, 2, 3',

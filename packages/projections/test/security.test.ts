@@ -186,18 +186,18 @@ describe('tenant isolation of the read models, as the application role with raw 
     }
   });
 
-  it("read_balances answers from the named tenant's rows only, and scopes the tenant to the call", async () => {
+  it("read_balances answers from the named tenant's rows only, scopes the tenant to the call, and refuses another tenant than the caller's (42501)", async () => {
+    const readSql = `SELECT tenant_id, account_id FROM ledgerkit.read_balances($1, ARRAY['eur', 'eur'], ARRAY['alice', 'nobody'])`;
     const client = await db.app.connect();
     try {
       await client.query('BEGIN');
-      await client.query(`SELECT set_config('ledgerkit.tenant_id', $1, true)`, [B]);
-      const { rows } = await client.query<{ tenant_id: string; account_id: string }>(
-        `SELECT tenant_id, account_id FROM ledgerkit.read_balances($1, ARRAY['eur', 'eur'], ARRAY['alice', 'nobody'])`,
-        [A],
-      );
+      const { rows } = await client.query<{ tenant_id: string; account_id: string }>(readSql, [A]);
       expect(rows).toEqual([{ tenant_id: A, account_id: 'alice' }]);
-      expect((await client.query(`SELECT current_setting('ledgerkit.tenant_id') AS t`)).rows).toEqual([{ t: B }]);
-      expect((await client.query<{ tenant_id: string }>('SELECT DISTINCT tenant_id FROM ledgerkit.rm_balances')).rows).toEqual([{ tenant_id: B }]);
+      expect((await client.query(`SELECT coalesce(current_setting('ledgerkit.tenant_id', true), '') AS t`)).rows).toEqual([{ t: '' }]);
+      expect((await client.query('SELECT count(*)::int AS n FROM ledgerkit.rm_balances')).rows).toEqual([{ n: 0 }]);
+      await client.query(`SELECT set_config('ledgerkit.tenant_id', $1, true)`, [B]);
+      expect((await client.query<{ tenant_id: string }>(readSql, [B])).rows).toEqual([{ tenant_id: B, account_id: 'alice' }]);
+      await expect(client.query(readSql, [A])).rejects.toMatchObject({ code: '42501', message: `read_balances: tenant ${A} is not the tenant set for this transaction` });
       await client.query('ROLLBACK');
     } finally {
       client.release();

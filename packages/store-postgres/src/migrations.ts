@@ -1,5 +1,5 @@
 import { GENESIS_HASH } from '@ledgerkit/ledger-core';
-import { APPEND_ONLY_SQLSTATE, appendOnlyFunctionSql, appendOnlySql, quoteName, TENANT_ID_PATTERN, TENANT_PREDICATE_SQL, tenantIsolationSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
+import { APPEND_ONLY_SQLSTATE, appendOnlyFunctionSql, appendOnlySql, qualifiedName, quoteName, TENANT_ID_PATTERN, tenantPolicyUpdateSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The tenant id pattern (the `tenant_id` domain's), as a PostgreSQL regular expression: the same syntax. */
 const TENANT_ID_SQL_PATTERN = TENANT_ID_PATTERN.source;
@@ -22,6 +22,24 @@ export type Migration = SchemaMigration;
 
 /** Tenant tables of migration 1 (index_keys was folded into events by migration 3). */
 const tenantTables = ['ledger_streams', 'events', 'index_keys', 'snapshots'] as const;
+
+/**
+ * The tenant policies' predicate as migrations 1 and 3 created it, frozen (an applied migration
+ * must do the same on every database): it let an empty setting, which a pooled connection has
+ * once a transaction-local tenant ended, match rows whose `tenant_id` is `''`. Migration 11
+ * replaces it with tenant-rls' `TENANT_PREDICATE_SQL` on every table.
+ */
+const PREDICATE_BEFORE_11 = `tenant_id = pg_catalog.current_setting('ledgerkit.tenant_id', true)`;
+
+/** The policy `tenant_isolation` on the table `name` (as SQL) with {@link PREDICATE_BEFORE_11}, as migrations 1 and 3 create it (frozen). */
+const policyBefore11 = (name: string): string =>
+  `CREATE POLICY tenant_isolation ON ${name} AS PERMISSIVE FOR ALL USING (${PREDICATE_BEFORE_11}) WITH CHECK (${PREDICATE_BEFORE_11});`;
+
+/** Row-level security, enabled and forced, with the policy of {@link policyBefore11}: tenant-rls' `tenantIsolationSql` as migration 1 ran it (frozen). */
+const tenantIsolationBefore11 = (table: string): string => {
+  const name = qualifiedName({ schema: SCHEMA, table });
+  return [`ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`, `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`, policyBefore11(name)].join('\n');
+};
 
 /** The append function and its argument types, needed to grant, revoke and find it. */
 const APPEND_FUNCTION = `${SCHEMA}.append_events`;
@@ -89,7 +107,7 @@ CREATE TABLE ${SCHEMA}.snapshots (
   PRIMARY KEY (tenant_id, ledger_id)
 );
 
-${tenantTables.map((table) => tenantIsolationSql({ schema: SCHEMA, table })).join('\n')}
+${tenantTables.map(tenantIsolationBefore11).join('\n')}
 
 ${appendOnlyFunctionSql(SCHEMA)}
 ${appendOnlySql({ schema: SCHEMA, table: 'events' })}
@@ -308,7 +326,7 @@ const foldIndexKeys = (roles: RoleNames): string => {
 -- same pattern once per call, and the tenant policy keeps every row equal to that argument.
 DROP POLICY tenant_isolation ON ${SCHEMA}.events;
 ALTER TABLE ${SCHEMA}.events ALTER COLUMN tenant_id TYPE text;
-CREATE POLICY tenant_isolation ON ${SCHEMA}.events AS PERMISSIVE FOR ALL USING (${TENANT_PREDICATE_SQL}) WITH CHECK (${TENANT_PREDICATE_SQL});
+${policyBefore11(`${SCHEMA}.events`)}
 
 ALTER TABLE ${SCHEMA}.events
   ALTER COLUMN data TYPE json USING data::json,
@@ -559,27 +577,35 @@ export const READ_GLOBAL_SIGNATURE = `${SCHEMA}.read_global_events(text, xid8, b
 const readGlobalEvents = (roles: RoleNames): string => {
   const app = quoteName(roles.app, 'application role');
   return `
-${tenantScopedFunctionSql({
-  schema: SCHEMA,
-  name: 'read_global_events',
-  args: 'p_after_txid xid8, p_after_position bigint, p_limit integer',
-  returns: `TABLE (event_id text, tenant_id text, ledger_id text, ledger_version bigint, type text, schema_version integer, data json,
+${readGlobalEventsFunction(false)}
+REVOKE ALL ON FUNCTION ${READ_GLOBAL_SIGNATURE} FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${READ_GLOBAL_SIGNATURE} TO ${app};
+`;
+};
+
+/**
+ * `CREATE OR REPLACE` of `read_global_events`, as migration 6 made it (`refuseOtherTenant` false)
+ * or as migration 11 does (true: a tenant argument other than the caller's tenant is refused).
+ */
+const readGlobalEventsFunction = (refuseOtherTenant: boolean): string =>
+  tenantScopedFunctionSql({
+    schema: SCHEMA,
+    name: 'read_global_events',
+    args: 'p_after_txid xid8, p_after_position bigint, p_limit integer',
+    returns: `TABLE (event_id text, tenant_id text, ledger_id text, ledger_version bigint, type text, schema_version integer, data json,
   recorded_at text, effective_at text, correlation_id text, causation_id text, metadata json, previous_hash text, hash text,
   txid text, "position" text, held boolean)`,
-  settings: { enable_bitmapscan: 'off' },
-  // Rows come in (txid, position) order; the first one whose transaction is not below the
-  // horizon, and every one after it, may still be joined by an older open transaction's rows.
-  body: `RETURN QUERY SELECT e.event_id, e.tenant_id, e.ledger_id, e.ledger_version, e.type, e.schema_version, e.data, e.recorded_at,
+    settings: { enable_bitmapscan: 'off' },
+    // Rows come in (txid, position) order; the first one whose transaction is not below the
+    // horizon, and every one after it, may still be joined by an older open transaction's rows.
+    body: `RETURN QUERY SELECT e.event_id, e.tenant_id, e.ledger_id, e.ledger_version, e.type, e.schema_version, e.data, e.recorded_at,
       e.effective_at, e.correlation_id, e.causation_id, e.metadata, e.previous_hash, e.hash, e.txid::text, e.position::text,
       e.txid >= h.horizon
     FROM ${SCHEMA}.events e CROSS JOIN (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
     WHERE e.tenant_id = p_tenant_id AND (e.txid, e.position) > (p_after_txid, p_after_position)
     ORDER BY e.txid, e.position LIMIT p_limit;`,
-})}
-REVOKE ALL ON FUNCTION ${READ_GLOBAL_SIGNATURE} FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ${READ_GLOBAL_SIGNATURE} TO ${app};
-`;
-};
+    ...(refuseOtherTenant ? { refuseOtherTenant } : {}),
+  });
 
 /**
  * Migration 7: the application role may read the history of the store's migrations (versions,
@@ -686,6 +712,51 @@ $append$;`,
   );
 };
 
+/** The tenant tables since migration 3. */
+const TENANT_TABLES_SINCE_3 = ['ledger_streams', 'events', 'snapshots'] as const;
+
+/**
+ * Migration 11, a query with no tenant set sees and changes nothing on a pooled connection too:
+ * - Every tenant policy gets tenant-rls' `TENANT_PREDICATE_SQL`, which takes an empty setting for
+ *   none (`ALTER POLICY`: catalog only, a short ACCESS EXCLUSIVE lock per table, no scan).
+ *   Before, a connection whose transaction-local tenant had ended (its session value is then
+ *   `''`) matched rows whose `tenant_id` is `''`.
+ * - `append_events` puts the caller's tenant setting back before it returns, as
+ *   `read_global_events` does: called in a transaction with no tenant, it set its tenant argument
+ *   for the rest of that transaction, and an empty append then let the caller read that tenant's
+ *   events. The rest is migration 10's append, unchanged (`CREATE OR REPLACE`, grants kept).
+ * - `read_global_events` refuses (SQLSTATE 42501, as `append_events` does) a tenant argument
+ *   other than the tenant the caller's transaction has set, instead of reading as it.
+ * Both functions are replaced in place (`CREATE OR REPLACE`: same signatures, grants kept).
+ */
+const emptyTenantSetting = (): string => {
+  const restore = `PERFORM set_config('ledgerkit.tenant_id', coalesce(v_tenant, ''), true);`;
+  let append = replaceOnce(
+    recordedTimesInOrder(),
+    `    IF v_actual = p_expected_version THEN
+      RETURN v_actual;`,
+    `    IF v_actual = p_expected_version THEN
+      -- The caller's setting back: a tenant set above holds for this call only.
+      ${restore}
+      RETURN v_actual;`,
+  );
+  append = replaceOnce(
+    append,
+    `  RETURN v_new_version;
+END
+$append$;`,
+    `  ${restore}
+  RETURN v_new_version;
+END
+$append$;`,
+  );
+  return `
+${TENANT_TABLES_SINCE_3.map((table) => tenantPolicyUpdateSql({ schema: SCHEMA, table })).join('\n')}
+${append}
+${readGlobalEventsFunction(true)}
+`;
+};
+
 /** Every migration the package ships, in order. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema: streams, events, index keys, snapshots, RLS, append-only', sql: initialSchema },
@@ -698,4 +769,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 8, name: 'a duplicate idempotency key is reported in time linear in the batch', sql: linearDuplicateKeyReport },
   { version: 9, name: 'a stream\'s recorded version never goes down, and its row is deleted only by retention', sql: versionNeverLowered },
   { version: 10, name: 'an append is not recorded before the event it follows', sql: recordedTimesInOrder },
+  { version: 11, name: 'an empty tenant setting is no tenant; append_events puts the caller\'s tenant back; read_global_events refuses another tenant', sql: emptyTenantSetting },
 ];

@@ -29,7 +29,7 @@ import {
   type Snapshot,
   type StoredEvent,
 } from '@ledgerkit/ledger-core';
-import { isTenantId, isTransientSqlstate, TENANT_SETTING, TransactionAbortedError, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
+import { isTenantId, isTransientSqlstate, RoleRefusedError, TENANT_SETTING, TransactionAbortedError, withPooledClient, withTenant, type ClientPool } from '@ledgerkit/tenant-rls';
 import type { CustomTypesConfig, PoolClient } from 'pg';
 import { CURSOR_START, decodeCursor, encodeCursor } from './cursor.js';
 import { BATCH_STATEMENTS_MAX, BatchCommittedUnreadableError, runBatch, runStatement, type BatchStatement } from './statement-batch.js';
@@ -303,7 +303,7 @@ const LAG_SQL = `SELECT CASE WHEN pg_snapshot_xmin(s.snap) < pg_snapshot_xmax(s.
  * grant answers too): a grant on some columns only (`GRANT UPDATE (version) ON …`) lets the role
  * write those columns around the fences all the same. DELETE and TRUNCATE exist only per table.
  */
-const ROLE_CHECK_SQL = `SELECT r.rolsuper OR r.rolbypassrls AS bypasses_rls,
+const ROLE_CHECK_SQL = `SELECT r.rolname AS role, r.rolsuper OR r.rolbypassrls AS bypasses_rls,
     EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '${SCHEMA}')
             AND pg_has_role(current_user, c.relowner, 'MEMBER')) AS owns_tables,
     EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = '${SCHEMA}')
@@ -355,7 +355,8 @@ export class PostgresEventStore implements EventStore {
    * able to write `events` or `ledger_streams` itself (only through `append_events`; a grant of
    * INSERT or UPDATE on some of their columns counts), and the
    * schema must be at this release's version, `SCHEMA_VERSION`. Any of those would silently
-   * weaken tenant isolation or fail later. A schema at another version is refused with
+   * weaken tenant isolation or fail later. A refused role rejects with tenant-rls'
+   * `RoleRefusedError` (`code: 'role_refused'`, `reason` naming the check). A schema at another version is refused with
    * {@link StoreSchemaVersionError} (`code: 'store_schema_version'`), whose `found` and `needed`
    * (and message) name the database's version and this release's; see that class for how
    * `found` is read.
@@ -366,17 +367,17 @@ export class PostgresEventStore implements EventStore {
     // retriable StoreUnavailableError (not a raw driver error, nor an 'error' event nobody
     // listens to, which would crash the process), and its connection is not pooled again.
     await withStoreClient(options.pool, async (client) => {
-      const { rows } = await client.query<{ bypasses_rls: boolean; owns_tables: boolean; writes_fenced_tables: boolean } & StoreVersionRow>(ROLE_CHECK_SQL);
+      const { rows } = await client.query<{ role: string; bypasses_rls: boolean; owns_tables: boolean; writes_fenced_tables: boolean } & StoreVersionRow>(ROLE_CHECK_SQL);
       const role = rows[0];
-      if (role === undefined) throw new Error('the connected role is not in pg_roles');
-      if (role.bypasses_rls) throw new Error('the store must connect as the application role: this role is a superuser or has BYPASSRLS');
+      if (role === undefined) throw new RoleRefusedError('missing', undefined, 'the connected role is not in pg_roles');
+      if (role.bypasses_rls) throw new RoleRefusedError('bypasses_rls', role.role, 'the store must connect as the application role: this role is a superuser or has BYPASSRLS');
       const found = await storeSchemaVersionOf(client, role);
       if (found !== SCHEMA_VERSION) throw new StoreSchemaVersionError(found, SCHEMA_VERSION);
-      if (role.owns_tables) throw new Error('the store must connect as the application role: this role owns the tables or is a member of their owner');
+      if (role.owns_tables) throw new RoleRefusedError('owns_tables', role.role, 'the store must connect as the application role: this role owns the tables or is a member of their owner');
       // Appends go through append_events (SECURITY DEFINER), which keeps the version and hash
       // fences; a role that may write the tables itself (a broad GRANT) could go around them.
       if (role.writes_fenced_tables) {
-        throw new Error(`the store must connect as the application role with no write privilege of its own on ${SCHEMA}.events or ${SCHEMA}.ledger_streams (it writes them only through append_events, which keeps the version and hash fences): revoke INSERT, UPDATE, DELETE and TRUNCATE on them, and INSERT and UPDATE on any of their columns`);
+        throw new RoleRefusedError('writes_fenced_tables', role.role, `the store must connect as the application role with no write privilege of its own on ${SCHEMA}.events or ${SCHEMA}.ledger_streams (it writes them only through append_events, which keeps the version and hash fences): revoke INSERT, UPDATE, DELETE and TRUNCATE on them, and INSERT and UPDATE on any of their columns`);
       }
     }).catch((error: unknown) => {
       throw unavailableError(error) ?? error;

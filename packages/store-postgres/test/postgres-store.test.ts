@@ -141,19 +141,25 @@ describe('global reads (read_global_events, migration 6)', () => {
     expect(rows[0]?.config).toContain('enable_bitmapscan=off');
   });
 
-  it("set the tenant for the call only: a caller's transaction keeps its own tenant setting and sees only its own rows", async () => {
+  it("set the tenant for the call only: a caller's transaction with no tenant is left without one and sees no rows; one with another tenant set is refused (42501)", async () => {
     const tenantId = fresh('reader');
     const other = fresh('other');
     const ledger = await Ledger.open({ store, tenantId, ledgerId: 'eur' });
     expect((await ledger.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' })).ok).toBe(true);
     await ledger.close();
-    const seen = await withTenant(db.app, other, async (client) => {
-      const read = await client.query<{ tenant_id: string }>(`SELECT tenant_id FROM ledgerkit.read_global_events($1, '0'::xid8, 0, 10)`, [tenantId]);
-      const setting = await client.query<{ tenant: string }>(`SELECT current_setting('ledgerkit.tenant_id') AS tenant`);
+    const readSql = `SELECT tenant_id FROM ledgerkit.read_global_events($1, '0'::xid8, 0, 10)`;
+    const client = await db.app.connect();
+    try {
+      await client.query('BEGIN');
+      const read = await client.query<{ tenant_id: string }>(readSql, [tenantId]);
+      const setting = await client.query<{ tenant: string }>(`SELECT coalesce(current_setting('ledgerkit.tenant_id', true), '') AS tenant`);
       const visible = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM ledgerkit.events');
-      return { tenants: read.rows.map((row) => row.tenant_id), setting: setting.rows[0]?.tenant, visible: visible.rows[0]?.n };
-    });
-    expect(seen).toEqual({ tenants: [tenantId], setting: other, visible: 0 });
+      expect({ tenants: read.rows.map((row) => row.tenant_id), setting: setting.rows[0]?.tenant, visible: visible.rows[0]?.n }).toEqual({ tenants: [tenantId], setting: '', visible: 0 });
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+    await expect(withTenant(db.app, other, (inside) => inside.query(readSql, [tenantId]))).rejects.toMatchObject({ code: '42501' });
   });
 });
 

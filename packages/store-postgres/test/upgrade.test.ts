@@ -63,7 +63,11 @@ describe('migrations 3 to 7 on a database that already holds events', () => {
 
     // A store of this release refuses a schema it would fail on, before anything else.
     await expect(PostgresEventStore.open({ pool: db.app })).rejects.toThrow(/not migrated to this release's version/);
-    expect(await migrate({ pool: db.admin, roles: db.roles })).toEqual({ applied: [3, 4, 5, 6, 7, 8, 9, 10], schemaVersion: SCHEMA_VERSION });
+    expect(await migrate({ pool: db.admin, roles: db.roles })).toEqual({
+      // 3 and every migration after it.
+      applied: Array.from({ length: SCHEMA_VERSION - 2 }, (_, index) => 3 + index),
+      schemaVersion: SCHEMA_VERSION,
+    });
     const { rows: tables } = await db.admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ledgerkit' AND c.relname = 'index_keys'`);
     expect(tables).toEqual([{ n: 0 }]);
 

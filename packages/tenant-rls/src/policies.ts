@@ -5,8 +5,17 @@ import { RETENTION_SETTING } from './retention.js';
 /** SQLSTATE of the error raised by an UPDATE, DELETE or TRUNCATE of an append-only table. */
 export const APPEND_ONLY_SQLSTATE = 'LK003';
 
-/** The predicate every tenant policy uses: NULL (so no row) when no tenant is set. */
-export const TENANT_PREDICATE_SQL = `tenant_id = pg_catalog.current_setting('${TENANT_SETTING}', true)`;
+/**
+ * The predicate every tenant policy uses: NULL (so no row) when no tenant is set. `NULLIF` makes
+ * an empty setting count as none: `current_setting(..., true)` is NULL only on a connection that
+ * never set the tenant; once a transaction-local `set_config` has ended, the session's value is
+ * `''`, which would otherwise match (and let through) rows whose `tenant_id` is `''`. Still one
+ * stable expression, so an index on `tenant_id` serves it.
+ */
+export const TENANT_PREDICATE_SQL = `tenant_id = NULLIF(pg_catalog.current_setting('${TENANT_SETTING}', true), '')`;
+
+/** The name of the policy {@link tenantIsolationSql} creates. */
+const POLICY_NAME = 'tenant_isolation';
 
 /**
  * SQL that enables and forces row-level security on a table with a `tenant_id` column and adds
@@ -19,8 +28,18 @@ export function tenantIsolationSql(table: TableName): string {
   return [
     `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
     `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
-    `CREATE POLICY tenant_isolation ON ${name} AS PERMISSIVE FOR ALL USING (${TENANT_PREDICATE_SQL}) WITH CHECK (${TENANT_PREDICATE_SQL});`,
+    `CREATE POLICY ${POLICY_NAME} ON ${name} AS PERMISSIVE FOR ALL USING (${TENANT_PREDICATE_SQL}) WITH CHECK (${TENANT_PREDICATE_SQL});`,
   ].join('\n');
+}
+
+/**
+ * SQL that brings the policy `tenant_isolation` of a table made by {@link tenantIsolationSql}
+ * (with any earlier release) to the current {@link TENANT_PREDICATE_SQL}: `ALTER POLICY`, for a
+ * migration of a table created before. Catalog only (no rewrite, no scan), under a short
+ * `ACCESS EXCLUSIVE` lock on the table. Run it as the table's owner.
+ */
+export function tenantPolicyUpdateSql(table: TableName): string {
+  return `ALTER POLICY ${POLICY_NAME} ON ${qualifiedName(table)} USING (${TENANT_PREDICATE_SQL}) WITH CHECK (${TENANT_PREDICATE_SQL});`;
 }
 
 /**
@@ -80,6 +99,14 @@ export interface TenantScopedFunction {
   readonly body: string;
   /** Settings in force while the function runs (its SET clauses), e.g. `{ enable_bitmapscan: 'off' }`. */
   readonly settings?: Readonly<Record<string, string>>;
+  /**
+   * Refuse a call whose `p_tenant_id` is not the tenant the caller's transaction has set already
+   * (a non-empty setting), with SQLSTATE `42501` and the message `<name>: tenant <id> is not the
+   * tenant set for this transaction`, as the store's `append_events` does. Default false: the
+   * function runs as `p_tenant_id` and puts the caller's tenant back (what functions made by
+   * earlier releases do, and applied migrations must keep making).
+   */
+  readonly refuseOtherTenant?: boolean;
 }
 
 /** Names and values a SET clause of {@link tenantScopedFunctionSql} accepts. */
@@ -101,6 +128,10 @@ const SETTING_VALUE = /^[A-Za-z0-9_.-]{1,64}$/;
  * back and returns it; the inner call finds the tenant set and runs the body. If the body raises,
  * PostgreSQL undoes the setting with the failed statement (or the savepoint rolled back to), as
  * it undoes every `SET LOCAL`.
+ *
+ * With `refuseOtherTenant`, a call inside a transaction already set to another tenant is refused
+ * (SQLSTATE `42501`) rather than run as `p_tenant_id`: code that set one tenant cannot read or
+ * write another's rows through the function by passing its id.
  *
  * Throws a `TypeError` for a name, setting, argument list or return type it cannot use safely.
  */
@@ -144,13 +175,25 @@ export function tenantScopedFunctionSql(fn: TenantScopedFunction): string {
   const code = `
 DECLARE
   v_previous text := coalesce(current_setting('${TENANT_SETTING}', true), '');${kind === 'value' && leavesEarly ? `\n  v_scoped_result ${returns};` : ''}
-BEGIN${entry}
+BEGIN${fn.refuseOtherTenant === true ? otherTenantRefusal(fn.name) : ''}${entry}
   ${fn.body}
   PERFORM set_config('${TENANT_SETTING}', v_previous, true);
 END
 `;
   return `CREATE OR REPLACE FUNCTION ${name}(p_tenant_id text${args}) RETURNS ${returns}
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp${settings.join('')} AS ${dollarQuoted(code, 'tenant_fn')};`;
+}
+
+/**
+ * The check, first in a function of {@link tenantScopedFunctionSql} with `refuseOtherTenant`, that
+ * refuses a tenant argument other than the tenant the caller's transaction has set. `name` is a
+ * checked SQL name (no quote), so it may go into the message's literal as it is.
+ */
+function otherTenantRefusal(name: string): string {
+  return `
+  IF v_previous <> '' AND p_tenant_id IS DISTINCT FROM v_previous THEN
+    RAISE EXCEPTION '${name}: tenant % is not the tenant set for this transaction', p_tenant_id USING ERRCODE = '42501';
+  END IF;`;
 }
 
 /**

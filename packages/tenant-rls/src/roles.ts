@@ -31,7 +31,7 @@ export interface EnsureRolesOptions {
  * Creates the owner and application roles if they do not exist, makes the connected user a
  * member of the owner (so it can `SET ROLE` to run migrations), and then checks both roles:
  * neither may be a superuser or bypass row-level security, and the application role must not
- * be a member of the owner. Needs `CREATEROLE` (or a superuser). Safe to run concurrently.
+ * be a member of the owner ({@link RoleRefusedError} if not). Needs `CREATEROLE` (or a superuser). Safe to run concurrently.
  * Role names that are not strings matching `SQL_NAME_PATTERN`, and a password that is not a
  * string or holds a NUL character, are refused with a `TypeError` before anything is sent.
  */
@@ -63,7 +63,47 @@ async function ignoringDuplicate(client: PoolClient, statement: string): Promise
   await client.query(`DO ${dollarQuoted(body, 'ensure')}`);
 }
 
-/** Throws unless both roles exist, neither is a superuser or bypasses RLS, and the app is not a member of the owner. */
+/** Why a role was refused: see {@link RoleRefusedError}. */
+export type RoleRefusalReason =
+  /** The role does not exist (or the connected role is not in `pg_roles`). */
+  | 'missing'
+  /** A superuser or `BYPASSRLS`: row-level security would not apply to it. */
+  | 'bypasses_rls'
+  /** The application role is a member of the owner role. */
+  | 'app_in_owner'
+  /** The connected role owns the tables (or is a member of their owner), so it could turn the policies off. */
+  | 'owns_tables'
+  /** The connected role may write tables that only a fenced function should write. */
+  | 'writes_fenced_tables'
+  /** The schema is owned by another role than the owner role. */
+  | 'schema_owner';
+
+/**
+ * A role (or the connected role) cannot be used as it is: it is missing, escapes row-level
+ * security, owns what it should not, or may write what it should only write through a function.
+ * Thrown by {@link checkRoles}, {@link ensureRoles}, `runMigrations` and the store's `open`, before
+ * anything is written; `reason` says which check failed, and the message what to change.
+ */
+export class RoleRefusedError extends Error {
+  /** Stable code, safe to switch on. */
+  readonly code = 'role_refused';
+  /** Which check failed. */
+  readonly reason: RoleRefusalReason;
+  /** The role refused, when it is known by name. */
+  readonly role: string | undefined;
+
+  constructor(reason: RoleRefusalReason, role: string | undefined, message: string) {
+    super(message);
+    this.name = 'RoleRefusedError';
+    this.reason = reason;
+    this.role = role;
+  }
+}
+
+/**
+ * Throws {@link RoleRefusedError} unless both roles exist, neither is a superuser or bypasses
+ * RLS, and the app is not a member of the owner.
+ */
 export async function checkRoles(client: PoolClient, roles: RoleNames): Promise<void> {
   const { rows } = await client.query<{ rolname: string; rolsuper: boolean; rolbypassrls: boolean; app_in_owner: boolean }>(
     `SELECT r.rolname, r.rolsuper, r.rolbypassrls,
@@ -73,8 +113,10 @@ export async function checkRoles(client: PoolClient, roles: RoleNames): Promise<
   );
   for (const name of [roles.owner, roles.app]) {
     const row = rows.find((candidate) => candidate.rolname === name);
-    if (row === undefined) throw new Error(`role ${name} does not exist`);
-    if (row.rolsuper || row.rolbypassrls) throw new Error(`role ${name} must be neither a superuser nor BYPASSRLS: row-level security would not apply to it`);
-    if (row.app_in_owner) throw new Error(`application role ${name} must not be a member of the owner role ${roles.owner}`);
+    if (row === undefined) throw new RoleRefusedError('missing', name, `role ${name} does not exist`);
+    if (row.rolsuper || row.rolbypassrls) {
+      throw new RoleRefusedError('bypasses_rls', name, `role ${name} must be neither a superuser nor BYPASSRLS: row-level security would not apply to it`);
+    }
+    if (row.app_in_owner) throw new RoleRefusedError('app_in_owner', name, `application role ${name} must not be a member of the owner role ${roles.owner}`);
   }
 }

@@ -1,4 +1,4 @@
-import { checkRoles, ensureRoles, type RoleNames } from './roles.js';
+import { checkRoles, ensureRoles, RoleRefusedError, type RoleNames } from './roles.js';
 import { quoteName } from './sql.js';
 import { withPooledClient } from './pooled-client.js';
 import type { ClientPool } from './with-tenant.js';
@@ -44,7 +44,9 @@ export interface RunMigrationsResult {
  * Ensures the roles, then applies every migration not yet recorded in `historyTable`, in one
  * transaction, as the owner role, under one advisory lock shared by every Ledgerkit package, so
  * several processes and packages may migrate at once and each step runs exactly once.
- * Idempotent; refuses a database whose history is newer than `migrations`.
+ * Idempotent; refuses a database whose history is newer than `migrations`. Roles that fail
+ * {@link checkRoles}, and a schema owned by another role than the owner, are refused with
+ * {@link RoleRefusedError} before any migration runs.
  */
 export async function runMigrations(options: RunMigrationsOptions): Promise<RunMigrationsResult> {
   const { roles, schema, migrations } = options;
@@ -70,7 +72,7 @@ export async function runMigrations(options: RunMigrationsOptions): Promise<RunM
     // that needs it (`"order"`) and so never equals the plain name given.
     const schemaOwner = await client.query<{ owner: string }>(`SELECT pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname = $1`, [schema]);
     if (schemaOwner.rows[0]?.owner !== roles.owner) {
-      throw new Error(`schema ${schema} is owned by ${schemaOwner.rows[0]?.owner ?? 'nobody'}, not by the owner role ${roles.owner}`);
+      throw new RoleRefusedError('schema_owner', roles.owner, `schema ${schema} is owned by ${schemaOwner.rows[0]?.owner ?? 'nobody'}, not by the owner role ${roles.owner}`);
     }
     await client.query(`SET LOCAL ROLE ${owner}`);
     await client.query(`CREATE TABLE IF NOT EXISTS ${history} (

@@ -43,7 +43,8 @@ export class TransactionAbortedError extends Error {
 /**
  * The transaction of {@link withTenant} (or `inTransaction`) was ended inside `fn`, by a `COMMIT`
  * or `ROLLBACK` of its own (a `ROLLBACK` after a `SAVEPOINT` ends the whole transaction too): the
- * closing `COMMIT` or `ROLLBACK` found none in progress (PostgreSQL's warning 25P01). What `fn`
+ * closing `COMMIT AND CHAIN` or `ROLLBACK AND CHAIN` found none in progress (SQLSTATE 25P01, an
+ * error whatever `client_min_messages` says, so notices are not relied on). What `fn`
  * wrote before that may or may not have been committed, and what it ran after ran outside any
  * transaction, so the call's outcome is unknown: neither resolved as if committed nor reported as
  * rolled back. `cause` is `fn`'s own error when it threw. Use `SAVEPOINT` and `ROLLBACK TO` inside `fn`.
@@ -58,24 +59,29 @@ export class TransactionEndedError extends Error {
   }
 }
 
-/** PostgreSQL's warning for a COMMIT or ROLLBACK with no transaction in progress. */
+/**
+ * SQLSTATE of a `COMMIT AND CHAIN` or `ROLLBACK AND CHAIN` with no transaction in progress: an
+ * error, which the server sends whatever `client_min_messages` says (a plain `COMMIT` or
+ * `ROLLBACK` only warns, and a warning may never reach the client).
+ */
 const NO_ACTIVE_SQL_TRANSACTION = '25P01';
 
 /**
- * Runs `text` (`COMMIT` or `ROLLBACK`) and says whether the server warned that no transaction was
- * in progress: the notice arrives before the command completes.
+ * Ends the transaction with `end` (`COMMIT` or `ROLLBACK`) `AND CHAIN`, then rolls back the empty
+ * transaction chained on, in one round trip, and says whether a transaction was in progress: with
+ * none (`fn` ended it), the chained command fails with 25P01, and that failure also stops the
+ * `ROLLBACK` after it. `command` is the first command's tag: `ROLLBACK` for the COMMIT of a
+ * transaction a failed statement aborted. Any other failure rejects.
  */
-async function endTransaction(client: PoolClient, text: 'COMMIT' | 'ROLLBACK'): Promise<{ readonly command: string | undefined; readonly noTransaction: boolean }> {
-  let noTransaction = false;
-  const onNotice = (notice: { readonly code?: unknown }): void => {
-    if (notice.code === NO_ACTIVE_SQL_TRANSACTION) noTransaction = true;
-  };
-  client.on('notice', onNotice);
+async function endTransaction(client: PoolClient, end: 'COMMIT' | 'ROLLBACK'): Promise<{ readonly command: string | undefined; readonly noTransaction: boolean }> {
   try {
-    const result = await client.query(text);
-    return { command: result?.command, noTransaction };
-  } finally {
-    client.off('notice', onNotice);
+    // Several statements in one query: node-postgres resolves with one result per statement.
+    const results: unknown = await client.query(`${end} AND CHAIN; ROLLBACK`);
+    const first = (Array.isArray(results) ? results[0] : results) as { readonly command?: string } | undefined;
+    return { command: first?.command, noTransaction: false };
+  } catch (error) {
+    if ((error as { readonly code?: unknown } | null)?.code === NO_ACTIVE_SQL_TRANSACTION) return { command: undefined, noTransaction: true };
+    throw error;
   }
 }
 
@@ -122,8 +128,8 @@ export async function inTransaction<T>(pool: ClientPool, begin: string, setup: r
         for (const [text, values] of setup) await client.query(text, [...values]);
         const result = await fn(client);
         // PostgreSQL answers the COMMIT of a transaction that a failed statement aborted with the
-        // command tag ROLLBACK, not with an error; and one with no transaction left (fn ended it)
-        // with a warning.
+        // command tag ROLLBACK, not with an error; and the chained COMMIT with no transaction left
+        // (fn ended it) with 25P01, told without relying on notices.
         committing = true;
         const commit = await endTransaction(client, 'COMMIT');
         if (commit.noTransaction) throw new TransactionEndedError();
