@@ -16,6 +16,8 @@ const FASTIFY_PROBLEMS: Readonly<Record<string, () => ProblemError>> = {
 
 /** SQLSTATE classes and socket errors of a database that cannot be reached. */
 const UNAVAILABLE_CODES = /^(08|57P0|53300|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)/;
+/** SQLSTATE of a statement the server cancelled (its `statement_timeout`, or an operator's cancel). */
+const QUERY_CANCELED = '57014';
 
 /** The problem an error answers with; `internal` (500) for anything not known to be safe to describe. */
 export function problemFromError(error: unknown): ProblemError {
@@ -53,6 +55,8 @@ export function problemFromError(error: unknown): ProblemError {
       const fastifyProblem = FASTIFY_PROBLEMS[code];
       if (fastifyProblem !== undefined) return fastifyProblem();
       if (UNAVAILABLE_CODES.test(code)) return new ProblemError('unavailable', 'the database is unavailable', { retryAfterSeconds: 1 });
+      // The server's doing, not the caller's mistake nor a bug: 503, retriable once load falls.
+      if (code === QUERY_CANCELED) return new ProblemError('unavailable', 'the database cancelled the query: it ran past the time the server allows one', { retryAfterSeconds: 1 });
     }
     const statusCode = (error as { statusCode?: unknown }).statusCode;
     if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {

@@ -18,3 +18,13 @@ describe('problemFromError: a writer that could not append', () => {
     expect(problem.message).not.toContain('schema');
   });
 });
+
+describe('problemFromError: a database error', () => {
+  it('answers 503 with Retry-After for a statement the server cancelled (SQLSTATE 57014, its statement_timeout), and 500 for another', () => {
+    const cancelled = Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014', severity: 'ERROR' });
+    expect(problemFromError(cancelled)).toMatchObject({ status: 503, retryAfterSeconds: 1 });
+    expect(problemFromError(cancelled).message).not.toContain('canceling statement');
+    const other = Object.assign(new Error('division by zero'), { code: '22012', severity: 'ERROR' });
+    expect(problemFromError(other)).toMatchObject({ status: 500 });
+  });
+});
