@@ -380,7 +380,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
       // the request again (the ledger itself answers a retried transfer or account id with its
       // original outcome, and a lifecycle command by the key's nonce, which the release keeps)
       // instead of being told "in progress" until the lease runs out.
-      await idempotency.finish(ref, undefined).catch((finishError: unknown) => request.log.warn({ err: finishError }, 'idempotency key not released'));
+      await idempotency.finish(ref, undefined).catch((finishError: unknown) => request.log.warn({ error: safeErrorFields(finishError) }, 'idempotency key not released'));
       throw error;
     }
     // The answer is sent without waiting for it to be stored (a retry in this process is answered
@@ -388,7 +388,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
     // many answers are waiting already. It is sent even if it cannot be stored: the key then stays
     // claimed until its lease runs out, and a retry after that runs again (answered by the
     // ledger's own idempotency).
-    const stored = idempotency.finish(ref, response).catch((error: unknown) => request.log.warn({ err: error }, 'idempotent answer not stored'));
+    const stored = idempotency.finish(ref, response).catch((error: unknown) => request.log.warn({ error: safeErrorFields(error) }, 'idempotent answer not stored'));
     if (idempotency.isBehind()) await stored;
     sendStored(request, reply, response);
   }

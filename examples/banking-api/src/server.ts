@@ -17,7 +17,7 @@ import { CachedCheck } from './cached-check.js';
 import { resolveSettings, type ApiSettings } from './config.js';
 import { IdempotencyStore } from './idempotency.js';
 import { LedgerRegistry } from './ledgers.js';
-import { createLogger } from './logger.js';
+import { createLogger, safeErrorFields } from './logger.js';
 import { RequestMetrics, startMetricsServer, type Family, type MetricsServer } from './metrics.js';
 import type { OpenApiInfo } from './openapi.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -138,8 +138,10 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
         historyProjection(),
         accountDirectoryProjection({ liveBatchDelayMs: settings.inlineProjectionBatchDelayMs }),
       ],
-      onRunnerError: (error, where) => logger.warn({ err: error, projection: where.projection, tenant: where.tenantId }, 'projection error (retried)'),
-      onEvictionError: (error, tenantId) => logger.warn({ err: error, tenant: tenantId }, 'idle tenant evicted: its runner or writers did not stop cleanly'),
+      // The error's class, codes and SQLSTATE only, as for a 5xx: a projection's error can quote
+      // the rows a statement refused (account ids), and the runner's status keeps its message.
+      onRunnerError: (error, where) => logger.warn({ error: safeErrorFields(error), projection: where.projection, tenant: where.tenantId }, 'projection error (retried)'),
+      onEvictionError: (error, tenantId) => logger.warn({ error: safeErrorFields(error), tenant: tenantId }, 'idle tenant evicted: its runner or writers did not stop cleanly'),
     });
     const idempotency = new IdempotencyStore({ pool: bookkeepingPool, ttlMs: settings.idempotencyTtlMs, leaseMs: settings.idempotencyLeaseMs });
     const audit = new AuditSink({
@@ -147,7 +149,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       queueMax: settings.auditQueueMax,
       batchMax: settings.auditBatchMax,
       flushIntervalMs: settings.auditFlushIntervalMs,
-      onProblem: (message, error) => logger.warn(error === undefined ? {} : { err: error }, message),
+      onProblem: (message, error) => logger.warn(error === undefined ? {} : { error: safeErrorFields(error) }, message),
     });
     // `/health/ready` is public: without this, anyone could drive one database round trip per
     // request. Probes share one check per window (and a check in flight), and a failed one is

@@ -553,6 +553,31 @@ describe('logs, audit and caching', () => {
     }
   });
 
+  it("a projection's error is logged with its class, codes and SQLSTATE only, never the database's words naming the account", async () => {
+    const marker = 'marker-john-roe-0815';
+    expect((await alpha.post('/accounts', { accountId: marker, currency: 'EUR', type: 'liability' })).status).toBe(201);
+    // The history projection (kept by the async runner) refuses entries of the marked account, in words that name it.
+    await db.admin.query(
+      `CREATE FUNCTION public.refuse_marked_entry() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+         RAISE EXCEPTION 'Key (tenant_id, account_id)=(%, %) refused', NEW.tenant_id, NEW.account_id USING ERRCODE = 'P0001', DETAIL = 'detail ' || NEW.account_id;
+       END $$`,
+    );
+    await db.admin.query(
+      `CREATE TRIGGER refuse_marked_entry BEFORE INSERT ON ledgerkit.rm_account_entries FOR EACH ROW WHEN (NEW.account_id = '${marker}') EXECUTE FUNCTION public.refuse_marked_entry()`,
+    );
+    const failures = (): Record<string, unknown>[] => api.logs.filter((line) => line['msg'] === 'projection error (retried)' && line['projection'] === 'history');
+    try {
+      expect((await alpha.post('/transfers', { transferId: 'marked-1', debitAccountId: 'cash', creditAccountId: marker, amount: '1.00', currency: 'EUR' })).status).toBe(201);
+      await eventually(async () => expect(failures().length).toBeGreaterThan(0), 20_000);
+      expect(failures()[0]).toMatchObject({ tenant: ALPHA, error: { sqlState: 'P0001' } });
+      expect(JSON.stringify(failures())).not.toMatch(/Key \(tenant_id|refused|"stack"|"message"|"detail"/);
+      expect(api.logText()).not.toContain(marker);
+    } finally {
+      await db.admin.query('DROP TRIGGER IF EXISTS refuse_marked_entry ON ledgerkit.rm_account_entries');
+      await db.admin.query('DROP FUNCTION IF EXISTS public.refuse_marked_entry()');
+    }
+  });
+
   it('a sub (an e-mail address, say) never reaches the logs, the audit trail or the ledger events in clear: without client_id the client is named by a stable pseudonym', async () => {
     const email = 'jane.doe@example.com';
     const pseudonym = pseudonymOfSubject(email);
