@@ -995,6 +995,8 @@ export class ProjectionRunner {
         worker.retryPauseMs = RETRY_PAUSE_MS_MIN;
         if (progressed) {
           worker.idlePauseMs = IDLE_PAUSE_MS_MIN;
+          // Events came: the tenant's notifications are genuine, and the next wakes them at once.
+          this.#tenantWakes.get(worker.tenantId)?.reset();
           if (worker.liveBatchDelayMs > 0 && worker.state === 'live' && !this.#stopping && this.#caughtUpWaiters === 0) await worker.hurry.wait(worker.liveBatchDelayMs);
         } else {
           const pause = worker.idlePauseMs;

@@ -88,6 +88,20 @@ export class WakeGate {
     this.#timer.unref();
   }
 
+  /**
+   * Lets the next wake through at once, and a coalesced one waiting now: what a wake woke found
+   * events to apply, so the notifications came with real appends (a forged one never makes a read
+   * find anything). Genuine traffic then wakes its projections as soon as it is heard; a flood
+   * still costs at most one read per interval beyond the reads that found work.
+   */
+  reset(): void {
+    this.#passedAtMs = -Infinity;
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#pass(false);
+  }
+
   /** Drops a coalesced wake still waiting. */
   cancel(): void {
     clearTimeout(this.#timer);

@@ -34,4 +34,21 @@ describe('WakeGate (what bounds the wakes NOTIFYs cause)', () => {
     await sleep(120);
     expect(passed).toHaveLength(5);
   });
+
+  it('reset (the woken read found events): a coalesced wake passes at once, and so does the next', () => {
+    const passed: boolean[] = [];
+    const gate = new WakeGate(10_000, 60_000, (burst) => passed.push(burst));
+    gate.wake();
+    gate.wake();
+    // Coalesced: within the interval, nothing more passes on its own for 10 s.
+    expect(passed).toEqual([false]);
+    gate.reset();
+    expect(passed).toEqual([false, false]);
+    gate.wake();
+    expect(passed).toEqual([false, false, false]);
+    // Without a reset the gate closes again.
+    gate.wake();
+    expect(passed).toHaveLength(3);
+    gate.cancel();
+  });
 });
