@@ -426,6 +426,35 @@ ${tenantScopedFunctionSql({
 ${readBalancesFunction(true)}
 `;
 
+/**
+ * Conditions every row of rm_accounts meets (versions start at 1, times are finite) that only the
+ * "as of a point" reads state: the indexes of migration 8 are partial on them, so that no other
+ * statement can use those indexes. Without statistics (a database whose tables were never
+ * analysed) the planner rates every index led by (tenant_id, ledger_id) alike for a lookup by
+ * account id, and was seen to take an opening index for the history projection's keyed account
+ * lookups, a scan of the ledger's accounts per key, instead of the primary key. Frozen, as
+ * migration 8 created the indexes with them.
+ * @internal
+ */
+export const ACCOUNT_OPENING_INDEX_PREDICATES = { version: 'opened_version > 0', effective: `opened_effective_at > '-infinity'::timestamptz` } as const;
+
+/**
+ * "As of a point" reads (`trialBalance(asOf)`, `balancesAt`) take only the accounts opened by the
+ * point: those whose opening version (for a ledger version, or a recorded time mapped to one) or
+ * opening effective time is at or before it. Each index makes that a range scan of the ledger's
+ * accounts in opening order, so the accounts opened later cost nothing and a bounded read stops
+ * after its limit; before, every account of the ledger was probed first. Partial on
+ * {@link ACCOUNT_OPENING_INDEX_PREDICATES}. A plain CREATE INDEX, inside the migration's
+ * transaction: it holds a SHARE lock on rm_accounts while it builds (reads go on, the history
+ * projection's batches wait), one pass over the table for each.
+ */
+const accountsByOpening = (): string => `
+CREATE INDEX rm_accounts_by_opened_version ON ${SCHEMA}.rm_accounts (tenant_id, ledger_id, opened_version)
+  WHERE ${ACCOUNT_OPENING_INDEX_PREDICATES.version};
+CREATE INDEX rm_accounts_by_opened_effective ON ${SCHEMA}.rm_accounts (tenant_id, ledger_id, opened_effective_at)
+  WHERE ${ACCOUNT_OPENING_INDEX_PREDICATES.effective};
+`;
+
 /** Every read-model migration, in order. */
 export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
   { version: 1, name: 'checkpoints, failures, balances, account history, transfers; RLS', sql: initialSchema },
@@ -435,4 +464,5 @@ export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
   { version: 5, name: 'per-ledger progress of projections in rows (projection_ledger_versions)', sql: ledgerProgressRows },
   { version: 6, name: 'the application role reads the read-model schema version (projection_migrations)', sql: readableHistory },
   { version: 7, name: 'an empty tenant setting is no tenant; read_balance and read_balances refuse another tenant', sql: emptyTenantSetting },
+  { version: 8, name: 'accounts by opening version and opening effective time (as-of reads)', sql: accountsByOpening },
 ];

@@ -15,9 +15,13 @@ const INSERT_EMPTY_TENANT_TIME = `INSERT INTO ledgerkit.rm_ledger_times VALUES (
 
 beforeAll(async () => {
   fresh = await openTestDatabase();
-  upgraded = await openTestDatabase({ readModelsTo: READ_MODEL_SCHEMA_VERSION - 1 });
+  // Migrated to the version before migration 7 (the one under test), then to this release's.
+  upgraded = await openTestDatabase({ readModelsTo: 6 });
   await upgraded.admin.query(INSERT_EMPTY_TENANT_TIME, ['left-before-upgrade']);
-  expect(await migrateReadModels({ pool: upgraded.admin, roles: upgraded.roles })).toEqual({ applied: [READ_MODEL_SCHEMA_VERSION], schemaVersion: READ_MODEL_SCHEMA_VERSION });
+  expect(await migrateReadModels({ pool: upgraded.admin, roles: upgraded.roles })).toEqual({
+    applied: Array.from({ length: READ_MODEL_SCHEMA_VERSION - 6 }, (_, index) => 7 + index),
+    schemaVersion: READ_MODEL_SCHEMA_VERSION,
+  });
   await fresh.admin.query(INSERT_EMPTY_TENANT_TIME, ['left-on-fresh-install']);
 });
 

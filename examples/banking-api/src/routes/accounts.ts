@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX, type Balance, type CommandContext, type Ledger } from '@ledgerkit/ledger-core';
+import { InvalidInputError, LIFECYCLE_COMMAND_IDS_PER_ACCOUNT_MAX, type Balance, type CommandContext, type Ledger } from '@ledgerkit/ledger-core';
 import type { DirectoryAccount } from '../account-directory.js';
 import { acceptedOrThrow } from '../error-mapping.js';
-import { ProblemError } from '../problems.js';
+import { ProblemError, type ProblemIssue } from '../problems.js';
 import { defineRoute, ok, type RequestContext, type Route } from '../route.js';
 import {
   accountPageSchema,
@@ -18,6 +18,27 @@ import {
   statementSchema,
 } from '../schemas.js';
 import type { Services } from '../services.js';
+
+/** The statement read's options, by the query parameter each comes from. */
+const STATEMENT_QUERY_NAMES: Readonly<Record<string, string>> = { from: 'from', to: 'to', limit: 'limit', afterVersion: 'after' };
+
+/**
+ * A read model's refusal of an option the route took from the query string, as the 400 a query
+ * the schema refuses answers (`query.<name>`, not the `body.<path>` the general mapping gives an
+ * `InvalidInputError`); `names` maps each option to its query parameter. Any other error, or an
+ * issue of an option not from the query, passes through as it is.
+ */
+function queryInputProblem(error: unknown, names: Readonly<Record<string, string>>): unknown {
+  if (!(error instanceof InvalidInputError)) return error;
+  const errors: ProblemIssue[] = [];
+  for (const issue of error.issues) {
+    const [option, ...rest] = issue.path;
+    const name = typeof option === 'string' && Object.hasOwn(names, option) ? names[option] : undefined;
+    if (name === undefined || rest.length > 0) return error;
+    errors.push({ path: `query.${name}`, message: issue.message });
+  }
+  return new ProblemError('invalid_request', `invalid query: ${errors[0]?.message ?? 'invalid'}`, { errors });
+}
 
 /**
  * The context recorded in the envelope of every event a request causes: its id and the client
@@ -231,12 +252,16 @@ export function accountRoutes(services: Services): Route[] {
       audit: { action: 'statement.read', resourceId: (params) => params.accountId },
       async handle({ params, query, context }) {
         const account = await existingAccount(services, context, params.accountId);
-        const page = await services.models.statement(context.tenantId, context.ledgerId, params.accountId, {
-          limit: query.limit ?? 100,
-          ...(query.after === undefined ? {} : { afterVersion: Number(query.after) }),
-          ...(query.from === undefined ? {} : { from: query.from }),
-          ...(query.to === undefined ? {} : { to: query.to }),
-        });
+        const page = await services.models
+          .statement(context.tenantId, context.ledgerId, params.accountId, {
+            limit: query.limit ?? 100,
+            ...(query.after === undefined ? {} : { afterVersion: Number(query.after) }),
+            ...(query.from === undefined ? {} : { from: query.from }),
+            ...(query.to === undefined ? {} : { to: query.to }),
+          })
+          .catch((error: unknown) => {
+            throw queryInputProblem(error, STATEMENT_QUERY_NAMES);
+          });
         return ok({
           ledgerId: context.ledgerId,
           accountId: params.accountId,

@@ -28,7 +28,7 @@ import { isTenantId, withPooledClient, withTenant, type ClientPool } from '@ledg
 import type { PoolClient } from 'pg';
 import { isRefusedOnLiveSession, ResultTooLargeError } from '../errors.js';
 import { isRoleChecked, checkApplicationRole, checkPoolRole } from '../role-check.js';
-import { SCHEMA } from '../schema.js';
+import { ACCOUNT_OPENING_INDEX_PREDICATES, SCHEMA } from '../schema.js';
 import { accountListQuery, listAccounts, type AccountListOptions, type AccountsPage } from './account-list.js';
 import { currenciesOf, optionsOf, requireObjectWith } from './options.js';
 import { keyOf, type HeldPosting } from './rows.js';
@@ -93,9 +93,15 @@ export interface StatementOptions {
   /**
    * Only entries recorded at or after this instant (years 0001-9999 UTC). Recorded times are whole
    * milliseconds, so a fraction below one rounds up (`…30.0005Z` keeps out an entry at `…30.000Z`).
+   * Inside the last millisecond of 9999 (`9999-12-31T23:59:59.9995Z`) it rounds past every time
+   * the ledger can record: the page is empty.
    */
   readonly from?: string | Date;
-  /** Only entries recorded before this instant (years 0001-9999 UTC; a fraction below a millisecond rounds up, as for `from`). */
+  /**
+   * Only entries recorded before this instant (years 0001-9999 UTC; a fraction below a millisecond
+   * rounds up, as for `from`). Inside the last millisecond of 9999 with such a fraction it keeps
+   * nothing out, as no `to` at all.
+   */
   readonly to?: string | Date;
 }
 
@@ -168,7 +174,8 @@ export interface TransfersByReferenceOptions {
 export interface OpenHoldsOptions {
   /**
    * Only holds timing out before this instant (years 0001-9999 UTC; a fraction below a
-   * millisecond rounds up, as timeouts are whole milliseconds); default every open hold.
+   * millisecond rounds up, as timeouts are whole milliseconds); default every open hold. Inside
+   * the last millisecond of 9999 with such a fraction: every hold with a timeout.
    */
   readonly expiringBefore?: string | Date;
   /** Where the page starts: the previous page's `next`; anything else is refused with `InvalidInputError`. */
@@ -250,13 +257,31 @@ const VERSION_AT_RECORDED = `coalesce((SELECT t.ledger_version FROM ${SCHEMA}.rm
     WHERE t.tenant_id = $1 AND t.ledger_id = $2 AND t.recorded_at <= $3 ORDER BY t.recorded_at DESC LIMIT 1), 0)`;
 
 /**
- * The account columns as of a point: the account must be opened by then (its status row), and
- * its totals are those after its last entry at or before the point (none: zero). Each lateral
- * subquery is one probe of an index, so one account costs O(log n) in its history.
+ * The account columns as of a point: the accounts opened by then, and for each its status (its
+ * last status row at or before the point) and its totals after its last entry at or before the
+ * point (none: zero). "Opened by the point" is read from the account's own row before anything
+ * else: its opening version at or below the point's version (for a recorded time, the ledger's
+ * last version recorded by then), or its opening effective time at or before an effective time,
+ * as replay includes its AccountOpened event (ledger-core refuses an entry effective before its
+ * account's opening, and status changes are effective when recorded, so no status row or entry
+ * of an account precedes its opening on either basis). Read-model migration 8 indexes both
+ * columns (partial indexes, on conditions every row meets that this statement states): the
+ * accounts are a range scan of the ledger's accounts opened by the point, so those
+ * opened later cost nothing, and a caller's LIMIT stops the scan. The point is compared as a
+ * scalar subquery (an init plan, which the index scan takes as its condition; compared with a
+ * column of `p`, it was planned as a filter on every row of the ledger), and the rows come in the index's order, which keeps the planner on the
+ * index whatever it guesses of the point's selectivity. The callers sort what they return, so the
+ * order is not part of the answer. Each lateral subquery is one index probe per account taken
+ * (O(log n) in its history). One account (`oneAccount`) is a primary-key lookup, as before:
+ * whether it was opened by the point is its status probe's answer (its first status row is its
+ * opening, at its opening version and effective time).
  */
 function asOfSql(kind: AsOfKind, oneAccount: boolean): string {
   const byEffective = kind === 'effectiveAt';
   const point = kind === 'ledgerVersion' ? '$3::bigint' : kind === 'recordedAt' ? VERSION_AT_RECORDED : '$3::timestamptz';
+  const openedColumn = byEffective ? 'a.opened_effective_at' : 'a.opened_version';
+  // Always true; stated so that the partial index on it can be used (see the predicates' comment).
+  const indexPredicate = `a.${byEffective ? ACCOUNT_OPENING_INDEX_PREDICATES.effective : ACCOUNT_OPENING_INDEX_PREDICATES.version}`;
   const stateBound = byEffective ? 'st.effective_at <= p.at' : 'st.ledger_version <= p.at';
   const entry = byEffective
     ? `en.effective_at <= p.at ORDER BY en.effective_at DESC, en.ledger_version DESC, en.seq DESC`
@@ -271,7 +296,7 @@ function asOfSql(kind: AsOfKind, oneAccount: boolean): string {
       ORDER BY st.ledger_version DESC LIMIT 1) s
     LEFT JOIN LATERAL (SELECT ${total('debits_posted')}, ${total('credits_posted')}, ${total('debits_pending')}, ${total('credits_pending')}
       FROM ${E} en WHERE en.tenant_id = $1 AND en.ledger_id = $2 AND en.account_id = a.account_id AND ${entry} LIMIT 1) e ON true
-    WHERE a.tenant_id = $1 AND a.ledger_id = $2${oneAccount ? ' AND a.account_id = $4' : ''}`;
+    WHERE a.tenant_id = $1 AND a.ledger_id = $2 AND ${oneAccount ? 'a.account_id = $4' : `${indexPredicate} AND ${openedColumn} <= (SELECT p.at FROM p) ORDER BY ${openedColumn}`}`;
 }
 
 const AS_OF_KINDS: readonly AsOfKind[] = ['ledgerVersion', 'recordedAt', 'effectiveAt'];
@@ -764,11 +789,20 @@ function isoOf(value: string | Date, field: string): string {
  * milliseconds, so a bound with a fraction below one (`…30.0005Z`) is rounded up to the next
  * millisecond, where it lets in and keeps out the same times. (`Date.parse` drops the digits
  * past the third, which would move `from` before a time it excludes and `to` onto one it includes.)
+ *
+ * A bound inside the last millisecond of year 9999 (`9999-12-31T23:59:59.9995Z`) is in range but
+ * rounds up past the last instant a time can name: it becomes `'infinity'`, which PostgreSQL
+ * compares as later than every time, and which lets in and keeps out the same times as the bound
+ * does, every recorded time and timeout being at or before 9999-12-31T23:59:59.999Z. So `to` and
+ * `expiringBefore` keep nothing out (a hold without timeout stays out: it never expires), and
+ * `from` lets nothing in. A bound out of range is refused as before.
  */
 function isoOfBound(value: string | Date, field: string): string {
   const ms = parseInstantMs(value, field);
   const fraction = typeof value === 'string' ? /T\d{2}:\d{2}:\d{2}\.(\d+)/.exec(value)?.[1] : undefined;
-  return isoOfMs(fraction !== undefined && /[1-9]/.test(fraction.slice(3)) ? ms + 1 : ms, field);
+  if (fraction === undefined || !/[1-9]/.test(fraction.slice(3))) return isoOfMs(ms, field);
+  if (ms === INSTANT_MS_MAX) return 'infinity';
+  return isoOfMs(ms + 1, field);
 }
 
 /** {@link isoOf} of an instant already read as epoch ms; a refusal names `path`. */
