@@ -140,7 +140,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
       ],
       // The error's class, codes and SQLSTATE only, as for a 5xx: a projection's error can quote
       // the rows a statement refused (account ids), and the runner's status keeps its message.
-      onRunnerError: (error, where) => logger.warn({ error: safeErrorFields(error), projection: where.projection, tenant: where.tenantId }, 'projection error (retried)'),
+      onRunnerError: (error, where) => logger.warn({ error: safeErrorFields(error), projection: where.projection, tenant: where.tenantId }, 'projection error (a database error is retried; a failing event stops the projection: see its status)'),
       onEvictionError: (error, tenantId) => logger.warn({ error: safeErrorFields(error), tenant: tenantId }, 'idle tenant evicted: its runner or writers did not stop cleanly'),
     });
     const idempotency = new IdempotencyStore({ pool: bookkeepingPool, ttlMs: settings.idempotencyTtlMs, leaseMs: settings.idempotencyLeaseMs });
