@@ -10,7 +10,7 @@ import {
   appendOnlySql,
   DEFAULT_ROLES,
   quoteName,
-  qualifiedName,
+  tenantIsolationSqlV1,
   tenantPolicyUpdateSql,
   tenantScopedFunctionSql,
   TENANT_SETTING,
@@ -60,20 +60,12 @@ ${onFailure}    END IF;
 const TENANT_TABLES = ['idempotency_keys', 'audit_segments', 'accounts'] as const;
 
 /**
- * Row-level security, enabled and forced, with the tenant policy as migration 1 made it (frozen:
- * an applied step must do the same on every database). Its predicate let an empty tenant setting,
+ * Row-level security as migration 1 set it up: tenant-rls' `tenantIsolationSqlV1`, frozen (an
+ * applied step must do the same on every database). Its predicate let an empty tenant setting,
  * which a pooled connection has once a transaction-local tenant ended, match rows whose
  * `tenant_id` is `''`; migration 5 gives every table tenant-rls' current predicate.
  */
-function tenantIsolationBefore5(table: string): string {
-  const name = qualifiedName({ schema: S, table });
-  const predicate = `tenant_id = pg_catalog.current_setting('${TENANT_SETTING}', true)`;
-  return [
-    `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
-    `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
-    `CREATE POLICY tenant_isolation ON ${name} AS PERMISSIVE FOR ALL USING (${predicate}) WITH CHECK (${predicate});`,
-  ].join('\n');
-}
+const tenantIsolationBefore5 = (table: string): string => tenantIsolationSqlV1({ schema: S, table });
 
 const initialSchema = (roles: RoleNames): string => {
   const app = quoteName(roles.app, 'application role');

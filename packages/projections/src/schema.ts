@@ -1,4 +1,4 @@
-import { qualifiedName, quoteName, tenantPolicyUpdateSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
+import { quoteName, tenantIsolationSqlV1, tenantPolicyUpdateSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The schema the read models live in: the events' schema, under the same roles and policies. */
 export const SCHEMA = 'ledgerkit';
@@ -27,22 +27,11 @@ const INITIAL_TABLES = [
 export const READ_MODEL_TABLES = [...INITIAL_TABLES, 'projection_ledger_versions'] as const;
 
 /**
- * The tenant policies' predicate as migrations 1 and 5 created it, frozen (an applied migration
- * must do the same on every database): it let an empty setting, which a pooled connection has
- * once a transaction-local tenant ended, match rows whose `tenant_id` is `''`. Migration 7
- * replaces it with tenant-rls' `TENANT_PREDICATE_SQL` on every table.
+ * Row-level security as migrations 1 and 5 set it up: tenant-rls' `tenantIsolationSqlV1`, frozen
+ * (an applied migration must do the same on every database). Migration 7 brings every policy up
+ * to date.
  */
-const PREDICATE_BEFORE_7 = `tenant_id = pg_catalog.current_setting('ledgerkit.tenant_id', true)`;
-
-/** tenant-rls' `tenantIsolationSql` as migrations 1 and 5 ran it, with {@link PREDICATE_BEFORE_7} (frozen). */
-function tenantIsolationBefore7(table: string): string {
-  const name = qualifiedName({ schema: SCHEMA, table });
-  return [
-    `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
-    `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
-    `CREATE POLICY tenant_isolation ON ${name} AS PERMISSIVE FOR ALL USING (${PREDICATE_BEFORE_7}) WITH CHECK (${PREDICATE_BEFORE_7});`,
-  ].join('\n');
-}
+const tenantIsolationBefore7 = (table: string): string => tenantIsolationSqlV1({ schema: SCHEMA, table });
 
 // Amounts are numeric minor units: exact, and wide enough for BALANCE_MINOR_MAX (10^38 - 1).
 // Times are timestamptz, exact for the events' millisecond ISO strings. Ids compare byte-wise

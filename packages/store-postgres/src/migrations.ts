@@ -1,5 +1,5 @@
 import { GENESIS_HASH } from '@ledgerkit/ledger-core';
-import { APPEND_ONLY_SQLSTATE, appendOnlyFunctionSql, appendOnlySql, qualifiedName, quoteName, TENANT_ID_PATTERN, tenantPolicyUpdateSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
+import { APPEND_ONLY_SQLSTATE, appendOnlyFunctionSql, appendOnlySql, quoteName, TENANT_ID_PATTERN, TENANT_PREDICATE_SQL_V1, tenantIsolationSqlV1, tenantPolicyUpdateSql, tenantScopedFunctionSql, type RoleNames, type SchemaMigration } from '@ledgerkit/tenant-rls';
 
 /** The tenant id pattern (the `tenant_id` domain's), as a PostgreSQL regular expression: the same syntax. */
 const TENANT_ID_SQL_PATTERN = TENANT_ID_PATTERN.source;
@@ -24,22 +24,11 @@ export type Migration = SchemaMigration;
 const tenantTables = ['ledger_streams', 'events', 'index_keys', 'snapshots'] as const;
 
 /**
- * The tenant policies' predicate as migrations 1 and 3 created it, frozen (an applied migration
- * must do the same on every database): it let an empty setting, which a pooled connection has
- * once a transaction-local tenant ended, match rows whose `tenant_id` is `''`. Migration 11
- * replaces it with tenant-rls' `TENANT_PREDICATE_SQL` on every table.
+ * The policy `tenant_isolation` on the events table as migration 3 recreates it, with the
+ * predicate of the time (tenant-rls' `TENANT_PREDICATE_SQL_V1`, frozen: an applied migration must
+ * do the same on every database). Migration 11 brings every policy up to date.
  */
-const PREDICATE_BEFORE_11 = `tenant_id = pg_catalog.current_setting('ledgerkit.tenant_id', true)`;
-
-/** The policy `tenant_isolation` on the table `name` (as SQL) with {@link PREDICATE_BEFORE_11}, as migrations 1 and 3 create it (frozen). */
-const policyBefore11 = (name: string): string =>
-  `CREATE POLICY tenant_isolation ON ${name} AS PERMISSIVE FOR ALL USING (${PREDICATE_BEFORE_11}) WITH CHECK (${PREDICATE_BEFORE_11});`;
-
-/** Row-level security, enabled and forced, with the policy of {@link policyBefore11}: tenant-rls' `tenantIsolationSql` as migration 1 ran it (frozen). */
-const tenantIsolationBefore11 = (table: string): string => {
-  const name = qualifiedName({ schema: SCHEMA, table });
-  return [`ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`, `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`, policyBefore11(name)].join('\n');
-};
+const eventsPolicyBefore11 = `CREATE POLICY tenant_isolation ON ${SCHEMA}.events AS PERMISSIVE FOR ALL USING (${TENANT_PREDICATE_SQL_V1}) WITH CHECK (${TENANT_PREDICATE_SQL_V1});`;
 
 /** The append function and its argument types, needed to grant, revoke and find it. */
 const APPEND_FUNCTION = `${SCHEMA}.append_events`;
@@ -107,7 +96,7 @@ CREATE TABLE ${SCHEMA}.snapshots (
   PRIMARY KEY (tenant_id, ledger_id)
 );
 
-${tenantTables.map(tenantIsolationBefore11).join('\n')}
+${tenantTables.map((table) => tenantIsolationSqlV1({ schema: SCHEMA, table })).join('\n')}
 
 ${appendOnlyFunctionSql(SCHEMA)}
 ${appendOnlySql({ schema: SCHEMA, table: 'events' })}
@@ -326,7 +315,7 @@ const foldIndexKeys = (roles: RoleNames): string => {
 -- same pattern once per call, and the tenant policy keeps every row equal to that argument.
 DROP POLICY tenant_isolation ON ${SCHEMA}.events;
 ALTER TABLE ${SCHEMA}.events ALTER COLUMN tenant_id TYPE text;
-${policyBefore11(`${SCHEMA}.events`)}
+${eventsPolicyBefore11}
 
 ALTER TABLE ${SCHEMA}.events
   ALTER COLUMN data TYPE json USING data::json,

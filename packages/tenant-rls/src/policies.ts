@@ -14,6 +14,13 @@ export const APPEND_ONLY_SQLSTATE = 'LK003';
  */
 export const TENANT_PREDICATE_SQL = `tenant_id = NULLIF(pg_catalog.current_setting('${TENANT_SETTING}', true), '')`;
 
+/**
+ * The predicate tenant policies had before {@link TENANT_PREDICATE_SQL} (no `NULLIF`: an empty
+ * setting matched rows whose `tenant_id` is `''`). Frozen, for the migrations applied with it,
+ * which must do the same on every database; `tenantPolicyUpdateSql` replaces it.
+ */
+export const TENANT_PREDICATE_SQL_V1 = `tenant_id = pg_catalog.current_setting('${TENANT_SETTING}', true)`;
+
 /** The name of the policy {@link tenantIsolationSql} creates. */
 const POLICY_NAME = 'tenant_isolation';
 
@@ -24,11 +31,26 @@ const POLICY_NAME = 'tenant_isolation';
  * query sees and changes nothing (fail closed). Run it as the table's owner.
  */
 export function tenantIsolationSql(table: TableName): string {
+  return isolationSql(table, TENANT_PREDICATE_SQL);
+}
+
+/**
+ * {@link tenantIsolationSql} as releases before {@link TENANT_PREDICATE_SQL} made it, with
+ * {@link TENANT_PREDICATE_SQL_V1}. Frozen: for migrations already applied with it, which must do
+ * the same on every database; a later migration brings the policy up to date with
+ * {@link tenantPolicyUpdateSql}. New tables use {@link tenantIsolationSql}.
+ */
+export function tenantIsolationSqlV1(table: TableName): string {
+  return isolationSql(table, TENANT_PREDICATE_SQL_V1);
+}
+
+/** Row-level security, enabled and forced, with the policy `tenant_isolation` on `predicate`. */
+function isolationSql(table: TableName, predicate: string): string {
   const name = qualifiedName(table);
   return [
     `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
     `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
-    `CREATE POLICY ${POLICY_NAME} ON ${name} AS PERMISSIVE FOR ALL USING (${TENANT_PREDICATE_SQL}) WITH CHECK (${TENANT_PREDICATE_SQL});`,
+    `CREATE POLICY ${POLICY_NAME} ON ${name} AS PERMISSIVE FOR ALL USING (${predicate}) WITH CHECK (${predicate});`,
   ].join('\n');
 }
 

@@ -40,7 +40,7 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
         creditsPending: 0n,
         recentLifecycleCommands: undefined,
       });
-      state.stateBytes = (state.stateBytes ?? 0) + accountBytes(event.accountId, event.currency, event.metadata);
+      addStateBytes(state, accountBytes(event.accountId, event.currency, event.metadata));
       break;
     }
     case 'AccountFrozen': {
@@ -81,7 +81,7 @@ export function evolve(state: LedgerState, event: LedgerEvent, meta: EventMeta):
     case 'TransferPending':
       applyPostings(state, event.postings, 'pending', 1);
       recordTransfer(state, event, meta);
-      state.stateBytes = (state.stateBytes ?? 0) + holdBytes(event);
+      addStateBytes(state, holdBytes(event));
       break;
     case 'PendingPosted':
       resolveHold(state, event.pendingId, 'posted');
@@ -116,9 +116,9 @@ function rememberLifecycleCommand(state: LedgerState, account: AccountState, com
   const record = { commandId, kind, ledgerVersion: meta.ledgerVersion, recordedAtMs: meta.recordedAtMs };
   kept.push(record);
   account.recentLifecycleCommands = kept;
-  let bytes = (state.stateBytes ?? 0) + lifecycleRecordBytes(record);
+  let bytes = lifecycleRecordBytes(record);
   for (let i = 0; i < dropped; i += 1) bytes -= lifecycleRecordBytes(recent[i] as LifecycleCommandRecord);
-  state.stateBytes = bytes;
+  addStateBytes(state, bytes);
 }
 
 function recordTransfer(state: LedgerState, event: TransferPosted | TransferPending | PendingPosted | PendingVoided, meta: EventMeta): void {
@@ -140,7 +140,12 @@ function resolveHold(state: LedgerState, pendingId: string, resolution: 'posted'
   applyPostings(state, hold.postings, 'pending', -1);
   hold.resolution = resolution;
   state.transfers.set(pendingId, hold);
-  state.stateBytes = (state.stateBytes ?? 0) - holdBytes(hold);
+  addStateBytes(state, -holdBytes(hold));
+}
+
+/** Adds `bytes` (negative: gives them back) to the state's size; a state built without one starts at 0. */
+function addStateBytes(state: LedgerState, bytes: number): void {
+  state.stateBytes = (state.stateBytes ?? 0) + bytes;
 }
 
 function mustGetAccount(state: LedgerState, accountId: string): AccountState {

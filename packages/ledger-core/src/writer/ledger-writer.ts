@@ -443,11 +443,7 @@ export class LedgerWriter {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#expiryTimer);
-    if (this.#flushTimer !== undefined) {
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = undefined;
-      this.#flushScheduled = false;
-    }
+    this.#cancelFlushTimer();
     while (this.#running !== undefined || this.#queue.length > 0) {
       if (this.#running === undefined) this.#startRun();
       await this.#running;
@@ -467,13 +463,17 @@ export class LedgerWriter {
     else this.#flushTimer = setTimeout(start, this.#batchWaitMs);
   }
 
+  /** Drops a flush waiting `batchWaitMs`: the run being started (or `close`) takes the queue now. */
+  #cancelFlushTimer(): void {
+    if (this.#flushTimer === undefined) return;
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    this.#flushScheduled = false;
+  }
+
   #startRun(): void {
     if (this.#running !== undefined) return;
-    if (this.#flushTimer !== undefined) {
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = undefined;
-      this.#flushScheduled = false;
-    }
+    this.#cancelFlushTimer();
     this.#running = this.#drain().finally(() => {
       this.#running = undefined;
       if (this.#queue.length > 0) this.#scheduleFlush();
