@@ -221,7 +221,7 @@ export class IdempotencyStore {
     }
     for (const [tenantId, finishes] of this.#finishes) {
       this.#finishes.delete(tenantId);
-      for (let start = 0; start < finishes.length; start += this.#batchMax) this.#track(this.#writeFinishes(tenantId, finishes.slice(start, start + this.#batchMax)));
+      this.#track(this.#writeFinishRounds(tenantId, finishes));
     }
   }
 
@@ -245,6 +245,9 @@ export class IdempotencyStore {
         unique.push(claim);
       } else claim.resolve(first === claim.ref.fingerprint ? { kind: 'in_progress' } : { kind: 'mismatch' });
     }
+    // Every batch takes its keys' rows in one order, so two batches (two processes) claiming some
+    // of the same keys wait for each other instead of deadlocking.
+    unique.sort(byKey);
     try {
       const rows = await withPooledClient(this.#pool, async (client) =>
         (
@@ -265,6 +268,31 @@ export class IdempotencyStore {
       }
     } catch (error) {
       for (const claim of unique) claim.reject(error);
+    }
+  }
+
+  /**
+   * Writes a tenant's answers in statements of at most `batchMax` keys, each key at most once per
+   * statement (one command may not change a row twice): a key answered twice in one turn (a claim
+   * taken over while its first request still ran) goes in a later statement, after the first.
+   */
+  async #writeFinishRounds(tenantId: string, finishes: PendingFinish[]): Promise<void> {
+    let rest = finishes;
+    while (rest.length > 0) {
+      const round: PendingFinish[] = [];
+      const later: PendingFinish[] = [];
+      const inRound = new Set<string>();
+      for (const finish of rest) {
+        const id = keyIdOf(finish.ref);
+        if (inRound.has(id) || round.length >= this.#batchMax) later.push(finish);
+        else {
+          inRound.add(id);
+          round.push(finish);
+        }
+      }
+      round.sort(byKey);
+      await this.#writeFinishes(tenantId, round);
+      rest = later;
     }
   }
 
@@ -317,6 +345,13 @@ interface UnwrittenAnswer {
 /** One key's identity: tenant, client and key. */
 function keyIdOf(ref: KeyRef): string {
   return `${ref.tenantId}\u0000${ref.clientId}\u0000${ref.key}`;
+}
+
+/** Orders claims or answers by client and key (code units): the order a batch takes their rows in. */
+function byKey(a: { readonly ref: KeyRef }, b: { readonly ref: KeyRef }): number {
+  if (a.ref.clientId !== b.ref.clientId) return a.ref.clientId < b.ref.clientId ? -1 : 1;
+  if (a.ref.key !== b.ref.key) return a.ref.key < b.ref.key ? -1 : 1;
+  return 0;
 }
 
 function push<T>(map: Map<string, T[]>, key: string, value: T): void {

@@ -321,6 +321,101 @@ GRANT EXECUTE ON FUNCTION ${S}.claim_idempotency_keys(text, text[], text[], text
 `;
 };
 
+/**
+ * Claims and answers as one statement per batch instead of one per key. Key by key, every key
+ * paid PostgreSQL's statement start-up twice (an executor, its CHECK constraint read back from
+ * the catalog's text, a RETURNING) on top of its index work: about 180 µs of server CPU for a
+ * claim and its answer on this project's 2-core machine, against about 100 µs set-based.
+ *
+ * Both statements are `INSERT … ON CONFLICT` over the batch, so every key is found through the
+ * primary key's arbiter probe whatever the planner would estimate: a join of the batch with the
+ * table was once planned as a walk of all the tenant's keys. A claim that does not win (the key is
+ * in use, answered, or another request's) reads the key's row key by key, as before; that is the
+ * rare path. An answer whose key has no row (it can only have expired and been swept while its
+ * request ran) is stored already expired: free for the next claim, as an absent key is, and
+ * removed by the next sweep. Keys given back (a request that failed on the server's side) are
+ * still released one by one.
+ *
+ * Callers send a batch's keys in one order (the store sorts them) and never the same key twice in
+ * one statement, so two batches wait for each other's rows in the same order (no deadlock), and no
+ * row is changed twice by one command (which PostgreSQL refuses).
+ *
+ * A fill factor of 60 leaves room on a claim's page for its answer: the answer's update can then
+ * be a heap-only tuple, with no new entry in either index.
+ */
+const setBasedKeys = (): string => `
+ALTER TABLE ${S}.idempotency_keys SET (fillfactor = 60);
+
+${tenantFunction(
+  'claim_idempotency_keys',
+  'p_client_ids text[], p_keys text[], p_fingerprints text[], p_lease_ms integer, p_ttl_ms bigint',
+  'TABLE (o_ord integer, o_claimed boolean, o_fingerprint text, o_state text, o_status integer, o_headers jsonb, o_body text, o_nonce text)',
+  `DECLARE
+    v_now timestamptz := clock_timestamp();
+    v_row record;
+  BEGIN
+  FOR v_row IN
+    WITH input AS (
+      SELECT u.ord::integer AS ord, u.client_id, u.idem_key, u.fingerprint
+      FROM unnest(p_client_ids, p_keys, p_fingerprints) WITH ORDINALITY AS u(client_id, idem_key, fingerprint, ord)
+    ), claimed AS (
+      INSERT INTO ${S}.idempotency_keys AS k (tenant_id, client_id, idem_key, fingerprint, state, locked_until, expires_at, claim_nonce)
+      SELECT p_tenant_id, i.client_id, i.idem_key, i.fingerprint, 'pending',
+             v_now + make_interval(secs => p_lease_ms / 1000.0), v_now + make_interval(secs => p_ttl_ms / 1000.0), gen_random_uuid()::text
+      FROM input i
+      ON CONFLICT (tenant_id, client_id, idem_key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, state = 'pending',
+        locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at, response_status = NULL, response_headers = NULL, response_body = NULL,
+        -- A new request (the key expired, or another body after a release) is another command;
+        -- the same request again (an abandoned or released claim) keeps its nonce.
+        claim_nonce = CASE WHEN k.expires_at <= v_now OR k.fingerprint <> EXCLUDED.fingerprint THEN EXCLUDED.claim_nonce ELSE k.claim_nonce END
+        -- An expired key is free again; an abandoned claim (its lease ran out) may be taken over by
+        -- the same request; a released one (its request failed on the server's side) by any.
+        WHERE k.expires_at <= v_now OR (k.state = 'pending' AND k.locked_until <= v_now AND k.fingerprint = EXCLUDED.fingerprint) OR k.state = 'released'
+      RETURNING k.client_id, k.idem_key, k.claim_nonce
+    )
+    SELECT i.ord, i.client_id, i.idem_key, c.idem_key IS NOT NULL AS won, c.claim_nonce
+    FROM input i LEFT JOIN claimed c ON c.client_id = i.client_id AND c.idem_key = i.idem_key
+    ORDER BY i.ord
+  LOOP
+    o_ord := v_row.ord;
+    o_claimed := v_row.won;
+    o_fingerprint := NULL; o_state := NULL; o_status := NULL; o_headers := NULL; o_body := NULL;
+    IF v_row.won THEN
+      o_nonce := v_row.claim_nonce;
+    ELSE
+      o_nonce := NULL;
+      SELECT k.fingerprint, k.state, k.response_status, k.response_headers, k.response_body
+        INTO o_fingerprint, o_state, o_status, o_headers, o_body
+        FROM ${S}.idempotency_keys k WHERE k.tenant_id = p_tenant_id AND k.client_id = v_row.client_id AND k.idem_key = v_row.idem_key;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+  END;`,
+)}
+
+${tenantFunction(
+  'finish_idempotency_keys',
+  'p_client_ids text[], p_keys text[], p_fingerprints text[], p_statuses integer[], p_headers jsonb[], p_bodies text[]',
+  'void',
+  `INSERT INTO ${S}.idempotency_keys AS k (tenant_id, client_id, idem_key, fingerprint, state, response_status, response_headers, response_body, expires_at)
+  SELECT p_tenant_id, u.client_id, u.idem_key, u.fingerprint, 'done', u.status, u.headers, u.body, clock_timestamp()
+  FROM unnest(p_client_ids, p_keys, p_fingerprints, p_statuses, p_headers, p_bodies) AS u(client_id, idem_key, fingerprint, status, headers, body)
+  WHERE u.status IS NOT NULL
+  -- Stored only for the claim the answer belongs to: the same request, still pending.
+  ON CONFLICT (tenant_id, client_id, idem_key) DO UPDATE SET state = 'done', response_status = EXCLUDED.response_status,
+    response_headers = EXCLUDED.response_headers, response_body = EXCLUDED.response_body, locked_until = NULL
+    WHERE k.fingerprint = EXCLUDED.fingerprint AND k.state = 'pending';
+  FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+    IF p_statuses[i] IS NULL THEN
+      -- A request that failed on the server's side releases its key: a retry runs it again, with
+      -- the same nonce (so the ledger recognises a change the failed attempt made).
+      UPDATE ${S}.idempotency_keys k SET state = 'released', locked_until = NULL
+      WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i] AND k.fingerprint = p_fingerprints[i] AND k.state = 'pending';
+    END IF;
+  END LOOP;`,
+)}
+`;
+
 /** Every migration of the API schema, in order. Applied steps are never edited: a change is a new step. */
 const API_MIGRATIONS: readonly ApiMigration[] = [
   { version: 1, name: 'idempotency keys, audit events, account directory; RLS', sql: initialSchema },
@@ -330,6 +425,7 @@ const API_MIGRATIONS: readonly ApiMigration[] = [
   // With no tenant set, a query sees and changes nothing on a pooled connection too (an empty
   // setting is no tenant): ALTER POLICY, catalog only, no scan.
   { version: 5, name: 'tenant policies: an empty tenant setting is no tenant', sql: () => TENANT_TABLES.map((table) => tenantPolicyUpdateSql({ schema: S, table })).join('\n') },
+  { version: 6, name: 'idempotency keys: claims and answers set-based, fill factor 60', sql: setBasedKeys },
 ];
 
 /** Options of {@link migrateBankingApi}. */

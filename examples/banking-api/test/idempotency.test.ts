@@ -141,13 +141,21 @@ describe('idempotency keys in PostgreSQL', () => {
     again.forEach((result, i) => expect(result).toEqual(i % 2 === 0 ? { kind: 'replay', response: { ...answer, body: `{"i":${i}}` } } : claimed));
   });
 
-  it('two stores (two processes) claiming the same keys at once: each key is claimed exactly once', async () => {
+  /**
+   * Two stores on two pools (two processes) claim the same keys at once, the second in `order`:
+   * each key must be claimed by exactly one of them and be in progress for the other.
+   */
+  async function raceTwoStores(prefix: string, count: number, order: 'same' | 'opposite'): Promise<void> {
     const otherPool = new pg.Pool({ connectionString: db.appUrl, max: 4 });
     try {
       const first = store();
       const second = store({ pool: otherPool });
-      const contested = Array.from({ length: 200 }, (_, i) => ref(`race-${i}`));
-      const [a, b] = await Promise.all([Promise.all(contested.map((one) => first.claim(one))), Promise.all(contested.map((one) => second.claim(one)))]);
+      // Both pools connected first, so that the two statements run at the same time.
+      await Promise.all([first.claim(ref(`${prefix}-warm-1`)), second.claim(ref(`${prefix}-warm-2`))]);
+      const contested = Array.from({ length: count }, (_, i) => ref(`${prefix}-${String(i).padStart(3, '0')}`));
+      const secondOrder = order === 'same' ? contested : [...contested].reverse();
+      const [a, b] = await Promise.all([Promise.all(contested.map((one) => first.claim(one))), Promise.all(secondOrder.map((one) => second.claim(one)))]);
+      if (order === 'opposite') b.reverse();
       contested.forEach((_, i) => {
         const kinds = [a[i]?.kind, b[i]?.kind].sort();
         expect(kinds).toEqual(['claimed', 'in_progress']);
@@ -155,6 +163,47 @@ describe('idempotency keys in PostgreSQL', () => {
     } finally {
       await otherPool.end();
     }
+  }
+
+  it('two stores (two processes) claiming the same keys at once: each key is claimed exactly once', async () => {
+    await raceTwoStores('race', 200, 'same');
+  });
+
+  it('two stores claiming the same keys in opposite orders at once: no deadlock, each key claimed exactly once', async () => {
+    await raceTwoStores('opposite', 400, 'opposite');
+  });
+
+  it('an answer for a key that has no row (it expired and was swept while its request ran) leaves the key free', async () => {
+    const keys = store();
+    await keys.finish(ref('gone-1'), answer);
+    const rows = await db.admin.query<{ expired: boolean; state: string }>(
+      `SELECT expires_at <= clock_timestamp() AS expired, state FROM banking_api.idempotency_keys WHERE tenant_id = 'idem-tenant' AND idem_key = 'gone-1'`,
+    );
+    expect(rows.rows).toEqual([{ expired: true, state: 'done' }]);
+    expect(await keys.claim(ref('gone-1', 'any body'))).toEqual(claimed);
+    expect(await keys.claim(ref('gone-1', 'any body'))).toEqual({ kind: 'in_progress' });
+  });
+
+  it('one key answered twice in one turn (its claim taken over while the first request ran): the claim’s own answer is stored, and nothing fails', async () => {
+    const keys = store();
+    await keys.claim(ref('twice-1'));
+    await keys.claim(ref('twice-2'));
+    await Promise.all([
+      keys.finish(ref('twice-1', 'an earlier request'), { ...answer, body: 'not this one' }),
+      keys.finish(ref('twice-1'), answer),
+      keys.finish(ref('twice-2'), answer),
+      keys.finish(ref('twice-2'), { ...answer, body: 'a second answer' }),
+    ]);
+    const other = store();
+    expect(await other.claim(ref('twice-1'))).toEqual({ kind: 'replay', response: answer });
+    expect(await other.claim(ref('twice-2'))).toEqual({ kind: 'replay', response: answer });
+  });
+
+  it('a key claimed before nonces existed (a null nonce) is claimed again with its null nonce', async () => {
+    await db.admin.query(
+      `INSERT INTO banking_api.idempotency_keys (tenant_id, client_id, idem_key, fingerprint, state, expires_at) VALUES ('idem-tenant', 'client-1', 'old-1', 'fp-old-1', 'released', clock_timestamp() + interval '1 hour')`,
+    );
+    expect(await store().claim(ref('old-1'))).toEqual({ kind: 'claimed', nonce: null });
   });
 
   it('an answer is stored only for the claim it belongs to (same fingerprint, still pending)', async () => {
