@@ -20,6 +20,7 @@ let db: TestDatabase;
 let api: TestApi;
 let alpha: ReturnType<typeof client>;
 let beta: ReturnType<typeof client>;
+let metricsUrl: string;
 const ALPHA = 'tenant-alpha';
 const BETA = 'tenant-beta';
 /** An id that stands for personal data: it must never reach the logs. */
@@ -28,6 +29,7 @@ const PERSONAL_ACCOUNT = 'customer-jane-doe-19840212';
 beforeAll(async () => {
   db = await openTestDatabase();
   api = await startTestApi(db);
+  metricsUrl = await api.api.listenMetrics({ port: 0 });
   alpha = client(api.url, await api.token(ALPHA));
   beta = client(api.url, await api.token(BETA));
   expect((await alpha.post('/accounts', { accountId: 'cash', currency: 'EUR', type: 'asset' })).status).toBe(201);
@@ -570,6 +572,13 @@ describe('logs, audit and caching', () => {
       expect((await alpha.post('/transfers', { transferId: 'marked-1', debitAccountId: 'cash', creditAccountId: marker, amount: '1.00', currency: 'EUR' })).status).toBe(201);
       await eventually(async () => expect(failures().length).toBeGreaterThan(0), 20_000);
       expect(failures()[0]).toMatchObject({ tenant: ALPHA, error: { sqlState: 'P0001' } });
+      // The operator sees it stopped on the metrics port (the lag alone only grows), and only that projection.
+      const failedGauge = async (projection: string): Promise<string | undefined> => {
+        const text = await (await fetch(metricsUrl)).text();
+        return new RegExp(`^banking_api_projection_failed\\{projection="${projection}",tenant="${ALPHA}"\\} (\\d+)$`, 'm').exec(text)?.[1];
+      };
+      await eventually(async () => expect(await failedGauge('history')).toBe('1'), 20_000);
+      expect(await failedGauge('balances')).toBe('0');
       expect(JSON.stringify(failures())).not.toMatch(/Key \(tenant_id|refused|"stack"|"message"|"detail"/);
       expect(api.logText()).not.toContain(marker);
     } finally {
