@@ -1,4 +1,4 @@
-import { EventCodec, InvalidInputError, LimitExceededError, READ_LIMIT_MAX, type CurrencyRegistry, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
+import { CorruptEventError, EventCodec, InvalidInputError, LimitExceededError, READ_LIMIT_MAX, type CurrencyRegistry, type EventStore, type GlobalEvent, type UpcasterRegistry } from '@ledgerkit/ledger-core';
 import { assertTenantId, InvalidTenantIdError, isTenantId, withPooledClient, withTenant, type ClientPool, type WithTenantOptions } from '@ledgerkit/tenant-rls';
 import type { PoolClient } from 'pg';
 import {
@@ -1158,6 +1158,15 @@ export class ProjectionRunner {
     let undecodable: unknown;
     let undecoded: GlobalEvent | undefined;
     for (const entry of read) {
+      if (entry.event.tenantId !== tenantId) {
+        // A store that broke the port's contract (or a database without its row-level security):
+        // an event of another tenant is never applied to this tenant's read models. It is met as
+        // an event that does not decode, so the projection's policy handles it, at its position.
+        // The message names neither tenant nor ledger: it goes to this tenant's status.
+        undecoded = entry;
+        undecodable = new CorruptEventError("the store returned an event of another tenant in this tenant's log", { globalPosition: entry.position });
+        break;
+      }
       try {
         const { event, meta } = this.#codec.decode(entry.event);
         events.push({ position: entry.position, stored: entry.event, event, meta });

@@ -147,6 +147,47 @@ describe('the runner', () => {
     await ledger.close();
   });
 
+  it('an event of another tenant in a tenant\'s log (a store that broke its contract) is never applied: each projection stops at its position, everything before it applied once, and the status names no tenant', async () => {
+    const tenantId = 'foreign-reader';
+    const other = 'foreign-owner-7f3a';
+    const ledger = await openFixtureLedger(store, tenantId);
+    await writeTransfers(ledger, 'a', 20, 5);
+    const owner = await openFixtureLedger(store, other);
+    await writeTransfers(owner, 'secret', 3);
+    const foreign = (await globalLog(store, other)).at(-1) as GlobalEvent;
+    const log = await globalLog(store, tenantId);
+    const swapped = log[12] as GlobalEvent;
+    // The store answers the reader's log with the other tenant's event where its 13th should be.
+    const leaky = new Proxy(store, {
+      get(target, property) {
+        if (property === 'readAll') {
+          return async (request: ReadAllRequest): Promise<GlobalEvent[]> =>
+            (await target.readAll(request)).map((entry) => (request.tenantId === tenantId && entry.position === swapped.position ? { position: entry.position, event: foreign.event } : entry));
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const runner = runnerFor(tenantId, { store: leaky, batchSize: 8, projections: [balancesProjection(), historyProjection(), seenProjection('seen-foreign', () => false)] });
+    runner.start();
+    await runner.whenCaughtUp();
+    const statuses = await runner.status();
+    await runner.stop();
+    for (const name of [BALANCES_PROJECTION, HISTORY_PROJECTION, 'seen-foreign']) {
+      const status = statusOf(statuses, name);
+      expect(status.state, name).toBe('failed');
+      expect(status.lastError?.position, name).toBe(swapped.position);
+      expect(status.lastError?.message, name).toMatch(/another tenant/);
+      expect(status.lastError?.message, name).not.toContain(other);
+      expect(status.eventsApplied, name).toBe(12);
+    }
+    expect(await seenVersions(db.admin, tenantId, 'seen-foreign')).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    const { rows } = await db.admin.query("SELECT 1 FROM ledgerkit.rm_transfers WHERE tenant_id = $1 AND transfer_id LIKE 'secret-%'", [tenantId]);
+    expect(rows).toEqual([]);
+    await ledger.close();
+    await owner.close();
+  });
+
   it('exactly one of several runners is active per projection and tenant; a standby takes over when the active one stops, from its checkpoint', async () => {
     const tenantId = 'one-active';
     const ledger = await openFixtureLedger(store, tenantId);
