@@ -724,6 +724,8 @@ describe('retries', () => {
     given.when(transfer('t1', simple('alice', 'bob', 100n, 'USD'), { reference: 'inv-1', metadata: { k: 'v' } })).thenRejects('exists_with_different_currency');
     // A partial post retried in another currency (p1 posted 300 EUR of h1): not the same request.
     given.when(postPending('p1', 'h1', 300n, { currency: 'USD' })).thenRejects('exists_with_different_currency');
+    // Or in none (a command built in code; the writer's admission refuses it): a fresh post in none is currency_mismatch.
+    given.when(postPending('p1', 'h1', 300n, { currency: undefined })).thenRejects('exists_with_different_currency');
     given.when(postPending('p1', 'h1', 300n)).thenDuplicate({ ledgerVersion: 8 });
   });
 

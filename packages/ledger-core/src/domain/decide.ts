@@ -265,18 +265,20 @@ function decideTransfer(command: TransferCommand, state: LedgerState, context: D
   return accept([{ event, effectiveAtMs: effective }]);
 }
 
+/** The currency of a partial post that names none: equal to no currency code. */
+const NO_CURRENCY = '';
+
 function decidePostPending(command: PostPendingCommand, state: LedgerState, context: DecideContext): Decision {
   const hold = state.transfers.get(command.pendingId);
   const existing = state.transfers.get(command.transferId);
   if (existing !== undefined) {
     const requested = command.amount ?? (hold === undefined ? undefined : fullAmountOf(hold));
-    // A partial post names its currency: a retry in another one is another request, as a fresh
-    // post in it would be refused (currency_mismatch). A full post takes the hold's.
-    const currency = command.amount === undefined ? undefined : command.currency;
+    // A partial post names its currency: a retry in another one, or in none, is another request,
+    // as a fresh post would be refused (currency_mismatch). A full post takes the hold's.
     const asked =
       requested === undefined
         ? undefined
-        : (hold?.postings ?? existing.postings).map((p) => ({ ...p, amount: requested, currency: currency ?? p.currency }));
+        : (hold?.postings ?? existing.postings).map((p) => ({ ...p, amount: requested, currency: command.amount === undefined ? p.currency : (command.currency ?? NO_CURRENCY) }));
     return compareRetry(existing, command, 'postPending', asked);
   }
   const usable = checkHoldUsable(hold, command.pendingId, context);

@@ -97,6 +97,8 @@ function transferLikeIssue(command: TransferLikeCommand, at: Path): InputIssue |
         idIssue(command.pendingId, 'pendingId', at) ??
         (command.amount === undefined || typeof command.amount === 'bigint' ? undefined : issue([...at, 'amount'], 'must be a bigint of minor units, or undefined')) ??
         (command.currency === undefined ? undefined : currencyIssue(command.currency, at, 'currency')) ??
+        // As parseCommand.postPending: a partial post names its currency, a full post names none.
+        ((command.amount === undefined) === (command.currency === undefined) ? undefined : issue([...at, 'currency'], 'amount and currency go together')) ??
         effectiveAtIssue(command.effectiveAtMs, at) ??
         metadataIssue(command.metadata, at, 'metadata')
       );
