@@ -221,7 +221,7 @@ export class IdempotencyStore {
     }
     for (const [tenantId, finishes] of this.#finishes) {
       this.#finishes.delete(tenantId);
-      this.#track(this.#writeFinishRounds(tenantId, finishes));
+      for (let start = 0; start < finishes.length; start += this.#batchMax) this.#track(this.#writeFinishes(tenantId, finishes.slice(start, start + this.#batchMax)));
     }
   }
 
@@ -271,32 +271,9 @@ export class IdempotencyStore {
     }
   }
 
-  /**
-   * Writes a tenant's answers in statements of at most `batchMax` keys, each key at most once per
-   * statement (one command may not change a row twice): a key answered twice in one turn (a claim
-   * taken over while its first request still ran) goes in a later statement, after the first.
-   */
-  async #writeFinishRounds(tenantId: string, finishes: PendingFinish[]): Promise<void> {
-    let rest = finishes;
-    while (rest.length > 0) {
-      const round: PendingFinish[] = [];
-      const later: PendingFinish[] = [];
-      const inRound = new Set<string>();
-      for (const finish of rest) {
-        const id = keyIdOf(finish.ref);
-        if (inRound.has(id) || round.length >= this.#batchMax) later.push(finish);
-        else {
-          inRound.add(id);
-          round.push(finish);
-        }
-      }
-      round.sort(byKey);
-      await this.#writeFinishes(tenantId, round);
-      rest = later;
-    }
-  }
-
   async #writeFinishes(tenantId: string, finishes: PendingFinish[]): Promise<void> {
+    // In the claims' order (stable: a key answered twice in one turn keeps its two answers' order).
+    finishes.sort(byKey);
     try {
       await withPooledClient(this.#pool, (client) =>
         client.query(FINISH_SQL, [

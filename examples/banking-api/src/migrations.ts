@@ -327,23 +327,29 @@ GRANT EXECUTE ON FUNCTION ${S}.claim_idempotency_keys(text, text[], text[], text
  * the catalog's text, a RETURNING) on top of its index work: about 180 µs of server CPU for a
  * claim and its answer on this project's 2-core machine, against about 100 µs set-based.
  *
- * Both statements are `INSERT … ON CONFLICT` over the batch, so every key is found through the
- * primary key's arbiter probe whatever the planner would estimate: a join of the batch with the
- * table was once planned as a walk of all the tenant's keys. A claim that does not win (the key is
- * in use, answered, or another request's) reads the key's row key by key, as before; that is the
- * rare path. An answer whose key has no row (it can only have expired and been swept while its
- * request ran) is stored already expired: free for the next claim, as an absent key is, and
- * removed by the next sweep. Keys given back (a request that failed on the server's side) are
- * still released one by one.
+ * Both are `INSERT … ON CONFLICT` over the batch, so every key is found through the primary key's
+ * arbiter probe whatever the planner would estimate: a join of the batch with the table was once
+ * planned as a walk of all the tenant's keys. A claim that does not win (the key is in use,
+ * answered, or another request's) reads the key's row key by key, as before; that is the rare path.
+ * Answers and releases (a request that failed on the server's side gives its key back) are one
+ * pass in the batch's order, so a batch takes its rows in the order it sends them: the store
+ * sorts every batch by key, and then no two batches (claims or answers, of two processes) wait
+ * for each other in opposite orders. An answer or release whose key has no row (it expired and
+ * was swept while its request ran, or a crash lost the claim) is stored expired since
+ * '-infinity': free for any claim, even one whose batch began before it, as an absent key is; the
+ * sweep removes it.
  *
- * Callers send a batch's keys in one order (the store sorts them) and never the same key twice in
- * one statement, so two batches wait for each other's rows in the same order (no deadlock), and no
- * row is changed twice by one command (which PostgreSQL refuses).
+ * One statement cannot change a row twice, so a batch that names a key twice (the store before
+ * this migration sent an answer twice in one turn, and an older process may still run during an
+ * upgrade) goes key by key, each key a batch of one, in the batch's order: the old functions'
+ * behaviour.
  *
  * A fill factor of 60 leaves room on a claim's page for its answer: the answer's update can then
  * be a heap-only tuple, with no new entry in either index.
  */
-const setBasedKeys = (): string => `
+const setBasedKeys = (): string => {
+  const hasRepeatedKey = `EXISTS (SELECT 1 FROM unnest(p_client_ids, p_keys) AS u(client_id, idem_key) GROUP BY u.client_id, u.idem_key HAVING count(*) > 1)`;
+  return `
 ALTER TABLE ${S}.idempotency_keys SET (fillfactor = 60);
 
 ${tenantFunction(
@@ -354,6 +360,12 @@ ${tenantFunction(
     v_now timestamptz := clock_timestamp();
     v_row record;
   BEGIN
+  IF ${hasRepeatedKey} THEN
+    FOR i IN 1 .. array_length(p_keys, 1) LOOP
+      RETURN QUERY SELECT i, c.o_claimed, c.o_fingerprint, c.o_state, c.o_status, c.o_headers, c.o_body, c.o_nonce
+        FROM ${S}.claim_idempotency_keys(p_tenant_id, ARRAY[p_client_ids[i]], ARRAY[p_keys[i]], ARRAY[p_fingerprints[i]], p_lease_ms, p_ttl_ms) c;
+    END LOOP;
+  ELSE
   FOR v_row IN
     WITH input AS (
       SELECT u.ord::integer AS ord, u.client_id, u.idem_key, u.fingerprint
@@ -390,6 +402,7 @@ ${tenantFunction(
     END IF;
     RETURN NEXT;
   END LOOP;
+  END IF;
   END;`,
 )}
 
@@ -397,24 +410,24 @@ ${tenantFunction(
   'finish_idempotency_keys',
   'p_client_ids text[], p_keys text[], p_fingerprints text[], p_statuses integer[], p_headers jsonb[], p_bodies text[]',
   'void',
-  `INSERT INTO ${S}.idempotency_keys AS k (tenant_id, client_id, idem_key, fingerprint, state, response_status, response_headers, response_body, expires_at)
-  SELECT p_tenant_id, u.client_id, u.idem_key, u.fingerprint, 'done', u.status, u.headers, u.body, clock_timestamp()
-  FROM unnest(p_client_ids, p_keys, p_fingerprints, p_statuses, p_headers, p_bodies) AS u(client_id, idem_key, fingerprint, status, headers, body)
-  WHERE u.status IS NOT NULL
-  -- Stored only for the claim the answer belongs to: the same request, still pending.
-  ON CONFLICT (tenant_id, client_id, idem_key) DO UPDATE SET state = 'done', response_status = EXCLUDED.response_status,
-    response_headers = EXCLUDED.response_headers, response_body = EXCLUDED.response_body, locked_until = NULL
-    WHERE k.fingerprint = EXCLUDED.fingerprint AND k.state = 'pending';
-  FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
-    IF p_statuses[i] IS NULL THEN
-      -- A request that failed on the server's side releases its key: a retry runs it again, with
-      -- the same nonce (so the ledger recognises a change the failed attempt made).
-      UPDATE ${S}.idempotency_keys k SET state = 'released', locked_until = NULL
-      WHERE k.tenant_id = p_tenant_id AND k.client_id = p_client_ids[i] AND k.idem_key = p_keys[i] AND k.fingerprint = p_fingerprints[i] AND k.state = 'pending';
-    END IF;
-  END LOOP;`,
+  `IF ${hasRepeatedKey} THEN
+    FOR i IN 1 .. array_length(p_keys, 1) LOOP
+      PERFORM ${S}.finish_idempotency_keys(p_tenant_id, ARRAY[p_client_ids[i]], ARRAY[p_keys[i]], ARRAY[p_fingerprints[i]], ARRAY[p_statuses[i]], ARRAY[p_headers[i]], ARRAY[p_bodies[i]]);
+    END LOOP;
+  ELSE
+    -- A null status gives the key back (released: a retry runs the request again, with the same
+    -- nonce, so the ledger recognises a change the failed attempt made); any other stores the answer.
+    INSERT INTO ${S}.idempotency_keys AS k (tenant_id, client_id, idem_key, fingerprint, state, response_status, response_headers, response_body, expires_at)
+    SELECT p_tenant_id, u.client_id, u.idem_key, u.fingerprint, CASE WHEN u.status IS NULL THEN 'released' ELSE 'done' END, u.status, u.headers, u.body, '-infinity'
+    FROM unnest(p_client_ids, p_keys, p_fingerprints, p_statuses, p_headers, p_bodies) AS u(client_id, idem_key, fingerprint, status, headers, body)
+    -- Only for the claim the answer belongs to: the same request, still pending.
+    ON CONFLICT (tenant_id, client_id, idem_key) DO UPDATE SET state = EXCLUDED.state, response_status = EXCLUDED.response_status,
+      response_headers = EXCLUDED.response_headers, response_body = EXCLUDED.response_body, locked_until = NULL
+      WHERE k.fingerprint = EXCLUDED.fingerprint AND k.state = 'pending';
+  END IF;`,
 )}
 `;
+};
 
 /** Every migration of the API schema, in order. Applied steps are never edited: a change is a new step. */
 const API_MIGRATIONS: readonly ApiMigration[] = [

@@ -11,16 +11,20 @@ import { openTestDatabase, type TestDatabase } from './support/harness.js';
 
 let db: TestDatabase;
 let appPool: pg.Pool;
+/** A second process's connections. */
+let secondPool: pg.Pool;
 const stores: IdempotencyStore[] = [];
 
 beforeAll(async () => {
   db = await openTestDatabase();
   appPool = new pg.Pool({ connectionString: db.appUrl, max: 4 });
+  secondPool = new pg.Pool({ connectionString: db.appUrl, max: 4 });
 });
 
 afterAll(async () => {
   await Promise.all(stores.map((store) => store.close()));
   await appPool?.end();
+  await secondPool?.end();
   await db?.close();
 });
 
@@ -38,6 +42,16 @@ function store(options: { leaseMs?: number; ttlMs?: number; pool?: pg.Pool; unwr
 const ref = (key: string, fingerprint = `fp-${key}`, tenantId = 'idem-tenant', clientId = 'client-1'): KeyRef => ({ tenantId, clientId, key, fingerprint });
 const answer = { status: 201, headers: { location: '/transfers/t1' }, body: '{"ok":true}' };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `count` backends of the test database wait for a lock: a step is known to be held up. */
+async function lockWaiters(count: number): Promise<void> {
+  for (let attempt = 0; attempt < 500; attempt += 1) {
+    const { rows } = await db.admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+    if ((rows[0]?.n ?? 0) >= count) return;
+    await sleep(10);
+  }
+  throw new Error(`never saw ${count} backends waiting for a lock`);
+}
 /** A claim, whatever its nonce (a UUID; see the nonce test for when it is new and when kept). */
 const claimed = { kind: 'claimed', nonce: expect.stringMatching(/^[0-9a-f-]{36}$/) } as unknown as ClaimResult;
 const nonceOf = (result: ClaimResult): string | null => (result.kind === 'claimed' ? result.nonce : null);
@@ -204,6 +218,82 @@ describe('idempotency keys in PostgreSQL', () => {
       `INSERT INTO banking_api.idempotency_keys (tenant_id, client_id, idem_key, fingerprint, state, expires_at) VALUES ('idem-tenant', 'client-1', 'old-1', 'fp-old-1', 'released', clock_timestamp() + interval '1 hour')`,
     );
     expect(await store().claim(ref('old-1'))).toEqual({ kind: 'claimed', nonce: null });
+  });
+
+  it('a claim batch held up behind a locked row still claims a key whose row went (swept) and was answered meanwhile by another process', async () => {
+    const p = store();
+    const q = store({ pool: secondPool });
+    expect(await p.claim(ref('held-a'))).toEqual(claimed);
+    const locker = await db.admin.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM banking_api.idempotency_keys WHERE idem_key = 'held-a' FOR UPDATE`);
+      // Q's batch (held-a, held-b) takes held-a first and waits there; held-b has no row.
+      const claims = Promise.all([q.claim(ref('held-a')), q.claim(ref('held-b', 'a new body'))]);
+      await lockWaiters(1);
+      // P's request with held-b ran past its key's expiry: its answer finds no row.
+      await p.finish(ref('held-b', 'the old body'), answer);
+      await locker.query('COMMIT');
+      expect(await claims).toEqual([{ kind: 'in_progress' }, claimed]);
+    } finally {
+      locker.release();
+    }
+  });
+
+  it('a claim batch and another process\'s batch of a release and an answer over the same keys wait for each other in one order: no deadlock, nothing lost', async () => {
+    const p = store();
+    const q = store({ pool: secondPool });
+    for (const key of ['order-a', 'order-m', 'order-z']) expect(await p.claim(ref(key))).toEqual(claimed);
+    const locker = await db.admin.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM banking_api.idempotency_keys WHERE idem_key = 'order-m' FOR UPDATE`);
+      // Q takes order-a and waits on order-m; P then gives order-a back and answers order-z.
+      const claims = Promise.allSettled([q.claim(ref('order-z')), q.claim(ref('order-m')), q.claim(ref('order-a'))]);
+      await lockWaiters(1);
+      const finishes = Promise.allSettled([p.finish(ref('order-z'), answer), p.finish(ref('order-a'), undefined)]);
+      await lockWaiters(2);
+      await locker.query('COMMIT');
+      const settled = [...(await claims), ...(await finishes)];
+      expect(settled.filter((one) => one.status === 'rejected')).toEqual([]);
+    } finally {
+      locker.release();
+    }
+    expect(await store().claim(ref('order-z'))).toEqual({ kind: 'replay', response: answer });
+  });
+
+  it('a statement that names a key twice (as a store before API migration 6 could send) is applied key by key, in order', async () => {
+    const call = (sql: string, params: unknown[]) => appPool.query(sql, params);
+    const claimTwice = await call(`SELECT o_ord, o_claimed, o_state FROM banking_api.claim_idempotency_keys($1, $2, $3, $4, 30000, 86400000) ORDER BY o_ord`, [
+      'idem-tenant',
+      ['client-1', 'client-1'],
+      ['twice-c', 'twice-c'],
+      ['fp', 'fp'],
+    ]);
+    expect(claimTwice.rows).toEqual([
+      { o_ord: 1, o_claimed: true, o_state: null },
+      { o_ord: 2, o_claimed: false, o_state: 'pending' },
+    ]);
+    const finish = (keys: string[], statuses: (number | null)[], bodies: (string | null)[]) =>
+      call(`SELECT banking_api.finish_idempotency_keys($1, $2, $3, $4, $5::integer[], $6::jsonb[], $7)`, [
+        'idem-tenant',
+        keys.map(() => 'client-1'),
+        keys,
+        keys.map(() => 'fp'),
+        statuses,
+        statuses.map((status) => (status === null ? null : '{}')),
+        bodies,
+      ]);
+    await finish(['twice-c', 'twice-c'], [201, 201], ['first', 'second']);
+    await call(`SELECT * FROM banking_api.claim_idempotency_keys($1, $2, $3, $4, 30000, 86400000)`, ['idem-tenant', ['client-1'], ['twice-r'], ['fp']]);
+    await finish(['twice-r', 'twice-r'], [null, 201], [null, 'an answer']);
+    const rows = await db.admin.query<{ idem_key: string; state: string; response_body: string | null }>(
+      `SELECT idem_key, state, response_body FROM banking_api.idempotency_keys WHERE tenant_id = 'idem-tenant' AND idem_key IN ('twice-c', 'twice-r') ORDER BY idem_key`,
+    );
+    expect(rows.rows).toEqual([
+      { idem_key: 'twice-c', state: 'done', response_body: 'first' },
+      { idem_key: 'twice-r', state: 'released', response_body: null },
+    ]);
   });
 
   it('an answer is stored only for the claim it belongs to (same fingerprint, still pending)', async () => {
