@@ -1,8 +1,9 @@
+import { InvalidInputError } from './errors.js';
 import { checkCollaborator, checkOptions } from './input/options.js';
 import { parseCommand, type LinkedMemberInput } from './input/parse-command.js';
 import { CurrencyRegistry } from './money/currency.js';
 import { formatAmount } from './money/amount.js';
-import { accountEntriesOptions, parseAsOf, replayAccountEntries, replayLedger, readLedger, type AccountEntriesOptions, type AsOf, type LedgerSource } from './query/replay.js';
+import { accountEntriesOptions, parseAsOf, replayAccountEntries, replayLedger, readLedger, type AccountEntriesOptions, type AsOf, type LedgerSource, type ReplayedState } from './query/replay.js';
 import { balanceOf, trialBalanceOf, type Balance, type TrialBalance } from './query/views.js';
 import { verifyChain, type ChainVerification } from './events/verify-chain.js';
 import { LedgerWriter, type CommandContext, type CommandResult, type LedgerWriterOptions } from './writer/ledger-writer.js';
@@ -142,20 +143,41 @@ export class Ledger {
     return account === undefined ? undefined : balanceOf(account, this.#currencies);
   }
 
-  /** An account's balance as of a ledger version, recorded time or effective time, by replay. */
+  /**
+   * An account's balance as of a ledger version, recorded time or effective time, by replay.
+   * A point `parseAsOf` refuses, and a ledger version past the ledger's head (at
+   * `asOf.ledgerVersion`), are refused with `InvalidInputError`.
+   */
   async balanceAt(accountId: string, asOf: AsOf): Promise<Balance | undefined> {
-    // Checked here as well as by replay, which reads a missing point as "now".
-    parseAsOf(asOf);
-    const state = await replayLedger(this.#source, asOf);
+    const state = await this.#replayAt(asOf);
     const account = state.accounts.get(accountId);
     return account === undefined ? undefined : balanceOf(account, this.#currencies);
   }
 
-  /** Every account's net posted balance with per-currency totals, now or as of a point (by replay). */
+  /**
+   * Every account's net posted balance with per-currency totals, now or as of a point (by
+   * replay). A point is refused as `balanceAt` refuses it.
+   */
   async trialBalance(asOf?: AsOf): Promise<TrialBalance> {
     if (asOf === undefined) return trialBalanceOf(this.#writer.accounts(), this.#currencies);
-    const state = await replayLedger(this.#source, asOf);
+    const state = await this.#replayAt(asOf);
     return trialBalanceOf(state.accounts.values(), this.#currencies);
+  }
+
+  /**
+   * The ledger's state as of `asOf`, by replay. Replay stops at the head, so a ledger version
+   * past it would be answered with the head's state, as if that version existed: it is refused
+   * with `InvalidInputError` at `asOf.ledgerVersion` (after the replay, which alone knows the
+   * head of the log: this writer's version may lag another writer's appends).
+   */
+  async #replayAt(asOf: AsOf): Promise<ReplayedState> {
+    // Checked here as well as by replay, which reads a missing point as "now".
+    const point = parseAsOf(asOf);
+    const state = await replayLedger(this.#source, asOf);
+    if (point.kind === 'ledgerVersion' && point.ledgerVersion > state.version) {
+      throw new InvalidInputError([{ path: ['asOf', 'ledgerVersion'], message: `is past the ledger's head, version ${state.version}` }]);
+    }
+    return state;
   }
 
   /**

@@ -284,6 +284,52 @@ describe('point-in-time queries over a scripted ledger', () => {
     }
   });
 
+  it('balanceAt and trialBalance as of a ledger version past the head are InvalidInputError at asOf.ledgerVersion naming the head, not the head\'s answer; replayLedger itself still stops at the head', async () => {
+    const head = ledger.version;
+    const refusal = { name: 'InvalidInputError', issues: [{ path: ['asOf', 'ledgerVersion'], message: `is past the ledger's head, version ${head}` }] };
+    for (const ledgerVersion of [head + 1, 1_000, Number.MAX_SAFE_INTEGER]) {
+      await expect(ledger.balanceAt('alice', { ledgerVersion }), `balanceAt ${ledgerVersion}`).rejects.toMatchObject(refusal);
+      await expect(ledger.trialBalance({ ledgerVersion }), `trialBalance ${ledgerVersion}`).rejects.toMatchObject(refusal);
+    }
+    expect(await ledger.balanceAt('alice', { ledgerVersion: head })).toEqual(ledger.balance('alice'));
+    expect(await ledger.trialBalance({ ledgerVersion: head })).toEqual(await ledger.trialBalance());
+    // A caller of replayLedger (a reconciliation, say) reads where it stopped from the state.
+    expect((await replayLedger(source, { ledgerVersion: head + 1 })).version).toBe(head);
+  });
+
+  it('replayLedger with untilVersion takes in no event past it, whatever the point, and asks the store for none; a bad untilVersion is InvalidInputError before any read', async () => {
+    let askedUpTo = 0;
+    const bounded: LedgerSource = {
+      ...source,
+      store: Object.assign(Object.create(store) as InMemoryEventStore, {
+        readStream: (request: Parameters<InMemoryEventStore['readStream']>[0]) => {
+          askedUpTo = Math.max(askedUpTo, (request.fromVersion ?? 1) + (request.limit ?? 1) - 1);
+          return store.readStream(request);
+        },
+      }),
+    };
+    const later = at(20 * HOUR);
+    for (const checkpoint of checkpoints) {
+      for (const asOf of [undefined, { ledgerVersion: ledger.version }, { recordedAt: later }, { effectiveAt: later }]) {
+        askedUpTo = 0;
+        const state = await replayLedger(bounded, asOf, { untilVersion: checkpoint.version });
+        const label = `${JSON.stringify(asOf)} until ${checkpoint.version}`;
+        expect(state.version, label).toBe(checkpoint.version);
+        expect(accountsOf(state), label).toEqual(checkpoint.accounts);
+        expect(askedUpTo, label).toBe(checkpoint.version);
+      }
+    }
+    // A point before the bound is that point.
+    expect((await replayLedger(source, { ledgerVersion: 3 }, { untilVersion: 8 })).version).toBe(3);
+    expect(accountsOf(await replayLedger(source, undefined, { untilVersion: 0 }))).toEqual([]);
+    for (const untilVersion of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '3']) {
+      await expect(replayLedger(source, undefined, { untilVersion } as unknown as { untilVersion: number }), String(untilVersion)).rejects.toMatchObject({
+        name: 'InvalidInputError',
+        issues: [{ path: ['untilVersion'], message: 'must be a non-negative integer' }],
+      });
+    }
+  });
+
   it('replayLedger as of version N equals the writer state recorded right after event N', async () => {
     expect(accountsOf(await replayLedger(source, { ledgerVersion: 0 }))).toEqual([]);
     for (const checkpoint of checkpoints) {

@@ -4,10 +4,11 @@
  * a point (a ledger version, a recorded time or an effective time; default the head), and prints
  * one JSON document: the chain's verdict, the trial balance at that point with per-currency
  * totals, and the balances of the accounts asked for. The exit code is the verdict: 0 when the
- * chain holds and every currency balances, 1 when either does not, 2 when the audit could not
- * run (bad arguments, an `--upcasters` module that gives no registry, no connection, an event it
- * cannot read, a ledger with no event the role can read — a mistyped tenant or ledger id must not
- * pass as an empty, balanced ledger — or a version past the ledger's head).
+ * chain holds and every currency balances, 1 when either does not (or when an event breaks the
+ * ledger's invariants), 2 when the audit could not run (bad arguments, an `--upcasters` module
+ * that gives no registry, no connection, an event it cannot read, a ledger with neither an event
+ * the role can read nor a recorded head — a mistyped tenant or ledger id must not pass as an
+ * empty, balanced ledger — or a version past the ledger's head).
  *
  * The chain is an unkeyed SHA-256 chain: it shows a change made by someone who did not recompute
  * every later hash, and events missing at the end (the chain ends short of the head the
@@ -31,6 +32,9 @@ import {
   balanceOf,
   CurrencyRegistry,
   EventCodec,
+  ID_PATTERN,
+  ID_PATTERN_MESSAGE,
+  InvalidInputError,
   LimitExceededError,
   parseAsOf,
   readLedger,
@@ -42,6 +46,7 @@ import {
   type Balance,
   type ChainVerification,
   type Currency,
+  type ReplayedState,
   type StoredEvent,
   type TrialBalance,
 } from '@ledgerkit/ledger-core';
@@ -74,11 +79,12 @@ export const AUDIT_USAGE = `usage: ledgerkit-audit --tenant <id> --ledger <id> [
 Prints one JSON document. Exit code 0: the chain holds, it reaches the head the database
 records for the ledger, every currency balances, and the --expect-head-hash event, if given, is
 in the chain; 1: it does not (events missing at the end count, and so does an --as-of-version
-that only they reached); 2: the audit could not run (also for a ledger with no events, which is
-most often a mistyped --tenant or --ledger, for --as-of-version past the ledger's head, for an
---upcasters module that gives no registry, or none within --upcasters-timeout-ms, for a server
-that does not accept the connection within --connect-timeout-ms or answer a query within 120 s,
-and for an option given twice).`;
+that only they reached, and an event that breaks the ledger's invariants); 2: the audit could
+not run (also for a ledger with no events and no recorded head, which is most often a mistyped
+--tenant or --ledger, for --as-of-version past the ledger's head, for an --upcasters module that
+gives no registry, or none within --upcasters-timeout-ms, for a server that does not accept the
+connection within --connect-timeout-ms or answer a query within 120 s, and for an option given
+twice).`;
 
 /** Most `--account` arguments. */
 const ACCOUNTS_LISTED_MAX = 1_000;
@@ -132,22 +138,40 @@ export interface AuditReport {
   readonly expectedHeadHash?: ExpectedHeadHash;
   /**
    * Version of the last event the replay took in (the head's with no point; with an effective
-   * time, the last event effective by then); `null` when the chain is broken, or when
-   * `--as-of-version` names a version the recorded head passes but no surviving event reaches.
+   * time, the last event effective by then; never past `chain.lastVersion`: events appended
+   * after the chain was verified are not counted); `null` when the chain is broken, when
+   * `--as-of-version` names a version the recorded head passes but no surviving event reaches,
+   * or when the replay met an event that breaks the ledger's invariants (`invalidEvent`).
    */
   readonly lastIncludedVersion: number | null;
   /**
-   * At the point; `null` when the chain is broken (replay stops at the first bad link) or the
-   * point is past the surviving events (see `lastIncludedVersion`).
+   * At the point; `null` when the chain is broken (replay stops at the first bad link), the
+   * point is past the surviving events (see `lastIncludedVersion`), or an event breaks the
+   * ledger's invariants.
    */
   readonly trialBalance: TrialBalance | null;
+  /**
+   * Only when the replay met one: the event, readable and correctly hashed, that breaks the
+   * ledger's invariants (a posting on an account never opened, say), which no writer decides but
+   * a client holding the application role can append.
+   */
+  readonly invalidEvent?: InvalidEvent;
   /** The accounts asked for, `null` for one not opened by then. */
   readonly balances: Readonly<Record<string, Balance | null>>;
   /**
-   * The chain holds and reaches the recorded head, every currency's debits equal its credits, and
-   * the `--expect-head-hash` event, if given, is in the chain.
+   * The chain holds and reaches the recorded head, every currency's debits equal its credits, no
+   * event replayed breaks the ledger's invariants, and the `--expect-head-hash` event, if given,
+   * is in the chain.
    */
   readonly ok: boolean;
+}
+
+/** The report's {@link AuditReport.invalidEvent}. */
+export interface InvalidEvent {
+  /** The event's version. */
+  readonly ledgerVersion: number;
+  /** What is wrong with it: its type and the invariant it breaks. */
+  readonly reason: string;
 }
 
 /** The report's {@link AuditReport.expectedHeadHash}: whether the event an earlier report ended at is still in the chain. */
@@ -206,6 +230,8 @@ export async function runAudit(argv: readonly string[], env: NodeJS.ProcessEnv, 
   try {
     const report = await audit(pool, options, upcasters);
     output.out(`${JSON.stringify(report, null, 2)}\n`);
+    // The report says it too (`invalidEvent`); a reader of the exit code alone is told which event.
+    if (report.invalidEvent !== undefined) output.err(`ledgerkit-audit: event at ledger version ${report.invalidEvent.ledgerVersion}: ${report.invalidEvent.reason}\n`);
     return report.ok ? 0 : 1;
   } catch (error) {
     output.err(`ledgerkit-audit: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -266,19 +292,28 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
   if (databaseUrl === undefined || databaseUrl === '') throw new UsageError('give --database-url or set DATABASE_URL');
   checkDatabaseUrl(databaseUrl, values['database-url'] === undefined ? 'DATABASE_URL' : '--database-url');
   if (values.tenant === undefined || values.ledger === undefined) throw new UsageError('--tenant and --ledger are required');
-  const points: AsOf[] = [];
+  // Each point with the option and the text that gave it, so that a bad value is reported as typed.
+  const points: GivenPoint[] = [];
   if (values['as-of-version'] !== undefined) {
     const text = values['as-of-version'];
+    // 16 digits may still pass Number.MAX_SAFE_INTEGER, which parseAsOf refuses (checkPoint).
     if (!/^\d{1,16}$/.test(text)) throw new UsageError('--as-of-version must be a non-negative integer');
-    points.push({ ledgerVersion: Number(text) });
+    points.push({ option: '--as-of-version', text, asOf: { ledgerVersion: Number(text) } });
   }
-  if (values['as-of-recorded'] !== undefined) points.push({ recordedAt: values['as-of-recorded'] });
-  if (values['as-of-effective'] !== undefined) points.push({ effectiveAt: values['as-of-effective'] });
+  const recorded = values['as-of-recorded'];
+  if (recorded !== undefined) points.push({ option: '--as-of-recorded', text: recorded, asOf: { recordedAt: recorded } });
+  const effective = values['as-of-effective'];
+  if (effective !== undefined) points.push({ option: '--as-of-effective', text: effective, asOf: { effectiveAt: effective } });
   if (points.length > 1) throw new UsageError('give at most one of --as-of-version, --as-of-recorded, --as-of-effective');
-  const asOf = points[0];
-  if (asOf !== undefined) parseAsOf(asOf);
+  const point = points[0];
+  if (point !== undefined) checkPoint(point);
+  const asOf = point?.asOf;
   const accountIds = values.account ?? [];
   if (accountIds.length > ACCOUNTS_LISTED_MAX) throw new UsageError(`at most ${ACCOUNTS_LISTED_MAX} --account arguments`);
+  for (const accountId of accountIds) {
+    // No account has such an id; `__proto__` would also be lost from the report's `balances`.
+    if (!ID_PATTERN.test(accountId)) throw new UsageError(`--account ${JSON.stringify(accountId)}: an account id ${ID_PATTERN_MESSAGE}`);
+  }
   const custom = (values.currency ?? []).map((text): Currency => {
     const match = /^([A-Za-z0-9_]{1,16}):(\d{1,2})$/.exec(text);
     if (match === null) throw new UsageError(`--currency ${JSON.stringify(text)} must be CODE:scale, e.g. POINTS:0`);
@@ -320,6 +355,28 @@ function auditOptionsOf(argv: readonly string[], env: NodeJS.ProcessEnv): AuditO
     connectTimeoutMs,
     expectedHeadHash: expectedHeadHash?.toLowerCase(),
   };
+}
+
+/** A point given on the command line: the option, its value as typed, and the point it names. */
+interface GivenPoint {
+  readonly option: '--as-of-version' | '--as-of-recorded' | '--as-of-effective';
+  readonly text: string;
+  readonly asOf: AsOf;
+}
+
+/**
+ * Checks a point as the replay will (`parseAsOf`), and words a refusal as a usage error naming
+ * the option and the value typed: the library's path (`asOf.recordedAt`) is not what the auditor
+ * typed.
+ */
+function checkPoint({ option, text, asOf }: GivenPoint): void {
+  try {
+    parseAsOf(asOf);
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+    const problem = option === '--as-of-version' ? `must be a non-negative integer of at most ${Number.MAX_SAFE_INTEGER}` : (error.issues[0]?.message ?? 'is not a valid instant');
+    throw new UsageError(`${option} ${JSON.stringify(text)} ${problem}`);
+  }
 }
 
 /**
@@ -431,9 +488,11 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed, upcasters: Upca
   const expectedHash = options.expectedHeadHash;
   const events = readLedger(source, { verify: false });
   const chain = await verifyChain(expectedHash === undefined ? events : watchForHash(events, expectedHash, (version) => (expectedAt ??= version)));
-  if (chain.eventCount === 0) {
+  if (chain.ok && chain.eventCount === 0 && recordedVersion === 0) {
     // Row-level security answers a wrong tenant, and the store a wrong ledger, with no rows: an
-    // empty ledger would pass as a sound, balanced one.
+    // empty ledger would pass as a sound, balanced one. Only then: a chain broken at its first
+    // event (changed or deleted) also counts no event, and a ledger whose every event was
+    // deleted still has its recorded head; both are verdicts (exit 1), not a mistyped id.
     throw new Error(`tenant ${JSON.stringify(tenantId)} has no events in ledger ${JSON.stringify(ledgerId)} that this role can read: check --tenant and --ledger`);
   }
   const head = { recordedVersion, reached: chain.ok && chain.lastVersion >= recordedVersion };
@@ -449,21 +508,44 @@ async function audit(pool: pg.Pool, options: AuditOptionsParsed, upcasters: Upca
     if (asOf.ledgerVersion > headVersion) throw new Error(`--as-of-version ${asOf.ledgerVersion} is past the ledger's head, version ${headVersion}`);
     return { ...base, lastIncludedVersion: null, trialBalance: null, balances: {}, ok: false };
   }
-  // At the head, the head the chain was checked to: events appended since are neither verified
-  // nor replayed, so the trial balance is of exactly the events the chain covered.
-  const state = await replayLedger(source, asOf ?? { ledgerVersion: chain.lastVersion }, { accountsMax: options.accountsMax }).catch((error: unknown) => {
+  // Whatever the point, no further than the version the chain was checked to: events appended
+  // since (back-dated ones match an effective time, any a recorded time still to come) are
+  // neither verified nor replayed, so the trial balance is of events the chain covered.
+  let state: ReplayedState;
+  try {
+    state = await replayLedger(source, asOf, { accountsMax: options.accountsMax, untilVersion: chain.lastVersion });
+  } catch (error) {
     if (error instanceof LimitExceededError) throw new Error(`${error.message}: more than --accounts-max`);
-    throw error;
-  });
+    const invalidEvent = invalidEventOf(error);
+    if (invalidEvent === undefined) throw error;
+    // A verdict on the ledger, not a reason the audit could not run: the report says which event.
+    return { ...base, lastIncludedVersion: null, trialBalance: null, invalidEvent, balances: {}, ok: false };
+  }
   const accounts = state.accounts;
   const trialBalance = trialBalanceOf(accounts.values(), currencies);
-  const balances: Record<string, Balance | null> = {};
+  // Without a prototype: an id such as `__proto__` would otherwise set it instead of a key.
+  const balances: Record<string, Balance | null> = Object.create(null) as Record<string, Balance | null>;
   for (const accountId of options.accountIds) {
     const account = accounts.get(accountId);
     balances[accountId] = account === undefined ? null : balanceOf(account, currencies);
   }
   const ok = head.reached && (expected === undefined || expected.found) && trialBalance.totals.every((total) => total.balanced);
   return { ...base, lastIncludedVersion: state.version, trialBalance, balances, ok };
+}
+
+/**
+ * The event `error` names when it is replay's refusal of a readable, correctly hashed event that
+ * breaks the ledger's invariants (a `CorruptEventError` caused by an `InvariantViolationError`);
+ * `undefined` for any other error (an event the audit cannot read is still exit code 2). Judged
+ * by the errors' codes: they may come from another copy of ledger-core.
+ */
+function invalidEventOf(error: unknown): InvalidEvent | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const found = error as { readonly code?: unknown; readonly ledgerVersion?: unknown; readonly reason?: unknown; readonly cause?: unknown };
+  const cause = found.cause as { readonly code?: unknown } | undefined;
+  if (found.code !== 'corrupt_event' || cause?.code !== 'invariant_violated') return undefined;
+  if (typeof found.ledgerVersion !== 'number' || typeof found.reason !== 'string') return undefined;
+  return { ledgerVersion: found.ledgerVersion, reason: found.reason };
 }
 
 /** The events of `events`, as they are; `seen` is told the version of each one whose hash is `hash`. */

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CurrencyRegistry, hashEvent, Ledger, type AsOf, type StoredEvent } from '@ledgerkit/ledger-core';
 import { PostgresEventStore } from '@ledgerkit/store-postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runAudit, UPCASTERS_LOAD_TIMEOUT_MS_MAX, type AuditReport } from '../src/audit-cli.js';
 import { REFUSED_MESSAGE } from './support/audit-upcasters-refusing.js';
 import { openTestDatabase, type TestDatabase } from './support/test-database.js';
@@ -97,6 +97,26 @@ function runCommand(...args: string[]): Promise<{ code: number | null; out: stri
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, out, err }));
   });
+}
+
+/** Opens a ledger of two accounts, cash and `customer`, with one transfer of 10.00 to `customer` (versions 1-3). */
+async function threeEvents(ledgerId: string, customer: string): Promise<Ledger> {
+  const store = await PostgresEventStore.open({ pool: db.app });
+  const opened = await Ledger.open({ store, tenantId: TENANT, ledgerId, snapshotEveryEvents: 0, clock: () => now });
+  await opened.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+  await opened.openAccount({ accountId: customer, currency: 'EUR', type: 'liability' });
+  await opened.transfer({ transferId: `${customer}-1`, debitAccountId: 'cash', creditAccountId: customer, amount: '10.00', currency: 'EUR' });
+  return opened;
+}
+
+/** Runs `sql` as the superuser with the append-only trigger off: what only such a role can do to the log. */
+async function behindTheChain(sql: string): Promise<number> {
+  await db.admin.query('ALTER TABLE ledgerkit.events DISABLE TRIGGER append_only_rows');
+  try {
+    return (await db.admin.query(sql, [TENANT])).rowCount ?? 0;
+  } finally {
+    await db.admin.query('ALTER TABLE ledgerkit.events ENABLE TRIGGER append_only_rows');
+  }
 }
 
 /** Runs the audit in this process; the report parsed when it printed one. */
@@ -539,4 +559,116 @@ describe('ledgerkit-audit', () => {
     expect(refused.code).toBe(2);
     expect(refused.err).toMatch(/--upcasters .*missing\.mjs: no such file/);
   }, 60_000);
+
+  it('a ledger whose first event was changed or deleted, or whose every event was deleted while its head is recorded, fails the audit (exit 1, with the report), not "check --tenant and --ledger" (exit 2)', async () => {
+    for (const ledgerId of ['first-changed', 'first-deleted', 'all-deleted']) await (await threeEvents(ledgerId, 'gail')).close();
+    expect(await behindTheChain(`UPDATE ledgerkit.events SET data = replace(data::text, '"accountType":"asset"', '"accountType":"expense"')::json WHERE tenant_id = $1 AND ledger_id = 'first-changed' AND ledger_version = 1`)).toBe(1);
+    expect(await behindTheChain(`DELETE FROM ledgerkit.events WHERE tenant_id = $1 AND ledger_id = 'first-deleted' AND ledger_version = 1`)).toBe(1);
+    expect(await behindTheChain(`DELETE FROM ledgerkit.events WHERE tenant_id = $1 AND ledger_id = 'all-deleted'`)).toBe(3);
+    const expected: [string, object][] = [
+      ['first-changed', { chain: { ok: false, eventCount: 0, brokenAt: { ledgerVersion: 1, reason: 'hash_mismatch' } }, trialBalance: null }],
+      ['first-deleted', { chain: { ok: false, eventCount: 0, brokenAt: { ledgerVersion: 2, reason: 'version_gap' } }, trialBalance: null }],
+      // The chain that is left holds (it is empty), but ends short of the head the database records.
+      ['all-deleted', { chain: { ok: true, eventCount: 0, lastVersion: 0 } }],
+    ];
+    for (const [ledgerId, report] of expected) {
+      const audited = await audit('--tenant', TENANT, '--ledger', ledgerId);
+      expect(audited, ledgerId).toMatchObject({ code: 1, err: '', report: { ok: false, head: { recordedVersion: 3, reached: false }, ...report } });
+    }
+  });
+
+  it('as of an effective or a recorded time, events appended after the chain was verified are not counted: the trial balance is of the chain the report verified', async () => {
+    const growing = await threeEvents('growing', 'gina');
+    const readStream = PostgresEventStore.prototype.readStream;
+    let reads = 0;
+    let appended = 0;
+    // The chain is read from version 1, then the replay: between the two, a transfer lands that
+    // both points match (as back-dated entries do at a month-end close while the auditor runs it).
+    const spy = vi.spyOn(PostgresEventStore.prototype, 'readStream').mockImplementation(async function (this: PostgresEventStore, request) {
+      if (request.ledgerId === 'growing' && request.fromVersion === 1 && (reads += 1) % 2 === 0) {
+        appended += 1;
+        const late = await growing.transfer({ transferId: `late-${appended}`, debitAccountId: 'cash', creditAccountId: 'gina', amount: '1.00', currency: 'EUR' });
+        expect(late.ok).toBe(true);
+      }
+      return readStream.call(this, request);
+    });
+    try {
+      for (const point of [['--as-of-effective', new Date(now).toISOString()], ['--as-of-recorded', '9999-12-31T23:59:59.999Z']]) {
+        const version = growing.version;
+        const { code, report, err } = await audit('--tenant', TENANT, '--ledger', 'growing', '--account', 'gina', ...point);
+        expect(err, point[0]).toBe('');
+        expect(code, point[0]).toBe(0);
+        expect(report, point[0]).toMatchObject({ chain: { ok: true, lastVersion: version }, lastIncludedVersion: version, balances: { gina: { posted: `${10 + appended - 1}.00` } } });
+        expect(report?.trialBalance?.totals, point[0]).toEqual([{ currency: 'EUR', debits: `${10 + appended - 1}.00`, credits: `${10 + appended - 1}.00`, balanced: true }]);
+      }
+    } finally {
+      spy.mockRestore();
+      await growing.close();
+    }
+    // The late transfers are there: the next audit verifies and counts them.
+    expect(appended).toBe(2);
+    expect(await audit('--tenant', TENANT, '--ledger', 'growing', '--account', 'gina', '--as-of-recorded', '9999-12-31T23:59:59.999Z')).toMatchObject({ code: 0, report: { lastIncludedVersion: 5, balances: { gina: { posted: '12.00' } } } });
+  });
+
+  it('a readable, correctly hashed event that breaks the ledger\'s invariants (a posting on an account never opened) fails the audit (exit 1) naming its version, in the report and on stderr', async () => {
+    const store = await PostgresEventStore.open({ pool: db.app });
+    await (await threeEvents('forged', 'hugo')).close();
+    const [head] = await store.readStream({ tenantId: TENANT, ledgerId: 'forged', direction: 'backward', limit: 1 });
+    if (head === undefined) throw new Error('the forged ledger is empty');
+    const { hash: previousHash, ...envelope } = head;
+    // What a client holding the application role can append: the store checks readability only.
+    const forged: Omit<StoredEvent, 'hash'> = {
+      ...envelope,
+      eventId: 'forged-4',
+      ledgerVersion: 4,
+      type: 'TransferPosted',
+      data: { transferId: 'x1', postings: [{ accountId: 'ghost', side: 'debit', amount: '5.00', currency: 'EUR' }, { accountId: 'hugo', side: 'credit', amount: '5.00', currency: 'EUR' }], metadata: {} },
+      previousHash,
+    };
+    await store.append({ tenantId: TENANT, ledgerId: 'forged', expectedVersion: 3, events: [{ ...forged, hash: hashEvent(forged) }] });
+    const { code, report, err } = await audit('--tenant', TENANT, '--ledger', 'forged', '--account', 'hugo');
+    expect(code).toBe(1);
+    expect(report).toMatchObject({
+      ok: false,
+      chain: { ok: true, lastVersion: 4 },
+      head: { recordedVersion: 4, reached: true },
+      lastIncludedVersion: null,
+      trialBalance: null,
+      invalidEvent: { ledgerVersion: 4, reason: expect.stringMatching(/TransferPosted event breaks the ledger's invariants .*account ghost/) },
+      balances: {},
+    });
+    expect(err).toMatch(/^ledgerkit-audit: event at ledger version 4: the TransferPosted event breaks the ledger's invariants/);
+    // A point before it replays no further, and the ledger was sound then.
+    expect(await audit('--tenant', TENANT, '--ledger', 'forged', '--as-of-version', '3')).toMatchObject({ code: 0, err: '', report: { ok: true, lastIncludedVersion: 3 } });
+  });
+
+  it('an --account id off the id pattern (__proto__, empty) is a usage error naming it, exit 2; every valid id asked for is a key of balances', async () => {
+    for (const accountId of ['__proto__', '', ' alice', 'x'.repeat(129)]) {
+      const { code, report, err } = await audit('--tenant', TENANT, '--ledger', 'points', '--currency', 'POINTS:0', '--account', accountId);
+      expect({ code, report }, JSON.stringify(accountId)).toEqual({ code: 2, report: undefined });
+      expect(err.split('\n')[0], JSON.stringify(accountId)).toBe(`--account ${JSON.stringify(accountId)}: an account id must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit`);
+      expect(err).toMatch(/usage: ledgerkit-audit/);
+    }
+    const { code, report } = await audit('--tenant', TENANT, '--ledger', 'points', '--currency', 'POINTS:0', '--account', 'constructor', '--account', 'carol', '--account', 'toString');
+    expect(code).toBe(0);
+    expect(Object.keys(report?.balances ?? {})).toEqual(['constructor', 'carol', 'toString']);
+    expect(report?.balances).toMatchObject({ constructor: null, carol: { posted: '300' }, toString: null });
+  });
+
+  it('a bad --as-of-recorded, --as-of-effective or --as-of-version value is a usage error naming the option and the value typed, before any connection', async () => {
+    const cases: [string, string, string][] = [
+      ['--as-of-recorded', '2025-03-01T00:00:00', 'must be a valid Date, or an ISO-8601 date-time with seconds and an offset'],
+      ['--as-of-effective', '2025-02-30T00:00:00Z', 'must be a valid Date, or an ISO-8601 date-time with seconds and an offset'],
+      ['--as-of-version', '9999999999999999', `must be a non-negative integer of at most ${Number.MAX_SAFE_INTEGER}`],
+    ];
+    for (const [option, value, problem] of cases) {
+      let out = '';
+      let err = '';
+      const code = await runAudit(['--tenant', TENANT, '--ledger', 'eur', option, value], { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nowhere' }, { out: (text) => (out += text), err: (text) => (err += text) });
+      expect({ code, out }, option).toEqual({ code: 2, out: '' });
+      expect(err.split('\n')[0], option).toContain(`${option} ${JSON.stringify(value)} ${problem}`);
+      expect(err, option).not.toContain('asOf');
+      expect(err, option).toMatch(/\n\nusage: ledgerkit-audit/);
+    }
+  });
 });

@@ -1,6 +1,6 @@
 import { evolve } from '../domain/evolve.js';
 import type { LedgerState, Table, TransferRecord, AccountState } from '../domain/state.js';
-import { ChainBrokenError, InvalidInputError, LimitExceededError } from '../errors.js';
+import { ChainBrokenError, CorruptEventError, InvalidInputError, InvariantViolationError, LimitExceededError } from '../errors.js';
 import { hashEvent } from '../events/canonical.js';
 import type { EventCodec } from '../events/codec.js';
 import { GENESIS_HASH, type StoredEvent } from '../events/stored-event.js';
@@ -51,6 +51,19 @@ export async function* readLedger(
     readonly after?: { readonly ledgerVersion: number; readonly hash: string };
   } = {},
 ): AsyncGenerator<StoredEvent> {
+  yield* readUntil(source, options, Number.POSITIVE_INFINITY);
+}
+
+/**
+ * {@link readLedger}, reading no event past `untilVersion` (a ledger version, or infinity): the
+ * store is never asked for one, so an event appended past the bound is neither verified nor
+ * yielded (the pages shrink to end at the bound).
+ */
+async function* readUntil(
+  source: Pick<LedgerSource, 'store' | 'tenantId' | 'ledgerId'>,
+  options: NonNullable<Parameters<typeof readLedger>[1]>,
+  untilVersion: number,
+): AsyncGenerator<StoredEvent> {
   checkOptions(options);
   // Checked here, not left to the store: a store that answered [] to a limit of 0 would be read forever.
   const pageSize = options.pageSize ?? REPLAY_PAGE_SIZE;
@@ -62,12 +75,14 @@ export async function* readLedger(
   let expectedVersion = after.ledgerVersion + 1;
   let previousHash = after.hash;
   for (;;) {
+    const limit = Math.min(pageSize, untilVersion - expectedVersion + 1);
+    if (limit < 1) return;
     const page = await source.store.readStream({
       tenantId: source.tenantId,
       ledgerId: source.ledgerId,
       direction: 'forward',
       fromVersion: expectedVersion,
-      limit: pageSize,
+      limit,
     });
     for (const event of page) {
       if (options.verify !== false) {
@@ -79,7 +94,7 @@ export async function* readLedger(
       expectedVersion += 1;
       yield event;
     }
-    if (page.length < pageSize) return;
+    if (page.length < limit) return;
   }
 }
 
@@ -174,6 +189,13 @@ export interface ReplayOptions {
    * need not trust the ledger's size. Default: no bound beyond the ledger's own.
    */
   readonly accountsMax?: number;
+  /**
+   * Last ledger version the replay may take in, whatever the point: it stops before any later
+   * event, so a caller that verified the chain up to a version (a command-line audit) counts no
+   * event appended since, also as of a recorded or effective time that later events would
+   * otherwise match. A non-negative integer; default: no bound (the head).
+   */
+  readonly untilVersion?: number;
 }
 
 /**
@@ -200,7 +222,14 @@ export interface ReplayedState extends LedgerState {
  * Rebuilds a ledger's state as of a point in its history by replaying its events from the
  * first one: the independent, auditable path. Deterministic, streaming, with memory bounded by
  * the number of accounts and open holds (and by `options.accountsMax`, if given). The hash chain
- * is verified on the way.
+ * is verified on the way (`ChainBrokenError` at the first bad event). An event it cannot read,
+ * and one that is readable and correctly hashed but breaks the ledger's invariants (a posting on
+ * an account never opened, say: no writer decides it, but a client holding the store's
+ * application role can append it), is a `CorruptEventError` naming its ledger version (and, for
+ * the latter, its type), never skipped. A `ledgerVersion` past the head replays to the head:
+ * the state's `version` says where it stopped. Options that are not an object, an `accountsMax`
+ * that is not a positive integer and an `untilVersion` that is not a non-negative integer are
+ * refused with `InvalidInputError`, before any read.
  */
 export async function replayLedger(source: LedgerSource, asOf?: AsOf, options: ReplayOptions = {}): Promise<ReplayedState> {
   checkOptions(options);
@@ -208,6 +237,10 @@ export async function replayLedger(source: LedgerSource, asOf?: AsOf, options: R
   const accountsMax = options.accountsMax ?? Number.POSITIVE_INFINITY;
   if (options.accountsMax !== undefined && (!Number.isSafeInteger(accountsMax) || accountsMax < 1)) {
     throw new InvalidInputError([{ path: ['accountsMax'], message: 'must be a positive integer' }]);
+  }
+  const untilVersion = options.untilVersion ?? Number.POSITIVE_INFINITY;
+  if (options.untilVersion !== undefined && (!Number.isSafeInteger(untilVersion) || untilVersion < 0)) {
+    throw new InvalidInputError([{ path: ['untilVersion'], message: 'must be a non-negative integer' }]);
   }
   const accounts = new Map<string, AccountState>();
   const state: ReplayedState = {
@@ -219,12 +252,23 @@ export async function replayLedger(source: LedgerSource, asOf?: AsOf, options: R
     // A view filtered by business time can show a back-dated debit before the credit that funded it.
     limitsAsserted: !byEffective,
   };
-  for await (const stored of readLedger(source)) {
+  for await (const stored of readUntil(source, {}, untilVersion)) {
     const decoded = source.codec.decode(stored);
     const verdict = include(decoded.meta);
     if (verdict === 'stop') break;
     if (verdict === 'skip') continue;
-    evolve(state, decoded.event, decoded.meta);
+    try {
+      evolve(state, decoded.event, decoded.meta);
+    } catch (error) {
+      // Bare, an invariant's message names an account but not the event: an auditor could not
+      // tell which of the ledger's events to look at, nor that the event, not the replay, is wrong.
+      if (!(error instanceof InvariantViolationError)) throw error;
+      throw new CorruptEventError(
+        `the ${decoded.event.type} event breaks the ledger's invariants (${error.message})`,
+        { ledgerVersion: decoded.meta.ledgerVersion, tenantId: source.tenantId, ledgerId: source.ledgerId },
+        error,
+      );
+    }
     if (accounts.size > accountsMax) throw new LimitExceededError(`the ledger has more than ${accountsMax} accounts at version ${decoded.meta.ledgerVersion}`);
   }
   return state;
