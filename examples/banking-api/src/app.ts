@@ -186,13 +186,12 @@ export function buildApp(deps: AppDependencies): BankingApp {
     if (!decision.allowed) throw new ProblemError('rate_limited', `more than ${settings.rateLimitPerSecond} requests per second`, { retryAfterSeconds: decision.retryAfterSeconds });
   }
 
-  /** Admits a protected request once its token is known: rate limit, scope, tenant. Throws a problem. */
-  function admit(request: FastifyRequest, route: Route & { scope: NonNullable<Route['scope']> }, principal: Principal | undefined, authError: unknown): void {
-    // Limited per client when the token is good, per address when not (guessing tokens costs too).
+  /** Admits a protected request of a verified token: rate limit, scope, tenant. Throws a problem. */
+  function admit(request: FastifyRequest, route: Route & { scope: NonNullable<Route['scope']> }, principal: Principal): void {
+    // Limited per client (a bad token was charged to its address before it was verified).
     // NUL separates the parts: tenant ids may contain ':' and neither id may contain a NUL, so no
     // two (tenant, client) pairs share a bucket.
-    if (rateLimiter !== undefined) refuseWhenLimited(rateLimiter.take(principal === undefined ? addressKey(request) : `client\u0000${principal.tenantId}\u0000${principal.clientId}`));
-    if (principal === undefined) throw authError;
+    if (rateLimiter !== undefined) refuseWhenLimited(rateLimiter.take(`client\u0000${principal.tenantId}\u0000${principal.clientId}`));
     request.principal = principal;
     requireScope(principal, route.scope);
     services.ledgers.ensureTenant(principal.tenantId);
@@ -216,6 +215,7 @@ export function buildApp(deps: AppDependencies): BankingApp {
       return;
     }
     const protectedRoute = route as Route & { scope: NonNullable<Route['scope']> };
+    let address: string | undefined;
     try {
       if (shuttingDown) {
         reply.header('connection', 'close');
@@ -223,22 +223,32 @@ export function buildApp(deps: AppDependencies): BankingApp {
       }
       const cached = verifier.cached(request.headers.authorization);
       if (cached !== undefined) {
-        admit(request, protectedRoute, cached, undefined);
+        admit(request, protectedRoute, cached);
         done();
         return;
       }
-      // An address whose requests without a valid token used up its bucket is refused before its
-      // token is verified: a flood of forged tokens costs a map lookup each, not a signature check.
-      // (A token verified before, from any address, is admitted above.)
-      if (rateLimiter !== undefined) refuseWhenLimited(rateLimiter.peek(addressKey(request)));
+      // A token not verified (lately) is charged to its address before its signature is checked,
+      // and given back if it verifies: charged only once it failed, every forged token that
+      // arrived in the same turn of the event loop (pipelined on one connection, say) would find
+      // the bucket still full and cost a signature check. So an address that used up its bucket
+      // is refused at the cost of a map lookup, and a check in flight holds one of its tokens.
+      // (A token verified within the token cache's time, from any address, is admitted above.)
+      if (rateLimiter !== undefined) {
+        address = addressKey(request);
+        refuseWhenLimited(rateLimiter.take(address));
+      }
     } catch (error) {
       done(error as Error);
       return;
     }
-    verifier.authenticate(request.headers.authorization).then(
-      (principal) => admit(request, protectedRoute, principal, undefined),
-      (authError: unknown) => admit(request, protectedRoute, undefined, authError),
-    ).then(() => done(), (error: unknown) => done(error as Error));
+    verifier
+      .authenticate(request.headers.authorization)
+      .then((principal) => {
+        // A good token does not count against its address: only bad ones use up its bucket.
+        if (address !== undefined) rateLimiter?.refund(address);
+        admit(request, protectedRoute, principal);
+      })
+      .then(() => done(), (error: unknown) => done(error as Error));
   });
 
   // Requests in flight when shutdown begins are answered with `Connection: close`, so their

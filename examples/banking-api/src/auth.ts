@@ -13,9 +13,11 @@ export type Scope = (typeof SCOPES)[number];
 /** Who is calling: taken from a verified token only, never from the request body. */
 export interface Principal {
   /**
-   * The OAuth client (`client_id` claim, else `sub`): the unit of rate limiting and the owner of
-   * idempotency keys. Exactly as the token says it: a token with a longer id than 256 characters
-   * is refused, never shortened.
+   * The OAuth client: the unit of rate limiting and the owner of idempotency keys. The `client_id`
+   * claim exactly as the token says it; a token without one is the client
+   * {@link SUBJECT_CLIENT_ID_PREFIX} + `sub`, an id no `client_id` can take (so a person whose
+   * `sub` happens to be an OAuth client's id never shares that client's keys or bucket). A token
+   * with a longer id than 256 characters is refused, never shortened.
    */
   readonly clientId: string;
   /** The token's subject (`sub`), at most 256 characters like `clientId`. */
@@ -59,6 +61,14 @@ export interface TokenVerifierOptions {
   readonly clockToleranceSeconds?: number;
   /** Verified tokens remembered until they expire: 0..1,000,000, default 10,000. */
   readonly cacheMax?: number;
+  /**
+   * Longest a verified token is admitted from the cache after its signature check, ms:
+   * 0..{@link TOKEN_CACHE_TTL_MS_MAX} (0 remembers nothing), default 60,000. A key the issuer
+   * withdraws from its JWKS (a leaked one, say) stops the tokens it signed within this time plus
+   * the key set's own refresh (jose's `createRemoteJWKSet` refetches after 10 minutes), rather
+   * than at each token's `exp`, which may be hours away.
+   */
+  readonly cacheTtlMs?: number;
   /** Wall clock, epoch ms; default `Date.now`. */
   readonly clock?: () => number;
 }
@@ -70,6 +80,25 @@ export interface TokenVerifierOptions {
  * otherwise share a rate-limit bucket and each other's idempotent answers.
  */
 export const CLIENT_ID_LENGTH_MAX = 256;
+
+/**
+ * Longest {@link TokenVerifierOptions.cacheTtlMs}, ms: the age after which jose's
+ * `createRemoteJWKSet` fetches the key set again (its `cacheMaxAge`, 10 minutes). A longer cache
+ * would admit the tokens of a withdrawn key after the process itself has stopped trusting it.
+ */
+export const TOKEN_CACHE_TTL_MS_MAX = 600_000;
+
+/**
+ * What the client id of a token without `client_id` starts with, before its `sub`: `sub` and a
+ * U+001F (unit separator). A `client_id` may hold no control character (RFC 6749 allows only
+ * printable ASCII in one, and the verifier refuses C0 controls and DEL), so no token with a
+ * `client_id` can ever be the client of a token without one. Not NUL: the id is stored in
+ * PostgreSQL text (idempotency keys), which cannot hold it.
+ */
+export const SUBJECT_CLIENT_ID_PREFIX = 'sub\u001f';
+
+/** C0 control characters and DEL: refused in a `client_id` (see {@link SUBJECT_CLIENT_ID_PREFIX}). */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
 /**
  * The stable pseudonym a `sub` is logged and audited by: `sub:` and the first 16 hex digits of the
@@ -92,9 +121,11 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i;
  * Verifies OAuth 2.0 bearer JWTs with jose: signature, the `typ` header (`at+jwt`), `iss`, `aud`,
  * `exp` (required), `nbf`, `iat` (when present, not in the future), and a tenant claim; scopes
  * come from the space-separated `scope` claim
- * (RFC 9068). A token that verified is remembered, keyed by its exact text, until it expires, so
- * steady traffic with one token pays for one signature check: the cache never outlives `exp`, and
- * a token that failed is never cached.
+ * (RFC 9068). A token that verified is remembered, keyed by its exact text, until it expires or
+ * `cacheTtlMs` after its check, whichever comes first, so steady traffic with one token pays for
+ * one signature check a minute (by default): the cache never outlives `exp`, nor the key that
+ * verified the token by more than `cacheTtlMs` (plus the key set's refresh), and a token that
+ * failed is never cached.
  */
 export class TokenVerifier {
   readonly #issuer: string;
@@ -105,9 +136,10 @@ export class TokenVerifier {
   readonly #tokenType: string | null;
   readonly #clockToleranceSeconds: number;
   readonly #cacheMax: number;
+  readonly #cacheTtlMs: number;
   readonly #clock: () => number;
   /** Least recently used first (a hit moves its token to the end), dropped first when full. */
-  readonly #cache = new Map<string, Principal>();
+  readonly #cache = new Map<string, CachedToken>();
 
   constructor(options: TokenVerifierOptions) {
     this.#issuer = options.issuer;
@@ -126,23 +158,28 @@ export class TokenVerifier {
     }
     this.#cacheMax = options.cacheMax ?? 10_000;
     if (!Number.isInteger(this.#cacheMax) || this.#cacheMax < 0 || this.#cacheMax > 1_000_000) throw new RangeError('cacheMax must be an integer in 0..1,000,000');
+    this.#cacheTtlMs = options.cacheTtlMs ?? 60_000;
+    if (!Number.isInteger(this.#cacheTtlMs) || this.#cacheTtlMs < 0 || this.#cacheTtlMs > TOKEN_CACHE_TTL_MS_MAX) {
+      throw new RangeError(`cacheTtlMs must be an integer in 0..${TOKEN_CACHE_TTL_MS_MAX}`);
+    }
     this.#clock = options.clock ?? Date.now;
   }
 
   /**
-   * The principal of an `Authorization` header value whose token verified before and has not
-   * expired, without waiting; `undefined` when it has to be verified (call `authenticate`).
+   * The principal of an `Authorization` header value whose token verified within `cacheTtlMs`
+   * and has not expired, without waiting; `undefined` when it has to be verified (call
+   * `authenticate`).
    */
   cached(authorization: string | undefined): Principal | undefined {
     if (authorization === undefined || authorization.length > TOKEN_LENGTH_MAX + 7) return undefined;
     if (!authorization.startsWith('Bearer ') && authorization.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
     const token = authorization.slice(7);
     const cached = this.#cache.get(token);
-    if (cached === undefined || this.#clock() >= cached.expiresAtMs + this.#clockToleranceSeconds * 1_000) return undefined;
+    if (cached === undefined || !isFresh(cached, this.#clock())) return undefined;
     // Re-inserted as the newest: the cache drops the least recently used token when full.
     this.#cache.delete(token);
     this.#cache.set(token, cached);
-    return cached;
+    return cached.principal;
   }
 
   /**
@@ -158,10 +195,10 @@ export class TokenVerifier {
     const cached = this.#cache.get(token);
     if (cached !== undefined) {
       this.#cache.delete(token);
-      if (nowMs < cached.expiresAtMs + this.#clockToleranceSeconds * 1_000) {
+      if (isFresh(cached, nowMs)) {
         // Re-inserted as the newest: the cache drops the least recently used token when full.
         this.#cache.set(token, cached);
-        return cached;
+        return cached.principal;
       }
     }
     let payload: JWTPayload;
@@ -184,9 +221,12 @@ export class TokenVerifier {
       throw unauthorized('the token was issued in the future (its iat claim)', 'invalid_token');
     }
     const principal = this.#principalOf(payload);
-    if (this.#cacheMax > 0) {
+    if (this.#cacheMax > 0 && this.#cacheTtlMs > 0) {
       if (this.#cache.size >= this.#cacheMax) this.#cache.delete(this.#cache.keys().next().value as string);
-      this.#cache.set(token, principal);
+      // Bounded by the time since this check too: past it the token is verified again, against
+      // the key set as it is then, so a withdrawn key's tokens stop within cacheTtlMs.
+      const cachedUntilMs = Math.min(principal.expiresAtMs + this.#clockToleranceSeconds * 1_000, nowMs + this.#cacheTtlMs);
+      this.#cache.set(token, { principal, verifiedAtMs: nowMs, cachedUntilMs });
     }
     return principal;
   }
@@ -211,8 +251,16 @@ export class TokenVerifier {
     if (clientClaim !== undefined && clientClaim.length > CLIENT_ID_LENGTH_MAX) {
       throw unauthorized(`the token's client_id claim is longer than ${CLIENT_ID_LENGTH_MAX} characters`, 'invalid_token');
     }
+    // RFC 6749 (appendix A.1) allows only printable characters in a client_id; refusing control
+    // characters keeps SUBJECT_CLIENT_ID_PREFIX, which holds one, out of reach of every client_id.
+    if (clientClaim !== undefined && CONTROL_CHARACTER.test(clientClaim)) {
+      throw unauthorized('the token\'s client_id claim holds a control character', 'invalid_token');
+    }
     const fromClientClaim = clientClaim !== undefined;
-    const clientId = fromClientClaim ? clientClaim : subject;
+    // A client_id is kept exactly as it is (it keys stored idempotency keys, rate-limit buckets
+    // and lifecycle command ids); a sub is put in a namespace of its own, or a person whose sub
+    // equals an OAuth client's id would be that client.
+    const clientId = fromClientClaim ? clientClaim : `${SUBJECT_CLIENT_ID_PREFIX}${subject}`;
     const scopeClaim = payload['scope'];
     const granted = typeof scopeClaim === 'string' ? scopeClaim.split(' ') : [];
     const scopes = new Set<Scope>(granted.filter((scope): scope is Scope => (SCOPES as readonly string[]).includes(scope)));
@@ -220,6 +268,23 @@ export class TokenVerifier {
     const clientLabel = fromClientClaim ? clientClaim : subjectLabel;
     return { clientId, subject, clientLabel, subjectLabel, tenantId, scopes, expiresAtMs: (payload.exp as number) * 1_000 };
   }
+}
+
+/** A verified token as the cache keeps it. */
+interface CachedToken {
+  readonly principal: Principal;
+  /** When its signature was checked, epoch ms. */
+  readonly verifiedAtMs: number;
+  /** When it must be verified again: the earlier of `exp` + tolerance and `verifiedAtMs` + `cacheTtlMs`. */
+  readonly cachedUntilMs: number;
+}
+
+/**
+ * Whether a cached token may be served at `nowMs`: before its `cachedUntilMs`, and not before its
+ * check (a wall clock set back would otherwise stretch the entry by the step).
+ */
+function isFresh(cached: CachedToken, nowMs: number): boolean {
+  return nowMs < cached.cachedUntilMs && nowMs >= cached.verifiedAtMs;
 }
 
 /** Throws `insufficient_scope` (403) unless the principal holds `scope`. */

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { TOKEN_CACHE_TTL_MS_MAX } from './auth.js';
 
 /**
  * The API's settings. Every number has a default and a hard limit, checked once at start-up, so
@@ -78,8 +79,14 @@ export interface ApiSettings {
   readonly auditBatchMax: number;
   /** Longest wait between audit flushes, ms: 5..10,000, default 200. */
   readonly auditFlushIntervalMs: number;
-  /** Verified tokens remembered (so a repeated token is not verified again until it expires): 0..1,000,000, default 10,000. */
+  /** Verified tokens remembered (so a repeated token is not verified again on every request): 0..1,000,000, default 10,000. */
   readonly tokenCacheMax: number;
+  /**
+   * Longest a verified token is admitted without a new signature check, ms: 0..600,000 (jose's
+   * JWKS refresh age; 0 remembers nothing), default 60,000. Bounds how long a process keeps
+   * admitting the tokens of a key its issuer withdrew (see `TokenVerifierOptions.cacheTtlMs`).
+   */
+  readonly tokenCacheTtlMs: number;
   /** How long a missing transfer is waited for while the read models catch up, ms: 0..10,000, default 2,000. */
   readonly readYourWritesWaitMs: number;
   /** Most lines a trial balance returns before answering 422 `result_too_large`: 1..1,000,000, default 10,000. */
@@ -115,6 +122,7 @@ const NUMBER_SETTINGS = {
   auditBatchMax: { min: 1, max: 10_000, fallback: 1_000 },
   auditFlushIntervalMs: { min: 5, max: 10_000, fallback: 200 },
   tokenCacheMax: { min: 0, max: 1_000_000, fallback: 10_000 },
+  tokenCacheTtlMs: { min: 0, max: TOKEN_CACHE_TTL_MS_MAX, fallback: 60_000 },
   readYourWritesWaitMs: { min: 0, max: 10_000, fallback: 2_000 },
   trialBalanceLinesMax: { min: 1, max: 1_000_000, fallback: 10_000 },
   shutdownTimeoutMs: { min: 100, max: 120_000, fallback: 10_000 },

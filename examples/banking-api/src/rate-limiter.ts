@@ -82,6 +82,20 @@ export class RateLimiter {
     return tokens >= 1 ? ALLOWED : refusal(tokens, this.#ratePerMs);
   }
 
+  /**
+   * Gives back one token that {@link take} took from `clientKey`'s bucket for a request that turned
+   * out not to count against it (a token charged to its address while being verified, which
+   * verified). Never beyond the burst, so refunds cannot lift a bucket over its bound; a bucket
+   * dropped meanwhile is not created again (a new one starts full anyway), nor made more recent.
+   */
+  refund(clientKey: string): void {
+    const bucket = this.#buckets.get(clientKey);
+    if (bucket === undefined) return;
+    const nowMs = this.#clock();
+    bucket.tokens = Math.min(this.#burst, bucket.tokens + (nowMs - bucket.updatedAtMs) * this.#ratePerMs + 1);
+    bucket.updatedAtMs = nowMs;
+  }
+
   /** Buckets currently kept. */
   get size(): number {
     return this.#buckets.size;

@@ -188,7 +188,7 @@ export async function createBankingApi(options: BankingApiOptions): Promise<Bank
         return checks;
       },
     };
-    const verifier = new TokenVerifier({ cacheMax: settings.tokenCacheMax, ...options.auth });
+    const verifier = new TokenVerifier({ cacheMax: settings.tokenCacheMax, cacheTtlMs: settings.tokenCacheTtlMs, ...options.auth });
     const rateLimiter =
       settings.rateLimitPerSecond > 0
         ? new RateLimiter({ ratePerSecond: settings.rateLimitPerSecond, burst: settings.rateLimitBurst, clientsMax: settings.rateLimitClientsMax, clock: options.rateLimitClockMs })

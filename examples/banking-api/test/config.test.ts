@@ -45,6 +45,16 @@ describe('settingsFromEnv', () => {
     expect(() => resolveSettings({ trustedProxies: Array.from({ length: 65 }, (_, n) => `10.0.0.${n}`) })).toThrow(/at most 64/);
   });
 
+  it('reads BANKING_API_TOKEN_CACHE_TTL_MS in 0..600000 (jose\'s key-set refresh age), 60 s by default', () => {
+    expect(resolveSettings({}).tokenCacheTtlMs).toBe(60_000);
+    expect(settingsFromEnv({ BANKING_API_TOKEN_CACHE_TTL_MS: '600000' })).toEqual({ tokenCacheTtlMs: 600_000 });
+    expect(resolveSettings(settingsFromEnv({ BANKING_API_TOKEN_CACHE_TTL_MS: '0' })).tokenCacheTtlMs).toBe(0);
+    for (const bad of ['600001', '-1', '1e4', '']) {
+      expect(() => settingsFromEnv({ BANKING_API_TOKEN_CACHE_TTL_MS: bad }), bad).toThrow(new RangeError(`BANKING_API_TOKEN_CACHE_TTL_MS must be an integer in 0..600000, got ${JSON.stringify(bad)}`));
+    }
+    expect(() => resolveSettings({ tokenCacheTtlMs: 600_001 })).toThrow(/tokenCacheTtlMs must be an integer in 0\.\.600000/);
+  });
+
   it('leaves unset variables at their defaults and reads the default ledger as text', () => {
     expect(settingsFromEnv({})).toEqual({});
     expect(settingsFromEnv({ BANKING_API_DEFAULT_LEDGER_ID: 'books', BANKING_API_SHUTDOWN_TIMEOUT_MS: '00500' })).toEqual({ defaultLedgerId: 'books', shutdownTimeoutMs: 500 });

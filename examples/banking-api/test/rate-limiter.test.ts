@@ -46,6 +46,29 @@ describe('RateLimiter', () => {
     expect(rl.peek('a')).toEqual({ allowed: true });
     expect(rl.peek('b')).toEqual({ allowed: true });
   });
+
+  it('refund gives back a token take took, never beyond the burst, and creates no bucket', () => {
+    const { limiter: rl, advance } = limiter({ ratePerSecond: 1, burst: 2 });
+    // A bucket emptied, one token given back: one request passes, the next does not.
+    rl.take('a');
+    rl.take('a');
+    expect(rl.take('a').allowed).toBe(false);
+    rl.refund('a');
+    expect(rl.take('a').allowed).toBe(true);
+    expect(rl.take('a').allowed).toBe(false);
+    // Refunds on a full bucket (and refills meanwhile) never lift it over the burst.
+    advance(5_000);
+    rl.refund('a');
+    rl.refund('a');
+    expect([rl.take('a').allowed, rl.take('a').allowed, rl.take('a').allowed]).toEqual([true, true, false]);
+    // Half a token refilled plus one given back: one whole token, not two.
+    advance(500);
+    rl.refund('a');
+    expect([rl.take('a').allowed, rl.take('a').allowed]).toEqual([true, false]);
+    // A bucket that is not kept is not created by a refund.
+    rl.refund('never-taken');
+    expect(rl.size).toBe(1);
+  });
 });
 
 describe('rateLimitAddress', () => {

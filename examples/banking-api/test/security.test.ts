@@ -7,12 +7,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
+import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { SignJWT } from 'jose';
+import { SignJWT, type JWTVerifyGetKey } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pseudonymOfSubject } from '../src/auth.js';
-import { generateDevKeys, mintToken } from '../src/dev-tokens.js';
+import { DEFAULT_AUDIENCE, DEV_ALGORITHM, DEV_ISSUER, generateDevKeys, mintToken } from '../src/dev-tokens.js';
+import { createLogger } from '../src/logger.js';
+import { createBankingApi } from '../src/server.js';
 import { call, client, eventually, openTestDatabase, startTestApi, type TestApi, type TestDatabase } from './support/harness.js';
 import { expectProblem } from './support/expect-problem.js';
 
@@ -204,6 +207,43 @@ describe('bearer tokens', () => {
     expect(second.body.accountId).toBe('long-id-2');
   });
 
+  it('a token without client_id is a client of its own: a person whose sub is an OAuth client\'s client_id shares neither its idempotency keys nor its rate-limit bucket', async () => {
+    const personToken = (): Promise<string> =>
+      new SignJWT({ tenant_id: ALPHA, scope: 'accounts:read accounts:write' })
+        .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
+        .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
+        .setAudience('banking-api')
+        .setSubject('payments-app')
+        .setExpirationTime('1h')
+        .sign(api.keys.privateKey);
+    // The client "payments-app" (client_id claim) and a person whose sub happens to be "payments-app".
+    const app = client(api.url, await api.token(ALPHA, undefined, { subject: 'svc-uuid-1', clientId: 'payments-app' }));
+    const key = randomUUID();
+    expect((await app.post('/accounts', { accountId: 'collide-app', currency: 'EUR', type: 'asset' }, { key })).status).toBe(201);
+    // The same key with another body is the person's own request, not 422 idempotency_key_reused.
+    const person = await call(api.url, 'POST', '/accounts', { token: await personToken(), key, body: { accountId: 'collide-person', currency: 'EUR', type: 'asset' } });
+    expect(person.status).toBe(201);
+    expect(person.body.accountId).toBe('collide-person');
+    // Nor do they share a bucket: the app's used-up bucket leaves the person's full.
+    const limited = await startTestApi(db, { rateLimitPerSecond: 1, rateLimitBurst: 2 }, {}, { rateLimitClockMs: () => 0 });
+    try {
+      const limitedApp = await limited.token(ALPHA, undefined, { subject: 'svc-uuid-1', clientId: 'payments-app' });
+      const statuses = [];
+      for (let n = 0; n < 3; n += 1) statuses.push((await call(limited.url, 'GET', '/accounts', { token: limitedApp })).status);
+      expect(statuses).toEqual([200, 200, 429]);
+      const limitedPerson = await new SignJWT({ tenant_id: ALPHA, scope: 'accounts:read' })
+        .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
+        .setIssuer('urn:ledgerkit:banking-api:dev-issuer')
+        .setAudience('banking-api')
+        .setSubject('payments-app')
+        .setExpirationTime('1h')
+        .sign(limited.keys.privateKey);
+      expect((await call(limited.url, 'GET', '/accounts', { token: limitedPerson })).status).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('a token without a valid tenant claim answers 401', async () => {
     const keys = api.keys;
     const noTenant = await new SignJWT({ scope: 'accounts:read' })
@@ -216,6 +256,60 @@ describe('bearer tokens', () => {
     expectProblem(await call(api.url, 'GET', balancePath, { token: noTenant }), 401, 'unauthorized');
     const badTenant = await api.token('not a tenant!');
     expectProblem(await call(api.url, 'GET', balancePath, { token: badTenant }), 401, 'unauthorized');
+  });
+});
+
+describe('tokens and the rate limit of an address', () => {
+  it('forged tokens pipelined on one connection cost at most the address bucket in signature checks; a token that verifies gives its address\'s token back', async () => {
+    const keys = await generateDevKeys();
+    let signatureChecks = 0;
+    const key: JWTVerifyGetKey = async () => {
+      signatureChecks += 1;
+      return keys.publicKey;
+    };
+    const limited = await createBankingApi({
+      databaseUrl: db.appUrl,
+      poolSize: 4,
+      auth: { issuer: DEV_ISSUER, audience: DEFAULT_AUDIENCE, algorithms: [DEV_ALGORITHM], key },
+      settings: { rateLimitPerSecond: 1, rateLimitBurst: 2, tenantsMax: 4 },
+      logger: createLogger({ level: 'info', destination: new Writable({ write: (_chunk, _encoding, callback) => callback() }) }),
+      rateLimitClockMs: () => 0,
+    });
+    const url = await limited.listen({ port: 0 });
+    try {
+      // Good tokens never seen before, more than the address's burst, one after the other: each is
+      // charged to the address while it is verified and given back, so none is refused.
+      const good = await Promise.all(Array.from({ length: 4 }, (_, n) => mintToken(keys, { tenantId: ALPHA, scopes: ['accounts:read'], subject: `pipelined-good-${n}` })));
+      for (const token of good) expect((await call(url, 'GET', '/accounts', { token })).status).toBe(200);
+      expect(signatureChecks).toBe(4);
+      // 50 requests with a forged token (well-formed, signed by a key the API does not trust)
+      // pipelined in one write: parsed in one turn of the event loop, before any check ends.
+      const forged = await mintToken(await generateDevKeys(), { tenantId: ALPHA, scopes: ['accounts:read'] });
+      const one = `GET /accounts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${forged}\r\n\r\n`;
+      const text = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(url).port), '127.0.0.1', () => {
+          socket.write(one.repeat(49) + one.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'));
+        });
+        let received = '';
+        socket.on('data', (chunk: Buffer) => {
+          received += chunk.toString('utf8');
+        });
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+      });
+      const statuses = (text.match(/HTTP\/1\.1 \d+/g) ?? []).map((line) => Number(line.slice(9)));
+      expect(statuses).toHaveLength(50);
+      expect(statuses.filter((status) => status === 401)).toHaveLength(2);
+      expect(statuses.filter((status) => status === 429)).toHaveLength(48);
+      expect(signatureChecks - 4, 'signature checks of forged tokens with an address bucket of 2').toBe(2);
+      // The address used its bucket up: a new token from it waits, one verified before does not.
+      const fresh = await mintToken(keys, { tenantId: ALPHA, scopes: ['accounts:read'], subject: 'pipelined-fresh' });
+      expectProblem(await call(url, 'GET', '/accounts', { token: fresh }), 429, 'rate_limited');
+      expect((await call(url, 'GET', '/accounts', { token: good[0] as string })).status).toBe(200);
+      expect(signatureChecks).toBe(6);
+    } finally {
+      await limited.close();
+    }
   });
 });
 
