@@ -48,6 +48,8 @@ export function parseTokenArgs(argv: readonly string[]): TokenArgs {
   if (unknown.length > 0) throw new Error(`unknown scope(s) ${unknown.join(', ')}; known: ${SCOPES.join(', ')}`);
   const subject = claimText('--subject', values.subject ?? 'dev-client');
   const clientId = values.client === undefined ? undefined : claimText('--client', values.client);
+  // The verifier refuses a client_id with a control character (see SUBJECT_CLIENT_ID_PREFIX).
+  if (clientId !== undefined && /[\u0000-\u001f\u007f]/.test(clientId)) throw new Error('--client must hold no control character (U+0000..U+001F, U+007F)');
   const ttlText = values.ttl ?? '3600';
   const ttlSeconds = /^[0-9]{1,8}$/.test(ttlText) ? Number(ttlText) : Number.NaN;
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > TOKEN_TTL_SECONDS_MAX) {

@@ -35,6 +35,8 @@ describe('the token command\'s arguments', () => {
     [['--client', ''], /--client must be/],
     [['--client', 'x'.repeat(257)], /--client must be/],
     [['--client', '\ud800'], /--client must be/],
+    [['--client', 'app\u001fone'], /--client must hold no control character/],
+    [['--client', 'tab\there'], /--client must hold no control character/],
     [['--audience', ''], /--audience must be/],
     [['--scope', 'accounts:read money:print'], /unknown scope\(s\) money:print/],
     [['--ttl', '0'], /--ttl must be/],
