@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { copyLedger, GENESIS_HASH, InMemoryEventStore, InvalidInputError, Ledger, LedgerError, StoreUnavailableError, VersionConflictError, type CommandResult, type EventStore, type Snapshot, type StoredEvent } from '@ledgerkit/ledger-core';
+import { copyLedger, GENESIS_HASH, InMemoryEventStore, InvalidInputError, Ledger, LedgerError, SNAPSHOT_SCHEMA_VERSION, StoreUnavailableError, VersionConflictError, type CommandResult, type EventStore, type Snapshot, type StoredEvent } from '@ledgerkit/ledger-core';
 import { migrate, MIGRATIONS, PostgresEventStore, SCHEMA_VERSION } from '@ledgerkit/store-postgres';
 import { withTenant } from '@ledgerkit/tenant-rls';
 import pg from 'pg';
@@ -490,6 +490,76 @@ describe('snapshots', () => {
     const duplicate = await reopened.transfer({ transferId: 'sale-3', debitAccountId: 'cash', creditAccountId: 'sales', amount: '2.50', currency: 'EUR' });
     expect(duplicate).toMatchObject({ ok: true, duplicate: true });
     await reopened.close();
+  });
+
+  it('a snapshot row the application role altered in the table, still well formed (an account dropped, a balance raised, a hold on a missing account, a time moved ahead), is not used: the writer opens as from the log', async () => {
+    const ledgerId = 'eur';
+    const flags = { debitsMustNotExceedCredits: true };
+    const edits: [string, string][] = [
+      // bob and the hold on him dropped.
+      ['dropped', `state = jsonb_set(jsonb_set(state, '{accounts}', (SELECT jsonb_agg(a) FROM jsonb_array_elements(state->'accounts') a WHERE a->>'id' <> 'bob')), '{holds}', '[]')`],
+      // alice's posted credits: 1,000,000.00.
+      ['raised', `state = jsonb_set(state, '{accounts}', (SELECT jsonb_agg(CASE WHEN a->>'id' = 'alice' THEN jsonb_set(a, '{balances,1}', '"100000000"') ELSE a END) FROM jsonb_array_elements(state->'accounts') a))`],
+      ['nobody', `state = jsonb_set(state, '{holds,0,postings,1,0}', '"nobody"')`],
+      ['future', `state = jsonb_set(state, '{lastRecordedAtMs}', to_jsonb(32503680000000::bigint))`],
+    ];
+    for (const [name, change] of edits) {
+      const tenantId = fresh(`snap-${name}`);
+      const now = Date.parse('2025-06-01T12:00:00.000Z');
+      const open = (s: EventStore): Promise<Ledger> => Ledger.open({ store: s, tenantId, ledgerId, snapshotEveryEvents: 0, clock: () => now });
+      const first = await open(store);
+      for (const result of [
+        await first.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' }),
+        // Keys of several lengths: jsonb gives them back in another order.
+        await first.openAccount({ accountId: 'alice', currency: 'EUR', type: 'liability', flags, metadata: { zeta: '1', a: '2', mm: '3' } }),
+        await first.openAccount({ accountId: 'bob', currency: 'EUR', type: 'liability', flags }),
+        await first.transfer({ transferId: 't1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '10.00', currency: 'EUR' }),
+        await first.hold({ transferId: 'h1', debitAccountId: 'alice', creditAccountId: 'bob', amount: '3.00', currency: 'EUR', metadata: { long: '1', k: '2' } }),
+      ]) {
+        expect(result.ok, JSON.stringify(result)).toBe(true);
+      }
+      await first.writer.saveSnapshot();
+      await first.close();
+      const sound = spyOn(store);
+      await (await open(sound.store)).close();
+      expect(sound.eventsRead, `${name}: the sound snapshot is used (its own event read, no replay)`).toBe(1);
+
+      const updated = await withTenant(db.app, tenantId, (client) => client.query(`UPDATE ledgerkit.snapshots SET ${change} WHERE tenant_id = $1 AND ledger_id = $2`, [tenantId, ledgerId]));
+      expect(updated.rowCount, `${name}: the application role may UPDATE its tenant's snapshot`).toBe(1);
+      const spy = spyOn(store);
+      const reopened = await open(spy.store);
+      try {
+        expect(spy.eventsRead, `${name}: the altered snapshot's event, then the whole log`).toBe(1 + 5);
+        expect(reopened.balance('alice'), name).toMatchObject({ creditsPosted: '10.00', debitsPending: '3.00' });
+        expect(reopened.writer.account('bob')?.creditsPending, name).toBe(300n);
+        expect(await reopened.openAccount({ accountId: 'bob', currency: 'EUR', type: 'liability', flags }), name).toMatchObject({ ok: true, duplicate: true, ledgerVersion: 3 });
+        expect(await reopened.transfer({ transferId: 'big', debitAccountId: 'alice', creditAccountId: 'cash', amount: '500.00', currency: 'EUR' }), name).toMatchObject({ ok: false, code: 'insufficient_funds' });
+        expect(await reopened.transfer({ transferId: 't2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' }), name).toMatchObject({ ok: true, recordedAt: new Date(now).toISOString() });
+      } finally {
+        await reopened.close();
+      }
+    }
+  });
+
+  it('the first open after an upgrade replaces a snapshot of an earlier schema version with a current one, though it writes nothing', async () => {
+    const tenantId = fresh('snap-upgrade');
+    const ledgerId = 'eur';
+    const open = (): Promise<Ledger> => Ledger.open({ store, tenantId, ledgerId, snapshotEveryEvents: 2 });
+    const first = await open();
+    await first.openAccount({ accountId: 'cash', currency: 'EUR', type: 'asset' });
+    await first.openAccount({ accountId: 'alice', currency: 'EUR', type: 'liability' });
+    await first.transfer({ transferId: 't1', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' });
+    await first.writer.saveSnapshot();
+    await first.close();
+    // As the previous release left it.
+    await db.admin.query(`UPDATE ledgerkit.snapshots SET schema_version = schema_version - 1 WHERE tenant_id = $1 AND ledger_id = $2`, [tenantId, ledgerId]);
+    const upgraded = await open();
+    await upgraded.close();
+    expect(await store.loadSnapshot({ tenantId, ledgerId })).toMatchObject({ schemaVersion: SNAPSHOT_SCHEMA_VERSION, ledgerVersion: 3 });
+    // And the next open uses it: no replay.
+    const spy = spyOn(store);
+    await (await Ledger.open({ store: spy.store, tenantId, ledgerId, snapshotEveryEvents: 2 })).close();
+    expect(spy.eventsRead).toBe(1);
   });
 });
 

@@ -99,7 +99,12 @@ export interface LedgerWriterOptions {
    * it, 200,000 transfers of 32 postings and 4 KB of metadata each took about 2.5 GB.
    */
   readonly transfersCachedBytesMax?: number;
-  /** Save a snapshot after this many events since the last one; 0 never. Default 50,000. */
+  /**
+   * Save a snapshot after this many events since the last one; 0 never. Default 50,000. Also
+   * checked at the end of `open`: a writer that folded at least this many events since the
+   * snapshot it loaded (or replayed that many, having none it could use) saves one at once, in
+   * the background (`close` waits for it; a failed save fails nothing).
+   */
   readonly snapshotEveryEvents?: number;
   /**
    * Most bytes the ledger's accounts and open holds may take as a snapshot stores them (an upper
@@ -328,7 +333,8 @@ export class LedgerWriter {
   }
 
   /**
-   * Opens the writer of a ledger: loads the latest snapshot (if its hash matches the stream),
+   * Opens the writer of a ledger: loads the latest snapshot (if its hash matches the stream, its
+   * digest its content, and its content holds together; otherwise it replays the whole stream),
    * then folds the tail of the stream. Start-up time depends on the tail, not on the history.
    * Throws `InvalidInputError` for options that are not an object (at `options`) and for a
    * tenant or ledger id off the id pattern, and `LimitExceededError` for an option outside its
@@ -963,6 +969,17 @@ export class LedgerWriter {
     }
     this.#compactExpiries();
     this.#evictTransfers();
+    this.#snapshotIfDue();
+  }
+
+  /**
+   * Starts saving a snapshot in the background once `snapshotEveryEvents` events have been applied
+   * since the last one (saved, or loaded by `open`). Called after each committed batch, and at the
+   * end of `open`: a writer that replayed the log (no snapshot, or one it did not use, such as a
+   * previous release's) saves one at once, so the next open need not replay it all again, even if
+   * this writer never commits anything. A failed save fails nothing: snapshots only speed up `open`.
+   */
+  #snapshotIfDue(): void {
     if (this.#snapshotEveryEvents > 0 && this.#snapshotting === undefined && this.#state.version - this.#lastSnapshotVersion >= this.#snapshotEveryEvents) {
       // The state is serialized now, synchronously; saving it does not hold up the next batch.
       const attempted = this.#state.version;
@@ -990,7 +1007,7 @@ export class LedgerWriter {
       ledgerVersion: version,
       hash: this.#lastHash,
       schemaVersion: SNAPSHOT_SCHEMA_VERSION,
-      state: serializeState(this.#state, this.#state.accounts.values(), this.#state.transfers.values(), this.#currencies),
+      state: serializeState(this.#state, this.#state.accounts.values(), this.#state.transfers.values(), this.#currencies, this.#lastHash),
     });
     this.#lastSnapshotVersion = version;
   }
@@ -1146,12 +1163,22 @@ export class LedgerWriter {
         fromVersion: snapshot.ledgerVersion,
         limit: 1,
       });
-      const restored = restoreState(snapshot.state, this.#currencies);
-      if (restored !== undefined && atSnapshot?.hash === snapshot.hash && restored.version === snapshot.ledgerVersion) {
-        this.#state = restored as WriterState;
-        this.#lastHash = snapshot.hash;
-        this.#lastSnapshotVersion = snapshot.ledgerVersion;
-        this.#transfersComplete = false;
+      // The snapshot is used only if it is bound to the stream (the event at its version has its
+      // hash) and its state to it (`restoreState` checks the state's digest against that hash, and
+      // its consistency), and if it was taken when that event was the last: its last recorded
+      // time is that event's. A store's snapshots may be writable where its events are not
+      // (PostgreSQL's application role may UPDATE them): a state altered there that still parsed
+      // (an account dropped, a balance raised, a time moved ahead) made the writer decide on what
+      // the log does not hold, and append events no replay can fold. One it does not use costs a
+      // replay of the log, nothing else.
+      if (atSnapshot !== undefined && atSnapshot.ledgerVersion === snapshot.ledgerVersion && atSnapshot.hash === snapshot.hash) {
+        const restored = restoreState(snapshot.state, this.#currencies, snapshot.hash);
+        if (restored !== undefined && restored.version === snapshot.ledgerVersion && restored.lastRecordedAtMs === Date.parse(atSnapshot.recordedAt)) {
+          this.#state = restored as WriterState;
+          this.#lastHash = snapshot.hash;
+          this.#lastSnapshotVersion = snapshot.ledgerVersion;
+          this.#transfersComplete = false;
+        }
       }
     }
     await this.#catchUp();
@@ -1165,6 +1192,8 @@ export class LedgerWriter {
     }
     this.#expiries = expiries;
     this.#expiriesSizeRebuilt = Math.max(expiries.size, EXPIRIES_COMPACT_MIN / 2);
+    // Last, once nothing can fail the open: `close` waits for it.
+    this.#snapshotIfDue();
   }
 
   /**
