@@ -7,7 +7,8 @@
  * left to refuse it.
  */
 import { describe, expect, it } from 'vitest';
-import { CurrencyRegistry, InMemoryEventStore, Ledger, restoreState, type EventStore, type JsonObject, type ReadStreamRequest, type Snapshot } from '@ledgerkit/ledger-core';
+import { watching } from './support/watching-store.js';
+import { CurrencyRegistry, InMemoryEventStore, Ledger, restoreState, type JsonObject, type Snapshot } from '@ledgerkit/ledger-core';
 import { snapshotDigest, type SnapshotContent } from '../src/domain/snapshot-codec.js';
 
 const currencies = new CurrencyRegistry();
@@ -124,23 +125,11 @@ describe('LedgerWriter.open', () => {
     await store.saveSnapshot({ ...snapshot, state: forged(snapshot, (s) => void (s['lastRecordedAtMs'] = future)) });
     // The state alone is consistent: a later last recorded time is what a later event leaves.
     expect(restoreState((await store.loadSnapshot({ tenantId: TENANT, ledgerId }))?.state as JsonObject, currencies, snapshot.hash)?.lastRecordedAtMs).toBe(future);
-    let replayed = false;
-    const watched = new Proxy(store as EventStore, {
-      get(target, property, receiver) {
-        const value: unknown = Reflect.get(target, property, receiver);
-        if (property === 'readStream') {
-          return (request: ReadStreamRequest) => {
-            if ((request.fromVersion ?? 1) <= 1 && request.limit !== 1) replayed = true;
-            return target.readStream(request);
-          };
-        }
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const watched = watching(store);
     const now = T0 + 3_600_000;
-    const ledger = await Ledger.open({ store: watched, tenantId: TENANT, ledgerId, currencies, snapshotEveryEvents: 0, clock: () => now });
+    const ledger = await Ledger.open({ store: watched.store, tenantId: TENANT, ledgerId, currencies, snapshotEveryEvents: 0, clock: () => now });
     try {
-      expect(replayed).toBe(true);
+      expect(watched.replayed()).toBe(true);
       expect(await ledger.transfer({ transferId: 't2', debitAccountId: 'cash', creditAccountId: 'alice', amount: '1.00', currency: 'EUR' })).toMatchObject({ ok: true, recordedAt: new Date(now).toISOString() });
     } finally {
       await ledger.close();

@@ -9,6 +9,7 @@
  * every value of the state, and does not depend on the order of keys a store gives back.
  */
 import { describe, expect, it } from 'vitest';
+import { watching } from './support/watching-store.js';
 import {
   CurrencyRegistry,
   EventCodec,
@@ -20,7 +21,6 @@ import {
   type EventStore,
   type JsonObject,
   type JsonValue,
-  type ReadStreamRequest,
   type Snapshot,
 } from '@ledgerkit/ledger-core';
 
@@ -37,24 +37,6 @@ const noSnapshots = (store: EventStore): EventStore =>
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
-
-/** A store that notes whether a stream read started at version 1 with more than one event (a replay). */
-function watching(store: EventStore): { readonly store: EventStore; readonly replayed: () => boolean } {
-  let replayed = false;
-  const proxy = new Proxy(store, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (property === 'readStream') {
-        return (request: ReadStreamRequest) => {
-          if ((request.fromVersion ?? 1) <= 1 && request.limit !== 1) replayed = true;
-          return target.readStream(request);
-        };
-      }
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-  return { store: proxy, replayed: () => replayed };
-}
 
 const ser = (value: unknown): string => JSON.stringify(value, (_, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x));
 const byId = <T extends { id: string }>(items: T[]): T[] => items.sort((a, b) => (a.id < b.id ? -1 : 1));
