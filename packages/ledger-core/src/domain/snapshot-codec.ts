@@ -24,7 +24,7 @@ import { normalSideOf, type Posting } from './types.js';
  * (every object of the shape is strict), so its writer replays the log instead, as it does for a
  * snapshot of another version: never a state that has forgotten ids it should answer retries of.
  *
- * 3 since snapshots carry a `digest` (see {@link snapshotDigest}): a SHA-256 of the state,
+ * 3 since snapshots carry a `digest` (see `snapshotDigest`): a SHA-256 of the state,
  * bound to the ledger version and the hash of the event the snapshot was taken at, and
  * {@link restoreState} checks the state's consistency. A store's snapshots may be writable where
  * its events are not (PostgreSQL's application role may UPDATE them): a state altered there that
@@ -34,7 +34,7 @@ import { normalSideOf, type Posting } from './types.js';
  */
 export const SNAPSHOT_SCHEMA_VERSION = 3;
 
-/** What {@link snapshotDigest} hashes first: the shape's version, so that a digest of one shape is never taken for another's. */
+/** What `snapshotDigest` hashes first: the shape's version, so that a digest of one shape is never taken for another's. */
 const DIGEST_DOMAIN = `ledgerkit-snapshot:${SNAPSHOT_SCHEMA_VERSION}`;
 
 const minor = z.string().regex(/^[0-9]{1,40}$/);
@@ -148,7 +148,7 @@ const NO_ROWS: readonly never[] = [];
  * store's index.
  *
  * `hash` is the hash of the event at `state.version` (the writer's last hash), which the data's
- * `digest` binds it to (see {@link snapshotDigest}); give {@link restoreState} the same. A state
+ * `digest` binds it to (see `snapshotDigest`); give {@link restoreState} the same. A state
  * kept apart from any stored stream may leave it out (the empty string).
  */
 export function serializeState(state: LedgerState, accounts: Iterable<AccountState>, holds: Iterable<TransferRecord>, currencies: CurrencyRegistry, hash = ''): JsonObject {
@@ -202,9 +202,9 @@ function lifecycleCommandsRow(recent: readonly LifecycleCommandRecord[] | undefi
 
 /**
  * Rebuilds a state from {@link serializeState}'s output; `undefined` if the data is not valid, if
- * its `digest` is not {@link snapshotDigest} of it and `hash` (which must be the hash it was
+ * its `digest` is not `snapshotDigest` of it and `hash` (which must be the hash it was
  * serialized with: for a writer's snapshot, the snapshot's `hash`), if it is not consistent in
- * itself (see {@link consistent}), or if it holds an amount in a currency whose recorded scale is
+ * itself (see `consistent`), or if it holds an amount in a currency whose recorded scale is
  * missing or differs from the scale `currencies` gives it (its minor units would be read at the
  * wrong scale: 1.50 counted as 150 at scale 2 is 150 at scale 0). The caller then rebuilds the
  * state from the log instead.
