@@ -195,14 +195,22 @@ export const multiHoldBodySchema = multiTransferBodySchema.extend({ timeoutMs })
 /** `POST /holds`. */
 export const holdBodySchema = z.union([simpleHoldBodySchema, multiHoldBodySchema]);
 
+/**
+ * A partial post names its amount with its currency, a full post neither (the ledger refuses one
+ * without the other at `body.currency`): stated in the document as `dependentRequired`, which a
+ * client generated from it or a request validator enforces.
+ */
+const POST_HOLD_PAIRING = { dependentRequired: { amount: ['currency'], currency: ['amount'] } };
+
 export const postHoldBodySchema = z
   .strictObject({
     transferId: idSchema,
-    amount: amountSchema.optional().meta({ description: 'Part of a two-posting hold to post; all of it when absent.' }),
-    currency: currencySchema.optional(),
+    amount: amountSchema.optional().meta({ description: 'Part of a two-posting hold to post, with `currency` (both or neither); all of it when absent.' }),
+    currency: currencySchema.optional().meta({ description: 'The currency of `amount`, given with it (both or neither).' }),
     effectiveAt: instantSchema.optional(),
     metadata: metadataInSchema,
   })
+  .meta(POST_HOLD_PAIRING)
   .register(requestComponents, { id: 'PostHoldRequest' });
 
 export const voidHoldBodySchema = z
@@ -229,7 +237,7 @@ export const groupMemberSchemas = {
   multiTransfer: multiTransferBodySchema.extend({ kind: groupKind('transfer') }).register(requestComponents, { id: 'GroupMultiPostingTransfer' }),
   hold: simpleHoldBodySchema.extend({ kind: groupKind('hold') }).register(requestComponents, { id: 'GroupSimpleHold' }),
   multiHold: multiHoldBodySchema.extend({ kind: groupKind('hold') }).register(requestComponents, { id: 'GroupMultiPostingHold' }),
-  postHold: postHoldBodySchema.extend({ kind: groupKind('postHold'), holdId: idSchema.meta({ description: 'The hold to post.' }) }).register(requestComponents, { id: 'GroupPostHold' }),
+  postHold: postHoldBodySchema.extend({ kind: groupKind('postHold'), holdId: idSchema.meta({ description: 'The hold to post.' }) }).meta(POST_HOLD_PAIRING).register(requestComponents, { id: 'GroupPostHold' }),
   voidHold: voidHoldBodySchema.extend({ kind: groupKind('voidHold'), holdId: idSchema.meta({ description: 'The hold to void.' }) }).register(requestComponents, { id: 'GroupVoidHold' }),
   reversal: reverseBodySchema.extend({ kind: groupKind('reversal'), reversalOf: idSchema.meta({ description: 'The posted transfer to reverse.' }) }).register(requestComponents, { id: 'GroupReversal' }),
 } as const;

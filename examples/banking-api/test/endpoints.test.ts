@@ -490,6 +490,16 @@ describe('query and header errors', () => {
     }
   });
 
+  it('a hold post\'s amount and currency go together, in the document (dependentRequired) as on the server (400 at body.currency)', async () => {
+    const document = (await client(api.url, '').get('/openapi.json')).body;
+    for (const component of ['PostHoldRequest', 'GroupPostHold']) {
+      expect(document.components.schemas[component].dependentRequired, component).toEqual({ amount: ['currency'], currency: ['amount'] });
+    }
+    const reply = await bank.post('/holds/no-such-hold/post', { transferId: 'pairing-1', amount: '1.00' });
+    expectProblem(reply, 400, 'invalid_request');
+    expect(reply.body.errors.map((issue: { path: string }) => issue.path)).toEqual(['body.currency']);
+  });
+
   it('serves the OpenAPI document from text made once, not serialised per request', async () => {
     const stringify = vi.spyOn(JSON, 'stringify');
     try {
