@@ -5,8 +5,9 @@
  * seconds each, most of the suite's set-up time). Tests that need a server to themselves
  * (restarting it, killing it) still start their own.
  *
- * The server skips fsync (a test server's data is thrown away) but keeps synchronous_commit on,
- * which the benchmark suite's test checks before it measures anything.
+ * The server skips fsync and full-page writes (a test server's data is thrown away) but keeps
+ * synchronous_commit on. The benchmark suite's output test does not measure on it: the suite
+ * refuses a server without fsync, so that test starts a durable embedded server of its own.
  */
 import { createRequire } from 'node:module';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './packages/store-postgres/src/embedded.js';

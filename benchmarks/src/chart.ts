@@ -1,7 +1,8 @@
 /**
  * The report's chart as a self-contained SVG, written by hand (no browser, no plotting library):
  * median throughput and p99 latency per scenario on log scales, coloured by role (ours, raw
- * ceiling, Emmett), with each target marked; below them, throughput and p99 over time for every
+ * ceiling, Emmett), with each target marked on the figure it names (a target on the whole-window
+ * rate or on the median latency has no bar, so it is named in text instead); below them, throughput and p99 over time for every
  * scenario measured in one continuous window.
  */
 import type { BenchmarkReport, ScenarioResult } from './report.js';
@@ -44,8 +45,11 @@ export function renderChart(report: BenchmarkReport): string {
   const scenarios = report.scenarios;
   const rates = scenarios.filter(showsThroughput).map((s) => s.opsPerSecMedian);
   const latencies = scenarios.map((s) => s.latencyMs.p99).filter((v) => v > 0);
-  const targetRates = scenarios.flatMap((s) => (s.target?.opsPerSec === undefined ? [] : [s.target.opsPerSec]));
-  const targetLatencies = scenarios.flatMap((s) => [s.target?.latencyP99MsMax, s.target?.latencyP50MsMax].filter((v): v is number => v !== undefined));
+  const targetRates = scenarios.flatMap((s) => {
+    const target = medianRateTarget(s);
+    return target === undefined ? [] : [target];
+  });
+  const targetLatencies = scenarios.flatMap((s) => (s.target?.latencyP99MsMax === undefined ? [] : [s.target.latencyP99MsMax]));
   const rateScale = logScale([...rates, ...targetRates], PANEL_WIDTH);
   const latencyScale = logScale([...latencies, ...targetLatencies], PANEL_WIDTH);
   const axisTop = y;
@@ -67,8 +71,12 @@ export function renderChart(report: BenchmarkReport): string {
       if (showsThroughput(s)) {
         const w = Math.max(1, rateScale.x(s.opsPerSecMedian));
         parts.push(rect(throughputX, barY, w, ROW_HEIGHT - 7, colour));
-        parts.push(text(throughputX + w + 4, y - 5, compact(s.opsPerSecMedian), { size: 10, fill: '#374151' }));
-        if (s.target?.opsPerSec !== undefined) parts.push(targetTick(throughputX + rateScale.x(s.target.opsPerSec), barY));
+        // The bar is the median: a target on the whole-window rate (basis overall) is not drawn on it, only named with that rate.
+        const overallTarget = s.target?.opsPerSec !== undefined && s.target.basis === 'overall' ? s.target.opsPerSec : undefined;
+        const overallNote = overallTarget === undefined ? '' : ` · target ${compact(overallTarget)}/s on the whole window: ${compact(s.opsPerSecOverall)}`;
+        parts.push(text(throughputX + w + 4, y - 5, `${compact(s.opsPerSecMedian)}${overallNote}`, { size: 10, fill: '#374151' }));
+        const medianTarget = medianRateTarget(s);
+        if (medianTarget !== undefined) parts.push(targetTick(throughputX + rateScale.x(medianTarget), barY));
       } else {
         parts.push(text(throughputX + 4, y - 5, `n/a (${s.opsUnit})`, { size: 10, fill: '#6b7280' }));
       }
@@ -77,8 +85,11 @@ export function renderChart(report: BenchmarkReport): string {
       // A target stated at a larger history than this run built is not judged: say so next to the figure.
       const history = s.details['historyEvents'];
       const note = judged ? '' : ` · target not judged${typeof history === 'number' ? ` (history ${history.toLocaleString('en-US')})` : ''}`;
-      parts.push(text(latencyX + w + 4, y - 5, `${compactMs(s.latencyMs.p99)} per ${shortLatencyOf(s.latencyOf)}${note}`, { size: 10, fill: '#374151' }));
-      const latencyTarget = s.target?.latencyP99MsMax ?? s.target?.latencyP50MsMax;
+      const p50Target = s.target?.latencyP50MsMax;
+      const medianNote = p50Target === undefined ? '' : ` · target median ≤ ${compactMs(p50Target)}: ${compactMs(s.latencyMs.p50)}`;
+      parts.push(text(latencyX + w + 4, y - 5, `${compactMs(s.latencyMs.p99)} per ${shortLatencyOf(s.latencyOf)}${medianNote}${note}`, { size: 10, fill: '#374151' }));
+      // The bar is the p99: only a p99 target is drawn on it (a median target, e.g. the start-up's, has no bar here).
+      const latencyTarget = s.target?.latencyP99MsMax;
       if (latencyTarget !== undefined) parts.push(targetTick(latencyX + latencyScale.x(latencyTarget), barY));
     }
   }
@@ -128,7 +139,8 @@ function seriesPanel(s: ScenarioResult, x0: number, y0: number): string {
   if (s.target?.opsPerSec !== undefined) {
     const ty = pyRate(s.target.opsPerSec);
     out.push(`<line x1="${plotX}" x2="${plotX + plotW}" y1="${ty.toFixed(1)}" y2="${ty.toFixed(1)}" stroke="${TARGET_COLOUR}" stroke-dasharray="4 3"/>`);
-    out.push(text(plotX + plotW - 4, ty - 3, `target ${compact(s.target.opsPerSec)}/s`, { size: 9, fill: TARGET_COLOUR, anchor: 'end' }));
+    const basis = s.target.basis === 'overall' ? `, judged on the whole window's rate (${compact(s.opsPerSecOverall)}/s), not on each interval` : ', judged on the median interval';
+    out.push(text(plotX + plotW - 4, ty - 3, `target ${compact(s.target.opsPerSec)}/s${basis}`, { size: 9, fill: TARGET_COLOUR, anchor: 'end' }));
   }
   const line = (values: readonly [number, number][], colour: string): string =>
     `<polyline fill="none" stroke="${colour}" stroke-width="1.5" points="${values.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"/>`;
@@ -198,6 +210,11 @@ function text(x: number, y: number, content: string, style: { size?: number; wei
 
 function escapeXml(value: string): string {
   return value.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+}
+
+/** A throughput target judged on the median (the bar the throughput panel draws), if the scenario has one. */
+function medianRateTarget(s: ScenarioResult): number | undefined {
+  return s.target?.opsPerSec !== undefined && s.target.basis !== 'overall' ? s.target.opsPerSec : undefined;
 }
 
 function showsThroughput(s: ScenarioResult): boolean {

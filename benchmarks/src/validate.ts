@@ -2,11 +2,19 @@
  * Checks a results document as a consumer would read it back from disk: the shape of schema
  * version 3 (with the descriptive fields, versions and settings README.md shows), finite
  * non-negative figures in a sensible order, no failed operation, ratios that are the quotient of
- * the medians they name, peers that ran durably, and verdicts that agree with the figures (each
- * target recomputed from its parts, and not judged on a smaller history than it names).
+ * the medians they name (each peer a scenario of the same group in the role its field names), an
+ * overall rate that is the operations ÷ the timed seconds reported, a server section whenever a
+ * PostgreSQL group ran, with synchronous_commit, fsync and full_page_writes on (a report without
+ * these fields is refused, not assumed durable), peers that ran durably, and verdicts that agree
+ * with the figures (each target recomputed from its parts, and not judged on a smaller history
+ * than it names).
  * `pnpm bench:ci` fails when this finds anything; a missed target is not a problem here.
  */
 import { REPORT_SCHEMA_VERSION } from './report.js';
+import { SUITE_GROUPS } from './suite.js';
+
+/** The groups whose scenarios run on PostgreSQL (`needsPostgres` in the suite's registry). */
+const POSTGRES_GROUP_IDS: ReadonlySet<string> = new Set(SUITE_GROUPS.filter((group) => group.needsPostgres).map((group) => group.id));
 
 /** Every problem found in `value` (a parsed results document), as a sentence; empty when it is valid. */
 export function validateReport(value: unknown): string[] {
@@ -49,10 +57,24 @@ export function validateReport(value: unknown): string[] {
 
   const postgres = value['postgres'];
   let emmett: Record<string, unknown> | undefined;
-  if (postgres !== null) {
+  if (postgres === null) {
+    // A PostgreSQL figure without the server section would skip every durability check below.
+    const listed = [...(Array.isArray(value['groups']) ? value['groups'] : []).map((g) => (isObject(g) ? g['id'] : undefined)), ...(Array.isArray(value['scenarios']) ? value['scenarios'] : []).map((s) => (isObject(s) ? s['group'] : undefined))];
+    const onPostgres = [...new Set(listed.filter((id): id is string => typeof id === 'string' && POSTGRES_GROUP_IDS.has(id)))];
+    if (onPostgres.length > 0) fail('postgres', `null, but scenarios of ${onPostgres.join(', ')} ran on PostgreSQL: the server and its durability settings must be reported`);
+  } else {
     if (!isObject(postgres) || !isObject(postgres['server']) || !isObject(postgres['emmett'])) fail('postgres', 'expected { server, emmett } or null');
     else {
-      if (postgres['server']['synchronousCommit'] !== 'on') fail('postgres.server.synchronousCommit', `expected on, got ${String(postgres['server']['synchronousCommit'])}`);
+      // Durable commits: each of these off makes a commit cheaper than a durable one, and every figure flatter.
+      for (const [key, setting] of [
+        ['synchronousCommit', 'synchronous_commit'],
+        ['fsync', 'fsync'],
+        ['fullPageWrites', 'full_page_writes'],
+      ] as const) {
+        const found = postgres['server'][key];
+        if (found === undefined) fail(`postgres.server.${key}`, `missing: the report does not say whether ${setting} was on (a report written before ${setting} was recorded cannot be validated as durable)`);
+        else if (found !== 'on') fail(`postgres.server.${key}`, `expected on (${setting}), got ${String(found)}`);
+      }
       emmett = postgres['emmett'];
       if (typeof emmett['available'] !== 'boolean') fail('postgres.emmett.available', 'expected a boolean');
       else if (emmett['available']) {
@@ -100,6 +122,18 @@ export function validateReport(value: unknown): string[] {
     number(s['errors'], `${at}.errors`, fail, { integer: true });
     // Failed operations mean the fixture no longer fits the rules: the figures measure the wrong thing.
     if (typeof s['errors'] === 'number' && s['errors'] > 0) fail(`${at}.errors`, `${s['errors']} operations failed; expected 0, the figures are not valid`);
+    // The sustained target is judged on opsPerSecOverall: it must be the operations ÷ the timed seconds reported.
+    const timedSeconds = isObject(s['details']) ? s['details']['timedSeconds'] : undefined;
+    if (timedSeconds !== undefined) {
+      if (typeof timedSeconds !== 'number' || !Number.isFinite(timedSeconds) || timedSeconds <= 0) fail(`${at}.details.timedSeconds`, `expected a number > 0, got ${JSON.stringify(timedSeconds)}`);
+      else if (typeof s['ops'] === 'number' && typeof s['opsPerSecOverall'] === 'number') {
+        const overall = overallRange(s['ops'], timedSeconds);
+        const reported = s['opsPerSecOverall'];
+        if (reported < overall.low || reported > overall.high) {
+          fail(`${at}.opsPerSecOverall`, `${reported} is not ops ÷ timedSeconds (${s['ops']} ÷ ${timedSeconds} = ${overall.value.toFixed(2)}, within rounding ${overall.low.toFixed(2)}–${overall.high.toFixed(2)})`);
+        }
+      }
+    }
     number(s['samples'], `${at}.samples`, fail, { positive: true, integer: true });
     number(s['latencySamples'], `${at}.latencySamples`, fail, { integer: true });
     number(s['cpuPerWall'], `${at}.cpuPerWall`, fail);
@@ -175,7 +209,14 @@ export function validateReport(value: unknown): string[] {
         if (ratio !== null) fail(`${at}.${ratioKey}`, `expected null without a ${key}, got ${String(ratio)}`);
         continue;
       }
-      const quotient = medianQuotient(s, byName.get(String(peer)));
+      // A ratio means what the role says only against a scenario of the same group in the right role.
+      const named = byName.get(String(peer));
+      const role = key === 'rawCeiling' ? 'raw-ceiling' : 'peer';
+      if (named !== undefined) {
+        if (named['group'] !== s['group']) fail(`${at}.${key}`, `${String(peer)} is in group ${String(named['group'])}, not this scenario's group ${String(s['group'])}`);
+        if (named['role'] !== role) fail(`${at}.${key}`, `${String(peer)} has role ${String(named['role'])}, expected ${role}`);
+      }
+      const quotient = medianQuotient(s, named);
       if (typeof ratio !== 'number') fail(`${at}.${ratioKey}`, `expected a number: ${String(peer)} ran`);
       else if (quotient !== undefined && (ratio < quotient.low - RATIO_ROUNDING || ratio > quotient.high + RATIO_ROUNDING)) {
         fail(`${at}.${ratioKey}`, `${ratio} is not this median ÷ ${String(peer)}'s (${quotient.value.toFixed(4)})`);
@@ -186,6 +227,19 @@ export function validateReport(value: unknown): string[] {
     }
   }
   return problems;
+}
+
+/**
+ * ops ÷ timedSeconds, and the range `opsPerSecOverall` may take once both were rounded as
+ * reported: timedSeconds to 2 or 3 decimals (so ± 0.005 s at most), the rate to whole ops/s from
+ * 100 up and hundredths below.
+ */
+function overallRange(ops: number, timedSeconds: number): { value: number; low: number; high: number } {
+  const secondsSlack = 0.005;
+  const rateSlack = (rate: number): number => (rate >= 100 ? 0.5 : 0.005);
+  const fastest = timedSeconds - secondsSlack > 0 ? ops / (timedSeconds - secondsSlack) : Number.POSITIVE_INFINITY;
+  const slowest = ops / (timedSeconds + secondsSlack);
+  return { value: ops / timedSeconds, low: slowest - rateSlack(slowest), high: fastest + rateSlack(fastest) };
 }
 
 /** A ratio is rounded to 4 decimals. */

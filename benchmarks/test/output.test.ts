@@ -60,7 +60,16 @@ let report: BenchmarkReport;
 let outDir: string;
 
 beforeAll(async () => {
-  report = await runSuite(TINY);
+  // The run refuses a server with fsync or full_page_writes off, as the test workers' shared
+  // servers are (vitest.global-setup.ts): this file measures on an embedded server of its own,
+  // with the durable defaults a benchmark run starts.
+  const shared = process.env['DATABASE_URL'];
+  delete process.env['DATABASE_URL'];
+  try {
+    report = await runSuite(TINY);
+  } finally {
+    if (shared !== undefined) process.env['DATABASE_URL'] = shared;
+  }
   outDir = mkdtempSync(path.join(os.tmpdir(), 'ledgerkit-bench-'));
 });
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
@@ -172,9 +181,9 @@ describe('benchmark output', () => {
     expect(hot.meetsTarget).toBe(ratio >= 0.8);
   });
 
-  it('measures with synchronous commits, on our connections and on Emmett’s', () => {
-    expect(report.postgres?.server.synchronousCommit).toBe('on');
-    expect(report.postgres?.server.source).toBe(process.env['DATABASE_URL'] ? 'DATABASE_URL' : 'embedded');
+  it('measures with durable commits (synchronous_commit, fsync and full_page_writes on), on our connections and on Emmett’s', () => {
+    expect(report.postgres?.server).toMatchObject({ synchronousCommit: 'on', fsync: 'on', fullPageWrites: 'on' });
+    expect(report.postgres?.server.source).toBe('embedded');
     expect(report.postgres?.emmett).toMatchObject({ available: true, synchronousCommit: 'on' });
     expect(report.versions.emmettPostgresql).toMatch(/^\d+\.\d+\.\d+/);
   });
@@ -253,6 +262,40 @@ describe('benchmark output', () => {
     expect(row).toContain('not judged (history 3,000)');
     expect(formatTable(report)).toContain('not judged (history 3,000)');
     expect(renderChart(report)).toContain('target not judged (history 3,000)');
+  });
+});
+
+describe('the chart', () => {
+  /** Target ticks drawn on the bars (the legend draws one more). */
+  const ticks = (svg: string): number => (svg.match(/<line [^>]*stroke="#dc2626" stroke-width="2"\/>/g) ?? []).length - 1;
+  /** The tiny run's report with one target only, on the sustained batch (a throughput bar and a p99 bar). */
+  const withOneTarget = (target: Record<string, unknown>): BenchmarkReport => {
+    const doc = copyOf();
+    for (const s of doc.scenarios) {
+      s['target'] = null;
+      s['meetsTarget'] = null;
+      s['notJudged'] = null;
+      s['misses'] = [];
+    }
+    scenarioIn(doc, WRITER_BATCH)['target'] = { statement: 'one target', ...target };
+    return doc as unknown as BenchmarkReport;
+  };
+
+  it('draws a throughput target on the median bar only when the target is on the median', () => {
+    expect(ticks(renderChart(withOneTarget({ opsPerSec: 50_000 })))).toBe(1);
+    expect(ticks(renderChart(withOneTarget({ opsPerSec: 50_000, basis: 'median' })))).toBe(1);
+    // The sustained target is on the whole window's rate: no bar shows it, so no tick; the text names it.
+    const sustained = renderChart(withOneTarget({ opsPerSec: 50_000, basis: 'overall' }));
+    expect(ticks(sustained)).toBe(0);
+    expect(sustained).toContain('target 50.0k/s on the whole window');
+  });
+
+  it('draws a latency target on the p99 bar only when the target is a p99', () => {
+    expect(ticks(renderChart(withOneTarget({ latencyP99MsMax: 100 })))).toBe(1);
+    // A median latency target (the start-up's) has no bar in the chart.
+    const median = renderChart(withOneTarget({ latencyP50MsMax: 500 }));
+    expect(ticks(median)).toBe(0);
+    expect(median).toContain('target median ≤ 500 ms');
   });
 });
 
@@ -382,6 +425,70 @@ describe('the validator refuses', () => {
     const fullStartup = scenarioIn(full, WRITER_STARTUP);
     fullStartup['details'] = { ...fullStartup['details'], historyEvents: 1_000_000 };
     expect(validateReport(full).join('\n')).toMatch(new RegExp(`scenario ${WRITER_STARTUP}: meetsTarget must be a boolean with a target judged on its history`));
+  });
+
+  it('a server with fsync or full_page_writes off, or one that does not report them', () => {
+    for (const [key, setting] of [
+      ['fsync', 'fsync'],
+      ['fullPageWrites', 'full_page_writes'],
+    ] as const) {
+      const off = copyOf();
+      off['postgres'].server[key] = 'off';
+      expect(validateReport(off).join('\n'), key).toMatch(new RegExp(`postgres\\.server\\.${key}: expected on \\(${setting}\\), got off`));
+      const old = copyOf();
+      delete old['postgres'].server[key];
+      expect(validateReport(old).join('\n'), key).toMatch(new RegExp(`postgres\\.server\\.${key}: missing`));
+    }
+  });
+
+  it('a null postgres section when PostgreSQL scenarios ran, but not in a run of the in-memory group alone', () => {
+    const doc = copyOf();
+    doc['postgres'] = null;
+    expect(validateReport(doc).join('\n')).toMatch(/postgres: null, but scenarios of postgres, writer-batch, .* ran on PostgreSQL/);
+    const core = copyOf();
+    core['postgres'] = null;
+    core['groups'] = core['groups'].filter((g: { id: string }) => g.id === 'core');
+    core.scenarios = core.scenarios.filter((s) => s['group'] === 'core');
+    expect(validateReport(core)).toEqual([]);
+  });
+
+  it('an overall rate that is not the operations ÷ the timed seconds, even with a verdict that agrees with it', () => {
+    const doc = copyOf();
+    const batch = scenarioIn(doc, WRITER_BATCH);
+    expect(typeof batch['details']['timedSeconds']).toBe('number');
+    // A sustained target met on an inflated whole-window rate: the verdict agrees with the figure, the figure with nothing.
+    batch['opsPerSecOverall'] = Math.round((batch['ops'] / batch['details']['timedSeconds']) * 2);
+    batch['target'] = { opsPerSec: 1, basis: 'overall', statement: 'any sustained rate' };
+    batch['meetsTarget'] = true;
+    batch['misses'] = [];
+    expect(validateReport(doc).join('\n')).toMatch(new RegExp(`scenario ${WRITER_BATCH}\\.opsPerSecOverall: .* is not ops ÷ timedSeconds`));
+    const raw = copyOf();
+    const ceiling = scenarioIn(raw, RAW_BATCH);
+    ceiling['opsPerSecOverall'] = Math.round((ceiling['ops'] / ceiling['details']['timedSeconds']) * 0.9);
+    expect(validateReport(raw).join('\n')).toMatch(new RegExp(`scenario ${RAW_BATCH}\\.opsPerSecOverall: .* is not ops ÷ timedSeconds`));
+  });
+
+  it('a raw ceiling or an Emmett peer that is not a scenario of the same group in that role', () => {
+    const wrongRole = copyOf();
+    const batch = scenarioIn(wrongRole, WRITER_BATCH);
+    // The Emmett peer named as the raw ceiling: the ratio is its quotient, the role is wrong.
+    batch['rawCeiling'] = EMMETT_BATCH;
+    batch['ratioToRawCeiling'] = batch['ratioToEmmett'];
+    expect(validateReport(wrongRole).join('\n')).toMatch(new RegExp(`scenario ${WRITER_BATCH}\\.rawCeiling: ${EMMETT_BATCH} has role peer, expected raw-ceiling`));
+    const wrongGroup = copyOf();
+    const callers = scenarioIn(wrongGroup, WRITER_CALLERS);
+    // Another group's ceiling: right role, wrong workload.
+    callers['rawCeiling'] = RAW_BATCH;
+    callers['ratioToRawCeiling'] = Math.round((callers['opsPerSecMedian'] / scenarioIn(wrongGroup, RAW_BATCH)['opsPerSecMedian']) * 10_000) / 10_000;
+    callers['target'] = null;
+    callers['meetsTarget'] = null;
+    callers['misses'] = [];
+    expect(validateReport(wrongGroup).join('\n')).toMatch(new RegExp(`scenario ${WRITER_CALLERS}\\.rawCeiling: ${RAW_BATCH} is in group writer-batch, not this scenario's group writer-callers`));
+    const peerRole = copyOf();
+    const hot = scenarioIn(peerRole, WRITER_CALLERS);
+    hot['emmettPeer'] = RAW_CALLERS;
+    hot['ratioToEmmett'] = hot['ratioToRawCeiling'];
+    expect(validateReport(peerRole).join('\n')).toMatch(new RegExp(`scenario ${WRITER_CALLERS}\\.emmettPeer: ${RAW_CALLERS} has role raw-ceiling, expected peer`));
   });
 
   it('a balance read reported flat in history when its p99 is not within 1.5 × the 10-event p99', () => {
