@@ -65,8 +65,8 @@ async function flood(ms: number, payload: (n: number) => string, during?: () => 
   let sent = 0;
   const sending = (async () => {
     while (Date.now() < until) {
-      // A few in flight at once: pg pipelines them on the connection.
-      await Promise.all(Array.from({ length: 8 }, () => forger.query('SELECT pg_notify($1, $2)', [DEFAULT_NOTIFY_CHANNEL, payload((sent += 1))])));
+      // Many in flight at once: pg pipelines them on the connection, so a loaded machine still floods.
+      await Promise.all(Array.from({ length: 32 }, () => forger.query('SELECT pg_notify($1, $2)', [DEFAULT_NOTIFY_CHANNEL, payload((sent += 1))])));
     }
   })();
   await during?.();
