@@ -2,8 +2,8 @@
  * The report's chart as a self-contained SVG, written by hand (no browser, no plotting library):
  * median throughput and p99 latency per scenario on log scales, coloured by role (ours, raw
  * ceiling, Emmett), with each target marked on the figure it names (a target on the whole-window
- * rate or on the median latency has no bar, so it is named in text instead); below them, throughput and p99 over time for every
- * scenario measured in one continuous window.
+ * rate or on the median latency has no bar, so it is named in text instead); below them,
+ * throughput and p99 over time for every scenario measured in one continuous window.
  */
 import type { BenchmarkReport, ScenarioResult } from './report.js';
 
