@@ -429,6 +429,25 @@ ${tenantFunction(
 `;
 };
 
+/**
+ * The expiry sweep skips the rows other transactions hold (`FOR UPDATE SKIP LOCKED`) instead of
+ * waiting for them: it took expired keys in the table's physical order while a claim batch takes
+ * its keys in key order, so a sweep and a batch re-claiming expired keys could each hold a row the
+ * other wanted (a deadlock, PostgreSQL aborting one). A key skipped now is expired still, and the
+ * next sweep takes it.
+ */
+const sweepSkipsLocked = (): string => tenantFunction(
+  'expire_idempotency_keys',
+  'p_limit integer',
+  'integer',
+  `DECLARE v_deleted integer; BEGIN
+  DELETE FROM ${S}.idempotency_keys WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM ${S}.idempotency_keys WHERE tenant_id = p_tenant_id AND expires_at <= clock_timestamp() LIMIT p_limit FOR UPDATE SKIP LOCKED));
+  GET DIAGNOSTICS v_deleted = ROW_COUNT;
+  PERFORM set_config('${TENANT_SETTING}', v_previous, true);
+  RETURN v_deleted; END;`,
+);
+
 /** Every migration of the API schema, in order. Applied steps are never edited: a change is a new step. */
 const API_MIGRATIONS: readonly ApiMigration[] = [
   { version: 1, name: 'idempotency keys, audit events, account directory; RLS', sql: initialSchema },
@@ -439,6 +458,7 @@ const API_MIGRATIONS: readonly ApiMigration[] = [
   // setting is no tenant): ALTER POLICY, catalog only, no scan.
   { version: 5, name: 'tenant policies: an empty tenant setting is no tenant', sql: () => TENANT_TABLES.map((table) => tenantPolicyUpdateSql({ schema: S, table })).join('\n') },
   { version: 6, name: 'idempotency keys: claims and answers set-based, fill factor 60', sql: setBasedKeys },
+  { version: 7, name: 'idempotency keys: the expiry sweep skips rows in use', sql: sweepSkipsLocked },
 ];
 
 /** Options of {@link migrateBankingApi}. */

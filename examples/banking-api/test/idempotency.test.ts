@@ -213,6 +213,31 @@ describe('idempotency keys in PostgreSQL', () => {
     expect(await other.claim(ref('twice-2'))).toEqual({ kind: 'replay', response: answer });
   });
 
+  it('the expiry sweep deletes expired keys without waiting for one another transaction holds (a claim re-claiming it): that one is left for the next sweep', async () => {
+    const tenant = 'sweep-tenant';
+    for (const key of ['sweep-1', 'sweep-2', 'sweep-3']) {
+      await db.admin.query(
+        `INSERT INTO banking_api.idempotency_keys (tenant_id, client_id, idem_key, fingerprint, state, expires_at) VALUES ($1, 'client-1', $2, 'fp', 'done', clock_timestamp() - interval '1 second')`,
+        [tenant, key],
+      );
+    }
+    const sweep = (): Promise<number> => appPool.query<{ deleted: number }>('SELECT banking_api.expire_idempotency_keys($1, 1000) AS deleted', [tenant]).then((result) => Number(result.rows[0]?.deleted));
+    const locker = await db.admin.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM banking_api.idempotency_keys WHERE tenant_id = $1 AND idem_key = 'sweep-2' FOR UPDATE`, [tenant]);
+      const swept = await Promise.race([sweep(), sleep(2_000).then(() => 'still waiting' as const)]);
+      expect(swept).toBe(2);
+      await locker.query('COMMIT');
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
+    }
+    expect(await sweep()).toBe(1);
+    const { rows } = await db.admin.query('SELECT 1 FROM banking_api.idempotency_keys WHERE tenant_id = $1', [tenant]);
+    expect(rows).toEqual([]);
+  });
+
   it('a key claimed before nonces existed (a null nonce) is claimed again with its null nonce', async () => {
     await db.admin.query(
       `INSERT INTO banking_api.idempotency_keys (tenant_id, client_id, idem_key, fingerprint, state, expires_at) VALUES ('idem-tenant', 'client-1', 'old-1', 'fp-old-1', 'released', clock_timestamp() + interval '1 hour')`,
