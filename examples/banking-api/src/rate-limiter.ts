@@ -72,17 +72,6 @@ export class RateLimiter {
   }
 
   /**
-   * Whether `clientKey` could take a token now, without taking it (its bucket is neither created
-   * nor made more recent): an empty bucket is refused with the time until its next token.
-   */
-  peek(clientKey: string): RateDecision {
-    const bucket = this.#buckets.get(clientKey);
-    if (bucket === undefined) return ALLOWED;
-    const tokens = Math.min(this.#burst, bucket.tokens + (this.#clock() - bucket.updatedAtMs) * this.#ratePerMs);
-    return tokens >= 1 ? ALLOWED : refusal(tokens, this.#ratePerMs);
-  }
-
-  /**
    * Gives back one token that {@link take} took from `clientKey`'s bucket for a request that turned
    * out not to count against it (a token charged to its address while being verified, which
    * verified). Never beyond the burst, so refunds cannot lift a bucket over its bound; a bucket

@@ -24,29 +24,6 @@ describe('RateLimiter', () => {
     expect(rl.take('b').allowed).toBe(true);
   });
 
-  it('peek answers as take would without spending a token, creating a bucket or making one more recent', () => {
-    const { limiter: rl, advance } = limiter({ ratePerSecond: 1, burst: 2, clientsMax: 2 });
-    expect(rl.peek('new')).toEqual({ allowed: true });
-    expect(rl.size).toBe(0);
-    rl.take('a');
-    expect(rl.peek('a')).toEqual({ allowed: true });
-    expect(rl.peek('a')).toEqual({ allowed: true });
-    rl.take('a');
-    expect(rl.peek('a')).toEqual({ allowed: false, retryAfterSeconds: 1 });
-    expect(rl.take('a')).toEqual({ allowed: false, retryAfterSeconds: 1 });
-    advance(1_000);
-    expect(rl.peek('a')).toEqual({ allowed: true });
-    expect(rl.take('a').allowed).toBe(true);
-    expect(rl.take('a').allowed).toBe(false);
-    // 'a' is the least recently used of two buckets; peeking it does not keep it when a third comes.
-    rl.take('b');
-    rl.peek('a');
-    rl.take('c');
-    expect(rl.size).toBe(2);
-    expect(rl.peek('a')).toEqual({ allowed: true });
-    expect(rl.peek('b')).toEqual({ allowed: true });
-  });
-
   it('refund gives back a token take took, never beyond the burst, and creates no bucket', () => {
     const { limiter: rl, advance } = limiter({ ratePerSecond: 1, burst: 2 });
     // A bucket emptied, one token given back: one request passes, the next does not.
